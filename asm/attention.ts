@@ -1,0 +1,299 @@
+// Fused scaled-dot-product attention, blockwise over keys with an online softmax (FlashAttention-2
+// on a CPU): extra memory is O(Tk*(Dk+Dv)) per thread for the packed K/V of one head plus
+// constant-size blocks, never O(Tq*Tk). Forward saves lse; backward recomputes P from it.
+//
+// Every product runs on the 4x8 GEMM micro-kernel: Q K^T uses Q packed in 4-row panels and K
+// packed in 8-key panels (k = head dim); P V uses P packed in 4-row panels over the key block.
+import { EXPC, gemmBlock, hmax, imax, imin, packA, packB, part, roundUp, sexp, vexp } from './common';
+
+const BQ: i32 = 64;
+const BK: i32 = 64;
+
+@inline function al(x: i32): i32 {
+  return (x + 63) & ~63;
+}
+
+/** scratch bytes per thread for the forward (bwd = 0) or backward (bwd = 1) kernel */
+export function attentionScratchBytes(Tk: i32, Dk: i32, Dv: i32, bwd: i32): i32 {
+  const Tkp = roundUp(Tk, 8);
+  const Dkp = roundUp(Dk, 8);
+  const Dvp = roundUp(Dv, 8);
+  if (!bwd) {
+    return al(Tkp * Dk * 4) + al(Dvp * Tkp * 4) + al(BQ * Dk * 4) + 2 * al(BQ * BK * 4) + al(BQ * Dvp * 4) + 2 * al(BQ * 4) + 128;
+  }
+  return al(Tkp * Dk * 4) + al(Tkp * Dv * 4) + al(Dkp * Tkp * 4) + al(BQ * Dk * 4) + al(BQ * Dv * 4) + al(Dkp * BQ * 4) +
+    al(Dvp * BQ * 4) + 5 * al(BQ * BK * 4) + 2 * al(BQ * 4) + 128;
+}
+
+/** visible key range [lo, hi) of query row i; returns lo in the low 32 bits, hi in the high */
+@inline function visLo(pos: i32, window: i32): i32 {
+  return window > 0 ? imax(0, pos - window + 1) : 0;
+}
+@inline function visHi(pos: i32, Tk: i32, kvl: i32, causal: i32): i32 {
+  let hi = imin(Tk, kvl);
+  if (causal) hi = imin(hi, pos + 1);
+  return hi;
+}
+
+/**
+ * Scales row r of the score block, adds bias, sets invisible keys to -inf.
+ * Returns the row max over the visible keys (-inf when none).
+ */
+@inline function prepRow(
+  srow: usize, nk: i32, jlo: i32, jhi: i32, scale: f32, bias: usize, bRow: usize, bsK: i32, kb0: i32,
+): f32 {
+  const NEG = v128.load32_splat(EXPC, 60);
+  if (jlo <= 0 && jhi >= nk && bias == 0) {
+    const sc = f32x4.splat(scale);
+    let mx = NEG;
+    for (let j = 0; j < nk; j += 4) {
+      const o = <usize>j << 2;
+      const s = f32x4.mul(v128.load(srow + o), sc);
+      v128.store(srow + o, s);
+      mx = f32x4.max(mx, s);
+    }
+    return hmax(mx);
+  }
+  let m: f32 = -Infinity;
+  for (let j = 0; j < nk; j++) {
+    const o = <usize>j << 2;
+    let s: f32 = -Infinity;
+    if (j >= jlo && j < jhi) {
+      s = load<f32>(srow + o) * scale;
+      if (bias != 0) s += load<f32>(bRow + ((<usize>(kb0 + j) * <usize>bsK) << 2));
+      m = Mathf.max(m, s);
+    }
+    store<f32>(srow + o, s);
+  }
+  return m;
+}
+
+export function attention(
+  tid: i32, nth: i32, q: usize, k: usize, v: usize, out: usize, lse: usize,
+  B: i32, H: i32, Hkv: i32, Tq: i32, Tk: i32, Dk: i32, Dv: i32, scale: f32, causal: i32, window: i32,
+  kvLen: usize, bias: usize, bsB: i32, bsH: i32, bsQ: i32, bsK: i32, scratch: usize, scratchPer: usize,
+): void {
+  const Tkp = roundUp(Tk, 8);
+  const Dvp = roundUp(Dv, 8);
+  let w = scratch + <usize>tid * scratchPer;
+  const Kp = w; w += <usize>al(Tkp * Dk * 4);
+  const Vp = w; w += <usize>al(Dvp * Tkp * 4);
+  const Qp = w; w += <usize>al(BQ * Dk * 4);
+  const S = w; w += <usize>al(BQ * BK * 4);
+  const Pp = w; w += <usize>al(BQ * BK * 4);
+  const O = w; w += <usize>al(BQ * Dvp * 4);
+  const Mx = w; w += <usize>al(BQ * 4);
+  const L = w; w += <usize>al(BQ * 4);
+  const tmp = w;
+  const G = H / Hkv;
+  const nqb = (Tq + BQ - 1) / BQ;
+  const items = B * H * nqb;
+  const lo = part(items, nth, tid);
+  const hi = part(items, nth, tid + 1);
+  let packed = -1;
+  const offs = Tk - Tq;
+  for (let it = lo; it < hi; it++) {
+    const bh = it / nqb;
+    const qb = it % nqb;
+    const b = bh / H;
+    const h = bh % H;
+    const kvh = b * Hkv + h / G;
+    if (kvh != packed) {
+      // K as 8-key panels over Dk; V as 8-column panels over keys (zero rows up to Tkp)
+      packB(Kp, k + ((<usize>kvh * <usize>Tk * <usize>Dk) << 2), 1, Dk, Dk, Tk, Dk);
+      packB(Vp, v + ((<usize>kvh * <usize>Tk * <usize>Dv) << 2), Dv, 1, Tk, Dv, Tkp);
+      packed = kvh;
+    }
+    const kvl = kvLen != 0 ? load<i32>(kvLen + (<usize>b << 2)) : Tk;
+    const q0 = qb * BQ;
+    const bq = imin(BQ, Tq - q0);
+    const bqp = roundUp(bq, 4);
+    const qrow0 = <usize>bh * <usize>Tq + <usize>q0;
+    packA(Qp, q + ((qrow0 * <usize>Dk) << 2), Dk, 1, bq, Dk);
+    memory.fill(O, 0, <usize>(bqp * Dvp * 4));
+    memory.fill(Pp, 0, <usize>(BQ * BK * 4));
+    for (let r = 0; r < bq; r++) {
+      store<f32>(Mx + (<usize>r << 2), -Infinity);
+      store<f32>(L + (<usize>r << 2), 0);
+    }
+    const posFirst = q0 + offs;
+    const posLast = q0 + bq - 1 + offs;
+    const kLo = visLo(posFirst, window);
+    const kHi = visHi(posLast, Tk, kvl, causal);
+    const biasBH = bias + ((<usize>b * <usize>bsB + <usize>h * <usize>bsH) << 2);
+    for (let kb0 = (kLo / BK) * BK; kb0 < kHi; kb0 += BK) {
+      const nk = imin(BK, Tkp - kb0);
+      gemmBlock(Qp, <usize>Dk << 4, Kp + ((<usize>kb0 * <usize>Dk) << 2), <usize>Dk << 5, bqp, nk, Dk, S, BK * 4, false, tmp);
+      for (let r = 0; r < bq; r++) {
+        const pos = q0 + r + offs;
+        const jlo = visLo(pos, window) - kb0;
+        const jhi = visHi(pos, Tk, kvl, causal) - kb0;
+        const srow = S + <usize>(r * BK * 4);
+        const prow = Pp + <usize>((r >> 2) * BK * 16 + (r & 3) * 4);
+        const mOld = load<f32>(Mx + (<usize>r << 2));
+        let mx: f32 = -Infinity;
+        const vis = jlo < nk && jhi > 0 && jlo < jhi;
+        if (vis) mx = prepRow(srow, nk, jlo, jhi, scale, bias, biasBH + ((<usize>(q0 + r) * <usize>bsQ) << 2), bsK, kb0);
+        const mNew = Mathf.max(mOld, mx);
+        if (!vis || mx == -Infinity) {
+          for (let j = 0; j < nk; j++) store<f32>(prow + (<usize>j << 4), 0);
+          continue;
+        }
+        const mv = f32x4.splat(mNew);
+        let acc = f32x4.splat(0);
+        for (let j = 0; j < nk; j += 4) {
+          const p = vexp(f32x4.sub(v128.load(srow + (<usize>j << 2)), mv));
+          acc = f32x4.add(acc, p);
+          const d = prow + (<usize>j << 4);
+          v128.store32_lane(d, p, 0);
+          v128.store32_lane(d, p, 1, 16);
+          v128.store32_lane(d, p, 2, 32);
+          v128.store32_lane(d, p, 3, 48);
+        }
+        const alpha = sexp(mOld - mNew);
+        const f = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
+        store<f32>(L + (<usize>r << 2), load<f32>(L + (<usize>r << 2)) * alpha + f);
+        store<f32>(Mx + (<usize>r << 2), mNew);
+        if (alpha != 1) {
+          const av = f32x4.splat(alpha);
+          const orow = O + <usize>(r * Dvp * 4);
+          for (let c = 0; c < Dvp; c += 4) {
+            const o = <usize>c << 2;
+            v128.store(orow + o, f32x4.mul(v128.load(orow + o), av));
+          }
+        }
+      }
+      gemmBlock(Pp, BK * 16, Vp + (<usize>kb0 << 5), <usize>Tkp << 5, bqp, Dvp, nk, O, <usize>Dvp << 2, true, tmp);
+    }
+    for (let r = 0; r < bq; r++) {
+      const l = load<f32>(L + (<usize>r << 2));
+      const inv: f32 = l > 0 ? 1 / l : 0;
+      const orow = O + <usize>(r * Dvp * 4);
+      const dst = out + (((qrow0 + <usize>r) * <usize>Dv) << 2);
+      for (let c = 0; c < Dv; c++) store<f32>(dst + (<usize>c << 2), load<f32>(orow + (<usize>c << 2)) * inv);
+      store<f32>(lse + ((qrow0 + <usize>r) << 2), l > 0 ? load<f32>(Mx + (<usize>r << 2)) + Mathf.log(l) : -Infinity);
+    }
+  }
+}
+
+/**
+ * Backward. Parallel over (b, kv-head): the thread owning a kv head accumulates its dK/dV over
+ * all query heads of its group, so no two threads write the same output.
+ */
+export function attentionBackward(
+  tid: i32, nth: i32, q: usize, k: usize, v: usize, out: usize, lse: usize, dout: usize, dq: usize, dk: usize, dv: usize,
+  B: i32, H: i32, Hkv: i32, Tq: i32, Tk: i32, Dk: i32, Dv: i32, scale: f32, causal: i32, window: i32,
+  kvLen: usize, bias: usize, bsB: i32, bsH: i32, bsQ: i32, bsK: i32, scratch: usize, scratchPer: usize,
+): void {
+  const Tkp = roundUp(Tk, 8);
+  const Dkp = roundUp(Dk, 8);
+  const Dvp = roundUp(Dv, 8);
+  let w = scratch + <usize>tid * scratchPer;
+  const Kp = w; w += <usize>al(Tkp * Dk * 4); // K: 8-key panels over Dk (S = Q K^T)
+  const VpT = w; w += <usize>al(Tkp * Dv * 4); // V: 8-key panels over Dv (dP = dO V^T)
+  const Kn = w; w += <usize>al(Dkp * Tkp * 4); // K: 8-column panels over keys (dQ = dS K)
+  const Qp = w; w += <usize>al(BQ * Dk * 4); // Q block, 4-row panels over Dk
+  const dOp = w; w += <usize>al(BQ * Dv * 4); // dO block, 4-row panels over Dv
+  const Qb = w; w += <usize>al(Dkp * BQ * 4); // Q block, 8-column panels over queries (dK = dS^T Q)
+  const dOb = w; w += <usize>al(Dvp * BQ * 4); // dO block, 8-column panels over queries (dV = P^T dO)
+  const S = w; w += <usize>al(BQ * BK * 4);
+  const dP = w; w += <usize>al(BQ * BK * 4);
+  const Pt = w; w += <usize>al(BQ * BK * 4); // P^T: 4-key panels over queries
+  const dSt = w; w += <usize>al(BQ * BK * 4); // dS^T: 4-key panels over queries
+  const dSp = w; w += <usize>al(BQ * BK * 4); // dS: 4-query panels over keys
+  const Dr = w; w += <usize>al(BQ * 4);
+  const Lr = w; w += <usize>al(BQ * 4);
+  const tmp = w;
+  const G = H / Hkv;
+  const units = B * Hkv;
+  const u0 = part(units, nth, tid);
+  const u1 = part(units, nth, tid + 1);
+  const offs = Tk - Tq;
+  const sc4 = f32x4.splat(scale);
+  for (let u = u0; u < u1; u++) {
+    const b = u / Hkv;
+    const kvBase = <usize>u * <usize>Tk;
+    const kb = k + ((kvBase * <usize>Dk) << 2);
+    const vb = v + ((kvBase * <usize>Dv) << 2);
+    packB(Kp, kb, 1, Dk, Dk, Tk, Dk);
+    packB(VpT, vb, 1, Dv, Dv, Tk, Dv);
+    packB(Kn, kb, Dk, 1, Tk, Dk, Tkp);
+    const dkb = dk + ((kvBase * <usize>Dk) << 2);
+    const dvb = dv + ((kvBase * <usize>Dv) << 2);
+    memory.fill(dkb, 0, (<usize>Tk * <usize>Dk) << 2);
+    memory.fill(dvb, 0, (<usize>Tk * <usize>Dv) << 2);
+    const kvl = kvLen != 0 ? load<i32>(kvLen + (<usize>b << 2)) : Tk;
+    for (let g = 0; g < G; g++) {
+      const h = (u % Hkv) * G + g;
+      const bh = b * H + h;
+      const biasBH = bias + ((<usize>b * <usize>bsB + <usize>h * <usize>bsH) << 2);
+      for (let q0 = 0; q0 < Tq; q0 += BQ) {
+        const bq = imin(BQ, Tq - q0);
+        const bqp = roundUp(bq, 4);
+        const row0 = <usize>bh * <usize>Tq + <usize>q0;
+        const qp = q + ((row0 * <usize>Dk) << 2);
+        const dop = dout + ((row0 * <usize>Dv) << 2);
+        const op = out + ((row0 * <usize>Dv) << 2);
+        const dqp = dq + ((row0 * <usize>Dk) << 2);
+        memory.fill(dqp, 0, (<usize>bq * <usize>Dk) << 2);
+        const posFirst = q0 + offs;
+        const posLast = q0 + bq - 1 + offs;
+        const kLo = visLo(posFirst, window);
+        const kHi = visHi(posLast, Tk, kvl, causal);
+        if (kLo >= kHi) continue;
+        packA(Qp, qp, Dk, 1, bq, Dk);
+        packA(dOp, dop, Dv, 1, bq, Dv);
+        packB(Qb, qp, Dk, 1, bq, Dk, bq);
+        packB(dOb, dop, Dv, 1, bq, Dv, bq);
+        memory.fill(dSp, 0, <usize>(BQ * BK * 4));
+        for (let r = 0; r < bq; r++) {
+          // D_r = dO_r . O_r ; the softmax backward term
+          let s: f32 = 0;
+          const a1 = dop + <usize>(r * Dv * 4);
+          const a2 = op + <usize>(r * Dv * 4);
+          for (let c = 0; c < Dv; c++) s += load<f32>(a1 + (<usize>c << 2)) * load<f32>(a2 + (<usize>c << 2));
+          store<f32>(Dr + (<usize>r << 2), s);
+          store<f32>(Lr + (<usize>r << 2), load<f32>(lse + ((row0 + <usize>r) << 2)));
+        }
+        for (let kb0 = (kLo / BK) * BK; kb0 < kHi; kb0 += BK) {
+          const nk = imin(BK, Tkp - kb0);
+          const nkv = imin(nk, Tk - kb0);
+          gemmBlock(Qp, <usize>Dk << 4, Kp + ((<usize>kb0 * <usize>Dk) << 2), <usize>Dk << 5, bqp, nk, Dk, S, BK * 4, false, tmp);
+          gemmBlock(dOp, <usize>Dv << 4, VpT + ((<usize>kb0 * <usize>Dv) << 2), <usize>Dv << 5, bqp, nk, Dv, dP, BK * 4, false, tmp);
+          for (let r = 0; r < bq; r++) {
+            const pos = q0 + r + offs;
+            const jlo = visLo(pos, window) - kb0;
+            const jhi = visHi(pos, Tk, kvl, causal) - kb0;
+            const srow = S + <usize>(r * BK * 4);
+            const dprow = dP + <usize>(r * BK * 4);
+            const l = load<f32>(Lr + (<usize>r << 2));
+            const vis = jlo < nk && jhi > 0 && jlo < jhi && l != -Infinity;
+            if (vis) prepRow(srow, nk, jlo, jhi, scale, bias, biasBH + ((<usize>(q0 + r) * <usize>bsQ) << 2), bsK, kb0);
+            const lv = f32x4.splat(l);
+            const dv4 = v128.load32_splat(Dr + (<usize>r << 2));
+            const ptr = Pt + (<usize>r << 4);
+            const dstr = dSt + (<usize>r << 4);
+            const dsp = dSp + <usize>((r >> 2) * BK * 16 + (r & 3) * 4);
+            for (let j = 0; j < nk; j += 4) {
+              const o = <usize>j << 2;
+              let p = f32x4.splat(0);
+              if (vis) p = vexp(f32x4.sub(v128.load(srow + o), lv));
+              const ds = f32x4.mul(f32x4.mul(p, f32x4.sub(v128.load(dprow + o), dv4)), sc4);
+              const pan = <usize>(j >> 2) * <usize>(BQ * 16);
+              v128.store(ptr + pan, p);
+              v128.store(dstr + pan, ds);
+              const d = dsp + (<usize>j << 4);
+              v128.store32_lane(d, ds, 0);
+              v128.store32_lane(d, ds, 1, 16);
+              v128.store32_lane(d, ds, 2, 32);
+              v128.store32_lane(d, ds, 3, 48);
+            }
+          }
+          gemmBlock(Pt, BQ * 16, dOb, <usize>bq << 5, nkv, Dv, bq, dvb + ((<usize>kb0 * <usize>Dv) << 2), <usize>Dv << 2, true, tmp);
+          gemmBlock(dSt, BQ * 16, Qb, <usize>bq << 5, nkv, Dk, bq, dkb + ((<usize>kb0 * <usize>Dk) << 2), <usize>Dk << 2, true, tmp);
+          gemmBlock(dSp, BK * 16, Kn + (<usize>kb0 << 5), <usize>Tkp << 5, bq, Dk, nk, dqp, <usize>Dk << 2, true, tmp);
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,114 @@
+// The Lineage side of the benchmarks: GEMM, fused attention, elementwise, on the wasm backend.
+import type { View } from '../src/backend/backend.js';
+import { createWasmBackend, type WasmBackend, type WasmBackendOptions } from '../src/backend/wasm/backend.js';
+import { fillRandom, timeIt, type Timing } from './harness.js';
+
+export interface GemmResult {
+  bench: 'gemm';
+  m: number;
+  n: number;
+  k: number;
+  threads: number;
+  variant: string;
+  gflops: number;
+  medianMs: number;
+  reps: number;
+}
+export interface AttentionResult {
+  bench: 'attention';
+  batchHeads: number;
+  seq: number;
+  headDim: number;
+  causal: boolean;
+  threads: number;
+  variant: string;
+  /** 4*BH*T^2*D per forward pass (also for causal, as the task defines it) */
+  gflops: number;
+  medianMs: number;
+  reps: number;
+  /** extra memory the kernel used: allocator high-water mark minus the inputs and outputs */
+  peakBytes: number;
+  /** what a composed implementation materialises for the scores: BH*T^2*4 bytes */
+  scoresBytes: number;
+}
+export interface ElementwiseResult {
+  bench: 'elementwise';
+  op: 'add' | 'exp';
+  size: number;
+  threads: number;
+  variant: string;
+  /** bytes read + written per second */
+  gbps: number;
+  medianMs: number;
+  reps: number;
+}
+
+export interface BenchOpts {
+  threads: number;
+  variant?: WasmBackendOptions['variant'];
+  minSeconds?: number;
+}
+
+function view(be: WasmBackend, shape: number[], seed: number | null): View {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const buf = be.allocate('float32', n);
+  if (seed !== null) fillRandom(be.view(buf) as Float32Array, seed);
+  const strides = shape.map((_, d) => shape.slice(d + 1).reduce((a, b) => a * b, 1));
+  return { buf, shape, strides, offset: 0 };
+}
+
+async function withBackend<T>(o: BenchOpts, f: (be: WasmBackend) => T): Promise<T> {
+  const be = await createWasmBackend({ threads: o.threads, variant: o.variant ?? 'auto' });
+  try {
+    return f(be);
+  } finally {
+    await be.dispose();
+  }
+}
+
+function ms(t: Timing): number {
+  return +(t.seconds * 1000).toFixed(3);
+}
+
+export function benchGemm(m: number, n: number, k: number, o: BenchOpts): Promise<GemmResult> {
+  return withBackend(o, (be) => {
+    const a = view(be, [m, k], 1);
+    const b = view(be, [k, n], 2);
+    const c = view(be, [m, n], null);
+    const p = { batch: 1, M: m, N: n, K: k, transA: false, transB: false, strideA: 0, strideB: 0 };
+    const t = timeIt(() => be.kernels.matmul!(a, b, c, p), { minSeconds: o.minSeconds });
+    return { bench: 'gemm', m, n, k, threads: be.threads, variant: be.variant, gflops: +((2 * m * n * k) / t.seconds / 1e9).toFixed(2), medianMs: ms(t), reps: t.reps };
+  });
+}
+
+export function benchAttention(bh: number, seq: number, d: number, causal: boolean, o: BenchOpts): Promise<AttentionResult> {
+  return withBackend(o, (be) => {
+    const q = view(be, [1, bh, seq, d], 1);
+    const k = view(be, [1, bh, seq, d], 2);
+    const v = view(be, [1, bh, seq, d], 3);
+    const out = view(be, [1, bh, seq, d], null);
+    const lse = view(be, [1, bh, seq], null);
+    const p = { B: 1, H: bh, Hkv: bh, Tq: seq, Tk: seq, Dk: d, Dv: d, scale: 1 / Math.sqrt(d), causal, window: 0, kvLen: null, bias: null };
+    const base = be.bytesInUse();
+    be.resetPeak();
+    be.kernels.attention!(q, k, v, out, lse, p);
+    const peakBytes = be.peakBytes() - base;
+    const t = timeIt(() => be.kernels.attention!(q, k, v, out, lse, p), { minSeconds: o.minSeconds });
+    return {
+      bench: 'attention', batchHeads: bh, seq, headDim: d, causal, threads: be.threads, variant: be.variant,
+      gflops: +((4 * bh * seq * seq * d) / t.seconds / 1e9).toFixed(2), medianMs: ms(t), reps: t.reps, peakBytes, scoresBytes: bh * seq * seq * 4,
+    };
+  });
+}
+
+export function benchElementwise(op: 'add' | 'exp', size: number, o: BenchOpts): Promise<ElementwiseResult> {
+  return withBackend(o, (be) => {
+    const a = view(be, [size], 1);
+    const b = view(be, [size], 2);
+    const out = view(be, [size], null);
+    const f = op === 'add' ? () => be.kernels.binary!('add', a, b, out) : () => be.kernels.unary!('exp', a, out);
+    const t = timeIt(f, { minSeconds: o.minSeconds });
+    const bytes = (op === 'add' ? 3 : 2) * 4 * size;
+    return { bench: 'elementwise', op, size, threads: be.threads, variant: be.variant, gbps: +(bytes / t.seconds / 1e9).toFixed(2), medianMs: ms(t), reps: t.reps };
+  });
+}

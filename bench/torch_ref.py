@@ -1,0 +1,88 @@
+"""PyTorch reference timings for `lineage bench all` (same shapes, same thread counts, same run).
+
+Reads a JSON list of cases on stdin, prints one JSON list of results on stdout.
+  {"bench": "gemm", "m", "n", "k", "threads"}                 -> gflops (2*M*N*K / median seconds)
+  {"bench": "attention", "batchHeads", "seq", "headDim", "causal", "threads"}
+      composed attention: matmul, softmax, matmul (what a framework without a fused kernel runs)
+                                                              -> gflops (4*BH*T^2*D / median seconds)
+  {"bench": "elementwise", "op": "add"|"exp", "size", "threads"} -> gbps (bytes read+written / s)
+"""
+import json
+import sys
+import time
+
+import torch
+
+
+def timeit(fn, warmup=2, reps=5, min_seconds=0.3, max_reps=50):
+    for _ in range(warmup):
+        fn()
+    times = []
+    total = 0.0
+    while len(times) < reps or (total < min_seconds and len(times) < max_reps):
+        t0 = time.perf_counter()
+        fn()
+        dt = time.perf_counter() - t0
+        times.append(dt)
+        total += dt
+    times.sort()
+    n = len(times)
+    med = times[n // 2] if n % 2 else (times[n // 2 - 1] + times[n // 2]) / 2
+    return med, n
+
+
+def run(case):
+    torch.set_num_threads(int(case["threads"]))
+    g = torch.Generator().manual_seed(0)
+    b = case["bench"]
+    if b == "gemm":
+        m, n, k = case["m"], case["n"], case["k"]
+        a = torch.rand(m, k, generator=g) - 0.5
+        bb = torch.rand(k, n, generator=g) - 0.5
+        c = torch.empty(m, n)
+        sec, reps = timeit(lambda: torch.mm(a, bb, out=c))
+        return {**case, "gflops": 2 * m * n * k / sec / 1e9, "medianMs": sec * 1e3, "reps": reps}
+    if b == "attention":
+        bh, t, d = case["batchHeads"], case["seq"], case["headDim"]
+        q = torch.rand(bh, t, d, generator=g) - 0.5
+        k = torch.rand(bh, t, d, generator=g) - 0.5
+        v = torch.rand(bh, t, d, generator=g) - 0.5
+        scale = 1.0 / d ** 0.5
+        mask = torch.triu(torch.ones(t, t, dtype=torch.bool), diagonal=1) if case["causal"] else None
+
+        def attn():
+            s = torch.matmul(q, k.transpose(-1, -2)) * scale
+            if mask is not None:
+                s = s.masked_fill(mask, float("-inf"))
+            p = torch.softmax(s, dim=-1)
+            return torch.matmul(p, v)
+
+        with torch.no_grad():
+            sec, reps = timeit(attn)
+        return {**case, "gflops": 4 * bh * t * t * d / sec / 1e9, "medianMs": sec * 1e3, "reps": reps}
+    if b == "elementwise":
+        n = case["size"]
+        a = torch.rand(n, generator=g) - 0.5
+        bb = torch.rand(n, generator=g) - 0.5
+        out = torch.empty(n)
+        if case["op"] == "add":
+            sec, reps = timeit(lambda: torch.add(a, bb, out=out))
+            nbytes = 12 * n
+        else:
+            sec, reps = timeit(lambda: torch.exp(a, out=out))
+            nbytes = 8 * n
+        return {**case, "gbps": nbytes / sec / 1e9, "medianMs": sec * 1e3, "reps": reps}
+    raise ValueError("unknown bench " + str(b))
+
+
+def main():
+    cases = json.load(sys.stdin)
+    out = []
+    for c in cases:
+        out.append(run(c))
+    info = {"torch": torch.__version__}
+    print(json.dumps({"info": info, "results": out}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,500 @@
+// The WebAssembly SIMD backend: one shared WebAssembly.Memory, a TypeScript allocator over it, a
+// pool of worker threads running the same kernels on the same memory, and fast kernels for the hot
+// paths. Whatever a fast kernel does not handle (other dtypes, non-contiguous views, unusual
+// broadcasts) goes to the reference kernels through view(), which reads this memory directly.
+import type {
+  AdamWParams, AnyArray, AttentionParams, Backend, BinaryOp, Buf, CrossEntropyParams, DType, KernelTable, MatmulParams,
+  NormParams, UnaryOp, View,
+} from '../backend.js';
+import { bytesPerElement } from '../backend.js';
+import { referenceKernels } from '../reference/kernels.js';
+import { WasmAllocator } from './allocator.js';
+import { loadKernelModule, type WasmVariant } from './module.js';
+import { Pool, type SpawnWorker, type WorkerHandle } from './pool.js';
+
+export interface WasmBackendOptions {
+  /** total threads including the caller; default: number of cores (1 where workers are unavailable) */
+  threads?: number;
+  /** which build to load; default 'auto' (relaxed SIMD when the engine accepts it) */
+  variant?: WasmVariant | 'auto';
+  /** how to start a worker; default: worker_threads in Node, module Web Workers in cross-origin-isolated pages */
+  spawn?: SpawnWorker | null;
+}
+
+export interface WasmBackend extends Backend {
+  readonly variant: WasmVariant;
+  readonly threads: number;
+  readonly memory: WebAssembly.Memory;
+  /** always host-visible */
+  view(buf: Buf): AnyArray;
+  /** high-water mark of bytesInUse() since the last resetPeak() (benchmarks, memory tests) */
+  peakBytes(): number;
+  resetPeak(): void;
+  /** terminates the worker threads; kernels keep working on the calling thread afterwards */
+  dispose(): Promise<void>;
+}
+
+/** exported kernel functions the pool may dispatch */
+const FNS = [
+  'gemm', 'attention', 'attentionBackward', 'unary', 'binary', 'softmax', 'softmaxBackward', 'norm', 'normBackward',
+  'crossEntropy', 'crossEntropyBackward', 'adamw',
+] as const;
+type Fn = (typeof FNS)[number];
+
+export const UNARY_CODES: Partial<Record<UnaryOp, number>> = {
+  neg: 0, abs: 1, exp: 2, sqrt: 3, rsqrt: 4, relu: 5, square: 6, reciprocal: 7, sigmoid: 8, silu: 9, tanh: 10, gelu_tanh: 11,
+  log: 12,
+};
+const BINARY_CODES: Partial<Record<BinaryOp, number>> = { add: 0, sub: 1, mul: 2, div: 3, maximum: 4, minimum: 5 };
+
+/** Work sizes below which a kernel stays on the calling thread (dispatch costs ~10-50 us). */
+const PAR_FLOPS = 4e6;
+const PAR_ELEMS = 1 << 18;
+const PAR_ROW_ELEMS = 1 << 16;
+
+class WasmBuf implements Buf {
+  freed = false;
+  constructor(
+    readonly backend: Backend,
+    readonly dtype: DType,
+    readonly length: number,
+    readonly ptr: number,
+  ) {}
+}
+
+interface Exports {
+  heapBase(): number;
+  gemmScratchBytes(): number;
+  attentionScratchBytes(Tk: number, Dk: number, Dv: number, bwd: number): number;
+  sumPartials(partials: number, nth: number, stride: number, n: number, dst: number): void;
+}
+
+function numel(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** row-major contiguous (dims of size 1 may have any stride) */
+function isContiguous(v: View): boolean {
+  let s = 1;
+  for (let d = v.shape.length - 1; d >= 0; d--) {
+    const n = v.shape[d]!;
+    if (n !== 1 && v.strides[d] !== s) return false;
+    s *= n;
+  }
+  return true;
+}
+
+/** every axis of size > 1 has stride 0 */
+function isScalarBroadcast(v: View): boolean {
+  return v.shape.every((n, d) => n === 1 || v.strides[d] === 0);
+}
+
+/** a last-axis row repeated over the leading axes: strides [0, ..., 0, 1] */
+function isRowBroadcast(v: View): boolean {
+  const nd = v.shape.length;
+  if (nd < 2) return false;
+  if (v.shape[nd - 1]! > 1 && v.strides[nd - 1] !== 1) return false;
+  for (let d = 0; d < nd - 1; d++) if (v.shape[d]! > 1 && v.strides[d] !== 0) return false;
+  return true;
+}
+
+function shapeStr(v: View | null): string {
+  return v ? `[${v.shape.join(', ')}]` : 'null';
+}
+
+export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<WasmBackend> {
+  if (typeof SharedArrayBuffer === 'undefined') {
+    throw new Error('wasm backend: SharedArrayBuffer is unavailable (browsers need a cross-origin-isolated page: COOP/COEP headers)');
+  }
+  const { module, variant } = await loadKernelModule(opts.variant ?? 'auto');
+  const memory = new WebAssembly.Memory({ initial: 64, maximum: 65536, shared: true });
+  const instance = await WebAssembly.instantiate(module, { env: { memory } });
+  const ex = instance.exports as unknown as Exports & Record<string, unknown>;
+
+  let spawn = opts.spawn;
+  let cores = 1;
+  const isNode = typeof process !== 'undefined' && !!process.versions?.node;
+  if (isNode) {
+    // Node-only adapter, loaded lazily so browsers never see worker_threads
+    const spec = './pool-node.js';
+    const nodePool = (await import(/* @vite-ignore */ spec)) as typeof import('./pool-node.js');
+    cores = nodePool.nodeCores();
+    if (spawn === undefined) spawn = nodePool.spawnNodeWorker;
+  } else if (typeof navigator !== 'undefined' && navigator.hardwareConcurrency) {
+    cores = navigator.hardwareConcurrency;
+    if (spawn === undefined) spawn = (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated ? spawnWebWorker : null;
+  }
+  const threads = Math.max(1, Math.floor(opts.threads ?? cores));
+  const pool = await Pool.create(module, memory, ex, FNS, spawn ? threads - 1 : 0, spawn ?? null);
+  return new WasmBackendImpl(memory, ex, pool, variant);
+}
+
+function spawnWebWorker(init: Parameters<SpawnWorker>[0]): WorkerHandle {
+  const w = new Worker(new URL('./worker-web.js', import.meta.url), { type: 'module' });
+  const ready = new Promise<void>((resolve, reject) => {
+    w.onmessage = () => resolve();
+    w.onerror = (e) => reject(new Error(`wasm backend: web worker ${init.tid} failed: ${e.message}`));
+  });
+  w.postMessage(init);
+  return { ready, terminate: () => w.terminate() };
+}
+
+class WasmBackendImpl implements WasmBackend {
+  readonly name: string;
+  readonly kernels: Partial<KernelTable>;
+  private readonly alloc: WasmAllocator;
+
+  constructor(
+    readonly memory: WebAssembly.Memory,
+    private readonly ex: Exports & Record<string, unknown>,
+    private readonly pool: Pool,
+    readonly variant: WasmVariant,
+  ) {
+    this.name = `wasm-${variant}`;
+    this.alloc = new WasmAllocator(memory, Math.max(65536, ex.heapBase()));
+    this.kernels = this.makeKernels();
+  }
+
+  get threads(): number {
+    return this.pool.threads;
+  }
+
+  allocate(dtype: DType, length: number): Buf {
+    if (!Number.isInteger(length) || length < 0) throw new Error(`${this.name}.allocate: invalid length ${length} (${dtype})`);
+    const ptr = this.alloc.alloc(length * bytesPerElement(dtype), true, `allocate(${dtype}, ${length})`);
+    return new WasmBuf(this, dtype, length, ptr);
+  }
+
+  free(buf: Buf): void {
+    const b = this.own(buf, 'free');
+    this.alloc.release(b.ptr, `free(${b.dtype}, ${b.length})`);
+    b.freed = true;
+  }
+
+  read(buf: Buf, offset = 0, length = buf.length - offset): AnyArray {
+    const b = this.own(buf, 'read');
+    this.checkRange(b, offset, length, 'read');
+    return this.typed(b.dtype, b.ptr + offset * bytesPerElement(b.dtype), length).slice();
+  }
+
+  write(buf: Buf, data: AnyArray, offset = 0): void {
+    const b = this.own(buf, 'write');
+    this.checkRange(b, offset, data.length, 'write');
+    (this.typed(b.dtype, b.ptr + offset * bytesPerElement(b.dtype), data.length) as Float32Array).set(data as Float32Array);
+  }
+
+  /** a fresh typed array each call: memory.buffer changes when the memory grows */
+  view(buf: Buf): AnyArray {
+    const b = this.own(buf, 'view');
+    return this.typed(b.dtype, b.ptr, b.length);
+  }
+
+  bytesInUse(): number {
+    return this.alloc.bytesInUse();
+  }
+  peakBytes(): number {
+    return this.alloc.peakBytes();
+  }
+  resetPeak(): void {
+    this.alloc.resetPeak();
+  }
+  dispose(): Promise<void> {
+    return this.pool.dispose();
+  }
+
+  private typed(dtype: DType, ptr: number, length: number): AnyArray {
+    const buf = this.memory.buffer;
+    switch (dtype) {
+      case 'float32':
+        return new Float32Array(buf, ptr, length);
+      case 'int32':
+        return new Int32Array(buf, ptr, length);
+      case 'bool':
+        return new Uint8Array(buf, ptr, length);
+      default:
+        return new Uint16Array(buf, ptr, length);
+    }
+  }
+
+  private own(buf: Buf, op: string): WasmBuf {
+    if (buf.backend !== this || !(buf instanceof WasmBuf)) throw new Error(`${this.name}.${op}: buffer belongs to backend '${buf.backend.name}'`);
+    if (buf.freed) throw new Error(`${this.name}.${op}: buffer (${buf.dtype}, ${buf.length}) was already freed (tensor used after dispose)`);
+    return buf;
+  }
+
+  private checkRange(b: Buf, offset: number, length: number, op: string): void {
+    if (offset < 0 || length < 0 || offset + length > b.length) {
+      throw new Error(`${this.name}.${op}: range [${offset}, ${offset + length}) is outside a buffer of ${b.length} elements`);
+    }
+  }
+
+  /** byte address of a view's first element, after checking ownership */
+  private addr(v: View, kernel: string): number {
+    this.own(v.buf, kernel);
+    return v.buf.ptr + v.offset * bytesPerElement(v.buf.dtype);
+  }
+
+  private f32(...vs: (View | null)[]): boolean {
+    return vs.every((v) => v === null || v.buf.dtype === 'float32');
+  }
+
+  private nth(work: number, threshold: number): number {
+    return work >= threshold ? this.pool.threads : 1;
+  }
+
+  /** runs a kernel on nth threads with scratchPer bytes of scratch each; errors name the kernel and shapes */
+  private run(fn: Fn, nth: number, args: (number | boolean)[], scratchPer: number, describe: () => string): void {
+    let scratch = 0;
+    const a = args.map(Number);
+    if (scratchPer > 0) {
+      scratchPer = Math.ceil(scratchPer / 64) * 64;
+      scratch = this.alloc.alloc(scratchPer * nth, false, `${fn} scratch`);
+      a.push(scratch, scratchPer);
+    }
+    try {
+      this.pool.run(fn, nth, a);
+    } catch (e) {
+      throw new Error(`${this.name}.${fn}(${describe()}) failed: ${e instanceof Error ? e.message : String(e)}`);
+    } finally {
+      if (scratch) this.alloc.release(scratch, `${fn} scratch`);
+    }
+  }
+
+  private makeKernels(): Partial<KernelTable> {
+    const ref = referenceKernels;
+    return {
+      matmul: (a, b, out, p) => this.matmul(a, b, out, p),
+      unary: (op, x, out) => {
+        const code = UNARY_CODES[op];
+        if (code === undefined || !this.f32(x, out) || !isContiguous(x)) return ref.unary(op, x, out);
+        const n = numel(x.shape);
+        if (n === 0) return;
+        this.run('unary', this.nth(n, PAR_ELEMS), [code, this.addr(x, 'unary'), this.addr(out, 'unary'), n], 0, () => `${op}, ${shapeStr(x)}`);
+      },
+      binary: (op, a, b, out) => this.binary(op, a, b, out),
+      softmax: (x, out, rows, n, log) => {
+        if (!this.f32(x, out)) return ref.softmax(x, out, rows, n, log);
+        if (rows * n === 0) return;
+        this.run('softmax', this.nth(rows * n, PAR_ROW_ELEMS), [this.addr(x, 'softmax'), this.addr(out, 'softmax'), rows, n, log], 0, () => `rows=${rows}, n=${n}`);
+      },
+      softmaxBackward: (y, dy, dx, rows, n, log) => {
+        if (!this.f32(y, dy, dx)) return ref.softmaxBackward(y, dy, dx, rows, n, log);
+        if (rows * n === 0) return;
+        const k = 'softmaxBackward';
+        this.run(k, this.nth(rows * n, PAR_ROW_ELEMS), [this.addr(y, k), this.addr(dy, k), this.addr(dx, k), rows, n, log], 0, () => `rows=${rows}, n=${n}`);
+      },
+      layerNorm: (x, w, b, out, mean, rstd, p) => {
+        if (!this.f32(x, w, b, out, mean, rstd)) return ref.layerNorm(x, w, b, out, mean, rstd, p);
+        this.norm(false, x, w, b, out, mean, rstd, p);
+      },
+      rmsNorm: (x, w, out, rstd, p) => {
+        if (!this.f32(x, w, out, rstd)) return ref.rmsNorm(x, w, out, rstd, p);
+        this.norm(true, x, w, null, out, null, rstd, p);
+      },
+      layerNormBackward: (x, w, mean, rstd, dy, dx, dw, db, p) => {
+        if (!this.f32(x, w, mean, rstd, dy, dx, dw, db)) return ref.layerNormBackward(x, w, mean, rstd, dy, dx, dw, db, p);
+        this.normBackward(false, x, w, mean, rstd, dy, dx, dw, db, p);
+      },
+      rmsNormBackward: (x, w, rstd, dy, dx, dw, p) => {
+        if (!this.f32(x, w, rstd, dy, dx, dw)) return ref.rmsNormBackward(x, w, rstd, dy, dx, dw, p);
+        this.normBackward(true, x, w, null, rstd, dy, dx, dw, null, p);
+      },
+      attention: (q, k, v, out, lse, p) => {
+        if (!this.attentionFast(q, k, v, out, lse, p)) return ref.attention(q, k, v, out, lse, p);
+        this.attention(q, k, v, out, lse, p);
+      },
+      attentionBackward: (q, k, v, out, lse, dout, dq, dk, dv, p) => {
+        if (!this.attentionFast(q, k, v, out, lse, p) || !this.f32(dout, dq, dk, dv)) {
+          return ref.attentionBackward(q, k, v, out, lse, dout, dq, dk, dv, p);
+        }
+        this.attentionBackward(q, k, v, out, lse, dout, dq, dk, dv, p);
+      },
+      crossEntropy: (logits, targets, loss, lse, p) => {
+        if (!this.f32(logits, loss, lse) || targets.buf.dtype !== 'int32') return ref.crossEntropy(logits, targets, loss, lse, p);
+        this.crossEntropy(logits, targets, loss, lse, p);
+      },
+      crossEntropyBackward: (logits, targets, lse, dloss, dlogits, p) => {
+        if (!this.f32(logits, lse, dloss, dlogits) || targets.buf.dtype !== 'int32') {
+          return ref.crossEntropyBackward(logits, targets, lse, dloss, dlogits, p);
+        }
+        this.crossEntropyBackward(logits, targets, lse, dloss, dlogits, p);
+      },
+      adamw: (param, grad, m, v, p) => {
+        if (!this.f32(param, grad, m, v)) return ref.adamw(param, grad, m, v, p);
+        this.adamw(param, grad, m, v, p);
+      },
+    };
+  }
+
+  private matmul(a: View, b: View, out: View, p: MatmulParams): void {
+    if (!this.f32(a, b, out)) return referenceKernels.matmul(a, b, out, p);
+    const { batch, M, N, K } = p;
+    if (batch * M * N === 0) return;
+    const k = 'matmul';
+    if (K === 0) {
+      this.view(out.buf).fill(0, out.offset, out.offset + batch * M * N);
+      return;
+    }
+    const flops = 2 * batch * M * N * K;
+    this.run(
+      'gemm',
+      this.nth(flops, PAR_FLOPS),
+      [this.addr(a, k), this.addr(b, k), this.addr(out, k), batch, M, N, K, p.transA, p.transB, p.strideA, p.strideB],
+      this.ex.gemmScratchBytes(),
+      () => `batch=${batch}, M=${M}, N=${N}, K=${K}, transA=${p.transA}, transB=${p.transB}, strideA=${p.strideA}, strideB=${p.strideB}`,
+    );
+  }
+
+  private binary(op: BinaryOp, a: View, b: View, out: View): void {
+    const code = BINARY_CODES[op];
+    const n = numel(out.shape);
+    if (code === undefined || !this.f32(a, b, out) || !isContiguous(out)) return referenceKernels.binary(op, a, b, out);
+    let mode = -1;
+    const rowLen = out.shape.length ? out.shape[out.shape.length - 1]! : 1;
+    const ac = isContiguous(a);
+    const bc = isContiguous(b);
+    if (ac && bc) mode = 0;
+    else if (ac && isScalarBroadcast(b)) mode = 1;
+    else if (bc && isScalarBroadcast(a)) mode = 2;
+    else if (ac && isRowBroadcast(b)) mode = 3;
+    else if (bc && isRowBroadcast(a)) mode = 4;
+    if (mode < 0) return referenceKernels.binary(op, a, b, out);
+    if (n === 0) return;
+    const k = 'binary';
+    this.run(
+      'binary',
+      this.nth(n, PAR_ELEMS),
+      [code, mode, this.addr(a, k), this.addr(b, k), this.addr(out, k), n, rowLen],
+      0,
+      () => `${op}, a=${shapeStr(a)}, b=${shapeStr(b)}, out=${shapeStr(out)}`,
+    );
+  }
+
+  private norm(rms: boolean, x: View, w: View | null, b: View | null, out: View, mean: View | null, rstd: View, p: NormParams): void {
+    const k = rms ? 'rmsNorm' : 'layerNorm';
+    if (p.rows * p.n === 0) return;
+    this.run(
+      'norm',
+      this.nth(p.rows * p.n, PAR_ROW_ELEMS),
+      [rms, this.addr(x, k), w ? this.addr(w, k) : 0, b ? this.addr(b, k) : 0, this.addr(out, k), mean ? this.addr(mean, k) : 0, this.addr(rstd, k), p.rows, p.n, p.eps],
+      0,
+      () => `${k}: rows=${p.rows}, n=${p.n}`,
+    );
+  }
+
+  private normBackward(
+    rms: boolean, x: View, w: View | null, mean: View | null, rstd: View, dy: View, dx: View, dw: View | null, db: View | null, p: NormParams,
+  ): void {
+    const k = rms ? 'rmsNormBackward' : 'layerNormBackward';
+    const { rows, n } = p;
+    if (n === 0) return;
+    const nth = this.nth(rows * n, PAR_ROW_ELEMS);
+    const wantParams = !!(dw || db);
+    const partials = wantParams ? this.alloc.alloc(nth * 2 * n * 4, false, `${k} partial sums`) : 0;
+    try {
+      this.run(
+        'normBackward',
+        nth,
+        [rms, this.addr(x, k), w ? this.addr(w, k) : 0, mean ? this.addr(mean, k) : 0, this.addr(rstd, k), this.addr(dy, k), this.addr(dx, k), partials, rows, n],
+        0,
+        () => `${k}: rows=${rows}, n=${n}`,
+      );
+      if (dw) this.ex.sumPartials(partials, nth, 2 * n, n, this.addr(dw, k));
+      if (db) this.ex.sumPartials(partials + n * 4, nth, 2 * n, n, this.addr(db, k));
+    } finally {
+      if (partials) this.alloc.release(partials, `${k} partial sums`);
+    }
+  }
+
+  /** fast path: float32 q/k/v/out/lse, int32 kvLen, float32 4-D bias (any strides) */
+  private attentionFast(q: View, k: View, v: View, out: View, lse: View, p: AttentionParams): boolean {
+    if (!this.f32(q, k, v, out, lse)) return false;
+    if (p.kvLen && p.kvLen.buf.dtype !== 'int32') return false;
+    if (p.bias && (p.bias.buf.dtype !== 'float32' || p.bias.strides.length !== 4)) return false;
+    if (p.H % p.Hkv !== 0 || p.Dk < 1 || p.Dv < 1) return false;
+    return true;
+  }
+
+  private attnArgs(p: AttentionParams, kern: string): number[] {
+    const s = p.bias ? p.bias.strides : [0, 0, 0, 0];
+    return [
+      p.B, p.H, p.Hkv, p.Tq, p.Tk, p.Dk, p.Dv, p.scale, p.causal ? 1 : 0, p.window,
+      p.kvLen ? this.addr(p.kvLen, kern) : 0, p.bias ? this.addr(p.bias, kern) : 0, s[0]!, s[1]!, s[2]!, s[3]!,
+    ];
+  }
+
+  private describeAttn(p: AttentionParams): string {
+    return `B=${p.B}, H=${p.H}, Hkv=${p.Hkv}, Tq=${p.Tq}, Tk=${p.Tk}, Dk=${p.Dk}, Dv=${p.Dv}, causal=${p.causal}, window=${p.window}, ` +
+      `kvLen=${p.kvLen ? 'yes' : 'no'}, bias=${shapeStr(p.bias)}`;
+  }
+
+  private attention(q: View, k: View, v: View, out: View, lse: View, p: AttentionParams): void {
+    const kn = 'attention';
+    if (p.B * p.H * p.Tq === 0) return;
+    const flops = 4 * p.B * p.H * p.Tq * p.Tk * Math.max(p.Dk, p.Dv);
+    const items = p.B * p.H * Math.ceil(p.Tq / 64);
+    this.run(
+      'attention',
+      Math.min(items, this.nth(flops, PAR_FLOPS)),
+      [this.addr(q, kn), this.addr(k, kn), this.addr(v, kn), this.addr(out, kn), this.addr(lse, kn), ...this.attnArgs(p, kn)],
+      this.ex.attentionScratchBytes(p.Tk, p.Dk, p.Dv, 0),
+      () => this.describeAttn(p),
+    );
+  }
+
+  private attentionBackward(q: View, k: View, v: View, out: View, lse: View, dout: View, dq: View, dk: View, dv: View, p: AttentionParams): void {
+    const kn = 'attentionBackward';
+    if (p.B * p.Hkv * p.Tk === 0 && p.B * p.H * p.Tq === 0) return;
+    const flops = 8 * p.B * p.H * p.Tq * p.Tk * Math.max(p.Dk, p.Dv);
+    this.run(
+      'attentionBackward',
+      Math.min(p.B * p.Hkv, this.nth(flops, PAR_FLOPS)),
+      [
+        this.addr(q, kn), this.addr(k, kn), this.addr(v, kn), this.addr(out, kn), this.addr(lse, kn), this.addr(dout, kn),
+        this.addr(dq, kn), this.addr(dk, kn), this.addr(dv, kn), ...this.attnArgs(p, kn),
+      ],
+      this.ex.attentionScratchBytes(p.Tk, p.Dk, p.Dv, 1),
+      () => this.describeAttn(p),
+    );
+  }
+
+  private crossEntropy(logits: View, targets: View, loss: View, lse: View, p: CrossEntropyParams): void {
+    const k = 'crossEntropy';
+    if (p.rows === 0) return;
+    this.run(
+      'crossEntropy',
+      this.nth(p.rows * p.V, PAR_ROW_ELEMS),
+      [this.addr(logits, k), this.addr(targets, k), this.addr(loss, k), this.addr(lse, k), p.rows, p.V, p.ignoreIndex, p.labelSmoothing],
+      0,
+      () => `rows=${p.rows}, V=${p.V}`,
+    );
+  }
+
+  private crossEntropyBackward(logits: View, targets: View, lse: View, dloss: View, dlogits: View, p: CrossEntropyParams): void {
+    const k = 'crossEntropyBackward';
+    if (p.rows === 0) return;
+    this.run(
+      'crossEntropyBackward',
+      this.nth(p.rows * p.V, PAR_ROW_ELEMS),
+      [this.addr(logits, k), this.addr(targets, k), this.addr(lse, k), this.addr(dloss, k), this.addr(dlogits, k), p.rows, p.V, p.ignoreIndex, p.labelSmoothing],
+      0,
+      () => `rows=${p.rows}, V=${p.V}`,
+    );
+  }
+
+  private adamw(param: View, grad: View, m: View, v: View, p: AdamWParams): void {
+    const k = 'adamw';
+    if (p.n === 0) return;
+    const bc1 = 1 - p.beta1 ** p.step;
+    const bc2 = 1 - p.beta2 ** p.step;
+    this.run(
+      'adamw',
+      this.nth(p.n, PAR_ELEMS),
+      [this.addr(param, k), this.addr(grad, k), this.addr(m, k), this.addr(v, k), p.n, p.lr, p.beta1, p.beta2, p.eps, p.weightDecay, bc1, bc2],
+      0,
+      () => `n=${p.n}`,
+    );
+  }
+}

@@ -1,0 +1,104 @@
+// Autoregressive generation with a KV cache: one forward pass over the prompt (prefill), then one
+// token per forward pass. Models without `newCache` re-run the whole (cropped) sequence each step.
+// When the sequence outgrows a learned-position model's context, the cache is rebuilt from the last
+// maxContext-1 tokens (nanoGPT crops `idx[:, -block_size:]` the same way).
+import { noGrad, tidy } from '../tensor/engine.js';
+import { Rng } from '../tensor/random.js';
+import { tensor } from '../ops/index.js';
+import type { Cache, LanguageModel, ModelInputs } from '../models/model.js';
+import { checkSampling, sampleToken, type SamplingOptions } from './sampling.js';
+
+export interface GenerateOptions extends SamplingOptions {
+  maxTokens: number;
+  seed?: number;
+  /** stop after emitting one of these ids (e.g. EOS) */
+  stopIds?: readonly number[];
+  /** called with each new token id as soon as it is chosen (streaming) */
+  onToken?: (id: number) => void;
+  /** use the model's KV cache when it has one (default true; false re-runs the sequence, for tests) */
+  useCache?: boolean;
+}
+
+/** context limit of models with a fixed position table (Infinity for RoPE/RNN/SSM models) */
+export function contextLimit(model: LanguageModel): number {
+  const c = model.config;
+  if (!('positions' in c) || !('maxContext' in c)) return Infinity;
+  return c.positions.kind === 'learned' ? c.maxContext : Infinity;
+}
+
+const row = (ids: readonly number[]) => tensor(Int32Array.from(ids), { shape: [1, ids.length], dtype: 'int32' });
+
+/** logits of the last position of one forward call, as a host array */
+function lastLogits(model: LanguageModel, inputs: ModelInputs): Float32Array {
+  const { logits } = model.forward(inputs);
+  const [, T, V] = logits.shape as [number, number, number];
+  return logits.slice(1, T - 1, T).reshape(V).data() as Float32Array; // (V)
+}
+
+/** Generates up to maxTokens ids after `prompt` (decoder-only and recurrent families). */
+export function generate(model: LanguageModel, prompt: readonly number[], o: GenerateOptions): number[] {
+  checkSampling(o);
+  if (model.config.arch === 'encoder-decoder') return generateSeq2Seq(model, prompt, o);
+  if (model.config.arch === 'encoder') throw new Error(`generate: ${model.config.family} is an encoder (no next-token head); use a decoder or encoder-decoder model`);
+  if (prompt.length === 0) throw new Error('generate: the prompt is empty (give at least one token)');
+  const rng = new Rng(o.seed ?? 0);
+  const limit = contextLimit(model);
+  const useCache = (o.useCache ?? true) && !!model.newCache;
+  const seq = [...prompt];
+  const out: number[] = [];
+  const wasTraining = model.training;
+  model.eval();
+  let cache: Cache | null = null;
+  try {
+    noGrad(() => {
+      for (let i = 0; i < o.maxTokens; i++) {
+        let feed: number[];
+        if (!useCache) feed = seq.slice(-limit);
+        else if (cache && cache.length + 1 <= limit && cache.length === seq.length - 1) feed = seq.slice(-1);
+        else {
+          // (re)fill: the first step, or the context is full and the window slides
+          cache?.dispose();
+          cache = model.newCache!(1, { maxLength: limit === Infinity ? seq.length + o.maxTokens : limit });
+          feed = seq.slice(-Math.max(1, Math.min(seq.length, limit - 1)));
+        }
+        const c = cache;
+        const logits = tidy(() => lastLogits(model, { inputIds: row(feed), cache: c }));
+        const id = sampleToken(logits, o, rng);
+        seq.push(id);
+        out.push(id);
+        o.onToken?.(id);
+        if (o.stopIds?.includes(id)) break;
+      }
+    });
+  } finally {
+    (cache as Cache | null)?.dispose();
+    model.train(wasTraining);
+  }
+  return out;
+}
+
+/** encoder-decoder: encode the prompt once, decode from decoderStart (cached when the model allows) */
+function generateSeq2Seq(model: LanguageModel, prompt: readonly number[], o: GenerateOptions): number[] {
+  const start = model.config.tokens.decoderStart ?? model.config.tokens.pad ?? 0;
+  const stop = o.stopIds ?? (model.config.tokens.eos !== null ? [model.config.tokens.eos] : []);
+  const rng = new Rng(o.seed ?? 0);
+  const dec = [start];
+  const out: number[] = [];
+  const wasTraining = model.training;
+  model.eval();
+  try {
+    noGrad(() => {
+      for (let i = 0; i < o.maxTokens; i++) {
+        const logits = tidy(() => lastLogits(model, { inputIds: row(prompt), decoderInputIds: row(dec) }));
+        const id = sampleToken(logits, o, rng);
+        dec.push(id);
+        out.push(id);
+        o.onToken?.(id);
+        if (stop.includes(id)) break;
+      }
+    });
+  } finally {
+    model.train(wasTraining);
+  }
+  return out;
+}

@@ -1,0 +1,624 @@
+// The one model configuration type. Every architecture Lineage builds is described by a `ModelConfig`:
+// plain JSON data (no classes, no functions, no `undefined`), so it can be saved next to a checkpoint,
+// diffed, sent to a worker, or shown in the studio.
+//
+// Each block kind is a discriminated union (`kind` field), so a combination the code cannot build is a
+// type error rather than a runtime surprise: an RNN has no attention field, MLA has no `kvHeads`, a
+// learned position table cannot carry a RoPE base, a Mamba stack has no FFN. What the type checker
+// cannot express (e.g. `heads % kvHeads === 0`) is checked by `validateConfig`, whose errors name the
+// offending field by its path (`decoder.block.attention.kvHeads`).
+//
+// Absent values are `null`, never omitted, so `JSON.parse(JSON.stringify(cfg))` deep-equals `cfg`.
+//
+// Notation in comments: V vocabulary, D model width (`hidden`), L layers, nh query heads,
+// nkv key/value heads, hs head size, F feed-forward width, E routed experts, N SSM state size.
+
+// ----------------------------------------------------------------------------------------------------
+// Blocks
+
+/** Normalization layer. T5's "LayerNorm" (no mean subtraction, no bias) is `rmsnorm`. */
+export type NormConfig =
+  | { kind: 'layernorm'; eps: number; bias: boolean }
+  | { kind: 'rmsnorm'; eps: number };
+
+/**
+ * RoPE frequency rescaling for context extension (transformers `rope_scaling`).
+ * - linear: positions divided by `factor` (position interpolation).
+ * - ntk: dynamic NTK-aware base rescaling (transformers `"dynamic"`), active beyond `originalMax`.
+ * - yarn: YaRN (DeepSeek-V2 also uses `mscale`/`mscaleAllDim` to correct the softmax temperature).
+ * - llama3: Llama 3.1 wavelength-dependent scaling.
+ */
+export type RopeScaling =
+  | { kind: 'linear'; factor: number }
+  | { kind: 'ntk'; factor: number; originalMax: number | null }
+  | {
+      kind: 'yarn';
+      factor: number;
+      originalMax: number;
+      betaFast: number;
+      betaSlow: number;
+      mscale: number;
+      mscaleAllDim: number;
+    }
+  | { kind: 'llama3'; factor: number; originalMax: number; lowFreqFactor: number; highFreqFactor: number };
+
+/**
+ * How token positions enter the model. The maximum context lives once, in the stack's `maxContext`.
+ * - learned: a (maxContext + offset, D) table added to token embeddings. BART reserves `offset = 2` rows.
+ * - sinusoidal: fixed sin/cos table (Vaswani 2017); no parameters.
+ * - rope: rotary embedding of the first `dim` dims of each head (`null` = the whole head).
+ * - t5-relative: a learned (buckets, nh) bias on attention logits, owned by the first layer of each stack.
+ * - alibi: fixed per-head linear biases on attention logits.
+ * - none: no positional signal (e.g. a NoPE ablation).
+ */
+export type PositionConfig =
+  | { kind: 'learned'; offset: number }
+  | { kind: 'sinusoidal' }
+  | { kind: 'rope'; theta: number; dim: number | null; scaling: RopeScaling | null }
+  | { kind: 't5-relative'; buckets: number; maxDistance: number; bidirectional: boolean }
+  | { kind: 'alibi' }
+  | { kind: 'none' };
+
+/**
+ * Which keys a query may attend to (in addition to the causal mask of decoder self-attention).
+ * - full: every (allowed) key.
+ * - sliding: the last `size` keys (Mistral). The first `firstFullLayers` layers keep full attention
+ *   (Qwen2's `max_window_layers`); 0 means every layer slides.
+ * - dilated: `size` keys spaced `dilation` apart (Longformer's dilated heads).
+ * - longformer: a sliding window of `size` keys plus the first `globalTokens` tokens, which attend to
+ *   and are attended by everything.
+ * - bigbird: block-sparse; each block of `blockSize` sees `windowBlocks` neighbouring blocks,
+ *   `globalBlocks` global blocks and `randomBlocks` random blocks chosen with `seed`.
+ */
+export type AttentionWindow =
+  | { kind: 'full' }
+  | { kind: 'sliding'; size: number; firstFullLayers: number }
+  | { kind: 'dilated'; size: number; dilation: number }
+  | { kind: 'longformer'; size: number; globalTokens: number }
+  | { kind: 'bigbird'; blockSize: number; windowBlocks: number; globalBlocks: number; randomBlocks: number; seed: number };
+
+/**
+ * Multi-head attention with `heads` query heads sharing `kvHeads` key/value heads.
+ * mha: kvHeads === heads; mqa: kvHeads === 1; gqa: anything dividing heads (checked by validateConfig).
+ * `scale` is the logit multiplier; `null` means 1/sqrt(headDim) (T5 uses 1: its init absorbs it).
+ */
+export interface StandardAttention {
+  kind: 'mha' | 'gqa' | 'mqa';
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  qkvBias: boolean;
+  outBias: boolean;
+  scale: number | null;
+  window: AttentionWindow;
+}
+
+/**
+ * DeepSeek-V2 multi-head latent attention. Keys/values are cached as one `kvLoraRank` latent plus a
+ * shared `qkRopeHeadDim` rotary key; queries go through an optional `qLoraRank` bottleneck (null = a
+ * direct projection). Each head's query/key is [nope part (qkNopeHeadDim) | rope part (qkRopeHeadDim)].
+ * The latents are normalized with the block's norm kind (RMSNorm in DeepSeek).
+ */
+export interface MlaAttention {
+  kind: 'mla';
+  heads: number;
+  qLoraRank: number | null;
+  kvLoraRank: number;
+  qkNopeHeadDim: number;
+  qkRopeHeadDim: number;
+  vHeadDim: number;
+  window: AttentionWindow;
+}
+
+export type AttentionConfig = StandardAttention | MlaAttention;
+
+/** Activation names, as the reference kernels spell them. `gelu_tanh` is GPT-2's `gelu_new`. */
+export type Activation = 'relu' | 'gelu' | 'gelu_tanh' | 'silu';
+
+/** MoE routing: plain top-k, or DeepSeek's group-limited top-k (pick `topkGroups` of `groups` first). */
+export type MoeRouting = { kind: 'greedy' } | { kind: 'group-limited'; groups: number; topkGroups: number };
+
+/**
+ * Mixture of experts. Each routed expert is an FFN of width `expertHidden` (`expert: 'glu'` = SwiGLU
+ * style, three matrices; `'mlp'` = two). `sharedExperts` always-on experts are fused into one FFN of
+ * width `sharedHidden` (DeepSeekMoE; 0 for Mixtral). The first `denseLayers` layers, and layers with
+ * `(layer - denseLayers) % layerFreq !== 0`, use a dense FFN of width `denseHidden` instead
+ * (DeepSeek `first_k_dense_replace` / `moe_layer_freq`).
+ * Gate: `gating` turns router logits into scores; the top-k scores are renormalized if `normTopK`,
+ * then multiplied by `routedScale`. `capacityFactor` null = no token dropping.
+ */
+export interface MoeFfn {
+  kind: 'moe';
+  experts: number;
+  topK: number;
+  expert: 'glu' | 'mlp';
+  act: Activation;
+  expertHidden: number;
+  bias: boolean;
+  gating: 'softmax' | 'sigmoid';
+  normTopK: boolean;
+  routedScale: number;
+  routing: MoeRouting;
+  sharedExperts: number;
+  sharedHidden: number;
+  capacityFactor: number | null;
+  auxLossCoef: number;
+  zLossCoef: number;
+  denseLayers: number;
+  layerFreq: number;
+  denseHidden: number;
+}
+
+/**
+ * Position-wise feed-forward network.
+ * - mlp: down(act(up(x))).
+ * - glu: down(act(gate(x)) * up(x)); SwiGLU is `act: 'silu'`, GeGLU is `'gelu'`/`'gelu_tanh'`.
+ * - moe: see MoeFfn.
+ */
+export type FfnConfig =
+  | { kind: 'mlp'; act: Activation; hidden: number; bias: boolean }
+  | { kind: 'glu'; act: 'silu' | 'gelu' | 'gelu_tanh'; hidden: number; bias: boolean }
+  | MoeFfn;
+
+/**
+ * Where the residual stream is normalized.
+ * - pre: x + f(norm(x)) (GPT-2, Llama); the stack then needs a `finalNorm`.
+ * - post: norm(x + f(x)) (Vaswani 2017, GPT-1, BERT, BART).
+ * - parallel: x + attn(norm1(x)) + ffn(norm2(x)) (GPT-J / NeoX style).
+ */
+export type ResidualKind = 'pre' | 'post' | 'parallel';
+
+/** One transformer layer. Decoder layers of an encoder-decoder stack add cross-attention with the same
+ * `attention` shape and norm. */
+export interface TransformerBlock {
+  residual: ResidualKind;
+  norm: NormConfig;
+  attention: AttentionConfig;
+  ffn: FfnConfig;
+}
+
+/** A stack of identical layers (MoE layer placement is described by MoeFfn). */
+export interface TransformerStack {
+  layers: number;
+  block: TransformerBlock;
+  /** norm after the last layer (pre-norm stacks: Llama `norm`, GPT-2 `ln_f`); null for post-norm */
+  finalNorm: NormConfig | null;
+}
+
+/** Dropout probabilities (0 = off). `activation` is inside the FFN, `residual` on block outputs. */
+export interface DropoutConfig {
+  embedding: number;
+  attention: number;
+  residual: number;
+  activation: number;
+}
+
+/** Special token ids carried over from config.json (null when the family leaves them unset). */
+export interface TokenIds {
+  bos: number | null;
+  eos: number | null;
+  pad: number | null;
+  /** first decoder input of encoder-decoder models */
+  decoderStart: number | null;
+}
+
+/** ViT-style patch embedding for a tiny vision-language model: an image (channels, imageSize, imageSize)
+ * is cut into (imageSize/patchSize)^2 patches, each projected to D by a conv with bias, plus a learned
+ * position per patch; the patch vectors are prepended to the text tokens. */
+export interface VisionConfig {
+  imageSize: number;
+  patchSize: number;
+  channels: number;
+}
+
+// ----------------------------------------------------------------------------------------------------
+// Architectures
+
+/** Fields every architecture has. */
+interface ModelBase {
+  vocabSize: number;
+  /** model width D */
+  hidden: number;
+  /** output head shares the token embedding matrix */
+  tieEmbeddings: boolean;
+  dropout: DropoutConfig;
+  /** std of the normal initializer (transformers `initializer_range`) */
+  initStd: number;
+  tokens: TokenIds;
+}
+
+/** Token embeddings multiplied by sqrt(D) before positions are added (Vaswani, Marian, Gemma). */
+export type EmbedScale = 'none' | 'sqrt-hidden';
+
+/** Fields of every transformer architecture. */
+interface TransformerBase extends ModelBase {
+  /** longest sequence the position scheme was trained for */
+  maxContext: number;
+  positions: PositionConfig;
+  embedScale: EmbedScale;
+  /** norm applied to the embedding sum before the first layer (BERT, BART `layernorm_embedding`) */
+  embedNorm: NormConfig | null;
+  /** logits multiplied by 1/sqrt(D) before the tied head (T5 v1.0) */
+  headScale: 'none' | 'rsqrt-hidden';
+}
+
+export type DecoderFamily = 'gpt2' | 'openai-gpt' | 'llama' | 'mistral' | 'qwen2' | 'mixtral' | 'deepseek_v2';
+
+/** Causal language model (GPT, Llama, Mixtral, DeepSeek...). */
+export interface DecoderConfig extends TransformerBase {
+  arch: 'decoder';
+  family: DecoderFamily;
+  decoder: TransformerStack;
+  vision: VisionConfig | null;
+}
+
+/** BERT heads, exactly the three transformers classes: backbone+pooler (BertModel), masked-LM head without
+ * pooler (BertForMaskedLM), or both plus next-sentence head (BertForPreTraining). */
+export type EncoderHead = 'model' | 'masked-lm' | 'pretraining';
+
+/** Bidirectional encoder (BERT). */
+export interface EncoderConfig extends TransformerBase {
+  arch: 'encoder';
+  family: 'bert';
+  encoder: TransformerStack;
+  /** segment ("token type") embedding rows */
+  typeVocabSize: number;
+  head: EncoderHead;
+}
+
+/** Sequence-to-sequence transformer (T5, BART, Marian / Vaswani 2017). Embeddings are shared by encoder and
+ * decoder. */
+export interface EncoderDecoderConfig extends TransformerBase {
+  arch: 'encoder-decoder';
+  family: 't5' | 'bart' | 'marian';
+  encoder: TransformerStack;
+  decoder: TransformerStack;
+}
+
+/** Recurrent LM: embedding (V, embedSize) → `layers` torch-style RNN/LSTM/GRU layers → head (V, hidden). */
+export interface RnnConfig extends ModelBase {
+  arch: 'rnn';
+  family: 'lineage-rnn';
+  cell: 'rnn' | 'lstm' | 'gru';
+  embedSize: number;
+  layers: number;
+}
+
+/** Mamba (S6) block parameters. dInner = expand * D. */
+export interface SsmConfig {
+  dState: number;
+  dConv: number;
+  expand: number;
+  dtRank: number;
+  convBias: boolean;
+  /** bias on in_proj / out_proj */
+  projBias: boolean;
+  dtMin: number;
+  dtMax: number;
+  dtInit: 'random' | 'constant';
+  dtScale: number;
+  dtInitFloor: number;
+}
+
+/** Selective state-space LM: embedding → L × (norm → Mamba mixer, residual) → final norm → head. */
+export interface MambaConfig extends ModelBase {
+  arch: 'mamba';
+  family: 'mamba';
+  layers: number;
+  ssm: SsmConfig;
+  norm: NormConfig;
+  residualInFp32: boolean;
+}
+
+export type ModelConfig = DecoderConfig | EncoderConfig | EncoderDecoderConfig | RnnConfig | MambaConfig;
+export type Arch = ModelConfig['arch'];
+export type Family = ModelConfig['family'];
+
+/** The config type of a family (e.g. FamilyConfig<'t5'> is EncoderDecoderConfig). */
+export type FamilyConfig<F extends Family> = F extends DecoderFamily
+  ? DecoderConfig
+  : F extends EncoderDecoderConfig['family']
+    ? EncoderDecoderConfig
+    : F extends EncoderConfig['family']
+      ? EncoderConfig
+      : F extends MambaConfig['family']
+        ? MambaConfig
+        : RnnConfig;
+
+// ----------------------------------------------------------------------------------------------------
+// Helpers shared by modules, inspect and the HF mapping
+
+/** The transformer stacks of a config, named as in parameter paths; empty for RNN and Mamba. */
+export function transformerStacks(cfg: ModelConfig): { name: 'encoder' | 'decoder'; stack: TransformerStack }[] {
+  switch (cfg.arch) {
+    case 'decoder':
+      return [{ name: 'decoder', stack: cfg.decoder }];
+    case 'encoder':
+      return [{ name: 'encoder', stack: cfg.encoder }];
+    case 'encoder-decoder':
+      return [
+        { name: 'encoder', stack: cfg.encoder },
+        { name: 'decoder', stack: cfg.decoder },
+      ];
+    case 'rnn':
+    case 'mamba':
+      return [];
+    default:
+      return cfg satisfies never;
+  }
+}
+
+/** FFN kind actually used by layer `layer` (MoE stacks keep some dense layers). */
+export function layerFfn(ffn: FfnConfig, layer: number): FfnConfig {
+  if (ffn.kind !== 'moe') return ffn;
+  const dense = layer < ffn.denseLayers || (layer - ffn.denseLayers) % ffn.layerFreq !== 0;
+  if (!dense) return ffn;
+  if (ffn.expert === 'mlp') return { kind: 'mlp', act: ffn.act, hidden: ffn.denseHidden, bias: ffn.bias };
+  return { kind: 'glu', act: ffn.act === 'relu' ? 'silu' : ffn.act, hidden: ffn.denseHidden, bias: ffn.bias };
+}
+
+/** Attention window used by layer `layer`. */
+export function layerWindow(window: AttentionWindow, layer: number): AttentionWindow {
+  if (window.kind === 'sliding' && layer < window.firstFullLayers) return { kind: 'full' };
+  return window;
+}
+
+/** Dims of a standard attention's key/value per head, and of the query heads. */
+export function attentionKvHeads(att: AttentionConfig): number {
+  return att.kind === 'mla' ? att.heads : att.kvHeads;
+}
+
+/** SSM inner width. */
+export function mambaInner(cfg: MambaConfig): number {
+  return cfg.ssm.expand * cfg.hidden;
+}
+
+/** Gates per RNN cell, in torch order: LSTM (i, f, g, o), GRU (r, z, n). */
+export function rnnGates(cell: RnnConfig['cell']): number {
+  return { rnn: 1, lstm: 4, gru: 3 }[cell];
+}
+
+/** A dropout config with every probability `p`. */
+export function dropoutAll(p: number): DropoutConfig {
+  return { embedding: p, attention: p, residual: p, activation: p };
+}
+
+export const NO_TOKENS: TokenIds = { bos: null, eos: null, pad: null, decoderStart: null };
+
+// ----------------------------------------------------------------------------------------------------
+// Validation
+
+/** A config problem, carrying the dotted path of the field at fault. */
+export class ConfigError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`invalid model config: ${field}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Check = (field: string, ok: boolean, message: string) => void;
+
+/** Throws a ConfigError naming the first invalid field; returns the config for chaining. Also rejects
+ * values the type allows but no code can build (non-integer sizes, heads not dividing, ...). */
+export function validateConfig<C extends ModelConfig>(cfg: C): C {
+  const problems = configProblems(cfg);
+  if (problems.length > 0) throw problems[0];
+  return cfg;
+}
+
+/** Every problem found (empty when valid). */
+export function configProblems(cfg: ModelConfig): ConfigError[] {
+  const problems: ConfigError[] = [];
+  const check: Check = (field, ok, message) => {
+    if (!ok) problems.push(new ConfigError(field, message));
+  };
+  checkBase(cfg, check);
+  switch (cfg.arch) {
+    case 'decoder':
+    case 'encoder':
+    case 'encoder-decoder':
+      checkTransformer(cfg, check);
+      break;
+    case 'rnn':
+      checkRnn(cfg, check);
+      break;
+    case 'mamba':
+      checkMamba(cfg, check);
+      break;
+    default:
+      cfg satisfies never;
+      check('arch', false, `unknown arch ${JSON.stringify((cfg as { arch: unknown }).arch)}`);
+  }
+  return problems;
+}
+
+const positiveInt = (x: unknown): boolean => Number.isInteger(x) && (x as number) > 0;
+const nonNegInt = (x: unknown): boolean => Number.isInteger(x) && (x as number) >= 0;
+const prob = (x: unknown): boolean => typeof x === 'number' && x >= 0 && x < 1;
+const positive = (x: unknown): boolean => typeof x === 'number' && Number.isFinite(x) && x > 0;
+
+function checkBase(cfg: ModelConfig, check: Check): void {
+  check('vocabSize', positiveInt(cfg.vocabSize), `must be a positive integer, got ${cfg.vocabSize}`);
+  check('hidden', positiveInt(cfg.hidden), `must be a positive integer, got ${cfg.hidden}`);
+  check('initStd', positive(cfg.initStd), `must be > 0, got ${cfg.initStd}`);
+  for (const k of ['embedding', 'attention', 'residual', 'activation'] as const) {
+    check(`dropout.${k}`, prob(cfg.dropout?.[k]), `must be in [0, 1), got ${cfg.dropout?.[k]}`);
+  }
+  for (const k of ['bos', 'eos', 'pad', 'decoderStart'] as const) {
+    const id = cfg.tokens?.[k];
+    check(`tokens.${k}`, id === null || (nonNegInt(id) && id < cfg.vocabSize), `must be null or in 0..vocabSize-1 (${cfg.vocabSize - 1}), got ${id}`);
+  }
+}
+
+function checkTransformer(cfg: DecoderConfig | EncoderConfig | EncoderDecoderConfig, check: Check): void {
+  check('maxContext', positiveInt(cfg.maxContext), `must be a positive integer, got ${cfg.maxContext}`);
+  checkPositions(cfg.positions, check);
+  if (cfg.embedNorm) checkNorm('embedNorm', cfg.embedNorm, check);
+  for (const { name, stack } of transformerStacks(cfg)) checkStack(name, stack, cfg, check);
+  if (cfg.arch === 'encoder') {
+    check('typeVocabSize', nonNegInt(cfg.typeVocabSize), `must be a non-negative integer, got ${cfg.typeVocabSize}`);
+  }
+  if (cfg.arch === 'decoder' && cfg.vision) checkVision(cfg.vision, check);
+  if (cfg.positions.kind === 't5-relative' && cfg.arch === 'decoder') {
+    check('positions.bidirectional', !cfg.positions.bidirectional, 'a decoder-only stack cannot bucket future positions');
+  }
+}
+
+function checkPositions(p: PositionConfig, check: Check): void {
+  switch (p.kind) {
+    case 'learned':
+      check('positions.offset', nonNegInt(p.offset), `must be a non-negative integer, got ${p.offset}`);
+      break;
+    case 'rope':
+      check('positions.theta', positive(p.theta), `must be > 0, got ${p.theta}`);
+      check('positions.dim', p.dim === null || (positiveInt(p.dim) && p.dim % 2 === 0),
+        `must be null or a positive even integer, got ${p.dim}`);
+      if (p.scaling) checkRopeScaling(p.scaling, check);
+      break;
+    case 't5-relative':
+      check('positions.buckets', positiveInt(p.buckets), `must be a positive integer, got ${p.buckets}`);
+      check('positions.maxDistance', positiveInt(p.maxDistance), `must be a positive integer, got ${p.maxDistance}`);
+      break;
+    case 'sinusoidal':
+    case 'alibi':
+    case 'none':
+      break;
+    default:
+      p satisfies never;
+      check('positions.kind', false, `unknown kind ${JSON.stringify((p as { kind: unknown }).kind)}`);
+  }
+}
+
+function checkRopeScaling(s: RopeScaling, check: Check): void {
+  check('positions.scaling.factor', positive(s.factor), `must be > 0, got ${s.factor}`);
+  if (s.kind === 'yarn' || s.kind === 'llama3') {
+    check('positions.scaling.originalMax', positiveInt(s.originalMax), `must be a positive integer, got ${s.originalMax}`);
+  }
+  if (s.kind === 'llama3') {
+    check('positions.scaling.highFreqFactor', s.highFreqFactor > s.lowFreqFactor,
+      `must exceed lowFreqFactor (${s.lowFreqFactor}), got ${s.highFreqFactor}`);
+  }
+}
+
+function checkNorm(field: string, n: NormConfig, check: Check): void {
+  check(`${field}.kind`, n.kind === 'layernorm' || n.kind === 'rmsnorm', `unknown norm kind ${JSON.stringify(n.kind)}`);
+  check(`${field}.eps`, positive(n.eps), `must be > 0, got ${n.eps}`);
+}
+
+function checkStack(name: string, s: TransformerStack, cfg: ModelConfig, check: Check): void {
+  check(`${name}.layers`, positiveInt(s.layers), `must be a positive integer, got ${s.layers}`);
+  const b = s.block;
+  check(`${name}.block.residual`, ['pre', 'post', 'parallel'].includes(b.residual),
+    `must be 'pre', 'post' or 'parallel', got ${JSON.stringify(b.residual)}`);
+  checkNorm(`${name}.block.norm`, b.norm, check);
+  if (s.finalNorm) checkNorm(`${name}.finalNorm`, s.finalNorm, check);
+  check(`${name}.finalNorm`, b.residual === 'post' || s.finalNorm !== null,
+    `a ${b.residual}-norm stack needs a final norm (its residual stream is never normalized otherwise)`);
+  checkAttention(`${name}.block.attention`, b.attention, cfg, check);
+  checkFfn(`${name}.block.ffn`, b.ffn, s.layers, check);
+}
+
+function checkAttention(field: string, a: AttentionConfig, cfg: ModelConfig, check: Check): void {
+  check(`${field}.heads`, positiveInt(a.heads), `must be a positive integer, got ${a.heads}`);
+  checkWindow(`${field}.window`, a.window, check);
+  if (a.kind === 'mla') {
+    check(`${field}.qLoraRank`, a.qLoraRank === null || positiveInt(a.qLoraRank), `must be null or a positive integer, got ${a.qLoraRank}`);
+    for (const k of ['kvLoraRank', 'qkNopeHeadDim', 'qkRopeHeadDim', 'vHeadDim'] as const) {
+      check(`${field}.${k}`, positiveInt(a[k]), `must be a positive integer, got ${a[k]}`);
+    }
+    check(`${field}.qkRopeHeadDim`, a.qkRopeHeadDim % 2 === 0, `must be even (rotary pairs), got ${a.qkRopeHeadDim}`);
+    const rope = 'positions' in cfg && cfg.positions.kind === 'rope';
+    check(`positions.kind`, rope, 'MLA carries a decoupled rotary key; positions must be rope');
+    return;
+  }
+  check(`${field}.kind`, ['mha', 'gqa', 'mqa'].includes(a.kind), `unknown attention kind ${JSON.stringify(a.kind)}`);
+  check(`${field}.headDim`, positiveInt(a.headDim), `must be a positive integer, got ${a.headDim}`);
+  check(`${field}.kvHeads`, positiveInt(a.kvHeads) && a.heads % a.kvHeads === 0,
+    `must divide heads (${a.heads}), got ${a.kvHeads}`);
+  if (a.kind === 'mha') check(`${field}.kvHeads`, a.kvHeads === a.heads, `mha needs kvHeads === heads (${a.heads}), got ${a.kvHeads}`);
+  if (a.kind === 'mqa') check(`${field}.kvHeads`, a.kvHeads === 1, `mqa needs kvHeads === 1, got ${a.kvHeads}`);
+  check(`${field}.scale`, a.scale === null || positive(a.scale), `must be null or > 0, got ${a.scale}`);
+  if ('positions' in cfg && cfg.positions.kind === 'rope' && cfg.positions.dim !== null) {
+    check('positions.dim', cfg.positions.dim <= a.headDim, `partial rotary dim must be <= headDim (${a.headDim}), got ${cfg.positions.dim}`);
+  }
+}
+
+function checkWindow(field: string, w: AttentionWindow, check: Check): void {
+  switch (w.kind) {
+    case 'full':
+      break;
+    case 'sliding':
+      check(`${field}.size`, positiveInt(w.size), `must be a positive integer, got ${w.size}`);
+      check(`${field}.firstFullLayers`, nonNegInt(w.firstFullLayers), `must be a non-negative integer, got ${w.firstFullLayers}`);
+      break;
+    case 'dilated':
+      check(`${field}.size`, positiveInt(w.size), `must be a positive integer, got ${w.size}`);
+      check(`${field}.dilation`, positiveInt(w.dilation), `must be a positive integer, got ${w.dilation}`);
+      break;
+    case 'longformer':
+      check(`${field}.size`, positiveInt(w.size), `must be a positive integer, got ${w.size}`);
+      check(`${field}.globalTokens`, nonNegInt(w.globalTokens), `must be a non-negative integer, got ${w.globalTokens}`);
+      break;
+    case 'bigbird':
+      for (const k of ['blockSize', 'windowBlocks'] as const) check(`${field}.${k}`, positiveInt(w[k]), `must be a positive integer, got ${w[k]}`);
+      for (const k of ['globalBlocks', 'randomBlocks', 'seed'] as const) check(`${field}.${k}`, nonNegInt(w[k]), `must be a non-negative integer, got ${w[k]}`);
+      break;
+    default:
+      w satisfies never;
+      check(`${field}.kind`, false, `unknown window kind ${JSON.stringify((w as { kind: unknown }).kind)}`);
+  }
+}
+
+function checkFfn(field: string, f: FfnConfig, layers: number, check: Check): void {
+  const acts: Activation[] = ['relu', 'gelu', 'gelu_tanh', 'silu'];
+  check(`${field}.act`, acts.includes(f.act), `must be one of ${acts.join(', ')}, got ${JSON.stringify(f.act)}`);
+  if (f.kind === 'glu' || (f.kind === 'moe' && f.expert === 'glu')) check(`${field}.act`, f.act !== ('relu' as Activation), 'GLU needs a smooth gate (silu, gelu, gelu_tanh)');
+  if (f.kind !== 'moe') {
+    check(`${field}.hidden`, positiveInt(f.hidden), `must be a positive integer, got ${f.hidden}`);
+    return;
+  }
+  check(`${field}.experts`, positiveInt(f.experts), `must be a positive integer, got ${f.experts}`);
+  check(`${field}.topK`, positiveInt(f.topK) && f.topK <= f.experts, `must be in 1..experts (${f.experts}), got ${f.topK}`);
+  check(`${field}.expertHidden`, positiveInt(f.expertHidden), `must be a positive integer, got ${f.expertHidden}`);
+  check(`${field}.sharedExperts`, nonNegInt(f.sharedExperts), `must be a non-negative integer, got ${f.sharedExperts}`);
+  check(`${field}.sharedHidden`, nonNegInt(f.sharedHidden) && (f.sharedExperts === 0) === (f.sharedHidden === 0),
+    `must be > 0 exactly when sharedExperts > 0, got ${f.sharedHidden}`);
+  check(`${field}.capacityFactor`, f.capacityFactor === null || positive(f.capacityFactor), `must be null or > 0, got ${f.capacityFactor}`);
+  check(`${field}.denseLayers`, nonNegInt(f.denseLayers) && f.denseLayers < layers, `must be in 0..layers-1 (${layers - 1}), got ${f.denseLayers}`);
+  check(`${field}.layerFreq`, positiveInt(f.layerFreq), `must be a positive integer, got ${f.layerFreq}`);
+  check(`${field}.denseHidden`, f.denseLayers === 0 && f.layerFreq === 1 ? nonNegInt(f.denseHidden) : positiveInt(f.denseHidden),
+    `must be a positive integer when some layers are dense, got ${f.denseHidden}`);
+  check(`${field}.routedScale`, positive(f.routedScale), `must be > 0, got ${f.routedScale}`);
+  check(`${field}.auxLossCoef`, f.auxLossCoef >= 0, `must be >= 0, got ${f.auxLossCoef}`);
+  check(`${field}.zLossCoef`, f.zLossCoef >= 0, `must be >= 0, got ${f.zLossCoef}`);
+  if (f.routing.kind === 'group-limited') {
+    const r = f.routing;
+    check(`${field}.routing.groups`, positiveInt(r.groups) && f.experts % r.groups === 0, `must divide experts (${f.experts}), got ${r.groups}`);
+    check(`${field}.routing.topkGroups`, positiveInt(r.topkGroups) && r.topkGroups <= r.groups, `must be in 1..groups (${r.groups}), got ${r.topkGroups}`);
+  }
+}
+
+function checkVision(v: VisionConfig, check: Check): void {
+  for (const k of ['imageSize', 'patchSize', 'channels'] as const) check(`vision.${k}`, positiveInt(v[k]), `must be a positive integer, got ${v[k]}`);
+  check('vision.patchSize', v.imageSize % v.patchSize === 0, `must divide imageSize (${v.imageSize}), got ${v.patchSize}`);
+}
+
+function checkRnn(cfg: RnnConfig, check: Check): void {
+  check('cell', ['rnn', 'lstm', 'gru'].includes(cfg.cell), `must be 'rnn', 'lstm' or 'gru', got ${JSON.stringify(cfg.cell)}`);
+  check('embedSize', positiveInt(cfg.embedSize), `must be a positive integer, got ${cfg.embedSize}`);
+  check('layers', positiveInt(cfg.layers), `must be a positive integer, got ${cfg.layers}`);
+  check('tieEmbeddings', !cfg.tieEmbeddings || cfg.embedSize === cfg.hidden,
+    `tied embeddings need embedSize === hidden, got ${cfg.embedSize} and ${cfg.hidden}`);
+}
+
+function checkMamba(cfg: MambaConfig, check: Check): void {
+  check('layers', positiveInt(cfg.layers), `must be a positive integer, got ${cfg.layers}`);
+  checkNorm('norm', cfg.norm, check);
+  for (const k of ['dState', 'dConv', 'expand', 'dtRank'] as const) {
+    check(`ssm.${k}`, positiveInt(cfg.ssm[k]), `must be a positive integer, got ${cfg.ssm[k]}`);
+  }
+  check('ssm.dtMin', positive(cfg.ssm.dtMin) && cfg.ssm.dtMin <= cfg.ssm.dtMax, `must be in (0, dtMax], got ${cfg.ssm.dtMin}`);
+}

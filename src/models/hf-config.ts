@@ -1,0 +1,1027 @@
+// Hugging Face config.json <-> ModelConfig, one codec per `model_type`, with the exact field names
+// transformers uses. Families transformers lacks use a Lineage model_type in the same layout
+// ("lineage-rnn"). Lineage-only knobs a family's config.json cannot hold (MoE capacity factor, router
+// z-loss, a vision patch embedding) are written as extra keys only when they differ from the default.
+//
+// Round trips are guaranteed rather than hoped for: `toHFConfig` re-reads what it wrote and throws,
+// naming the field, when the config uses something the model_type cannot express (e.g. a sliding window
+// on gpt2). Unknown keys of a real config.json (`architectures`, `torch_dtype`, ...) are ignored on read.
+
+import {
+  type Activation,
+  type DecoderConfig,
+  type DecoderFamily,
+  type DropoutConfig,
+  type EncoderDecoderConfig,
+  type EncoderHead,
+  type Family,
+  type FamilyConfig,
+  type FfnConfig,
+  type ModelConfig,
+  type NormConfig,
+  type PositionConfig,
+  type RopeScaling,
+  type StandardAttention,
+  type TokenIds,
+  type TransformerStack,
+  type VisionConfig,
+  dropoutAll,
+  validateConfig,
+} from './config.js';
+
+/** A parsed config.json. */
+export type HfJson = Record<string, unknown>;
+
+type ConfigOf<F extends Family> = FamilyConfig<F>;
+
+interface Codec<F extends Family> {
+  from(r: HfReader): ConfigOf<F>;
+  to(cfg: ConfigOf<F>): HfJson;
+}
+
+// ----------------------------------------------------------------------------------------------------
+// Reading config.json fields with type checks; records every key it looks at (the family's field names).
+
+class HfReader {
+  readonly seen = new Set<string>(['model_type']);
+  constructor(
+    readonly json: HfJson,
+    readonly modelType: string,
+  ) {}
+
+  fail(key: string, message: string): never {
+    throw new Error(`config.json (model_type "${this.modelType}"): field "${key}" ${message}`);
+  }
+
+  private get(key: string): unknown {
+    this.seen.add(key);
+    return this.json[key];
+  }
+
+  private value<T>(key: string, def: T | undefined, ok: (v: unknown) => boolean, what: string): T {
+    const v = this.get(key);
+    if (v === undefined) {
+      if (def === undefined) this.fail(key, 'is required but missing');
+      return def;
+    }
+    if (!ok(v)) this.fail(key, `must be ${what}, got ${JSON.stringify(v)}`);
+    return v as T;
+  }
+
+  num(key: string, def?: number): number {
+    return this.value(key, def, (v) => typeof v === 'number' && Number.isFinite(v), 'a number');
+  }
+  int(key: string, def?: number): number {
+    return this.value(key, def, (v) => Number.isInteger(v), 'an integer');
+  }
+  intOrNull(key: string, def: number | null): number | null {
+    return this.value<number | null>(key, def, (v) => v === null || Number.isInteger(v), 'an integer or null');
+  }
+  numOrNull(key: string, def: number | null): number | null {
+    return this.value<number | null>(key, def, (v) => v === null || (typeof v === 'number' && Number.isFinite(v)), 'a number or null');
+  }
+  str(key: string, def?: string): string {
+    return this.value(key, def, (v) => typeof v === 'string', 'a string');
+  }
+  bool(key: string, def?: boolean): boolean {
+    return this.value(key, def, (v) => typeof v === 'boolean', 'a boolean');
+  }
+  objOrNull(key: string): Record<string, unknown> | null {
+    return this.value<Record<string, unknown> | null>(key, null,
+      (v) => v === null || (typeof v === 'object' && !Array.isArray(v)), 'an object or null');
+  }
+  strList(key: string): string[] {
+    return this.value<string[]>(key, [], (v) => Array.isArray(v) && v.every((s) => typeof s === 'string'), 'a list of strings');
+  }
+  oneOf<T extends string>(key: string, options: readonly T[], def?: T): T {
+    const v = this.str(key, def);
+    if (!options.includes(v as T)) this.fail(key, `must be one of ${options.map((o) => JSON.stringify(o)).join(', ')}, got ${JSON.stringify(v)}`);
+    return v as T;
+  }
+  /** a field the config must have at a fixed value for Lineage to build it */
+  require(key: string, expected: unknown, def: unknown): void {
+    const v = this.get(key) ?? def;
+    if (v !== expected) this.fail(key, `= ${JSON.stringify(v)} is not supported (only ${JSON.stringify(expected)})`);
+  }
+  /** hidden / heads, which must divide */
+  headDim(hidden: number, heads: number, key: string): number {
+    if (heads <= 0 || hidden % heads !== 0) this.fail(key, `= ${heads} must divide the hidden size ${hidden}`);
+    return hidden / heads;
+  }
+}
+
+// ----------------------------------------------------------------------------------------------------
+// Pieces shared by several families
+
+const ACT_FROM_HF: Record<string, Activation> = {
+  relu: 'relu',
+  gelu: 'gelu',
+  gelu_new: 'gelu_tanh',
+  gelu_pytorch_tanh: 'gelu_tanh',
+  gelu_fast: 'gelu_tanh',
+  silu: 'silu',
+  swish: 'silu',
+};
+const ACT_TO_HF: { [A in Activation]: string } = { relu: 'relu', gelu: 'gelu', gelu_tanh: 'gelu_new', silu: 'silu' };
+
+function readAct(r: HfReader, key: string, def: string): Activation {
+  const name = r.str(key, def);
+  const act = ACT_FROM_HF[name];
+  if (!act) r.fail(key, `names an unsupported activation ${JSON.stringify(name)} (known: ${Object.keys(ACT_FROM_HF).join(', ')})`);
+  return act;
+}
+
+function gluAct(r: HfReader, key: string, def: string): 'silu' | 'gelu' | 'gelu_tanh' {
+  const act = readAct(r, key, def);
+  if (act === 'relu') r.fail(key, 'relu cannot gate a GLU feed-forward');
+  return act;
+}
+
+function tokensFrom(r: HfReader, d: { bos: number | null; eos: number | null; pad: number | null; start?: number | null }): TokenIds {
+  return {
+    bos: r.intOrNull('bos_token_id', d.bos),
+    eos: r.intOrNull('eos_token_id', d.eos),
+    pad: r.intOrNull('pad_token_id', d.pad),
+    decoderStart: d.start === undefined ? null : r.intOrNull('decoder_start_token_id', d.start),
+  };
+}
+
+function tokensTo(t: TokenIds, withStart: boolean): HfJson {
+  const out: HfJson = { bos_token_id: t.bos, eos_token_id: t.eos, pad_token_id: t.pad };
+  if (withStart) out.decoder_start_token_id = t.decoderStart;
+  return out;
+}
+
+const layerNorm = (eps: number): NormConfig => ({ kind: 'layernorm', eps, bias: true });
+
+function mha(heads: number, headDim: number, bias: boolean, scale: number | null = null): StandardAttention {
+  return { kind: 'mha', heads, kvHeads: heads, headDim, qkvBias: bias, outBias: bias, scale, window: { kind: 'full' } };
+}
+
+function visionFrom(r: HfReader): VisionConfig | null {
+  const v = r.objOrNull('vision_config');
+  if (v === null) return null;
+  const sub = new HfReader(v, `${r.modelType}.vision_config`);
+  return { imageSize: sub.int('image_size'), patchSize: sub.int('patch_size'), channels: sub.int('num_channels', 3) };
+}
+
+function visionTo(v: VisionConfig | null): HfJson {
+  return v ? { vision_config: { image_size: v.imageSize, patch_size: v.patchSize, num_channels: v.channels } } : {};
+}
+
+function ropeScalingFrom(r: HfReader): RopeScaling | null {
+  const s = r.objOrNull('rope_scaling');
+  if (s === null) return null;
+  const sub = new HfReader(s, `${r.modelType}.rope_scaling`);
+  const type = typeof s.rope_type === 'string' ? sub.str('rope_type') : sub.str('type');
+  switch (type) {
+    case 'default':
+      return null;
+    case 'linear':
+      return { kind: 'linear', factor: sub.num('factor') };
+    case 'dynamic':
+      return { kind: 'ntk', factor: sub.num('factor'), originalMax: sub.intOrNull('original_max_position_embeddings', null) };
+    case 'yarn':
+      return {
+        kind: 'yarn',
+        factor: sub.num('factor'),
+        originalMax: sub.int('original_max_position_embeddings'),
+        betaFast: sub.num('beta_fast', 32),
+        betaSlow: sub.num('beta_slow', 1),
+        mscale: sub.num('mscale', 1),
+        mscaleAllDim: sub.num('mscale_all_dim', 0),
+      };
+    case 'llama3':
+      return {
+        kind: 'llama3',
+        factor: sub.num('factor'),
+        originalMax: sub.int('original_max_position_embeddings'),
+        lowFreqFactor: sub.num('low_freq_factor'),
+        highFreqFactor: sub.num('high_freq_factor'),
+      };
+    default:
+      return r.fail('rope_scaling', `has an unsupported type ${JSON.stringify(type)} (known: linear, dynamic, yarn, llama3)`);
+  }
+}
+
+/** `typeKey`: transformers writes "rope_type"; DeepSeek's remote code reads "type". */
+function ropeScalingTo(s: RopeScaling | null, typeKey: 'rope_type' | 'type'): HfJson | null {
+  if (s === null) return null;
+  switch (s.kind) {
+    case 'linear':
+      return { [typeKey]: 'linear', factor: s.factor };
+    case 'ntk':
+      return { [typeKey]: 'dynamic', factor: s.factor, ...(s.originalMax === null ? {} : { original_max_position_embeddings: s.originalMax }) };
+    case 'yarn':
+      return {
+        [typeKey]: 'yarn', factor: s.factor, original_max_position_embeddings: s.originalMax,
+        beta_fast: s.betaFast, beta_slow: s.betaSlow, mscale: s.mscale, mscale_all_dim: s.mscaleAllDim,
+      };
+    case 'llama3':
+      return {
+        [typeKey]: 'llama3', factor: s.factor, original_max_position_embeddings: s.originalMax,
+        low_freq_factor: s.lowFreqFactor, high_freq_factor: s.highFreqFactor,
+      };
+    default:
+      return s satisfies never;
+  }
+}
+
+function ropeFrom(r: HfReader, headDim: number, thetaDefault: number): PositionConfig {
+  const factor = r.num('partial_rotary_factor', 1);
+  const dim = factor === 1 ? null : Math.round(headDim * factor);
+  return { kind: 'rope', theta: r.num('rope_theta', thetaDefault), dim, scaling: ropeScalingFrom(r) };
+}
+
+function ropeTo(p: PositionConfig, headDim: number, typeKey: 'rope_type' | 'type' = 'rope_type'): HfJson {
+  if (p.kind !== 'rope') return {};
+  const out: HfJson = { rope_theta: p.theta, rope_scaling: ropeScalingTo(p.scaling, typeKey) };
+  if (p.dim !== null) out.partial_rotary_factor = p.dim / headDim;
+  return out;
+}
+
+function moeExtrasFrom(r: HfReader): { capacityFactor: number | null; zLossCoef: number } {
+  return { capacityFactor: r.numOrNull('capacity_factor', null), zLossCoef: r.num('router_z_loss_coef', 0) };
+}
+
+function moeExtrasTo(f: FfnConfig): HfJson {
+  if (f.kind !== 'moe') return {};
+  const out: HfJson = {};
+  if (f.capacityFactor !== null) out.capacity_factor = f.capacityFactor;
+  if (f.zLossCoef !== 0) out.router_z_loss_coef = f.zLossCoef;
+  return out;
+}
+
+const noDropout = (attention = 0): DropoutConfig => ({ embedding: 0, attention, residual: 0, activation: 0 });
+
+// ----------------------------------------------------------------------------------------------------
+// GPT-1 / GPT-2
+
+function gptFrom(r: HfReader, family: 'gpt2' | 'openai-gpt'): DecoderConfig {
+  const d = r.int('n_embd');
+  const heads = r.int('n_head');
+  const gpt2 = family === 'gpt2';
+  const ln = layerNorm(r.num('layer_norm_epsilon', 1e-5));
+  const act = gpt2 ? readAct(r, 'activation_function', 'gelu_new') : readAct(r, 'afn', 'gelu');
+  const ffnHidden = gpt2 ? r.intOrNull('n_inner', null) ?? 4 * d : 4 * d;
+  if (gpt2) {
+    r.require('scale_attn_by_inverse_layer_idx', false, false);
+    r.require('reorder_and_upcast_attn', false, false);
+  }
+  return {
+    arch: 'decoder',
+    family,
+    vocabSize: r.int('vocab_size'),
+    hidden: d,
+    maxContext: r.int('n_positions'),
+    positions: { kind: 'learned', offset: 0 },
+    embedScale: 'none',
+    embedNorm: null,
+    headScale: 'none',
+    tieEmbeddings: r.bool('tie_word_embeddings', true),
+    dropout: { embedding: r.num('embd_pdrop', 0.1), attention: r.num('attn_pdrop', 0.1), residual: r.num('resid_pdrop', 0.1), activation: 0 },
+    initStd: r.num('initializer_range', 0.02),
+    tokens: gpt2 ? tokensFrom(r, { bos: 50256, eos: 50256, pad: null }) : tokensFrom(r, { bos: null, eos: null, pad: null }),
+    vision: visionFrom(r),
+    decoder: {
+      layers: r.int('n_layer'),
+      finalNorm: gpt2 ? ln : null,
+      block: {
+        residual: gpt2 ? 'pre' : 'post',
+        norm: ln,
+        attention: mha(heads, r.headDim(d, heads, 'n_head'), true),
+        ffn: { kind: 'mlp', act, hidden: ffnHidden, bias: true },
+      },
+    },
+  };
+}
+
+function gptTo(cfg: DecoderConfig): HfJson {
+  const b = cfg.decoder.block;
+  const gpt2 = cfg.family === 'gpt2';
+  const ffnHidden = b.ffn.kind === 'moe' ? 0 : b.ffn.hidden;
+  return {
+    model_type: cfg.family,
+    architectures: [gpt2 ? 'GPT2LMHeadModel' : 'OpenAIGPTLMHeadModel'],
+    vocab_size: cfg.vocabSize,
+    n_positions: cfg.maxContext,
+    n_embd: cfg.hidden,
+    n_layer: cfg.decoder.layers,
+    n_head: b.attention.heads,
+    ...(gpt2
+      ? { n_inner: ffnHidden === 4 * cfg.hidden ? null : ffnHidden, activation_function: ACT_TO_HF[b.ffn.act] }
+      : { afn: ACT_TO_HF[b.ffn.act] }),
+    resid_pdrop: cfg.dropout.residual,
+    embd_pdrop: cfg.dropout.embedding,
+    attn_pdrop: cfg.dropout.attention,
+    layer_norm_epsilon: b.norm.eps,
+    initializer_range: cfg.initStd,
+    tie_word_embeddings: cfg.tieEmbeddings,
+    ...tokensTo(cfg.tokens, false),
+    ...visionTo(cfg.vision),
+  };
+}
+
+// ----------------------------------------------------------------------------------------------------
+// BERT
+
+const BERT_HEAD_CLASS: { [H in EncoderHead]: string } = {
+  model: 'BertModel',
+  'masked-lm': 'BertForMaskedLM',
+  pretraining: 'BertForPreTraining',
+};
+
+const bert: Codec<'bert'> = {
+  from(r) {
+    const d = r.int('hidden_size');
+    const heads = r.int('num_attention_heads');
+    const ln = layerNorm(r.num('layer_norm_eps', 1e-12));
+    r.require('position_embedding_type', 'absolute', 'absolute');
+    const classes = r.strList('architectures');
+    const head = (Object.keys(BERT_HEAD_CLASS) as EncoderHead[]).find((h) => classes.includes(BERT_HEAD_CLASS[h])) ?? 'model';
+    const hiddenDrop = r.num('hidden_dropout_prob', 0.1);
+    return {
+      arch: 'encoder',
+      family: 'bert',
+      vocabSize: r.int('vocab_size'),
+      hidden: d,
+      maxContext: r.int('max_position_embeddings', 512),
+      positions: { kind: 'learned', offset: 0 },
+      embedScale: 'none',
+      embedNorm: ln,
+      headScale: 'none',
+      tieEmbeddings: r.bool('tie_word_embeddings', true),
+      dropout: { embedding: hiddenDrop, attention: r.num('attention_probs_dropout_prob', 0.1), residual: hiddenDrop, activation: 0 },
+      initStd: r.num('initializer_range', 0.02),
+      tokens: tokensFrom(r, { bos: null, eos: null, pad: 0 }),
+      typeVocabSize: r.int('type_vocab_size', 2),
+      head,
+      encoder: {
+        layers: r.int('num_hidden_layers'),
+        finalNorm: null,
+        block: {
+          residual: 'post',
+          norm: ln,
+          attention: mha(heads, r.headDim(d, heads, 'num_attention_heads'), true),
+          ffn: { kind: 'mlp', act: readAct(r, 'hidden_act', 'gelu'), hidden: r.int('intermediate_size'), bias: true },
+        },
+      },
+    };
+  },
+  to(cfg) {
+    const b = cfg.encoder.block;
+    return {
+      model_type: 'bert',
+      architectures: [BERT_HEAD_CLASS[cfg.head]],
+      vocab_size: cfg.vocabSize,
+      hidden_size: cfg.hidden,
+      num_hidden_layers: cfg.encoder.layers,
+      num_attention_heads: b.attention.heads,
+      intermediate_size: b.ffn.kind === 'moe' ? 0 : b.ffn.hidden,
+      hidden_act: ACT_TO_HF[b.ffn.act],
+      hidden_dropout_prob: cfg.dropout.residual,
+      attention_probs_dropout_prob: cfg.dropout.attention,
+      max_position_embeddings: cfg.maxContext,
+      type_vocab_size: cfg.typeVocabSize,
+      initializer_range: cfg.initStd,
+      layer_norm_eps: b.norm.eps,
+      position_embedding_type: 'absolute',
+      tie_word_embeddings: cfg.tieEmbeddings,
+      ...tokensTo(cfg.tokens, false),
+    };
+  },
+};
+
+// ----------------------------------------------------------------------------------------------------
+// T5 (v1.0 relu, v1.1 gated-gelu)
+
+function t5Ffn(r: HfReader, hidden: number): FfnConfig {
+  const proj = r.str('feed_forward_proj', 'relu');
+  const gated = proj.startsWith('gated-');
+  const name = gated ? proj.slice('gated-'.length) : proj;
+  // transformers special-cases "gated-gelu" to the tanh approximation (gelu_new)
+  const act = proj === 'gated-gelu' ? 'gelu_tanh' : ACT_FROM_HF[name];
+  if (!act) r.fail('feed_forward_proj', `must be "{act}" or "gated-{act}", got ${JSON.stringify(proj)}`);
+  if (!gated) return { kind: 'mlp', act, hidden, bias: false };
+  if (act === 'relu') r.fail('feed_forward_proj', 'gated-relu is not supported');
+  return { kind: 'glu', act, hidden, bias: false };
+}
+
+function t5ProjName(f: FfnConfig): string {
+  if (f.kind === 'glu') return f.act === 'gelu_tanh' ? 'gated-gelu' : `gated-${ACT_TO_HF[f.act]}`;
+  return ACT_TO_HF[f.act];
+}
+
+const t5: Codec<'t5'> = {
+  from(r) {
+    const d = r.int('d_model');
+    const heads = r.int('num_heads');
+    const norm: NormConfig = { kind: 'rmsnorm', eps: r.num('layer_norm_epsilon', 1e-6) };
+    const layers = r.int('num_layers');
+    const block = {
+      residual: 'pre' as const,
+      norm,
+      attention: { ...mha(heads, r.int('d_kv'), false), scale: 1 },
+      ffn: t5Ffn(r, r.int('d_ff')),
+    };
+    const tie = r.bool('tie_word_embeddings', true);
+    return {
+      arch: 'encoder-decoder',
+      family: 't5',
+      vocabSize: r.int('vocab_size'),
+      hidden: d,
+      maxContext: r.int('n_positions', 512),
+      positions: {
+        kind: 't5-relative',
+        buckets: r.int('relative_attention_num_buckets', 32),
+        maxDistance: r.int('relative_attention_max_distance', 128),
+        bidirectional: true,
+      },
+      embedScale: 'none',
+      embedNorm: null,
+      headScale: tie ? 'rsqrt-hidden' : 'none',
+      tieEmbeddings: tie,
+      dropout: dropoutAll(r.num('dropout_rate', 0.1)),
+      initStd: r.num('initializer_factor', 1),
+      tokens: tokensFrom(r, { bos: null, eos: 1, pad: 0, start: 0 }),
+      encoder: { layers, block, finalNorm: norm },
+      decoder: { layers: r.intOrNull('num_decoder_layers', null) ?? layers, block, finalNorm: norm },
+    };
+  },
+  to(cfg) {
+    const b = cfg.encoder.block;
+    const att = b.attention as StandardAttention;
+    return {
+      model_type: 't5',
+      architectures: ['T5ForConditionalGeneration'],
+      vocab_size: cfg.vocabSize,
+      d_model: cfg.hidden,
+      d_kv: att.headDim,
+      d_ff: b.ffn.kind === 'moe' ? 0 : b.ffn.hidden,
+      num_layers: cfg.encoder.layers,
+      num_decoder_layers: cfg.decoder.layers,
+      num_heads: att.heads,
+      relative_attention_num_buckets: cfg.positions.kind === 't5-relative' ? cfg.positions.buckets : 0,
+      relative_attention_max_distance: cfg.positions.kind === 't5-relative' ? cfg.positions.maxDistance : 0,
+      dropout_rate: cfg.dropout.residual,
+      layer_norm_epsilon: b.norm.eps,
+      initializer_factor: cfg.initStd,
+      feed_forward_proj: t5ProjName(b.ffn),
+      is_encoder_decoder: true,
+      tie_word_embeddings: cfg.tieEmbeddings,
+      n_positions: cfg.maxContext,
+      ...tokensTo(cfg.tokens, true),
+    };
+  },
+};
+
+// ----------------------------------------------------------------------------------------------------
+// BART and Marian (Vaswani 2017): post-norm encoder-decoders with per-stack sizes
+
+function bartStack(r: HfReader, side: 'encoder' | 'decoder', d: number, act: Activation): TransformerStack {
+  const heads = r.int(`${side}_attention_heads`);
+  return {
+    layers: r.int(`${side}_layers`),
+    finalNorm: null,
+    block: {
+      residual: 'post',
+      norm: layerNorm(1e-5), // nn.LayerNorm default; not configurable in transformers
+      attention: mha(heads, r.headDim(d, heads, `${side}_attention_heads`), true),
+      ffn: { kind: 'mlp', act, hidden: r.int(`${side}_ffn_dim`), bias: true },
+    },
+  };
+}
+
+function bartLikeFrom(r: HfReader, family: 'bart' | 'marian'): EncoderDecoderConfig {
+  const d = r.int('d_model');
+  const bartFamily = family === 'bart';
+  const act = readAct(r, 'activation_function', bartFamily ? 'gelu' : 'gelu');
+  const vocabSize = r.int('vocab_size');
+  if (!bartFamily) {
+    if (r.intOrNull('decoder_vocab_size', null) !== null && r.json.decoder_vocab_size !== vocabSize) {
+      r.fail('decoder_vocab_size', `must equal vocab_size (${vocabSize}): Lineage shares one embedding`);
+    }
+    r.require('share_encoder_decoder_embeddings', true, true);
+  }
+  return {
+    arch: 'encoder-decoder',
+    family,
+    vocabSize,
+    hidden: d,
+    maxContext: r.int('max_position_embeddings', 1024),
+    positions: bartFamily ? { kind: 'learned', offset: 2 } : { kind: 'sinusoidal' },
+    embedScale: r.bool('scale_embedding', false) ? 'sqrt-hidden' : 'none',
+    embedNorm: bartFamily ? layerNorm(1e-5) : null,
+    headScale: 'none',
+    tieEmbeddings: r.bool('tie_word_embeddings', true),
+    dropout: {
+      embedding: r.num('dropout', 0.1),
+      attention: r.num('attention_dropout', 0),
+      residual: r.num('dropout', 0.1),
+      activation: r.num('activation_dropout', 0),
+    },
+    initStd: r.num('init_std', 0.02),
+    tokens: bartFamily
+      ? tokensFrom(r, { bos: 0, eos: 2, pad: 1, start: 2 })
+      : tokensFrom(r, { bos: null, eos: 0, pad: 58100, start: 58100 }),
+    encoder: bartStack(r, 'encoder', d, act),
+    decoder: bartStack(r, 'decoder', d, act),
+  };
+}
+
+function bartLikeTo(cfg: EncoderDecoderConfig): HfJson {
+  const side = (s: TransformerStack, name: 'encoder' | 'decoder'): HfJson => ({
+    [`${name}_layers`]: s.layers,
+    [`${name}_ffn_dim`]: s.block.ffn.kind === 'moe' ? 0 : s.block.ffn.hidden,
+    [`${name}_attention_heads`]: s.block.attention.heads,
+  });
+  const marian = cfg.family === 'marian';
+  return {
+    model_type: cfg.family,
+    architectures: [marian ? 'MarianMTModel' : 'BartForConditionalGeneration'],
+    vocab_size: cfg.vocabSize,
+    ...(marian ? { decoder_vocab_size: cfg.vocabSize, share_encoder_decoder_embeddings: true } : {}),
+    max_position_embeddings: cfg.maxContext,
+    d_model: cfg.hidden,
+    ...side(cfg.encoder, 'encoder'),
+    ...side(cfg.decoder, 'decoder'),
+    activation_function: ACT_TO_HF[cfg.encoder.block.ffn.act],
+    dropout: cfg.dropout.residual,
+    attention_dropout: cfg.dropout.attention,
+    activation_dropout: cfg.dropout.activation,
+    init_std: cfg.initStd,
+    scale_embedding: cfg.embedScale === 'sqrt-hidden',
+    is_encoder_decoder: true,
+    tie_word_embeddings: cfg.tieEmbeddings,
+    ...tokensTo(cfg.tokens, true),
+  };
+}
+
+// ----------------------------------------------------------------------------------------------------
+// Llama and its descendants (Mistral, Qwen2, Mixtral)
+
+type LlamaFamily = 'llama' | 'mistral' | 'qwen2' | 'mixtral';
+
+function llamaAttention(r: HfReader, family: LlamaFamily, d: number): StandardAttention {
+  const heads = r.int('num_attention_heads');
+  const kvHeads = r.int('num_key_value_heads', heads);
+  const headDim = r.intOrNull('head_dim', null) ?? r.headDim(d, heads, 'num_attention_heads');
+  const bias = family === 'llama' && r.bool('attention_bias', false);
+  const kind = kvHeads === heads ? 'mha' : kvHeads === 1 ? 'mqa' : 'gqa';
+  const att: StandardAttention = { kind, heads, kvHeads, headDim, qkvBias: bias, outBias: bias, scale: null, window: { kind: 'full' } };
+  if (family === 'qwen2') {
+    att.qkvBias = true; // hard-coded in transformers' Qwen2Attention
+    const size = r.intOrNull('sliding_window', 4096);
+    const firstFull = r.int('max_window_layers', 28);
+    if (r.bool('use_sliding_window', false) && size !== null) att.window = { kind: 'sliding', size, firstFullLayers: firstFull };
+  } else if (family === 'mistral' || family === 'mixtral') {
+    const size = r.intOrNull('sliding_window', family === 'mistral' ? 4096 : null);
+    if (size !== null) att.window = { kind: 'sliding', size, firstFullLayers: 0 };
+  }
+  return att;
+}
+
+function llamaFfn(r: HfReader, family: LlamaFamily): FfnConfig {
+  const act = gluAct(r, 'hidden_act', 'silu');
+  const hidden = r.int('intermediate_size');
+  if (family !== 'mixtral') return { kind: 'glu', act, hidden, bias: family === 'llama' && r.bool('mlp_bias', false) };
+  return {
+    kind: 'moe',
+    experts: r.int('num_local_experts', 8),
+    topK: r.int('num_experts_per_tok', 2),
+    expert: 'glu',
+    act,
+    expertHidden: hidden,
+    bias: false,
+    gating: 'softmax',
+    normTopK: true,
+    routedScale: 1,
+    routing: { kind: 'greedy' },
+    sharedExperts: 0,
+    sharedHidden: 0,
+    auxLossCoef: r.num('router_aux_loss_coef', 0.001),
+    ...moeExtrasFrom(r),
+    denseLayers: 0,
+    layerFreq: 1,
+    denseHidden: 0,
+  };
+}
+
+const LLAMA_DEFAULTS: { [F in LlamaFamily]: { theta: number; eps: number; ctx: number; tokens: TokenIds } } = {
+  llama: { theta: 10000, eps: 1e-6, ctx: 2048, tokens: { bos: 1, eos: 2, pad: null, decoderStart: null } },
+  mistral: { theta: 10000, eps: 1e-6, ctx: 131072, tokens: { bos: 1, eos: 2, pad: null, decoderStart: null } },
+  qwen2: { theta: 10000, eps: 1e-6, ctx: 32768, tokens: { bos: null, eos: null, pad: null, decoderStart: null } },
+  mixtral: { theta: 1e6, eps: 1e-5, ctx: 131072, tokens: { bos: 1, eos: 2, pad: null, decoderStart: null } },
+};
+
+function llamaFrom(r: HfReader, family: LlamaFamily): DecoderConfig {
+  const d = r.int('hidden_size');
+  const def = LLAMA_DEFAULTS[family];
+  const norm: NormConfig = { kind: 'rmsnorm', eps: r.num('rms_norm_eps', def.eps) };
+  const attention = llamaAttention(r, family, d);
+  return {
+    arch: 'decoder',
+    family,
+    vocabSize: r.int('vocab_size'),
+    hidden: d,
+    maxContext: r.int('max_position_embeddings', def.ctx),
+    positions: ropeFrom(r, attention.headDim, def.theta),
+    embedScale: 'none',
+    embedNorm: null,
+    headScale: 'none',
+    tieEmbeddings: r.bool('tie_word_embeddings', false),
+    dropout: noDropout(r.num('attention_dropout', 0)),
+    initStd: r.num('initializer_range', 0.02),
+    tokens: tokensFrom(r, def.tokens),
+    vision: visionFrom(r),
+    decoder: {
+      layers: r.int('num_hidden_layers'),
+      finalNorm: norm,
+      block: { residual: 'pre', norm, attention, ffn: llamaFfn(r, family) },
+    },
+  };
+}
+
+function llamaTo(cfg: DecoderConfig): HfJson {
+  const b = cfg.decoder.block;
+  const att = b.attention as StandardAttention;
+  const f = b.ffn;
+  const family = cfg.family as LlamaFamily;
+  const out: HfJson = {
+    model_type: family,
+    architectures: [{ llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', mixtral: 'MixtralForCausalLM' }[family]],
+    vocab_size: cfg.vocabSize,
+    hidden_size: cfg.hidden,
+    intermediate_size: f.kind === 'moe' ? f.expertHidden : f.hidden,
+    num_hidden_layers: cfg.decoder.layers,
+    num_attention_heads: att.heads,
+    num_key_value_heads: att.kvHeads,
+    hidden_act: ACT_TO_HF[f.act],
+    max_position_embeddings: cfg.maxContext,
+    initializer_range: cfg.initStd,
+    rms_norm_eps: b.norm.eps,
+    tie_word_embeddings: cfg.tieEmbeddings,
+    ...ropeTo(cfg.positions, att.headDim),
+    attention_dropout: cfg.dropout.attention,
+    ...tokensTo(cfg.tokens, false),
+  };
+  if (att.headDim * att.heads !== cfg.hidden) out.head_dim = att.headDim;
+  if (family === 'llama') Object.assign(out, { attention_bias: att.qkvBias, mlp_bias: f.kind !== 'moe' && f.bias });
+  const w = att.window;
+  if (family === 'mistral' || family === 'mixtral') out.sliding_window = w.kind === 'sliding' ? w.size : null;
+  if (family === 'qwen2') {
+    Object.assign(out, w.kind === 'sliding'
+      ? { use_sliding_window: true, sliding_window: w.size, max_window_layers: w.firstFullLayers }
+      : { use_sliding_window: false, sliding_window: null, max_window_layers: cfg.decoder.layers });
+  }
+  if (f.kind === 'moe') {
+    Object.assign(out, { num_local_experts: f.experts, num_experts_per_tok: f.topK, router_aux_loss_coef: f.auxLossCoef }, moeExtrasTo(f));
+  }
+  return { ...out, ...visionTo(cfg.vision) };
+}
+
+// ----------------------------------------------------------------------------------------------------
+// DeepSeek-V2: multi-head latent attention + DeepSeekMoE
+
+const deepseek: Codec<'deepseek_v2'> = {
+  from(r) {
+    const d = r.int('hidden_size');
+    const norm: NormConfig = { kind: 'rmsnorm', eps: r.num('rms_norm_eps', 1e-6) };
+    const heads = r.int('num_attention_heads');
+    r.int('num_key_value_heads', heads); // MLA has no separate kv heads; read so overrides accept it
+    r.require('attention_bias', false, false);
+    const ropeDim = r.int('qk_rope_head_dim', 64);
+    return {
+      arch: 'decoder',
+      family: 'deepseek_v2',
+      vocabSize: r.int('vocab_size'),
+      hidden: d,
+      maxContext: r.int('max_position_embeddings', 2048),
+      positions: { kind: 'rope', theta: r.num('rope_theta', 10000), dim: null, scaling: ropeScalingFrom(r) },
+      embedScale: 'none',
+      embedNorm: null,
+      headScale: 'none',
+      tieEmbeddings: r.bool('tie_word_embeddings', false),
+      dropout: noDropout(r.num('attention_dropout', 0)),
+      initStd: r.num('initializer_range', 0.02),
+      tokens: tokensFrom(r, { bos: 100000, eos: 100001, pad: null }),
+      vision: visionFrom(r),
+      decoder: {
+        layers: r.int('num_hidden_layers'),
+        finalNorm: norm,
+        block: {
+          residual: 'pre',
+          norm,
+          attention: {
+            kind: 'mla',
+            heads,
+            qLoraRank: r.intOrNull('q_lora_rank', 1536),
+            kvLoraRank: r.int('kv_lora_rank', 512),
+            qkNopeHeadDim: r.int('qk_nope_head_dim', 128),
+            qkRopeHeadDim: ropeDim,
+            vHeadDim: r.int('v_head_dim', 128),
+            window: { kind: 'full' },
+          },
+          ffn: deepseekFfn(r),
+        },
+      },
+    };
+  },
+  to(cfg) {
+    const b = cfg.decoder.block;
+    const att = b.attention;
+    const f = b.ffn;
+    if (att.kind !== 'mla') throw new Error('toHFConfig(deepseek_v2): decoder.block.attention.kind must be "mla"');
+    const out: HfJson = {
+      model_type: 'deepseek_v2',
+      architectures: ['DeepseekV2ForCausalLM'],
+      vocab_size: cfg.vocabSize,
+      hidden_size: cfg.hidden,
+      intermediate_size: f.kind === 'moe' ? f.denseHidden : f.hidden,
+      num_hidden_layers: cfg.decoder.layers,
+      num_attention_heads: att.heads,
+      num_key_value_heads: att.heads,
+      q_lora_rank: att.qLoraRank,
+      kv_lora_rank: att.kvLoraRank,
+      qk_nope_head_dim: att.qkNopeHeadDim,
+      qk_rope_head_dim: att.qkRopeHeadDim,
+      v_head_dim: att.vHeadDim,
+      hidden_act: ACT_TO_HF[f.act],
+      max_position_embeddings: cfg.maxContext,
+      initializer_range: cfg.initStd,
+      rms_norm_eps: b.norm.eps,
+      tie_word_embeddings: cfg.tieEmbeddings,
+      ...ropeTo(cfg.positions, att.qkRopeHeadDim, 'type'),
+      attention_bias: false,
+      attention_dropout: cfg.dropout.attention,
+      ...tokensTo(cfg.tokens, false),
+      ...visionTo(cfg.vision),
+    };
+    if (f.kind !== 'moe') return { ...out, n_routed_experts: null, n_shared_experts: null };
+    return {
+      ...out,
+      moe_intermediate_size: f.expertHidden,
+      n_routed_experts: f.experts,
+      n_shared_experts: f.sharedExperts === 0 ? null : f.sharedExperts,
+      num_experts_per_tok: f.topK,
+      first_k_dense_replace: f.denseLayers,
+      moe_layer_freq: f.layerFreq,
+      topk_method: f.routing.kind === 'greedy' ? 'greedy' : 'group_limited_greedy',
+      n_group: f.routing.kind === 'greedy' ? 1 : f.routing.groups,
+      topk_group: f.routing.kind === 'greedy' ? 1 : f.routing.topkGroups,
+      norm_topk_prob: f.normTopK,
+      routed_scaling_factor: f.routedScale,
+      scoring_func: f.gating,
+      aux_loss_alpha: f.auxLossCoef,
+      ...moeExtrasTo(f),
+    };
+  },
+};
+
+function deepseekFfn(r: HfReader): FfnConfig {
+  const act = gluAct(r, 'hidden_act', 'silu');
+  const denseHidden = r.int('intermediate_size');
+  const experts = r.intOrNull('n_routed_experts', null);
+  const expertHidden = r.int('moe_intermediate_size', 1407);
+  const shared = r.intOrNull('n_shared_experts', null) ?? 0;
+  const method = r.oneOf('topk_method', ['greedy', 'group_limited_greedy'] as const, 'greedy');
+  const groups = r.intOrNull('n_group', null) ?? 1;
+  const topkGroups = r.intOrNull('topk_group', null) ?? 1;
+  const rest = {
+    topK: r.intOrNull('num_experts_per_tok', null) ?? 1,
+    denseLayers: r.int('first_k_dense_replace', 0),
+    layerFreq: r.int('moe_layer_freq', 1),
+    normTopK: r.bool('norm_topk_prob', false),
+    routedScale: r.num('routed_scaling_factor', 1),
+    gating: r.oneOf('scoring_func', ['softmax', 'sigmoid'] as const, 'softmax'),
+    auxLossCoef: r.num('aux_loss_alpha', 0.001),
+    ...moeExtrasFrom(r),
+  };
+  if (experts === null) return { kind: 'glu', act, hidden: denseHidden, bias: false };
+  return {
+    kind: 'moe',
+    experts,
+    expert: 'glu',
+    act,
+    expertHidden,
+    bias: false,
+    routing: method === 'greedy' ? { kind: 'greedy' } : { kind: 'group-limited', groups, topkGroups },
+    sharedExperts: shared,
+    sharedHidden: shared * expertHidden,
+    denseHidden,
+    ...rest,
+  };
+}
+
+// ----------------------------------------------------------------------------------------------------
+// Mamba
+
+const mamba: Codec<'mamba'> = {
+  from(r) {
+    const d = r.int('hidden_size');
+    const expand = r.int('expand', 2);
+    const inner = r.intOrNull('intermediate_size', null);
+    if (inner !== null && inner !== expand * d) r.fail('intermediate_size', `must equal expand * hidden_size (${expand * d}), got ${inner}`);
+    const rank = r.json.time_step_rank === 'auto' || r.json.time_step_rank === undefined ? Math.ceil(d / 16) : r.int('time_step_rank');
+    r.seen.add('time_step_rank');
+    if (readAct(r, 'hidden_act', 'silu') !== 'silu') r.fail('hidden_act', 'must be "silu" for Mamba');
+    return {
+      arch: 'mamba',
+      family: 'mamba',
+      vocabSize: r.int('vocab_size'),
+      hidden: d,
+      layers: r.int('num_hidden_layers'),
+      norm: { kind: 'rmsnorm', eps: r.num('layer_norm_epsilon', 1e-5) },
+      residualInFp32: r.bool('residual_in_fp32', true),
+      ssm: {
+        dState: r.int('state_size', 16),
+        dConv: r.int('conv_kernel', 4),
+        expand,
+        dtRank: rank,
+        convBias: r.bool('use_conv_bias', true),
+        projBias: r.bool('use_bias', false),
+        dtMin: r.num('time_step_min', 0.001),
+        dtMax: r.num('time_step_max', 0.1),
+        dtInit: r.oneOf('time_step_init_scheme', ['random', 'constant'] as const, 'random'),
+        dtScale: r.num('time_step_scale', 1),
+        dtInitFloor: r.num('time_step_floor', 1e-4),
+      },
+      tieEmbeddings: r.bool('tie_word_embeddings', true),
+      dropout: dropoutAll(0),
+      initStd: r.num('initializer_range', 0.1),
+      tokens: tokensFrom(r, { bos: 0, eos: 0, pad: 0 }),
+    };
+  },
+  to(cfg) {
+    const s = cfg.ssm;
+    return {
+      model_type: 'mamba',
+      architectures: ['MambaForCausalLM'],
+      vocab_size: cfg.vocabSize,
+      hidden_size: cfg.hidden,
+      intermediate_size: s.expand * cfg.hidden,
+      state_size: s.dState,
+      num_hidden_layers: cfg.layers,
+      layer_norm_epsilon: cfg.norm.eps,
+      expand: s.expand,
+      conv_kernel: s.dConv,
+      use_bias: s.projBias,
+      use_conv_bias: s.convBias,
+      hidden_act: 'silu',
+      initializer_range: cfg.initStd,
+      residual_in_fp32: cfg.residualInFp32,
+      time_step_rank: s.dtRank,
+      time_step_scale: s.dtScale,
+      time_step_min: s.dtMin,
+      time_step_max: s.dtMax,
+      time_step_init_scheme: s.dtInit,
+      time_step_floor: s.dtInitFloor,
+      tie_word_embeddings: cfg.tieEmbeddings,
+      ...tokensTo(cfg.tokens, false),
+    };
+  },
+};
+
+// ----------------------------------------------------------------------------------------------------
+// lineage-rnn: torch.nn.RNN / LSTM / GRU language model
+
+const rnn: Codec<'lineage-rnn'> = {
+  from(r) {
+    const hidden = r.int('hidden_size');
+    return {
+      arch: 'rnn',
+      family: 'lineage-rnn',
+      cell: r.oneOf('cell', ['rnn', 'lstm', 'gru'] as const),
+      vocabSize: r.int('vocab_size'),
+      embedSize: r.int('embedding_size', hidden),
+      hidden,
+      layers: r.int('num_hidden_layers'),
+      tieEmbeddings: r.bool('tie_word_embeddings', false),
+      dropout: dropoutAll(r.num('dropout', 0)),
+      initStd: r.num('initializer_range', 0.02),
+      tokens: tokensFrom(r, { bos: null, eos: null, pad: null }),
+    };
+  },
+  to(cfg) {
+    const out: HfJson = {
+      model_type: 'lineage-rnn',
+      cell: cfg.cell,
+      vocab_size: cfg.vocabSize,
+      embedding_size: cfg.embedSize,
+      hidden_size: cfg.hidden,
+      num_hidden_layers: cfg.layers,
+      tie_word_embeddings: cfg.tieEmbeddings,
+      dropout: cfg.dropout.residual,
+    };
+    if (cfg.initStd !== 0.02) out.initializer_range = cfg.initStd;
+    for (const [k, v] of Object.entries(tokensTo(cfg.tokens, false))) if (v !== null) out[k] = v;
+    return out;
+  },
+};
+
+// ----------------------------------------------------------------------------------------------------
+// The table (the compiler insists every family has a codec)
+
+const decoderCodec = (from: (r: HfReader) => DecoderConfig, to: (c: DecoderConfig) => HfJson): Codec<DecoderFamily> => ({ from, to });
+
+const CODECS: { [F in Family]: Codec<F> } = {
+  gpt2: decoderCodec((r) => gptFrom(r, 'gpt2'), gptTo),
+  'openai-gpt': decoderCodec((r) => gptFrom(r, 'openai-gpt'), gptTo),
+  llama: decoderCodec((r) => llamaFrom(r, 'llama'), llamaTo),
+  mistral: decoderCodec((r) => llamaFrom(r, 'mistral'), llamaTo),
+  qwen2: decoderCodec((r) => llamaFrom(r, 'qwen2'), llamaTo),
+  mixtral: decoderCodec((r) => llamaFrom(r, 'mixtral'), llamaTo),
+  deepseek_v2: deepseek,
+  bert,
+  t5,
+  bart: { from: (r) => bartLikeFrom(r, 'bart'), to: bartLikeTo },
+  marian: { from: (r) => bartLikeFrom(r, 'marian'), to: bartLikeTo },
+  mamba,
+  'lineage-rnn': rnn,
+};
+
+/** Every model_type Lineage reads and writes. */
+export const HF_MODEL_TYPES = Object.keys(CODECS) as Family[];
+
+function codecFor(json: HfJson): { codec: Codec<Family>; modelType: Family } {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error('config.json must be a JSON object');
+  const modelType = json.model_type;
+  if (typeof modelType !== 'string') throw new Error(`config.json: field "model_type" must be a string, got ${JSON.stringify(modelType)}`);
+  if (!(modelType in CODECS)) {
+    throw new Error(`config.json: unsupported model_type ${JSON.stringify(modelType)} (supported: ${HF_MODEL_TYPES.join(', ')})`);
+  }
+  return { codec: CODECS[modelType as Family] as Codec<Family>, modelType: modelType as Family };
+}
+
+/** Reads a transformers config.json into a validated ModelConfig. */
+export function fromHFConfig(json: HfJson): ModelConfig {
+  const { codec, modelType } = codecFor(json);
+  return validateConfig(codec.from(new HfReader(json, modelType)));
+}
+
+/** Writes the config.json transformers would write for this config; throws naming the field when the
+ * model_type cannot express part of the config. */
+export function toHFConfig(cfg: ModelConfig): HfJson {
+  validateConfig(cfg);
+  const codec = CODECS[cfg.family] as Codec<Family>;
+  if (!codec) throw new Error(`toHFConfig: unknown family ${JSON.stringify(cfg.family)} (known: ${HF_MODEL_TYPES.join(', ')})`);
+  const json = codec.to(cfg);
+  const back = codec.from(new HfReader(json, cfg.family));
+  const diff = firstDifference(cfg, back, '');
+  if (diff !== null) {
+    throw new Error(`toHFConfig: model_type "${cfg.family}" cannot express ${diff} of this config`);
+  }
+  return json;
+}
+
+/** The config.json field names a model_type understands (what `--set` accepts), given a config of it. */
+export function hfFieldNames(json: HfJson): string[] {
+  const { codec, modelType } = codecFor(json);
+  const r = new HfReader(json, modelType);
+  codec.from(r);
+  return [...r.seen].sort();
+}
+
+/** Parses one `--set` value: JSON when it parses (numbers, booleans, null, objects, quoted strings),
+ * else the raw text as a string. */
+export function parseOverrideValue(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/** Applies `field=value` overrides by config.json names (the CLI's `--set`), returning a new object.
+ * Unknown fields are an error listing the valid names for the model_type; the result must still parse. */
+export function applyOverrides(json: HfJson, sets: readonly string[]): HfJson {
+  const out: HfJson = { ...json };
+  const names = new Set(hfFieldNames(json));
+  for (const set of sets) {
+    const eq = set.indexOf('=');
+    if (eq <= 0) throw new Error(`--set ${JSON.stringify(set)}: expected field=value`);
+    const key = set.slice(0, eq).trim();
+    if (!names.has(key) || key === 'model_type') {
+      const valid = [...names].filter((n) => n !== 'model_type').join(', ');
+      throw new Error(`--set ${key}: unknown field for model_type "${String(json.model_type)}" (valid: ${valid})`);
+    }
+    out[key] = parseOverrideValue(set.slice(eq + 1).trim());
+  }
+  fromHFConfig(out); // fail now, naming the field, rather than when the model is built
+  return out;
+}
+
+/** Dotted path of the first difference between two JSON values, or null when deep-equal. */
+function firstDifference(a: unknown, b: unknown, path: string): string | null {
+  if (a === b) return null;
+  const here = path === '' ? '(root)' : path;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) {
+    return `${here} (${JSON.stringify(a)} would read back as ${JSON.stringify(b)})`;
+  }
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  for (const k of keys) {
+    const d = firstDifference((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], path === '' ? k : `${path}.${k}`);
+    if (d !== null) return d;
+  }
+  return null;
+}

@@ -1,0 +1,96 @@
+// Mamba language model in transformers' MambaForCausalLM layout:
+//   backbone.embeddings.weight [V, D]
+//   backbone.layers.{l}.norm.weight, backbone.layers.{l}.mixer.* (src/nn/mamba.ts)
+//   backbone.norm_f.weight; lm_head.weight tied to the embeddings unless tie_word_embeddings is false.
+// Each layer: x + mixer(RMSNorm(x)). A `MambaCache` holds O(1) state per sequence (conv window + SSM
+// state per layer), so decoding one token costs the same whatever the length so far.
+import type { Tensor } from '../tensor/tensor.js';
+import { Rng } from '../tensor/random.js';
+import { add, linear } from '../ops/index.js';
+import { Module, ModuleList } from '../nn/module.js';
+import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
+import { MambaMixer, type MambaLayerState } from '../nn/mamba.js';
+import { type MambaConfig, mambaInner } from './config.js';
+import type { Cache, CreateOptions, LanguageModel, ModelInputs, ModelOutputs } from './model.js';
+
+export class MambaCache implements Cache {
+  length = 0;
+  /** one entry per layer; null until the first forward */
+  layers: (MambaLayerState | null)[];
+  constructor(numLayers: number) {
+    this.layers = new Array<MambaLayerState | null>(numLayers).fill(null);
+  }
+  dispose(): void {
+    for (const s of this.layers) {
+      s?.conv.dispose();
+      s?.ssm.dispose();
+    }
+    this.layers.fill(null);
+  }
+}
+
+class MambaBlock extends Module {
+  readonly norm: RMSNorm;
+  readonly mixer: MambaMixer;
+  constructor(cfg: MambaConfig, rng: Rng) {
+    super();
+    this.norm = this.child('norm', new RMSNorm(cfg.hidden, cfg.norm.eps));
+    const s = cfg.ssm;
+    this.mixer = this.child('mixer', new MambaMixer({
+      hidden: cfg.hidden, inner: mambaInner(cfg), dState: s.dState, dConv: s.dConv, dtRank: s.dtRank, convBias: s.convBias,
+      projBias: s.projBias, dtMin: s.dtMin, dtMax: s.dtMax, dtInitFloor: s.dtInitFloor, dtScale: s.dtScale, initStd: cfg.initStd, rng,
+    }));
+  }
+  forward(x: Tensor, state: MambaLayerState | null): { y: Tensor; state: MambaLayerState } {
+    const r = this.mixer.forward(this.norm.forward(x), state);
+    return { y: add(x, r.y), state: r.state }; // the residual stays float32 (residual_in_fp32)
+  }
+}
+
+class MambaBackbone extends Module {
+  readonly embeddings: Embedding;
+  readonly layers: ModuleList<MambaBlock>;
+  readonly norm_f: RMSNorm;
+  constructor(cfg: MambaConfig, rng: Rng) {
+    super();
+    this.embeddings = this.child('embeddings', new Embedding(cfg.vocabSize, cfg.hidden, { std: cfg.initStd, rng }));
+    this.layers = this.child('layers', new ModuleList(Array.from({ length: cfg.layers }, () => new MambaBlock(cfg, rng))));
+    this.norm_f = this.child('norm_f', new RMSNorm(cfg.hidden, cfg.norm.eps));
+  }
+}
+
+export class MambaLM extends Module implements LanguageModel {
+  readonly backbone: MambaBackbone;
+  readonly lm_head: Linear | null;
+
+  constructor(readonly config: MambaConfig, opts: { rng?: Rng } = {}) {
+    super();
+    const rng = opts.rng ?? new Rng(0);
+    this.backbone = this.child('backbone', new MambaBackbone(config, rng));
+    this.lm_head = config.tieEmbeddings ? null : this.child('lm_head', new Linear(config.hidden, config.vocabSize, { bias: false, std: config.initStd, rng }));
+  }
+
+  newCache(_batch: number): MambaCache {
+    return new MambaCache(this.config.layers);
+  }
+
+  /** logits for every position; with `inputs.cache` the state continues from (and is written back to) it */
+  forward(inputs: ModelInputs): ModelOutputs {
+    if (inputs.pixelValues) throw new Error('MambaLM.forward: pixelValues is not supported by mamba');
+    const cache = inputs.cache as MambaCache | null | undefined;
+    let x = this.backbone.embeddings.forward(inputs.inputIds); // (B, T, D)
+    this.backbone.layers.items.forEach((block, l) => {
+      const r = block.forward(x, cache?.layers[l] ?? null);
+      x = r.y;
+      if (cache) cache.layers[l] = r.state;
+    });
+    const h = this.backbone.norm_f.forward(x);
+    const logits = this.lm_head ? this.lm_head.forward(h) : linear(h, this.backbone.embeddings.weight); // (B, T, V)
+    if (cache) cache.length += inputs.inputIds.shape[1]!;
+    return { logits, lastHiddenState: h, ...(cache ? { cache } : {}) };
+  }
+}
+
+export function buildMamba(config: MambaConfig, opts: CreateOptions = {}): MambaLM {
+  return new MambaLM(config, { rng: new Rng(opts.seed ?? 0) });
+}

@@ -1,0 +1,89 @@
+// The model interface every family implements (decoder-only, encoder, encoder-decoder, RNN, Mamba).
+//
+// Contract:
+//  - A model is a `Module` whose parameter names are the Hugging Face checkpoint names of its family
+//    (`model.layers.0.self_attn.q_proj.weight`), so `loadStateDict` takes a transformers state dict
+//    as is; per-family renames of odd checkpoints live in the family's `sanitize` (see load-node.ts).
+//  - `forward` is one call for training and inference. It never mutates the inputs; a cache passed in
+//    `inputs.cache` IS updated in place (and returned as `outputs.cache`) so generation loops stay simple.
+//  - Outputs are plain tensors; `auxLoss` is ready to add to the task loss (coefficients applied).
+//  - Families that have no notion of some input ignore it only when it is null/undefined; an input they
+//    cannot honour (e.g. `pixelValues` on a text-only model) is an error naming the field.
+//
+// Notation: B batch, T new tokens, Tk keys (past + new), V vocabulary, D width.
+import type { Tensor } from '../tensor/tensor.js';
+import type { Module } from '../nn/module.js';
+import type { ModelConfig } from './config.js';
+
+/** Inference state carried between forward calls (KV cache, MLA latents, SSM/RNN state, ...). */
+export interface Cache {
+  /** tokens already processed (the position of the next token) */
+  readonly length: number;
+  /** frees the cache's tensors; the cache must not be used afterwards */
+  dispose(): void;
+}
+
+export interface ModelInputs {
+  /** int32 [B, T] token ids (decoder-only / encoder input; the encoder side of encoder-decoders) */
+  inputIds: Tensor;
+  /** [B, Tk] 1 = attend, 0 = padding (int32, bool or float). For cached decoding it covers past + new
+   * tokens, as transformers' attention_mask does. */
+  attentionMask?: Tensor | null;
+  /** int32 [B, T] segment ids (BERT) */
+  tokenTypeIds?: Tensor | null;
+  /** int32 [B, Td] decoder input ids (encoder-decoder families) */
+  decoderInputIds?: Tensor | null;
+  /** [B, Td] decoder padding mask (encoder-decoder families) */
+  decoderAttentionMask?: Tensor | null;
+  /** state from `newCache` / a previous call; updated in place */
+  cache?: Cache | null;
+  /** absolute position of inputIds[:, 0] when no cache is given (default 0) */
+  positionOffset?: number;
+  /** float32 [B, C, H, W] images (vision-language decoders) */
+  pixelValues?: Tensor | null;
+  /** encoder states for an encoder-decoder's decoder when the encoder already ran (generation) */
+  encoderHiddenStates?: Tensor | null;
+}
+
+export interface ModelOutputs {
+  /** [B, T, V] next-token / masked-token logits (for encoder-decoders: decoder logits) */
+  logits: Tensor;
+  /** auxiliary training loss, coefficients applied (MoE load balancing + router z-loss) */
+  auxLoss?: Tensor;
+  /** the cache passed in, now covering the new tokens */
+  cache?: Cache;
+  /** [B, T, D] final hidden states (after the final norm) */
+  lastHiddenState?: Tensor;
+  /** [B, Ts, D] encoder output of encoder-decoders */
+  encoderLastHiddenState?: Tensor;
+  /** [L_moe, B*T, E] pre-softmax router logits of every MoE layer (transformers' router_logits) */
+  routerLogits?: Tensor;
+  /** [B, D] BERT pooler output */
+  poolerOutput?: Tensor;
+  /** [B, 2] BERT next-sentence logits (seq_relationship_logits) */
+  nspLogits?: Tensor;
+  /** [B, T] extractive-QA span logits */
+  startLogits?: Tensor;
+  endLogits?: Tensor;
+  /** anything else a family exposes, by transformers' output name */
+  extra?: Record<string, Tensor>;
+}
+
+/** What `createModel` returns for every family. */
+export interface LanguageModel extends Module {
+  readonly config: ModelConfig;
+  forward(inputs: ModelInputs): ModelOutputs;
+  /** a fresh, empty inference cache for `batch` sequences (families without state may omit it) */
+  newCache?(batch: number, opts?: CacheOptions): Cache;
+}
+
+export interface CacheOptions {
+  /** preallocate room for this many tokens instead of growing by concatenation */
+  maxLength?: number;
+}
+
+/** Options of `createModel`. */
+export interface CreateOptions {
+  /** seed of the parameter initializer (default 0) */
+  seed?: number;
+}

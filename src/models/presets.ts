@@ -1,0 +1,346 @@
+// Named model presets, as data. Each full-size preset is the original config.json (the fields Lineage
+// reads) with a link to it, so a preset can be checked against its source by eye; `getPreset` turns it
+// into a ModelConfig through the same HF mapping a downloaded checkpoint goes through. Tiny variants
+// (vocab 256 for the bytes tokenizer, width 64, 2 layers) are a base preset plus config.json overrides.
+
+import type { ModelConfig } from './config.js';
+import { type HfJson, fromHFConfig } from './hf-config.js';
+
+export interface Preset {
+  name: string;
+  /** where the numbers come from: the original config.json URL or the paper */
+  source: string;
+  description: string;
+  /** the config.json (transformers field names) */
+  hf: HfJson;
+}
+
+interface PresetSpec {
+  source: string;
+  description: string;
+  hf: HfJson;
+}
+
+interface TinySpec {
+  base: string;
+  description: string;
+  set: HfJson;
+}
+
+const HF = 'https://huggingface.co';
+
+const gpt2Base = {
+  model_type: 'gpt2', architectures: ['GPT2LMHeadModel'], vocab_size: 50257, n_positions: 1024, n_embd: 768, n_layer: 12,
+  n_head: 12, n_inner: null, activation_function: 'gelu_new', resid_pdrop: 0.1, embd_pdrop: 0.1, attn_pdrop: 0.1,
+  layer_norm_epsilon: 1e-5, initializer_range: 0.02, bos_token_id: 50256, eos_token_id: 50256,
+};
+
+const t5Base = {
+  model_type: 't5', architectures: ['T5ForConditionalGeneration'], vocab_size: 32128, d_model: 512, d_kv: 64, d_ff: 2048,
+  num_layers: 6, num_heads: 8, relative_attention_num_buckets: 32, dropout_rate: 0.1, layer_norm_epsilon: 1e-6,
+  initializer_factor: 1.0, feed_forward_proj: 'relu', is_encoder_decoder: true, n_positions: 512, pad_token_id: 0,
+  eos_token_id: 1, decoder_start_token_id: 0,
+};
+
+const llama2 = {
+  model_type: 'llama', architectures: ['LlamaForCausalLM'], vocab_size: 32000, hidden_size: 4096, intermediate_size: 11008,
+  num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 32, hidden_act: 'silu', max_position_embeddings: 4096,
+  initializer_range: 0.02, rms_norm_eps: 1e-5, rope_theta: 10000.0, rope_scaling: null, attention_bias: false,
+  tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2,
+};
+
+const rnnBase = (cell: string, hidden: number, layers: number, dropout: number): HfJson => ({
+  model_type: 'lineage-rnn', cell, vocab_size: 10000, embedding_size: hidden, hidden_size: hidden,
+  num_hidden_layers: layers, tie_word_embeddings: false, dropout,
+});
+
+const FULL: Record<string, PresetSpec> = {
+  'rnn-lm': {
+    source: 'Mikolov et al. 2010, "Recurrent neural network based language model" (Interspeech); PTB-sized vocabulary',
+    description: 'Elman RNN language model, 1 x 200 tanh units',
+    hf: rnnBase('rnn', 200, 1, 0),
+  },
+  'lstm-lm': {
+    source: 'Zaremba et al. 2014, "Recurrent Neural Network Regularization", https://arxiv.org/abs/1409.2329 (medium model)',
+    description: 'LSTM language model, 2 x 650, dropout 0.5',
+    hf: rnnBase('lstm', 650, 2, 0.5),
+  },
+  'gru-lm': {
+    source: 'Cho et al. 2014, https://arxiv.org/abs/1406.1078 (GRU cell); sized like Zaremba 2014 medium',
+    description: 'GRU language model, 2 x 650, dropout 0.5',
+    hf: rnnBase('gru', 650, 2, 0.5),
+  },
+  'transformer-base': {
+    source: 'Vaswani et al. 2017, "Attention Is All You Need", https://arxiv.org/abs/1706.03762 (base model, EN-DE shared 37k BPE)',
+    description: 'the original encoder-decoder transformer as a Marian config: post-norm, sinusoidal, sqrt(d) embedding scale',
+    hf: {
+      model_type: 'marian', architectures: ['MarianMTModel'], vocab_size: 37000, decoder_vocab_size: 37000,
+      share_encoder_decoder_embeddings: true, max_position_embeddings: 512, d_model: 512, encoder_layers: 6,
+      encoder_ffn_dim: 2048, encoder_attention_heads: 8, decoder_layers: 6, decoder_ffn_dim: 2048,
+      decoder_attention_heads: 8, activation_function: 'relu', dropout: 0.1, attention_dropout: 0.0,
+      activation_dropout: 0.0, init_std: 0.02, scale_embedding: true, tie_word_embeddings: true,
+      pad_token_id: 0, eos_token_id: 1, decoder_start_token_id: 0,
+    },
+  },
+  'bert-base-uncased': {
+    source: `${HF}/google-bert/bert-base-uncased/blob/main/config.json`,
+    description: 'BERT base (BertModel: backbone + pooler, the published 110M count; use head "masked-lm" to pretrain)',
+    hf: {
+      model_type: 'bert', architectures: ['BertModel'], vocab_size: 30522, hidden_size: 768, num_hidden_layers: 12,
+      num_attention_heads: 12, intermediate_size: 3072, hidden_act: 'gelu', hidden_dropout_prob: 0.1,
+      attention_probs_dropout_prob: 0.1, max_position_embeddings: 512, type_vocab_size: 2, initializer_range: 0.02,
+      layer_norm_eps: 1e-12, pad_token_id: 0, position_embedding_type: 'absolute',
+    },
+  },
+  gpt: {
+    source: `${HF}/openai-community/openai-gpt/blob/main/config.json (Radford et al. 2018)`,
+    description: 'GPT-1: 12-layer post-norm decoder, learned positions',
+    hf: {
+      model_type: 'openai-gpt', architectures: ['OpenAIGPTLMHeadModel'], vocab_size: 40478, n_positions: 512, n_embd: 768,
+      n_layer: 12, n_head: 12, afn: 'gelu', resid_pdrop: 0.1, embd_pdrop: 0.1, attn_pdrop: 0.1,
+      layer_norm_epsilon: 1e-5, initializer_range: 0.02,
+    },
+  },
+  gpt2: { source: `${HF}/openai-community/gpt2/blob/main/config.json`, description: 'GPT-2 small (124M)', hf: gpt2Base },
+  'gpt2-medium': {
+    source: `${HF}/openai-community/gpt2-medium/blob/main/config.json`,
+    description: 'GPT-2 medium (355M)',
+    hf: { ...gpt2Base, n_embd: 1024, n_layer: 24, n_head: 16 },
+  },
+  'gpt2-large': {
+    source: `${HF}/openai-community/gpt2-large/blob/main/config.json`,
+    description: 'GPT-2 large (774M)',
+    hf: { ...gpt2Base, n_embd: 1280, n_layer: 36, n_head: 20 },
+  },
+  'gpt2-xl': {
+    source: `${HF}/openai-community/gpt2-xl/blob/main/config.json`,
+    description: 'GPT-2 XL (1.5B)',
+    hf: { ...gpt2Base, n_embd: 1600, n_layer: 48, n_head: 25 },
+  },
+  't5-small': { source: `${HF}/google-t5/t5-small/blob/main/config.json`, description: 'T5 v1.0 small (60M), tied head', hf: t5Base },
+  't5-base': {
+    source: `${HF}/google-t5/t5-base/blob/main/config.json`,
+    description: 'T5 v1.0 base (220M), tied head',
+    hf: { ...t5Base, d_model: 768, d_ff: 3072, num_layers: 12, num_heads: 12 },
+  },
+  'bart-base': {
+    source: `${HF}/facebook/bart-base/blob/main/config.json`,
+    description: 'BART base (140M): post-norm encoder-decoder, learned positions (offset 2), embedding layernorm',
+    hf: {
+      model_type: 'bart', architectures: ['BartModel'], vocab_size: 50265, max_position_embeddings: 1024, d_model: 768,
+      encoder_layers: 6, encoder_ffn_dim: 3072, encoder_attention_heads: 12, decoder_layers: 6, decoder_ffn_dim: 3072,
+      decoder_attention_heads: 12, activation_function: 'gelu', dropout: 0.1, attention_dropout: 0.1,
+      activation_dropout: 0.1, init_std: 0.02, scale_embedding: false, is_encoder_decoder: true,
+      bos_token_id: 0, pad_token_id: 1, eos_token_id: 2, decoder_start_token_id: 2,
+    },
+  },
+  'llama-2-7b': { source: `${HF}/meta-llama/Llama-2-7b-hf/blob/main/config.json`, description: 'Llama 2 7B', hf: llama2 },
+  'tinyllama-1.1b': {
+    source: `${HF}/TinyLlama/TinyLlama-1.1B-intermediate-step-1431k-3T/blob/main/config.json`,
+    description: 'TinyLlama 1.1B (Llama 2 architecture, GQA 32/4)',
+    hf: {
+      ...llama2, hidden_size: 2048, intermediate_size: 5632, num_hidden_layers: 22, num_attention_heads: 32,
+      num_key_value_heads: 4, max_position_embeddings: 2048,
+    },
+  },
+  'mistral-7b': {
+    source: `${HF}/mistralai/Mistral-7B-v0.1/blob/main/config.json`,
+    description: 'Mistral 7B v0.1: GQA 32/8, 4096-token sliding window',
+    hf: {
+      model_type: 'mistral', architectures: ['MistralForCausalLM'], vocab_size: 32000, hidden_size: 4096,
+      intermediate_size: 14336, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 8, hidden_act: 'silu',
+      max_position_embeddings: 32768, initializer_range: 0.02, rms_norm_eps: 1e-5, rope_theta: 10000.0,
+      sliding_window: 4096, tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2,
+    },
+  },
+  'qwen2-0.5b': {
+    source: `${HF}/Qwen/Qwen2-0.5B/blob/main/config.json`,
+    description: 'Qwen2 0.5B: GQA 14/2 with qkv bias, tied embeddings',
+    hf: {
+      model_type: 'qwen2', architectures: ['Qwen2ForCausalLM'], vocab_size: 151936, hidden_size: 896, intermediate_size: 4864,
+      num_hidden_layers: 24, num_attention_heads: 14, num_key_value_heads: 2, hidden_act: 'silu',
+      max_position_embeddings: 131072, initializer_range: 0.02, rms_norm_eps: 1e-6, rope_theta: 1000000.0,
+      use_sliding_window: false, sliding_window: 131072, max_window_layers: 24, attention_dropout: 0.0,
+      tie_word_embeddings: true, bos_token_id: 151643, eos_token_id: 151643,
+    },
+  },
+  'mixtral-8x7b': {
+    source: `${HF}/mistralai/Mixtral-8x7B-v0.1/blob/main/config.json`,
+    description: 'Mixtral 8x7B: 8 SwiGLU experts, top-2 routing',
+    hf: {
+      model_type: 'mixtral', architectures: ['MixtralForCausalLM'], vocab_size: 32000, hidden_size: 4096,
+      intermediate_size: 14336, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 8, hidden_act: 'silu',
+      max_position_embeddings: 32768, initializer_range: 0.02, rms_norm_eps: 1e-5, rope_theta: 1e6, sliding_window: null,
+      num_local_experts: 8, num_experts_per_tok: 2, router_aux_loss_coef: 0.02, tie_word_embeddings: false,
+      bos_token_id: 1, eos_token_id: 2,
+    },
+  },
+  'deepseek-v2-lite': {
+    source: `${HF}/deepseek-ai/DeepSeek-V2-Lite/blob/main/config.json`,
+    description: 'DeepSeek-V2-Lite (15.7B, 2.4B active): MLA + DeepSeekMoE (64 routed top-6, 2 shared), YaRN',
+    hf: {
+      model_type: 'deepseek_v2', architectures: ['DeepseekV2ForCausalLM'], vocab_size: 102400, hidden_size: 2048,
+      intermediate_size: 10944, moe_intermediate_size: 1408, num_hidden_layers: 27, num_attention_heads: 16,
+      num_key_value_heads: 16, n_shared_experts: 2, n_routed_experts: 64, routed_scaling_factor: 1.0,
+      kv_lora_rank: 512, q_lora_rank: null, qk_rope_head_dim: 64, v_head_dim: 128, qk_nope_head_dim: 128,
+      topk_method: 'greedy', n_group: 1, topk_group: 1, num_experts_per_tok: 6, moe_layer_freq: 1,
+      first_k_dense_replace: 1, norm_topk_prob: false, scoring_func: 'softmax', aux_loss_alpha: 0.001,
+      hidden_act: 'silu', max_position_embeddings: 163840, initializer_range: 0.02, rms_norm_eps: 1e-6,
+      rope_theta: 10000,
+      rope_scaling: {
+        type: 'yarn', factor: 40, original_max_position_embeddings: 4096, beta_fast: 32, beta_slow: 1,
+        mscale: 0.707, mscale_all_dim: 0.707,
+      },
+      attention_bias: false, attention_dropout: 0.0, tie_word_embeddings: false, bos_token_id: 100000, eos_token_id: 100001,
+    },
+  },
+  'mamba-130m': {
+    source: `${HF}/state-spaces/mamba-130m-hf/blob/main/config.json`,
+    description: 'Mamba 130M: 24 selective-SSM blocks, d_state 16',
+    hf: {
+      model_type: 'mamba', architectures: ['MambaForCausalLM'], vocab_size: 50280, hidden_size: 768, intermediate_size: 1536,
+      state_size: 16, num_hidden_layers: 24, layer_norm_epsilon: 1e-5, expand: 2, conv_kernel: 4, use_bias: false,
+      use_conv_bias: true, hidden_act: 'silu', initializer_range: 0.1, residual_in_fp32: true, time_step_rank: 48,
+      time_step_scale: 1.0, time_step_min: 0.001, time_step_max: 0.1, time_step_init_scheme: 'random',
+      time_step_floor: 1e-4, tie_word_embeddings: true, bos_token_id: 0, eos_token_id: 0, pad_token_id: 0,
+    },
+  },
+};
+
+/** Shared tiny sizes: bytes-tokenizer vocabulary, no special ids outside it. */
+const TINY_IDS = { bos_token_id: null, eos_token_id: null, pad_token_id: null };
+
+const TINY: Record<string, TinySpec> = {
+  'tiny-rnn': { base: 'rnn-lm', description: 'tiny Elman RNN LM', set: { vocab_size: 256, embedding_size: 32, hidden_size: 64, num_hidden_layers: 2 } },
+  'tiny-lstm': { base: 'lstm-lm', description: 'tiny LSTM LM', set: { vocab_size: 256, embedding_size: 32, hidden_size: 64, num_hidden_layers: 2, dropout: 0 } },
+  'tiny-gru': { base: 'gru-lm', description: 'tiny GRU LM', set: { vocab_size: 256, embedding_size: 32, hidden_size: 64, num_hidden_layers: 2, dropout: 0 } },
+  'tiny-transformer': {
+    base: 'transformer-base',
+    description: 'tiny Vaswani 2017 encoder-decoder',
+    set: {
+      vocab_size: 256, decoder_vocab_size: 256, d_model: 64, encoder_layers: 2, decoder_layers: 2, encoder_ffn_dim: 128,
+      decoder_ffn_dim: 128, encoder_attention_heads: 4, decoder_attention_heads: 4, max_position_embeddings: 128,
+    },
+  },
+  'tiny-bert': {
+    base: 'bert-base-uncased',
+    description: 'tiny BERT with masked-LM head',
+    set: {
+      architectures: ['BertForMaskedLM'], vocab_size: 256, hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4,
+      intermediate_size: 128, max_position_embeddings: 128,
+    },
+  },
+  'tiny-gpt': { base: 'gpt', description: 'tiny GPT-1', set: { vocab_size: 256, n_positions: 128, n_embd: 64, n_layer: 2, n_head: 4 } },
+  'tiny-gpt2': {
+    base: 'gpt2',
+    description: 'tiny GPT-2',
+    set: { vocab_size: 256, n_positions: 128, n_embd: 64, n_layer: 2, n_head: 4, ...TINY_IDS },
+  },
+  'tiny-t5': {
+    base: 't5-small',
+    description: 'tiny T5 v1.0',
+    set: { vocab_size: 256, d_model: 64, d_kv: 16, d_ff: 128, num_layers: 2, num_heads: 4, n_positions: 128 },
+  },
+  'tiny-bart': {
+    base: 'bart-base',
+    description: 'tiny BART',
+    set: {
+      vocab_size: 256, d_model: 64, encoder_layers: 2, decoder_layers: 2, encoder_ffn_dim: 128, decoder_ffn_dim: 128,
+      encoder_attention_heads: 4, decoder_attention_heads: 4, max_position_embeddings: 128,
+    },
+  },
+  'tiny-llama': {
+    base: 'llama-2-7b',
+    description: 'tiny Llama (GQA 4/2)',
+    set: {
+      vocab_size: 256, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4,
+      num_key_value_heads: 2, max_position_embeddings: 128, ...TINY_IDS,
+    },
+  },
+  'tiny-mistral': {
+    base: 'mistral-7b',
+    description: 'tiny Mistral (GQA 4/2, 32-token sliding window)',
+    set: {
+      vocab_size: 256, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4,
+      num_key_value_heads: 2, max_position_embeddings: 128, sliding_window: 32, ...TINY_IDS,
+    },
+  },
+  'tiny-qwen2': {
+    base: 'qwen2-0.5b',
+    description: 'tiny Qwen2 (qkv bias, tied)',
+    set: {
+      vocab_size: 256, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4,
+      num_key_value_heads: 2, max_position_embeddings: 128, sliding_window: 128, max_window_layers: 2, ...TINY_IDS,
+    },
+  },
+  'tiny-mixtral': {
+    base: 'mixtral-8x7b',
+    description: 'tiny Mixtral (4 experts, top-2)',
+    set: {
+      vocab_size: 256, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4,
+      num_key_value_heads: 2, max_position_embeddings: 128, num_local_experts: 4, ...TINY_IDS,
+    },
+  },
+  'tiny-deepseek': {
+    base: 'deepseek-v2-lite',
+    description: 'tiny DeepSeek-V2 (MLA, 4 routed experts top-2 + 1 shared, first layer dense)',
+    set: {
+      vocab_size: 256, hidden_size: 64, intermediate_size: 128, moe_intermediate_size: 32, num_hidden_layers: 2,
+      num_attention_heads: 4, num_key_value_heads: 4, kv_lora_rank: 32, qk_rope_head_dim: 8, qk_nope_head_dim: 16,
+      v_head_dim: 16, n_routed_experts: 4, n_shared_experts: 1, num_experts_per_tok: 2, max_position_embeddings: 128,
+      rope_scaling: null, ...TINY_IDS,
+    },
+  },
+  'tiny-mamba': {
+    base: 'mamba-130m',
+    description: 'tiny Mamba',
+    set: {
+      vocab_size: 256, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, state_size: 8, time_step_rank: 4,
+      ...TINY_IDS,
+    },
+  },
+  'tiny-vlm': {
+    base: 'llama-2-7b',
+    description: 'tiny vision-language Llama: 32x32 RGB images as 16 patch tokens of 8x8',
+    set: {
+      vocab_size: 256, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4,
+      num_key_value_heads: 2, max_position_embeddings: 128, ...TINY_IDS,
+      vision_config: { image_size: 32, patch_size: 8, num_channels: 3 },
+    },
+  },
+};
+
+function buildPresets(): Map<string, Preset> {
+  const out = new Map<string, Preset>();
+  for (const [name, p] of Object.entries(FULL)) out.set(name, { name, ...p });
+  for (const [name, t] of Object.entries(TINY)) {
+    const base = out.get(t.base);
+    if (!base) throw new Error(`preset ${name}: unknown base ${t.base}`);
+    out.set(name, { name, source: `${base.name} (${base.source}) shrunk for tests`, description: t.description, hf: { ...base.hf, ...t.set } });
+  }
+  return out;
+}
+
+const PRESETS = buildPresets();
+
+/** Every preset name, full-size first. */
+export function presetNames(): string[] {
+  return [...PRESETS.keys()];
+}
+
+/** The preset record (name, source, description, config.json); throws listing the names. */
+export function getPresetInfo(name: string): Preset {
+  const p = PRESETS.get(name);
+  if (!p) throw new Error(`unknown model preset ${JSON.stringify(name)} (known: ${presetNames().join(', ')})`);
+  return { ...p, hf: structuredClone(p.hf) };
+}
+
+/** The validated ModelConfig of a preset (a fresh object each call); throws listing the names. */
+export function getPreset(name: string): ModelConfig {
+  return fromHFConfig(getPresetInfo(name).hf);
+}
+
+/** true when `name` is a preset */
+export function isPreset(name: string): boolean {
+  return PRESETS.has(name);
+}

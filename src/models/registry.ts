@@ -1,0 +1,43 @@
+// The family table: config.family -> model builder. Typed as a mapped type over `Family`, so adding a
+// family to ModelConfig without a builder here is a compile error. Each family's engineer replaces its
+// placeholder with an import of the real builder; keep this file a table and nothing more.
+import type { Family, FamilyConfig, ModelConfig } from './config.js';
+import { validateConfig } from './config.js';
+import type { CreateOptions, LanguageModel } from './model.js';
+import { buildDecoder } from './decoder.js';
+
+export type ModelBuilder<F extends Family> = (config: FamilyConfig<F>, opts: CreateOptions) => LanguageModel;
+
+/** A builder for a family whose implementation is not registered yet: fails loudly when called. */
+function notRegistered<F extends Family>(family: F): ModelBuilder<F> {
+  return () => {
+    throw new Error(`createModel: family "${family}" is not registered yet (src/models/registry.ts has a placeholder for it)`);
+  };
+}
+
+const BUILDERS: { [F in Family]: ModelBuilder<F> } = {
+  gpt2: buildDecoder,
+  'openai-gpt': buildDecoder,
+  llama: buildDecoder,
+  mistral: buildDecoder,
+  qwen2: buildDecoder,
+  mixtral: buildDecoder,
+  deepseek_v2: buildDecoder,
+  bert: notRegistered('bert'),
+  t5: notRegistered('t5'),
+  bart: notRegistered('bart'),
+  marian: notRegistered('marian'),
+  'lineage-rnn': notRegistered('lineage-rnn'),
+  mamba: notRegistered('mamba'),
+};
+
+/** Builds a freshly initialized model (seeded) for any config. */
+export function createModel(config: ModelConfig, opts: CreateOptions = {}): LanguageModel {
+  validateConfig(config);
+  const build = BUILDERS[config.family] as ModelBuilder<Family> | undefined;
+  if (!build) throw new Error(`createModel: unknown family ${JSON.stringify(config.family)} (known: ${Object.keys(BUILDERS).join(', ')})`);
+  return build(config as FamilyConfig<Family>, opts);
+}
+
+/** Families with a registered (non-placeholder) builder can be probed by calling createModel. */
+export const MODEL_FAMILIES = Object.keys(BUILDERS) as Family[];

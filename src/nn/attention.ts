@@ -1,0 +1,135 @@
+// Multi-head attention (MHA / GQA / MQA share one module: `kvHeads` = heads, a divisor, or 1) over the
+// fused `attention` op, usable as causal self-attention, bidirectional self-attention, or
+// cross-attention (queries from x, keys/values from `ctx.kv`, computed once and cached).
+// Parameter names are the caller's (HF names per family): separate q/k/v/o projections, or GPT's fused
+// Conv1D `c_attn` + `c_proj`.
+//
+// Notation: B batch, T new tokens, Tk keys, nh query heads, nkv key/value heads, hs head size.
+import type { Tensor } from '../tensor/tensor.js';
+import { Rng } from '../tensor/random.js';
+import { attention, reshape, split, transpose } from '../ops/index.js';
+import { Linear } from './layers.js';
+import { Module } from './module.js';
+import { Conv1D, type Container, type Projection, registerAt } from './conv1d.js';
+import { applyRope, type RopeTables } from './positions.js';
+import { attentionOptions, type MaskSpec } from './masks.js';
+import type { LayerCache } from './cache.js';
+
+/** checkpoint names of the projections; `fused` set = one [D, (nh + 2 nkv) hs] Conv1D (GPT) */
+export interface AttentionNames {
+  q: string;
+  k: string;
+  v: string;
+  o: string;
+  fused?: string;
+}
+
+export const LLAMA_ATTENTION_NAMES: AttentionNames = { q: 'q_proj', k: 'k_proj', v: 'v_proj', o: 'o_proj' };
+export const GPT_ATTENTION_NAMES: AttentionNames = { q: '', k: '', v: '', o: 'c_proj', fused: 'c_attn' };
+
+export interface AttentionSpec {
+  /** width of the query input (model width D) */
+  dim: number;
+  /** width of the key/value input for cross-attention (default dim) */
+  kvDim?: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  qkvBias: boolean;
+  outBias: boolean;
+  /** logit multiplier; null = 1/sqrt(hs) (T5 uses 1) */
+  scale: number | null;
+  names: AttentionNames;
+  /** rotate with interleaved pairs (GPT-J) instead of rotate_half (Llama) */
+  interleavedRope?: boolean;
+  std?: number;
+  rng?: Rng;
+}
+
+/** What one call needs beyond the input: positions, masks, cache, extra bias, cross-attention source. */
+export interface AttentionContext {
+  mask: MaskSpec;
+  /** absolute position of the first query */
+  qStart: number;
+  /** rotary tables for the new tokens' positions (self-attention only) */
+  rope?: RopeTables | null;
+  /** this layer's cache (self-attention: K/V grow; cross-attention: K/V computed once) */
+  cache?: LayerCache | null;
+  /** extra additive bias for (queries qStart.., keys kStart..) e.g. ALiBi or T5 relative buckets */
+  positionBias?: ((qStart: number, Tq: number, kStart: number, Tk: number) => Tensor | null) | null;
+  /** cross-attention source [B, S, kvDim]; its keys sit at positions 0..S-1 */
+  kv?: Tensor | null;
+}
+
+export class Attention extends Module {
+  private readonly projections = new Map<string, Projection>();
+  private readonly containers = new Map<string, Container>();
+
+  constructor(readonly spec: AttentionSpec) {
+    super();
+    const s = spec;
+    const rng = s.rng ?? new Rng(0);
+    const opt = { std: s.std ?? 0.02, rng };
+    const kvDim = s.kvDim ?? s.dim;
+    if (s.names.fused) {
+      this.add(s.names.fused, new Conv1D(s.dim, (s.heads + 2 * s.kvHeads) * s.headDim, { ...opt, bias: s.qkvBias }));
+      this.add(s.names.o, new Conv1D(s.heads * s.headDim, s.dim, { ...opt, bias: s.outBias }));
+      return;
+    }
+    this.add(s.names.q, new Linear(s.dim, s.heads * s.headDim, { ...opt, bias: s.qkvBias }));
+    this.add(s.names.k, new Linear(kvDim, s.kvHeads * s.headDim, { ...opt, bias: s.qkvBias }));
+    this.add(s.names.v, new Linear(kvDim, s.kvHeads * s.headDim, { ...opt, bias: s.qkvBias }));
+    this.add(s.names.o, new Linear(s.heads * s.headDim, s.dim, { ...opt, bias: s.outBias }));
+  }
+
+  private add(path: string, m: Projection): void {
+    this.projections.set(path, registerAt((n, c) => this.child(n, c), path, m, this.containers));
+  }
+
+  private proj(path: string, x: Tensor): Tensor {
+    return this.projections.get(path)!.forward(x);
+  }
+
+  /** [B, T, h * hs] -> [B, h, T, hs] */
+  private heads(x: Tensor, h: number): Tensor {
+    const [B, T] = x.shape as [number, number];
+    return transpose(reshape(x, [B, T, h, this.spec.headDim]), 1, 2); // (B, h, T, hs)
+  }
+
+  /** queries, and keys/values of the new tokens (self) or of the source (cross) */
+  private project(x: Tensor, ctx: AttentionContext): { q: Tensor; k: Tensor; v: Tensor } {
+    const s = this.spec;
+    if (s.names.fused) {
+      const [q, k, v] = split(this.proj(s.names.fused, x), [s.heads * s.headDim, s.kvHeads * s.headDim, s.kvHeads * s.headDim], -1);
+      return { q: this.heads(q!, s.heads), k: this.heads(k!, s.kvHeads), v: this.heads(v!, s.kvHeads) };
+    }
+    const src = ctx.kv ?? x;
+    const q = this.heads(this.proj(s.names.q, x), s.heads);
+    const cached = ctx.kv && ctx.cache?.get('k');
+    if (cached) return { q, k: cached, v: ctx.cache!.get('v')! };
+    return { q, k: this.heads(this.proj(s.names.k, src), s.kvHeads), v: this.heads(this.proj(s.names.v, src), s.kvHeads) };
+  }
+
+  /** x [B, T, D] -> [B, T, D] */
+  forward(x: Tensor, ctx: AttentionContext): Tensor {
+    const s = this.spec;
+    const [B, T] = x.shape as [number, number];
+    let { q, k, v } = this.project(x, ctx);
+    if (ctx.rope && !ctx.kv) {
+      q = applyRope(q, ctx.rope, s.interleavedRope);
+      k = applyRope(k, ctx.rope, s.interleavedRope);
+    }
+    let kStart = ctx.kv ? 0 : ctx.qStart;
+    if (ctx.cache && ctx.kv) {
+      if (!ctx.cache.get('k')) [k, v] = [ctx.cache.setStatic('k', k), ctx.cache.setStatic('v', v)];
+    } else if (ctx.cache) {
+      const r = ctx.cache.extend({ k, v });
+      [k, v, kStart] = [r.all.k!, r.all.v!, r.start];
+    }
+    const Tk = k.shape[2]!;
+    const opts = attentionOptions(ctx.mask, ctx.qStart, T, kStart, Tk, ctx.positionBias?.(ctx.qStart, T, kStart, Tk) ?? null);
+    if (s.scale !== null) opts.scale = s.scale;
+    const o = attention(q, k, v, opts); // (B, nh, T, hs)
+    return this.proj(s.names.o, reshape(transpose(o, 1, 2), [B, T, s.heads * s.headDim])); // (B, T, D)
+  }
+}

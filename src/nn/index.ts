@@ -1,0 +1,2 @@
+export * from './module.js';
+export * from './layers.js';

@@ -1,0 +1,149 @@
+// Module: a named tree of parameters and submodules. Parameter names are dotted paths
+// (`transformer.h.0.attn.c_attn.weight`), so a module tree written with Hugging Face's attribute
+// names produces checkpoint-compatible names for free. Modules read their parameters through
+// `this.p(name)` at call time (never cache them), so loading a checkpoint can swap tensors.
+import { keep, noGrad } from '../tensor/engine.js';
+import { fmt } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { cast, randn, zeros, full } from '../ops/index.js';
+import type { Rng } from '../tensor/random.js';
+import type { DType } from '../backend/backend.js';
+
+export abstract class Module {
+  training = true;
+  private readonly _params = new Map<string, Tensor | null>();
+  private readonly _children = new Map<string, Module | null>();
+
+  /** register a parameter (kept out of memory scopes; requires grad unless frozen later) */
+  protected param(name: string, t: Tensor): Tensor {
+    t.requiresGrad = true;
+    t.name = name;
+    this._params.set(name, keep(t));
+    return t;
+  }
+
+  /** register an optional parameter slot that is absent (e.g. no bias) */
+  protected noParam(name: string): null {
+    this._params.set(name, null);
+    return null;
+  }
+
+  protected child<M extends Module>(name: string, m: M): M {
+    this._children.set(name, m);
+    return m;
+  }
+
+  /** [dotted name, tensor] for every parameter, depth first, in registration order */
+  namedParameters(prefix = ''): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    for (const [n, t] of this._params) if (t) out.push([prefix + n, t]);
+    for (const [n, m] of this._children) if (m) out.push(...m.namedParameters(`${prefix}${n}.`));
+    return out;
+  }
+
+  parameters(): Tensor[] {
+    return this.namedParameters().map(([, t]) => t);
+  }
+
+  namedModules(prefix = ''): [string, Module][] {
+    const out: [string, Module][] = [[prefix.replace(/\.$/, ''), this]];
+    for (const [n, m] of this._children) if (m) out.push(...m.namedModules(`${prefix}${n}.`));
+    return out;
+  }
+
+  numParameters(): number {
+    return this.parameters().reduce((s, t) => s + t.size, 0);
+  }
+
+  train(on = true): this {
+    for (const [, m] of this.namedModules()) m.training = on;
+    return this;
+  }
+
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** replace parameter values by name (shapes must match); returns names not found */
+  loadStateDict(state: Map<string, Tensor> | Record<string, Tensor>, opts: { strict?: boolean } = {}): { missing: string[]; unexpected: string[] } {
+    const src = state instanceof Map ? state : new Map(Object.entries(state));
+    const own = new Map(this.namedParameters());
+    const missing = [...own.keys()].filter((k) => !src.has(k));
+    const unexpected = [...src.keys()].filter((k) => !own.has(k));
+    if (opts.strict !== false && (missing.length || unexpected.length)) {
+      throw new Error(`loadStateDict: ${missing.length ? `missing parameters: ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? ', ...' : ''}` : ''}${missing.length && unexpected.length ? '; ' : ''}${unexpected.length ? `unexpected parameters: ${unexpected.slice(0, 8).join(', ')}${unexpected.length > 8 ? ', ...' : ''}` : ''}`);
+    }
+    for (const [name, t] of own) {
+      const v = src.get(name);
+      if (!v) continue;
+      if (v.ndim !== t.ndim || v.shape.some((d, i) => d !== t.shape[i])) {
+        throw new Error(`loadStateDict: parameter '${name}' has shape ${fmt(t.shape)} but the checkpoint has ${fmt(v.shape)}`);
+      }
+      this.setParameter(name, v);
+    }
+    return { missing, unexpected };
+  }
+
+  /** swap in a new tensor for the parameter at a dotted path (disposes the old one) */
+  setParameter(path: string, value: Tensor): void {
+    const dot = path.indexOf('.');
+    if (dot >= 0 && this._children.has(path.slice(0, dot))) {
+      this._children.get(path.slice(0, dot))!.setParameter(path.slice(dot + 1), value);
+      return;
+    }
+    const old = this._params.get(path);
+    if (old === undefined) throw new Error(`setParameter: no parameter '${path}'`);
+    const t = noGrad(() => (value.dtype === (old?.dtype ?? value.dtype) ? value.detach() : cast(value, old!.dtype)));
+    t.requiresGrad = old?.requiresGrad ?? true;
+    t.name = path.split('.').pop();
+    old?.dispose();
+    this._params.set(path, keep(t));
+  }
+
+  /** look up a registered parameter of this module (not children) */
+  protected p(name: string): Tensor {
+    const t = this._params.get(name);
+    if (!t) throw new Error(`${this.constructor.name}: parameter '${name}' is not set`);
+    return t;
+  }
+
+  protected pOpt(name: string): Tensor | null {
+    return this._params.get(name) ?? null;
+  }
+
+  /** cast every parameter to dtype (e.g. bfloat16 storage) */
+  toDType(dtype: DType): this {
+    for (const [name, t] of this.namedParameters()) if (t.dtype !== dtype) this.setParameter(name, t.to(dtype));
+    return this;
+  }
+
+  dispose(): void {
+    for (const t of this.parameters()) t.dispose();
+  }
+}
+
+/** an ordered list of modules named "0", "1", ... (nn.ModuleList) */
+export class ModuleList<M extends Module> extends Module {
+  readonly items: M[];
+  constructor(items: M[]) {
+    super();
+    this.items = items.map((m, i) => this.child(String(i), m));
+  }
+  get length(): number {
+    return this.items.length;
+  }
+  at(i: number): M {
+    return this.items[i]!;
+  }
+}
+
+// ---- initialisers (all seeded) ----
+export function initNormal(shape: number[], std: number, rng: Rng): Tensor {
+  return randn(shape, { std, rng });
+}
+export function initZeros(shape: number[]): Tensor {
+  return zeros(shape);
+}
+export function initOnes(shape: number[]): Tensor {
+  return full(shape, 1);
+}

@@ -1,0 +1,83 @@
+// Shared machinery of the op layer: allocation on the inputs' backend, kernel dispatch with the
+// reference fallback, autograd recording, broadcasting views and gradient reduction.
+import type { DType, KernelName, KernelTable, View } from '../backend/backend.js';
+import { referenceKernels } from '../backend/reference/kernels.js';
+import { Storage, getBackend, isGradEnabled } from '../tensor/engine.js';
+import { broadcastShapes, fmt, numel, type Shape } from '../tensor/shape.js';
+import { Tensor } from '../tensor/tensor.js';
+
+export type TensorLike = Tensor | number;
+
+/** zero-filled output on the same backend as `like` (or the current backend) */
+export function alloc(shape: Shape, dtype: DType, like?: Tensor): Tensor {
+  const backend = like ? like.backend : getBackend();
+  return new Tensor(new Storage(backend.allocate(dtype, numel(shape))), shape, dtype);
+}
+
+/** a view sharing t's storage */
+export function aliasView(t: Tensor, shape: Shape, strides: readonly number[], offset: number): Tensor {
+  t.assertAlive('view');
+  return new Tensor(t.storage, shape, t.dtype, strides, offset);
+}
+
+/** the fast kernel of t's backend, or the reference kernel when the backend lacks it */
+export function kernel<K extends KernelName>(t: Tensor, name: K): KernelTable[K] {
+  const k = t.backend.kernels[name];
+  if (k) return k as KernelTable[K];
+  return referenceKernels[name];
+}
+
+export function sameBackend(op: string, ...ts: (Tensor | null | undefined)[]): void {
+  const first = ts.find((t) => t)!;
+  for (const t of ts) {
+    if (!t) continue;
+    t.assertAlive(op);
+    if (t.backend !== first.backend) throw new Error(`${op}: tensors live on different backends ('${first.backend.name}' and '${t.backend.name}')`);
+  }
+}
+
+/** attach a gradient rule when recording is on and some input needs a gradient */
+export function record(out: Tensor, op: string, inputs: Tensor[], backward: (g: Tensor) => (Tensor | null)[]): Tensor {
+  if (!isGradEnabled() || !inputs.some((x) => x.requiresGrad)) return out;
+  out.requiresGrad = true;
+  out.node = { op, inputs, backward };
+  return out;
+}
+
+export function checkDType(op: string, arg: string, t: Tensor, allowed: readonly DType[]): void {
+  if (!allowed.includes(t.dtype)) {
+    throw new Error(`${op}: argument '${arg}' has dtype ${t.dtype}, expected ${allowed.join(' or ')} (shape ${fmt(t.shape)})`);
+  }
+}
+
+export function checkRank(op: string, arg: string, t: Tensor, rank: number): void {
+  if (t.ndim !== rank) throw new Error(`${op}: argument '${arg}' must have ${rank} dimensions, got shape ${fmt(t.shape)}`);
+}
+
+/** view of t broadcast to `shape` (stride 0 on expanded axes) */
+export function broadcastView(t: Tensor, shape: Shape): View {
+  const v = t.view();
+  const lead = shape.length - t.ndim;
+  const strides = shape.map((d, i) => {
+    const j = i - lead;
+    if (j < 0) return 0;
+    return t.shape[j] === 1 && d !== 1 ? 0 : t.strides[j]!;
+  });
+  return { buf: v.buf, shape, strides, offset: v.offset };
+}
+
+export function broadcast2(op: string, a: Tensor, b: Tensor): number[] {
+  return broadcastShapes(a.shape, b.shape, op);
+}
+
+/** contiguous version of t for kernels that need it (an alias when already contiguous) */
+export function contig(t: Tensor): Tensor {
+  return t.isContiguous ? t : copyTo(t, t.dtype);
+}
+
+/** fresh contiguous copy, converting dtype */
+export function copyTo(t: Tensor, dtype: DType): Tensor {
+  const out = alloc(t.shape, dtype, t);
+  kernel(t, 'copy')(t.view(), out.view());
+  return out;
+}

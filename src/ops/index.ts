@@ -1,0 +1,9 @@
+// The functional op API. Primitives call one kernel each; everything else is composed.
+export * from './creation.js';
+export * from './elementwise.js';
+export * from './reduce.js';
+export * from './movement.js';
+export * from './linalg.js';
+export * from './nn.js';
+export { alloc, kernel, record } from './core.js';
+export type { TensorLike } from './core.js';

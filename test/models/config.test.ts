@@ -1,0 +1,205 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { type ModelConfig, ConfigError, configProblems, layerFfn, layerWindow, validateConfig } from '../../src/models/config.js';
+import { HF_MODEL_TYPES, applyOverrides, fromHFConfig, hfFieldNames, toHFConfig } from '../../src/models/hf-config.js';
+import { getPreset, getPresetInfo, presetNames } from '../../src/models/presets.js';
+
+const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x)) as T;
+
+test('every preset validates, is plain JSON, and round-trips through config.json', () => {
+  for (const name of presetNames()) {
+    const cfg = getPreset(name);
+    assert.deepEqual(clone(cfg), cfg, `${name}: not plain JSON`);
+    const hf = toHFConfig(cfg);
+    assert.deepEqual(fromHFConfig(hf), cfg, `${name}: cfg -> hf -> cfg`);
+    assert.deepEqual(toHFConfig(fromHFConfig(clone(hf))), hf, `${name}: hf -> cfg -> hf`);
+  }
+});
+
+test('every preset cites a source; the tiny ones fit the bytes tokenizer', () => {
+  for (const name of presetNames()) {
+    const info = getPresetInfo(name);
+    assert.ok(info.source.length > 10, `${name}: source`);
+    if (name.startsWith('tiny-')) {
+      const cfg = getPreset(name);
+      assert.equal(cfg.vocabSize, 256, name);
+      assert.ok(cfg.hidden <= 64, name);
+    }
+  }
+});
+
+test('every model_type has at least one preset', () => {
+  const families = new Set(presetNames().map((n) => getPreset(n).family));
+  for (const t of HF_MODEL_TYPES) assert.ok(families.has(t), t);
+});
+
+test('getPreset: unknown name lists the presets', () => {
+  assert.throws(() => getPreset('gpt5'), /unknown model preset "gpt5" \(known: .*gpt2.*tiny-llama/);
+});
+
+test('getPreset returns a fresh object each call', () => {
+  const a = getPreset('tiny-gpt2');
+  a.hidden = 1;
+  assert.equal(getPreset('tiny-gpt2').hidden, 64);
+});
+
+test('family mappings read the fields transformers uses', () => {
+  const gpt2 = getPreset('gpt2');
+  assert.equal(gpt2.arch, 'decoder');
+  if (gpt2.arch !== 'decoder') return;
+  assert.deepEqual(gpt2.decoder.block.ffn, { kind: 'mlp', act: 'gelu_tanh', hidden: 3072, bias: true });
+  assert.equal(gpt2.decoder.block.residual, 'pre');
+
+  const mistral = getPreset('mistral-7b');
+  assert.ok(mistral.arch === 'decoder' && mistral.decoder.block.attention.kind === 'gqa');
+  assert.deepEqual(mistral.decoder.block.attention.window, { kind: 'sliding', size: 4096, firstFullLayers: 0 });
+
+  const qwen = getPreset('qwen2-0.5b');
+  assert.ok(qwen.arch === 'decoder' && qwen.decoder.block.attention.kind === 'gqa');
+  assert.equal(qwen.decoder.block.attention.qkvBias, true);
+  assert.equal(qwen.decoder.block.attention.outBias, false);
+  assert.equal(qwen.tieEmbeddings, true);
+
+  const ds = getPreset('deepseek-v2-lite');
+  assert.ok(ds.arch === 'decoder');
+  const att = ds.decoder.block.attention;
+  assert.ok(att.kind === 'mla');
+  assert.deepEqual([att.qLoraRank, att.kvLoraRank, att.qkNopeHeadDim, att.qkRopeHeadDim, att.vHeadDim], [null, 512, 128, 64, 128]);
+  const ffn = ds.decoder.block.ffn;
+  assert.ok(ffn.kind === 'moe');
+  assert.deepEqual([ffn.experts, ffn.topK, ffn.sharedExperts, ffn.sharedHidden, ffn.denseLayers, ffn.normTopK], [64, 6, 2, 2816, 1, false]);
+  assert.deepEqual(layerFfn(ffn, 0), { kind: 'glu', act: 'silu', hidden: 10944, bias: false });
+  assert.equal(layerFfn(ffn, 1).kind, 'moe');
+  assert.ok(ds.positions.kind === 'rope' && ds.positions.scaling?.kind === 'yarn');
+
+  const mamba = getPreset('mamba-130m');
+  assert.ok(mamba.arch === 'mamba');
+  assert.deepEqual([mamba.ssm.dState, mamba.ssm.dConv, mamba.ssm.expand, mamba.ssm.dtRank], [16, 4, 2, 48]);
+
+  const base = getPreset('transformer-base');
+  assert.ok(base.arch === 'encoder-decoder' && base.family === 'marian');
+  assert.equal(base.positions.kind, 'sinusoidal');
+  assert.equal(base.embedScale, 'sqrt-hidden');
+  assert.equal(base.encoder.block.residual, 'post');
+});
+
+test('t5 feed_forward_proj: relu (v1.0) and gated-gelu (v1.1)', () => {
+  const v11 = { ...getPresetInfo('t5-small').hf, feed_forward_proj: 'gated-gelu', tie_word_embeddings: false };
+  const cfg = fromHFConfig(v11);
+  assert.ok(cfg.arch === 'encoder-decoder');
+  assert.deepEqual(cfg.encoder.block.ffn, { kind: 'glu', act: 'gelu_tanh', hidden: 2048, bias: false });
+  assert.equal(cfg.headScale, 'none');
+  assert.equal(toHFConfig(cfg).feed_forward_proj, 'gated-gelu');
+  assert.throws(() => fromHFConfig({ ...v11, feed_forward_proj: 'gated-weird' }), /feed_forward_proj/);
+});
+
+test('llama rope_scaling forms round-trip', () => {
+  const base = getPresetInfo('llama-2-7b').hf;
+  const forms = [
+    { rope_type: 'linear', factor: 2 },
+    { type: 'dynamic', factor: 4 },
+    { rope_type: 'yarn', factor: 4, original_max_position_embeddings: 4096, beta_fast: 32, beta_slow: 1, mscale: 1, mscale_all_dim: 0 },
+    { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
+  ];
+  const kinds = forms.map((f) => {
+    const cfg = fromHFConfig({ ...base, rope_scaling: f });
+    assert.deepEqual(fromHFConfig(toHFConfig(cfg)), cfg);
+    return cfg.arch === 'decoder' && cfg.positions.kind === 'rope' ? cfg.positions.scaling?.kind : undefined;
+  });
+  assert.deepEqual(kinds, ['linear', 'ntk', 'yarn', 'llama3']);
+  assert.throws(() => fromHFConfig({ ...base, rope_scaling: { rope_type: 'longrope', factor: 2 } }), /rope_scaling.*longrope/);
+});
+
+test('qwen2 sliding window fields and per-layer windows', () => {
+  const hf = { ...getPresetInfo('tiny-qwen2').hf, use_sliding_window: true, sliding_window: 16, max_window_layers: 1 };
+  const cfg = fromHFConfig(hf);
+  assert.ok(cfg.arch === 'decoder');
+  const w = cfg.decoder.block.attention.window;
+  assert.deepEqual(w, { kind: 'sliding', size: 16, firstFullLayers: 1 });
+  assert.deepEqual(layerWindow(w, 0), { kind: 'full' });
+  assert.deepEqual(layerWindow(w, 1), w);
+  assert.deepEqual(fromHFConfig(toHFConfig(cfg)), cfg);
+});
+
+test('lineage-rnn config.json layout', () => {
+  const hf = toHFConfig(getPreset('tiny-lstm'));
+  assert.deepEqual(hf, {
+    model_type: 'lineage-rnn', cell: 'lstm', vocab_size: 256, embedding_size: 32, hidden_size: 64, num_hidden_layers: 2,
+    tie_word_embeddings: false, dropout: 0,
+  });
+});
+
+test('toHFConfig names what a model_type cannot express', () => {
+  const cfg = getPreset('tiny-gpt2');
+  assert.ok(cfg.arch === 'decoder');
+  cfg.decoder.block.attention.window = { kind: 'sliding', size: 8, firstFullLayers: 0 };
+  assert.throws(() => toHFConfig(cfg), /model_type "gpt2" cannot express decoder\.block\.attention\.window/);
+  const llama = getPreset('tiny-llama');
+  llama.dropout.residual = 0.1;
+  assert.throws(() => toHFConfig(llama), /cannot express dropout\.residual/);
+});
+
+test('fromHFConfig errors name the field', () => {
+  assert.throws(() => fromHFConfig({ model_type: 'gpt9' }), /unsupported model_type "gpt9" \(supported: .*llama/);
+  assert.throws(() => fromHFConfig({ ...getPresetInfo('gpt2').hf, n_embd: 'wide' }), /field "n_embd" must be an integer/);
+  assert.throws(() => fromHFConfig({ ...getPresetInfo('gpt2').hf, n_head: 5 }), /field "n_head" = 5 must divide the hidden size 768/);
+  const { n_layer: _, ...noLayers } = getPresetInfo('gpt2').hf;
+  assert.throws(() => fromHFConfig(noLayers), /field "n_layer" is required/);
+  assert.throws(() => fromHFConfig({ ...getPresetInfo('bert-base-uncased').hf, position_embedding_type: 'relative_key' }),
+    /position_embedding_type/);
+});
+
+test('validateConfig names the field', () => {
+  const gqa = getPreset('tiny-llama');
+  assert.ok(gqa.arch === 'decoder' && gqa.decoder.block.attention.kind !== 'mla');
+  gqa.decoder.block.attention.kvHeads = 3;
+  assert.throws(() => validateConfig(gqa), (e: unknown) => e instanceof ConfigError && e.field === 'decoder.block.attention.kvHeads');
+
+  const moe = getPreset('tiny-mixtral');
+  assert.ok(moe.arch === 'decoder' && moe.decoder.block.ffn.kind === 'moe');
+  moe.decoder.block.ffn.topK = 9;
+  assert.throws(() => validateConfig(moe), /decoder\.block\.ffn\.topK: must be in 1\.\.experts \(4\), got 9/);
+
+  const rnn = getPreset('tiny-rnn');
+  assert.ok(rnn.arch === 'rnn');
+  rnn.tieEmbeddings = true;
+  assert.throws(() => validateConfig(rnn), /tieEmbeddings: tied embeddings need embedSize === hidden/);
+
+  const pre = getPreset('tiny-gpt2');
+  assert.ok(pre.arch === 'decoder');
+  pre.decoder.finalNorm = null;
+  assert.throws(() => validateConfig(pre), /decoder\.finalNorm/);
+
+  const ids = getPreset('tiny-llama');
+  ids.tokens.eos = 300;
+  assert.throws(() => validateConfig(ids), /tokens\.eos/);
+
+  const ok: ModelConfig = getPreset('tiny-deepseek');
+  assert.deepEqual(configProblems(ok), []);
+});
+
+test('applyOverrides: --set by config.json names, with parsed values', () => {
+  const hf = applyOverrides(getPresetInfo('llama-2-7b').hf, [
+    'num_hidden_layers=2', 'hidden_size=64', 'intermediate_size=128', 'num_attention_heads=4', 'num_key_value_heads=2',
+    'tie_word_embeddings=true', 'rope_scaling={"rope_type":"linear","factor":2}', 'hidden_act=silu',
+  ]);
+  assert.equal(hf.num_hidden_layers, 2);
+  assert.equal(hf.tie_word_embeddings, true);
+  assert.deepEqual(hf.rope_scaling, { rope_type: 'linear', factor: 2 });
+  assert.equal(hf.hidden_act, 'silu');
+  const cfg = fromHFConfig(hf);
+  assert.equal(cfg.hidden, 64);
+  assert.equal(applyOverrides(getPresetInfo('mixtral-8x7b').hf, ['sliding_window=null']).sliding_window, null);
+});
+
+test('applyOverrides: unknown field lists the valid names of that model_type', () => {
+  assert.throws(() => applyOverrides(getPresetInfo('gpt2').hf, ['hidden_size=64']),
+    /--set hidden_size: unknown field for model_type "gpt2" \(valid: .*n_embd.*n_layer/);
+  assert.throws(() => applyOverrides(getPresetInfo('gpt2').hf, ['n_layer']), /expected field=value/);
+  assert.throws(() => applyOverrides(getPresetInfo('gpt2').hf, ['n_layer=two']), /field "n_layer" must be an integer, got "two"/);
+  const names = hfFieldNames(getPresetInfo('deepseek-v2-lite').hf);
+  for (const k of ['q_lora_rank', 'kv_lora_rank', 'first_k_dense_replace', 'moe_layer_freq', 'topk_method', 'scoring_func', 'routed_scaling_factor']) {
+    assert.ok(names.includes(k), k);
+  }
+});
