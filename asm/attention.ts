@@ -4,7 +4,7 @@
 //
 // Every product runs on the 4x8 GEMM micro-kernel: Q K^T uses Q packed in 4-row panels and K
 // packed in 8-key panels (k = head dim); P V uses P packed in 4-row panels over the key block.
-import { EXPC, gemmBlock, hmax, imax, imin, packA, packB, part, roundUp, sexp, vexp } from './common';
+import { EXPC, gemmBlock, hmax, imax, imin, packA, packB, part, roundUp, vexp2, vfma } from './common';
 
 const BQ: i32 = 64;
 const BK: i32 = 64;
@@ -19,7 +19,7 @@ export function attentionScratchBytes(Tk: i32, Dk: i32, Dv: i32, bwd: i32): i32 
   const Dkp = roundUp(Dk, 8);
   const Dvp = roundUp(Dv, 8);
   if (!bwd) {
-    return al(Tkp * Dk * 4) + al(Dvp * Tkp * 4) + al(BQ * Dk * 4) + 2 * al(BQ * BK * 4) + al(BQ * Dvp * 4) + 2 * al(BQ * 4) + 128;
+    return al(Tkp * Dk * 4) + al(Dvp * Tkp * 4) + al(BQ * Dk * 4) + 2 * al(BQ * BK * 4) + al(BQ * Dvp * 4) + 2 * al(BQ * 4) + 128 + 128;
   }
   return al(Tkp * Dk * 4) + al(Tkp * Dv * 4) + al(Dkp * Tkp * 4) + al(BQ * Dk * 4) + al(BQ * Dv * 4) + al(Dkp * BQ * 4) +
     al(Dvp * BQ * 4) + 5 * al(BQ * BK * 4) + 2 * al(BQ * 4) + 128;
@@ -35,23 +35,17 @@ export function attentionScratchBytes(Tk: i32, Dk: i32, Dv: i32, bwd: i32): i32 
   return hi;
 }
 
+const LOG2E: f32 = 1.4426950408889634;
+const LN2: f32 = 0.6931471805599453;
+
 /**
- * Scales row r of the score block, adds bias, sets invisible keys to -inf.
- * Returns the row max over the visible keys (-inf when none).
+ * Row r of the score block (already scaled, log2 domain): adds bias * log2(e), sets invisible keys
+ * to -inf. Returns the row max over the visible keys (-inf when none).
  */
-@inline function prepRow(
-  srow: usize, nk: i32, jlo: i32, jhi: i32, scale: f32, bias: usize, bRow: usize, bsK: i32, kb0: i32,
-): f32 {
-  const NEG = v128.load32_splat(EXPC, 60);
+@inline function prepRow(srow: usize, nk: i32, jlo: i32, jhi: i32, bias: usize, bRow: usize, bsK: i32, kb0: i32): f32 {
   if (jlo <= 0 && jhi >= nk && bias == 0) {
-    const sc = f32x4.splat(scale);
-    let mx = NEG;
-    for (let j = 0; j < nk; j += 4) {
-      const o = <usize>j << 2;
-      const s = f32x4.mul(v128.load(srow + o), sc);
-      v128.store(srow + o, s);
-      mx = f32x4.max(mx, s);
-    }
+    let mx = v128.load(srow);
+    for (let j = 4; j < nk; j += 4) mx = f32x4.max(mx, v128.load(srow + (<usize>j << 2)));
     return hmax(mx);
   }
   let m: f32 = -Infinity;
@@ -59,13 +53,131 @@ export function attentionScratchBytes(Tk: i32, Dk: i32, Dv: i32, bwd: i32): i32 
     const o = <usize>j << 2;
     let s: f32 = -Infinity;
     if (j >= jlo && j < jhi) {
-      s = load<f32>(srow + o) * scale;
-      if (bias != 0) s += load<f32>(bRow + ((<usize>(kb0 + j) * <usize>bsK) << 2));
+      s = load<f32>(srow + o);
+      if (bias != 0) s += LOG2E * load<f32>(bRow + ((<usize>(kb0 + j) * <usize>bsK) << 2));
       m = Mathf.max(m, s);
     }
     store<f32>(srow + o, s);
   }
   return m;
+}
+
+@inline function fillRow(srow: usize, nk: i32, x: f32): void {
+  const v = f32x4.splat(x);
+  for (let j = 0; j < nk; j += 4) v128.store(srow + (<usize>j << 2), v);
+}
+
+/** multiplies n floats (n multiple of 4) at p by s */
+@inline function scaleBlock(p: usize, n: i32, s: f32): void {
+  const sv = f32x4.splat(s);
+  for (let i = 0; i < n; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(p + o, f32x4.mul(v128.load(p + o), sv));
+  }
+}
+
+/**
+ * Online-softmax step for 4 query rows against one key block (log2 domain): masks, running max
+ * (lazily: it moves only when a block's max exceeds it by > 8), P = exp2(S - m) written transposed
+ * into the packed 4-row panel, running sums l, output rows rescaled when their max moved.
+ * nr = valid rows (1..4); pos0 = absolute position of the first row.
+ */
+function softmaxRows4(
+  S: usize, P: usize, Mx: usize, L: usize, O: usize, Dvp: i32, nr: i32, nk: i32, pos0: i32, kb0: i32,
+  window: i32, Tk: i32, kvl: i32, causal: i32, bias: usize, bRow0: usize, bsQ: i32, bsK: i32, Alpha: usize,
+): void {
+  const lo2 = v128.load32_splat(EXPC, 64);
+  const magic = v128.load32_splat(EXPC, 12);
+  const e1 = v128.load32_splat(EXPC, 68);
+  const e2 = v128.load32_splat(EXPC, 72);
+  const e3 = v128.load32_splat(EXPC, 76);
+  const e4 = v128.load32_splat(EXPC, 80);
+  const e5 = v128.load32_splat(EXPC, 84);
+  const one = v128.load32_splat(EXPC, 48);
+  const rb: usize = BK * 4;
+  const s0 = S;
+  const s1 = s0 + rb;
+  const s2 = s1 + rb;
+  const s3 = s2 + rb;
+  let mx4: v128;
+  // rows see keys [lo, hi) with lo, hi non-decreasing in the row: all 4 rows see the whole block when
+  // the first row's hi and the last row's lo allow it
+  const full = nr == 4 && bias == 0 && visHi(pos0, Tk, kvl, causal) - kb0 >= nk && visLo(pos0 + 3, window) - kb0 <= 0;
+  if (full) {
+    let v0 = v128.load(s0), v1 = v128.load(s1), v2 = v128.load(s2), v3 = v128.load(s3);
+    for (let j = 4; j < nk; j += 4) {
+      const o = <usize>j << 2;
+      v0 = f32x4.max(v0, v128.load(s0 + o));
+      v1 = f32x4.max(v1, v128.load(s1 + o));
+      v2 = f32x4.max(v2, v128.load(s2 + o));
+      v3 = f32x4.max(v3, v128.load(s3 + o));
+    }
+    const t0 = v128.shuffle<f32>(v0, v1, 0, 4, 1, 5);
+    const t1 = v128.shuffle<f32>(v0, v1, 2, 6, 3, 7);
+    const t2 = v128.shuffle<f32>(v2, v3, 0, 4, 1, 5);
+    const t3 = v128.shuffle<f32>(v2, v3, 2, 6, 3, 7);
+    mx4 = f32x4.max(
+      f32x4.max(v128.shuffle<f32>(t0, t2, 0, 1, 4, 5), v128.shuffle<f32>(t0, t2, 2, 3, 6, 7)),
+      f32x4.max(v128.shuffle<f32>(t1, t3, 0, 1, 4, 5), v128.shuffle<f32>(t1, t3, 2, 3, 6, 7)),
+    );
+  } else {
+    for (let r = 0; r < 4; r++) {
+      const srow = S + <usize>r * rb;
+      let mx: f32 = -Infinity;
+      if (r < nr) {
+        const jlo = visLo(pos0 + r, window) - kb0;
+        const jhi = visHi(pos0 + r, Tk, kvl, causal) - kb0;
+        if (jlo < nk && jhi > 0 && jlo < jhi) mx = prepRow(srow, nk, jlo, jhi, bias, bRow0 + ((<usize>r * <usize>bsQ) << 2), bsK, kb0);
+        else fillRow(srow, nk, -Infinity);
+      } else {
+        fillRow(srow, nk, -Infinity);
+      }
+      store<f32>(Alpha + (<usize>r << 2), mx);
+    }
+    mx4 = v128.load(Alpha);
+  }
+  const mOld = v128.load(Mx);
+  // lazy rescaling: the running max moves only when the block max exceeds it by more than 8
+  const mNew = v128.bitselect(mx4, mOld, f32x4.gt(mx4, f32x4.add(mOld, f32x4.splat(8))));
+  v128.store(Mx, mNew);
+  // rows with nothing visible yet keep m = -inf: subtract 0 instead (their P is 0 anyway)
+  const sub = v128.andnot(mNew, f32x4.eq(mNew, f32x4.splat(-Infinity)));
+  // alpha = exp2(mOld - mNew): 0 when mOld = -inf, 1 when unchanged (NaN when both -inf: select 1)
+  let alpha = vexp2(f32x4.sub(mOld, mNew), lo2, magic, e1, e2, e3, e4, e5, one);
+  alpha = v128.bitselect(one, alpha, f32x4.eq(mOld, mNew));
+  let acc = f32x4.splat(0);
+  let dst = P;
+  for (let j = 0; j < nk; j += 4) {
+    // transpose the 4x4 block first: each vector is then one key for the 4 rows = one packed P entry
+    const o = <usize>j << 2;
+    const r0 = v128.load(s0 + o);
+    const r1 = v128.load(s1 + o);
+    const r2 = v128.load(s2 + o);
+    const r3 = v128.load(s3 + o);
+    const t0 = v128.shuffle<f32>(r0, r1, 0, 4, 1, 5);
+    const t1 = v128.shuffle<f32>(r0, r1, 2, 6, 3, 7);
+    const t2 = v128.shuffle<f32>(r2, r3, 0, 4, 1, 5);
+    const t3 = v128.shuffle<f32>(r2, r3, 2, 6, 3, 7);
+    const p0 = vexp2(f32x4.sub(v128.shuffle<f32>(t0, t2, 0, 1, 4, 5), sub), lo2, magic, e1, e2, e3, e4, e5, one);
+    v128.store(dst, p0);
+    const p1 = vexp2(f32x4.sub(v128.shuffle<f32>(t0, t2, 2, 3, 6, 7), sub), lo2, magic, e1, e2, e3, e4, e5, one);
+    v128.store(dst, p1, 16);
+    const p2 = vexp2(f32x4.sub(v128.shuffle<f32>(t1, t3, 0, 1, 4, 5), sub), lo2, magic, e1, e2, e3, e4, e5, one);
+    v128.store(dst, p2, 32);
+    const p3 = vexp2(f32x4.sub(v128.shuffle<f32>(t1, t3, 2, 3, 6, 7), sub), lo2, magic, e1, e2, e3, e4, e5, one);
+    v128.store(dst, p3, 48);
+    acc = f32x4.add(acc, f32x4.add(f32x4.add(p0, p1), f32x4.add(p2, p3)));
+    dst += 64;
+  }
+  // running sums: l = l * alpha + sum(p)
+  v128.store(L, vfma(v128.load(L), alpha, acc));
+  if (!v128.all_true<i32>(f32x4.eq(alpha, one))) {
+    v128.store(Alpha, alpha);
+    for (let r = 0; r < nr; r++) {
+      const a = load<f32>(Alpha + (<usize>r << 2));
+      if (a != 1) scaleBlock(O + <usize>(r * Dvp * 4), Dvp, a);
+    }
+  }
 }
 
 export function attention(
@@ -84,6 +196,7 @@ export function attention(
   const O = w; w += <usize>al(BQ * Dvp * 4);
   const Mx = w; w += <usize>al(BQ * 4);
   const L = w; w += <usize>al(BQ * 4);
+  const Alpha = w; w += 64;
   const tmp = w;
   const G = H / Hkv;
   const nqb = (Tq + BQ - 1) / BQ;
@@ -110,9 +223,9 @@ export function attention(
     const bqp = roundUp(bq, 4);
     const qrow0 = <usize>bh * <usize>Tq + <usize>q0;
     packA(Qp, q + ((qrow0 * <usize>Dk) << 2), Dk, 1, bq, Dk);
+    scaleBlock(Qp, bqp * Dk, scale * LOG2E); // scores come out scaled and in the log2 domain
     memory.fill(O, 0, <usize>(bqp * Dvp * 4));
-    memory.fill(Pp, 0, <usize>(BQ * BK * 4));
-    for (let r = 0; r < bq; r++) {
+    for (let r = 0; r < bqp; r++) {
       store<f32>(Mx + (<usize>r << 2), -Infinity);
       store<f32>(L + (<usize>r << 2), 0);
     }
@@ -124,44 +237,10 @@ export function attention(
     for (let kb0 = (kLo / BK) * BK; kb0 < kHi; kb0 += BK) {
       const nk = imin(BK, Tkp - kb0);
       gemmBlock(Qp, <usize>Dk << 4, Kp + ((<usize>kb0 * <usize>Dk) << 2), <usize>Dk << 5, bqp, nk, Dk, S, BK * 4, false, tmp);
-      for (let r = 0; r < bq; r++) {
-        const pos = q0 + r + offs;
-        const jlo = visLo(pos, window) - kb0;
-        const jhi = visHi(pos, Tk, kvl, causal) - kb0;
-        const srow = S + <usize>(r * BK * 4);
-        const prow = Pp + <usize>((r >> 2) * BK * 16 + (r & 3) * 4);
-        const mOld = load<f32>(Mx + (<usize>r << 2));
-        let mx: f32 = -Infinity;
-        const vis = jlo < nk && jhi > 0 && jlo < jhi;
-        if (vis) mx = prepRow(srow, nk, jlo, jhi, scale, bias, biasBH + ((<usize>(q0 + r) * <usize>bsQ) << 2), bsK, kb0);
-        const mNew = Mathf.max(mOld, mx);
-        if (!vis || mx == -Infinity) {
-          for (let j = 0; j < nk; j++) store<f32>(prow + (<usize>j << 4), 0);
-          continue;
-        }
-        const mv = f32x4.splat(mNew);
-        let acc = f32x4.splat(0);
-        for (let j = 0; j < nk; j += 4) {
-          const p = vexp(f32x4.sub(v128.load(srow + (<usize>j << 2)), mv));
-          acc = f32x4.add(acc, p);
-          const d = prow + (<usize>j << 4);
-          v128.store32_lane(d, p, 0);
-          v128.store32_lane(d, p, 1, 16);
-          v128.store32_lane(d, p, 2, 32);
-          v128.store32_lane(d, p, 3, 48);
-        }
-        const alpha = sexp(mOld - mNew);
-        const f = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
-        store<f32>(L + (<usize>r << 2), load<f32>(L + (<usize>r << 2)) * alpha + f);
-        store<f32>(Mx + (<usize>r << 2), mNew);
-        if (alpha != 1) {
-          const av = f32x4.splat(alpha);
-          const orow = O + <usize>(r * Dvp * 4);
-          for (let c = 0; c < Dvp; c += 4) {
-            const o = <usize>c << 2;
-            v128.store(orow + o, f32x4.mul(v128.load(orow + o), av));
-          }
-        }
+      for (let r4 = 0; r4 < bqp; r4 += 4) {
+        softmaxRows4(S + <usize>(r4 * BK * 4), Pp + <usize>((r4 >> 2) * BK * 16), Mx + (<usize>r4 << 2), L + (<usize>r4 << 2),
+          O + <usize>(r4 * Dvp * 4), Dvp, imin(4, bq - r4), nk, q0 + r4 + offs, kb0, window, Tk, kvl, causal,
+          bias, biasBH + ((<usize>(q0 + r4) * <usize>bsQ) << 2), bsQ, bsK, Alpha);
       }
       gemmBlock(Pp, BK * 16, Vp + (<usize>kb0 << 5), <usize>Tkp << 5, bqp, Dvp, nk, O, <usize>Dvp << 2, true, tmp);
     }
@@ -171,7 +250,7 @@ export function attention(
       const orow = O + <usize>(r * Dvp * 4);
       const dst = out + (((qrow0 + <usize>r) * <usize>Dv) << 2);
       for (let c = 0; c < Dv; c++) store<f32>(dst + (<usize>c << 2), load<f32>(orow + (<usize>c << 2)) * inv);
-      store<f32>(lse + ((qrow0 + <usize>r) << 2), l > 0 ? load<f32>(Mx + (<usize>r << 2)) + Mathf.log(l) : -Infinity);
+      store<f32>(lse + ((qrow0 + <usize>r) << 2), l > 0 ? (load<f32>(Mx + (<usize>r << 2)) + Mathf.log2(l)) * LN2 : -Infinity);
     }
   }
 }
@@ -210,6 +289,14 @@ export function attentionBackward(
   const u1 = part(units, nth, tid + 1);
   const offs = Tk - Tq;
   const sc4 = f32x4.splat(scale);
+  const lo2 = v128.load32_splat(EXPC, 64);
+  const magic = v128.load32_splat(EXPC, 12);
+  const e1 = v128.load32_splat(EXPC, 68);
+  const e2 = v128.load32_splat(EXPC, 72);
+  const e3 = v128.load32_splat(EXPC, 76);
+  const e4 = v128.load32_splat(EXPC, 80);
+  const e5 = v128.load32_splat(EXPC, 84);
+  const one = v128.load32_splat(EXPC, 48);
   for (let u = u0; u < u1; u++) {
     const b = u / Hkv;
     const kvBase = <usize>u * <usize>Tk;
@@ -242,6 +329,7 @@ export function attentionBackward(
         const kHi = visHi(posLast, Tk, kvl, causal);
         if (kLo >= kHi) continue;
         packA(Qp, qp, Dk, 1, bq, Dk);
+        scaleBlock(Qp, bqp * Dk, scale * LOG2E); // scores in the log2 domain
         packA(dOp, dop, Dv, 1, bq, Dv);
         packB(Qb, qp, Dk, 1, bq, Dk, bq);
         packB(dOb, dop, Dv, 1, bq, Dv, bq);
@@ -253,7 +341,7 @@ export function attentionBackward(
           const a2 = op + <usize>(r * Dv * 4);
           for (let c = 0; c < Dv; c++) s += load<f32>(a1 + (<usize>c << 2)) * load<f32>(a2 + (<usize>c << 2));
           store<f32>(Dr + (<usize>r << 2), s);
-          store<f32>(Lr + (<usize>r << 2), load<f32>(lse + ((row0 + <usize>r) << 2)));
+          store<f32>(Lr + (<usize>r << 2), load<f32>(lse + ((row0 + <usize>r) << 2)) * LOG2E);
         }
         for (let kb0 = (kLo / BK) * BK; kb0 < kHi; kb0 += BK) {
           const nk = imin(BK, Tkp - kb0);
@@ -268,7 +356,7 @@ export function attentionBackward(
             const dprow = dP + <usize>(r * BK * 4);
             const l = load<f32>(Lr + (<usize>r << 2));
             const vis = jlo < nk && jhi > 0 && jlo < jhi && l != -Infinity;
-            if (vis) prepRow(srow, nk, jlo, jhi, scale, bias, biasBH + ((<usize>(q0 + r) * <usize>bsQ) << 2), bsK, kb0);
+            if (vis) prepRow(srow, nk, jlo, jhi, bias, biasBH + ((<usize>(q0 + r) * <usize>bsQ) << 2), bsK, kb0);
             const lv = f32x4.splat(l);
             const dv4 = v128.load32_splat(Dr + (<usize>r << 2));
             const ptr = Pt + (<usize>r << 4);
@@ -277,7 +365,7 @@ export function attentionBackward(
             for (let j = 0; j < nk; j += 4) {
               const o = <usize>j << 2;
               let p = f32x4.splat(0);
-              if (vis) p = vexp(f32x4.sub(v128.load(srow + o), lv));
+              if (vis) p = vexp2(f32x4.sub(v128.load(srow + o), lv), lo2, magic, e1, e2, e3, e4, e5, one);
               const ds = f32x4.mul(f32x4.mul(p, f32x4.sub(v128.load(dprow + o), dv4)), sc4);
               const pan = <usize>(j >> 2) * <usize>(BQ * 16);
               v128.store(ptr + pan, p);

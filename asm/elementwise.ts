@@ -65,19 +65,17 @@ function expRange(x: usize, out: usize, i0: i32, i1: i32): void {
   const magic = v128.load32_splat(EXPC, 12);
   const nc1 = f32x4.neg(v128.load32_splat(EXPC, 16));
   const nc2 = f32x4.neg(v128.load32_splat(EXPC, 20));
-  const p0 = v128.load32_splat(EXPC, 24);
-  const p1 = v128.load32_splat(EXPC, 28);
-  const p2 = v128.load32_splat(EXPC, 32);
-  const p3 = v128.load32_splat(EXPC, 36);
-  const p4 = v128.load32_splat(EXPC, 40);
-  const p5 = v128.load32_splat(EXPC, 44);
+  const c2 = v128.load32_splat(EXPC, 88);
+  const c3 = v128.load32_splat(EXPC, 92);
+  const c4 = v128.load32_splat(EXPC, 96);
+  const c5 = v128.load32_splat(EXPC, 100);
   const one = v128.load32_splat(EXPC, 48);
   const inf = v128.load32_splat(EXPC, 52);
   let i = i0;
   for (; i + 4 <= i1; i += 4) {
     const o = <usize>i << 2;
     const v = v128.load(x + o);
-    const y = vexpNeg(f32x4.pmin(v, hi), lo, log2e, magic, nc1, nc2, p0, p1, p2, p3, p4, p5, one);
+    const y = vexpNeg(f32x4.pmin(v, hi), lo, log2e, magic, nc1, nc2, c2, c3, c4, c5, one);
     v128.store(out + o, v128.bitselect(inf, y, f32x4.gt(v, hi)));
   }
   if (i < i1) unaryRange(EXP, x, out, i, i1);

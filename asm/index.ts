@@ -4,4 +4,5 @@ export { heapBase, micro4x8 } from './common';
 export { gemm, gemmScratchBytes } from './gemm';
 export { attention, attentionBackward, attentionScratchBytes } from './attention';
 export { unary, binary, copyF32, expScalar } from './elementwise';
+export { copyStrided, reduce } from './layout';
 export { softmax, softmaxBackward, norm, normBackward, sumPartials, crossEntropy, crossEntropyBackward, adamw } from './rows';

@@ -6,6 +6,8 @@ export interface Timing {
   /** fastest run, seconds */
   best: number;
   reps: number;
+  /** process CPU time (all threads) per run, seconds: shows how much of the wall time was computing */
+  cpuSeconds: number;
 }
 
 /**
@@ -20,6 +22,7 @@ export function timeIt(fn: () => void, opts: { warmup?: number; reps?: number; m
   for (let i = 0; i < warmup; i++) fn();
   const times: number[] = [];
   let total = 0;
+  const cpu0 = process.cpuUsage();
   while (times.length < reps || (total < minSeconds && times.length < maxReps)) {
     const t0 = performance.now();
     fn();
@@ -27,10 +30,12 @@ export function timeIt(fn: () => void, opts: { warmup?: number; reps?: number; m
     times.push(dt);
     total += dt;
   }
+  const cpu = process.cpuUsage(cpu0);
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6 / times.length;
   times.sort((a, b) => a - b);
   const mid = times.length >> 1;
   const median = times.length % 2 ? times[mid]! : (times[mid - 1]! + times[mid]!) / 2;
-  return { seconds: median, best: times[0]!, reps: times.length };
+  return { seconds: median, best: times[0]!, reps: times.length, cpuSeconds };
 }
 
 /** deterministic fill in [-0.5, 0.5) */

@@ -13,6 +13,8 @@ export interface GemmResult {
   gflops: number;
   medianMs: number;
   reps: number;
+  /** CPU time per run over all threads (ms): close to medianMs * threads when the cores were free */
+  cpuMs: number;
 }
 export interface AttentionResult {
   bench: 'attention';
@@ -41,6 +43,8 @@ export interface ElementwiseResult {
   gbps: number;
   medianMs: number;
   reps: number;
+  /** CPU time per run over all threads (ms): close to medianMs * threads when the cores were free */
+  cpuMs: number;
 }
 
 export interface BenchOpts {
@@ -77,7 +81,7 @@ export function benchGemm(m: number, n: number, k: number, o: BenchOpts): Promis
     const c = view(be, [m, n], null);
     const p = { batch: 1, M: m, N: n, K: k, transA: false, transB: false, strideA: 0, strideB: 0 };
     const t = timeIt(() => be.kernels.matmul!(a, b, c, p), { minSeconds: o.minSeconds });
-    return { bench: 'gemm', m, n, k, threads: be.threads, variant: be.variant, gflops: +((2 * m * n * k) / t.seconds / 1e9).toFixed(2), medianMs: ms(t), reps: t.reps };
+    return { bench: 'gemm', m, n, k, threads: be.threads, variant: be.variant, gflops: +((2 * m * n * k) / t.seconds / 1e9).toFixed(2), medianMs: ms(t), reps: t.reps, cpuMs: +(t.cpuSeconds * 1000).toFixed(3) };
   });
 }
 
@@ -96,7 +100,7 @@ export function benchAttention(bh: number, seq: number, d: number, causal: boole
     const t = timeIt(() => be.kernels.attention!(q, k, v, out, lse, p), { minSeconds: o.minSeconds });
     return {
       bench: 'attention', batchHeads: bh, seq, headDim: d, causal, threads: be.threads, variant: be.variant,
-      gflops: +((4 * bh * seq * seq * d) / t.seconds / 1e9).toFixed(2), medianMs: ms(t), reps: t.reps, peakBytes, scoresBytes: bh * seq * seq * 4,
+      gflops: +((4 * bh * seq * seq * d) / t.seconds / 1e9).toFixed(2), medianMs: ms(t), reps: t.reps, cpuMs: +(t.cpuSeconds * 1000).toFixed(3), peakBytes, scoresBytes: bh * seq * seq * 4,
     };
   });
 }
@@ -109,6 +113,6 @@ export function benchElementwise(op: 'add' | 'exp', size: number, o: BenchOpts):
     const f = op === 'add' ? () => be.kernels.binary!('add', a, b, out) : () => be.kernels.unary!('exp', a, out);
     const t = timeIt(f, { minSeconds: o.minSeconds });
     const bytes = (op === 'add' ? 3 : 2) * 4 * size;
-    return { bench: 'elementwise', op, size, threads: be.threads, variant: be.variant, gbps: +(bytes / t.seconds / 1e9).toFixed(2), medianMs: ms(t), reps: t.reps };
+    return { bench: 'elementwise', op, size, threads: be.threads, variant: be.variant, gbps: +(bytes / t.seconds / 1e9).toFixed(2), medianMs: ms(t), reps: t.reps, cpuMs: +(t.cpuSeconds * 1000).toFixed(3) };
   });
 }

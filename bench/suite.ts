@@ -1,10 +1,13 @@
-// `lineage bench all`: the benchmark suite, with PyTorch run for the same shapes in the same run
-// when /usr/bin/python3 can import torch.
+// `lineage bench all`: the benchmark suite. When /usr/bin/python3 can import torch, PyTorch runs the
+// same shapes with the same thread counts in the same run, interleaved case by case with Lineage
+// (the machine is shared: interleaving exposes both to the same load). Each case runs `rounds`
+// times on each side; the figure kept is the best of the per-round medians, for both sides alike.
+import os from 'node:os';
 import { benchAttention, benchElementwise, benchGemm, type AttentionResult, type ElementwiseResult, type GemmResult } from './kernels.js';
-import { runTorch, torchAvailable } from './torch-node.js';
+import { TorchServer, torchAvailable, type TorchResult } from './torch-node.js';
 
 type Result = GemmResult | AttentionResult | ElementwiseResult;
-type Case =
+export type Case =
   | { bench: 'gemm'; m: number; n: number; k: number; threads: number }
   | { bench: 'attention'; batchHeads: number; seq: number; headDim: number; causal: boolean; threads: number }
   | { bench: 'elementwise'; op: 'add' | 'exp'; size: number; threads: number };
@@ -15,6 +18,7 @@ export interface SuiteOptions {
   json: boolean;
   /** sequence lengths of the attention memory sweep */
   sweep: number[];
+  rounds: number;
   minSeconds?: number;
 }
 
@@ -50,48 +54,71 @@ function metric(r: { gflops?: number; gbps?: number }): string {
 function value(r: { gflops?: number; gbps?: number }): number {
   return r.gflops ?? r.gbps!;
 }
-
+function best<T extends { gflops?: number; gbps?: number }>(rs: T[]): T {
+  return rs.reduce((a, b) => (value(b) > value(a) ? b : a));
+}
 function mib(b: number): string {
   return `${(b / 2 ** 20).toFixed(2)} MiB`;
 }
 
+export interface SuiteRow {
+  case: string;
+  threads: number;
+  lineage: Result;
+  torch: TorchResult | null;
+  /** Lineage / PyTorch (throughput ratio: > 1 means Lineage is faster) */
+  ratio: number | null;
+  /** every round's medians, for the record */
+  lineageRounds: number[];
+  torchRounds: number[];
+}
+
 export async function runSuite(o: SuiteOptions): Promise<void> {
   const { main, sweep } = suiteCases(o);
-  const ours: Result[] = [];
-  for (const c of main) {
-    const r = await runCase(c, o.minSeconds);
-    ours.push(r);
-    if (!o.json) console.log(`lineage  ${label(c).padEnd(30)} threads=${c.threads}  ${metric(r).padStart(14)}  (${r.medianMs.toFixed(2)} ms)`);
+  let torch: TorchServer | null = null;
+  if (o.torch) {
+    if (torchAvailable()) torch = await TorchServer.start();
+    else if (!o.json) console.log('PyTorch not available (/usr/bin/python3 -c "import torch" failed): Lineage figures only');
+  }
+  const rows: SuiteRow[] = [];
+  try {
+    if (!o.json) {
+      console.log(`machine: ${os.cpus()[0]?.model ?? '?'} x ${os.cpus().length}, Node ${process.version}, load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+      console.log(`Lineage vs ${torch ? `PyTorch ${torch.version}` : '(no PyTorch)'}; best of ${o.rounds} round medians, interleaved; ratio > 1: Lineage faster`);
+    }
+    for (const c of main) {
+      const ours: Result[] = [];
+      const theirs: TorchResult[] = [];
+      for (let r = 0; r < o.rounds; r++) {
+        ours.push(await runCase(c, o.minSeconds));
+        if (torch) theirs.push(await torch.run(c));
+      }
+      const l = best(ours);
+      const t = theirs.length ? best(theirs) : null;
+      const row: SuiteRow = {
+        case: label(c), threads: c.threads, lineage: l, torch: t, ratio: t ? value(l) / value(t) : null,
+        lineageRounds: ours.map(value), torchRounds: theirs.map(value),
+      };
+      rows.push(row);
+      if (!o.json) {
+        const tt = t ? `  torch ${metric(t).padStart(14)}  ratio ${row.ratio!.toFixed(2)}` : '';
+        console.log(`  ${row.case.padEnd(30)} threads=${c.threads}  lineage ${metric(l).padStart(14)}${tt}`);
+      }
+    }
+  } finally {
+    torch?.close();
   }
   const sweepResults: AttentionResult[] = [];
+  if (!o.json && sweep.length) console.log('attention memory sweep (fused kernel: extra memory linear in T; a composed one holds BH*T^2 scores)');
   for (const c of sweep) {
     const r = (await runCase(c, o.minSeconds)) as AttentionResult;
     sweepResults.push(r);
     if (!o.json) {
-      console.log(`lineage  ${label(c).padEnd(30)} threads=${c.threads}  ${metric(r).padStart(14)}  extra memory ${mib(r.peakBytes)} (scores would be ${mib(r.scoresBytes)})`);
+      console.log(`  ${label(c).padEnd(30)} threads=${c.threads}  lineage ${metric(r).padStart(14)}  extra memory ${mib(r.peakBytes).padStart(10)}  (scores ${mib(r.scoresBytes)})`);
     }
   }
-  let torch: { info: { torch: string }; results: { gflops?: number; gbps?: number; medianMs: number }[] } | null = null;
-  if (o.torch) {
-    if (torchAvailable()) {
-      if (!o.json) console.log('running PyTorch (bench/torch_ref.py) for the same shapes ...');
-      torch = runTorch(main);
-    } else if (!o.json) {
-      console.log('PyTorch not available (/usr/bin/python3 -c "import torch" failed): no ratios');
-    }
-  }
-  const rows = main.map((c, i) => {
-    const t = torch?.results[i];
-    return { case: label(c), threads: c.threads, lineage: ours[i]!, torch: t ?? null, ratio: t ? value(ours[i]!) / value(t) : null };
-  });
   if (o.json) {
-    console.log(JSON.stringify({ torch: torch?.info ?? null, results: rows, sweep: sweepResults }));
-    return;
-  }
-  if (torch) {
-    console.log(`\nLineage vs PyTorch ${torch.info.torch} (ratio > 1: Lineage faster)`);
-    for (const r of rows) {
-      console.log(`  ${r.case.padEnd(30)} threads=${r.threads}  lineage ${metric(r.lineage).padStart(14)}  torch ${metric(r.torch!).padStart(14)}  ratio ${r.ratio!.toFixed(2)}`);
-    }
+    const machine = { cpu: os.cpus()[0]?.model ?? '?', cores: os.cpus().length, node: process.version, loadavg: os.loadavg() };
+    console.log(JSON.stringify({ machine, torch: torch?.version ?? null, results: rows, sweep: sweepResults }));
   }
 }

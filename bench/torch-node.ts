@@ -1,7 +1,9 @@
-// Runs bench/torch_ref.py (PyTorch, same shapes and thread counts) from Node.
-import { spawnSync } from 'node:child_process';
+// Runs bench/torch_ref.py (PyTorch, same shapes and thread counts) from Node, as a long-lived
+// process answering one case at a time so Lineage and PyTorch runs can be interleaved.
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 const PYTHON = '/usr/bin/python3';
@@ -19,13 +21,49 @@ export function torchAvailable(): boolean {
   return r.status === 0;
 }
 
-export interface TorchRun<R> {
-  info: { torch: string };
-  results: R[];
+export interface TorchResult {
+  gflops?: number;
+  gbps?: number;
+  medianMs: number;
+  error?: string;
 }
 
-export function runTorch<C extends object>(cases: C[]): TorchRun<C & { gflops?: number; gbps?: number; medianMs: number }> {
-  const r = spawnSync(PYTHON, [scriptPath()], { input: JSON.stringify(cases), encoding: 'utf8', maxBuffer: 16 << 20, timeout: 30 * 60_000 });
-  if (r.status !== 0) throw new Error(`bench: torch_ref.py failed (status ${r.status}): ${r.stderr}`);
-  return JSON.parse(r.stdout) as TorchRun<C & { gflops?: number; gbps?: number; medianMs: number }>;
+export class TorchServer {
+  private readonly proc: ChildProcessWithoutNullStreams;
+  private readonly waiting: { resolve: (line: string) => void; reject: (e: Error) => void }[] = [];
+  private stderr = '';
+  version = '';
+
+  private constructor() {
+    this.proc = spawn(PYTHON, [scriptPath(), '--serve'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.proc.stderr.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    createInterface({ input: this.proc.stdout }).on('line', (line) => this.waiting.shift()?.resolve(line));
+    this.proc.on('exit', (code) => {
+      for (const w of this.waiting.splice(0)) w.reject(new Error(`bench: torch_ref.py exited (${code}): ${this.stderr}`));
+    });
+  }
+
+  static async start(): Promise<TorchServer> {
+    const s = new TorchServer();
+    const hello = JSON.parse(await s.next()) as { torch: string };
+    s.version = hello.torch;
+    return s;
+  }
+
+  private next(): Promise<string> {
+    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+  }
+
+  async run(c: object): Promise<TorchResult> {
+    const p = this.next();
+    this.proc.stdin.write(JSON.stringify(c) + '\n');
+    const r = JSON.parse(await p) as TorchResult;
+    if (r.error) throw new Error(`bench: torch_ref.py failed on ${JSON.stringify(c)}: ${r.error}`);
+    return r;
+  }
+
+  close(): void {
+    this.proc.stdin.end();
+    this.proc.kill();
+  }
 }

@@ -19,20 +19,47 @@ def timeit(fn, warmup=2, reps=5, min_seconds=0.3, max_reps=50):
         fn()
     times = []
     total = 0.0
+    cpu0 = time.process_time()
     while len(times) < reps or (total < min_seconds and len(times) < max_reps):
         t0 = time.perf_counter()
         fn()
         dt = time.perf_counter() - t0
         times.append(dt)
         total += dt
+    cpu = (time.process_time() - cpu0) / len(times)
     times.sort()
     n = len(times)
     med = times[n // 2] if n % 2 else (times[n // 2 - 1] + times[n // 2]) / 2
-    return med, n
+    return med, n, cpu
+
+
+def _openblas():
+    """Debian's torch calls OpenBLAS, whose pthread pool ignores torch.set_num_threads: set it directly."""
+    import ctypes
+    import ctypes.util
+
+    for name in ("libopenblas.so.0", ctypes.util.find_library("openblas")):
+        if not name:
+            continue
+        try:
+            lib = ctypes.CDLL(name)
+            return lib.openblas_set_num_threads
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+OPENBLAS_SET_THREADS = _openblas()
+
+
+def set_threads(n):
+    torch.set_num_threads(n)
+    if OPENBLAS_SET_THREADS is not None:
+        OPENBLAS_SET_THREADS(n)
 
 
 def run(case):
-    torch.set_num_threads(int(case["threads"]))
+    set_threads(int(case["threads"]))
     g = torch.Generator().manual_seed(0)
     b = case["bench"]
     if b == "gemm":
@@ -40,8 +67,8 @@ def run(case):
         a = torch.rand(m, k, generator=g) - 0.5
         bb = torch.rand(k, n, generator=g) - 0.5
         c = torch.empty(m, n)
-        sec, reps = timeit(lambda: torch.mm(a, bb, out=c))
-        return {**case, "gflops": 2 * m * n * k / sec / 1e9, "medianMs": sec * 1e3, "reps": reps}
+        sec, reps, cpu = timeit(lambda: torch.mm(a, bb, out=c))
+        return {**case, "gflops": 2 * m * n * k / sec / 1e9, "medianMs": sec * 1e3, "reps": reps, "cpuMs": cpu * 1e3}
     if b == "attention":
         bh, t, d = case["batchHeads"], case["seq"], case["headDim"]
         q = torch.rand(bh, t, d, generator=g) - 0.5
@@ -58,24 +85,43 @@ def run(case):
             return torch.matmul(p, v)
 
         with torch.no_grad():
-            sec, reps = timeit(attn)
-        return {**case, "gflops": 4 * bh * t * t * d / sec / 1e9, "medianMs": sec * 1e3, "reps": reps}
+            sec, reps, cpu = timeit(attn)
+        return {**case, "gflops": 4 * bh * t * t * d / sec / 1e9, "medianMs": sec * 1e3, "reps": reps, "cpuMs": cpu * 1e3}
     if b == "elementwise":
         n = case["size"]
         a = torch.rand(n, generator=g) - 0.5
         bb = torch.rand(n, generator=g) - 0.5
         out = torch.empty(n)
         if case["op"] == "add":
-            sec, reps = timeit(lambda: torch.add(a, bb, out=out))
+            sec, reps, cpu = timeit(lambda: torch.add(a, bb, out=out))
             nbytes = 12 * n
         else:
-            sec, reps = timeit(lambda: torch.exp(a, out=out))
+            sec, reps, cpu = timeit(lambda: torch.exp(a, out=out))
             nbytes = 8 * n
-        return {**case, "gbps": nbytes / sec / 1e9, "medianMs": sec * 1e3, "reps": reps}
+        return {**case, "gbps": nbytes / sec / 1e9, "medianMs": sec * 1e3, "reps": reps, "cpuMs": cpu * 1e3}
     raise ValueError("unknown bench " + str(b))
 
 
+def serve():
+    """one JSON case per stdin line -> one JSON result per stdout line (lets the caller interleave runs)"""
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            res = run(json.loads(line))
+        except Exception as e:  # report, keep serving
+            res = {"error": repr(e)}
+        sys.stdout.write(json.dumps(res) + "\n")
+        sys.stdout.flush()
+
+
 def main():
+    if "--serve" in sys.argv:
+        sys.stdout.write(json.dumps({"ready": True, "torch": torch.__version__, "openblasThreads": OPENBLAS_SET_THREADS is not None}) + "\n")
+        sys.stdout.flush()
+        serve()
+        return
     cases = json.load(sys.stdin)
     out = []
     for c in cases:

@@ -205,6 +205,9 @@ export interface Backend {
   readonly kernels: Partial<KernelTable>;
   /** bytes currently allocated (for memory tests and benchmarks) */
   bytesInUse(): number;
+  /** high-water mark of bytesInUse since the last resetPeak (memory reports: checkpointing, mixed precision) */
+  peakBytesInUse?(): number;
+  resetPeak?(): void;
 }
 
 export function bytesPerElement(dtype: DType): number {

@@ -2,7 +2,7 @@
 //   lineage bench gemm --m M --n N --k K [--threads T] [--json]
 //   lineage bench attention --batch-heads BH --seq T --head-dim D [--causal] [--threads T] [--json]
 //   lineage bench elementwise --op add|exp [--size N] [--threads T] [--json]
-//   lineage bench all [--threads 1,2] [--no-torch] [--json]
+//   lineage bench all [--threads 1,2] [--rounds 2] [--no-torch] [--json]
 import os from 'node:os';
 import { benchAttention, benchElementwise, benchGemm } from '../../bench/kernels.js';
 import { runSuite } from '../../bench/suite.js';
@@ -11,7 +11,7 @@ const USAGE = `usage:
   lineage bench gemm --m M --n N --k K [--threads T] [--variant auto|relaxed|simd] [--json]
   lineage bench attention --batch-heads BH --seq T --head-dim D [--causal] [--threads T] [--json]
   lineage bench elementwise --op add|exp [--size N] [--threads T] [--json]
-  lineage bench all [--threads 1,2] [--sweep 512,1024,2048,4096] [--no-torch] [--json]
+  lineage bench all [--threads 1,2] [--sweep 512,1024,2048,4096] [--rounds 2] [--no-torch] [--json]
 Figures are medians of repeated runs after warm-up. gemm counts 2*M*N*K FLOPs, attention 4*BH*T^2*D.`;
 
 const BOOL = new Set(['json', 'causal', 'no-torch', 'help']);
@@ -94,6 +94,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
         threads: list(flags.get('threads'), [1, 2]),
         sweep: list(flags.get('sweep'), [512, 1024, 2048, 4096]),
         torch: !flags.has('no-torch'),
+        rounds: int(flags, 'rounds', 2),
         json,
         minSeconds,
       });

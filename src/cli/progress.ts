@@ -44,9 +44,9 @@ export function formatDuration(s: number): string {
 
 function formatField(v: string | number): string {
   if (typeof v === 'string') return v;
-  if (Number.isInteger(v)) return formatCount(v);
   const a = Math.abs(v);
-  return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(2) : v.toPrecision(4);
+  if (Number.isInteger(v) || a >= 1000) return formatCount(Math.round(v));
+  return a !== 0 && a < 1e-3 ? v.toExponential(2) : v.toPrecision(4);
 }
 
 export class ProgressBar {
@@ -90,6 +90,9 @@ export class ProgressBar {
     this.lastDraw = t;
     this.draw(t);
   }
+
+  /** update(done + by): for loops that count steps. */
+  tick(by = 1, fields?: ProgressFields): void { this.update(this.lastDone + by, fields); }
 
   /** Final draw (shows 100% if done reached total) and newline. Idempotent. */
   done(fields?: ProgressFields): void {

@@ -11,10 +11,12 @@ import { copyFile, mkdir, open, readFile, readdir, rename, rm, stat, type FileHa
 import { basename, join } from 'node:path';
 
 import type { ModelConfig } from '../models/config.js';
-import { type HfJson, toHFConfig } from '../models/hf-config.js';
+import { type HfJson, fromHFConfig, toHFConfig } from '../models/hf-config.js';
 import {
   type ParsedSafetensors,
   type RawTensor,
+  type SafetensorsEntry,
+  type SafetensorsHeader,
   decodeTensor,
   parseSafetensorsHeader,
   readHeaderLength,
@@ -49,13 +51,46 @@ async function readExactly(fh: FileHandle, position: number, length: number, fil
   return out;
 }
 
+/** The validated header of a .safetensors file, without reading any tensor data. */
+export async function readSafetensorsHeaderFile(path: string): Promise<SafetensorsHeader> {
+  const fh = await open(path, 'r');
+  try {
+    return await headerOf(fh, path);
+  } finally {
+    await fh.close();
+  }
+}
+
+async function headerOf(fh: FileHandle, path: string): Promise<SafetensorsHeader> {
+  const size = (await fh.stat()).size;
+  const n = readHeaderLength(await readExactly(fh, 0, Math.min(8, size), path), size, path);
+  return parseSafetensorsHeader(await readExactly(fh, 8, n, path), size - 8 - n, path);
+}
+
+/** A stored tensor's name, dtype and shape, and the file holding it. */
+export interface StoredTensorInfo extends SafetensorsEntry {
+  file: string;
+}
+
+/** Every tensor of a model directory's weights (single file or shards), from the headers alone. */
+export async function listCheckpointTensors(dir: string): Promise<StoredTensorInfo[]> {
+  const files = (await exists(join(dir, WEIGHTS_FILE)))
+    ? [WEIGHTS_FILE]
+    : (await exists(join(dir, INDEX_FILE)))
+      ? [...parseIndex(await readJson(join(dir, INDEX_FILE)), join(dir, INDEX_FILE)).keys()]
+      : [];
+  const out: StoredTensorInfo[] = [];
+  for (const file of files) {
+    for (const e of (await readSafetensorsHeaderFile(join(dir, file))).entries) out.push({ ...e, file });
+  }
+  return out;
+}
+
 /** Reads a .safetensors file tensor by tensor. `only`: names to load (others are validated, not read). */
 export async function readSafetensorsFile(path: string, only?: ReadonlySet<string>): Promise<ParsedSafetensors> {
   const fh = await open(path, 'r');
   try {
-    const size = (await fh.stat()).size;
-    const n = readHeaderLength(await readExactly(fh, 0, Math.min(8, size), path), size, path);
-    const header = parseSafetensorsHeader(await readExactly(fh, 8, n, path), size - 8 - n, path);
+    const header = await headerOf(fh, path);
     const tensors: RawTensor[] = [];
     for (const e of header.entries) {
       if (only && !only.has(e.name)) continue;
@@ -98,6 +133,16 @@ export async function readConfigJson(dir: string): Promise<HfJson> {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error(`${path} must hold a JSON object`);
   if (typeof (json as HfJson).model_type !== 'string') throw new Error(`${path}: field "model_type" is missing`);
   return json as HfJson;
+}
+
+/** The validated ModelConfig of a model directory (from its config.json). */
+export async function readModelConfig(dir: string): Promise<ModelConfig> {
+  const json = await readConfigJson(dir);
+  try {
+    return fromHFConfig(json);
+  } catch (e) {
+    throw new Error(`${join(dir, CONFIG_FILE)}: ${(e as Error).message}`);
+  }
 }
 
 /** Parses a shard index into file → tensor names, refusing paths that leave the directory. */

@@ -275,7 +275,7 @@ export function safetensorsLayout(tensors: readonly RawTensor[], metadata: Recor
   const seen = new Set<string>();
   for (const t of tensors) checkTensor(t, seen);
   const order = [...tensors].sort((a, b) => b.data.BYTES_PER_ELEMENT - a.data.BYTES_PER_ELEMENT);
-  const json: Record<string, unknown> = {};
+  const json: Record<string, unknown> = Object.create(null); // a tensor named "__proto__" stays a key
   if (metadata) {
     for (const [k, v] of Object.entries(metadata)) if (typeof v !== 'string') throw new Error(`serializeSafetensors: metadata "${k}" must be a string`);
     json.__metadata__ = metadata;

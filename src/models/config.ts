@@ -114,6 +114,8 @@ export type AttentionConfig = StandardAttention | MlaAttention;
 
 /** Activation names, as the reference kernels spell them. `gelu_tanh` is GPT-2's `gelu_new`. */
 export type Activation = 'relu' | 'gelu' | 'gelu_tanh' | 'silu';
+/** Gate activations of a GLU (a ReLU gate is not used by any family we map). */
+export type GluActivation = Exclude<Activation, 'relu'>;
 
 /** MoE routing: plain top-k, or DeepSeek's group-limited top-k (pick `topkGroups` of `groups` first). */
 export type MoeRouting = { kind: 'greedy' } | { kind: 'group-limited'; groups: number; topkGroups: number };
@@ -157,7 +159,7 @@ export interface MoeFfn {
  */
 export type FfnConfig =
   | { kind: 'mlp'; act: Activation; hidden: number; bias: boolean }
-  | { kind: 'glu'; act: 'silu' | 'gelu' | 'gelu_tanh'; hidden: number; bias: boolean }
+  | { kind: 'glu'; act: GluActivation; hidden: number; bias: boolean }
   | MoeFfn;
 
 /**
@@ -352,9 +354,13 @@ export function transformerStacks(cfg: ModelConfig): { name: 'encoder' | 'decode
 export function layerFfn(ffn: FfnConfig, layer: number): FfnConfig {
   if (ffn.kind !== 'moe') return ffn;
   const dense = layer < ffn.denseLayers || (layer - ffn.denseLayers) % ffn.layerFreq !== 0;
-  if (!dense) return ffn;
+  return dense ? denseFfnOf(ffn) : ffn;
+}
+
+/** The dense FFN that replaces experts in a MoE stack's dense layers. */
+export function denseFfnOf(ffn: MoeFfn): FfnConfig {
   if (ffn.expert === 'mlp') return { kind: 'mlp', act: ffn.act, hidden: ffn.denseHidden, bias: ffn.bias };
-  return { kind: 'glu', act: ffn.act === 'relu' ? 'silu' : ffn.act, hidden: ffn.denseHidden, bias: ffn.bias };
+  return { kind: 'glu', act: ffn.act as GluActivation, hidden: ffn.denseHidden, bias: ffn.bias }; // validateConfig: no relu GLU
 }
 
 /** Attention window used by layer `layer`. */
@@ -363,7 +369,20 @@ export function layerWindow(window: AttentionWindow, layer: number): AttentionWi
   return window;
 }
 
-/** Dims of a standard attention's key/value per head, and of the query heads. */
+/** Layers of a `layers`-deep stack grouped by the FFN they use (in O(1), whatever the depth). */
+export function ffnGroups(ffn: FfnConfig, layers: number): { ffn: FfnConfig; count: number }[] {
+  if (ffn.kind !== 'moe') return [{ ffn, count: layers }];
+  const moe = layers > ffn.denseLayers ? Math.ceil((layers - ffn.denseLayers) / ffn.layerFreq) : 0;
+  return [{ ffn: denseFfnOf(ffn), count: layers - moe }, { ffn: ffn as FfnConfig, count: moe }].filter((g) => g.count > 0);
+}
+
+/** Layers grouped by the attention window they use (in O(1), whatever the depth). */
+export function windowGroups(window: AttentionWindow, layers: number): { window: AttentionWindow; count: number }[] {
+  const full = window.kind === 'sliding' ? Math.min(window.firstFullLayers, layers) : 0;
+  return [{ window: { kind: 'full' } as AttentionWindow, count: full }, { window, count: layers - full }].filter((g) => g.count > 0);
+}
+
+/** Key/value heads of an attention (MLA expands its latent to one key/value per query head). */
 export function attentionKvHeads(att: AttentionConfig): number {
   return att.kind === 'mla' ? att.heads : att.kvHeads;
 }
@@ -415,6 +434,8 @@ export function configProblems(cfg: ModelConfig): ConfigError[] {
   const check: Check = (field, ok, message) => {
     if (!ok) problems.push(new ConfigError(field, message));
   };
+  checkShape(cfg, check);
+  if (problems.length > 0) return problems; // later checks read these objects
   checkBase(cfg, check);
   switch (cfg.arch) {
     case 'decoder':
@@ -433,6 +454,42 @@ export function configProblems(cfg: ModelConfig): ConfigError[] {
       check('arch', false, `unknown arch ${JSON.stringify((cfg as { arch: unknown }).arch)}`);
   }
   return problems;
+}
+
+/** Families each architecture admits (the compiler keeps the table complete). */
+export const ARCH_FAMILIES: { [A in Arch]: readonly Extract<ModelConfig, { arch: A }>['family'][] } = {
+  decoder: ['gpt2', 'openai-gpt', 'llama', 'mistral', 'qwen2', 'mixtral', 'deepseek_v2'],
+  encoder: ['bert'],
+  'encoder-decoder': ['t5', 'bart', 'marian'],
+  rnn: ['lineage-rnn'],
+  mamba: ['mamba'],
+};
+
+/** Nested objects each architecture must have; checked first so a config read from a hand-edited file
+ * fails with a field name instead of a TypeError. */
+const REQUIRED_OBJECTS: { [A in Arch]: readonly string[] } = {
+  decoder: ['positions', ...stackObjects('decoder')],
+  encoder: ['positions', ...stackObjects('encoder')],
+  'encoder-decoder': ['positions', ...stackObjects('encoder'), ...stackObjects('decoder')],
+  rnn: [],
+  mamba: ['ssm', 'norm'],
+};
+
+function stackObjects(name: string): string[] {
+  return [name, `${name}.block`, `${name}.block.norm`, `${name}.block.attention`, `${name}.block.attention.window`, `${name}.block.ffn`];
+}
+
+function checkShape(cfg: ModelConfig, check: Check): void {
+  const isObject = (x: unknown): boolean => typeof x === 'object' && x !== null && !Array.isArray(x);
+  if (!isObject(cfg)) return check('(root)', false, 'a model config must be an object');
+  const arch = cfg.arch as Arch;
+  if (!(arch in ARCH_FAMILIES)) return check('arch', false, `must be one of ${Object.keys(ARCH_FAMILIES).join(', ')}, got ${JSON.stringify(arch)}`);
+  const families = ARCH_FAMILIES[arch] as readonly string[];
+  check('family', families.includes(cfg.family), `arch '${arch}' admits ${families.join(', ')}, got ${JSON.stringify(cfg.family)}`);
+  for (const path of ['dropout', 'tokens', ...REQUIRED_OBJECTS[arch]]) {
+    const value = path.split('.').reduce<unknown>((o, k) => (isObject(o) ? (o as Record<string, unknown>)[k] : undefined), cfg);
+    check(path, isObject(value), `must be an object, got ${JSON.stringify(value)}`);
+  }
 }
 
 const positiveInt = (x: unknown): boolean => Number.isInteger(x) && (x as number) > 0;

@@ -17,6 +17,7 @@ import {
   type Family,
   type FamilyConfig,
   type FfnConfig,
+  type GluActivation,
   type ModelConfig,
   type NormConfig,
   type PositionConfig,
@@ -131,7 +132,7 @@ function readAct(r: HfReader, key: string, def: string): Activation {
   return act;
 }
 
-function gluAct(r: HfReader, key: string, def: string): 'silu' | 'gelu' | 'gelu_tanh' {
+function gluAct(r: HfReader, key: string, def: string): GluActivation {
   const act = readAct(r, key, def);
   if (act === 'relu') r.fail(key, 'relu cannot gate a GLU feed-forward');
   return act;
@@ -169,10 +170,11 @@ function visionTo(v: VisionConfig | null): HfJson {
   return v ? { vision_config: { image_size: v.imageSize, patch_size: v.patchSize, num_channels: v.channels } } : {};
 }
 
-function ropeScalingFrom(r: HfReader): RopeScaling | null {
-  const s = r.objOrNull('rope_scaling');
+/** `rope_scaling` (transformers 4.x) or the scaling part of `rope_parameters` (transformers 5). */
+function ropeScalingFrom(r: HfReader, key: 'rope_scaling' | 'rope_parameters' = 'rope_scaling'): RopeScaling | null {
+  const s = r.objOrNull(key);
   if (s === null) return null;
-  const sub = new HfReader(s, `${r.modelType}.rope_scaling`);
+  const sub = new HfReader(s, `${r.modelType}.${key}`);
   const type = typeof s.rope_type === 'string' ? sub.str('rope_type') : sub.str('type');
   switch (type) {
     case 'default':
@@ -200,7 +202,7 @@ function ropeScalingFrom(r: HfReader): RopeScaling | null {
         highFreqFactor: sub.num('high_freq_factor'),
       };
     default:
-      return r.fail('rope_scaling', `has an unsupported type ${JSON.stringify(type)} (known: linear, dynamic, yarn, llama3)`);
+      return r.fail(key, `has an unsupported type ${JSON.stringify(type)} (known: linear, dynamic, yarn, llama3)`);
   }
 }
 
@@ -227,10 +229,14 @@ function ropeScalingTo(s: RopeScaling | null, typeKey: 'rope_type' | 'type'): Hf
   }
 }
 
-function ropeFrom(r: HfReader, headDim: number, thetaDefault: number): PositionConfig {
-  const factor = r.num('partial_rotary_factor', 1);
-  const dim = factor === 1 ? null : Math.round(headDim * factor);
-  return { kind: 'rope', theta: r.num('rope_theta', thetaDefault), dim, scaling: ropeScalingFrom(r) };
+function ropeFrom(r: HfReader, headDim: number | null, thetaDefault: number): PositionConfig {
+  const factor = headDim === null ? 1 : r.num('partial_rotary_factor', 1);
+  const dim = headDim === null || factor === 1 ? null : Math.round(headDim * factor);
+  const theta = r.num('rope_theta', thetaDefault);
+  const params = r.objOrNull('rope_parameters'); // transformers 5 nests theta and scaling here
+  if (params === null) return { kind: 'rope', theta, dim, scaling: ropeScalingFrom(r) };
+  const sub = new HfReader(params, `${r.modelType}.rope_parameters`);
+  return { kind: 'rope', theta: sub.num('rope_theta', theta), dim, scaling: ropeScalingFrom(r, 'rope_parameters') };
 }
 
 function ropeTo(p: PositionConfig, headDim: number, typeKey: 'rope_type' | 'type' = 'rope_type'): HfJson {
@@ -495,10 +501,11 @@ function bartStack(r: HfReader, side: 'encoder' | 'decoder', d: number, act: Act
 function bartLikeFrom(r: HfReader, family: 'bart' | 'marian'): EncoderDecoderConfig {
   const d = r.int('d_model');
   const bartFamily = family === 'bart';
-  const act = readAct(r, 'activation_function', bartFamily ? 'gelu' : 'gelu');
+  const act = readAct(r, 'activation_function', 'gelu');
   const vocabSize = r.int('vocab_size');
   if (!bartFamily) {
-    if (r.intOrNull('decoder_vocab_size', null) !== null && r.json.decoder_vocab_size !== vocabSize) {
+    const decoderVocab = r.intOrNull('decoder_vocab_size', null);
+    if (decoderVocab !== null && decoderVocab !== vocabSize) {
       r.fail('decoder_vocab_size', `must equal vocab_size (${vocabSize}): Lineage shares one embedding`);
     }
     r.require('share_encoder_decoder_embeddings', true, true);
@@ -697,7 +704,7 @@ const deepseek: Codec<'deepseek_v2'> = {
       vocabSize: r.int('vocab_size'),
       hidden: d,
       maxContext: r.int('max_position_embeddings', 2048),
-      positions: { kind: 'rope', theta: r.num('rope_theta', 10000), dim: null, scaling: ropeScalingFrom(r) },
+      positions: ropeFrom(r, null, 10000), // MLA ropes only its qk_rope_head_dim part
       embedScale: 'none',
       embedNorm: null,
       headScale: 'none',

@@ -22,8 +22,8 @@ import {
   type NormConfig,
   type RnnConfig,
   type TransformerStack,
-  layerFfn,
-  layerWindow,
+  ffnGroups,
+  windowGroups,
   mambaInner,
   rnnGates,
   transformerStacks,
@@ -34,21 +34,13 @@ export type CacheDType = 'float32' | 'float16' | 'bfloat16' | 'int8';
 export const CACHE_DTYPES: readonly CacheDType[] = ['float32', 'float16', 'bfloat16', 'int8'];
 export const DTYPE_BYTES: { [D in CacheDType]: number } = { float32: 4, float16: 2, bfloat16: 2, int8: 1 };
 
-/** Where parameters live. `experts` are routed experts, `sharedExperts` DeepSeek's always-on ones. */
-export type Component =
-  | 'embeddings'
-  | 'positions'
-  | 'vision'
-  | 'attention'
-  | 'ffn'
-  | 'router'
-  | 'experts'
-  | 'sharedExperts'
-  | 'ssm'
-  | 'rnn'
-  | 'norms'
-  | 'pooler'
-  | 'head';
+/** Where parameters live, in reading order. `experts` are routed experts, `sharedExperts` DeepSeek's
+ * always-on ones. */
+export const COMPONENTS = [
+  'embeddings', 'positions', 'vision', 'attention', 'ffn', 'router', 'experts', 'sharedExperts', 'ssm', 'rnn',
+  'norms', 'pooler', 'head',
+] as const;
+export type Component = (typeof COMPONENTS)[number];
 
 export type ComponentCounts = Partial<Record<Component, number>>;
 
@@ -101,6 +93,9 @@ class Tally {
   }
 }
 
+const ordered = (c: ComponentCounts): ComponentCounts =>
+  Object.fromEntries(COMPONENTS.filter((k) => k in c).map((k) => [k, c[k]]));
+
 const sum = (c: ComponentCounts): number => Object.values(c).reduce((a, b) => a + b, 0);
 
 const normParams = (n: NormConfig, d: number): number => (n.kind === 'layernorm' && n.bias ? 2 * d : d);
@@ -129,25 +124,23 @@ function denseFfnParams(kind: 'mlp' | 'glu', d: number, hidden: number, bias: bo
   return ins * linear(d, hidden, bias) + linear(hidden, d, bias);
 }
 
-function addFfn(t: Tally, ffn: FfnConfig, d: number): void {
+function addFfn(t: Tally, ffn: FfnConfig, d: number, layers: number): void {
   if (ffn.kind !== 'moe') {
-    t.add('ffn', denseFfnParams(ffn.kind, d, ffn.hidden, ffn.bias));
+    t.add('ffn', layers * denseFfnParams(ffn.kind, d, ffn.hidden, ffn.bias));
     return;
   }
   const expert = denseFfnParams(ffn.expert, d, ffn.expertHidden, ffn.bias);
-  t.add('router', linear(d, ffn.experts, false));
-  t.add('experts', ffn.experts * expert, ffn.topK * expert);
-  if (ffn.sharedExperts > 0) t.add('sharedExperts', denseFfnParams(ffn.expert, d, ffn.sharedHidden, ffn.bias));
+  t.add('router', layers * linear(d, ffn.experts, false));
+  t.add('experts', layers * ffn.experts * expert, layers * ffn.topK * expert);
+  if (ffn.sharedExperts > 0) t.add('sharedExperts', layers * denseFfnParams(ffn.expert, d, ffn.sharedHidden, ffn.bias));
 }
 
 function addStack(t: Tally, s: TransformerStack, d: number, cross: boolean): void {
   const b = s.block;
   const norms = cross ? 3 : 2;
-  for (let layer = 0; layer < s.layers; layer++) {
-    t.add('attention', attentionParams(b.attention, d, b.norm) * (cross ? 2 : 1));
-    t.add('norms', norms * normParams(b.norm, d));
-    addFfn(t, layerFfn(b.ffn, layer), d);
-  }
+  t.add('attention', s.layers * attentionParams(b.attention, d, b.norm) * (cross ? 2 : 1));
+  t.add('norms', s.layers * norms * normParams(b.norm, d));
+  for (const g of ffnGroups(b.ffn, s.layers)) addFfn(t, g.ffn, d, g.count);
   if (s.finalNorm) t.add('norms', normParams(s.finalNorm, d));
 }
 
@@ -188,10 +181,8 @@ function countRnn(t: Tally, cfg: RnnConfig): void {
   const g = rnnGates(cfg.cell);
   const h = cfg.hidden;
   t.addLookup('embeddings', cfg.vocabSize * cfg.embedSize);
-  for (let k = 0; k < cfg.layers; k++) {
-    const inDim = k === 0 ? cfg.embedSize : h;
-    t.add('rnn', g * h * inDim + g * h * h + 2 * g * h); // weight_ih, weight_hh, bias_ih, bias_hh
-  }
+  const layer = (inDim: number): number => g * h * inDim + g * h * h + 2 * g * h; // weight_ih, weight_hh, bias_ih, bias_hh
+  t.add('rnn', layer(cfg.embedSize) + (cfg.layers - 1) * layer(h)); // layer 0 reads the embedding
   if (!cfg.tieEmbeddings) t.add('head', cfg.vocabSize * h);
 }
 
@@ -238,8 +229,8 @@ export function countParams(cfg: ModelConfig): ParamCounts {
   return {
     params: sum(t.total),
     activeParams: sum(t.active),
-    byComponent: t.total,
-    activeByComponent: t.active,
+    byComponent: ordered(t.total),
+    activeByComponent: ordered(t.active),
     lookupParams: t.lookup,
   };
 }
@@ -272,12 +263,10 @@ function attentionWidths(a: AttentionConfig): { qk: number; v: number } {
 
 function stackAttentionFlops(s: TransformerStack, context: number, cross: boolean): number {
   const { qk, v } = attentionWidths(s.block.attention);
-  let flops = 0;
-  for (let layer = 0; layer < s.layers; layer++) {
-    const keys = keysAttended(layerWindow(s.block.attention.window, layer), context);
-    flops += 2 * (qk + v) * keys * (cross ? 2 : 1); // QK^T and AV; cross-attention sees `context` source keys
-  }
-  return flops;
+  let keys = 0; // keys attended, summed over layers
+  for (const g of windowGroups(s.block.attention.window, s.layers)) keys += g.count * keysAttended(g.window, context);
+  if (cross) keys += s.layers * context; // cross-attention sees the whole `context`-long source
+  return 2 * (qk + v) * keys; // QK^T and AV
 }
 
 function contextFlops(cfg: ModelConfig, context: number): number {
@@ -291,7 +280,7 @@ function contextFlops(cfg: ModelConfig, context: number): number {
 function tiedHeadParams(cfg: ModelConfig): number {
   if (!cfg.tieEmbeddings) return 0;
   if (cfg.arch === 'encoder' && cfg.head === 'model') return 0;
-  return cfg.vocabSize * (cfg.arch === 'rnn' ? cfg.hidden : cfg.hidden);
+  return cfg.vocabSize * cfg.hidden; // RNN ties need embedSize === hidden
 }
 
 export function flopsPerToken(cfg: ModelConfig, counts: ParamCounts, context: number): { inference: number; training: number } {
@@ -342,7 +331,7 @@ function cacheFigures(cfg: ModelConfig, context: number, bytes: number): { perTo
       const s = cfg.decoder;
       const per = kvElementsPerToken(s.block.attention);
       let total = 0;
-      for (let layer = 0; layer < s.layers; layer++) total += per * keysKept(layerWindow(s.block.attention.window, layer), context);
+      for (const g of windowGroups(s.block.attention.window, s.layers)) total += g.count * per * keysKept(g.window, context);
       if (cfg.arch === 'encoder-decoder') total += s.layers * per * context; // cross-attention K/V of the source
       return { perToken: s.layers * per * bytes, total: total * bytes };
     }
@@ -402,8 +391,8 @@ export function humanBytes(n: number): string {
 
 const withCommas = (n: number): string => n.toLocaleString('en-US');
 
-/** A plain-text table of a report. */
-export function formatInspect(r: InspectReport, title: string): string {
+/** A plain-text table of a report; `extra` rows (label, value) go at the end. */
+export function formatInspect(r: InspectReport, title: string, extra: readonly [string, string][] = []): string {
   const rows: [string, string][] = [
     ['model', `${title} (${r.family}, ${r.arch})`],
     ['parameters', `${withCommas(r.params)} (${humanCount(r.params)})`],
@@ -419,6 +408,7 @@ export function formatInspect(r: InspectReport, title: string): string {
     [`FLOPs / token @ ${r.context}`, `${humanCount(r.flopsPerToken.inference)} forward, ${humanCount(r.flopsPerToken.training)} training`],
     [`cache / token (${r.dtype})`, humanBytes(r.kvCacheBytesPerToken)],
     [`cache @ ${r.context} tokens`, humanBytes(r.kvCacheBytes)],
+    ...extra,
   );
   const width = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n');

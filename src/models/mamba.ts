@@ -6,6 +6,7 @@
 // state per layer), so decoding one token costs the same whatever the length so far.
 import type { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../tensor/random.js';
+import { keep } from '../tensor/engine.js';
 import { add, linear } from '../ops/index.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
@@ -13,14 +14,31 @@ import { MambaMixer, type MambaLayerState } from '../nn/mamba.js';
 import { type MambaConfig, mambaInner } from './config.js';
 import type { Cache, CreateOptions, LanguageModel, ModelInputs, ModelOutputs } from './model.js';
 
+/**
+ * Decoding state: per layer the last K-1 conv inputs and the SSM state, O(1) per sequence.
+ * Memory: the cache owns its tensors (kept out of `tidy` scopes, stored detached); tensors a call
+ * replaces are disposed at the next call, so a backward through one call may still run after it.
+ */
 export class MambaCache implements Cache {
   length = 0;
   /** one entry per layer; null until the first forward */
   layers: (MambaLayerState | null)[];
+  private retired: Tensor[] = [];
   constructor(numLayers: number) {
     this.layers = new Array<MambaLayerState | null>(numLayers).fill(null);
   }
+  /** called once per call, before the layers store their new state */
+  begin(): void {
+    for (const t of this.retired) t.dispose();
+    this.retired = [];
+  }
+  set(layer: number, s: MambaLayerState): void {
+    const old = this.layers[layer];
+    if (old) this.retired.push(old.conv, old.ssm);
+    this.layers[layer] = { conv: keep(s.conv.detach()), ssm: keep(s.ssm.detach()) };
+  }
   dispose(): void {
+    this.begin();
     for (const s of this.layers) {
       s?.conv.dispose();
       s?.ssm.dispose();
@@ -79,15 +97,26 @@ export class MambaLM extends Module implements LanguageModel {
     if (inputs.pixelValues) throw new Error('MambaLM.forward: pixelValues is not supported by mamba');
     const cache = inputs.cache as MambaCache | null | undefined;
     let x = this.backbone.embeddings.forward(inputs.inputIds); // (B, T, D)
+    cache?.begin();
     this.backbone.layers.items.forEach((block, l) => {
       const r = block.forward(x, cache?.layers[l] ?? null);
       x = r.y;
-      if (cache) cache.layers[l] = r.state;
+      cache?.set(l, r.state);
     });
     const h = this.backbone.norm_f.forward(x);
     const logits = this.lm_head ? this.lm_head.forward(h) : linear(h, this.backbone.embeddings.weight); // (B, T, V)
     if (cache) cache.length += inputs.inputIds.shape[1]!;
     return { logits, lastHiddenState: h, ...(cache ? { cache } : {}) };
+  }
+
+  /** renames the original state-spaces checkpoints' `backbone.embedding` and drops a stored tied lm_head */
+  sanitize(state: Map<string, Tensor>): Map<string, Tensor> {
+    const out = new Map<string, Tensor>();
+    for (const [name, t] of state) {
+      if (name === 'lm_head.weight' && this.config.tieEmbeddings) continue;
+      out.set(name === 'backbone.embedding.weight' ? 'backbone.embeddings.weight' : name, t);
+    }
+    return out;
   }
 }
 

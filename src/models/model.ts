@@ -75,11 +75,16 @@ export interface LanguageModel extends Module {
   forward(inputs: ModelInputs): ModelOutputs;
   /** a fresh, empty inference cache for `batch` sequences (families without state may omit it) */
   newCache?(batch: number, opts?: CacheOptions): Cache;
+  /** maps a transformers state dict of this family onto the model's parameter names (drops buffers,
+   * fixes legacy prefixes, drops a tied head); identity when absent. Used by loadModel. */
+  sanitize?(state: Map<string, Tensor>): Map<string, Tensor>;
 }
 
 export interface CacheOptions {
   /** preallocate room for this many tokens instead of growing by concatenation */
   maxLength?: number;
+  /** storage dtype of cached tensors (default float32; half types halve the memory) */
+  dtype?: 'float32' | 'float16' | 'bfloat16';
 }
 
 /** Options of `createModel`. */

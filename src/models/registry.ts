@@ -5,6 +5,11 @@ import type { Family, FamilyConfig, ModelConfig } from './config.js';
 import { validateConfig } from './config.js';
 import type { CreateOptions, LanguageModel } from './model.js';
 import { buildDecoder } from './decoder.js';
+import { buildBert } from './bert.js';
+import { buildT5 } from './t5.js';
+import { buildBart } from './bart.js';
+import { buildRnnLM } from './rnn.js';
+import { buildMamba } from './mamba.js';
 
 export type ModelBuilder<F extends Family> = (config: FamilyConfig<F>, opts: CreateOptions) => LanguageModel;
 
@@ -23,12 +28,12 @@ const BUILDERS: { [F in Family]: ModelBuilder<F> } = {
   qwen2: buildDecoder,
   mixtral: buildDecoder,
   deepseek_v2: buildDecoder,
-  bert: notRegistered('bert'),
-  t5: notRegistered('t5'),
-  bart: notRegistered('bart'),
-  marian: notRegistered('marian'),
-  'lineage-rnn': notRegistered('lineage-rnn'),
-  mamba: notRegistered('mamba'),
+  bert: buildBert,
+  t5: buildT5,
+  bart: buildBart,
+  marian: buildBart,
+  'lineage-rnn': buildRnnLM,
+  mamba: buildMamba,
 };
 
 /** Builds a freshly initialized model (seeded) for any config. */

@@ -4,29 +4,58 @@
 // with O(1) state per sequence, and truncated BPTT carries the cache across chunks (`cache.detach()`).
 import type { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../tensor/random.js';
+import { isGradEnabled, keep } from '../tensor/engine.js';
 import { dropout, linear } from '../ops/index.js';
 import { Module } from '../nn/module.js';
 import { Embedding, Linear } from '../nn/layers.js';
-import { RNN, detachRnnState, type RnnState } from '../nn/rnn.js';
+import { RNN, detachRnnState, type RnnLayerState, type RnnState } from '../nn/rnn.js';
 import type { RnnConfig } from './config.js';
 import type { Cache, CreateOptions, LanguageModel, ModelInputs, ModelOutputs } from './model.js';
 
-/** Recurrent state between calls: O(1) per sequence (h, and c for LSTM, per layer). */
+/**
+ * Recurrent state between calls: O(1) per sequence (h, and c for LSTM, per layer).
+ * Memory: the cache owns its state (kept out of `tidy` scopes). Without gradient recording the state is
+ * stored detached; with it (truncated BPTT) it keeps its graph until `detach()`. Tensors a call replaces
+ * are disposed at the next call, so run a chunk's backward before the next forward on the same cache.
+ */
 export class RnnCache implements Cache {
   length = 0;
-  constructor(public state: RnnState | null = null) {}
+  state: RnnState | null = null;
+  private retired: Tensor[] = [];
+
+  /** stores the state after a call of `n` tokens */
+  update(state: RnnState, n: number): void {
+    this.release();
+    this.retire();
+    this.state = (isGradEnabled() ? state : detachRnnState(state)).map(keepLayer);
+    this.length += n;
+  }
+
   /** truncated BPTT: keep the values, cut the gradient path to earlier chunks */
   detach(): void {
-    if (this.state) this.state = detachRnnState(this.state);
+    if (!this.state) return;
+    const next = detachRnnState(this.state).map(keepLayer);
+    this.retire();
+    this.state = next;
   }
+
   dispose(): void {
-    for (const s of this.state ?? []) {
-      s.h.dispose();
-      s.c?.dispose();
-    }
+    this.release();
+    this.retire();
+    this.release();
     this.state = null;
   }
+
+  private retire(): void {
+    for (const s of this.state ?? []) this.retired.push(s.h, ...(s.c ? [s.c] : []));
+  }
+  private release(): void {
+    for (const t of this.retired) t.dispose();
+    this.retired = [];
+  }
 }
+
+const keepLayer = (s: RnnLayerState): RnnLayerState => ({ h: keep(s.h), c: s.c ? keep(s.c) : null });
 
 export class RnnLM extends Module implements LanguageModel {
   readonly embed_tokens: Embedding;
@@ -55,10 +84,7 @@ export class RnnLM extends Module implements LanguageModel {
     const { output, state } = this.rnn.forward(x, cache?.state ?? null);
     const h = dropout(output, p.residual, this.training); // (B, T, H)
     const logits = this.lm_head ? this.lm_head.forward(h) : linear(h, this.embed_tokens.weight);
-    if (cache) {
-      cache.state = state;
-      cache.length += inputs.inputIds.shape[1]!;
-    }
+    cache?.update(state, inputs.inputIds.shape[1]!);
     return { logits, lastHiddenState: output, state, ...(cache ? { cache } : {}) };
   }
 }

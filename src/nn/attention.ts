@@ -7,10 +7,14 @@
 // Notation: B batch, T new tokens, Tk keys, nh query heads, nkv key/value heads, hs head size.
 import type { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../tensor/random.js';
-import { attention, reshape, split, transpose } from '../ops/index.js';
+import {
+  add, arange, attention, attentionMask, dropout, expand, logicalAnd, lt, matmul, maximum, mul, reshape, softmax, split, transpose, unsqueeze, where,
+} from '../ops/index.js';
+import type { AttentionOptions } from '../ops/nn.js';
 import { Linear } from './layers.js';
 import { Module } from './module.js';
-import { Conv1D, type Container, type Projection, registerAt } from './conv1d.js';
+import { Conv1D, type Projection } from './conv1d.js';
+import { type Container, registerAt } from './tree.js';
 import { applyRope, type RopeTables } from './positions.js';
 import { attentionOptions, type MaskSpec } from './masks.js';
 import type { LayerCache } from './cache.js';
@@ -42,6 +46,8 @@ export interface AttentionSpec {
   names: AttentionNames;
   /** rotate with interleaved pairs (GPT-J) instead of rotate_half (Llama) */
   interleavedRope?: boolean;
+  /** dropout on the attention probabilities while training (config dropout.attention) */
+  dropout?: number;
   std?: number;
   rng?: Rng;
 }
@@ -100,6 +106,7 @@ export class Attention extends Module {
   private project(x: Tensor, ctx: AttentionContext): { q: Tensor; k: Tensor; v: Tensor } {
     const s = this.spec;
     if (s.names.fused) {
+      if (ctx.kv) throw new Error('Attention: a fused q|k|v projection (GPT c_attn) cannot do cross-attention; give separate q/k/v names');
       const [q, k, v] = split(this.proj(s.names.fused, x), [s.heads * s.headDim, s.kvHeads * s.headDim, s.kvHeads * s.headDim], -1);
       return { q: this.heads(q!, s.heads), k: this.heads(k!, s.kvHeads), v: this.heads(v!, s.kvHeads) };
     }
@@ -129,7 +136,25 @@ export class Attention extends Module {
     const Tk = k.shape[2]!;
     const opts = attentionOptions(ctx.mask, ctx.qStart, T, kStart, Tk, ctx.positionBias?.(ctx.qStart, T, kStart, Tk) ?? null);
     if (s.scale !== null) opts.scale = s.scale;
-    const o = attention(q, k, v, opts); // (B, nh, T, hs)
+    const o = attend(q, k, v, opts, this.training ? s.dropout ?? 0 : 0); // (B, nh, T, hs)
     return this.proj(s.names.o, reshape(transpose(o, 1, 2), [B, T, s.heads * s.headDim])); // (B, T, D)
   }
+}
+
+/**
+ * The fused attention op, or, when attention-probability dropout is active (training), the same math
+ * composed from primitives so the probabilities can be dropped. Fully masked rows use a large finite
+ * negative instead of -inf there (uniform weights, as transformers' finfo.min masks give), never NaN.
+ */
+export function attend(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions, dropoutP: number): Tensor {
+  if (dropoutP <= 0) return attention(q, k, v, opts);
+  const [B, H, Tq, D] = q.shape as [number, number, number, number];
+  const [, Hkv, Tk] = k.shape as [number, number, number];
+  const repeat = (t: Tensor) => (H === Hkv ? t : reshape(expand(unsqueeze(t, 2), [B, Hkv, H / Hkv, Tk, t.shape[3]!]), [B, H, Tk, t.shape[3]!])); // (B, H, Tk, d)
+  let s = mul(matmul(q, repeat(k), { transB: true }), opts.scale ?? 1 / Math.sqrt(D)); // (B, H, Tq, Tk)
+  if (opts.bias) s = add(s, opts.bias);
+  let visible = attentionMask(Tq, Tk, !!opts.causal, opts.window ?? 0); // (Tq, Tk)
+  if (opts.kvLen) visible = logicalAnd(visible, reshape(lt(reshape(arange(Tk), [1, Tk]), reshape(opts.kvLen, [B, 1])), [B, 1, 1, Tk]));
+  s = maximum(where(visible, s, -Infinity), -1e30);
+  return matmul(dropout(softmax(s, -1), dropoutP, true), repeat(v)); // (B, H, Tq, dv)
 }

@@ -6,6 +6,8 @@
 // the past per step; inference only, since the buffer is written in place). A sliding-window layer keeps
 // only the last `window` steps (rolling), which is all the next query can see, so logits are unchanged.
 //
+// Storage dtype: float32 by default; float16 / bfloat16 halve the cache (attention upcasts on use).
+//
 // Memory: stored tensors are `keep()`-ed and detached (a cache outlives the `tidy` scope of one step and
 // never holds an autograd graph); replaced tensors are disposed at once. `dispose()` frees everything.
 import type { Tensor } from '../tensor/tensor.js';
@@ -13,6 +15,9 @@ import { keep } from '../tensor/engine.js';
 import { cast, concat, slice, zeros } from '../ops/index.js';
 import { kernel } from '../ops/core.js';
 import type { Cache } from '../models/model.js';
+
+/** storage dtype of cached keys / values / latents */
+export type CacheDType = 'float32' | 'float16' | 'bfloat16';
 
 const TIME = 2;
 
@@ -27,6 +32,7 @@ export class LayerCache {
   constructor(
     readonly window: number | null = null,
     readonly maxLength: number | null = null,
+    readonly dtype: CacheDType = 'float32',
   ) {}
 
   get(name: string): Tensor | null {
@@ -49,7 +55,10 @@ export class LayerCache {
     const Tnew = parts[names[0]!]!.shape[TIME]!;
     const start = this.start;
     const all: Record<string, Tensor> = {};
-    for (const n of names) all[n] = this.maxLength !== null && this.window === null ? this.writeBuffer(n, parts[n]!) : this.concatenate(n, parts[n]!);
+    for (const n of names) {
+      const t = parts[n]!.dtype === this.dtype ? parts[n]! : cast(parts[n]!, this.dtype);
+      all[n] = this.maxLength !== null && this.window === null ? this.writeBuffer(n, t) : this.concatenate(n, t);
+    }
     this.size += Tnew;
     if (this.window !== null && this.size > this.window) this.roll(all);
     return { all, start };
@@ -73,15 +82,16 @@ export class LayerCache {
   private writeBuffer(name: string, t: Tensor): Tensor {
     let buf = this.buffers.get(name);
     if (!buf) {
-      buf = keep(zeros([t.shape[0]!, t.shape[1]!, this.maxLength!, t.shape[3]!]));
+      buf = keep(zeros([t.shape[0]!, t.shape[1]!, this.maxLength!, t.shape[3]!], this.dtype));
       this.buffers.set(name, buf);
     }
     const T = t.shape[TIME]!;
     if (this.size + T > this.maxLength!) throw new Error(`KVCache: ${this.size + T} steps exceed the preallocated maxLength ${this.maxLength}`);
-    const src = t.dtype === 'float32' ? t : cast(t, 'float32');
-    const win = { buf: buf.storage.buf, shape: src.shape, strides: buf.strides, offset: buf.offset + this.size * buf.strides[TIME]! };
-    kernel(src, 'copy')(src.view(), win);
-    return slice(buf, TIME, 0, this.size + T);
+    const win = { buf: buf.storage.buf, shape: t.shape, strides: buf.strides, offset: buf.offset + this.size * buf.strides[TIME]! };
+    kernel(t, 'copy')(t.view(), win);
+    const filled = slice(buf, TIME, 0, this.size + T);
+    this.store(name, filled);
+    return filled;
   }
 
   private store(name: string, t: Tensor): void {
@@ -103,8 +113,8 @@ export class KVCache implements Cache {
   readonly layers: LayerCache[];
 
   /** windows[i]: the rolling window of layer i (null = keep everything) */
-  constructor(layers: number, opts: { windows?: readonly (number | null)[]; maxLength?: number } = {}) {
-    this.layers = Array.from({ length: layers }, (_, i) => new LayerCache(opts.windows?.[i] ?? null, opts.maxLength ?? null));
+  constructor(layers: number, opts: { windows?: readonly (number | null)[]; maxLength?: number; dtype?: CacheDType } = {}) {
+    this.layers = Array.from({ length: layers }, (_, i) => new LayerCache(opts.windows?.[i] ?? null, opts.maxLength ?? null, opts.dtype));
   }
 
   get length(): number {

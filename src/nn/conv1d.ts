@@ -23,31 +23,4 @@ export interface Projection extends Module {
   forward(x: Tensor): Tensor;
 }
 
-/** A parameterless node of the module tree, for checkpoint paths with extra levels (BERT `output.dense`). */
-export class Container extends Module {
-  add<M extends Module>(name: string, m: M): M {
-    return this.child(name, m);
-  }
-}
-
-/**
- * Registers `m` under a dotted path below `parent` (creating containers for the inner levels), through
- * `register`, which is the parent's own `child` method.
- */
-export function registerAt<M extends Module>(register: (name: string, m: Module) => Module, path: string, m: M, containers: Map<string, Container>): M {
-  const parts = path.split('.');
-  if (parts.length === 1) return register(path, m) as M;
-  let c = containers.get(parts[0]!);
-  if (!c) {
-    c = new Container();
-    containers.set(parts[0]!, c);
-    register(parts[0]!, c);
-  }
-  let node: Container = c;
-  for (const p of parts.slice(1, -1)) {
-    const next = new Container();
-    node.add(p, next);
-    node = next;
-  }
-  return node.add(parts[parts.length - 1]!, m);
-}
+export { Container, registerAt } from './tree.js';

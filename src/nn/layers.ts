@@ -23,6 +23,10 @@ export class Linear extends Module {
   forward(x: Tensor): Tensor {
     return linear(x, this.p('weight'), this.pOpt('bias'));
   }
+  /** the current [out, in] weight (read at call time, like every parameter) */
+  get weight(): Tensor {
+    return this.p('weight');
+  }
 }
 
 export class Embedding extends Module {

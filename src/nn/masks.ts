@@ -17,8 +17,10 @@ export interface MaskSpec {
   padding: Tensor | null;
 }
 
-/** Keys visible to query position qp under a sparse window (the causal part is left to the op). */
-export function windowVisible(w: AttentionWindow, causal: boolean, qp: number, kp: number): boolean {
+/** Keys visible to query position qp under a sparse window (the causal part is left to the op).
+ * `total`: positions in the sequence (BigBird draws a bidirectional query block's random blocks from all
+ * of them; causal blocks draw from earlier blocks only, so caching reproduces the pattern). */
+export function windowVisible(w: AttentionWindow, causal: boolean, qp: number, kp: number, total = Math.max(qp, kp) + 1): boolean {
   const d = qp - kp;
   const near = (limit: number) => (causal ? d >= 0 && d < limit : Math.abs(d) <= Math.floor(limit / 2));
   switch (w.kind) {
@@ -33,21 +35,20 @@ export function windowVisible(w: AttentionWindow, causal: boolean, qp: number, k
     case 'bigbird': {
       const [bq, bk] = [Math.floor(qp / w.blockSize), Math.floor(kp / w.blockSize)];
       const local = Math.abs(bq - bk) <= Math.floor(w.windowBlocks / 2);
-      return local || bk < w.globalBlocks || bq < w.globalBlocks || bigbirdRandom(w, bq, causal).has(bk);
+      return local || bk < w.globalBlocks || bq < w.globalBlocks || bigbirdRandom(w, bq, causal ? bq : Math.ceil(total / w.blockSize)).has(bk);
     }
     default:
       return w satisfies never;
   }
 }
 
-/** BigBird's random blocks of query block bq: seeded per block, drawn from earlier blocks when causal
- * (so a block's pattern never depends on the sequence length and caching reproduces it). */
+/** BigBird's random blocks of query block bq: `randomBlocks` of blocks 0..poolSize-1, seeded per block */
 const randomCache = new Map<string, Set<number>>();
-function bigbirdRandom(w: Extract<AttentionWindow, { kind: 'bigbird' }>, bq: number, causal: boolean): Set<number> {
-  const key = `${w.seed}:${w.randomBlocks}:${bq}:${causal}`;
+function bigbirdRandom(w: Extract<AttentionWindow, { kind: 'bigbird' }>, bq: number, poolSize: number): Set<number> {
+  const key = `${w.seed}:${w.randomBlocks}:${bq}:${poolSize}`;
   let s = randomCache.get(key);
   if (s) return s;
-  const pool = Array.from({ length: causal ? bq : bq + 64 }, (_, i) => i);
+  const pool = Array.from({ length: poolSize }, (_, i) => i);
   s = new Set(new Rng(w.seed * 1000003 + bq).shuffle(pool).slice(0, w.randomBlocks));
   if (randomCache.size < 4096) randomCache.set(key, s);
   return s;
@@ -56,7 +57,8 @@ function bigbirdRandom(w: Extract<AttentionWindow, { kind: 'bigbird' }>, bq: num
 /** [1, 1, Tq, Tk] bias with -inf where the window hides a key */
 export function windowBias(w: AttentionWindow, causal: boolean, qStart: number, Tq: number, kStart: number, Tk: number): Tensor {
   const out = new Float32Array(Tq * Tk);
-  for (let i = 0; i < Tq; i++) for (let j = 0; j < Tk; j++) out[i * Tk + j] = windowVisible(w, causal, qStart + i, kStart + j) ? 0 : -Infinity;
+  const total = Math.max(qStart + Tq, kStart + Tk);
+  for (let i = 0; i < Tq; i++) for (let j = 0; j < Tk; j++) out[i * Tk + j] = windowVisible(w, causal, qStart + i, kStart + j, total) ? 0 : -Infinity;
   return tensor(out, { shape: [1, 1, Tq, Tk] });
 }
 

@@ -7,14 +7,15 @@
 // Notation: B batch, T new tokens, Tk keys, nh heads, r kv latent rank, dn/dr/dv nope/rope/value dims.
 import type { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../tensor/random.js';
-import { attention, concat, expand, reshape, slice, squeeze, transpose, unsqueeze } from '../ops/index.js';
+import { attention, cast, concat, matmul, expand, reshape, slice, squeeze, transpose, unsqueeze } from '../ops/index.js';
 import type { MlaAttention, NormConfig } from '../models/config.js';
 import { Linear } from './layers.js';
 import { Module } from './module.js';
 import { makeNorm, type Norm } from './norm.js';
 import { applyRope } from './positions.js';
 import { attentionOptions } from './masks.js';
-import type { AttentionContext } from './attention.js';
+import { attend, type AttentionContext } from './attention.js';
+import type { AttentionOptions } from '../ops/nn.js';
 
 export interface MlaSpec {
   dim: number;
@@ -23,6 +24,8 @@ export interface MlaSpec {
   latentNorm: NormConfig;
   /** softmax scale (DeepSeek: (dn + dr)^-0.5, times the YaRN mscale² in the reference code) */
   scale: number;
+  /** dropout on the attention probabilities while training */
+  dropout?: number;
   std?: number;
   rng?: Rng;
 }
@@ -80,12 +83,20 @@ export class MultiHeadLatentAttention extends Module {
     return { kNope: slice(heads, -1, 0, a.qkNopeHeadDim), v: slice(heads, -1, a.qkNopeHeadDim) };
   }
 
+  /** kv_b_proj's per-head up-projections from the latent: W_uk [nh, dn, r], W_uv [nh, dv, r] */
+  private upProjections(): { wUk: Tensor; wUv: Tensor } {
+    const a = this.spec.att;
+    const w = reshape(this.kv_b_proj.weight, [a.heads, a.qkNopeHeadDim + a.vHeadDim, a.kvLoraRank]); // (nh, dn+dv, r)
+    return { wUk: slice(w, 1, 0, a.qkNopeHeadDim), wUv: slice(w, 1, a.qkNopeHeadDim) };
+  }
+
   forward(x: Tensor, ctx: AttentionContext): Tensor {
     const a = this.spec.att;
     const [B, T] = x.shape as [number, number];
     const q = this.queries(x);
     let { latent, kPe } = this.latents(x);
     let qPe = slice(q, -1, a.qkNopeHeadDim);
+    // DeepSeek's rope dims rotate as interleaved pairs (2i, 2i+1)
     if (ctx.rope) [qPe, kPe] = [applyRope(qPe, ctx.rope, true), applyRope(kPe, ctx.rope, true)];
     let kStart = ctx.qStart;
     if (ctx.cache) {
@@ -93,11 +104,35 @@ export class MultiHeadLatentAttention extends Module {
       [latent, kPe, kStart] = [r.all.latent!, r.all.kPe!, r.start];
     }
     const Tk = latent.shape[2]!;
-    const { kNope, v } = this.expandLatent(latent);
-    const k = concat([kNope, expand(kPe, [B, a.heads, Tk, a.qkRopeHeadDim])], -1); // (B, nh, Tk, dn+dr)
-    const qFull = concat([slice(q, -1, 0, a.qkNopeHeadDim), qPe], -1); // (B, nh, T, dn+dr)
     const opts = attentionOptions(ctx.mask, ctx.qStart, T, kStart, Tk, ctx.positionBias?.(ctx.qStart, T, kStart, Tk) ?? null);
-    const o = attention(qFull, k, v, { ...opts, scale: this.spec.scale }); // (B, nh, T, dv)
+    const attn = { ...opts, scale: this.spec.scale };
+    const qNope = slice(q, -1, 0, a.qkNopeHeadDim);
+    const p = this.training ? this.spec.dropout ?? 0 : 0;
+    const o = ctx.cache && p === 0 ? this.absorbed(qNope, qPe, latent, kPe, attn) : this.expanded(qNope, qPe, latent, kPe, attn, p);
     return this.o_proj.forward(reshape(transpose(o, 1, 2), [B, T, a.heads * a.vHeadDim])); // (B, T, D)
+  }
+
+  /** training / prefill form: re-expand per-head keys and values from the latent */
+  private expanded(qNope: Tensor, qPe: Tensor, latent: Tensor, kPe: Tensor, opts: AttentionOptions, p: number): Tensor {
+    const a = this.spec.att;
+    const [B, , Tk] = latent.shape as [number, number, number];
+    const { kNope, v } = this.expandLatent(latent);
+    const kPe32 = kPe.dtype === kNope.dtype ? kPe : cast(kPe, kNope.dtype); // half-precision caches
+    const k = concat([kNope, expand(kPe32, [B, a.heads, Tk, a.qkRopeHeadDim])], -1); // (B, nh, Tk, dn+dr)
+    return attend(concat([qNope, qPe], -1), k, v, opts, p); // (B, nh, T, dv)
+  }
+
+  /**
+   * Decoding form ("weight absorption"): fold W_uk into the queries and W_uv after the attention, so the
+   * keys/values are the cached latent itself, shared by every head (multi-query attention over
+   * [latent | k_pe]) and nothing is re-expanded per step. Same scores and outputs as `expanded`.
+   */
+  private absorbed(qNope: Tensor, qPe: Tensor, latent: Tensor, kPe: Tensor, opts: AttentionOptions): Tensor {
+    const { wUk, wUv } = this.upProjections();
+    const f32 = (t: Tensor) => (t.dtype === 'float32' ? t : cast(t, 'float32'));
+    const qLat = matmul(qNope, wUk); // (B, nh, T, dn) @ (nh, dn, r) -> (B, nh, T, r)
+    const k = concat([f32(latent), f32(kPe)], -1); // (B, 1, Tk, r+dr)
+    const oLat = attention(concat([qLat, qPe], -1), k, f32(latent), opts); // (B, nh, T, r)
+    return matmul(oLat, wUv, { transB: true }); // (B, nh, T, r) @ (nh, r, dv) -> (B, nh, T, dv)
   }
 }

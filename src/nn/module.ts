@@ -84,16 +84,18 @@ export abstract class Module {
     return { missing, unexpected };
   }
 
-  /** swap in a new tensor for the parameter at a dotted path (disposes the old one) */
-  setParameter(path: string, value: Tensor): void {
+  /** swap in a new tensor for the parameter at a dotted path (disposes the old one); the value is cast
+   * to the old parameter's dtype unless `keepDType` is false */
+  setParameter(path: string, value: Tensor, keepDType = true): void {
     const dot = path.indexOf('.');
     if (dot >= 0 && this._children.has(path.slice(0, dot))) {
-      this._children.get(path.slice(0, dot))!.setParameter(path.slice(dot + 1), value);
+      this._children.get(path.slice(0, dot))!.setParameter(path.slice(dot + 1), value, keepDType);
       return;
     }
     const old = this._params.get(path);
     if (old === undefined) throw new Error(`setParameter: no parameter '${path}'`);
-    const t = noGrad(() => (value.dtype === (old?.dtype ?? value.dtype) ? value.detach() : cast(value, old!.dtype)));
+    const target = keepDType ? old?.dtype ?? value.dtype : value.dtype;
+    const t = noGrad(() => (value.dtype === target ? value.detach() : cast(value, target)));
     t.requiresGrad = old?.requiresGrad ?? true;
     t.name = path.split('.').pop();
     old?.dispose();
@@ -113,7 +115,7 @@ export abstract class Module {
 
   /** cast every parameter to dtype (e.g. bfloat16 storage) */
   toDType(dtype: DType): this {
-    for (const [name, t] of this.namedParameters()) if (t.dtype !== dtype) this.setParameter(name, t.to(dtype));
+    for (const [name, t] of this.namedParameters()) if (t.dtype !== dtype) this.setParameter(name, noGrad(() => t.to(dtype)), false);
     return this;
   }
 

@@ -16,8 +16,6 @@ export interface RopeSpec {
   scaling: RopeScaling | null;
   /** the model's max context (dynamic NTK's threshold when scaling.originalMax is null) */
   maxContext: number;
-  /** pairs (2i, 2i+1) rotate together (DeepSeek / GPT-J layout) instead of (i, i + d/2) (rotate_half) */
-  interleaved: boolean;
 }
 
 /** DeepSeek / YaRN magnitude correction: 0.1 * mscale * ln(scale) + 1 (1 when scale <= 1) */

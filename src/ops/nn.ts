@@ -176,6 +176,8 @@ export function attentionComposed(q: Tensor, k: Tensor, v: Tensor, opts: Attenti
     const keyOk = reshape(lessThanLen(opts.kvLen, p.Tk), [p.B, 1, 1, p.Tk]);
     visible = logicalAndT(visible, keyOk);
   }
+  // a -inf bias hides keys too: rows it masks fully must give 0 (as the fused kernel does), not NaN
+  if (opts.bias) visible = logicalAndT(visible, gt(s, -Infinity));
   s = where(visible, s, -Infinity);
   const probs = softmax(s, -1);
   const safe = where(visible, probs, 0); // fully-masked rows give 0, not NaN
@@ -185,7 +187,7 @@ export function attentionComposed(q: Tensor, k: Tensor, v: Tensor, opts: Attenti
 // small helpers kept local to avoid import cycles with linalg
 import { matmul } from './linalg.js';
 import { expand } from './movement.js';
-import { logicalAnd, lt } from './elementwise.js';
+import { gt, logicalAnd, lt } from './elementwise.js';
 const matmulT = (a: Tensor, b: Tensor) => matmul(a, b, { transB: true });
 const matmulPlain = (a: Tensor, b: Tensor) => matmul(a, b);
 function unsqueezeExpand(t: Tensor, rep: number): Tensor {

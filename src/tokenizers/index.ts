@@ -1,4 +1,12 @@
-// Public API of the tokenizers package (browser-safe; Node file helpers live in load-node.ts).
+// Public API of the tokenizers package. Browser-safe: the Node file helpers (loadTokenizer, saveTokenizer)
+// live in load-node.ts and are imported from there by the CLI and tests.
+//
+//   const tok = Tokenizer.fromJSON(tokenizerJson, tokenizerConfigJson);   // any HF tokenizer.json
+//   const ids = tok.encode('Hello world');            // post-processor adds [CLS]/<s>/... by default
+//   tok.decode(ids, { skipSpecialTokens: true });
+//   tok.applyChatTemplate(messages, { addGenerationPrompt: true });
+//   charTokenizer(corpus) / bytesTokenizer() / trainBPE(text, { vocabSize, onProgress }) /
+//   trainWordPiece(...) / trainUnigram(...)          // -> Tokenizer; tok.toJSON() is the tokenizer.json
 export { Tokenizer, SPECIAL_ROLES } from './tokenizer.js';
 export type {
   SpecialRole, SpecialToken, SpecialTokens, EncodeOptions, DecodeOptions, ChatMessage, ChatTemplateOptions, TokenizerParts,

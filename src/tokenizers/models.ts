@@ -306,22 +306,25 @@ export class WordPiece implements Model {
 export class WordLevel implements Model {
   readonly type = 'WordLevel' as const;
   private itos: string[];
-  constructor(readonly vocab: Map<string, number>, readonly unkToken: string | null = null) {
+  /**
+   * The Rust crate types unk_token as a (non-optional) string, default "<unk>"; a tokenizer without an
+   * unknown token simply names one that is not in the vocabulary, and unknown words are then an error.
+   */
+  constructor(readonly vocab: Map<string, number>, readonly unkName: string = '<unk>') {
     this.itos = invert(vocab);
-    if (unkToken != null && !vocab.has(unkToken)) throw new Error(`WordLevel: unk_token ${JSON.stringify(unkToken)} is not in the vocabulary`);
   }
+  get unkToken(): string | null { return this.vocab.has(this.unkName) ? this.unkName : null; }
   get size() { return this.itos.length; }
   tokenToId(t: string) { return this.vocab.get(t); }
   idToToken(i: number) { return this.itos[i]; }
   tokenize(word: string): number[] {
-    const id = this.vocab.get(word);
+    const id = this.vocab.get(word) ?? this.vocab.get(this.unkName);
     if (id !== undefined) return [id];
-    if (this.unkToken != null) return [this.vocab.get(this.unkToken)!];
-    throw new Error(`WordLevel: ${JSON.stringify(word)} is not in the vocabulary and the model has no unk_token`);
+    throw new Error(`WordLevel: ${JSON.stringify(word)} is not in the vocabulary and neither is the unk_token ${JSON.stringify(this.unkName)}`);
   }
-  toJSON() { return { type: 'WordLevel', vocab: vocabToJSON(this.vocab), unk_token: this.unkToken }; }
+  toJSON() { return { type: 'WordLevel', vocab: vocabToJSON(this.vocab), unk_token: this.unkName }; }
   static fromJSON(j: Json): WordLevel {
-    return new WordLevel(vocabFromJSON(j.vocab, 'model(WordLevel)'), j.unk_token ?? null);
+    return new WordLevel(vocabFromJSON(j.vocab, 'model(WordLevel)'), j.unk_token ?? '<unk>');
   }
 }
 

@@ -32,8 +32,8 @@ class StripAccents implements Normalizer {
 class Strip implements Normalizer {
   constructor(private left: boolean, private right: boolean) {}
   normalize(t: string) {
-    if (this.left) t = t.replace(/^\s+/u, '');
-    if (this.right) t = t.replace(/\s+$/u, '');
+    if (this.left) t = t.replace(/^\p{White_Space}+/u, '');
+    if (this.right) t = t.replace(/\p{White_Space}+$/u, '');
     return t;
   }
   toJSON() { return { type: 'Strip', strip_left: this.left, strip_right: this.right }; }
@@ -133,7 +133,7 @@ class Precompiled implements Normalizer {
         const index = u[pos] & 0x7fffffff;
         let end = index;
         while (end < this.normalized.length && this.normalized[end] !== 0) end++;
-        result = new TextDecoder().decode(this.normalized.subarray(index, end));
+        result = new TextDecoder('utf-8', { ignoreBOM: true }).decode(this.normalized.subarray(index, end));
         break; // the crate takes the first (shortest) match
       }
     }

@@ -10,7 +10,10 @@ export interface PreTokenizer {
   toJSON(): Record<string, unknown>;
 }
 
-/** GPT-2's pre-tokenization regex (also HF ByteLevel's and tiktoken's "gpt2" pattern). */
+/**
+ * GPT-2's pre-tokenization regex (also HF ByteLevel's and tiktoken's "gpt2" pattern). `\s` is JavaScript's, as in
+ * js-tiktoken (the oracle we match); Python/Rust engines differ only on U+0085, U+FEFF and U+001C..U+001F.
+ */
 export const GPT2_PATTERN = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
 
 export type SplitBehavior = 'Removed' | 'Isolated' | 'MergedWithPrevious' | 'MergedWithNext' | 'Contiguous';
@@ -113,7 +116,7 @@ class Whitespace implements PreTokenizer {
   toJSON() { return { type: 'Whitespace' }; }
 }
 class WhitespaceSplit implements PreTokenizer {
-  preTokenize(words: string[]) { return flatMap(words, (w) => w.split(/\s+/u).filter((x) => x.length > 0)); }
+  preTokenize(words: string[]) { return flatMap(words, (w) => w.split(/\p{White_Space}+/u).filter((x) => x.length > 0)); }
   toJSON() { return { type: 'WhitespaceSplit' }; }
 }
 
@@ -132,7 +135,8 @@ export class Metaspace implements PreTokenizer {
       return this.split ? splitWith(w, this.splitRe, 'MergedWithNext') : [w];
     });
   }
-  toJSON() { return { type: 'Metaspace', replacement: this.replacement, prepend_scheme: this.prependScheme, split: this.split }; }
+  // add_prefix_space is the pre-0.19 spelling; writing it too lets older `tokenizers` versions load the file
+  toJSON() { return { type: 'Metaspace', replacement: this.replacement, add_prefix_space: this.prependScheme !== 'never', prepend_scheme: this.prependScheme, split: this.split }; }
 }
 
 /** HF Split: a string or regex pattern with a delimiter behavior. */

@@ -82,9 +82,12 @@ class ByteLevelPost implements PostProcessor {
 class SequencePost implements PostProcessor {
   constructor(private items: PostProcessor[]) {}
   process(a: number[], b: number[] | null, add: boolean) {
-    // HF runs each processor on the encoding produced so far (pairs are joined by the first one)
-    let out = a, bb = b;
-    for (const p of this.items) { out = p.process(out, bb, add); bb = null; }
+    // ByteLevel only touches offsets, so the id-changing processors (in practice one template, as in
+    // Llama 3's [ByteLevel, TemplateProcessing]) see the sequences; later ones get the joined result.
+    const active = this.items.filter((p) => !(p instanceof ByteLevelPost));
+    if (!active.length) return b ? [...a, ...b] : a;
+    let out = active[0].process(a, b, add);
+    for (const p of active.slice(1)) out = p.process(out, null, add);
     return out;
   }
   toJSON() { return { type: 'Sequence', processors: this.items.map((p) => p.toJSON()) }; }
@@ -162,7 +165,7 @@ class MetaspaceDec implements Decoder {
       return t;
     });
   }
-  toJSON() { return { type: 'Metaspace', replacement: this.replacement, prepend_scheme: this.prependScheme, split: this.split }; }
+  toJSON() { return { type: 'Metaspace', replacement: this.replacement, add_prefix_space: this.prependScheme !== 'never', prepend_scheme: this.prependScheme, split: this.split }; }
 }
 
 /** Runs of <0xNN> tokens become the UTF-8 text they encode (U+FFFD per byte if invalid, like HF). */
@@ -172,7 +175,7 @@ class ByteFallbackDec implements Decoder {
     let run: number[] = [];
     const flush = () => {
       if (!run.length) return;
-      const s = new TextDecoder('utf-8', { fatal: true });
+      const s = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
       try { out.push(s.decode(Uint8Array.from(run))); } catch { for (let i = 0; i < run.length; i++) out.push('\ufffd'); }
       run = [];
     };

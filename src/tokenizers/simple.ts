@@ -17,7 +17,10 @@ export interface CharTokenizerOptions {
  *
  * tokenizer.json representation (loadable by the Python `tokenizers` library): a WordLevel model over the
  * characters, a Split pre-tokenizer with Regex "[\s\S]" and behavior Isolated (one word per character,
- * newlines included — Rust's "." would skip "\n"), and a Fuse decoder (concatenate, no spaces).
+ * newlines included — Rust's "." would skip "\n"), and a Fuse decoder (concatenate, no spaces). WordLevel's
+ * unk_token is a required string in the Rust crate: without opts.unkToken it names "<unk>", which is not
+ * in the vocabulary (a corpus character "<unk>" cannot exist: tokens are single characters), so unseen
+ * characters are an error in both libraries.
  */
 export function charTokenizer(corpus: string | Iterable<string>, opts: CharTokenizerOptions = {}): Tokenizer {
   const set = new Set<number>();
@@ -33,7 +36,7 @@ export function charTokenizer(corpus: string | Iterable<string>, opts: CharToken
     added.push({ id: chars.length, content: opts.unkToken, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
   }
   return new Tokenizer({
-    model: new WordLevel(vocab, opts.unkToken ?? null),
+    model: new WordLevel(vocab, opts.unkToken ?? '<unk>'),
     preTokenizer: new Split({ Regex: '[\\s\\S]' }, 'Isolated'),
     decoder: decoderFromJSON({ type: 'Fuse' }),
     addedTokens: added,

@@ -105,6 +105,8 @@ export class Tokenizer {
         out[role] = { token: given, id };
         continue;
       }
+      // a config entry naming a token outside the vocabulary still decides the role: no guessing
+      if (tokenString(this.config[`${role}_token`]) != null) continue;
       if (role === 'unk' && this.model.unkToken != null && this.tokenToId(this.model.unkToken) !== undefined) {
         out.unk = { token: this.model.unkToken, id: this.tokenToId(this.model.unkToken)! };
         continue;
@@ -116,6 +118,40 @@ export class Tokenizer {
       }
     }
     return out;
+  }
+
+  /** The constructor arguments that rebuild this tokenizer (for the with* copies). */
+  private parts(): TokenizerParts {
+    const roles: Partial<Record<SpecialRole, string>> = {};
+    for (const r of SPECIAL_ROLES) if (this.specialTokens[r]) roles[r] = this.specialTokens[r]!.token;
+    return {
+      model: this.model, normalizer: this.normalizer, preTokenizer: this.preTokenizer, postProcessor: this.postProcessor,
+      decoder: this.decoder, addedTokens: this.addedTokens, specialTokens: roles, config: this.config,
+      chatTemplate: this.chatTemplates, truncation: this.truncation, padding: this.padding,
+    };
+  }
+
+  /**
+   * A copy with extra added tokens (e.g. ChatML's <|im_start|> for chat fine-tuning). Tokens already in
+   * the vocabulary keep their id; new ones get ids from vocabSize up. `roles` names special roles
+   * (e.g. { pad: '<|pad|>' }).
+   */
+  withAddedTokens(tokens: string[], opts: { special?: boolean; roles?: Partial<Record<SpecialRole, string>> } = {}): Tokenizer {
+    const added = [...this.addedTokens];
+    let next = this.vocabSize;
+    for (const content of tokens) {
+      if (!content) throw new Error('Tokenizer.withAddedTokens: tokens must be non-empty strings');
+      if (added.some((t) => t.content === content)) continue;
+      const id = this.model.tokenToId(content) ?? next++;
+      added.push({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: !(opts.special ?? true), special: opts.special ?? true });
+    }
+    const p = this.parts();
+    return new Tokenizer({ ...p, addedTokens: added, specialTokens: { ...p.specialTokens, ...opts.roles } });
+  }
+
+  /** A copy whose default chat template is `template`. */
+  withChatTemplate(template: string): Tokenizer {
+    return new Tokenizer({ ...this.parts(), chatTemplate: { ...this.chatTemplates, default: template } });
   }
 
   /** Number of ids (embedding rows needed): max id over the model and the added tokens, plus one. */
@@ -142,7 +178,8 @@ export class Tokenizer {
       const norm = this.normalizer ? this.normalizer.normalize(sec.text) : sec.text;
       for (const s of this.normMatcher.split(norm)) {
         if (s.id !== undefined) { out.push(s.id); first = false; continue; }
-        const words = this.preTokenizer ? this.preTokenizer.preTokenize([s.text], first) : s.text.length ? [s.text] : [];
+        if (!s.text.length) continue; // HF yields no tokens for empty text (Metaspace would invent a "▁")
+        const words = this.preTokenizer ? this.preTokenizer.preTokenize([s.text], first) : [s.text];
         for (const w of words) {
           const ids = this.model.tokenize(w);
           for (let i = 0; i < ids.length; i++) out.push(ids[i]);
@@ -180,6 +217,29 @@ export class Tokenizer {
     return this.decoder ? this.decoder.decodeChain(tokens).join('') : tokens.join(' ');
   }
 
+  /**
+   * Incremental detokenization for generation: push ids one at a time, get the new text. Text is held
+   * back while it ends in an incomplete UTF-8 sequence (U+FFFD), and each step decodes a short window
+   * with its left context so decoders that treat the first token specially (Metaspace, WordPiece)
+   * still produce the right spacing — the scheme of HF tokenizers' DecodeStream.
+   */
+  decodeStream(opts: DecodeOptions = {}): { push(id: number): string; flush(): string } {
+    const ids: number[] = [];
+    let prefix = 0, read = 0;
+    const step = (final: boolean): string => {
+      const before = this.decode(ids.slice(prefix, read), opts);
+      const now = this.decode(ids.slice(prefix), opts);
+      if (now.length <= before.length || (!final && now.endsWith('\ufffd'))) return '';
+      prefix = read;
+      read = ids.length;
+      return now.slice(before.length);
+    };
+    return {
+      push: (id: number) => { ids.push(id); return step(false); },
+      flush: () => step(true),
+    };
+  }
+
   /** Renders a chat with the tokenizer_config.json chat_template, as transformers' apply_chat_template(tokenize=False). */
   applyChatTemplate(messages: ChatMessage[], opts: ChatTemplateOptions = {}): string {
     const src = opts.chatTemplate !== undefined ? (this.chatTemplates[opts.chatTemplate] ?? opts.chatTemplate) : this.chatTemplate;
@@ -214,8 +274,7 @@ export class Tokenizer {
   private specialTokenStrings(): Record<string, string> {
     const out: Record<string, string> = {};
     for (const role of SPECIAL_ROLES) {
-      const fromConfig = tokenString(this.config[`${role}_token`]);
-      const t = fromConfig ?? this.specialTokens[role]?.token;
+      const t = this.specialTokens[role]?.token ?? tokenString(this.config[`${role}_token`]);
       if (t != null) out[`${role}_token`] = t;
     }
     return out;
@@ -241,7 +300,7 @@ export class Tokenizer {
     const out: Record<string, unknown> = { tokenizer_class: 'PreTrainedTokenizerFast', clean_up_tokenization_spaces: false, ...this.config };
     for (const role of SPECIAL_ROLES) {
       const t = this.specialTokens[role];
-      if (t && out[`${role}_token`] === undefined) out[`${role}_token`] = t.token;
+      if (t) out[`${role}_token`] = t.token; // the resolved role wins over a stale config entry
     }
     const names = Object.keys(this.chatTemplates);
     if (names.length === 1 && names[0] === 'default') out.chat_template = this.chatTemplates.default;
@@ -249,8 +308,11 @@ export class Tokenizer {
     return out;
   }
 
-  /** Builds a tokenizer from a tokenizer.json object and, optionally, tokenizer_config.json. */
+  /** Builds a tokenizer from a tokenizer.json object (or its text) and, optionally, tokenizer_config.json. */
   static fromJSON(obj: unknown, config: Record<string, unknown> = {}): Tokenizer {
+    if (typeof obj === 'string') {
+      try { obj = JSON.parse(obj); } catch (e) { throw new Error(`tokenizer.json: not valid JSON: ${(e as Error).message}`); }
+    }
     if (obj == null || typeof obj !== 'object' || Array.isArray(obj)) throw new Error('tokenizer.json: expected a JSON object');
     const j = obj as Record<string, any>;
     const added = Array.isArray(j.added_tokens) ? j.added_tokens.map((t: Record<string, unknown>, i: number) => addedTokenFromJSON(t, i)) : [];

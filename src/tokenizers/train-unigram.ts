@@ -80,6 +80,7 @@ export function trainUnigram(text: string | string[], opts: TrainUnigramOptions)
   const onProgress = opts.onProgress;
   const pre = new Metaspace(opts.replacement ?? '\u2581', 'always', true);
   const budget = opts.vocabSize - specials.length - (byteFallback ? 256 : 0);
+  if (budget <= 0) throw new Error(`trainUnigram: vocabSize ${opts.vocabSize} leaves no room for pieces after ${specials.length} special tokens${byteFallback ? ' and 256 byte-fallback pieces' : ''}`);
 
   // 1. words and their counts
   const counts = countWords(text, (s) => pre.preTokenize([s], true), onProgress);

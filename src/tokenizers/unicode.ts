@@ -48,7 +48,8 @@ export function toByteLevel(s: string): string {
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder('utf-8', { fatal: false });
+// ignoreBOM: a leading U+FEFF is text to keep, not a byte-order mark to drop
+const decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
 export function utf8Encode(s: string): Uint8Array { return encoder.encode(s); }
 /** Lossy UTF-8 decoding (invalid sequences become U+FFFD), like Rust's from_utf8_lossy. */
 export function utf8Decode(b: Uint8Array | number[]): string {
@@ -56,7 +57,8 @@ export function utf8Decode(b: Uint8Array | number[]): string {
 }
 
 // Character classes as the Rust `tokenizers` crate defines them.
-const WHITESPACE = /^\s$/u;
+// Rust's char::is_whitespace is the Unicode White_Space property (JS \s differs on U+0085 and U+FEFF)
+const WHITESPACE = /^\p{White_Space}$/u;
 const PUNCT = /^\p{P}$/u;
 const OTHER = /^\p{C}$/u;
 export function isWhitespace(c: string): boolean { return WHITESPACE.test(c); }
@@ -94,6 +96,7 @@ export function parseByteToken(t: string): number | null {
  */
 export function translateRegex(src: string): string {
   let out = '';
+  let inClass = false;
   for (let i = 0; i < src.length; i++) {
     if (src.startsWith('(?i:', i)) {
       let depth = 1, j = i + 4, inner = '';
@@ -108,22 +111,57 @@ export function translateRegex(src: string): string {
       i = j;
       continue;
     }
+    if (src[i] === '\\' && (src[i + 1] === 'p' || src[i + 1] === 'P') && src[i + 2] === '{') {
+      const end = src.indexOf('}', i);
+      if (end > 0) { out += propertyEscape(src[i + 1], src.slice(i + 3, end)); i = end; continue; }
+    }
     if (src[i] === '\\') { out += src[i] + (src[i + 1] ?? ''); i++; continue; }
+    if (src[i] === '[') inClass = true;
+    else if (src[i] === ']') inClass = false;
+    // possessive quantifiers (a?+ a*+ a++ a{n}+), which JS lacks: drop the '+' (as js-tiktoken does)
+    else if (!inClass && src[i] === '+' && i > 0 && '?*+}'.includes(src[i - 1]) && src[i - 2] !== '\\' && out.length && !out.endsWith('\\')) {
+      if (!possessive(out)) { out += '+'; }
+      continue;
+    }
     out += src[i];
   }
   return out;
 }
+
+/** True when `out` ends in a quantifier (so a following '+' is possessive, not a second quantifier). */
+function possessive(out: string): boolean {
+  const last = out[out.length - 1];
+  if (last === '}') return /\{\d+(,\d*)?\}$/.test(out);
+  // '?' after '(' is a group modifier, not a quantifier
+  return last === '?' ? !out.endsWith('(?') : last === '*' || last === '+';
+}
+
+/** Oniguruma accepts script names bare (\p{Han}); JS needs \p{Script=Han} for those. */
+function propertyEscape(p: string, name: string): string {
+  try {
+    new RegExp(`\\${p}{${name}}`, 'u');
+    return `\\${p}{${name}}`;
+  } catch {
+    return `\\${p}{Script=${name}}`;
+  }
+}
+/** Letters outside character classes become [xX]; classes and escapes (\p{..} included) are kept. */
 function caseless(s: string): string {
   let out = '';
   let inClass = false;
   for (let i = 0; i < s.length; i++) {
     const c = s[i];
+    if (c === '\\' && (s[i + 1] === 'p' || s[i + 1] === 'P') && s[i + 2] === '{' && s.indexOf('}', i) > 0) {
+      const e = s.indexOf('}', i);
+      out += propertyEscape(s[i + 1], s.slice(i + 3, e));
+      i = e;
+      continue;
+    }
     if (c === '\\') { out += c + s[++i]; continue; }
     if (c === '[') inClass = true;
     if (c === ']') inClass = false;
     const lo = c.toLowerCase(), up = c.toUpperCase();
-    if (lo !== up) out += inClass ? lo + up : `[${lo}${up}]`;
-    else out += c;
+    out += !inClass && lo !== up ? `[${lo}${up}]` : c;
   }
   return out;
 }

@@ -196,26 +196,29 @@ export interface MemoryReport {
   parameterBytes: number;
   /** float32 master copies (0 under fp32) */
   masterBytes: number;
-  /** bytes alive after the forward pass, beyond what was alive before it: the activations kept for backward */
+  /** bytes alive after the forward pass beyond what was alive before it: the activations kept for backward */
   activationBytes: number;
-  /** backend bytes in use at that point (everything) */
+  /** backend high-water mark during forward + backward (bytesInUse after backward when the backend has no peak counter) */
   peakBytes: number;
 }
 
 /**
- * Runs one forward pass (inside a scope, freed afterwards) and measures, with the backend's
- * `bytesInUse()`, how much memory the activations take. `forward` must return the loss.
+ * Runs one forward + backward pass (inside a scope, freed afterwards; gradients cleared) and measures
+ * with the backend's `bytesInUse()` how much memory the activations take. `forward` returns the loss.
  */
 export function measureMemory(mp: MixedPrecision, forward: () => Tensor): MemoryReport {
   const backend = getBackend();
   const { model, masters } = mp.parameterBytes();
   let activationBytes = 0;
   let peakBytes = 0;
+  backend.resetPeak?.();
   tidy(() => {
     const before = backend.bytesInUse();
-    forward();
-    peakBytes = backend.bytesInUse();
-    activationBytes = peakBytes - before;
+    const loss = forward();
+    activationBytes = backend.bytesInUse() - before;
+    mp.scaleLoss(loss).backward();
+    peakBytes = backend.peakBytesInUse?.() ?? backend.bytesInUse();
   });
+  mp.zeroGrad();
   return { precision: mp.precision, parameterBytes: model, masterBytes: masters, activationBytes, peakBytes };
 }

@@ -85,7 +85,8 @@ const backends = new Map<string, WasmBackend>();
 before(async () => {
   for (const c of configs) {
     if (c.variant === 'relaxed' && !relaxedSimdSupported()) continue;
-    backends.set(`${c.variant}/${c.threads}`, await createWasmBackend(c));
+    // forceParallel: even the small test shapes are split over the threads
+    backends.set(`${c.variant}/${c.threads}`, await createWasmBackend({ ...c, forceParallel: c.threads > 1 }));
   }
 });
 after(async () => {
@@ -94,6 +95,46 @@ after(async () => {
 
 test('relaxed SIMD is available under the test runner flags', () => {
   assert.ok(relaxedSimdSupported(), 'run with --experimental-wasm-relaxed-simd (scripts/run-tests.mjs does)');
+});
+
+describe('thread pool', () => {
+  test('jobs posted right after start and many in a row all complete, on fresh backends', async () => {
+    for (let round = 0; round < 3; round++) {
+      const be = await createWasmBackend({ threads: 2 });
+      const ctx = new Ctx(be);
+      const r = rng(round + 1);
+      // 128^3 * 2 flops is above the threading threshold: every call is split over both threads
+      const a = ctx.t([128, 128], r);
+      const b = ctx.t([128, 128], r);
+      const o1 = ctx.t([128, 128], null);
+      const o2 = ctx.t([128, 128], null);
+      const p: MatmulParams = { batch: 1, M: 128, N: 128, K: 128, transA: false, transB: false, strideA: 0, strideB: 0 };
+      ref.matmul(a, b, o2, p);
+      for (let i = 0; i < 200; i++) be.kernels.matmul!(a, b, o1, p);
+      close(ctx.arr(o1), ctx.arr(o2), 1e-4, 'matmul after many dispatches');
+      ctx.done();
+      await be.dispose();
+      // after dispose kernels still run, on the calling thread
+      const c2 = new Ctx(be);
+      const x = c2.t([4], () => 1);
+      const y = c2.t([4], null);
+      be.kernels.unary!('exp', x, y);
+      assert.ok(Math.abs(c2.arr(y)[0]! - Math.E) < 1e-6);
+      c2.done();
+    }
+  });
+
+  test('a kernel error names the kernel and shapes', async () => {
+    const be = await createWasmBackend({ threads: 1 });
+    const a: View = { buf: be.allocate('float32', 4), shape: [2, 2], strides: [2, 1], offset: 0 };
+    // pointers far outside the memory make the wasm kernel trap
+    const bogus = { ...a, offset: 2 ** 29 };
+    assert.throws(
+      () => be.kernels.matmul!(bogus, a, a, { batch: 1, M: 2, N: 2, K: 2, transA: false, transB: false, strideA: 0, strideB: 0 }),
+      /gemm\(batch=1, M=2, N=2, K=2/,
+    );
+    await be.dispose();
+  });
 });
 
 describe('allocator', () => {
@@ -421,6 +462,58 @@ for (const c of configs) {
       ctx.be.kernels.unary!('exp', mt, o1);
       ref.unary('exp', mt, o2);
       close(ctx.arr(o1), ctx.arr(o2), 1e-6, 'unary strided');
+      ctx.done();
+    });
+
+    test('copy: strided views (transposes, slices, broadcasts) of float32 and int32', () => {
+      const ctx = new Ctx(B());
+      const r = rng(23);
+      for (const dtype of ['float32', 'int32'] as const) {
+        const base = ctx.t([4, 5, 6, 7], () => Math.round(100 * r()), dtype, 2);
+        const views: View[] = [
+          base,
+          { ...base, shape: [7, 6, 5, 4], strides: [1, 7, 42, 210] }, // full transpose
+          { ...base, shape: [4, 6, 5, 7], strides: [210, 7, 42, 1] }, // swap middle axes
+          { ...base, shape: [2, 3, 7], strides: [420, 42, 1], offset: 2 + 42 }, // slice
+          { ...base, shape: [3, 4, 7], strides: [0, 210, 1] }, // broadcast
+          { ...base, shape: [4, 5], strides: [-210, 42], offset: 2 + 3 * 210 }, // negative stride
+          { ...base, shape: [], strides: [], offset: 9 }, // scalar
+        ];
+        for (const v of views) {
+          const n = numel(v.shape);
+          const o1 = ctx.t([...v.shape], null, dtype);
+          const o2 = ctx.t([...v.shape], null, dtype);
+          ctx.be.kernels.copy!(v, o1);
+          ref.copy(v, o2);
+          assert.deepEqual(Array.from(ctx.be.view(o1.buf)).slice(0, n), Array.from(ctx.be.view(o2.buf)).slice(0, n), `copy ${dtype} ${v.shape}`);
+        }
+      }
+      // large: split over threads
+      const big = ctx.t([300, 1000], r);
+      const bt: View = { ...big, shape: [1000, 300], strides: [1, 1000] };
+      const o1 = ctx.t([1000, 300], null);
+      const o2 = ctx.t([1000, 300], null);
+      ctx.be.kernels.copy!(bt, o1);
+      ref.copy(bt, o2);
+      close(ctx.arr(o1), ctx.arr(o2), 0, 'copy large transpose');
+      ctx.done();
+    });
+
+    test('reduce sum / max / min over [outer, n, inner]', () => {
+      const ctx = new Ctx(B());
+      const r = rng(29);
+      for (const [outer, n, inner] of [[1, 1, 1], [3, 17, 1], [2, 5, 3], [4, 63, 65], [1, 1000, 1], [7, 3, 130], [300, 300, 1], [2, 300, 300]] as const) {
+        const x = ctx.t([outer, n, inner], r, 'float32', 1);
+        for (const op of ['sum', 'max', 'min', 'argmax'] as const) {
+          const dt = op === 'argmax' ? 'int32' : 'float32';
+          const o1 = ctx.t([outer, inner], null, dt);
+          const o2 = ctx.t([outer, inner], null, dt);
+          ctx.be.kernels.reduce!(op, x, outer, n, inner, o1);
+          ref.reduce(op, x, outer, n, inner, o2);
+          if (dt === 'int32') assert.deepEqual(Array.from(ctx.be.view(o1.buf)), Array.from(ctx.be.view(o2.buf)));
+          else close(ctx.arr(o1), ctx.arr(o2), 1e-5 * Math.sqrt(n), `reduce ${op} ${outer}x${n}x${inner}`);
+        }
+      }
       ctx.done();
     });
 

@@ -155,3 +155,26 @@ test('serialize refuses inconsistent tensors', () => {
   assert.throws(() => serializeSafetensors([...t({}), ...t({})]), /tensor "x": duplicate name/);
   assert.throws(() => serializeSafetensors(t({ name: '__metadata__' })), /invalid name/);
 });
+
+test('tensor names that are JavaScript object keys survive', () => {
+  const ts: RawTensor[] = ['__proto__', 'constructor', 'toString'].map((name) => ({ name, dtype: 'int32', shape: [1], data: Int32Array.from([7]) }));
+  const back = parseSafetensors(serializeSafetensors(ts)).tensors;
+  assert.deepEqual(back.map((t) => t.name).sort(), ['__proto__', 'constructor', 'toString']);
+});
+
+test('seeded fuzz: random byte flips and truncations fail only with safetensors errors', () => {
+  const good = serializeSafetensors(sample(), { format: 'pt' });
+  let seed = 12345;
+  const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+  for (let i = 0; i < 2000; i++) {
+    let bytes = good.slice();
+    for (let k = 0, flips = 1 + rand(4); k < flips; k++) bytes[rand(bytes.length)] = rand(256);
+    if (i % 5 === 0) bytes = bytes.subarray(0, rand(bytes.length));
+    try {
+      const { tensors } = parseSafetensors(bytes);
+      for (const t of tensors) assert.equal(t.data.length, t.shape.reduce((a, b) => a * b, 1));
+    } catch (e) {
+      assert.ok(e instanceof Error && e.message.startsWith('safetensors <buffer>: '), String(e));
+    }
+  }
+});

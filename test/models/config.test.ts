@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { type ModelConfig, ConfigError, configProblems, layerFfn, layerWindow, validateConfig } from '../../src/models/config.js';
+import { type FfnConfig, type ModelConfig, ConfigError, configProblems, ffnGroups, layerFfn, layerWindow, validateConfig, windowGroups } from '../../src/models/config.js';
 import { HF_MODEL_TYPES, applyOverrides, fromHFConfig, hfFieldNames, toHFConfig } from '../../src/models/hf-config.js';
 import { getPreset, getPresetInfo, presetNames } from '../../src/models/presets.js';
 
@@ -202,4 +202,80 @@ test('applyOverrides: unknown field lists the valid names of that model_type', (
   for (const k of ['q_lora_rank', 'kv_lora_rank', 'first_k_dense_replace', 'moe_layer_freq', 'topk_method', 'scoring_func', 'routed_scaling_factor']) {
     assert.ok(names.includes(k), k);
   }
+});
+
+test('real config.json files with extra keys read as the presets', () => {
+  // verbatim keys from the hub files, including ones Lineage ignores
+  const gpt2 = {
+    activation_function: 'gelu_new', architectures: ['GPT2LMHeadModel'], attn_pdrop: 0.1, bos_token_id: 50256, embd_pdrop: 0.1,
+    eos_token_id: 50256, initializer_range: 0.02, layer_norm_epsilon: 1e-5, model_type: 'gpt2', n_ctx: 1024, n_embd: 768,
+    n_head: 12, n_layer: 12, n_positions: 1024, resid_pdrop: 0.1, summary_activation: null, summary_first_dropout: 0.1,
+    summary_proj_to_labels: true, summary_type: 'cls_index', summary_use_proj: true,
+    task_specific_params: { 'text-generation': { do_sample: true, max_length: 50 } }, vocab_size: 50257,
+  };
+  assert.deepEqual(fromHFConfig(gpt2), getPreset('gpt2'));
+  const llama = {
+    _name_or_path: 'meta-llama/Llama-2-7b-hf', architectures: ['LlamaForCausalLM'], bos_token_id: 1, eos_token_id: 2,
+    hidden_act: 'silu', hidden_size: 4096, initializer_range: 0.02, intermediate_size: 11008, max_position_embeddings: 4096,
+    model_type: 'llama', num_attention_heads: 32, num_hidden_layers: 32, num_key_value_heads: 32, pretraining_tp: 1,
+    rms_norm_eps: 1e-5, rope_scaling: null, tie_word_embeddings: false, torch_dtype: 'float16', transformers_version: '4.31.0.dev0',
+    use_cache: true, vocab_size: 32000,
+  };
+  assert.deepEqual(fromHFConfig(llama), getPreset('llama-2-7b'));
+  // the hub's bert-base-uncased says BertForMaskedLM: MLM head, no pooler
+  const bert = fromHFConfig({ ...getPresetInfo('bert-base-uncased').hf, architectures: ['BertForMaskedLM'], gradient_checkpointing: false });
+  assert.ok(bert.arch === 'encoder' && bert.head === 'masked-lm');
+});
+
+test('vision patch embedding travels as vision_config', () => {
+  const cfg = getPreset('tiny-vlm');
+  assert.ok(cfg.arch === 'decoder');
+  assert.deepEqual(cfg.vision, { imageSize: 32, patchSize: 8, channels: 3 });
+  assert.deepEqual(toHFConfig(cfg).vision_config, { image_size: 32, patch_size: 8, num_channels: 3 });
+  assert.equal('vision_config' in toHFConfig(getPreset('tiny-llama')), false);
+  assert.throws(() => fromHFConfig({ ...toHFConfig(cfg), vision_config: { image_size: 30, patch_size: 8 } }), /vision\.patchSize: must divide imageSize \(30\)/);
+});
+
+test('MoE extensions (capacity factor, z-loss) are written only when set', () => {
+  const cfg = getPreset('tiny-mixtral');
+  assert.ok(cfg.arch === 'decoder' && cfg.decoder.block.ffn.kind === 'moe');
+  assert.equal('capacity_factor' in toHFConfig(cfg), false);
+  cfg.decoder.block.ffn.capacityFactor = 1.25;
+  cfg.decoder.block.ffn.zLossCoef = 0.001;
+  const hf = toHFConfig(cfg);
+  assert.deepEqual([hf.capacity_factor, hf.router_z_loss_coef], [1.25, 0.001]);
+  assert.deepEqual(fromHFConfig(hf), cfg);
+});
+
+test('validateConfig on malformed JSON names the field instead of crashing', () => {
+  const cfg = clone(getPreset('tiny-llama')) as unknown as Record<string, Record<string, unknown>>;
+  delete cfg.decoder.block;
+  assert.throws(() => validateConfig(cfg as unknown as ModelConfig), /invalid model config: decoder\.block: must be an object/);
+  const wrongFamily = { ...getPreset('tiny-llama'), family: 'bert' } as unknown as ModelConfig;
+  assert.throws(() => validateConfig(wrongFamily), /family: arch 'decoder' admits gpt2, .*got "bert"/);
+  assert.throws(() => validateConfig({ arch: 'cnn' } as unknown as ModelConfig), /arch: must be one of decoder, encoder/);
+});
+
+test('ffnGroups / windowGroups agree with the per-layer helpers', () => {
+  const moe = getPreset('deepseek-v2-lite');
+  assert.ok(moe.arch === 'decoder' && moe.decoder.block.ffn.kind === 'moe');
+  for (const [denseLayers, layerFreq, layers] of [[1, 1, 27], [0, 2, 7], [3, 3, 4], [2, 1, 3], [0, 1, 5]]) {
+    const ffn: FfnConfig = { ...moe.decoder.block.ffn, denseLayers, layerFreq };
+    const perLayer: string[] = Array.from({ length: layers }, (_, i) => layerFfn(ffn, i).kind);
+    const grouped: string[] = ffnGroups(ffn, layers).flatMap((g) => Array<string>(g.count).fill(g.ffn.kind));
+    assert.deepEqual(grouped.sort(), perLayer.sort(), `${denseLayers}/${layerFreq}/${layers}`);
+  }
+  const w = { kind: 'sliding' as const, size: 8, firstFullLayers: 3 };
+  assert.deepEqual(windowGroups(w, 5).map((g) => [g.window.kind, g.count]), [['full', 3], ['sliding', 2]]);
+  assert.deepEqual(windowGroups(w, 2).map((g) => [g.window.kind, g.count]), [['full', 2]]);
+  assert.deepEqual(windowGroups({ kind: 'full' }, 4).map((g) => g.count), [4]);
+});
+
+test('transformers 5 rope_parameters is read like rope_theta + rope_scaling', () => {
+  const { rope_theta: _t, rope_scaling: _s, ...base } = getPresetInfo('llama-2-7b').hf;
+  const v5 = fromHFConfig({ ...base, rope_parameters: { rope_type: 'linear', factor: 2, rope_theta: 500000 } });
+  assert.ok(v5.arch === 'decoder');
+  assert.deepEqual(v5.positions, { kind: 'rope', theta: 500000, dim: null, scaling: { kind: 'linear', factor: 2 } });
+  const plain = fromHFConfig({ ...base, rope_parameters: { rope_type: 'default', rope_theta: 10000 } });
+  assert.deepEqual(plain, getPreset('llama-2-7b'));
 });

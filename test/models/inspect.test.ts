@@ -4,6 +4,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
 import { countParams, inspectConfig } from '../../src/models/inspect.js';
 import { toHFConfig } from '../../src/models/hf-config.js';
@@ -174,6 +176,16 @@ test('inspect CLI reads a model directory, applies --set', async () => {
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('inspect CLI on a model directory with weights reports what the checkpoint stores', async () => {
+  const fixture = fileURLToPath(new URL('../../../fixtures/gpt2', import.meta.url));
+  if (!existsSync(`${fixture}/model.safetensors`)) return;
+  const out = JSON.parse(await capture([fixture, '--json']));
+  assert.equal(out.checkpoint.values, out.params);
+  assert.equal(out.checkpoint.files, 1);
+  assert.deepEqual(Object.keys(out.checkpoint.dtypes), ['F32']);
+  assert.match(await capture([fixture]), /checkpoint\s+\d+ tensors in 1 file\(s\), [\d,]+ values \(F32, .*\), matches the config/);
 });
 
 test('inspect CLI errors', async () => {

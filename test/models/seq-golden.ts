@@ -6,9 +6,13 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { readCheckpoint } from '../../src/io/checkpoint-node.js';
 import type { HfJson } from '../../src/models/hf-config.js';
-import { Tensor, tensor } from '../../src/index.js';
+import { Tensor, getBackend, setBackend, tensor, type Backend } from '../../src/index.js';
+import { createWasmBackend } from '../../src/backend/wasm/backend.js';
+import { createModel } from '../../src/models/registry.js';
+import { getPreset } from '../../src/models/presets.js';
+import { countParams } from '../../src/models/inspect.js';
 
-const ROOT = fileURLToPath(new URL('../../../fixtures/', import.meta.url));
+export const ROOT = fileURLToPath(new URL('../../../fixtures/', import.meta.url));
 
 export interface GoldenTensor {
   shape: number[];
@@ -83,4 +87,40 @@ export function maxDiff(a: Tensor, b: Tensor): number {
   let m = 0;
   for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i]! - y[i]!));
   return m;
+}
+
+/** one training step's checks: logits of the expected shape, finite loss, a finite non-zero gradient on
+ * every trainable parameter */
+export function checkTrainStep(model: { namedParameters(): [string, Tensor][] }, logits: Tensor, targets: Tensor, lossOf: (logits: Tensor, targets: Tensor) => Tensor): void {
+  const loss = lossOf(logits, targets);
+  assert.ok(Number.isFinite(loss.item()), `loss is ${loss.item()}`);
+  loss.backward();
+  for (const [name, p] of model.namedParameters()) {
+    if (!p.requiresGrad) continue;
+    assert.ok(p.grad, `${name} got no gradient`);
+    const g = p.grad.data();
+    assert.ok(g.every((v) => Number.isFinite(v)), `${name} has a non-finite gradient`);
+    assert.ok(g.some((v) => v !== 0), `${name} has an all-zero gradient`);
+  }
+}
+
+/** runs fn with the WebAssembly backend (1 thread) as the current backend, restoring the previous one */
+export async function onWasm<T>(fn: () => Promise<T> | T): Promise<T> {
+  const prev = getBackend();
+  wasm ??= await createWasmBackend({ threads: 1 });
+  setBackend(wasm);
+  try {
+    return await fn();
+  } finally {
+    setBackend(prev);
+  }
+}
+let wasm: Backend | null = null;
+
+/** the built model's trainable parameter count equals src/models/inspect's count from the config alone */
+export function checkParamCount(preset: string): void {
+  const cfg = getPreset(preset);
+  const model = createModel(cfg);
+  const trainable = model.parameters().filter((p) => p.requiresGrad).reduce((s, p) => s + p.size, 0);
+  assert.equal(trainable, countParams(cfg).params, `${preset}: built model vs countParams`);
 }

@@ -71,3 +71,24 @@ test('named templates, overrides, extra variables, and clear errors', () => {
   assert.throws(() => plain.applyChatTemplate(CHAT), /has no chat_template/);
   assert.throws(() => tok.applyChatTemplate(CHAT, { chatTemplate: '{% for %}' }), /cannot parse chat_template/);
 });
+
+test('withAddedTokens + withChatTemplate turn a base tokenizer into a chat tokenizer', () => {
+  const base = Tokenizer.fromJSON(gpt2TokenizerJson());
+  const chat = base.withAddedTokens(['<|im_start|>', '<|im_end|>', '<|endoftext|>'], { roles: { pad: '<|endoftext|>', eos: '<|im_end|>' } }).withChatTemplate(CHATML);
+  assert.equal(base.vocabSize, 50257, 'the original is unchanged');
+  assert.equal(chat.vocabSize, 50259);
+  assert.equal(chat.tokenToId('<|im_start|>'), 50257);
+  assert.equal(chat.tokenToId('<|endoftext|>'), 50256);
+  assert.equal(chat.specialTokens.eos?.id, 50258);
+  assert.equal(chat.specialTokens.pad?.id, 50256);
+  const ids = chat.encodeChat([{ role: 'user', content: 'Hi' }]);
+  assert.deepEqual(ids.slice(0, 1), [50257]);
+  assert.equal(chat.decode(ids), '<|im_start|>user\nHi<|im_end|>\n');
+  const again = Tokenizer.fromJSON(chat.toJSON(), chat.toConfigJSON());
+  assert.equal(again.applyChatTemplate([{ role: 'user', content: 'Hi' }]), chat.applyChatTemplate([{ role: 'user', content: 'Hi' }]));
+  assert.deepEqual(again.specialTokens, chat.specialTokens);
+  // roles changed on a tokenizer loaded with a config win over the config's old entries
+  const fromCfg = Tokenizer.fromJSON(gpt2TokenizerJson(), { eos_token: '<|endoftext|>' }).withAddedTokens(['<|im_end|>'], { roles: { eos: '<|im_end|>' } });
+  assert.equal(fromCfg.toConfigJSON().eos_token, '<|im_end|>');
+  assert.equal(fromCfg.applyChatTemplate([], { chatTemplate: '{{ eos_token }}' }), '<|im_end|>');
+});

@@ -37,9 +37,9 @@ test('tokenize with a tokenizer.json file and a model directory (GPT-2 ids)', as
 });
 
 test('tokenize: missing or unknown flags are one-line errors', async () => {
-  await assert.rejects(tokenizeCommand(['--text', 'x']), /lineage tokenize: missing --tokenizer/);
-  await assert.rejects(tokenizeCommand(['--tokenizer', 'bytes']), /lineage tokenize: missing --text/);
-  await assert.rejects(tokenizeCommand(['--tokenizer', 'bytes', '--text', 'x', '--bogus']), /lineage tokenize: Unknown option '--bogus'/);
+  await assert.rejects(tokenizeCommand(['--text', 'x']), /missing --tokenizer \(usage: lineage tokenize/);
+  await assert.rejects(tokenizeCommand(['--tokenizer', 'bytes']), /missing --text/);
+  await assert.rejects(tokenizeCommand(['--tokenizer', 'bytes', '--text', 'x', '--bogus']), /Unknown option '--bogus'/);
   await assert.rejects(tokenizeCommand(['--tokenizer', '/nonexistent/tok.json', '--text', 'x']), /does not exist/);
 });
 
@@ -68,7 +68,7 @@ for (const type of ['bpe', 'wordpiece', 'unigram']) {
 }
 
 test('tokenizer train: clear errors for bad flags', async () => {
-  await assert.rejects(tokenizerTrainCommand(['--vocab-size', '100', '--data', 'x', '--out', 'y']), /lineage tokenizer train: missing --type/);
+  await assert.rejects(tokenizerTrainCommand(['--vocab-size', '100', '--data', 'x', '--out', 'y']), /missing --type \(usage: lineage tokenizer train/);
   await assert.rejects(tokenizerTrainCommand(['--type', 'sentencepiece', '--vocab-size', '100', '--data', 'x', '--out', 'y']), /--type must be bpe, wordpiece or unigram, got "sentencepiece"/);
   await assert.rejects(tokenizerTrainCommand(['--type', 'bpe', '--vocab-size', 'lots', '--data', 'x', '--out', 'y']), /--vocab-size must be a positive integer, got "lots"/);
   await assert.rejects(tokenizerTrainCommand(['--type', 'bpe', '--vocab-size', '1000', '--out', 'y']), /missing --data/);
@@ -120,4 +120,11 @@ test('progress formatting helpers', () => {
   assert.equal(formatCount(999), '999');
   assert.equal(formatCount(12345), '12.3k');
   assert.equal(formatCount(2_500_000), '2.50M');
+});
+
+test('ProgressBar fields: losses, rates and learning rates read well', () => {
+  const { writes, stream } = fakeStream(false);
+  const bar = new ProgressBar({ total: 10, stream, now: () => 0 });
+  bar.update(10, { loss: 2.123456, 'tok/s': 12345.6, lr: 3e-4, note: 'warmup' });
+  assert.match(writes[0], /loss=2\.123 tok\/s=12\.3k lr=3\.00e-4 note=warmup\n$/);
 });

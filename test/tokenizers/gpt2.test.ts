@@ -19,6 +19,7 @@ const CASES = [
   '\u0000\u0001\u001f control', 'zero\u200bwidth', 'combining e\u0301 a\u0300', 'lone surrogate? no: \ud83d\ude00 ok',
   'The quick brown fox jumps over the lazy dog. THE QUICK BROWN FOX.', ' '.repeat(50) + 'x', 'x'.repeat(300),
   'supercalifragilisticexpialidocious antidisestablishmentarianism', '   \n   ',
+  '\ufeffstarts with a BOM', 'NEL\u0085line \u2028sep\u2029', 'ｱｲｳ half-width ١٢٣ arabic digits',
 ];
 
 test('GPT-2 encode matches js-tiktoken on varied strings', () => {
@@ -44,7 +45,7 @@ test('GPT-2 matches js-tiktoken on random unicode strings (seeded)', () => {
   const r = rng(1234);
   const pools = [
     ' \t\n', 'abcdefghijklmnopqrstuvwxyzABCXYZ', "0123456789'.,;:!?-_()[]{}\"", 'éèêàçñüößøåæœ', 'αβγδΔΩжщЯ',
-    '日本語中文字한국', '🤗🎉😀👍🏽🇺🇸', '\u0301\u200d\u00a0\u3000',
+    '日本語中文字한국', '🤗🎉😀👍🏽🇺🇸', '\u0301\u200d\u00a0\u3000\ufeff\u0085\r',
   ];
   for (let n = 0; n < 300; n++) {
     let s = '';

@@ -171,3 +171,45 @@ test('Split pre-tokenizer behaviours and the char-level tokenizer.json shape', (
   const saved = JSON.parse(readFileSync(new URL(import.meta.url), 'utf8').length ? JSON.stringify(j) : '{}');
   assert.equal(Tokenizer.fromJSON(saved).decode(Tokenizer.fromJSON(saved).encode('low\nword')), 'low\nword');
 });
+
+test('Llama-3-style pipeline: Split regex + ByteLevel(use_regex false), Sequence post-processor, ignore_merges', () => {
+  const gpt2 = gpt2Tokenizer().toJSON() as any;
+  const llama3Regex = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+  const tok = Tokenizer.fromJSON({
+    ...gpt2,
+    added_tokens: [...gpt2.added_tokens, { id: 50257, content: '<|begin_of_text|>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
+    pre_tokenizer: { type: 'Sequence', pretokenizers: [
+      { type: 'Split', pattern: { Regex: llama3Regex }, behavior: 'Isolated', invert: false },
+      { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false }] },
+    post_processor: { type: 'Sequence', processors: [
+      { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true },
+      { type: 'TemplateProcessing', single: [{ SpecialToken: { id: '<|begin_of_text|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+        pair: [{ SpecialToken: { id: '<|begin_of_text|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '<|begin_of_text|>', type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } }],
+        special_tokens: { '<|begin_of_text|>': { id: '<|begin_of_text|>', ids: [50257], tokens: ['<|begin_of_text|>'] } } }] },
+    model: { ...gpt2.model, ignore_merges: true },
+  });
+  const g = gpt2Tokenizer();
+  assert.deepEqual(tok.encode('Hello world'), [50257, ...g.encode('Hello world')]);
+  assert.deepEqual(tok.encode('Hi', { pair: 'there' }), [50257, ...g.encode('Hi'), 50257, ...g.encode('there')]);
+  // digits are grouped by three, unlike GPT-2
+  assert.deepEqual(tok.tokenize('12345', { addSpecialTokens: false }), ['123', '45']);
+  assert.equal(tok.decode(tok.encode("I'M here 12345"), { skipSpecialTokens: true }), "I'M here 12345");
+  assert.equal(tok.specialTokens.bos?.id, 50257);
+});
+
+test('decodeStream: incremental text equals the full decode, never a partial character', () => {
+  const cases: [Tokenizer, string][] = [
+    [gpt2Tokenizer(), 'Hello 🤗 wörld, 日本語! 👩‍👩‍👧 done.'],
+    [bytesTokenizer(), 'bytes: é 😀 ok'],
+    [trainUnigram(corpus, { vocabSize: 500 }), 'First Citizen: 日本 😀 speak'],
+    [trainWordPiece(corpus, { vocabSize: 400 }), 'Before we proceed, any further!'],
+  ];
+  for (const [tok, text] of cases) {
+    const ids = tok.encode(text, { addSpecialTokens: false });
+    const stream = tok.decodeStream();
+    const pieces = ids.map((id) => stream.push(id));
+    pieces.push(stream.flush());
+    assert.equal(pieces.join(''), tok.decode(ids), `stream of ${JSON.stringify(text)}`);
+    assert.ok(pieces.every((p) => !p.includes('\ufffd')), 'no replacement characters mid-stream');
+  }
+});

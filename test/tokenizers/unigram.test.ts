@@ -42,6 +42,7 @@ test('metaspace pre-tokenization and decode', () => {
   assert.deepEqual(tok.tokenize('hello  world'), ['▁hello', '▁', '▁world']);
   assert.equal(tok.decode(tok.encode('hello  world')), 'hello  world');
   assert.deepEqual(tok.tokenize('abc'), ['▁', 'ab', 'c']);
+  assert.deepEqual(tok.encode(''), []);
 });
 
 test('without byte fallback, unknown characters fuse into one <unk>', () => {

@@ -21,6 +21,7 @@ export class ReferenceBackend implements Backend {
   readonly name: string;
   readonly kernels = referenceKernels;
   private inUse = 0;
+  private peak = 0;
   constructor(readonly opts: { float64?: boolean } = {}) {
     this.name = opts.float64 ? 'reference-f64' : 'reference';
   }
@@ -28,6 +29,7 @@ export class ReferenceBackend implements Backend {
   allocate(dtype: DType, length: number): Buf {
     const data = dtype === 'float32' && this.opts.float64 ? (new Float64Array(length) as unknown as Float32Array) : newArray(dtype, length);
     this.inUse += length * bytesPerElement(dtype);
+    this.peak = Math.max(this.peak, this.inUse);
     return new ReferenceBuf(this, dtype, length, data);
   }
 
@@ -56,6 +58,14 @@ export class ReferenceBackend implements Backend {
 
   bytesInUse(): number {
     return this.inUse;
+  }
+
+  peakBytesInUse(): number {
+    return this.peak;
+  }
+
+  resetPeak(): void {
+    this.peak = this.inUse;
   }
 
   private own(buf: Buf, op: string): ReferenceBuf {

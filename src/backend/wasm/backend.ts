@@ -4,7 +4,7 @@
 // broadcasts) goes to the reference kernels through view(), which reads this memory directly.
 import type {
   AdamWParams, AnyArray, AttentionParams, Backend, BinaryOp, Buf, CrossEntropyParams, DType, KernelTable, MatmulParams,
-  NormParams, UnaryOp, View,
+  NormParams, ReduceOp, UnaryOp, View,
 } from '../backend.js';
 import { bytesPerElement } from '../backend.js';
 import { referenceKernels } from '../reference/kernels.js';
@@ -19,6 +19,8 @@ export interface WasmBackendOptions {
   variant?: WasmVariant | 'auto';
   /** how to start a worker; default: worker_threads in Node, module Web Workers in cross-origin-isolated pages */
   spawn?: SpawnWorker | null;
+  /** split every kernel over all threads regardless of size (tests use it to exercise the parallel paths) */
+  forceParallel?: boolean;
 }
 
 export interface WasmBackend extends Backend {
@@ -37,7 +39,7 @@ export interface WasmBackend extends Backend {
 /** exported kernel functions the pool may dispatch */
 const FNS = [
   'gemm', 'attention', 'attentionBackward', 'unary', 'binary', 'softmax', 'softmaxBackward', 'norm', 'normBackward',
-  'crossEntropy', 'crossEntropyBackward', 'adamw',
+  'crossEntropy', 'crossEntropyBackward', 'adamw', 'copyStrided', 'reduce',
 ] as const;
 type Fn = (typeof FNS)[number];
 
@@ -46,6 +48,7 @@ export const UNARY_CODES: Partial<Record<UnaryOp, number>> = {
   log: 12,
 };
 const BINARY_CODES: Partial<Record<BinaryOp, number>> = { add: 0, sub: 1, mul: 2, div: 3, maximum: 4, minimum: 5 };
+const REDUCE_CODES: Partial<Record<ReduceOp, number>> = { sum: 0, max: 1, min: 2 };
 
 /** Work sizes below which a kernel stays on the calling thread (dispatch costs ~10-50 us). */
 const PAR_FLOPS = 4e6;
@@ -128,7 +131,7 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   }
   const threads = Math.max(1, Math.floor(opts.threads ?? cores));
   const pool = await Pool.create(module, memory, ex, FNS, spawn ? threads - 1 : 0, spawn ?? null);
-  return new WasmBackendImpl(memory, ex, pool, variant);
+  return new WasmBackendImpl(memory, ex, pool, variant, !!opts.forceParallel);
 }
 
 function spawnWebWorker(init: Parameters<SpawnWorker>[0]): WorkerHandle {
@@ -151,6 +154,7 @@ class WasmBackendImpl implements WasmBackend {
     private readonly ex: Exports & Record<string, unknown>,
     private readonly pool: Pool,
     readonly variant: WasmVariant,
+    private readonly forceParallel: boolean,
   ) {
     this.name = `wasm-${variant}`;
     this.alloc = new WasmAllocator(memory, Math.max(65536, ex.heapBase()));
@@ -241,7 +245,7 @@ class WasmBackendImpl implements WasmBackend {
   }
 
   private nth(work: number, threshold: number): number {
-    return work >= threshold ? this.pool.threads : 1;
+    return work >= threshold || this.forceParallel ? this.pool.threads : 1;
   }
 
   /** runs a kernel on nth threads with scratchPer bytes of scratch each; errors name the kernel and shapes */
@@ -274,6 +278,14 @@ class WasmBackendImpl implements WasmBackend {
         this.run('unary', this.nth(n, PAR_ELEMS), [code, this.addr(x, 'unary'), this.addr(out, 'unary'), n], 0, () => `${op}, ${shapeStr(x)}`);
       },
       binary: (op, a, b, out) => this.binary(op, a, b, out),
+      copy: (x, out) => this.copy(x, out),
+      reduce: (op, x, outer, n, inner, out) => {
+        const code = REDUCE_CODES[op];
+        if (code === undefined || !this.f32(x, out) || n < 1) return ref.reduce(op, x, outer, n, inner, out);
+        if (outer * inner === 0) return;
+        const k = 'reduce';
+        this.run(k, this.nth(outer * n * inner, PAR_ELEMS), [code, this.addr(x, k), this.addr(out, k), outer, n, inner], 0, () => `${op}, outer=${outer}, n=${n}, inner=${inner}`);
+      },
       softmax: (x, out, rows, n, log) => {
         if (!this.f32(x, out)) return ref.softmax(x, out, rows, n, log);
         if (rows * n === 0) return;
@@ -345,6 +357,31 @@ class WasmBackendImpl implements WasmBackend {
       this.ex.gemmScratchBytes(),
       () => `batch=${batch}, M=${M}, N=${N}, K=${K}, transA=${p.transA}, transB=${p.transB}, strideA=${p.strideA}, strideB=${p.strideB}`,
     );
+  }
+
+  /** same-dtype copy of 4-byte elements (float32, int32) from any strides; other cases: reference */
+  private copy(x: View, out: View): void {
+    const d = x.buf.dtype;
+    if (d !== out.buf.dtype || (d !== 'float32' && d !== 'int32') || !isContiguous(out)) return referenceKernels.copy(x, out);
+    const n = numel(x.shape);
+    if (n === 0) return;
+    const contiguous = isContiguous(x);
+    const shape = contiguous ? [n] : x.shape;
+    const strides = contiguous ? [1] : x.strides;
+    const rank = Math.max(1, shape.length);
+    const meta = this.alloc.alloc(rank * 8, false, 'copy shape');
+    try {
+      const m = new Int32Array(this.memory.buffer, meta, 2 * rank);
+      if (shape.length === 0) m.set([1, 1]);
+      else {
+        m.set(shape, 0);
+        m.set(strides, rank);
+      }
+      const k = 'copy';
+      this.run('copyStrided', this.nth(n, PAR_ELEMS), [this.addr(x, k), this.addr(out, k), rank, meta, n], 0, () => `${d}, shape ${shapeStr(x)}, strides [${x.strides.join(', ')}]`);
+    } finally {
+      this.alloc.release(meta, 'copy shape');
+    }
   }
 
   private binary(op: BinaryOp, a: View, b: View, out: View): void {

@@ -49,7 +49,9 @@ export function serveJobs(init: WorkerInit, exports: Record<string, unknown>): v
   const args = new Float64Array(init.ctrl, ARGS_BYTE, MAX_ARGS);
   const fns = init.fns.map((f) => exports[f] as Kernel);
   const box = MAILBOX + init.tid;
-  let seen = Atomics.load(ctrl, box);
+  // mailboxes start at 0 on a fresh control buffer; reading the word here instead would race with a
+  // job posted right after this worker reported ready
+  let seen = 0;
   for (;;) {
     Atomics.wait(ctrl, box, seen);
     seen = Atomics.load(ctrl, box);

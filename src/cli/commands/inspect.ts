@@ -5,9 +5,9 @@
 import { readFile, stat } from 'node:fs/promises';
 
 import { type HfJson, applyOverrides, fromHFConfig } from '../../models/hf-config.js';
-import { CACHE_DTYPES, type CacheDType, formatInspect, inspectConfig } from '../../models/inspect.js';
+import { CACHE_DTYPES, type CacheDType, formatInspect, humanBytes, inspectConfig } from '../../models/inspect.js';
 import { getPresetInfo, isPreset, presetNames } from '../../models/presets.js';
-import { CONFIG_FILE, readConfigJson } from '../../io/checkpoint-node.js';
+import { CONFIG_FILE, listCheckpointTensors, readConfigJson } from '../../io/checkpoint-node.js';
 
 const USAGE = 'usage: lineage inspect <preset | model dir | config.json> [--context N] [--dtype float32|float16|bfloat16|int8] [--set field=value]... [--json]';
 
@@ -53,6 +53,38 @@ function parseDtype(text: string): CacheDType {
   return text as CacheDType;
 }
 
+/** What a model directory's weights hold, from the safetensors headers (no tensor data is read). */
+interface StoredSummary {
+  files: number;
+  tensors: number;
+  /** stored values; equals the config's parameter count unless the file has buffers or extra heads */
+  values: number;
+  bytes: number;
+  dtypes: Record<string, number>;
+}
+
+async function storedSummary(dir: string): Promise<StoredSummary | null> {
+  const list = await listCheckpointTensors(dir);
+  if (list.length === 0) return null;
+  const dtypes: Record<string, number> = {};
+  let values = 0;
+  let bytes = 0;
+  for (const t of list) {
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    values += n;
+    bytes += t.end - t.begin;
+    dtypes[t.dtype] = (dtypes[t.dtype] ?? 0) + n;
+  }
+  return { files: new Set(list.map((t) => t.file)).size, tensors: list.length, values, bytes, dtypes };
+}
+
+function storedRow(s: StoredSummary, params: number): [string, string] {
+  const dtypes = Object.keys(s.dtypes).join('/');
+  const diff = s.values - params;
+  const match = diff === 0 ? 'matches the config' : `${diff > 0 ? '+' : ''}${diff.toLocaleString('en-US')} vs the config (buffers or task heads)`;
+  return ['checkpoint', `${s.tensors} tensors in ${s.files} file(s), ${s.values.toLocaleString('en-US')} values (${dtypes}, ${humanBytes(s.bytes)}), ${match}`];
+}
+
 /** config.json of a preset, a model directory, or a config.json path. */
 async function loadHfConfig(target: string): Promise<HfJson> {
   if (isPreset(target)) return getPresetInfo(target).hf;
@@ -79,6 +111,11 @@ export async function inspectCommand(argv: string[]): Promise<void> {
   const args = parseArgs(argv);
   const hf = applyOverrides(await loadHfConfig(args.target), args.sets);
   const report = inspectConfig(fromHFConfig(hf), { context: args.context, dtype: args.dtype });
-  const text = args.json ? JSON.stringify({ model: args.target, ...report }, null, 2) : formatInspect(report, args.target);
-  process.stdout.write(text + '\n');
+  const isDir = !isPreset(args.target) && (await stat(args.target)).isDirectory();
+  const stored = isDir ? await storedSummary(args.target) : null;
+  if (args.json) {
+    process.stdout.write(JSON.stringify({ model: args.target, ...report, ...(stored ? { checkpoint: stored } : {}) }, null, 2) + '\n');
+    return;
+  }
+  process.stdout.write(formatInspect(report, args.target, stored ? [storedRow(stored, report.params)] : []) + '\n');
 }

@@ -1,4 +1,5 @@
-// `lineage tokenize` and `lineage tokenizer train` handlers (wired into the CLI's main by the lead).
+// `lineage tokenize` and `lineage tokenizer train` handlers. Errors are thrown without the
+// "lineage <command>:" prefix: main adds it when it prints them.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadTokenizer, saveTokenizer } from '../../tokenizers/load-node.js';
@@ -11,13 +12,13 @@ function parse(cmd: string, argv: string[], options: OptionSpec) {
   try {
     return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Record<string, string | boolean | undefined>;
   } catch (e) {
-    throw new Error(`lineage ${cmd}: ${(e as Error).message}`);
+    throw new Error((e as Error).message);
   }
 }
 
 function required(cmd: string, values: Record<string, unknown>, name: string, usage: string): string {
   const v = values[name];
-  if (typeof v !== 'string' || v === '') throw new Error(`lineage ${cmd}: missing --${name} (usage: ${usage})`);
+  if (typeof v !== 'string' || v === '') throw new Error(`missing --${name} (usage: ${usage})`);
   return v;
 }
 
@@ -32,7 +33,7 @@ export async function tokenizeCommand(argv: string[]): Promise<void> {
     tokenizer: { type: 'string' }, text: { type: 'string' }, json: { type: 'boolean' }, 'no-special': { type: 'boolean' },
   });
   const path = required('tokenize', v, 'tokenizer', TOKENIZE_USAGE);
-  if (typeof v.text !== 'string') throw new Error(`lineage tokenize: missing --text (usage: ${TOKENIZE_USAGE})`);
+  if (typeof v.text !== 'string') throw new Error(`missing --text (usage: ${TOKENIZE_USAGE})`);
   const tok = loadTokenizer(path);
   const ids = tok.encode(v.text, { addSpecialTokens: !v['no-special'] });
   if (v.json) {
@@ -55,21 +56,21 @@ export async function tokenizerTrainCommand(argv: string[]): Promise<void> {
     'min-frequency': { type: 'string' }, 'special-tokens': { type: 'string' },
   });
   const type = required('tokenizer train', v, 'type', TRAIN_USAGE);
-  if (!['bpe', 'wordpiece', 'unigram'].includes(type)) throw new Error(`lineage tokenizer train: --type must be bpe, wordpiece or unigram, got ${JSON.stringify(type)}`);
+  if (!['bpe', 'wordpiece', 'unigram'].includes(type)) throw new Error(`--type must be bpe, wordpiece or unigram, got ${JSON.stringify(type)}`);
   const vsRaw = required('tokenizer train', v, 'vocab-size', TRAIN_USAGE);
   const vocabSize = Number(vsRaw);
-  if (!Number.isInteger(vocabSize) || vocabSize <= 0) throw new Error(`lineage tokenizer train: --vocab-size must be a positive integer, got ${JSON.stringify(vsRaw)}`);
+  if (!Number.isInteger(vocabSize) || vocabSize <= 0) throw new Error(`--vocab-size must be a positive integer, got ${JSON.stringify(vsRaw)}`);
   const data = required('tokenizer train', v, 'data', TRAIN_USAGE);
   const out = required('tokenizer train', v, 'out', TRAIN_USAGE);
   let minFrequency: number | undefined;
   if (v['min-frequency'] !== undefined) {
     minFrequency = Number(v['min-frequency']);
-    if (!Number.isInteger(minFrequency) || minFrequency < 1) throw new Error(`lineage tokenizer train: --min-frequency must be a positive integer, got ${JSON.stringify(v['min-frequency'])}`);
+    if (!Number.isInteger(minFrequency) || minFrequency < 1) throw new Error(`--min-frequency must be a positive integer, got ${JSON.stringify(v['min-frequency'])}`);
   }
   const specialTokens = typeof v['special-tokens'] === 'string' ? v['special-tokens'].split(',').filter(Boolean) : undefined;
   let text: string;
-  try { text = readFileSync(data, 'utf8'); } catch (e) { throw new Error(`lineage tokenizer train: cannot read --data ${data}: ${(e as Error).message}`); }
-  if (text.length === 0) throw new Error(`lineage tokenizer train: --data ${data} is empty`);
+  try { text = readFileSync(data, 'utf8'); } catch (e) { throw new Error(`cannot read --data ${data}: ${(e as Error).message}`); }
+  if (text.length === 0) throw new Error(`--data ${data} is empty`);
 
   let bar: ProgressBar | null = null;
   let phase = '';

@@ -1,0 +1,90 @@
+// `lineage eval`: loss and perplexity of a model on a text file. Causal models (decoders, Mamba, RNNs):
+// mean next-token cross-entropy over consecutive non-overlapping windows of the context length (or
+// --seq-len), each token predicted once from its window. Other families: the family's objective on
+// fixed batches drawn from the whole file.
+import { existsSync, readFileSync } from 'node:fs';
+import { noGrad, tidy } from '../../tensor/engine.js';
+import { crossEntropy, tensor } from '../../ops/index.js';
+import type { LanguageModel } from '../../models/model.js';
+import type { ModelConfig } from '../../models/config.js';
+import { MemoryTokenFile, sequentialBatches, type TokenSource } from '../../train/data/index.js';
+import { createTask, defaultObjective } from '../../train/family-objectives.js';
+import { loadModelDir } from '../../infer/model-dir-node.js';
+import type { Tokenizer } from '../../tokenizers/tokenizer.js';
+import { loadTokenizer } from '../../tokenizers/load-node.js';
+import { flagNumber, flagString, parseFlags } from './train.js';
+
+const HELP = `usage: lineage eval --model DIR --data FILE [--seq-len N] [--batch-size B] [--tokenizer T] [--json]
+
+  prints {"loss","tokens","perplexity"}: mean next-token loss over non-overlapping windows of the
+  model's context length (or N)`;
+
+export interface EvalResult {
+  loss: number;
+  tokens: number;
+  perplexity: number;
+}
+
+/** default window: the learned-position context, else the config's maxContext capped at 1024, RNNs 256 */
+export function evalWindow(cfg: ModelConfig): number {
+  if (!('maxContext' in cfg)) return 256;
+  return cfg.positions.kind === 'learned' ? cfg.maxContext : Math.min(cfg.maxContext, 1024);
+}
+
+/** Σ CE / #targets over sequential windows (the last partial window is dropped, as in sequentialBatches) */
+export function causalEval(model: LanguageModel, src: TokenSource, seqLen: number, batchSize: number): EvalResult {
+  let total = 0;
+  let count = 0;
+  model.eval();
+  for (const b of sequentialBatches(src, batchSize, seqLen)) {
+    total += noGrad(() => tidy(() => {
+      const shape = [b.rows, b.blockSize];
+      const out = model.forward({ inputIds: tensor(b.x, { shape, dtype: 'int32' }) });
+      return crossEntropy(out.logits, tensor(b.y, { shape, dtype: 'int32' }), { reduction: 'sum' }).item();
+    }));
+    count += b.x.length;
+  }
+  if (count === 0) throw new Error(`eval: the data has fewer than ${seqLen + 1} tokens (one window of --seq-len ${seqLen})`);
+  const loss = total / count;
+  return { loss, tokens: count, perplexity: Math.exp(loss) };
+}
+
+function objectiveEval(model: LanguageModel, cfg: ModelConfig, text: string, tok: Tokenizer, seqLen: number, batchSize: number): EvalResult {
+  const ids = new MemoryTokenFile(Int32Array.from(tok.encode(text, { addSpecialTokens: false })));
+  const encode = (s: string) => tok.encode(s, { addSpecialTokens: false });
+  const task = createTask(defaultObjective(cfg), cfg, { train: ids, val: ids, trainText: text, valText: text, encode }, { batchSize, blockSize: seqLen, seed: 0 }, tok);
+  model.eval();
+  let total = 0;
+  let count = 0;
+  for (const b of task.evalBatches('val', 0, 20)) {
+    total += noGrad(() => tidy(() => task.loss(model, b).loss.item())) * b.tokens;
+    count += b.tokens;
+  }
+  task.dispose?.();
+  return { loss: total / count, tokens: count, perplexity: Math.exp(total / count) };
+}
+
+export async function evalCommand(argv: string[]): Promise<void> {
+  const f = parseFlags('eval', argv, ['model', 'data', 'seq-len', 'batch-size', 'tokenizer'], ['json', 'help']);
+  if (f.bools.has('help')) return void console.log(HELP);
+  const dir = flagString(f, 'model');
+  const data = flagString(f, 'data');
+  if (!dir) throw new Error('--model DIR is required');
+  if (!data) throw new Error('--data FILE is required');
+  if (!existsSync(data)) throw new Error(`--data ${data}: no such file`);
+  const { model, config, tokenizer } = await loadModelDir(dir);
+  const tokSpec = flagString(f, 'tokenizer');
+  const tok = tokSpec ? loadTokenizer(tokSpec) : tokenizer;
+  if (!tok) throw new Error(`${dir}: no tokenizer.json; pass --tokenizer`);
+  const seqLen = flagNumber(f, 'seq-len', { int: true, min: 1 }) ?? evalWindow(config);
+  if ('maxContext' in config && config.positions.kind === 'learned' && seqLen > config.maxContext) throw new Error(`--seq-len ${seqLen} exceeds the model's ${config.maxContext} learned positions`);
+  const batchSize = flagNumber(f, 'batch-size', { int: true, min: 1 }) ?? 8;
+  const text = readFileSync(data, 'utf8');
+  const causal = config.arch === 'decoder' || config.arch === 'mamba' || config.arch === 'rnn';
+  const r = causal
+    ? causalEval(model, new MemoryTokenFile(Int32Array.from(tok.encode(text, { addSpecialTokens: false }))), seqLen, batchSize)
+    : objectiveEval(model, config, text, tok, seqLen, batchSize);
+  model.dispose();
+  if (f.bools.has('json')) console.log(JSON.stringify(r));
+  else console.log(`loss ${r.loss.toFixed(4)}  perplexity ${r.perplexity.toFixed(3)}  over ${r.tokens} tokens (windows of ${seqLen})`);
+}

@@ -1,0 +1,405 @@
+// `lineage train`: config (recipe ← config file ← flags) → tokenizer, data, model, objective → the
+// training loop with a progress bar, metrics.jsonl, periodic validation, atomic checkpoints every N
+// steps (`--resume` continues a killed run with identical losses), and at the end an HF model
+// directory with a loss-curve SVG beside the weights.
+//
+// OUT/ layout:
+//   config.json, model.safetensors, tokenizer.json, tokenizer_config.json   final model (HF layout)
+//   metrics.jsonl, loss-curve.svg, train_config.json, train_summary.json
+//   checkpoint/   the last checkpoint: a model dir + optimizer.safetensors + trainer_state.json
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { noGrad, tidy } from '../../tensor/engine.js';
+import { tensor } from '../../ops/index.js';
+import type { ModelConfig } from '../../models/config.js';
+import { applyOverrides, fromHFConfig } from '../../models/hf-config.js';
+import { getPresetInfo, isPreset } from '../../models/presets.js';
+import { createModel } from '../../models/registry.js';
+import type { LanguageModel } from '../../models/model.js';
+import { readSafetensorsFile } from '../../io/checkpoint-node.js';
+import { serializeSafetensors } from '../../io/safetensors.js';
+import { bytesTokenizer, charTokenizer } from '../../tokenizers/simple.js';
+import { loadTokenizer } from '../../tokenizers/load-node.js';
+import type { Tokenizer } from '../../tokenizers/tokenizer.js';
+import { MemoryTokenFile, type TokenSource } from '../../train/data/index.js';
+import { NodeTokenFile } from '../../train/data/token-file-node.js';
+import { checkpointDir, recoverCheckpointDir, writeFileAtomic, writeJSONAtomic } from '../../train/atomic-node.js';
+import { MetricsLogger, parseMetricsJsonl, seriesOf, type MetricRecord } from '../../train/metrics.js';
+import { jsonlFileSink } from '../../train/metrics-node.js';
+import { lossChart } from '../../train/plot.js';
+import { createTask, defaultObjective, OBJECTIVES, type ObjectiveName, type TaskData } from '../../train/family-objectives.js';
+import { DEFAULT_CONFIG, applyTweaks, getRecipe, validateTrainConfig, type TrainConfig } from '../../train/recipes.js';
+import { MixedPrecision, measureMemory, parsePrecision, type MemoryReport, type Precision } from '../../train/precision.js';
+import { Trainer, enableGradientCheckpointing, runTraining, type TrainerState } from '../../train/trainer.js';
+import type { OptimizerKind, OptimizerState } from '../../train/optim.js';
+import { configToJson, loadModelDir, saveModelDir } from '../../infer/model-dir-node.js';
+import { ProgressBar } from '../progress.js';
+
+// ---- flags ----
+
+export interface ParsedFlags {
+  values: Map<string, string[]>;
+  bools: Set<string>;
+}
+
+/** `--name value`, `--name=value`, boolean `--name`; repeated flags accumulate. Unknown names throw. */
+export function parseFlags(cmd: string, argv: readonly string[], valued: readonly string[], booleans: readonly string[]): ParsedFlags {
+  const values = new Map<string, string[]>();
+  const bools = new Set<string>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('--')) throw new Error(`unexpected argument ${JSON.stringify(a)} (options start with --; see 'lineage ${cmd} --help')`);
+    const eq = a.indexOf('=');
+    const name = a.slice(2, eq < 0 ? undefined : eq);
+    if (booleans.includes(name)) {
+      if (eq >= 0) throw new Error(`--${name} takes no value`);
+      bools.add(name);
+    } else if (valued.includes(name)) {
+      const v = eq >= 0 ? a.slice(eq + 1) : argv[++i];
+      if (v === undefined) throw new Error(`--${name} needs a value`);
+      values.set(name, [...(values.get(name) ?? []), v]);
+    } else {
+      throw new Error(`unknown option --${name} (options: ${[...valued, ...booleans].map((n) => '--' + n).join(' ')})`);
+    }
+  }
+  return { values, bools };
+}
+
+export function flagNumber(f: ParsedFlags, name: string, opts: { int?: boolean; min?: number } = {}): number | undefined {
+  const s = f.values.get(name)?.at(-1);
+  if (s === undefined) return undefined;
+  const v = Number(s);
+  if (s.trim() === '' || !Number.isFinite(v) || (opts.int && !Number.isInteger(v)) || (opts.min !== undefined && v < opts.min)) {
+    throw new Error(`--${name}: expected ${opts.int ? 'an integer' : 'a number'}${opts.min !== undefined ? ` >= ${opts.min}` : ''}, got ${JSON.stringify(s)}`);
+  }
+  return v;
+}
+
+export const flagString = (f: ParsedFlags, name: string): string | undefined => f.values.get(name)?.at(-1);
+
+const TRAIN_VALUED = [
+  'recipe', 'config', 'model', 'set', 'tokenizer', 'data', 'out', 'objective', 'steps', 'batch-size', 'block-size', 'grad-accum',
+  'lr', 'min-lr', 'warmup', 'decay-steps', 'schedule', 'optimizer', 'weight-decay', 'beta1', 'beta2', 'momentum', 'grad-clip',
+  'precision', 'eval-interval', 'eval-batches', 'checkpoint-interval', 'seed', 'val-fraction', 'dropout', 'log-interval',
+];
+const TRAIN_BOOLS = ['json', 'resume', 'gradient-checkpointing', 'no-bias', 'memory-report', 'quiet', 'help'];
+
+export const TRAIN_HELP = `usage: lineage train [--recipe NAME | --config FILE.json] --data FILE --out DIR [options]
+
+  --recipe NAME            shakespeare-char-cpu (nanoGPT's CPU recipe)
+  --config FILE            JSON with TrainConfig fields (see docs/TRAINING.md)
+  --model PRESET|DIR       preset (e.g. tiny-gpt2) or a model directory to fine-tune
+  --set FIELD=VALUE        config.json override for a preset (repeatable)
+  --tokenizer T            char | bytes | tokenizer.json | model dir
+  --data FILE|DIR          text file (split train/val by characters) or a dir with train.bin and val.bin
+  --out DIR                output model directory (HF layout) with metrics.jsonl and loss-curve.svg
+  --objective O            ${OBJECTIVES.join(' | ')} (default: by family)
+  --steps N  --batch-size B  --block-size T  --grad-accum K  --seed S  --val-fraction F
+  --optimizer adamw|adam|sgd  --lr LR  --min-lr LR  --warmup N  --decay-steps N  --schedule cosine|constant|linear
+  --weight-decay WD  --beta1 B1  --beta2 B2  --momentum M  --grad-clip C (0 = off)
+  --precision fp32|bf16|fp16  --gradient-checkpointing  --no-bias  --dropout P
+  --eval-interval N  --eval-batches N  --checkpoint-interval N
+  --resume                 continue from OUT/checkpoint
+  --memory-report          print parameter/activation bytes for fp32, bf16, fp16 (and checkpointing) and exit
+  --json                   last stdout line: {"valLoss","trainLoss","steps","seconds",...}
+  --quiet                  no progress bar`;
+
+/** defaults ← recipe ← config file ← flags */
+export function resolveTrainConfig(f: ParsedFlags): TrainConfig {
+  let c: TrainConfig = structuredClone(DEFAULT_CONFIG);
+  const recipe = flagString(f, 'recipe');
+  if (recipe) c = { ...c, ...getRecipe(recipe) };
+  const file = flagString(f, 'config');
+  if (file) c = { ...c, ...readConfigFile(file) };
+  const s = (n: string) => flagString(f, n);
+  const n = (name: string, o: { int?: boolean; min?: number } = {}) => flagNumber(f, name, o);
+  if (s('model')) c.model = s('model')!;
+  if (f.values.has('set')) c.set = [...c.set, ...f.values.get('set')!];
+  if (s('tokenizer')) c.tokenizer = s('tokenizer')!;
+  if (s('data')) c.data = s('data')!;
+  if (s('out')) c.out = s('out')!;
+  if (s('objective')) c.objective = parseObjective(s('objective')!);
+  const ints: [string, keyof TrainConfig][] = [['steps', 'steps'], ['batch-size', 'batchSize'], ['block-size', 'blockSize'], ['grad-accum', 'gradAccum'], ['eval-interval', 'evalInterval'], ['eval-batches', 'evalBatches'], ['checkpoint-interval', 'checkpointInterval'], ['seed', 'seed']];
+  for (const [flag, key] of ints) {
+    const v = n(flag, { int: true, min: 0 });
+    if (v !== undefined) (c as unknown as Record<string, number>)[key] = v;
+  }
+  if (n('val-fraction') !== undefined) c.valFraction = n('val-fraction')!;
+  if (n('grad-clip', { min: 0 }) !== undefined) c.gradClip = n('grad-clip')!;
+  if (s('precision')) c.precision = parsePrecision(s('precision')!);
+  if (f.bools.has('gradient-checkpointing')) c.gradientCheckpointing = true;
+  if (f.bools.has('no-bias')) c.tweaks = { ...c.tweaks, bias: false };
+  if (n('dropout', { min: 0 }) !== undefined) c.tweaks = { ...c.tweaks, dropout: n('dropout')! };
+  applyOptimizerFlags(c, f);
+  return c;
+}
+
+function applyOptimizerFlags(c: TrainConfig, f: ParsedFlags): void {
+  const n = (name: string) => flagNumber(f, name, { min: 0 });
+  const kind = flagString(f, 'optimizer');
+  if (kind) {
+    if (!['adamw', 'adam', 'sgd'].includes(kind)) throw new Error(`--optimizer: expected adamw, adam or sgd, got ${JSON.stringify(kind)}`);
+    c.optimizer = { ...c.optimizer, kind: kind as OptimizerKind };
+  }
+  const o = c.optimizer;
+  if (n('weight-decay') !== undefined) o.weightDecay = n('weight-decay');
+  if (n('beta1') !== undefined) o.beta1 = n('beta1');
+  if (n('beta2') !== undefined) o.beta2 = n('beta2');
+  if (n('momentum') !== undefined) o.momentum = n('momentum');
+  const sched = flagString(f, 'schedule');
+  const lr = n('lr') ?? ('lr' in c.schedule ? c.schedule.lr : c.optimizer.lr);
+  const minLr = n('min-lr') ?? ('minLr' in c.schedule ? c.schedule.minLr ?? lr / 10 : lr / 10);
+  const warmup = n('warmup') ?? c.schedule.warmup ?? 0;
+  const stepsChanged = f.values.has('steps') && !f.values.has('decay-steps');
+  const decaySteps = n('decay-steps') ?? (stepsChanged || !('decaySteps' in c.schedule) ? c.steps : c.schedule.decaySteps);
+  const kind2 = sched ?? c.schedule.kind;
+  if (kind2 === 'cosine') c.schedule = { kind: 'cosine', lr, minLr, warmup: Math.min(warmup, decaySteps), decaySteps };
+  else if (kind2 === 'linear') c.schedule = { kind: 'linear', lr, minLr, warmup: Math.min(warmup, decaySteps), decaySteps };
+  else if (kind2 === 'constant') c.schedule = { kind: 'constant', lr, warmup };
+  else if (sched) throw new Error(`--schedule: expected cosine, linear or constant, got ${JSON.stringify(sched)}`);
+  o.lr = lr;
+}
+
+function parseObjective(s: string): ObjectiveName {
+  if (!(OBJECTIVES as readonly string[]).includes(s)) throw new Error(`--objective: unknown objective ${JSON.stringify(s)} (known: ${OBJECTIVES.join(', ')})`);
+  return s as ObjectiveName;
+}
+
+function readConfigFile(file: string): Partial<TrainConfig> {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`--config ${file}: ${(e as Error).message}`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error(`--config ${file}: expected a JSON object`);
+  const known = new Set(Object.keys(DEFAULT_CONFIG));
+  const bad = Object.keys(json).filter((k) => !known.has(k) && k !== 'recipe');
+  if (bad.length) throw new Error(`--config ${file}: unknown field(s) ${bad.join(', ')} (known: ${[...known].join(', ')})`);
+  const { recipe, ...rest } = json as Partial<TrainConfig> & { recipe?: string };
+  return recipe ? { ...getRecipe(recipe), ...rest } : rest;
+}
+
+// ---- data and tokenizer ----
+
+interface Prepared {
+  tokenizer: Tokenizer;
+  data: TaskData;
+}
+
+/** text file: tokenizer (char: built from the whole text, as nanoGPT's prepare.py) and a 90/10 character split */
+export function prepareData(c: TrainConfig, dirTokenizer: Tokenizer | null): Prepared {
+  if (!existsSync(c.data)) throw new Error(`--data ${c.data}: no such file or directory`);
+  if (statSync(c.data).isDirectory()) return prepareBinDir(c, dirTokenizer);
+  const text = readFileSync(c.data, 'utf8');
+  const tokenizer = c.tokenizer === 'char' ? charTokenizer(text) : pickTokenizer(c.tokenizer, dirTokenizer);
+  const cut = Math.floor(text.length * (1 - c.valFraction));
+  const [trainText, valText] = [text.slice(0, cut), text.slice(cut)];
+  const encode = (s: string) => tokenizer.encode(s, { addSpecialTokens: false });
+  return { tokenizer, data: { train: new MemoryTokenFile(Int32Array.from(encode(trainText))), val: new MemoryTokenFile(Int32Array.from(encode(valText))), trainText, valText, encode } };
+}
+
+function pickTokenizer(spec: string, dirTokenizer: Tokenizer | null): Tokenizer {
+  if (spec === 'bytes') return bytesTokenizer();
+  if (spec === 'char') throw new Error('--tokenizer char needs a text file as --data');
+  if (spec === 'model' || spec === '') {
+    if (!dirTokenizer) throw new Error('the model directory has no tokenizer.json; pass --tokenizer');
+    return dirTokenizer;
+  }
+  return loadTokenizer(spec);
+}
+
+function prepareBinDir(c: TrainConfig, dirTokenizer: Tokenizer | null): Prepared {
+  const [train, val] = ['train.bin', 'val.bin'].map((n) => join(c.data, n));
+  for (const p of [train, val]) if (!existsSync(p!)) throw new Error(`--data ${c.data}: directory has no ${p === train ? 'train.bin' : 'val.bin'}`);
+  const tokenizer = pickTokenizer(c.tokenizer === 'char' ? 'model' : c.tokenizer, dirTokenizer);
+  return { tokenizer, data: { train: new NodeTokenFile(train!), val: new NodeTokenFile(val!) } };
+}
+
+// ---- model ----
+
+/** preset + overrides + tweaks (vocab sized to a char tokenizer), or a model directory's config */
+export function buildModelConfig(c: TrainConfig, tok: Tokenizer, dirConfig: ModelConfig | null): ModelConfig {
+  let cfg: ModelConfig;
+  if (dirConfig) cfg = dirConfig;
+  else {
+    if (!isPreset(c.model)) throw new Error(`--model ${c.model}: neither a preset nor a model directory (config.json)`);
+    let hf = getPresetInfo(c.model).hf;
+    if (c.tokenizer === 'char') hf = { ...hf, vocab_size: tok.vocabSize };
+    cfg = fromHFConfig(applyOverrides(hf, c.set));
+  }
+  cfg = applyTweaks(cfg, c.tweaks);
+  if (tok.vocabSize > cfg.vocabSize) throw new Error(`tokenizer has ${tok.vocabSize} ids but the model's vocab_size is ${cfg.vocabSize} (use --set vocab_size=${tok.vocabSize})`);
+  if ('maxContext' in cfg && cfg.positions.kind === 'learned' && c.blockSize > cfg.maxContext) {
+    throw new Error(`--block-size ${c.blockSize} exceeds the model's context of ${cfg.maxContext} learned positions`);
+  }
+  return cfg;
+}
+
+const isModelDir = (p: string) => existsSync(join(p, 'config.json'));
+
+// ---- checkpoints ----
+
+const CKPT = 'checkpoint';
+
+async function writeTrainCheckpoint(out: string, trainer: Trainer, cfg: ModelConfig, tok: Tokenizer, c: TrainConfig): Promise<void> {
+  const { json, buffers } = trainer.state();
+  await checkpointDir(join(out, CKPT), async (tmp) => {
+    await saveModelDir(tmp, cfg, trainer.weights(), tok);
+    const raw = Object.entries(buffers).map(([name, b]) => ({ name, dtype: 'float32' as const, shape: b.shape, data: b.data }));
+    writeFileSync(join(tmp, 'optimizer.safetensors'), serializeSafetensors(raw));
+    writeFileSync(join(tmp, 'trainer_state.json'), JSON.stringify(json, null, 2) + '\n');
+    writeFileSync(join(tmp, 'train_config.json'), JSON.stringify(c, null, 2) + '\n');
+  });
+}
+
+/** loads OUT/checkpoint's fp32 weights into the model; returns the trainer state to apply */
+async function readTrainCheckpoint(out: string, model: LanguageModel): Promise<{ json: TrainerState; buffers: OptimizerState['buffers'] }> {
+  const dir = join(out, CKPT);
+  recoverCheckpointDir(dir);
+  if (!existsSync(join(dir, 'trainer_state.json'))) throw new Error(`--resume: ${dir} has no checkpoint (trainer_state.json)`);
+  const weights = await readSafetensorsFile(join(dir, 'model.safetensors'));
+  noGrad(() => tidy(() => model.loadStateDict(new Map(weights.tensors.map((r) => [r.name, tensor(r.data as Float32Array, { shape: r.shape, dtype: r.dtype })])))));
+  const opt = await readSafetensorsFile(join(dir, 'optimizer.safetensors'));
+  const buffers: OptimizerState['buffers'] = {};
+  for (const r of opt.tensors) buffers[r.name] = { shape: r.shape, data: r.data as Float32Array };
+  return { json: JSON.parse(readFileSync(join(dir, 'trainer_state.json'), 'utf8')) as TrainerState, buffers };
+}
+
+/** metrics.jsonl without the records a resumed run will write again (steps ≥ the checkpoint's) */
+function truncateMetrics(file: string, step: number): MetricRecord[] {
+  if (!existsSync(file)) return [];
+  const kept = parseMetricsJsonl(readFileSync(file, 'utf8'), file).filter((r) => r.step < step || (r.kind === 'checkpoint' && r.step === step));
+  writeFileAtomic(file, kept.map((r) => JSON.stringify(r)).join('\n') + (kept.length ? '\n' : ''));
+  return kept;
+}
+
+function writeLossCurve(out: string, records: MetricRecord[]): void {
+  const train = seriesOf(records.filter((r) => r.kind === 'train'), 'loss');
+  const val = seriesOf(records.filter((r) => r.kind === 'eval'), 'val_loss');
+  writeFileAtomic(join(out, 'loss-curve.svg'), lossChart(train, val, { smooth: 0.9, title: 'Loss' }));
+}
+
+// ---- memory report ----
+
+/** one forward+backward per precision (and with checkpointing when the model supports it) */
+export function memoryReports(cfg: ModelConfig, c: TrainConfig, data: TaskData, tok: Tokenizer): (MemoryReport & { checkpointing: boolean })[] {
+  const out: (MemoryReport & { checkpointing: boolean })[] = [];
+  for (const precision of ['fp32', 'bf16', 'fp16'] as Precision[]) {
+    for (const ckpt of [false, true]) {
+      const model = createModel(cfg, { seed: c.seed });
+      try {
+        if (ckpt) enableGradientCheckpointing(model);
+      } catch {
+        model.dispose();
+        continue;
+      }
+      const task = createTask(c.objective ?? defaultObjective(cfg), cfg, data, { batchSize: c.batchSize, blockSize: c.blockSize, seed: c.seed }, tok);
+      const mp = new MixedPrecision(model, precision);
+      const batch = task.next();
+      out.push({ ...measureMemory(mp, () => task.loss(model, batch).loss), checkpointing: ckpt });
+      mp.dispose();
+      model.dispose();
+      task.dispose?.();
+    }
+  }
+  return out;
+}
+
+const mib = (b: number) => `${(b / 1048576).toFixed(2)} MiB`;
+
+function printMemory(reports: ReturnType<typeof memoryReports>, json: boolean): void {
+  const base = reports.find((r) => r.precision === 'fp32' && !r.checkpointing)!;
+  for (const r of reports) {
+    const vs = (a: number, b: number) => (b > 0 ? ` (${((100 * a) / b).toFixed(0)}% of fp32)` : '');
+    console.error(`${r.precision}${r.checkpointing ? ' +ckpt' : ''}: params ${mib(r.parameterBytes)}${vs(r.parameterBytes, base.parameterBytes)} + masters ${mib(r.masterBytes)}, activations ${mib(r.activationBytes)}${vs(r.activationBytes, base.activationBytes)}, peak ${mib(r.peakBytes)}`);
+  }
+  if (json) console.log(JSON.stringify({ memory: reports }));
+}
+
+// ---- the command ----
+
+export async function trainCommand(argv: string[]): Promise<void> {
+  const f = parseFlags('train', argv, TRAIN_VALUED, TRAIN_BOOLS);
+  if (f.bools.has('help')) {
+    console.log(TRAIN_HELP);
+    return;
+  }
+  const c = resolveTrainConfig(f);
+  validateTrainConfig(c);
+  const json = f.bools.has('json');
+  const fromDir = isModelDir(c.model) ? await loadModelDir(c.model, { seed: c.seed }) : null;
+  const { tokenizer, data } = prepareData(c, fromDir?.tokenizer ?? null);
+  const cfg = buildModelConfig(c, tokenizer, fromDir ? fromDir.config : null);
+  configToJson(cfg); // fail before training when the config cannot be saved
+  if (f.bools.has('memory-report')) {
+    fromDir?.model.dispose();
+    printMemory(memoryReports(cfg, c, data, tokenizer), json);
+    return;
+  }
+  const model = fromDir && JSON.stringify(fromDir.config) === JSON.stringify(cfg) ? fromDir.model : createModel(cfg, { seed: c.seed });
+  if (fromDir && model !== fromDir.model) {
+    noGrad(() => model.loadStateDict(new Map(fromDir.model.namedParameters()), { strict: false }));
+    fromDir.model.dispose();
+  }
+  const resume = f.bools.has('resume') && existsSync(join(c.out, CKPT, 'trainer_state.json'));
+  if (f.bools.has('resume') && !resume && !json) console.error(`--resume: no checkpoint in ${join(c.out, CKPT)}; starting from step 0`);
+  const saved = resume ? await readTrainCheckpoint(c.out, model) : null;
+  const task = createTask(c.objective ?? defaultObjective(cfg), cfg, data, { batchSize: c.batchSize, blockSize: c.blockSize, seed: c.seed }, tokenizer);
+  const trainer = new Trainer(model, task, {
+    steps: c.steps, gradAccum: c.gradAccum, schedule: c.schedule, optimizer: c.optimizer, gradClip: c.gradClip, precision: c.precision,
+    gradientCheckpointing: c.gradientCheckpointing, evalInterval: c.evalInterval, evalBatches: c.evalBatches,
+  });
+  if (saved) trainer.loadState(saved.json, saved.buffers);
+  try {
+    await runCommand(c, trainer, cfg, tokenizer, f, json);
+  } finally {
+    trainer.dispose();
+    model.dispose();
+  }
+}
+
+async function runCommand(c: TrainConfig, trainer: Trainer, cfg: ModelConfig, tok: Tokenizer, f: ParsedFlags, json: boolean): Promise<void> {
+  mkdirSync(c.out, { recursive: true });
+  const metricsFile = join(c.out, 'metrics.jsonl');
+  const previous = truncateMetrics(metricsFile, trainer.step);
+  const startStep = trainer.step;
+  writeJSONAtomic(join(c.out, 'train_config.json'), c);
+  const logger = new MetricsLogger({ sink: jsonlFileSink(metricsFile) });
+  const quiet = f.bools.has('quiet');
+  const bar = quiet ? null : new ProgressBar({ total: c.steps, label: 'train', unit: 'step' });
+  let tokPerSec = 0;
+  let stop = false;
+  const onSignal = () => (stop = true);
+  process.once('SIGINT', onSignal);
+  if (!json) console.error(`training ${cfg.family} (${(trainer.model.numParameters() / 1e6).toFixed(2)}M params) objective ${trainer.task.objective}, ${c.precision}, ${c.steps} steps${startStep ? `, resuming at step ${startStep}` : ''}`);
+  const r = await runTraining(trainer, {
+    onStep: (s) => {
+      tokPerSec = (s.tokens * 1000) / s.ms;
+      logger.log(s.step, { kind: 'train', loss: s.loss, lr: s.lr, grad_norm: s.gradNorm, tokens_per_sec: Math.round(tokPerSec), ms: Math.round(s.ms * 10) / 10, ...(s.skipped ? { skipped: true } : {}), ...(s.lossScale !== undefined ? { loss_scale: s.lossScale } : {}) });
+      bar?.update(s.step + 1, { loss: s.loss, 'tok/s': Math.round(tokPerSec), lr: s.lr });
+    },
+    onEval: (e) => {
+      logger.log(e.step, { kind: 'eval', train_loss: e.train, val_loss: e.val });
+      if (!quiet && !json) console.error(`\nstep ${e.step}: train loss ${e.train.toFixed(4)}, val loss ${e.val.toFixed(4)}`);
+    },
+    checkpointInterval: c.checkpointInterval,
+    checkpoint: async (step) => {
+      await writeTrainCheckpoint(c.out, trainer, cfg, tok, c);
+      logger.log(step, { kind: 'checkpoint' });
+    },
+    shouldStop: () => stop,
+  });
+  process.off('SIGINT', onSignal);
+  bar?.done();
+  await saveModelDir(c.out, cfg, trainer.weights(), tok);
+  writeLossCurve(c.out, [...previous, ...logger.history]);
+  const summary = {
+    valLoss: r.valLoss, trainLoss: r.lastEval?.train ?? r.trainLoss, lastStepLoss: r.trainLoss, steps: r.steps, seconds: r.seconds,
+    tokensPerSecond: r.seconds > 0 ? r.tokens / r.seconds : 0, resumedFrom: startStep, params: trainer.model.numParameters(), precision: c.precision,
+    objective: trainer.task.objective, out: c.out,
+  };
+  writeJSONAtomic(join(c.out, 'train_summary.json'), summary);
+  if (json) console.log(JSON.stringify(summary));
+  else console.error(`done: ${r.steps} steps in ${r.seconds.toFixed(1)} s, val loss ${r.valLoss.toFixed(4)}; model written to ${c.out}`);
+}

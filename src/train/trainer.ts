@@ -1,0 +1,239 @@
+// The training loop (browser-safe: files, progress bars and checkpoints directories are the caller's,
+// passed in as hooks; src/cli/commands/train.ts is the Node front end).
+//
+// One optimizer step (nanoGPT's loop):
+//   lr = schedule(step)
+//   for each of gradAccum micro-batches: loss/gradAccum (· loss scale) → backward   (grads accumulate)
+//   grads → fp32 masters (unscaled); skip the step if any is inf/nan (fp16)
+//   clip by global norm; optimizer step on the masters; masters → model (bf16/fp16 rounding)
+// Each micro-step runs inside `tidy`, so memory is flat across steps: only parameters, masters, grads
+// (between backward and step) and optimizer moments live outside scopes.
+//
+// Reproducibility: the data order is a pure function of (seed, batches drawn); the trainer state (step,
+// batches drawn, optimizer moments, loss scale, the tensor RNG used by dropout) is saved with the fp32
+// weights, so a killed run resumed from its last checkpoint continues with identical losses.
+import { noGrad, tidy } from '../tensor/engine.js';
+import { defaultRng } from '../tensor/random.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { mul } from '../ops/index.js';
+import type { LanguageModel } from '../models/model.js';
+import { clipGradNorm, createOptimizer, gradNorm, type Optimizer, type OptimizerConfig, type OptimizerState } from './optim.js';
+import { MixedPrecision, type LossScalerState, type Precision } from './precision.js';
+import { lrAt, validateSchedule, type Schedule } from './schedule.js';
+import type { HostBatch, TrainTask } from './family-objectives.js';
+
+export interface TrainerOptions {
+  /** optimizer steps to take in total */
+  steps: number;
+  /** micro-batches per optimizer step (gradient accumulation) */
+  gradAccum?: number;
+  schedule: Schedule;
+  optimizer: OptimizerConfig;
+  /** clip the global gradient norm to this value (0 = off) */
+  gradClip?: number;
+  precision?: Precision;
+  /** recompute each block's activations in backward (the model must honour `gradientCheckpointing`) */
+  gradientCheckpointing?: boolean;
+  /** evaluate every N steps (and at the end); 0 = only at the end */
+  evalInterval?: number;
+  /** batches per split per evaluation (nanoGPT eval_iters) */
+  evalBatches?: number;
+}
+
+export interface StepResult {
+  /** 0-based index of the step just taken (nanoGPT iter_num) */
+  step: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  /** target tokens processed in the step */
+  tokens: number;
+  /** the step was skipped (fp16 overflow) */
+  skipped: boolean;
+  lossScale?: number;
+  ms: number;
+}
+
+export interface EvalResult {
+  /** optimizer steps completed when evaluated */
+  step: number;
+  train: number;
+  val: number;
+}
+
+/** JSON part of a trainer checkpoint (tensors — weights and optimizer moments — are stored separately) */
+export interface TrainerState {
+  version: 1;
+  step: number;
+  taskPosition: number;
+  objective: string;
+  rng: number[];
+  scaler: LossScalerState | null;
+  precision: Precision;
+  optimizer: Omit<OptimizerState, 'buffers'>;
+}
+
+/** models opt in to gradient checkpointing through this flag (see docs/TRAINING.md) */
+export interface CheckpointableModel {
+  gradientCheckpointing?: boolean;
+}
+
+export class Trainer {
+  /** optimizer steps completed */
+  step = 0;
+  readonly mp: MixedPrecision;
+  readonly optimizer: Optimizer;
+  readonly o: Required<TrainerOptions>;
+
+  constructor(readonly model: LanguageModel, readonly task: TrainTask, opts: TrainerOptions) {
+    this.o = { gradAccum: 1, gradClip: 0, precision: 'fp32', gradientCheckpointing: false, evalInterval: 0, evalBatches: 20, ...opts };
+    if (!(Number.isInteger(this.o.steps) && this.o.steps >= 0)) throw new Error(`trainer: steps must be a non-negative integer, got ${this.o.steps}`);
+    if (!(Number.isInteger(this.o.gradAccum) && this.o.gradAccum >= 1)) throw new Error(`trainer: gradAccum must be a positive integer, got ${this.o.gradAccum}`);
+    validateSchedule(this.o.schedule);
+    if (this.o.gradientCheckpointing) enableGradientCheckpointing(model);
+    this.mp = new MixedPrecision(model, this.o.precision);
+    this.optimizer = createOptimizer(this.mp.masters, this.o.optimizer);
+    model.train();
+  }
+
+  /** One optimizer step over gradAccum micro-batches drawn from the task. */
+  trainStep(): StepResult {
+    const t0 = performance.now();
+    const lr = lrAt(this.o.schedule, this.step);
+    this.optimizer.lr = lr;
+    let loss = 0;
+    let tokens = 0;
+    for (let i = 0; i < this.o.gradAccum; i++) {
+      const r = this.microStep(this.task.next());
+      loss = r.loss; // nanoGPT logs the last micro-batch's loss
+      tokens += r.tokens;
+    }
+    const finite = this.mp.unscaleToMasters();
+    const params = this.optimizer.params;
+    const norm = this.o.gradClip > 0 ? clipGradNorm(params, this.o.gradClip) : gradNorm(params);
+    if (finite) {
+      this.optimizer.step();
+      this.mp.copyMastersToModel();
+    }
+    const lossScale = this.mp.scaler?.scale;
+    this.mp.scaler?.update(finite);
+    this.mp.zeroGrad();
+    return { step: this.step++, loss, lr, gradNorm: norm, tokens, skipped: !finite, ms: performance.now() - t0, ...(lossScale !== undefined ? { lossScale } : {}) };
+  }
+
+  /** forward + backward of one micro-batch; gradients accumulate on the (model) parameters */
+  microStep(batch: HostBatch): { loss: number; tokens: number } {
+    return tidy(() => {
+      const { loss, tokens } = this.task.loss(this.model, batch);
+      const scaled = this.mp.scaleLoss(this.o.gradAccum === 1 ? loss : mul(loss, 1 / this.o.gradAccum));
+      scaled.backward();
+      return { loss: loss.item(), tokens };
+    });
+  }
+
+  /** mean loss over `evalBatches` batches of each split (nanoGPT estimate_loss), in eval mode */
+  evaluate(): EvalResult {
+    const k = this.o.evalInterval > 0 ? Math.floor(this.step / this.o.evalInterval) : this.step;
+    this.model.eval();
+    try {
+      const mean = (split: 'train' | 'val') => {
+        const bs = this.task.evalBatches(split, k, this.o.evalBatches);
+        return bs.reduce((s, b) => s + noGrad(() => tidy(() => this.task.loss(this.model, b).loss.item())), 0) / bs.length;
+      };
+      return { step: this.step, train: mean('train'), val: mean('val') };
+    } finally {
+      this.model.train();
+    }
+  }
+
+  /** the float32 weights to save (masters under mixed precision) */
+  weights(): [string, Tensor][] {
+    return this.mp.masters;
+  }
+
+  state(): { json: TrainerState; buffers: OptimizerState['buffers'] } {
+    const { buffers, ...opt } = this.optimizer.stateDict();
+    const json: TrainerState = {
+      version: 1, step: this.step, taskPosition: this.task.position, objective: this.task.objective, rng: defaultRng().getState(),
+      scaler: this.mp.scaler?.getState() ?? null, precision: this.o.precision, optimizer: opt,
+    };
+    return { json, buffers };
+  }
+
+  /** restores a checkpoint written by state(); the weights must already be loaded into the model */
+  loadState(json: TrainerState, buffers: OptimizerState['buffers']): void {
+    if (json.version !== 1) throw new Error(`trainer: checkpoint state version ${json.version} is not supported`);
+    if (json.objective !== this.task.objective) throw new Error(`trainer: checkpoint was trained with objective '${json.objective}', this run uses '${this.task.objective}'`);
+    if (json.precision !== this.o.precision) throw new Error(`trainer: checkpoint precision is ${json.precision}, this run uses ${this.o.precision}`);
+    this.step = json.step;
+    this.task.seek(json.taskPosition);
+    defaultRng().setState(json.rng);
+    if (json.scaler && this.mp.scaler) this.mp.scaler.setState(json.scaler);
+    this.optimizer.loadStateDict({ ...json.optimizer, buffers });
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+    this.task.dispose?.();
+  }
+}
+
+/** Sets the model's gradient-checkpointing flag; throws when the family does not declare it. */
+export function enableGradientCheckpointing(model: LanguageModel): void {
+  if (!('gradientCheckpointing' in model)) {
+    throw new Error(`trainer: the ${model.config.family} model does not support gradient checkpointing (it has no 'gradientCheckpointing' flag; see docs/TRAINING.md)`);
+  }
+  (model as LanguageModel & CheckpointableModel).gradientCheckpointing = true;
+}
+
+// ---- the loop ----
+
+export interface TrainHooks {
+  onStep?(r: StepResult): void;
+  onEval?(r: EvalResult): void;
+  /** called with the completed step count every checkpointInterval steps and at the end */
+  checkpoint?(step: number): void | Promise<void>;
+  checkpointInterval?: number;
+  /** stop early (e.g. a signal); a final checkpoint is still written */
+  shouldStop?(): boolean;
+}
+
+export interface RunResult {
+  steps: number;
+  trainLoss: number;
+  valLoss: number;
+  lastEval: EvalResult | null;
+  tokens: number;
+  seconds: number;
+}
+
+/**
+ * Runs from trainer.step to options.steps: eval when step % evalInterval === 0 (before that step, as
+ * nanoGPT), one optimizer step, checkpoint every checkpointInterval completed steps; a final eval and
+ * checkpoint at the end.
+ */
+export async function runTraining(trainer: Trainer, hooks: TrainHooks = {}): Promise<RunResult> {
+  const t0 = performance.now();
+  const { steps, evalInterval } = trainer.o;
+  let last: EvalResult | null = null;
+  let trainLoss = NaN;
+  let tokens = 0;
+  const evaluate = () => {
+    last = trainer.evaluate();
+    hooks.onEval?.(last);
+  };
+  while (trainer.step < steps && !hooks.shouldStop?.()) {
+    if (evalInterval > 0 && trainer.step % evalInterval === 0) evaluate();
+    const r = trainer.trainStep();
+    trainLoss = r.loss;
+    tokens += r.tokens;
+    hooks.onStep?.(r);
+    const every = hooks.checkpointInterval ?? 0;
+    if (every > 0 && trainer.step % every === 0 && trainer.step < steps) await hooks.checkpoint?.(trainer.step);
+  }
+  const lastEval = last as EvalResult | null;
+  if (!lastEval || lastEval.step !== trainer.step) evaluate();
+  await hooks.checkpoint?.(trainer.step);
+  const fin = last as EvalResult | null;
+  return { steps: trainer.step, trainLoss, valLoss: fin?.val ?? NaN, lastEval: fin, tokens, seconds: (performance.now() - t0) / 1000 };
+}
