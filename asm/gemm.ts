@@ -1,5 +1,5 @@
 // Batched GEMM: out[b] = op(A[b]) @ op(B[b]), GotoBLAS-style blocking over packed panels.
-import { gemmBlock, imin, packA, packB, part } from './common';
+import { gemmBlock, imin, packA, packB, part, vfma } from './common';
 
 // Blocking: a KC x 8 B micro-panel (8 KiB) stays in L1, the MC x KC A block (128 KiB) in L2,
 // the KC x NC B block (2 MiB) in L3.
@@ -65,5 +65,107 @@ export function gemm(
     const pcm = c + ((<usize>bi * <usize>M * <usize>N) << 2);
     if (splitN) gemmRange(pa, pb, pcm, N, K, si, ska, skb, sjb, 0, M, u0, u1, ws);
     else gemmRange(pa, pb, pcm, N, K, si, ska, skb, sjb, u0, u1, 0, N, ws);
+  }
+}
+
+/**
+ * Matrix-vector products (M = 1: decoding one token): out[b, j] = sum_k a[b, k] * op(B[b])[k, j].
+ * Memory-bound, so no packing: B is streamed once. Split over N (and batch) across threads.
+ */
+export function gemv(
+  tid: i32, nth: i32, a: usize, b: usize, c: usize, batch: i32, N: i32, K: i32, transB: i32, strideA: i32, strideB: i32,
+): void {
+  // work units: (batch, 32-column chunk)
+  const chunks = (N + 31) >> 5;
+  const items = batch * chunks;
+  const lo = part(items, nth, tid);
+  const hi = part(items, nth, tid + 1);
+  for (let it = lo; it < hi;) {
+    const bi = it / chunks;
+    const c0 = it % chunks;
+    const c1 = imin(chunks, c0 + (hi - it));
+    const j0 = c0 << 5;
+    const j1 = imin(N, c1 << 5);
+    const pa = a + ((<usize>bi * <usize>strideA) << 2);
+    const pb = b + ((<usize>bi * <usize>strideB) << 2);
+    const pc = c + ((<usize>bi * <usize>N) << 2);
+    if (transB) gemvT(pa, pb, pc, K, j0, j1);
+    else gemvN(pa, pb, pc, N, K, j0, j1);
+    it += c1 - c0;
+  }
+}
+
+/** B stored [N, K]: out[j] = dot(a, B[j, :]), four rows at a time */
+function gemvT(a: usize, b: usize, c: usize, K: i32, j0: i32, j1: i32): void {
+  const rb = <usize>K << 2;
+  let j = j0;
+  for (; j + 4 <= j1; j += 4) {
+    const b0 = b + <usize>j * rb;
+    const b1 = b0 + rb;
+    const b2 = b1 + rb;
+    const b3 = b2 + rb;
+    let s0 = f32x4.splat(0), s1 = s0, s2 = s0, s3 = s0;
+    let k = 0;
+    for (; k + 4 <= K; k += 4) {
+      const o = <usize>k << 2;
+      const av = v128.load(a + o);
+      s0 = vfma(av, v128.load(b0 + o), s0);
+      s1 = vfma(av, v128.load(b1 + o), s1);
+      s2 = vfma(av, v128.load(b2 + o), s2);
+      s3 = vfma(av, v128.load(b3 + o), s3);
+    }
+    // lanes: horizontal sums of the four rows at once
+    const t0 = f32x4.add(v128.shuffle<f32>(s0, s1, 0, 4, 1, 5), v128.shuffle<f32>(s0, s1, 2, 6, 3, 7));
+    const t1 = f32x4.add(v128.shuffle<f32>(s2, s3, 0, 4, 1, 5), v128.shuffle<f32>(s2, s3, 2, 6, 3, 7));
+    let r = f32x4.add(v128.shuffle<f32>(t0, t1, 0, 1, 4, 5), v128.shuffle<f32>(t0, t1, 2, 3, 6, 7));
+    for (; k < K; k++) {
+      const o = <usize>k << 2;
+      const x = load<f32>(a + o);
+      r = f32x4.add(r, f32x4.mul(f32x4.splat(x), f32x4(load<f32>(b0 + o), load<f32>(b1 + o), load<f32>(b2 + o), load<f32>(b3 + o))));
+    }
+    v128.store(c + (<usize>j << 2), r);
+  }
+  for (; j < j1; j++) {
+    const bj = b + <usize>j * rb;
+    let s = f32x4.splat(0);
+    let k = 0;
+    for (; k + 4 <= K; k += 4) s = vfma(v128.load(a + (<usize>k << 2)), v128.load(bj + (<usize>k << 2)), s);
+    let x = f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1) + f32x4.extract_lane(s, 2) + f32x4.extract_lane(s, 3);
+    for (; k < K; k++) x += load<f32>(a + (<usize>k << 2)) * load<f32>(bj + (<usize>k << 2));
+    store<f32>(c + (<usize>j << 2), x);
+  }
+}
+
+/** B stored [K, N]: out[j0:j1] = sum_k a[k] * B[k, j0:j1], 32 columns (8 accumulators) at a time */
+function gemvN(a: usize, b: usize, c: usize, N: i32, K: i32, j0: i32, j1: i32): void {
+  const rb = <usize>N << 2;
+  let j = j0;
+  for (; j + 32 <= j1; j += 32) {
+    let p = b + (<usize>j << 2);
+    let c0 = f32x4.splat(0), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
+    for (let k = 0; k < K; k++) {
+      const x = v128.load32_splat(a + (<usize>k << 2));
+      c0 = vfma(x, v128.load(p), c0);
+      c1 = vfma(x, v128.load(p, 16), c1);
+      c2 = vfma(x, v128.load(p, 32), c2);
+      c3 = vfma(x, v128.load(p, 48), c3);
+      c4 = vfma(x, v128.load(p, 64), c4);
+      c5 = vfma(x, v128.load(p, 80), c5);
+      c6 = vfma(x, v128.load(p, 96), c6);
+      c7 = vfma(x, v128.load(p, 112), c7);
+      p += rb;
+    }
+    const d = c + (<usize>j << 2);
+    v128.store(d, c0); v128.store(d, c1, 16); v128.store(d, c2, 32); v128.store(d, c3, 48);
+    v128.store(d, c4, 64); v128.store(d, c5, 80); v128.store(d, c6, 96); v128.store(d, c7, 112);
+  }
+  for (; j < j1; j++) {
+    let x: f32 = 0;
+    let p = b + (<usize>j << 2);
+    for (let k = 0; k < K; k++) {
+      x += load<f32>(a + (<usize>k << 2)) * load<f32>(p);
+      p += rb;
+    }
+    store<f32>(c + (<usize>j << 2), x);
   }
 }

@@ -106,3 +106,47 @@ export function reduce(tid: i32, nth: i32, op: i32, x: usize, out: usize, outer:
     }
   }
 }
+
+/** out[o, i, :] = x[o, idx[i], :] for 4-byte elements; parallel over (o, i) */
+export function gather(tid: i32, nth: i32, x: usize, idx: usize, out: usize, outer: i32, n: i32, inner: i32, m: i32): void {
+  const items = outer * m;
+  const lo = part(items, nth, tid);
+  const hi = part(items, nth, tid + 1);
+  const rb = <usize>inner << 2;
+  for (let it = lo; it < hi; it++) {
+    const o = it / m;
+    const i = it % m;
+    const j = load<i32>(idx + (<usize>i << 2));
+    memory.copy(out + <usize>it * rb, x + (<usize>o * <usize>n + <usize>j) * rb, rb);
+  }
+}
+
+/**
+ * out[o, idx[i], :] += src[o, i, :] (float32). Rows may repeat in idx, so threads split the inner
+ * axis (64-float chunks) rather than the rows: no two threads touch the same element.
+ */
+export function scatterAdd(tid: i32, nth: i32, src: usize, idx: usize, out: usize, outer: i32, n: i32, inner: i32, m: i32): void {
+  const chunks = (inner + 63) >> 6;
+  const items = outer * chunks;
+  const lo = part(items, nth, tid);
+  const hi = part(items, nth, tid + 1);
+  for (let it = lo; it < hi; it++) {
+    const o = it / chunks;
+    const c0 = (it % chunks) << 6;
+    const w = imin(64, inner - c0);
+    for (let i = 0; i < m; i++) {
+      const j = load<i32>(idx + (<usize>i << 2));
+      const s = src + ((<usize>(o * m + i) * <usize>inner + <usize>c0) << 2);
+      const d = out + ((<usize>(o * n + j) * <usize>inner + <usize>c0) << 2);
+      let c = 0;
+      for (; c + 4 <= w; c += 4) {
+        const off = <usize>c << 2;
+        v128.store(d + off, f32x4.add(v128.load(d + off), v128.load(s + off)));
+      }
+      for (; c < w; c++) {
+        const off = <usize>c << 2;
+        store<f32>(d + off, load<f32>(d + off) + load<f32>(s + off));
+      }
+    }
+  }
+}

@@ -2,7 +2,7 @@
 // plain SIMD, both on an imported shared memory (threads) of up to 65536 pages = 4 GiB.
 // Outputs:
 //   dist/wasm/lineage-relaxed.wasm, dist/wasm/lineage-simd.wasm     (raw modules)
-//   dist/src/backend/wasm/wasm-bytes.js                              (both as base64: loads in Node and browsers)
+//   dist/src/backend/wasm/wasm-bytes.js (+ .d.ts)                    (both as base64: loads in Node and browsers)
 // src/backend/wasm/wasm-bytes.d.ts declares the generated module for tsc.
 import asc from 'assemblyscript/asc';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -55,4 +55,6 @@ export const relaxedBase64 = ${JSON.stringify(b64.relaxed)};
 export const simdBase64 = ${JSON.stringify(b64.simd)};
 `;
 writeAtomic(join(jsDir, 'wasm-bytes.js'), js);
+// declarations next to it, for consumers of dist/ (tsc does not copy src/backend/wasm/wasm-bytes.d.ts)
+writeAtomic(join(jsDir, 'wasm-bytes.d.ts'), readFileSync(join(root, 'src', 'backend', 'wasm', 'wasm-bytes.d.ts')));
 console.log(`build-wasm: ${join(jsDir, 'wasm-bytes.js')}`);

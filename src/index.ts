@@ -8,3 +8,16 @@ export type { Backend, KernelTable, View, Buf } from './backend/backend.js';
 export { ReferenceBackend } from './backend/reference/backend.js';
 export { checkpoint } from './autograd/checkpoint.js';
 export * as nn from './nn/index.js';
+
+// ---- models ----
+export * from './models/config.js';
+export { createModel, MODEL_FAMILIES } from './models/registry.js';
+export type { LanguageModel, ModelInputs, ModelOutputs, Cache, CreateOptions } from './models/model.js';
+export { getPreset, getPresetInfo, presetNames, isPreset } from './models/presets.js';
+export { fromHFConfig, toHFConfig, applyOverrides } from './models/hf-config.js';
+export { inspectConfig, countParams } from './models/inspect.js';
+export { parseSafetensors, serializeSafetensors } from './io/safetensors.js';
+
+// ---- tokenizers ----
+export * as tokenizers from './tokenizers/index.js';
+export { Tokenizer, charTokenizer, bytesTokenizer, trainBPE, trainWordPiece, trainUnigram } from './tokenizers/index.js';

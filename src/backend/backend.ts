@@ -138,6 +138,8 @@ export interface KernelTable {
   copy(x: View, out: View): void;
   /** any strides; out contiguous, same shape */
   unary(op: UnaryOp, x: View, out: View): void;
+  /** out = dy * op'(x), with y = op(x) the forward output (cheaper derivatives: tanh, sigmoid, exp, gelu); all contiguous */
+  unaryBackward(op: UnaryOp, x: View, y: View, dy: View, out: View): void;
   /** a, b any strides, already broadcast to out.shape (stride 0 on broadcast axes) */
   binary(op: BinaryOp, a: View, b: View, out: View): void;
   /** cond (bool), a, b any strides broadcast to out.shape */
@@ -193,8 +195,8 @@ export type KernelName = keyof KernelTable;
 
 export interface Backend {
   readonly name: string;
-  /** zero-filled buffer of `length` elements */
-  allocate(dtype: DType, length: number): Buf;
+  /** buffer of `length` elements, zero-filled unless `zero` is false (outputs a kernel fully overwrites) */
+  allocate(dtype: DType, length: number, zero?: boolean): Buf;
   free(buf: Buf): void;
   /** copy out `length` elements starting at `offset` */
   read(buf: Buf, offset?: number, length?: number): AnyArray;

@@ -17,40 +17,16 @@ import { Embedding, LayerNorm, Linear } from '../nn/layers.js';
 import { Attention, type AttentionContext } from '../nn/attention.js';
 import type { Container } from '../nn/tree.js';
 import { activate } from '../nn/activations.js';
-import type { EncoderConfig, EncoderHead, NormConfig, StandardAttention } from './config.js';
-import type { HfJson } from './hf-config.js';
+import { type EncoderConfig, type EncoderHeadKind, type NormConfig, type StandardAttention, encoderHasPooler, encoderHeadKind, encoderTaskOutputs } from './config.js';
 import type { CreateOptions, LanguageModel, ModelInputs, ModelOutputs } from './model.js';
 
-/** The transformers BERT classes: the config's three heads plus the fine-tuning heads. */
-export type BertTask = EncoderHead | 'sequence-classification' | 'token-classification' | 'question-answering';
-
-const TASK_OF_CLASS: Record<string, BertTask> = {
-  BertModel: 'model',
-  BertForMaskedLM: 'masked-lm',
-  BertForPreTraining: 'pretraining',
-  BertForSequenceClassification: 'sequence-classification',
-  BertForTokenClassification: 'token-classification',
-  BertForQuestionAnswering: 'question-answering',
-};
-
-/** task and label count of a config.json (`architectures`, `num_labels` or `id2label`) */
-export function bertTaskFromHF(json: HfJson): { task: BertTask | null; numLabels: number } {
-  const classes = Array.isArray(json.architectures) ? (json.architectures as string[]) : [];
-  const task = classes.map((c) => TASK_OF_CLASS[c]).find((t) => t) ?? null;
-  const id2label = json.id2label as Record<string, string> | undefined;
-  const numLabels = typeof json.num_labels === 'number' ? json.num_labels : id2label ? Object.keys(id2label).length : 2;
-  return { task, numLabels };
-}
+/** The transformers BERT class a config builds (its `head`, by name). */
+export type BertTask = EncoderHeadKind;
 
 export interface BertOptions {
   rng?: Rng;
-  /** default: the config's `head` */
-  task?: BertTask;
-  /** classes of the classification heads (QA always has 2: start, end) */
-  numLabels?: number;
 }
 
-const hasPooler = (t: BertTask) => t === 'model' || t === 'pretraining' || t === 'sequence-classification';
 const layerNorm = (n: NormConfig, D: number) => new LayerNorm(D, { eps: n.eps });
 
 class BertEmbeddings extends Module {
@@ -176,7 +152,7 @@ class BertCls extends Module {
 }
 
 /**
- * Any transformers BERT class, chosen by `task`. `logits` is what that class calls logits: MLM logits
+ * Any transformers BERT class, chosen by the config's `head`. `logits` is what that class calls logits: MLM logits
  * [B, T, V] (masked-lm, pretraining), class logits [B, L] (sequence), [B, T, L] (token), [B, T, 2]
  * start|end (QA, also split into startLogits / endLogits); for the bare model it is the last hidden state.
  */
@@ -190,22 +166,29 @@ export class Bert extends Module implements LanguageModel {
   constructor(readonly config: EncoderConfig, opts: BertOptions = {}) {
     super();
     const rng = opts.rng ?? new Rng(0);
-    const task = (this.task = opts.task ?? config.head);
+    const task = (this.task = encoderHeadKind(config.head));
     const D = config.hidden;
-    const L = opts.numLabels ?? 2;
-    this.bert = this.child('bert', new BertModel(config, hasPooler(task), rng));
+    const L = encoderTaskOutputs(config.head); // classifier / qa_outputs width
+    this.bert = this.child('bert', new BertModel(config, encoderHasPooler(config.head), rng));
     const lm = task === 'masked-lm' || task === 'pretraining';
     this.cls = lm ? this.child('cls', new BertCls(config, task === 'pretraining', rng)) : null;
     const cl = task === 'sequence-classification' || task === 'token-classification';
     this.classifier = cl ? this.child('classifier', new Linear(D, L, { std: config.initStd, rng })) : null;
-    this.qa_outputs = task === 'question-answering' ? this.child('qa_outputs', new Linear(D, 2, { std: config.initStd, rng })) : null;
+    this.qa_outputs = task === 'question-answering' ? this.child('qa_outputs', new Linear(D, L, { std: config.initStd, rng })) : null;
+  }
+
+  /** transformers' `classifier_dropout`, falling back to `hidden_dropout_prob` */
+  private get classifierDropout(): number {
+    const h = this.config.head;
+    const own = typeof h === 'object' && h.kind !== 'question-answering' ? h.dropout : null;
+    return own ?? this.config.dropout.residual;
   }
 
   forward(inputs: ModelInputs): ModelOutputs {
     for (const k of ['decoderInputIds', 'pixelValues', 'cache'] as const) if (inputs[k]) throw new Error(`Bert.forward: ${k} is not supported by BERT (an encoder)`);
     const { hidden, pooled } = this.bert.forward(inputs);
     const base: ModelOutputs = { logits: hidden, lastHiddenState: hidden, ...(pooled ? { poolerOutput: pooled } : {}) };
-    const drop = (t: Tensor) => dropout(t, this.config.dropout.residual, this.training);
+    const drop = (t: Tensor) => dropout(t, this.classifierDropout, this.training);
     switch (this.task) {
       case 'model':
         return base;
@@ -259,6 +242,6 @@ export function bertPretrainingLoss(out: ModelOutputs, labels: Tensor, nextSente
   return { loss: add(mlmLoss, nspLoss), mlmLoss, nspLoss };
 }
 
-export function buildBert(config: EncoderConfig, opts: CreateOptions & Omit<BertOptions, 'rng'> = {}): Bert {
-  return new Bert(config, { ...opts, rng: new Rng(opts.seed ?? 0) });
+export function buildBert(config: EncoderConfig, opts: CreateOptions = {}): Bert {
+  return new Bert(config, { rng: new Rng(opts.seed ?? 0) });
 }

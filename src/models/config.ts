@@ -254,9 +254,55 @@ export interface DecoderConfig extends TransformerBase {
   vision: VisionConfig | null;
 }
 
-/** BERT heads, exactly the three transformers classes: backbone+pooler (BertModel), masked-LM head without
- * pooler (BertForMaskedLM), or both plus next-sentence head (BertForPreTraining). */
-export type EncoderHead = 'model' | 'masked-lm' | 'pretraining';
+/** How a sequence classifier's loss reads its labels (transformers `problem_type`): MSE, cross-entropy, or
+ * per-class binary cross-entropy. null: transformers' inference (1 label: regression; else by label dtype). */
+export type ProblemType = 'regression' | 'single_label_classification' | 'multi_label_classification';
+
+/**
+ * BERT fine-tuning heads (transformers `BertFor*`), each with only the fields it uses.
+ * - sequence-classification: pooler -> dropout -> `classifier` Linear(D, numLabels).
+ * - token-classification: no pooler; per token dropout -> `classifier` Linear(D, numLabels).
+ * - question-answering: no pooler; `qa_outputs` Linear(D, 2) = start | end logits (always 2 outputs, no
+ *   dropout, so it has no fields).
+ * `labels` are the class names by id (config.json `id2label`); null = transformers' defaults `LABEL_{i}`.
+ * `dropout` is transformers' `classifier_dropout`; null = the hidden dropout (`dropout.residual`).
+ */
+export type EncoderTaskHead =
+  | { kind: 'sequence-classification'; numLabels: number; labels: string[] | null; problemType: ProblemType | null; dropout: number | null }
+  | { kind: 'token-classification'; numLabels: number; labels: string[] | null; dropout: number | null }
+  | { kind: 'question-answering' };
+
+/** BERT heads, exactly the transformers classes: backbone+pooler (BertModel), masked-LM head without pooler
+ * (BertForMaskedLM), both plus next-sentence head (BertForPreTraining), or a fine-tuning head. */
+export type EncoderHead = 'model' | 'masked-lm' | 'pretraining' | EncoderTaskHead;
+
+/** The head's name: the string heads themselves, a task head's `kind`. */
+export type EncoderHeadKind = Extract<EncoderHead, string> | EncoderTaskHead['kind'];
+
+export const ENCODER_HEAD_KINDS: readonly EncoderHeadKind[] = [
+  'model', 'masked-lm', 'pretraining', 'sequence-classification', 'token-classification', 'question-answering',
+];
+
+export function encoderHeadKind(head: EncoderHead): EncoderHeadKind {
+  return typeof head === 'string' ? head : head.kind;
+}
+
+/** Whether a head runs the pooler (transformers builds BertModel with `add_pooling_layer`). */
+export function encoderHasPooler(head: EncoderHead): boolean {
+  const k = encoderHeadKind(head);
+  return k === 'model' || k === 'pretraining' || k === 'sequence-classification';
+}
+
+/** Whether a head predicts tokens through the masked-LM head (`cls.predictions`, tied to the embeddings). */
+export function encoderHasLmHead(head: EncoderHead): boolean {
+  return head === 'masked-lm' || head === 'pretraining';
+}
+
+/** Output width of a task head's Linear (`classifier` / `qa_outputs`); 0 for the other heads. */
+export function encoderTaskOutputs(head: EncoderHead): number {
+  if (typeof head === 'string') return 0;
+  return head.kind === 'question-answering' ? 2 : head.numLabels;
+}
 
 /** Bidirectional encoder (BERT). */
 export interface EncoderConfig extends TransformerBase {
@@ -517,10 +563,43 @@ function checkTransformer(cfg: DecoderConfig | EncoderConfig | EncoderDecoderCon
   for (const { name, stack } of transformerStacks(cfg)) checkStack(name, stack, cfg, check);
   if (cfg.arch === 'encoder') {
     check('typeVocabSize', nonNegInt(cfg.typeVocabSize), `must be a non-negative integer, got ${cfg.typeVocabSize}`);
+    checkEncoderHead(cfg.head, check);
   }
   if (cfg.arch === 'decoder' && cfg.vision) checkVision(cfg.vision, check);
   if (cfg.positions.kind === 't5-relative' && cfg.arch === 'decoder') {
     check('positions.bidirectional', !cfg.positions.bidirectional, 'a decoder-only stack cannot bucket future positions');
+  }
+}
+
+const PROBLEM_TYPES: readonly ProblemType[] = ['regression', 'single_label_classification', 'multi_label_classification'];
+
+function checkEncoderHead(head: EncoderHead, check: Check): void {
+  if (typeof head === 'string' || typeof head !== 'object' || head === null) {
+    const names = ENCODER_HEAD_KINDS.slice(0, 3).map((k) => `'${k}'`).join(', ');
+    check('head', ['model', 'masked-lm', 'pretraining'].includes(head as string),
+      `must be ${names} or a task head object, got ${JSON.stringify(head)}`);
+    return;
+  }
+  switch (head.kind) {
+    case 'sequence-classification':
+    case 'token-classification':
+      if (head.kind === 'sequence-classification') {
+        check('head.problemType', head.problemType === null || PROBLEM_TYPES.includes(head.problemType),
+          `must be null or one of ${PROBLEM_TYPES.join(', ')}, got ${JSON.stringify(head.problemType)}`);
+      }
+      check('head.numLabels', positiveInt(head.numLabels), `must be a positive integer, got ${head.numLabels}`);
+      check('head.labels', head.labels === null || (Array.isArray(head.labels) && head.labels.length === head.numLabels &&
+        head.labels.every((l) => typeof l === 'string')), `must be null or numLabels (${head.numLabels}) label names, got ${JSON.stringify(head.labels)}`);
+      // config.json cannot tell explicit default names from none: one spelling keeps round trips exact
+      check('head.labels', head.labels === null || !head.labels.every((l, i) => l === `LABEL_${i}`),
+        'LABEL_0, LABEL_1, ... are the default names: write null');
+      check('head.dropout', head.dropout === null || prob(head.dropout), `must be null or in [0, 1), got ${head.dropout}`);
+      break;
+    case 'question-answering':
+      break;
+    default:
+      head satisfies never;
+      check('head.kind', false, `must be one of ${ENCODER_HEAD_KINDS.slice(3).join(', ')}, got ${JSON.stringify((head as { kind: unknown }).kind)}`);
   }
 }
 

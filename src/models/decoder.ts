@@ -6,6 +6,7 @@
 // Notation: B batch, T new tokens, D width, V vocabulary, L layers.
 import type { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../tensor/random.js';
+import { noGrad } from '../tensor/engine.js';
 import { add, arange, concat, dropout, embedding, linear, mul, stack } from '../ops/index.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { Embedding, Linear } from '../nn/layers.js';
@@ -13,7 +14,7 @@ import { makeNorm, type Norm } from '../nn/norm.js';
 import { Attention, GPT_ATTENTION_NAMES, LLAMA_ATTENTION_NAMES, type AttentionContext, type AttentionNames } from '../nn/attention.js';
 import { MultiHeadLatentAttention } from '../nn/mla.js';
 import { GPT_MLP_NAMES, Glu, LLAMA_GLU_NAMES, Mlp, type DenseFfn, type MlpNames } from '../nn/ffn.js';
-import { DEEPSEEK_MOE_NAMES, MIXTRAL_MOE_NAMES, MoE, loadBalancingLoss, routerZLoss, type MoeNames } from '../nn/moe.js';
+import { DEEPSEEK_MOE_NAMES, MIXTRAL_MOE_NAMES, MoE, loadBalancingLoss, routerZLoss, sequenceBalanceLoss, type MoeNames } from '../nn/moe.js';
 import { TransformerLayer, type AttentionLike, type BlockNames } from '../nn/block.js';
 import { KVCache } from '../nn/cache.js';
 import { PatchEmbedding, prependImageTokens } from '../nn/vision.js';
@@ -62,22 +63,25 @@ const NAMING: { [F in DecoderFamily]: DecoderNaming } = {
  *
  * DeepSeek-V2's reference code (what its checkpoints were trained with) differs from the generic rules:
  * with norm_topk_prob and k > 1 the renormalised weights are NOT multiplied by routed_scaling_factor, and
- * the softmax scale is multiplied by mscale(factor, mscale_all_dim)². (Its interleaved rotary pairs are
+ * the softmax scale is multiplied by mscale(factor, mscale_all_dim)²; its balance loss is per sequence
+ * and layer (seq_aux). (Its interleaved rotary pairs are
  * MLA's own layout.)
  */
 interface FamilyRules {
   act: (a: Activation) => Activation;
   moe: (f: MoeFfn) => MoeFfn;
   softmaxMscale: number;
+  /** balance loss per sequence and layer (DeepSeek seq_aux) instead of Switch's over all tokens */
+  sequenceAux: boolean;
 }
-const GENERIC: FamilyRules = { act: (a) => a, moe: (f) => f, softmaxMscale: 1 };
+const GENERIC: FamilyRules = { act: (a) => a, moe: (f) => f, softmaxMscale: 1, sequenceAux: false };
 
 function familyRules(cfg: DecoderConfig): FamilyRules {
   if (cfg.family === 'openai-gpt') return { ...GENERIC, act: (a) => (a === 'gelu' ? 'gelu_tanh' : a) };
   if (cfg.family !== 'deepseek_v2') return GENERIC;
   const s = cfg.positions.kind === 'rope' ? cfg.positions.scaling : null;
   const m = s?.kind === 'yarn' && s.mscaleAllDim ? yarnMscale(s.factor, s.mscaleAllDim) : 1;
-  return { ...GENERIC, moe: (f) => (f.normTopK && f.topK > 1 ? { ...f, routedScale: 1 } : f), softmaxMscale: m * m };
+  return { ...GENERIC, moe: (f) => (f.normTopK && f.topK > 1 ? { ...f, routedScale: 1 } : f), softmaxMscale: m * m, sequenceAux: true };
 }
 
 // ---- building blocks from the config ----
@@ -157,6 +161,15 @@ export class DecoderLM extends Module implements LanguageModel {
     this.stack = this.child(this.naming.root, new DecoderStack(config, this.naming, rng));
     this.embedNorm = config.embedNorm ? this.child('embed_norm', makeNorm(config.hidden, config.embedNorm)) : null;
     this.lmHead = config.tieEmbeddings ? null : this.child('lm_head', new Linear(config.hidden, config.vocabSize, { bias: false, std: config.initStd, rng }));
+    if (config.family === 'gpt2') this.scaleResidualInit();
+  }
+
+  /** GPT-2's init: projections into the residual stream (`c_proj`) get std / sqrt(2 · layers) */
+  private scaleResidualInit(): void {
+    const s = 1 / Math.sqrt(2 * this.config.decoder.layers);
+    noGrad(() => {
+      for (const [name, t] of this.namedParameters()) if (name.endsWith('c_proj.weight')) this.setParameter(name, mul(t, s));
+    });
   }
 
   newCache(_batch: number, opts: CacheOptions = {}): KVCache {
@@ -234,7 +247,7 @@ export class DecoderLM extends Module implements LanguageModel {
     const logits = this.lmHead ? this.lmHead.forward(x) : linear(c.headScale === 'rsqrt-hidden' ? mul(x, c.hidden ** -0.5) : x, this.stack.embed.weight);
     const outputs: ModelOutputs = { logits, lastHiddenState: x };
     if (cache) outputs.cache = cache;
-    if (routers.length) Object.assign(outputs, this.moeOutputs(routers));
+    if (routers.length) Object.assign(outputs, this.moeOutputs(routers, ids.shape[0]!));
     return outputs;
   }
 
@@ -258,11 +271,18 @@ export class DecoderLM extends Module implements LanguageModel {
     return cache;
   }
 
-  /** router logits of every MoE layer [L_moe, N, E] and the weighted auxiliary loss */
-  private moeOutputs(routers: Tensor[]): Pick<ModelOutputs, 'routerLogits' | 'auxLoss'> {
+  /**
+   * Router logits of every MoE layer [L_moe, N, E] and the weighted auxiliary loss: transformers'
+   * load_balancing_loss_func over all layers' logits concatenated, or for DeepSeek the sum over layers
+   * of its sequence-level balance loss (`aux_loss_alpha` per layer, as its MoEGate adds them).
+   */
+  private moeOutputs(routers: Tensor[], batch: number): Pick<ModelOutputs, 'routerLogits' | 'auxLoss'> {
     const f = this.config.decoder.block.ffn as MoeFfn;
     const all = concat(routers, 0); // (L_moe * N, E), transformers concatenates layers
-    let aux = mul(loadBalancingLoss(all, f.topK), f.auxLossCoef);
+    const balance = familyRules(this.config).sequenceAux
+      ? routers.map((r) => sequenceBalanceLoss(r, batch, f.topK)).reduce((a, b) => add(a, b))
+      : loadBalancingLoss(all, f.topK);
+    let aux = mul(balance, f.auxLossCoef);
     if (f.zLossCoef > 0) aux = add(aux, mul(routerZLoss(all), f.zLossCoef));
     return { routerLogits: stack(routers, 0), auxLoss: aux };
   }

@@ -14,6 +14,7 @@ import {
   type DropoutConfig,
   type EncoderDecoderConfig,
   type EncoderHead,
+  type EncoderHeadKind,
   type Family,
   type FamilyConfig,
   type FfnConfig,
@@ -21,6 +22,7 @@ import {
   type ModelConfig,
   type NormConfig,
   type PositionConfig,
+  type ProblemType,
   type RopeScaling,
   type StandardAttention,
   type TokenIds,
@@ -98,6 +100,10 @@ class HfReader {
     const v = this.str(key, def);
     if (!options.includes(v as T)) this.fail(key, `must be one of ${options.map((o) => JSON.stringify(o)).join(', ')}, got ${JSON.stringify(v)}`);
     return v as T;
+  }
+  oneOfOrNull<T extends string>(key: string, options: readonly T[], def: T | null): T | null {
+    return this.value<T | null>(key, def, (v) => v === null || options.includes(v as T),
+      `null or one of ${options.map((o) => JSON.stringify(o)).join(', ')}`);
   }
   /** a field the config must have at a fixed value for Lineage to build it */
   require(key: string, expected: unknown, def: unknown): void {
@@ -331,11 +337,94 @@ function gptTo(cfg: DecoderConfig): HfJson {
 // ----------------------------------------------------------------------------------------------------
 // BERT
 
-const BERT_HEAD_CLASS: { [H in EncoderHead]: string } = {
+const BERT_HEAD_CLASS: { [H in EncoderHeadKind]: string } = {
   model: 'BertModel',
   'masked-lm': 'BertForMaskedLM',
   pretraining: 'BertForPreTraining',
+  'sequence-classification': 'BertForSequenceClassification',
+  'token-classification': 'BertForTokenClassification',
+  'question-answering': 'BertForQuestionAnswering',
 };
+
+const PROBLEM_TYPES: readonly ProblemType[] = ['regression', 'single_label_classification', 'multi_label_classification'];
+
+const defaultLabel = (i: number): string => `LABEL_${i}`;
+
+/**
+ * Label count and names as transformers keeps them: `id2label` ({"0": name, ...}; what save_pretrained
+ * writes), else `num_labels` (older files), else 2. Default names (LABEL_i) read as null. A `num_labels` that
+ * disagrees with `id2label` wins over default names (so `--set num_labels=5` works on a saved config) and is
+ * an error against custom ones. `label2id` is derived from id2label (transformers' models never read it).
+ */
+function labelsFrom(r: HfReader): { numLabels: number; labels: string[] | null } {
+  const n = r.intOrNull('num_labels', null);
+  const id2label = r.objOrNull('id2label');
+  r.objOrNull('label2id');
+  if (id2label === null) return { numLabels: n ?? 2, labels: null };
+  const count = Object.keys(id2label).length;
+  const names = Array.from({ length: count }, (_, i) => id2label[String(i)]);
+  if (!names.every((l) => typeof l === 'string')) {
+    r.fail('id2label', `must map "0".."${count - 1}" to label names, got ${JSON.stringify(id2label)}`);
+  }
+  const custom = !(names as string[]).every((l, i) => l === defaultLabel(i));
+  if (n !== null && n !== count) {
+    if (custom) r.fail('num_labels', `= ${n} disagrees with id2label (${count} labels ${JSON.stringify(names)}); change id2label instead`);
+    return { numLabels: n, labels: null };
+  }
+  return { numLabels: count, labels: custom ? (names as string[]) : null };
+}
+
+/** id2label / label2id as transformers writes them (string ids; label2id the inverse map) */
+function labelsTo(numLabels: number, labels: string[] | null): HfJson {
+  const names = labels ?? Array.from({ length: numLabels }, (_, i) => defaultLabel(i));
+  return {
+    id2label: Object.fromEntries(names.map((l, i) => [String(i), l])),
+    label2id: Object.fromEntries(names.map((l, i) => [l, i])),
+  };
+}
+
+function bertHeadFrom(r: HfReader): EncoderHead {
+  const classes = r.strList('architectures');
+  const kind = (Object.keys(BERT_HEAD_CLASS) as EncoderHeadKind[]).find((h) => classes.includes(BERT_HEAD_CLASS[h])) ?? 'model';
+  // read whatever the head, so every head's fields are valid `--set` names
+  const { numLabels, labels } = labelsFrom(r);
+  const problem = r.oneOfOrNull<ProblemType>('problem_type', PROBLEM_TYPES, null);
+  const dropout = r.numOrNull('classifier_dropout', null);
+  switch (kind) {
+    case 'model':
+    case 'masked-lm':
+    case 'pretraining':
+      return kind;
+    case 'sequence-classification':
+      return { kind, numLabels, labels, problemType: problem, dropout };
+    case 'token-classification':
+      return { kind, numLabels, labels, dropout };
+    case 'question-answering':
+      // qa_outputs is Linear(D, num_labels), split into start | end: only 2 works
+      if (numLabels !== 2) r.fail('num_labels', `must be 2 for BertForQuestionAnswering (start and end logits), got ${numLabels}`);
+      return { kind };
+    default:
+      return kind satisfies never;
+  }
+}
+
+function bertHeadTo(head: EncoderHead): HfJson {
+  if (typeof head === 'string') return { architectures: [BERT_HEAD_CLASS[head]] };
+  const architectures = [BERT_HEAD_CLASS[head.kind]];
+  switch (head.kind) {
+    case 'sequence-classification':
+      return {
+        architectures, ...labelsTo(head.numLabels, head.labels), classifier_dropout: head.dropout,
+        ...(head.problemType === null ? {} : { problem_type: head.problemType }), // save_pretrained omits the default
+      };
+    case 'token-classification':
+      return { architectures, ...labelsTo(head.numLabels, head.labels), classifier_dropout: head.dropout };
+    case 'question-answering':
+      return { architectures, ...labelsTo(2, null) };
+    default:
+      return head satisfies never;
+  }
+}
 
 const bert: Codec<'bert'> = {
   from(r) {
@@ -343,8 +432,7 @@ const bert: Codec<'bert'> = {
     const heads = r.int('num_attention_heads');
     const ln = layerNorm(r.num('layer_norm_eps', 1e-12));
     r.require('position_embedding_type', 'absolute', 'absolute');
-    const classes = r.strList('architectures');
-    const head = (Object.keys(BERT_HEAD_CLASS) as EncoderHead[]).find((h) => classes.includes(BERT_HEAD_CLASS[h])) ?? 'model';
+    const head = bertHeadFrom(r);
     const hiddenDrop = r.num('hidden_dropout_prob', 0.1);
     return {
       arch: 'encoder',
@@ -376,9 +464,10 @@ const bert: Codec<'bert'> = {
   },
   to(cfg) {
     const b = cfg.encoder.block;
+    const { architectures, ...headFields } = bertHeadTo(cfg.head);
     return {
       model_type: 'bert',
-      architectures: [BERT_HEAD_CLASS[cfg.head]],
+      architectures,
       vocab_size: cfg.vocabSize,
       hidden_size: cfg.hidden,
       num_hidden_layers: cfg.encoder.layers,
@@ -394,6 +483,7 @@ const bert: Codec<'bert'> = {
       position_embedding_type: 'absolute',
       tie_word_embeddings: cfg.tieEmbeddings,
       ...tokensTo(cfg.tokens, false),
+      ...headFields,
     };
   },
 };

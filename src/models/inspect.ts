@@ -22,6 +22,9 @@ import {
   type NormConfig,
   type RnnConfig,
   type TransformerStack,
+  encoderHasLmHead,
+  encoderHasPooler,
+  encoderTaskOutputs,
   ffnGroups,
   windowGroups,
   mambaInner,
@@ -160,13 +163,15 @@ function countTransformer(t: Tally, cfg: Extract<ModelConfig, { maxContext: numb
   }
   if (cfg.arch === 'encoder') {
     t.addLookup('embeddings', cfg.typeVocabSize * d);
-    if (cfg.head !== 'masked-lm') t.add('pooler', linear(d, d, true));
-    if (cfg.head !== 'model') {
+    if (encoderHasPooler(cfg.head)) t.add('pooler', linear(d, d, true));
+    if (encoderHasLmHead(cfg.head)) {
       // transform (dense + layernorm) and the decoder's bias; the decoder weight is tied or counted below
       t.add('head', linear(d, d, true) + normParams(cfg.encoder.block.norm, d) + cfg.vocabSize);
       if (!cfg.tieEmbeddings) t.add('head', cfg.vocabSize * d);
     }
     if (cfg.head === 'pretraining') t.add('head', linear(d, 2, true)); // next-sentence classifier
+    const task = encoderTaskOutputs(cfg.head); // classifier / qa_outputs
+    if (task > 0) t.add('head', linear(d, task, true));
     return;
   }
   if (cfg.arch === 'decoder' && cfg.vision) {
@@ -276,10 +281,11 @@ function contextFlops(cfg: ModelConfig, context: number): number {
     (f, { name, stack }) => f + stackAttentionFlops(stack, context, cfg.arch === 'encoder-decoder' && name === 'decoder'), 0);
 }
 
-/** A tied LM head still multiplies (V x D); BERT's backbone-only 'model' head has no LM output. */
+/** A tied LM head still multiplies (V x D); BERT without its masked-LM head (bare model, task heads) has no
+ * LM output. */
 function tiedHeadParams(cfg: ModelConfig): number {
   if (!cfg.tieEmbeddings) return 0;
-  if (cfg.arch === 'encoder' && cfg.head === 'model') return 0;
+  if (cfg.arch === 'encoder' && !encoderHasLmHead(cfg.head)) return 0;
   return cfg.vocabSize * cfg.hidden; // RNN ties need embedSize === hidden
 }
 

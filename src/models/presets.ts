@@ -210,6 +210,11 @@ const FULL: Record<string, PresetSpec> = {
 /** Shared tiny sizes: bytes-tokenizer vocabulary, no special ids outside it. */
 const TINY_IDS = { bos_token_id: null, eos_token_id: null, pad_token_id: null };
 
+/** the tiny BERT backbone shared by the tiny BERT heads */
+const TINY_BERT: HfJson = {
+  vocab_size: 256, hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 128, max_position_embeddings: 128,
+};
+
 const TINY: Record<string, TinySpec> = {
   'tiny-rnn': { base: 'rnn-lm', description: 'tiny Elman RNN LM', set: { vocab_size: 256, embedding_size: 32, hidden_size: 64, num_hidden_layers: 2 } },
   'tiny-lstm': { base: 'lstm-lm', description: 'tiny LSTM LM', set: { vocab_size: 256, embedding_size: 32, hidden_size: 64, num_hidden_layers: 2, dropout: 0 } },
@@ -222,13 +227,21 @@ const TINY: Record<string, TinySpec> = {
       decoder_ffn_dim: 128, encoder_attention_heads: 4, decoder_attention_heads: 4, max_position_embeddings: 128,
     },
   },
-  'tiny-bert': {
+  'tiny-bert': { base: 'bert-base-uncased', description: 'tiny BERT with masked-LM head', set: { architectures: ['BertForMaskedLM'], ...TINY_BERT } },
+  'tiny-bert-seqcls': {
     base: 'bert-base-uncased',
-    description: 'tiny BERT with masked-LM head',
-    set: {
-      architectures: ['BertForMaskedLM'], vocab_size: 256, hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4,
-      intermediate_size: 128, max_position_embeddings: 128,
-    },
+    description: 'tiny BERT sequence classifier (pooler + 3-way classifier; --set num_labels=N)',
+    set: { architectures: ['BertForSequenceClassification'], num_labels: 3, ...TINY_BERT },
+  },
+  'tiny-bert-tokcls': {
+    base: 'bert-base-uncased',
+    description: 'tiny BERT token classifier (5 tags per token; --set num_labels=N)',
+    set: { architectures: ['BertForTokenClassification'], num_labels: 5, ...TINY_BERT },
+  },
+  'tiny-bert-qa': {
+    base: 'bert-base-uncased',
+    description: 'tiny BERT extractive QA (start / end logits per token)',
+    set: { architectures: ['BertForQuestionAnswering'], ...TINY_BERT },
   },
   'tiny-gpt': { base: 'gpt', description: 'tiny GPT-1', set: { vocab_size: 256, n_positions: 128, n_embd: 64, n_layer: 2, n_head: 4 } },
   'tiny-gpt2': {

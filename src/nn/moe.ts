@@ -145,6 +145,21 @@ export function loadBalancingLoss(routerLogits: Tensor, topK: number): Tensor {
   return mul(sum(mul(tokensPerExpert, probPerExpert)), E);
 }
 
+/**
+ * DeepSeek's sequence-level balance loss (MoEGate with seq_aux) for one layer's router logits [B·T, E]:
+ * per sequence, Σ_e (count_e / (T·k/E)) · mean_t p_e, averaged over the batch. Counts come from the greedy
+ * top-k of the softmax probabilities (what greedy routing picks).
+ */
+export function sequenceBalanceLoss(routerLogits: Tensor, batch: number, topK: number): Tensor {
+  const [N, E] = routerLogits.shape as [number, number];
+  const T = N / batch;
+  const probs = reshape(softmax(routerLogits, -1), [batch, T, E]); // (B, T, E)
+  const { indices } = topk(probs.detach(), topK); // (B, T, k)
+  const counts = sum(oneHot(reshape(indices, [batch, T * topK]), E), 1); // (B, E)
+  const ce = mul(counts, E / (T * topK));
+  return mean(sum(mul(ce, mean(probs, 1)), 1)); // mean over sequences of Σ_e ce · p̄
+}
+
 /** router z-loss (ST-MoE): mean_n logsumexp(logits_n)² */
 export function routerZLoss(routerLogits: Tensor): Tensor {
   return mean(square(logsumexp(routerLogits, -1)));

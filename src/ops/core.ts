@@ -8,10 +8,15 @@ import { Tensor } from '../tensor/tensor.js';
 
 export type TensorLike = Tensor | number;
 
-/** zero-filled output on the same backend as `like` (or the current backend) */
-export function alloc(shape: Shape, dtype: DType, like?: Tensor): Tensor {
+/** output on the same backend as `like` (or the current backend); zero-filled unless `zero` is false */
+export function alloc(shape: Shape, dtype: DType, like?: Tensor, zero = true): Tensor {
   const backend = like ? like.backend : getBackend();
-  return new Tensor(new Storage(backend.allocate(dtype, numel(shape))), shape, dtype);
+  return new Tensor(new Storage(backend.allocate(dtype, numel(shape), zero)), shape, dtype);
+}
+
+/** output that the kernel about to run overwrites completely: skips zero-filling */
+export function allocOut(shape: Shape, dtype: DType, like: Tensor): Tensor {
+  return alloc(shape, dtype, like, false);
 }
 
 /** a view sharing t's storage */
@@ -77,7 +82,7 @@ export function contig(t: Tensor): Tensor {
 
 /** fresh contiguous copy, converting dtype */
 export function copyTo(t: Tensor, dtype: DType): Tensor {
-  const out = alloc(t.shape, dtype, t);
+  const out = allocOut(t.shape, dtype, t);
   kernel(t, 'copy')(t.view(), out.view());
   return out;
 }

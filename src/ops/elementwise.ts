@@ -4,49 +4,22 @@ import type { BinaryOp, DType, UnaryOp } from '../backend/backend.js';
 import { isFloat } from '../tensor/dtype.js';
 import { broadcastShapes } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { alloc, broadcastView, kernel, record, sameBackend, type TensorLike } from './core.js';
+import { allocOut, broadcastView, contig, kernel, record, sameBackend, type TensorLike } from './core.js';
+import { UNARY_DERIVS } from '../backend/reference/kernels.js';
 import { fromValues } from './creation.js';
 import { cast } from './movement.js';
 import { sumTo } from './reduce.js';
 
 // ---- unary ----
-type UnaryGrad = ((x: Tensor, y: Tensor, g: Tensor) => Tensor) | null;
+// Gradients of unary ops run one fused kernel, dy * op'(x), whose per-op derivative table
+// (UNARY_DERIVS, typed over every UnaryOp) lives beside the reference kernels.
 
-const SQRT_2_OVER_PI = 0.7978845608028654;
-
-const UNARY_GRADS: { [K in UnaryOp]: UnaryGrad } = {
-  neg: (_x, _y, g) => neg(g),
-  abs: (x, _y, g) => mul(g, unary('sign', x)),
-  exp: (_x, y, g) => mul(g, y),
-  log: (x, _y, g) => div(g, x),
-  sqrt: (_x, y, g) => div(mul(g, 0.5), y),
-  rsqrt: (_x, y, g) => mul(g, mul(pow(y, 3), -0.5)),
-  tanh: (_x, y, g) => mul(g, sub(1, mul(y, y))),
-  sigmoid: (_x, y, g) => mul(g, mul(y, sub(1, y))),
-  relu: (x, _y, g) => mul(g, cast(gt(x, 0), g.dtype)),
-  // d/dx x·Φ(x) = Φ(x) + x·φ(x)
-  gelu: (x, _y, g) => mul(g, add(mul(add(unary('erf', mul(x, Math.SQRT1_2)), 1), 0.5), mul(x, mul(exp(mul(mul(x, x), -0.5)), 0.3989422804014327)))),
-  gelu_tanh: (x, _y, g) => {
-    const inner = mul(add(x, mul(pow(x, 3), 0.044715)), SQRT_2_OVER_PI);
-    const t = tanh(inner);
-    const dinner = mul(add(mul(mul(x, x), 3 * 0.044715), 1), SQRT_2_OVER_PI);
-    return mul(g, add(mul(add(t, 1), 0.5), mul(mul(mul(x, 0.5), sub(1, mul(t, t))), dinner)));
-  },
-  silu: (x, _y, g) => {
-    const s = sigmoid(x);
-    return mul(g, mul(s, add(1, mul(x, sub(1, s)))));
-  },
-  softplus: (x, _y, g) => mul(g, sigmoid(x)),
-  sin: (x, _y, g) => mul(g, unary('cos', x)),
-  cos: (x, _y, g) => neg(mul(g, unary('sin', x))),
-  sign: null,
-  square: (x, _y, g) => mul(g, mul(x, 2)),
-  reciprocal: (_x, y, g) => neg(mul(g, mul(y, y))),
-  erf: (x, _y, g) => mul(g, mul(exp(neg(mul(x, x))), 1.1283791670955126)),
-  log1p: (x, _y, g) => div(g, add(x, 1)),
-  floor: null,
-  not: null,
-};
+function unaryGrad(op: UnaryOp, x: Tensor, y: Tensor, g: Tensor): Tensor {
+  const [xc, gc] = [contig(x.dtype === 'float32' ? x : cast(x, 'float32')), contig(g)];
+  const out = allocOut(x.shape, 'float32', x);
+  kernel(xc, 'unaryBackward')(op, xc.view(), y.view(), gc.view(), out.view());
+  return out;
+}
 
 export function unary(op: UnaryOp, x: Tensor): Tensor {
   x.assertAlive(op);
@@ -54,10 +27,9 @@ export function unary(op: UnaryOp, x: Tensor): Tensor {
   const intKeep = x.dtype === 'int32' && (op === 'neg' || op === 'abs' || op === 'sign' || op === 'square');
   const outDType: DType = op === 'not' ? 'bool' : intKeep ? 'int32' : 'float32';
   const input = op === 'not' || intKeep || x.dtype === 'float32' ? x : cast(x, 'float32');
-  const out = alloc(x.shape, outDType, x);
+  const out = allocOut(x.shape, outDType, x);
   kernel(input, 'unary')(op, input.view(), out.view());
-  const rule = UNARY_GRADS[op];
-  const y = rule ? record(out, op, [x], (g) => [rule(x, out, g)]) : out;
+  const y = UNARY_DERIVS[op] && outDType === 'float32' ? record(out, op, [x], (g) => [unaryGrad(op, x, out, g)]) : out;
   return lowp ? cast(y, x.dtype) : y;
 }
 
@@ -120,7 +92,7 @@ export function binary(op: BinaryOp, aIn: TensorLike, bIn: TensorLike): Tensor {
   const lowp = !COMPARISON.has(op) && lowpOf(a, b);
   const ac = a.dtype === ct || (op === 'and' || op === 'or') ? a : cast(a, ct);
   const bc = b.dtype === ct || (op === 'and' || op === 'or') ? b : cast(b, ct);
-  const out = alloc(shape, COMPARISON.has(op) ? 'bool' : ct, a);
+  const out = allocOut(shape, COMPARISON.has(op) ? 'bool' : ct, a);
   kernel(ac, 'binary')(op, broadcastView(ac, shape), broadcastView(bc, shape), out.view());
   const rule = BINARY_GRADS[op];
   const y = rule
@@ -172,7 +144,7 @@ export function where(cond: Tensor, aIn: TensorLike, bIn: TensorLike): Tensor {
   const dt: DType = a.dtype === b.dtype ? a.dtype : 'float32';
   const ac = a.dtype === dt ? a : cast(a, dt);
   const bc = b.dtype === dt ? b : cast(b, dt);
-  const out = alloc(shape, dt, a);
+  const out = allocOut(shape, dt, a);
   kernel(ac, 'where')(broadcastView(cond, shape), broadcastView(ac, shape), broadcastView(bc, shape), out.view());
   return record(out, 'where', [a, b], (g) => {
     const zero = fromValues([0], [], g.dtype);

@@ -4,7 +4,7 @@
 import type { MatmulParams } from '../backend/backend.js';
 import { broadcastShapes, fmt, numel } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { alloc, checkDType, contig, kernel, record, sameBackend } from './core.js';
+import { alloc, allocOut, checkDType, contig, kernel, record, sameBackend } from './core.js';
 import { add } from './elementwise.js';
 import { cast, expand, reshape, squeeze, transpose, unsqueeze } from './movement.js';
 import { sumTo } from './reduce.js';
@@ -69,7 +69,7 @@ function matmul2(a: Tensor, b: Tensor): Tensor {
   const la = layout(a, batchShape, M, K);
   const lb = layout(b, batchShape, K, N);
   const batch = numel(batchShape);
-  const out = alloc([...batchShape, M, N], 'float32', a);
+  const out = K === 0 ? alloc([...batchShape, M, N], 'float32', a) : allocOut([...batchShape, M, N], 'float32', a);
   const p: MatmulParams = { batch, M, N, K, transA: la.trans, transB: lb.trans, strideA: la.batchStride, strideB: lb.batchStride };
   if (batch > 0 && M > 0 && N > 0) kernel(a, 'matmul')(la.t.view(), lb.t.view(), out.view(), p);
   return record(out, 'matmul', [a, b], (g) => [

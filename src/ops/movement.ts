@@ -4,7 +4,7 @@ import type { DType, View } from '../backend/backend.js';
 import { isFloat } from '../tensor/dtype.js';
 import { contiguousStrides, fmt, normAxis, resolveReshape, viewStrides, type Shape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { alloc, aliasView, copyTo, kernel, record, sameBackend } from './core.js';
+import { alloc, allocOut, aliasView, copyTo, kernel, record, sameBackend } from './core.js';
 import { zeros } from './creation.js';
 import { sumTo } from './reduce.js';
 
@@ -129,7 +129,7 @@ export function pad(x: Tensor, widths: readonly (readonly [number, number])[], v
 }
 
 function fillLike(shape: Shape, like: Tensor, value: number): Tensor {
-  const out = alloc(shape, like.dtype, like);
+  const out = allocOut(shape, like.dtype, like);
   const host = out.backend.view(out.storage.buf);
   if (!host || like.dtype === 'float16' || like.dtype === 'bfloat16') throw new Error(`pad: non-zero pad value needs a host-visible float32/int32 tensor`);
   host.fill(value);
@@ -148,7 +148,7 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
   }
   const shape = [...first.shape];
   shape[a] = xs.reduce((s, t) => s + t.shape[a]!, 0);
-  const out = alloc(shape, first.dtype, first);
+  const out = allocOut(shape, first.dtype, first);
   const st = contiguousStrides(shape);
   let at = 0;
   const starts: number[] = [];

@@ -4,7 +4,7 @@ import type { AttentionParams, CrossEntropyParams, DType, NormParams, View } fro
 import { fmt, normAxis, numel } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { defaultRng, type Rng } from '../tensor/random.js';
-import { alloc, broadcastView, checkDType, checkRank, contig, copyTo, kernel, record, sameBackend } from './core.js';
+import { allocOut, broadcastView, checkDType, checkRank, contig, copyTo, kernel, record, sameBackend } from './core.js';
 import { arange, fromValues, zeros } from './creation.js';
 import { add, eq, mul, where } from './elementwise.js';
 import { cast, flatten, reshape, transpose, unsqueeze } from './movement.js';
@@ -27,11 +27,11 @@ function softmaxLast(x: Tensor, log: boolean): Tensor {
   const xc = f32c(x);
   const n = x.shape[x.ndim - 1] ?? 1;
   const rows = n === 0 ? 0 : x.size / n;
-  const y = alloc(x.shape, 'float32', x);
+  const y = allocOut(x.shape, 'float32', x);
   kernel(xc, 'softmax')(xc.view(), y.view(), rows, n, log);
   return record(y, log ? 'logSoftmax' : 'softmax', [x], (g) => {
     const gc = f32c(g);
-    const dx = alloc(x.shape, 'float32', x);
+    const dx = allocOut(x.shape, 'float32', x);
     kernel(gc, 'softmaxBackward')(y.view(), gc.view(), dx.view(), rows, n, log);
     return [dx];
   });
@@ -62,16 +62,16 @@ export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor 
   const p = normParams('layerNorm', x, weight, bias, eps);
   sameBackend('layerNorm', x, weight, bias);
   const [xc, wc, bc] = [f32c(x), weight && f32c(weight), bias && f32c(bias)];
-  const out = alloc(x.shape, 'float32', x);
-  const mean = alloc([p.rows], 'float32', x);
-  const rstd = alloc([p.rows], 'float32', x);
+  const out = allocOut(x.shape, 'float32', x);
+  const mean = allocOut([p.rows], 'float32', x);
+  const rstd = allocOut([p.rows], 'float32', x);
   kernel(xc, 'layerNorm')(xc.view(), wc?.view() ?? null, bc?.view() ?? null, out.view(), mean.view(), rstd.view(), p);
   const inputs = [x, weight, bias].filter((t): t is Tensor => !!t);
   return record(out, 'layerNorm', inputs, (g) => {
     const gc = f32c(g);
-    const dx = alloc(x.shape, 'float32', x);
-    const dw = weight ? alloc([p.n], 'float32', x) : null;
-    const db = bias ? alloc([p.n], 'float32', x) : null;
+    const dx = allocOut(x.shape, 'float32', x);
+    const dw = weight ? allocOut([p.n], 'float32', x) : null;
+    const db = bias ? allocOut([p.n], 'float32', x) : null;
     kernel(gc, 'layerNormBackward')(xc.view(), wc?.view() ?? null, mean.view(), rstd.view(), gc.view(), dx.view(), dw?.view() ?? null, db?.view() ?? null, p);
     return [dx, ...(weight ? [dw] : []), ...(bias ? [db] : [])];
   });
@@ -82,13 +82,13 @@ export function rmsNorm(x: Tensor, weight: Tensor | null = null, eps = 1e-6): Te
   const p = normParams('rmsNorm', x, weight, null, eps);
   sameBackend('rmsNorm', x, weight);
   const [xc, wc] = [f32c(x), weight && f32c(weight)];
-  const out = alloc(x.shape, 'float32', x);
-  const rstd = alloc([p.rows], 'float32', x);
+  const out = allocOut(x.shape, 'float32', x);
+  const rstd = allocOut([p.rows], 'float32', x);
   kernel(xc, 'rmsNorm')(xc.view(), wc?.view() ?? null, out.view(), rstd.view(), p);
   return record(out, 'rmsNorm', weight ? [x, weight] : [x], (g) => {
     const gc = f32c(g);
-    const dx = alloc(x.shape, 'float32', x);
-    const dw = weight ? alloc([p.n], 'float32', x) : null;
+    const dx = allocOut(x.shape, 'float32', x);
+    const dw = weight ? allocOut([p.n], 'float32', x) : null;
     kernel(gc, 'rmsNormBackward')(xc.view(), wc?.view() ?? null, rstd.view(), gc.view(), dx.view(), dw?.view() ?? null, p);
     return weight ? [dx, dw] : [dx];
   });
@@ -142,12 +142,12 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const bias = opts.bias ? f32c(opts.bias) : null;
   p.kvLen = kvLen?.view() ?? null;
   p.bias = bias ? broadcastView(bias, [p.B, p.H, p.Tq, p.Tk]) : null;
-  const out = alloc([p.B, p.H, p.Tq, p.Dv], 'float32', q);
-  const lse = alloc([p.B, p.H, p.Tq], 'float32', q);
+  const out = allocOut([p.B, p.H, p.Tq, p.Dv], 'float32', q);
+  const lse = allocOut([p.B, p.H, p.Tq], 'float32', q);
   kernel(qc, 'attention')(qc.view(), kc.view(), vc.view(), out.view(), lse.view(), p);
   return record(out, 'attention', [q, k, v], (g) => {
     const gc = f32c(g);
-    const [dq, dk, dv] = [alloc(q.shape, 'float32', q), alloc(k.shape, 'float32', q), alloc(v.shape, 'float32', q)];
+    const [dq, dk, dv] = [allocOut(q.shape, 'float32', q), allocOut(k.shape, 'float32', q), allocOut(v.shape, 'float32', q)];
     kernel(gc, 'attentionBackward')(qc.view(), kc.view(), vc.view(), out.view(), lse.view(), gc.view(), dq.view(), dk.view(), dv.view(), p);
     return [dq, dk, dv];
   });
@@ -224,12 +224,12 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   const rows = targets.size;
   const p: CrossEntropyParams = { rows, V, ignoreIndex, labelSmoothing };
   const lc = f32c(logits);
-  const loss = alloc(targets.shape, 'float32', logits);
-  const lse = alloc([rows], 'float32', logits);
+  const loss = allocOut(targets.shape, 'float32', logits);
+  const lse = allocOut([rows], 'float32', logits);
   kernel(lc, 'crossEntropy')(lc.view(), tc.view(), loss.view(), lse.view(), p);
   const perRow = record(loss, 'crossEntropy', [logits], (g) => {
     const gc = f32c(g);
-    const dl = alloc(logits.shape, 'float32', logits);
+    const dl = allocOut(logits.shape, 'float32', logits);
     kernel(gc, 'crossEntropyBackward')(lc.view(), tc.view(), lse.view(), gc.view(), dl.view(), p);
     return [dl];
   });
@@ -277,7 +277,7 @@ export function indexSelect(x: Tensor, axis: number, idx: Tensor): Tensor {
   const m = idx.size;
   const shape = [...x.shape];
   shape[a] = m;
-  const out = alloc(shape, x.dtype, x);
+  const out = allocOut(shape, x.dtype, x);
   kernel(xc, 'gather')(xc.view(), ic.view(), out.view(), outer, x.shape[a]!, inner, m);
   return record(out, 'indexSelect', [x], (g) => [scatterAdd(zeros(x.shape, g.dtype), a, ic, g)]);
 }
@@ -322,8 +322,8 @@ export function topk(x: Tensor, k: number): { values: Tensor; indices: Tensor } 
   if (!Number.isInteger(k) || k < 1 || k > n) throw new Error(`topk: k=${k} is out of range for a last axis of size ${n}`);
   const xc = f32c(x);
   const rows = x.size / n;
-  const values = alloc([...x.shape.slice(0, -1), k], 'float32', x);
-  const indices = alloc([...x.shape.slice(0, -1), k], 'int32', x);
+  const values = allocOut([...x.shape.slice(0, -1), k], 'float32', x);
+  const indices = allocOut([...x.shape.slice(0, -1), k], 'int32', x);
   kernel(xc, 'topk')(xc.view(), values.view(), indices.view(), rows, n, k);
   if (!x.requiresGrad) return { values, indices };
   values.dispose();
@@ -339,7 +339,7 @@ export function oneHot(ids: Tensor, n: number): Tensor {
 export function cumsum(x: Tensor, axis = -1, reverse = false): Tensor {
   const a = normAxis(axis, x.ndim, 'cumsum');
   const xc = x.dtype === 'int32' ? contig(x) : f32c(x);
-  const out = alloc(x.shape, xc.dtype, x);
+  const out = allocOut(x.shape, xc.dtype, x);
   const dims = [numel(x.shape.slice(0, a)), x.shape[a]!, numel(x.shape.slice(a + 1))] as const;
   kernel(xc, 'cumsum')(xc.view(), out.view(), ...dims, reverse);
   return record(out, 'cumsum', [x], (g) => [cumsum(g, a, !reverse)]);
@@ -385,11 +385,11 @@ export function conv1dCausal(x: Tensor, w: Tensor, bias: Tensor | null = null): 
     throw new Error(`conv1dCausal: weight ${fmt(w.shape)} / bias ${bias ? fmt(bias.shape) : 'none'} do not match ${C} channels of x ${fmt(x.shape)}`);
   }
   const [xc, wc, bc] = [f32c(x), f32c(w), bias && f32c(bias)];
-  const out = alloc(x.shape, 'float32', x);
+  const out = allocOut(x.shape, 'float32', x);
   kernel(xc, 'conv1d')(xc.view(), wc.view(), bc?.view() ?? null, out.view(), B, C, T, K);
   return record(out, 'conv1dCausal', bias ? [x, w, bias] : [x, w], (g) => {
     const gc = f32c(g);
-    const [dx, dw, db] = [alloc(x.shape, 'float32', x), alloc(w.shape, 'float32', x), bias ? alloc([C], 'float32', x) : null];
+    const [dx, dw, db] = [allocOut(x.shape, 'float32', x), allocOut(w.shape, 'float32', x), bias ? allocOut([C], 'float32', x) : null];
     kernel(gc, 'conv1dBackward')(xc.view(), wc.view(), gc.view(), dx.view(), dw.view(), db?.view() ?? null, B, C, T, K);
     return bias ? [dx, dw, db] : [dx, dw];
   });
@@ -410,17 +410,17 @@ export function selectiveScan(x: Tensor, delta: Tensor, A: Tensor, Bm: Tensor, C
   }
   const cs = [x, delta, A, Bm, Cm].map(f32c) as [Tensor, Tensor, Tensor, Tensor, Tensor];
   const [Dc, hc] = [D && f32c(D), h0 && f32c(h0)];
-  const y = alloc([B, T, C], 'float32', x);
-  const hT = alloc([B, C, N], 'float32', x);
+  const y = allocOut([B, T, C], 'float32', x);
+  const hT = allocOut([B, C, N], 'float32', x);
   const p = { B, T, C, N };
   const v = cs.map((t) => t.view()) as [View, View, View, View, View];
   kernel(cs[0], 'scan')(...v, Dc?.view() ?? null, hc?.view() ?? null, y.view(), hT.view(), p);
   const inputs = [x, delta, A, Bm, Cm, ...(D ? [D] : []), ...(h0 ? [h0] : [])];
   const yOut = record(y, 'selectiveScan', inputs, (g) => {
     const gc = f32c(g);
-    const grads = [x.shape, delta.shape, A.shape, Bm.shape, Cm.shape].map((s) => alloc(s, 'float32', x)) as [Tensor, Tensor, Tensor, Tensor, Tensor];
-    const dD = D ? alloc([C], 'float32', x) : null;
-    const dh0 = h0 ? alloc([B, C, N], 'float32', x) : null;
+    const grads = [x.shape, delta.shape, A.shape, Bm.shape, Cm.shape].map((s) => allocOut(s, 'float32', x)) as [Tensor, Tensor, Tensor, Tensor, Tensor];
+    const dD = D ? allocOut([C], 'float32', x) : null;
+    const dh0 = h0 ? allocOut([B, C, N], 'float32', x) : null;
     kernel(gc, 'scanBackward')(...v, Dc?.view() ?? null, hc?.view() ?? null, gc.view(), null, ...(grads.map((t) => t.view()) as [View, View, View, View, View]), dD?.view() ?? null, dh0?.view() ?? null, p);
     return [...grads, ...(D ? [dD] : []), ...(h0 ? [dh0] : [])];
   });

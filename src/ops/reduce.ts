@@ -3,7 +3,7 @@
 import type { ReduceOp } from '../backend/backend.js';
 import { fmt, normAxes, normAxis, numel, type Shape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { alloc, contig, kernel, record } from './core.js';
+import { allocOut, contig, kernel, record } from './core.js';
 import { add, div, eq, exp, log, mul, sub, where } from './elementwise.js';
 import { fullLike } from './creation.js';
 import { cast, expand, permute, reshape } from './movement.js';
@@ -34,7 +34,7 @@ function reduceRaw(op: ReduceOp, x: Tensor, axes: number[]): Tensor {
     inner = 1;
   }
   if (n === 0 && op !== 'sum') throw new Error(`${op}: cannot reduce over an empty axis (shape ${fmt(x.shape)})`);
-  const out = alloc(kshape, outDType === 'float16' || outDType === 'bfloat16' ? 'float32' : outDType, x);
+  const out = allocOut(kshape, outDType === 'float16' || outDType === 'bfloat16' ? 'float32' : outDType, x);
   kernel(input, 'reduce')(op, input.view(), outer, n, inner, out.view());
   return out.dtype === outDType ? out : cast(out, outDType);
 }

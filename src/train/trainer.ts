@@ -17,8 +17,8 @@ import { defaultRng } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { mul } from '../ops/index.js';
 import type { LanguageModel } from '../models/model.js';
-import { clipGradNorm, createOptimizer, gradNorm, type Optimizer, type OptimizerConfig, type OptimizerState } from './optim.js';
-import { MixedPrecision, type LossScalerState, type Precision } from './precision.js';
+import { assign, clipGradNorm, createOptimizer, gradNorm, type Optimizer, type OptimizerConfig, type OptimizerState } from './optim.js';
+import { MixedPrecision, type LossScalerOptions, type LossScalerState, type Precision } from './precision.js';
 import { lrAt, validateSchedule, type Schedule } from './schedule.js';
 import type { HostBatch, TrainTask } from './family-objectives.js';
 
@@ -32,6 +32,8 @@ export interface TrainerOptions {
   /** clip the global gradient norm to this value (0 = off) */
   gradClip?: number;
   precision?: Precision;
+  /** dynamic loss scaling options (fp16) */
+  lossScale?: LossScalerOptions;
   /** recompute each block's activations in backward (the model must honour `gradientCheckpointing`) */
   gradientCheckpointing?: boolean;
   /** evaluate every N steps (and at the end); 0 = only at the end */
@@ -86,12 +88,12 @@ export class Trainer {
   readonly o: Required<TrainerOptions>;
 
   constructor(readonly model: LanguageModel, readonly task: TrainTask, opts: TrainerOptions) {
-    this.o = { gradAccum: 1, gradClip: 0, precision: 'fp32', gradientCheckpointing: false, evalInterval: 0, evalBatches: 20, ...opts };
+    this.o = { gradAccum: 1, gradClip: 0, precision: 'fp32', gradientCheckpointing: false, evalInterval: 0, evalBatches: 20, lossScale: {}, ...opts };
     if (!(Number.isInteger(this.o.steps) && this.o.steps >= 0)) throw new Error(`trainer: steps must be a non-negative integer, got ${this.o.steps}`);
     if (!(Number.isInteger(this.o.gradAccum) && this.o.gradAccum >= 1)) throw new Error(`trainer: gradAccum must be a positive integer, got ${this.o.gradAccum}`);
     validateSchedule(this.o.schedule);
     if (this.o.gradientCheckpointing) enableGradientCheckpointing(model);
-    this.mp = new MixedPrecision(model, this.o.precision);
+    this.mp = new MixedPrecision(model, this.o.precision, { scaler: this.o.lossScale });
     this.optimizer = createOptimizer(this.mp.masters, this.o.optimizer);
     model.train();
   }
@@ -149,6 +151,20 @@ export class Trainer {
   /** the float32 weights to save (masters under mixed precision) */
   weights(): [string, Tensor][] {
     return this.mp.masters;
+  }
+
+  /** loads full-precision weights (e.g. a checkpoint's) into the masters and the model copy */
+  loadWeights(weights: ReadonlyMap<string, Tensor>): void {
+    const missing = this.mp.masters.filter(([n]) => !weights.has(n)).map(([n]) => n);
+    if (missing.length) throw new Error(`trainer: checkpoint lacks ${missing.length} weight(s): ${missing.slice(0, 5).join(', ')}`);
+    noGrad(() => {
+      for (const [name, m] of this.mp.masters) {
+        const w = weights.get(name)!;
+        if (w.size !== m.size) throw new Error(`trainer: checkpoint weight '${name}' has ${w.size} values, the model ${m.size}`);
+        assign(m, w);
+      }
+    });
+    this.mp.copyMastersToModel();
   }
 
   state(): { json: TrainerState; buffers: OptimizerState['buffers'] } {

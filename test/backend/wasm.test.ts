@@ -198,7 +198,7 @@ for (const c of configs) {
       const ctx = new Ctx(B());
       const r = rng(1);
       const sizes: [number, number, number][] = [
-        [1, 1, 1], [3, 17, 5], [1, 65, 63], [63, 65, 129], [129, 3, 17], [4, 8, 256], [17, 1, 300], [65, 129, 300],
+        [1, 1, 1], [3, 17, 5], [1, 65, 63], [1, 100, 37], [1, 3, 1000], [63, 65, 129], [129, 3, 17], [4, 8, 256], [17, 1, 300], [65, 129, 300],
       ];
       for (const [M, N, K] of sizes) {
         for (const transA of [false, true]) {
@@ -513,6 +513,26 @@ for (const c of configs) {
           if (dt === 'int32') assert.deepEqual(Array.from(ctx.be.view(o1.buf)), Array.from(ctx.be.view(o2.buf)));
           else close(ctx.arr(o1), ctx.arr(o2), 1e-5 * Math.sqrt(n), `reduce ${op} ${outer}x${n}x${inner}`);
         }
+      }
+      ctx.done();
+    });
+
+    test('gather / scatterAdd (repeated indices)', () => {
+      const ctx = new Ctx(B());
+      const r = rng(31);
+      for (const [outer, n, inner, m] of [[1, 10, 1, 4], [1, 50, 65, 200], [3, 7, 130, 11], [2, 5, 3, 1]] as const) {
+        const idxVals = Array.from({ length: m }, (_, i) => (i * 7 + 3) % n);
+        const idx = ctx.ints([m], idxVals);
+        const x = ctx.t([outer, n, inner], r, 'float32', 1);
+        const g = [ctx.t([outer, m, inner], null), ctx.t([outer, m, inner], null)];
+        ctx.be.kernels.gather!(x, idx, g[0]!, outer, n, inner, m);
+        ref.gather(x, idx, g[1]!, outer, n, inner, m);
+        close(ctx.arr(g[0]!), ctx.arr(g[1]!), 0, `gather ${outer}x${n}x${inner} m=${m}`);
+        const src = ctx.t([outer, m, inner], r);
+        const o = [ctx.t([outer, n, inner], () => 1), ctx.t([outer, n, inner], () => 1)];
+        ctx.be.kernels.scatterAdd!(src, idx, o[0]!, outer, n, inner, m);
+        ref.scatterAdd(src, idx, o[1]!, outer, n, inner, m);
+        close(ctx.arr(o[0]!), ctx.arr(o[1]!), 1e-6, `scatterAdd ${outer}x${n}x${inner} m=${m}`);
       }
       ctx.done();
     });

@@ -14,9 +14,6 @@ const ROOT = fileURLToPath(new URL('../../../fixtures/', import.meta.url));
 /** Tensors in a state dict that are buffers, not parameters (transformers' num_parameters skips them). */
 const BUFFERS = new Set(['final_logits_bias']);
 
-/** Fine-tuning heads live outside ModelConfig (src/models/bert.ts owns them). */
-const TASK_HEADS = /^BertFor(QuestionAnswering|SequenceClassification|TokenClassification)$/;
-
 const fixtures = existsSync(ROOT)
   ? readdirSync(ROOT).filter((d) => existsSync(`${ROOT}${d}/config.json`) && existsSync(`${ROOT}${d}/model.safetensors`))
   : [];
@@ -26,9 +23,12 @@ for (const name of fixtures) {
     const ckpt = await readCheckpoint(ROOT + name);
     const cfg = fromHFConfig(ckpt.config);
     assert.equal(cfg.family, ckpt.config.model_type);
-    assert.deepEqual(fromHFConfig(toHFConfig(cfg)), cfg);
-    const arch = (ckpt.config.architectures as string[] | undefined)?.[0] ?? '';
-    if (TASK_HEADS.test(arch)) return;
+    const hf = toHFConfig(cfg);
+    assert.deepEqual(fromHFConfig(hf), cfg);
+    // the head's config.json fields come back exactly as transformers wrote them
+    for (const k of ['architectures', 'id2label', 'label2id', 'classifier_dropout', 'problem_type'] as const) {
+      if (k in hf) assert.deepEqual(hf[k], ckpt.config[k], `${name}: ${k}`);
+    }
     const stored = ckpt.tensors
       .filter((t) => !BUFFERS.has(t.name.split('.').at(-1)!))
       .reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);

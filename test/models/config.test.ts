@@ -279,3 +279,77 @@ test('transformers 5 rope_parameters is read like rope_theta + rope_scaling', ()
   const plain = fromHFConfig({ ...base, rope_parameters: { rope_type: 'default', rope_theta: 10000 } });
   assert.deepEqual(plain, getPreset('llama-2-7b'));
 });
+
+test('BERT task heads: architectures, num_labels / id2label / label2id, problem_type and classifier_dropout', () => {
+  const base = getPresetInfo('bert-base-uncased').hf;
+  // a sentiment classifier's config.json as save_pretrained writes it (no num_labels key; problem_type set)
+  const sst = {
+    ...base, architectures: ['BertForSequenceClassification'], classifier_dropout: null, problem_type: 'single_label_classification',
+    id2label: { 0: 'NEGATIVE', 1: 'POSITIVE' }, label2id: { NEGATIVE: 0, POSITIVE: 1 }, torch_dtype: 'float32',
+  };
+  const cfg = fromHFConfig(sst);
+  assert.ok(cfg.arch === 'encoder');
+  assert.deepEqual(cfg.head, { kind: 'sequence-classification', numLabels: 2, labels: ['NEGATIVE', 'POSITIVE'], problemType: 'single_label_classification', dropout: null });
+  const hf = toHFConfig(cfg);
+  for (const k of ['architectures', 'id2label', 'label2id', 'problem_type', 'classifier_dropout'] as const) assert.deepEqual(hf[k], clone(sst)[k], k);
+  assert.deepEqual(fromHFConfig(clone(hf)), cfg);
+
+  // older files: num_labels alone; default names read as null; problem_type omitted when unset
+  const ner = fromHFConfig({ ...base, architectures: ['BertForTokenClassification'], num_labels: 9, classifier_dropout: 0.2 });
+  assert.ok(ner.arch === 'encoder');
+  assert.deepEqual(ner.head, { kind: 'token-classification', numLabels: 9, labels: null, dropout: 0.2 });
+  const nerHf = toHFConfig(ner);
+  assert.equal(Object.keys(nerHf.id2label as object).length, 9);
+  assert.equal((nerHf.label2id as Record<string, number>).LABEL_8, 8);
+  assert.equal('problem_type' in nerHf, false);
+  assert.equal('num_labels' in nerHf, false); // transformers derives it from id2label
+
+  const qa = fromHFConfig({ ...base, architectures: ['BertForQuestionAnswering'] });
+  assert.ok(qa.arch === 'encoder');
+  assert.deepEqual(qa.head, { kind: 'question-answering' });
+  assert.deepEqual(toHFConfig(qa).id2label, { 0: 'LABEL_0', 1: 'LABEL_1' });
+
+  // every head's fields are valid --set names, whatever the current head
+  const names = hfFieldNames(base);
+  for (const k of ['architectures', 'num_labels', 'id2label', 'label2id', 'problem_type', 'classifier_dropout']) assert.ok(names.includes(k), k);
+});
+
+test('BERT task heads: --set num_labels / architectures, and errors naming the field', () => {
+  const seqcls = toHFConfig(getPreset('tiny-bert-seqcls'));
+  assert.equal(Object.keys(seqcls.id2label as object).length, 3);
+  // default label names give way to num_labels, so --set works on a saved config.json
+  const five = fromHFConfig(applyOverrides(seqcls, ['num_labels=5']));
+  assert.ok(five.arch === 'encoder' && typeof five.head === 'object' && five.head.kind === 'sequence-classification');
+  assert.equal(five.head.numLabels, 5);
+  const tok = fromHFConfig(applyOverrides(toHFConfig(getPreset('tiny-bert')), ['architectures=["BertForTokenClassification"]']));
+  assert.ok(tok.arch === 'encoder');
+  assert.deepEqual(tok.head, { kind: 'token-classification', numLabels: 2, labels: null, dropout: null });
+
+  const named = { ...seqcls, id2label: { 0: 'a', 1: 'b', 2: 'c' } };
+  assert.deepEqual((fromHFConfig(named) as { head: { labels: string[] } }).head.labels, ['a', 'b', 'c']);
+  assert.throws(() => applyOverrides(named, ['num_labels=5']), /field "num_labels" = 5 disagrees with id2label \(3 labels/);
+  assert.throws(() => fromHFConfig({ ...seqcls, id2label: { 0: 'a', 2: 'c' } }), /field "id2label" must map "0".."1" to label names/);
+  assert.throws(() => fromHFConfig({ ...seqcls, problem_type: 'ranking' }), /field "problem_type" must be null or one of "regression"/);
+  assert.throws(() => fromHFConfig({ ...seqcls, num_labels: 0, id2label: undefined }), /head\.numLabels: must be a positive integer, got 0/);
+  assert.throws(() => fromHFConfig({ ...toHFConfig(getPreset('tiny-bert-qa')), num_labels: 3, id2label: undefined }),
+    /field "num_labels" must be 2 for BertForQuestionAnswering/);
+});
+
+test('BERT task heads: validateConfig names the field; impossible combinations do not type-check', () => {
+  const cfg = getPreset('tiny-bert-seqcls');
+  assert.ok(cfg.arch === 'encoder');
+  const withHead = (head: unknown) => ({ ...cfg, head }) as unknown as ModelConfig;
+  const seq = { kind: 'sequence-classification', numLabels: 3, labels: null, problemType: null, dropout: null };
+  assert.doesNotThrow(() => validateConfig(withHead(seq)));
+  assert.throws(() => validateConfig(withHead({ ...seq, labels: ['a', 'b'] })), /head\.labels: must be null or numLabels \(3\) label names/);
+  assert.throws(() => validateConfig(withHead({ ...seq, labels: ['LABEL_0', 'LABEL_1', 'LABEL_2'] })), /head\.labels: .*default names: write null/);
+  assert.throws(() => validateConfig(withHead({ ...seq, dropout: 1.5 })), /head\.dropout: must be null or in \[0, 1\)/);
+  assert.throws(() => validateConfig(withHead({ ...seq, problemType: 'ranking' })), /head\.problemType: must be null or one of regression/);
+  assert.throws(() => validateConfig(withHead('classifier')), /head: must be 'model', 'masked-lm', 'pretraining' or a task head object/);
+  assert.throws(() => validateConfig(withHead({ kind: 'ranking' })), /head\.kind: must be one of sequence-classification/);
+  if (cfg.arch !== 'encoder') return;
+  // @ts-expect-error QA always has 2 outputs: no numLabels
+  cfg.head = { kind: 'question-answering', numLabels: 2 };
+  // @ts-expect-error token classification has no problem_type (transformers always uses cross-entropy)
+  cfg.head = { kind: 'token-classification', numLabels: 2, labels: null, dropout: null, problemType: 'regression' };
+});

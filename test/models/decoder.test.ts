@@ -11,7 +11,7 @@ import { createModel } from '../../src/models/registry.js';
 import { DecoderLM } from '../../src/models/decoder.js';
 import { getPreset } from '../../src/models/presets.js';
 import { countParams } from '../../src/models/inspect.js';
-import { MoE } from '../../src/nn/moe.js';
+import { MoE, sequenceBalanceLoss } from '../../src/nn/moe.js';
 import { assertCacheConsistent, maxAbsDiff, ones, randomIds, tinyConfig } from './decoder-helpers.js';
 
 test('parameter names follow transformers per family', () => {
@@ -185,4 +185,24 @@ test('built models have exactly the parameter counts src/models/inspect computes
     const cfg = getPreset(name);
     assert.equal(createModel(cfg).numParameters(), countParams(cfg).params, name);
   }
+});
+
+test('DeepSeek aux loss is its per-layer sequence-level balance loss times aux_loss_alpha', () => {
+  const model = createModel(tinyConfig('deepseek_v2', (c) => (c.decoder.layers = 3)), { seed: 5 });
+  const out = noGrad(() => model.forward({ inputIds: randomIds(2, 5, 48) }));
+  const f = (model.config as DecoderConfig).decoder.block.ffn as MoeFfn;
+  assert.equal(out.routerLogits!.shape[0], 2); // layer 0 is dense
+  const want = [0, 1].map((l) => sequenceBalanceLoss(contiguous(slice(out.routerLogits!, 0, l, l + 1)).reshape(10, 4), 2, f.topK).item()).reduce((a, b) => a + b) * f.auxLossCoef;
+  assert.ok(Math.abs(out.auxLoss!.item() - want) < 1e-7);
+});
+
+test('GPT-2 init: residual projections (c_proj) have std initializer_range / sqrt(2 · layers)', () => {
+  const cfg = tinyConfig('gpt2', (c) => ((c.hidden = 64), (c.decoder.layers = 8), ((c.decoder.block.attention as StandardAttention).headDim = 16), ((c.decoder.block.ffn as { hidden: number }).hidden = 256)));
+  const params = new Map(createModel(cfg, { seed: 1 }).namedParameters());
+  const std = (name: string) => {
+    const v = params.get(name)!.toList();
+    return Math.sqrt(v.reduce((s, x) => s + x * x, 0) / v.length);
+  };
+  assert.ok(Math.abs(std('transformer.h.0.mlp.c_proj.weight') - 0.02 / 4) < 0.0005);
+  assert.ok(Math.abs(std('transformer.h.0.mlp.c_fc.weight') - 0.02) < 0.001);
 });

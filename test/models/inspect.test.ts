@@ -79,6 +79,30 @@ test('components add up to the total for every preset', () => {
   assert.equal(gpt2.head, undefined); // tied
 });
 
+test('BERT heads: pooler, masked-LM, NSP, classifier and qa_outputs are counted as transformers builds them', () => {
+  const base = getPreset('bert-base-uncased'); // BertModel: 109,482,240
+  assert.ok(base.arch === 'encoder');
+  const D = 768;
+  const pooler = D * D + D;
+  const count = (head: typeof base.head) => countParams({ ...base, head });
+  const seq = count({ kind: 'sequence-classification', numLabels: 2, labels: null, problemType: null, dropout: null });
+  assert.equal(seq.params, 109_482_240 + 2 * D + 2); // e.g. bert-base-uncased fine-tuned on SST-2: 109,483,778
+  assert.equal(seq.byComponent.pooler, pooler);
+  assert.equal(seq.byComponent.head, 2 * D + 2);
+  const tok = count({ kind: 'token-classification', numLabels: 9, labels: null, dropout: null });
+  assert.equal(tok.params, 109_482_240 - pooler + 9 * D + 9); // no pooler in BertForTokenClassification
+  assert.equal(tok.byComponent.pooler, undefined);
+  const qa = count({ kind: 'question-answering' });
+  assert.equal(qa.params, 109_482_240 - pooler + 2 * D + 2);
+  // task heads have no (tied) vocabulary projection: FLOPs are 2 x the non-lookup parameters + attention
+  const r = inspectConfig({ ...base, head: { kind: 'question-answering' } }, { context: 128 });
+  const lookups = 30522 * D + 512 * D + 2 * D;
+  assert.equal(r.lookupParams, lookups);
+  assert.equal(r.flopsPerToken.inference, 2 * (qa.params - lookups) + 12 * 2 * (D + D) * 128);
+  const mlm = countParams({ ...base, head: 'masked-lm' });
+  assert.equal(mlm.params, 109_482_240 - pooler + (D * D + D) + 2 * D + 30522); // cls.predictions transform + bias
+});
+
 test('rnn parameters follow torch layouts', () => {
   // LSTM: 4 gates; layer 0 sees E inputs, later layers H
   const c = countParams(getPreset('tiny-lstm'));
@@ -186,6 +210,18 @@ test('inspect CLI on a model directory with weights reports what the checkpoint 
   assert.equal(out.checkpoint.files, 1);
   assert.deepEqual(Object.keys(out.checkpoint.dtypes), ['F32']);
   assert.match(await capture([fixture]), /checkpoint\s+\d+ tensors in 1 file\(s\), [\d,]+ values \(F32, .*\), matches the config/);
+});
+
+test('inspect CLI on the BERT task-head fixtures: the config counts exactly what the checkpoint stores', async () => {
+  for (const name of ['bert-seqcls', 'bert-tokcls', 'bert-qa']) {
+    const fixture = fileURLToPath(new URL(`../../../fixtures/${name}`, import.meta.url));
+    if (!existsSync(`${fixture}/model.safetensors`)) continue;
+    const out = JSON.parse(await capture([fixture, '--json']));
+    assert.equal(out.checkpoint.values, out.params, name);
+    assert.ok(out.byComponent.head > 0, name);
+  }
+  const wide = JSON.parse(await capture(['tiny-bert-seqcls', '--json', '--set', 'num_labels=7']));
+  assert.equal(wide.params, countParams(getPreset('tiny-bert-seqcls')).params + 4 * 64 + 4);
 });
 
 test('inspect CLI errors', async () => {

@@ -15,7 +15,7 @@ import { Conv1D } from '../../src/nn/conv1d.js';
 import { Linear } from '../../src/nn/layers.js';
 import { Attention, LLAMA_ATTENTION_NAMES, attend } from '../../src/nn/attention.js';
 import { LayerCache } from '../../src/nn/cache.js';
-import { MoE, MIXTRAL_MOE_NAMES, loadBalancingLoss, routerZLoss } from '../../src/nn/moe.js';
+import { MoE, MIXTRAL_MOE_NAMES, loadBalancingLoss, routerZLoss, sequenceBalanceLoss } from '../../src/nn/moe.js';
 import type { MoeFfn } from '../../src/models/config.js';
 
 function close(a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-5, label = ''): void {
@@ -269,4 +269,25 @@ test('attention projections at dotted checkpoint paths share their inner contain
   close(new Map(att.namedParameters()).get('output.dense.weight')!.data(), w.data(), 0);
   const deep = new Attention({ dim: 8, heads: 2, kvHeads: 2, headDim: 4, qkvBias: false, outBias: false, scale: null, names: { q: 'a.b.q', k: 'a.b.k', v: 'a.c.v', o: 'o' } });
   assert.deepEqual(deep.namedParameters().map(([n]) => n), ['a.b.q.weight', 'a.b.k.weight', 'a.c.v.weight', 'o.weight']);
+});
+
+test('DeepSeek sequence-level balance loss matches its MoEGate formula', () => {
+  const [B, T, E, k] = [2, 3, 4, 2];
+  const logits = randn([B * T, E], { rng: new Rng(21) });
+  const got = sequenceBalanceLoss(logits, B, k).item();
+  const l = logits.data();
+  let want = 0;
+  for (let b = 0; b < B; b++) {
+    const ce = new Array<number>(E).fill(0);
+    const pbar = new Array<number>(E).fill(0);
+    for (let t = 0; t < T; t++) {
+      const row = Array.from(l.subarray((b * T + t) * E, (b * T + t + 1) * E));
+      const z = row.reduce((s, x) => s + Math.exp(x), 0);
+      const p = row.map((x) => Math.exp(x) / z);
+      p.forEach((v, e) => (pbar[e]! += v / T));
+      [...p.keys()].sort((i, j) => p[j]! - p[i]!).slice(0, k).forEach((e) => (ce[e]! += 1));
+    }
+    want += ce.reduce((s, c, e) => s + (c / ((T * k) / E)) * pbar[e]!, 0) / B;
+  }
+  close([got], [want], 1e-5);
 });

@@ -26,7 +26,7 @@ export class ReferenceBackend implements Backend {
     this.name = opts.float64 ? 'reference-f64' : 'reference';
   }
 
-  allocate(dtype: DType, length: number): Buf {
+  allocate(dtype: DType, length: number, _zero = true): Buf {
     const data = dtype === 'float32' && this.opts.float64 ? (new Float64Array(length) as unknown as Float32Array) : newArray(dtype, length);
     this.inUse += length * bytesPerElement(dtype);
     this.peak = Math.max(this.peak, this.inUse);

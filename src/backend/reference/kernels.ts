@@ -79,6 +79,49 @@ export const UNARY_FNS: { [K in UnaryOp]: (x: number) => number } = {
   not: (x) => (x ? 0 : 1),
 };
 
+const INV_SQRT_2PI = 0.3989422804014327;
+
+/** d op(x) / dx given x and y = op(x); null for ops without a gradient */
+export const UNARY_DERIVS: { [K in UnaryOp]: ((x: number, y: number) => number) | null } = {
+  neg: () => -1,
+  abs: (x) => Math.sign(x),
+  exp: (_x, y) => y,
+  log: (x) => 1 / x,
+  sqrt: (_x, y) => 0.5 / y,
+  rsqrt: (_x, y) => -0.5 * y * y * y,
+  tanh: (_x, y) => 1 - y * y,
+  sigmoid: (_x, y) => y * (1 - y),
+  relu: (x) => (x > 0 ? 1 : 0),
+  // Φ(x) + x φ(x), with Φ(x) = y / x away from 0 (no erf needed)
+  gelu: (x, y) => (Math.abs(x) > 1e-3 ? y / x : 0.5 + x * INV_SQRT_2PI) + x * Math.exp(-0.5 * x * x) * INV_SQRT_2PI,
+  gelu_tanh: (x) => {
+    const t = Math.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x));
+    return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * 0.7978845608028654 * (1 + 3 * 0.044715 * x * x);
+  },
+  silu: (x) => {
+    const s = x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x));
+    return s * (1 + x * (1 - s));
+  },
+  softplus: (x) => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x))),
+  sin: (x) => Math.cos(x),
+  cos: (x) => -Math.sin(x),
+  sign: null,
+  square: (x) => 2 * x,
+  reciprocal: (_x, y) => -y * y,
+  erf: (x) => 1.1283791670955126 * Math.exp(-x * x),
+  log1p: (x) => 1 / (1 + x),
+  floor: null,
+  not: null,
+};
+
+function unaryBackward(op: UnaryOp, x: View, y: View, dy: View, out: View): void {
+  const d = UNARY_DERIVS[op];
+  if (!d) throw new Error(`unaryBackward: '${op}' has no derivative`);
+  const [xa, ya, ga, oa] = [arr(x), arr(y), arr(dy), arr(out)];
+  const n = numel(out.shape);
+  for (let i = 0; i < n; i++) oa[out.offset + i] = ga[dy.offset + i]! * d(xa[x.offset + i]!, ya[y.offset + i]!);
+}
+
 export const BINARY_FNS: { [K in BinaryOp]: (a: number, b: number) => number } = {
   add: (a, b) => a + b,
   sub: (a, b) => a - b,
@@ -97,12 +140,39 @@ export const BINARY_FNS: { [K in BinaryOp]: (a: number, b: number) => number } =
   or: (a, b) => (a || b ? 1 : 0),
 };
 
+/** calls f(offX, offOut, inner) for every innermost row of `shape` (offsets walk both strided views) */
+function rows(shape: readonly number[], x: View, out: View, f: (a: number, o: number, inner: number) => void): void {
+  const nd = shape.length;
+  const n = numel(shape);
+  if (n === 0) return;
+  const inner = nd === 0 ? 1 : shape[nd - 1]!;
+  const idx = new Array<number>(nd).fill(0);
+  let a = x.offset;
+  let o = out.offset;
+  for (let i = 0; i < n; i += inner) {
+    f(a, o, inner);
+    for (let d = nd - 2; d >= 0; d--) {
+      idx[d]!++;
+      a += x.strides[d]!;
+      o += out.strides[d]!;
+      if (idx[d]! < shape[d]!) break;
+      a -= x.strides[d]! * shape[d]!;
+      o -= out.strides[d]! * shape[d]!;
+      idx[d] = 0;
+    }
+  }
+}
+
 function copy(x: View, out: View): void {
   const xa = arr(x);
   const oa = arr(out);
   const xd = x.buf.dtype;
   const od = out.buf.dtype;
-  if (xd === od || (xd !== 'float16' && xd !== 'bfloat16' && od !== 'float16' && od !== 'bfloat16' && od !== 'bool')) {
+  const nd = x.shape.length;
+  const unitRows = nd > 0 && x.strides[nd - 1] === 1 && out.strides[nd - 1] === 1;
+  if (xd === od && unitRows && xa.constructor === oa.constructor) {
+    rows(x.shape, x, out, (a, o, inner) => (oa as Float32Array).set((xa as Float32Array).subarray(a, a + inner), o));
+  } else if (xd === od || (xd !== 'float16' && xd !== 'bfloat16' && od !== 'float16' && od !== 'bfloat16' && od !== 'bool')) {
     walk(x.shape, [x, out], (_i, a, o) => {
       oa[o] = xa[a]!;
     });
@@ -666,7 +736,7 @@ function adamw(param: View, grad: View, m: View, v: View, p: AdamWParams): void 
 }
 
 export const referenceKernels: KernelTable = {
-  copy, unary, binary, where, reduce, matmul, softmax, softmaxBackward, layerNorm, layerNormBackward,
+  copy, unary, unaryBackward, binary, where, reduce, matmul, softmax, softmaxBackward, layerNorm, layerNormBackward,
   rmsNorm, rmsNormBackward, attention, attentionBackward, crossEntropy, crossEntropyBackward, gather,
   scatterAdd, cumsum, topk, conv1d, conv1dBackward, scan, scanBackward, adamw,
 };

@@ -39,7 +39,7 @@ export interface WasmBackend extends Backend {
 /** exported kernel functions the pool may dispatch */
 const FNS = [
   'gemm', 'attention', 'attentionBackward', 'unary', 'binary', 'softmax', 'softmaxBackward', 'norm', 'normBackward',
-  'crossEntropy', 'crossEntropyBackward', 'adamw', 'copyStrided', 'reduce',
+  'crossEntropy', 'crossEntropyBackward', 'adamw', 'copyStrided', 'reduce', 'gemv', 'gather', 'scatterAdd',
 ] as const;
 type Fn = (typeof FNS)[number];
 
@@ -118,9 +118,10 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
 
   let spawn = opts.spawn;
   let cores = 1;
-  const isNode = typeof process !== 'undefined' && !!process.versions?.node;
+  const isNode = typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
   if (isNode) {
-    // Node-only adapter, loaded lazily so browsers never see worker_threads
+    // Node-only adapter (worker_threads), imported lazily through a variable specifier so browsers and
+    // bundlers never load it
     const spec = './pool-node.js';
     const nodePool = (await import(/* @vite-ignore */ spec)) as typeof import('./pool-node.js');
     cores = nodePool.nodeCores();
@@ -165,9 +166,9 @@ class WasmBackendImpl implements WasmBackend {
     return this.pool.threads;
   }
 
-  allocate(dtype: DType, length: number): Buf {
+  allocate(dtype: DType, length: number, zero = true): Buf {
     if (!Number.isInteger(length) || length < 0) throw new Error(`${this.name}.allocate: invalid length ${length} (${dtype})`);
-    const ptr = this.alloc.alloc(length * bytesPerElement(dtype), true, `allocate(${dtype}, ${length})`);
+    const ptr = this.alloc.alloc(length * bytesPerElement(dtype), zero, `allocate(${dtype}, ${length})`);
     return new WasmBuf(this, dtype, length, ptr);
   }
 
@@ -279,6 +280,19 @@ class WasmBackendImpl implements WasmBackend {
       },
       binary: (op, a, b, out) => this.binary(op, a, b, out),
       copy: (x, out) => this.copy(x, out),
+      gather: (x, idx, out, outer, n, inner, m) => {
+        const d = x.buf.dtype;
+        if (d !== out.buf.dtype || (d !== 'float32' && d !== 'int32') || idx.buf.dtype !== 'int32') return ref.gather(x, idx, out, outer, n, inner, m);
+        if (outer * m * inner === 0) return;
+        const k = 'gather';
+        this.run(k, this.nth(outer * m * inner, PAR_ELEMS), [this.addr(x, k), this.addr(idx, k), this.addr(out, k), outer, n, inner, m], 0, () => `outer=${outer}, n=${n}, inner=${inner}, m=${m}`);
+      },
+      scatterAdd: (src, idx, out, outer, n, inner, m) => {
+        if (!this.f32(src, out) || idx.buf.dtype !== 'int32') return ref.scatterAdd(src, idx, out, outer, n, inner, m);
+        if (outer * m * inner === 0) return;
+        const k = 'scatterAdd';
+        this.run(k, this.nth(outer * m * inner, PAR_ELEMS), [this.addr(src, k), this.addr(idx, k), this.addr(out, k), outer, n, inner, m], 0, () => `outer=${outer}, n=${n}, inner=${inner}, m=${m}`);
+      },
       reduce: (op, x, outer, n, inner, out) => {
         const code = REDUCE_CODES[op];
         if (code === undefined || !this.f32(x, out) || n < 1) return ref.reduce(op, x, outer, n, inner, out);
@@ -350,6 +364,17 @@ class WasmBackendImpl implements WasmBackend {
       return;
     }
     const flops = 2 * batch * M * N * K;
+    if (M === 1) {
+      // one row (decoding): memory-bound matrix-vector product, no packing
+      this.run(
+        'gemv',
+        this.nth(flops, PAR_FLOPS),
+        [this.addr(a, k), this.addr(b, k), this.addr(out, k), batch, N, K, p.transB, p.strideA, p.strideB],
+        0,
+        () => `gemv: batch=${batch}, N=${N}, K=${K}, transB=${p.transB}, strideA=${p.strideA}, strideB=${p.strideB}`,
+      );
+      return;
+    }
     this.run(
       'gemm',
       this.nth(flops, PAR_FLOPS),

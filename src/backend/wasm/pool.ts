@@ -79,12 +79,23 @@ function recordError(ctrlBuf: SharedArrayBuffer, msg: string): void {
   dst.set(bytes.subarray(0, 1023));
 }
 
+function canAtomicsWait(): boolean {
+  try {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 1, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export class Pool {
   private readonly ctrl: Int32Array;
   private readonly args: Float64Array;
   private readonly fnIndex = new Map<string, number>();
   private readonly kernels: Kernel[];
   private gen = 0;
+  /** browsers forbid Atomics.wait on the main thread: spin there instead */
+  private readonly canBlock = canAtomicsWait();
   private busy = false;
   private disposed = false;
 
@@ -155,7 +166,7 @@ export class Pool {
       for (;;) {
         const p = Atomics.load(c, PENDING);
         if (p === 0) break;
-        Atomics.wait(c, PENDING, p);
+        if (this.canBlock) Atomics.wait(c, PENDING, p);
       }
       if (err) throw err;
       if (Atomics.load(c, ERROR)) {

@@ -9,8 +9,10 @@
 //   checkpoint/   the last checkpoint: a model dir + optimizer.safetensors + trainer_state.json
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { noGrad, tidy } from '../../tensor/engine.js';
-import { tensor } from '../../ops/index.js';
+import { noGrad } from '../../tensor/engine.js';
+import { manualSeed } from '../../tensor/random.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { fromRaw } from '../../models/load-node.js';
 import type { ModelConfig } from '../../models/config.js';
 import { applyOverrides, fromHFConfig } from '../../models/hf-config.js';
 import { getPresetInfo, isPreset } from '../../models/presets.js';
@@ -253,17 +255,17 @@ async function writeTrainCheckpoint(out: string, trainer: Trainer, cfg: ModelCon
   });
 }
 
-/** loads OUT/checkpoint's fp32 weights into the model; returns the trainer state to apply */
-async function readTrainCheckpoint(out: string, model: LanguageModel): Promise<{ json: TrainerState; buffers: OptimizerState['buffers'] }> {
+/** OUT/checkpoint's fp32 weights and the trainer state to apply */
+async function readTrainCheckpoint(out: string): Promise<{ weights: Map<string, Tensor>; json: TrainerState; buffers: OptimizerState['buffers'] }> {
   const dir = join(out, CKPT);
   recoverCheckpointDir(dir);
   if (!existsSync(join(dir, 'trainer_state.json'))) throw new Error(`--resume: ${dir} has no checkpoint (trainer_state.json)`);
-  const weights = await readSafetensorsFile(join(dir, 'model.safetensors'));
-  noGrad(() => tidy(() => model.loadStateDict(new Map(weights.tensors.map((r) => [r.name, tensor(r.data as Float32Array, { shape: r.shape, dtype: r.dtype })])))));
+  const saved = await readSafetensorsFile(join(dir, 'model.safetensors'));
+  const weights = new Map(saved.tensors.map((r) => [r.name, fromRaw(r)] as [string, Tensor]));
   const opt = await readSafetensorsFile(join(dir, 'optimizer.safetensors'));
   const buffers: OptimizerState['buffers'] = {};
   for (const r of opt.tensors) buffers[r.name] = { shape: r.shape, data: r.data as Float32Array };
-  return { json: JSON.parse(readFileSync(join(dir, 'trainer_state.json'), 'utf8')) as TrainerState, buffers };
+  return { weights, json: JSON.parse(readFileSync(join(dir, 'trainer_state.json'), 'utf8')) as TrainerState, buffers };
 }
 
 /** metrics.jsonl without the records a resumed run will write again (steps ≥ the checkpoint's) */
@@ -328,6 +330,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const c = resolveTrainConfig(f);
   validateTrainConfig(c);
   const json = f.bools.has('json');
+  manualSeed(c.seed); // dropout draws from the global tensor RNG: same command + seed, same curve
   const fromDir = isModelDir(c.model) ? await loadModelDir(c.model, { seed: c.seed }) : null;
   const { tokenizer, data } = prepareData(c, fromDir?.tokenizer ?? null);
   const cfg = buildModelConfig(c, tokenizer, fromDir ? fromDir.config : null);
@@ -344,13 +347,17 @@ export async function trainCommand(argv: string[]): Promise<void> {
   }
   const resume = f.bools.has('resume') && existsSync(join(c.out, CKPT, 'trainer_state.json'));
   if (f.bools.has('resume') && !resume && !json) console.error(`--resume: no checkpoint in ${join(c.out, CKPT)}; starting from step 0`);
-  const saved = resume ? await readTrainCheckpoint(c.out, model) : null;
+  const saved = resume ? await readTrainCheckpoint(c.out) : null;
   const task = createTask(c.objective ?? defaultObjective(cfg), cfg, data, { batchSize: c.batchSize, blockSize: c.blockSize, seed: c.seed }, tokenizer);
   const trainer = new Trainer(model, task, {
     steps: c.steps, gradAccum: c.gradAccum, schedule: c.schedule, optimizer: c.optimizer, gradClip: c.gradClip, precision: c.precision,
     gradientCheckpointing: c.gradientCheckpointing, evalInterval: c.evalInterval, evalBatches: c.evalBatches,
   });
-  if (saved) trainer.loadState(saved.json, saved.buffers);
+  if (saved) {
+    trainer.loadWeights(saved.weights);
+    for (const t of saved.weights.values()) t.dispose();
+    trainer.loadState(saved.json, saved.buffers);
+  }
   try {
     await runCommand(c, trainer, cfg, tokenizer, f, json);
   } finally {
