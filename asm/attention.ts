@@ -25,7 +25,7 @@ export function attentionScratchBytes(Tk: i32, Dk: i32, Dv: i32, bwd: i32): i32 
     al(Dvp * BQ * 4) + 5 * al(BQ * BK * 4) + 2 * al(BQ * 4) + 128;
 }
 
-/** visible key range [lo, hi) of query row i; returns lo in the low 32 bits, hi in the high */
+/** visible keys of the query at absolute position pos are [visLo, visHi) */
 @inline function visLo(pos: i32, window: i32): i32 {
   return window > 0 ? imax(0, pos - window + 1) : 0;
 }
@@ -47,6 +47,23 @@ const LN2: f32 = 0.6931471805599453;
     let mx = v128.load(srow);
     for (let j = 4; j < nk; j += 4) mx = f32x4.max(mx, v128.load(srow + (<usize>j << 2)));
     return hmax(mx);
+  }
+  if (bias == 0) {
+    // masks are a key range: -inf outside [jlo, jhi), vector max inside
+    const a = imax(jlo, 0);
+    const e = imin(jhi, nk);
+    for (let j = 0; j < a; j++) store<f32>(srow + (<usize>j << 2), -Infinity);
+    for (let j = e; j < nk; j++) store<f32>(srow + (<usize>j << 2), -Infinity);
+    let m: f32 = -Infinity;
+    let j = a;
+    for (; j < e && (j & 3) != 0; j++) m = Mathf.max(m, load<f32>(srow + (<usize>j << 2)));
+    if (j + 4 <= e) {
+      let mv = v128.load(srow + (<usize>j << 2));
+      for (j += 4; j + 4 <= e; j += 4) mv = f32x4.max(mv, v128.load(srow + (<usize>j << 2)));
+      m = Mathf.max(m, hmax(mv));
+    }
+    for (; j < e; j++) m = Mathf.max(m, load<f32>(srow + (<usize>j << 2)));
+    return m;
   }
   let m: f32 = -Infinity;
   for (let j = 0; j < nk; j++) {
@@ -183,7 +200,7 @@ function softmaxRows4(
 export function attention(
   tid: i32, nth: i32, q: usize, k: usize, v: usize, out: usize, lse: usize,
   B: i32, H: i32, Hkv: i32, Tq: i32, Tk: i32, Dk: i32, Dv: i32, scale: f32, causal: i32, window: i32,
-  kvLen: usize, bias: usize, bsB: i32, bsH: i32, bsQ: i32, bsK: i32, scratch: usize, scratchPer: usize,
+  kvLen: usize, bias: usize, bsB: i32, bsH: i32, bsQ: i32, bsK: i32, counter: usize, scratch: usize, scratchPer: usize,
 ): void {
   const Tkp = roundUp(Tk, 8);
   const Dvp = roundUp(Dv, 8);
@@ -201,11 +218,16 @@ export function attention(
   const G = H / Hkv;
   const nqb = (Tq + BQ - 1) / BQ;
   const items = B * H * nqb;
-  const lo = part(items, nth, tid);
-  const hi = part(items, nth, tid + 1);
+  // items are claimed from the shared counter, a whole head (nqb items, one K/V packing) at a time
+  // when there are enough heads to keep every thread busy
+  const chunk = B * H >= 4 * nth ? nqb : 1;
+  const nchunks = (items + chunk - 1) / chunk;
   let packed = -1;
   const offs = Tk - Tq;
-  for (let it = lo; it < hi; it++) {
+  let ci = nth == 1 ? 0 : atomic.add<i32>(counter, 1);
+  while (ci < nchunks) {
+   const hiIt = imin(items, (ci + 1) * chunk);
+   for (let it = ci * chunk; it < hiIt; it++) {
     const bh = it / nqb;
     const qb = it % nqb;
     const b = bh / H;
@@ -252,6 +274,8 @@ export function attention(
       for (let c = 0; c < Dv; c++) store<f32>(dst + (<usize>c << 2), load<f32>(orow + (<usize>c << 2)) * inv);
       store<f32>(lse + ((qrow0 + <usize>r) << 2), l > 0 ? (load<f32>(Mx + (<usize>r << 2)) + Mathf.log2(l)) * LN2 : -Infinity);
     }
+   }
+   ci = nth == 1 ? ci + 1 : atomic.add<i32>(counter, 1);
   }
 }
 
@@ -262,7 +286,7 @@ export function attention(
 export function attentionBackward(
   tid: i32, nth: i32, q: usize, k: usize, v: usize, out: usize, lse: usize, dout: usize, dq: usize, dk: usize, dv: usize,
   B: i32, H: i32, Hkv: i32, Tq: i32, Tk: i32, Dk: i32, Dv: i32, scale: f32, causal: i32, window: i32,
-  kvLen: usize, bias: usize, bsB: i32, bsH: i32, bsQ: i32, bsK: i32, scratch: usize, scratchPer: usize,
+  kvLen: usize, bias: usize, bsB: i32, bsH: i32, bsQ: i32, bsK: i32, counter: usize, scratch: usize, scratchPer: usize,
 ): void {
   const Tkp = roundUp(Tk, 8);
   const Dkp = roundUp(Dk, 8);
@@ -285,8 +309,6 @@ export function attentionBackward(
   const tmp = w;
   const G = H / Hkv;
   const units = B * Hkv;
-  const u0 = part(units, nth, tid);
-  const u1 = part(units, nth, tid + 1);
   const offs = Tk - Tq;
   const sc4 = f32x4.splat(scale);
   const lo2 = v128.load32_splat(EXPC, 64);
@@ -297,7 +319,8 @@ export function attentionBackward(
   const e4 = v128.load32_splat(EXPC, 80);
   const e5 = v128.load32_splat(EXPC, 84);
   const one = v128.load32_splat(EXPC, 48);
-  for (let u = u0; u < u1; u++) {
+  // (batch, kv head) units claimed from the shared counter
+  for (let u = nth == 1 ? 0 : atomic.add<i32>(counter, 1); u < units; u = nth == 1 ? u + 1 : atomic.add<i32>(counter, 1)) {
     const b = u / Hkv;
     const kvBase = <usize>u * <usize>Tk;
     const kb = k + ((kvBase * <usize>Dk) << 2);

@@ -1,9 +1,9 @@
 // Contiguous float32 elementwise kernels. Memory-bound on large arrays: one pass, v128 loads.
-import { EXPC, part, vexp, vexpNeg, sexp } from './common';
+import { EXPC, part, vexp, vexpNeg, vfma } from './common';
 
 // unary op codes (host: src/backend/wasm/backend.ts UNARY_CODES)
 const NEG = 0, ABS = 1, EXP = 2, SQRT = 3, RSQRT = 4, RELU = 5, SQUARE = 6, RECIP = 7, SIGMOID = 8, SILU = 9, TANH = 10,
-  GELU_TANH = 11, LOG = 12;
+  GELU_TANH = 11, LOG = 12, GELU = 13, ERF = 14;
 
 @inline function vsigmoid(x: v128): v128 {
   const one = v128.load32_splat(EXPC, 48);
@@ -16,6 +16,17 @@ const NEG = 0, ABS = 1, EXP = 2, SQRT = 3, RSQRT = 4, RELU = 5, SQUARE = 6, RECI
   const e = vexp(f32x4.mul(f32x4.splat(-2), ax));
   const t = f32x4.div(f32x4.sub(one, e), f32x4.add(one, e));
   return v128.or(t, v128.and(x, i32x4.splat(0x80000000)));
+}
+
+/** erfc(a) for a >= 0: Abramowitz & Stegun 7.1.26 (absolute error < 1.5e-7), no cancellation in the tail */
+@inline function verfcPos(a: v128): v128 {
+  const one = v128.load32_splat(EXPC, 48);
+  const t = f32x4.div(one, vfma(f32x4.splat(0.3275911), a, one));
+  let p = vfma(f32x4.splat(1.061405429), t, f32x4.splat(-1.453152027));
+  p = vfma(p, t, f32x4.splat(1.421413741));
+  p = vfma(p, t, f32x4.splat(-0.284496736));
+  p = vfma(p, t, f32x4.splat(0.254829592));
+  return f32x4.mul(f32x4.mul(p, t), vexp(f32x4.neg(f32x4.mul(a, a))));
 }
 
 @inline function unaryV(op: i32, x: v128): v128 {
@@ -36,6 +47,27 @@ const NEG = 0, ABS = 1, EXP = 2, SQRT = 3, RSQRT = 4, RELU = 5, SQUARE = 6, RECI
       const x3 = f32x4.mul(f32x4.mul(x, x), x);
       const inner = f32x4.mul(f32x4.splat(0.7978845608028654), f32x4.add(x, f32x4.mul(f32x4.splat(0.044715), x3)));
       return f32x4.mul(f32x4.mul(f32x4.splat(0.5), x), f32x4.add(f32x4.splat(1), vtanh(inner)));
+    }
+    case GELU: {
+      // 0.5 x (1 + erf(x / sqrt 2)); 1 + erf(z) = erfc(-z) keeps precision for negative x
+      const z = f32x4.mul(x, f32x4.splat(0.7071067811865476));
+      const q = verfcPos(f32x4.abs(z));
+      const onePlusErf = v128.bitselect(f32x4.sub(f32x4.splat(2), q), q, f32x4.ge(z, f32x4.splat(0)));
+      return f32x4.mul(f32x4.mul(f32x4.splat(0.5), x), onePlusErf);
+    }
+    case ERF: {
+      const one = v128.load32_splat(EXPC, 48);
+      const e = f32x4.sub(one, verfcPos(f32x4.abs(x)));
+      const big = v128.or(e, v128.and(x, i32x4.splat(0x80000000)));
+      // |x| < 0.5: Maclaurin series (1 - erfc would lose the relative precision near 0)
+      const x2 = f32x4.mul(x, x);
+      let p = vfma(f32x4.splat(-1.0 / 1320), x2, f32x4.splat(1.0 / 216));
+      p = vfma(p, x2, f32x4.splat(-1.0 / 42));
+      p = vfma(p, x2, f32x4.splat(1.0 / 10));
+      p = vfma(p, x2, f32x4.splat(-1.0 / 3));
+      p = vfma(p, x2, one);
+      const small = f32x4.mul(f32x4.mul(x, f32x4.splat(1.1283791670955126)), p);
+      return v128.bitselect(small, big, f32x4.lt(f32x4.abs(x), f32x4.splat(0.5)));
     }
     default: {
       // LOG: scalar libm per lane
@@ -72,6 +104,16 @@ function expRange(x: usize, out: usize, i0: i32, i1: i32): void {
   const one = v128.load32_splat(EXPC, 48);
   const inf = v128.load32_splat(EXPC, 52);
   let i = i0;
+  // two independent vectors per iteration: the polynomial is a long dependency chain
+  for (; i + 8 <= i1; i += 8) {
+    const o = <usize>i << 2;
+    const v = v128.load(x + o);
+    const w = v128.load(x + o, 16);
+    const y = vexpNeg(f32x4.pmin(v, hi), lo, log2e, magic, nc1, nc2, c2, c3, c4, c5, one);
+    const z = vexpNeg(f32x4.pmin(w, hi), lo, log2e, magic, nc1, nc2, c2, c3, c4, c5, one);
+    v128.store(out + o, v128.bitselect(inf, y, f32x4.gt(v, hi)));
+    v128.store(out + o, v128.bitselect(inf, z, f32x4.gt(w, hi)), 16);
+  }
   for (; i + 4 <= i1; i += 4) {
     const o = <usize>i << 2;
     const v = v128.load(x + o);
@@ -157,14 +199,59 @@ export function binary(tid: i32, nth: i32, op: i32, mode: i32, a: usize, b: usiz
   }
 }
 
-/** float32 fill/copy helpers for the host */
-export function copyF32(tid: i32, nth: i32, x: usize, out: usize, n: i32): void {
-  const i0 = part(n, nth, tid);
-  const i1 = part(n, nth, tid + 1);
-  memory.copy(out + (<usize>i0 << 2), x + (<usize>i0 << 2), <usize>(i1 - i0) << 2);
+
+@inline function unaryGradV(op: i32, x: v128, y: v128, g: v128): v128 {
+  const one = v128.load32_splat(EXPC, 48);
+  switch (op) {
+    case NEG: return f32x4.neg(g);
+    case EXP: return f32x4.mul(g, y);
+    case SQRT: return f32x4.div(f32x4.mul(f32x4.splat(0.5), g), y);
+    case RSQRT: return f32x4.mul(g, f32x4.mul(f32x4.splat(-0.5), f32x4.mul(y, f32x4.mul(y, y))));
+    case RELU: return v128.and(g, f32x4.gt(x, f32x4.splat(0)));
+    case SQUARE: return f32x4.mul(g, f32x4.add(x, x));
+    case RECIP: return f32x4.neg(f32x4.mul(g, f32x4.mul(y, y)));
+    case SIGMOID: return f32x4.mul(g, f32x4.mul(y, f32x4.sub(one, y)));
+    case SILU: {
+      const s = vsigmoid(x);
+      return f32x4.mul(g, f32x4.mul(s, f32x4.add(one, f32x4.mul(x, f32x4.sub(one, s)))));
+    }
+    case TANH: return f32x4.mul(g, f32x4.sub(one, f32x4.mul(y, y)));
+    case GELU_TANH: {
+      const k = f32x4.splat(0.7978845608028654);
+      const c = f32x4.splat(0.044715);
+      const x2 = f32x4.mul(x, x);
+      const t = vtanh(f32x4.mul(k, f32x4.add(x, f32x4.mul(c, f32x4.mul(x2, x)))));
+      const half = f32x4.splat(0.5);
+      const a = f32x4.mul(half, f32x4.add(one, t));
+      const b = f32x4.mul(f32x4.mul(f32x4.mul(half, x), f32x4.sub(one, f32x4.mul(t, t))),
+        f32x4.mul(k, f32x4.add(one, f32x4.mul(f32x4.splat(3 * 0.044715), x2))));
+      return f32x4.mul(g, f32x4.add(a, b));
+    }
+    case GELU: {
+      // Phi(x) + x phi(x), with Phi(x) = y / x away from 0
+      const c = f32x4.splat(0.3989422804014327);
+      const phi = f32x4.mul(vexp(f32x4.mul(f32x4.splat(-0.5), f32x4.mul(x, x))), c);
+      const big = f32x4.gt(f32x4.abs(x), f32x4.splat(1e-3));
+      const Phi = v128.bitselect(f32x4.div(y, x), f32x4.add(f32x4.splat(0.5), f32x4.mul(x, c)), big);
+      return f32x4.mul(g, f32x4.add(Phi, f32x4.mul(x, phi)));
+    }
+    default: return f32x4.div(g, x); // LOG
+  }
 }
 
-/** test hook: exp of one value through the vector path */
-export function expScalar(x: f32): f32 {
-  return sexp(x);
+/** out = dy * op'(x) (y = op(x)); contiguous float32; 16-element aligned shares per thread */
+export function unaryBackward(tid: i32, nth: i32, op: i32, x: usize, y: usize, dy: usize, out: usize, n: i32): void {
+  const blocks = (n + 15) >> 4;
+  const i0 = part(blocks, nth, tid) << 4;
+  const i1 = min(n, part(blocks, nth, tid + 1) << 4);
+  let i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(out + o, unaryGradV(op, v128.load(x + o), v128.load(y + o), v128.load(dy + o)));
+  }
+  for (; i < i1; i++) {
+    const o = <usize>i << 2;
+    const r = unaryGradV(op, f32x4.splat(load<f32>(x + o)), f32x4.splat(load<f32>(y + o)), f32x4.splat(load<f32>(dy + o)));
+    store<f32>(out + o, f32x4.extract_lane(r, 0));
+  }
 }

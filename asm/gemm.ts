@@ -35,12 +35,13 @@ function gemmRange(
 
 /**
  * Thread `tid` of `nth` computes its share. Work items are (batch, chunk) pairs; each matrix is cut
- * into enough chunks along its longer output side (N in multiples of 8, else M in multiples of 4)
- * that every thread gets work. K >= 1 (the host handles K = 0).
+ * along its longer output side (N in multiples of 8, else M in multiples of 4) into about 2 chunks per
+ * thread, claimed one at a time from the shared `counter` (zeroed by the host): a thread that gets
+ * less CPU (a shared machine) simply takes fewer chunks. K >= 1 (the host handles K = 0).
  */
 export function gemm(
   tid: i32, nth: i32, a: usize, b: usize, c: usize, batch: i32, M: i32, N: i32, K: i32,
-  transA: i32, transB: i32, strideA: i32, strideB: i32, scratch: usize, scratchPer: usize,
+  transA: i32, transB: i32, strideA: i32, strideB: i32, counter: usize, scratch: usize, scratchPer: usize,
 ): void {
   const ws = scratch + <usize>tid * scratchPer;
   const si = transA ? 1 : K;
@@ -51,11 +52,10 @@ export function gemm(
   const dim = splitN ? N : M;
   const gran = splitN ? 8 : 4;
   const units = (dim + gran - 1) / gran;
-  const chunks = imin((nth + batch - 1) / batch, units);
+  const chunks = imin(nth == 1 ? 1 : (2 * nth + batch - 1) / batch, units);
   const items = batch * chunks;
-  const lo = part(items, nth, tid);
-  const hi = part(items, nth, tid + 1);
-  for (let it = lo; it < hi; it++) {
+  let it = nth == 1 ? 0 : atomic.add<i32>(counter, 1);
+  while (it < items) {
     const bi = it / chunks;
     const ch = it % chunks;
     const u0 = imin(dim, part(units, chunks, ch) * gran);
@@ -65,6 +65,7 @@ export function gemm(
     const pcm = c + ((<usize>bi * <usize>M * <usize>N) << 2);
     if (splitN) gemmRange(pa, pb, pcm, N, K, si, ska, skb, sjb, 0, M, u0, u1, ws);
     else gemmRange(pa, pb, pcm, N, K, si, ska, skb, sjb, u0, u1, 0, N, ws);
+    it = nth == 1 ? it + 1 : atomic.add<i32>(counter, 1);
   }
 }
 

@@ -1,8 +1,8 @@
 // Entry point of the WebAssembly kernels (compiled twice by scripts/build-wasm.mjs: relaxed SIMD and
 // plain SIMD). Every parallel kernel takes (tid, nth) first and computes its own share of the work.
-export { heapBase, micro4x8 } from './common';
+export { heapBase } from './common';
 export { gemm, gemmScratchBytes, gemv } from './gemm';
 export { attention, attentionBackward, attentionScratchBytes } from './attention';
-export { unary, binary, copyF32, expScalar } from './elementwise';
+export { unary, unaryBackward, binary } from './elementwise';
 export { copyStrided, reduce, gather, scatterAdd } from './layout';
 export { softmax, softmaxBackward, norm, normBackward, sumPartials, crossEntropy, crossEntropyBackward, adamw } from './rows';

@@ -21,7 +21,7 @@ function parse(argv: string[]): { sub: string | undefined; flags: Map<string, st
   const flags = new Map<string, string>();
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i]!;
-    if (!a.startsWith('--')) throw new Error(`lineage bench: unexpected argument '${a}'\n${USAGE}`);
+    if (!a.startsWith('--')) throw new Error(`unexpected argument '${a}'\n${USAGE}`);
     const eq = a.indexOf('=');
     if (eq > 0) {
       flags.set(a.slice(2, eq), a.slice(eq + 1));
@@ -31,7 +31,7 @@ function parse(argv: string[]): { sub: string | undefined; flags: Map<string, st
     if (BOOL.has(name)) flags.set(name, 'true');
     else {
       const v = rest[++i];
-      if (v === undefined) throw new Error(`lineage bench: --${name} needs a value`);
+      if (v === undefined) throw new Error(`--${name} needs a value`);
       flags.set(name, v);
     }
   }
@@ -41,11 +41,11 @@ function parse(argv: string[]): { sub: string | undefined; flags: Map<string, st
 function int(flags: Map<string, string>, name: string, def?: number): number {
   const s = flags.get(name);
   if (s === undefined) {
-    if (def === undefined) throw new Error(`lineage bench: --${name} is required\n${USAGE}`);
+    if (def === undefined) throw new Error(`--${name} is required\n${USAGE}`);
     return def;
   }
   const v = Number(s);
-  if (!Number.isInteger(v) || v < 1) throw new Error(`lineage bench: --${name} must be a positive integer (got '${s}')`);
+  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer (got '${s}')`);
   return v;
 }
 
@@ -62,7 +62,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
   const json = flags.has('json');
   const threads = int(flags, 'threads', cores());
   const variant = (flags.get('variant') ?? 'auto') as 'auto' | 'relaxed' | 'simd';
-  if (!['auto', 'relaxed', 'simd'].includes(variant)) throw new Error(`lineage bench: --variant must be auto, relaxed or simd (got '${variant}')`);
+  if (!['auto', 'relaxed', 'simd'].includes(variant)) throw new Error(`--variant must be auto, relaxed or simd (got '${variant}')`);
   const minSeconds = flags.has('min-seconds') ? Number(flags.get('min-seconds')) : undefined;
   const o = { threads, variant, minSeconds };
   switch (sub) {
@@ -83,7 +83,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
     }
     case 'elementwise': {
       const op = flags.get('op') ?? 'add';
-      if (op !== 'add' && op !== 'exp') throw new Error(`lineage bench elementwise: --op must be add or exp (got '${op}')`);
+      if (op !== 'add' && op !== 'exp') throw new Error(`elementwise: --op must be add or exp (got '${op}')`);
       const r = await benchElementwise(op, int(flags, 'size', 16 << 20), o);
       console.log(json ? JSON.stringify(r) : `${r.op} ${r.size} floats threads=${r.threads} (${r.variant}): ${r.gbps.toFixed(1)} GB/s, ${r.medianMs.toFixed(2)} ms median of ${r.reps}`);
       return;
@@ -101,6 +101,6 @@ export async function benchCommand(argv: string[]): Promise<void> {
       return;
     }
     default:
-      throw new Error(`lineage bench: unknown benchmark '${sub}'\n${USAGE}`);
+      throw new Error(`unknown benchmark '${sub}'\n${USAGE}`);
   }
 }

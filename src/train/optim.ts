@@ -33,7 +33,8 @@ export type ParamGroupSpec = Pick<ParamGroup, 'params' | 'names'> & Partial<Pick
  */
 export type DecayRule = 'matrices' | 'no-norm-bias-embed' | 'all' | 'none' | ((name: string, p: Tensor) => boolean);
 
-const EMBEDDING_NAME = /(^|\.)(wte|wpe|embed_tokens|embed_positions|word_embeddings|position_embeddings|token_type_embeddings|shared|embeddings?|encoder\.embed_tokens|decoder\.embed_tokens|relative_attention_bias)(\.|$)/;
+/** embedding tables by their checkpoint names (GPT wte/wpe, Llama/BART embed_*, BERT *_embeddings, T5 shared + relative_attention_bias) */
+const EMBEDDING_NAME = /(^|\.)(wte|wpe|embed_tokens|embed_positions|word_embeddings|position_embeddings|token_type_embeddings|shared|embedding|relative_attention_bias)(\.|$)/;
 
 export function decays(rule: DecayRule, name: string, p: Tensor): boolean {
   if (typeof rule === 'function') return rule(name, p);

@@ -217,7 +217,7 @@ export function measureMemory(mp: MixedPrecision, forward: () => Tensor): Memory
     const loss = forward();
     activationBytes = backend.bytesInUse() - before;
     mp.scaleLoss(loss).backward();
-    peakBytes = backend.peakBytesInUse?.() ?? backend.bytesInUse();
+    peakBytes = backend.peakBytesInUse?.() ?? (backend as { peakBytes?(): number }).peakBytes?.() ?? backend.bytesInUse();
   });
   mp.zeroGrad();
   return { precision: mp.precision, parameterBytes: model, masterBytes: masters, activationBytes, peakBytes };

@@ -148,15 +148,25 @@ describe('allocator', () => {
     const b = be.allocate('float32', 3);
     assert.equal(b.ptr, a.ptr, 'a freed block of the same class is reused');
     assert.deepEqual([...be.view(b)], [0, 0, 0]);
+    (be.view(b) as Float32Array).set([4, 5, 6]);
+    be.free(b);
+    const u = be.allocate('float32', 3, false); // uninitialised: may keep old contents
+    assert.equal(u.ptr, b.ptr);
+    be.free(u);
+    const z = be.allocate('float32', 3);
+    assert.deepEqual([...be.view(z)], [0, 0, 0], 'zero-filled by default');
+    be.free(z);
+    const b2 = be.allocate('float32', 3);
+    assert.equal(b2.ptr, b.ptr);
     assert.ok(be.bytesInUse() > base);
     // grow: 64 MiB, then the view reflects the grown memory
     const big = be.allocate('float32', 16 << 20);
     const v = be.view(big) as Float32Array;
     v[v.length - 1] = 7;
     assert.equal((be.read(big, v.length - 1, 1) as Float32Array)[0], 7);
-    assert.equal((be.view(b) as Float32Array).length, 3);
+    assert.equal((be.view(b2) as Float32Array).length, 3);
     be.free(big);
-    be.free(b);
+    be.free(b2);
     assert.equal(be.bytesInUse(), base);
     await be.dispose();
   });
@@ -233,7 +243,7 @@ for (const c of configs) {
       ctx.done();
     });
 
-    const attnCases: (Partial<AttentionParams> & { name: string; biasShape?: number[]; kv?: number[] })[] = [
+    const attnCases: (Partial<AttentionParams> & { name: string; biasShape?: number[]; kv?: number[]; maskBias?: boolean })[] = [
       { name: 'plain', B: 1, H: 2, Hkv: 2, Tq: 17, Tk: 17, Dk: 16, Dv: 16 },
       { name: 'causal multi-block', B: 2, H: 2, Hkv: 2, Tq: 130, Tk: 130, Dk: 8, Dv: 8, causal: true },
       { name: 'GQA, Dk != Dv, odd dims', B: 1, H: 4, Hkv: 2, Tq: 65, Tk: 65, Dk: 3, Dv: 5, causal: true },
@@ -243,6 +253,7 @@ for (const c of configs) {
       { name: 'kvLen padding (incl. empty)', B: 3, H: 2, Hkv: 2, Tq: 9, Tk: 67, Dk: 8, Dv: 8, kv: [67, 30, 0] },
       { name: 'bias broadcast over B and H', B: 2, H: 3, Hkv: 3, Tq: 33, Tk: 70, Dk: 8, Dv: 8, biasShape: [1, 1, 33, 70] },
       { name: 'bias per head, causal, GQA', B: 1, H: 4, Hkv: 1, Tq: 66, Tk: 66, Dk: 17, Dv: 9, causal: true, biasShape: [1, 4, 66, 66] },
+      { name: 'mask-style bias: -inf / -1e9 entries, a fully masked row', B: 1, H: 2, Hkv: 2, Tq: 70, Tk: 70, Dk: 8, Dv: 8, biasShape: [1, 1, 70, 70], maskBias: true },
     ];
     for (const cs of attnCases) {
       test(`attention forward + backward: ${cs.name}`, () => {
@@ -259,6 +270,14 @@ for (const c of configs) {
         if (cs.kv) p.kvLen = ctx.ints([p.B], cs.kv);
         if (cs.biasShape) {
           const bv = ctx.t(cs.biasShape, r);
+          if (cs.maskBias) {
+            const ba = ctx.be.view(bv.buf) as Float32Array;
+            for (let i = 0; i < ba.length; i++) if (i % 3 === 0) ba[i] = i % 2 ? -Infinity : -1e9;
+            ba.fill(-Infinity, 5 * p.Tk, 6 * p.Tk); // query row 5 sees nothing
+            // row 9: one large negative offset on the whole row (a float32 score of -1e9 would swamp
+            // q.k in any float32 engine; the reference computes in float64)
+            ba.fill(-30, 9 * p.Tk, 10 * p.Tk);
+          }
           const full = [p.B, p.H, p.Tq, p.Tk];
           p.bias = { ...bv, shape: full, strides: bv.strides.map((st, d) => (cs.biasShape![d] === 1 ? 0 : st)) };
         }
@@ -427,7 +446,7 @@ for (const c of configs) {
     test('unary fast ops (and fallback for the rest / strided input)', () => {
       const ctx = new Ctx(B());
       const r = rng(17);
-      const ops = ['neg', 'abs', 'exp', 'sqrt', 'rsqrt', 'relu', 'square', 'reciprocal', 'sigmoid', 'silu', 'tanh', 'gelu_tanh', 'log', 'gelu', 'sin'] as const;
+      const ops = ['neg', 'abs', 'exp', 'sqrt', 'rsqrt', 'relu', 'square', 'reciprocal', 'sigmoid', 'silu', 'tanh', 'gelu_tanh', 'log', 'gelu', 'erf', 'sin'] as const;
       for (const n of [1, 3, 17, 1000, 300001]) {
         const x = ctx.t([n], () => 12 * r(), 'float32', 1);
         const xp = ctx.t([n], () => 10 * (r() + 0.5) + 1e-3);
@@ -437,10 +456,25 @@ for (const c of configs) {
           const o2 = ctx.t([n], null);
           ctx.be.kernels.unary!(op, src, o1);
           ref.unary(op, src, o2);
-          close(ctx.arr(o1), ctx.arr(o2), op === 'tanh' || op === 'gelu_tanh' ? 1e-6 : 3e-7, `unary ${op} n=${n}`);
+          close(ctx.arr(o1), ctx.arr(o2), op === 'tanh' || op === 'gelu_tanh' || op === 'gelu' || op === 'erf' ? 1e-6 : 3e-7, `unary ${op} n=${n}`);
           ctx.be.free(o1.buf);
           ctx.be.free(o2.buf);
         }
+      }
+      // derivatives: out = dy * op'(x), y = op(x)
+      for (const op of ['neg', 'exp', 'sqrt', 'rsqrt', 'relu', 'square', 'reciprocal', 'sigmoid', 'silu', 'tanh', 'gelu_tanh', 'log', 'gelu', 'abs'] as const) {
+        const n = 1001;
+        const src = op === 'sqrt' || op === 'rsqrt' || op === 'log' ? ctx.t([n], () => 10 * (r() + 0.5) + 1e-2) : ctx.t([n], () => 8 * r());
+        (ctx.be.view(src.buf) as Float32Array)[7] = 0; // x = 0 (relu, gelu near 0)
+        (ctx.be.view(src.buf) as Float32Array)[8] = 1e-4;
+        const y = ctx.t([n], null);
+        ref.unary(op, src, y);
+        const dy = ctx.t([n], r);
+        const o1 = ctx.t([n], null);
+        const o2 = ctx.t([n], null);
+        ctx.be.kernels.unaryBackward!(op, src, y, dy, o1);
+        ref.unaryBackward(op, src, y, dy, o2);
+        close(ctx.arr(o1), ctx.arr(o2), 2e-6, `unaryBackward ${op}`);
       }
       // exp edge values: underflow to 0, overflow to inf, NaN
       const e = ctx.t([6], null);

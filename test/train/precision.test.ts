@@ -2,7 +2,8 @@
 // and gradient checkpointing (on a test module that honours the flag).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { getBackend, tidy, crossEntropy, tensor } from '../../src/index.js';
+import { getBackend, tidy, crossEntropy, tensor, manualSeed } from '../../src/index.js';
+import { applyTweaks } from '../../src/train/recipes.js';
 import { createModel } from '../../src/models/registry.js';
 import { getPreset } from '../../src/models/presets.js';
 import type { LanguageModel } from '../../src/models/model.js';
@@ -124,9 +125,9 @@ test('gradient checkpointing: same gradients, fewer activation bytes kept betwee
 });
 
 test('the trainer refuses gradient checkpointing for a model without the flag, naming the family', () => {
-  const model = createModel(getPreset('tiny-gpt2'));
+  const model = createModel(getPreset('tiny-rnn'));
   if ('gradientCheckpointing' in model) return; // the family supports it now
-  assert.throws(() => tinyTrainer(model, 'fp32', { gradientCheckpointing: true }), /gpt2 model does not support gradient checkpointing/);
+  assert.throws(() => tinyTrainer(model, 'fp32', { gradientCheckpointing: true }), /lineage-rnn model does not support gradient checkpointing/);
 });
 
 test('the trainer runs a checkpointed toy model to the same losses as without', () => {
@@ -139,4 +140,23 @@ test('the trainer runs a checkpointed toy model to the same losses as without', 
   const a = losses(false);
   const b = losses(true);
   a.forEach((v, i) => assert.ok(Math.abs(v - b[i]!) < 1e-5, `step ${i}: ${v} vs ${b[i]}`));
+});
+
+function decoderLosses(dropout: number, ckpt: boolean): number[] {
+  manualSeed(3);
+  const model = createModel(applyTweaks(getPreset('tiny-gpt2'), { dropout }), { seed: 1 });
+  const t = tinyTrainer(model, 'fp32', { gradientCheckpointing: ckpt });
+  const out = Array.from({ length: 4 }, () => t.trainStep().loss);
+  t.dispose();
+  return out;
+}
+
+test('decoder families honour gradientCheckpointing: identical losses without dropout', (t) => {
+  if (!('gradientCheckpointing' in createModel(getPreset('tiny-gpt2')))) return t.skip('the decoder has no gradientCheckpointing flag yet');
+  assert.deepEqual(decoderLosses(0, true), decoderLosses(0, false));
+});
+
+// torch.utils.checkpoint(preserve_rng_state=True) replays the RNG in the recomputation; ours draws new masks
+test('gradient checkpointing with dropout gives the same losses', { todo: 'checkpoint() must replay the dropout RNG state during recomputation (src/autograd/checkpoint.ts)' }, () => {
+  assert.deepEqual(decoderLosses(0.1, true), decoderLosses(0.1, false));
 });

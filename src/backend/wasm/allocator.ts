@@ -7,7 +7,6 @@
 // repeat the same sizes, which is what free lists serve best.
 
 const PAGE = 65536;
-const MAX_PAGES = 65536;
 export const ALIGN = 64;
 
 export function sizeClass(bytes: number): number {
@@ -25,10 +24,15 @@ export class WasmAllocator {
   private inUse = 0;
   private peak = 0;
 
+  private readonly limit: number;
+
   constructor(
     private readonly memory: WebAssembly.Memory,
     base: number,
+    /** the memory's maximum size in 64 KiB pages (65536 = 4 GiB, the wasm32 limit) */
+    private readonly maxPages = 65536,
   ) {
+    this.limit = maxPages * PAGE;
     this.top = Math.ceil(base / ALIGN) * ALIGN;
   }
 
@@ -39,7 +43,7 @@ export class WasmAllocator {
     let ptr = this.free.get(size)?.pop();
     let blockSize = size;
     if (ptr === undefined) {
-      if (this.top + size <= MAX_PAGES * PAGE) {
+      if (this.top + size <= this.limit) {
         ptr = this.top;
         this.ensure(ptr + size, what, bytes);
         this.top += size;
@@ -55,7 +59,8 @@ export class WasmAllocator {
         }
         if (ptr === undefined) {
           throw new Error(
-            `wasm backend: out of memory: ${what} needs ${fmt(bytes)} but the wasm32 address space (4 GiB) is exhausted ` +
+            `wasm backend: out of memory: ${what} needs ${fmt(bytes)} but the wasm memory's ${fmt(this.limit)} address space ` +
+              `(4 GiB = the wasm32 limit) is exhausted ` +
               `(${fmt(this.inUse)} in use, ${fmt(this.top)} reserved)`,
           );
         }
@@ -98,7 +103,7 @@ export class WasmAllocator {
     if (end <= have) return;
     const pages = Math.ceil((end - have) / PAGE);
     // grow a bit ahead (1/8 of current size) to avoid growing on every allocation
-    const ahead = Math.min(MAX_PAGES - have / PAGE, Math.max(pages, Math.ceil(have / PAGE / 8)));
+    const ahead = Math.min(this.maxPages - have / PAGE, Math.max(pages, Math.ceil(have / PAGE / 8)));
     try {
       this.memory.grow(ahead);
     } catch {

@@ -38,14 +38,19 @@ export interface WasmBackend extends Backend {
 
 /** exported kernel functions the pool may dispatch */
 const FNS = [
-  'gemm', 'attention', 'attentionBackward', 'unary', 'binary', 'softmax', 'softmaxBackward', 'norm', 'normBackward',
+  'gemm', 'attention', 'attentionBackward', 'unary', 'unaryBackward', 'binary', 'softmax', 'softmaxBackward', 'norm', 'normBackward',
   'crossEntropy', 'crossEntropyBackward', 'adamw', 'copyStrided', 'reduce', 'gemv', 'gather', 'scatterAdd',
 ] as const;
 type Fn = (typeof FNS)[number];
 
 export const UNARY_CODES: Partial<Record<UnaryOp, number>> = {
   neg: 0, abs: 1, exp: 2, sqrt: 3, rsqrt: 4, relu: 5, square: 6, reciprocal: 7, sigmoid: 8, silu: 9, tanh: 10, gelu_tanh: 11,
-  log: 12,
+  log: 12, gelu: 13, erf: 14,
+};
+/** ops with a fast derivative kernel (unaryBackward) */
+const UNARY_GRAD_CODES: Partial<Record<UnaryOp, number>> = {
+  neg: 0, exp: 2, sqrt: 3, rsqrt: 4, relu: 5, square: 6, reciprocal: 7, sigmoid: 8, silu: 9, tanh: 10, gelu_tanh: 11, log: 12,
+  gelu: 13,
 };
 const BINARY_CODES: Partial<Record<BinaryOp, number>> = { add: 0, sub: 1, mul: 2, div: 3, maximum: 4, minimum: 5 };
 const REDUCE_CODES: Partial<Record<ReduceOp, number>> = { sum: 0, max: 1, min: 2 };
@@ -112,7 +117,7 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
     throw new Error('wasm backend: SharedArrayBuffer is unavailable (browsers need a cross-origin-isolated page: COOP/COEP headers)');
   }
   const { module, variant } = await loadKernelModule(opts.variant ?? 'auto');
-  const memory = new WebAssembly.Memory({ initial: 64, maximum: 65536, shared: true });
+  const { memory, maxPages } = createSharedMemory();
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
   const ex = instance.exports as unknown as Exports & Record<string, unknown>;
 
@@ -132,7 +137,20 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   }
   const threads = Math.max(1, Math.floor(opts.threads ?? cores));
   const pool = await Pool.create(module, memory, ex, FNS, spawn ? threads - 1 : 0, spawn ?? null);
-  return new WasmBackendImpl(memory, ex, pool, variant, !!opts.forceParallel);
+  return new WasmBackendImpl(memory, maxPages, ex, pool, variant, !!opts.forceParallel);
+}
+
+/** 4 GiB address space when the engine can reserve it (64-bit hosts), else smaller (32-bit browsers) */
+function createSharedMemory(): { memory: WebAssembly.Memory; maxPages: number } {
+  let err: unknown;
+  for (const maxPages of [65536, 32768, 16384, 4096]) {
+    try {
+      return { memory: new WebAssembly.Memory({ initial: 64, maximum: maxPages, shared: true }), maxPages };
+    } catch (e) {
+      err = e;
+    }
+  }
+  throw new Error(`wasm backend: cannot create a shared WebAssembly.Memory: ${err instanceof Error ? err.message : String(err)}`);
 }
 
 function spawnWebWorker(init: Parameters<SpawnWorker>[0]): WorkerHandle {
@@ -149,16 +167,21 @@ class WasmBackendImpl implements WasmBackend {
   readonly name: string;
   readonly kernels: Partial<KernelTable>;
   private readonly alloc: WasmAllocator;
+  private readonly counter: number;
 
   constructor(
     readonly memory: WebAssembly.Memory,
+    maxPages: number,
     private readonly ex: Exports & Record<string, unknown>,
     private readonly pool: Pool,
     readonly variant: WasmVariant,
     private readonly forceParallel: boolean,
   ) {
     this.name = `wasm-${variant}`;
-    this.alloc = new WasmAllocator(memory, Math.max(65536, ex.heapBase()));
+    this.alloc = new WasmAllocator(memory, Math.max(65536, ex.heapBase()), maxPages);
+    // work counter of the dynamically balanced kernels (own cache line, outside the allocator's books)
+    this.counter = Math.ceil(ex.heapBase() / 64) * 64;
+    if (this.counter + 64 > 65536) throw new Error('wasm backend: kernel static data overlaps the heap');
     this.kernels = this.makeKernels();
   }
 
@@ -245,6 +268,12 @@ class WasmBackendImpl implements WasmBackend {
     return vs.every((v) => v === null || v.buf.dtype === 'float32');
   }
 
+  /** zeroes the shared work counter and returns its address (kernels claim items from it) */
+  private workCounter(): number {
+    new Int32Array(this.memory.buffer, this.counter, 1)[0] = 0;
+    return this.counter;
+  }
+
   private nth(work: number, threshold: number): number {
     return work >= threshold || this.forceParallel ? this.pool.threads : 1;
   }
@@ -277,6 +306,14 @@ class WasmBackendImpl implements WasmBackend {
         const n = numel(x.shape);
         if (n === 0) return;
         this.run('unary', this.nth(n, PAR_ELEMS), [code, this.addr(x, 'unary'), this.addr(out, 'unary'), n], 0, () => `${op}, ${shapeStr(x)}`);
+      },
+      unaryBackward: (op, x, y, dy, out) => {
+        const code = UNARY_GRAD_CODES[op];
+        if (code === undefined || !this.f32(x, y, dy, out)) return ref.unaryBackward(op, x, y, dy, out);
+        const n = numel(out.shape);
+        if (n === 0) return;
+        const k = 'unaryBackward';
+        this.run(k, this.nth(n, PAR_ELEMS), [code, this.addr(x, k), this.addr(y, k), this.addr(dy, k), this.addr(out, k), n], 0, () => `${op}, ${shapeStr(out)}`);
       },
       binary: (op, a, b, out) => this.binary(op, a, b, out),
       copy: (x, out) => this.copy(x, out),
@@ -378,7 +415,7 @@ class WasmBackendImpl implements WasmBackend {
     this.run(
       'gemm',
       this.nth(flops, PAR_FLOPS),
-      [this.addr(a, k), this.addr(b, k), this.addr(out, k), batch, M, N, K, p.transA, p.transB, p.strideA, p.strideB],
+      [this.addr(a, k), this.addr(b, k), this.addr(out, k), batch, M, N, K, p.transA, p.transB, p.strideA, p.strideB, this.workCounter()],
       this.ex.gemmScratchBytes(),
       () => `batch=${batch}, M=${M}, N=${N}, K=${K}, transA=${p.transA}, transB=${p.transB}, strideA=${p.strideA}, strideB=${p.strideB}`,
     );
@@ -500,7 +537,7 @@ class WasmBackendImpl implements WasmBackend {
     this.run(
       'attention',
       Math.min(items, this.nth(flops, PAR_FLOPS)),
-      [this.addr(q, kn), this.addr(k, kn), this.addr(v, kn), this.addr(out, kn), this.addr(lse, kn), ...this.attnArgs(p, kn)],
+      [this.addr(q, kn), this.addr(k, kn), this.addr(v, kn), this.addr(out, kn), this.addr(lse, kn), ...this.attnArgs(p, kn), this.workCounter()],
       this.ex.attentionScratchBytes(p.Tk, p.Dk, p.Dv, 0),
       () => this.describeAttn(p),
     );
@@ -515,7 +552,7 @@ class WasmBackendImpl implements WasmBackend {
       Math.min(p.B * p.Hkv, this.nth(flops, PAR_FLOPS)),
       [
         this.addr(q, kn), this.addr(k, kn), this.addr(v, kn), this.addr(out, kn), this.addr(lse, kn), this.addr(dout, kn),
-        this.addr(dq, kn), this.addr(dk, kn), this.addr(dv, kn), ...this.attnArgs(p, kn),
+        this.addr(dq, kn), this.addr(dk, kn), this.addr(dv, kn), ...this.attnArgs(p, kn), this.workCounter(),
       ],
       this.ex.attentionScratchBytes(p.Tk, p.Dk, p.Dv, 1),
       () => this.describeAttn(p),

@@ -82,7 +82,7 @@ export const flagString = (f: ParsedFlags, name: string): string | undefined => 
 const TRAIN_VALUED = [
   'recipe', 'config', 'model', 'set', 'tokenizer', 'data', 'out', 'objective', 'steps', 'batch-size', 'block-size', 'grad-accum',
   'lr', 'min-lr', 'warmup', 'decay-steps', 'schedule', 'optimizer', 'weight-decay', 'beta1', 'beta2', 'momentum', 'grad-clip',
-  'precision', 'eval-interval', 'eval-batches', 'checkpoint-interval', 'seed', 'val-fraction', 'dropout', 'log-interval',
+  'precision', 'eval-interval', 'eval-batches', 'checkpoint-interval', 'seed', 'val-fraction', 'dropout',
 ];
 const TRAIN_BOOLS = ['json', 'resume', 'gradient-checkpointing', 'no-bias', 'memory-report', 'quiet', 'help'];
 
