@@ -4,6 +4,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { isGradEnabled, noGrad, tidy, track, withGrad } from '../tensor/engine.js';
 import { record } from '../ops/core.js';
 import { backward } from './backward.js';
+import { defaultRng } from '../tensor/random.js';
 
 /**
  * y = fn(...inputs), recomputed in backward. `params` are the leaves fn reads through closure
@@ -11,6 +12,7 @@ import { backward } from './backward.js';
  */
 export function checkpoint(fn: (...xs: Tensor[]) => Tensor, inputs: Tensor[], params: Tensor[]): Tensor {
   if (!isGradEnabled() || ![...inputs, ...params].some((t) => t.requiresGrad)) return fn(...inputs);
+  const rngState = defaultRng().getState(); // replayed in the recomputation: same dropout masks
   const out = noGrad(() => tidy(() => fn(...inputs)));
   return record(out, 'checkpoint', [...inputs, ...params], (g) => {
     return tidy(() => {
@@ -19,7 +21,10 @@ export function checkpoint(fn: (...xs: Tensor[]) => Tensor, inputs: Tensor[], pa
         d.requiresGrad = x.requiresGrad;
         return d;
       });
+      const now = defaultRng().getState();
+      defaultRng().setState(rngState);
       const y = withGrad(() => fn(...leaves));
+      defaultRng().setState(now);
       backward(y, g);
       const grads = leaves.map((l) => l.grad);
       for (const l of leaves) l.grad = null;

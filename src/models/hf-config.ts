@@ -273,7 +273,10 @@ function gptFrom(r: HfReader, family: 'gpt2' | 'openai-gpt'): DecoderConfig {
   const d = r.int('n_embd');
   const heads = r.int('n_head');
   const gpt2 = family === 'gpt2';
-  const ln = layerNorm(r.num('layer_norm_epsilon', 1e-5));
+  // Lineage extension: "bias": false = nanoGPT's GPTConfig(bias=False), no bias in any linear or
+  // LayerNorm of the stack (transformers' GPT2Config cannot express it; written only when false)
+  const bias = gpt2 ? r.bool('bias', true) : true;
+  const ln: NormConfig = { kind: 'layernorm', eps: r.num('layer_norm_epsilon', 1e-5), bias };
   const act = gpt2 ? readAct(r, 'activation_function', 'gelu_new') : readAct(r, 'afn', 'gelu');
   const ffnHidden = gpt2 ? r.intOrNull('n_inner', null) ?? 4 * d : 4 * d;
   if (gpt2) {
@@ -301,11 +304,17 @@ function gptFrom(r: HfReader, family: 'gpt2' | 'openai-gpt'): DecoderConfig {
       block: {
         residual: gpt2 ? 'pre' : 'post',
         norm: ln,
-        attention: mha(heads, r.headDim(d, heads, 'n_head'), true),
-        ffn: { kind: 'mlp', act, hidden: ffnHidden, bias: true },
+        attention: mha(heads, r.headDim(d, heads, 'n_head'), bias),
+        ffn: { kind: 'mlp', act, hidden: ffnHidden, bias },
       },
     },
   };
+}
+
+/** true when every bias of a GPT stack is present, false when none is (anything else: mixed) */
+function gptBias(b: DecoderConfig['decoder']['block']): boolean {
+  const flags = [b.norm.kind === 'layernorm' && b.norm.bias, b.attention.kind !== 'mla' && b.attention.qkvBias, b.attention.kind !== 'mla' && b.attention.outBias, b.ffn.kind !== 'moe' && b.ffn.bias];
+  return flags.every(Boolean) || !flags.some(Boolean) ? flags[0]! : true;
 }
 
 function gptTo(cfg: DecoderConfig): HfJson {
@@ -331,6 +340,7 @@ function gptTo(cfg: DecoderConfig): HfJson {
     tie_word_embeddings: cfg.tieEmbeddings,
     ...tokensTo(cfg.tokens, false),
     ...visionTo(cfg.vision),
+    ...(gpt2 && !gptBias(b) ? { bias: false } : {}),
   };
 }
 
@@ -1104,6 +1114,9 @@ export function applyOverrides(json: HfJson, sets: readonly string[]): HfJson {
     }
     out[key] = parseOverrideValue(set.slice(eq + 1).trim());
   }
+  // Marian's decoder vocabulary is the shared one in Lineage: it follows vocab_size unless set too
+  const setKeys = new Set(sets.map((s) => s.slice(0, s.indexOf('=')).trim()));
+  if ('decoder_vocab_size' in out && setKeys.has('vocab_size') && !setKeys.has('decoder_vocab_size')) out.decoder_vocab_size = out.vocab_size;
   fromHFConfig(out); // fail now, naming the field, rather than when the model is built
   return out;
 }

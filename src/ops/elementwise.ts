@@ -6,6 +6,7 @@ import { broadcastShapes } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { allocOut, broadcastView, contig, kernel, record, sameBackend, type TensorLike } from './core.js';
 import { UNARY_DERIVS } from '../backend/reference/kernels.js';
+import { noGrad } from '../tensor/engine.js';
 import { fromValues } from './creation.js';
 import { cast } from './movement.js';
 import { sumTo } from './reduce.js';
@@ -23,14 +24,43 @@ function unaryGrad(op: UnaryOp, x: Tensor, y: Tensor, g: Tensor): Tensor {
 
 export function unary(op: UnaryOp, x: Tensor): Tensor {
   x.assertAlive(op);
-  const lowp = x.dtype === 'float16' || x.dtype === 'bfloat16';
+  const lowp = x.dtype === 'float16' || x.dtype === 'bfloat16' ? x.dtype : null;
   const intKeep = x.dtype === 'int32' && (op === 'neg' || op === 'abs' || op === 'sign' || op === 'square');
   const outDType: DType = op === 'not' ? 'bool' : intKeep ? 'int32' : 'float32';
+  const run = (input: Tensor) => {
+    const out = allocOut(x.shape, outDType, x);
+    kernel(input, 'unary')(op, input.view(), out.view());
+    return out;
+  };
+  const differentiable = UNARY_DERIVS[op] && outDType === 'float32';
+  if (lowp && outDType === 'float32') {
+    const y = narrow(widened(x, run), lowp);
+    return differentiable ? record(y, op, [x], (g) => [widened(x, (x32) => widened(y, (y32) => unaryGrad(op, x32, y32, g)))]) : y;
+  }
   const input = op === 'not' || intKeep || x.dtype === 'float32' ? x : cast(x, 'float32');
-  const out = allocOut(x.shape, outDType, x);
-  kernel(input, 'unary')(op, input.view(), out.view());
-  const y = UNARY_DERIVS[op] && outDType === 'float32' ? record(out, op, [x], (g) => [unaryGrad(op, x, out, g)]) : out;
-  return lowp ? cast(y, x.dtype) : y;
+  const out = run(input);
+  return differentiable ? record(out, op, [x], (g) => [unaryGrad(op, x, out, g)]) : out;
+}
+
+/**
+ * Mixed precision: fn sees a float32 copy of a float16/bfloat16 tensor that is freed right after,
+ * so low-precision activations do not keep float32 twins alive until the end of the scope.
+ */
+function widened<T>(t: Tensor, fn: (t32: Tensor) => T): T {
+  if (t.dtype === 'float32') return fn(t);
+  const t32 = noGrad(() => cast(t, 'float32'));
+  try {
+    return fn(t32);
+  } finally {
+    t32.dispose();
+  }
+}
+
+/** store a float32 result in low precision, freeing the float32 one */
+function narrow(y32: Tensor, dtype: DType): Tensor {
+  const y = noGrad(() => cast(y32, dtype));
+  y32.dispose();
+  return y;
 }
 
 export const neg = (x: Tensor) => unary('neg', x);
@@ -89,19 +119,28 @@ export function binary(op: BinaryOp, aIn: TensorLike, bIn: TensorLike): Tensor {
   sameBackend(op, a, b);
   const shape = broadcastShapes(a.shape, b.shape, op);
   const ct = computeDType(op, a, b);
-  const lowp = !COMPARISON.has(op) && lowpOf(a, b);
-  const ac = a.dtype === ct || (op === 'and' || op === 'or') ? a : cast(a, ct);
-  const bc = b.dtype === ct || (op === 'and' || op === 'or') ? b : cast(b, ct);
-  const out = allocOut(shape, COMPARISON.has(op) ? 'bool' : ct, a);
-  kernel(ac, 'binary')(op, broadcastView(ac, shape), broadcastView(bc, shape), out.view());
+  // a JS number takes the tensor's precision, as a Python scalar does in PyTorch
+  const lowp = !COMPARISON.has(op) && lowpOf(typeof aIn === 'number' ? b : a, typeof bIn === 'number' ? a : b);
   const rule = BINARY_GRADS[op];
-  const y = rule
-    ? record(out, op, [a, b], (g) => {
-        const [ga, gb] = rule(a, b, out, g);
-        return [ga && a.requiresGrad ? sumTo(ga, a.shape) : null, gb && b.requiresGrad ? sumTo(gb, b.shape) : null];
-      })
-    : out;
-  return lowp ? cast(y, lowp) : y;
+  const run = (x: Tensor, y: Tensor) => {
+    const xc = x.dtype === ct || op === 'and' || op === 'or' ? x : cast(x, ct);
+    const yc = y.dtype === ct || op === 'and' || op === 'or' ? y : cast(y, ct);
+    const out = allocOut(shape, COMPARISON.has(op) ? 'bool' : ct, a);
+    kernel(xc, 'binary')(op, broadcastView(xc, shape), broadcastView(yc, shape), out.view());
+    return out;
+  };
+  const grads = (x: Tensor, y: Tensor, out: Tensor, g: Tensor): (Tensor | null)[] => {
+    const [ga, gb] = rule!(x, y, out, g);
+    return [ga && a.requiresGrad ? sumTo(ga, a.shape) : null, gb && b.requiresGrad ? sumTo(gb, b.shape) : null];
+  };
+  if (lowp) {
+    // compute on float32 copies freed at once; keep only the low-precision result
+    const out = narrow(widened(a, (a32) => widened(b, (b32) => noGrad(() => run(a32, b32)))), lowp);
+    if (!rule) return out;
+    return record(out, op, [a, b], (g) => widened(a, (a32) => widened(b, (b32) => widened(out, (o32) => grads(a32, b32, o32, g)))));
+  }
+  const out = run(a, b);
+  return rule ? record(out, op, [a, b], (g) => grads(a, b, out, g)) : out;
 }
 
 /** float16/bfloat16 results stay in low precision when no operand is float32 */
@@ -137,8 +176,9 @@ export function clamp(x: Tensor, lo: number | null, hi: number | null): Tensor {
 // ---- where ----
 export function where(cond: Tensor, aIn: TensorLike, bIn: TensorLike): Tensor {
   if (cond.dtype !== 'bool') throw new Error(`where: condition must be bool, got ${cond.dtype}`);
-  const a = typeof aIn === 'number' ? scalarFor(aIn, typeof bIn === 'number' ? cond : bIn) : aIn;
-  const b = typeof bIn === 'number' ? scalarFor(bIn, a) : bIn;
+  const like = (v: number, t: Tensor) => (t.dtype === 'float16' || t.dtype === 'bfloat16' ? fromValues([v], [], t.dtype) : scalarFor(v, t));
+  const a = typeof aIn === 'number' ? like(aIn, typeof bIn === 'number' ? cond : bIn) : aIn;
+  const b = typeof bIn === 'number' ? like(bIn, a) : bIn;
   sameBackend('where', cond, a, b);
   const shape = broadcastShapes(broadcastShapes(cond.shape, a.shape, 'where'), b.shape, 'where');
   const dt: DType = a.dtype === b.dtype ? a.dtype : 'float32';

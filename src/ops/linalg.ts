@@ -4,7 +4,8 @@
 import type { MatmulParams } from '../backend/backend.js';
 import { broadcastShapes, fmt, numel } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { alloc, allocOut, checkDType, contig, kernel, record, sameBackend } from './core.js';
+import { alloc, allocOut, checkDType, contig, copyTo, kernel, record, sameBackend } from './core.js';
+import { noGrad } from '../tensor/engine.js';
 import { add } from './elementwise.js';
 import { cast, expand, reshape, squeeze, transpose, unsqueeze } from './movement.js';
 import { sumTo } from './reduce.js';
@@ -46,19 +47,45 @@ export function matmul(aIn: Tensor, bIn: Tensor, opts: MatmulOptions = {}): Tens
   checkDType('matmul', 'a', aIn, ['float32', 'float16', 'bfloat16']);
   checkDType('matmul', 'b', bIn, ['float32', 'float16', 'bfloat16']);
   if (aIn.ndim === 0 || bIn.ndim === 0) throw new Error(`matmul: operands must have at least 1 dimension, got ${fmt(aIn.shape)} and ${fmt(bIn.shape)}`);
-  let a = aIn.dtype === 'float32' ? aIn : cast(aIn, 'float32');
-  let b = bIn.dtype === 'float32' ? bIn : cast(bIn, 'float32');
+  let a = aIn;
+  let b = bIn;
   const vecA = a.ndim === 1;
   const vecB = b.ndim === 1;
   if (vecA) a = unsqueeze(a, 0);
   if (vecB) b = unsqueeze(b, 1);
   if (opts.transA) a = transpose(a);
   if (opts.transB) b = transpose(b);
-  const out = matmul2(a, b);
+  const out = a.dtype === 'float32' && b.dtype === 'float32' ? matmul2(a, b) : matmulLowp(a, b);
   let y = vecA ? squeeze(out, -2) : out;
   y = vecB ? squeeze(y, -1) : y;
-  const lowp = aIn.dtype !== 'float32' && bIn.dtype !== 'float32' ? aIn.dtype : null;
-  return lowp ? cast(y, lowp) : y;
+  return y;
+}
+
+/**
+ * Mixed precision: float16/bfloat16 operands are widened to float32 for the kernel only; the
+ * temporaries are dropped at once and re-made in backward, and the product is stored in the
+ * operands' low precision (float32 when one operand is float32).
+ */
+function matmulLowp(a: Tensor, b: Tensor): Tensor {
+  const lowp = a.dtype !== 'float32' && b.dtype !== 'float32' ? a.dtype : null;
+  const wide = (t: Tensor) => (t.dtype === 'float32' ? t : copyTo(t, 'float32'));
+  const out = noGrad(() => {
+    const [a32, b32] = [wide(a), wide(b)];
+    const y = matmul2(a32, b32);
+    if (a32 !== a) a32.dispose();
+    if (b32 !== b) b32.dispose();
+    if (!lowp) return y;
+    const o = copyTo(y, lowp);
+    y.dispose();
+    return o;
+  });
+  return record(out, 'matmul', [a, b], (g) => {
+    const [a32, b32, g32] = [wide(a), wide(b), wide(g)];
+    return [
+      a.requiresGrad ? sumTo(matmul2(g32, transpose(b32)), a.shape) : null,
+      b.requiresGrad ? sumTo(matmul2(transpose(a32), g32), b.shape) : null,
+    ];
+  });
 }
 
 function matmul2(a: Tensor, b: Tensor): Tensor {
@@ -85,7 +112,7 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor | null): Tensor {
   }
   const lead = x.shape.slice(0, -1);
   const x2 = reshape(x, [-1, w.shape[1]!]); // (rows, in)
-  let y = matmul2(x2.dtype === 'float32' ? x2 : cast(x2, 'float32'), transpose(w.dtype === 'float32' ? w : cast(w, 'float32'))); // (rows, out)
+  let y = matmul(x2, w, { transB: true }); // (rows, out)
   if (bias) y = add(y, bias);
   return reshape(y, [...lead, w.shape[0]!]);
 }

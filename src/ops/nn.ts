@@ -16,6 +16,27 @@ function f32c(t: Tensor): Tensor {
   return contig(t.dtype === 'float32' ? t : cast(t, 'float32'));
 }
 
+/** the low-precision storage dtype of x, or null for float32 */
+function lowpOf(x: Tensor): DType | null {
+  return x.dtype === 'float16' || x.dtype === 'bfloat16' ? x.dtype : null;
+}
+
+/** release a float32 temporary made by f32c (a no-op when f32c returned the input itself) */
+function drop(temp: Tensor | null, input: Tensor | null): void {
+  if (temp && temp !== input) temp.dispose();
+}
+
+/**
+ * Mixed precision: a fused op on float16/bfloat16 input computes in float32 but stores its
+ * output (the activation autograd keeps) in the input's dtype, and drops its float32 copies.
+ */
+function emit(out32: Tensor, lowp: DType | null): Tensor {
+  if (!lowp) return out32;
+  const o = copyTo(out32, lowp);
+  out32.dispose();
+  return o;
+}
+
 function lastAxis<T>(x: Tensor, axis: number, op: string, f: (x: Tensor) => T & Tensor): Tensor {
   const a = normAxis(axis, x.ndim, op);
   if (a === x.ndim - 1) return f(x);
@@ -24,15 +45,18 @@ function lastAxis<T>(x: Tensor, axis: number, op: string, f: (x: Tensor) => T & 
 
 // ---- softmax ----
 function softmaxLast(x: Tensor, log: boolean): Tensor {
+  const lowp = lowpOf(x);
   const xc = f32c(x);
   const n = x.shape[x.ndim - 1] ?? 1;
   const rows = n === 0 ? 0 : x.size / n;
-  const y = allocOut(x.shape, 'float32', x);
-  kernel(xc, 'softmax')(xc.view(), y.view(), rows, n, log);
+  const y32 = allocOut(x.shape, 'float32', x);
+  kernel(xc, 'softmax')(xc.view(), y32.view(), rows, n, log);
+  drop(xc, x);
+  const y = emit(y32, lowp);
   return record(y, log ? 'logSoftmax' : 'softmax', [x], (g) => {
-    const gc = f32c(g);
+    const [gc, yc] = [f32c(g), f32c(y)];
     const dx = allocOut(x.shape, 'float32', x);
-    kernel(gc, 'softmaxBackward')(y.view(), gc.view(), dx.view(), rows, n, log);
+    kernel(gc, 'softmaxBackward')(yc.view(), gc.view(), dx.view(), rows, n, log);
     return [dx];
   });
 }
@@ -66,13 +90,14 @@ export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor 
   const mean = allocOut([p.rows], 'float32', x);
   const rstd = allocOut([p.rows], 'float32', x);
   kernel(xc, 'layerNorm')(xc.view(), wc?.view() ?? null, bc?.view() ?? null, out.view(), mean.view(), rstd.view(), p);
+  drop(xc, x); drop(wc, weight); drop(bc, bias);
   const inputs = [x, weight, bias].filter((t): t is Tensor => !!t);
-  return record(out, 'layerNorm', inputs, (g) => {
-    const gc = f32c(g);
+  return record(emit(out, lowpOf(x)), 'layerNorm', inputs, (g) => {
+    const [gc, xb, wb] = [f32c(g), f32c(x), weight && f32c(weight)];
     const dx = allocOut(x.shape, 'float32', x);
     const dw = weight ? allocOut([p.n], 'float32', x) : null;
     const db = bias ? allocOut([p.n], 'float32', x) : null;
-    kernel(gc, 'layerNormBackward')(xc.view(), wc?.view() ?? null, mean.view(), rstd.view(), gc.view(), dx.view(), dw?.view() ?? null, db?.view() ?? null, p);
+    kernel(gc, 'layerNormBackward')(xb.view(), wb?.view() ?? null, mean.view(), rstd.view(), gc.view(), dx.view(), dw?.view() ?? null, db?.view() ?? null, p);
     return [dx, ...(weight ? [dw] : []), ...(bias ? [db] : [])];
   });
 }
@@ -85,11 +110,12 @@ export function rmsNorm(x: Tensor, weight: Tensor | null = null, eps = 1e-6): Te
   const out = allocOut(x.shape, 'float32', x);
   const rstd = allocOut([p.rows], 'float32', x);
   kernel(xc, 'rmsNorm')(xc.view(), wc?.view() ?? null, out.view(), rstd.view(), p);
-  return record(out, 'rmsNorm', weight ? [x, weight] : [x], (g) => {
-    const gc = f32c(g);
+  drop(xc, x); drop(wc, weight);
+  return record(emit(out, lowpOf(x)), 'rmsNorm', weight ? [x, weight] : [x], (g) => {
+    const [gc, xb, wb] = [f32c(g), f32c(x), weight && f32c(weight)];
     const dx = allocOut(x.shape, 'float32', x);
     const dw = weight ? allocOut([p.n], 'float32', x) : null;
-    kernel(gc, 'rmsNormBackward')(xc.view(), wc?.view() ?? null, rstd.view(), gc.view(), dx.view(), dw?.view() ?? null, p);
+    kernel(gc, 'rmsNormBackward')(xb.view(), wb?.view() ?? null, rstd.view(), gc.view(), dx.view(), dw?.view() ?? null, p);
     return weight ? [dx, dw] : [dx];
   });
 }
@@ -142,13 +168,15 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const bias = opts.bias ? f32c(opts.bias) : null;
   p.kvLen = kvLen?.view() ?? null;
   p.bias = bias ? broadcastView(bias, [p.B, p.H, p.Tq, p.Tk]) : null;
-  const out = allocOut([p.B, p.H, p.Tq, p.Dv], 'float32', q);
+  const out32 = allocOut([p.B, p.H, p.Tq, p.Dv], 'float32', q);
   const lse = allocOut([p.B, p.H, p.Tq], 'float32', q);
-  kernel(qc, 'attention')(qc.view(), kc.view(), vc.view(), out.view(), lse.view(), p);
+  kernel(qc, 'attention')(qc.view(), kc.view(), vc.view(), out32.view(), lse.view(), p);
+  drop(qc, q); drop(kc, k); drop(vc, v);
+  const out = emit(out32, lowpOf(q));
   return record(out, 'attention', [q, k, v], (g) => {
-    const gc = f32c(g);
+    const [gc, qb, kb, vb, ob] = [f32c(g), f32c(q), f32c(k), f32c(v), f32c(out)];
     const [dq, dk, dv] = [allocOut(q.shape, 'float32', q), allocOut(k.shape, 'float32', q), allocOut(v.shape, 'float32', q)];
-    kernel(gc, 'attentionBackward')(qc.view(), kc.view(), vc.view(), out.view(), lse.view(), gc.view(), dq.view(), dk.view(), dv.view(), p);
+    kernel(gc, 'attentionBackward')(qb.view(), kb.view(), vb.view(), ob.view(), lse.view(), gc.view(), dq.view(), dk.view(), dv.view(), p);
     return [dq, dk, dv];
   });
 }

@@ -129,7 +129,12 @@ export function tidy<T>(fn: () => T): T {
   return result;
 }
 
-/** Number of live tensors tracked by open scopes (diagnostics). */
+/** The live (not disposed) tensors of the innermost open scope (diagnostics: what holds memory). */
+export function scopeTensors(): Tensor[] {
+  return [...(scopes[scopes.length - 1] ?? [])].filter((t) => !t.isDisposed);
+}
+
+/** Number of open scopes (diagnostics). */
 export function scopeDepth(): number {
   return scopes.length;
 }

@@ -44,6 +44,8 @@ export interface HostBatch {
   vectors?: Record<string, Int32Array>;
   /** TBPTT: start fresh hidden state */
   reset?: boolean;
+  /** TBPTT: an evaluation window, run from a zero state without touching the carried training state */
+  standalone?: boolean;
 }
 
 export interface TaskData {
@@ -79,6 +81,10 @@ export interface TrainTask {
   loss(model: LanguageModel, b: HostBatch): LossResult;
   /** fixed evaluation batches for the eval with index `k` (nanoGPT draws fresh random windows each time) */
   evalBatches(split: 'train' | 'val', k: number, count: number): HostBatch[];
+  /** tensors carried from step to step (TBPTT hidden state) by path, for checkpoints */
+  carriedState?(): Map<string, Tensor>;
+  /** puts saved carried tensors back (after `seek`); the task takes ownership */
+  restoreCarried?(model: LanguageModel, state: ReadonlyMap<string, Tensor>): void;
   /** tensors kept between steps (TBPTT state); freed by the trainer at the end */
   dispose?(): void;
 }
@@ -186,12 +192,17 @@ export class BpttTask implements TrainTask {
     return { arrays: { inputIds: { data: c.x, shape }, labels: { data: c.y, shape } }, tokens: c.x.length, reset: c.reset.some((r) => r) };
   }
   seek(position: number): void {
-    // the carried state is not saved: resume restarts it at the current chunk
+    // the carried hidden state comes back separately (restoreCarried)
     this.batcher = new BpttBatcher(this.data.train, this.o.batchSize, this.o.blockSize);
     for (let i = 0; i < position; i++) this.batcher.next();
     this.drawn = position;
   }
   loss(model: LanguageModel, b: HostBatch): LossResult {
+    if (b.standalone) {
+      const cache = model.newCache?.(b.arrays.inputIds!.shape[0]) ?? null;
+      const out = model.forward({ inputIds: i32(b.arrays.inputIds!), cache });
+      return { loss: lmLoss(out, i32(b.arrays.labels!)), tokens: b.tokens };
+    }
     if (b.reset || !this.cache) this.resetState(model);
     const out = model.forward({ inputIds: i32(b.arrays.inputIds!), cache: this.cache });
     const loss = lmLoss(out, i32(b.arrays.labels!));
@@ -201,7 +212,7 @@ export class BpttTask implements TrainTask {
   /** detach the new state from the graph and keep it past the step's scope */
   private carry(): void {
     this.cache?.detach?.();
-    const fresh = collectTensors(this.cache);
+    const fresh = [...collectTensors(this.cache).values()];
     for (const t of fresh) keep(t);
     for (const t of this.kept) if (!fresh.includes(t)) t.dispose();
     this.kept = fresh;
@@ -211,13 +222,22 @@ export class BpttTask implements TrainTask {
     if (!model.newCache) throw new Error(`tbptt: model family ${model.config.family} has no newCache() to carry hidden state`);
     this.cache = model.newCache(this.o.batchSize);
   }
+  carriedState(): Map<string, Tensor> {
+    return collectTensors(this.cache);
+  }
+  restoreCarried(model: LanguageModel, state: ReadonlyMap<string, Tensor>): void {
+    this.resetState(model);
+    if (state.size === 0) return;
+    for (const [path, t] of state) setPath(this.cache!, path.split('.'), keep(t));
+    this.kept = [...state.values()];
+  }
   evalBatches(split: 'train' | 'val', _k: number, count: number): HostBatch[] {
     const src = split === 'train' ? this.data.train : this.data.val;
     const bat = new RandomBatcher(src, this.o.batchSize, this.o.blockSize, mixSeed(this.o.seed, split === 'val' ? 1 : 2));
     return Array.from({ length: count }, () => {
       const b = bat.next();
       const shape: [number, number] = [b.rows, b.blockSize];
-      return { arrays: { inputIds: { data: b.x, shape }, labels: { data: b.y, shape } }, tokens: b.x.length };
+      return { arrays: { inputIds: { data: b.x, shape }, labels: { data: b.y, shape } }, tokens: b.x.length, standalone: true };
     });
   }
   dispose(): void {
@@ -227,14 +247,25 @@ export class BpttTask implements TrainTask {
   }
 }
 
-function collectTensors(x: unknown, out: Tensor[] = [], depth = 0): Tensor[] {
-  if (depth > 5 || x === null || typeof x !== 'object') return out;
+/** the tensors inside a cache object by dotted path (`state.0.h`) */
+function collectTensors(x: unknown, out = new Map<string, Tensor>(), path: string[] = []): Map<string, Tensor> {
+  if (path.length > 5 || x === null || typeof x !== 'object') return out;
   if (x instanceof Tensor) {
-    out.push(x);
+    out.set(path.join('.'), x);
     return out;
   }
-  for (const v of Array.isArray(x) ? x : Object.values(x)) collectTensors(v, out, depth + 1);
+  for (const [k, v] of Object.entries(x)) collectTensors(v, out, [...path, k]);
   return out;
+}
+
+/** sets obj[a][b]... = value, creating arrays for numeric keys and objects otherwise */
+function setPath(obj: object, path: string[], value: Tensor): void {
+  let cur = obj as Record<string, unknown>;
+  path.slice(0, -1).forEach((k, i) => {
+    if (cur[k] === null || cur[k] === undefined) cur[k] = /^\d+$/.test(path[i + 1]!) ? [] : {};
+    cur = cur[k] as Record<string, unknown>;
+  });
+  cur[path.at(-1)!] = value;
 }
 
 // ---- BERT: masked LM (+ NSP) ----

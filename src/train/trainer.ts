@@ -15,7 +15,7 @@
 import { noGrad, tidy } from '../tensor/engine.js';
 import { defaultRng } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { mul } from '../ops/index.js';
+import { mul, tensor } from '../ops/index.js';
 import type { LanguageModel } from '../models/model.js';
 import { assign, clipGradNorm, createOptimizer, gradNorm, type Optimizer, type OptimizerConfig, type OptimizerState } from './optim.js';
 import { MixedPrecision, type LossScalerOptions, type LossScalerState, type Precision } from './precision.js';
@@ -167,8 +167,10 @@ export class Trainer {
     this.mp.copyMastersToModel();
   }
 
+  /** the step state; `buffers` holds optimizer moments and, under `task.*`, the task's carried tensors */
   state(): { json: TrainerState; buffers: OptimizerState['buffers'] } {
     const { buffers, ...opt } = this.optimizer.stateDict();
+    for (const [path, t] of this.task.carriedState?.() ?? []) buffers[`task.${path}`] = { shape: [...t.shape], data: Float32Array.from(t.data()) };
     const json: TrainerState = {
       version: 1, step: this.step, taskPosition: this.task.position, objective: this.task.objective, rng: defaultRng().getState(),
       scaler: this.mp.scaler?.getState() ?? null, precision: this.o.precision, optimizer: opt,
@@ -185,7 +187,12 @@ export class Trainer {
     this.task.seek(json.taskPosition);
     defaultRng().setState(json.rng);
     if (json.scaler && this.mp.scaler) this.mp.scaler.setState(json.scaler);
-    this.optimizer.loadStateDict({ ...json.optimizer, buffers });
+    const carried = Object.entries(buffers).filter(([k]) => k.startsWith('task.'));
+    this.optimizer.loadStateDict({ ...json.optimizer, buffers: Object.fromEntries(Object.entries(buffers).filter(([k]) => !k.startsWith('task.'))) });
+    if (carried.length && this.task.restoreCarried) {
+      const state = new Map(carried.map(([k, b]) => [k.slice('task.'.length), tensor(b.data, { shape: b.shape, dtype: this.mp.dtype })] as [string, Tensor]));
+      this.task.restoreCarried(this.model, state);
+    }
   }
 
   dispose(): void {

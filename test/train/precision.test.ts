@@ -90,9 +90,8 @@ test('memory report: bf16/fp16 halve parameter bytes and add fp32 masters (numbe
   assert.ok(f32.activationBytes > 0);
 });
 
-// Engine gap (src/ops/nn.ts): layerNorm/rmsNorm/softmax/attention/crossEntropy allocate float32 outputs and
-// keep float32 copies (f32c) of low-precision inputs for backward, so bf16 activations are not smaller yet.
-test('bf16 activations kept for backward are about half of fp32', { todo: 'fused nn ops return float32 and keep float32 input copies (src/ops/nn.ts)' }, () => {
+// Fused ops (layerNorm/rmsNorm/softmax/attention) store their outputs in bf16 and drop float32 copies.
+test('bf16 activations kept for backward are about half of fp32', () => {
   const [f32, b16] = memoryReports();
   assert.ok(b16!.activationBytes < 0.65 * f32!.activationBytes, `bf16 activations ${b16!.activationBytes} vs fp32 ${f32!.activationBytes}`);
 });
@@ -156,7 +155,7 @@ test('decoder families honour gradientCheckpointing: identical losses without dr
   assert.deepEqual(decoderLosses(0, true), decoderLosses(0, false));
 });
 
-// torch.utils.checkpoint(preserve_rng_state=True) replays the RNG in the recomputation; ours draws new masks
-test('gradient checkpointing with dropout gives the same losses', { todo: 'checkpoint() must replay the dropout RNG state during recomputation (src/autograd/checkpoint.ts)' }, () => {
+// like torch.utils.checkpoint(preserve_rng_state=True), the recomputation replays the dropout RNG
+test('gradient checkpointing with dropout gives the same losses', () => {
   assert.deepEqual(decoderLosses(0.1, true), decoderLosses(0.1, false));
 });

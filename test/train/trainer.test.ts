@@ -5,7 +5,7 @@ import { getBackend, manualSeed, type Tensor } from '../../src/index.js';
 import { createModel } from '../../src/models/registry.js';
 import { getPreset } from '../../src/models/presets.js';
 import { MemoryTokenFile } from '../../src/train/data/index.js';
-import { CausalLMTask, type HostBatch } from '../../src/train/family-objectives.js';
+import { CausalLMTask, createTask, type HostBatch } from '../../src/train/family-objectives.js';
 import { Trainer, runTraining, type TrainerOptions } from '../../src/train/trainer.js';
 
 const TEXT = 'ROMEO:\nBut soft, what light through yonder window breaks?\nIt is the east, and Juliet is the sun.\n'.repeat(30);
@@ -73,6 +73,27 @@ test('resume: 3 steps + state save/load into a fresh model + 3 steps == 6 uninte
     const tail = losses(resumed, 3);
     assert.deepEqual([...head, ...tail], straight, `${precision}: resumed curve differs`);
   }
+});
+
+test('resume of truncated BPTT (tiny-lstm): the carried hidden state is saved, so the curve is exact', () => {
+  const make = (seed: number) => {
+    const model = createModel(getPreset('tiny-lstm'), { seed });
+    const task = createTask('tbptt', model.config, { train: new MemoryTokenFile(ids), val: new MemoryTokenFile(ids.slice(0, 600)) }, { batchSize: 4, blockSize: 16, seed: 11 });
+    return new Trainer(model, task, OPTS);
+  };
+  manualSeed(7);
+  const straight = losses(make(2), 6);
+  manualSeed(7);
+  const first = make(2);
+  const head = losses(first, 3);
+  const weights = new Map(first.weights().map(([n, p]) => [n, p.to('float32')] as [string, Tensor]));
+  const { json, buffers } = first.state();
+  assert.ok(Object.keys(buffers).some((k) => k.startsWith('task.state.')), 'the LSTM state is part of the checkpoint');
+  first.dispose();
+  const resumed = make(77);
+  resumed.loadWeights(weights);
+  resumed.loadState(JSON.parse(JSON.stringify(json)), buffers);
+  assert.deepEqual([...head, ...losses(resumed, 3)], straight);
 });
 
 test('memory stays flat over many steps (bytesInUse identical after warm-up)', () => {

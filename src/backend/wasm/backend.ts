@@ -225,6 +225,9 @@ class WasmBackendImpl implements WasmBackend {
   peakBytes(): number {
     return this.alloc.peakBytes();
   }
+  peakBytesInUse(): number {
+    return this.alloc.peakBytes();
+  }
   resetPeak(): void {
     this.alloc.resetPeak();
   }

@@ -227,8 +227,8 @@ export function buildModelConfig(c: TrainConfig, tok: Tokenizer, dirConfig: Mode
   else {
     if (!isPreset(c.model)) throw new Error(`--model ${c.model}: neither a preset nor a model directory (config.json)`);
     let hf = getPresetInfo(c.model).hf;
-    if (c.tokenizer === 'char') hf = { ...hf, vocab_size: tok.vocabSize };
-    cfg = fromHFConfig(applyOverrides(hf, c.set));
+    const sized = c.tokenizer === 'char' ? [`vocab_size=${tok.vocabSize}`] : [];
+    cfg = fromHFConfig(applyOverrides(hf, [...sized, ...c.set]));
   }
   cfg = applyTweaks(cfg, c.tweaks);
   if (tok.vocabSize > cfg.vocabSize) throw new Error(`tokenizer has ${tok.vocabSize} ids but the model's vocab_size is ${cfg.vocabSize} (use --set vocab_size=${tok.vocabSize})`);
@@ -374,7 +374,8 @@ async function runCommand(c: TrainConfig, trainer: Trainer, cfg: ModelConfig, to
   writeJSONAtomic(join(c.out, 'train_config.json'), c);
   const logger = new MetricsLogger({ sink: jsonlFileSink(metricsFile) });
   const quiet = f.bools.has('quiet');
-  const bar = quiet ? null : new ProgressBar({ total: c.steps, label: 'train', unit: 'step' });
+  // counts this session's steps, so rate and ETA stay right after --resume
+  const bar = quiet ? null : new ProgressBar({ total: Math.max(0, c.steps - startStep), label: startStep ? `train (from ${startStep})` : 'train', unit: 'step' });
   let tokPerSec = 0;
   let stop = false;
   const onSignal = () => (stop = true);
@@ -384,7 +385,7 @@ async function runCommand(c: TrainConfig, trainer: Trainer, cfg: ModelConfig, to
     onStep: (s) => {
       tokPerSec = (s.tokens * 1000) / s.ms;
       logger.log(s.step, { kind: 'train', loss: s.loss, lr: s.lr, grad_norm: s.gradNorm, tokens_per_sec: Math.round(tokPerSec), ms: Math.round(s.ms * 10) / 10, ...(s.skipped ? { skipped: true } : {}), ...(s.lossScale !== undefined ? { loss_scale: s.lossScale } : {}) });
-      bar?.update(s.step + 1, { loss: s.loss, 'tok/s': Math.round(tokPerSec), lr: s.lr });
+      bar?.update(s.step + 1 - startStep, { loss: s.loss, 'tok/s': Math.round(tokPerSec), lr: s.lr });
     },
     onEval: (e) => {
       logger.log(e.step, { kind: 'eval', train_loss: e.train, val_loss: e.val });
