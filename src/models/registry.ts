@@ -1,6 +1,5 @@
 // The family table: config.family -> model builder. Typed as a mapped type over `Family`, so adding a
-// family to ModelConfig without a builder here is a compile error. Each family's engineer replaces its
-// placeholder with an import of the real builder; keep this file a table and nothing more.
+// family to ModelConfig without a builder here is a compile error. Keep this file a table and nothing more.
 import type { Family, FamilyConfig, ModelConfig } from './config.js';
 import { validateConfig } from './config.js';
 import type { CreateOptions, LanguageModel } from './model.js';
@@ -12,13 +11,6 @@ import { buildRnnLM } from './rnn.js';
 import { buildMamba } from './mamba.js';
 
 export type ModelBuilder<F extends Family> = (config: FamilyConfig<F>, opts: CreateOptions) => LanguageModel;
-
-/** A builder for a family whose implementation is not registered yet: fails loudly when called. */
-function notRegistered<F extends Family>(family: F): ModelBuilder<F> {
-  return () => {
-    throw new Error(`createModel: family "${family}" is not registered yet (src/models/registry.ts has a placeholder for it)`);
-  };
-}
 
 const BUILDERS: { [F in Family]: ModelBuilder<F> } = {
   gpt2: buildDecoder,

@@ -110,7 +110,6 @@ export function viewStrides(shape: Shape, strides: readonly number[], to: Shape)
     // take a chunk of old dims that must be mutually contiguous, matching a chunk of new dims
     let oldSize = dims[i]!;
     let newSize = to[j]!;
-    const i0 = i;
     const j0 = j;
     while (oldSize !== newSize) {
       if (oldSize < newSize) {
@@ -127,10 +126,9 @@ export function viewStrides(shape: Shape, strides: readonly number[], to: Shape)
     // assign strides to new dims j0..j from the innermost stride of old chunk
     let st = strs[i]!;
     for (let k = j; k >= j0; k--) {
-      out[k] = to[k] === 1 ? st : st;
+      out[k] = st;
       st *= to[k]!;
     }
-    void i0;
     i++;
     j++;
   }

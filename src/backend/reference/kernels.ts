@@ -6,7 +6,7 @@ import type {
   AdamWParams, AnyArray, AttentionParams, BinaryOp, CrossEntropyParams, KernelTable, NormParams,
   ReduceOp, ScanParams, UnaryOp, View,
 } from '../backend.js';
-import { encodeAs, readAs } from '../../tensor/dtype.js';
+import { encodeAs, f16ToF32, readAs } from '../../tensor/dtype.js';
 import { erf } from './math.js';
 
 function arr(v: View): AnyArray {
@@ -163,11 +163,84 @@ function rows(shape: readonly number[], x: View, out: View, f: (a: number, o: nu
   }
 }
 
+let F16_TABLE: Float32Array | null = null;
+/** all 65536 float16 values decoded once (256 KiB): decoding becomes one table load */
+function f16Table(): Float32Array {
+  if (!F16_TABLE) {
+    F16_TABLE = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) F16_TABLE[h] = f16ToF32(h);
+  }
+  return F16_TABLE;
+}
+
+/** float32 bit pattern -> float16 bits, round to nearest even (same rules as dtype.ts f32ToF16) */
+function f32BitsToF16(bits: number): number {
+  const sign = (bits >>> 16) & 0x8000;
+  const exp = (bits >>> 23) & 0xff;
+  const mant = bits & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 112; // rebias 127 -> 15
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    const m = mant | 0x800000;
+    const shift = 14 - e;
+    const rest = m & ((1 << shift) - 1);
+    const half = 1 << (shift - 1);
+    let h = m >>> shift;
+    if (rest > half || (rest === half && h & 1)) h++;
+    return sign | h;
+  }
+  const rest = mant & 0x1fff;
+  let h = sign | (e << 10) | (mant >>> 13);
+  if (rest > 0x1000 || (rest === 0x1000 && h & 1)) h++;
+  return h;
+}
+
+/** contiguous float32 <-> bfloat16 / float16 conversion in tight loops (mixed-precision casts) */
+function convertContiguous(xa: AnyArray, xo: number, xd: string, oa: AnyArray, oo: number, od: string, n: number): boolean {
+  if (!(xa instanceof Float32Array || oa instanceof Float32Array)) return false;
+  if (xd === 'float32' && od === 'bfloat16') {
+    const bits = new Uint32Array(xa.buffer, xa.byteOffset + xo * 4, n);
+    for (let i = 0; i < n; i++) {
+      const b = bits[i]!;
+      oa[oo + i] = (b & 0x7fffffff) > 0x7f800000 ? ((b >>> 16) | 0x40) & 0xffff : ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
+    }
+    return true;
+  }
+  if (xd === 'bfloat16' && od === 'float32') {
+    const bits = new Uint32Array(oa.buffer, oa.byteOffset + oo * 4, n);
+    for (let i = 0; i < n; i++) bits[i] = xa[xo + i]! << 16;
+    return true;
+  }
+  if (xd === 'float32' && od === 'float16') {
+    const bits = new Uint32Array(xa.buffer, xa.byteOffset + xo * 4, n);
+    for (let i = 0; i < n; i++) oa[oo + i] = f32BitsToF16(bits[i]!);
+    return true;
+  }
+  if (xd === 'float16' && od === 'float32') {
+    const table = f16Table();
+    for (let i = 0; i < n; i++) oa[oo + i] = table[xa[xo + i]!]!;
+    return true;
+  }
+  return false;
+}
+
+function isDense(v: View): boolean {
+  let acc = 1;
+  for (let i = v.shape.length - 1; i >= 0; i--) {
+    if (v.shape[i] !== 1 && v.strides[i] !== acc) return false;
+    acc *= v.shape[i]!;
+  }
+  return true;
+}
+
 function copy(x: View, out: View): void {
   const xa = arr(x);
   const oa = arr(out);
   const xd = x.buf.dtype;
   const od = out.buf.dtype;
+  if (xd !== od && isDense(x) && isDense(out) && convertContiguous(xa, x.offset, xd, oa, out.offset, od, numel(x.shape))) return;
   const nd = x.shape.length;
   const unitRows = nd > 0 && x.strides[nd - 1] === 1 && out.strides[nd - 1] === 1;
   if (xd === od && unitRows && xa.constructor === oa.constructor) {
