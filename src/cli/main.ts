@@ -45,7 +45,8 @@ export async function main(argv: string[]): Promise<void> {
     await (await entry.load())(rest);
   } catch (e) {
     const err = e as Error;
-    console.error(`lineage ${cmd}: ${err.message}`);
+    const msg = err.message.startsWith(`${cmd}: `) ? err.message.slice(cmd.length + 2) : err.message;
+    console.error(`lineage ${cmd}: ${msg}`);
     if (process.env.LINEAGE_DEBUG) console.error(err.stack);
     process.exitCode = 1;
   } finally {
