@@ -86,3 +86,26 @@ export function copyTo(t: Tensor, dtype: DType): Tensor {
   kernel(t, 'copy')(t.view(), out.view());
   return out;
 }
+
+// ---- mixed precision ----
+// Ops on float16/bfloat16 tensors compute in float32 on temporaries freed at once and store their
+// results in the low precision, so activations kept for backward stay 2 bytes per element.
+
+/** fn sees a float32 copy of t that is freed right after (t itself when already float32) */
+export function widened<T>(t: Tensor, fn: (t32: Tensor) => T): T {
+  if (t.dtype === 'float32') return fn(t);
+  const t32 = copyTo(t, 'float32');
+  try {
+    return fn(t32);
+  } finally {
+    t32.dispose();
+  }
+}
+
+/** store a float32 result as `dtype` (no-op for null), freeing the float32 tensor */
+export function narrow(y32: Tensor, dtype: DType | null): Tensor {
+  if (!dtype || y32.dtype === dtype) return y32;
+  const y = copyTo(y32, dtype);
+  y32.dispose();
+  return y;
+}

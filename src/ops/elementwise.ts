@@ -4,9 +4,8 @@ import type { BinaryOp, DType, UnaryOp } from '../backend/backend.js';
 import { isFloat } from '../tensor/dtype.js';
 import { broadcastShapes } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { allocOut, broadcastView, contig, kernel, record, sameBackend, type TensorLike } from './core.js';
+import { allocOut, broadcastView, contig, kernel, narrow, record, sameBackend, widened, type TensorLike } from './core.js';
 import { UNARY_DERIVS } from '../backend/reference/kernels.js';
-import { noGrad } from '../tensor/engine.js';
 import { fromValues } from './creation.js';
 import { cast } from './movement.js';
 import { sumTo } from './reduce.js';
@@ -40,27 +39,6 @@ export function unary(op: UnaryOp, x: Tensor): Tensor {
   const input = op === 'not' || intKeep || x.dtype === 'float32' ? x : cast(x, 'float32');
   const out = run(input);
   return differentiable ? record(out, op, [x], (g) => [unaryGrad(op, x, out, g)]) : out;
-}
-
-/**
- * Mixed precision: fn sees a float32 copy of a float16/bfloat16 tensor that is freed right after,
- * so low-precision activations do not keep float32 twins alive until the end of the scope.
- */
-function widened<T>(t: Tensor, fn: (t32: Tensor) => T): T {
-  if (t.dtype === 'float32') return fn(t);
-  const t32 = noGrad(() => cast(t, 'float32'));
-  try {
-    return fn(t32);
-  } finally {
-    t32.dispose();
-  }
-}
-
-/** store a float32 result in low precision, freeing the float32 one */
-function narrow(y32: Tensor, dtype: DType): Tensor {
-  const y = noGrad(() => cast(y32, dtype));
-  y32.dispose();
-  return y;
 }
 
 export const neg = (x: Tensor) => unary('neg', x);
@@ -135,7 +113,7 @@ export function binary(op: BinaryOp, aIn: TensorLike, bIn: TensorLike): Tensor {
   };
   if (lowp) {
     // compute on float32 copies freed at once; keep only the low-precision result
-    const out = narrow(widened(a, (a32) => widened(b, (b32) => noGrad(() => run(a32, b32)))), lowp);
+    const out = narrow(widened(a, (a32) => widened(b, (b32) => run(a32, b32))), lowp);
     if (!rule) return out;
     return record(out, op, [a, b], (g) => widened(a, (a32) => widened(b, (b32) => widened(out, (o32) => grads(a32, b32, o32, g)))));
   }

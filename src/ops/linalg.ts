@@ -4,7 +4,7 @@
 import type { MatmulParams } from '../backend/backend.js';
 import { broadcastShapes, fmt, numel } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { alloc, allocOut, checkDType, contig, copyTo, kernel, record, sameBackend } from './core.js';
+import { alloc, allocOut, checkDType, contig, kernel, narrow, record, sameBackend, widened } from './core.js';
 import { noGrad } from '../tensor/engine.js';
 import { add } from './elementwise.js';
 import { cast, expand, reshape, squeeze, transpose, unsqueeze } from './movement.js';
@@ -68,24 +68,12 @@ export function matmul(aIn: Tensor, bIn: Tensor, opts: MatmulOptions = {}): Tens
  */
 function matmulLowp(a: Tensor, b: Tensor): Tensor {
   const lowp = a.dtype !== 'float32' && b.dtype !== 'float32' ? a.dtype : null;
-  const wide = (t: Tensor) => (t.dtype === 'float32' ? t : copyTo(t, 'float32'));
-  const out = noGrad(() => {
-    const [a32, b32] = [wide(a), wide(b)];
-    const y = matmul2(a32, b32);
-    if (a32 !== a) a32.dispose();
-    if (b32 !== b) b32.dispose();
-    if (!lowp) return y;
-    const o = copyTo(y, lowp);
-    y.dispose();
-    return o;
-  });
-  return record(out, 'matmul', [a, b], (g) => {
-    const [a32, b32, g32] = [wide(a), wide(b), wide(g)];
-    return [
+  const out = narrow(noGrad(() => widened(a, (a32) => widened(b, (b32) => matmul2(a32, b32)))), lowp);
+  return record(out, 'matmul', [a, b], (g) =>
+    widened(a, (a32) => widened(b, (b32) => widened(g, (g32) => [
       a.requiresGrad ? sumTo(matmul2(g32, transpose(b32)), a.shape) : null,
       b.requiresGrad ? sumTo(matmul2(transpose(a32), g32), b.shape) : null,
-    ];
-  });
+    ]))));
 }
 
 function matmul2(a: Tensor, b: Tensor): Tensor {

@@ -4,7 +4,7 @@ import type { AttentionParams, CrossEntropyParams, DType, NormParams, View } fro
 import { fmt, normAxis, numel } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { defaultRng, type Rng } from '../tensor/random.js';
-import { allocOut, broadcastView, checkDType, checkRank, contig, copyTo, kernel, record, sameBackend } from './core.js';
+import { allocOut, broadcastView, checkDType, checkRank, contig, copyTo, kernel, narrow, record, sameBackend } from './core.js';
 import { arange, fromValues, zeros } from './creation.js';
 import { add, eq, mul, where } from './elementwise.js';
 import { cast, flatten, reshape, transpose, unsqueeze } from './movement.js';
@@ -26,17 +26,6 @@ function drop(temp: Tensor | null, input: Tensor | null): void {
   if (temp && temp !== input) temp.dispose();
 }
 
-/**
- * Mixed precision: a fused op on float16/bfloat16 input computes in float32 but stores its
- * output (the activation autograd keeps) in the input's dtype, and drops its float32 copies.
- */
-function emit(out32: Tensor, lowp: DType | null): Tensor {
-  if (!lowp) return out32;
-  const o = copyTo(out32, lowp);
-  out32.dispose();
-  return o;
-}
-
 function lastAxis<T>(x: Tensor, axis: number, op: string, f: (x: Tensor) => T & Tensor): Tensor {
   const a = normAxis(axis, x.ndim, op);
   if (a === x.ndim - 1) return f(x);
@@ -52,7 +41,7 @@ function softmaxLast(x: Tensor, log: boolean): Tensor {
   const y32 = allocOut(x.shape, 'float32', x);
   kernel(xc, 'softmax')(xc.view(), y32.view(), rows, n, log);
   drop(xc, x);
-  const y = emit(y32, lowp);
+  const y = narrow(y32, lowp);
   return record(y, log ? 'logSoftmax' : 'softmax', [x], (g) => {
     const [gc, yc] = [f32c(g), f32c(y)];
     const dx = allocOut(x.shape, 'float32', x);
@@ -92,7 +81,7 @@ export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor 
   kernel(xc, 'layerNorm')(xc.view(), wc?.view() ?? null, bc?.view() ?? null, out.view(), mean.view(), rstd.view(), p);
   drop(xc, x); drop(wc, weight); drop(bc, bias);
   const inputs = [x, weight, bias].filter((t): t is Tensor => !!t);
-  return record(emit(out, lowpOf(x)), 'layerNorm', inputs, (g) => {
+  return record(narrow(out, lowpOf(x)), 'layerNorm', inputs, (g) => {
     const [gc, xb, wb] = [f32c(g), f32c(x), weight && f32c(weight)];
     const dx = allocOut(x.shape, 'float32', x);
     const dw = weight ? allocOut([p.n], 'float32', x) : null;
@@ -111,7 +100,7 @@ export function rmsNorm(x: Tensor, weight: Tensor | null = null, eps = 1e-6): Te
   const rstd = allocOut([p.rows], 'float32', x);
   kernel(xc, 'rmsNorm')(xc.view(), wc?.view() ?? null, out.view(), rstd.view(), p);
   drop(xc, x); drop(wc, weight);
-  return record(emit(out, lowpOf(x)), 'rmsNorm', weight ? [x, weight] : [x], (g) => {
+  return record(narrow(out, lowpOf(x)), 'rmsNorm', weight ? [x, weight] : [x], (g) => {
     const [gc, xb, wb] = [f32c(g), f32c(x), weight && f32c(weight)];
     const dx = allocOut(x.shape, 'float32', x);
     const dw = weight ? allocOut([p.n], 'float32', x) : null;
@@ -172,7 +161,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const lse = allocOut([p.B, p.H, p.Tq], 'float32', q);
   kernel(qc, 'attention')(qc.view(), kc.view(), vc.view(), out32.view(), lse.view(), p);
   drop(qc, q); drop(kc, k); drop(vc, v);
-  const out = emit(out32, lowpOf(q));
+  const out = narrow(out32, lowpOf(q));
   return record(out, 'attention', [q, k, v], (g) => {
     const [gc, qb, kb, vb, ob] = [f32c(g), f32c(q), f32c(k), f32c(v), f32c(out)];
     const [dq, dk, dv] = [allocOut(q.shape, 'float32', q), allocOut(k.shape, 'float32', q), allocOut(v.shape, 'float32', q)];
