@@ -610,7 +610,7 @@ function memoryNotes(m: MemResult | null): string {
 }
 
 async function main(): Promise<void> {
-  const data = arg('data') ?? fileURLToPath(new URL('../../../shared/data/tinyshakespeare.txt', import.meta.url));
+  const data = arg('data') ?? fileURLToPath(new URL('../../data/tinyshakespeare.txt', import.meta.url));
   const scale = Number(arg('steps-scale') ?? '1');
   const only = arg('only')?.split(',');
   if (only) for (const n of only) if (!SUITE.some((s) => s.name === n) && n !== 'memory') throw new Error(`--only ${n}: known runs are ${SUITE.map((s) => s.name).join(', ')}, memory`);

@@ -29,7 +29,7 @@ function lastJson(what: string, r: ReturnType<typeof spawnSync>): RunResult {
 }
 
 function main(): void {
-  const data = arg('data', join(root, '..', 'shared', 'data', 'tinyshakespeare.txt'));
+  const data = arg('data', join(root, 'data', 'tinyshakespeare.txt'));
   const iters = arg('iters', '2000');
   const threads = arg('threads', '1');
   const python = arg('python', '/usr/bin/python3');

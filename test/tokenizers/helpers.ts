@@ -27,8 +27,8 @@ export function gpt2Tokenizer(): Tokenizer {
   return (gpt2 ??= Tokenizer.fromJSON(gpt2TokenizerJson()));
 }
 
-/** ../shared/data beside the checkout (dist/test/tokenizers/ -> package root -> ..) */
-export const SHAKESPEARE = fileURLToPath(new URL('../../../../shared/data/tinyshakespeare.txt', import.meta.url));
+/** the corpus shipped in the repository (dist/test/tokenizers/ -> package root) */
+export const SHAKESPEARE = fileURLToPath(new URL('../../../data/tinyshakespeare.txt', import.meta.url));
 /** A prefix of tinyshakespeare cut at a line end (the whole file when it is absent: tests then skip). */
 export function shakespeare(chars = 100_000): string | null {
   let text: string;
