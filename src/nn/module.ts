@@ -102,6 +102,40 @@ export abstract class Module {
     this._params.set(path, keep(t));
   }
 
+  /** the submodule at a dotted path (`model.layers.0.self_attn.q_proj`) */
+  getModule(path: string): Module {
+    let m: Module = this;
+    for (const part of path.split('.')) {
+      const next = m._children.get(part);
+      if (!next) throw new Error(`getModule: no submodule '${part}' in '${path}' (${m.constructor.name} has: ${[...m._children.keys()].join(', ') || 'none'})`);
+      m = next;
+    }
+    return m;
+  }
+
+  /**
+   * Swap the submodule at a dotted path for another that accepts the same calls (a LoRA or quantized
+   * linear in place of a Linear) and return the old one. Blocks keep typed references to their
+   * children (fields, arrays, maps; sometimes to grandchildren below a Container), so every such
+   * reference held anywhere in this tree is repointed too: after `replace`, no module can still call
+   * the old child. Parameter names follow the new module's own names below `path`.
+   */
+  replace<M extends Module>(path: string, m: M): Module {
+    const dot = path.lastIndexOf('.');
+    const parent = dot < 0 ? this : this.getModule(path.slice(0, dot));
+    const name = path.slice(dot + 1);
+    const old = parent._children.get(name);
+    if (!old) throw new Error(`replace: no submodule '${path}'`);
+    if (typeof (old as unknown as { forward?: unknown }).forward === 'function' && typeof (m as unknown as { forward?: unknown }).forward !== 'function') {
+      throw new Error(`replace: '${path}' is called with forward(), but the replacement ${m.constructor.name} has none`);
+    }
+    // the replacement may wrap the old module (LoRA's base_layer): leave its own subtree alone
+    const inside = new Set(m.namedModules().map(([, x]) => x));
+    parent._children.set(name, m);
+    for (const [, owner] of this.namedModules()) if (!inside.has(owner)) repoint(owner, old, m);
+    return old;
+  }
+
   /** look up a registered parameter of this module (not children) */
   protected p(name: string): Tensor {
     const t = this._params.get(name);
@@ -136,6 +170,17 @@ export class ModuleList<M extends Module> extends Module {
   }
   at(i: number): M {
     return this.items[i]!;
+  }
+}
+
+/** replace references to `from` by `to` in owner's own fields, arrays and maps (one level deep) */
+function repoint(owner: Module, from: Module, to: Module): void {
+  const rec = owner as unknown as Record<string, unknown>;
+  for (const key of Object.keys(rec)) {
+    const v = rec[key];
+    if (v === from) rec[key] = to;
+    else if (Array.isArray(v)) for (let i = 0; i < v.length; i++) v[i] === from && (v[i] = to);
+    else if (v instanceof Map) for (const [k, x] of v) x === from && v.set(k, to);
   }
 }
 
