@@ -6,7 +6,7 @@ export type { DType } from './tensor/dtype.js';
 export * from './ops/index.js';
 export type { Backend, KernelTable, View, Buf } from './backend/backend.js';
 export { ReferenceBackend } from './backend/reference/backend.js';
-export { checkpoint } from './autograd/checkpoint.js';
+export { backward, checkpoint } from './autograd/index.js';
 export * as nn from './nn/index.js';
 
 // ---- models ----
@@ -21,3 +21,11 @@ export { parseSafetensors, serializeSafetensors } from './io/safetensors.js';
 // ---- tokenizers ----
 export * as tokenizers from './tokenizers/index.js';
 export { Tokenizer, charTokenizer, bytesTokenizer, trainBPE, trainWordPiece, trainUnigram } from './tokenizers/index.js';
+
+// ---- inference ----
+export { generate, contextLimit, type GenerateOptions } from './infer/generate.js';
+export type { SamplingOptions } from './infer/sampling.js';
+
+// ---- training ----
+export { Trainer, runTraining, type TrainerOptions, type TrainHooks, type RunResult, type StepResult } from './train/trainer.js';
+export { SGD, Adam, AdamW, createOptimizer, clipGradNorm, type Optimizer, type OptimizerConfig } from './train/optim.js';

@@ -1,6 +1,14 @@
-// Node-only entry point (`lineage/node`): files, worker threads, the WebAssembly backend on all cores.
+// Node entry point. `import ... from 'lineage'` resolves here under Node (package.json's "node"
+// condition): everything in the browser-safe core (./index.js), plus files, worker threads and the
+// fast backend, which is selected on import (LINEAGE_BACKEND=reference|wasm and LINEAGE_THREADS=N
+// choose otherwise). Its worker threads are unref'd: an idle library never keeps a process alive.
+export * from './index.js';
 export { loadModel, saveModel } from './models/load-node.js';
+export { loadModelDir, saveModelDir, type LoadedModel } from './infer/model-dir-node.js';
 export { loadTokenizer, saveTokenizer } from './tokenizers/load-node.js';
 export { readCheckpoint, writeCheckpoint } from './io/checkpoint-node.js';
 export { useFastBackend, shutdownBackend } from './cli/backend-node.js';
 export { createWasmBackend } from './backend/wasm/backend.js';
+
+import { useFastBackend } from './cli/backend-node.js';
+await useFastBackend();

@@ -1,7 +1,7 @@
 // Reverse-mode autograd: walk the recorded graph from the output in reverse topological order,
 // summing gradients per tensor and accumulating into `.grad` of leaves that require grad.
 // Gradient rules run with recording off (no higher-order gradients) and live next to each op.
-import type { Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
 import { keep, noGrad } from '../tensor/engine.js';
 import { fmt } from '../tensor/shape.js';
 import * as ops from '../ops/index.js';
@@ -73,3 +73,18 @@ function accumulateLeaf(t: Tensor, g: Tensor): void {
   t.grad?.dispose();
   t.grad = keep(next);
 }
+
+declare module '../tensor/tensor.js' {
+  interface Tensor {
+    /** Accumulate d(this)/d(leaf) into every leaf's `.grad`. `this` must be a scalar unless `grad` is given. */
+    backward(grad?: Tensor): void;
+  }
+}
+
+Object.defineProperty(Tensor.prototype, 'backward', {
+  value: function (this: Tensor, grad?: Tensor): void {
+    backward(this, grad);
+  },
+  writable: true,
+  configurable: true,
+});

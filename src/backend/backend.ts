@@ -8,8 +8,10 @@
 // gradients).
 //
 // Every kernel has a pure-TypeScript reference implementation (src/backend/reference). A fast
-// backend may implement any subset of `KernelTable`; missing kernels fall back to the reference
-// through `view()` (zero-copy typed-array access), which is what MLX calls the fallback path.
+// backend implements any subset of `KernelTable` (`FastKernels`), says which dtype combinations
+// it takes (`supports`), and may decline a call it cannot do (a layout it lacks) by returning
+// false. Everything missing, unsupported or declined runs the reference kernel through `view()`
+// (zero-copy typed-array access): that decision lives in one place, src/backend/dispatch.ts.
 //
 // Notation used in kernel comments: B batch, H query heads, Hkv key/value heads, Tq/Tk query and
 // key lengths, Dk/Dv head dims, R rows, N row length, V vocabulary.
@@ -193,6 +195,9 @@ export interface KernelTable {
 
 export type KernelName = keyof KernelTable;
 
+/** A fast backend's kernels: any subset; a kernel returns false to decline a call (reference runs). */
+export type FastKernels = { [K in KernelName]?: (...args: Parameters<KernelTable[K]>) => void | false };
+
 export interface Backend {
   readonly name: string;
   /** buffer of `length` elements, zero-filled unless `zero` is false (outputs a kernel fully overwrites) */
@@ -203,8 +208,11 @@ export interface Backend {
   write(buf: Buf, data: AnyArray, offset?: number): void;
   /** zero-copy typed-array view when the memory is host-visible, else null (e.g. WebGPU) */
   view(buf: Buf): AnyArray | null;
-  /** fast kernels; anything missing falls back to the reference implementation */
-  readonly kernels: Partial<KernelTable>;
+  /** fast kernels; anything missing, unsupported or declined runs the reference implementation */
+  readonly kernels: FastKernels;
+  /** whether the fast kernel `name` takes arguments of these dtypes (view arguments in order, nulls
+   * skipped); absent = every dtype its kernels are given */
+  supports?(name: KernelName, dtypes: readonly DType[]): boolean;
   /** bytes currently allocated (for memory tests and benchmarks) */
   bytesInUse(): number;
   /** high-water mark of bytesInUse since the last resetPeak (memory reports: checkpointing, mixed precision) */

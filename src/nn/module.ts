@@ -2,6 +2,7 @@
 // (`transformer.h.0.attn.c_attn.weight`), so a module tree written with Hugging Face's attribute
 // names produces checkpoint-compatible names for free. Modules read their parameters through
 // `this.p(name)` at call time (never cache them), so loading a checkpoint can swap tensors.
+import '../autograd/index.js'; // modules are trained: make sure Tensor.backward is installed
 import { keep, noGrad } from '../tensor/engine.js';
 import { fmt } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';

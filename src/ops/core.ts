@@ -1,7 +1,7 @@
 // Shared machinery of the op layer: allocation on the inputs' backend, kernel dispatch with the
 // reference fallback, autograd recording, broadcasting views and gradient reduction.
 import type { DType, KernelName, KernelTable, View } from '../backend/backend.js';
-import { referenceKernels } from '../backend/reference/kernels.js';
+import { kernelFor } from '../backend/dispatch.js';
 import { Storage, getBackend, isGradEnabled } from '../tensor/engine.js';
 import { broadcastShapes, fmt, numel, type Shape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -25,11 +25,9 @@ export function aliasView(t: Tensor, shape: Shape, strides: readonly number[], o
   return new Tensor(t.storage, shape, t.dtype, strides, offset);
 }
 
-/** the fast kernel of t's backend, or the reference kernel when the backend lacks it */
-export function kernel<K extends KernelName>(t: Tensor, name: K): KernelTable[K] {
-  const k = t.backend.kernels[name];
-  if (k) return k as KernelTable[K];
-  return referenceKernels[name];
+/** kernel `name` on t's backend, with the reference fallback (src/backend/dispatch.ts) */
+export function kernel<K extends KernelName>(t: Tensor, name: K): (...args: Parameters<KernelTable[K]>) => void {
+  return kernelFor(t.backend, name);
 }
 
 export function sameBackend(op: string, ...ts: (Tensor | null | undefined)[]): void {

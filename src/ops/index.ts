@@ -5,5 +5,6 @@ export * from './reduce.js';
 export * from './movement.js';
 export * from './linalg.js';
 export * from './nn.js';
+import './methods.js'; // installs the Tensor methods (x.add(y), ...)
 export { alloc, kernel, record } from './core.js';
 export type { TensorLike } from './core.js';

@@ -88,19 +88,18 @@ export function keep<T extends Tensor>(t: T): T {
   return t;
 }
 
-function collect(x: unknown, out: Set<Tensor>, isTensor: (v: unknown) => v is Tensor, depth = 0): void {
+/** brand carried by every Tensor, so scopes recognise tensors without importing the class */
+export const TENSOR_BRAND: unique symbol = Symbol.for('lineage.tensor');
+const isTensor = (v: object): v is Tensor => (v as { [TENSOR_BRAND]?: boolean })[TENSOR_BRAND] === true;
+
+function collect(x: unknown, out: Set<Tensor>, depth = 0): void {
   if (depth > 4 || x === null || typeof x !== 'object') return;
   if (isTensor(x)) {
     out.add(x);
     return;
   }
   const values = Array.isArray(x) ? x : x instanceof Map ? [...x.values()] : Object.values(x);
-  for (const v of values) collect(v, out, isTensor, depth + 1);
-}
-
-let tensorCheck: (v: unknown) => v is Tensor = (_v): _v is Tensor => false;
-export function registerTensorCheck(f: (v: unknown) => v is Tensor): void {
-  tensorCheck = f;
+  for (const v of values) collect(v, out, depth + 1);
 }
 
 /**
@@ -121,7 +120,7 @@ export function tidy<T>(fn: () => T): T {
   scopes.pop();
   if (result instanceof Promise) throw new Error('tidy: fn must be synchronous (it returned a Promise)');
   const escaping = new Set<Tensor>();
-  collect(result, escaping, tensorCheck);
+  collect(result, escaping);
   for (const t of scope) {
     if (escaping.has(t)) track(t);
     else t.dispose();

@@ -1,11 +1,11 @@
 // The Tensor: a strided view onto refcounted backend storage, with an optional autograd node.
-// Methods are thin aliases of the functional ops in src/ops (so `x.add(y)` === `add(x, y)`).
+// The op methods (`x.add(y)` === `add(x, y)`) are installed by the op layer (src/ops/methods.ts) and
+// `backward()` by src/autograd, so this file depends on nothing above it.
 import type { AnyArray, DType, View } from '../backend/backend.js';
+import { kernelFor } from '../backend/dispatch.js';
 import { readAs } from './dtype.js';
-import { Storage, getBackend, registerTensorCheck, track } from './engine.js';
+import { Storage, TENSOR_BRAND, getBackend, track } from './engine.js';
 import { contiguousStrides, fmt, isContiguous, numel, type Shape } from './shape.js';
-import * as ops from '../ops/index.js';
-import { backward as runBackward } from '../autograd/backward.js';
 import { formatTensor } from './print.js';
 
 /** One recorded op: how to turn the gradient of its output into gradients of its inputs. */
@@ -18,6 +18,7 @@ export interface GradNode {
 let nextId = 0;
 
 export class Tensor {
+  readonly [TENSOR_BRAND] = true;
   readonly id = nextId++;
   readonly shape: readonly number[];
   readonly strides: readonly number[];
@@ -87,10 +88,18 @@ export class Tensor {
   /** contiguous copy of the elements in their storage representation (float16/bfloat16 decoded to float32) */
   data(): Float32Array | Int32Array | Uint8Array {
     this.assertAlive('data');
-    const c = this.isContiguous ? this : ops.contiguous(this);
-    const raw = c.backend.read(c.storage.buf, c.offset, c.size);
-    if (c !== this) c.dispose();
+    const raw = this.isContiguous ? this.backend.read(this.storage.buf, this.offset, this.size) : this.packed();
     return decode(this.dtype, raw);
+  }
+  /** a contiguous copy of a strided view's elements, read back to the host */
+  private packed(): AnyArray {
+    const buf = this.backend.allocate(this.dtype, this.size, false);
+    try {
+      kernelFor(this.backend, 'copy')(this.view(), { buf, shape: this.shape, strides: contiguousStrides(this.shape), offset: 0 });
+      return this.backend.read(buf, 0, this.size);
+    } finally {
+      this.backend.free(buf);
+    }
   }
   /** elements as a plain number array */
   toList(): number[] {
@@ -115,10 +124,6 @@ export class Tensor {
   }
 
   // ---- autograd ----
-  /** Accumulate d(this)/d(leaf) into every leaf's `.grad`. `this` must be a scalar unless `grad` is given. */
-  backward(grad?: Tensor): void {
-    runBackward(this, grad);
-  }
   /** same storage, no autograd history */
   detach(): Tensor {
     return new Tensor(this.storage, this.shape, this.dtype, this.strides, this.offset);
@@ -133,60 +138,7 @@ export class Tensor {
     this.grad?.dispose();
     this.grad = null;
   }
-
-  // ---- ops (aliases of src/ops) ----
-  add(b: Tensor | number) { return ops.add(this, b); }
-  sub(b: Tensor | number) { return ops.sub(this, b); }
-  mul(b: Tensor | number) { return ops.mul(this, b); }
-  div(b: Tensor | number) { return ops.div(this, b); }
-  pow(b: Tensor | number) { return ops.pow(this, b); }
-  maximum(b: Tensor | number) { return ops.maximum(this, b); }
-  minimum(b: Tensor | number) { return ops.minimum(this, b); }
-  eq(b: Tensor | number) { return ops.eq(this, b); }
-  ne(b: Tensor | number) { return ops.ne(this, b); }
-  lt(b: Tensor | number) { return ops.lt(this, b); }
-  le(b: Tensor | number) { return ops.le(this, b); }
-  gt(b: Tensor | number) { return ops.gt(this, b); }
-  ge(b: Tensor | number) { return ops.ge(this, b); }
-  neg() { return ops.neg(this); }
-  abs() { return ops.abs(this); }
-  exp() { return ops.exp(this); }
-  log() { return ops.log(this); }
-  sqrt() { return ops.sqrt(this); }
-  rsqrt() { return ops.rsqrt(this); }
-  tanh() { return ops.tanh(this); }
-  sigmoid() { return ops.sigmoid(this); }
-  relu() { return ops.relu(this); }
-  gelu(approximate: 'none' | 'tanh' = 'none') { return ops.gelu(this, approximate); }
-  silu() { return ops.silu(this); }
-  softplus() { return ops.softplus(this); }
-  square() { return ops.square(this); }
-  clamp(min: number | null, max: number | null) { return ops.clamp(this, min, max); }
-  sum(axes?: number | number[], keepdim = false) { return ops.sum(this, axes, keepdim); }
-  mean(axes?: number | number[], keepdim = false) { return ops.mean(this, axes, keepdim); }
-  max(axes?: number | number[], keepdim = false) { return ops.max(this, axes, keepdim); }
-  min(axes?: number | number[], keepdim = false) { return ops.min(this, axes, keepdim); }
-  argmax(axis = -1, keepdim = false) { return ops.argmax(this, axis, keepdim); }
-  argmin(axis = -1, keepdim = false) { return ops.argmin(this, axis, keepdim); }
-  logsumexp(axes?: number | number[], keepdim = false) { return ops.logsumexp(this, axes, keepdim); }
-  variance(axes?: number | number[], keepdim = false, correction = 0) { return ops.variance(this, axes, keepdim, correction); }
-  matmul(b: Tensor) { return ops.matmul(this, b); }
-  softmax(axis = -1) { return ops.softmax(this, axis); }
-  logSoftmax(axis = -1) { return ops.logSoftmax(this, axis); }
-  reshape(...shape: number[]) { return ops.reshape(this, shape); }
-  permute(...axes: number[]) { return ops.permute(this, axes); }
-  transpose(a = -2, b = -1) { return ops.transpose(this, a, b); }
-  expand(...shape: number[]) { return ops.expand(this, shape); }
-  squeeze(axis?: number) { return ops.squeeze(this, axis); }
-  unsqueeze(axis: number) { return ops.unsqueeze(this, axis); }
-  flatten(start = 0, end = -1) { return ops.flatten(this, start, end); }
-  slice(axis: number, start: number, end?: number, step = 1) { return ops.slice(this, axis, start, end, step); }
-  contiguous() { return ops.contiguous(this); }
-  to(dtype: DType) { return ops.cast(this, dtype); }
-  cumsum(axis = -1) { return ops.cumsum(this, axis); }
 }
-
-registerTensorCheck((v): v is Tensor => v instanceof Tensor);
 
 function decode(dtype: DType, raw: AnyArray): Float32Array | Int32Array | Uint8Array {
   if (dtype !== 'float16' && dtype !== 'bfloat16') return raw as Float32Array | Int32Array | Uint8Array;

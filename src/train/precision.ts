@@ -11,6 +11,7 @@
 // float16 has 5 exponent bits: small gradients underflow to 0 unless the loss is multiplied by a large
 // scale first (dynamic loss scaling, torch.cuda.amp.GradScaler's rule). bfloat16 keeps float32's range,
 // so it needs no scaling.
+import '../autograd/index.js';
 import type { DType } from '../backend/backend.js';
 import { bytesPerElement } from '../backend/backend.js';
 import type { Module } from '../nn/module.js';

@@ -12,6 +12,7 @@
 // Reproducibility: the data order is a pure function of (seed, batches drawn); the trainer state (step,
 // batches drawn, optimizer moments, loss scale, the tensor RNG used by dropout) is saved with the fp32
 // weights, so a killed run resumed from its last checkpoint continues with identical losses.
+import '../autograd/index.js';
 import { noGrad, tidy } from '../tensor/engine.js';
 import { defaultRng } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';

@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AttentionParams, Buf, DType, MatmulParams, View } from '../../src/backend/backend.js';
 import { referenceKernels as ref } from '../../src/backend/reference/kernels.js';
+import { kernelFor } from '../../src/backend/dispatch.js';
 import { createWasmBackend, type WasmBackend } from '../../src/backend/wasm/backend.js';
 import { relaxedSimdSupported } from '../../src/backend/wasm/module.js';
 
@@ -110,7 +111,7 @@ describe('thread pool', () => {
       const o2 = ctx.t([128, 128], null);
       const p: MatmulParams = { batch: 1, M: 128, N: 128, K: 128, transA: false, transB: false, strideA: 0, strideB: 0 };
       ref.matmul(a, b, o2, p);
-      for (let i = 0; i < 200; i++) be.kernels.matmul!(a, b, o1, p);
+      for (let i = 0; i < 200; i++) kernelFor(be, 'matmul')(a, b, o1, p);
       close(ctx.arr(o1), ctx.arr(o2), 1e-4, 'matmul after many dispatches');
       ctx.done();
       await be.dispose();
@@ -118,7 +119,7 @@ describe('thread pool', () => {
       const c2 = new Ctx(be);
       const x = c2.t([4], () => 1);
       const y = c2.t([4], null);
-      be.kernels.unary!('exp', x, y);
+      kernelFor(be, 'unary')('exp', x, y);
       assert.ok(Math.abs(c2.arr(y)[0]! - Math.E) < 1e-6);
       c2.done();
     }
@@ -130,7 +131,7 @@ describe('thread pool', () => {
     // pointers far outside the memory make the wasm kernel trap
     const bogus = { ...a, offset: 2 ** 29 };
     assert.throws(
-      () => be.kernels.matmul!(bogus, a, a, { batch: 1, M: 2, N: 2, K: 2, transA: false, transB: false, strideA: 0, strideB: 0 }),
+      () => kernelFor(be, 'matmul')(bogus, a, a, { batch: 1, M: 2, N: 2, K: 2, transA: false, transB: false, strideA: 0, strideB: 0 }),
       /gemm\(batch=1, M=2, N=2, K=2/,
     );
     await be.dispose();
@@ -184,7 +185,7 @@ describe('allocator', () => {
     be.free(x);
     const vx = { buf: x, shape: [4], strides: [1], offset: 0 };
     const vo = { buf: out, shape: [4], strides: [1], offset: 0 };
-    assert.throws(() => be.kernels.unary!('exp', vx, vo), /already freed/);
+    assert.throws(() => kernelFor(be, 'unary')('exp', vx, vo), /already freed/);
     await be.dispose();
   });
 
@@ -219,7 +220,7 @@ for (const c of configs) {
               const p: MatmulParams = { batch, M, N, K, transA, transB, strideA: bcA ? 0 : M * K, strideB: bcB ? 0 : K * N };
               const o1 = ctx.t([batch, M, N], null);
               const o2 = ctx.t([batch, M, N], null);
-              ctx.be.kernels.matmul!(a, b, o1, p);
+              kernelFor(ctx.be, 'matmul')(a, b, o1, p);
               ref.matmul(a, b, o2, p);
               close(ctx.arr(o1), ctx.arr(o2), 2e-5 * Math.sqrt(K), `matmul ${JSON.stringify(p)}`);
             }
@@ -233,12 +234,12 @@ for (const c of configs) {
       const p: MatmulParams = { batch: 1, M, N, K, transA: false, transB: true, strideA: 0, strideB: 0 };
       const o1 = ctx.t([M, N], null);
       const o2 = ctx.t([M, N], null);
-      ctx.be.kernels.matmul!(a, b, o1, p);
+      kernelFor(ctx.be, 'matmul')(a, b, o1, p);
       ref.matmul(a, b, o2, p);
       close(ctx.arr(o1), ctx.arr(o2), 5e-4, 'matmul large');
       // K = 0 gives zeros
       const z = ctx.t([2, 3], () => 1);
-      ctx.be.kernels.matmul!(ctx.t([2, 0], null), ctx.t([0, 3], null), z, { batch: 1, M: 2, N: 3, K: 0, transA: false, transB: false, strideA: 0, strideB: 0 });
+      kernelFor(ctx.be, 'matmul')(ctx.t([2, 0], null), ctx.t([0, 3], null), z, { batch: 1, M: 2, N: 3, K: 0, transA: false, transB: false, strideA: 0, strideB: 0 });
       assert.deepEqual([...ctx.arr(z)], [0, 0, 0, 0, 0, 0]);
       ctx.done();
     });
@@ -285,14 +286,14 @@ for (const c of configs) {
         const l1 = ctx.t([p.B, p.H, p.Tq], null);
         const o2 = ctx.t([p.B, p.H, p.Tq, p.Dv], null);
         const l2 = ctx.t([p.B, p.H, p.Tq], null);
-        ctx.be.kernels.attention!(q, k, v, o1, l1, p);
+        kernelFor(ctx.be, 'attention')(q, k, v, o1, l1, p);
         ref.attention(q, k, v, o2, l2, p);
         close(ctx.arr(o1), ctx.arr(o2), 2e-5, 'attention out');
         close(ctx.arr(l1), ctx.arr(l2), 2e-5, 'attention lse');
         const dout = ctx.t([p.B, p.H, p.Tq, p.Dv], r);
         const g1 = [ctx.t([p.B, p.H, p.Tq, p.Dk], () => 9), ctx.t([p.B, p.Hkv, p.Tk, p.Dk], () => 9), ctx.t([p.B, p.Hkv, p.Tk, p.Dv], () => 9)];
         const g2 = [ctx.t([p.B, p.H, p.Tq, p.Dk], null), ctx.t([p.B, p.Hkv, p.Tk, p.Dk], null), ctx.t([p.B, p.Hkv, p.Tk, p.Dv], null)];
-        ctx.be.kernels.attentionBackward!(q, k, v, o2, l2, dout, g1[0]!, g1[1]!, g1[2]!, p);
+        kernelFor(ctx.be, 'attentionBackward')(q, k, v, o2, l2, dout, g1[0]!, g1[1]!, g1[2]!, p);
         ref.attentionBackward(q, k, v, o2, l2, dout, g2[0]!, g2[1]!, g2[2]!, p);
         for (let i = 0; i < 3; i++) close(ctx.arr(g1[i]!), ctx.arr(g2[i]!), 1e-4, `attention backward ${['dq', 'dk', 'dv'][i]}`);
         ctx.done();
@@ -311,7 +312,7 @@ for (const c of configs) {
       const out = ctx.t([1, 2, 5, 4], null);
       const lse = ctx.t([1, 2, 5], null);
       const f = (): number => {
-        ctx.be.kernels.attention!(q, k, v, out, lse, p);
+        kernelFor(ctx.be, 'attention')(q, k, v, out, lse, p);
         const o = ctx.arr(out);
         const d = ctx.arr(dout);
         let s = 0;
@@ -320,7 +321,7 @@ for (const c of configs) {
       };
       f();
       const g = [ctx.t([1, 2, 5, 3], null), ctx.t([1, 1, 7, 3], null), ctx.t([1, 1, 7, 4], null)];
-      ctx.be.kernels.attentionBackward!(q, k, v, out, lse, dout, g[0]!, g[1]!, g[2]!, p);
+      kernelFor(ctx.be, 'attentionBackward')(q, k, v, out, lse, dout, g[0]!, g[1]!, g[2]!, p);
       const eps = 1e-2;
       [q, k, v].forEach((x, xi) => {
         const xa = ctx.be.view(x.buf) as Float32Array;
@@ -347,13 +348,13 @@ for (const c of configs) {
           const x = ctx.t([rows, n], () => 8 * r(), 'float32', 3);
           const y1 = ctx.t([rows, n], null);
           const y2 = ctx.t([rows, n], null);
-          ctx.be.kernels.softmax!(x, y1, rows, n, log);
+          kernelFor(ctx.be, 'softmax')(x, y1, rows, n, log);
           ref.softmax(x, y2, rows, n, log);
           close(ctx.arr(y1), ctx.arr(y2), 1e-5, `softmax ${rows}x${n} log=${log}`);
           const dy = ctx.t([rows, n], r);
           const d1 = ctx.t([rows, n], null);
           const d2 = ctx.t([rows, n], null);
-          ctx.be.kernels.softmaxBackward!(y2, dy, d1, rows, n, log);
+          kernelFor(ctx.be, 'softmaxBackward')(y2, dy, d1, rows, n, log);
           ref.softmaxBackward(y2, dy, d2, rows, n, log);
           close(ctx.arr(d1), ctx.arr(d2), 1e-5, `softmaxBackward ${rows}x${n} log=${log}`);
         }
@@ -374,25 +375,25 @@ for (const c of configs) {
           const o = [ctx.t([rows, n], null), ctx.t([rows, n], null)];
           const mean = [ctx.t([rows], null), ctx.t([rows], null)];
           const rstd = [ctx.t([rows], null), ctx.t([rows], null)];
-          ctx.be.kernels.layerNorm!(x, w, b, o[0]!, mean[0]!, rstd[0]!, p);
+          kernelFor(ctx.be, 'layerNorm')(x, w, b, o[0]!, mean[0]!, rstd[0]!, p);
           ref.layerNorm(x, w, b, o[1]!, mean[1]!, rstd[1]!, p);
           close(ctx.arr(o[0]!), ctx.arr(o[1]!), 1e-5, 'layerNorm out');
           close(ctx.arr(rstd[0]!), ctx.arr(rstd[1]!), 1e-5, 'layerNorm rstd');
           const dx = [ctx.t([rows, n], null), ctx.t([rows, n], null)];
           const dw = affine ? [ctx.t([n], () => 5), ctx.t([n], null)] : [null, null];
           const db = affine ? [ctx.t([n], () => 5), ctx.t([n], null)] : [null, null];
-          ctx.be.kernels.layerNormBackward!(x, w, mean[1]!, rstd[1]!, dy, dx[0]!, dw[0]!, db[0]!, p);
+          kernelFor(ctx.be, 'layerNormBackward')(x, w, mean[1]!, rstd[1]!, dy, dx[0]!, dw[0]!, db[0]!, p);
           ref.layerNormBackward(x, w, mean[1]!, rstd[1]!, dy, dx[1]!, dw[1]!, db[1]!, p);
           close(ctx.arr(dx[0]!), ctx.arr(dx[1]!), 2e-5, 'layerNormBackward dx');
           if (affine) {
             close(ctx.arr(dw[0]!), ctx.arr(dw[1]!), 2e-5, 'layerNormBackward dw');
             close(ctx.arr(db[0]!), ctx.arr(db[1]!), 2e-5, 'layerNormBackward db');
           }
-          ctx.be.kernels.rmsNorm!(x, w, o[0]!, rstd[0]!, p);
+          kernelFor(ctx.be, 'rmsNorm')(x, w, o[0]!, rstd[0]!, p);
           ref.rmsNorm(x, w, o[1]!, rstd[1]!, p);
           close(ctx.arr(o[0]!), ctx.arr(o[1]!), 1e-5, 'rmsNorm out');
           close(ctx.arr(rstd[0]!), ctx.arr(rstd[1]!), 1e-5, 'rmsNorm rstd');
-          ctx.be.kernels.rmsNormBackward!(x, w, rstd[1]!, dy, dx[0]!, dw[0]!, p);
+          kernelFor(ctx.be, 'rmsNormBackward')(x, w, rstd[1]!, dy, dx[0]!, dw[0]!, p);
           ref.rmsNormBackward(x, w, rstd[1]!, dy, dx[1]!, dw[1]!, p);
           close(ctx.arr(dx[0]!), ctx.arr(dx[1]!), 2e-5, 'rmsNormBackward dx');
           if (affine) close(ctx.arr(dw[0]!), ctx.arr(dw[1]!), 2e-5, 'rmsNormBackward dw');
@@ -412,13 +413,13 @@ for (const c of configs) {
           const targets = ctx.ints([rows], tg);
           const loss = [ctx.t([rows], null), ctx.t([rows], null)];
           const lse = [ctx.t([rows], null), ctx.t([rows], null)];
-          ctx.be.kernels.crossEntropy!(logits, targets, loss[0]!, lse[0]!, p);
+          kernelFor(ctx.be, 'crossEntropy')(logits, targets, loss[0]!, lse[0]!, p);
           ref.crossEntropy(logits, targets, loss[1]!, lse[1]!, p);
           close(ctx.arr(loss[0]!), ctx.arr(loss[1]!), 1e-5, 'crossEntropy loss');
           close(ctx.arr(lse[0]!), ctx.arr(lse[1]!), 1e-5, 'crossEntropy lse');
           const dloss = ctx.t([rows], r);
           const d = [ctx.t([rows, V], () => 3), ctx.t([rows, V], null)];
-          ctx.be.kernels.crossEntropyBackward!(logits, targets, lse[1]!, dloss, d[0]!, p);
+          kernelFor(ctx.be, 'crossEntropyBackward')(logits, targets, lse[1]!, dloss, d[0]!, p);
           ref.crossEntropyBackward(logits, targets, lse[1]!, dloss, d[1]!, p);
           close(ctx.arr(d[0]!), ctx.arr(d[1]!), 1e-5, 'crossEntropyBackward');
         }
@@ -436,7 +437,7 @@ for (const c of configs) {
           return [ctx.t([n], rr), ctx.t([n], () => 0.1 * rr()), ctx.t([n], () => Math.abs(0.1 * rr()))];
         });
         const p = { n, lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 3 };
-        ctx.be.kernels.adamw!(sets[0]![0]!, grad, sets[0]![1]!, sets[0]![2]!, p);
+        kernelFor(ctx.be, 'adamw')(sets[0]![0]!, grad, sets[0]![1]!, sets[0]![2]!, p);
         ref.adamw(sets[1]![0]!, grad, sets[1]![1]!, sets[1]![2]!, p);
         for (let i = 0; i < 3; i++) close(ctx.arr(sets[0]![i]!), ctx.arr(sets[1]![i]!), 2e-6, `adamw n=${n} [${i}]`);
       }
@@ -454,7 +455,7 @@ for (const c of configs) {
           const src = op === 'sqrt' || op === 'rsqrt' || op === 'log' ? xp : x;
           const o1 = ctx.t([n], null);
           const o2 = ctx.t([n], null);
-          ctx.be.kernels.unary!(op, src, o1);
+          kernelFor(ctx.be, 'unary')(op, src, o1);
           ref.unary(op, src, o2);
           close(ctx.arr(o1), ctx.arr(o2), op === 'tanh' || op === 'gelu_tanh' || op === 'gelu' || op === 'erf' ? 1e-6 : 3e-7, `unary ${op} n=${n}`);
           ctx.be.free(o1.buf);
@@ -472,7 +473,7 @@ for (const c of configs) {
         const dy = ctx.t([n], r);
         const o1 = ctx.t([n], null);
         const o2 = ctx.t([n], null);
-        ctx.be.kernels.unaryBackward!(op, src, y, dy, o1);
+        kernelFor(ctx.be, 'unaryBackward')(op, src, y, dy, o1);
         ref.unaryBackward(op, src, y, dy, o2);
         close(ctx.arr(o1), ctx.arr(o2), 2e-6, `unaryBackward ${op}`);
       }
@@ -480,7 +481,7 @@ for (const c of configs) {
       const e = ctx.t([6], null);
       (ctx.be.view(e.buf) as Float32Array).set([-Infinity, -100, 0, 1, 100, NaN]);
       const eo = ctx.t([6], null);
-      ctx.be.kernels.unary!('exp', e, eo);
+      kernelFor(ctx.be, 'unary')('exp', e, eo);
       const got = ctx.arr(eo);
       assert.equal(got[0], 0);
       assert.equal(got[1], 0);
@@ -493,7 +494,7 @@ for (const c of configs) {
       const mt: View = { buf: m.buf, shape: [5, 3], strides: [1, 5], offset: 0 };
       const o1 = ctx.t([5, 3], null);
       const o2 = ctx.t([5, 3], null);
-      ctx.be.kernels.unary!('exp', mt, o1);
+      kernelFor(ctx.be, 'unary')('exp', mt, o1);
       ref.unary('exp', mt, o2);
       close(ctx.arr(o1), ctx.arr(o2), 1e-6, 'unary strided');
       ctx.done();
@@ -517,7 +518,7 @@ for (const c of configs) {
           const n = numel(v.shape);
           const o1 = ctx.t([...v.shape], null, dtype);
           const o2 = ctx.t([...v.shape], null, dtype);
-          ctx.be.kernels.copy!(v, o1);
+          kernelFor(ctx.be, 'copy')(v, o1);
           ref.copy(v, o2);
           assert.deepEqual(Array.from(ctx.be.view(o1.buf)).slice(0, n), Array.from(ctx.be.view(o2.buf)).slice(0, n), `copy ${dtype} ${v.shape}`);
         }
@@ -527,7 +528,7 @@ for (const c of configs) {
       const bt: View = { ...big, shape: [1000, 300], strides: [1, 1000] };
       const o1 = ctx.t([1000, 300], null);
       const o2 = ctx.t([1000, 300], null);
-      ctx.be.kernels.copy!(bt, o1);
+      kernelFor(ctx.be, 'copy')(bt, o1);
       ref.copy(bt, o2);
       close(ctx.arr(o1), ctx.arr(o2), 0, 'copy large transpose');
       ctx.done();
@@ -542,7 +543,7 @@ for (const c of configs) {
           const dt = op === 'argmax' ? 'int32' : 'float32';
           const o1 = ctx.t([outer, inner], null, dt);
           const o2 = ctx.t([outer, inner], null, dt);
-          ctx.be.kernels.reduce!(op, x, outer, n, inner, o1);
+          kernelFor(ctx.be, 'reduce')(op, x, outer, n, inner, o1);
           ref.reduce(op, x, outer, n, inner, o2);
           if (dt === 'int32') assert.deepEqual(Array.from(ctx.be.view(o1.buf)), Array.from(ctx.be.view(o2.buf)));
           else close(ctx.arr(o1), ctx.arr(o2), 1e-5 * Math.sqrt(n), `reduce ${op} ${outer}x${n}x${inner}`);
@@ -559,12 +560,12 @@ for (const c of configs) {
         const idx = ctx.ints([m], idxVals);
         const x = ctx.t([outer, n, inner], r, 'float32', 1);
         const g = [ctx.t([outer, m, inner], null), ctx.t([outer, m, inner], null)];
-        ctx.be.kernels.gather!(x, idx, g[0]!, outer, n, inner, m);
+        kernelFor(ctx.be, 'gather')(x, idx, g[0]!, outer, n, inner, m);
         ref.gather(x, idx, g[1]!, outer, n, inner, m);
         close(ctx.arr(g[0]!), ctx.arr(g[1]!), 0, `gather ${outer}x${n}x${inner} m=${m}`);
         const src = ctx.t([outer, m, inner], r);
         const o = [ctx.t([outer, n, inner], () => 1), ctx.t([outer, n, inner], () => 1)];
-        ctx.be.kernels.scatterAdd!(src, idx, o[0]!, outer, n, inner, m);
+        kernelFor(ctx.be, 'scatterAdd')(src, idx, o[0]!, outer, n, inner, m);
         ref.scatterAdd(src, idx, o[1]!, outer, n, inner, m);
         close(ctx.arr(o[0]!), ctx.arr(o[1]!), 1e-6, `scatterAdd ${outer}x${n}x${inner} m=${m}`);
       }
@@ -595,7 +596,7 @@ for (const c of configs) {
             const dt = op === 'lt' ? 'bool' : 'float32';
             const o1 = ctx.t(shape, null, dt);
             const o2 = ctx.t(shape, null, dt);
-            ctx.be.kernels.binary!(op, x, y, o1);
+            kernelFor(ctx.be, 'binary')(op, x, y, o1);
             ref.binary(op, x, y, o2);
             assert.deepEqual(
               Array.from(ctx.be.view(o1.buf) as Float32Array, (v) => (Number.isNaN(v) ? 'NaN' : v)),

@@ -1,4 +1,5 @@
 // Each fused op against its composition from primitives (forward and gradients), random shapes.
+import '../../src/autograd/index.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as O from '../../src/ops/index.js';

@@ -1,4 +1,5 @@
 // The ownership model: a 10,000-step training loop inside `tidy` runs in flat memory.
+import '../../src/autograd/index.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as O from '../../src/ops/index.js';

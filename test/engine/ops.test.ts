@@ -1,4 +1,5 @@
 // Forward semantics of the op layer: values, views, broadcasting, dtypes, errors, printing.
+import '../../src/autograd/index.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as O from '../../src/ops/index.js';

@@ -1,6 +1,7 @@
 // The decoder-only model driven by the config: every family builds with transformers' parameter names,
 // config variants (residual kinds, position schemes, windows, MQA, MoE options) stay causal and
 // cache-consistent, padding masks behave, gradients reach every parameter, MoE outputs make sense.
+import '../../src/autograd/index.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { crossEntropy, randn, slice, tensor, contiguous } from '../../src/ops/index.js';

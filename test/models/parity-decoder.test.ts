@@ -1,5 +1,6 @@
 // Parity of every decoder-only fixture (fixtures/<name>, made by an independent PyTorch implementation)
 // with the models loaded through loadModel: logits, loss, router logits / aux loss and gradients.
+import '../../src/autograd/index.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';

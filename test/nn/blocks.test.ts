@@ -1,6 +1,7 @@
 // Shared nn blocks: RoPE (rotate_half, interleaved, partial, scaled frequencies), sinusoidal tables,
 // ALiBi, window masks, Conv1D, attention (GQA, cross-attention, cached cross K/V), MoE routing vs a dense
 // reference, load-balancing / z losses, KV cache buffers.
+import '../../src/autograd/index.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {

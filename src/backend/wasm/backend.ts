@@ -1,13 +1,13 @@
 // The WebAssembly SIMD backend: one shared WebAssembly.Memory, a TypeScript allocator over it, a
 // pool of worker threads running the same kernels on the same memory, and fast kernels for the hot
-// paths. Whatever a fast kernel does not handle (other dtypes, non-contiguous views, unusual
-// broadcasts) goes to the reference kernels through view(), which reads this memory directly.
+// paths. Other dtypes (declared by `supports`) and layouts a kernel declines (it returns false:
+// non-contiguous views, unusual broadcasts) run the reference kernels through view(), which reads
+// this memory directly; the op layer does that (src/backend/dispatch.ts), not this file.
 import type {
-  AdamWParams, AnyArray, AttentionParams, Backend, BinaryOp, Buf, CrossEntropyParams, DType, KernelTable, MatmulParams,
-  NormParams, ReduceOp, UnaryOp, View,
+  AdamWParams, AnyArray, AttentionParams, Backend, BinaryOp, Buf, CrossEntropyParams, DType, FastKernels, KernelName,
+  MatmulParams, NormParams, ReduceOp, UnaryOp, View,
 } from '../backend.js';
 import { bytesPerElement } from '../backend.js';
-import { referenceKernels } from '../reference/kernels.js';
 import { WasmAllocator } from './allocator.js';
 import { loadKernelModule, type WasmVariant } from './module.js';
 import { Pool, type SpawnWorker, type WorkerHandle } from './pool.js';
@@ -56,6 +56,34 @@ const BINARY_CODES: Partial<Record<BinaryOp, number>> = { add: 0, sub: 1, mul: 2
 const REDUCE_CODES: Partial<Record<ReduceOp, number>> = { sum: 0, max: 1, min: 2 };
 
 /** Work sizes below which a kernel stays on the calling thread (dispatch costs ~10-50 us). */
+const allF32 = (d: readonly DType[]) => d.every((x) => x === 'float32');
+/** int32 indices at position i, float32 everywhere else */
+const f32Index = (i: number) => (d: readonly DType[]) => d.every((x, j) => x === (j === i ? 'int32' : 'float32'));
+const sameWord = (d: readonly DType[]) => d.every((x) => x === d[0]) && (d[0] === 'float32' || d[0] === 'int32');
+
+/** what each fast kernel takes, by the dtypes of its view arguments in order (nulls skipped) */
+const WASM_DTYPES: { [K in KernelName]?: (d: readonly DType[]) => boolean } = {
+  copy: sameWord,
+  unary: allF32,
+  unaryBackward: allF32,
+  binary: allF32,
+  reduce: allF32,
+  matmul: allF32,
+  softmax: allF32,
+  softmaxBackward: allF32,
+  layerNorm: allF32,
+  layerNormBackward: allF32,
+  rmsNorm: allF32,
+  rmsNormBackward: allF32,
+  attention: allF32,
+  attentionBackward: allF32,
+  crossEntropy: f32Index(1),
+  crossEntropyBackward: f32Index(1),
+  gather: (d) => d[1] === 'int32' && sameWord([d[0]!, d[2]!]),
+  scatterAdd: f32Index(1),
+  adamw: allF32,
+};
+
 const PAR_FLOPS = 4e6;
 const PAR_ELEMS = 1 << 18;
 const PAR_ROW_ELEMS = 1 << 16;
@@ -165,7 +193,7 @@ function spawnWebWorker(init: Parameters<SpawnWorker>[0]): WorkerHandle {
 
 class WasmBackendImpl implements WasmBackend {
   readonly name: string;
-  readonly kernels: Partial<KernelTable>;
+  readonly kernels: FastKernels;
   private readonly alloc: WasmAllocator;
   private readonly counter: number;
 
@@ -267,8 +295,9 @@ class WasmBackendImpl implements WasmBackend {
     return v.buf.ptr + v.offset * bytesPerElement(v.buf.dtype);
   }
 
-  private f32(...vs: (View | null)[]): boolean {
-    return vs.every((v) => v === null || v.buf.dtype === 'float32');
+  /** dtype combinations the fast kernels take; the op layer runs the reference kernel for the rest */
+  supports(name: KernelName, dtypes: readonly DType[]): boolean {
+    return WASM_DTYPES[name]?.(dtypes) ?? false;
   }
 
   /** zeroes the shared work counter and returns its address (kernels claim items from it) */
@@ -299,20 +328,19 @@ class WasmBackendImpl implements WasmBackend {
     }
   }
 
-  private makeKernels(): Partial<KernelTable> {
-    const ref = referenceKernels;
+  private makeKernels(): FastKernels {
     return {
       matmul: (a, b, out, p) => this.matmul(a, b, out, p),
       unary: (op, x, out) => {
         const code = UNARY_CODES[op];
-        if (code === undefined || !this.f32(x, out) || !isContiguous(x)) return ref.unary(op, x, out);
+        if (code === undefined || !isContiguous(x)) return false;
         const n = numel(x.shape);
         if (n === 0) return;
         this.run('unary', this.nth(n, PAR_ELEMS), [code, this.addr(x, 'unary'), this.addr(out, 'unary'), n], 0, () => `${op}, ${shapeStr(x)}`);
       },
       unaryBackward: (op, x, y, dy, out) => {
         const code = UNARY_GRAD_CODES[op];
-        if (code === undefined || !this.f32(x, y, dy, out)) return ref.unaryBackward(op, x, y, dy, out);
+        if (code === undefined) return false;
         const n = numel(out.shape);
         if (n === 0) return;
         const k = 'unaryBackward';
@@ -321,81 +349,64 @@ class WasmBackendImpl implements WasmBackend {
       binary: (op, a, b, out) => this.binary(op, a, b, out),
       copy: (x, out) => this.copy(x, out),
       gather: (x, idx, out, outer, n, inner, m) => {
-        const d = x.buf.dtype;
-        if (d !== out.buf.dtype || (d !== 'float32' && d !== 'int32') || idx.buf.dtype !== 'int32') return ref.gather(x, idx, out, outer, n, inner, m);
         if (outer * m * inner === 0) return;
         const k = 'gather';
         this.run(k, this.nth(outer * m * inner, PAR_ELEMS), [this.addr(x, k), this.addr(idx, k), this.addr(out, k), outer, n, inner, m], 0, () => `outer=${outer}, n=${n}, inner=${inner}, m=${m}`);
       },
       scatterAdd: (src, idx, out, outer, n, inner, m) => {
-        if (!this.f32(src, out) || idx.buf.dtype !== 'int32') return ref.scatterAdd(src, idx, out, outer, n, inner, m);
         if (outer * m * inner === 0) return;
         const k = 'scatterAdd';
         this.run(k, this.nth(outer * m * inner, PAR_ELEMS), [this.addr(src, k), this.addr(idx, k), this.addr(out, k), outer, n, inner, m], 0, () => `outer=${outer}, n=${n}, inner=${inner}, m=${m}`);
       },
       reduce: (op, x, outer, n, inner, out) => {
         const code = REDUCE_CODES[op];
-        if (code === undefined || !this.f32(x, out) || n < 1) return ref.reduce(op, x, outer, n, inner, out);
+        if (code === undefined || n < 1) return false;
         if (outer * inner === 0) return;
         const k = 'reduce';
         this.run(k, this.nth(outer * n * inner, PAR_ELEMS), [code, this.addr(x, k), this.addr(out, k), outer, n, inner], 0, () => `${op}, outer=${outer}, n=${n}, inner=${inner}`);
       },
       softmax: (x, out, rows, n, log) => {
-        if (!this.f32(x, out)) return ref.softmax(x, out, rows, n, log);
         if (rows * n === 0) return;
         this.run('softmax', this.nth(rows * n, PAR_ROW_ELEMS), [this.addr(x, 'softmax'), this.addr(out, 'softmax'), rows, n, log], 0, () => `rows=${rows}, n=${n}`);
       },
       softmaxBackward: (y, dy, dx, rows, n, log) => {
-        if (!this.f32(y, dy, dx)) return ref.softmaxBackward(y, dy, dx, rows, n, log);
         if (rows * n === 0) return;
         const k = 'softmaxBackward';
         this.run(k, this.nth(rows * n, PAR_ROW_ELEMS), [this.addr(y, k), this.addr(dy, k), this.addr(dx, k), rows, n, log], 0, () => `rows=${rows}, n=${n}`);
       },
       layerNorm: (x, w, b, out, mean, rstd, p) => {
-        if (!this.f32(x, w, b, out, mean, rstd)) return ref.layerNorm(x, w, b, out, mean, rstd, p);
         this.norm(false, x, w, b, out, mean, rstd, p);
       },
       rmsNorm: (x, w, out, rstd, p) => {
-        if (!this.f32(x, w, out, rstd)) return ref.rmsNorm(x, w, out, rstd, p);
         this.norm(true, x, w, null, out, null, rstd, p);
       },
       layerNormBackward: (x, w, mean, rstd, dy, dx, dw, db, p) => {
-        if (!this.f32(x, w, mean, rstd, dy, dx, dw, db)) return ref.layerNormBackward(x, w, mean, rstd, dy, dx, dw, db, p);
         this.normBackward(false, x, w, mean, rstd, dy, dx, dw, db, p);
       },
       rmsNormBackward: (x, w, rstd, dy, dx, dw, p) => {
-        if (!this.f32(x, w, rstd, dy, dx, dw)) return ref.rmsNormBackward(x, w, rstd, dy, dx, dw, p);
         this.normBackward(true, x, w, null, rstd, dy, dx, dw, null, p);
       },
       attention: (q, k, v, out, lse, p) => {
-        if (!this.attentionFast(q, k, v, out, lse, p)) return ref.attention(q, k, v, out, lse, p);
+        if (!this.attentionFast(q, k, v, out, lse, p)) return false;
         this.attention(q, k, v, out, lse, p);
       },
       attentionBackward: (q, k, v, out, lse, dout, dq, dk, dv, p) => {
-        if (!this.attentionFast(q, k, v, out, lse, p) || !this.f32(dout, dq, dk, dv)) {
-          return ref.attentionBackward(q, k, v, out, lse, dout, dq, dk, dv, p);
-        }
+        if (!this.attentionFast(q, k, v, out, lse, p)) return false;
         this.attentionBackward(q, k, v, out, lse, dout, dq, dk, dv, p);
       },
       crossEntropy: (logits, targets, loss, lse, p) => {
-        if (!this.f32(logits, loss, lse) || targets.buf.dtype !== 'int32') return ref.crossEntropy(logits, targets, loss, lse, p);
         this.crossEntropy(logits, targets, loss, lse, p);
       },
       crossEntropyBackward: (logits, targets, lse, dloss, dlogits, p) => {
-        if (!this.f32(logits, lse, dloss, dlogits) || targets.buf.dtype !== 'int32') {
-          return ref.crossEntropyBackward(logits, targets, lse, dloss, dlogits, p);
-        }
         this.crossEntropyBackward(logits, targets, lse, dloss, dlogits, p);
       },
       adamw: (param, grad, m, v, p) => {
-        if (!this.f32(param, grad, m, v)) return ref.adamw(param, grad, m, v, p);
         this.adamw(param, grad, m, v, p);
       },
     };
   }
 
-  private matmul(a: View, b: View, out: View, p: MatmulParams): void {
-    if (!this.f32(a, b, out)) return referenceKernels.matmul(a, b, out, p);
+  private matmul(a: View, b: View, out: View, p: MatmulParams): void | false {
     const { batch, M, N, K } = p;
     if (batch * M * N === 0) return;
     const k = 'matmul';
@@ -425,9 +436,9 @@ class WasmBackendImpl implements WasmBackend {
   }
 
   /** same-dtype copy of 4-byte elements (float32, int32) from any strides; other cases: reference */
-  private copy(x: View, out: View): void {
+  private copy(x: View, out: View): void | false {
     const d = x.buf.dtype;
-    if (d !== out.buf.dtype || (d !== 'float32' && d !== 'int32') || !isContiguous(out)) return referenceKernels.copy(x, out);
+    if (!isContiguous(out)) return false;
     const n = numel(x.shape);
     if (n === 0) return;
     const contiguous = isContiguous(x);
@@ -449,10 +460,10 @@ class WasmBackendImpl implements WasmBackend {
     }
   }
 
-  private binary(op: BinaryOp, a: View, b: View, out: View): void {
+  private binary(op: BinaryOp, a: View, b: View, out: View): void | false {
     const code = BINARY_CODES[op];
     const n = numel(out.shape);
-    if (code === undefined || !this.f32(a, b, out) || !isContiguous(out)) return referenceKernels.binary(op, a, b, out);
+    if (code === undefined || !isContiguous(out)) return false;
     let mode = -1;
     const rowLen = out.shape.length ? out.shape[out.shape.length - 1]! : 1;
     const ac = isContiguous(a);
@@ -462,7 +473,7 @@ class WasmBackendImpl implements WasmBackend {
     else if (bc && isScalarBroadcast(a)) mode = 2;
     else if (ac && isRowBroadcast(b)) mode = 3;
     else if (bc && isRowBroadcast(a)) mode = 4;
-    if (mode < 0) return referenceKernels.binary(op, a, b, out);
+    if (mode < 0) return false;
     if (n === 0) return;
     const k = 'binary';
     this.run(
@@ -512,7 +523,6 @@ class WasmBackendImpl implements WasmBackend {
 
   /** fast path: float32 q/k/v/out/lse, int32 kvLen, float32 4-D bias (any strides) */
   private attentionFast(q: View, k: View, v: View, out: View, lse: View, p: AttentionParams): boolean {
-    if (!this.f32(q, k, v, out, lse)) return false;
     if (p.kvLen && p.kvLen.buf.dtype !== 'int32') return false;
     if (p.bias && (p.bias.buf.dtype !== 'float32' || p.bias.strides.length !== 4)) return false;
     if (p.H % p.Hkv !== 0 || p.Dk < 1 || p.Dv < 1) return false;
