@@ -2,7 +2,7 @@
 export { Tensor, type GradNode } from './tensor/tensor.js';
 export { tidy, keep, noGrad, isGradEnabled, getBackend, setBackend } from './tensor/engine.js';
 export { Rng, manualSeed, defaultRng } from './tensor/random.js';
-export type { DType } from './tensor/dtype.js';
+export type { DType } from './backend/dtype.js';
 export * from './ops/index.js';
 export type { Backend, KernelTable, View, Buf } from './backend/backend.js';
 export { ReferenceBackend } from './backend/reference/backend.js';
@@ -28,4 +28,5 @@ export type { SamplingOptions } from './infer/sampling.js';
 
 // ---- training ----
 export { Trainer, runTraining, type TrainerOptions, type TrainHooks, type RunResult, type StepResult } from './train/trainer.js';
+export { createTask } from './train/family-objectives.js';
 export { SGD, Adam, AdamW, createOptimizer, clipGradNorm, type Optimizer, type OptimizerConfig } from './train/optim.js';

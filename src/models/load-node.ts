@@ -5,7 +5,7 @@
 // model.safetensors with the model's own (HF) parameter names, each file written atomically.
 import type { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../tensor/engine.js';
-import { readAs } from '../tensor/dtype.js';
+import { readAs } from '../backend/dtype.js';
 import { tensor } from '../ops/index.js';
 import type { RawTensor } from '../io/safetensors.js';
 import { readCheckpoint, writeCheckpoint } from '../io/checkpoint-node.js';

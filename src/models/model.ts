@@ -15,13 +15,9 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { Module } from '../nn/module.js';
 import type { ModelConfig } from './config.js';
 
-/** Inference state carried between forward calls (KV cache, MLA latents, SSM/RNN state, ...). */
-export interface Cache {
-  /** tokens already processed (the position of the next token) */
-  readonly length: number;
-  /** frees the cache's tensors; the cache must not be used afterwards */
-  dispose(): void;
-}
+// The cache protocol belongs to the nn layer, whose blocks fill it.
+import type { Cache } from '../nn/cache.js';
+export type { Cache } from '../nn/cache.js';
 
 export interface ModelInputs {
   /** int32 [B, T] token ids (decoder-only / encoder input; the encoder side of encoder-decoders) */

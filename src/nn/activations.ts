@@ -1,7 +1,7 @@
 // Activation functions by config name (see `Activation` in src/models/config.ts).
 import type { Tensor } from '../tensor/tensor.js';
 import { gelu, relu, silu } from '../ops/index.js';
-import type { Activation } from '../models/config.js';
+import type { Activation } from './config.js';
 
 const ACTIVATIONS: { [A in Activation]: (x: Tensor) => Tensor } = {
   relu,

@@ -4,7 +4,7 @@
 // `post_attention_layernorm`/`mlp`; Mixtral `block_sparse_moe`).
 import type { Tensor } from '../tensor/tensor.js';
 import { add, dropout } from '../ops/index.js';
-import type { ResidualKind } from '../models/config.js';
+import type { ResidualKind } from './config.js';
 import { Module } from './module.js';
 import type { Norm } from './norm.js';
 import type { AttentionContext } from './attention.js';

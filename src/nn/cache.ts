@@ -14,7 +14,14 @@ import type { Tensor } from '../tensor/tensor.js';
 import { keep } from '../tensor/engine.js';
 import { cast, concat, slice, zeros } from '../ops/index.js';
 import { kernel } from '../ops/core.js';
-import type { Cache } from '../models/model.js';
+
+/** Inference state carried between forward calls (KV cache, MLA latents, SSM/RNN state, ...). */
+export interface Cache {
+  /** tokens already processed (the position of the next token) */
+  readonly length: number;
+  /** frees the cache's tensors; the cache must not be used afterwards */
+  dispose(): void;
+}
 
 /** storage dtype of cached keys / values / latents */
 export type CacheDType = 'float32' | 'float16' | 'bfloat16';

@@ -4,7 +4,7 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../tensor/random.js';
 import { dropout, mul } from '../ops/index.js';
-import type { Activation } from '../models/config.js';
+import type { Activation } from './config.js';
 import { Linear } from './layers.js';
 import { Module } from './module.js';
 import { Conv1D, type Projection } from './conv1d.js';

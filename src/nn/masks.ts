@@ -8,7 +8,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { add, tensor } from '../ops/index.js';
 import type { AttentionOptions } from '../ops/nn.js';
 import { Rng } from '../tensor/random.js';
-import type { AttentionWindow } from '../models/config.js';
+import type { AttentionWindow } from './config.js';
 
 export interface MaskSpec {
   causal: boolean;

@@ -8,7 +8,7 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../tensor/random.js';
 import { attention, cast, concat, matmul, expand, reshape, slice, squeeze, transpose, unsqueeze } from '../ops/index.js';
-import type { MlaAttention, NormConfig } from '../models/config.js';
+import type { MlaAttention, NormConfig } from './config.js';
 import { Linear } from './layers.js';
 import { Module } from './module.js';
 import { makeNorm, type Norm } from './norm.js';

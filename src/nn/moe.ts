@@ -12,7 +12,7 @@ import { Rng } from '../tensor/random.js';
 import {
   add, concat, div, indexSelect, logsumexp, mean, mul, oneHot, reshape, scatterAdd, sigmoid, softmax, square, sum, tensor, topk, unsqueeze, where, zeros,
 } from '../ops/index.js';
-import type { MoeFfn } from '../models/config.js';
+import type { MoeFfn } from './config.js';
 import { Linear } from './layers.js';
 import { Module, ModuleList } from './module.js';
 import { Glu, Mlp, type GluNames, type MlpNames } from './ffn.js';

@@ -1,6 +1,6 @@
 // Norm layer from a NormConfig (LayerNorm with/without bias, or RMSNorm).
 import type { Tensor } from '../tensor/tensor.js';
-import type { NormConfig } from '../models/config.js';
+import type { NormConfig } from './config.js';
 import { LayerNorm, RMSNorm } from './layers.js';
 import type { Module } from './module.js';
 

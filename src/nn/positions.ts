@@ -5,7 +5,7 @@
 // Notation: T positions, hs head size, d rotary dims (d <= hs, even), H heads.
 import type { Tensor } from '../tensor/tensor.js';
 import { add, concat, mul, neg, reshape, slice, tensor, transpose } from '../ops/index.js';
-import type { RopeScaling } from '../models/config.js';
+import type { RopeScaling } from './config.js';
 
 // ---- RoPE ----
 

@@ -1,6 +1,6 @@
 // Creating tensors: from data, constants, ranges and seeded random numbers.
 import type { AnyArray, DType } from '../backend/backend.js';
-import { encodeAs, isFloat } from '../tensor/dtype.js';
+import { encodeAs, isFloat } from '../backend/dtype.js';
 import { defaultRng, type Rng } from '../tensor/random.js';
 import { checkShape, fmt, numel, type Shape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';

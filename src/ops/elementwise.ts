@@ -1,7 +1,7 @@
 // Elementwise ops with numpy broadcasting. Two primitives (unary, binary) plus `where`; their
 // gradient rules are exhaustive tables keyed by op name, so a new op without a rule fails to compile.
 import type { BinaryOp, DType, UnaryOp } from '../backend/backend.js';
-import { isFloat } from '../tensor/dtype.js';
+import { isFloat } from '../backend/dtype.js';
 import { broadcastShapes } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { allocOut, broadcastView, contig, kernel, narrow, record, sameBackend, widened, type TensorLike } from './core.js';

@@ -1,7 +1,7 @@
 // Movement ops: views without copies where the strides allow (reshape, permute, expand, slice,
 // squeeze/unsqueeze), and the copying ones (contiguous, cast, pad, concat, stack).
 import type { DType, View } from '../backend/backend.js';
-import { isFloat } from '../tensor/dtype.js';
+import { isFloat } from '../backend/dtype.js';
 import { contiguousStrides, fmt, normAxis, resolveReshape, viewStrides, type Shape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { alloc, allocOut, aliasView, copyTo, kernel, record, sameBackend } from './core.js';

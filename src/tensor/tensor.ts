@@ -3,7 +3,7 @@
 // `backward()` by src/autograd, so this file depends on nothing above it.
 import type { AnyArray, DType, View } from '../backend/backend.js';
 import { kernelFor } from '../backend/dispatch.js';
-import { readAs } from './dtype.js';
+import { readAs } from '../backend/dtype.js';
 import { Storage, TENSOR_BRAND, getBackend, track } from './engine.js';
 import { contiguousStrides, fmt, isContiguous, numel, type Shape } from './shape.js';
 import { formatTensor } from './print.js';

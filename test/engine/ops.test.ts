@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as O from '../../src/ops/index.js';
 import { Tensor } from '../../src/tensor/tensor.js';
-import { f16ToF32, f32ToF16, bf16ToF32, f32ToBf16 } from '../../src/tensor/dtype.js';
+import { f16ToF32, f32ToF16, bf16ToF32, f32ToBf16 } from '../../src/backend/dtype.js';
 import { Rng, manualSeed } from '../../src/tensor/random.js';
 
 const close = (a: number[], b: number[], tol = 1e-5) => {

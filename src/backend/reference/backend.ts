@@ -3,7 +3,7 @@
 // double precision, which is what the finite-difference gradient checks use.
 import type { AnyArray, Backend, Buf, DType } from '../backend.js';
 import { bytesPerElement } from '../backend.js';
-import { newArray } from '../../tensor/dtype.js';
+import { newArray } from '../dtype.js';
 import { referenceKernels } from './kernels.js';
 
 export class ReferenceBuf implements Buf {

@@ -6,7 +6,7 @@ import type {
   AdamWParams, AnyArray, AttentionParams, BinaryOp, CrossEntropyParams, KernelTable, NormParams,
   ReduceOp, ScanParams, UnaryOp, View,
 } from '../backend.js';
-import { encodeAs, f16ToF32, readAs } from '../../tensor/dtype.js';
+import { encodeAs, f16ToF32, readAs } from '../dtype.js';
 import { erf } from './math.js';
 
 function arr(v: View): AnyArray {

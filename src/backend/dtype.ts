@@ -1,8 +1,8 @@
 // Dtypes: float32 is the compute type; float16/bfloat16 are storage types (converted on the way
 // in and out of kernels); int32 holds indices; bool holds masks (one byte per element).
-import type { AnyArray, DType } from '../backend/backend.js';
+import type { AnyArray, DType } from './backend.js';
 
-export type { DType } from '../backend/backend.js';
+export type { DType } from './backend.js';
 export const DTYPES: readonly DType[] = ['float32', 'float16', 'bfloat16', 'int32', 'bool'];
 
 export function isFloat(d: DType): boolean {
