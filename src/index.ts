@@ -21,3 +21,7 @@ export { parseSafetensors, serializeSafetensors } from './io/safetensors.js';
 // ---- tokenizers ----
 export * as tokenizers from './tokenizers/index.js';
 export { Tokenizer, charTokenizer, bytesTokenizer, trainBPE, trainWordPiece, trainUnigram } from './tokenizers/index.js';
+
+// ---- WebAssembly backend (browsers: a cross-origin-isolated page; see docs/BROWSER.md) ----
+export { createWasmBackend, type WasmBackend, type WasmBackendOptions } from './backend/wasm/backend.js';
+export { webWorkerSpawner, webWorkersAvailable } from './backend/wasm/pool-browser.js';
