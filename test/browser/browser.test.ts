@@ -28,7 +28,9 @@ if (!HAVE_CHROMIUM && CI) {
   test('browser: Chromium is installed (required under CI=true; .ci/run installs it)', () => assert.fail(MISSING));
 }
 
-const REQUEST: EngineRequest = { modelBase: '/models/shakespeare-char/', prompt: 'ROMEO:\n', maxTokens: 60, trainSteps: 12 };
+const REQUEST: EngineRequest = {
+  modelBase: '/models/shakespeare-char/', prompt: 'ROMEO:\n', maxTokens: 60, trainSteps: 12,
+};
 const PAGE_TIMEOUT_MS = 90_000;
 
 /** the same model, prompt and sampling in Node, on the wasm build the browser used (2 threads) */
@@ -39,12 +41,15 @@ async function nodeRun(variant: WasmVariant): Promise<{ logits: number[]; ids: n
   try {
     const { model, tokenizer } = await loadModelDir(join(ROOT, 'models/shakespeare-char'));
     const prompt = tokenizer!.encode(REQUEST.prompt);
-    return { logits: lastLogits(model, prompt), ids: generate(model, prompt, { maxTokens: REQUEST.maxTokens, ...SAMPLING }) };
+    const ids = generate(model, prompt, { maxTokens: REQUEST.maxTokens, ...SAMPLING });
+    return { logits: lastLogits(model, prompt), ids };
   } finally {
     setBackend(prev);
     await be.dispose();
   }
 }
+
+const roundNumbers = (_: string, v: unknown) => (typeof v === 'number' ? Math.round(v) : v);
 
 interface Session {
   page: Page;
@@ -52,7 +57,9 @@ interface Session {
   errors: string[];
 }
 
-describe('browser (Chromium, playwright-core)', { skip: HAVE_CHROMIUM ? false : `${MISSING}; under CI=true this fails` }, () => {
+const SKIP = HAVE_CHROMIUM ? false : `${MISSING}; under CI=true this fails`;
+
+describe('browser (Chromium, playwright-core)', { skip: SKIP }, () => {
   let browser: Browser | null = null;
   let server: Server | null = null;
   let url = '';
@@ -90,11 +97,12 @@ describe('browser (Chromium, playwright-core)', { skip: HAVE_CHROMIUM ? false : 
   }
 
   async function result(s: Session): Promise<PageResult> {
-    await s.page.waitForFunction(() => (window as { lineageResult?: unknown }).lineageResult !== undefined, null, { timeout: PAGE_TIMEOUT_MS });
+    const done = () => (window as { lineageResult?: unknown }).lineageResult !== undefined;
+    await s.page.waitForFunction(done, null, { timeout: PAGE_TIMEOUT_MS });
     return s.page.evaluate(() => (window as unknown as { lineageResult: PageResult }).lineageResult);
   }
 
-  test('cross-origin-isolated page: Shakespeare model generates, a tiny model trains on wasm with 2 threads', async (t0) => {
+  test('isolated page: the Shakespeare model generates, a tiny model trains on wasm with 2 threads', async (t0) => {
     const s = await open('/');
     const r = await result(s);
     assert.equal(r.error, undefined, `page failed: ${r.error}`);
@@ -117,14 +125,15 @@ describe('browser (Chromium, playwright-core)', { skip: HAVE_CHROMIUM ? false : 
 
     // generation: the requested number of ids, all in the model's vocabulary, decoding to its characters
     const g = e.generated;
-    const tok = JSON.parse(readFileSync(join(ROOT, 'models/shakespeare-char/tokenizer.json'), 'utf8')) as { model: { vocab: Record<string, number> } };
+    const tokJson = readFileSync(join(ROOT, 'models/shakespeare-char/tokenizer.json'), 'utf8');
+    const tok = JSON.parse(tokJson) as { model: { vocab: Record<string, number> } };
     const vocab = tok.model.vocab;
     const V = Object.keys(vocab).length;
     assert.equal(g.vocabSize, V);
     assert.equal(g.ids.length, REQUEST.maxTokens);
     assert.ok(g.ids.every((id) => Number.isInteger(id) && id >= 0 && id < V), `ids outside [0, ${V}): ${g.ids}`);
     assert.ok(g.text.length > 0, 'generated text is non-empty');
-    for (const ch of g.text) assert.ok(ch in vocab, `generated character ${JSON.stringify(ch)} is not in the vocabulary`);
+    for (const ch of g.text) assert.ok(ch in vocab, `character ${JSON.stringify(ch)} is not in the vocabulary`);
     const byId = new Map(Object.entries(vocab).map(([k, v]) => [v, k]));
     assert.equal(g.text, g.ids.map((id) => byId.get(id)).join(''), 'text is the decoding of the ids');
 
@@ -138,10 +147,12 @@ describe('browser (Chromium, playwright-core)', { skip: HAVE_CHROMIUM ? false : 
     // training: the fixed-batch loss falls
     const t = e.train;
     assert.equal(t.stepLosses.length, REQUEST.trainSteps);
-    assert.ok([t.lossBefore, t.lossAfter, ...t.stepLosses].every(Number.isFinite), `non-finite loss: ${JSON.stringify(t)}`);
+    const losses = [t.lossBefore, t.lossAfter, ...t.stepLosses];
+    assert.ok(losses.every(Number.isFinite), `non-finite loss: ${JSON.stringify(t)}`);
     assert.ok(t.lossAfter < t.lossBefore - 0.1, `loss did not fall: ${t.lossBefore} -> ${t.lossAfter}`);
     t0.diagnostic(`${e.backend} x${e.threads}, ${g.ids.length} tokens ${JSON.stringify(g.text.slice(0, 40))}…, ` +
-      `loss ${t.lossBefore.toFixed(3)} -> ${t.lossAfter.toFixed(3)} in ${t.steps} steps; ms ${JSON.stringify(e.ms, (_, v: unknown) => (typeof v === 'number' ? Math.round(v) : v))}`);
+      `loss ${t.lossBefore.toFixed(3)} -> ${t.lossAfter.toFixed(3)} in ${t.steps} steps; ` +
+      `ms ${JSON.stringify(e.ms, roundNumbers)}`);
     await s.page.close();
   });
 

@@ -3,7 +3,7 @@
 //
 // esbuild bundles: it is a single well-kept npm package with no runtime dependencies, takes the ESM
 // that tsc already emits (dist/) as is, and builds the three entry points in well under a second.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join, normalize, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,7 +45,9 @@ export async function bundlePage(outdir: string): Promise<Metafile> {
   }
   const nodeImports: string[] = [];
   for (const [file, input] of Object.entries(meta.inputs)) {
-    for (const imp of input.imports) if (imp.path.startsWith('node:') || imp.external) nodeImports.push(`${file} imports ${imp.path}`);
+    for (const imp of input.imports) {
+      if (imp.path.startsWith('node:') || imp.external) nodeImports.push(`${file} imports ${imp.path}`);
+    }
   }
   if (nodeImports.length) throw new Error(`the browser bundle pulls Node-only modules:\n  ${nodeImports.join('\n  ')}`);
   return meta;
@@ -95,14 +97,17 @@ export function startServer(bundleDir: string, request: unknown): Promise<{ serv
     let type = TYPES['.html']!;
     if (p === '/') body = html;
     else {
-      const [dir, rest] = p.startsWith('/bundle/') ? [bundleDir, p.slice(8)] : p.startsWith('/models/') ? [join(ROOT, 'models'), p.slice(8)] : [null, ''];
+      const dir = p.startsWith('/bundle/') ? bundleDir : p.startsWith('/models/') ? join(ROOT, 'models') : null;
+      const rest = p.slice(8); // after '/bundle/' or '/models/'
       const file = dir ? inside(dir, rest) : null;
-      if (file && existsSync(file)) {
+      if (file && existsSync(file) && statSync(file).isFile()) {
         body = readFileSync(file);
         type = TYPES[file.slice(file.lastIndexOf('.'))] ?? 'application/octet-stream';
       }
     }
-    const headers: Record<string, string> = { 'Content-Type': type, 'Cache-Control': 'no-store', ...(isolated ? ISOLATION_HEADERS : {}) };
+    const headers: Record<string, string> = {
+      'Content-Type': type, 'Cache-Control': 'no-store', ...(isolated ? ISOLATION_HEADERS : {}),
+    };
     if (body === null) {
       res.writeHead(404, headers).end(`not found: ${path}`);
       return;

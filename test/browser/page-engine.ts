@@ -11,19 +11,23 @@ import { Trainer } from '../../src/train/trainer.js';
 import { fetchModelFiles, modelFromFiles } from './page-model.js';
 import { lastLogits, SAMPLING, type EngineReport, type EngineRequest } from './page-shared.js';
 
+const errorText = (e: unknown) => (e instanceof Error ? `${e.message}\n${e.stack ?? ''}` : String(e));
+
 interface Scope {
   onmessage: ((e: MessageEvent) => void) | null;
   postMessage(msg: unknown): void;
 }
 const scope = globalThis as unknown as Scope;
 
-const TEXT = 'ROMEO:\nBut soft, what light through yonder window breaks?\nIt is the east, and Juliet is the sun.\n'.repeat(40);
+const TEXT = 'ROMEO:\nBut soft, what light through yonder window breaks?\nIt is the east, and Juliet is the sun.\n'
+  .repeat(40);
 
 /** mean loss of a fixed set of batches (the same before and after training) */
 function fixedLoss(t: Trainer): number {
   const batches = t.task.evalBatches('val', 0, 2);
   t.model.eval();
-  const l = batches.reduce((s, b) => s + noGrad(() => tidy(() => t.task.loss(t.model, b).loss.item())), 0) / batches.length;
+  const loss = (b: (typeof batches)[number]) => noGrad(() => tidy(() => t.task.loss(t.model, b).loss.item()));
+  const l = batches.reduce((s, b) => s + loss(b), 0) / batches.length;
   t.model.train();
   return l;
 }
@@ -36,7 +40,8 @@ async function trainTiny(be: WasmBackend, steps: number): Promise<EngineReport['
   // (8, 32) batches: the block's matmuls are above the pool's parallel threshold, so both threads work
   const task = new CausalLMTask(data, { batchSize: 8, blockSize: 32, seed: 3 });
   const trainer = new Trainer(model, task, {
-    steps, schedule: { kind: 'constant', lr: 3e-3 }, optimizer: { kind: 'adamw', lr: 3e-3, weightDecay: 0 }, gradClip: 1,
+    steps, schedule: { kind: 'constant', lr: 3e-3 }, gradClip: 1,
+    optimizer: { kind: 'adamw', lr: 3e-3, weightDecay: 0 },
   });
   const jobs0 = be.parallelJobs;
   const lossBefore = fixedLoss(trainer);
@@ -75,6 +80,6 @@ async function run(req: EngineRequest): Promise<EngineReport> {
 scope.onmessage = (e: MessageEvent) => {
   run(e.data as EngineRequest).then(
     (report) => scope.postMessage({ report }),
-    (err: unknown) => scope.postMessage({ error: err instanceof Error ? `${err.message}\n${err.stack ?? ''}` : String(err) }),
+    (err: unknown) => scope.postMessage({ error: errorText(err) }),
   );
 };

@@ -39,7 +39,8 @@ async function mainThreadMatmul(): Promise<MainThreadReport> {
   setBackend(be);
   let maxAbsErr = 0;
   try {
-    const got = tidy(() => matmul(tensor(a, { shape: [M, K] }), tensor(b, { shape: [K, N] })).data() as Float32Array); // (M, N)
+    const product = () => matmul(tensor(a, { shape: [M, K] }), tensor(b, { shape: [K, N] })); // (M, N)
+    const got = tidy(() => product().data() as Float32Array);
     for (let i = 0; i < M; i++) {
       for (let j = 0; j < N; j++) {
         let s = 0;
@@ -89,6 +90,7 @@ const w = window as unknown as { lineageResult?: PageResult };
 main().then(
   (r) => (w.lineageResult = r),
   (e: unknown) => {
-    w.lineageResult = { crossOriginIsolated: globalThis.crossOriginIsolated === true, error: e instanceof Error ? `${e.message}\n${e.stack}` : String(e) };
+    const error = e instanceof Error ? `${e.message}\n${e.stack}` : String(e);
+    w.lineageResult = { crossOriginIsolated: globalThis.crossOriginIsolated === true, error };
   },
 );

@@ -23,7 +23,9 @@ function configFromJson(json: HfJson): ModelConfig {
   const { bias, ...rest } = json;
   const cfg = fromHFConfig(rest);
   if (bias === undefined) return cfg;
-  if (typeof bias !== 'boolean') throw new Error(`config.json: field "bias" must be true or false, got ${JSON.stringify(bias)}`);
+  if (typeof bias !== 'boolean') {
+    throw new Error(`config.json: field "bias" must be true or false, got ${JSON.stringify(bias)}`);
+  }
   return applyTweaks(cfg, { bias });
 }
 
@@ -40,7 +42,8 @@ function fromRaw(r: RawTensor): Tensor {
 export function modelFromFiles(files: ModelFiles): { model: LanguageModel; tokenizer: Tokenizer } {
   const config = configFromJson(files.config);
   const model = createModel(config, { seed: 0 });
-  const state = new Map(parseSafetensors(files.weights, { file: 'model.safetensors' }).tensors.map((r) => [r.name, fromRaw(r)] as const));
+  const raw = parseSafetensors(files.weights, { file: 'model.safetensors' }).tensors;
+  const state = new Map(raw.map((r) => [r.name, fromRaw(r)] as const));
   try {
     const mapped = model.sanitize ? model.sanitize(state) : state;
     noGrad(() => model.loadStateDict(mapped));

@@ -74,7 +74,9 @@ export function webWorkerSpawner(url: string | URL = new URL('./worker-web.js', 
         e.preventDefault?.();
         fail(e.message || 'the worker script could not be loaded (wrong URL, or served without COEP/CORP headers?)');
       };
-      w.onmessageerror = () => fail('the WebAssembly module or memory could not be sent (is the page cross-origin isolated?)');
+      w.onmessageerror = () => {
+        fail('the WebAssembly module or memory could not be sent (is the page cross-origin isolated?)');
+      };
     });
     w.postMessage(init);
     return { ready, terminate: () => w.terminate() };
