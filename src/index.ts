@@ -30,3 +30,6 @@ export type { SamplingOptions } from './infer/sampling.js';
 export { Trainer, runTraining, type TrainerOptions, type TrainHooks, type RunResult, type StepResult } from './train/trainer.js';
 export { createTask } from './train/family-objectives.js';
 export { SGD, Adam, AdamW, createOptimizer, clipGradNorm, type Optimizer, type OptimizerConfig } from './train/optim.js';
+// ---- WebAssembly backend (browsers: a cross-origin-isolated page; see docs/BROWSER.md) ----
+export { createWasmBackend, type WasmBackend, type WasmBackendOptions } from './backend/wasm/backend.js';
+export { webWorkerSpawner, webWorkersAvailable } from './backend/wasm/pool-browser.js';

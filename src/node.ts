@@ -8,7 +8,6 @@ export { loadModelDir, saveModelDir, type LoadedModel } from './infer/model-dir-
 export { loadTokenizer, saveTokenizer } from './tokenizers/load-node.js';
 export { readCheckpoint, writeCheckpoint } from './io/checkpoint-node.js';
 export { useFastBackend, shutdownBackend } from './cli/backend-node.js';
-export { createWasmBackend } from './backend/wasm/backend.js';
 
 import { useFastBackend } from './cli/backend-node.js';
 await useFastBackend();

@@ -10,7 +10,8 @@ import type {
 import { bytesPerElement } from '../backend.js';
 import { WasmAllocator } from './allocator.js';
 import { loadKernelModule, type WasmVariant } from './module.js';
-import { Pool, type SpawnWorker, type WorkerHandle } from './pool.js';
+import { Pool, type SpawnWorker } from './pool.js';
+import { browserCores, webWorkerSpawner, webWorkersAvailable } from './pool-browser.js';
 
 export interface WasmBackendOptions {
   /** total threads including the caller; default: number of cores (1 where workers are unavailable) */
@@ -32,6 +33,8 @@ export interface WasmBackend extends Backend {
   /** high-water mark of bytesInUse() since the last resetPeak() (benchmarks, memory tests) */
   peakBytes(): number;
   resetPeak(): void;
+  /** kernel calls split over more than one thread so far (shows that the workers really run) */
+  readonly parallelJobs: number;
   /** terminates the worker threads; kernels keep working on the calling thread afterwards */
   dispose(): Promise<void>;
 }
@@ -159,9 +162,9 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
     const nodePool = (await import(/* @vite-ignore */ spec)) as typeof import('./pool-node.js');
     cores = nodePool.nodeCores();
     if (spawn === undefined) spawn = nodePool.spawnNodeWorker;
-  } else if (typeof navigator !== 'undefined' && navigator.hardwareConcurrency) {
-    cores = navigator.hardwareConcurrency;
-    if (spawn === undefined) spawn = (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated ? spawnWebWorker : null;
+  } else {
+    cores = browserCores();
+    if (spawn === undefined) spawn = webWorkersAvailable() ? webWorkerSpawner() : null;
   }
   const threads = Math.max(1, Math.floor(opts.threads ?? cores));
   const pool = await Pool.create(module, memory, ex, FNS, spawn ? threads - 1 : 0, spawn ?? null);
@@ -179,16 +182,6 @@ function createSharedMemory(): { memory: WebAssembly.Memory; maxPages: number } 
     }
   }
   throw new Error(`wasm backend: cannot create a shared WebAssembly.Memory: ${err instanceof Error ? err.message : String(err)}`);
-}
-
-function spawnWebWorker(init: Parameters<SpawnWorker>[0]): WorkerHandle {
-  const w = new Worker(new URL('./worker-web.js', import.meta.url), { type: 'module' });
-  const ready = new Promise<void>((resolve, reject) => {
-    w.onmessage = () => resolve();
-    w.onerror = (e) => reject(new Error(`wasm backend: web worker ${init.tid} failed: ${e.message}`));
-  });
-  w.postMessage(init);
-  return { ready, terminate: () => w.terminate() };
 }
 
 class WasmBackendImpl implements WasmBackend {
@@ -215,6 +208,10 @@ class WasmBackendImpl implements WasmBackend {
 
   get threads(): number {
     return this.pool.threads;
+  }
+
+  get parallelJobs(): number {
+    return this.pool.parallelJobs;
   }
 
   allocate(dtype: DType, length: number, zero = true): Buf {

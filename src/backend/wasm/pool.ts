@@ -94,6 +94,8 @@ export class Pool {
   private readonly fnIndex = new Map<string, number>();
   private readonly kernels: Kernel[];
   private gen = 0;
+  /** jobs dispatched to more than one thread */
+  parallelJobs = 0;
   /** browsers forbid Atomics.wait on the main thread: spin there instead */
   private readonly canBlock = canAtomicsWait();
   private busy = false;
@@ -143,6 +145,7 @@ export class Pool {
     if (args.length > MAX_ARGS) throw new Error(`wasm backend: ${fn}: too many arguments (${args.length})`);
     const c = this.ctrl;
     this.busy = true;
+    this.parallelJobs++;
     try {
       for (let i = 0; i < args.length; i++) this.args[i] = args[i]!;
       c[FN] = idx;

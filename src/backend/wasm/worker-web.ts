@@ -1,5 +1,6 @@
 // Web Worker entry (module worker): receives a WorkerInit by postMessage, then serves jobs.
-// Needs a cross-origin-isolated page (COOP/COEP) for SharedArrayBuffer.
+// Needs a cross-origin-isolated page (COOP/COEP) for SharedArrayBuffer. Reports 'ready', or
+// { error } when the kernels cannot be instantiated (see pool-browser.ts).
 import { serveJobs, type WorkerInit } from './pool.js';
 
 interface WorkerScope {
@@ -10,8 +11,11 @@ const scope = globalThis as unknown as WorkerScope;
 scope.onmessage = (e: MessageEvent) => {
   const init = e.data as WorkerInit;
   scope.onmessage = null;
-  void WebAssembly.instantiate(init.module, { env: { memory: init.memory } }).then((instance) => {
-    scope.postMessage('ready');
-    serveJobs(init, instance.exports as Record<string, unknown>);
-  });
+  WebAssembly.instantiate(init.module, { env: { memory: init.memory } }).then(
+    (instance) => {
+      scope.postMessage('ready');
+      serveJobs(init, instance.exports as Record<string, unknown>);
+    },
+    (err: unknown) => scope.postMessage({ error: `instantiate: ${err instanceof Error ? err.message : String(err)}` }),
+  );
 };
