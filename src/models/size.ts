@@ -1,0 +1,64 @@
+// How big a model a config asks for, checked before anything is allocated. Sizes come from strangers'
+// config.json files and `--set` flags; `hidden_size=1e12` must fail at once with a message saying how much
+// was asked and which fields drive it, not as "Invalid typed array length" deep in an allocation, and
+// `n_layer=1e6` must not run for a minute building layers until memory runs out.
+// The count is inspect.ts's (config arithmetic only, no weights allocated).
+import type { ModelConfig } from './config.js';
+import { type Component, countParams, humanBytes, humanCount } from './inspect.js';
+
+/** Default ceiling on parameter memory: 32 GiB of float32 (8.6B parameters). Raise it with `maxBytes`. */
+export const DEFAULT_MAX_PARAM_BYTES = 2 ** 35;
+
+export interface SizeLimits {
+  /** ceiling on the parameters' float32 bytes (default DEFAULT_MAX_PARAM_BYTES) */
+  maxBytes?: number;
+}
+
+/** The config fields that set each component's size, in Lineage's names (transformers' in parentheses). */
+const DRIVERS: { [C in Component]: string } = {
+  embeddings: 'vocabSize (vocab_size) × hidden (hidden_size / n_embd / d_model)',
+  positions: 'maxContext (max_position_embeddings / n_positions) × hidden',
+  vision: 'vision.patchSize, vision.channels × hidden',
+  attention: 'layers (num_hidden_layers / n_layer / num_layers) × heads × headDim × hidden',
+  ffn: 'layers × ffn hidden (intermediate_size / n_inner / d_ff) × hidden',
+  router: 'layers × experts × hidden',
+  experts: 'layers × experts (num_local_experts / n_routed_experts) × expert hidden × hidden',
+  sharedExperts: 'layers × shared expert hidden × hidden',
+  ssm: 'layers × inner (intermediate_size = expand × hidden) × (hidden + state_size + ...)',
+  rnn: 'layers × hidden²',
+  norms: 'layers × hidden',
+  pooler: 'hidden²',
+  head: 'vocabSize × hidden',
+};
+
+/** The largest components of a count, as "ffn 7.1T (layers × ...)" lines. */
+function drivers(byComponent: Partial<Record<Component, number>>): string {
+  return (Object.entries(byComponent) as [Component, number][])
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 3)
+    .map(([c, n]) => `${c} ${humanCount(n)} (${DRIVERS[c]})`)
+    .join('; ');
+}
+
+/** The config's key sizes, for the message. */
+function sizes(cfg: ModelConfig): string {
+  const layers = 'layers' in cfg ? cfg.layers : [('encoder' in cfg ? cfg.encoder.layers : 0), ('decoder' in cfg ? cfg.decoder.layers : 0)]
+    .filter((n) => n > 0).join('+');
+  return `hidden=${cfg.hidden}, layers=${layers}, vocabSize=${cfg.vocabSize}`;
+}
+
+/**
+ * Throws when the config's parameters cannot be allocated: a count that is not a finite safe integer, or
+ * float32 bytes above `limits.maxBytes`. Call before building any module.
+ */
+export function checkModelSize(cfg: ModelConfig, limits: SizeLimits = {}): void {
+  const max = limits.maxBytes ?? DEFAULT_MAX_PARAM_BYTES;
+  const counts = countParams(cfg);
+  const bytes = counts.params * 4;
+  if (Number.isSafeInteger(counts.params) && bytes <= max) return;
+  throw new Error(
+    `model too large: the config (${cfg.family}: ${sizes(cfg)}) asks for ${humanCount(counts.params)} parameters ` +
+      `(${humanBytes(bytes)} as float32), over the limit of ${humanBytes(max)} (${humanCount(max / 4)} parameters); ` +
+      `largest parts: ${drivers(counts.byComponent)}. Reduce those fields, or raise the limit with the maxBytes option.`,
+  );
+}
