@@ -54,8 +54,8 @@ export class MambaMixer extends Module {
     this.dt_proj = this.child('dt_proj', new Linear(R, I, { bias: true, rng }));
     if (!initSkipped()) this.initDt(rng);
     // S4D-real init: A = -(1..N) for every channel
-    const a = Float32Array.from({ length: I * N }, (_, i) => Math.log((i % N) + 1));
-    this.param('A_log', tensor(a, { shape: [I, N] }));
+    const a = () => Float32Array.from({ length: I * N }, (_, i) => Math.log((i % N) + 1));
+    this.param('A_log', initSkipped() ? zeros([I, N]) : tensor(a(), { shape: [I, N] }));
     this.param('D', full([I], 1));
     this.out_proj = this.child('out_proj', new Linear(I, D, { bias: o.projBias, std: o.initStd, rng }));
   }
