@@ -18,7 +18,7 @@ export type LoadOptions = LoadModelOptions;
 
 /** `dir` must be a directory holding config.json: a clear message otherwise (not EISDIR / ENOENT). */
 function checkModelDir(dir: string): void {
-  if (!existsSync(dir)) throw new Error(`${dir}: no such model directory`);
+  if (!existsSync(dir)) throw new Error(`${dir}: not a model directory (it does not exist)`);
   if (!statSync(dir).isDirectory()) throw new Error(`${dir}: not a model directory (a file; expected a directory with config.json)`);
   if (!existsSync(join(dir, 'config.json'))) throw new Error(`${dir}: not a model directory (no config.json)`);
   const weights = join(dir, 'model.safetensors');

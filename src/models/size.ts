@@ -3,11 +3,15 @@
 // was asked and which fields drive it, not as "Invalid typed array length" deep in an allocation, and
 // `n_layer=1e6` must not run for a minute building layers until memory runs out.
 // The count is inspect.ts's (config arithmetic only, no weights allocated).
-import type { ModelConfig } from './config.js';
+import { type FfnConfig, type ModelConfig, mambaInner, transformerStacks } from './config.js';
 import { type Component, countParams, humanBytes, humanCount } from './inspect.js';
 
 /** Default ceiling on parameter memory: 32 GiB of float32 (8.6B parameters). Raise it with `maxBytes`. */
 export const DEFAULT_MAX_PARAM_BYTES = 2 ** 35;
+
+/** Elements one tensor may hold: a typed array's limit in every engine Lineage runs on (V8 allows 2^32,
+ * 32-bit browsers less), kept at 2^31 - 1 so an index fits an int32. */
+export const MAX_TENSOR_ELEMENTS = 2 ** 31 - 1;
 
 export interface SizeLimits {
   /** ceiling on the parameters' float32 bytes (default DEFAULT_MAX_PARAM_BYTES) */
@@ -47,6 +51,21 @@ function sizes(cfg: ModelConfig): string {
   return `hidden=${cfg.hidden}, layers=${layers}, vocabSize=${cfg.vocabSize}`;
 }
 
+const ffnWidth = (f: FfnConfig): number => (f.kind === 'moe' ? Math.max(f.expertHidden, f.denseHidden, f.sharedHidden) : f.hidden);
+
+/** The config's largest weight matrices, as [description, elements]. */
+function bigTensors(cfg: ModelConfig): [string, number][] {
+  const D = cfg.hidden;
+  const out: [string, number][] = [[`token embedding vocabSize × hidden = ${cfg.vocabSize} × ${D}`, cfg.vocabSize * D]];
+  for (const { name, stack } of transformerStacks(cfg)) {
+    const w = ffnWidth(stack.block.ffn);
+    out.push([`${name} feed-forward weight hidden × ffn hidden = ${D} × ${w}`, D * w]);
+  }
+  if (cfg.arch === 'mamba') out.push([`in_proj 2·inner × hidden = ${2 * mambaInner(cfg)} × ${D}`, 2 * mambaInner(cfg) * D]);
+  if (cfg.arch === 'rnn') out.push([`recurrent weight 4·hidden × hidden = ${4 * D} × ${D}`, 4 * D * D]);
+  return out;
+}
+
 /**
  * Throws when the config's parameters cannot be allocated: a count that is not a finite safe integer, or
  * float32 bytes above `limits.maxBytes`. Call before building any module.
@@ -55,7 +74,12 @@ export function checkModelSize(cfg: ModelConfig, limits: SizeLimits = {}): void 
   const max = limits.maxBytes ?? DEFAULT_MAX_PARAM_BYTES;
   const counts = countParams(cfg);
   const bytes = counts.params * 4;
-  if (Number.isSafeInteger(counts.params) && bytes <= max) return;
+  if (Number.isSafeInteger(counts.params) && bytes <= max) {
+    const big = bigTensors(cfg).find(([, n]) => n > MAX_TENSOR_ELEMENTS);
+    if (!big) return;
+    throw new Error(`model too large: one tensor, the ${big[0]} (${humanCount(big[1])} elements), exceeds the `
+      + `${humanCount(MAX_TENSOR_ELEMENTS)}-element limit of a single typed array; reduce those fields`);
+  }
   throw new Error(
     `model too large: the config (${cfg.family}: ${sizes(cfg)}) asks for ${humanCount(counts.params)} parameters ` +
       `(${humanBytes(bytes)} as float32), over the limit of ${humanBytes(max)} (${humanCount(max / 4)} parameters); ` +

@@ -127,6 +127,8 @@ test('sizes are checked before allocating: hidden_size=1e12 and n_layer=1e6 fail
     small.dispose();
   }
   assert.throws(() => checkModelSize(tinyGpt2(), { maxBytes: 1000 }), /over the limit of 1000 B/);
+  assert.throws(() => createModel(tinyGpt2({ vocab_size: 3_000_000, n_embd: 1024, n_layer: 1 })),
+    /one tensor, the token embedding vocabSize × hidden = 3000000 × 1024 \(3\.07B elements\), exceeds the 2\.15B-element limit/);
   checkModelSize(tinyGpt2({ n_layer: 24 }));
 });
 
@@ -149,7 +151,7 @@ test('loadModelDir / loadModel (Node): the bundled model loads with its tokenize
   model.dispose();
   const dir = await mkdtemp(join(tmpdir(), 'lineage-load-'));
   try {
-    await assert.rejects(loadModelDir(join(dir, 'nope')), /nope: no such model directory/);
+    await assert.rejects(loadModelDir(join(dir, 'nope')), /nope: not a model directory \(it does not exist\)/);
     await writeFile(join(dir, 'file'), 'x');
     await assert.rejects(loadModelDir(join(dir, 'file')), /file: not a model directory \(a file/);
     const src = createModel(tinyGpt2());
