@@ -240,8 +240,8 @@ export function modelFromCheckpoint(ckpt: CheckpointContents, opts: LoadModelOpt
 export interface ModelFiles {
   /** config.json: its text or the parsed object */
   config: string | HfJson;
-  /** model.safetensors bytes */
-  weights: Uint8Array | ArrayBuffer;
+  /** model.safetensors bytes, or { file name: bytes } for shards (model-00001-of-00002.safetensors, ...) */
+  weights: Uint8Array | ArrayBuffer | Record<string, Uint8Array | ArrayBuffer>;
   /** tokenizer.json: its text or the parsed object */
   tokenizer?: string | Record<string, unknown> | null;
   /** tokenizer_config.json: its text or the parsed object (special-token roles, chat template) */
@@ -259,6 +259,21 @@ function parseJson(text: string | Record<string, unknown>, file: string): Record
   }
 }
 
+/** every tensor of one file or of named shards, with the file each came from (a name twice is an error) */
+function parseWeights(weights: ModelFiles['weights']): { tensors: RawTensor[]; fileOf: Map<string, string> } {
+  const byFile = weights instanceof Uint8Array || weights instanceof ArrayBuffer ? { 'model.safetensors': weights } : weights;
+  const tensors: RawTensor[] = [];
+  const fileOf = new Map<string, string>();
+  for (const [file, bytes] of Object.entries(byFile)) {
+    for (const t of parseSafetensors(bytes, { file, copy: true }).tensors) {
+      if (fileOf.has(t.name)) throw new Error(`${file}: tensor "${t.name}" is also in ${fileOf.get(t.name)}`);
+      fileOf.set(t.name, file);
+      tensors.push(t);
+    }
+  }
+  return { tensors, fileOf };
+}
+
 /**
  * Loads a model from the contents of config.json, model.safetensors and (optionally) tokenizer.json —
  * e.g. bytes fetched by a browser page. Same checks as loading a directory.
@@ -266,7 +281,7 @@ function parseJson(text: string | Record<string, unknown>, file: string): Record
 export function loadModelFromFiles(files: ModelFiles, opts: LoadModelOptions = {}): LoadedModel {
   const config = parseJson(files.config, 'config.json');
   if (typeof config.model_type !== 'string') throw new Error('config.json: field "model_type" is missing');
-  const { tensors } = parseSafetensors(files.weights, { file: 'model.safetensors', copy: true });
+  const { tensors, fileOf } = parseWeights(files.weights);
   let tokenizer: Tokenizer | null = null;
   if (files.tokenizer) {
     const tokCfg = files.tokenizerConfig ? parseJson(files.tokenizerConfig, 'tokenizer_config.json') : {};
@@ -276,6 +291,5 @@ export function loadModelFromFiles(files: ModelFiles, opts: LoadModelOptions = {
       throw new Error(`tokenizer.json: ${(e as Error).message.replace(/^tokenizer\.json: /, '')}`);
     }
   }
-  const fileOf = new Map(tensors.map((t) => [t.name, 'model.safetensors'] as const));
   return modelFromCheckpoint({ config, tensors, fileOf, tokenizer }, opts);
 }

@@ -69,6 +69,18 @@ test('loadModelFromFiles: config + safetensors bytes + tokenizer.json give back 
   }
   assert.deepEqual(tokenizer!.encode('abc'), charTok().encode('abc'));
   model.dispose();
+  // shards: { file: bytes }, a tensor's file named in errors, a tensor in two shards refused
+  const raw = rawOf(src);
+  const shards = { 'a.safetensors': serializeSafetensors(raw.slice(0, 3)), 'b.safetensors': serializeSafetensors(raw.slice(3)) };
+  const sharded = loadModelFromFiles({ config: f.config, weights: shards });
+  assert.deepEqual(sharded.model.namedParameters()[5]![1].data(), src.namedParameters()[5]![1].data());
+  assert.equal(sharded.tokenizer, null);
+  sharded.model.dispose();
+  const twice = { ...shards, 'c.safetensors': serializeSafetensors(raw.slice(2, 3)) };
+  assert.throws(() => loadModelFromFiles({ config: f.config, weights: twice }), /c\.safetensors: tensor "[^"]+" is also in a\.safetensors/);
+  const nan = raw.map((r, i) => (i === 4 ? { ...r, data: (r.data as Float32Array).map(() => NaN) } : r));
+  assert.throws(() => loadModelFromFiles({ config: f.config, weights: { 'a.safetensors': serializeSafetensors(nan.slice(0, 3)), 'b.safetensors': serializeSafetensors(nan.slice(3)) } }),
+    new RegExp(`tensor "${raw[4]!.name.replace(/\./g, '\\.')}" in b\\.safetensors holds a non-finite value`));
   src.dispose();
 });
 
