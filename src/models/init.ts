@@ -169,19 +169,20 @@ function t5Plan(cfg: EncoderDecoderConfig): InitPlan {
  *   dt_proj.weight: U(±dt_rank^-0.5·time_step_scale) ("random") or that constant ("constant");
  *   dt_proj.bias: softplus⁻¹(dt), dt = exp(U(log dt_min, log dt_max)) clamped below at time_step_floor;
  *   conv1d.weight and out_proj.weight: kaiming_uniform(a=√5) = U(±fan_in^-0.5); conv1d.bias zero;
+ *   with rescale_prenorm_residual (off by default) out_proj.weight is then divided by sqrt(num_hidden_layers);
  *   A_log[i, n] = log(n + 1); D = 1; RMS norms 1; embeddings normal(initializer_range).
- * (transformers' optional rescale_prenorm_residual, off by default, is not part of Lineage's config.)
  */
 function mambaPlan(cfg: MambaConfig): InitPlan {
   const s = cfg.ssm;
   const dtStd = s.dtRank ** -0.5 * s.dtScale;
+  const outScale = s.rescalePrenormResidual ? Math.sqrt(cfg.layers) : 1; // GPT-2's residual scheme, 1 branch per layer
   return (name, shape) => {
     if (name.endsWith('mixer.dt_proj.weight')) return s.dtInit === 'constant' ? { kind: 'const', value: dtStd } : uniform(dtStd);
     if (name.endsWith('mixer.dt_proj.bias')) return { kind: 'custom', what: 'softplus⁻¹(dt)', make: (sh, rng) => dtBias(sh, cfg, rng) };
     if (name.endsWith('mixer.A_log')) return { kind: 'custom', what: 'log(1..N)', make: (sh) => aLog(sh) };
     if (name.endsWith('mixer.D')) return ONES;
     if (name.endsWith('mixer.conv1d.weight')) return uniform(s.dConv ** -0.5);
-    if (name.endsWith('mixer.out_proj.weight')) return uniform(mambaInner(cfg) ** -0.5);
+    if (name.endsWith('mixer.out_proj.weight')) return uniform(mambaInner(cfg) ** -0.5 / outScale);
     if (name.endsWith('bias')) return ZEROS;
     if (shape.length === 1) return ONES;
     return normal(cfg.initStd);

@@ -202,6 +202,13 @@ test('mamba init: dt_proj U(±dt_rank^-0.5·scale) and softplus⁻¹(dt) bias, A
   m.dispose();
 });
 
+test('mamba init with rescale_prenorm_residual: out_proj U(±inner^-0.5) / sqrt(num_hidden_layers)', () => {
+  const m = build('tiny-mamba', { rescale_prenorm_residual: true, num_hidden_layers: 4, hidden_size: 128, intermediate_size: 256 });
+  checkParam('out_proj', values(m, 'backbone.layers.3.mixer.out_proj.weight'), { uniform: 256 ** -0.5 / 2 });
+  assert.equal((m.config as { ssm: { rescalePrenormResidual?: boolean } }).ssm.rescalePrenormResidual, true);
+  m.dispose();
+});
+
 test('mamba init with time_step_init_scheme "constant": dt_proj.weight = dt_rank^-0.5 · scale', () => {
   const m = build('tiny-mamba', { time_step_init_scheme: 'constant', time_step_rank: 4 });
   checkParam('dt_proj', values(m, 'backbone.layers.0.mixer.dt_proj.weight'), { value: Math.fround(0.5) });
