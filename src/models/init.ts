@@ -38,7 +38,8 @@ export const ONES: Init = { kind: 'const', value: 1 };
 export function makeInit(init: Init, shape: number[], rng: Rng): Tensor {
   switch (init.kind) {
     case 'normal':
-      return init.zeroRow == null || shape.length !== 2 ? randn(shape, { std: init.std, rng }) : withZeroRow(shape, init, rng);
+      if (init.zeroRow == null || shape.length !== 2) return randn(shape, { std: init.std, rng });
+      return withZeroRow(shape, init, rng);
     case 'uniform':
       return rand(shape, { low: -init.bound, high: init.bound, rng });
     case 'const':
@@ -177,8 +178,12 @@ function mambaPlan(cfg: MambaConfig): InitPlan {
   const dtStd = s.dtRank ** -0.5 * s.dtScale;
   const outScale = s.rescalePrenormResidual ? Math.sqrt(cfg.layers) : 1; // GPT-2's residual scheme, 1 branch per layer
   return (name, shape) => {
-    if (name.endsWith('mixer.dt_proj.weight')) return s.dtInit === 'constant' ? { kind: 'const', value: dtStd } : uniform(dtStd);
-    if (name.endsWith('mixer.dt_proj.bias')) return { kind: 'custom', what: 'softplus⁻¹(dt)', make: (sh, rng) => dtBias(sh, cfg, rng) };
+    if (name.endsWith('mixer.dt_proj.weight')) {
+      return s.dtInit === 'constant' ? { kind: 'const', value: dtStd } : uniform(dtStd);
+    }
+    if (name.endsWith('mixer.dt_proj.bias')) {
+      return { kind: 'custom', what: 'softplus⁻¹(dt)', make: (sh, rng) => dtBias(sh, cfg, rng) };
+    }
     if (name.endsWith('mixer.A_log')) return { kind: 'custom', what: 'log(1..N)', make: (sh) => aLog(sh) };
     if (name.endsWith('mixer.D')) return ONES;
     if (name.endsWith('mixer.conv1d.weight')) return uniform(s.dConv ** -0.5);
@@ -233,6 +238,8 @@ export function initPlan<F extends Family>(cfg: FamilyConfig<F>): InitPlan {
 }
 
 /** Initialises every parameter of a freshly built `model` by its family's plan (seeded). */
-export function initModel(model: Module & { config: FamilyConfig<Family> }, seed = 0, only?: ReadonlySet<string>): void {
+export function initModel(
+  model: Module & { config: FamilyConfig<Family> }, seed = 0, only?: ReadonlySet<string>,
+): void {
   applyInit(model, initPlan(model.config), new Rng(seed), only);
 }

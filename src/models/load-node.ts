@@ -19,10 +19,14 @@ export type LoadOptions = LoadModelOptions;
 /** `dir` must be a directory holding config.json: a clear message otherwise (not EISDIR / ENOENT). */
 function checkModelDir(dir: string): void {
   if (!existsSync(dir)) throw new Error(`${dir}: not a model directory (it does not exist)`);
-  if (!statSync(dir).isDirectory()) throw new Error(`${dir}: not a model directory (a file; expected a directory with config.json)`);
+  if (!statSync(dir).isDirectory()) {
+    throw new Error(`${dir}: not a model directory (a file; expected a directory with config.json)`);
+  }
   if (!existsSync(join(dir, 'config.json'))) throw new Error(`${dir}: not a model directory (no config.json)`);
   const weights = join(dir, 'model.safetensors');
-  if (existsSync(weights) && statSync(weights).isDirectory()) throw new Error(`${weights}: is a directory, expected a safetensors file`);
+  if (existsSync(weights) && statSync(weights).isDirectory()) {
+    throw new Error(`${weights}: is a directory, expected a safetensors file`);
+  }
 }
 
 /** Loads config.json + weights (+ tokenizer.json when present) of a transformers-layout directory. */
@@ -64,6 +68,7 @@ export interface SaveOptions {
 export async function saveModel(model: LanguageModel, dir: string, opts: SaveOptions = {}): Promise<void> {
   const tensors = model.namedParameters().map(([name, t]) => toRaw(name, t));
   const tokenizerPath = typeof opts.tokenizer === 'string' ? opts.tokenizer : undefined;
-  await writeCheckpoint(dir, opts.config ?? model.config, tensors, { tokenizerPath, maxShardBytes: opts.maxShardBytes });
+  const write = { tokenizerPath, maxShardBytes: opts.maxShardBytes };
+  await writeCheckpoint(dir, opts.config ?? model.config, tensors, write);
   if (opts.tokenizer && typeof opts.tokenizer !== 'string') saveTokenizer(opts.tokenizer, dir);
 }

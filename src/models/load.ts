@@ -51,7 +51,9 @@ export function configFromJson(json: HfJson): ModelConfig {
   const { bias, ...rest } = json;
   const cfg = fromHFConfig(rest);
   if (bias === undefined) return cfg;
-  if (typeof bias !== 'boolean') throw new Error(`config.json: field "bias" must be true or false, got ${JSON.stringify(bias)}`);
+  if (typeof bias !== 'boolean') {
+    throw new Error(`config.json: field "bias" must be true or false, got ${JSON.stringify(bias)}`);
+  }
   return withBias(cfg, bias);
 }
 
@@ -80,7 +82,8 @@ export function fromRaw(r: RawTensor): Tensor {
     return tensor(r.data as Float32Array | Int32Array | Uint8Array, { shape: r.shape, dtype: r.dtype });
   }
   const f = new Float32Array(r.data.length);
-  for (let i = 0; i < f.length; i++) f[i] = readAs(r.dtype, r.data, i); // exact: decoded halves re-encode to the same bits
+  // exact: decoded halves re-encode to the same bits
+  for (let i = 0; i < f.length; i++) f[i] = readAs(r.dtype, r.data, i);
   return tensor(f, { shape: r.shape, dtype: r.dtype });
 }
 
@@ -121,7 +124,7 @@ function checkFinite(r: RawTensor, where: string): void {
   const i = firstNonFinite(r);
   if (i < 0) return;
   const v = r.dtype === 'float32' ? (r.data as Float32Array)[i] : readAs(r.dtype, r.data, i);
-  throw new Error(`${where} holds a non-finite value (${v} at flat index ${i} of shape [${r.shape.join(', ')}]); `
+  throw new Error(`${where} holds a non-finite value (${v} at index ${i} of shape [${r.shape.join(', ')}]); `
     + 'the checkpoint is corrupt or came from a diverged run');
 }
 
@@ -139,7 +142,9 @@ export interface LoadWeightsOptions {
  * against the parameter it fills (dtype kind, finite values). Strict by default: a missing or unexpected
  * tensor is an error naming it. Returns what was missing / unexpected.
  */
-export function loadWeights(model: LanguageModel, tensors: readonly RawTensor[], opts: LoadWeightsOptions = {}): { missing: string[]; unexpected: string[] } {
+export function loadWeights(
+  model: LanguageModel, tensors: readonly RawTensor[], opts: LoadWeightsOptions = {},
+): { missing: string[]; unexpected: string[] } {
   const where = (name: string) => `tensor "${name}"${opts.fileOf?.get(name) ? ` in ${opts.fileOf.get(name)}` : ''}`;
   const state = new Map<string, Tensor>();
   const rawOf = new Map<Tensor, RawTensor>();
@@ -160,7 +165,8 @@ export function loadWeights(model: LanguageModel, tensors: readonly RawTensor[],
       checkFinite(r, w);
     }
     const result = noGrad(() => model.loadStateDict(mapped, { strict: opts.strict ?? true }));
-    if (result.missing.length) initModel(model as Parameters<typeof initModel>[0], opts.seed ?? 0, new Set(result.missing));
+    const missing = new Set(result.missing);
+    if (missing.size) initModel(model as Parameters<typeof initModel>[0], opts.seed ?? 0, missing);
     return result;
   } finally {
     for (const t of state.values()) t.dispose();
@@ -177,7 +183,8 @@ export function checkTokenizer(tok: Tokenizer, cfg: ModelConfig, where = 'tokeni
   const claim = (id: number, token: string, from: string) => {
     const prev = byId.get(id);
     if (prev !== undefined && prev !== token) {
-      throw new Error(`${where}: id ${id} is given to two tokens, ${JSON.stringify(prev)} and ${JSON.stringify(token)} (${from}); `
+      const both = `${JSON.stringify(prev)} and ${JSON.stringify(token)}`;
+      throw new Error(`${where}: id ${id} is given to two tokens, ${both} (${from}); `
         + 'every id must name one token');
     }
     byId.set(id, token);
@@ -189,8 +196,9 @@ export function checkTokenizer(tok: Tokenizer, cfg: ModelConfig, where = 'tokeni
   for (const a of json.added_tokens ?? []) claim(a.id, a.content, 'added_tokens');
   if (tok.vocabSize > cfg.vocabSize) {
     const top = tok.vocabSize - 1;
-    throw new Error(`${where}: the tokenizer uses ids up to ${top} (${JSON.stringify(tok.idToToken(top))}), beyond the model's `
-      + `vocab_size ${cfg.vocabSize} (embedding rows 0..${cfg.vocabSize - 1}); use the tokenizer the model was trained with, `
+    const rows = `${cfg.vocabSize} (embedding rows 0..${cfg.vocabSize - 1})`;
+    throw new Error(`${where}: the tokenizer uses ids up to ${top} (${JSON.stringify(tok.idToToken(top))}), `
+      + `beyond the model's vocab_size ${rows}; use the tokenizer the model was trained with, `
       + 'or a config whose vocab_size covers it');
   }
 }
@@ -261,7 +269,8 @@ function parseJson(text: string | Record<string, unknown>, file: string): Record
 
 /** every tensor of one file or of named shards, with the file each came from (a name twice is an error) */
 function parseWeights(weights: ModelFiles['weights']): { tensors: RawTensor[]; fileOf: Map<string, string> } {
-  const byFile = weights instanceof Uint8Array || weights instanceof ArrayBuffer ? { 'model.safetensors': weights } : weights;
+  const single = weights instanceof Uint8Array || weights instanceof ArrayBuffer;
+  const byFile = single ? { 'model.safetensors': weights } : weights;
   const tensors: RawTensor[] = [];
   const fileOf = new Map<string, string>();
   for (const [file, bytes] of Object.entries(byFile)) {

@@ -46,22 +46,26 @@ function drivers(byComponent: Partial<Record<Component, number>>): string {
 
 /** The config's key sizes, for the message. */
 function sizes(cfg: ModelConfig): string {
-  const layers = 'layers' in cfg ? cfg.layers : [('encoder' in cfg ? cfg.encoder.layers : 0), ('decoder' in cfg ? cfg.decoder.layers : 0)]
-    .filter((n) => n > 0).join('+');
+  const stacks = [('encoder' in cfg ? cfg.encoder.layers : 0), ('decoder' in cfg ? cfg.decoder.layers : 0)];
+  const layers = 'layers' in cfg ? cfg.layers : stacks.filter((n) => n > 0).join('+');
   return `hidden=${cfg.hidden}, layers=${layers}, vocabSize=${cfg.vocabSize}`;
 }
 
-const ffnWidth = (f: FfnConfig): number => (f.kind === 'moe' ? Math.max(f.expertHidden, f.denseHidden, f.sharedHidden) : f.hidden);
+const ffnWidth = (f: FfnConfig): number =>
+  f.kind === 'moe' ? Math.max(f.expertHidden, f.denseHidden, f.sharedHidden) : f.hidden;
 
 /** The config's largest weight matrices, as [description, elements]. */
 function bigTensors(cfg: ModelConfig): [string, number][] {
   const D = cfg.hidden;
-  const out: [string, number][] = [[`token embedding vocabSize × hidden = ${cfg.vocabSize} × ${D}`, cfg.vocabSize * D]];
+  const out: [string, number][] = [
+    [`token embedding vocabSize × hidden = ${cfg.vocabSize} × ${D}`, cfg.vocabSize * D],
+  ];
   for (const { name, stack } of transformerStacks(cfg)) {
     const w = ffnWidth(stack.block.ffn);
     out.push([`${name} feed-forward weight hidden × ffn hidden = ${D} × ${w}`, D * w]);
   }
-  if (cfg.arch === 'mamba') out.push([`in_proj 2·inner × hidden = ${2 * mambaInner(cfg)} × ${D}`, 2 * mambaInner(cfg) * D]);
+  const I = cfg.arch === 'mamba' ? mambaInner(cfg) : 0;
+  if (I) out.push([`in_proj 2·inner × hidden = ${2 * I} × ${D}`, 2 * I * D]);
   if (cfg.arch === 'rnn') out.push([`recurrent weight 4·hidden × hidden = ${4 * D} × ${D}`, 4 * D * D]);
   return out;
 }
@@ -83,6 +87,7 @@ export function checkModelSize(cfg: ModelConfig, limits: SizeLimits = {}): void 
   throw new Error(
     `model too large: the config (${cfg.family}: ${sizes(cfg)}) asks for ${humanCount(counts.params)} parameters ` +
       `(${humanBytes(bytes)} as float32), over the limit of ${humanBytes(max)} (${humanCount(max / 4)} parameters); ` +
-      `largest parts: ${drivers(counts.byComponent)}. Reduce those fields, or raise the limit with the maxBytes option.`,
+      `largest parts: ${drivers(counts.byComponent)}. ` +
+      'Reduce those fields, or raise the limit with the maxBytes option.',
   );
 }

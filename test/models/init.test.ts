@@ -64,7 +64,8 @@ function zeroRow(m: LanguageModel, name: string, row: number): void {
   const cols = t.shape[1]!;
   const x = t.data() as Float32Array;
   assert.ok(x.subarray(row * cols, (row + 1) * cols).every((v) => v === 0), `${name}: padding row ${row} must be zero`);
-  assert.ok(x.subarray((row + 1) * cols, (row + 2) * cols).some((v) => v !== 0), `${name}: row ${row + 1} must not be zero`);
+  const next = x.subarray((row + 1) * cols, (row + 2) * cols);
+  assert.ok(next.some((v) => v !== 0), `${name}: row ${row + 1} must not be zero`);
 }
 
 const BIAS_NORM: [RegExp, Expect][] = [
@@ -90,8 +91,9 @@ for (const [preset, extra] of [
   ['tiny-mixtral', {}],
   ['tiny-deepseek', { moe_intermediate_size: 128, kv_lora_rank: 64 }],
 ] as const) {
-  test(`${preset} init: normal(initializer_range) for projections, router and experts; padding row zero; norms one`, () => {
-    const m = build(preset, { hidden_size: 256, intermediate_size: 512, vocab_size: 512, initializer_range: 0.03, pad_token_id: 3, ...extra });
+  test(`${preset} init: normal(initializer_range) for projections, router, experts; pad row 0; norms 1`, () => {
+    const sizes = { hidden_size: 256, intermediate_size: 512, vocab_size: 512 };
+    const m = build(preset, { ...sizes, initializer_range: 0.03, pad_token_id: 3, ...extra });
     checkModel(m, [...BIAS_NORM, [/weight$/, { normal: 0.03 }]]);
     zeroRow(m, 'model.embed_tokens.weight', 3);
     m.dispose();
@@ -99,14 +101,16 @@ for (const [preset, extra] of [
 }
 
 test('bert init: normal(initializer_range), word_embeddings padding row zero, LayerNorm one, biases zero', () => {
-  const m = build('tiny-bert', { hidden_size: 256, intermediate_size: 512, vocab_size: 512, initializer_range: 0.05, pad_token_id: 0 });
+  const sizes = { hidden_size: 256, intermediate_size: 512, vocab_size: 512 };
+  const m = build('tiny-bert', { ...sizes, initializer_range: 0.05, pad_token_id: 0 });
   checkModel(m, [...BIAS_NORM, [/weight$/, { normal: 0.05 }]]);
   zeroRow(m, 'bert.embeddings.word_embeddings.weight', 0);
   m.dispose();
 });
 
 test('bart init: normal(init_std), shared padding row zero, final_logits_bias zero', () => {
-  const m = build('tiny-bart', { d_model: 256, encoder_ffn_dim: 512, decoder_ffn_dim: 512, vocab_size: 512, init_std: 0.04 });
+  const sizes = { d_model: 256, encoder_ffn_dim: 512, decoder_ffn_dim: 512, vocab_size: 512 };
+  const m = build('tiny-bart', { ...sizes, init_std: 0.04 });
   checkModel(m, [...BIAS_NORM, [/weight$/, { normal: 0.04 }]]);
   zeroRow(m, 'model.shared.weight', 1);
   m.dispose();
@@ -115,7 +119,8 @@ test('bart init: normal(init_std), shared padding row zero, final_logits_bias ze
 test('t5 init: Mesh TensorFlow fan-in scaling of q, k, v, o, wi, wo, relative bias; shared f·1', () => {
   for (const f of [1, 0.5]) {
     const [D, dkv, H, dff] = [256, 32, 8, 512];
-    const m = build('tiny-t5', { d_model: D, d_kv: dkv, num_heads: H, d_ff: dff, vocab_size: 512, initializer_factor: f });
+    const sizes = { d_model: D, d_kv: dkv, num_heads: H, d_ff: dff, vocab_size: 512 };
+    const m = build('tiny-t5', { ...sizes, initializer_factor: f });
     checkModel(m, [
       [/layer_norm\.weight$/, { value: f }],
       [/Attention\.q\.weight$/, { normal: f * (D * dkv) ** -0.5 }],
@@ -131,7 +136,8 @@ test('t5 init: Mesh TensorFlow fan-in scaling of q, k, v, o, wi, wo, relative bi
 });
 
 test('t5 v1.1 (gated, untied head) init: wi_0 / wi_1 f·d_model^-0.5, lm_head f·1 (transformers)', () => {
-  const m = build('tiny-t5', { d_model: 256, d_ff: 512, vocab_size: 512, feed_forward_proj: 'gated-gelu', tie_word_embeddings: false });
+  const sizes = { d_model: 256, d_ff: 512, vocab_size: 512 };
+  const m = build('tiny-t5', { ...sizes, feed_forward_proj: 'gated-gelu', tie_word_embeddings: false });
   checkParam('wi_0', values(m, 'encoder.block.0.layer.1.DenseReluDense.wi_0.weight'), { normal: 256 ** -0.5 });
   checkParam('wi_1', values(m, 'decoder.block.1.layer.2.DenseReluDense.wi_1.weight'), { normal: 256 ** -0.5 });
   checkParam('lm_head', values(m, 'lm_head.weight'), { normal: 1 });
@@ -171,7 +177,7 @@ test('t5-small-like model: attention scores at init are O(1) (T5 does not scale 
   m.dispose();
 });
 
-test('mamba init: dt_proj U(±dt_rank^-0.5·scale) and softplus⁻¹(dt) bias, A_log = log(1..N), D = 1, kaiming conv / out_proj', () => {
+test('mamba init: dt_proj U(±dt_rank^-0.5·scale), softplus⁻¹(dt) bias, A_log, D, kaiming conv, out_proj', () => {
   const [hidden, inner, N, R, K] = [128, 256, 16, 8, 4];
   const m = build('tiny-mamba', {
     hidden_size: hidden, intermediate_size: inner, state_size: N, time_step_rank: R, conv_kernel: K, vocab_size: 512,
@@ -183,14 +189,17 @@ test('mamba init: dt_proj U(±dt_rank^-0.5·scale) and softplus⁻¹(dt) bias, A
     [/dt_proj\.bias$/, {
       check: (b, name) => {
         const dt = Array.from(b, (v) => Math.log1p(Math.exp(v))); // softplus
-        assert.ok(dt.every((v) => v >= dtMin * 0.999 && v <= dtMax * 1.001), `${name}: softplus(bias) outside [dt_min, dt_max]`);
+        const inside = dt.every((v) => v >= dtMin * 0.999 && v <= dtMax * 1.001);
+        assert.ok(inside, `${name}: softplus(bias) outside [dt_min, dt_max]`);
         const logs = dt.map(Math.log);
         const mean = logs.reduce((a, c) => a + c, 0) / logs.length;
         const mid = (Math.log(dtMin) + Math.log(dtMax)) / 2;
-        assert.ok(Math.abs(mean - mid) < 0.4, `${name}: log dt should be uniform in [log dt_min, log dt_max] (mean ${mean})`);
+        assert.ok(Math.abs(mean - mid) < 0.4, `${name}: log dt should be uniform in [log dt_min, log dt_max]: ${mean}`);
       },
     }],
-    [/A_log$/, { check: (a, name) => a.forEach((v, i) => assert.ok(Math.abs(v - Math.log((i % N) + 1)) < 1e-6, `${name}[${i}]`)) }],
+    [/A_log$/, {
+      check: (a, name) => a.forEach((v, i) => assert.ok(Math.abs(v - Math.log((i % N) + 1)) < 1e-6, `${name}[${i}]`)),
+    }],
     [/mixer\.D$/, { value: 1 }],
     [/conv1d\.weight$/, { uniform: K ** -0.5 }],
     [/conv1d\.bias$/, { value: 0 }],
@@ -203,7 +212,8 @@ test('mamba init: dt_proj U(±dt_rank^-0.5·scale) and softplus⁻¹(dt) bias, A
 });
 
 test('mamba init with rescale_prenorm_residual: out_proj U(±inner^-0.5) / sqrt(num_hidden_layers)', () => {
-  const m = build('tiny-mamba', { rescale_prenorm_residual: true, num_hidden_layers: 4, hidden_size: 128, intermediate_size: 256 });
+  const sizes = { num_hidden_layers: 4, hidden_size: 128, intermediate_size: 256 };
+  const m = build('tiny-mamba', { ...sizes, rescale_prenorm_residual: true });
   checkParam('out_proj', values(m, 'backbone.layers.3.mixer.out_proj.weight'), { uniform: 256 ** -0.5 / 2 });
   assert.equal((m.config as { ssm: { rescalePrenormResidual?: boolean } }).ssm.rescalePrenormResidual, true);
   m.dispose();
