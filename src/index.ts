@@ -17,6 +17,7 @@ export { getPreset, getPresetInfo, presetNames, isPreset } from './models/preset
 export { fromHFConfig, toHFConfig, applyOverrides } from './models/hf-config.js';
 export { inspectConfig, countParams } from './models/inspect.js';
 export { parseSafetensors, serializeSafetensors } from './io/safetensors.js';
+export { loadModelFromFiles, modelFromCheckpoint, configFromJson, configToJson, checkTokenizer } from './models/load.js';
 
 // ---- tokenizers ----
 export * as tokenizers from './tokenizers/index.js';

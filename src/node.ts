@@ -3,8 +3,8 @@
 // fast backend, which is selected on import (LINEAGE_BACKEND=reference|wasm and LINEAGE_THREADS=N
 // choose otherwise). Its worker threads are unref'd: an idle library never keeps a process alive.
 export * from './index.js';
-export { loadModel, saveModel } from './models/load-node.js';
-export { loadModelDir, saveModelDir, type LoadedModel } from './infer/model-dir-node.js';
+export { loadModel, saveModel, loadModelDir } from './models/load-node.js';
+export { saveModelDir, type LoadedModel } from './infer/model-dir-node.js';
 export { loadTokenizer, saveTokenizer } from './tokenizers/load-node.js';
 export { readCheckpoint, writeCheckpoint } from './io/checkpoint-node.js';
 export { useFastBackend, shutdownBackend } from './cli/backend-node.js';

@@ -38,6 +38,8 @@ export interface Checkpoint {
   tensors: RawTensor[];
   /** __metadata__ of the (first) weights file */
   metadata: Record<string, string> | null;
+  /** tensor name -> path of the file holding it (for messages naming the file) */
+  fileOf?: Map<string, string>;
 }
 
 async function readExactly(fh: FileHandle, position: number, length: number, file: string): Promise<Uint8Array> {
@@ -172,13 +174,18 @@ async function readSharded(dir: string): Promise<Omit<Checkpoint, 'config'>> {
     if (wanted.size > 0) throw new Error(`${indexPath}: ${file} lacks tensors the weight_map assigns to it: ${[...wanted].slice(0, 5).join(', ')}`);
     tensors.push(...part.tensors);
   }
-  return { tensors, metadata };
+  const fileOf = new Map([...byFile].flatMap(([file, names]) => names.map((n) => [n, join(dir, file)] as const)));
+  return { tensors, metadata, fileOf };
 }
 
 /** Reads a Hugging Face model directory: config.json and the weights (single file or sharded). */
 export async function readCheckpoint(dir: string): Promise<Checkpoint> {
   const config = await readConfigJson(dir);
-  if (await exists(join(dir, WEIGHTS_FILE))) return { config, ...(await readSafetensorsFile(join(dir, WEIGHTS_FILE))) };
+  const single = join(dir, WEIGHTS_FILE);
+  if (await exists(single)) {
+    const parsed = await readSafetensorsFile(single);
+    return { config, ...parsed, fileOf: new Map(parsed.tensors.map((t) => [t.name, single])) };
+  }
   if (await exists(join(dir, INDEX_FILE))) return { config, ...(await readSharded(dir)) };
   const files = (await readdir(dir)).join(', ');
   throw new Error(`${dir}: no ${WEIGHTS_FILE} or ${INDEX_FILE} (found: ${files || 'nothing'})`);

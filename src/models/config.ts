@@ -196,6 +196,8 @@ export interface SsmConfig {
   dtInit: 'random' | 'constant';
   dtScale: number;
   dtInitFloor: number;
+  /** init only: out_proj divided by sqrt(layers) (transformers `rescale_prenorm_residual`; absent = false) */
+  rescalePrenormResidual?: boolean;
 }
 
 /** Selective state-space LM: embedding → L × (norm → Mamba mixer, residual) → final norm → head. */

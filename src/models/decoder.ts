@@ -161,15 +161,6 @@ export class DecoderLM extends Module implements LanguageModel {
     this.stack = this.child(this.naming.root, new DecoderStack(config, this.naming, rng));
     this.embedNorm = config.embedNorm ? this.child('embed_norm', makeNorm(config.hidden, config.embedNorm)) : null;
     this.lmHead = config.tieEmbeddings ? null : this.child('lm_head', new Linear(config.hidden, config.vocabSize, { bias: false, std: config.initStd, rng }));
-    if (config.family === 'gpt2') this.scaleResidualInit();
-  }
-
-  /** GPT-2's init: projections into the residual stream (`c_proj`) get std / sqrt(2 · layers) */
-  private scaleResidualInit(): void {
-    const s = 1 / Math.sqrt(2 * this.config.decoder.layers);
-    noGrad(() => {
-      for (const [name, t] of this.namedParameters()) if (name.endsWith('c_proj.weight')) this.setParameter(name, mul(t, s));
-    });
   }
 
   newCache(_batch: number, opts: CacheOptions = {}): KVCache {

@@ -952,6 +952,7 @@ const mamba: Codec<'mamba'> = {
         dtInit: r.oneOf('time_step_init_scheme', ['random', 'constant'] as const, 'random'),
         dtScale: r.num('time_step_scale', 1),
         dtInitFloor: r.num('time_step_floor', 1e-4),
+        ...(r.bool('rescale_prenorm_residual', false) ? { rescalePrenormResidual: true } : {}),
       },
       tieEmbeddings: r.bool('tie_word_embeddings', true),
       dropout: dropoutAll(0),
@@ -983,6 +984,7 @@ const mamba: Codec<'mamba'> = {
       time_step_max: s.dtMax,
       time_step_init_scheme: s.dtInit,
       time_step_floor: s.dtInitFloor,
+      ...(s.rescalePrenormResidual ? { rescale_prenorm_residual: true } : {}),
       tie_word_embeddings: cfg.tieEmbeddings,
       ...tokensTo(cfg.tokens, false),
     };

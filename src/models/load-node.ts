@@ -1,71 +1,57 @@
-// Hugging Face model directories <-> models (Node only). `loadModel(dir)`: config.json through
-// fromHFConfig, a freshly built model of that family, then the safetensors weights (single file or
-// shards) through the family's `sanitize` name mapping into `loadStateDict` (strict: a missing or
-// unexpected tensor is an error naming it). `saveModel(model, dir)`: config.json via toHFConfig plus
+// Hugging Face model directories <-> models (Node only): the file reading around load.ts, the one loader.
+// `loadModelDir(dir)`: config.json + the safetensors weights (single file or shards) + tokenizer.json when
+// present, through load.ts (model allocated without random init, every tensor and the tokenizer checked).
+// `loadModel(dir)` is the same returning the model alone. `saveModel(model, dir)`: config.json plus
 // model.safetensors with the model's own (HF) parameter names, each file written atomically.
-import type { Tensor } from '../tensor/tensor.js';
-import { noGrad } from '../tensor/engine.js';
-import { readAs } from '../backend/dtype.js';
-import { tensor } from '../ops/index.js';
-import type { RawTensor } from '../io/safetensors.js';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { readCheckpoint, writeCheckpoint } from '../io/checkpoint-node.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
-import { saveTokenizer } from '../tokenizers/load-node.js';
-import { fromHFConfig, type HfJson } from './hf-config.js';
-import type { ModelConfig } from './config.js';
+import { loadTokenizer, saveTokenizer } from '../tokenizers/load-node.js';
+import type { HfJson } from './hf-config.js';
 import type { LanguageModel } from './model.js';
-import { createModel } from './registry.js';
+import { type LoadModelOptions, type LoadedModel, modelFromCheckpoint, toRaw } from './load.js';
 
-/** a RawTensor from a file as a Tensor of the same dtype */
-export function fromRaw(r: RawTensor): Tensor {
-  if (r.dtype !== 'float16' && r.dtype !== 'bfloat16') return tensor(r.data as Float32Array | Int32Array | Uint8Array, { shape: r.shape, dtype: r.dtype });
-  const f = new Float32Array(r.data.length);
-  for (let i = 0; i < f.length; i++) f[i] = readAs(r.dtype, r.data, i); // exact: decoded halves re-encode to the same bits
-  return tensor(f, { shape: r.shape, dtype: r.dtype });
-}
+export { fromRaw, toRaw, loadWeights, configFromJson, configToJson, type LoadedModel } from './load.js';
 
-/** a Tensor as a RawTensor for safetensors (float16/bfloat16 as raw 16-bit patterns) */
-export function toRaw(name: string, t: Tensor): RawTensor {
-  const data = t.data();
-  if (t.dtype !== 'float16' && t.dtype !== 'bfloat16') return { name, dtype: t.dtype, shape: [...t.shape], data };
-  const raw = t.isContiguous ? t.backend.read(t.storage.buf, t.offset, t.size) : null;
-  if (!raw) throw new Error(`saveModel: ${name} is a non-contiguous ${t.dtype} tensor`);
-  return { name, dtype: t.dtype, shape: [...t.shape], data: raw as Uint16Array };
-}
+export type LoadOptions = LoadModelOptions;
 
-export interface LoadOptions {
-  /** allow missing / unexpected tensors (they are reported, not thrown) */
-  strict?: boolean;
-  /** config.json -> ModelConfig (default fromHFConfig; a caller with config extensions passes its own) */
-  readConfig?: (json: HfJson) => ModelConfig;
-  /** seed of the initializer for tensors a non-strict load leaves untouched */
-  seed?: number;
-}
-
-/**
- * Copies checkpoint tensors into `model` through its family's `sanitize` name mapping. Strict by
- * default: a missing or unexpected tensor is an error naming it. Returns what was missing / unexpected.
- */
-export function loadWeights(model: LanguageModel, tensors: readonly RawTensor[], opts: { strict?: boolean } = {}): { missing: string[]; unexpected: string[] } {
-  const state = new Map(tensors.map((r) => [r.name, fromRaw(r)] as const));
-  try {
-    const mapped = model.sanitize ? model.sanitize(state) : state;
-    return noGrad(() => model.loadStateDict(mapped, { strict: opts.strict ?? true }));
-  } finally {
-    for (const t of state.values()) t.dispose();
+/** `dir` must be a directory holding config.json: a clear message otherwise (not EISDIR / ENOENT). */
+function checkModelDir(dir: string): void {
+  if (!existsSync(dir)) throw new Error(`${dir}: not a model directory (it does not exist)`);
+  if (!statSync(dir).isDirectory()) {
+    throw new Error(`${dir}: not a model directory (a file; expected a directory with config.json)`);
+  }
+  if (!existsSync(join(dir, 'config.json'))) throw new Error(`${dir}: not a model directory (no config.json)`);
+  const weights = join(dir, 'model.safetensors');
+  if (existsSync(weights) && statSync(weights).isDirectory()) {
+    throw new Error(`${weights}: is a directory, expected a safetensors file`);
   }
 }
 
-/** Loads a transformers-layout directory (config.json + model.safetensors or shards). */
-export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<LanguageModel> {
+/** Loads config.json + weights (+ tokenizer.json when present) of a transformers-layout directory. */
+export async function loadModelDir(dir: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
+  checkModelDir(dir);
   const ckpt = await readCheckpoint(dir);
-  const model = createModel((opts.readConfig ?? fromHFConfig)(ckpt.config), { seed: opts.seed ?? 0 });
+  const tokenizerFile = join(dir, 'tokenizer.json');
+  const tokenizer = existsSync(tokenizerFile) ? loadTokenizer(dir) : null;
   try {
-    loadWeights(model, ckpt.tensors, opts);
+    return modelFromCheckpoint({ ...ckpt, tokenizer, tokenizerFile }, opts);
+  } catch (e) {
+    const msg = (e as Error).message;
+    throw new Error(msg.includes(dir) ? msg : `${dir}: ${msg}`);
+  }
+}
+
+/** Loads a transformers-layout directory's model (config.json + model.safetensors or shards). */
+export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promise<LanguageModel> {
+  checkModelDir(dir);
+  const ckpt = await readCheckpoint(dir);
+  try {
+    return modelFromCheckpoint(ckpt, opts).model;
   } catch (e) {
     throw new Error(`loadModel ${dir}: ${(e as Error).message}`);
   }
-  return model;
 }
 
 export interface SaveOptions {
@@ -82,6 +68,7 @@ export interface SaveOptions {
 export async function saveModel(model: LanguageModel, dir: string, opts: SaveOptions = {}): Promise<void> {
   const tensors = model.namedParameters().map(([name, t]) => toRaw(name, t));
   const tokenizerPath = typeof opts.tokenizer === 'string' ? opts.tokenizer : undefined;
-  await writeCheckpoint(dir, opts.config ?? model.config, tensors, { tokenizerPath, maxShardBytes: opts.maxShardBytes });
+  const write = { tokenizerPath, maxShardBytes: opts.maxShardBytes };
+  await writeCheckpoint(dir, opts.config ?? model.config, tensors, write);
   if (opts.tokenizer && typeof opts.tokenizer !== 'string') saveTokenizer(opts.tokenizer, dir);
 }

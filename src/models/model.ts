@@ -87,4 +87,9 @@ export interface CacheOptions {
 export interface CreateOptions {
   /** seed of the parameter initializer (default 0) */
   seed?: number;
+  /** 'random' (default): each family's transformers initialisation; 'none': zero-filled parameters, no
+   * random numbers drawn (a checkpoint is about to overwrite them) */
+  init?: 'random' | 'none';
+  /** refuse configs whose float32 parameters exceed this many bytes (default 32 GiB, see size.ts) */
+  maxBytes?: number;
 }

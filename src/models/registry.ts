@@ -9,6 +9,9 @@ import { buildT5 } from './t5.js';
 import { buildBart } from './bart.js';
 import { buildRnnLM } from './rnn.js';
 import { buildMamba } from './mamba.js';
+import { initModel } from './init.js';
+import { checkModelSize } from './size.js';
+import { withoutInit } from '../nn/module.js';
 
 export type ModelBuilder<F extends Family> = (config: FamilyConfig<F>, opts: CreateOptions) => LanguageModel;
 
@@ -28,12 +31,22 @@ const BUILDERS: { [F in Family]: ModelBuilder<F> } = {
   mamba: buildMamba,
 };
 
-/** Builds a freshly initialized model (seeded) for any config. */
+/**
+ * Builds a model for any config: sizes checked before anything is allocated (checkModelSize), the module
+ * tree built with random initialisation off, then every parameter initialised once by its family's plan
+ * (init.ts, seeded). `init: 'none'` skips that last step: zero-filled parameters and no random numbers
+ * drawn, for weights about to be overwritten by a checkpoint.
+ */
 export function createModel(config: ModelConfig, opts: CreateOptions = {}): LanguageModel {
   validateConfig(config);
   const build = BUILDERS[config.family] as ModelBuilder<Family> | undefined;
   if (!build) throw new Error(`createModel: unknown family ${JSON.stringify(config.family)} (known: ${Object.keys(BUILDERS).join(', ')})`);
-  return build(config as FamilyConfig<Family>, opts);
+  const init = opts.init ?? 'random';
+  if (init !== 'random' && init !== 'none') throw new Error(`createModel: option init must be 'random' or 'none', got ${JSON.stringify(init)}`);
+  checkModelSize(config, { maxBytes: opts.maxBytes });
+  const model = withoutInit(() => build(config as FamilyConfig<Family>, opts));
+  if (init === 'random') initModel(model as LanguageModel & { config: FamilyConfig<Family> }, opts.seed ?? 0);
+  return model;
 }
 
 /** Families with a registered (non-placeholder) builder can be probed by calling createModel. */

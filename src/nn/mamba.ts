@@ -12,7 +12,7 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../tensor/random.js';
 import { add, clamp, concat, conv1dCausal, exp, full, log, mul, neg, rand, reshape, selectiveScan, silu, slice, softplus, split, tensor, transpose, zeros } from '../ops/index.js';
-import { Module } from './module.js';
+import { Module, initSkipped, initUniform } from './module.js';
 import { Linear } from './layers.js';
 
 export interface MambaMixerOptions {
@@ -52,10 +52,10 @@ export class MambaMixer extends Module {
     this.conv1d = this.child('conv1d', new Conv1dDepthwise(I, o.dConv, o.convBias, rng));
     this.x_proj = this.child('x_proj', new Linear(I, R + 2 * N, { bias: false, std: o.initStd, rng }));
     this.dt_proj = this.child('dt_proj', new Linear(R, I, { bias: true, rng }));
-    this.initDt(rng);
+    if (!initSkipped()) this.initDt(rng);
     // S4D-real init: A = -(1..N) for every channel
-    const a = Float32Array.from({ length: I * N }, (_, i) => Math.log((i % N) + 1));
-    this.param('A_log', tensor(a, { shape: [I, N] }));
+    const a = () => Float32Array.from({ length: I * N }, (_, i) => Math.log((i % N) + 1));
+    this.param('A_log', initSkipped() ? zeros([I, N]) : tensor(a(), { shape: [I, N] }));
     this.param('D', full([I], 1));
     this.out_proj = this.child('out_proj', new Linear(I, D, { bias: o.projBias, std: o.initStd, rng }));
   }
@@ -99,8 +99,8 @@ export class Conv1dDepthwise extends Module {
   constructor(readonly channels: number, readonly kernel: number, bias: boolean, rng: Rng) {
     super();
     const k = 1 / Math.sqrt(kernel); // torch Conv1d init bound for groups == channels
-    this.param('weight', rand([channels, 1, kernel], { low: -k, high: k, rng }));
-    if (bias) this.param('bias', rand([channels], { low: -k, high: k, rng }));
+    this.param('weight', initUniform([channels, 1, kernel], -k, k, rng));
+    if (bias) this.param('bias', initUniform([channels], -k, k, rng));
     else this.noParam('bias');
   }
   /** x [B, C, T] -> [B, C, T], output t sees inputs t-K+1..t (zeros before the start) */

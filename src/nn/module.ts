@@ -6,7 +6,7 @@ import '../autograd/index.js'; // modules are trained: make sure Tensor.backward
 import { keep, noGrad } from '../tensor/engine.js';
 import { fmt } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { cast, randn, zeros, full } from '../ops/index.js';
+import { cast, rand, randn, zeros, full } from '../ops/index.js';
 import type { Rng } from '../tensor/random.js';
 import type { DType } from '../backend/backend.js';
 
@@ -186,8 +186,32 @@ function repoint(owner: Module, from: Module, to: Module): void {
 }
 
 // ---- initialisers (all seeded) ----
+// Building a model whose weights are about to be overwritten (a checkpoint load) runs under
+// `withoutInit`: every random initialiser below then allocates zeros and draws nothing, like
+// transformers' `no_init_weights` context. Scoped like `noGrad`, so an exception cannot leak the mode.
+let initSkipDepth = 0;
+
+/** runs `fn` with random initialisation off (parameters are zero-filled, no random numbers drawn) */
+export function withoutInit<T>(fn: () => T): T {
+  initSkipDepth++;
+  try {
+    return fn();
+  } finally {
+    initSkipDepth--;
+  }
+}
+
+/** true inside `withoutInit` */
+export function initSkipped(): boolean {
+  return initSkipDepth > 0;
+}
+
 export function initNormal(shape: number[], std: number, rng: Rng): Tensor {
-  return randn(shape, { std, rng });
+  return initSkipped() ? zeros(shape) : randn(shape, { std, rng });
+}
+/** U(low, high), e.g. torch's default Linear / Conv / RNN init */
+export function initUniform(shape: number[], low: number, high: number, rng: Rng): Tensor {
+  return initSkipped() ? zeros(shape) : rand(shape, { low, high, rng });
 }
 export function initZeros(shape: number[]): Tensor {
   return zeros(shape);

@@ -9,8 +9,8 @@
 // Notation: B batch, T time, H hidden size, G gates.
 import type { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../tensor/random.js';
-import { add, dropout, linear, mul, rand, reshape, sigmoid, slice, split, stack, sub, tanh, zeros } from '../ops/index.js';
-import { Module } from './module.js';
+import { add, dropout, linear, mul, reshape, sigmoid, slice, split, stack, sub, tanh, zeros } from '../ops/index.js';
+import { Module, initUniform } from './module.js';
 
 export type RnnCellKind = 'rnn' | 'lstm' | 'gru';
 
@@ -71,7 +71,7 @@ export class RNN extends Module {
     this.gates = RNN_GATES[kind];
     const rng = opts.rng ?? new Rng(0);
     const k = 1 / Math.sqrt(hiddenSize); // torch init: U(-1/sqrt(H), 1/sqrt(H)) for every tensor
-    const u = (shape: number[]) => rand(shape, { low: -k, high: k, rng });
+    const u = (shape: number[]) => initUniform(shape, -k, k, rng);
     const GH = this.gates * hiddenSize;
     for (let l = 0; l < numLayers; l++) {
       this.param(`weight_ih_l${l}`, u([GH, l === 0 ? inputSize : hiddenSize]));

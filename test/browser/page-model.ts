@@ -7,7 +7,7 @@ import {
   type Tensor,
 } from '../../src/index.js';
 import type { HfJson } from '../../src/models/hf-config.js';
-import { readAs } from '../../src/tensor/dtype.js';
+import { readAs } from '../../src/backend/dtype.js';
 import type { RawTensor } from '../../src/io/safetensors.js';
 import { applyTweaks } from '../../src/train/recipes.js';
 
