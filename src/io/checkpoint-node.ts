@@ -10,8 +10,8 @@ import { constants } from 'node:fs';
 import { copyFile, mkdir, open, readFile, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 
-import type { ModelConfig } from '../models/config.js';
-import { type HfJson, fromHFConfig, toHFConfig } from '../models/hf-config.js';
+/** a config.json object (io reads and writes it; the models layer gives it meaning) */
+export type HfJson = Record<string, unknown>;
 import {
   type ParsedSafetensors,
   type RawTensor,
@@ -137,16 +137,6 @@ export async function readConfigJson(dir: string): Promise<HfJson> {
   return json as HfJson;
 }
 
-/** The validated ModelConfig of a model directory (from its config.json). */
-export async function readModelConfig(dir: string): Promise<ModelConfig> {
-  const json = await readConfigJson(dir);
-  try {
-    return fromHFConfig(json);
-  } catch (e) {
-    throw new Error(`${join(dir, CONFIG_FILE)}: ${(e as Error).message}`);
-  }
-}
-
 /** Parses a shard index into file → tensor names, refusing paths that leave the directory. */
 function parseIndex(json: unknown, path: string): Map<string, string[]> {
   const map = (json as { weight_map?: unknown } | null)?.weight_map;
@@ -250,13 +240,12 @@ async function writeSafetensorsTemp(path: string, tensors: readonly RawTensor[],
 
 const writeTextTemp = (path: string, text: string): Promise<string> => writeTemp(path, async (fh) => void (await fh.write(text)));
 
-/** Writes a Hugging Face model directory (config.json, weights, optional tokenizer.json). `config` is a
- * config.json object or a ModelConfig (converted with toHFConfig). Weight files of an earlier write that
+/** Writes a Hugging Face model directory (config.json, weights, optional tokenizer.json). `config` is the
+ * config.json object (a ModelConfig goes through the models layer's toHFConfig first). Weight files of an earlier write that
  * the new one does not use are removed, so readers never mix old and new shards. */
 export async function writeCheckpoint(
-  dir: string, config: HfJson | ModelConfig, tensors: readonly RawTensor[], opts: WriteCheckpointOptions = {},
+  dir: string, hf: HfJson, tensors: readonly RawTensor[], opts: WriteCheckpointOptions = {},
 ): Promise<void> {
-  const hf = 'arch' in config && 'family' in config ? toHFConfig(config as ModelConfig) : (config as HfJson);
   const metadata = opts.metadata ?? { format: 'pt' };
   const shards = planShards(tensors, opts.maxShardBytes);
   await mkdir(dir, { recursive: true });

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { readCheckpoint, writeCheckpoint } from '../io/checkpoint-node.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { loadTokenizer, saveTokenizer } from '../tokenizers/load-node.js';
-import type { HfJson } from './hf-config.js';
+import { type HfJson, toHFConfig } from './hf-config.js';
 import type { LanguageModel } from './model.js';
 import { type LoadModelOptions, type LoadedModel, modelFromCheckpoint, toRaw } from './load.js';
 
@@ -69,6 +69,6 @@ export async function saveModel(model: LanguageModel, dir: string, opts: SaveOpt
   const tensors = model.namedParameters().map(([name, t]) => toRaw(name, t));
   const tokenizerPath = typeof opts.tokenizer === 'string' ? opts.tokenizer : undefined;
   const write = { tokenizerPath, maxShardBytes: opts.maxShardBytes };
-  await writeCheckpoint(dir, opts.config ?? model.config, tensors, write);
+  await writeCheckpoint(dir, opts.config ?? toHFConfig(model.config), tensors, write);
   if (opts.tokenizer && typeof opts.tokenizer !== 'string') saveTokenizer(opts.tokenizer, dir);
 }

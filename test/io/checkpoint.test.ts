@@ -6,7 +6,7 @@ import { join } from 'node:path';
 
 import { planShards, readCheckpoint, readSafetensorsFile, writeCheckpoint } from '../../src/io/checkpoint-node.js';
 import { type RawTensor, serializeSafetensors } from '../../src/io/safetensors.js';
-import { fromHFConfig } from '../../src/models/hf-config.js';
+import { fromHFConfig, toHFConfig } from '../../src/models/hf-config.js';
 import { getPreset } from '../../src/models/presets.js';
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -50,7 +50,7 @@ test('single-file checkpoint round trip, config from a ModelConfig, tokenizer co
     const tok = join(dir, 'tok-src.json');
     await writeFile(tok, '{"model": {"type": "BPE"}}');
     const out = join(dir, 'model');
-    await writeCheckpoint(out, getPreset('tiny-llama'), tensors(), { tokenizerPath: tok });
+    await writeCheckpoint(out, toHFConfig(getPreset('tiny-llama')), tensors(), { tokenizerPath: tok });
     assert.deepEqual((await readdir(out)).sort(), ['config.json', 'model.safetensors', 'tokenizer.json']);
     const ck = await readCheckpoint(out);
     assert.deepEqual(fromHFConfig(ck.config), getPreset('tiny-llama'));
