@@ -40,6 +40,8 @@ export interface TrainerOptions {
   evalInterval?: number;
   /** batches per split per evaluation (nanoGPT eval_iters) */
   evalBatches?: number;
+  /** fp16: steps skipped in a row (inf/nan gradients) before training stops with an error (default 50) */
+  maxSkippedSteps?: number;
 }
 
 export interface StepResult {
@@ -92,7 +94,7 @@ export class NonFiniteLossError extends Error {
 }
 
 /** fp16 steps skipped in a row before the trainer gives up: the loss scale has then fallen by 2^-50 */
-export const MAX_CONSECUTIVE_SKIPS = 50;
+export const MAX_SKIPPED_STEPS = 50;
 
 /** models opt in to gradient checkpointing through this flag (see docs/TRAINING.md) */
 export interface CheckpointableModel {
@@ -112,7 +114,7 @@ export class Trainer {
   private skippedInARow = 0;
 
   constructor(readonly model: LanguageModel, readonly task: TrainTask, opts: TrainerOptions) {
-    this.o = { gradAccum: 1, gradClip: 0, precision: 'fp32', gradientCheckpointing: false, evalInterval: 0, evalBatches: 20, lossScale: {}, ...opts };
+    this.o = { gradAccum: 1, gradClip: 0, precision: 'fp32', gradientCheckpointing: false, evalInterval: 0, evalBatches: 20, lossScale: {}, maxSkippedSteps: MAX_SKIPPED_STEPS, ...opts };
     if (!(Number.isInteger(this.o.steps) && this.o.steps >= 0)) throw new Error(`trainer: steps must be a non-negative integer, got ${this.o.steps}`);
     if (!(Number.isInteger(this.o.gradAccum) && this.o.gradAccum >= 1)) throw new Error(`trainer: gradAccum must be a positive integer, got ${this.o.gradAccum}`);
     validateSchedule(this.o.schedule);
@@ -159,10 +161,10 @@ export class Trainer {
   private checkNonFinite(badLoss: number | null, norm: number, lr: number): void {
     const what = badLoss !== null ? 'the loss' : 'the gradient norm';
     const value = badLoss ?? norm;
-    if (this.mp.scaler && ++this.skippedInARow < MAX_CONSECUTIVE_SKIPS) return;
+    if (this.mp.scaler && ++this.skippedInARow < this.o.maxSkippedSteps) return;
     this.mp.zeroGrad();
     const hint = this.mp.scaler
-      ? `${MAX_CONSECUTIVE_SKIPS} fp16 steps in a row were skipped (loss scale now ${this.mp.scaler.scale}); ` +
+      ? `${this.o.maxSkippedSteps} fp16 steps in a row were skipped (loss scale now ${this.mp.scaler.scale}); ` +
         'the model overflows float16: train with --precision bf16 or fp32, or a lower --lr'
       : 'the learning rate is likely too high (lower --lr, or set --grad-clip 1), or the data or weights hold extreme values';
     throw new NonFiniteLossError(this.step, what, value, lr, hint);

@@ -371,9 +371,22 @@ export function resumeSchedule(c: TrainConfig, f: ParsedFlags, state: TrainerSta
       'To re-plan it, pass --decay-steps N (or --lr, --min-lr, --warmup, --schedule).');
     return prev;
   }
+  const next = changedSchedule(prev, c.schedule, f);
   say(`--resume: ${stepsNote}learning-rate schedule changed by ${explicit.map((n) => '--' + n).join(' ')} ` +
-    `from (${describeSchedule(prev)}) to (${describeSchedule(c.schedule)})`);
-  return c.schedule;
+    `from (${describeSchedule(prev)}) to (${describeSchedule(next)})`);
+  return next;
+}
+
+const SCHEDULE_FIELD: Record<string, string> = { lr: 'lr', 'min-lr': 'minLr', warmup: 'warmup', 'decay-steps': 'decaySteps' };
+
+/** the run's schedule with the fields the command line gives; a new --schedule kind takes the command line's whole */
+function changedSchedule(prev: Schedule, asked: Schedule, f: ParsedFlags): Schedule {
+  if (asked.kind !== prev.kind) return asked;
+  const next = { ...prev } as Record<string, unknown>;
+  for (const [flag, field] of Object.entries(SCHEDULE_FIELD)) {
+    if (f.values.has(flag) && field in asked) next[field] = (asked as unknown as Record<string, unknown>)[field];
+  }
+  return next as unknown as Schedule;
 }
 
 /** POSIX shell quoting for the resume command we print */
