@@ -1,6 +1,7 @@
 // Reading the files the CLI is pointed at, with errors that name the flag and the path (Node's own
 // EISDIR / ENOENT messages name neither when the file is read by descriptor).
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { isPreset } from '../models/presets.js';
 
 /** a UTF-8 text file; errors name the flag and the path (Node's EISDIR names neither) */
@@ -9,7 +10,8 @@ export function readTextFile(flag: string, path: string): string {
   try {
     isDir = statSync(path).isDirectory();
   } catch (e) {
-    throw new Error(`${flag} ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+    const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new Error(`${flag} ${path}: ${missing ? 'no such file' : (e as Error).message}`);
   }
   if (isDir) throw new Error(`${flag} ${path}: is a directory, expected a text file`);
   try {
@@ -32,4 +34,15 @@ export function requireModelDir(flag: string, dir: string): void {
     throw new Error(`${flag} ${dir}: ${hint}`);
   }
   if (!isDir) throw new Error(`${flag} ${dir}: not a directory (expected a model directory with config.json)`);
+  checkModelFiles(flag, dir);
+}
+
+/** the files a model directory's loader reads must be files (a directory there fails with a bare EISDIR) */
+export function checkModelFiles(flag: string, dir: string): void {
+  for (const name of ['config.json', 'model.safetensors', 'model.safetensors.index.json', 'tokenizer.json']) {
+    const p = join(dir, name);
+    if (existsSync(p) && statSync(p).isDirectory()) {
+      throw new Error(`${flag} ${dir}: ${p} is a directory, expected a file`);
+    }
+  }
 }

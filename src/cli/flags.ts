@@ -36,7 +36,9 @@ export function parseFlags(
         f.positionals.push(a);
         continue;
       }
-      const why = o.positionals ? `only ${o.positionals} ${o.positionalName ?? 'argument'} expected` : 'options start with --';
+      const why = o.positionals
+        ? `only ${o.positionals} ${o.positionalName ?? 'argument'} expected`
+        : 'options start with --';
       throw new Error(`unexpected argument ${JSON.stringify(a)} (${why}; ${seeHelp})`);
     }
     const eq = a.indexOf('=');
@@ -48,7 +50,9 @@ export function parseFlags(
       const v = eq >= 0 ? a.slice(eq + 1) : argv[++i];
       if (v === undefined) throw new Error(`--${name}: expected a value (${seeHelp})`);
       // `--out --steps 5` forgot the value of --out: do not swallow the next option as it
-      if (eq < 0 && v.startsWith('--') && v.length > 2) throw new Error(`--${name}: expected a value, got the option ${v}`);
+      if (eq < 0 && v.startsWith('--') && v.length > 2) {
+        throw new Error(`--${name}: expected a value, got the option ${v}`);
+      }
       f.values.set(name, [...(f.values.get(name) ?? []), v]);
     } else {
       const known = [...valued, ...booleans, 'help'].map((n) => '--' + n).join(' ');
@@ -102,7 +106,9 @@ export function flagNumberList(f: ParsedFlags, name: string, r: NumberRule = {})
   const s = flagString(f, name);
   if (s === undefined) return undefined;
   const parts = s.split(',').map((x) => x.trim());
-  if (parts.some((p) => p === '')) throw new Error(`--${name}: expected comma-separated ${describe(r).replace(/^an? /, '')}s, got ${JSON.stringify(s)}`);
+  if (parts.some((p) => p === '')) {
+    throw new Error(`--${name}: expected comma-separated ${describe(r).replace(/^an? /, '')}s, got ${JSON.stringify(s)}`);
+  }
   return parts.map((p) => parseNumber(`--${name}`, p, r));
 }
 
@@ -110,6 +116,8 @@ export function flagNumberList(f: ParsedFlags, name: string, r: NumberRule = {})
 export function flagChoice<T extends string>(f: ParsedFlags, name: string, choices: readonly T[]): T | undefined {
   const s = flagString(f, name);
   if (s === undefined) return undefined;
-  if (!(choices as readonly string[]).includes(s)) throw new Error(`--${name}: expected ${choices.join(' | ')}, got ${JSON.stringify(s)}`);
+  if (!(choices as readonly string[]).includes(s)) {
+    throw new Error(`--${name}: expected ${choices.join(' | ')}, got ${JSON.stringify(s)}`);
+  }
   return s as T;
 }

@@ -190,6 +190,12 @@ test('damaged files and directories are reported by name, with invisible charact
   mkdirSync(folder, { recursive: true });
   const e = lineage(['eval', '--model', out, '--data', folder]);
   assert.match(e.err, /--data .*a-folder: is a directory, expected a text file/);
+  const broken = join(dir, 'weights-folder');
+  mkdirSync(join(broken, 'model.safetensors'), { recursive: true });
+  writeFileSync(join(broken, 'config.json'), readFileSync(join(out, 'config.json')));
+  for (const args of [['eval', '--model', broken, '--data', data], ['logits', '--model', broken, '--ids', '1']]) {
+    assert.match(lineage(args).err, /--model .*weights-folder: .*weights-folder\/model\.safetensors is a directory, expected a file/);
+  }
   const t = lineage(['train', ...TINY.slice(0, 4), '--data', join(dir, 'nope.txt'), '--out', join(dir, 'nope-out')]);
   assert.match(t.err, /--data .*nope\.txt: no such file/);
 });

@@ -39,7 +39,7 @@ import { configToJson, loadModelDir, saveModelDir } from '../../infer/model-dir-
 import { ProgressBar } from '../progress.js';
 import { flagNumber, flagString, parseFlags, type ParsedFlags } from '../flags.js';
 import { tokenizerVocabOverrides } from '../config-overrides.js';
-import { readTextFile } from '../files.js';
+import { checkModelFiles, readTextFile } from '../files.js';
 
 // ---- flags ----
 
@@ -421,6 +421,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const json = f.bools.has('json');
   if (!f.bools.has('memory-report')) checkOutDir(c, f);
   manualSeed(c.seed); // dropout draws from the global tensor RNG: same command + seed, same curve
+  if (isModelDir(c.model)) checkModelFiles('--model', c.model);
   const fromDir = isModelDir(c.model) ? await loadModelDir(c.model, { seed: c.seed }) : null;
   const { tokenizer, data } = prepareData(c, fromDir?.tokenizer ?? null);
   const cfg = buildModelConfig(c, tokenizer, fromDir ? fromDir.config : null);
