@@ -5,8 +5,14 @@ import { type HfJson, hfFieldNames } from '../models/hf-config.js';
 
 /** config.json fields that hold special-token ids */
 const SPECIAL_TOKEN_FIELDS = [
-  'bos_token_id', 'eos_token_id', 'pad_token_id', 'decoder_start_token_id', 'sep_token_id', 'cls_token_id',
-  'mask_token_id', 'unk_token_id',
+  'bos_token_id',
+  'eos_token_id',
+  'pad_token_id',
+  'decoder_start_token_id',
+  'sep_token_id',
+  'cls_token_id',
+  'mask_token_id',
+  'unk_token_id',
 ];
 
 /** the field a `field=value` override names */

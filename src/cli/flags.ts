@@ -21,7 +21,11 @@ export interface FlagOptions {
 
 /** Parses argv against the command's flag names; unknown names and missing values throw. */
 export function parseFlags(
-  cmd: string, argv: readonly string[], valued: readonly string[], booleans: readonly string[], o: FlagOptions = {},
+  cmd: string,
+  argv: readonly string[],
+  valued: readonly string[],
+  booleans: readonly string[],
+  o: FlagOptions = {},
 ): ParsedFlags {
   const f: ParsedFlags = { values: new Map(), bools: new Set(), positionals: [], help: false };
   const seeHelp = `see 'lineage ${cmd} --help'`;
@@ -89,8 +93,12 @@ function describe(r: NumberRule): string {
 /** parses one numeric value against a rule; `label` is what the error names (usually `--flag`) */
 export function parseNumber(label: string, s: string, r: NumberRule = {}): number {
   const v = Number(s);
-  const ok = s.trim() !== '' && Number.isFinite(v) && (!r.int || Number.isInteger(v)) &&
-    (r.min === undefined || v >= r.min) && (r.max === undefined || v <= r.max);
+  const ok =
+    s.trim() !== '' &&
+    Number.isFinite(v) &&
+    (!r.int || Number.isInteger(v)) &&
+    (r.min === undefined || v >= r.min) &&
+    (r.max === undefined || v <= r.max);
   if (!ok) throw new Error(`${label}: expected ${describe(r)}, got ${JSON.stringify(s)}`);
   return v;
 }
@@ -107,7 +115,9 @@ export function flagNumberList(f: ParsedFlags, name: string, r: NumberRule = {})
   if (s === undefined) return undefined;
   const parts = s.split(',').map((x) => x.trim());
   if (parts.some((p) => p === '')) {
-    throw new Error(`--${name}: expected comma-separated ${describe(r).replace(/^an? /, '')}s, got ${JSON.stringify(s)}`);
+    throw new Error(
+      `--${name}: expected comma-separated ${describe(r).replace(/^an? /, '')}s, got ${JSON.stringify(s)}`,
+    );
   }
   return parts.map((p) => parseNumber(`--${name}`, p, r));
 }

@@ -6,8 +6,14 @@ import { type HfJson, applyOverrides } from '../../src/models/hf-config.js';
 import { getPresetInfo } from '../../src/models/presets.js';
 
 const llama = (extra: HfJson = {}): HfJson => ({
-  ...getPresetInfo('tiny-llama').hf, vocab_size: 256, hidden_size: 64, num_attention_heads: 4, num_key_value_heads: 4,
-  intermediate_size: 128, num_hidden_layers: 1, ...extra,
+  ...getPresetInfo('tiny-llama').hf,
+  vocab_size: 256,
+  hidden_size: 64,
+  num_attention_heads: 4,
+  num_key_value_heads: 4,
+  intermediate_size: 128,
+  num_hidden_layers: 1,
+  ...extra,
 });
 
 test('head_dim written as hidden_size / num_attention_heads follows an override of either', () => {
@@ -20,7 +26,7 @@ test('head_dim written as hidden_size / num_attention_heads follows an override 
   assert.equal(applyOverrides(base, ['num_hidden_layers=2']).head_dim, 16);
 });
 
-test('an independent head_dim (unlike hidden_size / heads, as Gemma\'s 256) is kept', () => {
+test("an independent head_dim (unlike hidden_size / heads, as Gemma's 256) is kept", () => {
   const base = llama({ head_dim: 32 }); // 64 / 4 = 16 would be derived
   assert.equal(applyOverrides(base, ['hidden_size=128']).head_dim, 32);
 });
@@ -32,7 +38,10 @@ test('Mamba: intermediate_size = expand * hidden_size and a numeric time_step_ra
   assert.equal(applyOverrides({ ...hf, time_step_rank: 48 }, ['hidden_size=64']).time_step_rank, 4);
   assert.equal(applyOverrides({ ...hf, time_step_rank: 7 }, ['hidden_size=64']).time_step_rank, 7);
   assert.equal(applyOverrides(hf, ['hidden_size=64', 'expand=3']).intermediate_size, 192);
-  assert.throws(() => applyOverrides(hf, ['hidden_size=64', 'intermediate_size=100']), /field "intermediate_size" must equal expand \* hidden_size \(128\), got 100/);
+  assert.throws(
+    () => applyOverrides(hf, ['hidden_size=64', 'intermediate_size=100']),
+    /field "intermediate_size" must equal expand \* hidden_size \(128\), got 100/,
+  );
 });
 
 test('GPT-2: an explicit n_inner of 4 * n_embd follows n_embd; null stays null', () => {
@@ -43,7 +52,16 @@ test('GPT-2: an explicit n_inner of 4 * n_embd follows n_embd; null stays null',
 });
 
 test('a bad hidden size is blamed on its own field, not on the heads that must divide it', () => {
-  assert.throws(() => applyOverrides(llama(), ['hidden_size=-5']), /field "hidden_size" must be a positive integer, got -5/);
-  assert.throws(() => applyOverrides(getPresetInfo('gpt2').hf, ['n_embd=0']), /field "n_embd" must be a positive integer, got 0/);
-  assert.throws(() => applyOverrides(llama(), ['num_attention_heads=5']), /field "num_attention_heads" = 5 must divide the hidden size hidden_size = 64/);
+  assert.throws(
+    () => applyOverrides(llama(), ['hidden_size=-5']),
+    /field "hidden_size" must be a positive integer, got -5/,
+  );
+  assert.throws(
+    () => applyOverrides(getPresetInfo('gpt2').hf, ['n_embd=0']),
+    /field "n_embd" must be a positive integer, got 0/,
+  );
+  assert.throws(
+    () => applyOverrides(llama(), ['num_attention_heads=5']),
+    /field "num_attention_heads" = 5 must divide the hidden size hidden_size = 64/,
+  );
 });

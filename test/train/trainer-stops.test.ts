@@ -14,31 +14,48 @@ import { NonFiniteLossError, Trainer, runTraining, type TrainerOptions } from '.
 
 const ids = Int32Array.from(new TextEncoder().encode('To be, or not to be, that is the question. '.repeat(30)));
 const OPTS: TrainerOptions = {
-  steps: 4, schedule: { kind: 'constant', lr: 1e-3 }, optimizer: { kind: 'adamw', lr: 1e-3 }, evalBatches: 1,
+  steps: 4,
+  schedule: { kind: 'constant', lr: 1e-3 },
+  optimizer: { kind: 'adamw', lr: 1e-3 },
+  evalBatches: 1,
 };
 
 function makeTrainer(opts: Partial<TrainerOptions> = {}): Trainer {
   const model = createModel(getPreset('tiny-gpt2'), { seed: 3 });
-  const task = new CausalLMTask({ train: new MemoryTokenFile(ids), val: new MemoryTokenFile(ids.slice(0, 300)) }, { batchSize: 2, blockSize: 16, seed: 1 });
+  const task = new CausalLMTask(
+    { train: new MemoryTokenFile(ids), val: new MemoryTokenFile(ids.slice(0, 300)) },
+    { batchSize: 2, blockSize: 16, seed: 1 },
+  );
   return new Trainer(model, task, { ...OPTS, ...opts });
 }
 
 /** puts NaN into one weight so that the next forward gives a NaN loss */
 function poison(t: Trainer): void {
-  noGrad(() => tidy(() => {
-    const [, w] = t.model.namedParameters().find(([n]) => n.endsWith('ln_f.weight'))!;
-    assign(w, tensor(new Float32Array(w.size).fill(NaN), { shape: [...w.shape] }).to(w.dtype));
-  }));
+  noGrad(() =>
+    tidy(() => {
+      const [, w] = t.model.namedParameters().find(([n]) => n.endsWith('ln_f.weight'))!;
+      assign(w, tensor(new Float32Array(w.size).fill(NaN), { shape: [...w.shape] }).to(w.dtype));
+    }),
+  );
 }
 
 test('fp32: a NaN loss throws NonFiniteLossError before the optimizer step; no step is counted', () => {
   const t = makeTrainer();
   t.trainStep();
   poison(t);
-  const before = t.model.namedParameters().filter(([n]) => !n.endsWith('ln_f.weight')).map(([, p]) => Float32Array.from(p.data()));
-  assert.throws(() => t.trainStep(), (e: unknown) => e instanceof NonFiniteLossError && /step 1: the loss is NaN \(not finite\)/.test(e.message));
+  const before = t.model
+    .namedParameters()
+    .filter(([n]) => !n.endsWith('ln_f.weight'))
+    .map(([, p]) => Float32Array.from(p.data()));
+  assert.throws(
+    () => t.trainStep(),
+    (e: unknown) => e instanceof NonFiniteLossError && /step 1: the loss is NaN \(not finite\)/.test(e.message),
+  );
   assert.equal(t.step, 1);
-  const after = t.model.namedParameters().filter(([n]) => !n.endsWith('ln_f.weight')).map(([, p]) => Float32Array.from(p.data()));
+  const after = t.model
+    .namedParameters()
+    .filter(([n]) => !n.endsWith('ln_f.weight'))
+    .map(([, p]) => Float32Array.from(p.data()));
   assert.deepEqual(after, before, 'the optimizer must not have stepped');
   t.dispose();
 });

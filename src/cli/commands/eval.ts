@@ -15,6 +15,7 @@ import { loadTokenizer } from '../../tokenizers/load-node.js';
 import { flagNumber, flagRequired, flagString, parseFlags } from '../flags.js';
 import { readTextFile, requireModelDir } from '../files.js';
 import { ProgressBar } from '../progress.js';
+import { requireHead } from '../model-hints.js';
 
 const HELP = `usage: lineage eval --model DIR --data FILE [--seq-len N] [--batch-size B] [--tokenizer T] [--json] [--quiet]
 
@@ -87,6 +88,7 @@ export async function evalCommand(argv: string[]): Promise<void> {
   const batchSize = flagNumber(f, 'batch-size', { int: true, min: 1 }) ?? 8;
   const text = readTextFile('--data', data);
   const { model, config, tokenizer } = await loadModelDir(dir);
+  requireHead(config, 'eval');
   const tokSpec = flagString(f, 'tokenizer');
   const tok = tokSpec ? loadTokenizer(tokSpec) : tokenizer;
   if (!tok) throw new Error(`${dir}: no tokenizer.json; pass --tokenizer`);

@@ -4,11 +4,10 @@ import { noGrad, tidy } from '../../tensor/engine.js';
 import { tensor } from '../../ops/index.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import type { ModelInputs } from '../../models/model.js';
-import type { ModelConfig } from '../../models/config.js';
-import { encoderHeadKind } from '../../models/config.js';
 import { loadModelDir } from '../../infer/model-dir-node.js';
 import { flagString, parseFlags } from '../flags.js';
 import { requireModelDir } from '../files.js';
+import { headlessNote } from '../model-hints.js';
 
 const HELP = `usage: lineage logits --model DIR --ids 1,2,3 [--decoder-ids 0,4,5] [--json]
 
@@ -16,14 +15,6 @@ const HELP = `usage: lineage logits --model DIR --ids 1,2,3 [--decoder-ids 0,4,5
   --decoder-ids    decoder input ids (encoder-decoder models)
   --json           {"logits": [[...V floats...] per position]}; a model without a head (BertModel) has no
                    logits: it prints {"last_hidden_state": [[...hidden floats...] per position]}`;
-
-/** A headless encoder (transformers' BertModel) outputs hidden states, not logits: say so and how to get a head. */
-function headlessNote(config: ModelConfig): string | null {
-  if (config.arch !== 'encoder' || encoderHeadKind(config.head) !== 'model') return null;
-  return `note: this ${config.family} model has no head (architectures ["BertModel"]): printing last_hidden_state, not logits. ` +
-    "A model with a masked-LM head gives logits over the vocabulary: 'lineage init --preset tiny-bert' " +
-    `or --set 'architectures=["BertForMaskedLM"]'`;
-}
 
 /** (1, T, X) → T rows; a sequence-level output (1, X) → one row */
 function rows(t: Tensor): number[][] {
@@ -60,7 +51,7 @@ export async function logitsCommand(argv: string[]): Promise<void> {
     return rows(note ? out.lastHiddenState! : out.logits); // (T, V) or (T, hidden)
   }));
   model.dispose();
-  if (note) console.error(note);
+  if (note) console.error(`note: ${note}; printing last_hidden_state`);
   if (f.bools.has('json')) console.log(JSON.stringify({ [key]: values }));
   else values.forEach((r, t) => {
     const top = r.map((v, i) => [v, i] as const).sort((a, b) => b[0] - a[0]).slice(0, 5);

@@ -40,6 +40,7 @@ import { ProgressBar } from '../progress.js';
 import { flagNumber, flagString, parseFlags, type ParsedFlags } from '../flags.js';
 import { tokenizerVocabOverrides } from '../config-overrides.js';
 import { checkModelFiles, readTextFile } from '../files.js';
+import { requireHead } from '../model-hints.js';
 
 // ---- flags ----
 
@@ -203,6 +204,7 @@ export function buildModelConfig(c: TrainConfig, tok: Tokenizer, dirConfig: Mode
     cfg = fromHFConfig(applyOverrides(hf, [...sized, ...c.set]));
   }
   cfg = applyTweaks(cfg, c.tweaks);
+  requireHead(cfg, 'training');
   if (tok.vocabSize > cfg.vocabSize) throw new Error(`tokenizer has ${tok.vocabSize} ids but the model's vocab_size is ${cfg.vocabSize} (use --set vocab_size=${tok.vocabSize})`);
   if ('maxContext' in cfg && cfg.positions.kind === 'learned' && c.blockSize > cfg.maxContext) {
     throw new Error(`--block-size ${c.blockSize} exceeds the model's context of ${cfg.maxContext} learned positions`);
