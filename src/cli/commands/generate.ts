@@ -4,7 +4,8 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { generate } from '../../infer/generate.js';
 import { loadModelDir } from '../../infer/model-dir-node.js';
-import { flagNumber, flagString, parseFlags } from './train.js';
+import { flagNumber, flagString, parseFlags } from '../flags.js';
+import { requireModelDir } from '../files.js';
 
 /** models/shakespeare-char beside dist/ (this file is dist/src/cli/commands/generate.js) */
 export function bundledModelDir(): string {
@@ -13,7 +14,8 @@ export function bundledModelDir(): string {
 
 const HELP = `usage: lineage generate [--model DIR] --prompt TEXT [options]
 
-  --model DIR        model directory with tokenizer.json (default: the bundled shakespeare-char model)
+  --model DIR        model directory with tokenizer.json (default: the bundled shakespeare-char model);
+                     make one from a preset with 'lineage init --preset NAME --out DIR'
   --prompt TEXT      text to continue (default: a newline)
   --max-tokens N     tokens to generate (default 200)
   --temperature T    0 = greedy (default 0.8)
@@ -23,10 +25,12 @@ const HELP = `usage: lineage generate [--model DIR] --prompt TEXT [options]
   --json             print {"text","ids"} instead of streaming the text`;
 
 export async function generateCommand(argv: string[]): Promise<void> {
-  const f = parseFlags('generate', argv, ['model', 'prompt', 'max-tokens', 'temperature', 'top-k', 'top-p', 'seed'], ['json', 'help']);
-  if (f.bools.has('help')) return void console.log(HELP);
-  const dir = flagString(f, 'model') ?? bundledModelDir();
-  if (!existsSync(dir)) throw new Error(`--model ${dir}: no such directory${flagString(f, 'model') ? '' : ' (the bundled model is missing from this install)'}`);
+  const f = parseFlags('generate', argv, ['model', 'prompt', 'max-tokens', 'temperature', 'top-k', 'top-p', 'seed'], ['json']);
+  if (f.help) return void console.log(HELP);
+  const given = flagString(f, 'model');
+  const dir = given ?? bundledModelDir();
+  if (given !== undefined) requireModelDir('--model', given);
+  else if (!existsSync(dir)) throw new Error(`the bundled model ${dir} is missing from this install; pass --model DIR`);
   const { model, tokenizer } = await loadModelDir(dir);
   if (!tokenizer) throw new Error(`${dir}: no tokenizer.json (generate needs one to encode the prompt)`);
   const prompt = flagString(f, 'prompt') ?? '\n';
