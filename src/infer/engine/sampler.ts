@@ -147,7 +147,8 @@ export function drawToken(row: Float32Array, p: SamplingParams, rng: Rng): numbe
     while (head.reduce((s, i) => s + prob(i), 0) < topP && head.length < row.length) head = topIndices(row, (k *= 4));
   }
   let probs = head.map(prob);
-  const mass = probs.reduce((s, x) => s + x, 0);
+  // top-p over the top-k renormalised (vLLM's order), or over the whole distribution
+  const mass = topK > 0 ? probs.reduce((s, x) => s + x, 0) : 1;
   if (topP < 1) {
     let cum = 0;
     let n = 0;
