@@ -19,6 +19,8 @@ import { Scheduler, type ScheduledChunk } from './scheduler.js';
 import { Sequence, type FinishReason, type LogitsProcessor, type TokenEvent } from './sequence.js';
 import { StopText } from './stop-text.js';
 import { applyPenalties, checkSamplingParams, drawToken, logprobsOf, sequenceRng, type SamplingParams } from './sampler.js';
+import { Drafter } from './drafter.js';
+import { probsOf, verifyDraft } from './speculative.js';
 
 export interface EngineOptions {
   /** bytes of the KV block pool (default 64 MiB) */
@@ -35,6 +37,14 @@ export interface EngineOptions {
   tokenizer?: Tokenizer | null;
   /** drive steps automatically when requests are added (default true) */
   autoRun?: boolean;
+  /** speculative decoding with this smaller model (same vocabulary) as the drafter */
+  draftModel?: LanguageModel | null;
+  /** bytes of the draft model's KV pool (default kvMemoryBytes / 4) */
+  draftKvMemoryBytes?: number;
+  /** speculative decoding with prompt lookup (n-gram) drafts, when there is no draft model */
+  promptLookup?: boolean;
+  /** draft tokens per step (default 4) */
+  speculativeTokens?: number;
 }
 
 export interface EngineRequest extends SamplingParams {
@@ -131,6 +141,7 @@ export class Engine {
   peakWasteSlots = 0;
   draftProposed = 0;
   draftAccepted = 0;
+  private readonly drafter: Drafter | null;
 
   constructor(readonly model: LanguageModel, opts: EngineOptions = {}) {
     const cfg = model.config as DecoderConfig;
@@ -145,7 +156,19 @@ export class Engine {
     const windows = this.pool.layers.map((l) => l.window);
     this.window = windows.every((w) => w !== null && w === windows[0]) ? windows[0]! : null;
     this.maxContext = cfg.maxContext;
+    this.drafter = this.makeDrafter(opts);
+    this.scheduler.onRelease = (seq) => this.drafter?.release(seq);
     model.eval();
+  }
+
+  private makeDrafter(opts: EngineOptions): Drafter | null {
+    const k = opts.speculativeTokens ?? 4;
+    const [bs, V] = [this.pool.blockSize, this.model.config.vocabSize];
+    if (opts.draftModel) {
+      const bytes = opts.draftKvMemoryBytes ?? (opts.kvMemoryBytes ?? 64 * 1024 * 1024) / 4;
+      return new Drafter({ kind: 'model', model: opts.draftModel, kvMemoryBytes: bytes }, k, bs, V);
+    }
+    return opts.promptLookup ? new Drafter({ kind: 'prompt-lookup', maxNgram: 3 }, k, bs, V) : null;
   }
 
   // ---- requests ----
@@ -235,36 +258,78 @@ export class Engine {
 
   /** one iteration: schedule, run one flattened batch, sample; false when there was nothing to do */
   step(): boolean {
+    if (this.drafter) this.propose();
     const chunks = this.scheduler.schedule();
     if (chunks.length === 0) return false;
     this.notePeak();
-    const items: RunItem[] = chunks.map(({ seq, count }) => ({
-      ids: seq.tokens.slice(seq.computed, seq.computed + count),
-      start: seq.computed,
-      blocks: seq.table.blocks,
-      logits: seq.computed + count === seq.tokens.length ? 1 : 0,
-    }));
+    const items: RunItem[] = chunks.map(({ seq, count }) => {
+      const ids = [...seq.tokens.slice(seq.computed), ...seq.draft].slice(0, count);
+      const samples = seq.computed + count >= seq.tokens.length;
+      return { ids, start: seq.computed, blocks: seq.table.blocks, logits: samples ? 1 + seq.draft.length : 0 };
+    });
     const logits = this.runner.run(items);
     this.afterRun(chunks, items, logits);
     return true;
+  }
+
+  /** draft tokens for the running sequences that decode this step (and may speculate) */
+  private propose(): void {
+    const eligible = this.scheduler.running.filter((s) => s.computed === s.tokens.length - 1 && s.pendingForks === 0 && this.canSpeculate(s));
+    const room = (s: Sequence) => Math.min(s.opts.maxTokens - s.outputLength - 1, this.maxContext - s.tokens.length - 1);
+    this.drafter!.propose(eligible, room);
+  }
+
+  /** penalties, masks and min-tokens depend on each previous token: those requests decode plainly */
+  private canSpeculate(s: Sequence): boolean {
+    const p = s.opts.params;
+    const plain = (p.repetitionPenalty ?? 1) === 1 && !p.presencePenalty && !p.frequencyPenalty;
+    return plain && !s.opts.logitsProcessor && s.outputLength >= s.opts.minTokens;
   }
 
   private afterRun(chunks: ScheduledChunk[], items: RunItem[], logits: Float32Array): void {
     const V = this.model.config.vocabSize;
     let r = 0;
     chunks.forEach(({ seq, count }, i) => {
+      const rows = items[i]!.logits;
+      const out = logits.subarray(r * V, (r + rows) * V);
+      r += rows;
+      if (seq.draft.length > 0) return this.verify(seq, out);
       seq.computed += count;
-      this.blocks.commit(seq.table, seq.tokens, seq.computed);
-      if (this.window !== null) this.blocks.dropBefore(seq.table, seq.computed - this.window + 1);
-      if (items[i]!.logits === 0) return;
-      const row = logits.slice(r * V, (r + 1) * V);
-      r++;
-      if (seq.status !== 'running') return;
+      this.commit(seq);
+      if (rows === 0 || seq.status !== 'running') return;
+      const row = out.slice();
       const forks = seq.pendingForks;
       seq.pendingForks = 0;
       for (let f = 1; f <= forks; f++) this.sample(this.fork(seq, f), row.slice());
       this.sample(seq, row);
     });
+  }
+
+  private commit(seq: Sequence): void {
+    this.blocks.commit(seq.table, seq.tokens, seq.computed);
+    if (this.window !== null) this.blocks.dropBefore(seq.table, seq.computed - this.window + 1);
+  }
+
+  /** rejection-samples a sequence's draft against the target rows [(1 + k) * V]; rolls caches back */
+  private verify(seq: Sequence, rows: Float32Array): void {
+    const V = this.model.config.vocabSize;
+    const L = seq.tokens.length;
+    const k = seq.draft.length;
+    const processed = Array.from({ length: k + 1 }, (_, i) => {
+      const row = rows.slice(i * V, (i + 1) * V);
+      applyPenalties(row, seq.opts.params, seq.penalties); // logit bias only (penalised requests never draft)
+      return row;
+    });
+    const p = processed.map((row) => probsOf(row, seq.opts.params));
+    const { tokens, accepted } = verifyDraft(p, seq.draft, seq.draftQ, seq.rng);
+    this.draftProposed += k;
+    this.draftAccepted += accepted;
+    seq.computed = L + accepted;
+    this.blocks.truncate(seq.table, seq.computed);
+    this.commit(seq);
+    this.drafter!.rollback(seq, seq.computed);
+    [seq.draft, seq.draftQ] = [[], []];
+    for (let i = 0; i < tokens.length && seq.status === 'running'; i++) this.emitToken(seq, tokens[i]!, processed[i]!);
   }
 
   /** sibling `index` of a sequence that just finished its prompt: shares every block */
@@ -286,7 +351,12 @@ export class Engine {
     const mask = o.logitsProcessor?.(seq.tokens.slice(seq.promptLength));
     if (mask) for (let i = 0; i < row.length; i++) if (!mask[i]) row[i] = -Infinity;
     if (seq.outputLength < o.minTokens) for (const s of o.stopIds) row[s] = -Infinity;
-    const id = drawToken(row, o.params, seq.rng);
+    this.emitToken(seq, drawToken(row, o.params, seq.rng), row);
+  }
+
+  /** appends a chosen token, streams its text, ends the sequence when a stop or limit is reached */
+  private emitToken(seq: Sequence, id: number, row: Float32Array): void {
+    const o = seq.opts;
     const lp = o.params.logprobs !== undefined ? logprobsOf(row, id, o.params.logprobs) : null;
     seq.push(id);
     const now = performance.now();

@@ -25,6 +25,9 @@ export class Scheduler {
   readonly running: Sequence[] = [];
   preemptions = 0;
 
+  /** called when a sequence gives its blocks back (finished, aborted, preempted): drafter state */
+  onRelease: (seq: Sequence) => void = () => {};
+
   constructor(readonly blocks: BlockManager, readonly limits: SchedulerLimits, private readonly copyBlock: (from: number, to: number) => void) {}
 
   add(seq: Sequence): void {
@@ -44,6 +47,7 @@ export class Scheduler {
     }
     this.blocks.freeTable(seq.table);
     seq.computed = 0;
+    this.onRelease(seq);
   }
 
   schedule(): ScheduledChunk[] {
@@ -52,8 +56,10 @@ export class Scheduler {
     let preempted = false;
     for (let i = 0; i < this.running.length && budget > 0; i++) {
       const seq = this.running[i]!;
-      const n = Math.min(seq.tokens.length - seq.computed, budget);
+      const left = seq.tokens.length - seq.computed;
+      const n = Math.min(left + seq.draft.length, budget);
       if (n <= 0) continue;
+      seq.draft.length = seq.draftQ.length = Math.max(0, n - left); // drafts past the budget are dropped
       let ok = this.grow(seq, n);
       while (!ok && this.running.length - 1 > i) {
         this.preempt(this.running[this.running.length - 1]!);
@@ -104,6 +110,7 @@ export class Scheduler {
     this.running.splice(this.running.indexOf(seq), 1);
     this.blocks.freeTable(seq.table);
     seq.computed = 0;
+    this.onRelease(seq);
     seq.status = 'waiting';
     this.waiting.unshift(seq);
     this.preemptions++;

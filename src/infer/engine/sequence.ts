@@ -44,6 +44,12 @@ export class Sequence {
   /** siblings still to fork from this sequence at its first sample (n > 1) */
   pendingForks = 0;
   readonly penalties: PenaltyState;
+  /** speculative decoding: draft tokens proposed for this step and the drafter's distributions */
+  draft: number[] = [];
+  draftQ: (Float32Array | null)[] = [];
+  /** the draft model's block table and cached tokens */
+  draftTable: BlockTable = { blocks: [], hashes: [] };
+  draftComputed = 0;
   /** wall time of the first token, of the previous token (benchmarks) */
   firstTokenAt = 0;
   lastTokenAt = 0;
