@@ -21,3 +21,8 @@ export { parseSafetensors, serializeSafetensors } from './io/safetensors.js';
 // ---- tokenizers ----
 export * as tokenizers from './tokenizers/index.js';
 export { Tokenizer, charTokenizer, bytesTokenizer, trainBPE, trainWordPiece, trainUnigram } from './tokenizers/index.js';
+
+// ---- inference engine ----
+export { Engine, RequestHandle } from './infer/engine/engine.js';
+export type { EngineOptions, EngineRequest, EngineStats } from './infer/engine/engine.js';
+export type { TokenEvent, FinishReason, LogitsProcessor } from './infer/engine/sequence.js';

@@ -4,3 +4,4 @@ export { loadTokenizer, saveTokenizer } from './tokenizers/load-node.js';
 export { readCheckpoint, writeCheckpoint } from './io/checkpoint-node.js';
 export { useFastBackend, shutdownBackend } from './cli/backend-node.js';
 export { createWasmBackend } from './backend/wasm/backend.js';
+export { EngineWorker } from './infer/engine/engine-node.js';

@@ -2,6 +2,7 @@
 //   lineage bench gemm --m M --n N --k K [--threads T] [--json]
 //   lineage bench attention --batch-heads BH --seq T --head-dim D [--causal] [--threads T] [--json]
 //   lineage bench elementwise --op add|exp [--size N] [--threads T] [--json]
+//   lineage bench decode [--model DIR] --concurrency N --prompt-tokens P --max-tokens T [--draft-model DIR] [--single-requests K] [--threads T] [--json]
 //   lineage bench all [--threads 1,2] [--rounds 2] [--no-torch] [--json]
 import os from 'node:os';
 import { benchAttention, benchElementwise, benchGemm } from '../../bench/kernels.js';
@@ -11,6 +12,7 @@ const USAGE = `usage:
   lineage bench gemm --m M --n N --k K [--threads T] [--variant auto|relaxed|simd] [--json]
   lineage bench attention --batch-heads BH --seq T --head-dim D [--causal] [--threads T] [--json]
   lineage bench elementwise --op add|exp [--size N] [--threads T] [--json]
+  lineage bench decode [--model DIR] --concurrency N --prompt-tokens P --max-tokens T [--draft-model DIR] [--single-requests K] [--threads T] [--json]
   lineage bench all [--threads 1,2] [--sweep 512,1024,2048,4096] [--rounds 2] [--no-torch] [--json]
 Figures are medians of repeated runs after warm-up. gemm counts 2*M*N*K FLOPs, attention 4*BH*T^2*D.`;
 
@@ -86,6 +88,11 @@ export async function benchCommand(argv: string[]): Promise<void> {
       if (op !== 'add' && op !== 'exp') throw new Error(`elementwise: --op must be add or exp (got '${op}')`);
       const r = await benchElementwise(op, int(flags, 'size', 16 << 20), o);
       console.log(json ? JSON.stringify(r) : `${r.op} ${r.size} floats threads=${r.threads} (${r.variant}): ${r.gbps.toFixed(1)} GB/s, ${r.medianMs.toFixed(2)} ms median of ${r.reps}`);
+      return;
+    }
+    case 'decode': {
+      const { decodeCommand } = await import('../../bench/decode-node.js');
+      await decodeCommand(flags, threads, json, (n, d) => int(flags, n, d));
       return;
     }
     case 'all': {
