@@ -157,7 +157,11 @@ export function createServer(o: ServerOptions): FastifyInstance {
     };
     const stream = !!b.stream;
     const chat = object === 'chat.completion';
-    const send = stream ? startStream(reply) : null;
+    // the SSE response starts with the first event, so that a request the engine refuses (a worker
+    // engine validates asynchronously) still gets a plain 4xx JSON answer
+    const live: { sse: ReturnType<typeof startStream> | null } = { sse: null };
+    const open = () => (live.sse ??= startStream(reply));
+    const send = stream ? Object.assign((obj: unknown) => open()(obj), { done: () => open().done() }) : null;
     const chunk = (choiceIdx: number, e: TokenEvent, delta: string, first: boolean) => {
       const c = choices[choiceIdx]!;
       const lps = e.token >= 0 && e.logprobs ? [e.logprobs] : [];
@@ -180,8 +184,10 @@ export function createServer(o: ServerOptions): FastifyInstance {
         }
       }));
     } catch (e) {
-      if (send) return void send.fail(fromEngineError(e as Error));
-      throw fromEngineError(e as Error);
+      const err = e instanceof ApiError ? e : fromEngineError(e as Error);
+      for (const h of handles) m.engine.abort(h.id);
+      if (live.sse) return void live.sse.fail(err);
+      throw err;
     } finally {
       finished = true;
     }

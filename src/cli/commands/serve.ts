@@ -1,6 +1,7 @@
 // `lineage serve`: an OpenAI-compatible HTTP server over one inference engine per loaded model.
 import { basename, resolve } from 'node:path';
-import { Engine } from '../../infer/engine/engine.js';
+import { availableParallelism } from 'node:os';
+import { EngineWorker } from '../../infer/engine/engine-node.js';
 import { loadModelDir } from '../../infer/model-dir-node.js';
 import { contextLimit } from '../../infer/generate.js';
 import { createServer } from '../../serve/app.js';
@@ -37,8 +38,9 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const kvBytes = parseSize(f.values.get('kv-memory')?.at(-1) ?? '256MB', 'kv-memory');
   const maxRunning = flagNumber(f, 'max-running', { int: true, min: 1 }) ?? 64;
   const draftDir = f.values.get('draft-model')?.at(-1);
-  const draft = draftDir ? (await loadModelDir(draftDir)).model : null;
+  const threads = Number(process.env.LINEAGE_THREADS) || availableParallelism();
   const models: ServedModel[] = [];
+  const workers: EngineWorker[] = [];
   for (const spec of specs) {
     const eq = spec.indexOf('=');
     const [name, dir] = eq > 0 ? [spec.slice(0, eq), spec.slice(eq + 1)] : [basename(resolve(spec)), spec];
@@ -46,7 +48,10 @@ export async function serveCommand(argv: string[]): Promise<void> {
     const { model, tokenizer, config } = await loadModelDir(dir);
     if (!tokenizer) throw new Error(`--model ${dir}: no tokenizer.json in the directory (the server needs one to read and write text)`);
     if (config.arch !== 'decoder') throw new Error(`--model ${dir}: ${config.family} is not a decoder-only model; the engine serves decoder families`);
-    const engine = new Engine(model, { tokenizer, kvMemoryBytes: kvBytes, maxRunningSeqs: maxRunning, draftModel: draft });
+    // generation runs in a worker thread (a long prefill never stalls the event loop); the main thread
+    // keeps the model for tokenization, chat templates and embeddings
+    const engine = await EngineWorker.start({ modelDir: dir, draftModelDir: draftDir, kvMemoryBytes: kvBytes, maxRunningSeqs: maxRunning, threads });
+    workers.push(engine);
     const limit = contextLimit(model);
     models.push({ name, model, tokenizer, engine, contextLength: Number.isFinite(limit) ? limit : config.maxContext, created: Math.floor(Date.now() / 1000) });
   }
@@ -69,4 +74,5 @@ export async function serveCommand(argv: string[]): Promise<void> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  await Promise.all(workers.map((w) => w.close()));
 }
