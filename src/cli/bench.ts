@@ -2,6 +2,7 @@
 //   lineage bench gemm --m M --n N --k K [--threads T] [--json]
 //   lineage bench attention --batch-heads BH --seq T --head-dim D [--causal] [--threads T] [--json]
 //   lineage bench elementwise --op add|exp [--size N] [--threads T] [--json]
+//   lineage bench serve [--model DIR | --url URL] [--concurrency 64] [--duration 60] [--max-tokens 64] [--threads T] [--json]
 //   lineage bench decode [--model DIR] --concurrency N --prompt-tokens P --max-tokens T [--draft-model DIR] [--single-requests K] [--threads T] [--json]
 //   lineage bench all [--threads 1,2] [--rounds 2] [--no-torch] [--json]
 import os from 'node:os';
@@ -13,6 +14,7 @@ const USAGE = `usage:
   lineage bench attention --batch-heads BH --seq T --head-dim D [--causal] [--threads T] [--json]
   lineage bench elementwise --op add|exp [--size N] [--threads T] [--json]
   lineage bench decode [--model DIR] --concurrency N --prompt-tokens P --max-tokens T [--draft-model DIR] [--single-requests K] [--threads T] [--json]
+  lineage bench serve [--model DIR | --url URL] [--concurrency 64] [--duration 60] [--max-tokens 64] [--threads T] [--json]
   lineage bench all [--threads 1,2] [--sweep 512,1024,2048,4096] [--rounds 2] [--no-torch] [--json]
 Figures are medians of repeated runs after warm-up. gemm counts 2*M*N*K FLOPs, attention 4*BH*T^2*D.`;
 
@@ -93,6 +95,11 @@ export async function benchCommand(argv: string[]): Promise<void> {
     case 'decode': {
       const { decodeCommand } = await import('../../bench/decode-node.js');
       await decodeCommand(flags, threads, json, (n, d) => int(flags, n, d));
+      return;
+    }
+    case 'serve': {
+      const { serveBenchCommand } = await import('../../bench/serve-node.js');
+      await serveBenchCommand(flags, threads, json, (n, d) => int(flags, n, d));
       return;
     }
     case 'all': {

@@ -1,6 +1,9 @@
 // Prometheus text exposition (version 0.0.4) of the server's counters, gauges and histograms.
 import type { ServedModel } from './models.js';
 
+/** resident set size of this process (Node's process API: the serve layer is Node-only) */
+const residentBytes = (): number => process.memoryUsage.rss();
+
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 class Histogram {
@@ -72,6 +75,7 @@ export class Metrics {
     metric('lineage_requests_total', 'counter', 'finished requests by outcome', each((m, l) => Object.entries(this.of(m.name).requests).map(([o, n]) => `lineage_requests_total{${l},outcome="${o}"} ${n}`)));
     metric('lineage_time_to_first_token_seconds', 'histogram', 'time from request to first token', each((m, l) => this.of(m.name).ttft.lines('lineage_time_to_first_token_seconds', l)));
     metric('lineage_inter_token_latency_seconds', 'histogram', 'time between consecutive tokens of a sequence', each((m, l) => this.of(m.name).itl.lines('lineage_inter_token_latency_seconds', l)));
+    metric('process_resident_memory_bytes', 'gauge', 'resident memory of the server process', [`process_resident_memory_bytes ${residentBytes()}`]);
     return lines.join('\n') + '\n';
   }
 }

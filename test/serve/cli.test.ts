@@ -68,3 +68,27 @@ test('lineage serve: bad flags and directories are clear errors', async () => {
   r = await run(['--model', 'no/such/dir']);
   assert.match(r.out, /no\/such\/dir/);
 });
+
+test('lineage chat: piped turns stream replies with their speed, /reset and /exit work', async () => {
+  const p = spawn(process.execPath, ['--experimental-wasm-relaxed-simd', 'bin/lineage.js', 'chat', '--max-tokens', '6', '--seed', '1', '--system', 'be brief'], { env: { ...process.env, LINEAGE_THREADS: '1' } });
+  let out = '';
+  p.stdout.on('data', (d) => (out += d));
+  p.stderr.on('data', (d) => (out += d));
+  p.stdin.end('who goes there\n/reset\nspeak\n/exit\nnever read\n');
+  const code = await new Promise<number | null>((res) => p.on('exit', res));
+  assert.equal(code, 0, out);
+  assert.equal(out.match(/assistant>/g)?.length, 2, out);
+  assert.match(out, /\[\d+ tokens, [\d.]+ tokens\/s, first token \d+ ms\]/);
+});
+
+test('lineage bench serve: a short run against its own server prints the figures', async () => {
+  const p = spawn(process.execPath, ['--experimental-wasm-relaxed-simd', 'bin/lineage.js', 'bench', 'serve', '--concurrency', '3', '--duration', '2', '--max-tokens', '4', '--threads', '1', '--json']);
+  let out = '';
+  p.stdout.on('data', (d) => (out += d));
+  p.stderr.on('data', (d) => (out += d));
+  assert.equal(await new Promise((res) => p.on('exit', res)), 0, out);
+  const r = JSON.parse(out.trim().split('\n').pop()!) as Record<string, number>;
+  assert.equal(r.errors, 0);
+  assert.ok(r.requests > 0 && r.tokensPerSecond > 0 && r.ttftMsP50 > 0 && r.itlMsP50 > 0, out);
+  assert.ok(r.rssStartBytes! > 0 && r.rssEndBytes! > 0);
+});
