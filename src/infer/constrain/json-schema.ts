@@ -93,6 +93,11 @@ export class JsonSchemaCompiler {
     if (s.allOf !== undefined) return this.allOf(from, s, path);
     const types = this.types(s, path);
     if (!types) return this.callAny(from);
+    // a keyword constrains only instances of its own type(s); one that fits none of the listed types is a mistake
+    for (const k of Object.keys(s)) {
+      const owners = TYPES.filter((u) => KEYWORDS[u].includes(k));
+      if (owners.length && !owners.some((u) => types.includes(u))) this.fail(`${path}/${k}`, `"${k}" does not apply to type ${types.join(' | ')}`);
+    }
     return this.nfa.alt(from, types.map((t) => (st: number) => this.typed(st, t, s, path)));
   }
 
@@ -125,10 +130,6 @@ export class JsonSchemaCompiler {
   }
 
   private typed(from: number, t: string, s: Record<string, unknown>, path: string): number {
-    for (const k of Object.keys(s)) {
-      const owner = TYPES.find((u) => KEYWORDS[u].includes(k));
-      if (owner && owner !== t && !(KEYWORDS[t].includes(k))) this.fail(`${path}/${k}`, `"${k}" does not apply to type ${t}`);
-    }
     switch (t) {
       case 'string': return this.string(from, s, path);
       case 'number': return this.number(from, s, path, false);
