@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
-import { Tokenizer, bytesTokenizer, charTokenizer } from '../../src/tokenizers/index.js';
+import { Tokenizer, bytesTokenizer as makeBytesTokenizer, charTokenizer } from '../../src/tokenizers/index.js';
 import { createConstraint, tokenVocab, type ConstraintOptions, type ConstraintSpec } from '../../src/infer/constrain/index.js';
 
 const require = createRequire(import.meta.url);
@@ -29,7 +29,9 @@ export function jsonCharTokenizer(): Tokenizer {
   return charTokenizer(corpus + 'éü€日本😀');
 }
 
-export { bytesTokenizer };
+let bytesTok: Tokenizer | null = null;
+/** One shared byte tokenizer, so its compiled constraints stay cached across calls. */
+export function bytesTokenizer(): Tokenizer { return (bytesTok ??= makeBytesTokenizer()); }
 
 /** Deterministic xorshift RNG. */
 export function rng(seed: number): () => number {

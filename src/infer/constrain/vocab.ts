@@ -82,43 +82,43 @@ function tokenToBytes(tok: Tokenizer): { kind: string; f: (t: string) => Uint8Ar
  */
 function alphabetOf(bytes: (Uint8Array | null)[]): Ranges {
   const single = new Set<number>();
+  for (const b of bytes) if (b && b.length === 1) single.add(b[0]);
+  if (single.size === 256) return ALL;
   const chars: number[] = [];
   const dec = new TextDecoder('utf-8', { fatal: true });
   for (const b of bytes) {
-    if (!b || !b.length) continue;
-    if (b.length === 1) single.add(b[0]);
+    if (!b || !b.length || b.length > 4) continue;
     try {
-      const s = dec.decode(b);
-      const cps = Array.from(s);
+      const cps = Array.from(dec.decode(b));
       if (cps.length === 1) chars.push(cps[0].codePointAt(0)!, cps[0].codePointAt(0)!);
     } catch { /* a partial UTF-8 sequence: only useful with the other bytes */ }
   }
-  if (single.size === 256) return ALL;
   return normalize(chars);
 }
 
 function buildTrie(bytes: (Uint8Array | null)[]): ByteTrie {
-  const kids: Map<number, number>[] = [new Map()];
-  const toks: number[][] = [[]];
+  // one hash map of edges (node * 256 + byte -> child) instead of a map per node: far less garbage
+  const edge = new Map<number, number>();
+  const parent: number[] = [-1], byteOf: number[] = [0], endNode = new Int32Array(bytes.length).fill(-1);
   bytes.forEach((b, id) => {
     if (!b || !b.length) return;
     let n = 0;
     for (const x of b) {
-      let c = kids[n].get(x);
-      if (c === undefined) { c = kids.length; kids.push(new Map()); toks.push([]); kids[n].set(x, c); }
+      let c = edge.get(n * 256 + x);
+      if (c === undefined) { c = parent.length; parent.push(n); byteOf.push(x); edge.set(n * 256 + x, c); }
       n = c;
     }
-    toks[n].push(id);
+    endNode[id] = n;
   });
-  const N = kids.length;
+  const N = parent.length;
   const childStart = new Int32Array(N + 1), tokStart = new Int32Array(N + 1);
-  for (let n = 0; n < N; n++) { childStart[n + 1] = childStart[n] + kids[n].size; tokStart[n + 1] = tokStart[n] + toks[n].length; }
-  const childByte = new Uint8Array(childStart[N]), childNode = new Int32Array(childStart[N]), tokIds = new Int32Array(tokStart[N]);
-  for (let n = 0; n < N; n++) {
-    const sorted = [...kids[n]].sort((a, b) => a[0] - b[0]);
-    sorted.forEach(([byte, node], k) => { childByte[childStart[n] + k] = byte; childNode[childStart[n] + k] = node; });
-    toks[n].forEach((id, k) => { tokIds[tokStart[n] + k] = id; });
-  }
+  for (let c = 1; c < N; c++) childStart[parent[c] + 1]++;
+  for (const n of endNode) if (n >= 0) tokStart[n + 1]++;
+  for (let n = 0; n < N; n++) { childStart[n + 1] += childStart[n]; tokStart[n + 1] += tokStart[n]; }
+  const childByte = new Uint8Array(N - 1), childNode = new Int32Array(N - 1), tokIds = new Int32Array(tokStart[N]);
+  const fillC = childStart.slice(0, N), fillT = tokStart.slice(0, N);
+  for (let c = 1; c < N; c++) { const k = fillC[parent[c]]++; childByte[k] = byteOf[c]; childNode[k] = c; }
+  endNode.forEach((n, id) => { if (n >= 0) tokIds[fillT[n]++] = id; });
   return { childStart, childByte, childNode, tokStart, tokIds };
 }
 
