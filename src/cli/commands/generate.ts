@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { generate } from '../../infer/generate.js';
 import { loadModelDir } from '../../infer/model-dir-node.js';
 import { flagNumber, flagString, parseFlags } from './train.js';
+import { CONSTRAIN_FLAGS, CONSTRAIN_HELP, constraintFromFlags } from './constrain-flags.js';
 
 /** models/shakespeare-char beside dist/ (this file is dist/src/cli/commands/generate.js) */
 export function bundledModelDir(): string {
@@ -20,10 +21,11 @@ const HELP = `usage: lineage generate [--model DIR] --prompt TEXT [options]
   --top-k K          keep the K most likely tokens (default 0 = off)
   --top-p P          nucleus sampling (default 1 = off)
   --seed S           sampling seed (default 0)
+${CONSTRAIN_HELP}
   --json             print {"text","ids"} instead of streaming the text`;
 
 export async function generateCommand(argv: string[]): Promise<void> {
-  const f = parseFlags('generate', argv, ['model', 'prompt', 'max-tokens', 'temperature', 'top-k', 'top-p', 'seed'], ['json', 'help']);
+  const f = parseFlags('generate', argv, ['model', 'prompt', 'max-tokens', 'temperature', 'top-k', 'top-p', 'seed', ...CONSTRAIN_FLAGS], ['json', 'help']);
   if (f.bools.has('help')) return void console.log(HELP);
   const dir = flagString(f, 'model') ?? bundledModelDir();
   if (!existsSync(dir)) throw new Error(`--model ${dir}: no such directory${flagString(f, 'model') ? '' : ' (the bundled model is missing from this install)'}`);
@@ -34,11 +36,14 @@ export async function generateCommand(argv: string[]): Promise<void> {
   if (promptIds.length === 0) throw new Error('--prompt: encodes to no tokens');
   const json = f.bools.has('json');
   const eos = model.config.tokens.eos;
+  const maxTokens = flagNumber(f, 'max-tokens', { int: true, min: 0 }) ?? 200;
+  const constraint = constraintFromFlags(f, tokenizer, eos, maxTokens);
   let shown = '';
   const ids: number[] = [];
   if (!json) process.stdout.write(prompt);
   const out = generate(model, promptIds, {
-    maxTokens: flagNumber(f, 'max-tokens', { int: true, min: 0 }) ?? 200,
+    maxTokens,
+    constraint: constraint ?? undefined,
     temperature: flagNumber(f, 'temperature', { min: 0 }) ?? 0.8,
     topK: flagNumber(f, 'top-k', { int: true, min: 0 }) ?? 0,
     topP: flagNumber(f, 'top-p', { min: 0 }) ?? 1,
