@@ -54,15 +54,20 @@ export function randomWalk(spec: ConstraintSpec, tok: Tokenizer, seed: number, b
   const vocab = tokenVocab(tok);
   const eos = new Set(c.compiled.eosIds);
   const closes = (id: number) => eos.has(id) || !!vocab.bytes[id]?.some((b) => b === 0x22 || b === 0x5d || b === 0x7d);
+  const pick = (allowed: Int32Array) => {
+    // a closing token with probability ~0.3 when one is found among 64 random tries (cheap on 50k-id masks)
+    if (r() < 0.3) {
+      for (let k = 0; k < 64; k++) { const id = allowed[Math.floor(r() * allowed.length)]; if (closes(id)) return id; }
+    }
+    return allowed[Math.floor(r() * allowed.length)];
+  };
   const r = rng(seed);
   const ids: number[] = [];
   let steps = 0;
   for (; steps < budget && !c.isFinished(); steps++) {
     const allowed = c.allowedIds(budget - steps);
     if (!allowed.length) throw new Error(`dead end after ${JSON.stringify(decodeBytes(tok, ids))}`);
-    const closing = r() < 0.3 ? [...allowed].filter(closes) : [];
-    const pool = closing.length ? closing : allowed;
-    const id = pool[Math.floor(r() * pool.length)];
+    const id = pick(allowed);
     c.advance(id);
     if (!eos.has(id)) ids.push(id);
   }

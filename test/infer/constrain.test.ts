@@ -43,7 +43,9 @@ test('integer and number range regexes agree with the bounds', () => {
     const isrc = integerRangeRegex(L, H), nsrc = numberRangeRegex(L, H);
     const ire = isrc === null ? null : new RegExp(`^(?:${isrc})$`), nre = nsrc === null ? null : new RegExp(`^(?:${nsrc})$`);
     for (const n of ints) assert.equal(!!ire?.test(String(n)), inside(n), `integer ${n} in ${JSON.stringify([lo, le, hi, he])}`);
-    for (const x of reals) {
+    for (const b of [lo, hi]) if (b !== null) assert.equal(!!nre?.test(`${b}.000`), inside(b), `${b}.000 vs ${nsrc}`);
+    const edges = [lo, hi].flatMap((b) => (b === null ? [] : [b, b + 0.5, b - 0.5, b + 0.001, b - 0.001]));
+    for (const x of [...reals, ...edges]) {
       const text = Number.isInteger(x) && x % 2 ? `${x}.000` : String(x);
       if (nre?.test(text)) assert.ok(inside(x), `number ${text} matched ${nsrc} but is outside`);
       if (Number.isInteger(x) && inside(x)) assert.ok(nre?.test(text), `number ${text} inside but not matched by ${nsrc}`);
