@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { utf8Sequences } from '../../src/infer/constrain/charset.js';
 import { integerRangeRegex, numberRangeRegex } from '../../src/infer/constrain/numeric.js';
-import { compileConstraint, createConstraint, type ConstraintSpec } from '../../src/infer/constrain/index.js';
+import { compileConstraint, createConstraint, toolCallSchema, type ConstraintSpec, type ToolDefinition } from '../../src/infer/constrain/index.js';
 import { gpt2Tokenizer } from '../tokenizers/helpers.js';
 import {
   accepts, ajv, bytesTokenizer, decodeBytes, jsonCharTokenizer, randomWalk, rng, shakespeareTokenizer,
@@ -302,4 +302,35 @@ test('compiled constraints are cached per tokenizer and spec', () => {
   assert.notEqual(compileConstraint(spec, tok), compileConstraint(spec, tok, { whitespace: 'compact' }));
   const w = randomWalk(spec, tok, 9, 200, { whitespace: 'compact' });
   assert.ok(!/\s(?=(?:[^"]*"[^"]*")*[^"]*$)/.test(w.text), `compact output has no whitespace outside strings: ${w.text}`);
+});
+
+test('tool calls: arguments validate against the chosen function; prefix/suffix text wraps the JSON', () => {
+  const tools: ToolDefinition[] = [
+    { type: 'function', function: { name: 'calculator', parameters: { type: 'object', additionalProperties: false, required: ['expr'],
+      properties: { expr: { type: 'string', pattern: '^[0-9+*/() -]{1,12}$' } } } } },
+    { type: 'function', function: { name: 'tree_size', parameters: { $ref: '#/$defs/t', $defs: { t: { type: 'object',
+      additionalProperties: false, required: ['kids'], properties: { kids: { type: 'array', maxItems: 2, items: { $ref: '#/$defs/t' } } } } } } } },
+  ];
+  const a = ajv();
+  const byName = new Map(tools.map((t) => [t.function.name, a.compile(t.function.parameters as object)]));
+  const tok = bytesTokenizer();
+  const seen = new Set<string>();
+  for (let seed = 0; seed < 16; seed++) {
+    const parallel = seed % 4 === 3;
+    const schema = toolCallSchema(tools, 'required', { parallel });
+    const w = randomWalk({ kind: 'json-schema', schema, prefix: '<tool_call>\n', suffix: '\n</tool_call>' }, tok, seed, 300);
+    assert.ok(w.complete);
+    const m = /^<tool_call>\n([\s\S]*)\n<\/tool_call>$/.exec(w.text);
+    assert.ok(m, w.text);
+    const value = JSON.parse(m[1]);
+    for (const call of parallel ? value : [value]) {
+      seen.add(call.name);
+      const validate = byName.get(call.name);
+      assert.ok(validate && validate(call.arguments), `${JSON.stringify(call)}: ${JSON.stringify(validate?.errors)}`);
+    }
+  }
+  assert.deepEqual([...seen].sort(), ['calculator', 'tree_size']);
+  const named = toolCallSchema(tools, { type: 'function', function: { name: 'tree_size' } });
+  for (let seed = 0; seed < 5; seed++) assert.equal(JSON.parse(randomWalk({ kind: 'json-schema', schema: named }, tok, seed, 200).text).name, 'tree_size');
+  assert.throws(() => toolCallSchema(tools, { type: 'function', function: { name: 'nope' } }), /"nope", which is not among the tools/);
 });

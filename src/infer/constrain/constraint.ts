@@ -42,9 +42,11 @@ import { ByteNfa, INF } from './nfa.js';
 import { parseRegex } from './regex.js';
 import { tokenVocab, type TokenVocab } from './vocab.js';
 
+/** JSON specs may be wrapped in fixed text (e.g. a chat template's `<tool_call>` ... `</tool_call>`). */
+interface Wrapped { prefix?: string; suffix?: string }
 export type ConstraintSpec =
-  | { kind: 'json-schema'; schema: unknown }
-  | { kind: 'json-object' }
+  | ({ kind: 'json-schema'; schema: unknown } & Wrapped)
+  | ({ kind: 'json-object' } & Wrapped)
   | { kind: 'regex'; pattern: string };
 
 export interface ConstraintOptions {
@@ -227,8 +229,11 @@ function buildNfa(spec: ConstraintSpec, vocab: TokenVocab, opts: ConstraintOptio
     if (spec.kind === 'json-schema' && (schema === null || (typeof schema !== 'object' && typeof schema !== 'boolean'))) {
       throw new Error('constrain: the JSON schema must be an object or a boolean');
     }
+    for (const k of ['prefix', 'suffix'] as const) {
+      if (spec[k] !== undefined && typeof spec[k] !== 'string') throw new Error(`constrain: ${k} must be a string`);
+    }
     new JsonSchemaCompiler(nfa, schema as boolean | Record<string, unknown>, opts.whitespace ?? 'flexible')
-      .compileRoot(spec.kind === 'json-object');
+      .compileRoot(spec.kind === 'json-object', spec.prefix ?? '', spec.suffix ?? '');
   }
   nfa.analyze();
   return nfa;

@@ -5,3 +5,5 @@ export { parseRegex } from './regex.js';
 export type { RegexNode, RegexMode } from './regex.js';
 export { tokenVocab } from './vocab.js';
 export type { TokenVocab, ByteTrie } from './vocab.js';
+export { toolCallSchema } from './tools.js';
+export type { ToolDefinition, ToolChoice } from './tools.js';

@@ -58,11 +58,12 @@ export class JsonSchemaCompiler {
 
   constructor(readonly nfa: ByteNfa, private root: Schema, private ws: Whitespace) {}
 
-  /** Compiles `root` (or any JSON object when root is 'object') into procedure 0. */
-  compileRoot(objectMode: boolean): void {
+  /** Compiles `root` (or any JSON object in objectMode), between fixed prefix and suffix text, into procedure 0. */
+  compileRoot(objectMode: boolean, prefix = '', suffix = ''): void {
     const p = this.nfa.proc();
-    const end = objectMode ? this.anyObject(this.nfa.procStart[p]) : this.value(this.nfa.procStart[p], this.root, '#');
-    this.nfa.epsilon(end, this.nfa.procEnd[p]);
+    const start = this.lit(this.nfa.procStart[p], prefix);
+    const end = objectMode ? this.anyObject(start) : this.value(start, this.root, '#');
+    this.nfa.epsilon(this.lit(end, suffix), this.nfa.procEnd[p]);
     while (this.pending.length) {
       const { proc, schema, path } = this.pending.pop()!;
       this.nfa.epsilon(this.value(this.nfa.procStart[proc], schema, path), this.nfa.procEnd[proc]);
