@@ -6,22 +6,32 @@ import type { Tokenizer } from '../../tokenizers/tokenizer.js';
 import { flagString, type ParsedFlags } from './train.js';
 
 export const CONSTRAIN_FLAGS = ['json-schema', 'regex'] as const;
-export const CONSTRAIN_HELP = `  --json-schema FILE output must be JSON valid against this JSON Schema (a schema, or OpenAI's
-                     {"name", "schema", "strict"} wrapper); see docs/CONSTRAINED.md for the subset
+export const CONSTRAIN_HELP = `  --json-schema FILE output must be JSON valid against this JSON Schema (a schema,
+                     or OpenAI's {"name", "schema", "strict"} wrapper); subset: docs/CONSTRAINED.md
   --regex PATTERN    output must fully match this regular expression`;
 
 function schemaFromFile(file: string): unknown {
   let text: string;
-  try { text = readFileSync(file, 'utf8'); } catch (e) { throw new Error(`--json-schema ${file}: cannot read: ${(e as Error).message}`); }
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Error(`--json-schema ${file}: cannot read: ${(e as Error).message}`);
+  }
   let j: unknown;
-  try { j = JSON.parse(text); } catch (e) { throw new Error(`--json-schema ${file}: not valid JSON: ${(e as Error).message}`); }
+  try {
+    j = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`--json-schema ${file}: not valid JSON: ${(e as Error).message}`);
+  }
   // response_format.json_schema form: {"name": ..., "schema": {...}, "strict": true}
   if (j && typeof j === 'object' && 'schema' in j && 'name' in j) return (j as { schema: unknown }).schema;
   return j;
 }
 
 /** The constraint the flags ask for (null when none), checked against the token budget. */
-export function constraintFromFlags(f: ParsedFlags, tok: Tokenizer, eos: number | null, maxTokens: number): Constraint | null {
+export function constraintFromFlags(
+  f: ParsedFlags, tok: Tokenizer, eos: number | null, maxTokens: number,
+): Constraint | null {
   const file = flagString(f, 'json-schema'), pattern = flagString(f, 'regex');
   if (file !== undefined && pattern !== undefined) throw new Error('--json-schema and --regex cannot be combined');
   let spec: ConstraintSpec;

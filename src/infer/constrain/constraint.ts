@@ -75,7 +75,9 @@ export class CompiledConstraint {
   private cachedBytes = 0;
   private cacheLimit: number;
 
-  constructor(readonly vocab: TokenVocab, nfa: ByteNfa, opts: ConstraintOptions, eos: readonly number[], where: string) {
+  constructor(
+    readonly vocab: TokenVocab, nfa: ByteNfa, opts: ConstraintOptions, eos: readonly number[], where: string,
+  ) {
     this.dfa = new LazyDfa(nfa, where);
     this.eosIds = eos;
     this.cacheLimit = opts.maskCacheBytes ?? 64 * 1024 * 1024;
@@ -215,7 +217,8 @@ export class Constraint {
 }
 
 function describe(spec: ConstraintSpec): string {
-  return spec.kind === 'regex' ? `regex /${spec.pattern}/` : spec.kind === 'json-object' ? 'JSON object' : 'JSON schema';
+  if (spec.kind === 'regex') return `regex /${spec.pattern}/`;
+  return spec.kind === 'json-object' ? 'JSON object' : 'JSON schema';
 }
 
 function buildNfa(spec: ConstraintSpec, vocab: TokenVocab, opts: ConstraintOptions): ByteNfa {
@@ -226,7 +229,8 @@ function buildNfa(spec: ConstraintSpec, vocab: TokenVocab, opts: ConstraintOptio
     nfa.epsilon(nfa.regex(nfa.procStart[p], parseRegex(spec.pattern, 'full')), nfa.procEnd[p]);
   } else {
     const schema = spec.kind === 'json-schema' ? spec.schema : true;
-    if (spec.kind === 'json-schema' && (schema === null || (typeof schema !== 'object' && typeof schema !== 'boolean'))) {
+    const okType = schema !== null && (typeof schema === 'object' || typeof schema === 'boolean');
+    if (spec.kind === 'json-schema' && !okType) {
       throw new Error('constrain: the JSON schema must be an object or a boolean');
     }
     for (const k of ['prefix', 'suffix'] as const) {
@@ -256,7 +260,9 @@ const compiledCache = new WeakMap<Tokenizer, Map<string, CompiledConstraint>>();
 const CACHE_SPECS = 16;
 
 /** Compiles a spec for a tokenizer (cached: the same spec and options reuse the automaton and masks). */
-export function compileConstraint(spec: ConstraintSpec, tokenizer: Tokenizer, opts: ConstraintOptions = {}): CompiledConstraint {
+export function compileConstraint(
+  spec: ConstraintSpec, tokenizer: Tokenizer, opts: ConstraintOptions = {},
+): CompiledConstraint {
   const eos = opts.eosIds ?? (tokenizer.specialTokens.eos ? [tokenizer.specialTokens.eos.id] : []);
   const key = JSON.stringify([spec, eos, opts.whitespace ?? 'flexible', opts.maskCacheBytes ?? 0]);
   let perTok = compiledCache.get(tokenizer);
@@ -265,7 +271,9 @@ export function compileConstraint(spec: ConstraintSpec, tokenizer: Tokenizer, op
   if (hit) return hit;
   const vocab = tokenVocab(tokenizer);
   for (const e of eos) {
-    if (!Number.isInteger(e) || e < 0 || e >= vocab.size) throw new Error(`constrain: eos id ${e} is outside the vocabulary (size ${vocab.size})`);
+    if (!Number.isInteger(e) || e < 0 || e >= vocab.size) {
+      throw new Error(`constrain: eos id ${e} is outside the vocabulary (size ${vocab.size})`);
+    }
   }
   const nfa = buildNfa(spec, vocab, opts);
   checkProducible(nfa, spec, vocab);

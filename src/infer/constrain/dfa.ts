@@ -71,7 +71,8 @@ export class LazyDfa {
     if (id !== undefined) return id;
     const depth = this.stackDepth[parent] + 1;
     if (depth > MAX_DEPTH) {
-      throw new Error(`${this.where}: nesting deeper than ${MAX_DEPTH} without consuming input (a left-recursive $ref?)`);
+      const why = 'without consuming input (a left-recursive $ref?)';
+      throw new Error(`${this.where}: nesting deeper than ${MAX_DEPTH} ${why}`);
     }
     id = this.stackRet.length;
     this.stackRet.push(ret);

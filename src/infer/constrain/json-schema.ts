@@ -34,11 +34,13 @@ const TYPES = Object.keys(KEYWORDS);
 const COMBINERS = ['type', 'enum', 'const', 'anyOf', 'allOf', '$ref'];
 
 const FORMATS: Record<string, string> = {
-  date: '\\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\\d|30)|02-(?:0[1-9]|1\\d|2[0-8]))',
+  date: '\\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\\d|30)|' +
+    '02-(?:0[1-9]|1\\d|2[0-8]))',
   time: '(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d{1,6})?(?:Z|[+-](?:[01]\\d|2[0-3]):[0-5]\\d)',
   uuid: '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}',
   ipv4: '(?:(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.){3}(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)',
-  email: "[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\\.)+" +
+  email: "[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*@" +
+    '(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\\.)+' +
     '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?',
 };
 FORMATS['date-time'] = `${FORMATS.date}T${FORMATS.time}`;
@@ -76,7 +78,8 @@ export class JsonSchemaCompiler {
   private space(from: number): number {
     const sp = (s: number) => this.nfa.literal(s, ' ');
     if (this.ws === 'compact') return from;
-    const nl = (s: number) => this.nfa.repeat(this.nfa.literal(s, '\n'), (t) => this.nfa.chars(t, ofChars(' \t')), 0, 20);
+    const indent = (t: number) => this.nfa.chars(t, ofChars(' \t'));
+    const nl = (s: number) => this.nfa.repeat(this.nfa.literal(s, '\n'), indent, 0, 20);
     return this.nfa.alt(from, [(s) => s, sp, nl]);
   }
   private lit(from: number, s: string): number { return this.nfa.literal(from, s); }
@@ -85,7 +88,9 @@ export class JsonSchemaCompiler {
   value(from: number, schema: Schema, path: string): number {
     if (schema === true) return this.callAny(from);
     if (schema === false) this.fail(path, 'false schema: no value is allowed');
-    if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) this.fail(path, 'a schema must be an object or a boolean');
+    if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) {
+      this.fail(path, 'a schema must be an object or a boolean');
+    }
     const s = schema;
     this.checkKeywords(s, path);
     if (s.$ref !== undefined) return this.ref(from, s, path);
@@ -97,7 +102,9 @@ export class JsonSchemaCompiler {
     // a keyword constrains only instances of its own type(s); one that fits none of the listed types is a mistake
     for (const k of Object.keys(s)) {
       const owners = TYPES.filter((u) => KEYWORDS[u].includes(k));
-      if (owners.length && !owners.some((u) => types.includes(u))) this.fail(`${path}/${k}`, `"${k}" does not apply to type ${types.join(' | ')}`);
+      if (owners.length && !owners.some((u) => types.includes(u))) {
+        this.fail(`${path}/${k}`, `"${k}" does not apply to type ${types.join(' | ')}`);
+      }
     }
     return this.nfa.alt(from, types.map((t) => (st: number) => this.typed(st, t, s, path)));
   }
@@ -113,14 +120,17 @@ export class JsonSchemaCompiler {
     const lead = used.find((k) => ['$ref', 'anyOf', 'allOf', 'enum', 'const'].includes(k));
     if (!lead) return;
     const others = used.filter((k) => k !== lead && !(['enum', 'const'].includes(lead) && k === 'type'));
-    if (others.length) this.fail(path, `combining "${lead}" with ${others.map((k) => `"${k}"`).join(', ')} is not supported`);
+    const list = others.map((k) => `"${k}"`).join(', ');
+    if (others.length) this.fail(path, `combining "${lead}" with ${list} is not supported`);
   }
 
   /** The listed or implied types, or null for "any value". */
   private types(s: Record<string, unknown>, path: string): string[] | null {
     if (s.type !== undefined) {
       const ts = Array.isArray(s.type) ? s.type : [s.type];
-      for (const t of ts) if (typeof t !== 'string' || !TYPES.includes(t)) this.fail(`${path}/type`, `unknown type ${JSON.stringify(t)}`);
+      for (const t of ts) {
+        if (typeof t !== 'string' || !TYPES.includes(t)) this.fail(`${path}/type`, `unknown type ${JSON.stringify(t)}`);
+      }
       if (!ts.length) this.fail(`${path}/type`, 'empty type list');
       return ts as string[];
     }
@@ -147,7 +157,8 @@ export class JsonSchemaCompiler {
     const values = s.const !== undefined ? [s.const] : s.enum;
     if (!Array.isArray(values) || !values.length) this.fail(`${path}/enum`, 'must be a non-empty array');
     const types = s.type === undefined ? null : new Set(Array.isArray(s.type) ? s.type : [s.type]);
-    const ok = values.filter((v) => !types || types.has(jsonType(v)) || (types.has('number') && jsonType(v) === 'integer'));
+    const fits = (v: unknown) => types!.has(jsonType(v)) || (types!.has('number') && jsonType(v) === 'integer');
+    const ok = values.filter((v) => !types || fits(v));
     if (!ok.length) this.fail(path, 'no enum/const value has the given type');
     return this.nfa.alt(from, ok.map((v) => (st: number) => this.lit(st, JSON.stringify(v))));
   }
@@ -155,19 +166,24 @@ export class JsonSchemaCompiler {
   private anyOf(from: number, s: Record<string, unknown>, path: string): number {
     const list = s.anyOf;
     if (!Array.isArray(list) || !list.length) this.fail(`${path}/anyOf`, 'must be a non-empty array');
-    return this.nfa.alt(from, list.map((sub, i) => (st: number) => this.value(st, sub as Schema, `${path}/anyOf/${i}`)));
+    const branch = (sub: unknown, i: number) => (st: number) => this.value(st, sub as Schema, `${path}/anyOf/${i}`);
+    return this.nfa.alt(from, list.map(branch));
   }
 
   private allOf(from: number, s: Record<string, unknown>, path: string): number {
     const list = s.allOf;
-    if (!Array.isArray(list) || list.length !== 1) this.fail(`${path}/allOf`, 'only allOf with exactly one schema is supported');
+    if (!Array.isArray(list) || list.length !== 1) {
+      this.fail(`${path}/allOf`, 'only allOf with exactly one schema is supported');
+    }
     return this.value(from, list[0] as Schema, `${path}/allOf/0`);
   }
 
   /** $ref: each target is one procedure, so recursion and repeated use cost one copy. */
   private ref(from: number, s: Record<string, unknown>, path: string): number {
     const ref = s.$ref;
-    if (typeof ref !== 'string' || !ref.startsWith('#')) this.fail(`${path}/$ref`, `only local references (#...) are supported, got ${JSON.stringify(ref)}`);
+    if (typeof ref !== 'string' || !ref.startsWith('#')) {
+      this.fail(`${path}/$ref`, `only local references (#...) are supported, got ${JSON.stringify(ref)}`);
+    }
     let proc = this.refProcs.get(ref);
     if (proc === undefined) {
       proc = this.nfa.proc();
@@ -201,7 +217,8 @@ export class JsonSchemaCompiler {
     }
     if (s.format !== undefined) {
       const f = FORMATS[s.format as string];
-      if (!f) this.fail(`${path}/format`, `format ${JSON.stringify(s.format)} is not supported (${Object.keys(FORMATS).join(', ')})`);
+      const known = Object.keys(FORMATS).join(', ');
+      if (!f) this.fail(`${path}/format`, `format ${JSON.stringify(s.format)} is not supported (${known})`);
       if (body) this.fail(path, 'pattern together with format is not supported');
       body = parseRegex(f, 'full');
     }
@@ -234,7 +251,8 @@ export class JsonSchemaCompiler {
   private unicodeEscape(from: number, controls: Ranges | null): number {
     const u = this.lit(from, '\\u');
     if (controls) {
-      return this.nfa.alt(u, normalizeList(controls).map((cp) => (st: number) => this.lit(st, cp.toString(16).padStart(4, '0'))));
+      const hex4 = (cp: number) => (st: number) => this.lit(st, cp.toString(16).padStart(4, '0'));
+      return this.nfa.alt(u, normalizeList(controls).map(hex4));
     }
     const notD = subtract(HEX, ofChars('dD'));
     const first = this.nfa.alt(u, [
@@ -262,10 +280,14 @@ export class JsonSchemaCompiler {
     if (typeof props !== 'object' || Array.isArray(props)) this.fail(`${path}/properties`, 'must be an object');
     const required = (s.required ?? []) as string[];
     if (!Array.isArray(required)) this.fail(`${path}/required`, 'must be an array of names');
-    for (const r of required) if (!(r in props)) this.fail(`${path}/required`, `required property ${JSON.stringify(r)} is not in properties`);
+    for (const r of required) {
+      if (!(r in props)) this.fail(`${path}/required`, `required property ${JSON.stringify(r)} is not in properties`);
+    }
     const extra = s.additionalProperties;
     const names = Object.keys(props);
-    if (!names.length && extra !== false) return this.mapObject(from, extra === undefined ? true : (extra as Schema), `${path}/additionalProperties`);
+    if (!names.length && extra !== false) {
+      return this.mapObject(from, extra === undefined ? true : (extra as Schema), `${path}/additionalProperties`);
+    }
     return this.fixedObject(from, names.map((n) => [n, props[n], required.includes(n)]), path);
   }
 
@@ -303,7 +325,8 @@ export class JsonSchemaCompiler {
       return valueSchema === true ? this.callAny(colon) : this.callSub(colon, valueSchema, path);
     };
     const more = (st: number) => member(this.space(this.lit(this.space(st), ',')));
-    const members = this.nfa.alt(open, [(st) => st, (st) => this.space(this.nfa.repeat(member(st), more, 0, Infinity))]);
+    const some = (st: number) => this.space(this.nfa.repeat(member(st), more, 0, Infinity));
+    const members = this.nfa.alt(open, [(st) => st, some]);
     return this.lit(members, '}');
   }
 
@@ -358,7 +381,9 @@ function jsonType(v: unknown): string {
 
 function natural(v: unknown, path: string, dflt: number): number {
   if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new Error(`json schema ${path}: must be a non-negative integer`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
+    throw new Error(`json schema ${path}: must be a non-negative integer`);
+  }
   return v;
 }
 
@@ -366,7 +391,9 @@ function bound(s: Record<string, unknown>, incl: string, excl: string, path: str
   const pick = (k: string, exclusive: boolean): Bound | null => {
     const v = s[k];
     if (v === undefined) return null;
-    if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`json schema ${path}/${k}: must be a finite number`);
+    if (typeof v !== 'number' || !Number.isFinite(v)) {
+      throw new Error(`json schema ${path}/${k}: must be a finite number`);
+    }
     return { value: v, exclusive };
   };
   const a = pick(incl, false), b = pick(excl, true);
@@ -380,7 +407,9 @@ function bound(s: Record<string, unknown>, incl: string, excl: string, path: str
 export function resolvePointer(root: Schema, ref: string, path: string): Schema {
   let cur: unknown = root;
   const parts = ref === '#' ? [] : ref.slice(1).split('/').slice(1);
-  if (ref !== '#' && !ref.startsWith('#/')) throw new Error(`json schema ${path}: unsupported reference ${JSON.stringify(ref)}`);
+  if (ref !== '#' && !ref.startsWith('#/')) {
+    throw new Error(`json schema ${path}: unsupported reference ${JSON.stringify(ref)}`);
+  }
   for (const raw of parts) {
     const key = decodeURIComponent(raw).replaceAll('~1', '/').replaceAll('~0', '~');
     if (cur === null || typeof cur !== 'object' || !(key in (cur as object))) {

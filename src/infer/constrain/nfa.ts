@@ -31,7 +31,8 @@ export class ByteNfa {
 
   node(): number {
     if (this.eps.length >= MAX_NODES) {
-      throw new Error(`${this.where}: the automaton exceeds ${MAX_NODES} states (lower maxLength / maxItems / repetition counts)`);
+      const hint = 'lower maxLength / maxItems / repetition counts';
+      throw new Error(`${this.where}: the automaton exceeds ${MAX_NODES} states (${hint})`);
     }
     this.eps.push([]);
     this.edges.push([]);
@@ -135,7 +136,10 @@ export class ByteNfa {
     for (let a = 0; a < n; a++) {
       for (const b of this.eps[a]) preds[b].push(a);
       for (let k = 0; k < this.edges[a].length; k += 3) preds[this.edges[a][k + 2]].push(a);
-      for (let k = 0; k < this.calls[a].length; k += 2) { callSites[this.calls[a][k]].push(a); preds[this.calls[a][k + 1]].push(a); }
+      for (let k = 0; k < this.calls[a].length; k += 2) {
+        callSites[this.calls[a][k]].push(a);
+        preds[this.calls[a][k + 1]].push(a);
+      }
     }
     const work: number[] = [];
     for (const e of this.procEnd) { dist[e] = 0; work.push(...preds[e]); }

@@ -74,7 +74,8 @@ class Parser {
 
   group(): RegexNode {
     if (this.eat('?')) {
-      if (this.eat(':')) { /* non-capturing */ } else if (this.eat('<') && this.peek() !== 0x3d && this.peek() !== 0x21) {
+      const named = () => this.eat('<') && this.peek() !== 0x3d /* = */ && this.peek() !== 0x21 /* ! */;
+      if (this.eat(':')) { /* non-capturing */ } else if (named()) {
         while (!this.done() && !this.eat('>')) this.i++; // named group: the name does not change the language
       } else this.fail('lookaround assertions are not supported (not regular)');
     }

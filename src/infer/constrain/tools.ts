@@ -21,18 +21,27 @@ function rebase(schema: unknown, base: string): unknown {
 }
 
 /** The schema of one call (or of a non-empty array of calls when `parallel`). */
-export function toolCallSchema(tools: readonly ToolDefinition[], choice: ToolChoice, opts: { parallel?: boolean } = {}): Record<string, unknown> {
+export function toolCallSchema(
+  tools: readonly ToolDefinition[], choice: ToolChoice, opts: { parallel?: boolean } = {},
+): Record<string, unknown> {
   if (!Array.isArray(tools) || !tools.length) throw new Error('toolCallSchema: tools must be a non-empty array');
   tools.forEach((t, i) => {
-    if (t?.type !== 'function' || typeof t.function?.name !== 'string') throw new Error(`toolCallSchema: tools[${i}] must be {type: "function", function: {name, parameters}}`);
+    if (t?.type !== 'function' || typeof t.function?.name !== 'string') {
+      throw new Error(`toolCallSchema: tools[${i}] must be {type: "function", function: {name, parameters}}`);
+    }
   });
   const named = choice === 'required' ? null : choice?.function?.name;
-  if (named !== null && typeof named !== 'string') throw new Error('toolCallSchema: tool_choice must be "required" or {type: "function", function: {name}}');
+  if (named !== null && typeof named !== 'string') {
+    throw new Error('toolCallSchema: tool_choice must be "required" or {type: "function", function: {name}}');
+  }
   const chosen = tools.map((t, i) => [t, i] as const).filter(([t]) => named === null || t.function.name === named);
-  if (!chosen.length) throw new Error(`toolCallSchema: tool_choice names ${JSON.stringify(named)}, which is not among the tools`);
+  if (!chosen.length) {
+    throw new Error(`toolCallSchema: tool_choice names ${JSON.stringify(named)}, which is not among the tools`);
+  }
   const defs: Record<string, unknown> = {};
   const calls = chosen.map(([t, i]) => {
-    defs[`tool_${i}`] = rebase(t.function.parameters ?? { type: 'object', properties: {}, additionalProperties: false }, `#/$defs/tool_${i}`);
+    const params = t.function.parameters ?? { type: 'object', properties: {}, additionalProperties: false };
+    defs[`tool_${i}`] = rebase(params, `#/$defs/tool_${i}`);
     return {
       type: 'object', additionalProperties: false, required: ['name', 'arguments'],
       properties: { name: { const: t.function.name }, arguments: { $ref: `#/$defs/tool_${i}` } },

@@ -70,7 +70,8 @@ function tokenToBytes(tok: Tokenizer): { kind: string; f: (t: string) => Uint8Ar
       },
     };
   }
-  throw new Error(`constrain: tokenizers with decoder ${steps.length ? steps.join(' + ') : '(none)'} are not supported ` +
+  const named = steps.length ? steps.join(' + ') : '(none)';
+  throw new Error(`constrain: tokenizers with decoder ${named} are not supported ` +
     '(supported: ByteLevel, Fuse, sentencepiece-style Replace/ByteFallback/Fuse/Strip)');
 }
 
