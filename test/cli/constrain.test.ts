@@ -12,7 +12,8 @@ const root = fileURLToPath(new URL('../../../', import.meta.url)); // dist/test/
 const bin = join(root, 'bin', 'lineage.js');
 
 function lineage(args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, LINEAGE_THREADS: '1' }, timeout: 120_000 });
+  const env = { ...process.env, LINEAGE_THREADS: '1' };
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env, timeout: 120_000 });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -24,7 +25,9 @@ test('generate --regex with the bundled model; --json-schema it cannot spell is 
   const dir = mkdtempSync(join(tmpdir(), 'lineage-constrain-'));
   try {
     const schema = join(dir, 'schema.json');
-    writeFileSync(schema, JSON.stringify({ type: 'object', properties: { a: { type: 'integer' } }, required: ['a'], additionalProperties: false }));
+    const obj = { type: 'object', properties: { a: { type: 'integer' } }, required: ['a'],
+      additionalProperties: false };
+    writeFileSync(schema, JSON.stringify(obj));
     const bad = lineage(['generate', '--json-schema', schema, '--max-tokens', '20']);
     assert.equal(bad.code, 1);
     assert.match(bad.err, /cannot produce any output matching the JSON schema: it has no token for "\{"/);
@@ -49,7 +52,9 @@ test('generate --json-schema on a byte-vocabulary model prints JSON that validat
     writeFileSync(file, JSON.stringify({ name: 'weather', strict: true, schema }));
     const validate = ajv().compile(schema);
     for (const seed of ['1', '2']) {
-      const r = lineage(['generate', '--model', model, '--json-schema', file, '--prompt', 'x', '--max-tokens', '60', '--seed', seed, '--json']);
+      const args = ['--model', model, '--json-schema', file, '--prompt', 'x', '--max-tokens', '60', '--seed', seed,
+        '--json'];
+      const r = lineage(['generate', ...args]);
       assert.equal(r.code, 0, r.err);
       const value = JSON.parse(JSON.parse(r.out).text);
       assert.ok(validate(value), JSON.stringify(value));

@@ -37,13 +37,16 @@ test('a random tiny GPT-2 over bytes writes JSON that validates against the sche
   const tok = bytesTokenizer();
   const schema = {
     type: 'object', additionalProperties: false, required: ['name', 'scores', 'ok'],
-    properties: { name: { type: 'string', maxLength: 10 }, scores: { type: 'array', items: { type: 'integer', minimum: 0, maximum: 99 }, maxItems: 4 },
+    properties: {
+      name: { type: 'string', maxLength: 10 },
+      scores: { type: 'array', items: { type: 'integer', minimum: 0, maximum: 99 }, maxItems: 4 },
       ok: { type: 'boolean' }, note: { type: ['string', 'null'] } },
   };
   const validate = ajv().compile(schema);
   for (const [seed, temperature] of [[0, 0], [1, 1], [2, 2]]) {
     const c = createConstraint({ kind: 'json-schema', schema }, tok);
-    const out = generate(model, [...new TextEncoder().encode('{')], { maxTokens: 90, temperature, seed, constraint: c });
+    const prompt = [...new TextEncoder().encode('{')];
+    const out = generate(model, prompt, { maxTokens: 90, temperature, seed, constraint: c });
     const text = decodeBytes(tok, out);
     assert.ok(c.isComplete(), `incomplete: ${JSON.stringify(text)}`);
     const value = JSON.parse(text);

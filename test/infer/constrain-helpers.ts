@@ -5,7 +5,9 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
 import { Tokenizer, bytesTokenizer as makeBytesTokenizer, charTokenizer } from '../../src/tokenizers/index.js';
-import { createConstraint, tokenVocab, type ConstraintOptions, type ConstraintSpec } from '../../src/infer/constrain/index.js';
+import {
+  createConstraint, tokenVocab, type ConstraintOptions, type ConstraintSpec,
+} from '../../src/infer/constrain/index.js';
 
 const require = createRequire(import.meta.url);
 // ajv-formats is CommonJS: its default export is module.exports itself
@@ -17,7 +19,8 @@ export function ajv(): Ajv {
   return a;
 }
 
-export const SHAKESPEARE_TOKENIZER = fileURLToPath(new URL('../../../models/shakespeare-char/tokenizer.json', import.meta.url));
+export const SHAKESPEARE_TOKENIZER =
+  fileURLToPath(new URL('../../../models/shakespeare-char/tokenizer.json', import.meta.url));
 export function shakespeareTokenizer(): Tokenizer {
   return Tokenizer.fromJSON(readFileSync(SHAKESPEARE_TOKENIZER, 'utf8'));
 }
@@ -49,7 +52,9 @@ export interface Walk { ids: number[]; text: string; complete: boolean; steps: n
  * something (", ], }) or end the sequence get extra weight so walks over open-ended schemas terminate.
  * Throws if a mask is ever empty before the value is complete (a dead end).
  */
-export function randomWalk(spec: ConstraintSpec, tok: Tokenizer, seed: number, budget = 300, opts: ConstraintOptions = {}): Walk {
+export function randomWalk(
+  spec: ConstraintSpec, tok: Tokenizer, seed: number, budget = 300, opts: ConstraintOptions = {},
+): Walk {
   const c = createConstraint(spec, tok, opts);
   const vocab = tokenVocab(tok);
   const eos = new Set(c.compiled.eosIds);

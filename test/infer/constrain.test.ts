@@ -5,7 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { utf8Sequences } from '../../src/infer/constrain/charset.js';
 import { integerRangeRegex, numberRangeRegex } from '../../src/infer/constrain/numeric.js';
-import { compileConstraint, createConstraint, toolCallSchema, type ConstraintSpec, type ToolDefinition } from '../../src/infer/constrain/index.js';
+import {
+  compileConstraint, createConstraint, toolCallSchema, type ConstraintSpec, type ToolDefinition,
+} from '../../src/infer/constrain/index.js';
 import { gpt2Tokenizer } from '../tokenizers/helpers.js';
 import {
   accepts, ajv, bytesTokenizer, decodeBytes, jsonCharTokenizer, randomWalk, rng, shakespeareTokenizer,
@@ -18,12 +20,14 @@ test('UTF-8 range splitting covers exactly the encodings of the range', () => {
     let lo = Math.floor(r() * 0x11000), hi = lo + Math.floor(r() * (trial % 2 ? 0x20000 : 300));
     hi = Math.min(hi, 0x10ffff);
     const seqs = utf8Sequences(lo, hi);
-    const matches = (bytes: Uint8Array) => seqs.some((s) => s.length === bytes.length && s.every(([a, b], k) => bytes[k] >= a && bytes[k] <= b));
+    const fits = (s: [number, number][], bytes: Uint8Array) => s.every(([a, b], k) => bytes[k] >= a && bytes[k] <= b);
+    const matches = (bytes: Uint8Array) => seqs.some((s) => s.length === bytes.length && fits(s, bytes));
     for (let k = 0; k < 200; k++) {
       const cp = Math.floor(r() * 0x110000);
       if (cp >= 0xd800 && cp <= 0xdfff) continue;
       const inRange = (cp >= lo && cp <= hi) && !(cp >= 0xd800 && cp <= 0xdfff);
-      assert.equal(matches(enc.encode(String.fromCodePoint(cp))), inRange, `cp ${cp.toString(16)} in [${lo.toString(16)}, ${hi.toString(16)}]`);
+      const where = `cp ${cp.toString(16)} in [${lo.toString(16)}, ${hi.toString(16)}]`;
+      assert.equal(matches(enc.encode(String.fromCodePoint(cp))), inRange, where);
     }
     for (const cp of [lo, hi]) if (cp < 0xd800 || cp > 0xdfff) assert.ok(matches(enc.encode(String.fromCodePoint(cp))));
   }
@@ -31,7 +35,8 @@ test('UTF-8 range splitting covers exactly the encodings of the range', () => {
 
 test('integer and number range regexes agree with the bounds', () => {
   const bounds: [number | null, boolean, number | null, boolean][] = [
-    [0, false, 100, false], [-37, false, 12, true], [5, true, null, false], [null, false, -8, false], [-120, true, -3, true],
+    [0, false, 100, false], [-37, false, 12, true], [5, true, null, false], [null, false, -8, false],
+    [-120, true, -3, true],
     [7, false, 7, false], [0, true, 1, true], [99, false, 1001, false], [-1, false, 0, false],
   ];
   const ints: number[] = [];
@@ -41,14 +46,16 @@ test('integer and number range regexes agree with the bounds', () => {
     const L = lo === null ? null : { value: lo, exclusive: le }, H = hi === null ? null : { value: hi, exclusive: he };
     const inside = (x: number) => (lo === null || (le ? x > lo : x >= lo)) && (hi === null || (he ? x < hi : x <= hi));
     const isrc = integerRangeRegex(L, H), nsrc = numberRangeRegex(L, H);
-    const ire = isrc === null ? null : new RegExp(`^(?:${isrc})$`), nre = nsrc === null ? null : new RegExp(`^(?:${nsrc})$`);
-    for (const n of ints) assert.equal(!!ire?.test(String(n)), inside(n), `integer ${n} in ${JSON.stringify([lo, le, hi, he])}`);
+    const ire = isrc === null ? null : new RegExp(`^(?:${isrc})$`);
+    const nre = nsrc === null ? null : new RegExp(`^(?:${nsrc})$`);
+    const where = JSON.stringify([lo, le, hi, he]);
+    for (const n of ints) assert.equal(!!ire?.test(String(n)), inside(n), `integer ${n} in ${where}`);
     for (const b of [lo, hi]) if (b !== null) assert.equal(!!nre?.test(`${b}.000`), inside(b), `${b}.000 vs ${nsrc}`);
     const edges = [lo, hi].flatMap((b) => (b === null ? [] : [b, b + 0.5, b - 0.5, b + 0.001, b - 0.001]));
     for (const x of [...reals, ...edges]) {
       const text = Number.isInteger(x) && x % 2 ? `${x}.000` : String(x);
       if (nre?.test(text)) assert.ok(inside(x), `number ${text} matched ${nsrc} but is outside`);
-      if (Number.isInteger(x) && inside(x)) assert.ok(nre?.test(text), `number ${text} inside but not matched by ${nsrc}`);
+      if (Number.isInteger(x) && inside(x)) assert.ok(nre?.test(text), `number ${text} inside, not matched by ${nsrc}`);
     }
   }
   assert.equal(integerRangeRegex({ value: 3, exclusive: true }, { value: 4, exclusive: true }), null);
@@ -56,12 +63,14 @@ test('integer and number range regexes agree with the bounds', () => {
 
 const REGEXES = [
   '[a-c]{2,4}x?', '(ab|cd)*e', '\\d{3}-\\d{2}', '[^a-z\\n]+', 'caf\u00e9|\u65e5\u672c+', '(?:0|[1-9]\\d*)(\\.\\d+)?',
-  '[\\w.]+@[a-z]+\\.(com|org)', 'a.b', '\\u{1F600}{1,2}|[\\u0400-\\u04ff]{2}', '(x|y){0,3}z', '^start$', '[\\s\\S]{0,2}q',
+  '[\\w.]+@[a-z]+\\.(com|org)', 'a.b', '\\u{1F600}{1,2}|[\\u0400-\\u04ff]{2}', '(x|y){0,3}z', '^start$',
+  '[\\s\\S]{0,2}q',
 ];
 
 test('regex constraints accept exactly what RegExp fully matches', () => {
   const r = rng(11);
-  const alphabet = ['a', 'b', 'c', 'd', 'e', 'x', 'y', 'z', 'q', '0', '1', '7', '-', '.', '@', '\n', ' ', '\u00e9', '\u65e5',
+  const alphabet = ['a', 'b', 'c', 'd', 'e', 'x', 'y', 'z', 'q', '0', '1', '7', '-', '.', '@', '\n', ' ', '\u00e9',
+    '\u65e5',
     '\u672c', '\ud83d\ude00', '\u0416', 'com', 'org', 'caf', 'start', 's'];
   for (const p of REGEXES) {
     const re = new RegExp(`^(?:${p})$`, 'u');
@@ -94,7 +103,8 @@ test('unsupported regex features are clear errors', () => {
 const SCHEMAS: Record<string, unknown> = {
   person: {
     type: 'object', additionalProperties: false, required: ['name', 'age', 'email'],
-    properties: { name: { type: 'string', minLength: 1, maxLength: 12 }, age: { type: 'integer', minimum: 0, maximum: 130 },
+    properties: {
+      name: { type: 'string', minLength: 1, maxLength: 12 }, age: { type: 'integer', minimum: 0, maximum: 130 },
       email: { type: ['string', 'null'], format: 'email' } },
   },
   nested: {
@@ -103,8 +113,12 @@ const SCHEMAS: Record<string, unknown> = {
       status: { enum: ['ok', 'error', 'caf\u00e9'] },
       items: { type: 'array', minItems: 1, maxItems: 3, items: {
         type: 'object', additionalProperties: false, required: ['id', 'price', 'tags'],
-        properties: { id: { type: 'string', pattern: '^[A-Z]{2}-\\d{3}$' }, price: { type: 'number', minimum: 0, exclusiveMaximum: 1000 },
-          tags: { type: 'array', items: { type: 'string', maxLength: 4 }, maxItems: 2 }, note: { anyOf: [{ type: 'string' }, { type: 'null' }] } },
+        properties: {
+          id: { type: 'string', pattern: '^[A-Z]{2}-\\d{3}$' },
+          price: { type: 'number', minimum: 0, exclusiveMaximum: 1000 },
+          tags: { type: 'array', items: { type: 'string', maxLength: 4 }, maxItems: 2 },
+          note: { anyOf: [{ type: 'string' }, { type: 'null' }] },
+        },
       } },
     },
   },
@@ -115,30 +129,38 @@ const SCHEMAS: Record<string, unknown> = {
   tree: {
     $ref: '#/$defs/node',
     $defs: { node: { type: 'object', additionalProperties: false, required: ['v', 'kids'],
-      properties: { v: { type: 'integer', minimum: -5, maximum: 5 }, kids: { type: 'array', maxItems: 2, items: { $ref: '#/$defs/node' } } } } },
+      properties: {
+        v: { type: 'integer', minimum: -5, maximum: 5 },
+        kids: { type: 'array', maxItems: 2, items: { $ref: '#/$defs/node' } },
+      } } },
   },
   formats: {
     type: 'object', additionalProperties: false, required: ['when', 'day', 'at', 'id', 'ip'],
     properties: { when: { type: 'string', format: 'date-time' }, day: { type: 'string', format: 'date' },
-      at: { type: 'string', format: 'time' }, id: { type: 'string', format: 'uuid' }, ip: { type: 'string', format: 'ipv4' } },
+      at: { type: 'string', format: 'time' }, id: { type: 'string', format: 'uuid' },
+      ip: { type: 'string', format: 'ipv4' } },
   },
   map: { type: 'object', additionalProperties: { type: 'integer', exclusiveMinimum: -3, maximum: 9 } },
   anyValue: {},
   anyOfObjects: {
     anyOf: [
-      { type: 'object', additionalProperties: false, required: ['kind', 'r'], properties: { kind: { const: 'circle' }, r: { type: 'number' } } },
+      { type: 'object', additionalProperties: false, required: ['kind', 'r'],
+        properties: { kind: { const: 'circle' }, r: { type: 'number' } } },
       { type: 'object', additionalProperties: false, required: ['kind', 'w', 'h'],
         properties: { kind: { const: 'rect' }, w: { type: 'integer' }, h: { type: 'integer' } } },
     ],
   },
-  scalars: { type: 'array', items: { anyOf: [{ type: 'boolean' }, { type: 'null' }, { enum: [1, 'two', [3], { four: 4 }] }] } },
+  scalars: {
+    type: 'array', items: { anyOf: [{ type: 'boolean' }, { type: 'null' }, { enum: [1, 'two', [3], { four: 4 }] }] },
+  },
   unicode: { type: 'string', minLength: 2, maxLength: 6 },
 };
 
 function checkWalk(name: string, schema: unknown, text: string, validate: (v: unknown) => boolean): void {
   let value: unknown;
   assert.doesNotThrow(() => { value = JSON.parse(text); }, `${name}: not JSON: ${JSON.stringify(text)}`);
-  assert.ok(validate(value), `${name}: ${text} fails the schema: ${JSON.stringify((validate as { errors?: unknown }).errors)}`);
+  const errors = JSON.stringify((validate as { errors?: unknown }).errors);
+  assert.ok(validate(value), `${name}: ${text} fails the schema: ${errors}`);
 }
 
 for (const [label, tokFn, walks] of [['bytes', bytesTokenizer, 12], ['char', jsonCharTokenizer, 12]] as const) {
@@ -208,19 +230,23 @@ test('accepts the canonical serialisation of valid instances and rejects invalid
   assert.ok(!accepts(person, '{"name":"Al","age":30,"email":null,"x":1}'), 'additionalProperties');
   assert.ok(!accepts(person, '{"name":"Al","age":30.5,"email":null}'), 'integer');
   const opt = { kind: 'json-schema', schema: SCHEMAS.optional } as const;
-  for (const ok of ['{"b":42}', '{"a":true,"b":42}', '{"b":42,"d":null}', '{"a":false,"b":42,"c":-1.5e3,"d":null}']) assert.ok(accepts(opt, ok), ok);
+  for (const ok of ['{"b":42}', '{"a":true,"b":42}', '{"b":42,"d":null}', '{"a":false,"b":42,"c":-1.5e3,"d":null}']) {
+    assert.ok(accepts(opt, ok), ok);
+  }
   for (const bad of ['{}', '{"a":true}', '{"b":42,}', '{,"b":42}', '{"b":43}']) assert.ok(!accepts(opt, bad), bad);
   const str = { kind: 'json-schema', schema: { type: 'string', maxLength: 2 } } as const;
   for (const ok of ['""', '"ab"', '"\\n\\u00e9"', '"\\"\\\\"', '"\ud83d\ude00"']) assert.ok(accepts(str, ok), ok);
   for (const bad of ['"abc"', '"\\ud83d"', '"\n"', '"\\x"']) assert.ok(!accepts(str, bad), bad);
-  assert.ok(accepts({ kind: 'json-schema', schema: SCHEMAS.tree }, '{"v":1,"kids":[{"v":-5,"kids":[]},{"v":5,"kids":[{"v":0,"kids":[]}]}]}'));
-  assert.ok(!accepts({ kind: 'json-schema', schema: SCHEMAS.tree }, '{"v":1,"kids":[{"v":1,"kids":[]},{"v":1,"kids":[]},{"v":1,"kids":[]}]}'));
+  const tree = { kind: 'json-schema', schema: SCHEMAS.tree } as const;
+  assert.ok(accepts(tree, '{"v":1,"kids":[{"v":-5,"kids":[]},{"v":5,"kids":[{"v":0,"kids":[]}]}]}'));
+  assert.ok(!accepts(tree, '{"v":1,"kids":[{"v":1,"kids":[]},{"v":1,"kids":[]},{"v":1,"kids":[]}]}'), 'maxItems');
 });
 
 test('a character vocabulary that cannot write the schema is an error up front, naming the characters', () => {
   const tok = shakespeareTokenizer();
   assert.throws(() => createConstraint({ kind: 'json-object' }, tok), /cannot produce any output.*no token for "\{"/s);
-  assert.throws(() => createConstraint({ kind: 'json-schema', schema: SCHEMAS.person }, tok), /character vocabulary cannot produce/);
+  const person = { kind: 'json-schema', schema: SCHEMAS.person } as const;
+  assert.throws(() => createConstraint(person, tok), /character vocabulary cannot produce/);
   assert.throws(() => createConstraint({ kind: 'regex', pattern: 'x[0-2]+' }, tok), /no token for "0", "1", "2"/);
   // what it can spell still works, and branches it cannot spell are dropped rather than dead ends
   for (let seed = 0; seed < 20; seed++) {
@@ -234,7 +260,8 @@ test('a character vocabulary that cannot write the schema is an error up front, 
 test('schema errors name the keyword and path', () => {
   const tok = bytesTokenizer();
   const bad: [unknown, RegExp][] = [
-    [{ type: 'object', properties: { a: { oneOf: [{ type: 'string' }] } } }, /#\/properties\/a\/oneOf: keyword "oneOf" is not supported/],
+    [{ type: 'object', properties: { a: { oneOf: [{ type: 'string' }] } } },
+      /#\/properties\/a\/oneOf: keyword "oneOf" is not supported/],
     [{ type: 'string', minLength: -1 }, /minLength: must be a non-negative integer/],
     [{ type: 'object', properties: {}, required: ['x'] }, /required property "x" is not in properties/],
     [{ $ref: '#/$defs/missing' }, /does not resolve/],
@@ -243,7 +270,9 @@ test('schema errors name the keyword and path', () => {
     [{ type: 'integer', minimum: 5, maximum: 4 }, /no number satisfies/],
     [{ type: 'string', format: 'hostname' }, /format "hostname" is not supported/],
     [{ $ref: '#', type: 'object' }, /combining "\$ref" with "type"/],
-    [{ $defs: { a: { type: 'object', properties: { x: { $ref: '#/$defs/a' } }, required: ['x'], additionalProperties: false } }, $ref: '#/$defs/a' },
+    [{ $defs: { a: { type: 'object', properties: { x: { $ref: '#/$defs/a' } }, required: ['x'],
+      additionalProperties: false } },
+      $ref: '#/$defs/a' },
       /matches no finite output/],
     [{ anyOf: [{ $ref: '#' }, { type: 'null' }] }, /left-recursive/],
   ];
@@ -298,18 +327,22 @@ test('a token budget always closes the value in time', () => {
 test('compiled constraints are cached per tokenizer and spec', () => {
   const tok = bytesTokenizer();
   const spec: ConstraintSpec = { kind: 'json-schema', schema: SCHEMAS.person };
-  assert.equal(compileConstraint(spec, tok), compileConstraint({ kind: 'json-schema', schema: JSON.parse(JSON.stringify(SCHEMAS.person)) }, tok));
+  const copy: ConstraintSpec = { kind: 'json-schema', schema: JSON.parse(JSON.stringify(SCHEMAS.person)) };
+  assert.equal(compileConstraint(spec, tok), compileConstraint(copy, tok));
   assert.notEqual(compileConstraint(spec, tok), compileConstraint(spec, tok, { whitespace: 'compact' }));
   const w = randomWalk(spec, tok, 9, 200, { whitespace: 'compact' });
-  assert.ok(!/\s(?=(?:[^"]*"[^"]*")*[^"]*$)/.test(w.text), `compact output has no whitespace outside strings: ${w.text}`);
+  const outside = /\s(?=(?:[^"]*"[^"]*")*[^"]*$)/;
+  assert.ok(!outside.test(w.text), `compact output has no whitespace outside strings: ${w.text}`);
 });
 
 test('tool calls: arguments validate against the chosen function; prefix/suffix text wraps the JSON', () => {
   const tools: ToolDefinition[] = [
-    { type: 'function', function: { name: 'calculator', parameters: { type: 'object', additionalProperties: false, required: ['expr'],
+    { type: 'function', function: { name: 'calculator', parameters: {
+      type: 'object', additionalProperties: false, required: ['expr'],
       properties: { expr: { type: 'string', pattern: '^[0-9+*/() -]{1,12}$' } } } } },
     { type: 'function', function: { name: 'tree_size', parameters: { $ref: '#/$defs/t', $defs: { t: { type: 'object',
-      additionalProperties: false, required: ['kids'], properties: { kids: { type: 'array', maxItems: 2, items: { $ref: '#/$defs/t' } } } } } } } },
+      additionalProperties: false, required: ['kids'],
+      properties: { kids: { type: 'array', maxItems: 2, items: { $ref: '#/$defs/t' } } } } } } } },
   ];
   const a = ajv();
   const byName = new Map(tools.map((t) => [t.function.name, a.compile(t.function.parameters as object)]));
@@ -318,7 +351,8 @@ test('tool calls: arguments validate against the chosen function; prefix/suffix 
   for (let seed = 0; seed < 16; seed++) {
     const parallel = seed % 4 === 3;
     const schema = toolCallSchema(tools, 'required', { parallel });
-    const w = randomWalk({ kind: 'json-schema', schema, prefix: '<tool_call>\n', suffix: '\n</tool_call>' }, tok, seed, 300);
+    const wrapped = { kind: 'json-schema', schema, prefix: '<tool_call>\n', suffix: '\n</tool_call>' } as const;
+    const w = randomWalk(wrapped, tok, seed, 300);
     assert.ok(w.complete);
     const m = /^<tool_call>\n([\s\S]*)\n<\/tool_call>$/.exec(w.text);
     assert.ok(m, w.text);
@@ -331,6 +365,9 @@ test('tool calls: arguments validate against the chosen function; prefix/suffix 
   }
   assert.deepEqual([...seen].sort(), ['calculator', 'tree_size']);
   const named = toolCallSchema(tools, { type: 'function', function: { name: 'tree_size' } });
-  for (let seed = 0; seed < 5; seed++) assert.equal(JSON.parse(randomWalk({ kind: 'json-schema', schema: named }, tok, seed, 200).text).name, 'tree_size');
-  assert.throws(() => toolCallSchema(tools, { type: 'function', function: { name: 'nope' } }), /"nope", which is not among the tools/);
+  for (let seed = 0; seed < 5; seed++) {
+    assert.equal(JSON.parse(randomWalk({ kind: 'json-schema', schema: named }, tok, seed, 200).text).name, 'tree_size');
+  }
+  const nope = { type: 'function', function: { name: 'nope' } } as const;
+  assert.throws(() => toolCallSchema(tools, nope), /"nope", which is not among the tools/);
 });
