@@ -9,6 +9,7 @@ import type { LanguageModel } from '../../models/model.js';
 import type { Tokenizer } from '../../tokenizers/tokenizer.js';
 import type { EngineRequest } from '../../infer/engine/engine.js';
 import { ENGINE_FLAGS, generateWithEngine } from './generate-engine.js';
+import { CONSTRAIN_FLAGS, CONSTRAIN_HELP, constraintFromFlags } from './constrain-flags.js';
 
 /** models/shakespeare-char beside dist/ (this file is dist/src/cli/commands/generate.js) */
 export function bundledModelDir(): string {
@@ -24,6 +25,7 @@ const HELP = `usage: lineage generate [--model DIR] --prompt TEXT [options]
   --top-k K          keep the K most likely tokens (default 0 = off)
   --top-p P          nucleus sampling (default 1 = off)
   --seed S           sampling seed (default 0)
+${CONSTRAIN_HELP}
   --json             print {"text","ids"} instead of streaming the text
 
 decoder models run through the inference engine (paged KV cache) when the text fits their context, or
@@ -38,7 +40,7 @@ when one of these is given:
   --prompt-lookup          speculative decoding with n-gram drafts from the text so far`;
 
 export async function generateCommand(argv: string[]): Promise<void> {
-  const valued = ['model', 'prompt', 'max-tokens', 'temperature', 'top-k', 'top-p', 'seed', 'n', 'min-p', 'repetition-penalty', 'stop', 'logprobs', 'draft-model', 'speculative-tokens'];
+  const valued = ['model', 'prompt', 'max-tokens', 'temperature', 'top-k', 'top-p', 'seed', 'n', 'min-p', 'repetition-penalty', 'stop', 'logprobs', 'draft-model', 'speculative-tokens', ...CONSTRAIN_FLAGS];
   const f = parseFlags('generate', argv, valued, ['json', 'help', 'prompt-lookup']);
   if (f.bools.has('help')) return void console.log(HELP);
   const dir = flagString(f, 'model') ?? bundledModelDir();
@@ -49,13 +51,18 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const promptIds = tokenizer.encode(prompt, { addSpecialTokens: false });
   if (promptIds.length === 0) throw new Error('--prompt: encodes to no tokens');
   const json = f.bools.has('json');
-  if (await engineGenerate(f, model, tokenizer, prompt, promptIds.length)) return void model.dispose();
+  // constrained decoding (--json-schema / --regex) runs on the single-sequence path below
+  const constrained = CONSTRAIN_FLAGS.some((n) => f.values.has(n));
+  if (!constrained && (await engineGenerate(f, model, tokenizer, prompt, promptIds.length))) return void model.dispose();
   const eos = model.config.tokens.eos;
+  const maxTokens = flagNumber(f, 'max-tokens', { int: true, min: 0 }) ?? 200;
+  const constraint = constraintFromFlags(f, tokenizer, eos, maxTokens);
   let shown = '';
   const ids: number[] = [];
   if (!json) process.stdout.write(prompt);
   const out = generate(model, promptIds, {
-    maxTokens: flagNumber(f, 'max-tokens', { int: true, min: 0 }) ?? 200,
+    maxTokens,
+    constraint: constraint ?? undefined,
     temperature: flagNumber(f, 'temperature', { min: 0 }) ?? 0.8,
     topK: flagNumber(f, 'top-k', { int: true, min: 0 }) ?? 0,
     topP: flagNumber(f, 'top-p', { min: 0 }) ?? 1,
