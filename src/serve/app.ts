@@ -5,7 +5,8 @@
 // (OpenAI ⇄ engine), and this file (routes, streaming, auth, limits).
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
-import type { RequestHandle } from '../infer/engine/engine.js';
+import type { EngineRequest, RequestHandle } from '../infer/engine/engine.js';
+import { toolCallSchema, type ConstraintSpec, type ToolChoice, type ToolDefinition } from '../infer/constrain/index.js';
 import type { TokenEvent } from '../infer/engine/sequence.js';
 import type { ChatMessage } from '../tokenizers/tokenizer.js';
 import { ApiError, badRequest, fromEngineError } from './errors.js';
@@ -92,12 +93,12 @@ export function createServer(o: ServerOptions): FastifyInstance {
   app.post('/v1/chat/completions', { schema: { body: chatSchema } }, async (req, reply) => {
     const b = req.body as Body & SamplingBody;
     const m = served(b.model);
-    checkChatExtras(b);
-    const ids = renderChat(m, b.messages as ChatMessage[], b.tools as unknown[] | null);
+    const { constraint, tools } = chatConstraint(b);
+    const ids = renderChat(m, b.messages as ChatMessage[], tools?.list ?? null);
     const top = b.logprobs ? ((b.top_logprobs as number | null) ?? 0) : undefined;
     if (!b.logprobs && b.top_logprobs != null) throw badRequest('top_logprobs', 'top_logprobs needs logprobs: true');
-    const fields = samplingFields(b, top, o.defaultMaxTokens ?? 256);
-    await generate(req, reply, m, [ids], fields, 'chat.completion', b);
+    const fields = { ...samplingFields(b, top, o.defaultMaxTokens ?? 256), constraint };
+    await generate(req, reply, m, [ids], fields, 'chat.completion', b, tools);
   });
 
   app.post('/v1/embeddings', { schema: { body: embeddingSchema } }, async (req) => {
@@ -128,7 +129,10 @@ export function createServer(o: ServerOptions): FastifyInstance {
   });
 
   /** runs one request's prompts (n samples each) and answers in one JSON body or as an SSE stream */
-  async function generate(req: FastifyRequest, reply: FastifyReply, m: ServedModel, prompts: number[][], fields: ReturnType<typeof samplingFields>, object: 'text_completion' | 'chat.completion', b: SamplingBody): Promise<void> {
+  async function generate(
+    req: FastifyRequest, reply: FastifyReply, m: ServedModel, prompts: number[][], fields: Omit<EngineRequest, 'prompt'>,
+    object: 'text_completion' | 'chat.completion', b: SamplingBody, tools: ToolUse | null = null,
+  ): Promise<void> {
     admit(m);
     const id = `${object === 'chat.completion' ? 'chatcmpl' : 'cmpl'}-${randomUUID().replace(/-/g, '')}`;
     const created = Math.floor(Date.now() / 1000);
@@ -172,6 +176,13 @@ export function createServer(o: ServerOptions): FastifyInstance {
         : { index: choiceIdx, text: delta, logprobs, finish_reason: c.finish };
       send!({ id, object: chat ? 'chat.completion.chunk' : 'text_completion', created, model: m.name, choices: [choice], ...(b.stream_options?.include_usage ? { usage: null } : {}) });
     };
+    const toolChunks = (ci: number) => {
+      const c = choices[ci]!;
+      const calls = parseToolCalls(c.text, tools!);
+      const delta = calls ? { role: 'assistant', content: null, tool_calls: calls.map((call, index) => ({ index, ...call })) } : { role: 'assistant', content: c.text };
+      const finish = calls ? 'tool_calls' : c.finish;
+      send!({ id, object: 'chat.completion.chunk', created, model: m.name, choices: [{ index: ci, delta, logprobs: null, finish_reason: finish }], ...(b.stream_options?.include_usage ? { usage: null } : {}) });
+    };
     try {
       await Promise.all(handles.map(async (h, p) => {
         const seen = new Set<number>();
@@ -179,7 +190,9 @@ export function createServer(o: ServerOptions): FastifyInstance {
           const ci = p * n + e.index;
           observe(ci);
           const delta = applyEvent(choices[ci]!, e);
-          if (send) chunk(ci, e, delta, !seen.has(ci));
+          // with tools the reply may turn out to be a call: it is sent whole when the sequence ends
+          if (send && !tools) chunk(ci, e, delta, !seen.has(ci));
+          else if (send && e.finishReason !== null) toolChunks(ci);
           seen.add(ci);
         }
       }));
@@ -199,7 +212,7 @@ export function createServer(o: ServerOptions): FastifyInstance {
       if (b.stream_options?.include_usage) send({ id, object: chat ? 'chat.completion.chunk' : 'text_completion', created, model: m.name, choices: [], usage: u });
       return void send.done();
     }
-    void reply.send({ id, object, created, model: m.name, choices: choices.map((c, i) => finalChoice(m, c, i, chat, fields.logprobs !== undefined)), usage: u });
+    void reply.send({ id, object, created, model: m.name, choices: choices.map((c, i) => finalChoice(m, c, i, chat, fields.logprobs !== undefined, tools)), usage: u });
   }
 
   function completionPrompts(m: ServedModel, p: unknown, param = 'prompt'): number[][] {
@@ -234,11 +247,56 @@ export function createServer(o: ServerOptions): FastifyInstance {
   return app;
 }
 
-function checkChatExtras(b: Body): void {
-  const rf = b.response_format as { type: string } | null | undefined;
-  if (rf && rf.type !== 'text') throw badRequest('response_format', `response_format ${rf.type} needs constrained decoding, which this server build does not have yet`);
-  const tc = b.tool_choice as string | { function: { name: string } } | null | undefined;
-  if (tc && tc !== 'none' && tc !== 'auto') throw badRequest('tool_choice', 'tool_choice "required" or a named function needs constrained decoding, which this server build does not have yet');
+/** the tools a chat request offers, and whether the reply is forced to be a call */
+interface ToolUse {
+  list: ToolDefinition[];
+  forced: boolean;
+}
+
+/**
+ * The constraint a chat request asks for: response_format json_object / json_schema, or a tool call when
+ * tool_choice is "required" or names a function (its arguments must validate against the tool's schema).
+ * With tool_choice "auto" the reply is free, and parsed as a call when it is one.
+ */
+function chatConstraint(b: Body): { constraint: ConstraintSpec | null; tools: ToolUse | null } {
+  const rf = b.response_format as { type: string; json_schema?: { name?: string; schema?: unknown; strict?: boolean } } | null | undefined;
+  const list = (b.tools as ToolDefinition[] | null | undefined) ?? [];
+  const choice = (b.tool_choice as ToolChoice | 'none' | 'auto' | null | undefined) ?? (list.length ? 'auto' : 'none');
+  if (choice !== 'none' && choice !== 'auto' && list.length === 0) throw badRequest('tool_choice', 'tool_choice needs tools');
+  const forced = choice !== 'none' && choice !== 'auto';
+  if (forced && rf && rf.type !== 'text') throw badRequest('response_format', 'response_format cannot be combined with a forced tool call');
+  const tools = list.length && choice !== 'none' ? { list, forced } : null;
+  if (forced) {
+    try {
+      return { constraint: { kind: 'json-schema', schema: toolCallSchema(list, choice, { parallel: b.parallel_tool_calls === true }) }, tools };
+    } catch (e) {
+      throw badRequest('tool_choice', (e as Error).message.replace(/^toolCallSchema: /, ''));
+    }
+  }
+  if (!rf || rf.type === 'text') return { constraint: null, tools };
+  if (rf.type === 'json_object') return { constraint: { kind: 'json-object' }, tools };
+  const schema = rf.json_schema?.schema;
+  if (!rf.json_schema || typeof schema !== 'object' || schema === null) {
+    throw badRequest('response_format.json_schema', 'response_format json_schema needs json_schema: {name, schema}');
+  }
+  return { constraint: { kind: 'json-schema', schema }, tools };
+}
+
+/** a reply that is a tool call ({"name", "arguments"} or a list of them, naming offered tools), else null */
+function parseToolCalls(text: string, tools: ToolUse): { id: string; type: 'function'; function: { name: string; arguments: string } }[] | null {
+  let v: unknown;
+  try {
+    v = JSON.parse(text.trim());
+  } catch {
+    return null;
+  }
+  const calls = Array.isArray(v) ? v : [v];
+  const names = new Set(tools.list.map((t) => t.function.name));
+  const ok = calls.length > 0 && calls.every((c) => c && typeof c === 'object' && names.has((c as { name: string }).name) && typeof (c as { arguments: unknown }).arguments === 'object');
+  if (!ok) return null;
+  return (calls as { name: string; arguments: unknown }[]).map((c) => ({
+    id: `call_${randomUUID().replace(/-/g, '').slice(0, 24)}`, type: 'function', function: { name: c.name, arguments: JSON.stringify(c.arguments) },
+  }));
 }
 
 function messageText(content: unknown, i: number): string {
@@ -258,9 +316,11 @@ function checkIds(m: ServedModel, ids: readonly number[], param: string): void {
   if (bad >= 0) throw badRequest(param, `${param}: token ${ids[bad]} (at ${bad}) is outside the vocabulary [0, ${V})`);
 }
 
-function finalChoice(m: ServedModel, c: ChoiceState, index: number, chat: boolean, withLogprobs: boolean) {
+function finalChoice(m: ServedModel, c: ChoiceState, index: number, chat: boolean, withLogprobs: boolean, tools: ToolUse | null) {
   if (chat) {
     const logprobs = withLogprobs ? chatLogprobs(m.tokenizer, c.ids, c.logprobs) : null;
+    const calls = tools ? parseToolCalls(c.text, tools) : null;
+    if (calls) return { index, message: { role: 'assistant', content: null, tool_calls: calls, refusal: null }, logprobs, finish_reason: 'tool_calls' };
     return { index, message: { role: 'assistant', content: c.text, refusal: null }, logprobs, finish_reason: c.finish ?? 'stop' };
   }
   const logprobs = withLogprobs ? completionLogprobs(m.tokenizer, c.ids, c.logprobs, 0) : null;

@@ -26,6 +26,7 @@ const ENGINE_PARAMS: Record<string, string> = {
   maxTokens: 'max_tokens', minTokens: 'min_tokens', topP: 'top_p', topK: 'top_k', minP: 'min_p', temperature: 'temperature',
   repetitionPenalty: 'repetition_penalty', presencePenalty: 'presence_penalty', frequencyPenalty: 'frequency_penalty',
   logitBias: 'logit_bias', logprobs: 'top_logprobs', seed: 'seed', n: 'n', stop: 'stop', prompt: 'prompt',
+  constraint: 'response_format',
 };
 
 /** an engine validation error ("request: topP must be ...") as a 400 naming the OpenAI field */

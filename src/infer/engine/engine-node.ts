@@ -2,7 +2,7 @@
 // Engine; `EngineWorker` proxies the same interface — add(request) → an async-iterable handle of token
 // events, abort(id), stats() (the snapshot the worker sent with its latest events) — so a server's event
 // loop never waits on a forward pass. Requests cross the thread boundary as structured clones, so a
-// per-request logitsProcessor function cannot be sent (use the in-process Engine for those).
+// per-request logitsProcessor function cannot be sent: give constrained decoding as data (`constraint`).
 //
 //   const w = await EngineWorker.start({ modelDir: 'models/shakespeare-char', kvMemoryBytes: 32 << 20 });
 //   for await (const ev of w.add({ prompt: 'ROMEO:', maxTokens: 20 })) process.stdout.write(ev.text);

@@ -20,6 +20,8 @@ import { Sequence, type FinishReason, type LogitsProcessor, type TokenEvent } fr
 import { StopText } from './stop-text.js';
 import { applyPenalties, checkSamplingParams, drawToken, logprobsOf, sequenceRng, type SamplingParams } from './sampler.js';
 import { Drafter } from './drafter.js';
+import { constraintProcessor } from './constrained.js';
+import type { ConstraintSpec } from '../constrain/index.js';
 import { probsOf, verifyDraft } from './speculative.js';
 
 export interface EngineOptions {
@@ -65,6 +67,9 @@ export interface EngineRequest extends SamplingParams {
   n?: number;
   /** constrained decoding hook: allowed-token mask per step */
   logitsProcessor?: LogitsProcessor | null;
+  /** constrained decoding as data (JSON Schema / JSON object / regex): compiled by the engine against its
+   * tokenizer, so it works across a worker boundary too; ignored when logitsProcessor is given */
+  constraint?: ConstraintSpec | null;
 }
 
 export interface EngineStats {
@@ -222,7 +227,8 @@ export class Engine {
     for (const s of stopIds) if (!Number.isInteger(s) || s < 0 || s >= V) throw new Error(`request: stopTokenIds has ${s}, outside [0, ${V})`);
     const eos = this.model.config.tokens.eos;
     if (eos !== null && !req.ignoreEos) stopIds.add(eos);
-    return { params: req, maxTokens, minTokens, stopIds, logitsProcessor: req.logitsProcessor ?? null };
+    const processor = req.logitsProcessor ?? (req.constraint ? constraintProcessor(req.constraint, this.tokenizer, eos, maxTokens) : null);
+    return { params: req, maxTokens, minTokens, stopIds, logitsProcessor: processor };
   }
 
   private newSequence(id: string, index: number, tokens: readonly number[], promptLength: number, o: Sequence['opts'], req: EngineRequest, h: RequestHandle): Sequence {
@@ -349,6 +355,7 @@ export class Engine {
     const o = seq.opts;
     applyPenalties(row, o.params, seq.penalties);
     const mask = o.logitsProcessor?.(seq.tokens.slice(seq.promptLength));
+    if (mask === 'finished') return this.finish(seq, 'stop', -1, '');
     if (mask) for (let i = 0; i < row.length; i++) if (!mask[i]) row[i] = -Infinity;
     if (seq.outputLength < o.minTokens) for (const s of o.stopIds) row[s] = -Infinity;
     this.emitToken(seq, drawToken(row, o.params, seq.rng), row);

@@ -7,7 +7,9 @@ import type { PenaltyState, SamplingParams, TokenLogprob } from './sampler.js';
 import { StopText } from './stop-text.js';
 
 /** (tokens so far) -> allowed-token mask over the vocabulary (1 = allowed), or null for no constraint */
-export type LogitsProcessor = (tokenIds: readonly number[]) => Uint8Array | null;
+/** allowed-token mask for the next token given the output so far (null: no constraint this step;
+ * 'finished': the constrained output is complete and nothing may follow, so the sequence ends) */
+export type LogitsProcessor = (tokenIds: readonly number[]) => Uint8Array | null | 'finished';
 
 export type FinishReason = 'stop' | 'length' | 'abort';
 
