@@ -12,6 +12,7 @@ import { loadModelDir } from '../../../src/infer/model-dir-node.js';
 import { Engine, type EngineRequest } from '../../../src/infer/engine/engine.js';
 import type { TokenEvent } from '../../../src/infer/engine/sequence.js';
 import { tinyConfig } from '../../models/decoder-helpers.js';
+import { getPreset } from '../../../src/models/presets.js';
 
 const ids = (n: number, seed: number, V = 48) => {
   const r = new Rng(seed);
@@ -199,3 +200,15 @@ test('engine: a logitsProcessor mask constrains every step (the constrained-deco
   assert.ok(out.every((t) => t % 2 === 0), `${out}`);
   assert.deepEqual(seen.map((s) => s.length), Array.from({ length: 12 }, (_, i) => i));
 });
+
+for (const preset of ['tiny-mamba', 'tiny-lstm', 'tiny-gru']) {
+  test(`engine ${preset}: recurrent state slots, greedy output equals generate() with fewer slots than requests`, async () => {
+    const model = createModel(getPreset(preset), { seed: 3 });
+    const prompts = PROMPTS.slice(0, 4);
+    const want = reference(model, prompts, 8);
+    // chunked prompts (budget 8) and two slots for four requests: the others wait, then run
+    const engine = new Engine(model, { maxBatchedTokens: 8, maxRunningSeqs: 2 });
+    assert.deepEqual(await engineGreedy(engine, prompts, 8), want);
+    assert.equal(engine.stats().kvBlocksUsed, 0);
+  });
+}
