@@ -21,6 +21,7 @@ export class BlockManager {
   private readonly cached = new Map<string, number>();
   /** free blocks, least recently freed first (Map keeps insertion order; delete + set moves to the end) */
   private readonly free = new Map<number, true>();
+  /** prompt blocks served from the cache to admitted sequences (counted by the scheduler) */
   prefixHits = 0;
 
   constructor(readonly numBlocks: number, readonly blockSize: number, readonly prefixCaching = true) {
@@ -99,7 +100,6 @@ export class BlockManager {
       table.hashes.push(h);
       parent = h;
     }
-    this.prefixHits += table.blocks.length;
     return { table, tokens: table.blocks.length * bs };
   }
 

@@ -22,6 +22,7 @@ import { applyPenalties, checkSamplingParams, drawToken, logprobsOf, sequenceRng
 import { Drafter } from './drafter.js';
 import { constraintProcessor } from './constrained.js';
 import type { ConstraintSpec } from '../constrain/index.js';
+import { StateRunner } from './state-runner.js';
 import { probsOf, verifyDraft } from './speculative.js';
 
 export interface EngineOptions {
@@ -70,6 +71,14 @@ export interface EngineRequest extends SamplingParams {
   /** constrained decoding as data (JSON Schema / JSON object / regex): compiled by the engine against its
    * tokenizer, so it works across a worker boundary too; ignored when logitsProcessor is given */
   constraint?: ConstraintSpec | null;
+}
+
+/** what the engine needs of its cache storage: block counts, per-layer windows, block copies */
+export interface BlockStore {
+  readonly numBlocks: number;
+  readonly blockSize: number;
+  readonly layers: readonly { window: number | null }[];
+  copyBlock(from: number, to: number): void;
 }
 
 export interface EngineStats {
@@ -127,10 +136,11 @@ export class RequestHandle implements AsyncIterable<TokenEvent> {
 const MAX_STOPS = 16;
 
 export class Engine {
-  readonly pool: KvPool;
+  /** the paged KV pool (transformers) or the state slots (recurrent families) */
+  readonly pool: BlockStore;
   readonly blocks: BlockManager;
   readonly scheduler: Scheduler;
-  readonly runner: ModelRunner;
+  readonly runner: { run(items: readonly RunItem[]): Float32Array };
   readonly tokenizer: Tokenizer | null;
   private readonly seqs = new Map<string, Sequence[]>();
   private readonly handles = new Map<string, RequestHandle>();
@@ -147,20 +157,30 @@ export class Engine {
   draftProposed = 0;
   draftAccepted = 0;
   private readonly drafter: Drafter | null;
+  private readonly recurrent: boolean;
 
   constructor(readonly model: LanguageModel, opts: EngineOptions = {}) {
     const cfg = model.config as DecoderConfig;
-    this.runner = new ModelRunner(model, new KvPool(layerSpecs(cfg), opts.blockSize ?? 16, opts.kvMemoryBytes ?? 64 * 1024 * 1024));
-    this.pool = this.runner.pool;
-    this.blocks = new BlockManager(this.pool.numBlocks, this.pool.blockSize, opts.prefixCaching ?? true);
     const limits = { maxBatchedTokens: opts.maxBatchedTokens ?? 512, maxRunningSeqs: opts.maxRunningSeqs ?? 64 };
+    const recurrent = model.config.arch === 'rnn' || model.config.arch === 'mamba';
+    if (recurrent && (opts.draftModel || opts.promptLookup)) throw new Error(`engine: speculative decoding needs a transformer target (${model.config.family} keeps a recurrent state)`);
+    if (recurrent) {
+      // one slot per running sequence; a "block" as long as any sequence, so each holds exactly one
+      const states = new StateRunner(model, limits.maxRunningSeqs, 2 ** 30);
+      [this.runner, this.pool] = [states, states];
+    } else {
+      const paged = new ModelRunner(model, new KvPool(layerSpecs(cfg), opts.blockSize ?? 16, opts.kvMemoryBytes ?? 64 * 1024 * 1024));
+      [this.runner, this.pool] = [paged, paged.pool];
+    }
+    this.recurrent = recurrent;
+    this.blocks = new BlockManager(this.pool.numBlocks, this.pool.blockSize, !recurrent && (opts.prefixCaching ?? true));
     for (const [k, v] of Object.entries(limits)) if (!Number.isInteger(v) || v < 1) throw new Error(`engine: ${k} must be a positive integer, got ${v}`);
     this.scheduler = new Scheduler(this.blocks, limits, (a, b) => this.pool.copyBlock(a, b));
     this.tokenizer = opts.tokenizer ?? null;
     this.autoRun = opts.autoRun ?? true;
     const windows = this.pool.layers.map((l) => l.window);
-    this.window = windows.every((w) => w !== null && w === windows[0]) ? windows[0]! : null;
-    this.maxContext = cfg.maxContext;
+    this.window = windows.length > 0 && windows.every((w) => w !== null && w === windows[0]) ? windows[0]! : null;
+    this.maxContext = 'maxContext' in cfg ? cfg.maxContext : Infinity;
     this.drafter = this.makeDrafter(opts);
     this.scheduler.onRelease = (seq) => this.drafter?.release(seq);
     model.eval();
@@ -404,7 +424,7 @@ export class Engine {
     if (used < this.peakBlocks) return;
     this.peakBlocks = used;
     const filled = this.scheduler.running.reduce((s, q) => s + q.tokens.length, 0);
-    this.peakWasteSlots = Math.max(0, used * this.pool.blockSize - filled);
+    this.peakWasteSlots = this.recurrent ? 0 : Math.max(0, used * this.pool.blockSize - filled);
   }
 
   /** runs steps until no request is left (synchronously) */

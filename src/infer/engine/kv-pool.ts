@@ -7,6 +7,7 @@
 // K = [latent | k_pe] (r + dr) and V = latent (r) — the absorbed form attends over the latent directly.
 import type { DecoderConfig } from '../../models/config.js';
 import { layerWindow } from '../../models/config.js';
+import { WasmPagedKernel } from './paged-wasm.js';
 
 /** storage of one layer */
 export interface LayerSpec {
@@ -45,7 +46,10 @@ export class KvPool {
   readonly layers: LayerStore[];
   readonly numBlocks: number;
 
-  constructor(specs: readonly LayerSpec[], readonly blockSize: number, kvMemoryBytes: number) {
+  /** the WebAssembly paged-attention kernel whose memory holds the pool (null: host arrays, host kernel) */
+  readonly kernel: WasmPagedKernel | null;
+
+  constructor(specs: readonly LayerSpec[], readonly blockSize: number, kvMemoryBytes: number, kernel: 'wasm' | 'host' = 'wasm') {
     if (!Number.isInteger(blockSize) || blockSize < 1) throw new Error(`engine: blockSize must be a positive integer, got ${blockSize}`);
     const per = bytesPerBlock(specs, blockSize);
     this.numBlocks = Math.floor(kvMemoryBytes / per);
@@ -53,7 +57,9 @@ export class KvPool {
       throw new Error(`engine: kvMemoryBytes ${kvMemoryBytes} holds no block (one block of ${blockSize} tokens takes ${per} bytes)`);
     }
     const slots = this.numBlocks * blockSize;
-    this.layers = specs.map((s) => ({ ...s, k: new Float32Array(slots * s.kvHeads * s.kDim), v: new Float32Array(slots * s.kvHeads * s.vDim) }));
+    this.kernel = kernel === 'wasm' ? WasmPagedKernel.create(this.numBlocks * per) : null;
+    const alloc = (n: number) => (this.kernel ? this.kernel.alloc(n) : new Float32Array(n));
+    this.layers = specs.map((s) => ({ ...s, k: alloc(slots * s.kvHeads * s.kDim), v: alloc(slots * s.kvHeads * s.vDim) }));
   }
 
   /** copies every layer's slots of block `from` into block `to` (copy-on-write) */

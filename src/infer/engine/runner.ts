@@ -61,7 +61,9 @@ export class ModelRunner {
       attend: (q, k, v, scale) => {
         writeKv(store, layout, k.data() as Float32Array, v.data() as Float32Array);
         const nh = q.shape[1]!;
-        const o = pagedAttention(store, layout, q.data() as Float32Array, nh, scale); // (nh, T, dv)
+        const qd = q.data() as Float32Array;
+        const fast = this.pool.kernel;
+        const o = fast ? fast.run(store, layout, qd, nh, scale) : pagedAttention(store, layout, qd, nh, scale); // (nh, T, dv)
         return tensor(o, { shape: [1, nh, layout.pos.length, store.vDim] });
       },
     };

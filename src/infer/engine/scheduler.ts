@@ -87,10 +87,10 @@ export class Scheduler {
     while (this.waiting.length > 0 && budget > 0) {
       const seq = this.waiting[0]!;
       if (this.running.length + 1 + seq.pendingForks > this.limits.maxRunningSeqs) return;
+      let hits = 0;
       if (seq.computed === 0) {
         const hit = this.blocks.matchPrefix(seq.tokens);
-        seq.table = hit.table;
-        seq.computed = hit.tokens;
+        [seq.table, seq.computed, hits] = [hit.table, hit.tokens, hit.table.blocks.length];
       }
       const n = Math.min(seq.tokens.length - seq.computed, budget);
       if (!this.grow(seq, n)) {
@@ -98,6 +98,7 @@ export class Scheduler {
         seq.computed = 0;
         return;
       }
+      this.blocks.prefixHits += hits;
       this.waiting.shift();
       seq.status = 'running';
       this.running.push(seq);

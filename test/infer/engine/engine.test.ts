@@ -12,6 +12,7 @@ import { loadModelDir } from '../../../src/infer/model-dir-node.js';
 import { Engine, type EngineRequest } from '../../../src/infer/engine/engine.js';
 import type { TokenEvent } from '../../../src/infer/engine/sequence.js';
 import { tinyConfig } from '../../models/decoder-helpers.js';
+import { getPreset } from '../../../src/models/presets.js';
 
 const ids = (n: number, seed: number, V = 48) => {
   const r = new Rng(seed);
@@ -173,3 +174,41 @@ test('engine: memory stays flat across 10,000 short requests', () => {
   const growth = process.memoryUsage().heapUsed - heapAt1000;
   assert.ok(growth < 32 * 1024 * 1024, `heap grew ${(growth / 1e6).toFixed(1)} MB`);
 });
+
+test('engine: a sliding-window model frees blocks that fell out of the window, output unchanged', async () => {
+  const model = createModel(tinyConfig('mistral'), { seed: 2 }); // window 3 on every layer
+  const prompt = ids(30, 8);
+  const want = reference(model, [prompt], 20);
+  const engine = new Engine(model, { blockSize: 4, autoRun: false });
+  const h = engine.add({ prompt, maxTokens: 20, temperature: 0, ignoreEos: true });
+  let peak = 0;
+  while (engine.step()) peak = Math.max(peak, engine.stats().kvBlocksUsed);
+  assert.ok(peak <= 3, `at most the window's blocks stay allocated, saw ${peak}`);
+  assert.deepEqual(tokensOf((await collect(h)).get(0)!), want[0]);
+});
+
+test('engine: a logitsProcessor mask constrains every step (the constrained-decoding hook)', async () => {
+  const model = createModel(tinyConfig('llama'), { seed: 2 });
+  const engine = new Engine(model);
+  const seen: number[][] = [];
+  const even = new Uint8Array(48).map((_, i) => (i % 2 === 0 ? 1 : 0));
+  const out = tokensOf((await collect(engine.add({
+    prompt: ids(4, 1), maxTokens: 12, temperature: 1, seed: 5, ignoreEos: true,
+    logitsProcessor: (soFar) => (seen.push([...soFar]), even),
+  }))).get(0)!);
+  assert.equal(out.length, 12);
+  assert.ok(out.every((t) => t % 2 === 0), `${out}`);
+  assert.deepEqual(seen.map((s) => s.length), Array.from({ length: 12 }, (_, i) => i));
+});
+
+for (const preset of ['tiny-mamba', 'tiny-lstm', 'tiny-gru']) {
+  test(`engine ${preset}: recurrent state slots, greedy output equals generate() with fewer slots than requests`, async () => {
+    const model = createModel(getPreset(preset), { seed: 3 });
+    const prompts = PROMPTS.slice(0, 4);
+    const want = reference(model, prompts, 8);
+    // chunked prompts (budget 8) and two slots for four requests: the others wait, then run
+    const engine = new Engine(model, { maxBatchedTokens: 8, maxRunningSeqs: 2 });
+    assert.deepEqual(await engineGreedy(engine, prompts, 8), want);
+    assert.equal(engine.stats().kvBlocksUsed, 0);
+  });
+}

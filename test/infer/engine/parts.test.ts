@@ -157,3 +157,30 @@ test('paged attention equals the reference attention on random block layouts (GQ
     }
   }
 });
+
+test('the WebAssembly paged kernel equals the host kernel (GQA, MLA-like odd dims, windows, shuffled blocks)', async () => {
+  const { KvPool } = await import('../../../src/infer/engine/kv-pool.js');
+  const rng = new Rng(8);
+  for (const [nh, nkv, dk, dv, window] of [[4, 2, 16, 16, null], [3, 1, 10, 6, null], [4, 4, 8, 8, 5], [2, 1, 7, 3, 3]] as const) {
+    const bs = 4;
+    const pool = new KvPool([{ kvHeads: nkv, kDim: dk, vDim: dv, window }], bs, 1 << 18);
+    assert.ok(pool.kernel, 'the wasm kernel loads under node --experimental-wasm-relaxed-simd');
+    const store = pool.layers[0]!;
+    const lens = [1, 17, 6, 9];
+    const free = rng.shuffle(Array.from({ length: pool.numBlocks }, (_, i) => i));
+    const tables = lens.map((n) => Int32Array.from({ length: Math.ceil(n / bs) }, () => free.pop()!));
+    const T = lens.reduce((s, n) => s + n, 0);
+    const [seq, pos] = [new Int32Array(T), new Int32Array(T)];
+    let t = 0;
+    lens.forEach((n, i) => {
+      for (let p = 0; p < n; p++, t++) [seq[t], pos[t]] = [i, p];
+    });
+    const layout: BatchLayout = { blockSize: bs, seq, pos, tables };
+    const rnd = (n: number) => Float32Array.from({ length: n }, () => rng.normal());
+    const q = rnd(nh * T * dk);
+    writeKv(store, layout, rnd(nkv * T * dk), rnd(nkv * T * dv));
+    const want = pagedAttention(store, layout, q, nh, 0.4);
+    const got = pool.kernel!.run(store, layout, q, nh, 0.4);
+    for (let i = 0; i < want.length; i++) assert.ok(Math.abs(want[i]! - got[i]!) < 1e-5, `${[nh, nkv, dk, dv, window]} at ${i}: ${got[i]} vs ${want[i]}`);
+  }
+});
