@@ -2,6 +2,8 @@
 //   lineage bench gemm --m M --n N --k K [--threads T] [--json]
 //   lineage bench attention --batch-heads BH --seq T --head-dim D [--causal] [--threads T] [--json]
 //   lineage bench elementwise --op add|exp [--size N] [--threads T] [--json]
+//   lineage bench serve [--model DIR | --url URL] [--concurrency 64] [--duration 60] [--max-tokens 64] [--threads T] [--json]
+//   lineage bench decode [--model DIR] --concurrency N --prompt-tokens P --max-tokens T [--draft-model DIR] [--single-requests K] [--threads T] [--json]
 //   lineage bench all [--threads 1,2] [--rounds 2] [--no-torch] [--json]
 import os from 'node:os';
 import { benchAttention, benchElementwise, benchGemm } from '../../bench/kernels.js';
@@ -12,10 +14,16 @@ const USAGE = `usage:
   lineage bench gemm --m M --n N --k K [--threads T] [--variant auto|relaxed|simd] [--json]
   lineage bench attention --batch-heads BH --seq T --head-dim D [--causal] [--threads T] [--json]
   lineage bench elementwise --op add|exp [--size N] [--threads T] [--json]
+  lineage bench decode [--model DIR] --concurrency N --prompt-tokens P --max-tokens T [--draft-model DIR] [--single-requests K] [--threads T] [--json]
+  lineage bench serve [--model DIR | --url URL] [--concurrency 64] [--duration 60] [--max-tokens 64] [--threads T] [--json]
   lineage bench all [--threads 1,2] [--sweep 512,1024,2048,4096] [--rounds 2] [--no-torch] [--json]
 Figures are medians of repeated runs after warm-up. gemm counts 2*M*N*K FLOPs, attention 4*BH*T^2*D.`;
 
-const VALUED = ['m', 'n', 'k', 'threads', 'variant', 'batch-heads', 'seq', 'head-dim', 'op', 'size', 'sweep', 'rounds', 'min-seconds'];
+const VALUED = [
+  'm', 'n', 'k', 'threads', 'variant', 'batch-heads', 'seq', 'head-dim', 'op', 'size', 'sweep', 'rounds', 'min-seconds',
+  // decode and serve
+  'model', 'draft-model', 'concurrency', 'prompt-tokens', 'max-tokens', 'single-requests', 'url', 'duration', 'prompt', 'served-model',
+];
 const BOOLS = ['json', 'causal', 'no-torch'];
 
 /** a required (no default) or defaulted positive integer flag */
@@ -42,6 +50,8 @@ export async function benchCommand(argv: string[]): Promise<void> {
   const variant = flagChoice(f, 'variant', ['auto', 'relaxed', 'simd'] as const) ?? 'auto';
   const minSeconds = flagNumber(f, 'min-seconds', { min: 0 });
   const o = { threads, variant, minSeconds };
+  // the decode and serve benches take their flags as name -> last value
+  const flags = new Map<string, string>([...f.values].map(([k, v]) => [k, v.at(-1)!]));
   switch (sub) {
     case 'gemm': {
       const r = await benchGemm(int(f, 'm'), int(f, 'n'), int(f, 'k'), o);
@@ -62,6 +72,16 @@ export async function benchCommand(argv: string[]): Promise<void> {
       const op = flagChoice(f, 'op', ['add', 'exp'] as const) ?? 'add';
       const r = await benchElementwise(op, int(f, 'size', 16 << 20), o);
       console.log(json ? JSON.stringify(r) : `${r.op} ${r.size} floats threads=${r.threads} (${r.variant}): ${r.gbps.toFixed(1)} GB/s, ${r.medianMs.toFixed(2)} ms median of ${r.reps}`);
+      return;
+    }
+    case 'decode': {
+      const { decodeCommand } = await import('../../bench/decode-node.js');
+      await decodeCommand(flags, threads, json, (n, d) => int(f, n, d));
+      return;
+    }
+    case 'serve': {
+      const { serveBenchCommand } = await import('../../bench/serve-node.js');
+      await serveBenchCommand(flags, threads, json, (n, d) => int(f, n, d));
       return;
     }
     case 'all': {

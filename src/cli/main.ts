@@ -11,11 +11,13 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Handler> }
   generate: { summary: 'sample text from a model (default: the bundled Shakespeare model)', load: async () => (await import('./commands/generate.js')).generateCommand },
   tokenize: { summary: 'encode text with a tokenizer', load: async () => (await import('./commands/tokenize.js')).tokenizeCommand },
   tokenizer: { summary: 'tokenizer train --type bpe|wordpiece|unigram ...', load: async () => tokenizerSub },
+  chat: { summary: 'interactive chat in the terminal (streams tokens, keeps the conversation)', load: async () => (await import('./commands/chat.js')).chatCommand },
+  serve: { summary: 'OpenAI-compatible HTTP server (completions, chat, embeddings, streaming)', load: async () => (await import('./commands/serve.js')).serveCommand },
   bench: { summary: 'benchmarks: gemm, attention, elementwise, all', load: async () => (await import('./bench.js')).benchCommand },
 };
 
 /** commands that run models: they get the WebAssembly backend (bench picks its own threads) */
-const COMPUTE = new Set(['init', 'logits', 'eval', 'train', 'generate']);
+const COMPUTE = new Set(['init', 'logits', 'eval', 'train', 'generate', 'serve', 'chat']);
 
 const TOKENIZER_USAGE = `usage: lineage tokenizer <subcommand> [options]
 

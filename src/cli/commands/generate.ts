@@ -4,8 +4,13 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { generate } from '../../infer/generate.js';
 import { loadModelDir } from '../../infer/model-dir-node.js';
-import { flagNumber, flagString, parseFlags } from '../flags.js';
+import { flagNumber, flagString, parseFlags, type ParsedFlags } from '../flags.js';
 import { requireModelDir } from '../files.js';
+import type { LanguageModel } from '../../models/model.js';
+import type { Tokenizer } from '../../tokenizers/tokenizer.js';
+import type { EngineRequest } from '../../infer/engine/engine.js';
+import { ENGINE_FLAGS, generateWithEngine } from './generate-engine.js';
+import { CONSTRAIN_FLAGS, CONSTRAIN_HELP, constraintFromFlags } from './constrain-flags.js';
 
 /** models/shakespeare-char beside dist/ (this file is dist/src/cli/commands/generate.js) */
 export function bundledModelDir(): string {
@@ -22,10 +27,23 @@ const HELP = `usage: lineage generate [--model DIR] --prompt TEXT [options]
   --top-k K          keep the K most likely tokens (default 0 = off)
   --top-p P          nucleus sampling (default 1 = off)
   --seed S           sampling seed (default 0)
-  --json             print {"text","ids"} instead of streaming the text`;
+${CONSTRAIN_HELP}
+  --json             print {"text","ids"} instead of streaming the text
+
+decoder models run through the inference engine (paged KV cache) when the text fits their context, or
+when one of these is given:
+  --n N                    N independent samples of the prompt (sharing its KV blocks)
+  --min-p P                drop tokens less likely than P x the top token
+  --repetition-penalty R   divide the logits of tokens already seen by R (> 1 discourages repeats)
+  --stop TEXT              stop before TEXT (repeatable)
+  --logprobs K             with --json: log-probabilities of each token and its K top alternatives
+  --draft-model DIR        speculative decoding with this smaller model (same tokenizer) as drafter
+  --speculative-tokens K   draft tokens per step (default 4)
+  --prompt-lookup          speculative decoding with n-gram drafts from the text so far`;
 
 export async function generateCommand(argv: string[]): Promise<void> {
-  const f = parseFlags('generate', argv, ['model', 'prompt', 'max-tokens', 'temperature', 'top-k', 'top-p', 'seed'], ['json']);
+  const valued = ['model', 'prompt', 'max-tokens', 'temperature', 'top-k', 'top-p', 'seed', 'n', 'min-p', 'repetition-penalty', 'stop', 'logprobs', 'draft-model', 'speculative-tokens', ...CONSTRAIN_FLAGS];
+  const f = parseFlags('generate', argv, valued, ['json', 'prompt-lookup']);
   if (f.help) return void console.log(HELP);
   const given = flagString(f, 'model');
   const dir = given ?? bundledModelDir();
@@ -37,12 +55,18 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const promptIds = tokenizer.encode(prompt, { addSpecialTokens: false });
   if (promptIds.length === 0) throw new Error('--prompt: encodes to no tokens');
   const json = f.bools.has('json');
+  // constrained decoding (--json-schema / --regex) runs on the single-sequence path below
+  const constrained = CONSTRAIN_FLAGS.some((n) => f.values.has(n));
+  if (!constrained && (await engineGenerate(f, model, tokenizer, prompt, promptIds.length))) return void model.dispose();
   const eos = model.config.tokens.eos;
+  const maxTokens = flagNumber(f, 'max-tokens', { int: true, min: 0 }) ?? 200;
+  const constraint = constraintFromFlags(f, tokenizer, eos, maxTokens);
   let shown = '';
   const ids: number[] = [];
   if (!json) process.stdout.write(prompt);
   const out = generate(model, promptIds, {
-    maxTokens: flagNumber(f, 'max-tokens', { int: true, min: 0 }) ?? 200,
+    maxTokens,
+    constraint: constraint ?? undefined,
     temperature: flagNumber(f, 'temperature', { min: 0 }) ?? 0.8,
     topK: flagNumber(f, 'top-k', { int: true, min: 0 }) ?? 0,
     topP: flagNumber(f, 'top-p', { min: 0 }) ?? 1,
@@ -61,4 +85,40 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const text = tokenizer.decode(out);
   if (json) console.log(JSON.stringify({ text, ids: out }));
   else process.stdout.write(text.slice(shown.length) + '\n');
+}
+
+/** the engine path (decoder models; every new flag); false when the plain loop should run instead */
+async function engineGenerate(f: ParsedFlags, model: LanguageModel, tokenizer: Tokenizer, prompt: string, promptTokens: number): Promise<boolean> {
+  const engineFlags = ENGINE_FLAGS.filter((n) => f.values.has(n) || f.bools.has(n));
+  const maxTokens = flagNumber(f, 'max-tokens', { int: true, min: 0 }) ?? 200;
+  const c = model.config;
+  const usable = c.arch === 'decoder' && !(c.positions.kind === 'alibi') && maxTokens > 0;
+  if (!usable || (engineFlags.length === 0 && promptTokens + maxTokens > c.maxContext)) {
+    if (engineFlags.length) throw new Error(`--${engineFlags[0]}: needs a decoder-only model run by the inference engine (${c.family} is not one)`);
+    return false;
+  }
+  const draftDir = flagString(f, 'draft-model');
+  const draftModel = draftDir ? (await loadModelDir(draftDir)).model : null;
+  const request: EngineRequest = {
+    prompt,
+    maxTokens,
+    temperature: flagNumber(f, 'temperature', { min: 0 }) ?? 0.8,
+    topK: flagNumber(f, 'top-k', { int: true, min: 0 }) ?? 0,
+    topP: flagNumber(f, 'top-p', { min: 0 }) ?? 1,
+    minP: flagNumber(f, 'min-p', { min: 0 }) ?? 0,
+    repetitionPenalty: flagNumber(f, 'repetition-penalty', { min: 0 }) ?? 1,
+    seed: flagNumber(f, 'seed', { int: true }) ?? 0,
+    n: flagNumber(f, 'n', { int: true, min: 1 }) ?? 1,
+    stop: f.values.get('stop') ?? [],
+  };
+  const logprobs = flagNumber(f, 'logprobs', { int: true, min: 0 });
+  if (logprobs !== undefined) request.logprobs = logprobs;
+  const json = f.bools.has('json');
+  if (!json && request.n === 1) process.stdout.write(prompt);
+  await generateWithEngine(model, tokenizer, {
+    request, draftModel, json, promptLookup: f.bools.has('prompt-lookup'),
+    speculativeTokens: flagNumber(f, 'speculative-tokens', { int: true, min: 1 }) ?? 4,
+  });
+  draftModel?.dispose();
+  return true;
 }
