@@ -71,7 +71,9 @@ async function pass(engine: Engine, prompts: number[][], maxTokens: number, para
 export async function benchDecode(model: LanguageModel, o: DecodeBenchOptions): Promise<DecodeBenchResult> {
   const V = model.config.vocabSize;
   if (o.promptTokens + o.maxTokens > (model.config as DecoderConfig).maxContext) {
-    throw new Error(`bench decode: --prompt-tokens + --max-tokens = ${o.promptTokens + o.maxTokens} exceeds the model's context ${(model.config as DecoderConfig).maxContext}`);
+    throw new Error(
+      `bench decode: --prompt-tokens + --max-tokens = ${o.promptTokens + o.maxTokens} exceeds the model's context ${(model.config as DecoderConfig).maxContext}`,
+    );
   }
   const rng = new Rng(o.seed ?? 0);
   const prompts = Array.from({ length: o.concurrency }, () => Array.from({ length: o.promptTokens }, () => rng.int(V)));
@@ -90,7 +92,12 @@ export async function benchDecode(model: LanguageModel, o: DecodeBenchOptions): 
   await pass(new Engine(model, opts), prompts.slice(0, 1), 4, false); // warm-up
   const engine = new Engine(model, opts);
   const batched = await pass(engine, prompts, o.maxTokens, true);
-  const single = await pass(new Engine(model, opts), prompts.slice(0, o.singleRequests ?? o.concurrency), o.maxTokens, false);
+  const single = await pass(
+    new Engine(model, opts),
+    prompts.slice(0, o.singleRequests ?? o.concurrency),
+    o.maxTokens,
+    false,
+  );
   const tps = batched.tokens / batched.seconds;
   const sps = single.tokens / single.seconds;
   const slots = engine.peakBlocks * engine.pool.blockSize;
