@@ -32,6 +32,9 @@ export interface DecodeBenchResult {
   kvWastePercent: number;
   acceptanceRate: number;
   speculative: boolean;
+  /** with a draft model: single-stream tokens/s without it, and the ratio */
+  plainSingleStreamTokensPerSecond?: number;
+  speculativeSpeedup?: number;
 }
 
 const median = (xs: number[]) => {
@@ -98,6 +101,10 @@ export async function benchDecode(model: LanguageModel, o: DecodeBenchOptions): 
     o.maxTokens,
     false,
   );
+  // with a draft model: the same single-stream pass decoding plainly, for the speculative speed-up
+  const plain = o.draftModel
+    ? await pass(new Engine(model, { ...opts, draftModel: null }), prompts.slice(0, o.singleRequests ?? o.concurrency), o.maxTokens, false)
+    : null;
   const tps = batched.tokens / batched.seconds;
   const sps = single.tokens / single.seconds;
   const slots = engine.peakBlocks * engine.pool.blockSize;
@@ -115,5 +122,6 @@ export async function benchDecode(model: LanguageModel, o: DecodeBenchOptions): 
     kvWastePercent: slots === 0 ? 0 : (100 * engine.peakWasteSlots) / slots,
     acceptanceRate: engine.stats().acceptanceRate,
     speculative: !!o.draftModel,
+    ...(plain ? { plainSingleStreamTokensPerSecond: plain.tokens / plain.seconds, speculativeSpeedup: sps / (plain.tokens / plain.seconds) } : {}),
   };
 }
