@@ -5,7 +5,12 @@ import { shutdownBackend, useFastBackend } from '../src/cli/backend-node.js';
 import { bundledModelDir } from '../src/cli/commands/generate.js';
 import { benchDecode } from './decode.js';
 
-export async function decodeCommand(flags: Map<string, string>, threads: number, json: boolean, int: (name: string, def?: number) => number): Promise<void> {
+export async function decodeCommand(
+  flags: Map<string, string>,
+  threads: number,
+  json: boolean,
+  int: (name: string, def?: number) => number,
+): Promise<void> {
   await shutdownBackend();
   await useFastBackend({ threads });
   const { model } = await loadModelDir(flags.get('model') ?? bundledModelDir());

@@ -32,6 +32,9 @@ export interface DecodeBenchResult {
   kvWastePercent: number;
   acceptanceRate: number;
   speculative: boolean;
+  /** with a draft model: single-stream tokens/s without it, and the ratio */
+  plainSingleStreamTokensPerSecond?: number;
+  speculativeSpeedup?: number;
 }
 
 const median = (xs: number[]) => {
@@ -71,7 +74,9 @@ async function pass(engine: Engine, prompts: number[][], maxTokens: number, para
 export async function benchDecode(model: LanguageModel, o: DecodeBenchOptions): Promise<DecodeBenchResult> {
   const V = model.config.vocabSize;
   if (o.promptTokens + o.maxTokens > (model.config as DecoderConfig).maxContext) {
-    throw new Error(`bench decode: --prompt-tokens + --max-tokens = ${o.promptTokens + o.maxTokens} exceeds the model's context ${(model.config as DecoderConfig).maxContext}`);
+    throw new Error(
+      `bench decode: --prompt-tokens + --max-tokens = ${o.promptTokens + o.maxTokens} exceeds the model's context ${(model.config as DecoderConfig).maxContext}`,
+    );
   }
   const rng = new Rng(o.seed ?? 0);
   const prompts = Array.from({ length: o.concurrency }, () => Array.from({ length: o.promptTokens }, () => rng.int(V)));
@@ -90,7 +95,16 @@ export async function benchDecode(model: LanguageModel, o: DecodeBenchOptions): 
   await pass(new Engine(model, opts), prompts.slice(0, 1), 4, false); // warm-up
   const engine = new Engine(model, opts);
   const batched = await pass(engine, prompts, o.maxTokens, true);
-  const single = await pass(new Engine(model, opts), prompts.slice(0, o.singleRequests ?? o.concurrency), o.maxTokens, false);
+  const single = await pass(
+    new Engine(model, opts),
+    prompts.slice(0, o.singleRequests ?? o.concurrency),
+    o.maxTokens,
+    false,
+  );
+  // with a draft model: the same single-stream pass decoding plainly, for the speculative speed-up
+  const plain = o.draftModel
+    ? await pass(new Engine(model, { ...opts, draftModel: null }), prompts.slice(0, o.singleRequests ?? o.concurrency), o.maxTokens, false)
+    : null;
   const tps = batched.tokens / batched.seconds;
   const sps = single.tokens / single.seconds;
   const slots = engine.peakBlocks * engine.pool.blockSize;
@@ -108,5 +122,6 @@ export async function benchDecode(model: LanguageModel, o: DecodeBenchOptions): 
     kvWastePercent: slots === 0 ? 0 : (100 * engine.peakWasteSlots) / slots,
     acceptanceRate: engine.stats().acceptanceRate,
     speculative: !!o.draftModel,
+    ...(plain ? { plainSingleStreamTokensPerSecond: plain.tokens / plain.seconds, speculativeSpeedup: sps / (plain.tokens / plain.seconds) } : {}),
   };
 }

@@ -10,7 +10,11 @@ const bin = join(root, 'bin', 'lineage.js');
 const MODEL = join(root, 'models', 'shakespeare-char');
 
 function lineage(args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, LINEAGE_THREADS: '1' }, timeout: 120_000 });
+  const r = spawnSync(process.execPath, [bin, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, LINEAGE_THREADS: '1' },
+    timeout: 120_000,
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -26,7 +30,11 @@ test('generate: stop strings, logprobs, n samples, speculative decoding with the
   const plain = json(base) as { text: string; ids: number[] };
   assert.equal(plain.ids.length, 30);
   const stop = plain.text.slice(8, 11);
-  const stopped = json([...base, '--stop', stop, '--stop', 'zzz', '--logprobs', '2']) as { text: string; finishReason: string; logprobs: unknown[] };
+  const stopped = json([...base, '--stop', stop, '--stop', 'zzz', '--logprobs', '2']) as {
+    text: string;
+    finishReason: string;
+    logprobs: unknown[];
+  };
   assert.equal(stopped.text, plain.text.slice(0, plain.text.indexOf(stop)));
   assert.equal(stopped.finishReason, 'stop');
   assert.ok(stopped.logprobs.length > 0);
@@ -35,7 +43,22 @@ test('generate: stop strings, logprobs, n samples, speculative decoding with the
     assert.deepEqual(spec.ids, plain.ids);
     assert.ok(spec.acceptanceRate > 0);
   }
-  const many = json(['generate', '--prompt', 'ROMEO:', '--max-tokens', '10', '--n', '3', '--min-p', '0.05', '--repetition-penalty', '1.1', '--seed', '2', '--json']) as {
+  const many = json([
+    'generate',
+    '--prompt',
+    'ROMEO:',
+    '--max-tokens',
+    '10',
+    '--n',
+    '3',
+    '--min-p',
+    '0.05',
+    '--repetition-penalty',
+    '1.1',
+    '--seed',
+    '2',
+    '--json',
+  ]) as {
     choices: { ids: number[] }[];
   };
   assert.equal(many.choices.length, 3);
@@ -49,8 +72,27 @@ test('generate: a bad engine flag value is a clear error', () => {
 });
 
 test('bench decode prints one JSON object with the throughput and KV figures', () => {
-  const r = json(['bench', 'decode', '--concurrency', '4', '--prompt-tokens', '8', '--max-tokens', '8', '--threads', '1', '--json']);
-  for (const k of ['tokensPerSecond', 'singleStreamTokensPerSecond', 'ttftMsP50', 'itlMsP50', 'kvBlocksPeak', 'kvWastePercent']) {
+  const r = json([
+    'bench',
+    'decode',
+    '--concurrency',
+    '4',
+    '--prompt-tokens',
+    '8',
+    '--max-tokens',
+    '8',
+    '--threads',
+    '1',
+    '--json',
+  ]);
+  for (const k of [
+    'tokensPerSecond',
+    'singleStreamTokensPerSecond',
+    'ttftMsP50',
+    'itlMsP50',
+    'kvBlocksPeak',
+    'kvWastePercent',
+  ]) {
     assert.equal(typeof r[k], 'number', k);
     assert.ok((r[k] as number) >= 0, k);
   }

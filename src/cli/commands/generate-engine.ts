@@ -21,11 +21,26 @@ interface Choice {
 }
 
 /** flags only the engine path honours (the plain path refuses them) */
-export const ENGINE_FLAGS = ['n', 'min-p', 'repetition-penalty', 'stop', 'logprobs', 'draft-model', 'speculative-tokens', 'prompt-lookup'];
+export const ENGINE_FLAGS = [
+  'n',
+  'min-p',
+  'repetition-penalty',
+  'stop',
+  'logprobs',
+  'draft-model',
+  'speculative-tokens',
+  'prompt-lookup',
+];
 
-export async function generateWithEngine(model: LanguageModel, tokenizer: Tokenizer, o: EngineGenerateOptions): Promise<void> {
+export async function generateWithEngine(
+  model: LanguageModel,
+  tokenizer: Tokenizer,
+  o: EngineGenerateOptions,
+): Promise<void> {
   const n = o.request.n ?? 1;
-  const need = (typeof o.request.prompt === 'string' ? o.request.prompt.length : o.request.prompt.length) + (o.request.maxTokens ?? 128);
+  const need =
+    (typeof o.request.prompt === 'string' ? o.request.prompt.length : o.request.prompt.length) +
+    (o.request.maxTokens ?? 128);
   const engine = new Engine(model, {
     tokenizer,
     kvMemoryBytes: Math.max(16 << 20, n * need * 4096),
@@ -45,7 +60,12 @@ export async function generateWithEngine(model: LanguageModel, tokenizer: Tokeni
   }
   const stats = engine.stats();
   if (o.json) {
-    const out = (c: Choice) => ({ text: c.text, ids: c.ids, finishReason: c.finishReason, ...(o.request.logprobs !== undefined ? { logprobs: c.logprobs } : {}) });
+    const out = (c: Choice) => ({
+      text: c.text,
+      ids: c.ids,
+      finishReason: c.finishReason,
+      ...(o.request.logprobs !== undefined ? { logprobs: c.logprobs } : {}),
+    });
     const spec = o.draftModel || o.promptLookup ? { acceptanceRate: stats.acceptanceRate } : {};
     console.log(JSON.stringify(n === 1 ? { ...out(choices[0]!), ...spec } : { choices: choices.map(out), ...spec }));
     return;

@@ -24,7 +24,11 @@ export class BlockManager {
   /** prompt blocks served from the cache to admitted sequences (counted by the scheduler) */
   prefixHits = 0;
 
-  constructor(readonly numBlocks: number, readonly blockSize: number, readonly prefixCaching = true) {
+  constructor(
+    readonly numBlocks: number,
+    readonly blockSize: number,
+    readonly prefixCaching = true,
+  ) {
     this.refs = new Int32Array(numBlocks);
     this.hashOf = new Array<string | null>(numBlocks).fill(null);
     for (let b = 0; b < numBlocks; b++) this.free.set(b, true);
@@ -107,7 +111,8 @@ export class BlockManager {
   blocksNeeded(table: BlockTable, computed: number, numTokens: number): number {
     const need = Math.ceil(numTokens / this.blockSize) - table.blocks.length;
     const last = Math.floor(computed / this.blockSize);
-    const cow = computed % this.blockSize !== 0 && last < table.blocks.length && this.refs[table.blocks[last]!]! > 1 ? 1 : 0;
+    const cow =
+      computed % this.blockSize !== 0 && last < table.blocks.length && this.refs[table.blocks[last]!]! > 1 ? 1 : 0;
     return Math.max(0, need) + cow;
   }
 

@@ -10,20 +10,30 @@ import { ModelRunner, type RunItem } from './runner.js';
 import type { Sequence } from './sequence.js';
 import { drawFrom, probsOf, promptLookup } from './speculative.js';
 
-export type DraftSource = { kind: 'model'; model: LanguageModel; kvMemoryBytes: number } | { kind: 'prompt-lookup'; maxNgram: number };
+export type DraftSource =
+  { kind: 'model'; model: LanguageModel; kvMemoryBytes: number } | { kind: 'prompt-lookup'; maxNgram: number };
 
 export class Drafter {
   private readonly runner: ModelRunner | null = null;
   private readonly blocks: BlockManager | null = null;
 
-  constructor(source: DraftSource, readonly k: number, blockSize: number, vocabSize: number, private readonly maxNgram = 3) {
+  constructor(
+    source: DraftSource,
+    readonly k: number,
+    blockSize: number,
+    vocabSize: number,
+    private readonly maxNgram = 3,
+  ) {
     if (!Number.isInteger(k) || k < 1) throw new Error(`engine: speculativeTokens must be an integer >= 1, got ${k}`);
     if (source.kind === 'prompt-lookup') {
       this.maxNgram = source.maxNgram;
       return;
     }
     const cfg = source.model.config as DecoderConfig;
-    if (cfg.vocabSize !== vocabSize) throw new Error(`engine: the draft model's vocabulary (${cfg.vocabSize}) differs from the target's (${vocabSize})`);
+    if (cfg.vocabSize !== vocabSize)
+      throw new Error(
+        `engine: the draft model's vocabulary (${cfg.vocabSize}) differs from the target's (${vocabSize})`,
+      );
     source.model.eval();
     this.runner = new ModelRunner(source.model, new KvPool(layerSpecs(cfg), blockSize, source.kvMemoryBytes));
     this.blocks = new BlockManager(this.runner.pool.numBlocks, blockSize, true);

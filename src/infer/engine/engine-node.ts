@@ -27,7 +27,15 @@ type FromWorker =
   | { type: 'error'; id: string | null; message: string }
   | { type: 'closed' };
 
-const EMPTY: EngineStats = { running: 0, waiting: 0, kvBlocksUsed: 0, kvBlocksTotal: 0, prefixCacheHits: 0, acceptanceRate: 0, preemptions: 0 };
+const EMPTY: EngineStats = {
+  running: 0,
+  waiting: 0,
+  kvBlocksUsed: 0,
+  kvBlocksTotal: 0,
+  prefixCacheHits: 0,
+  acceptanceRate: 0,
+  preemptions: 0,
+};
 
 export class EngineWorker {
   private readonly handles = new Map<string, RequestHandle>();
@@ -60,7 +68,8 @@ export class EngineWorker {
 
   /** queues a request in the worker; a bad request makes the handle's iterator throw its error */
   add(req: EngineRequest): RequestHandle {
-    if (req.logitsProcessor) throw new Error('EngineWorker: a logitsProcessor function cannot cross to the worker thread');
+    if (req.logitsProcessor)
+      throw new Error('EngineWorker: a logitsProcessor function cannot cross to the worker thread');
     const id = req.id ?? `w-${this.nextId++}`;
     if (this.handles.has(id)) throw new Error(`engine: request id "${id}" is already in use`);
     const h = new RequestHandle(id, req.n ?? 1, () => {});

@@ -18,7 +18,14 @@ import { ModelRunner, type RunItem } from './runner.js';
 import { Scheduler, type ScheduledChunk } from './scheduler.js';
 import { Sequence, type FinishReason, type LogitsProcessor, type TokenEvent } from './sequence.js';
 import { StopText } from './stop-text.js';
-import { applyPenalties, checkSamplingParams, drawToken, logprobsOf, sequenceRng, type SamplingParams } from './sampler.js';
+import {
+  applyPenalties,
+  checkSamplingParams,
+  drawToken,
+  logprobsOf,
+  sequenceRng,
+  type SamplingParams,
+} from './sampler.js';
 import { Drafter } from './drafter.js';
 import { constraintProcessor } from './constrained.js';
 import type { ConstraintSpec } from '../constrain/index.js';
@@ -100,7 +107,11 @@ export class RequestHandle implements AsyncIterable<TokenEvent> {
   private open: number;
   error: Error | null = null;
 
-  constructor(readonly id: string, n: number, private readonly kick: () => void) {
+  constructor(
+    readonly id: string,
+    n: number,
+    private readonly kick: () => void,
+  ) {
     this.open = n;
   }
 
@@ -159,22 +170,36 @@ export class Engine {
   private readonly drafter: Drafter | null;
   private readonly recurrent: boolean;
 
-  constructor(readonly model: LanguageModel, opts: EngineOptions = {}) {
+  constructor(
+    readonly model: LanguageModel,
+    opts: EngineOptions = {},
+  ) {
     const cfg = model.config as DecoderConfig;
     const limits = { maxBatchedTokens: opts.maxBatchedTokens ?? 512, maxRunningSeqs: opts.maxRunningSeqs ?? 64 };
     const recurrent = model.config.arch === 'rnn' || model.config.arch === 'mamba';
-    if (recurrent && (opts.draftModel || opts.promptLookup)) throw new Error(`engine: speculative decoding needs a transformer target (${model.config.family} keeps a recurrent state)`);
+    if (recurrent && (opts.draftModel || opts.promptLookup))
+      throw new Error(
+        `engine: speculative decoding needs a transformer target (${model.config.family} keeps a recurrent state)`,
+      );
     if (recurrent) {
       // one slot per running sequence; a "block" as long as any sequence, so each holds exactly one
       const states = new StateRunner(model, limits.maxRunningSeqs, 2 ** 30);
       [this.runner, this.pool] = [states, states];
     } else {
-      const paged = new ModelRunner(model, new KvPool(layerSpecs(cfg), opts.blockSize ?? 16, opts.kvMemoryBytes ?? 64 * 1024 * 1024));
+      const paged = new ModelRunner(
+        model,
+        new KvPool(layerSpecs(cfg), opts.blockSize ?? 16, opts.kvMemoryBytes ?? 64 * 1024 * 1024),
+      );
       [this.runner, this.pool] = [paged, paged.pool];
     }
     this.recurrent = recurrent;
-    this.blocks = new BlockManager(this.pool.numBlocks, this.pool.blockSize, !recurrent && (opts.prefixCaching ?? true));
-    for (const [k, v] of Object.entries(limits)) if (!Number.isInteger(v) || v < 1) throw new Error(`engine: ${k} must be a positive integer, got ${v}`);
+    this.blocks = new BlockManager(
+      this.pool.numBlocks,
+      this.pool.blockSize,
+      !recurrent && (opts.prefixCaching ?? true),
+    );
+    for (const [k, v] of Object.entries(limits))
+      if (!Number.isInteger(v) || v < 1) throw new Error(`engine: ${k} must be a positive integer, got ${v}`);
     this.scheduler = new Scheduler(this.blocks, limits, (a, b) => this.pool.copyBlock(a, b));
     this.tokenizer = opts.tokenizer ?? null;
     this.autoRun = opts.autoRun ?? true;
@@ -228,32 +253,54 @@ export class Engine {
     const V = this.model.config.vocabSize;
     const { maxTokens = 128, minTokens = 0, n = 1, stop = [] } = req;
     checkSamplingParams(req, V);
-    if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new Error(`request: maxTokens must be an integer >= 1, got ${maxTokens}`);
-    if (!Number.isInteger(minTokens) || minTokens < 0 || minTokens > maxTokens) throw new Error(`request: minTokens must be an integer in [0, maxTokens], got ${minTokens}`);
+    if (!Number.isInteger(maxTokens) || maxTokens < 1)
+      throw new Error(`request: maxTokens must be an integer >= 1, got ${maxTokens}`);
+    if (!Number.isInteger(minTokens) || minTokens < 0 || minTokens > maxTokens)
+      throw new Error(`request: minTokens must be an integer in [0, maxTokens], got ${minTokens}`);
     if (!Number.isInteger(n) || n < 1 || n > this.scheduler.limits.maxRunningSeqs) {
-      throw new Error(`request: n must be an integer in [1, maxRunningSeqs=${this.scheduler.limits.maxRunningSeqs}], got ${n}`);
+      throw new Error(
+        `request: n must be an integer in [1, maxRunningSeqs=${this.scheduler.limits.maxRunningSeqs}], got ${n}`,
+      );
     }
     if (prompt.length === 0) throw new Error('request: prompt is empty');
     prompt.forEach((t, i) => {
-      if (!Number.isInteger(t) || t < 0 || t >= V) throw new Error(`request: prompt token ${i} is ${t}, outside the vocabulary [0, ${V})`);
+      if (!Number.isInteger(t) || t < 0 || t >= V)
+        throw new Error(`request: prompt token ${i} is ${t}, outside the vocabulary [0, ${V})`);
     });
-    if (prompt.length >= this.maxContext) throw new Error(`request: the prompt has ${prompt.length} tokens; the model's context is ${this.maxContext}`);
+    if (prompt.length >= this.maxContext)
+      throw new Error(`request: the prompt has ${prompt.length} tokens; the model's context is ${this.maxContext}`);
     const need = Math.ceil(Math.min(prompt.length + maxTokens, this.maxContext) / this.pool.blockSize);
-    if (need > this.pool.numBlocks) throw new Error(`request: prompt + maxTokens need ${need} KV blocks; the pool has ${this.pool.numBlocks} (raise kvMemoryBytes)`);
-    if (!Array.isArray(stop) || stop.length > MAX_STOPS) throw new Error(`request: stop must be a list of at most ${MAX_STOPS} strings`);
-    if (stop.some((s) => typeof s !== 'string' || s.length === 0)) throw new Error('request: every stop string must be a non-empty string');
+    if (need > this.pool.numBlocks)
+      throw new Error(
+        `request: prompt + maxTokens need ${need} KV blocks; the pool has ${this.pool.numBlocks} (raise kvMemoryBytes)`,
+      );
+    if (!Array.isArray(stop) || stop.length > MAX_STOPS)
+      throw new Error(`request: stop must be a list of at most ${MAX_STOPS} strings`);
+    if (stop.some((s) => typeof s !== 'string' || s.length === 0))
+      throw new Error('request: every stop string must be a non-empty string');
     if (stop.length > 0 && !this.tokenizer) throw new Error('request: stop strings need an engine tokenizer');
     const stopIds = new Set(req.stopTokenIds ?? []);
-    for (const s of stopIds) if (!Number.isInteger(s) || s < 0 || s >= V) throw new Error(`request: stopTokenIds has ${s}, outside [0, ${V})`);
+    for (const s of stopIds)
+      if (!Number.isInteger(s) || s < 0 || s >= V) throw new Error(`request: stopTokenIds has ${s}, outside [0, ${V})`);
     const eos = this.model.config.tokens.eos;
     if (eos !== null && !req.ignoreEos) stopIds.add(eos);
     const processor = req.logitsProcessor ?? (req.constraint ? constraintProcessor(req.constraint, this.tokenizer, eos, maxTokens) : null);
     return { params: req, maxTokens, minTokens, stopIds, logitsProcessor: processor };
   }
 
-  private newSequence(id: string, index: number, tokens: readonly number[], promptLength: number, o: Sequence['opts'], req: EngineRequest, h: RequestHandle): Sequence {
+  private newSequence(
+    id: string,
+    index: number,
+    tokens: readonly number[],
+    promptLength: number,
+    o: Sequence['opts'],
+    req: EngineRequest,
+    h: RequestHandle,
+  ): Sequence {
     const text = new StopText(this.tokenizer ? this.tokenizer.decodeStream() : null, req.stop ?? []);
-    return new Sequence(id, index, this.arrivals++, promptLength, tokens, o, sequenceRng(req.seed, index), text, (e) => h.push(e));
+    return new Sequence(id, index, this.arrivals++, promptLength, tokens, o, sequenceRng(req.seed, index), text, (e) =>
+      h.push(e),
+    );
   }
 
   /** stops a request now: its blocks are freed and each open sequence ends with finishReason 'abort' */
@@ -300,8 +347,11 @@ export class Engine {
 
   /** draft tokens for the running sequences that decode this step (and may speculate) */
   private propose(): void {
-    const eligible = this.scheduler.running.filter((s) => s.computed === s.tokens.length - 1 && s.pendingForks === 0 && this.canSpeculate(s));
-    const room = (s: Sequence) => Math.min(s.opts.maxTokens - s.outputLength - 1, this.maxContext - s.tokens.length - 1);
+    const eligible = this.scheduler.running.filter(
+      (s) => s.computed === s.tokens.length - 1 && s.pendingForks === 0 && this.canSpeculate(s),
+    );
+    const room = (s: Sequence) =>
+      Math.min(s.opts.maxTokens - s.outputLength - 1, this.maxContext - s.tokens.length - 1);
     this.drafter!.propose(eligible, room);
   }
 
@@ -404,13 +454,21 @@ export class Engine {
   }
 
   /** ends a sequence; `flush`: show text still held back (not when a stop string matched) */
-  private finish(seq: Sequence, reason: FinishReason, id: number, text: string, logprobs?: TokenEvent['logprobs'], flush = true): void {
+  private finish(
+    seq: Sequence,
+    reason: FinishReason,
+    id: number,
+    text: string,
+    logprobs?: TokenEvent['logprobs'],
+    flush = true,
+  ): void {
     const rest = flush ? seq.text.finish() : '';
     this.scheduler.remove(seq);
     seq.status = 'finished';
     seq.emit({ id: seq.requestId, index: seq.index, token: id, text: text + rest, logprobs, finishReason: reason });
     // siblings never forked (aborted before the prompt finished) still end, so the handle closes
-    for (let f = 1; f <= seq.pendingForks; f++) seq.emit({ id: seq.requestId, index: f, token: -1, text: '', finishReason: reason });
+    for (let f = 1; f <= seq.pendingForks; f++)
+      seq.emit({ id: seq.requestId, index: f, token: -1, text: '', finishReason: reason });
     seq.pendingForks = 0;
     const list = this.seqs.get(seq.requestId)!;
     if (list.every((s) => s.status === 'finished')) {

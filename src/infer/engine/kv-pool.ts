@@ -29,7 +29,9 @@ export function layerSpecs(cfg: DecoderConfig): LayerSpec[] {
   return Array.from({ length: cfg.decoder.layers }, (_, i) => {
     const w = layerWindow(a.window, i);
     if (w.kind !== 'full' && w.kind !== 'sliding') {
-      throw new Error(`engine: attention window "${w.kind}" is not supported by the paged KV cache (full and sliding are)`);
+      throw new Error(
+        `engine: attention window "${w.kind}" is not supported by the paged KV cache (full and sliding are)`,
+      );
     }
     const window = w.kind === 'sliding' ? w.size : null;
     if (a.kind === 'mla') return { kvHeads: 1, kDim: a.kvLoraRank + a.qkRopeHeadDim, vDim: a.kvLoraRank, window };
@@ -49,17 +51,29 @@ export class KvPool {
   /** the WebAssembly paged-attention kernel whose memory holds the pool (null: host arrays, host kernel) */
   readonly kernel: WasmPagedKernel | null;
 
-  constructor(specs: readonly LayerSpec[], readonly blockSize: number, kvMemoryBytes: number, kernel: 'wasm' | 'host' = 'wasm') {
-    if (!Number.isInteger(blockSize) || blockSize < 1) throw new Error(`engine: blockSize must be a positive integer, got ${blockSize}`);
+  constructor(
+    specs: readonly LayerSpec[],
+    readonly blockSize: number,
+    kvMemoryBytes: number,
+    kernel: 'wasm' | 'host' = 'wasm',
+  ) {
+    if (!Number.isInteger(blockSize) || blockSize < 1)
+      throw new Error(`engine: blockSize must be a positive integer, got ${blockSize}`);
     const per = bytesPerBlock(specs, blockSize);
     this.numBlocks = Math.floor(kvMemoryBytes / per);
     if (this.numBlocks < 1) {
-      throw new Error(`engine: kvMemoryBytes ${kvMemoryBytes} holds no block (one block of ${blockSize} tokens takes ${per} bytes)`);
+      throw new Error(
+        `engine: kvMemoryBytes ${kvMemoryBytes} holds no block (one block of ${blockSize} tokens takes ${per} bytes)`,
+      );
     }
     const slots = this.numBlocks * blockSize;
     this.kernel = kernel === 'wasm' ? WasmPagedKernel.create(this.numBlocks * per) : null;
     const alloc = (n: number) => (this.kernel ? this.kernel.alloc(n) : new Float32Array(n));
-    this.layers = specs.map((s) => ({ ...s, k: alloc(slots * s.kvHeads * s.kDim), v: alloc(slots * s.kvHeads * s.vDim) }));
+    this.layers = specs.map((s) => ({
+      ...s,
+      k: alloc(slots * s.kvHeads * s.kDim),
+      v: alloc(slots * s.kvHeads * s.vDim),
+    }));
   }
 
   /** copies every layer's slots of block `from` into block `to` (copy-on-write) */

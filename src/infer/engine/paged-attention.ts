@@ -43,7 +43,13 @@ export function writeKv(store: LayerStore, layout: BatchLayout, k: Float32Array,
  * q [nh, T, dk] -> out [nh, T, dv]. Per (token, head): scores of the visible keys, then a
  * max-subtracted softmax and the weighted sum of values (two passes over a scratch row).
  */
-export function pagedAttention(store: LayerStore, layout: BatchLayout, q: Float32Array, nh: number, scale: number): Float32Array {
+export function pagedAttention(
+  store: LayerStore,
+  layout: BatchLayout,
+  q: Float32Array,
+  nh: number,
+  scale: number,
+): Float32Array {
   const T = layout.pos.length;
   const { kvHeads: H, kDim, vDim, k, v } = store;
   const group = nh / H;

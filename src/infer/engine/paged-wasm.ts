@@ -17,7 +17,11 @@ export class WasmPagedKernel {
   /** end of the long-lived allocations (the pool); per-call scratch starts here */
   private top: number;
 
-  private constructor(private readonly memory: WebAssembly.Memory, private readonly fn: PagedFn, heapBase: number) {
+  private constructor(
+    private readonly memory: WebAssembly.Memory,
+    private readonly fn: PagedFn,
+    heapBase: number,
+  ) {
     this.top = align(Math.max(heapBase, 1024));
   }
 
@@ -28,7 +32,10 @@ export class WasmPagedKernel {
       const module = new WebAssembly.Module(wasmBytes(variant));
       const pages = Math.min(MAX_PAGES, Math.ceil((bytes + (4 << 20)) / PAGE));
       const memory = new WebAssembly.Memory({ initial: pages, maximum: MAX_PAGES, shared: true });
-      const ex = new WebAssembly.Instance(module, { env: { memory } }).exports as { pagedAttention: PagedFn; heapBase: () => number };
+      const ex = new WebAssembly.Instance(module, { env: { memory } }).exports as {
+        pagedAttention: PagedFn;
+        heapBase: () => number;
+      };
       return new WasmPagedKernel(memory, ex.pagedAttention, ex.heapBase());
     } catch {
       return null;
@@ -65,7 +72,25 @@ export class WasmPagedKernel {
     new Int32Array(buf, at[3]!, T).set(layout.seq);
     new Int32Array(buf, at[4]!, T).set(layout.pos);
     const { kvHeads, kDim, vDim, window } = store;
-    this.fn(at[0]!, at[1]!, store.k.byteOffset, store.v.byteOffset, at[2]!, maxBlocks, at[3]!, at[4]!, T, nh, kvHeads, kDim, vDim, layout.blockSize, window ?? 0, scale, at[5]!);
+    this.fn(
+      at[0]!,
+      at[1]!,
+      store.k.byteOffset,
+      store.v.byteOffset,
+      at[2]!,
+      maxBlocks,
+      at[3]!,
+      at[4]!,
+      T,
+      nh,
+      kvHeads,
+      kDim,
+      vDim,
+      layout.blockSize,
+      window ?? 0,
+      scale,
+      at[5]!,
+    );
     return new Float32Array(buf, at[1]!, nh * T * vDim).slice();
   }
 }

@@ -21,19 +21,29 @@ export interface RunItem {
 }
 
 export class ModelRunner {
-  constructor(readonly model: LanguageModel, readonly pool: KvPool) {
-    if (model.config.arch !== 'decoder') throw new Error(`engine: ${model.config.family} is not a decoder-only model (the paged engine runs decoders)`);
+  constructor(
+    readonly model: LanguageModel,
+    readonly pool: KvPool,
+  ) {
+    if (model.config.arch !== 'decoder')
+      throw new Error(`engine: ${model.config.family} is not a decoder-only model (the paged engine runs decoders)`);
   }
 
   /** layout of the flattened batch: per token its sequence and position */
-  private layout(items: readonly RunItem[]): { layout: BatchLayout; ids: Int32Array; seqLens: Int32Array; rows: Int32Array } {
+  private layout(items: readonly RunItem[]): {
+    layout: BatchLayout;
+    ids: Int32Array;
+    seqLens: Int32Array;
+    rows: Int32Array;
+  } {
     const T = items.reduce((s, it) => s + it.ids.length, 0);
     const [ids, seq, pos, seqLens] = [new Int32Array(T), new Int32Array(T), new Int32Array(T), new Int32Array(T)];
     const rows: number[] = [];
     let t = 0;
     items.forEach((it, i) => {
       const end = it.start + it.ids.length;
-      for (let j = 0; j < it.ids.length; j++, t++) [ids[t], seq[t], pos[t], seqLens[t]] = [it.ids[j]!, i, it.start + j, end];
+      for (let j = 0; j < it.ids.length; j++, t++)
+        [ids[t], seq[t], pos[t], seqLens[t]] = [it.ids[j]!, i, it.start + j, end];
       for (let j = it.logits; j > 0; j--) rows.push(t - j);
     });
     const tables = items.map((it) => Int32Array.from(it.blocks));
@@ -51,7 +61,9 @@ export class ModelRunner {
       layer: (i) => this.pagedLayer(i, layout),
     };
     if (rows.length === 0) paged.logitRows = Int32Array.of(T - 1); // the head still needs a row
-    const out = noGrad(() => tidy(() => this.model.forward({ inputIds: tensor(ids, { shape: [1, T], dtype: 'int32' }), paged }).logits.data()));
+    const out = noGrad(() =>
+      tidy(() => this.model.forward({ inputIds: tensor(ids, { shape: [1, T], dtype: 'int32' }), paged }).logits.data()),
+    );
     return rows.length === 0 ? new Float32Array(0) : (out as Float32Array);
   }
 

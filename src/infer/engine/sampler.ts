@@ -49,20 +49,35 @@ export interface PenaltyState {
 }
 
 export function checkSamplingParams(p: SamplingParams, vocabSize: number, where = 'request'): void {
-  const bad = (field: string, want: string, got: unknown) => new Error(`${where}: ${field} must be ${want}, got ${JSON.stringify(got)}`);
-  const { temperature = 1, topK = 0, topP = 1, minP = 0, repetitionPenalty = 1, presencePenalty = 0, frequencyPenalty = 0 } = p;
-  if (!(temperature >= 0) || !Number.isFinite(temperature)) throw bad('temperature', 'a finite number >= 0', temperature);
+  const bad = (field: string, want: string, got: unknown) =>
+    new Error(`${where}: ${field} must be ${want}, got ${JSON.stringify(got)}`);
+  const {
+    temperature = 1,
+    topK = 0,
+    topP = 1,
+    minP = 0,
+    repetitionPenalty = 1,
+    presencePenalty = 0,
+    frequencyPenalty = 0,
+  } = p;
+  if (!(temperature >= 0) || !Number.isFinite(temperature))
+    throw bad('temperature', 'a finite number >= 0', temperature);
   if (!Number.isInteger(topK) || topK < 0) throw bad('topK', 'an integer >= 0', topK);
   if (!(topP > 0 && topP <= 1)) throw bad('topP', 'in (0, 1]', topP);
   if (!(minP >= 0 && minP <= 1)) throw bad('minP', 'in [0, 1]', minP);
-  if (!(repetitionPenalty > 0) || !Number.isFinite(repetitionPenalty)) throw bad('repetitionPenalty', 'a finite number > 0', repetitionPenalty);
-  if (!Number.isFinite(presencePenalty) || Math.abs(presencePenalty) > 2) throw bad('presencePenalty', 'in [-2, 2]', presencePenalty);
-  if (!Number.isFinite(frequencyPenalty) || Math.abs(frequencyPenalty) > 2) throw bad('frequencyPenalty', 'in [-2, 2]', frequencyPenalty);
+  if (!(repetitionPenalty > 0) || !Number.isFinite(repetitionPenalty))
+    throw bad('repetitionPenalty', 'a finite number > 0', repetitionPenalty);
+  if (!Number.isFinite(presencePenalty) || Math.abs(presencePenalty) > 2)
+    throw bad('presencePenalty', 'in [-2, 2]', presencePenalty);
+  if (!Number.isFinite(frequencyPenalty) || Math.abs(frequencyPenalty) > 2)
+    throw bad('frequencyPenalty', 'in [-2, 2]', frequencyPenalty);
   if (p.seed !== undefined && !Number.isInteger(p.seed)) throw bad('seed', 'an integer', p.seed);
-  if (p.logprobs !== undefined && (!Number.isInteger(p.logprobs) || p.logprobs < 0 || p.logprobs > 20)) throw bad('logprobs', 'an integer in [0, 20]', p.logprobs);
+  if (p.logprobs !== undefined && (!Number.isInteger(p.logprobs) || p.logprobs < 0 || p.logprobs > 20))
+    throw bad('logprobs', 'an integer in [0, 20]', p.logprobs);
   for (const [k, v] of Object.entries(p.logitBias ?? {})) {
     const id = Number(k);
-    if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw bad(`logitBias key ${k}`, `a token id in [0, ${vocabSize})`, k);
+    if (!Number.isInteger(id) || id < 0 || id >= vocabSize)
+      throw bad(`logitBias key ${k}`, `a token id in [0, ${vocabSize})`, k);
     if (!Number.isFinite(v)) throw bad(`logitBias[${k}]`, 'a finite number', v);
   }
 }
@@ -87,7 +102,7 @@ export function topIndices(row: ArrayLike<number>, k: number): number[] {
   for (let i = 0; i < n; i++) {
     if (heap.length < k) {
       heap.push(i);
-      for (let j = heap.length - 1; j > 0; ) {
+      for (let j = heap.length - 1; j > 0;) {
         const p = (j - 1) >> 1;
         if (!less(heap[j]!, heap[p]!)) break;
         [heap[j], heap[p]] = [heap[p]!, heap[j]!];

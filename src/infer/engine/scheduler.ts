@@ -28,7 +28,11 @@ export class Scheduler {
   /** called when a sequence gives its blocks back (finished, aborted, preempted): drafter state */
   onRelease: (seq: Sequence) => void = () => {};
 
-  constructor(readonly blocks: BlockManager, readonly limits: SchedulerLimits, private readonly copyBlock: (from: number, to: number) => void) {}
+  constructor(
+    readonly blocks: BlockManager,
+    readonly limits: SchedulerLimits,
+    private readonly copyBlock: (from: number, to: number) => void,
+  ) {}
 
   add(seq: Sequence): void {
     seq.status = 'waiting';

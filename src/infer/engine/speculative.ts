@@ -65,7 +65,12 @@ export function drawFrom(probs: Float32Array, rng: Rng): number {
  * positions (after each draft prefix); `q[i]`: the drafter's distribution for draft[i] (null = the draft
  * was deterministic). Returns the tokens to append (accepted drafts + one corrected or bonus token).
  */
-export function verifyDraft(p: Float32Array[], draft: readonly number[], q: readonly (Float32Array | null)[], rng: Rng): { tokens: number[]; accepted: number } {
+export function verifyDraft(
+  p: Float32Array[],
+  draft: readonly number[],
+  q: readonly (Float32Array | null)[],
+  rng: Rng,
+): { tokens: number[]; accepted: number } {
   const tokens: number[] = [];
   for (let i = 0; i < draft.length; i++) {
     const d = draft[i]!;
@@ -76,7 +81,8 @@ export function verifyDraft(p: Float32Array[], draft: readonly number[], q: read
     }
     const residual = new Float32Array(p[i]!.length);
     let mass = 0;
-    for (let v = 0; v < residual.length; v++) mass += residual[v] = Math.max(0, p[i]![v]! - (q[i] ? q[i]![v]! : v === d ? 1 : 0));
+    for (let v = 0; v < residual.length; v++)
+      mass += residual[v] = Math.max(0, p[i]![v]! - (q[i] ? q[i]![v]! : v === d ? 1 : 0));
     tokens.push(drawFrom(mass > 0 ? residual : p[i]!, rng));
     return { tokens, accepted: i };
   }

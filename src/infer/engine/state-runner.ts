@@ -13,8 +13,13 @@ export class StateRunner {
   private readonly slots = new Map<number, Cache>();
   readonly layers: { window: number | null }[] = [];
 
-  constructor(readonly model: LanguageModel, readonly numBlocks: number, readonly blockSize: number) {
-    if (model.config.arch !== 'rnn' && model.config.arch !== 'mamba') throw new Error(`engine: ${model.config.family} has no recurrent state`);
+  constructor(
+    readonly model: LanguageModel,
+    readonly numBlocks: number,
+    readonly blockSize: number,
+  ) {
+    if (model.config.arch !== 'rnn' && model.config.arch !== 'mamba')
+      throw new Error(`engine: ${model.config.family} has no recurrent state`);
     if (!model.newCache) throw new Error(`engine: ${model.config.family} has no inference cache`);
   }
 
@@ -30,12 +35,18 @@ export class StateRunner {
         this.slots.set(slot, this.model.newCache!(1));
       }
       const cache = this.slots.get(slot)!;
-      if (cache.length !== it.start) throw new Error(`engine: state slot ${slot} holds ${cache.length} tokens, the step starts at ${it.start}`);
+      if (cache.length !== it.start)
+        throw new Error(`engine: state slot ${slot} holds ${cache.length} tokens, the step starts at ${it.start}`);
       const T = it.ids.length;
-      const out = noGrad(() => tidy(() => {
-        const { logits } = this.model.forward({ inputIds: tensor(Int32Array.from(it.ids), { shape: [1, T], dtype: 'int32' }), cache });
-        return it.logits > 0 ? (slice(logits, 1, T - it.logits, T).data() as Float32Array) : null;
-      }));
+      const out = noGrad(() =>
+        tidy(() => {
+          const { logits } = this.model.forward({
+            inputIds: tensor(Int32Array.from(it.ids), { shape: [1, T], dtype: 'int32' }),
+            cache,
+          });
+          return it.logits > 0 ? (slice(logits, 1, T - it.logits, T).data() as Float32Array) : null;
+        }),
+      );
       if (out) rows.push(out);
     }
     const all = new Float32Array(rows.reduce((s, r) => s + r.length, 0));

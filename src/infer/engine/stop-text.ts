@@ -11,7 +11,10 @@ export class StopText {
   private held = '';
   private readonly longest: number;
 
-  constructor(private readonly stream: TextStream | null, private readonly stops: readonly string[]) {
+  constructor(
+    private readonly stream: TextStream | null,
+    private readonly stops: readonly string[],
+  ) {
     this.longest = stops.reduce((m, s) => Math.max(m, s.length), 0);
   }
 

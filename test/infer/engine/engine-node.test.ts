@@ -16,12 +16,17 @@ async function collect(h: AsyncIterable<TokenEvent>): Promise<TokenEvent[]> {
 test('EngineWorker proxies the engine from a worker thread', async () => {
   const dir = 'models/shakespeare-char';
   const { model, tokenizer } = await loadModelDir(dir);
-  const local = await collect(new Engine(model, { tokenizer }).add({ prompt: 'ROMEO:', maxTokens: 20, temperature: 0 }));
+  const local = await collect(
+    new Engine(model, { tokenizer }).add({ prompt: 'ROMEO:', maxTokens: 20, temperature: 0 }),
+  );
   const w = await EngineWorker.start({ modelDir: dir, kvMemoryBytes: 8 << 20, threads: 0 });
   try {
     const long = w.add({ id: 'long', prompt: 'JULIET:', maxTokens: 50, temperature: 0.8, seed: 1 });
     const remote = await collect(w.add({ prompt: 'ROMEO:', maxTokens: 20, temperature: 0 }));
-    assert.deepEqual(remote.map((e) => e.token), local.map((e) => e.token));
+    assert.deepEqual(
+      remote.map((e) => e.token),
+      local.map((e) => e.token),
+    );
     assert.equal(remote.map((e) => e.text).join(''), local.map((e) => e.text).join(''));
     await assert.rejects(collect(w.add({ prompt: 'x', maxTokens: 5, topP: 2 })), /topP/);
     w.abort('long');

@@ -66,7 +66,11 @@ test('engine: preemption by recompute when blocks run out gives the same output'
 test('engine: prefix-cache hits give identical outputs', async () => {
   const model = createModel(tinyConfig('llama'), { seed: 4 });
   const shared = ids(17, 9);
-  const prompts = [[...shared, 1, 2], [...shared, 3], [...shared, 4, 5, 6]];
+  const prompts = [
+    [...shared, 1, 2],
+    [...shared, 3],
+    [...shared, 4, 5, 6],
+  ];
   const want = reference(model, prompts, 6);
   const engine = new Engine(model, { blockSize: 4 });
   assert.deepEqual(await engineGreedy(engine, [prompts[0]!], 6), [want[0]]);
@@ -78,7 +82,15 @@ test('engine: prefix-cache hits give identical outputs', async () => {
 
 test('engine: a seeded request samples the same tokens alone and in a busy batch', async () => {
   const model = createModel(tinyConfig('llama'), { seed: 4 });
-  const req: EngineRequest = { prompt: ids(5, 1), maxTokens: 10, temperature: 0.9, topP: 0.95, topK: 20, minP: 0.01, seed: 42 };
+  const req: EngineRequest = {
+    prompt: ids(5, 1),
+    maxTokens: 10,
+    temperature: 0.9,
+    topP: 0.95,
+    topK: 20,
+    minP: 0.01,
+    seed: 42,
+  };
   const alone = tokensOf((await collect(new Engine(model).add(req))).get(0)!);
   const engine = new Engine(model, { maxBatchedTokens: 8 });
   for (let i = 0; i < 4; i++) engine.add({ prompt: ids(9, 20 + i), maxTokens: 7, temperature: 1, seed: i });
@@ -140,10 +152,15 @@ test('engine: stop strings spanning tokens end the text before them; min tokens;
   const { model, tokenizer } = await loadModelDir('models/shakespeare-char');
   const engine = new Engine(model, { tokenizer });
   const greedy = await collect(engine.add({ prompt: 'ROMEO:\n', maxTokens: 40, temperature: 0 }));
-  const full = greedy.get(0)!.map((e) => e.text).join('');
+  const full = greedy
+    .get(0)!
+    .map((e) => e.text)
+    .join('');
   assert.equal(full, tokenizer!.decode(tokensOf(greedy.get(0)!)));
   const stop = full.slice(10, 13); // three characters = three tokens
-  const evs = (await collect(engine.add({ prompt: 'ROMEO:\n', maxTokens: 40, temperature: 0, stop: [stop], logprobs: 3 }))).get(0)!;
+  const evs = (
+    await collect(engine.add({ prompt: 'ROMEO:\n', maxTokens: 40, temperature: 0, stop: [stop], logprobs: 3 }))
+  ).get(0)!;
   assert.equal(evs.map((e) => e.text).join(''), full.slice(0, full.indexOf(stop)));
   assert.equal(evs.at(-1)!.finishReason, 'stop');
   for (const e of evs) {
@@ -152,18 +169,27 @@ test('engine: stop strings spanning tokens end the text before them; min tokens;
     assert.equal(e.logprobs!.top[0]!.id, e.token, 'greedy picks the top alternative');
   }
   const stopId = tokensOf(greedy.get(0)!)[2]!;
-  const minned = (await collect(engine.add({ prompt: 'ROMEO:\n', maxTokens: 10, minTokens: 5, stopTokenIds: [stopId], temperature: 0 }))).get(0)!;
+  const minned = (
+    await collect(
+      engine.add({ prompt: 'ROMEO:\n', maxTokens: 10, minTokens: 5, stopTokenIds: [stopId], temperature: 0 }),
+    )
+  ).get(0)!;
   assert.ok(minned.length >= 5);
   assert.ok(!tokensOf(minned).slice(0, 5).includes(stopId));
 });
 
 test('engine: memory stays flat across 10,000 short requests', () => {
-  const model = createModel(tinyConfig('llama', (c) => (c.decoder.layers = 1)), { seed: 4 });
+  const model = createModel(
+    tinyConfig('llama', (c) => (c.decoder.layers = 1)),
+    { seed: 4 },
+  );
   const engine = new Engine(model, { blockSize: 4, maxRunningSeqs: 128, maxBatchedTokens: 1024, autoRun: false });
   let done = 0;
   let heapAt1000 = 0;
   for (let i = 0; i < 10_000; i += 250) {
-    const hs = Array.from({ length: 250 }, (_, j) => engine.add({ prompt: [(i + j) % 48, 1, 2], maxTokens: 2, temperature: 0 }));
+    const hs = Array.from({ length: 250 }, (_, j) =>
+      engine.add({ prompt: [(i + j) % 48, 1, 2], maxTokens: 2, temperature: 0 }),
+    );
     engine.runToCompletion();
     done += hs.filter((h) => h.done).length;
     if (i === 1000) heapAt1000 = process.memoryUsage().heapUsed;
@@ -192,13 +218,29 @@ test('engine: a logitsProcessor mask constrains every step (the constrained-deco
   const engine = new Engine(model);
   const seen: number[][] = [];
   const even = new Uint8Array(48).map((_, i) => (i % 2 === 0 ? 1 : 0));
-  const out = tokensOf((await collect(engine.add({
-    prompt: ids(4, 1), maxTokens: 12, temperature: 1, seed: 5, ignoreEos: true,
-    logitsProcessor: (soFar) => (seen.push([...soFar]), even),
-  }))).get(0)!);
+  const out = tokensOf(
+    (
+      await collect(
+        engine.add({
+          prompt: ids(4, 1),
+          maxTokens: 12,
+          temperature: 1,
+          seed: 5,
+          ignoreEos: true,
+          logitsProcessor: (soFar) => (seen.push([...soFar]), even),
+        }),
+      )
+    ).get(0)!,
+  );
   assert.equal(out.length, 12);
-  assert.ok(out.every((t) => t % 2 === 0), `${out}`);
-  assert.deepEqual(seen.map((s) => s.length), Array.from({ length: 12 }, (_, i) => i));
+  assert.ok(
+    out.every((t) => t % 2 === 0),
+    `${out}`,
+  );
+  assert.deepEqual(
+    seen.map((s) => s.length),
+    Array.from({ length: 12 }, (_, i) => i),
+  );
 });
 
 for (const preset of ['tiny-mamba', 'tiny-lstm', 'tiny-gru']) {

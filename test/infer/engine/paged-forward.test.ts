@@ -15,7 +15,9 @@ import { tinyConfig } from '../../models/decoder-helpers.js';
 
 /** logits [T, V] of a plain forward of one sequence */
 function fullLogits(model: LanguageModel, ids: number[]): Float32Array {
-  return noGrad(() => model.forward({ inputIds: tensor(Int32Array.from(ids), { shape: [1, ids.length], dtype: 'int32' }) }).logits.data()) as Float32Array;
+  return noGrad(() =>
+    model.forward({ inputIds: tensor(Int32Array.from(ids), { shape: [1, ids.length], dtype: 'int32' }) }).logits.data(),
+  ) as Float32Array;
 }
 
 /** per sequence: its tokens and the step it joins; per step, how many tokens each running sequence feeds */
@@ -62,7 +64,10 @@ function assertMatches(model: LanguageModel, plan: Plan, seed: number, tol = 2e-
     for (let p = 0; p < s.ids.length; p++) {
       const row = got.get(`${i}:${p}`)!;
       for (let v = 0; v < V; v++) {
-        assert.ok(Math.abs(row[v]! - ref[p * V + v]!) <= tol * (1 + Math.abs(ref[p * V + v]!)), `seq ${i} pos ${p} vocab ${v}: ${row[v]} vs ${ref[p * V + v]}`);
+        assert.ok(
+          Math.abs(row[v]! - ref[p * V + v]!) <= tol * (1 + Math.abs(ref[p * V + v]!)),
+          `seq ${i} pos ${p} vocab ${v}: ${row[v]} vs ${ref[p * V + v]}`,
+        );
       }
     }
   });

@@ -26,7 +26,9 @@ test('topIndices equals the head of a full sort (ties by lower id)', () => {
 
 /** the filtered distribution drawToken samples from, computed with a full sort */
 function referenceDist(row: Float32Array, t: number, topK: number, topP: number, minP: number): Map<number, number> {
-  const ids = Array.from(row.keys()).sort((a, b) => row[b]! - row[a]! || a - b).slice(0, topK || row.length);
+  const ids = Array.from(row.keys())
+    .sort((a, b) => row[b]! - row[a]! || a - b)
+    .slice(0, topK || row.length);
   const w = ids.map((i) => Math.exp((row[i]! - row[ids[0]!]!) / t));
   const z = Array.from(row).reduce((s, x) => s + Math.exp((x - row[ids[0]!]!) / t), 0);
   let n = 0;
@@ -40,7 +42,13 @@ function referenceDist(row: Float32Array, t: number, topK: number, topP: number,
 
 test('drawToken: empirical frequencies follow the top-k / top-p / min-p filtered distribution', () => {
   const row = randRow(200, 5).map((x) => x / 2);
-  for (const [t, k, p, m] of [[1, 0, 0.9, 0], [0.7, 10, 1, 0], [1.3, 0, 1, 0.05], [1, 30, 0.8, 0.02], [1, 0, 1, 0]] as const) {
+  for (const [t, k, p, m] of [
+    [1, 0, 0.9, 0],
+    [0.7, 10, 1, 0],
+    [1.3, 0, 1, 0.05],
+    [1, 30, 0.8, 0.02],
+    [1, 0, 1, 0],
+  ] as const) {
     const want = referenceDist(row, t, k, p, m);
     const rng = new Rng(9);
     const counts = new Map<number, number>();
@@ -49,10 +57,11 @@ test('drawToken: empirical frequencies follow the top-k / top-p / min-p filtered
       const id = drawToken(row, { temperature: t, topK: k, topP: p, minP: m }, rng);
       counts.set(id, (counts.get(id) ?? 0) + 1);
     }
-    for (const id of counts.keys()) assert.ok(want.has(id), `token ${id} is outside the filtered set (t ${t} k ${k} p ${p} m ${m})`);
+    for (const id of counts.keys())
+      assert.ok(want.has(id), `token ${id} is outside the filtered set (t ${t} k ${k} p ${p} m ${m})`);
     for (const [id, q] of want) {
       const f = (counts.get(id) ?? 0) / N;
-      assert.ok(Math.abs(f - q) < 4 * Math.sqrt(q * (1 - q) / N) + 1e-3, `token ${id}: ${f} vs ${q}`);
+      assert.ok(Math.abs(f - q) < 4 * Math.sqrt((q * (1 - q)) / N) + 1e-3, `token ${id}: ${f} vs ${q}`);
     }
   }
   assert.equal(drawToken(row, { temperature: 0 }, new Rng(1)), topIndices(row, 1)[0]);
@@ -60,10 +69,14 @@ test('drawToken: empirical frequencies follow the top-k / top-p / min-p filtered
 
 test('penalties: repetition divides positive / multiplies negative logits; presence and frequency subtract', () => {
   const row = Float32Array.of(2, -2, 1, 0.5);
-  applyPenalties(row, { repetitionPenalty: 2, presencePenalty: 0.5, frequencyPenalty: 0.25, logitBias: { 3: 1 } }, {
-    seen: new Set([0, 1]),
-    counts: new Map([[1, 2]]),
-  });
+  applyPenalties(
+    row,
+    { repetitionPenalty: 2, presencePenalty: 0.5, frequencyPenalty: 0.25, logitBias: { 3: 1 } },
+    {
+      seen: new Set([0, 1]),
+      counts: new Map([[1, 2]]),
+    },
+  );
   assert.deepEqual(Array.from(row), [1, -4 - 0.5 - 0.5, 1, 1.5]);
 });
 
@@ -127,7 +140,14 @@ test('paged attention equals the reference attention on random block layouts (GQ
   for (const window of [null, 5]) {
     const lens = [9, 1, 14];
     const numBlocks = 16;
-    const store = { kvHeads: nkv, kDim: dk, vDim: dv, window, k: new Float32Array(numBlocks * bs * nkv * dk), v: new Float32Array(numBlocks * bs * nkv * dv) };
+    const store = {
+      kvHeads: nkv,
+      kDim: dk,
+      vDim: dv,
+      window,
+      k: new Float32Array(numBlocks * bs * nkv * dk),
+      v: new Float32Array(numBlocks * bs * nkv * dv),
+    };
     const free = rng.shuffle(Array.from({ length: numBlocks }, (_, i) => i));
     const tables = lens.map((n) => Int32Array.from({ length: Math.ceil(n / bs) }, () => free.pop()!));
     const T = lens.reduce((s, n) => s + n, 0);
@@ -150,9 +170,14 @@ test('paged attention equals the reference attention on random block layouts (GQ
         for (let h = 0; h < H; h++) o.set(x.subarray((h * T + off) * d, (h * T + off + n) * d), h * n * d);
         return tensor(o, { shape: [1, H, n, d] });
       };
-      const ref = attention(pick(q, nh, dk), pick(k, nkv, dk), pick(v, nkv, dv), { causal: true, scale: 0.3, window: window ?? 0 }).data();
+      const ref = attention(pick(q, nh, dk), pick(k, nkv, dk), pick(v, nkv, dv), {
+        causal: true,
+        scale: 0.3,
+        window: window ?? 0,
+      }).data();
       const got = pick(out, nh, dv).data();
-      for (let i = 0; i < ref.length; i++) assert.ok(Math.abs(ref[i]! - got[i]!) < 1e-5, `window ${window}: ${got[i]} vs ${ref[i]}`);
+      for (let i = 0; i < ref.length; i++)
+        assert.ok(Math.abs(ref[i]! - got[i]!) < 1e-5, `window ${window}: ${got[i]} vs ${ref[i]}`);
       off += n;
     }
   }
@@ -161,7 +186,12 @@ test('paged attention equals the reference attention on random block layouts (GQ
 test('the WebAssembly paged kernel equals the host kernel (GQA, MLA-like odd dims, windows, shuffled blocks)', async () => {
   const { KvPool } = await import('../../../src/infer/engine/kv-pool.js');
   const rng = new Rng(8);
-  for (const [nh, nkv, dk, dv, window] of [[4, 2, 16, 16, null], [3, 1, 10, 6, null], [4, 4, 8, 8, 5], [2, 1, 7, 3, 3]] as const) {
+  for (const [nh, nkv, dk, dv, window] of [
+    [4, 2, 16, 16, null],
+    [3, 1, 10, 6, null],
+    [4, 4, 8, 8, 5],
+    [2, 1, 7, 3, 3],
+  ] as const) {
     const bs = 4;
     const pool = new KvPool([{ kvHeads: nkv, kDim: dk, vDim: dv, window }], bs, 1 << 18);
     assert.ok(pool.kernel, 'the wasm kernel loads under node --experimental-wasm-relaxed-simd');
@@ -181,6 +211,7 @@ test('the WebAssembly paged kernel equals the host kernel (GQA, MLA-like odd dim
     writeKv(store, layout, rnd(nkv * T * dk), rnd(nkv * T * dv));
     const want = pagedAttention(store, layout, q, nh, 0.4);
     const got = pool.kernel!.run(store, layout, q, nh, 0.4);
-    for (let i = 0; i < want.length; i++) assert.ok(Math.abs(want[i]! - got[i]!) < 1e-5, `${[nh, nkv, dk, dv, window]} at ${i}: ${got[i]} vs ${want[i]}`);
+    for (let i = 0; i < want.length; i++)
+      assert.ok(Math.abs(want[i]! - got[i]!) < 1e-5, `${[nh, nkv, dk, dv, window]} at ${i}: ${got[i]} vs ${want[i]}`);
   }
 });

@@ -11,7 +11,11 @@ import type { TokenEvent } from '../../../src/infer/engine/sequence.js';
 import { drawFrom, probsOf, promptLookup, verifyDraft } from '../../../src/infer/engine/speculative.js';
 import { tinyConfig } from '../../models/decoder-helpers.js';
 
-const dist = (V: number, rng: Rng, sharp = 1) => probsOf(Float32Array.from({ length: V }, () => rng.normal() * sharp), {});
+const dist = (V: number, rng: Rng, sharp = 1) =>
+  probsOf(
+    Float32Array.from({ length: V }, () => rng.normal() * sharp),
+    {},
+  );
 
 test('verifyDraft: the first token follows p, and the next follows p[1] after an accepted draft', () => {
   const rng = new Rng(11);
@@ -35,7 +39,10 @@ test('verifyDraft: the first token follows p, and the next follows p[1] after an
     const [f, want] = [first[v]! / N, p[0]![v]!];
     assert.ok(Math.abs(f - want) < 4 * Math.sqrt((want * (1 - want)) / N) + 1e-3, `first token ${v}: ${f} vs ${want}`);
     const [g, want2] = [second[v]! / conditioned, p[1]![v]!];
-    assert.ok(Math.abs(g - want2) < 4 * Math.sqrt((want2 * (1 - want2)) / conditioned) + 1e-3, `second token ${v}: ${g} vs ${want2}`);
+    assert.ok(
+      Math.abs(g - want2) < 4 * Math.sqrt((want2 * (1 - want2)) / conditioned) + 1e-3,
+      `second token ${v}: ${g} vs ${want2}`,
+    );
   }
   // a deterministic (prompt-lookup) draft: q = one-hot
   const one = new Float64Array(V);
@@ -55,29 +62,44 @@ async function tokensOf(h: AsyncIterable<TokenEvent>): Promise<number[]> {
   return out;
 }
 
-const prompts = [[1, 2, 3, 4, 5, 1, 2, 3], [7, 8, 9], [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21]];
+const prompts = [
+  [1, 2, 3, 4, 5, 1, 2, 3],
+  [7, 8, 9],
+  [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21],
+];
 
 test('speculative decoding (draft model, prompt lookup): greedy output equals plain decoding', async () => {
   const model = createModel(tinyConfig('llama'), { seed: 2 });
-  const draft = createModel(tinyConfig('llama', (c) => (c.decoder.layers = 1)), { seed: 2 });
+  const draft = createModel(
+    tinyConfig('llama', (c) => (c.decoder.layers = 1)),
+    { seed: 2 },
+  );
   const want = prompts.map((p) => generate(model, p, { maxTokens: 20, temperature: 0 }));
   for (const opts of [{ draftModel: draft }, { draftModel: model }, { promptLookup: true }]) {
     const engine = new Engine(model, { blockSize: 4, speculativeTokens: 3, ...opts });
-    const got = await Promise.all(prompts.map((p) => tokensOf(engine.add({ prompt: p, maxTokens: 20, temperature: 0, ignoreEos: true }))));
+    const got = await Promise.all(
+      prompts.map((p) => tokensOf(engine.add({ prompt: p, maxTokens: 20, temperature: 0, ignoreEos: true }))),
+    );
     assert.deepEqual(got, want);
     const s = engine.stats();
     assert.equal(s.kvBlocksUsed, 0);
-    if (opts.draftModel === model) assert.equal(s.acceptanceRate, 1, 'the target drafting for itself is always accepted');
+    if (opts.draftModel === model)
+      assert.equal(s.acceptanceRate, 1, 'the target drafting for itself is always accepted');
     else assert.ok(s.acceptanceRate >= 0 && s.acceptanceRate <= 1);
   }
 });
 
 test('speculative decoding with sampling: seeded, in-vocabulary, exact lengths', async () => {
   const model = createModel(tinyConfig('llama'), { seed: 2 });
-  const draft = createModel(tinyConfig('llama', (c) => (c.decoder.layers = 1)), { seed: 5 });
+  const draft = createModel(
+    tinyConfig('llama', (c) => (c.decoder.layers = 1)),
+    { seed: 5 },
+  );
   const run = async () => {
     const engine = new Engine(model, { draftModel: draft, speculativeTokens: 4 });
-    return tokensOf(engine.add({ prompt: prompts[0]!, maxTokens: 17, temperature: 0.8, topK: 10, seed: 3, ignoreEos: true }));
+    return tokensOf(
+      engine.add({ prompt: prompts[0]!, maxTokens: 17, temperature: 0.8, topK: 10, seed: 3, ignoreEos: true }),
+    );
   };
   const a = await run();
   assert.equal(a.length, 17);
