@@ -13,6 +13,8 @@ import type { LanguageModel } from '../models/model.js';
 export interface Sequence {
   prompt: readonly number[];
   completion: readonly number[];
+  /** 1 for completion tokens that count (a conversation's assistant turns); all count when absent */
+  mask?: readonly number[];
 }
 
 export interface PackedBatch {
@@ -33,7 +35,8 @@ export function fitRow(s: Sequence, limit: number): Sequence {
   if (s.prompt.length + s.completion.length <= limit) return s;
   const keepPrompt = Math.max(1, Math.min(s.prompt.length, limit - s.completion.length));
   const prompt = s.prompt.slice(s.prompt.length - keepPrompt);
-  return { prompt, completion: s.completion.slice(0, limit - prompt.length) };
+  const n = limit - prompt.length;
+  return { prompt, completion: s.completion.slice(0, n), ...(s.mask ? { mask: s.mask.slice(0, n) } : {}) };
 }
 
 /** right-padded batch of (prompt, completion) rows; `limit` is the model's context */
@@ -50,6 +53,7 @@ export function packBatch(rows: readonly Sequence[], limit = Infinity, pad = 0):
     const seq = [...r.prompt, ...r.completion];
     for (let t = 0; t < seq.length - 1; t++) ids[b * (T - 1) + t] = seq[t]!;
     for (let t = r.prompt.length - 1; t < seq.length - 1; t++) {
+      if (r.mask && !r.mask[t + 1 - r.prompt.length]) continue;
       tg[b * (T - 1) + t] = seq[t + 1]!;
       mask[b * (T - 1) + t] = 1;
     }
@@ -93,4 +97,13 @@ export function referenceLogps(model: LanguageModel, rows: readonly Sequence[], 
     model.train(was);
   }
   return { sum, avg };
+}
+
+/** right-padded full sequences (no shift), for scoring at each row's last token: ids (B, T), last index per row */
+export function packFull(rows: readonly Sequence[], limit = Infinity, pad = 0): { inputIds: Tensor; lastIndex: number[]; B: number; T: number } {
+  const seqs = rows.map((r) => fitRow(r, limit)).map((r) => [...r.prompt, ...r.completion]);
+  const T = Math.max(...seqs.map((s) => s.length));
+  const ids = new Int32Array(rows.length * T).fill(pad);
+  seqs.forEach((s, b) => ids.set(s, b * T));
+  return { inputIds: tensor(ids, { shape: [rows.length, T], dtype: 'int32' }), lastIndex: seqs.map((s) => s.length - 1), B: rows.length, T };
 }
