@@ -13,6 +13,8 @@ export interface RolloutOptions {
   maxTokens: number;
   temperature: number;
   stopIds?: readonly number[];
+  /** sample only ids below this (a model's vocabulary may be padded beyond the tokenizer's) */
+  vocabSize?: number;
 }
 
 /** G completions of `prompt` (ids, without the prompt; a stop id is kept as the last token) */
@@ -31,7 +33,7 @@ export function sampleGroup(model: LanguageModel, prompt: readonly number[], G: 
       for (let s = 0; s < maxNew && live.some((x) => x); s++) {
         const rows = tidy(() => lastRows(model, feed, cache));
         feed = rows.map((logits, g) => {
-          const id = sampleToken(logits, { temperature: o.temperature }, rng);
+          const id = sampleToken(o.vocabSize ? logits.subarray(0, o.vocabSize) : logits, { temperature: o.temperature }, rng);
           if (live[g]) {
             outs[g]!.push(id);
             if (o.stopIds?.includes(id)) live[g] = false;

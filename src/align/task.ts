@@ -64,6 +64,8 @@ export interface AlignTaskOptions {
   reward?: RewardFn;
   rloo?: boolean;
   stopIds?: readonly number[];
+  /** the tokenizer's vocabulary size (rollouts never sample ids it cannot decode) */
+  vocabSize?: number;
 }
 
 /** one example, encoded: a = the row (chosen / completion / prompt), b = rejected, kl = mismatched row (KTO) */
@@ -274,7 +276,7 @@ export class AlignTask implements TrainTask {
     const rewards: number[] = [];
     for (const i of idx) {
       const ex = this.examples[i]!;
-      const samples = sampleGroup(this.policy, ex.a.prompt, G, { maxTokens: this.o.maxNewTokens ?? 16, temperature: this.o.temperature ?? 1, stopIds: this.o.stopIds }, rng);
+      const samples = sampleGroup(this.policy, ex.a.prompt, G, { maxTokens: this.o.maxNewTokens ?? 16, temperature: this.o.temperature ?? 1, stopIds: this.o.stopIds, vocabSize: this.o.vocabSize }, rng);
       for (const s of samples) {
         rows.push({ prompt: ex.a.prompt, completion: s.length ? s : [ex.a.prompt.at(-1)!] });
         rewards.push(this.o.reward!(this.decode(s), ex.record as PromptRecord));

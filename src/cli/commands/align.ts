@@ -154,7 +154,7 @@ async function setup(c: AlignConfig): Promise<Setup> {
   const task = new AlignTask(examples, {
     method: c.method, beta: c.beta, batchSize: c.batchSize, seed: c.seed, limit: contextLimit(policy), labelSmoothing: c.labelSmoothing,
     lossType: c.lossType, simpoGamma: c.simpoGamma, groupSize: c.groupSize, maxNewTokens: c.maxNewTokens, temperature: c.temperature,
-    rloo: c.rloo, stopIds, ...(c.method === 'grpo' ? { reward: parseRewards(c.reward).fn } : {}),
+    rloo: c.rloo, stopIds, vocabSize: tokenizer.vocabSize, ...(c.method === 'grpo' ? { reward: parseRewards(c.reward).fn } : {}),
   }, policy);
   task.decode = (ids) => tokenizer.decode(ids);
   const needsRef = METHOD_DEFAULTS[c.method].reference || (c.method === 'grpo' && c.beta > 0);

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { generate } from '../../infer/generate.js';
 import { loadModelDir } from '../../infer/model-dir-node.js';
 import { flagNumber, flagString, parseFlags } from './train.js';
+import { loadAdapterDir } from '../../align/lora-node.js';
 
 /** models/shakespeare-char beside dist/ (this file is dist/src/cli/commands/generate.js) */
 export function bundledModelDir(): string {
@@ -20,15 +21,18 @@ const HELP = `usage: lineage generate [--model DIR] --prompt TEXT [options]
   --top-k K          keep the K most likely tokens (default 0 = off)
   --top-p P          nucleus sampling (default 1 = off)
   --seed S           sampling seed (default 0)
+  --lora DIR         apply a PEFT LoRA adapter directory (adapter_config.json) on top of --model
   --json             print {"text","ids"} instead of streaming the text`;
 
 export async function generateCommand(argv: string[]): Promise<void> {
-  const f = parseFlags('generate', argv, ['model', 'prompt', 'max-tokens', 'temperature', 'top-k', 'top-p', 'seed'], ['json', 'help']);
+  const f = parseFlags('generate', argv, ['model', 'prompt', 'max-tokens', 'temperature', 'top-k', 'top-p', 'seed', 'lora'], ['json', 'help']);
   if (f.bools.has('help')) return void console.log(HELP);
   const dir = flagString(f, 'model') ?? bundledModelDir();
   if (!existsSync(dir)) throw new Error(`--model ${dir}: no such directory${flagString(f, 'model') ? '' : ' (the bundled model is missing from this install)'}`);
   const { model, tokenizer } = await loadModelDir(dir);
   if (!tokenizer) throw new Error(`${dir}: no tokenizer.json (generate needs one to encode the prompt)`);
+  const lora = flagString(f, 'lora');
+  if (lora) loadAdapterDir(model, lora);
   const prompt = flagString(f, 'prompt') ?? '\n';
   const promptIds = tokenizer.encode(prompt, { addSpecialTokens: false });
   if (promptIds.length === 0) throw new Error('--prompt: encodes to no tokens');
