@@ -66,8 +66,13 @@ export function packBatch(rows: readonly Sequence[], limit = Infinity, pad = 0):
 /** (B, T-1) per-token log-probs of the targets (0 where ignored) and the forward's outputs */
 export function tokenLogps(model: LanguageModel, b: PackedBatch): { logps: Tensor; hidden: Tensor | undefined; aux: Tensor | undefined } {
   const out = model.forward({ inputIds: b.inputIds });
-  const logits = out.logits.dtype === 'float32' ? out.logits : out.logits.to('float32');
-  return { logps: neg(crossEntropy(logits, b.targets, { reduction: 'none' })), hidden: out.lastHiddenState, aux: out.auxLoss };
+  return { logps: logpsFromLogits(out.logits, b), hidden: out.lastHiddenState, aux: out.auxLoss };
+}
+
+/** logits (B, T-1, V) → (B, T-1) log-probs of the batch's targets (0 where ignored) */
+export function logpsFromLogits(logits: Tensor, b: PackedBatch): Tensor {
+  const l32 = logits.dtype === 'float32' ? logits : logits.to('float32');
+  return neg(crossEntropy(l32, b.targets, { reduction: 'none' }));
 }
 
 /**

@@ -22,6 +22,7 @@ import {
 import type { AlignRecord, Encoder, PromptRecord } from './data.js';
 import type { ScalarHeadModel } from './heads.js';
 import { sampleGroup } from './rollout.js';
+import { ppoLoss, ppoRollout, rewardModelScores, type PpoOptions, type PpoRollout } from './ppo.js';
 import type { RewardFn } from './rewards.js';
 
 export type AlignMethod = 'sft' | 'reward' | 'dpo' | 'ipo' | 'kto' | 'orpo' | 'simpo' | 'ppo' | 'grpo';
@@ -63,6 +64,8 @@ export interface AlignTaskOptions {
   temperature?: number;
   reward?: RewardFn;
   rloo?: boolean;
+  /** PPO: optimisation steps per rollout */
+  ppoEpochs?: number;
   stopIds?: readonly number[];
   /** the tokenizer's vocabulary size (rollouts never sample ids it cannot decode) */
   vocabSize?: number;
@@ -114,6 +117,10 @@ export class AlignTask implements TrainTask {
   /** metrics of the last training batch (the command logs them beside the loss) */
   last: Metrics = {};
   private rollouts = new Map<number, Rollout>();
+  private ppoRollouts = new Map<number, PpoRollout>();
+  /** PPO: the policy with its value head (what the trainer trains), and an optional reward model */
+  valueModel: ScalarHeadModel | null = null;
+  rewardModel: ScalarHeadModel | null = null;
 
   constructor(readonly examples: Example[], readonly o: AlignTaskOptions, readonly policy: LanguageModel, public ref: LanguageModel | null = null) {
     this.objective = `align-${o.method}`;
@@ -146,6 +153,7 @@ export class AlignTask implements TrainTask {
   }
 
   next(): HostBatch {
+    if (this.o.method === 'ppo') return this.nextPpo();
     const idx = this.indices(this.position);
     const b = batchOf(idx, 0, this.position);
     if (this.online) this.rollouts.set(this.position, this.rollout(idx, this.position));
@@ -153,9 +161,29 @@ export class AlignTask implements TrainTask {
     return b;
   }
 
+  /** PPO: one rollout every `ppoEpochs` batches, optimised on each of them */
+  private nextPpo(): HostBatch {
+    const k = Math.floor(this.position / (this.o.ppoEpochs ?? 2));
+    const idx = this.indices(k);
+    if (!this.ppoRollouts.has(k)) {
+      this.ppoRollouts.clear();
+      const ro = this.rollout(idx, k);
+      const scores = this.rewardModel ? rewardModelScores(this.rewardModel, ro.rows, this.o.limit) : ro.rewards;
+      if (!this.valueModel || !this.ref) throw new Error('align ppo: the value-head model and the reference are not set');
+      this.ppoRollouts.set(k, ppoRollout(this.valueModel, this.ref, ro.rows, scores, this.ppoOptions()));
+    }
+    this.position++;
+    return batchOf(idx, 0, k);
+  }
+
+  private ppoOptions(): PpoOptions {
+    return { beta: this.o.beta, limit: this.o.limit };
+  }
+
   seek(position: number): void {
     this.position = position;
     this.rollouts.clear();
+    this.ppoRollouts.clear();
   }
 
   evalBatches(split: 'train' | 'val', _k: number, count: number): HostBatch[] {
@@ -196,7 +224,11 @@ export class AlignTask implements TrainTask {
       case 'dpo': case 'ipo': case 'orpo': case 'simpo': return this.preference(model, idx);
       case 'kto': return this.kto(model, idx);
       case 'grpo': return this.grpo(model, position);
-      case 'ppo': throw new Error('align ppo: not implemented in this build (see docs/ALIGNMENT.md)');
+      case 'ppo': {
+        const ro = this.ppoRollouts.get(position);
+        if (!ro) throw new Error(`align ppo: no rollout ${position}`);
+        return ppoLoss(model as ScalarHeadModel, ro, this.ppoOptions());
+      }
     }
   }
 
@@ -279,11 +311,11 @@ export class AlignTask implements TrainTask {
       const samples = sampleGroup(this.policy, ex.a.prompt, G, { maxTokens: this.o.maxNewTokens ?? 16, temperature: this.o.temperature ?? 1, stopIds: this.o.stopIds, vocabSize: this.o.vocabSize }, rng);
       for (const s of samples) {
         rows.push({ prompt: ex.a.prompt, completion: s.length ? s : [ex.a.prompt.at(-1)!] });
-        rewards.push(this.o.reward!(this.decode(s), ex.record as PromptRecord));
+        rewards.push(this.o.reward ? this.o.reward(this.decode(s), ex.record as PromptRecord) : 0);
       }
     }
     const r = Float32Array.from(rewards);
-    const adv = this.o.rloo ? rlooAdvantages(r, G) : groupAdvantages(r, G);
+    const adv = this.o.method === 'ppo' ? r : this.o.rloo ? rlooAdvantages(r, G) : groupAdvantages(r, G);
     return { rows, rewards: r, advantages: adv };
   }
 

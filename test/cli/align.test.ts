@@ -111,3 +111,14 @@ test('align grpo: rollouts, group advantages and a reward metric', async () => {
   assert.equal(typeof last.kl, 'number');
   assert.equal(losses('grpo').length, 2);
 });
+
+test('align ppo: value head, KL to the reference, reward from functions or a reward model', async () => {
+  const data = jsonl('ppo.jsonl', Array.from({ length: 4 }, () => ({ prompt: 'say yes:', answer: 'yes' })));
+  const j = await capture([...base('ppo', data, 'ppo'), '--steps', '4', '--batch-size', '2', '--group-size', '2', '--max-new-tokens', '4', '--reward', 'format']);
+  const last = j.last as Record<string, number>;
+  for (const k of ['reward', 'kl', 'entropy', 'clip_fraction', 'value_loss']) assert.equal(typeof last[k], 'number', k);
+  assert.ok(last.kl !== 0, 'the policy moved away from the reference after the first rollout');
+  assert.ok(existsSync(join(dir, 'ppo', 'reward-vs-kl.svg')) && existsSync(join(dir, 'ppo', 'model.safetensors')));
+  const rm = await capture([...base('ppo', data, 'ppo-rm'), '--steps', '1', '--batch-size', '1', '--group-size', '2', '--max-new-tokens', '3', '--reward-model', join(dir, 'reward')]);
+  assert.equal(typeof (rm.last as Record<string, number>).reward, 'number');
+});

@@ -16,7 +16,9 @@ import type { ModelConfig } from '../../models/config.js';
 import type { Tokenizer } from '../../tokenizers/tokenizer.js';
 import { contextLimit } from '../../infer/generate.js';
 import { loadModelDir, saveModelDir } from '../../infer/model-dir-node.js';
-import { toRaw } from '../../models/load-node.js';
+import { fromRaw, toRaw } from '../../models/load-node.js';
+import { readSafetensorsFile } from '../../io/checkpoint-node.js';
+import { noGrad } from '../../tensor/engine.js';
 import { serializeSafetensors } from '../../io/safetensors.js';
 import { checkpointDir, writeFileAtomic, writeJSONAtomic } from '../../train/atomic-node.js';
 import { MetricsLogger, seriesOf, type MetricRecord } from '../../train/metrics.js';
@@ -36,7 +38,7 @@ import { ProgressBar } from '../progress.js';
 const VALUED = [
   'model', 'data', 'out', 'ref-model', 'lora-r', 'lora-alpha', 'lora-targets', 'lora-dropout', 'steps', 'lr', 'batch-size', 'beta',
   'label-smoothing', 'loss-type', 'simpo-gamma', 'group-size', 'max-new-tokens', 'temperature', 'reward', 'precision', 'grad-accum',
-  'grad-clip', 'warmup', 'seed', 'checkpoint-interval', 'eval-interval',
+  'grad-clip', 'warmup', 'seed', 'checkpoint-interval', 'eval-interval', 'reward-model', 'ppo-epochs',
 ];
 const BOOLS = ['json', 'resume', 'rloo', 'quiet', 'help'];
 
@@ -51,7 +53,8 @@ methods: ${ALIGN_METHODS.join(', ')}   (data formats: TRL's, see docs/ALIGNMENT.
   --lora-r R --lora-alpha A --lora-targets q_proj,v_proj,...  [--lora-dropout P]   train LoRA adapters only
   --steps N (100)  --lr LR (1e-4; 5e-5 for dpo family)  --batch-size B (8)  --beta B (method's TRL default)
   --label-smoothing E  --loss-type sigmoid|hinge (dpo)  --simpo-gamma G (γ/β, 0.5)
-  --group-size G (4)  --max-new-tokens N (16)  --temperature T (1)  --reward exact-match,format  --rloo   (grpo)
+  --group-size G (4)  --max-new-tokens N (16)  --temperature T (1)  --reward exact-match,format  --rloo   (grpo, ppo)
+  --reward-model DIR (ppo: a 'lineage align reward' output instead of reward functions)  --ppo-epochs K (2)
   --precision fp32|bf16|fp16  --grad-accum K  --grad-clip C (1)  --warmup N  --seed S
   --checkpoint-interval N  --eval-interval N
   --resume                 continue from OUT/checkpoint
@@ -76,6 +79,8 @@ export interface AlignConfig {
   maxNewTokens: number;
   temperature: number;
   reward: string;
+  rewardModel: string | null;
+  ppoEpochs: number;
   rloo: boolean;
   precision: Precision;
   gradAccum: number;
@@ -105,6 +110,7 @@ export function resolveAlignConfig(argv: readonly string[]): { c: AlignConfig; j
     beta: num('beta', METHOD_DEFAULTS[m].beta, { min: 0 }), labelSmoothing: num('label-smoothing', 0, { min: 0 }), lossType,
     simpoGamma: num('simpo-gamma', 0.5), groupSize: num('group-size', 4, { int: true, min: 2 }), maxNewTokens: num('max-new-tokens', 16, { int: true, min: 1 }),
     temperature: num('temperature', 1, { min: 0 }), reward: flagString(f, 'reward') ?? 'exact-match,format', rloo: f.bools.has('rloo'),
+    rewardModel: flagString(f, 'reward-model') ?? null, ppoEpochs: num('ppo-epochs', 2, { int: true, min: 1 }),
     precision: parsePrecision(flagString(f, 'precision') ?? 'fp32'), gradAccum: num('grad-accum', 1, { int: true, min: 1 }),
     gradClip: num('grad-clip', 1, { min: 0 }), warmup: num('warmup', 0, { int: true, min: 0 }), seed: num('seed', 1337, { int: true }),
     checkpointInterval: num('checkpoint-interval', 0, { int: true, min: 0 }), evalInterval: num('eval-interval', 0, { int: true, min: 0 }),
@@ -154,20 +160,38 @@ async function setup(c: AlignConfig): Promise<Setup> {
   const task = new AlignTask(examples, {
     method: c.method, beta: c.beta, batchSize: c.batchSize, seed: c.seed, limit: contextLimit(policy), labelSmoothing: c.labelSmoothing,
     lossType: c.lossType, simpoGamma: c.simpoGamma, groupSize: c.groupSize, maxNewTokens: c.maxNewTokens, temperature: c.temperature,
-    rloo: c.rloo, stopIds, vocabSize: tokenizer.vocabSize, ...(c.method === 'grpo' ? { reward: parseRewards(c.reward).fn } : {}),
+    rloo: c.rloo, stopIds, vocabSize: tokenizer.vocabSize, ppoEpochs: c.ppoEpochs,
+    ...(c.method === 'grpo' || (c.method === 'ppo' && !c.rewardModel) ? { reward: parseRewards(c.reward).fn } : {}),
   }, policy);
   task.decode = (ids) => tokenizer.decode(ids);
+  const online = c.method === 'grpo' || c.method === 'ppo';
   const needsRef = METHOD_DEFAULTS[c.method].reference || (c.method === 'grpo' && c.beta > 0);
   const ref = needsRef && c.refModel ? (await loadModelDir(c.refModel, { seed: c.seed })).model : null;
-  if (needsRef && c.method !== 'grpo') {
+  if (needsRef && !online) {
     task.computeReferences(ref ?? policy); // once, before the policy changes
     ref?.dispose();
   }
-  // GRPO's k3 penalty needs per-token reference log-probs of fresh samples: keep a frozen copy
-  if (c.method === 'grpo' && c.beta > 0) task.ref = ref ?? (await loadModelDir(c.model, { seed: c.seed })).model;
-  const trained = c.method === 'reward' ? new ScalarHeadModel(policy, 'score', c.seed) : policy;
+  // online methods score fresh samples under the reference: keep a frozen copy
+  if (needsRef && online) task.ref = ref ?? (await loadModelDir(c.model, { seed: c.seed })).model;
+  const trained = c.method === 'reward' ? new ScalarHeadModel(policy, 'score', c.seed) : c.method === 'ppo' ? new ScalarHeadModel(policy, 'v_head', c.seed) : policy;
+  if (c.method === 'ppo') {
+    task.valueModel = trained as ScalarHeadModel;
+    if (c.rewardModel) task.rewardModel = await loadRewardModel(c.rewardModel, c.seed);
+  }
   if (c.lora) applyLora(policy, c.lora, c.seed); // after the references: they come from the untouched model
   return { policy, trained, config, tokenizer, task, ref: task.ref };
+}
+
+/** a 'lineage align reward' output: the decoder plus reward_head.safetensors */
+async function loadRewardModel(dir: string, seed: number): Promise<ScalarHeadModel> {
+  const head = join(dir, 'reward_head.safetensors');
+  if (!existsSync(head)) fail(`--reward-model ${dir}: no reward_head.safetensors (train one with 'lineage align reward')`);
+  const rm = new ScalarHeadModel((await loadModelDir(dir, { seed })).model, 'score', seed);
+  const w = (await readSafetensorsFile(head)).tensors.find((t) => t.name === 'score.weight');
+  if (!w) fail(`${head}: no tensor 'score.weight'`);
+  noGrad(() => rm.loadStateDict(new Map([['score.weight', fromRaw(w)]]), { strict: false }));
+  for (const p of rm.parameters()) p.requiresGrad = false;
+  return rm.eval();
 }
 
 // ---- checkpoints and outputs ----
@@ -219,10 +243,14 @@ function heldOut(s: Setup): Metrics {
 function writePlots(out: string, method: AlignMethod, records: MetricRecord[]): void {
   const train = records.filter((r) => r.kind === 'train');
   writeFileAtomic(join(out, 'loss-curve.svg'), lossChart(seriesOf(train, 'loss'), seriesOf(records.filter((r) => r.kind === 'eval'), 'val_loss'), { smooth: 0.9, title: `${method} loss` }));
-  const keys = ['accuracy', 'margin', 'reward', 'kl'].filter((k) => train.some((r) => typeof r[k] === 'number'));
+  const keys = ['accuracy', 'margin', 'reward', 'kl', 'entropy', 'clip_fraction'].filter((k) => train.some((r) => typeof r[k] === 'number'));
   if (!keys.length) return;
   const series = keys.map((k) => ({ name: k, points: seriesOf(train, k) }));
   writeFileAtomic(join(out, `${method}-metrics.svg`), lineChart({ title: `${method}: training metrics`, xLabel: 'step', yLabel: 'value', series }));
+  if (!keys.includes('reward') || !keys.includes('kl')) return;
+  // InstructGPT's view of RLHF: reward gained against KL spent, one point per step (in step order)
+  const points = train.filter((r) => typeof r.kl === 'number' && typeof r.reward === 'number').map((r) => [r.kl as number, r.reward as number] as [number, number]);
+  writeFileAtomic(join(out, 'reward-vs-kl.svg'), lineChart({ title: `${method}: reward vs KL to the reference`, xLabel: 'KL', yLabel: 'reward', series: [{ name: 'reward', points }] }));
 }
 
 // ---- the command ----
@@ -250,6 +278,7 @@ export async function alignCommand(argv: string[]): Promise<void> {
     trainer.dispose();
     s.trained.dispose();
     s.ref?.dispose();
+    s.task.rewardModel?.dispose();
   }
 }
 
