@@ -5,6 +5,7 @@
 //   node scripts/align-demo.mjs rlhf   [--steps N]   reward model + PPO against it, compared with DPO
 //   node scripts/align-demo.mjs grpo   [--steps N]   SFT warm-up then GRPO on 1-digit addition in words: pass@1
 //   node scripts/align-demo.mjs lora   [--steps N]   LoRA vs full fine-tuning on the chat SFT task
+// --reuse evaluates outputs already in runs/align/<demo>/ instead of training them again.
 // Runs go to runs/align/<demo>/ (data, model outputs, metrics.jsonl, SVG plots); the figures are printed
 // and written to runs/align/<demo>/results.json. Everything starts from the bundled models/shakespeare-char.
 import v8 from 'node:v8';
@@ -24,6 +25,7 @@ const { generate } = await dist('infer/generate.js');
 const { loadAdapterDir } = await dist('align/lora-node.js');
 const { Encoder } = await dist('align/data.js');
 const { sampleGroup } = await dist('align/rollout.js');
+const { referenceLogps } = await dist('align/logprobs.js');
 const { Rng } = await dist('tensor/random.js');
 const { eRate } = await import(join(ROOT, 'scripts', 'align-data.mjs'));
 
@@ -41,10 +43,12 @@ function data(set) {
   return dir;
 }
 
+/** runs `lineage align`; with --reuse, an output that already has its summary is evaluated again, not retrained */
 async function align(method, args) {
-  const out = join(RUN, method === 'sft' && args.includes('--lora-r') ? 'lora' : args.out ?? method);
-  console.error(`\n$ lineage align ${method} ${args.filter((a) => typeof a === 'string').join(' ')}`);
-  await alignCommand([method, ...args.filter((a) => typeof a === 'string'), '--quiet', '--json']);
+  const out = args[args.indexOf('--out') + 1];
+  if (rest.includes('--reuse') && existsSync(join(out, 'align_summary.json'))) return out;
+  console.error(`\n$ lineage align ${method} ${args.join(' ')}`);
+  await alignCommand([method, ...args, '--quiet', '--json']);
   return out;
 }
 
@@ -97,6 +101,19 @@ function eRateOfSamples(m, prompts) {
   return Math.round((1000 * total) / prompts.length) / 1000;
 }
 
+/**
+ * One yardstick for all five methods: on the 200 pairs of heldout.jsonl (never trained on), the implicit
+ * reward margin (log π − log π_base)(chosen) − (…)(rejected) > 0, with summed log-probs and the base as reference.
+ */
+async function pairAccuracy(m, base, d) {
+  const pairs = readJsonl(join(d, 'heldout.jsonl'));
+  const enc = new Encoder(m.tokenizer);
+  const rows = (k) => pairs.map((p) => enc.pair(p.prompt, p[k]));
+  const lp = (model, k) => referenceLogps(model, rows(k), 64).sum;
+  const [pc, pr, bc, br] = [lp(m.model, 'chosen'), lp(m.model, 'rejected'), lp(base.model, 'chosen'), lp(base.model, 'rejected')];
+  return pct(pairs.filter((_, i) => pc[i] - bc[i] - (pr[i] - br[i]) > 0).length / pairs.length);
+}
+
 async function preferenceRun(method, d, prompts, steps, extra = []) {
   const out = join(RUN, method);
   let file = join(d, 'train.jsonl');
@@ -108,7 +125,18 @@ async function preferenceRun(method, d, prompts, steps, extra = []) {
   }
   await align(method, ['--model', BASE, '--data', file, '--out', out, '--steps', String(steps), '--batch-size', '8', ...extra]);
   const s = summary(out);
-  return { heldOutBefore: s.heldOutBefore, heldOutAfter: s.heldOutAfter, sampledERate: eRateOfSamples(await model(out), prompts), seconds: s.seconds };
+  const m = await model(out);
+  return {
+    heldOutBefore: s.heldOutBefore, heldOutAfter: s.heldOutAfter, pairAccuracy200: await pairAccuracy(m, await model(BASE), d),
+    sampledERate: eRateOfSamples(m, prompts), sample: sampleText(m), seconds: s.seconds,
+  };
+}
+
+/** one sampled continuation of a fixed prompt, to read what the property change cost */
+function sampleText(m) {
+  const enc = new Encoder(m.tokenizer);
+  const [ids] = sampleGroup(m.model, enc.ids('ROMEO:\n'), 1, { maxTokens: 48, temperature: 1, vocabSize: m.tokenizer.vocabSize }, new Rng(3));
+  return m.tokenizer.decode(ids);
 }
 
 async function prefsDemo() {
@@ -117,7 +145,7 @@ async function prefsDemo() {
   const base = eRateOfSamples(await model(BASE), prompts);
   const steps = stepsFlag ?? 150;
   const lr = ['--lr', '1e-4'];
-  const results = { baseSampledERate: base };
+  const results = { baseSampledERate: base, baseSample: sampleText(await model(BASE)) };
   for (const m of ['dpo', 'ipo', 'kto', 'orpo', 'simpo']) results[m] = await preferenceRun(m, d, prompts, steps, lr);
   return results;
 }
@@ -132,7 +160,7 @@ async function rlhfDemo() {
   await align('reward', ['--model', BASE, '--data', join(d, 'train.jsonl'), '--out', rm, '--steps', String(steps), '--lr', '3e-4', '--batch-size', '8']);
   const ppo = join(RUN, 'ppo');
   await align('ppo', ['--model', BASE, '--data', join(d, 'prompts.jsonl'), '--reward-model', rm, '--out', ppo, '--steps', String(steps), '--lr', '1e-4',
-    '--batch-size', '2', '--group-size', '4', '--max-new-tokens', '24', '--beta', '0.05']);
+    '--batch-size', '8', '--group-size', '4', '--ppo-epochs', '4', '--max-new-tokens', '24', '--beta', '0.05']);
   const recs = readFileSync(join(ppo, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.kind === 'train');
   const avg = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
   const q = Math.max(1, Math.floor(recs.length / 4));
@@ -144,7 +172,15 @@ async function rlhfDemo() {
       sampledERate: eRateOfSamples(await model(ppo), prompts),
     },
     baseSampledERate: eRateOfSamples(await model(BASE), prompts),
+    dpo: await dpoForComparison(d, prompts, steps),
   };
+}
+
+/** DPO on the same pairs and budget (from runs/align/prefs when it exists) */
+async function dpoForComparison(d, prompts, steps) {
+  const out = join(RUN, 'dpo');
+  await align('dpo', ['--model', BASE, '--data', join(d, 'train.jsonl'), '--out', out, '--steps', String(steps), '--batch-size', '8', '--lr', '1e-4']);
+  return { sampledERate: eRateOfSamples(await model(out), prompts), heldOutAfter: summary(out).heldOutAfter };
 }
 
 // ---- 4. GRPO on addition ----
