@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { alignCommand } from '../../src/cli/commands/align.js';
 import { generateCommand } from '../../src/cli/commands/generate.js';
+import { evalCommand } from '../../src/cli/commands/eval.js';
 import { createModel } from '../../src/models/registry.js';
 import { loadModelDir, saveModelDir } from '../../src/infer/model-dir-node.js';
 import { charTokenizer } from '../../src/tokenizers/simple.js';
@@ -78,6 +79,10 @@ test('align sft --lora-r: a PEFT adapter directory that generate --lora applies'
   assert.ok(!existsSync(join(dir, 'lora', 'model.safetensors')), 'a LoRA run writes the adapter only');
   const g = await capture(['--model', modelDir, '--lora', join(dir, 'lora'), '--prompt', 'USER: hi a\n', '--max-tokens', '4', '--temperature', '0', '--json'], generateCommand);
   assert.equal((g.ids as number[]).length, 4);
+  const text = jsonl('eval.txt', ['USER: hi a\nASSISTANT: yes\nUSER: hi b\nASSISTANT: yes'.repeat(4)]);
+  const withLora = await capture(['--model', modelDir, '--lora', join(dir, 'lora'), '--data', text, '--seq-len', '16', '--json'], evalCommand);
+  const without = await capture(['--model', modelDir, '--data', text, '--seq-len', '16', '--json'], evalCommand);
+  assert.ok((withLora.loss as number) < (without.loss as number), `eval --lora ${withLora.loss} vs base ${without.loss}`);
 });
 
 test('align --resume continues a run with identical losses', async () => {

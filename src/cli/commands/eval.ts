@@ -13,8 +13,9 @@ import { loadModelDir } from '../../infer/model-dir-node.js';
 import type { Tokenizer } from '../../tokenizers/tokenizer.js';
 import { loadTokenizer } from '../../tokenizers/load-node.js';
 import { flagNumber, flagString, parseFlags } from './train.js';
+import { loadAdapterDir } from '../../align/lora-node.js';
 
-const HELP = `usage: lineage eval --model DIR --data FILE [--seq-len N] [--batch-size B] [--tokenizer T] [--json]
+const HELP = `usage: lineage eval --model DIR --data FILE [--seq-len N] [--batch-size B] [--tokenizer T] [--lora DIR] [--json]
 
   prints {"loss","tokens","perplexity"}: mean next-token loss over non-overlapping windows of the
   model's context length (or N)`;
@@ -65,7 +66,7 @@ function objectiveEval(model: LanguageModel, cfg: ModelConfig, text: string, tok
 }
 
 export async function evalCommand(argv: string[]): Promise<void> {
-  const f = parseFlags('eval', argv, ['model', 'data', 'seq-len', 'batch-size', 'tokenizer'], ['json', 'help']);
+  const f = parseFlags('eval', argv, ['model', 'data', 'seq-len', 'batch-size', 'tokenizer', 'lora'], ['json', 'help']);
   if (f.bools.has('help')) return void console.log(HELP);
   const dir = flagString(f, 'model');
   const data = flagString(f, 'data');
@@ -73,6 +74,8 @@ export async function evalCommand(argv: string[]): Promise<void> {
   if (!data) throw new Error('--data FILE is required');
   if (!existsSync(data)) throw new Error(`--data ${data}: no such file`);
   const { model, config, tokenizer } = await loadModelDir(dir);
+  const lora = flagString(f, 'lora');
+  if (lora) loadAdapterDir(model, lora); // a PEFT adapter on top of --model
   const tokSpec = flagString(f, 'tokenizer');
   const tok = tokSpec ? loadTokenizer(tokSpec) : tokenizer;
   if (!tok) throw new Error(`${dir}: no tokenizer.json; pass --tokenizer`);
