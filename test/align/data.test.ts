@@ -77,3 +77,14 @@ test('data validation names the line and the field', () => {
   const p = pm as Extract<typeof pm, { kind: 'preference' }>;
   assert.equal(enc.tok.decode(enc.pair(p.prompt, p.chosen).completion), 'yo\n');
 });
+
+test('rollout sampling draws exactly as infer.sampleToken (temperature only), and stays in range', async () => {
+  const { sampleTemperature } = await import('../../src/align/rollout.js');
+  const { sampleToken } = await import('../../src/infer/sampling.js');
+  const { Rng } = await import('../../src/tensor/random.js');
+  const logits = Float32Array.from({ length: 11 }, (_, i) => Math.sin(i * 1.7) * 3);
+  for (const t of [0, 0.5, 1, 2]) {
+    const [a, b] = [new Rng(5), new Rng(5)];
+    for (let k = 0; k < 50; k++) assert.equal(sampleTemperature(logits, t, a), sampleToken(logits, { temperature: t }, b), `T=${t} draw ${k}`);
+  }
+});
