@@ -8,6 +8,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Handler> }
   logits: { summary: 'one forward pass, print logits (debugging aid)', load: async () => (await import('./commands/logits.js')).logitsCommand },
   eval: { summary: 'loss / perplexity of a model on a text file', load: async () => (await import('./commands/eval.js')).evalCommand },
   train: { summary: 'train a model (recipes, presets, model dirs)', load: async () => (await import('./commands/train.js')).trainCommand },
+  align: { summary: 'post-training: sft, reward, dpo, ipo, kto, orpo, simpo, grpo (LoRA with --lora-r)', load: async () => (await import('./commands/align.js')).alignCommand },
   generate: { summary: 'sample text from a model (default: the bundled Shakespeare model)', load: async () => (await import('./commands/generate.js')).generateCommand },
   tokenize: { summary: 'encode text with a tokenizer', load: async () => (await import('./commands/tokenize.js')).tokenizeCommand },
   tokenizer: { summary: 'tokenizer train --type bpe|wordpiece|unigram ...', load: async () => tokenizerSub },
@@ -17,7 +18,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Handler> }
 };
 
 /** commands that run models: they get the WebAssembly backend (bench picks its own threads) */
-const COMPUTE = new Set(['init', 'logits', 'eval', 'train', 'generate', 'serve', 'chat']);
+const COMPUTE = new Set(['init', 'logits', 'eval', 'train', 'generate', 'serve', 'chat', 'align']);
 
 const TOKENIZER_USAGE = `usage: lineage tokenizer <subcommand> [options]
 

@@ -201,9 +201,10 @@ export class Trainer {
     }
   }
 
-  /** the float32 weights to save (masters under mixed precision) */
+  /** the weights to save: float32 masters of trainable parameters, frozen ones as the model holds them */
   weights(): [string, Tensor][] {
-    return this.mp.masters;
+    const masters = new Map(this.mp.masters);
+    return this.model.namedParameters().map(([n, p]) => [n, masters.get(n) ?? p]);
   }
 
   /** loads full-precision weights (e.g. a checkpoint's) into the masters and the model copy */

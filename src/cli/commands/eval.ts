@@ -16,8 +16,9 @@ import { flagNumber, flagRequired, flagString, parseFlags } from '../flags.js';
 import { readTextFile, requireModelDir } from '../files.js';
 import { ProgressBar } from '../progress.js';
 import { requireHead } from '../model-hints.js';
+import { loadAdapterDir } from '../../align/lora-node.js';
 
-const HELP = `usage: lineage eval --model DIR --data FILE [--seq-len N] [--batch-size B] [--tokenizer T] [--json] [--quiet]
+const HELP = `usage: lineage eval --model DIR --data FILE [--seq-len N] [--batch-size B] [--tokenizer T] [--lora DIR] [--json] [--quiet]
 
   prints {"loss","tokens","perplexity"}: mean next-token loss over non-overlapping windows of the
   model's context length (or N). A progress bar goes to stderr unless --quiet. A model whose loss is
@@ -79,7 +80,7 @@ function objectiveEval(
 }
 
 export async function evalCommand(argv: string[]): Promise<void> {
-  const f = parseFlags('eval', argv, ['model', 'data', 'seq-len', 'batch-size', 'tokenizer'], ['json', 'quiet']);
+  const f = parseFlags('eval', argv, ['model', 'data', 'seq-len', 'batch-size', 'tokenizer', 'lora'], ['json', 'quiet']);
   if (f.help) return void console.log(HELP);
   const dir = flagRequired(f, 'model', 'DIR');
   const data = flagRequired(f, 'data', 'FILE');
@@ -89,6 +90,8 @@ export async function evalCommand(argv: string[]): Promise<void> {
   const text = readTextFile('--data', data);
   const { model, config, tokenizer } = await loadModelDir(dir);
   requireHead(config, 'eval');
+  const lora = flagString(f, 'lora');
+  if (lora) loadAdapterDir(model, lora); // a PEFT adapter on top of --model
   const tokSpec = flagString(f, 'tokenizer');
   const tok = tokSpec ? loadTokenizer(tokSpec) : tokenizer;
   if (!tok) throw new Error(`${dir}: no tokenizer.json; pass --tokenizer`);

@@ -11,6 +11,7 @@ import type { Tokenizer } from '../../tokenizers/tokenizer.js';
 import type { EngineRequest } from '../../infer/engine/engine.js';
 import { ENGINE_FLAGS, generateWithEngine } from './generate-engine.js';
 import { CONSTRAIN_FLAGS, CONSTRAIN_HELP, constraintFromFlags } from './constrain-flags.js';
+import { loadAdapterDir } from '../../align/lora-node.js';
 
 /** models/shakespeare-char beside dist/ (this file is dist/src/cli/commands/generate.js) */
 export function bundledModelDir(): string {
@@ -28,6 +29,7 @@ const HELP = `usage: lineage generate [--model DIR] --prompt TEXT [options]
   --top-p P          nucleus sampling (default 1 = off)
   --seed S           sampling seed (default 0)
 ${CONSTRAIN_HELP}
+  --lora DIR         apply a PEFT LoRA adapter directory (adapter_config.json) on top of --model
   --json             print {"text","ids"} instead of streaming the text
 
 decoder models run through the inference engine (paged KV cache) when the text fits their context, or
@@ -42,7 +44,7 @@ when one of these is given:
   --prompt-lookup          speculative decoding with n-gram drafts from the text so far`;
 
 export async function generateCommand(argv: string[]): Promise<void> {
-  const valued = ['model', 'prompt', 'max-tokens', 'temperature', 'top-k', 'top-p', 'seed', 'n', 'min-p', 'repetition-penalty', 'stop', 'logprobs', 'draft-model', 'speculative-tokens', ...CONSTRAIN_FLAGS];
+  const valued = ['model', 'prompt', 'max-tokens', 'temperature', 'top-k', 'top-p', 'seed', 'n', 'min-p', 'repetition-penalty', 'stop', 'logprobs', 'draft-model', 'speculative-tokens', 'lora', ...CONSTRAIN_FLAGS];
   const f = parseFlags('generate', argv, valued, ['json', 'prompt-lookup']);
   if (f.help) return void console.log(HELP);
   const given = flagString(f, 'model');
@@ -51,6 +53,8 @@ export async function generateCommand(argv: string[]): Promise<void> {
   else if (!existsSync(dir)) throw new Error(`the bundled model ${dir} is missing from this install; pass --model DIR`);
   const { model, tokenizer } = await loadModelDir(dir);
   if (!tokenizer) throw new Error(`${dir}: no tokenizer.json (generate needs one to encode the prompt)`);
+  const lora = flagString(f, 'lora');
+  if (lora) loadAdapterDir(model, lora);
   const prompt = flagString(f, 'prompt') ?? '\n';
   const promptIds = tokenizer.encode(prompt, { addSpecialTokens: false });
   if (promptIds.length === 0) throw new Error('--prompt: encodes to no tokens');

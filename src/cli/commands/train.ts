@@ -230,7 +230,7 @@ async function writeTrainCheckpoint(out: string, trainer: Trainer, cfg: ModelCon
 }
 
 /** OUT/checkpoint's fp32 weights and the trainer state to apply */
-async function readTrainCheckpoint(out: string): Promise<{ weights: Map<string, Tensor>; json: TrainerState; buffers: OptimizerState['buffers'] }> {
+export async function readTrainCheckpoint(out: string): Promise<{ weights: Map<string, Tensor>; json: TrainerState; buffers: OptimizerState['buffers'] }> {
   const dir = join(out, CKPT);
   recoverCheckpointDir(dir);
   if (!existsSync(join(dir, 'trainer_state.json'))) throw new Error(`--resume: ${dir} has no checkpoint (trainer_state.json)`);
@@ -267,7 +267,7 @@ export function readTrainerState(file: string): TrainerState {
 }
 
 /** metrics.jsonl without the records a resumed run will write again (steps ≥ the checkpoint's) */
-function truncateMetrics(file: string, step: number): MetricRecord[] {
+export function truncateMetrics(file: string, step: number): MetricRecord[] {
   if (!existsSync(file)) return [];
   const kept = parseMetricsJsonl(readFileSync(file, 'utf8'), file).filter((r) => r.step < step || (r.kind === 'checkpoint' && r.step === step));
   writeFileAtomic(file, kept.map((r) => JSON.stringify(r)).join('\n') + (kept.length ? '\n' : ''));
