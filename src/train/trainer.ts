@@ -64,6 +64,9 @@ export interface EvalResult {
   step: number;
   train: number;
   val: number;
+  /** batches behind each figure; 0 when the task has nothing to evaluate on a split (online RL
+   * methods), and the figure is then NaN by definition rather than a sign of overflow */
+  batches: { train: number; val: number };
 }
 
 /** JSON part of a trainer checkpoint (tensors — weights and optimizer moments — are stored separately) */
@@ -191,11 +194,13 @@ export class Trainer {
     const k = this.o.evalInterval > 0 ? Math.floor(this.step / this.o.evalInterval) : this.step;
     this.model.eval();
     try {
+      const batches = { train: 0, val: 0 };
       const mean = (split: 'train' | 'val') => {
         const bs = this.task.evalBatches(split, k, this.o.evalBatches);
+        batches[split] = bs.length;
         return bs.reduce((s, b) => s + noGrad(() => tidy(() => this.task.loss(this.model, b).loss.item())), 0) / bs.length;
       };
-      return { step: this.step, train: mean('train'), val: mean('val') };
+      return { step: this.step, train: mean('train'), val: mean('val'), batches };
     } finally {
       this.model.train();
     }
@@ -310,8 +315,8 @@ export async function runTraining(trainer: Trainer, hooks: TrainHooks = {}): Pro
   let tokens = 0;
   const evaluate = () => {
     const e = trainer.evaluate();
-    for (const [what, v] of [['the train-split eval loss', e.train], ['the validation loss', e.val]] as const) {
-      if (!Number.isFinite(v)) throw new NonFiniteLossError(e.step, what, v, trainer.optimizer.lr, 'the weights or activations overflow');
+    for (const [what, v, n] of [['the train-split eval loss', e.train, e.batches.train], ['the validation loss', e.val, e.batches.val]] as const) {
+      if (n > 0 && !Number.isFinite(v)) throw new NonFiniteLossError(e.step, what, v, trainer.optimizer.lr, 'the weights or activations overflow');
     }
     last = e;
     hooks.onEval?.(e);
