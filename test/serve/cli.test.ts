@@ -92,3 +92,40 @@ test('lineage bench serve: a short run against its own server prints the figures
   assert.ok(r.requests > 0 && r.tokensPerSecond > 0 && r.ttftMsP50 > 0 && r.itlMsP50 > 0, out);
   assert.ok(r.rssStartBytes! > 0 && r.rssEndBytes! > 0);
 });
+
+test('lineage serve --lora: the adapter applies in the engine worker (same greedy text as generate --lora)', async () => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { loadModelDir } = await import('../../src/infer/model-dir-node.js');
+  const { applyLora, loraLayers } = await import('../../src/align/lora.js');
+  const { saveAdapterDir } = await import('../../src/align/lora-node.js');
+  const { randn } = await import('../../src/ops/index.js');
+  const dir = mkdtempSync(join(tmpdir(), 'lineage-lora-'));
+  try {
+    const { model } = await loadModelDir('models/shakespeare-char');
+    const c = { r: 4, alpha: 8, dropout: 0, targets: ['c_attn'] };
+    applyLora(model, c, 1);
+    for (const [, l] of loraLayers(model)) l.loraB.setParameter('weight', randn(l.loraB.weight.shape as number[], { std: 0.2 }));
+    saveAdapterDir(dir, model, c, 'models/shakespeare-char');
+    const gen = (extra: string[]) => new Promise<string>((res) => {
+      const p = spawn(process.execPath, ['--experimental-wasm-relaxed-simd', 'bin/lineage.js', 'generate', '--prompt', 'ROMEO:', '--max-tokens', '20', '--temperature', '0', '--json', ...extra]);
+      let out = '';
+      p.stdout.on('data', (d) => (out += d));
+      p.on('exit', () => res((JSON.parse(out.trim().split('\n').pop()!) as { text: string }).text));
+    });
+    const [plain, adapted] = [await gen([]), await gen(['--lora', dir])];
+    assert.notEqual(adapted, plain, 'the adapter changes the output');
+    const s = await startServe(['--model', 'models/shakespeare-char', '--lora', dir]);
+    try {
+      const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'x', maxRetries: 0 });
+      const r = await client.completions.create({ model: 'shakespeare-char', prompt: 'ROMEO:', max_tokens: 20, temperature: 0 });
+      assert.equal(r.choices[0]!.text, adapted);
+    } finally {
+      s.proc.kill('SIGTERM');
+      await new Promise((r) => s.proc.on('exit', r));
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

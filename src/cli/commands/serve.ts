@@ -2,6 +2,7 @@
 import { basename, resolve } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { EngineWorker } from '../../infer/engine/engine-node.js';
+import { loadAdapterDir } from '../../align/lora-node.js';
 import { loadModelDir } from '../../infer/model-dir-node.js';
 import { contextLimit } from '../../infer/generate.js';
 import { createServer } from '../../serve/app.js';
@@ -19,6 +20,7 @@ const HELP = `usage: lineage serve --model DIR [--model NAME=DIR ...] [options]
   --max-queue N            waiting requests per model before 429 (default 256)
   --kv-memory SIZE         KV-cache pool per model, e.g. 512MB, 2GB (default 256MB)
   --draft-model DIR        speculative decoding with this smaller model (same tokenizer)
+  --lora DIR               apply a PEFT LoRA adapter (lineage align --lora-r ...) on top of the model
   --max-tokens N           max_tokens when a request gives none (default 256)
   --metrics-auth           require the API key for /metrics too`;
 
@@ -32,13 +34,15 @@ export function parseSize(s: string, flag: string): number {
 
 export async function serveCommand(argv: string[]): Promise<void> {
   if (argv.includes('--help') || argv.includes('-h')) return void console.log(HELP);
-  const f = parseFlags('serve', argv, ['model', 'host', 'port', 'api-key', 'max-running', 'max-queue', 'kv-memory', 'draft-model', 'max-tokens'], ['metrics-auth']);
+  const f = parseFlags('serve', argv, ['model', 'host', 'port', 'api-key', 'max-running', 'max-queue', 'kv-memory', 'draft-model', 'max-tokens', 'lora'], ['metrics-auth']);
   const specs = f.values.get('model') ?? [];
   if (specs.length === 0) throw new Error(`--model DIR is required\n\n${HELP}`);
   const kvBytes = parseSize(f.values.get('kv-memory')?.at(-1) ?? '256MB', 'kv-memory');
   const maxRunning = flagNumber(f, 'max-running', { int: true, min: 1 }) ?? 64;
   const draftDir = f.values.get('draft-model')?.at(-1);
   const threads = Number(process.env.LINEAGE_THREADS) || availableParallelism();
+  const lora = f.values.get('lora')?.at(-1);
+  if (lora && specs.length > 1) throw new Error('--lora applies to one model: give a single --model with it');
   const models: ServedModel[] = [];
   const workers: EngineWorker[] = [];
   for (const spec of specs) {
@@ -46,11 +50,12 @@ export async function serveCommand(argv: string[]): Promise<void> {
     const [name, dir] = eq > 0 ? [spec.slice(0, eq), spec.slice(eq + 1)] : [basename(resolve(spec)), spec];
     if (models.some((m) => m.name === name)) throw new Error(`--model: two models named '${name}' (use NAME=DIR)`);
     const { model, tokenizer, config } = await loadModelDir(dir);
+    if (lora) loadAdapterDir(model, lora); // the main thread's copy (tokenize, embeddings) matches the worker's
     if (!tokenizer) throw new Error(`--model ${dir}: no tokenizer.json in the directory (the server needs one to read and write text)`);
     if (config.arch !== 'decoder') throw new Error(`--model ${dir}: ${config.family} is not a decoder-only model; the engine serves decoder families`);
     // generation runs in a worker thread (a long prefill never stalls the event loop); the main thread
     // keeps the model for tokenization, chat templates and embeddings
-    const engine = await EngineWorker.start({ modelDir: dir, draftModelDir: draftDir, kvMemoryBytes: kvBytes, maxRunningSeqs: maxRunning, threads });
+    const engine = await EngineWorker.start({ modelDir: dir, draftModelDir: draftDir, loraDir: lora, kvMemoryBytes: kvBytes, maxRunningSeqs: maxRunning, threads });
     workers.push(engine);
     const limit = contextLimit(model);
     models.push({ name, model, tokenizer, engine, contextLength: Number.isFinite(limit) ? limit : config.maxContext, created: Math.floor(Date.now() / 1000) });

@@ -10,12 +10,15 @@
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { setBackend } from '../../tensor/engine.js';
 import { loadModelDir } from '../model-dir-node.js';
+import { loadAdapterDir } from '../../align/lora-node.js';
 import { Engine, RequestHandle, type EngineOptions, type EngineRequest, type EngineStats } from './engine.js';
 import type { TokenEvent } from './sequence.js';
 
 export interface EngineWorkerOptions extends Omit<EngineOptions, 'tokenizer' | 'draftModel' | 'autoRun'> {
   modelDir: string;
   draftModelDir?: string;
+  /** a PEFT LoRA adapter directory applied on top of the model */
+  loraDir?: string;
   /** WebAssembly backend threads in the worker (default 1; 0 = the reference backend) */
   threads?: number;
 }
@@ -129,8 +132,9 @@ async function serve(opts: EngineWorkerOptions): Promise<void> {
       setBackend(await mod.createWasmBackend({ threads: opts.threads ?? 1 }));
     }
     const { model, tokenizer } = await loadModelDir(opts.modelDir);
+    if (opts.loraDir) loadAdapterDir(model, opts.loraDir);
     const draftModel = opts.draftModelDir ? (await loadModelDir(opts.draftModelDir)).model : null;
-    const { modelDir: _m, draftModelDir: _d, threads: _t, ...engineOpts } = opts;
+    const { modelDir: _m, draftModelDir: _d, threads: _t, loraDir: _l, ...engineOpts } = opts;
     const engine = new Engine(model, { ...engineOpts, tokenizer, draftModel });
     port.on('message', (m: ToWorker) => {
       if (m.type === 'close') return send({ type: 'closed' });
