@@ -1,18 +1,24 @@
 // `lineage bench ...`: argument parsing only; the benchmarks live in bench/ (compiled to dist/bench).
-//   lineage bench gemm --m M --n N --k K [--threads T] [--json]
+//   lineage [--backend native|wasm] bench gemm --m M --n N --k K [--threads T] [--no-torch] [--json]
 //   lineage bench attention --batch-heads BH --seq T --head-dim D [--causal] [--threads T] [--json]
 //   lineage bench elementwise --op add|exp [--size N] [--threads T] [--json]
 //   lineage bench all [--threads 1,2] [--rounds 2] [--no-torch] [--json]
+// The backend is native when its addon loads, else wasm (--backend / LINEAGE_BACKEND choose); every
+// line names the backend that ran. Single benchmarks also run PyTorch on the same case in the same
+// run (interleaved, best of 2 round medians each) and print the ratio, unless --no-torch.
 import os from 'node:os';
-import { benchAttention, benchElementwise, benchGemm } from '../../bench/kernels.js';
+import { benchAttention, benchElementwise, benchGemm, type BenchOpts } from '../../bench/kernels.js';
 import { runSuite } from '../../bench/suite.js';
+import { TorchServer, torchAvailable } from '../../bench/torch-node.js';
+import { requested } from './backend-node.js';
 
-const USAGE = `usage:
+const USAGE = `usage (global: lineage --backend native|wasm bench ...; default native when built, else wasm):
   lineage bench gemm --m M --n N --k K [--threads T] [--variant auto|relaxed|simd] [--json]
   lineage bench attention --batch-heads BH --seq T --head-dim D [--causal] [--threads T] [--json]
   lineage bench elementwise --op add|exp [--size N] [--threads T] [--json]
   lineage bench all [--threads 1,2] [--sweep 512,1024,2048,4096] [--rounds 2] [--no-torch] [--json]
-Figures are medians of repeated runs after warm-up. gemm counts 2*M*N*K FLOPs, attention 4*BH*T^2*D.`;
+Figures are medians of repeated runs after warm-up. gemm counts 2*M*N*K FLOPs, attention 4*BH*T^2*D.
+Single benchmarks print the ratio to PyTorch measured in the same run (> 1: Lineage faster) unless --no-torch.`;
 
 const BOOL = new Set(['json', 'causal', 'no-torch', 'help']);
 
@@ -64,30 +70,44 @@ export async function benchCommand(argv: string[]): Promise<void> {
   const variant = (flags.get('variant') ?? 'auto') as 'auto' | 'relaxed' | 'simd';
   if (!['auto', 'relaxed', 'simd'].includes(variant)) throw new Error(`--variant must be auto, relaxed or simd (got '${variant}')`);
   const minSeconds = flags.has('min-seconds') ? Number(flags.get('min-seconds')) : undefined;
-  const o = { threads, variant, minSeconds };
+  const backend = await pickBackend();
+  const o: BenchOpts = { threads, variant, minSeconds, backend };
+  const torch = !flags.has('no-torch') && sub !== 'all' && torchAvailable() ? await TorchServer.start() : null;
+  try {
+    switch (sub) {
+      case 'gemm': {
+        const [m, n, k] = [int(flags, 'm'), int(flags, 'n'), int(flags, 'k')];
+        const { r, t } = await interleave(() => benchGemm(m, n, k, o), (x) => x.gflops, torch, { bench: 'gemm', m, n, k, threads }, 'gflops');
+        const line = `gemm ${r.m}x${r.n}x${r.k} threads=${r.threads} backend=${backendName(r.variant)}: ${r.gflops.toFixed(1)} GFLOP/s, ` +
+          `${r.medianMs.toFixed(2)} ms median of ${r.reps}`;
+        return report(json, r, t, line, r.gflops, 'GFLOP/s');
+      }
+      case 'attention': {
+        const [bh, seq, d, causal] = [int(flags, 'batch-heads'), int(flags, 'seq'), int(flags, 'head-dim'), flags.has('causal')];
+        const c = { bench: 'attention', batchHeads: bh, seq, headDim: d, causal, threads };
+        const { r, t } = await interleave(() => benchAttention(bh, seq, d, causal, o), (x) => x.gflops, torch, c, 'gflops');
+        const line = `attention BH=${r.batchHeads} T=${r.seq} D=${r.headDim}${r.causal ? ' causal' : ''} threads=${r.threads} ` +
+          `backend=${backendName(r.variant)}: ${r.gflops.toFixed(1)} GFLOP/s, ${r.medianMs.toFixed(2)} ms median of ${r.reps}, ` +
+          `extra memory ${(r.peakBytes / 2 ** 20).toFixed(2)} MiB`;
+        return report(json, r, t, line, r.gflops, 'GFLOP/s');
+      }
+      case 'elementwise': {
+        const op = flags.get('op') ?? 'add';
+        if (op !== 'add' && op !== 'exp') throw new Error(`elementwise: --op must be add or exp (got '${op}')`);
+        const size = int(flags, 'size', 16 << 20);
+        const c = { bench: 'elementwise', op, size, threads };
+        const { r, t } = await interleave(() => benchElementwise(op, size, o), (x) => x.gbps, torch, c, 'gbps');
+        const line = `${r.op} ${r.size} floats threads=${r.threads} backend=${backendName(r.variant)}: ${r.gbps.toFixed(1)} GB/s, ` +
+          `${r.medianMs.toFixed(2)} ms median of ${r.reps}`;
+        return report(json, r, t, line, r.gbps, 'GB/s');
+      }
+      default:
+        break;
+    }
+  } finally {
+    torch?.close();
+  }
   switch (sub) {
-    case 'gemm': {
-      const r = await benchGemm(int(flags, 'm'), int(flags, 'n'), int(flags, 'k'), o);
-      console.log(json ? JSON.stringify(r) : `gemm ${r.m}x${r.n}x${r.k} threads=${r.threads} (${r.variant}): ${r.gflops.toFixed(1)} GFLOP/s, ${r.medianMs.toFixed(2)} ms median of ${r.reps}`);
-      return;
-    }
-    case 'attention': {
-      const r = await benchAttention(int(flags, 'batch-heads'), int(flags, 'seq'), int(flags, 'head-dim'), flags.has('causal'), o);
-      console.log(
-        json
-          ? JSON.stringify(r)
-          : `attention BH=${r.batchHeads} T=${r.seq} D=${r.headDim}${r.causal ? ' causal' : ''} threads=${r.threads} (${r.variant}): ` +
-              `${r.gflops.toFixed(1)} GFLOP/s, ${r.medianMs.toFixed(2)} ms median of ${r.reps}, extra memory ${(r.peakBytes / 2 ** 20).toFixed(2)} MiB`,
-      );
-      return;
-    }
-    case 'elementwise': {
-      const op = flags.get('op') ?? 'add';
-      if (op !== 'add' && op !== 'exp') throw new Error(`elementwise: --op must be add or exp (got '${op}')`);
-      const r = await benchElementwise(op, int(flags, 'size', 16 << 20), o);
-      console.log(json ? JSON.stringify(r) : `${r.op} ${r.size} floats threads=${r.threads} (${r.variant}): ${r.gbps.toFixed(1)} GB/s, ${r.medianMs.toFixed(2)} ms median of ${r.reps}`);
-      return;
-    }
     case 'all': {
       const list = (s: string | undefined, def: number[]) => (s ? s.split(',').map((x) => int(new Map([['v', x]]), 'v')) : def);
       await runSuite({
@@ -97,10 +117,51 @@ export async function benchCommand(argv: string[]): Promise<void> {
         rounds: int(flags, 'rounds', 2),
         json,
         minSeconds,
+        backend,
       });
       return;
     }
     default:
       throw new Error(`unknown benchmark '${sub}'\n${USAGE}`);
   }
+}
+
+/** --backend / LINEAGE_BACKEND, else native when its addon loads, else wasm */
+async function pickBackend(): Promise<'native' | 'wasm'> {
+  const want = requested();
+  if (want === 'reference') throw new Error('bench: the reference backend is not benchmarked (choose native or wasm)');
+  if (want) return want;
+  const { loadNativeAddon } = await import('../backend/native/addon-node.js');
+  return loadNativeAddon().addon ? 'native' : 'wasm';
+}
+
+/** Lineage and PyTorch alternately, 2 rounds each; keeps the best round median of each side */
+async function interleave<R>(
+  ours: () => Promise<R>, value: (r: R) => number, torch: TorchServer | null, c: object, key: 'gflops' | 'gbps',
+): Promise<{ r: R; t: number | null }> {
+  let best: R | null = null;
+  let theirs: number | null = null;
+  for (let round = 0; round < (torch ? 2 : 1); round++) {
+    const r = await ours();
+    if (best === null || value(r) > value(best)) best = r;
+    if (torch) {
+      const t = (await torch.run(c))[key] ?? 0;
+      theirs = Math.max(theirs ?? 0, t);
+    }
+  }
+  return { r: best!, t: theirs };
+}
+
+function report(json: boolean, r: object, torch: number | null, line: string, ours: number, unit: string): void {
+  const ratio = torch ? ours / torch : null;
+  if (json) {
+    console.log(JSON.stringify({ ...r, torch, ratio }));
+    return;
+  }
+  console.log(torch ? `${line}; PyTorch ${torch.toFixed(1)} ${unit}, ratio ${ratio!.toFixed(2)}` : line);
+}
+
+/** wasm results carry the build ('relaxed' / 'simd'), native ones 'native-<cpu target>' */
+function backendName(variant: string): string {
+  return variant.startsWith('native') ? variant : `wasm-${variant}`;
 }
