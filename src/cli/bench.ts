@@ -18,9 +18,10 @@ const USAGE = `usage (global: lineage --backend native|wasm bench ...; default n
   lineage bench elementwise --op add|exp [--size N] [--threads T] [--json]
   lineage bench all [--threads 1,2] [--sweep 512,1024,2048,4096] [--rounds 2] [--no-torch] [--json]
 Figures are medians of repeated runs after warm-up. gemm counts 2*M*N*K FLOPs, attention 4*BH*T^2*D.
-Single benchmarks print the ratio to PyTorch measured in the same run (> 1: Lineage faster) unless --no-torch.`;
+Single benchmarks print the ratio to PyTorch measured in the same run (> 1: Lineage faster) unless --no-torch
+(with --json only when --torch is given).`;
 
-const BOOL = new Set(['json', 'causal', 'no-torch', 'help']);
+const BOOL = new Set(['json', 'causal', 'no-torch', 'torch', 'help']);
 
 function parse(argv: string[]): { sub: string | undefined; flags: Map<string, string> } {
   const [sub, ...rest] = argv;
@@ -72,7 +73,9 @@ export async function benchCommand(argv: string[]): Promise<void> {
   const minSeconds = flags.has('min-seconds') ? Number(flags.get('min-seconds')) : undefined;
   const backend = await pickBackend();
   const o: BenchOpts = { threads, variant, minSeconds, backend };
-  const torch = !flags.has('no-torch') && sub !== 'all' && torchAvailable() ? await TorchServer.start() : null;
+  // text output compares with PyTorch by default; --json only with --torch (scripts and tests stay Python-free)
+  const wantTorch = flags.has('torch') || (!json && !flags.has('no-torch'));
+  const torch = wantTorch && sub !== 'all' && torchAvailable() ? await TorchServer.start() : null;
   try {
     switch (sub) {
       case 'gemm': {
