@@ -29,6 +29,8 @@ export interface AttentionResult {
   gflops: number;
   medianMs: number;
   reps: number;
+  /** CPU time per run over all threads (ms) */
+  cpuMs: number;
   /** extra memory the kernel used: allocator high-water mark minus the inputs and outputs */
   peakBytes: number;
   /** what a composed implementation materialises for the scores: BH*T^2*4 bytes */

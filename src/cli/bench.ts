@@ -139,29 +139,39 @@ async function pickBackend(): Promise<'native' | 'wasm'> {
 }
 
 /** Lineage and PyTorch alternately, 2 rounds each; keeps the best round median of each side */
-async function interleave<R>(
+async function interleave<R extends { cpuMs?: number }>(
   ours: () => Promise<R>, value: (r: R) => number, torch: TorchServer | null, c: object, key: 'gflops' | 'gbps',
-): Promise<{ r: R; t: number | null }> {
+): Promise<{ r: R; t: { value: number; cpuMs: number } | null }> {
   let best: R | null = null;
-  let theirs: number | null = null;
+  let theirs: { value: number; cpuMs: number } | null = null;
   for (let round = 0; round < (torch ? 2 : 1); round++) {
     const r = await ours();
     if (best === null || value(r) > value(best)) best = r;
     if (torch) {
-      const t = (await torch.run(c))[key] ?? 0;
-      theirs = Math.max(theirs ?? 0, t);
+      const t = await torch.run(c);
+      const v = t[key] ?? 0;
+      if (!theirs || v > theirs.value) theirs = { value: v, cpuMs: (t as { cpuMs?: number }).cpuMs ?? 0 };
     }
   }
   return { r: best!, t: theirs };
 }
 
-function report(json: boolean, r: object, torch: number | null, line: string, ours: number, unit: string): void {
-  const ratio = torch ? ours / torch : null;
+/**
+ * Prints the wall-clock ratio and, on a shared machine the steadier one, the CPU-time ratio (same work,
+ * CPU seconds of this process over all its threads vs PyTorch's; our idle pool threads spin briefly, which
+ * counts against us).
+ */
+function report(json: boolean, r: { cpuMs?: number }, torch: { value: number; cpuMs: number } | null, line: string, ours: number,
+  unit: string): void {
+  const ratio = torch ? ours / torch.value : null;
+  const cpuRatio = torch && r.cpuMs ? torch.cpuMs / r.cpuMs : null;
   if (json) {
-    console.log(JSON.stringify({ ...r, torch, ratio }));
+    console.log(JSON.stringify({ ...r, torch: torch?.value ?? null, torchCpuMs: torch?.cpuMs ?? null, ratio, cpuRatio }));
     return;
   }
-  console.log(torch ? `${line}; PyTorch ${torch.toFixed(1)} ${unit}, ratio ${ratio!.toFixed(2)}` : line);
+  if (!torch) return console.log(line);
+  const cpu = cpuRatio ? `, CPU-time ratio ${cpuRatio.toFixed(2)}` : '';
+  console.log(`${line}; PyTorch ${torch.value.toFixed(1)} ${unit}, ratio ${ratio!.toFixed(2)}${cpu}`);
 }
 
 /** wasm results carry the build ('relaxed' / 'simd'), native ones 'native-<cpu target>' */
