@@ -289,6 +289,24 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+/** reduce(op, x, out, outer, n, inner, nth) */
+Napi::Value Reduce(const Napi::CallbackInfo& info) {
+  K->reduce(static_cast<int>(I(info, 0)), P(info, 1), P(info, 2), I(info, 3), I(info, 4), I(info, 5), static_cast<int>(I(info, 6)));
+  return info.Env().Undefined();
+}
+
+/** gather(x, idx, out, outer, n, inner, m, nth) and scatterAdd(src, idx, out, outer, n, inner, m, nth) */
+Napi::Value Gather(const Napi::CallbackInfo& info) {
+  K->gather(P(info, 0), P<int32_t>(info, 1), P(info, 2), I(info, 3), I(info, 4), I(info, 5), I(info, 6),
+            static_cast<int>(I(info, 7)));
+  return info.Env().Undefined();
+}
+Napi::Value ScatterAdd(const Napi::CallbackInfo& info) {
+  K->scatterAdd(P(info, 0), P<int32_t>(info, 1), P(info, 2), I(info, 3), I(info, 4), I(info, 5), I(info, 6),
+                static_cast<int>(I(info, 7)));
+  return info.Env().Undefined();
+}
+
 // ---- copy and dtype conversion ---------------------------------------------------------------------
 uint16_t f32ToF16(float f) {
   uint32_t bits;
@@ -441,6 +459,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("adamw", AdamW);
   fn("attention", Attention);
   fn("attentionBackward", AttentionBackward);
+  fn("reduce", Reduce);
+  fn("gather", Gather);
+  fn("scatterAdd", ScatterAdd);
   fn("convert", Convert);
   fn("copyStrided", CopyStrided);
   return exports;

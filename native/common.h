@@ -61,6 +61,10 @@ struct Kernels {
   void (*attention)(const AttnArgs& a, float* out, float* lse, int nth);
   void (*attentionBackward)(const AttnArgs& a, const float* out, const float* lse, const float* dout, float* dq, float* dk,
                             float* dv, int nth);
+  void (*reduce)(int op, const float* x, float* out, int64_t outer, int64_t n, int64_t inner, int nth);
+  void (*gather)(const float* x, const int32_t* idx, float* out, int64_t outer, int64_t n, int64_t inner, int64_t m, int nth);
+  void (*scatterAdd)(const float* src, const int32_t* idx, float* out, int64_t outer, int64_t n, int64_t inner, int64_t m,
+                     int nth);
 };
 
 const Kernels* kernelsPortable();

@@ -51,6 +51,10 @@ export interface NativeAddon {
   attention(...args: (number | boolean)[]): void;
   /** attention's first 19 arguments, then out, lse, dout, dq, dk, dv, nth */
   attentionBackward(...args: (number | boolean)[]): void;
+  /** op 0 sum, 1 max, 2 min over x [outer, n, inner] */
+  reduce(op: number, x: number, out: number, outer: number, n: number, inner: number, nth: number): void;
+  gather(x: number, idx: number, out: number, outer: number, n: number, inner: number, m: number, nth: number): void;
+  scatterAdd(src: number, idx: number, out: number, outer: number, n: number, inner: number, m: number, nth: number): void;
   /** kind: 0 f32->f16, 1 f16->f32, 2 f32->bf16, 3 bf16->f32 (contiguous) */
   convert(kind: number, src: number, dst: number, n: number, nth: number): void;
   copyStrided(src: number, dst: number, elemBytes: number, shape: readonly number[], srcStrides: readonly number[],

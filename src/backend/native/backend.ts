@@ -193,6 +193,8 @@ export class NativeBackend implements Backend {
   supports(name: KernelName, dtypes: readonly DType[]): boolean {
     if (!(name in this.kernels)) return false;
     if (name === 'copy') return dtypes.every((d) => d !== 'bool');
+    if (name === 'gather') return dtypes.every((d) => d === 'float32' || d === 'int32');
+    if (name === 'scatterAdd') return dtypes.every((d) => d === 'float32' || d === 'int32');
     if (name === 'crossEntropy' || name === 'crossEntropyBackward') return dtypes.every((d) => d === 'float32' || d === 'int32');
     if (name === 'attention' || name === 'attentionBackward') return dtypes.every((d) => d === 'float32' || d === 'int32');
     return dtypes.every((d) => d === 'float32');
@@ -318,6 +320,31 @@ export class NativeBackend implements Backend {
           this.addr(logits, k, p.rows * p.V), this.addr(targets, k, p.rows), this.addr(lse, k, p.rows), this.addr(dloss, k, p.rows),
           this.addr(dlogits, k, p.rows * p.V), p.rows, p.V, p.ignoreIndex, p.labelSmoothing, this.nth(p.rows * p.V, PAR_ROW_ELEMS),
         );
+      },
+      reduce: (op, x, outer, n, inner, out) => {
+        const code = op === 'sum' ? 0 : op === 'max' ? 1 : op === 'min' ? 2 : -1;
+        if (code < 0 || !f32(x, out) || n < 1) return fallback('reduce')(op, x, outer, n, inner, out);
+        if (outer * inner === 0) return;
+        const k = 'reduce';
+        this.addon.reduce(code, this.addr(x, k, outer * n * inner), this.addr(out, k, outer * inner), outer, n, inner,
+          this.nth(outer * n * inner, PAR_ELEMS));
+      },
+      gather: (x, idx, out, outer, n, inner, m) => {
+        const d = x.buf.dtype;
+        if (d !== out.buf.dtype || (d !== 'float32' && d !== 'int32') || idx.buf.dtype !== 'int32') {
+          return fallback('gather')(x, idx, out, outer, n, inner, m);
+        }
+        if (outer * m * inner === 0) return;
+        const k = 'gather';
+        this.addon.gather(this.addr(x, k, outer * n * inner), this.addr(idx, k, m), this.addr(out, k, outer * m * inner), outer, n,
+          inner, m, this.nth(outer * m * inner, PAR_ELEMS));
+      },
+      scatterAdd: (src, idx, out, outer, n, inner, m) => {
+        if (!f32(src, out) || idx.buf.dtype !== 'int32') return fallback('scatterAdd')(src, idx, out, outer, n, inner, m);
+        if (outer * m * inner === 0) return;
+        const k = 'scatterAdd';
+        this.addon.scatterAdd(this.addr(src, k, outer * m * inner), this.addr(idx, k, m), this.addr(out, k, outer * n * inner),
+          outer, n, inner, m, this.nth(outer * m * inner, PAR_ELEMS));
       },
       adamw: (param, grad, m, v, p) => {
         if (!f32(param, grad, m, v)) return fallback('adamw')(param, grad, m, v, p);
