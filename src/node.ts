@@ -4,3 +4,5 @@ export { loadTokenizer, saveTokenizer } from './tokenizers/load-node.js';
 export { readCheckpoint, writeCheckpoint } from './io/checkpoint-node.js';
 export { useFastBackend, shutdownBackend } from './cli/backend-node.js';
 export { createWasmBackend } from './backend/wasm/backend.js';
+export { createNativeBackend } from './backend/native/backend.js';
+export { loadNativeAddon } from './backend/native/addon-node.js';
