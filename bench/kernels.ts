@@ -1,6 +1,7 @@
-// The Lineage side of the benchmarks: GEMM, fused attention, elementwise, on the wasm backend.
-import type { View } from '../src/backend/backend.js';
-import { createWasmBackend, type WasmBackend, type WasmBackendOptions } from '../src/backend/wasm/backend.js';
+// The Lineage side of the benchmarks: GEMM, fused attention, elementwise, on the wasm backend or
+// the native one (`backend: 'native'`).
+import type { Backend, View } from '../src/backend/backend.js';
+import { createWasmBackend, type WasmBackendOptions } from '../src/backend/wasm/backend.js';
 import { fillRandom, timeIt, type Timing } from './harness.js';
 
 export interface GemmResult {
@@ -28,6 +29,8 @@ export interface AttentionResult {
   gflops: number;
   medianMs: number;
   reps: number;
+  /** CPU time per run over all threads (ms) */
+  cpuMs: number;
   /** extra memory the kernel used: allocator high-water mark minus the inputs and outputs */
   peakBytes: number;
   /** what a composed implementation materialises for the scores: BH*T^2*4 bytes */
@@ -51,9 +54,32 @@ export interface BenchOpts {
   threads: number;
   variant?: WasmBackendOptions['variant'];
   minSeconds?: number;
+  /** default 'wasm' */
+  backend?: 'native' | 'wasm';
 }
 
-function view(be: WasmBackend, shape: number[], seed: number | null): View {
+/** what the benchmarks need from a backend (wasm and native both provide it) */
+interface BenchBackend extends Backend {
+  readonly threads: number;
+  /** reported as the result's `variant`: the wasm build, or native-<cpu target> */
+  readonly variant: string;
+  resetPeak(): void;
+  dispose(): void | Promise<void>;
+}
+
+async function makeBackend(o: BenchOpts): Promise<BenchBackend> {
+  if (o.backend === 'native') {
+    const { loadNativeAddon } = await import('../src/backend/native/addon-node.js');
+    const { addon, error } = loadNativeAddon();
+    if (!addon) throw new Error(`bench --backend native: ${error}`);
+    const { createNativeBackend } = await import('../src/backend/native/backend.js');
+    const be = createNativeBackend(addon, { threads: o.threads });
+    return Object.assign(be, { variant: be.name });
+  }
+  return createWasmBackend({ threads: o.threads, variant: o.variant ?? 'auto' });
+}
+
+function view(be: BenchBackend, shape: number[], seed: number | null): View {
   const n = shape.reduce((a, b) => a * b, 1);
   const buf = be.allocate('float32', n);
   if (seed !== null) fillRandom(be.view(buf) as Float32Array, seed);
@@ -61,8 +87,8 @@ function view(be: WasmBackend, shape: number[], seed: number | null): View {
   return { buf, shape, strides, offset: 0 };
 }
 
-async function withBackend<T>(o: BenchOpts, f: (be: WasmBackend) => T): Promise<T> {
-  const be = await createWasmBackend({ threads: o.threads, variant: o.variant ?? 'auto' });
+async function withBackend<T>(o: BenchOpts, f: (be: BenchBackend) => T): Promise<T> {
+  const be = await makeBackend(o);
   try {
     return f(be);
   } finally {
@@ -96,7 +122,7 @@ export function benchAttention(bh: number, seq: number, d: number, causal: boole
     const base = be.bytesInUse();
     be.resetPeak();
     be.kernels.attention!(q, k, v, out, lse, p);
-    const peakBytes = be.peakBytes() - base;
+    const peakBytes = (be.peakBytesInUse?.() ?? 0) - base;
     const t = timeIt(() => be.kernels.attention!(q, k, v, out, lse, p), { minSeconds: o.minSeconds });
     return {
       bench: 'attention', batchHeads: bh, seq, headDim: d, causal, threads: be.threads, variant: be.variant,

@@ -20,6 +20,8 @@ export interface SuiteOptions {
   sweep: number[];
   rounds: number;
   minSeconds?: number;
+  /** Lineage backend under test (default wasm) */
+  backend?: 'native' | 'wasm';
 }
 
 export function suiteCases(o: SuiteOptions): { main: Case[]; sweep: Case[] } {
@@ -35,8 +37,8 @@ export function suiteCases(o: SuiteOptions): { main: Case[]; sweep: Case[] } {
   return { main, sweep };
 }
 
-async function runCase(c: Case, minSeconds?: number): Promise<Result> {
-  const o = { threads: c.threads, minSeconds };
+async function runCase(c: Case, minSeconds?: number, backend?: 'native' | 'wasm'): Promise<Result> {
+  const o = { threads: c.threads, minSeconds, backend };
   if (c.bench === 'gemm') return benchGemm(c.m, c.n, c.k, o);
   if (c.bench === 'attention') return benchAttention(c.batchHeads, c.seq, c.headDim, c.causal, o);
   return benchElementwise(c.op, c.size, o);
@@ -90,7 +92,7 @@ export async function runSuite(o: SuiteOptions): Promise<void> {
       const ours: Result[] = [];
       const theirs: TorchResult[] = [];
       for (let r = 0; r < o.rounds; r++) {
-        ours.push(await runCase(c, o.minSeconds));
+        ours.push(await runCase(c, o.minSeconds, o.backend));
         if (torch) theirs.push(await torch.run(c));
       }
       const l = best(ours);
@@ -111,7 +113,7 @@ export async function runSuite(o: SuiteOptions): Promise<void> {
   const sweepResults: AttentionResult[] = [];
   if (!o.json && sweep.length) console.log('attention memory sweep (fused kernel: extra memory linear in T; a composed one holds BH*T^2 scores)');
   for (const c of sweep) {
-    const r = (await runCase(c, o.minSeconds)) as AttentionResult;
+    const r = (await runCase(c, o.minSeconds, o.backend)) as AttentionResult;
     sweepResults.push(r);
     if (!o.json) {
       console.log(`  ${label(c).padEnd(30)} threads=${c.threads}  lineage ${metric(r).padStart(14)}  extra memory ${mib(r.peakBytes).padStart(10)}  (scores ${mib(r.scoresBytes)})`);

@@ -9,6 +9,8 @@ export { loadTokenizer, saveTokenizer } from './tokenizers/load-node.js';
 export { readCheckpoint, writeCheckpoint } from './io/checkpoint-node.js';
 export { useFastBackend, shutdownBackend } from './cli/backend-node.js';
 export { EngineWorker } from './infer/engine/engine-node.js';
+export { createNativeBackend } from './backend/native/backend.js';
+export { loadNativeAddon } from './backend/native/addon-node.js';
 
 import { useFastBackend } from './cli/backend-node.js';
 await useFastBackend();

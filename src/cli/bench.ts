@@ -1,37 +1,55 @@
 // `lineage bench ...`: argument parsing only; the benchmarks live in bench/ (compiled to dist/bench).
-//   lineage bench gemm --m M --n N --k K [--threads T] [--json]
+//   lineage [--backend native|wasm] bench gemm --m M --n N --k K [--threads T] [--no-torch] [--json]
 //   lineage bench attention --batch-heads BH --seq T --head-dim D [--causal] [--threads T] [--json]
 //   lineage bench elementwise --op add|exp [--size N] [--threads T] [--json]
+//   lineage bench decode [--model DIR] --concurrency N --prompt-tokens P --max-tokens T [--draft-model DIR] [--threads T] [--json]
 //   lineage bench serve [--model DIR | --url URL] [--concurrency 64] [--duration 60] [--max-tokens 64] [--threads T] [--json]
-//   lineage bench decode [--model DIR] --concurrency N --prompt-tokens P --max-tokens T [--draft-model DIR] [--single-requests K] [--threads T] [--json]
 //   lineage bench all [--threads 1,2] [--rounds 2] [--no-torch] [--json]
+// The backend is native when its addon loads, else wasm (--backend / LINEAGE_BACKEND choose); every
+// line names the backend that ran. Single benchmarks also run PyTorch on the same case in the same
+// run (interleaved, best of 2 round medians each) and print the ratio, unless --no-torch.
 import os from 'node:os';
-import { benchAttention, benchElementwise, benchGemm } from '../../bench/kernels.js';
+import { benchAttention, benchElementwise, benchGemm, type BenchOpts } from '../../bench/kernels.js';
 import { runSuite } from '../../bench/suite.js';
-import { flagChoice, flagNumber, flagNumberList, parseFlags, type ParsedFlags } from './flags.js';
+import { TorchServer, torchAvailable } from '../../bench/torch-node.js';
+import { requested } from './backend-node.js';
+import { parseFlags } from './flags.js';
 
-const USAGE = `usage:
+const USAGE = `usage (global: lineage --backend native|wasm bench ...; default native when built, else wasm):
   lineage bench gemm --m M --n N --k K [--threads T] [--variant auto|relaxed|simd] [--json]
   lineage bench attention --batch-heads BH --seq T --head-dim D [--causal] [--threads T] [--json]
   lineage bench elementwise --op add|exp [--size N] [--threads T] [--json]
   lineage bench decode [--model DIR] --concurrency N --prompt-tokens P --max-tokens T [--draft-model DIR] [--single-requests K] [--threads T] [--json]
   lineage bench serve [--model DIR | --url URL] [--concurrency 64] [--duration 60] [--max-tokens 64] [--threads T] [--json]
   lineage bench all [--threads 1,2] [--sweep 512,1024,2048,4096] [--rounds 2] [--no-torch] [--json]
-Figures are medians of repeated runs after warm-up. gemm counts 2*M*N*K FLOPs, attention 4*BH*T^2*D.`;
+Figures are medians of repeated runs after warm-up. gemm counts 2*M*N*K FLOPs, attention 4*BH*T^2*D.
+Single benchmarks print the ratio to PyTorch measured in the same run (> 1: Lineage faster) unless --no-torch
+(with --json only when --torch is given).`;
 
 const VALUED = [
   'm', 'n', 'k', 'threads', 'variant', 'batch-heads', 'seq', 'head-dim', 'op', 'size', 'sweep', 'rounds', 'min-seconds',
   // decode and serve
   'model', 'draft-model', 'concurrency', 'prompt-tokens', 'max-tokens', 'single-requests', 'url', 'duration', 'prompt', 'served-model',
 ];
-const BOOLS = ['json', 'causal', 'no-torch'];
+const BOOLS = ['json', 'causal', 'no-torch', 'torch'];
 
-/** a required (no default) or defaulted positive integer flag */
-function int(f: ParsedFlags, name: string, def?: number): number {
-  const v = flagNumber(f, name, { int: true, min: 1 });
-  if (v !== undefined) return v;
-  if (def === undefined) throw new Error(`--${name} N is required\n${USAGE}`);
-  return def;
+/** the shared parser (src/cli/flags.ts), flattened to name -> last value (booleans: 'true') */
+function parse(argv: string[]): { sub: string | undefined; help: boolean; flags: Map<string, string> } {
+  const f = parseFlags('bench', argv, VALUED, BOOLS, { positionals: 1, positionalName: 'benchmark name' });
+  const flags = new Map<string, string>([...f.values].map(([k, v]) => [k, v.at(-1)!]));
+  for (const b of f.bools) flags.set(b, 'true');
+  return { sub: f.positionals[0], help: f.help, flags };
+}
+
+function int(flags: Map<string, string>, name: string, def?: number): number {
+  const s = flags.get(name);
+  if (s === undefined) {
+    if (def === undefined) throw new Error(`--${name} is required\n${USAGE}`);
+    return def;
+  }
+  const v = Number(s);
+  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer (got '${s}')`);
+  return v;
 }
 
 function cores(): number {
@@ -39,63 +57,128 @@ function cores(): number {
 }
 
 export async function benchCommand(argv: string[]): Promise<void> {
-  const f = parseFlags('bench', argv, VALUED, BOOLS, { positionals: 1, positionalName: 'benchmark name' });
-  const sub = f.positionals[0];
-  if (!sub || f.help) {
+  const { sub, help, flags } = parse(argv);
+  if (!sub || help) {
     console.log(USAGE);
     return;
   }
-  const json = f.bools.has('json');
-  const threads = sub === 'all' ? 0 : int(f, 'threads', cores());
-  const variant = flagChoice(f, 'variant', ['auto', 'relaxed', 'simd'] as const) ?? 'auto';
-  const minSeconds = flagNumber(f, 'min-seconds', { min: 0 });
-  const o = { threads, variant, minSeconds };
-  // the decode and serve benches take their flags as name -> last value
-  const flags = new Map<string, string>([...f.values].map(([k, v]) => [k, v.at(-1)!]));
+  const json = flags.has('json');
+  const threads = sub === 'all' ? 0 : int(flags, 'threads', cores());
+  const variant = (flags.get('variant') ?? 'auto') as 'auto' | 'relaxed' | 'simd';
+  if (!['auto', 'relaxed', 'simd'].includes(variant)) throw new Error(`--variant must be auto, relaxed or simd (got '${variant}')`);
+  const minSeconds = flags.has('min-seconds') ? Number(flags.get('min-seconds')) : undefined;
+  const backend = await pickBackend();
+  const o: BenchOpts = { threads, variant, minSeconds, backend };
+  // text output compares with PyTorch by default; --json only with --torch (scripts and tests stay Python-free)
+  const wantTorch = flags.has('torch') || (!json && !flags.has('no-torch'));
+  const torch = wantTorch && sub !== 'all' && torchAvailable() ? await TorchServer.start() : null;
+  try {
+    switch (sub) {
+      case 'gemm': {
+        const [m, n, k] = [int(flags, 'm'), int(flags, 'n'), int(flags, 'k')];
+        const { r, t } = await interleave(() => benchGemm(m, n, k, o), (x) => x.gflops, torch, { bench: 'gemm', m, n, k, threads }, 'gflops');
+        const line = `gemm ${r.m}x${r.n}x${r.k} threads=${r.threads} backend=${backendName(r.variant)}: ${r.gflops.toFixed(1)} GFLOP/s, ` +
+          `${r.medianMs.toFixed(2)} ms median of ${r.reps}`;
+        return report(json, r, t, line, r.gflops, 'GFLOP/s');
+      }
+      case 'attention': {
+        const [bh, seq, d, causal] = [int(flags, 'batch-heads'), int(flags, 'seq'), int(flags, 'head-dim'), flags.has('causal')];
+        const c = { bench: 'attention', batchHeads: bh, seq, headDim: d, causal, threads };
+        const { r, t } = await interleave(() => benchAttention(bh, seq, d, causal, o), (x) => x.gflops, torch, c, 'gflops');
+        const line = `attention BH=${r.batchHeads} T=${r.seq} D=${r.headDim}${r.causal ? ' causal' : ''} threads=${r.threads} ` +
+          `backend=${backendName(r.variant)}: ${r.gflops.toFixed(1)} GFLOP/s, ${r.medianMs.toFixed(2)} ms median of ${r.reps}, ` +
+          `extra memory ${(r.peakBytes / 2 ** 20).toFixed(2)} MiB`;
+        return report(json, r, t, line, r.gflops, 'GFLOP/s');
+      }
+      case 'elementwise': {
+        const op = flags.get('op') ?? 'add';
+        if (op !== 'add' && op !== 'exp') throw new Error(`elementwise: --op must be add or exp (got '${op}')`);
+        const size = int(flags, 'size', 16 << 20);
+        const c = { bench: 'elementwise', op, size, threads };
+        const { r, t } = await interleave(() => benchElementwise(op, size, o), (x) => x.gbps, torch, c, 'gbps');
+        const line = `${r.op} ${r.size} floats threads=${r.threads} backend=${backendName(r.variant)}: ${r.gbps.toFixed(1)} GB/s, ` +
+          `${r.medianMs.toFixed(2)} ms median of ${r.reps}`;
+        return report(json, r, t, line, r.gbps, 'GB/s');
+      }
+      default:
+        break;
+    }
+  } finally {
+    torch?.close();
+  }
   switch (sub) {
-    case 'gemm': {
-      const r = await benchGemm(int(f, 'm'), int(f, 'n'), int(f, 'k'), o);
-      console.log(json ? JSON.stringify(r) : `gemm ${r.m}x${r.n}x${r.k} threads=${r.threads} (${r.variant}): ${r.gflops.toFixed(1)} GFLOP/s, ${r.medianMs.toFixed(2)} ms median of ${r.reps}`);
-      return;
-    }
-    case 'attention': {
-      const r = await benchAttention(int(f, 'batch-heads'), int(f, 'seq'), int(f, 'head-dim'), f.bools.has('causal'), o);
-      console.log(
-        json
-          ? JSON.stringify(r)
-          : `attention BH=${r.batchHeads} T=${r.seq} D=${r.headDim}${r.causal ? ' causal' : ''} threads=${r.threads} (${r.variant}): ` +
-              `${r.gflops.toFixed(1)} GFLOP/s, ${r.medianMs.toFixed(2)} ms median of ${r.reps}, extra memory ${(r.peakBytes / 2 ** 20).toFixed(2)} MiB`,
-      );
-      return;
-    }
-    case 'elementwise': {
-      const op = flagChoice(f, 'op', ['add', 'exp'] as const) ?? 'add';
-      const r = await benchElementwise(op, int(f, 'size', 16 << 20), o);
-      console.log(json ? JSON.stringify(r) : `${r.op} ${r.size} floats threads=${r.threads} (${r.variant}): ${r.gbps.toFixed(1)} GB/s, ${r.medianMs.toFixed(2)} ms median of ${r.reps}`);
-      return;
-    }
     case 'decode': {
       const { decodeCommand } = await import('../../bench/decode-node.js');
-      await decodeCommand(flags, threads, json, (n, d) => int(f, n, d));
-      return;
+      return decodeCommand(flags, threads, json, (n, d) => int(flags, n, d));
     }
     case 'serve': {
       const { serveBenchCommand } = await import('../../bench/serve-node.js');
-      await serveBenchCommand(flags, threads, json, (n, d) => int(f, n, d));
-      return;
+      return serveBenchCommand(flags, threads, json, (n, d) => int(flags, n, d));
     }
     case 'all': {
+      const list = (s: string | undefined, def: number[]) => (s ? s.split(',').map((x) => int(new Map([['v', x]]), 'v')) : def);
       await runSuite({
-        threads: flagNumberList(f, 'threads', { int: true, min: 1 }) ?? [1, 2],
-        sweep: flagNumberList(f, 'sweep', { int: true, min: 1 }) ?? [512, 1024, 2048, 4096],
-        torch: !f.bools.has('no-torch'),
-        rounds: int(f, 'rounds', 2),
+        threads: list(flags.get('threads'), [1, 2]),
+        sweep: list(flags.get('sweep'), [512, 1024, 2048, 4096]),
+        torch: !flags.has('no-torch'),
+        rounds: int(flags, 'rounds', 2),
         json,
         minSeconds,
+        backend,
       });
       return;
     }
     default:
       throw new Error(`unknown benchmark '${sub}'\n${USAGE}`);
   }
+}
+
+/** --backend / LINEAGE_BACKEND, else native when its addon loads, else wasm */
+async function pickBackend(): Promise<'native' | 'wasm'> {
+  const want = requested();
+  if (want === 'reference') throw new Error('bench: the reference backend is not benchmarked (choose native or wasm)');
+  if (want) return want;
+  const { loadNativeAddon } = await import('../backend/native/addon-node.js');
+  return loadNativeAddon().addon ? 'native' : 'wasm';
+}
+
+/** Lineage and PyTorch alternately, 2 rounds each; keeps the best round median of each side */
+async function interleave<R extends { cpuMs?: number }>(
+  ours: () => Promise<R>, value: (r: R) => number, torch: TorchServer | null, c: object, key: 'gflops' | 'gbps',
+): Promise<{ r: R; t: { value: number; cpuMs: number } | null }> {
+  let best: R | null = null;
+  let theirs: { value: number; cpuMs: number } | null = null;
+  for (let round = 0; round < (torch ? 2 : 1); round++) {
+    const r = await ours();
+    if (best === null || value(r) > value(best)) best = r;
+    if (torch) {
+      const t = await torch.run(c);
+      const v = t[key] ?? 0;
+      if (!theirs || v > theirs.value) theirs = { value: v, cpuMs: (t as { cpuMs?: number }).cpuMs ?? 0 };
+    }
+  }
+  return { r: best!, t: theirs };
+}
+
+/**
+ * Prints the wall-clock ratio and, on a shared machine the steadier one, the CPU-time ratio (same work,
+ * CPU seconds of this process over all its threads vs PyTorch's; our idle pool threads spin briefly, which
+ * counts against us).
+ */
+function report(json: boolean, r: { cpuMs?: number }, torch: { value: number; cpuMs: number } | null, line: string, ours: number,
+  unit: string): void {
+  const ratio = torch ? ours / torch.value : null;
+  const cpuRatio = torch && r.cpuMs ? torch.cpuMs / r.cpuMs : null;
+  if (json) {
+    console.log(JSON.stringify({ ...r, torch: torch?.value ?? null, torchCpuMs: torch?.cpuMs ?? null, ratio, cpuRatio }));
+    return;
+  }
+  if (!torch) return console.log(line);
+  const cpu = cpuRatio ? `, CPU-time ratio ${cpuRatio.toFixed(2)}` : '';
+  console.log(`${line}; PyTorch ${torch.value.toFixed(1)} ${unit}, ratio ${ratio!.toFixed(2)}${cpu}`);
+}
+
+/** wasm results carry the build ('relaxed' / 'simd'), native ones 'native-<cpu target>' */
+function backendName(variant: string): string {
+  return variant.startsWith('native') ? variant : `wasm-${variant}`;
 }

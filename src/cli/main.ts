@@ -59,6 +59,16 @@ function usage(): string {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // global --backend native|wasm|reference (src/cli/backend-node.ts)
+  if (argv.some((a) => a === '--backend' || a.startsWith('--backend='))) {
+    try {
+      argv = (await import('./backend-node.js')).takeBackendFlag(argv);
+    } catch (e) {
+      console.error(`lineage: ${(e as Error).message}`);
+      process.exitCode = 2;
+      return;
+    }
+  }
   const [cmd, ...rest] = argv;
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
     console.log(usage());

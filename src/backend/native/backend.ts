@@ -1,0 +1,501 @@
+// The native CPU backend: buffers are 64-byte-aligned blocks owned by the addon (no 4 GiB limit),
+// visible to JS as external ArrayBuffers (zero-copy views), and kernels are C++ (AVX-512, AVX2+FMA
+// or portable, chosen by cpuid) running on a native thread pool. Kernels receive addresses, never
+// copies. Whatever a kernel does not handle (other dtypes, strided views, unusual broadcasts) goes
+// to the reference kernels through view(): see `fallback` below.
+//
+// This file has no Node imports: the addon object is handed in (addon-node.ts loads it in Node).
+import type {
+  AnyArray, AttentionParams, Backend, BinaryOp, Buf, DType, KernelName, KernelTable, MatmulParams, NormParams, UnaryOp, View,
+} from '../backend.js';
+import { bytesPerElement } from '../backend.js';
+import { referenceKernels } from '../reference/kernels.js';
+import type { NativeAddon, NativeInfo } from './addon.js';
+
+export interface NativeBackendOptions {
+  /** threads including the caller (default: the addon pool's current size) */
+  threads?: number;
+  /** 'avx512' | 'avx2' | 'portable' (default: the best the CPU runs) */
+  target?: string;
+  /** split every kernel over all threads regardless of size (tests use it to exercise the parallel paths) */
+  forceParallel?: boolean;
+}
+
+/** op codes of native/kernels.inc (enum Unary / Binary) */
+export const NATIVE_UNARY: Partial<Record<UnaryOp, number>> = {
+  neg: 0, abs: 1, exp: 2, sqrt: 3, rsqrt: 4, relu: 5, square: 6, reciprocal: 7, sigmoid: 8, silu: 9, tanh: 10, gelu_tanh: 11,
+  log: 12, gelu: 13, erf: 14, softplus: 15, sin: 16, cos: 17, log1p: 18,
+};
+const NATIVE_UNARY_GRAD: Partial<Record<UnaryOp, number>> = {
+  neg: 0, abs: 1, exp: 2, sqrt: 3, rsqrt: 4, relu: 5, square: 6, reciprocal: 7, sigmoid: 8, silu: 9, tanh: 10, gelu_tanh: 11,
+  log: 12, gelu: 13, erf: 14,
+};
+const NATIVE_BINARY: Partial<Record<BinaryOp, number>> = { add: 0, sub: 1, mul: 2, div: 3, maximum: 4, minimum: 5 };
+
+/** Work sizes below which a kernel stays on the calling thread (a pool wake-up costs a few microseconds). */
+const PAR_FLOPS = 2e6;
+const PAR_ELEMS = 1 << 16;
+const PAR_ROW_ELEMS = 1 << 15;
+
+class NativeBuf implements Buf {
+  freed = false;
+  constructor(
+    readonly backend: Backend,
+    readonly dtype: DType,
+    readonly length: number,
+    readonly ptr: number,
+    readonly bytes: number,
+  ) {}
+  /** external ArrayBuffer, made on the first view(); the memory never moves (unlike a growing wasm memory) */
+  ab: ArrayBuffer | null = null;
+  typed: AnyArray | null = null;
+}
+
+function numel(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** row-major contiguous (dims of size 1 may have any stride) */
+function isContiguous(v: View): boolean {
+  let s = 1;
+  for (let d = v.shape.length - 1; d >= 0; d--) {
+    const n = v.shape[d]!;
+    if (n !== 1 && v.strides[d] !== s) return false;
+    s *= n;
+  }
+  return true;
+}
+
+function isScalarBroadcast(v: View): boolean {
+  return v.shape.every((n, d) => n === 1 || v.strides[d] === 0);
+}
+
+/** a last-axis row repeated over the leading axes: strides [0, ..., 0, 1] */
+function isRowBroadcast(v: View): boolean {
+  const nd = v.shape.length;
+  if (nd < 2) return false;
+  if (v.shape[nd - 1]! > 1 && v.strides[nd - 1] !== 1) return false;
+  for (let d = 0; d < nd - 1; d++) if (v.shape[d]! > 1 && v.strides[d] !== 0) return false;
+  return true;
+}
+
+function newTyped(dtype: DType, src: number | ArrayBuffer, length?: number): AnyArray {
+  const a = src as ArrayBuffer;
+  switch (dtype) {
+    case 'float32':
+      return typeof src === 'number' ? new Float32Array(src) : new Float32Array(a, 0, length);
+    case 'int32':
+      return typeof src === 'number' ? new Int32Array(src) : new Int32Array(a, 0, length);
+    case 'bool':
+      return typeof src === 'number' ? new Uint8Array(src) : new Uint8Array(a, 0, length);
+    default:
+      return typeof src === 'number' ? new Uint16Array(src) : new Uint16Array(a, 0, length);
+  }
+}
+
+const f32 = (...vs: (View | null)[]): boolean => vs.every((v) => v === null || v.buf.dtype === 'float32');
+
+/** the reference kernel for cases the native kernels do not cover (one place, easy to drop once the op layer falls back itself) */
+function fallback<K extends KernelName>(name: K): KernelTable[K] {
+  return referenceKernels[name];
+}
+
+export class NativeBackend implements Backend {
+  readonly name: string;
+  readonly kernels: Partial<KernelTable>;
+  readonly info: NativeInfo;
+  private inUse = 0;
+  private peak = 0;
+  private readonly forceParallel: boolean;
+  readonly threads: number;
+
+  constructor(
+    readonly addon: NativeAddon,
+    opts: NativeBackendOptions = {},
+  ) {
+    if (opts.target) addon.setTarget(opts.target);
+    const current = addon.info().threads;
+    const threads = opts.threads ?? current;
+    if (!Number.isInteger(threads) || threads < 1) throw new Error(`native backend: threads must be a positive integer (got ${threads})`);
+    // one pool per process, sized for the largest backend; each backend passes its own thread count per kernel
+    if (threads > current) addon.setThreads(threads);
+    this.threads = threads;
+    this.info = addon.info();
+    this.name = `native-${this.info.target}`;
+    this.forceParallel = !!opts.forceParallel;
+    this.kernels = this.makeKernels();
+  }
+
+
+  allocate(dtype: DType, length: number, zero = true): Buf {
+    if (!Number.isInteger(length) || length < 0) throw new Error(`${this.name}.allocate: invalid length ${length} (${dtype})`);
+    const bytes = length * bytesPerElement(dtype);
+    const ptr = this.addon.alloc(bytes, zero);
+    this.inUse += bytes;
+    if (this.inUse > this.peak) this.peak = this.inUse;
+    return new NativeBuf(this, dtype, length, ptr, bytes);
+  }
+
+  free(buf: Buf): void {
+    const b = this.own(buf, 'free');
+    b.freed = true;
+    b.typed = null;
+    this.inUse -= b.bytes;
+    this.addon.free(b.ptr, b.bytes, b.ab);
+    b.ab = null;
+  }
+
+  read(buf: Buf, offset = 0, length = buf.length - offset): AnyArray {
+    const b = this.own(buf, 'read');
+    this.checkRange(b, offset, length, 'read');
+    const out = newTyped(b.dtype, length);
+    if (length > 0) this.addon.copyOut(b.ptr + offset * bytesPerElement(b.dtype), out);
+    return out;
+  }
+
+  write(buf: Buf, data: AnyArray, offset = 0): void {
+    const b = this.own(buf, 'write');
+    this.checkRange(b, offset, data.length, 'write');
+    if (data.BYTES_PER_ELEMENT !== bytesPerElement(b.dtype)) {
+      // another element type (converted element by element, like the other backends' write)
+      (this.view(b) as Float32Array).set(data as Float32Array, offset);
+    } else if (data.length > 0) this.addon.copyIn(b.ptr + offset * bytesPerElement(b.dtype), data);
+  }
+
+  view(buf: Buf): AnyArray {
+    const b = this.own(buf, 'view');
+    if (!b.typed) {
+      if (b.bytes > 2 ** 32) {
+        throw new Error(`${this.name}.view: a ${b.dtype} buffer of ${b.length} elements is over Node's 4 GiB limit for one ` +
+          'ArrayBuffer; native kernels and read/write still reach it');
+      }
+      b.ab ??= this.addon.wrap(b.ptr, b.bytes);
+      b.typed = newTyped(b.dtype, b.ab, b.length);
+    }
+    return b.typed;
+  }
+
+  bytesInUse(): number {
+    return this.inUse;
+  }
+  peakBytesInUse(): number {
+    return this.peak;
+  }
+  resetPeak(): void {
+    this.peak = this.inUse;
+  }
+  /** nothing to stop: the native pool sleeps when idle and lives as long as the process */
+  dispose(): void {}
+
+  /** whether the native kernel (not the reference fallback) handles these dtypes */
+  supports(name: KernelName, dtypes: readonly DType[]): boolean {
+    if (!(name in this.kernels)) return false;
+    if (name === 'copy') return dtypes.every((d) => d !== 'bool');
+    if (name === 'gather') return dtypes.every((d) => d === 'float32' || d === 'int32');
+    if (name === 'scatterAdd') return dtypes.every((d) => d === 'float32' || d === 'int32');
+    if (name === 'crossEntropy' || name === 'crossEntropyBackward') return dtypes.every((d) => d === 'float32' || d === 'int32');
+    if (name === 'attention' || name === 'attentionBackward') return dtypes.every((d) => d === 'float32' || d === 'int32');
+    return dtypes.every((d) => d === 'float32');
+  }
+
+  private own(buf: Buf, op: string): NativeBuf {
+    if (buf.backend !== this || !(buf instanceof NativeBuf)) throw new Error(`${this.name}.${op}: buffer belongs to backend '${buf.backend.name}'`);
+    if (buf.freed) throw new Error(`${this.name}.${op}: buffer (${buf.dtype}, ${buf.length}) was already freed (tensor used after dispose)`);
+    return buf;
+  }
+
+  private checkRange(b: Buf, offset: number, length: number, op: string): void {
+    if (offset < 0 || length < 0 || offset + length > b.length) {
+      throw new Error(`${this.name}.${op}: range [${offset}, ${offset + length}) is outside a buffer of ${b.length} elements`);
+    }
+  }
+
+  /** address of a view's first element, after checking ownership, liveness and bounds */
+  private addr(v: View, kernel: string, elems: number): number {
+    const b = this.own(v.buf, kernel);
+    if (v.offset < 0 || v.offset + elems > b.length) {
+      throw new Error(`${this.name}.${kernel}: view [${v.offset}, ${v.offset + elems}) is outside a buffer of ${b.length} elements`);
+    }
+    return b.ptr + v.offset * bytesPerElement(b.dtype);
+  }
+
+  private nth(work: number, threshold: number): number {
+    return work >= threshold || this.forceParallel ? this.threads : 1;
+  }
+
+  private makeKernels(): Partial<KernelTable> {
+    return {
+      matmul: (a, b, out, p) => this.matmul(a, b, out, p),
+      copy: (x, out) => this.copy(x, out),
+      unary: (op, x, out) => {
+        const code = NATIVE_UNARY[op];
+        if (code === undefined || !f32(x, out) || !isContiguous(x)) return fallback('unary')(op, x, out);
+        const n = numel(x.shape);
+        if (n === 0) return;
+        this.addon.unary(code, this.addr(x, 'unary', n), this.addr(out, 'unary', n), n, this.nth(n, PAR_ELEMS));
+      },
+      unaryBackward: (op, x, y, dy, out) => {
+        const code = NATIVE_UNARY_GRAD[op];
+        if (code === undefined || !f32(x, y, dy, out)) return fallback('unaryBackward')(op, x, y, dy, out);
+        const n = numel(out.shape);
+        if (n === 0) return;
+        const k = 'unaryBackward';
+        this.addon.unaryBackward(code, this.addr(x, k, n), this.addr(y, k, n), this.addr(dy, k, n), this.addr(out, k, n), n, this.nth(n, PAR_ELEMS));
+      },
+      binary: (op, a, b, out) => this.binary(op, a, b, out),
+      softmax: (x, out, rows, n, log) => {
+        if (!f32(x, out)) return fallback('softmax')(x, out, rows, n, log);
+        if (rows * n === 0) return;
+        const k = 'softmax';
+        this.addon.softmax(this.addr(x, k, rows * n), this.addr(out, k, rows * n), rows, n, log, this.nth(rows * n, PAR_ROW_ELEMS));
+      },
+      softmaxBackward: (y, dy, dx, rows, n, log) => {
+        if (!f32(y, dy, dx)) return fallback('softmaxBackward')(y, dy, dx, rows, n, log);
+        if (rows * n === 0) return;
+        const k = 'softmaxBackward';
+        const e = rows * n;
+        this.addon.softmaxBackward(this.addr(y, k, e), this.addr(dy, k, e), this.addr(dx, k, e), rows, n, log, this.nth(e, PAR_ROW_ELEMS));
+      },
+      layerNorm: (x, w, b, out, mean, rstd, p) => {
+        if (!f32(x, w, b, out, mean, rstd)) return fallback('layerNorm')(x, w, b, out, mean, rstd, p);
+        this.norm(false, x, w, b, out, mean, rstd, p);
+      },
+      rmsNorm: (x, w, out, rstd, p) => {
+        if (!f32(x, w, out, rstd)) return fallback('rmsNorm')(x, w, out, rstd, p);
+        this.norm(true, x, w, null, out, null, rstd, p);
+      },
+      layerNormBackward: (x, w, mean, rstd, dy, dx, dw, db, p) => {
+        if (!f32(x, w, mean, rstd, dy, dx, dw, db)) return fallback('layerNormBackward')(x, w, mean, rstd, dy, dx, dw, db, p);
+        this.normBackward(false, x, w, mean, rstd, dy, dx, dw, db, p);
+      },
+      rmsNormBackward: (x, w, rstd, dy, dx, dw, p) => {
+        if (!f32(x, w, rstd, dy, dx, dw)) return fallback('rmsNormBackward')(x, w, rstd, dy, dx, dw, p);
+        this.normBackward(true, x, w, null, rstd, dy, dx, dw, null, p);
+      },
+      attention: (q, k, v, out, lse, p) => {
+        if (!this.attentionFast(q, k, v, out, lse, p)) return fallback('attention')(q, k, v, out, lse, p);
+        if (p.B * p.H * p.Tq === 0) return;
+        const kn = 'attention';
+        const flops = 4 * p.B * p.H * p.Tq * p.Tk * Math.max(p.Dk, p.Dv);
+        this.addon.attention(
+          ...this.attnArgs(q, k, v, p, kn), this.addr(out, kn, p.B * p.H * p.Tq * p.Dv), this.addr(lse, kn, p.B * p.H * p.Tq),
+          this.nth(flops, PAR_FLOPS),
+        );
+      },
+      attentionBackward: (q, k, v, out, lse, dout, dq, dk, dv, p) => {
+        if (!this.attentionFast(q, k, v, out, lse, p) || !f32(dout, dq, dk, dv)) {
+          return fallback('attentionBackward')(q, k, v, out, lse, dout, dq, dk, dv, p);
+        }
+        if (p.B * p.H * p.Tq === 0 && p.B * p.Hkv * p.Tk === 0) return;
+        const kn = 'attentionBackward';
+        const rowsQ = p.B * p.H * p.Tq;
+        const rowsK = p.B * p.Hkv * p.Tk;
+        const flops = 8 * p.B * p.H * p.Tq * p.Tk * Math.max(p.Dk, p.Dv);
+        this.addon.attentionBackward(
+          ...this.attnArgs(q, k, v, p, kn), this.addr(out, kn, rowsQ * p.Dv), this.addr(lse, kn, rowsQ),
+          this.addr(dout, kn, rowsQ * p.Dv), this.addr(dq, kn, rowsQ * p.Dk), this.addr(dk, kn, rowsK * p.Dk),
+          this.addr(dv, kn, rowsK * p.Dv), this.nth(flops, PAR_FLOPS),
+        );
+      },
+      crossEntropy: (logits, targets, loss, lse, p) => {
+        if (!f32(logits, loss, lse) || targets.buf.dtype !== 'int32') return fallback('crossEntropy')(logits, targets, loss, lse, p);
+        if (p.rows === 0) return;
+        this.checkTargets(targets, p.rows, p.V, p.ignoreIndex);
+        const k = 'crossEntropy';
+        this.addon.crossEntropy(
+          this.addr(logits, k, p.rows * p.V), this.addr(targets, k, p.rows), this.addr(loss, k, p.rows), this.addr(lse, k, p.rows),
+          p.rows, p.V, p.ignoreIndex, p.labelSmoothing, this.nth(p.rows * p.V, PAR_ROW_ELEMS),
+        );
+      },
+      crossEntropyBackward: (logits, targets, lse, dloss, dlogits, p) => {
+        if (!f32(logits, lse, dloss, dlogits) || targets.buf.dtype !== 'int32') {
+          return fallback('crossEntropyBackward')(logits, targets, lse, dloss, dlogits, p);
+        }
+        if (p.rows === 0) return;
+        this.checkTargets(targets, p.rows, p.V, p.ignoreIndex);
+        const k = 'crossEntropyBackward';
+        this.addon.crossEntropyBackward(
+          this.addr(logits, k, p.rows * p.V), this.addr(targets, k, p.rows), this.addr(lse, k, p.rows), this.addr(dloss, k, p.rows),
+          this.addr(dlogits, k, p.rows * p.V), p.rows, p.V, p.ignoreIndex, p.labelSmoothing, this.nth(p.rows * p.V, PAR_ROW_ELEMS),
+        );
+      },
+      reduce: (op, x, outer, n, inner, out) => {
+        const code = op === 'sum' ? 0 : op === 'max' ? 1 : op === 'min' ? 2 : -1;
+        if (code < 0 || !f32(x, out) || n < 1) return fallback('reduce')(op, x, outer, n, inner, out);
+        if (outer * inner === 0) return;
+        const k = 'reduce';
+        this.addon.reduce(code, this.addr(x, k, outer * n * inner), this.addr(out, k, outer * inner), outer, n, inner,
+          this.nth(outer * n * inner, PAR_ELEMS));
+      },
+      gather: (x, idx, out, outer, n, inner, m) => {
+        const d = x.buf.dtype;
+        if (d !== out.buf.dtype || (d !== 'float32' && d !== 'int32') || idx.buf.dtype !== 'int32') {
+          return fallback('gather')(x, idx, out, outer, n, inner, m);
+        }
+        if (outer * m * inner === 0) return;
+        const k = 'gather';
+        this.addon.gather(this.addr(x, k, outer * n * inner), this.addr(idx, k, m), this.addr(out, k, outer * m * inner), outer, n,
+          inner, m, this.nth(outer * m * inner, PAR_ELEMS));
+      },
+      scatterAdd: (src, idx, out, outer, n, inner, m) => {
+        if (!f32(src, out) || idx.buf.dtype !== 'int32') return fallback('scatterAdd')(src, idx, out, outer, n, inner, m);
+        if (outer * m * inner === 0) return;
+        const k = 'scatterAdd';
+        this.addon.scatterAdd(this.addr(src, k, outer * m * inner), this.addr(idx, k, m), this.addr(out, k, outer * n * inner),
+          outer, n, inner, m, this.nth(outer * m * inner, PAR_ELEMS));
+      },
+      adamw: (param, grad, m, v, p) => {
+        if (!f32(param, grad, m, v)) return fallback('adamw')(param, grad, m, v, p);
+        if (p.n === 0) return;
+        const k = 'adamw';
+        const bc1 = 1 - p.beta1 ** p.step;
+        const bc2 = 1 - p.beta2 ** p.step;
+        this.addon.adamw(
+          this.addr(param, k, p.n), this.addr(grad, k, p.n), this.addr(m, k, p.n), this.addr(v, k, p.n), p.n, p.lr, p.beta1, p.beta2,
+          p.eps, p.weightDecay, bc1, bc2, this.nth(p.n, PAR_ELEMS),
+        );
+      },
+    };
+  }
+
+  private matmul(a: View, b: View, out: View, p: MatmulParams): void {
+    if (!f32(a, b, out)) return fallback('matmul')(a, b, out, p);
+    const { batch, M, N, K } = p;
+    if (batch * M * N === 0) return;
+    const k = 'matmul';
+    const o = this.addr(out, k, batch * M * N);
+    if (K === 0) {
+      this.view(out.buf).fill(0, out.offset, out.offset + batch * M * N);
+      return;
+    }
+    // extent of each operand: the last batch matrix ends at (batch-1)*stride + M*K
+    const ea = (batch - 1) * p.strideA + M * K;
+    const eb = (batch - 1) * p.strideB + K * N;
+    this.addon.gemm(
+      this.addr(a, k, ea), this.addr(b, k, eb), o, batch, M, N, K, p.transA, p.transB, p.strideA, p.strideB,
+      this.nth(2 * batch * M * N * K, PAR_FLOPS),
+    );
+  }
+
+  /** same-dtype copies from any strides into any strides; contiguous float32 <-> float16/bfloat16 conversions */
+  private copy(x: View, out: View): void {
+    const xd = x.buf.dtype;
+    const od = out.buf.dtype;
+    const n = numel(x.shape);
+    if (n === 0) return;
+    const k = 'copy';
+    if (xd !== od) {
+      const kind = xd === 'float32' && od === 'float16' ? 0 : xd === 'float16' && od === 'float32' ? 1
+        : xd === 'float32' && od === 'bfloat16' ? 2 : xd === 'bfloat16' && od === 'float32' ? 3 : -1;
+      if (kind < 0 || !isContiguous(x) || !isContiguous(out)) return fallback('copy')(x, out);
+      this.addon.convert(kind, this.addr(x, k, n), this.addr(out, k, n), n, this.nth(n, PAR_ELEMS));
+      return;
+    }
+    const eb = bytesPerElement(xd);
+    // the extent of a strided view: offset + sum (shape-1)*stride for positive strides; negative strides go to the reference
+    const extent = (v: View): number => {
+      let e = 1;
+      for (let d = 0; d < v.shape.length; d++) {
+        if (v.strides[d]! < 0) return -1;
+        e += (v.shape[d]! - 1) * v.strides[d]!;
+      }
+      return e;
+    };
+    const ex = extent(x);
+    const eo = extent(out);
+    if (ex < 0 || eo < 0) return fallback('copy')(x, out);
+    const xc = isContiguous(x) && isContiguous(out);
+    this.addon.copyStrided(
+      this.addr(x, k, ex), this.addr(out, k, eo), eb, xc ? [n] : x.shape, xc ? [1] : x.strides, xc ? [1] : out.strides,
+      this.nth(n, PAR_ELEMS),
+    );
+  }
+
+  private binary(op: BinaryOp, a: View, b: View, out: View): void {
+    const code = NATIVE_BINARY[op];
+    if (code === undefined || !f32(a, b, out) || !isContiguous(out)) return fallback('binary')(op, a, b, out);
+    const n = numel(out.shape);
+    const rowLen = out.shape.length ? out.shape[out.shape.length - 1]! : 1;
+    const ac = isContiguous(a);
+    const bc = isContiguous(b);
+    let mode = -1;
+    if (ac && bc) mode = 0;
+    else if (ac && isScalarBroadcast(b)) mode = 1;
+    else if (bc && isScalarBroadcast(a)) mode = 2;
+    else if (ac && isRowBroadcast(b)) mode = 3;
+    else if (bc && isRowBroadcast(a)) mode = 4;
+    if (mode < 0) return fallback('binary')(op, a, b, out);
+    if (n === 0) return;
+    const k = 'binary';
+    const ea = mode === 2 ? 1 : mode === 4 ? rowLen : n;
+    const eb = mode === 1 ? 1 : mode === 3 ? rowLen : n;
+    this.addon.binary(code, mode, this.addr(a, k, ea), this.addr(b, k, eb), this.addr(out, k, n), n, rowLen, this.nth(n, PAR_ELEMS));
+  }
+
+  private norm(rms: boolean, x: View, w: View | null, b: View | null, out: View, mean: View | null, rstd: View, p: NormParams): void {
+    const k = rms ? 'rmsNorm' : 'layerNorm';
+    const { rows, n } = p;
+    if (rows * n === 0) return;
+    this.addon.norm(
+      rms, this.addr(x, k, rows * n), w ? this.addr(w, k, n) : 0, b ? this.addr(b, k, n) : 0, this.addr(out, k, rows * n),
+      mean ? this.addr(mean, k, rows) : 0, this.addr(rstd, k, rows), rows, n, p.eps, this.nth(rows * n, PAR_ROW_ELEMS),
+    );
+  }
+
+  private normBackward(
+    rms: boolean, x: View, w: View | null, mean: View | null, rstd: View, dy: View, dx: View, dw: View | null, db: View | null,
+    p: NormParams,
+  ): void {
+    const k = rms ? 'rmsNormBackward' : 'layerNormBackward';
+    const { rows, n } = p;
+    if (n === 0) return;
+    if (rows === 0) {
+      if (dw) this.view(dw.buf).fill(0, dw.offset, dw.offset + n);
+      if (db) this.view(db.buf).fill(0, db.offset, db.offset + n);
+      return;
+    }
+    this.addon.normBackward(
+      rms, this.addr(x, k, rows * n), w ? this.addr(w, k, n) : 0, mean ? this.addr(mean, k, rows) : 0, this.addr(rstd, k, rows),
+      this.addr(dy, k, rows * n), this.addr(dx, k, rows * n), dw ? this.addr(dw, k, n) : 0, db ? this.addr(db, k, n) : 0, rows, n,
+      this.nth(rows * n, PAR_ROW_ELEMS),
+    );
+  }
+
+  /** a target outside [0, V) other than ignoreIndex would read out of bounds in C++: reject it by name */
+  private checkTargets(targets: View, rows: number, V: number, ignore: number): void {
+    const t = this.view(targets.buf) as Int32Array;
+    for (let r = 0; r < rows; r++) {
+      const v = t[targets.offset + r]!;
+      if (v !== ignore && (v < 0 || v >= V)) throw new Error(`${this.name}.crossEntropy: target ${v} at row ${r} is outside [0, ${V})`);
+    }
+  }
+
+  /** fast path: float32 q/k/v/out/lse, int32 kvLen, float32 4-D bias with non-negative strides */
+  private attentionFast(q: View, k: View, v: View, out: View, lse: View, p: AttentionParams): boolean {
+    if (!f32(q, k, v, out, lse)) return false;
+    if (p.kvLen && p.kvLen.buf.dtype !== 'int32') return false;
+    if (p.bias && (p.bias.buf.dtype !== 'float32' || p.bias.strides.length !== 4 || p.bias.strides.some((s) => s < 0))) return false;
+    if (p.Hkv < 1 || p.H % p.Hkv !== 0 || p.Dk < 1 || p.Dv < 1) return false;
+    return true;
+  }
+
+  private attnArgs(q: View, k: View, v: View, p: AttentionParams, kn: string): (number | boolean)[] {
+    const s = p.bias ? p.bias.strides : [0, 0, 0, 0];
+    let biasAddr = 0;
+    if (p.bias) {
+      const extent = 1 + (p.B - 1) * s[0]! + (p.H - 1) * s[1]! + (p.Tq - 1) * s[2]! + (p.Tk - 1) * s[3]!;
+      biasAddr = this.addr(p.bias, kn, extent);
+    }
+    return [
+      this.addr(q, kn, p.B * p.H * p.Tq * p.Dk), this.addr(k, kn, p.B * p.Hkv * p.Tk * p.Dk), this.addr(v, kn, p.B * p.Hkv * p.Tk * p.Dv),
+      p.B, p.H, p.Hkv, p.Tq, p.Tk, p.Dk, p.Dv, p.scale, p.causal, p.window, p.kvLen ? this.addr(p.kvLen, kn, p.B) : 0, biasAddr,
+      s[0]!, s[1]!, s[2]!, s[3]!,
+    ];
+  }
+}
+
+export function createNativeBackend(addon: NativeAddon, opts: NativeBackendOptions = {}): NativeBackend {
+  return new NativeBackend(addon, opts);
+}

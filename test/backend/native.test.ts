@@ -1,0 +1,128 @@
+// The native backend's own contract: memory (alignment, > 4 GiB, free detaches views), dispatch,
+// bounds errors, that fast paths really run native code, and that `npm install` never fails
+// when the addon cannot be compiled. Kernel-by-kernel checks are in fast-backends.test.ts.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { View } from '../../src/backend/backend.js';
+import { referenceKernels } from '../../src/backend/reference/kernels.js';
+import { createNativeBackend } from '../../src/backend/native/backend.js';
+import { loadNativeAddon } from '../../src/backend/native/addon-node.js';
+
+const { addon, error } = loadNativeAddon();
+const skip = addon ? false : error;
+// dist/test/backend -> repository root
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+test('allocation: 64-byte aligned, zeroed, bytesInUse, free detaches every view', { skip }, () => {
+  const be = createNativeBackend(addon!, { threads: 1 });
+  const base = be.bytesInUse();
+  const a = be.allocate('float32', 37);
+  assert.equal(a.ptr % 64, 0);
+  const v = be.view(a) as Float32Array;
+  assert.equal(v.length, 37);
+  assert.deepEqual([...v].slice(0, 3), [0, 0, 0]);
+  v[36] = 5;
+  assert.equal((be.read(a, 36, 1) as Float32Array)[0], 5);
+  assert.equal(be.bytesInUse(), base + 37 * 4);
+  be.free(a);
+  assert.equal(v.length, 0, 'the old view is detached, not dangling');
+  assert.equal(be.bytesInUse(), base);
+  assert.throws(() => be.free(a), /already freed/);
+  assert.throws(() => be.view(a), /already freed/);
+  const x = { buf: be.allocate('float32', 4), shape: [4], strides: [1], offset: 0 };
+  const y = { buf: be.allocate('float32', 4), shape: [4], strides: [1], offset: 0 };
+  be.free(x.buf);
+  assert.throws(() => be.kernels.unary!('exp', x, y), /already freed/);
+  be.free(y.buf);
+});
+
+test('a buffer larger than 4 GiB (pages are mapped lazily, only the touched ones are used)', { skip }, () => {
+  const be = createNativeBackend(addon!, { threads: 1 });
+  const n = 2 ** 30 + 1024; // 4 GiB + 4 KiB of float32
+  const big = be.allocate('float32', n);
+  be.write(big, new Float32Array([7]), n - 1);
+  be.write(big, new Float32Array([3]), 0);
+  assert.equal((be.read(big, n - 1, 1) as Float32Array)[0], 7);
+  // a kernel on the tail, past the 4 GiB mark
+  const tail: View = { buf: big, shape: [1024], strides: [1], offset: n - 1024 };
+  be.kernels.unary!('neg', tail, tail);
+  assert.deepEqual([...be.read(big, n - 2, 2)], [-0, -7]);
+  assert.deepEqual([...be.read(big, 0, 1)], [3]);
+  // Node caps one ArrayBuffer at 4 GiB: view() says so instead of returning a wrong-length array
+  assert.throws(() => be.view(big), /4 GiB limit/);
+  be.free(big);
+});
+
+test('views reaching outside their buffer are rejected before any native code runs', { skip }, () => {
+  const be = createNativeBackend(addon!, { threads: 1 });
+  const a: View = { buf: be.allocate('float32', 4), shape: [2, 2], strides: [2, 1], offset: 0 };
+  const p = { batch: 1, M: 2, N: 2, K: 2, transA: false, transB: false, strideA: 0, strideB: 0 };
+  assert.throws(() => be.kernels.matmul!({ ...a, offset: 3 }, a, a, p), /matmul: view \[3, 7\) is outside a buffer of 4/);
+  assert.throws(() => be.kernels.matmul!(a, a, a, { ...p, batch: 2, strideA: 4 }), /outside a buffer/);
+  be.free(a.buf);
+});
+
+test('dispatch: the CPU target is reported and an unavailable one is a clear error', { skip }, () => {
+  const info = addon!.info();
+  assert.ok(['avx512', 'avx2', 'portable'].includes(info.target));
+  if (info.avx2) assert.notEqual(info.target, 'portable', 'an AVX2 CPU does not get the portable kernels');
+  if (!info.avx512f) assert.throws(() => createNativeBackend(addon!, { target: 'avx512' }), /cannot run the 'avx512' kernels/);
+  const be = createNativeBackend(addon!, { target: info.target });
+  assert.equal(be.name, `native-${info.target}`);
+});
+
+test('fast paths run native code, not the reference fallback', { skip }, () => {
+  const be = createNativeBackend(addon!, { threads: 2 });
+  const names = ['matmul', 'unary', 'binary', 'softmax', 'layerNorm', 'attention', 'adamw', 'copy'] as const;
+  const saved = names.map((n) => referenceKernels[n]);
+  for (const n of names) (referenceKernels as unknown as Record<string, unknown>)[n] = () => assert.fail(`reference ${n} called`);
+  try {
+    const t = (shape: number[]): View => {
+      const buf = be.allocate('float32', shape.reduce((a, b) => a * b, 1));
+      (be.view(buf) as Float32Array).fill(0.5);
+      const st = shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1));
+      return { buf, shape, strides: st, offset: 0 };
+    };
+    const a = t([8, 8]);
+    const o = t([8, 8]);
+    be.kernels.matmul!(a, a, o, { batch: 1, M: 8, N: 8, K: 8, transA: false, transB: true, strideA: 0, strideB: 0 });
+    assert.equal((be.view(o.buf) as Float32Array)[0], 2);
+    be.kernels.unary!('gelu', a, o);
+    be.kernels.binary!('add', a, a, o);
+    be.kernels.softmax!(a, o, 8, 8, false);
+    be.kernels.layerNorm!(a, null, null, o, t([8]), t([8]), { rows: 8, n: 8, eps: 1e-5 });
+    be.kernels.adamw!(t([64]), t([64]), t([64]), t([64]), { n: 64, lr: 0.1, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0, step: 1 });
+    be.kernels.copy!({ ...a, strides: [1, 8] }, o);
+    const q = t([1, 2, 4, 8]);
+    be.kernels.attention!(q, q, q, t([1, 2, 4, 8]), t([1, 2, 4]), {
+      B: 1, H: 2, Hkv: 2, Tq: 4, Tk: 4, Dk: 8, Dv: 8, scale: 0.3, causal: true, window: 0, kvLen: null, bias: null,
+    });
+  } finally {
+    names.forEach((n, i) => ((referenceKernels as unknown as Record<string, unknown>)[n] = saved[i]));
+  }
+});
+
+test('install script: exit 0 and a one-line notice when the compiler is unavailable', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lineage-native-'));
+  try {
+    for (const f of ['binding.gyp', 'native', 'package.json']) cpSync(path.join(root, f), path.join(dir, f), { recursive: true });
+    mkdirSync(path.join(dir, 'scripts'));
+    cpSync(path.join(root, 'scripts', 'build-native.mjs'), path.join(dir, 'scripts', 'build-native.mjs'));
+    mkdirSync(path.join(dir, 'node_modules'));
+    symlinkSync(path.join(root, 'node_modules', 'node-addon-api'), path.join(dir, 'node_modules', 'node-addon-api'));
+    for (const env of [{ CXX: '/bin/false', CC: '/bin/false' }, { LINEAGE_SKIP_NATIVE: '1' }]) {
+      const r = spawnSync(process.execPath, ['scripts/build-native.mjs'], { cwd: dir, encoding: 'utf8', env: { ...process.env, ...env } });
+      assert.equal(r.status, 0, `exit status with ${JSON.stringify(env)}: ${r.stderr}`);
+      const lines = r.stdout.trim().split('\n');
+      assert.equal(lines.length, 1, `one line: ${r.stdout}`);
+      assert.match(lines[0]!, /^lineage: native backend not built \(.+\); using the WebAssembly backend$/);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
