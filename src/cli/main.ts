@@ -9,6 +9,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Handler> }
   eval: { summary: 'loss / perplexity of a model on a text file', load: async () => (await import('./commands/eval.js')).evalCommand },
   train: { summary: 'train a model (recipes, presets, model dirs)', load: async () => (await import('./commands/train.js')).trainCommand },
   generate: { summary: 'sample text from a model (default: the bundled Shakespeare model)', load: async () => (await import('./commands/generate.js')).generateCommand },
+  quantize: { summary: 'weight-only int8 / int4 quantization (GGUF q8_0 / q4_0 blocks)', load: async () => (await import('./commands/quantize.js')).quantizeCommand },
   tokenize: { summary: 'encode text with a tokenizer', load: async () => (await import('./commands/tokenize.js')).tokenizeCommand },
   tokenizer: { summary: 'tokenizer train --type bpe|wordpiece|unigram ...', load: async () => tokenizerSub },
   bench: { summary: 'benchmarks: gemm, attention, elementwise, all', load: async () => (await import('./bench.js')).benchCommand },

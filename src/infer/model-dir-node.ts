@@ -17,6 +17,7 @@ import { readCheckpoint, writeCheckpoint } from '../io/checkpoint-node.js';
 import { loadTokenizer, saveTokenizer } from '../tokenizers/load-node.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { applyTweaks } from '../train/recipes.js';
+import { takeQuantizedWeights } from './quant-node.js';
 
 /** config.json (+ the `bias` extension) → ModelConfig */
 export function configFromJson(json: HfJson): ModelConfig {
@@ -57,7 +58,7 @@ export async function loadModelDir(dir: string, opts: { seed?: number } = {}): P
   const ckpt = await readCheckpoint(dir);
   const config = configFromJson(ckpt.config);
   const model = createModel(config, { seed: opts.seed ?? 0 });
-  const state = new Map(ckpt.tensors.map((r) => [r.name, fromRaw(r)] as const));
+  const state = new Map(takeQuantizedWeights(model, ckpt.config, ckpt.tensors, dir).map((r) => [r.name, fromRaw(r)] as const));
   try {
     const mapped = model.sanitize ? model.sanitize(state) : state;
     noGrad(() => model.loadStateDict(mapped));

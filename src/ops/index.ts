@@ -7,3 +7,4 @@ export * from './linalg.js';
 export * from './nn.js';
 export { alloc, kernel, record } from './core.js';
 export type { TensorLike } from './core.js';
+export * from './quant.js';

@@ -4,10 +4,11 @@
 // broadcasts) goes to the reference kernels through view(), which reads this memory directly.
 import type {
   AdamWParams, AnyArray, AttentionParams, Backend, BinaryOp, Buf, CrossEntropyParams, DType, KernelTable, MatmulParams,
-  NormParams, ReduceOp, UnaryOp, View,
+  NormParams, QuantMatmulParams, ReduceOp, UnaryOp, View,
 } from '../backend.js';
 import { bytesPerElement } from '../backend.js';
 import { referenceKernels } from '../reference/kernels.js';
+import { quantMatmul as referenceQuantMatmul } from '../reference/quant.js';
 import { WasmAllocator } from './allocator.js';
 import { loadKernelModule, type WasmVariant } from './module.js';
 import { Pool, type SpawnWorker, type WorkerHandle } from './pool.js';
@@ -40,6 +41,7 @@ export interface WasmBackend extends Backend {
 const FNS = [
   'gemm', 'attention', 'attentionBackward', 'unary', 'unaryBackward', 'binary', 'softmax', 'softmaxBackward', 'norm', 'normBackward',
   'crossEntropy', 'crossEntropyBackward', 'adamw', 'copyStrided', 'reduce', 'gemv', 'gather', 'scatterAdd',
+  'qgemv', 'qgemm',
 ] as const;
 type Fn = (typeof FNS)[number];
 
@@ -73,6 +75,7 @@ class WasmBuf implements Buf {
 interface Exports {
   heapBase(): number;
   gemmScratchBytes(): number;
+  qgemmScratchBytes(): number;
   attentionScratchBytes(Tk: number, Dk: number, Dv: number, bwd: number): number;
   sumPartials(partials: number, nth: number, stride: number, n: number, dst: number): void;
 }
@@ -303,6 +306,7 @@ class WasmBackendImpl implements WasmBackend {
     const ref = referenceKernels;
     return {
       matmul: (a, b, out, p) => this.matmul(a, b, out, p),
+      quantMatmul: (x, w, out, p) => this.quantMatmul(x, w, out, p),
       unary: (op, x, out) => {
         const code = UNARY_CODES[op];
         if (code === undefined || !this.f32(x, out) || !isContiguous(x)) return ref.unary(op, x, out);
@@ -392,6 +396,19 @@ class WasmBackendImpl implements WasmBackend {
         this.adamw(param, grad, m, v, p);
       },
     };
+  }
+
+  /** weight-only quantized x @ dequant(W)^T (asm/quant.ts): qgemv for a few rows, qgemm (dequantized panels) else */
+  private quantMatmul(x: View, w: View, out: View, p: QuantMatmulParams): void {
+    const { M, N, K, bits } = p;
+    if (M * N === 0) return;
+    if (!this.f32(x, out) || w.buf.dtype !== 'int32' || K % 32 !== 0) return referenceQuantMatmul(x, w, out, p);
+    const k = 'quantMatmul';
+    const nth = this.nth(2 * M * N * K, PAR_FLOPS);
+    const describe = () => `q${bits}: M=${M}, N=${N}, K=${K}`;
+    const args = [bits, this.addr(x, k), this.addr(w, k), this.addr(out, k), M, N, K];
+    if (M <= 4) return this.run('qgemv', nth, args, 0, describe);
+    this.run('qgemm', nth, [...args, this.workCounter()], this.ex.qgemmScratchBytes(), describe);
   }
 
   private matmul(a: View, b: View, out: View, p: MatmulParams): void {
