@@ -103,9 +103,12 @@ const SHAKESPEARE_CHAR_CPU: Omit<TrainConfig, 'data' | 'out'> = {
 
 /**
  * The second bundled model (models/shakespeare-llama): a LLaMA-style decoder (RMSNorm, SwiGLU, RoPE, GQA 8/4)
- * of 4.8M parameters on the same character vocabulary as shakespeare-char (pass its tokenizer.json with
- * --tokenizer), so that the small model can draft for it. Sized to train in under an hour on a heavily
- * loaded 2-core machine (10-20 s a step there); 256-token windows so that 64-token prompts plus 128 new tokens stay in the trained range.
+ * of 4.8M parameters on the same character vocabulary as shakespeare-char (its tokenizer.json), so that the
+ * small model can draft for it. Sized to train in about half an hour on a heavily loaded 2-core machine
+ * (4-20 s a step there): far too short to converge (models/shakespeare-llama/README.md); with more CPU,
+ * raise --steps and --batch-size. 256-token windows: 64-token prompts plus 128 new tokens stay in the
+ * trained range. A tokenizer file does not resize the preset's vocab_size (256): the unused rows of the
+ * embedding and head are dropped afterwards by `scripts/cast-model.mjs --vocab 65`.
  */
 const SHAKESPEARE_LLAMA_CPU: Omit<TrainConfig, 'data' | 'out'> = {
   model: 'tiny-llama',
