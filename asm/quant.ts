@@ -18,14 +18,15 @@ import { gemmBlock, imin, packA, part, vfma } from './common';
   return bits == 8 ? 34 : 18;
 }
 
-/** 16 signed bytes times 16 floats at x: sum into acc (4 lanes) */
-@inline function dot16(q: v128, x: usize, acc: v128): v128 {
+/** 16 signed bytes times 16 floats at x, as 4 lanes of partial sums (two independent FMA chains) */
+@inline function dot16(q: v128, x: usize): v128 {
   const lo = i16x8.extend_low_i8x16_s(q);
   const hi = i16x8.extend_high_i8x16_s(q);
-  acc = vfma(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo)), v128.load(x), acc);
-  acc = vfma(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(lo)), v128.load(x, 16), acc);
-  acc = vfma(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(hi)), v128.load(x, 32), acc);
-  return vfma(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(hi)), v128.load(x, 48), acc);
+  const a = vfma(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(lo)), v128.load(x, 16),
+    f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo)), v128.load(x)));
+  const b = vfma(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(hi)), v128.load(x, 48),
+    f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(hi)), v128.load(x, 32)));
+  return f32x4.add(a, b);
 }
 
 /** dot(x[0:K], dequant(row)) for one q8_0 row */
@@ -33,8 +34,7 @@ function dotQ8(x: usize, w: usize, nb: i32): f32 {
   let acc = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     const p = w + <usize>b * 34;
-    let s = dot16(v128.load(p, 2), x, f32x4.splat(0));
-    s = dot16(v128.load(p, 18), x + 64, s);
+    const s = f32x4.add(dot16(v128.load(p, 2), x), dot16(v128.load(p, 18), x + 64));
     acc = vfma(s, f32x4.splat(h2f(<u32>load<u16>(p))), acc);
     x += 128;
   }
@@ -49,8 +49,7 @@ function dotQ4(x: usize, w: usize, nb: i32): f32 {
   for (let b = 0; b < nb; b++) {
     const p = w + <usize>b * 18;
     const q = v128.load(p, 2);
-    let s = dot16(i8x16.sub(v128.and(q, mask), eight), x, f32x4.splat(0));
-    s = dot16(i8x16.sub(i8x16.shr_u(q, 4), eight), x + 64, s);
+    const s = f32x4.add(dot16(i8x16.sub(v128.and(q, mask), eight), x), dot16(i8x16.sub(i8x16.shr_u(q, 4), eight), x + 64));
     acc = vfma(s, f32x4.splat(h2f(<u32>load<u16>(p))), acc);
     x += 128;
   }
