@@ -7,3 +7,4 @@ export { unary, unaryBackward, binary } from './elementwise';
 export { copyStrided, reduce, gather, scatterAdd } from './layout';
 export { softmax, softmaxBackward, norm, normBackward, sumPartials, crossEntropy, crossEntropyBackward, adamw } from './rows';
 export { pagedAttention } from './paged';
+export { qgemv, qgemm, qgemmScratchBytes } from './quant';

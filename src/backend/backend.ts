@@ -77,6 +77,17 @@ export interface MatmulParams {
   strideB: number;
 }
 
+/**
+ * out [M, N] = x [M, K] @ dequant(W)^T, W [N, K] packed in GGUF blocks of 32 (src/backend/reference/quant.ts):
+ * bits 8 = q8_0 (34-byte blocks), bits 4 = q4_0 (18-byte blocks); the int32 view `w` holds the raw bytes.
+ */
+export interface QuantMatmulParams {
+  M: number;
+  N: number;
+  K: number;
+  bits: 4 | 8;
+}
+
 /** Scaled-dot-product attention. q [B, H, Tq, Dk], k [B, Hkv, Tk, Dk], v [B, Hkv, Tk, Dv]. */
 export interface AttentionParams {
   B: number;
@@ -150,6 +161,8 @@ export interface KernelTable {
   reduce(op: ReduceOp, x: View, outer: number, n: number, inner: number, out: View): void;
   /** see MatmulParams; a, b contiguous per their stored layout; out [batch, M, N] */
   matmul(a: View, b: View, out: View, p: MatmulParams): void;
+  /** x, out float32 contiguous; w int32 words holding the packed blocks (QuantMatmulParams) */
+  quantMatmul(x: View, w: View, out: View, p: QuantMatmulParams): void;
   /** x [rows, n] -> softmax (or log-softmax) along n */
   softmax(x: View, out: View, rows: number, n: number, log: boolean): void;
   /** y = forward output; dx = y*(dy - sum(dy*y)) or dy - softmax*sum(dy) for log */

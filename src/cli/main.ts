@@ -10,6 +10,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Handler> }
   train: { summary: 'train a model (recipes, presets, model dirs)', load: async () => (await import('./commands/train.js')).trainCommand },
   align: { summary: 'post-training: sft, reward, dpo, ipo, kto, orpo, simpo, grpo (LoRA with --lora-r)', load: async () => (await import('./commands/align.js')).alignCommand },
   generate: { summary: 'sample text from a model (default: the bundled Shakespeare model)', load: async () => (await import('./commands/generate.js')).generateCommand },
+  quantize: { summary: 'weight-only int8 / int4 quantization (GGUF q8_0 / q4_0 blocks)', load: async () => (await import('./commands/quantize.js')).quantizeCommand },
   tokenize: { summary: 'encode text with a tokenizer', load: async () => (await import('./commands/tokenize.js')).tokenizeCommand },
   tokenizer: { summary: 'tokenizer train --type bpe|wordpiece|unigram ...', load: async () => tokenizerSub },
   chat: { summary: 'interactive chat in the terminal (streams tokens, keeps the conversation)', load: async () => (await import('./commands/chat.js')).chatCommand },

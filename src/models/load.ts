@@ -15,6 +15,7 @@
 //   "bias": false   every linear layer and LayerNorm of the transformer stacks has no bias (nanoGPT's
 //                   GPTConfig.bias). transformers' GPT2Config cannot express it, so the field is written
 //                   only when the model_type's own fields cannot, and read back here.
+import { takeQuantizedWeights } from './quantized.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../tensor/engine.js';
 import { readAs } from '../backend/dtype.js';
@@ -235,7 +236,9 @@ export function modelFromCheckpoint(ckpt: CheckpointContents, opts: LoadModelOpt
   const config = (opts.readConfig ?? configFromJson)(ckpt.config);
   const model = createModel(config, { init: 'none', maxBytes: opts.maxBytes, seed: opts.seed });
   try {
-    loadWeights(model, ckpt.tensors, { strict: opts.strict, seed: opts.seed, fileOf: ckpt.fileOf });
+    // a quantized checkpoint's listed Linears become QuantLinears holding their blocks first
+    const tensors = takeQuantizedWeights(model, ckpt.config, ckpt.tensors, 'config.json');
+    loadWeights(model, tensors, { strict: opts.strict, seed: opts.seed, fileOf: ckpt.fileOf });
     if (ckpt.tokenizer) checkTokenizer(ckpt.tokenizer, config, ckpt.tokenizerFile);
   } catch (e) {
     model.dispose();

@@ -17,3 +17,4 @@ export * from './rnn.js';
 export * from './mamba.js';
 export * from './vision.js';
 export * from './t5-bias.js';
+export * from './quant.js';

@@ -8,3 +8,4 @@ export * from './nn.js';
 import './methods.js'; // installs the Tensor methods (x.add(y), ...)
 export { alloc, kernel, record } from './core.js';
 export type { TensorLike } from './core.js';
+export * from './quant.js';

@@ -101,8 +101,43 @@ const SHAKESPEARE_CHAR_CPU: Omit<TrainConfig, 'data' | 'out'> = {
   seed: 1337,
 };
 
+/**
+ * The second bundled model (models/shakespeare-llama): a LLaMA-style decoder (RMSNorm, SwiGLU, RoPE, GQA 8/4)
+ * of 4.8M parameters on the same character vocabulary as shakespeare-char (its tokenizer.json), so that the
+ * small model can draft for it. Sized to train in about half an hour on a heavily loaded 2-core machine
+ * (4-20 s a step there): far too short to converge (models/shakespeare-llama/README.md); with more CPU,
+ * raise --steps and --batch-size. 256-token windows: 64-token prompts plus 128 new tokens stay in the
+ * trained range. A tokenizer file does not resize the preset's vocab_size (256): the unused rows of the
+ * embedding and head are dropped afterwards by `scripts/cast-model.mjs --vocab 65`.
+ */
+const SHAKESPEARE_LLAMA_CPU: Omit<TrainConfig, 'data' | 'out'> = {
+  model: 'tiny-llama',
+  set: [
+    'hidden_size=256', 'intermediate_size=768', 'num_hidden_layers=6', 'num_attention_heads=8', 'num_key_value_heads=4',
+    'max_position_embeddings=256', 'bos_token_id=null', 'eos_token_id=null', 'pad_token_id=null',
+  ],
+  tweaks: { dropout: 0 },
+  tokenizer: 'models/shakespeare-char/tokenizer.json',
+  valFraction: 0.1,
+  objective: 'causal-lm',
+  batchSize: 2,
+  blockSize: 256,
+  steps: 300,
+  gradAccum: 1,
+  optimizer: { kind: 'adamw', lr: 1.5e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1, decay: 'no-norm-bias-embed' },
+  schedule: { kind: 'cosine', lr: 1.5e-3, minLr: 1.5e-4, warmup: 20, decaySteps: 300 },
+  gradClip: 1,
+  precision: 'fp32',
+  gradientCheckpointing: false,
+  evalInterval: 150,
+  evalBatches: 16,
+  checkpointInterval: 50,
+  seed: 1337,
+};
+
 export const RECIPES: Record<string, Omit<TrainConfig, 'data' | 'out'>> = {
   'shakespeare-char-cpu': SHAKESPEARE_CHAR_CPU,
+  'shakespeare-llama-cpu': SHAKESPEARE_LLAMA_CPU,
 };
 
 export function getRecipe(name: string): Omit<TrainConfig, 'data' | 'out'> {

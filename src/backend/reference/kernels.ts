@@ -8,6 +8,7 @@ import type {
 } from '../backend.js';
 import { encodeAs, f16ToF32, readAs } from '../dtype.js';
 import { erf } from './math.js';
+import { quantMatmul } from './quant.js';
 
 function arr(v: View): AnyArray {
   const a = v.buf.backend.view(v.buf);
@@ -811,5 +812,5 @@ function adamw(param: View, grad: View, m: View, v: View, p: AdamWParams): void 
 export const referenceKernels: KernelTable = {
   copy, unary, unaryBackward, binary, where, reduce, matmul, softmax, softmaxBackward, layerNorm, layerNormBackward,
   rmsNorm, rmsNormBackward, attention, attentionBackward, crossEntropy, crossEntropyBackward, gather,
-  scatterAdd, cumsum, topk, conv1d, conv1dBackward, scan, scanBackward, adamw,
+  scatterAdd, cumsum, topk, conv1d, conv1dBackward, scan, scanBackward, adamw, quantMatmul,
 };

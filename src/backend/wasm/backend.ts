@@ -5,7 +5,7 @@
 // this memory directly; the op layer does that (src/backend/dispatch.ts), not this file.
 import type {
   AdamWParams, AnyArray, AttentionParams, Backend, BinaryOp, Buf, CrossEntropyParams, DType, FastKernels, KernelName,
-  MatmulParams, NormParams, ReduceOp, UnaryOp, View,
+  MatmulParams, NormParams, QuantMatmulParams, ReduceOp, UnaryOp, View,
 } from '../backend.js';
 import { bytesPerElement } from '../backend.js';
 import { WasmAllocator } from './allocator.js';
@@ -43,6 +43,7 @@ export interface WasmBackend extends Backend {
 const FNS = [
   'gemm', 'attention', 'attentionBackward', 'unary', 'unaryBackward', 'binary', 'softmax', 'softmaxBackward', 'norm', 'normBackward',
   'crossEntropy', 'crossEntropyBackward', 'adamw', 'copyStrided', 'reduce', 'gemv', 'gather', 'scatterAdd',
+  'qgemv', 'qgemm',
 ] as const;
 type Fn = (typeof FNS)[number];
 
@@ -85,6 +86,7 @@ const WASM_DTYPES: { [K in KernelName]?: (d: readonly DType[]) => boolean } = {
   gather: (d) => d[1] === 'int32' && sameWord([d[0]!, d[2]!]),
   scatterAdd: f32Index(1),
   adamw: allF32,
+  quantMatmul: f32Index(1),
 };
 
 const PAR_FLOPS = 4e6;
@@ -104,6 +106,7 @@ class WasmBuf implements Buf {
 interface Exports {
   heapBase(): number;
   gemmScratchBytes(): number;
+  qgemmScratchBytes(): number;
   attentionScratchBytes(Tk: number, Dk: number, Dv: number, bwd: number): number;
   sumPartials(partials: number, nth: number, stride: number, n: number, dst: number): void;
 }
@@ -328,6 +331,7 @@ class WasmBackendImpl implements WasmBackend {
   private makeKernels(): FastKernels {
     return {
       matmul: (a, b, out, p) => this.matmul(a, b, out, p),
+      quantMatmul: (x, w, out, p) => this.quantMatmul(x, w, out, p),
       unary: (op, x, out) => {
         const code = UNARY_CODES[op];
         if (code === undefined || !isContiguous(x)) return false;
@@ -401,6 +405,19 @@ class WasmBackendImpl implements WasmBackend {
         this.adamw(param, grad, m, v, p);
       },
     };
+  }
+
+  /** weight-only quantized x @ dequant(W)^T (asm/quant.ts): qgemv for a few rows, qgemm (dequantized panels) else */
+  private quantMatmul(x: View, w: View, out: View, p: QuantMatmulParams): void | false {
+    const { M, N, K, bits } = p;
+    if (M * N === 0) return;
+    if (K % 32 !== 0) return false;
+    const k = 'quantMatmul';
+    const nth = this.nth(2 * M * N * K, PAR_FLOPS);
+    const describe = () => `q${bits}: M=${M}, N=${N}, K=${K}`;
+    const args = [bits, this.addr(x, k), this.addr(w, k), this.addr(out, k), M, N, K];
+    if (M <= 4) return this.run('qgemv', nth, args, 0, describe);
+    this.run('qgemm', nth, [...args, this.workCounter()], this.ex.qgemmScratchBytes(), describe);
   }
 
   private matmul(a: View, b: View, out: View, p: MatmulParams): void | false {
