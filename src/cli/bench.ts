@@ -13,7 +13,7 @@ import { benchAttention, benchElementwise, benchGemm, type BenchOpts } from '../
 import { runSuite } from '../../bench/suite.js';
 import { TorchServer, torchAvailable } from '../../bench/torch-node.js';
 import { requested } from './backend-node.js';
-import { parseFlags } from './flags.js';
+import { parseFlags, parseNumber } from './flags.js';
 
 const USAGE = `usage (global: lineage --backend native|wasm bench ...; default native when built, else wasm):
   lineage bench gemm --m M --n N --k K [--threads T] [--variant auto|relaxed|simd] [--json]
@@ -47,9 +47,7 @@ function int(flags: Map<string, string>, name: string, def?: number): number {
     if (def === undefined) throw new Error(`--${name} is required\n${USAGE}`);
     return def;
   }
-  const v = Number(s);
-  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer (got '${s}')`);
-  return v;
+  return parseNumber(`--${name}`, s, { int: true, min: 1 });
 }
 
 function cores(): number {
