@@ -665,19 +665,21 @@ function bartLikeTo(cfg: EncoderDecoderConfig): HfJson {
 }
 
 // ----------------------------------------------------------------------------------------------------
-// Llama and its descendants (Mistral, Qwen2, Mixtral)
+// Llama and its descendants (Mistral, Qwen2, Qwen3, Mixtral)
 
-type LlamaFamily = 'llama' | 'mistral' | 'qwen2' | 'mixtral';
+type LlamaFamily = 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'mixtral';
 
 function llamaAttention(r: HfReader, family: LlamaFamily, d: number): StandardAttention {
   const heads = r.int('num_attention_heads');
   const kvHeads = r.int('num_key_value_heads', heads);
-  const headDim = r.intOrNull('head_dim', null) ?? r.headDim(d, heads, 'num_attention_heads');
-  const bias = family === 'llama' && r.bool('attention_bias', false);
+  // Qwen3Config defaults head_dim to 128 whatever the width; the others derive it from hidden / heads
+  const headDim = r.intOrNull('head_dim', family === 'qwen3' ? 128 : null) ?? r.headDim(d, heads, 'num_attention_heads');
+  const bias = (family === 'llama' || family === 'qwen3') && r.bool('attention_bias', false);
   const kind = kvHeads === heads ? 'mha' : kvHeads === 1 ? 'mqa' : 'gqa';
   const att: StandardAttention = { kind, heads, kvHeads, headDim, qkvBias: bias, outBias: bias, scale: null, window: { kind: 'full' } };
-  if (family === 'qwen2') {
-    att.qkvBias = true; // hard-coded in transformers' Qwen2Attention
+  if (family === 'qwen3') att.qkNorm = true; // Qwen3Attention always has q_norm / k_norm
+  if (family === 'qwen2' || family === 'qwen3') {
+    if (family === 'qwen2') att.qkvBias = true; // hard-coded in transformers' Qwen2Attention
     const size = r.intOrNull('sliding_window', 4096);
     const firstFull = r.int('max_window_layers', 28);
     if (r.bool('use_sliding_window', false) && size !== null) att.window = { kind: 'sliding', size, firstFullLayers: firstFull };
@@ -718,6 +720,7 @@ const LLAMA_DEFAULTS: { [F in LlamaFamily]: { theta: number; eps: number; ctx: n
   llama: { theta: 10000, eps: 1e-6, ctx: 2048, tokens: { bos: 1, eos: 2, pad: null, decoderStart: null } },
   mistral: { theta: 10000, eps: 1e-6, ctx: 131072, tokens: { bos: 1, eos: 2, pad: null, decoderStart: null } },
   qwen2: { theta: 10000, eps: 1e-6, ctx: 32768, tokens: { bos: null, eos: null, pad: null, decoderStart: null } },
+  qwen3: { theta: 10000, eps: 1e-6, ctx: 32768, tokens: { bos: null, eos: null, pad: null, decoderStart: null } },
   mixtral: { theta: 1e6, eps: 1e-5, ctx: 131072, tokens: { bos: 1, eos: 2, pad: null, decoderStart: null } },
 };
 
@@ -756,7 +759,7 @@ function llamaTo(cfg: DecoderConfig): HfJson {
   const family = cfg.family as LlamaFamily;
   const out: HfJson = {
     model_type: family,
-    architectures: [{ llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', mixtral: 'MixtralForCausalLM' }[family]],
+    architectures: [{ llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM', mixtral: 'MixtralForCausalLM' }[family]],
     vocab_size: cfg.vocabSize,
     hidden_size: cfg.hidden,
     intermediate_size: f.kind === 'moe' ? f.expertHidden : f.hidden,
@@ -772,11 +775,12 @@ function llamaTo(cfg: DecoderConfig): HfJson {
     attention_dropout: cfg.dropout.attention,
     ...tokensTo(cfg.tokens, false),
   };
-  if (att.headDim * att.heads !== cfg.hidden) out.head_dim = att.headDim;
+  if (att.headDim * att.heads !== cfg.hidden || family === 'qwen3') out.head_dim = att.headDim;
+  if (family === 'qwen3') out.attention_bias = att.qkvBias;
   if (family === 'llama') Object.assign(out, { attention_bias: att.qkvBias, mlp_bias: f.kind !== 'moe' && f.bias });
   const w = att.window;
   if (family === 'mistral' || family === 'mixtral') out.sliding_window = w.kind === 'sliding' ? w.size : null;
-  if (family === 'qwen2') {
+  if (family === 'qwen2' || family === 'qwen3') {
     Object.assign(out, w.kind === 'sliding'
       ? { use_sliding_window: true, sliding_window: w.size, max_window_layers: w.firstFullLayers }
       : { use_sliding_window: false, sliding_window: null, max_window_layers: cfg.decoder.layers });
@@ -1039,6 +1043,7 @@ const CODECS: { [F in Family]: Codec<F> } = {
   llama: decoderCodec((r) => llamaFrom(r, 'llama'), llamaTo),
   mistral: decoderCodec((r) => llamaFrom(r, 'mistral'), llamaTo),
   qwen2: decoderCodec((r) => llamaFrom(r, 'qwen2'), llamaTo),
+  qwen3: decoderCodec((r) => llamaFrom(r, 'qwen3'), llamaTo),
   mixtral: decoderCodec((r) => llamaFrom(r, 'mixtral'), llamaTo),
   deepseek_v2: deepseek,
   bert,

@@ -21,6 +21,7 @@ const BUILDERS: { [F in Family]: ModelBuilder<F> } = {
   llama: buildDecoder,
   mistral: buildDecoder,
   qwen2: buildDecoder,
+  qwen3: buildDecoder,
   mixtral: buildDecoder,
   deepseek_v2: buildDecoder,
   bert: buildBert,

@@ -81,6 +81,9 @@ export interface StandardAttention {
   outBias: boolean;
   scale: number | null;
   window: AttentionWindow;
+  /** per-head norm (the block's norm kind, width headDim) on queries and keys after projection and before
+   * RoPE: Qwen3's "qk-norm" (`q_norm` / `k_norm`). Absent = false, so configs written before it still read. */
+  qkNorm?: boolean;
 }
 
 /**
