@@ -54,6 +54,7 @@ const NAMING: { [F in DecoderFamily]: DecoderNaming } = {
   mistral: LLAMA,
   qwen2: LLAMA,
   qwen3: LLAMA,
+  gemma: LLAMA,
   mixtral: { ...LLAMA, ffn: 'block_sparse_moe', moe: MIXTRAL_MOE_NAMES },
   deepseek_v2: LLAMA,
 };

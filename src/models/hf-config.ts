@@ -665,16 +665,22 @@ function bartLikeTo(cfg: EncoderDecoderConfig): HfJson {
 }
 
 // ----------------------------------------------------------------------------------------------------
-// Llama and its descendants (Mistral, Qwen2, Qwen3, Mixtral)
+// Llama and its descendants (Mistral, Qwen2, Qwen3, Gemma, Mixtral)
+//
+// Gemma (model_type "gemma") is Llama with: embeddings times sqrt(hidden) (GemmaModel's normalizer), RMSNorm
+// scaling by (1 + weight), a GeGLU MLP, head_dim 256 by default and tied embeddings. Its activation is read
+// from `hidden_activation`; when that is null or absent it is the tanh GELU (what transformers uses, with a
+// warning, for the original checkpoints whose `hidden_act: "gelu"` was a mistake), never `hidden_act`.
 
-type LlamaFamily = 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'mixtral';
+type LlamaFamily = 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'gemma' | 'mixtral';
 
 function llamaAttention(r: HfReader, family: LlamaFamily, d: number): StandardAttention {
   const heads = r.int('num_attention_heads');
   const kvHeads = r.int('num_key_value_heads', heads);
   // Qwen3Config defaults head_dim to 128 whatever the width; the others derive it from hidden / heads
-  const headDim = r.intOrNull('head_dim', family === 'qwen3' ? 128 : null) ?? r.headDim(d, heads, 'num_attention_heads');
-  const bias = (family === 'llama' || family === 'qwen3') && r.bool('attention_bias', false);
+  const defaultHeadDim = family === 'qwen3' ? 128 : family === 'gemma' ? 256 : null;
+  const headDim = r.intOrNull('head_dim', defaultHeadDim) ?? r.headDim(d, heads, 'num_attention_heads');
+  const bias = (family === 'llama' || family === 'qwen3' || family === 'gemma') && r.bool('attention_bias', false);
   const kind = kvHeads === heads ? 'mha' : kvHeads === 1 ? 'mqa' : 'gqa';
   const att: StandardAttention = { kind, heads, kvHeads, headDim, qkvBias: bias, outBias: bias, scale: null, window: { kind: 'full' } };
   if (family === 'qwen3') att.qkNorm = true; // Qwen3Attention always has q_norm / k_norm
@@ -690,8 +696,14 @@ function llamaAttention(r: HfReader, family: LlamaFamily, d: number): StandardAt
   return att;
 }
 
+function gemmaAct(r: HfReader): GluActivation {
+  r.str('hidden_act', 'gelu_pytorch_tanh'); // read (so --set accepts it) but not used, see above
+  const name = r.oneOfOrNull('hidden_activation', Object.keys(ACT_FROM_HF), null);
+  return name === null ? 'gelu_tanh' : gluAct(r, 'hidden_activation', name);
+}
+
 function llamaFfn(r: HfReader, family: LlamaFamily): FfnConfig {
-  const act = gluAct(r, 'hidden_act', 'silu');
+  const act = family === 'gemma' ? gemmaAct(r) : gluAct(r, 'hidden_act', 'silu');
   const hidden = r.int('intermediate_size');
   if (family !== 'mixtral') return { kind: 'glu', act, hidden, bias: family === 'llama' && r.bool('mlp_bias', false) };
   return {
@@ -721,13 +733,16 @@ const LLAMA_DEFAULTS: { [F in LlamaFamily]: { theta: number; eps: number; ctx: n
   mistral: { theta: 10000, eps: 1e-6, ctx: 131072, tokens: { bos: 1, eos: 2, pad: null, decoderStart: null } },
   qwen2: { theta: 10000, eps: 1e-6, ctx: 32768, tokens: { bos: null, eos: null, pad: null, decoderStart: null } },
   qwen3: { theta: 10000, eps: 1e-6, ctx: 32768, tokens: { bos: null, eos: null, pad: null, decoderStart: null } },
+  gemma: { theta: 10000, eps: 1e-6, ctx: 8192, tokens: { bos: 2, eos: 1, pad: 0, decoderStart: null } },
   mixtral: { theta: 1e6, eps: 1e-5, ctx: 131072, tokens: { bos: 1, eos: 2, pad: null, decoderStart: null } },
 };
 
 function llamaFrom(r: HfReader, family: LlamaFamily): DecoderConfig {
   const d = r.int('hidden_size');
   const def = LLAMA_DEFAULTS[family];
-  const norm: NormConfig = { kind: 'rmsnorm', eps: r.num('rms_norm_eps', def.eps) };
+  const gemma = family === 'gemma';
+  const eps = r.num('rms_norm_eps', def.eps);
+  const norm: NormConfig = gemma ? { kind: 'rmsnorm', eps, unitOffset: true } : { kind: 'rmsnorm', eps };
   const attention = llamaAttention(r, family, d);
   return {
     arch: 'decoder',
@@ -736,10 +751,10 @@ function llamaFrom(r: HfReader, family: LlamaFamily): DecoderConfig {
     hidden: d,
     maxContext: r.int('max_position_embeddings', def.ctx),
     positions: ropeFrom(r, attention.headDim, def.theta),
-    embedScale: 'none',
+    embedScale: gemma ? 'sqrt-hidden' : 'none',
     embedNorm: null,
     headScale: 'none',
-    tieEmbeddings: r.bool('tie_word_embeddings', false),
+    tieEmbeddings: r.bool('tie_word_embeddings', gemma),
     dropout: noDropout(r.num('attention_dropout', 0)),
     initStd: r.num('initializer_range', 0.02),
     tokens: tokensFrom(r, def.tokens),
@@ -752,6 +767,9 @@ function llamaFrom(r: HfReader, family: LlamaFamily): DecoderConfig {
   };
 }
 
+/** transformers' names for Gemma's gate activations (`gelu_pytorch_tanh` is the tanh approximation) */
+const GEMMA_ACT_TO_HF: { [A in Activation]: string } = { relu: 'relu', gelu: 'gelu', gelu_tanh: 'gelu_pytorch_tanh', silu: 'silu' };
+
 function llamaTo(cfg: DecoderConfig): HfJson {
   const b = cfg.decoder.block;
   const att = b.attention as StandardAttention;
@@ -759,7 +777,7 @@ function llamaTo(cfg: DecoderConfig): HfJson {
   const family = cfg.family as LlamaFamily;
   const out: HfJson = {
     model_type: family,
-    architectures: [{ llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM', mixtral: 'MixtralForCausalLM' }[family]],
+    architectures: [{ llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM', gemma: 'GemmaForCausalLM', mixtral: 'MixtralForCausalLM' }[family]],
     vocab_size: cfg.vocabSize,
     hidden_size: cfg.hidden,
     intermediate_size: f.kind === 'moe' ? f.expertHidden : f.hidden,
@@ -775,8 +793,9 @@ function llamaTo(cfg: DecoderConfig): HfJson {
     attention_dropout: cfg.dropout.attention,
     ...tokensTo(cfg.tokens, false),
   };
-  if (att.headDim * att.heads !== cfg.hidden || family === 'qwen3') out.head_dim = att.headDim;
-  if (family === 'qwen3') out.attention_bias = att.qkvBias;
+  if (att.headDim * att.heads !== cfg.hidden || family === 'qwen3' || family === 'gemma') out.head_dim = att.headDim;
+  if (family === 'qwen3' || family === 'gemma') out.attention_bias = att.qkvBias;
+  if (family === 'gemma') Object.assign(out, { hidden_act: 'gelu_pytorch_tanh', hidden_activation: GEMMA_ACT_TO_HF[f.act] });
   if (family === 'llama') Object.assign(out, { attention_bias: att.qkvBias, mlp_bias: f.kind !== 'moe' && f.bias });
   const w = att.window;
   if (family === 'mistral' || family === 'mixtral') out.sliding_window = w.kind === 'sliding' ? w.size : null;
@@ -1044,6 +1063,7 @@ const CODECS: { [F in Family]: Codec<F> } = {
   mistral: decoderCodec((r) => llamaFrom(r, 'mistral'), llamaTo),
   qwen2: decoderCodec((r) => llamaFrom(r, 'qwen2'), llamaTo),
   qwen3: decoderCodec((r) => llamaFrom(r, 'qwen3'), llamaTo),
+  gemma: decoderCodec((r) => llamaFrom(r, 'gemma'), llamaTo),
   mixtral: decoderCodec((r) => llamaFrom(r, 'mixtral'), llamaTo),
   deepseek_v2: deepseek,
   bert,

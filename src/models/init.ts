@@ -118,6 +118,11 @@ function decoderPlan(cfg: DecoderConfig): InitPlan {
     case 'mixtral':
     case 'deepseek_v2':
       return standard(std, cfg.tokens.pad, ['embed_tokens.weight']);
+    case 'gemma': {
+      // GemmaRMSNorm scales by (1 + weight): its weights start at zero, not one
+      const base = standard(std, cfg.tokens.pad, ['embed_tokens.weight']);
+      return (name, shape) => (shape.length === 1 && name.endsWith('norm.weight') ? ZEROS : base(name, shape));
+    }
     default:
       return cfg.family satisfies never;
   }
@@ -224,6 +229,7 @@ const PLANS: { [F in Family]: (cfg: FamilyConfig<F>) => InitPlan } = {
   mistral: decoderPlan,
   qwen2: decoderPlan,
   qwen3: decoderPlan,
+  gemma: decoderPlan,
   mixtral: decoderPlan,
   deepseek_v2: decoderPlan,
   bert: bertPlan,

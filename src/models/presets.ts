@@ -195,6 +195,17 @@ const FULL: Record<string, PresetSpec> = {
       tie_word_embeddings: true, bos_token_id: 151643, eos_token_id: 151645,
     },
   },
+  'gemma-2b': {
+    source: `${HF}/google/gemma-2b/blob/main/config.json`,
+    description: 'Gemma 2B: MQA (8 heads, 1 kv head) of head_dim 256, GeGLU, embeddings x sqrt(2048), (1 + w) RMSNorm, tied',
+    hf: {
+      model_type: 'gemma', architectures: ['GemmaForCausalLM'], vocab_size: 256000, hidden_size: 2048, intermediate_size: 16384,
+      num_hidden_layers: 18, num_attention_heads: 8, num_key_value_heads: 1, head_dim: 256, hidden_act: 'gelu',
+      hidden_activation: 'gelu_pytorch_tanh', max_position_embeddings: 8192, initializer_range: 0.02, rms_norm_eps: 1e-6,
+      rope_theta: 10000.0, rope_scaling: null, attention_bias: false, attention_dropout: 0.0, tie_word_embeddings: true,
+      bos_token_id: 2, eos_token_id: 1, pad_token_id: 0,
+    },
+  },
   'mixtral-8x7b': {
     source: `${HF}/mistralai/Mixtral-8x7B-v0.1/blob/main/config.json`,
     description: 'Mixtral 8x7B: 8 SwiGLU experts, top-2 routing',
@@ -332,6 +343,14 @@ const TINY: Record<string, TinySpec> = {
     set: {
       vocab_size: 256, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4,
       num_key_value_heads: 2, head_dim: 32, max_position_embeddings: 128, max_window_layers: 2, ...TINY_IDS,
+    },
+  },
+  'tiny-gemma': {
+    base: 'gemma-2b',
+    description: 'tiny Gemma (MQA 4/1, head_dim 32, GeGLU, sqrt(64) embedding scale, (1 + w) RMSNorm, tied)',
+    set: {
+      vocab_size: 256, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4,
+      num_key_value_heads: 1, head_dim: 32, max_position_embeddings: 128, ...TINY_IDS,
     },
   },
   'tiny-mixtral': {

@@ -9,7 +9,12 @@
 /** Normalization layer. T5's "LayerNorm" (no mean subtraction, no bias) is `rmsnorm`. */
 export type NormConfig =
   | { kind: 'layernorm'; eps: number; bias: boolean }
-  | { kind: 'rmsnorm'; eps: number };
+  | {
+      kind: 'rmsnorm';
+      eps: number;
+      /** scale by (1 + weight), weight initialised to zero (Gemma's RMSNorm); absent = false (scale by weight) */
+      unitOffset?: boolean;
+    };
 
 /**
  * RoPE frequency rescaling for context extension (transformers `rope_scaling`).

@@ -1,6 +1,6 @@
-// Issue 12 presets: Llama 3 / 3.1 8B and Qwen3 (qk-norm). Published parameter counts reproduced from the
+// Issue 12 presets: Llama 3 / 3.1 8B, Qwen3 (qk-norm) and Gemma (GeGLU, sqrt(D) embeddings, (1 + w) RMSNorm). Published parameter counts reproduced from the
 // config alone, config.json codecs both ways, and the qk-norm mechanism in the tiny model. Logit parity with
-// the independent PyTorch reference is in parity-decoder.test.ts (fixtures qwen3, llama-rope-llama3); cached
+// the independent PyTorch reference is in parity-decoder.test.ts (fixtures qwen3, llama-rope-llama3, gemma); cached
 // decoding in cache-decoder.test.ts.
 import '../../src/autograd/index.js';
 import { test } from 'node:test';
@@ -101,4 +101,52 @@ test('tiny-qwen3: q_norm / k_norm parameters of width head_dim, counted by inspe
   for (const [name, p] of model.namedParameters()) {
     assert.ok(p.grad && p.grad.toList().some((v) => v !== 0), `no gradient for ${name}`);
   }
+});
+
+test('gemma-2b: 2,506,172,416 parameters (the "2.5B" of the Gemma report / model card)', () => {
+  // per layer: q, o 2048 x (8 x 256), k, v 2048 x 256 (MQA), GeGLU 3 x 2048 x 16384, two RMSNorms; tied head
+  const layer = 2 * 2048 * 2048 + 2 * 2048 * 256 + 3 * 2048 * 16384 + 2 * 2048;
+  const c = countParams(getPreset('gemma-2b'));
+  assert.equal(c.params, 256000 * 2048 + 18 * layer + 2048);
+  assert.equal(c.params, 2_506_172_416);
+  assert.equal(c.activeParams, c.params);
+  // MQA: one 256-wide key and value per layer
+  assert.equal(inspectConfig(getPreset('gemma-2b'), { context: 8, dtype: 'bfloat16' }).kvCacheBytesPerToken, 2 * 18 * 256 * 2);
+});
+
+test('gemma config.json: GeGLU from hidden_activation (tanh GELU when null), sqrt embeddings, (1 + w) norms, round trip', () => {
+  const info = getPresetInfo('gemma-2b');
+  const cfg = fromHFConfig(info.hf) as DecoderConfig;
+  const b = cfg.decoder.block;
+  assert.equal(cfg.embedScale, 'sqrt-hidden');
+  assert.deepEqual(b.norm, { kind: 'rmsnorm', eps: 1e-6, unitOffset: true });
+  assert.deepEqual(b.ffn, { kind: 'glu', act: 'gelu_tanh', hidden: 16384, bias: false });
+  assert.equal((b.attention as StandardAttention).kind, 'mqa');
+  assert.equal((b.attention as StandardAttention).headDim, 256);
+  assert.equal(cfg.tieEmbeddings, true);
+  // the original upload's hidden_act "gelu" with no hidden_activation still means the tanh GELU
+  const { hidden_activation: _h, ...original } = info.hf;
+  assert.deepEqual(fromHFConfig(original), cfg);
+  assert.deepEqual(fromHFConfig({ ...info.hf, hidden_activation: 'gelu' }).arch === 'decoder'
+    && (fromHFConfig({ ...info.hf, hidden_activation: 'gelu' }) as DecoderConfig).decoder.block.ffn.act, 'gelu');
+  const back = toHFConfig(cfg);
+  assert.equal(back.hidden_activation, 'gelu_pytorch_tanh');
+  assert.equal(back.head_dim, 256);
+  assert.deepEqual(fromHFConfig(back), cfg);
+  // a llama config cannot carry Gemma's norm or embedding scale
+  const llama = structuredClone(getPreset('tiny-llama') as DecoderConfig);
+  llama.embedScale = 'sqrt-hidden';
+  assert.throws(() => toHFConfig(llama), /cannot express .*embedScale/);
+});
+
+test('tiny-gemma: norm weights start at zero (scale 1 + w), gradients reach every parameter', () => {
+  const model = createModel(getPreset('tiny-gemma'), { seed: 3 });
+  const params = new Map(model.namedParameters());
+  assert.ok(params.get('model.layers.0.input_layernorm.weight')!.toList().every((v) => v === 0));
+  assert.ok(params.get('model.norm.weight')!.toList().every((v) => v === 0));
+  assert.equal(params.has('lm_head.weight'), false);
+  const ids = randomIds(2, 7, 256, 4);
+  const logits = model.forward({ inputIds: ids }).logits;
+  crossEntropy(contiguous(slice(logits, 1, 0, 6)), contiguous(slice(ids, 1, 1))).backward();
+  for (const [name, p] of params) assert.ok(p.grad && p.grad.toList().some((v) => v !== 0), `no gradient for ${name}`);
 });
