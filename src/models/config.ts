@@ -94,7 +94,7 @@ interface TransformerBase extends ModelBase {
   headScale: 'none' | 'rsqrt-hidden';
 }
 
-export type DecoderFamily = 'gpt2' | 'openai-gpt' | 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'gemma' | 'mixtral' | 'deepseek_v2';
+export type DecoderFamily = 'gpt2' | 'openai-gpt' | 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'qwen3_moe' | 'gemma' | 'mixtral' | 'deepseek_v2';
 
 /** Causal language model (GPT, Llama, Mixtral, DeepSeek...). */
 export interface DecoderConfig extends TransformerBase {
@@ -356,7 +356,7 @@ export function configProblems(cfg: ModelConfig): ConfigError[] {
 
 /** Families each architecture admits (the compiler keeps the table complete). */
 export const ARCH_FAMILIES: { [A in Arch]: readonly Extract<ModelConfig, { arch: A }>['family'][] } = {
-  decoder: ['gpt2', 'openai-gpt', 'llama', 'mistral', 'qwen2', 'qwen3', 'gemma', 'mixtral', 'deepseek_v2'],
+  decoder: ['gpt2', 'openai-gpt', 'llama', 'mistral', 'qwen2', 'qwen3', 'qwen3_moe', 'gemma', 'mixtral', 'deepseek_v2'],
   encoder: ['bert'],
   'encoder-decoder': ['t5', 'bart', 'marian'],
   rnn: ['lineage-rnn'],

@@ -54,6 +54,7 @@ const NAMING: { [F in DecoderFamily]: DecoderNaming } = {
   mistral: LLAMA,
   qwen2: LLAMA,
   qwen3: LLAMA,
+  qwen3_moe: LLAMA, // mlp.gate + mlp.experts.{e}.gate_proj / up_proj / down_proj, as DeepSeek
   gemma: LLAMA,
   mixtral: { ...LLAMA, ffn: 'block_sparse_moe', moe: MIXTRAL_MOE_NAMES },
   deepseek_v2: LLAMA,

@@ -93,6 +93,9 @@ class HfReader {
     return this.value<Record<string, unknown> | null>(key, null,
       (v) => v === null || (typeof v === 'object' && !Array.isArray(v)), 'an object or null');
   }
+  intList(key: string): number[] {
+    return this.value<number[]>(key, [], (v) => Array.isArray(v) && v.every((n) => Number.isInteger(n)), 'a list of integers');
+  }
   strList(key: string): string[] {
     return this.value<string[]>(key, [], (v) => Array.isArray(v) && v.every((s) => typeof s === 'string'), 'a list of strings');
   }
@@ -665,26 +668,32 @@ function bartLikeTo(cfg: EncoderDecoderConfig): HfJson {
 }
 
 // ----------------------------------------------------------------------------------------------------
-// Llama and its descendants (Mistral, Qwen2, Qwen3, Gemma, Mixtral)
+// Llama and its descendants (Mistral, Qwen2, Qwen3, Qwen3-MoE, Gemma, Mixtral)
+//
+// Qwen3-MoE (model_type "qwen3_moe") is Qwen3 attention with a Mixtral-style router (softmax, top-k, the k
+// weights renormalised when `norm_topk_prob`) over `num_experts` SwiGLU experts of `moe_intermediate_size`,
+// no shared expert. Every layer is sparse: `decoder_sparse_step` must be 1 and `mlp_only_layers` empty
+// (transformers' other placements, dense where (layer + 1) % step != 0, are not Lineage's MoE placement).
 //
 // Gemma (model_type "gemma") is Llama with: embeddings times sqrt(hidden) (GemmaModel's normalizer), RMSNorm
 // scaling by (1 + weight), a GeGLU MLP, head_dim 256 by default and tied embeddings. Its activation is read
 // from `hidden_activation`; when that is null or absent it is the tanh GELU (what transformers uses, with a
 // warning, for the original checkpoints whose `hidden_act: "gelu"` was a mistake), never `hidden_act`.
 
-type LlamaFamily = 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'gemma' | 'mixtral';
+type LlamaFamily = 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'qwen3_moe' | 'gemma' | 'mixtral';
 
 function llamaAttention(r: HfReader, family: LlamaFamily, d: number): StandardAttention {
   const heads = r.int('num_attention_heads');
   const kvHeads = r.int('num_key_value_heads', heads);
   // Qwen3Config defaults head_dim to 128 whatever the width; the others derive it from hidden / heads
-  const defaultHeadDim = family === 'qwen3' ? 128 : family === 'gemma' ? 256 : null;
+  const qwen3 = family === 'qwen3' || family === 'qwen3_moe';
+  const defaultHeadDim = qwen3 ? 128 : family === 'gemma' ? 256 : null;
   const headDim = r.intOrNull('head_dim', defaultHeadDim) ?? r.headDim(d, heads, 'num_attention_heads');
-  const bias = (family === 'llama' || family === 'qwen3' || family === 'gemma') && r.bool('attention_bias', false);
+  const bias = (family === 'llama' || qwen3 || family === 'gemma') && r.bool('attention_bias', false);
   const kind = kvHeads === heads ? 'mha' : kvHeads === 1 ? 'mqa' : 'gqa';
   const att: StandardAttention = { kind, heads, kvHeads, headDim, qkvBias: bias, outBias: bias, scale: null, window: { kind: 'full' } };
-  if (family === 'qwen3') att.qkNorm = true; // Qwen3Attention always has q_norm / k_norm
-  if (family === 'qwen2' || family === 'qwen3') {
+  if (qwen3) att.qkNorm = true; // Qwen3Attention always has q_norm / k_norm
+  if (family === 'qwen2' || qwen3) {
     if (family === 'qwen2') att.qkvBias = true; // hard-coded in transformers' Qwen2Attention
     const size = r.intOrNull('sliding_window', 4096);
     const firstFull = r.int('max_window_layers', 28);
@@ -705,6 +714,7 @@ function gemmaAct(r: HfReader): GluActivation {
 function llamaFfn(r: HfReader, family: LlamaFamily): FfnConfig {
   const act = family === 'gemma' ? gemmaAct(r) : gluAct(r, 'hidden_act', 'silu');
   const hidden = r.int('intermediate_size');
+  if (family === 'qwen3_moe') return qwen3MoeFfn(r, hidden);
   if (family !== 'mixtral') return { kind: 'glu', act, hidden, bias: family === 'llama' && r.bool('mlp_bias', false) };
   return {
     kind: 'moe',
@@ -728,11 +738,37 @@ function llamaFfn(r: HfReader, family: LlamaFamily): FfnConfig {
   };
 }
 
+function qwen3MoeFfn(r: HfReader, denseHidden: number): FfnConfig {
+  r.require('decoder_sparse_step', 1, 1);
+  if (r.intList('mlp_only_layers').length > 0) r.fail('mlp_only_layers', 'must be empty (every layer a MoE layer)');
+  return {
+    kind: 'moe',
+    experts: r.int('num_experts', 128),
+    topK: r.int('num_experts_per_tok', 8),
+    expert: 'glu',
+    act: gluAct(r, 'hidden_act', 'silu'),
+    expertHidden: r.int('moe_intermediate_size', 768),
+    bias: false,
+    gating: 'softmax',
+    normTopK: r.bool('norm_topk_prob', false),
+    routedScale: 1,
+    routing: { kind: 'greedy' },
+    sharedExperts: 0,
+    sharedHidden: 0,
+    auxLossCoef: r.num('router_aux_loss_coef', 0.001),
+    ...moeExtrasFrom(r),
+    denseLayers: 0,
+    layerFreq: 1,
+    denseHidden, // intermediate_size, which only mlp_only_layers (none here) would use
+  };
+}
+
 const LLAMA_DEFAULTS: { [F in LlamaFamily]: { theta: number; eps: number; ctx: number; tokens: TokenIds } } = {
   llama: { theta: 10000, eps: 1e-6, ctx: 2048, tokens: { bos: 1, eos: 2, pad: null, decoderStart: null } },
   mistral: { theta: 10000, eps: 1e-6, ctx: 131072, tokens: { bos: 1, eos: 2, pad: null, decoderStart: null } },
   qwen2: { theta: 10000, eps: 1e-6, ctx: 32768, tokens: { bos: null, eos: null, pad: null, decoderStart: null } },
   qwen3: { theta: 10000, eps: 1e-6, ctx: 32768, tokens: { bos: null, eos: null, pad: null, decoderStart: null } },
+  qwen3_moe: { theta: 10000, eps: 1e-6, ctx: 32768, tokens: { bos: null, eos: null, pad: null, decoderStart: null } },
   gemma: { theta: 10000, eps: 1e-6, ctx: 8192, tokens: { bos: 2, eos: 1, pad: 0, decoderStart: null } },
   mixtral: { theta: 1e6, eps: 1e-5, ctx: 131072, tokens: { bos: 1, eos: 2, pad: null, decoderStart: null } },
 };
@@ -777,7 +813,7 @@ function llamaTo(cfg: DecoderConfig): HfJson {
   const family = cfg.family as LlamaFamily;
   const out: HfJson = {
     model_type: family,
-    architectures: [{ llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM', gemma: 'GemmaForCausalLM', mixtral: 'MixtralForCausalLM' }[family]],
+    architectures: [{ llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM', qwen3_moe: 'Qwen3MoeForCausalLM', gemma: 'GemmaForCausalLM', mixtral: 'MixtralForCausalLM' }[family]],
     vocab_size: cfg.vocabSize,
     hidden_size: cfg.hidden,
     intermediate_size: f.kind === 'moe' ? f.expertHidden : f.hidden,
@@ -793,18 +829,24 @@ function llamaTo(cfg: DecoderConfig): HfJson {
     attention_dropout: cfg.dropout.attention,
     ...tokensTo(cfg.tokens, false),
   };
-  if (att.headDim * att.heads !== cfg.hidden || family === 'qwen3' || family === 'gemma') out.head_dim = att.headDim;
-  if (family === 'qwen3' || family === 'gemma') out.attention_bias = att.qkvBias;
+  const qwen3 = family === 'qwen3' || family === 'qwen3_moe';
+  if (att.headDim * att.heads !== cfg.hidden || qwen3 || family === 'gemma') out.head_dim = att.headDim;
+  if (qwen3 || family === 'gemma') out.attention_bias = att.qkvBias;
   if (family === 'gemma') Object.assign(out, { hidden_act: 'gelu_pytorch_tanh', hidden_activation: GEMMA_ACT_TO_HF[f.act] });
   if (family === 'llama') Object.assign(out, { attention_bias: att.qkvBias, mlp_bias: f.kind !== 'moe' && f.bias });
   const w = att.window;
   if (family === 'mistral' || family === 'mixtral') out.sliding_window = w.kind === 'sliding' ? w.size : null;
-  if (family === 'qwen2' || family === 'qwen3') {
+  if (family === 'qwen2' || qwen3) {
     Object.assign(out, w.kind === 'sliding'
       ? { use_sliding_window: true, sliding_window: w.size, max_window_layers: w.firstFullLayers }
       : { use_sliding_window: false, sliding_window: null, max_window_layers: cfg.decoder.layers });
   }
-  if (f.kind === 'moe') {
+  if (f.kind === 'moe' && family === 'qwen3_moe') {
+    Object.assign(out, {
+      intermediate_size: f.denseHidden, moe_intermediate_size: f.expertHidden, num_experts: f.experts, num_experts_per_tok: f.topK,
+      norm_topk_prob: f.normTopK, decoder_sparse_step: 1, mlp_only_layers: [], router_aux_loss_coef: f.auxLossCoef,
+    }, moeExtrasTo(f));
+  } else if (f.kind === 'moe') {
     Object.assign(out, { num_local_experts: f.experts, num_experts_per_tok: f.topK, router_aux_loss_coef: f.auxLossCoef }, moeExtrasTo(f));
   }
   return { ...out, ...visionTo(cfg.vision) };
@@ -1063,6 +1105,7 @@ const CODECS: { [F in Family]: Codec<F> } = {
   mistral: decoderCodec((r) => llamaFrom(r, 'mistral'), llamaTo),
   qwen2: decoderCodec((r) => llamaFrom(r, 'qwen2'), llamaTo),
   qwen3: decoderCodec((r) => llamaFrom(r, 'qwen3'), llamaTo),
+  qwen3_moe: decoderCodec((r) => llamaFrom(r, 'qwen3_moe'), llamaTo),
   gemma: decoderCodec((r) => llamaFrom(r, 'gemma'), llamaTo),
   mixtral: decoderCodec((r) => llamaFrom(r, 'mixtral'), llamaTo),
   deepseek_v2: deepseek,

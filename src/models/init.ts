@@ -115,6 +115,7 @@ function decoderPlan(cfg: DecoderConfig): InitPlan {
     case 'mistral':
     case 'qwen2':
     case 'qwen3':
+    case 'qwen3_moe':
     case 'mixtral':
     case 'deepseek_v2':
       return standard(std, cfg.tokens.pad, ['embed_tokens.weight']);
@@ -229,6 +230,7 @@ const PLANS: { [F in Family]: (cfg: FamilyConfig<F>) => InitPlan } = {
   mistral: decoderPlan,
   qwen2: decoderPlan,
   qwen3: decoderPlan,
+  qwen3_moe: decoderPlan,
   gemma: decoderPlan,
   mixtral: decoderPlan,
   deepseek_v2: decoderPlan,

@@ -195,6 +195,19 @@ const FULL: Record<string, PresetSpec> = {
       tie_word_embeddings: true, bos_token_id: 151643, eos_token_id: 151645,
     },
   },
+  'qwen3-30b-a3b': {
+    source: `${HF}/Qwen/Qwen3-30B-A3B/blob/main/config.json`,
+    description: 'Qwen3-30B-A3B: 48 layers of Qwen3 attention (GQA 32/4, qk-norm) + 128 SwiGLU experts, top-8, normalised top-k',
+    hf: {
+      model_type: 'qwen3_moe', architectures: ['Qwen3MoeForCausalLM'], vocab_size: 151936, hidden_size: 2048,
+      intermediate_size: 6144, moe_intermediate_size: 768, num_hidden_layers: 48, num_attention_heads: 32,
+      num_key_value_heads: 4, head_dim: 128, hidden_act: 'silu', max_position_embeddings: 40960, initializer_range: 0.02,
+      rms_norm_eps: 1e-6, rope_theta: 1000000.0, rope_scaling: null, attention_bias: false, attention_dropout: 0.0,
+      use_sliding_window: false, sliding_window: null, max_window_layers: 48, num_experts: 128, num_experts_per_tok: 8,
+      norm_topk_prob: true, decoder_sparse_step: 1, mlp_only_layers: [], router_aux_loss_coef: 0.001,
+      output_router_logits: false, tie_word_embeddings: false, bos_token_id: 151643, eos_token_id: 151645,
+    },
+  },
   'gemma-2b': {
     source: `${HF}/google/gemma-2b/blob/main/config.json`,
     description: 'Gemma 2B: MQA (8 heads, 1 kv head) of head_dim 256, GeGLU, embeddings x sqrt(2048), (1 + w) RMSNorm, tied',
@@ -343,6 +356,15 @@ const TINY: Record<string, TinySpec> = {
     set: {
       vocab_size: 256, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4,
       num_key_value_heads: 2, head_dim: 32, max_position_embeddings: 128, max_window_layers: 2, ...TINY_IDS,
+    },
+  },
+  'tiny-qwen3-moe': {
+    base: 'qwen3-30b-a3b',
+    description: 'tiny Qwen3-MoE (qk-norm, 8 experts of width 32, top-2, normalised top-k)',
+    set: {
+      vocab_size: 256, hidden_size: 64, intermediate_size: 128, moe_intermediate_size: 32, num_hidden_layers: 2,
+      num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16, num_experts: 8, num_experts_per_tok: 2,
+      max_position_embeddings: 128, max_window_layers: 2, ...TINY_IDS,
     },
   },
   'tiny-gemma': {

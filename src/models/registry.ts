@@ -22,6 +22,7 @@ const BUILDERS: { [F in Family]: ModelBuilder<F> } = {
   mistral: buildDecoder,
   qwen2: buildDecoder,
   qwen3: buildDecoder,
+  qwen3_moe: buildDecoder,
   gemma: buildDecoder,
   mixtral: buildDecoder,
   deepseek_v2: buildDecoder,

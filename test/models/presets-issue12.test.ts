@@ -1,6 +1,6 @@
-// Issue 12 presets: Llama 3 / 3.1 8B, Qwen3 (qk-norm) and Gemma (GeGLU, sqrt(D) embeddings, (1 + w) RMSNorm). Published parameter counts reproduced from the
+// Issue 12 presets: Llama 3 / 3.1 8B, Qwen3 (qk-norm), Qwen3-MoE and Gemma (GeGLU, sqrt(D) embeddings, (1 + w) RMSNorm). Published parameter counts reproduced from the
 // config alone, config.json codecs both ways, and the qk-norm mechanism in the tiny model. Logit parity with
-// the independent PyTorch reference is in parity-decoder.test.ts (fixtures qwen3, llama-rope-llama3, gemma); cached
+// the independent PyTorch reference is in parity-decoder.test.ts (fixtures qwen3, qwen3_moe, llama-rope-llama3, gemma); cached
 // decoding in cache-decoder.test.ts.
 import '../../src/autograd/index.js';
 import { test } from 'node:test';
@@ -149,4 +149,55 @@ test('tiny-gemma: norm weights start at zero (scale 1 + w), gradients reach ever
   const logits = model.forward({ inputIds: ids }).logits;
   crossEntropy(contiguous(slice(logits, 1, 0, 6)), contiguous(slice(ids, 1, 1))).backward();
   for (const [name, p] of params) assert.ok(p.grad && p.grad.toList().some((v) => v !== 0), `no gradient for ${name}`);
+});
+
+test('qwen3-30b-a3b: 30,532,122,624 total, 3,353,032,704 active ("30.5B", "3.3B activated" on the model card)', () => {
+  // per layer: attention q, o 2048 x 4096 (32 x 128), k, v 2048 x 512 (4 kv heads), q_norm + k_norm 2 x 128;
+  // router 2048 x 128; 128 SwiGLU experts 3 x 2048 x 768, 8 of them per token; two RMSNorms. Untied head.
+  const attn = 2 * 2048 * 4096 + 2 * 2048 * 512 + 2 * 128;
+  const expert = 3 * 2048 * 768;
+  const rest = 2 * 151936 * 2048 + 2048;
+  const c = countParams(getPreset('qwen3-30b-a3b'));
+  assert.equal(c.params, rest + 48 * (attn + 2048 * 128 + 128 * expert + 2 * 2048));
+  assert.equal(c.params, 30_532_122_624);
+  assert.equal(c.activeParams, rest + 48 * (attn + 2048 * 128 + 8 * expert + 2 * 2048));
+  assert.equal(c.activeParams, 3_353_032_704);
+  assert.equal(c.byComponent.sharedExperts, undefined);
+});
+
+test('qwen3_moe config.json: experts, top-k, norm_topk_prob both ways; unsupported placements named', () => {
+  const info = getPresetInfo('qwen3-30b-a3b');
+  const cfg = fromHFConfig(info.hf) as DecoderConfig;
+  const f = cfg.decoder.block.ffn;
+  assert.ok(f.kind === 'moe');
+  assert.equal(f.experts, 128);
+  assert.equal(f.topK, 8);
+  assert.equal(f.expertHidden, 768);
+  assert.equal(f.normTopK, true);
+  assert.equal(f.sharedExperts, 0);
+  assert.equal(f.gating, 'softmax');
+  assert.equal((cfg.decoder.block.attention as StandardAttention).qkNorm, true);
+  const back = toHFConfig(cfg);
+  for (const k of ['num_experts', 'num_experts_per_tok', 'moe_intermediate_size', 'intermediate_size', 'norm_topk_prob', 'head_dim', 'router_aux_loss_coef']) {
+    assert.deepEqual(back[k], info.hf[k], k);
+  }
+  assert.deepEqual(fromHFConfig(back), cfg);
+  assert.equal((fromHFConfig({ ...info.hf, norm_topk_prob: false }) as DecoderConfig).decoder.block.ffn.kind === 'moe', true);
+  assert.throws(() => fromHFConfig({ ...info.hf, decoder_sparse_step: 2 }), /decoder_sparse_step/);
+  assert.throws(() => fromHFConfig({ ...info.hf, mlp_only_layers: [0, 1] }), /mlp_only_layers/);
+});
+
+test('tiny-qwen3-moe: expert names as transformers saves them, router logits and aux loss, gradients flow', () => {
+  const model = createModel(getPreset('tiny-qwen3-moe'), { seed: 4 });
+  const names = model.namedParameters().map(([n]) => n);
+  for (const n of ['model.layers.0.mlp.gate.weight', 'model.layers.1.mlp.experts.7.down_proj.weight', 'model.layers.0.self_attn.k_norm.weight', 'lm_head.weight']) {
+    assert.ok(names.includes(n), n);
+  }
+  const ids = randomIds(2, 6, 256, 7);
+  const out = model.forward({ inputIds: ids });
+  assert.deepEqual([...out.routerLogits!.shape], [2, 12, 8]);
+  const loss = crossEntropy(contiguous(slice(out.logits, 1, 0, 5)), contiguous(slice(ids, 1, 1)));
+  loss.backward();
+  const gate = model.namedParameters().find(([n]) => n === 'model.layers.0.mlp.gate.weight')![1];
+  assert.ok(gate.grad && gate.grad.toList().some((v) => v !== 0));
 });
