@@ -6,3 +6,4 @@ export { attention, attentionBackward, attentionScratchBytes } from './attention
 export { unary, unaryBackward, binary } from './elementwise';
 export { copyStrided, reduce, gather, scatterAdd } from './layout';
 export { softmax, softmaxBackward, norm, normBackward, sumPartials, crossEntropy, crossEntropyBackward, adamw } from './rows';
+export { pagedAttention } from './paged';

@@ -34,3 +34,7 @@ export { SGD, Adam, AdamW, createOptimizer, clipGradNorm, type Optimizer, type O
 // ---- WebAssembly backend (browsers: a cross-origin-isolated page; see docs/BROWSER.md) ----
 export { createWasmBackend, type WasmBackend, type WasmBackendOptions } from './backend/wasm/backend.js';
 export { webWorkerSpawner, webWorkersAvailable } from './backend/wasm/pool-browser.js';
+// ---- inference engine ----
+export { Engine, RequestHandle } from './infer/engine/engine.js';
+export type { EngineOptions, EngineRequest, EngineStats } from './infer/engine/engine.js';
+export type { TokenEvent, FinishReason, LogitsProcessor } from './infer/engine/sequence.js';

@@ -8,6 +8,7 @@ export { saveModelDir, type LoadedModel } from './infer/model-dir-node.js';
 export { loadTokenizer, saveTokenizer } from './tokenizers/load-node.js';
 export { readCheckpoint, writeCheckpoint } from './io/checkpoint-node.js';
 export { useFastBackend, shutdownBackend } from './cli/backend-node.js';
+export { EngineWorker } from './infer/engine/engine-node.js';
 
 import { useFastBackend } from './cli/backend-node.js';
 await useFastBackend();

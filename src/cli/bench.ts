@@ -2,51 +2,36 @@
 //   lineage bench gemm --m M --n N --k K [--threads T] [--json]
 //   lineage bench attention --batch-heads BH --seq T --head-dim D [--causal] [--threads T] [--json]
 //   lineage bench elementwise --op add|exp [--size N] [--threads T] [--json]
+//   lineage bench serve [--model DIR | --url URL] [--concurrency 64] [--duration 60] [--max-tokens 64] [--threads T] [--json]
+//   lineage bench decode [--model DIR] --concurrency N --prompt-tokens P --max-tokens T [--draft-model DIR] [--single-requests K] [--threads T] [--json]
 //   lineage bench all [--threads 1,2] [--rounds 2] [--no-torch] [--json]
 import os from 'node:os';
 import { benchAttention, benchElementwise, benchGemm } from '../../bench/kernels.js';
 import { runSuite } from '../../bench/suite.js';
+import { flagChoice, flagNumber, flagNumberList, parseFlags, type ParsedFlags } from './flags.js';
 
 const USAGE = `usage:
   lineage bench gemm --m M --n N --k K [--threads T] [--variant auto|relaxed|simd] [--json]
   lineage bench attention --batch-heads BH --seq T --head-dim D [--causal] [--threads T] [--json]
   lineage bench elementwise --op add|exp [--size N] [--threads T] [--json]
+  lineage bench decode [--model DIR] --concurrency N --prompt-tokens P --max-tokens T [--draft-model DIR] [--single-requests K] [--threads T] [--json]
+  lineage bench serve [--model DIR | --url URL] [--concurrency 64] [--duration 60] [--max-tokens 64] [--threads T] [--json]
   lineage bench all [--threads 1,2] [--sweep 512,1024,2048,4096] [--rounds 2] [--no-torch] [--json]
 Figures are medians of repeated runs after warm-up. gemm counts 2*M*N*K FLOPs, attention 4*BH*T^2*D.`;
 
-const BOOL = new Set(['json', 'causal', 'no-torch', 'help']);
+const VALUED = [
+  'm', 'n', 'k', 'threads', 'variant', 'batch-heads', 'seq', 'head-dim', 'op', 'size', 'sweep', 'rounds', 'min-seconds',
+  // decode and serve
+  'model', 'draft-model', 'concurrency', 'prompt-tokens', 'max-tokens', 'single-requests', 'url', 'duration', 'prompt', 'served-model',
+];
+const BOOLS = ['json', 'causal', 'no-torch'];
 
-function parse(argv: string[]): { sub: string | undefined; flags: Map<string, string> } {
-  const [sub, ...rest] = argv;
-  const flags = new Map<string, string>();
-  for (let i = 0; i < rest.length; i++) {
-    const a = rest[i]!;
-    if (!a.startsWith('--')) throw new Error(`unexpected argument '${a}'\n${USAGE}`);
-    const eq = a.indexOf('=');
-    if (eq > 0) {
-      flags.set(a.slice(2, eq), a.slice(eq + 1));
-      continue;
-    }
-    const name = a.slice(2);
-    if (BOOL.has(name)) flags.set(name, 'true');
-    else {
-      const v = rest[++i];
-      if (v === undefined) throw new Error(`--${name} needs a value`);
-      flags.set(name, v);
-    }
-  }
-  return { sub, flags };
-}
-
-function int(flags: Map<string, string>, name: string, def?: number): number {
-  const s = flags.get(name);
-  if (s === undefined) {
-    if (def === undefined) throw new Error(`--${name} is required\n${USAGE}`);
-    return def;
-  }
-  const v = Number(s);
-  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer (got '${s}')`);
-  return v;
+/** a required (no default) or defaulted positive integer flag */
+function int(f: ParsedFlags, name: string, def?: number): number {
+  const v = flagNumber(f, name, { int: true, min: 1 });
+  if (v !== undefined) return v;
+  if (def === undefined) throw new Error(`--${name} N is required\n${USAGE}`);
+  return def;
 }
 
 function cores(): number {
@@ -54,25 +39,27 @@ function cores(): number {
 }
 
 export async function benchCommand(argv: string[]): Promise<void> {
-  const { sub, flags } = parse(argv);
-  if (!sub || sub === '--help' || flags.has('help')) {
+  const f = parseFlags('bench', argv, VALUED, BOOLS, { positionals: 1, positionalName: 'benchmark name' });
+  const sub = f.positionals[0];
+  if (!sub || f.help) {
     console.log(USAGE);
     return;
   }
-  const json = flags.has('json');
-  const threads = int(flags, 'threads', cores());
-  const variant = (flags.get('variant') ?? 'auto') as 'auto' | 'relaxed' | 'simd';
-  if (!['auto', 'relaxed', 'simd'].includes(variant)) throw new Error(`--variant must be auto, relaxed or simd (got '${variant}')`);
-  const minSeconds = flags.has('min-seconds') ? Number(flags.get('min-seconds')) : undefined;
+  const json = f.bools.has('json');
+  const threads = sub === 'all' ? 0 : int(f, 'threads', cores());
+  const variant = flagChoice(f, 'variant', ['auto', 'relaxed', 'simd'] as const) ?? 'auto';
+  const minSeconds = flagNumber(f, 'min-seconds', { min: 0 });
   const o = { threads, variant, minSeconds };
+  // the decode and serve benches take their flags as name -> last value
+  const flags = new Map<string, string>([...f.values].map(([k, v]) => [k, v.at(-1)!]));
   switch (sub) {
     case 'gemm': {
-      const r = await benchGemm(int(flags, 'm'), int(flags, 'n'), int(flags, 'k'), o);
+      const r = await benchGemm(int(f, 'm'), int(f, 'n'), int(f, 'k'), o);
       console.log(json ? JSON.stringify(r) : `gemm ${r.m}x${r.n}x${r.k} threads=${r.threads} (${r.variant}): ${r.gflops.toFixed(1)} GFLOP/s, ${r.medianMs.toFixed(2)} ms median of ${r.reps}`);
       return;
     }
     case 'attention': {
-      const r = await benchAttention(int(flags, 'batch-heads'), int(flags, 'seq'), int(flags, 'head-dim'), flags.has('causal'), o);
+      const r = await benchAttention(int(f, 'batch-heads'), int(f, 'seq'), int(f, 'head-dim'), f.bools.has('causal'), o);
       console.log(
         json
           ? JSON.stringify(r)
@@ -82,19 +69,27 @@ export async function benchCommand(argv: string[]): Promise<void> {
       return;
     }
     case 'elementwise': {
-      const op = flags.get('op') ?? 'add';
-      if (op !== 'add' && op !== 'exp') throw new Error(`elementwise: --op must be add or exp (got '${op}')`);
-      const r = await benchElementwise(op, int(flags, 'size', 16 << 20), o);
+      const op = flagChoice(f, 'op', ['add', 'exp'] as const) ?? 'add';
+      const r = await benchElementwise(op, int(f, 'size', 16 << 20), o);
       console.log(json ? JSON.stringify(r) : `${r.op} ${r.size} floats threads=${r.threads} (${r.variant}): ${r.gbps.toFixed(1)} GB/s, ${r.medianMs.toFixed(2)} ms median of ${r.reps}`);
       return;
     }
+    case 'decode': {
+      const { decodeCommand } = await import('../../bench/decode-node.js');
+      await decodeCommand(flags, threads, json, (n, d) => int(f, n, d));
+      return;
+    }
+    case 'serve': {
+      const { serveBenchCommand } = await import('../../bench/serve-node.js');
+      await serveBenchCommand(flags, threads, json, (n, d) => int(f, n, d));
+      return;
+    }
     case 'all': {
-      const list = (s: string | undefined, def: number[]) => (s ? s.split(',').map((x) => int(new Map([['v', x]]), 'v')) : def);
       await runSuite({
-        threads: list(flags.get('threads'), [1, 2]),
-        sweep: list(flags.get('sweep'), [512, 1024, 2048, 4096]),
-        torch: !flags.has('no-torch'),
-        rounds: int(flags, 'rounds', 2),
+        threads: flagNumberList(f, 'threads', { int: true, min: 1 }) ?? [1, 2],
+        sweep: flagNumberList(f, 'sweep', { int: true, min: 1 }) ?? [512, 1024, 2048, 4096],
+        torch: !f.bools.has('no-torch'),
+        rounds: int(f, 'rounds', 2),
         json,
         minSeconds,
       });

@@ -17,6 +17,23 @@ export interface GenerateOptions extends SamplingOptions {
   onToken?: (id: number) => void;
   /** use the model's KV cache when it has one (default true; false re-runs the sequence, for tests) */
   useCache?: boolean;
+  /** constrained decoding (infer/constrain): masks each step's logits; generation ends when it is finished */
+  constraint?: StepConstraint;
+}
+
+/** What generate needs of a constraint (infer/constrain's Constraint has it). */
+export interface StepConstraint {
+  isFinished(): boolean;
+  maskLogits(logits: Float32Array, remaining?: number): void;
+  advance(id: number): void;
+}
+
+/** the logits row with disallowed tokens at -Infinity (a copy: the row may alias backend memory) */
+function constrained(logits: Float32Array, o: GenerateOptions, step: number): Float32Array {
+  if (!o.constraint) return logits;
+  const row = Float32Array.from(logits);
+  o.constraint.maskLogits(row, o.maxTokens - step);
+  return row;
 }
 
 /** context limit of models with a fixed position table (Infinity for RoPE/RNN/SSM models) */
@@ -52,6 +69,7 @@ export function generate(model: LanguageModel, prompt: readonly number[], o: Gen
   try {
     noGrad(() => {
       for (let i = 0; i < o.maxTokens; i++) {
+        if (o.constraint?.isFinished()) break;
         let feed: number[];
         if (!useCache) feed = seq.slice(-limit);
         else if (cache && cache.length + 1 <= limit && cache.length === seq.length - 1) feed = seq.slice(-1);
@@ -63,7 +81,8 @@ export function generate(model: LanguageModel, prompt: readonly number[], o: Gen
         }
         const c = cache;
         const logits = tidy(() => lastLogits(model, { inputIds: row(feed), cache: c }));
-        const id = sampleToken(logits, o, rng);
+        const id = sampleToken(constrained(logits, o, i), o, rng);
+        o.constraint?.advance(id);
         seq.push(id);
         out.push(id);
         o.onToken?.(id);
@@ -89,8 +108,10 @@ function generateSeq2Seq(model: LanguageModel, prompt: readonly number[], o: Gen
   try {
     noGrad(() => {
       for (let i = 0; i < o.maxTokens; i++) {
+        if (o.constraint?.isFinished()) break;
         const logits = tidy(() => lastLogits(model, { inputIds: row(prompt), decoderInputIds: row(dec) }));
-        const id = sampleToken(logits, o, rng);
+        const id = sampleToken(constrained(logits, o, i), o, rng);
+        o.constraint?.advance(id);
         dec.push(id);
         out.push(id);
         o.onToken?.(id);

@@ -7,7 +7,7 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../tensor/random.js';
 import { noGrad } from '../tensor/engine.js';
-import { add, arange, concat, dropout, embedding, linear, mul, stack } from '../ops/index.js';
+import { add, arange, concat, dropout, embedding, indexSelect, linear, mul, stack, tensor } from '../ops/index.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { Embedding, Linear } from '../nn/layers.js';
 import { makeNorm, type Norm } from '../nn/norm.js';
@@ -19,9 +19,9 @@ import { TransformerLayer, type AttentionLike, type BlockNames } from '../nn/blo
 import { KVCache } from '../nn/cache.js';
 import { PatchEmbedding, prependImageTokens } from '../nn/vision.js';
 import { checkpoint } from '../autograd/checkpoint.js';
-import { alibiBias, ropeTables, sinusoidalTable, yarnMscale, type RopeSpec, type RopeTables } from '../nn/positions.js';
+import { alibiBias, ropeTables, ropeTablesAt, sinusoidalTable, yarnMscale, type RopeSpec, type RopeTables } from '../nn/positions.js';
 import { type Activation, type DecoderConfig, type DecoderFamily, type FfnConfig, type MoeFfn, layerFfn, layerWindow } from './config.js';
-import type { Cache, CacheOptions, CreateOptions, LanguageModel, ModelInputs, ModelOutputs } from './model.js';
+import type { Cache, CacheOptions, CreateOptions, LanguageModel, ModelInputs, ModelOutputs, PagedBatch } from './model.js';
 
 // ---- per-family checkpoint names ----
 
@@ -220,6 +220,7 @@ export class DecoderLM extends Module implements LanguageModel {
     const c = this.config;
     const ids = inputs.inputIds;
     if (ids.ndim !== 2 || ids.dtype !== 'int32') throw new Error(`DecoderLM(${c.family}).forward: inputIds must be int32 [B, T], got ${ids.dtype} [${ids.shape.join(', ')}]`);
+    if (inputs.paged) return this.forwardPaged(ids, inputs.paged);
     const cache = this.checkCache(inputs.cache ?? null);
     const start = cache ? cache.length : inputs.positionOffset ?? 0;
     let x = this.embed(ids, start, inputs.pixelValues ?? null);
@@ -244,6 +245,57 @@ export class DecoderLM extends Module implements LanguageModel {
     if (cache) outputs.cache = cache;
     if (routers.length) Object.assign(outputs, this.moeOutputs(routers, ids.shape[0]!));
     return outputs;
+  }
+
+  /**
+   * A ragged batch flattened into ids [1, T]: per-token positions (learned / sinusoidal rows and RoPE
+   * tables gathered per token), attention through the paged cache, logits only for `logitRows`.
+   */
+  private forwardPaged(ids: Tensor, paged: PagedBatch): ModelOutputs {
+    const c = this.config;
+    const T = ids.shape[1]!;
+    if (ids.shape[0] !== 1 || paged.positions.length !== T) {
+      throw new Error(`DecoderLM(${c.family}).forward: a paged batch needs inputIds [1, T] and T positions, got [${ids.shape.join(', ')}] and ${paged.positions.length}`);
+    }
+    if (c.positions.kind === 'alibi' || c.vision) throw new Error(`DecoderLM(${c.family}): the paged engine does not support ALiBi or vision inputs`);
+    let x = this.embedAt(ids, paged.positions);
+    const rope = this.ropeAt(paged);
+    this.stack.layers.items.forEach((layer, i) => {
+      const mask = { causal: true, window: layerWindow(c.decoder.block.attention.window, i), padding: null };
+      x = layer.forward(x, { mask, qStart: 0, rope, paged: paged.layer(i) }).x;
+    });
+    if (paged.logitRows) x = indexSelect(x, 1, tensor(paged.logitRows, { dtype: 'int32' })); // (1, R, D)
+    if (this.stack.finalNorm) x = this.stack.finalNorm.forward(x);
+    const logits = this.lmHead ? this.lmHead.forward(x) : linear(c.headScale === 'rsqrt-hidden' ? mul(x, c.hidden ** -0.5) : x, this.stack.embed.weight);
+    return { logits, lastHiddenState: x };
+  }
+
+  /** token embeddings plus position embeddings of arbitrary positions: [1, T, D] */
+  private embedAt(ids: Tensor, positions: Int32Array): Tensor {
+    const c = this.config;
+    let x = this.stack.embed.forward(ids); // (1, T, D)
+    if (c.embedScale === 'sqrt-hidden') x = mul(x, Math.sqrt(c.hidden));
+    const p = c.positions;
+    let top = 0;
+    for (const q of positions) top = Math.max(top, q);
+    if (p.kind === 'learned') {
+      if (top >= c.maxContext) throw new Error(`DecoderLM(${c.family}): position ${top} exceeds the learned table (maxContext ${c.maxContext})`);
+      x = add(x, embedding(this.stack.positions!.weight, tensor(positions.map((q) => q + p.offset), { dtype: 'int32' }))); // (T, D)
+    } else if (p.kind === 'sinusoidal') {
+      x = add(x, indexSelect(sinusoidalTable(top + 1, c.hidden, 'interleaved'), 0, tensor(positions, { dtype: 'int32' })));
+    }
+    if (this.embedNorm) x = this.embedNorm.forward(x);
+    return x;
+  }
+
+  private ropeAt(paged: PagedBatch): RopeTables | null {
+    const c = this.config;
+    const p = c.positions;
+    if (p.kind !== 'rope') return null;
+    const a = c.decoder.block.attention;
+    const dim = a.kind === 'mla' ? a.qkRopeHeadDim : p.dim ?? a.headDim;
+    const spec: RopeSpec = { theta: p.theta, dim, scaling: p.scaling, maxContext: c.maxContext };
+    return ropeTablesAt(spec, paged.positions, (t) => paged.seqLens[t]!);
   }
 
   /** ALiBi bias for (queries, keys), memoized across the layers of one forward */

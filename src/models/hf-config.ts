@@ -77,6 +77,10 @@ class HfReader {
   int(key: string, def?: number): number {
     return this.value(key, def, (v) => Number.isInteger(v), 'an integer');
   }
+  /** a size: an integer > 0 (checked here so that the error names this field, not one derived from it) */
+  posInt(key: string, def?: number): number {
+    return this.value(key, def, (v) => Number.isInteger(v) && (v as number) > 0, 'a positive integer');
+  }
   intOrNull(key: string, def: number | null): number | null {
     return this.value<number | null>(key, def, (v) => v === null || Number.isInteger(v), 'an integer or null');
   }
@@ -113,9 +117,11 @@ class HfReader {
     const v = this.get(key) ?? def;
     if (v !== expected) this.fail(key, `= ${JSON.stringify(v)} is not supported (only ${JSON.stringify(expected)})`);
   }
-  /** hidden / heads, which must divide */
-  headDim(hidden: number, heads: number, key: string): number {
-    if (heads <= 0 || hidden % heads !== 0) this.fail(key, `= ${heads} must divide the hidden size ${hidden}`);
+  /** hidden / heads, which must divide; a bad hidden size is blamed on its own field, not on the heads */
+  headDim(hidden: number, heads: number, key: string, hiddenKey: string): number {
+    if (!(hidden > 0)) this.fail(hiddenKey, `must be a positive integer, got ${hidden}`);
+    if (!(heads > 0)) this.fail(key, `must be a positive integer, got ${heads}`);
+    if (hidden % heads !== 0) this.fail(key, `= ${heads} must divide the hidden size ${hiddenKey} = ${hidden}`);
     return hidden / heads;
   }
 }
@@ -273,7 +279,7 @@ const noDropout = (attention = 0): DropoutConfig => ({ embedding: 0, attention, 
 // GPT-1 / GPT-2
 
 function gptFrom(r: HfReader, family: 'gpt2' | 'openai-gpt'): DecoderConfig {
-  const d = r.int('n_embd');
+  const d = r.posInt('n_embd');
   const heads = r.int('n_head');
   const gpt2 = family === 'gpt2';
   // Lineage extension: "bias": false = nanoGPT's GPTConfig(bias=False), no bias in any linear or
@@ -307,7 +313,7 @@ function gptFrom(r: HfReader, family: 'gpt2' | 'openai-gpt'): DecoderConfig {
       block: {
         residual: gpt2 ? 'pre' : 'post',
         norm: ln,
-        attention: mha(heads, r.headDim(d, heads, 'n_head'), bias),
+        attention: mha(heads, r.headDim(d, heads, 'n_head', 'n_embd'), bias),
         ffn: { kind: 'mlp', act, hidden: ffnHidden, bias },
       },
     },
@@ -441,7 +447,7 @@ function bertHeadTo(head: EncoderHead): HfJson {
 
 const bert: Codec<'bert'> = {
   from(r) {
-    const d = r.int('hidden_size');
+    const d = r.posInt('hidden_size');
     const heads = r.int('num_attention_heads');
     const ln = layerNorm(r.num('layer_norm_eps', 1e-12));
     r.require('position_embedding_type', 'absolute', 'absolute');
@@ -469,7 +475,7 @@ const bert: Codec<'bert'> = {
         block: {
           residual: 'post',
           norm: ln,
-          attention: mha(heads, r.headDim(d, heads, 'num_attention_heads'), true),
+          attention: mha(heads, r.headDim(d, heads, 'num_attention_heads', 'hidden_size'), true),
           ffn: { kind: 'mlp', act: readAct(r, 'hidden_act', 'gelu'), hidden: r.int('intermediate_size'), bias: true },
         },
       },
@@ -523,7 +529,7 @@ function t5ProjName(f: FfnConfig): string {
 
 const t5: Codec<'t5'> = {
   from(r) {
-    const d = r.int('d_model');
+    const d = r.posInt('d_model');
     const heads = r.int('num_heads');
     const norm: NormConfig = { kind: 'rmsnorm', eps: r.num('layer_norm_epsilon', 1e-6) };
     const layers = r.int('num_layers');
@@ -595,14 +601,14 @@ function bartStack(r: HfReader, side: 'encoder' | 'decoder', d: number, act: Act
     block: {
       residual: 'post',
       norm: layerNorm(1e-5), // nn.LayerNorm default; not configurable in transformers
-      attention: mha(heads, r.headDim(d, heads, `${side}_attention_heads`), true),
+      attention: mha(heads, r.headDim(d, heads, `${side}_attention_heads`, 'd_model'), true),
       ffn: { kind: 'mlp', act, hidden: r.int(`${side}_ffn_dim`), bias: true },
     },
   };
 }
 
 function bartLikeFrom(r: HfReader, family: 'bart' | 'marian'): EncoderDecoderConfig {
-  const d = r.int('d_model');
+  const d = r.posInt('d_model');
   const bartFamily = family === 'bart';
   const act = readAct(r, 'activation_function', 'gelu');
   const vocabSize = r.int('vocab_size');
@@ -688,7 +694,7 @@ function llamaAttention(r: HfReader, family: LlamaFamily, d: number): StandardAt
   // Qwen3Config defaults head_dim to 128 whatever the width; the others derive it from hidden / heads
   const qwen3 = family === 'qwen3' || family === 'qwen3_moe';
   const defaultHeadDim = qwen3 ? 128 : family === 'gemma' ? 256 : null;
-  const headDim = r.intOrNull('head_dim', defaultHeadDim) ?? r.headDim(d, heads, 'num_attention_heads');
+  const headDim = r.intOrNull('head_dim', defaultHeadDim) ?? r.headDim(d, heads, 'num_attention_heads', 'hidden_size');
   const bias = (family === 'llama' || qwen3 || family === 'gemma') && r.bool('attention_bias', false);
   const kind = kvHeads === heads ? 'mha' : kvHeads === 1 ? 'mqa' : 'gqa';
   const att: StandardAttention = { kind, heads, kvHeads, headDim, qkvBias: bias, outBias: bias, scale: null, window: { kind: 'full' } };
@@ -774,7 +780,7 @@ const LLAMA_DEFAULTS: { [F in LlamaFamily]: { theta: number; eps: number; ctx: n
 };
 
 function llamaFrom(r: HfReader, family: LlamaFamily): DecoderConfig {
-  const d = r.int('hidden_size');
+  const d = r.posInt('hidden_size');
   const def = LLAMA_DEFAULTS[family];
   const gemma = family === 'gemma';
   const eps = r.num('rms_norm_eps', def.eps);
@@ -857,7 +863,7 @@ function llamaTo(cfg: DecoderConfig): HfJson {
 
 const deepseek: Codec<'deepseek_v2'> = {
   from(r) {
-    const d = r.int('hidden_size');
+    const d = r.posInt('hidden_size');
     const norm: NormConfig = { kind: 'rmsnorm', eps: r.num('rms_norm_eps', 1e-6) };
     const heads = r.int('num_attention_heads');
     r.int('num_key_value_heads', heads); // MLA has no separate kv heads; read so overrides accept it
@@ -990,7 +996,7 @@ function deepseekFfn(r: HfReader): FfnConfig {
 
 const mamba: Codec<'mamba'> = {
   from(r) {
-    const d = r.int('hidden_size');
+    const d = r.posInt('hidden_size');
     const expand = r.int('expand', 2);
     const inner = r.intOrNull('intermediate_size', null);
     if (inner !== null && inner !== expand * d) r.fail('intermediate_size', `must equal expand * hidden_size (${expand * d}), got ${inner}`);
@@ -1184,11 +1190,56 @@ export function applyOverrides(json: HfJson, sets: readonly string[]): HfJson {
     }
     out[key] = parseOverrideValue(set.slice(eq + 1).trim());
   }
-  // Marian's decoder vocabulary is the shared one in Lineage: it follows vocab_size unless set too
   const setKeys = new Set(sets.map((s) => s.slice(0, s.indexOf('=')).trim()));
-  if ('decoder_vocab_size' in out && setKeys.has('vocab_size') && !setKeys.has('decoder_vocab_size')) out.decoder_vocab_size = out.vocab_size;
+  for (const rule of DERIVED) rederive(rule, json, out, setKeys);
   fromHFConfig(out); // fail now, naming the field, rather than when the model is built
   return out;
+}
+
+/**
+ * A config.json field that transformers derives from others when the config is built. When the
+ * original config holds the derived value (or lacks the field) and the user overrides a field it is
+ * derived from, the derived field follows, as it would in transformers, unless the user sets it too.
+ * A config whose field differs from the derivation (Gemma's head_dim 256) keeps its own value.
+ */
+interface DerivedField {
+  types: readonly string[];
+  field: string;
+  from: readonly string[];
+  /** the derived value, or undefined when the inputs do not give one (then validation reports them) */
+  derive(json: HfJson): unknown;
+}
+
+const num = (v: unknown, def?: number): number | undefined => (typeof v === 'number' ? v : v === undefined ? def : undefined);
+const intOrUndef = (x: number | undefined): number | undefined => (x !== undefined && Number.isInteger(x) && x > 0 ? x : undefined);
+const ratio = (a: unknown, b: unknown) => {
+  const [x, y] = [num(a), num(b)];
+  return x !== undefined && y !== undefined && y > 0 ? intOrUndef(x / y) : undefined;
+};
+
+const DERIVED: readonly DerivedField[] = [
+  // MambaConfig: intermediate_size = int(expand * hidden_size); time_step_rank "auto" = ceil(hidden_size / 16)
+  { types: ['mamba'], field: 'intermediate_size', from: ['hidden_size', 'expand'],
+    derive: (j) => intOrUndef((num(j.expand, 2) ?? NaN) * (num(j.hidden_size) ?? NaN)) },
+  { types: ['mamba'], field: 'time_step_rank', from: ['hidden_size'],
+    derive: (j) => intOrUndef(Math.ceil((num(j.hidden_size) ?? NaN) / 16)) },
+  // LlamaConfig and its descendants: head_dim = hidden_size // num_attention_heads when not given
+  { types: ['llama', 'mistral', 'qwen2', 'mixtral'], field: 'head_dim', from: ['hidden_size', 'num_attention_heads'],
+    derive: (j) => ratio(j.hidden_size, j.num_attention_heads) },
+  // GPT2Config: n_inner None = 4 * n_embd
+  { types: ['gpt2'], field: 'n_inner', from: ['n_embd'], derive: (j) => intOrUndef(4 * (num(j.n_embd) ?? NaN)) },
+  // Lineage shares one embedding: Marian's decoder vocabulary follows vocab_size
+  { types: ['marian'], field: 'decoder_vocab_size', from: ['vocab_size'], derive: (j) => num(j.vocab_size) },
+];
+
+function rederive(rule: DerivedField, original: HfJson, out: HfJson, setKeys: ReadonlySet<string>): void {
+  if (!rule.types.includes(String(out.model_type)) || setKeys.has(rule.field) || !(rule.field in out)) return;
+  if (!rule.from.some((k) => setKeys.has(k))) return;
+  // null ("derive when built", GPT-2's n_inner) already follows; a value unlike the derivation is independent
+  const was = original[rule.field];
+  if (was === null || was !== rule.derive(original)) return;
+  const v = rule.derive(out);
+  if (v !== undefined) out[rule.field] = v;
 }
 
 /** Dotted path of the first difference between two JSON values, or null when deep-equal. */

@@ -14,6 +14,7 @@
 import type { Tensor } from '../tensor/tensor.js';
 import type { Module } from '../nn/module.js';
 import type { ModelConfig } from './config.js';
+import type { PagedLayer } from '../nn/attention.js';
 
 // The cache protocol belongs to the nn layer, whose blocks fill it.
 import type { Cache } from '../nn/cache.js';
@@ -39,6 +40,23 @@ export interface ModelInputs {
   pixelValues?: Tensor | null;
   /** encoder states for an encoder-decoder's decoder when the encoder already ran (generation) */
   encoderHiddenStates?: Tensor | null;
+  /** a ragged batch of sequences flattened into inputIds [1, T] over a paged KV cache (inference engine) */
+  paged?: PagedBatch | null;
+}
+
+/**
+ * What a model needs to run a flattened ragged batch: each token's absolute position and sequence
+ * length, and per layer the paged cache that writes the new keys/values and attends through block tables.
+ */
+export interface PagedBatch {
+  /** absolute position of every token of the row, [T] */
+  positions: Int32Array;
+  /** length of each token's sequence once this step is done, [T] (dynamic RoPE scaling is per sequence) */
+  seqLens: Int32Array;
+  /** the paged view of layer i */
+  layer(i: number): PagedLayer;
+  /** rows whose logits are wanted (the last token of each sampling sequence); logits become [1, R, V] */
+  logitRows?: Int32Array | null;
 }
 
 export interface ModelOutputs {

@@ -69,6 +69,19 @@ export interface AttentionContext {
   positionBias?: ((qStart: number, Tq: number, kStart: number, Tk: number) => Tensor | null) | null;
   /** cross-attention source [B, S, kvDim]; its keys sit at positions 0..S-1 */
   kv?: Tensor | null;
+  /** a ragged batch flattened into one row (B = 1) over a paged KV cache: replaces `cache` and the mask */
+  paged?: PagedLayer | null;
+}
+
+/**
+ * One layer of a paged KV cache seen from attention (implemented by the inference engine). The new
+ * tokens of every sequence are flattened into one row; the engine knows which sequence and position
+ * each belongs to, writes their keys/values into its blocks and attends each query to its own
+ * sequence's keys (causal, and the layer's sliding window), reading the blocks in place.
+ */
+export interface PagedLayer {
+  /** q [1, nh, T, dk], k [1, nkv, T, dk], v [1, nkv, T, dv] -> [1, nh, T, dv] */
+  attend(q: Tensor, k: Tensor, v: Tensor, scale: number): Tensor;
 }
 
 export class Attention extends Module {
@@ -143,6 +156,11 @@ export class Attention extends Module {
     if (ctx.rope && !ctx.kv) {
       q = applyRope(q, ctx.rope, s.interleavedRope);
       k = applyRope(k, ctx.rope, s.interleavedRope);
+    }
+    if (ctx.paged) {
+      if (ctx.kv || ctx.positionBias) throw new Error('Attention: the paged KV cache supports self-attention without an extra position bias');
+      const o = ctx.paged.attend(q, k, v, s.scale ?? 1 / Math.sqrt(s.headDim)); // (1, nh, T, hs)
+      return this.proj(s.names.o, reshape(transpose(o, 1, 2), [B, T, s.heads * s.headDim])); // (1, T, D)
     }
     let kStart = ctx.kv ? 0 : ctx.qStart;
     if (ctx.cache && ctx.kv) {

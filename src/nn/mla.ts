@@ -98,6 +98,7 @@ export class MultiHeadLatentAttention extends Module {
     let qPe = slice(q, -1, a.qkNopeHeadDim);
     // DeepSeek's rope dims rotate as interleaved pairs (2i, 2i+1)
     if (ctx.rope) [qPe, kPe] = [applyRope(qPe, ctx.rope, true), applyRope(kPe, ctx.rope, true)];
+    if (ctx.paged) return this.o_proj.forward(reshape(transpose(this.pagedAbsorbed(q, qPe, latent, kPe, ctx), 1, 2), [B, T, a.heads * a.vHeadDim]));
     let kStart = ctx.qStart;
     if (ctx.cache) {
       const r = ctx.cache.extend({ latent, kPe });
@@ -110,6 +111,19 @@ export class MultiHeadLatentAttention extends Module {
     const p = this.training ? this.spec.dropout ?? 0 : 0;
     const o = ctx.cache && p === 0 ? this.absorbed(qNope, qPe, latent, kPe, attn) : this.expanded(qNope, qPe, latent, kPe, attn, p);
     return this.o_proj.forward(reshape(transpose(o, 1, 2), [B, T, a.heads * a.vHeadDim])); // (B, T, D)
+  }
+
+  /**
+   * The absorbed form over a paged cache: the engine stores K = [latent | k_pe] (one shared head of
+   * r + dr) and V = latent (r) per token, and attention returns the latent-space output per head.
+   */
+  private pagedAbsorbed(q: Tensor, qPe: Tensor, latent: Tensor, kPe: Tensor, ctx: AttentionContext): Tensor {
+    const a = this.spec.att;
+    const { wUk, wUv } = this.upProjections();
+    const qLat = matmul(slice(q, -1, 0, a.qkNopeHeadDim), wUk); // (1, nh, T, r)
+    const k = concat([latent, kPe], -1); // (1, 1, T, r+dr)
+    const oLat = ctx.paged!.attend(concat([qLat, qPe], -1), k, latent, this.spec.scale); // (1, nh, T, r)
+    return matmul(oLat, wUv, { transB: true }); // (1, nh, T, dv)
   }
 
   /** training / prefill form: re-expand per-head keys and values from the latent */

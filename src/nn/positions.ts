@@ -88,15 +88,27 @@ export interface RopeTables {
 }
 
 export function ropeTables(spec: RopeSpec, start: number, T: number, seqLen = start + T): RopeTables {
-  const { invFreq, attentionFactor } = ropeInvFreq(spec, seqLen);
+  return ropeTablesAt(spec, Array.from({ length: T }, (_, t) => start + t), () => seqLen);
+}
+
+/**
+ * Tables for arbitrary per-token positions (a ragged batch flattened into one row): row t rotates by
+ * positions[t]. `seqLenOf(t)`: the length of token t's sequence (dynamic NTK scales per sequence).
+ */
+export function ropeTablesAt(spec: RopeSpec, positions: ArrayLike<number>, seqLenOf: (t: number) => number): RopeTables {
+  const T = positions.length;
   const d = spec.dim;
   const cos = new Float32Array(T * d);
   const sin = new Float32Array(T * d);
+  const freqs = new Map<number, ReturnType<typeof ropeInvFreq>>();
   for (let t = 0; t < T; t++) {
+    const len = seqLenOf(t);
+    let f = freqs.get(len);
+    if (!f) freqs.set(len, (f = ropeInvFreq(spec, len)));
     for (let i = 0; i < d / 2; i++) {
-      const a = (start + t) * invFreq[i]!;
-      cos[t * d + i] = cos[t * d + i + d / 2] = Math.cos(a) * attentionFactor;
-      sin[t * d + i] = sin[t * d + i + d / 2] = Math.sin(a) * attentionFactor;
+      const a = positions[t]! * f.invFreq[i]!;
+      cos[t * d + i] = cos[t * d + i + d / 2] = Math.cos(a) * f.attentionFactor;
+      sin[t * d + i] = sin[t * d + i + d / 2] = Math.sin(a) * f.attentionFactor;
     }
   }
   return { cos: tensor(cos, { shape: [T, d] }), sin: tensor(sin, { shape: [T, d] }) };

@@ -71,7 +71,8 @@ export interface LossResult {
 
 /** A training objective bound to its data: deterministic for a seed, resumable by position. */
 export interface TrainTask {
-  readonly objective: ObjectiveName;
+  /** an ObjectiveName for pretraining tasks; post-training tasks (src/align) name their method */
+  readonly objective: string;
   /** batches drawn so far (saved in checkpoints) */
   readonly position: number;
   next(): HostBatch;

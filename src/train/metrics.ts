@@ -5,7 +5,7 @@
 export type MetricValue = number | string | boolean | null;
 export interface MetricRecord {
   step: number;
-  /** Seconds since the logger was created (or since `startTime`). */
+  /** Seconds since the logger was created, plus `elapsed` (a resumed run's earlier time). */
   time?: number;
   [key: string]: MetricValue | undefined;
 }
@@ -17,6 +17,8 @@ export interface MetricsLoggerOptions {
   now?: () => number;
   /** Keep at most this many records in memory (oldest dropped). Default unlimited. */
   maxHistory?: number;
+  /** Seconds already elapsed when the logger starts (a resumed run continues its clock). Default 0. */
+  elapsed?: number;
 }
 
 /** Non-finite numbers become null in JSON; keep them as strings so a NaN loss stays visible in the log. */
@@ -31,17 +33,19 @@ export class MetricsLogger {
   private readonly now: () => number;
   private readonly start: number;
   private readonly maxHistory: number;
+  private readonly elapsed: number;
 
   constructor(opts: MetricsLoggerOptions = {}) {
     this.sink = opts.sink;
     this.now = opts.now ?? Date.now;
     this.start = this.now();
     this.maxHistory = opts.maxHistory ?? Infinity;
+    this.elapsed = opts.elapsed ?? 0;
   }
 
   /** Records metrics for a step (time is added unless given) and writes one line. */
   log(step: number, values: Record<string, MetricValue>): MetricRecord {
-    const rec: MetricRecord = { step, time: (this.now() - this.start) / 1000, ...values };
+    const rec: MetricRecord = { step, time: Math.round(this.elapsed * 1000 + this.now() - this.start) / 1000, ...values };
     this.history.push(rec);
     if (this.history.length > this.maxHistory) this.history.shift();
     this.sink?.(JSON.stringify(rec, replacer));

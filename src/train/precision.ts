@@ -106,10 +106,12 @@ export class MixedPrecision {
 
   constructor(readonly model: Module, readonly precision: Precision, o: MixedPrecisionOptions = {}) {
     this.dtype = PRECISION_DTYPE[precision];
+    // frozen parameters (a LoRA run's base) are never updated: no master copy, no optimizer state
+    const trainable = model.namedParameters().filter(([, p]) => p.requiresGrad);
     if (precision === 'fp32') {
-      this.masters = model.namedParameters();
+      this.masters = trainable;
     } else {
-      this.masters = noGrad(() => model.namedParameters().map(([n, p]) => [n, masterCopy(p)] as [string, Tensor]));
+      this.masters = noGrad(() => trainable.map(([n, p]) => [n, masterCopy(p)] as [string, Tensor]));
       model.toDType(this.dtype);
     }
     this.scaler = precision === 'fp16' && o.scaler !== false ? new LossScaler(o.scaler || {}) : null;

@@ -41,6 +41,8 @@ export interface TrainerOptions {
   evalInterval?: number;
   /** batches per split per evaluation (nanoGPT eval_iters) */
   evalBatches?: number;
+  /** fp16: steps skipped in a row (inf/nan gradients) before training stops with an error (default 50) */
+  maxSkippedSteps?: number;
 }
 
 export interface StepResult {
@@ -62,12 +64,20 @@ export interface EvalResult {
   step: number;
   train: number;
   val: number;
+  /** batches behind each figure; 0 when the task has nothing to evaluate on a split (online RL
+   * methods), and the figure is then NaN by definition rather than a sign of overflow */
+  batches: { train: number; val: number };
 }
 
 /** JSON part of a trainer checkpoint (tensors — weights and optimizer moments — are stored separately) */
 export interface TrainerState {
   version: 1;
   step: number;
+  /** the run's planned optimizer steps and schedule (absent in checkpoints written before they were saved) */
+  steps?: number;
+  schedule?: Schedule;
+  /** seconds of training before this checkpoint, over all sessions of the run */
+  elapsed?: number;
   taskPosition: number;
   objective: string;
   rng: number[];
@@ -75,6 +85,20 @@ export interface TrainerState {
   precision: Precision;
   optimizer: Omit<OptimizerState, 'buffers'>;
 }
+
+/**
+ * A non-finite loss or gradient outside fp16's dynamic loss scaling (which skips such steps): the
+ * weights would turn to NaN, so training stops before the optimizer step; the last checkpoint stays good.
+ */
+export class NonFiniteLossError extends Error {
+  constructor(readonly step: number, readonly what: string, readonly value: number, readonly lr: number, hint: string) {
+    super(`training stopped at step ${step}: ${what} is ${value} (not finite) at learning rate ${lr}; ${hint}`);
+    this.name = 'NonFiniteLossError';
+  }
+}
+
+/** fp16 steps skipped in a row before the trainer gives up: the loss scale has then fallen by 2^-50 */
+export const MAX_SKIPPED_STEPS = 50;
 
 /** models opt in to gradient checkpointing through this flag (see docs/TRAINING.md) */
 export interface CheckpointableModel {
@@ -87,9 +111,14 @@ export class Trainer {
   readonly mp: MixedPrecision;
   readonly optimizer: Optimizer;
   readonly o: Required<TrainerOptions>;
+  /** seconds trained in earlier sessions of this run (restored by loadState) */
+  elapsedBefore = 0;
+  private readonly started = performance.now();
+  /** fp16 steps skipped in a row (inf/nan gradients) */
+  private skippedInARow = 0;
 
   constructor(readonly model: LanguageModel, readonly task: TrainTask, opts: TrainerOptions) {
-    this.o = { gradAccum: 1, gradClip: 0, precision: 'fp32', gradientCheckpointing: false, evalInterval: 0, evalBatches: 20, lossScale: {}, ...opts };
+    this.o = { gradAccum: 1, gradClip: 0, precision: 'fp32', gradientCheckpointing: false, evalInterval: 0, evalBatches: 20, lossScale: {}, maxSkippedSteps: MAX_SKIPPED_STEPS, ...opts };
     if (!(Number.isInteger(this.o.steps) && this.o.steps >= 0)) throw new Error(`trainer: steps must be a non-negative integer, got ${this.o.steps}`);
     if (!(Number.isInteger(this.o.gradAccum) && this.o.gradAccum >= 1)) throw new Error(`trainer: gradAccum must be a positive integer, got ${this.o.gradAccum}`);
     validateSchedule(this.o.schedule);
@@ -106,22 +135,48 @@ export class Trainer {
     this.optimizer.lr = lr;
     let loss = 0;
     let tokens = 0;
+    let badLoss: number | null = null;
     for (let i = 0; i < this.o.gradAccum; i++) {
       const r = this.microStep(this.task.next());
       loss = r.loss; // nanoGPT logs the last micro-batch's loss
+      if (!Number.isFinite(r.loss)) badLoss = r.loss;
       tokens += r.tokens;
     }
-    const finite = this.mp.unscaleToMasters();
+    const gradsFinite = this.mp.unscaleToMasters();
     const params = this.optimizer.params;
     const norm = this.o.gradClip > 0 ? clipGradNorm(params, this.o.gradClip) : gradNorm(params);
+    const finite = gradsFinite && Number.isFinite(norm) && badLoss === null;
+    if (!finite) this.checkNonFinite(badLoss, norm, lr);
     if (finite) {
       this.optimizer.step();
       this.mp.copyMastersToModel();
     }
     const lossScale = this.mp.scaler?.scale;
+    if (finite) this.skippedInARow = 0;
     this.mp.scaler?.update(finite);
     this.mp.zeroGrad();
     return { step: this.step++, loss, lr, gradNorm: norm, tokens, skipped: !finite, ms: performance.now() - t0, ...(lossScale !== undefined ? { lossScale } : {}) };
+  }
+
+  /**
+   * Without a loss scaler a non-finite loss or gradient is an error (stepping would put NaN in every
+   * weight); with one (fp16) the step is skipped and the scale lowered, unless that keeps failing.
+   */
+  private checkNonFinite(badLoss: number | null, norm: number, lr: number): void {
+    const what = badLoss !== null ? 'the loss' : 'the gradient norm';
+    const value = badLoss ?? norm;
+    if (this.mp.scaler && ++this.skippedInARow < this.o.maxSkippedSteps) return;
+    this.mp.zeroGrad();
+    const hint = this.mp.scaler
+      ? `${this.o.maxSkippedSteps} fp16 steps in a row were skipped (loss scale now ${this.mp.scaler.scale}); ` +
+        'the model overflows float16: train with --precision bf16 or fp32, or a lower --lr'
+      : 'the learning rate is likely too high (lower --lr, or set --grad-clip 1), or the data or weights hold extreme values';
+    throw new NonFiniteLossError(this.step, what, value, lr, hint);
+  }
+
+  /** seconds this run has trained, over all its sessions */
+  elapsedSeconds(): number {
+    return this.elapsedBefore + (performance.now() - this.started) / 1000;
   }
 
   /** forward + backward of one micro-batch; gradients accumulate on the (model) parameters */
@@ -139,19 +194,22 @@ export class Trainer {
     const k = this.o.evalInterval > 0 ? Math.floor(this.step / this.o.evalInterval) : this.step;
     this.model.eval();
     try {
+      const batches = { train: 0, val: 0 };
       const mean = (split: 'train' | 'val') => {
         const bs = this.task.evalBatches(split, k, this.o.evalBatches);
+        batches[split] = bs.length;
         return bs.reduce((s, b) => s + noGrad(() => tidy(() => this.task.loss(this.model, b).loss.item())), 0) / bs.length;
       };
-      return { step: this.step, train: mean('train'), val: mean('val') };
+      return { step: this.step, train: mean('train'), val: mean('val'), batches };
     } finally {
       this.model.train();
     }
   }
 
-  /** the float32 weights to save (masters under mixed precision) */
+  /** the weights to save: float32 masters of trainable parameters, frozen ones as the model holds them */
   weights(): [string, Tensor][] {
-    return this.mp.masters;
+    const masters = new Map(this.mp.masters);
+    return this.model.namedParameters().map(([n, p]) => [n, masters.get(n) ?? p]);
   }
 
   /** loads full-precision weights (e.g. a checkpoint's) into the masters and the model copy */
@@ -173,7 +231,8 @@ export class Trainer {
     const { buffers, ...opt } = this.optimizer.stateDict();
     for (const [path, t] of this.task.carriedState?.() ?? []) buffers[`task.${path}`] = { shape: [...t.shape], data: Float32Array.from(t.data()) };
     const json: TrainerState = {
-      version: 1, step: this.step, taskPosition: this.task.position, objective: this.task.objective, rng: defaultRng().getState(),
+      version: 1, step: this.step, steps: this.o.steps, schedule: this.o.schedule, elapsed: this.elapsedSeconds(),
+      taskPosition: this.task.position, objective: this.task.objective, rng: defaultRng().getState(),
       scaler: this.mp.scaler?.getState() ?? null, precision: this.o.precision, optimizer: opt,
     };
     return { json, buffers };
@@ -185,6 +244,7 @@ export class Trainer {
     if (json.objective !== this.task.objective) throw new Error(`trainer: checkpoint was trained with objective '${json.objective}', this run uses '${this.task.objective}'`);
     if (json.precision !== this.o.precision) throw new Error(`trainer: checkpoint precision is ${json.precision}, this run uses ${this.o.precision}`);
     this.step = json.step;
+    this.elapsedBefore = json.elapsed ?? 0;
     this.task.seek(json.taskPosition);
     defaultRng().setState(json.rng);
     if (json.scaler && this.mp.scaler) this.mp.scaler.setState(json.scaler);
@@ -218,8 +278,17 @@ export interface TrainHooks {
   /** called with the completed step count every checkpointInterval steps and at the end */
   checkpoint?(step: number): void | Promise<void>;
   checkpointInterval?: number;
-  /** stop early (e.g. a signal); a final checkpoint is still written */
+  /** stop early (e.g. a signal; checked between steps): no final eval, but a final checkpoint is written */
   shouldStop?(): boolean;
+}
+
+/**
+ * Lets the event loop run (signal handlers, timers) between synchronous training steps; without it
+ * a Ctrl-C would only be seen when the loop next awaits, at a checkpoint.
+ */
+function yieldToEventLoop(): Promise<void> {
+  const g = globalThis as { setImmediate?: (f: () => void) => unknown };
+  return new Promise((resolve) => (g.setImmediate ? g.setImmediate(resolve) : setTimeout(resolve, 0)));
 }
 
 export interface RunResult {
@@ -229,6 +298,8 @@ export interface RunResult {
   lastEval: EvalResult | null;
   tokens: number;
   seconds: number;
+  /** shouldStop ended the run before options.steps */
+  interrupted: boolean;
 }
 
 /**
@@ -243,10 +314,20 @@ export async function runTraining(trainer: Trainer, hooks: TrainHooks = {}): Pro
   let trainLoss = NaN;
   let tokens = 0;
   const evaluate = () => {
-    last = trainer.evaluate();
-    hooks.onEval?.(last);
+    const e = trainer.evaluate();
+    for (const [what, v, n] of [['the train-split eval loss', e.train, e.batches.train], ['the validation loss', e.val, e.batches.val]] as const) {
+      if (n > 0 && !Number.isFinite(v)) throw new NonFiniteLossError(e.step, what, v, trainer.optimizer.lr, 'the weights or activations overflow');
+    }
+    last = e;
+    hooks.onEval?.(e);
   };
-  while (trainer.step < steps && !hooks.shouldStop?.()) {
+  let interrupted = false;
+  while (trainer.step < steps) {
+    await yieldToEventLoop();
+    if (hooks.shouldStop?.()) {
+      interrupted = true;
+      break;
+    }
     if (evalInterval > 0 && trainer.step % evalInterval === 0) evaluate();
     const r = trainer.trainStep();
     trainLoss = r.loss;
@@ -256,8 +337,9 @@ export async function runTraining(trainer: Trainer, hooks: TrainHooks = {}): Pro
     if (every > 0 && trainer.step % every === 0 && trainer.step < steps) await hooks.checkpoint?.(trainer.step);
   }
   const lastEval = last as EvalResult | null;
-  if (!lastEval || lastEval.step !== trainer.step) evaluate();
+  if (!interrupted && (!lastEval || lastEval.step !== trainer.step)) evaluate();
   await hooks.checkpoint?.(trainer.step);
   const fin = last as EvalResult | null;
-  return { steps: trainer.step, trainLoss, valLoss: fin?.val ?? NaN, lastEval: fin, tokens, seconds: (performance.now() - t0) / 1000 };
+  const seconds = (performance.now() - t0) / 1000;
+  return { steps: trainer.step, trainLoss, valLoss: fin?.val ?? NaN, lastEval: fin, tokens, seconds, interrupted };
 }

@@ -7,7 +7,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseFlags, resolveTrainConfig, trainCommand } from '../../src/cli/commands/train.js';
+import { resolveTrainConfig, trainCommand } from '../../src/cli/commands/train.js';
+import { parseFlags } from '../../src/cli/flags.js';
 import { evalCommand } from '../../src/cli/commands/eval.js';
 import { generateCommand } from '../../src/cli/commands/generate.js';
 import { logitsCommand } from '../../src/cli/commands/logits.js';

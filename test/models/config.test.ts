@@ -142,8 +142,8 @@ test('toHFConfig names what a model_type cannot express', () => {
 
 test('fromHFConfig errors name the field', () => {
   assert.throws(() => fromHFConfig({ model_type: 'gpt9' }), /unsupported model_type "gpt9" \(supported: .*llama/);
-  assert.throws(() => fromHFConfig({ ...getPresetInfo('gpt2').hf, n_embd: 'wide' }), /field "n_embd" must be an integer/);
-  assert.throws(() => fromHFConfig({ ...getPresetInfo('gpt2').hf, n_head: 5 }), /field "n_head" = 5 must divide the hidden size 768/);
+  assert.throws(() => fromHFConfig({ ...getPresetInfo('gpt2').hf, n_embd: 'wide' }), /field "n_embd" must be a positive integer, got "wide"/);
+  assert.throws(() => fromHFConfig({ ...getPresetInfo('gpt2').hf, n_head: 5 }), /field "n_head" = 5 must divide the hidden size n_embd = 768/);
   const { n_layer: _, ...noLayers } = getPresetInfo('gpt2').hf;
   assert.throws(() => fromHFConfig(noLayers), /field "n_layer" is required/);
   assert.throws(() => fromHFConfig({ ...getPresetInfo('bert-base-uncased').hf, position_embedding_type: 'relative_key' }),

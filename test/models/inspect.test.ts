@@ -226,8 +226,8 @@ test('inspect CLI on the BERT task-head fixtures: the config counts exactly what
 
 test('inspect CLI errors', async () => {
   await assert.rejects(capture(['no-such-model']), /neither a preset nor a model directory.*presets: .*gpt2/);
-  await assert.rejects(capture(['gpt2', '--context', 'x']), /--context must be a positive integer/);
-  await assert.rejects(capture(['gpt2', '--dtype', 'fp4']), /--dtype must be one of float32, float16, bfloat16, int8/);
+  await assert.rejects(capture(['gpt2', '--context', 'x']), /--context: expected an integer >= 1, got "x"/);
+  await assert.rejects(capture(['gpt2', '--dtype', 'fp4']), /--dtype: expected float32 \| float16 \| bfloat16 \| int8, got "fp4"/);
   await assert.rejects(capture(['gpt2', '--frobnicate']), /unknown option --frobnicate/);
   await assert.rejects(capture([]), /missing preset name/);
 });

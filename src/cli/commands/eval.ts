@@ -2,22 +2,30 @@
 // mean next-token cross-entropy over consecutive non-overlapping windows of the context length (or
 // --seq-len), each token predicted once from its window. Other families: the family's objective on
 // fixed batches drawn from the whole file.
-import { existsSync, readFileSync } from 'node:fs';
 import { noGrad, tidy } from '../../tensor/engine.js';
 import { crossEntropy, tensor } from '../../ops/index.js';
 import type { LanguageModel } from '../../models/model.js';
 import type { ModelConfig } from '../../models/config.js';
 import { MemoryTokenFile, sequentialBatches, type TokenSource } from '../../train/data/index.js';
+import { sequentialWindowCount } from '../../train/data/batches.js';
 import { createTask, defaultObjective } from '../../train/family-objectives.js';
 import { loadModelDir } from '../../infer/model-dir-node.js';
 import type { Tokenizer } from '../../tokenizers/tokenizer.js';
 import { loadTokenizer } from '../../tokenizers/load-node.js';
-import { flagNumber, flagString, parseFlags } from './train.js';
+import { flagNumber, flagRequired, flagString, parseFlags } from '../flags.js';
+import { readTextFile, requireModelDir } from '../files.js';
+import { ProgressBar } from '../progress.js';
+import { requireHead } from '../model-hints.js';
+import { loadAdapterDir } from '../../align/lora-node.js';
 
-const HELP = `usage: lineage eval --model DIR --data FILE [--seq-len N] [--batch-size B] [--tokenizer T] [--json]
+const HELP = `usage: lineage eval --model DIR --data FILE [--seq-len N] [--batch-size B] [--tokenizer T] [--lora DIR] [--json] [--quiet]
 
   prints {"loss","tokens","perplexity"}: mean next-token loss over non-overlapping windows of the
-  model's context length (or N)`;
+  model's context length (or N). A progress bar goes to stderr unless --quiet. A model whose loss is
+  not finite (NaN / Inf weights, or activations that overflow float32) is an error (exit status 1).`;
+
+/** called after each batch with the batches done and the total */
+export type EvalProgress = (done: number, total: number) => void;
 
 export interface EvalResult {
   loss: number;
@@ -32,9 +40,11 @@ export function evalWindow(cfg: ModelConfig): number {
 }
 
 /** Σ CE / #targets over sequential windows (the last partial window is dropped, as in sequentialBatches) */
-export function causalEval(model: LanguageModel, src: TokenSource, seqLen: number, batchSize: number): EvalResult {
+export function causalEval(model: LanguageModel, src: TokenSource, seqLen: number, batchSize: number, onProgress?: EvalProgress): EvalResult {
   let total = 0;
   let count = 0;
+  let done = 0;
+  const batches = Math.ceil(sequentialWindowCount(src.length, seqLen) / batchSize);
   model.eval();
   for (const b of sequentialBatches(src, batchSize, seqLen)) {
     total += noGrad(() => tidy(() => {
@@ -43,48 +53,69 @@ export function causalEval(model: LanguageModel, src: TokenSource, seqLen: numbe
       return crossEntropy(out.logits, tensor(b.y, { shape, dtype: 'int32' }), { reduction: 'sum' }).item();
     }));
     count += b.x.length;
+    onProgress?.(++done, batches);
   }
   if (count === 0) throw new Error(`eval: the data has fewer than ${seqLen + 1} tokens (one window of --seq-len ${seqLen})`);
   const loss = total / count;
   return { loss, tokens: count, perplexity: Math.exp(loss) };
 }
 
-function objectiveEval(model: LanguageModel, cfg: ModelConfig, text: string, tok: Tokenizer, seqLen: number, batchSize: number): EvalResult {
+function objectiveEval(
+  model: LanguageModel, cfg: ModelConfig, text: string, tok: Tokenizer, seqLen: number, batchSize: number, onProgress?: EvalProgress,
+): EvalResult {
   const ids = new MemoryTokenFile(Int32Array.from(tok.encode(text, { addSpecialTokens: false })));
   const encode = (s: string) => tok.encode(s, { addSpecialTokens: false });
   const task = createTask(defaultObjective(cfg), cfg, { train: ids, val: ids, trainText: text, valText: text, encode }, { batchSize, blockSize: seqLen, seed: 0 }, tok);
   model.eval();
   let total = 0;
   let count = 0;
-  for (const b of task.evalBatches('val', 0, 20)) {
+  const batches = task.evalBatches('val', 0, 20);
+  for (const [i, b] of batches.entries()) {
     total += noGrad(() => tidy(() => task.loss(model, b).loss.item())) * b.tokens;
     count += b.tokens;
+    onProgress?.(i + 1, batches.length);
   }
   task.dispose?.();
   return { loss: total / count, tokens: count, perplexity: Math.exp(total / count) };
 }
 
 export async function evalCommand(argv: string[]): Promise<void> {
-  const f = parseFlags('eval', argv, ['model', 'data', 'seq-len', 'batch-size', 'tokenizer'], ['json', 'help']);
-  if (f.bools.has('help')) return void console.log(HELP);
-  const dir = flagString(f, 'model');
-  const data = flagString(f, 'data');
-  if (!dir) throw new Error('--model DIR is required');
-  if (!data) throw new Error('--data FILE is required');
-  if (!existsSync(data)) throw new Error(`--data ${data}: no such file`);
+  const f = parseFlags('eval', argv, ['model', 'data', 'seq-len', 'batch-size', 'tokenizer', 'lora'], ['json', 'quiet']);
+  if (f.help) return void console.log(HELP);
+  const dir = flagRequired(f, 'model', 'DIR');
+  const data = flagRequired(f, 'data', 'FILE');
+  requireModelDir('--model', dir);
+  const seqLenFlag = flagNumber(f, 'seq-len', { int: true, min: 1 });
+  const batchSize = flagNumber(f, 'batch-size', { int: true, min: 1 }) ?? 8;
+  const text = readTextFile('--data', data);
   const { model, config, tokenizer } = await loadModelDir(dir);
+  requireHead(config, 'eval');
+  const lora = flagString(f, 'lora');
+  if (lora) loadAdapterDir(model, lora); // a PEFT adapter on top of --model
   const tokSpec = flagString(f, 'tokenizer');
   const tok = tokSpec ? loadTokenizer(tokSpec) : tokenizer;
   if (!tok) throw new Error(`${dir}: no tokenizer.json; pass --tokenizer`);
-  const seqLen = flagNumber(f, 'seq-len', { int: true, min: 1 }) ?? evalWindow(config);
+  const seqLen = seqLenFlag ?? evalWindow(config);
   if ('maxContext' in config && config.positions.kind === 'learned' && seqLen > config.maxContext) throw new Error(`--seq-len ${seqLen} exceeds the model's ${config.maxContext} learned positions`);
-  const batchSize = flagNumber(f, 'batch-size', { int: true, min: 1 }) ?? 8;
-  const text = readFileSync(data, 'utf8');
   const causal = config.arch === 'decoder' || config.arch === 'mamba' || config.arch === 'rnn';
-  const r = causal
-    ? causalEval(model, new MemoryTokenFile(Int32Array.from(tok.encode(text, { addSpecialTokens: false }))), seqLen, batchSize)
-    : objectiveEval(model, config, text, tok, seqLen, batchSize);
-  model.dispose();
+  const bar = f.bools.has('quiet') ? null : new ProgressBar({ total: 0, label: 'eval', unit: 'batch' });
+  const progress: EvalProgress = (done, total) => {
+    bar!.total = total;
+    bar!.update(done);
+  };
+  let r: EvalResult;
+  try {
+    r = causal
+      ? causalEval(model, new MemoryTokenFile(Int32Array.from(tok.encode(text, { addSpecialTokens: false }))), seqLen, batchSize, bar ? progress : undefined)
+      : objectiveEval(model, config, text, tok, seqLen, batchSize, bar ? progress : undefined);
+  } finally {
+    bar?.done();
+    model.dispose();
+  }
+  if (!Number.isFinite(r.loss)) {
+    throw new Error(`the model in ${dir} gives a non-finite loss (${r.loss}) on ${data}: its weights hold NaN or Inf, or its ` +
+      'activations overflow float32; the model is broken (retrain it, or resume from an earlier checkpoint)');
+  }
   if (f.bools.has('json')) console.log(JSON.stringify(r));
   else console.log(`loss ${r.loss.toFixed(4)}  perplexity ${r.perplexity.toFixed(3)}  over ${r.tokens} tokens (windows of ${seqLen})`);
 }

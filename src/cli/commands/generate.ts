@@ -4,7 +4,14 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { generate } from '../../infer/generate.js';
 import { loadModelDir } from '../../infer/model-dir-node.js';
-import { flagNumber, flagString, parseFlags } from './train.js';
+import { flagNumber, flagString, parseFlags, type ParsedFlags } from '../flags.js';
+import { requireModelDir } from '../files.js';
+import type { LanguageModel } from '../../models/model.js';
+import type { Tokenizer } from '../../tokenizers/tokenizer.js';
+import type { EngineRequest } from '../../infer/engine/engine.js';
+import { ENGINE_FLAGS, generateWithEngine } from './generate-engine.js';
+import { CONSTRAIN_FLAGS, CONSTRAIN_HELP, constraintFromFlags } from './constrain-flags.js';
+import { loadAdapterDir } from '../../align/lora-node.js';
 
 /** models/shakespeare-char beside dist/ (this file is dist/src/cli/commands/generate.js) */
 export function bundledModelDir(): string {
@@ -13,32 +20,57 @@ export function bundledModelDir(): string {
 
 const HELP = `usage: lineage generate [--model DIR] --prompt TEXT [options]
 
-  --model DIR        model directory with tokenizer.json (default: the bundled shakespeare-char model)
+  --model DIR        model directory with tokenizer.json (default: the bundled shakespeare-char model);
+                     make one from a preset with 'lineage init --preset NAME --out DIR'
   --prompt TEXT      text to continue (default: a newline)
   --max-tokens N     tokens to generate (default 200)
   --temperature T    0 = greedy (default 0.8)
   --top-k K          keep the K most likely tokens (default 0 = off)
   --top-p P          nucleus sampling (default 1 = off)
   --seed S           sampling seed (default 0)
-  --json             print {"text","ids"} instead of streaming the text`;
+${CONSTRAIN_HELP}
+  --lora DIR         apply a PEFT LoRA adapter directory (adapter_config.json) on top of --model
+  --json             print {"text","ids"} instead of streaming the text
+
+decoder models run through the inference engine (paged KV cache) when the text fits their context, or
+when one of these is given:
+  --n N                    N independent samples of the prompt (sharing its KV blocks)
+  --min-p P                drop tokens less likely than P x the top token
+  --repetition-penalty R   divide the logits of tokens already seen by R (> 1 discourages repeats)
+  --stop TEXT              stop before TEXT (repeatable)
+  --logprobs K             with --json: log-probabilities of each token and its K top alternatives
+  --draft-model DIR        speculative decoding with this smaller model (same tokenizer) as drafter
+  --speculative-tokens K   draft tokens per step (default 4)
+  --prompt-lookup          speculative decoding with n-gram drafts from the text so far`;
 
 export async function generateCommand(argv: string[]): Promise<void> {
-  const f = parseFlags('generate', argv, ['model', 'prompt', 'max-tokens', 'temperature', 'top-k', 'top-p', 'seed'], ['json', 'help']);
-  if (f.bools.has('help')) return void console.log(HELP);
-  const dir = flagString(f, 'model') ?? bundledModelDir();
-  if (!existsSync(dir)) throw new Error(`--model ${dir}: no such directory${flagString(f, 'model') ? '' : ' (the bundled model is missing from this install)'}`);
+  const valued = ['model', 'prompt', 'max-tokens', 'temperature', 'top-k', 'top-p', 'seed', 'n', 'min-p', 'repetition-penalty', 'stop', 'logprobs', 'draft-model', 'speculative-tokens', 'lora', ...CONSTRAIN_FLAGS];
+  const f = parseFlags('generate', argv, valued, ['json', 'prompt-lookup']);
+  if (f.help) return void console.log(HELP);
+  const given = flagString(f, 'model');
+  const dir = given ?? bundledModelDir();
+  if (given !== undefined) requireModelDir('--model', given);
+  else if (!existsSync(dir)) throw new Error(`the bundled model ${dir} is missing from this install; pass --model DIR`);
   const { model, tokenizer } = await loadModelDir(dir);
   if (!tokenizer) throw new Error(`${dir}: no tokenizer.json (generate needs one to encode the prompt)`);
+  const lora = flagString(f, 'lora');
+  if (lora) loadAdapterDir(model, lora);
   const prompt = flagString(f, 'prompt') ?? '\n';
   const promptIds = tokenizer.encode(prompt, { addSpecialTokens: false });
   if (promptIds.length === 0) throw new Error('--prompt: encodes to no tokens');
   const json = f.bools.has('json');
+  // constrained decoding (--json-schema / --regex) runs on the single-sequence path below
+  const constrained = CONSTRAIN_FLAGS.some((n) => f.values.has(n));
+  if (!constrained && (await engineGenerate(f, model, tokenizer, prompt, promptIds.length))) return void model.dispose();
   const eos = model.config.tokens.eos;
+  const maxTokens = flagNumber(f, 'max-tokens', { int: true, min: 0 }) ?? 200;
+  const constraint = constraintFromFlags(f, tokenizer, eos, maxTokens);
   let shown = '';
   const ids: number[] = [];
   if (!json) process.stdout.write(prompt);
   const out = generate(model, promptIds, {
-    maxTokens: flagNumber(f, 'max-tokens', { int: true, min: 0 }) ?? 200,
+    maxTokens,
+    constraint: constraint ?? undefined,
     temperature: flagNumber(f, 'temperature', { min: 0 }) ?? 0.8,
     topK: flagNumber(f, 'top-k', { int: true, min: 0 }) ?? 0,
     topP: flagNumber(f, 'top-p', { min: 0 }) ?? 1,
@@ -57,4 +89,40 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const text = tokenizer.decode(out);
   if (json) console.log(JSON.stringify({ text, ids: out }));
   else process.stdout.write(text.slice(shown.length) + '\n');
+}
+
+/** the engine path (decoder models; every new flag); false when the plain loop should run instead */
+async function engineGenerate(f: ParsedFlags, model: LanguageModel, tokenizer: Tokenizer, prompt: string, promptTokens: number): Promise<boolean> {
+  const engineFlags = ENGINE_FLAGS.filter((n) => f.values.has(n) || f.bools.has(n));
+  const maxTokens = flagNumber(f, 'max-tokens', { int: true, min: 0 }) ?? 200;
+  const c = model.config;
+  const usable = c.arch === 'decoder' && !(c.positions.kind === 'alibi') && maxTokens > 0;
+  if (!usable || (engineFlags.length === 0 && promptTokens + maxTokens > c.maxContext)) {
+    if (engineFlags.length) throw new Error(`--${engineFlags[0]}: needs a decoder-only model run by the inference engine (${c.family} is not one)`);
+    return false;
+  }
+  const draftDir = flagString(f, 'draft-model');
+  const draftModel = draftDir ? (await loadModelDir(draftDir)).model : null;
+  const request: EngineRequest = {
+    prompt,
+    maxTokens,
+    temperature: flagNumber(f, 'temperature', { min: 0 }) ?? 0.8,
+    topK: flagNumber(f, 'top-k', { int: true, min: 0 }) ?? 0,
+    topP: flagNumber(f, 'top-p', { min: 0 }) ?? 1,
+    minP: flagNumber(f, 'min-p', { min: 0 }) ?? 0,
+    repetitionPenalty: flagNumber(f, 'repetition-penalty', { min: 0 }) ?? 1,
+    seed: flagNumber(f, 'seed', { int: true }) ?? 0,
+    n: flagNumber(f, 'n', { int: true, min: 1 }) ?? 1,
+    stop: f.values.get('stop') ?? [],
+  };
+  const logprobs = flagNumber(f, 'logprobs', { int: true, min: 0 });
+  if (logprobs !== undefined) request.logprobs = logprobs;
+  const json = f.bools.has('json');
+  if (!json && request.n === 1) process.stdout.write(prompt);
+  await generateWithEngine(model, tokenizer, {
+    request, draftModel, json, promptLookup: f.bools.has('prompt-lookup'),
+    speculativeTokens: flagNumber(f, 'speculative-tokens', { int: true, min: 1 }) ?? 4,
+  });
+  draftModel?.dispose();
+  return true;
 }

@@ -8,6 +8,7 @@ import { type HfJson, applyOverrides, fromHFConfig } from '../../models/hf-confi
 import { CACHE_DTYPES, type CacheDType, formatInspect, humanBytes, inspectConfig } from '../../models/inspect.js';
 import { getPresetInfo, isPreset, presetNames } from '../../models/presets.js';
 import { CONFIG_FILE, listCheckpointTensors, readConfigJson } from '../../io/checkpoint-node.js';
+import { flagChoice, flagNumber, parseFlags } from '../flags.js';
 
 const USAGE = 'usage: lineage inspect <preset | model dir | config.json> [--context N] [--dtype float32|float16|bfloat16|int8] [--set field=value]... [--json]';
 
@@ -19,38 +20,18 @@ interface InspectArgs {
   json: boolean;
 }
 
-function parseArgs(argv: readonly string[]): InspectArgs {
-  const args: InspectArgs = { target: '', sets: [], json: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`inspect: ${a} needs a value\n${USAGE}`);
-      return v;
-    };
-    if (a === '--json') args.json = true;
-    else if (a === '--context') args.context = parseContext(value());
-    else if (a === '--dtype') args.dtype = parseDtype(value());
-    else if (a === '--set') args.sets.push(value());
-    else if (a.startsWith('--')) throw new Error(`inspect: unknown option ${a}\n${USAGE}`);
-    else if (args.target) throw new Error(`inspect: unexpected argument ${JSON.stringify(a)} (target already ${JSON.stringify(args.target)})\n${USAGE}`);
-    else args.target = a;
-  }
-  if (!args.target) throw new Error(`inspect: missing preset name or model directory\n${USAGE}`);
-  return args;
-}
-
-function parseContext(text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`inspect: --context must be a positive integer, got ${JSON.stringify(text)}`);
-  return n;
-}
-
-function parseDtype(text: string): CacheDType {
-  if (!(CACHE_DTYPES as readonly string[]).includes(text)) {
-    throw new Error(`inspect: --dtype must be one of ${CACHE_DTYPES.join(', ')}, got ${JSON.stringify(text)}`);
-  }
-  return text as CacheDType;
+function parseArgs(argv: readonly string[]): InspectArgs | null {
+  const f = parseFlags('inspect', argv, ['context', 'dtype', 'set'], ['json'], { positionals: 1, positionalName: 'preset or model directory' });
+  if (f.help) return null;
+  const target = f.positionals[0];
+  if (!target) throw new Error(`missing preset name or model directory\n${USAGE}`);
+  return {
+    target,
+    context: flagNumber(f, 'context', { int: true, min: 1 }),
+    dtype: flagChoice(f, 'dtype', CACHE_DTYPES),
+    sets: f.values.get('set') ?? [],
+    json: f.bools.has('json'),
+  };
 }
 
 /** What a model directory's weights hold, from the safetensors headers (no tensor data is read). */
@@ -104,11 +85,11 @@ async function loadHfConfig(target: string): Promise<HfJson> {
 }
 
 export async function inspectCommand(argv: string[]): Promise<void> {
-  if (argv.includes('--help') || argv.includes('-h')) {
+  const args = parseArgs(argv);
+  if (!args) {
     process.stdout.write(`${USAGE}\n\npresets: ${presetNames().join(', ')}\n`);
     return;
   }
-  const args = parseArgs(argv);
   const hf = applyOverrides(await loadHfConfig(args.target), args.sets);
   const report = inspectConfig(fromHFConfig(hf), { context: args.context, dtype: args.dtype });
   const isDir = !isPreset(args.target) && (await stat(args.target)).isDirectory();

@@ -1,42 +1,31 @@
 // `lineage tokenize` and `lineage tokenizer train` handlers. Errors are thrown without the
 // "lineage <command>:" prefix: main adds it when it prints them.
-import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { loadTokenizer, saveTokenizer } from '../../tokenizers/load-node.js';
 import { trainBPE, trainUnigram, trainWordPiece, type Tokenizer } from '../../tokenizers/index.js';
 import { ProgressBar } from '../progress.js';
+import { readTextFile } from '../files.js';
+import { flagChoice, flagNumber, flagRequired, flagString, parseFlags } from '../flags.js';
 
-type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string }>;
+const TOKENIZE_HELP = `usage: lineage tokenize --tokenizer FILE|MODEL_DIR|bytes --text "..." [--json] [--no-special]
 
-function parse(cmd: string, argv: string[], options: OptionSpec) {
-  try {
-    return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Record<string, string | boolean | undefined>;
-  } catch (e) {
-    throw new Error((e as Error).message);
-  }
-}
-
-function required(cmd: string, values: Record<string, unknown>, name: string, usage: string): string {
-  const v = values[name];
-  if (typeof v !== 'string' || v === '') throw new Error(`missing --${name} (usage: ${usage})`);
-  return v;
-}
-
-const TOKENIZE_USAGE = 'lineage tokenize --tokenizer FILE_OR_MODEL_DIR_OR_bytes --text "..." [--json] [--no-special]';
+  --tokenizer   a tokenizer.json, a model directory holding one, or 'bytes' (id = UTF-8 byte)
+  --text        the text to encode
+  --no-special  do not add the tokenizer's special tokens (BOS, [CLS] ...)
+  --json        print {"ids": [...]}`;
 
 /**
  * `lineage tokenize --tokenizer X --text "..." [--json]`: prints `{"ids":[...]}` with --json, else the
  * ids, then each token with its id.
  */
 export async function tokenizeCommand(argv: string[]): Promise<void> {
-  const v = parse('tokenize', argv, {
-    tokenizer: { type: 'string' }, text: { type: 'string' }, json: { type: 'boolean' }, 'no-special': { type: 'boolean' },
-  });
-  const path = required('tokenize', v, 'tokenizer', TOKENIZE_USAGE);
-  if (typeof v.text !== 'string') throw new Error(`missing --text (usage: ${TOKENIZE_USAGE})`);
+  const f = parseFlags('tokenize', argv, ['tokenizer', 'text'], ['json', 'no-special']);
+  if (f.help) return void console.log(TOKENIZE_HELP);
+  const path = flagRequired(f, 'tokenizer', 'FILE|MODEL_DIR|bytes', TOKENIZE_HELP);
+  const text = flagString(f, 'text');
+  if (text === undefined) throw new Error(`--text TEXT is required\n${TOKENIZE_HELP}`);
   const tok = loadTokenizer(path);
-  const ids = tok.encode(v.text, { addSpecialTokens: !v['no-special'] });
-  if (v.json) {
+  const ids = tok.encode(text, { addSpecialTokens: !f.bools.has('no-special') });
+  if (f.bools.has('json')) {
     process.stdout.write(JSON.stringify({ ids }) + '\n');
     return;
   }
@@ -47,30 +36,30 @@ export async function tokenizeCommand(argv: string[]): Promise<void> {
 
 const UNITS: Record<string, string> = { count: 'char', seed: 'word', merges: 'merge', em: 'round' };
 
-const TRAIN_USAGE = 'lineage tokenizer train --type bpe|wordpiece|unigram --vocab-size N --data FILE --out tokenizer.json [--min-frequency N] [--special-tokens A,B,...]';
+const TRAIN_HELP = `usage: lineage tokenizer train --type bpe|wordpiece|unigram --vocab-size N --data FILE --out tokenizer.json [options]
+
+  --type             bpe | wordpiece | unigram
+  --vocab-size N     target vocabulary size
+  --data FILE        training text (UTF-8)
+  --out FILE         where to write tokenizer.json
+  --min-frequency N  drop pairs / words seen fewer than N times
+  --special-tokens   comma-separated special tokens, e.g. "<pad>,<eos>"`;
 
 /** `lineage tokenizer train --type bpe|wordpiece|unigram --vocab-size N --data FILE --out tokenizer.json`. */
 export async function tokenizerTrainCommand(argv: string[]): Promise<void> {
-  const v = parse('tokenizer train', argv, {
-    type: { type: 'string' }, 'vocab-size': { type: 'string' }, data: { type: 'string' }, out: { type: 'string' },
-    'min-frequency': { type: 'string' }, 'special-tokens': { type: 'string' },
-  });
-  const type = required('tokenizer train', v, 'type', TRAIN_USAGE);
-  if (!['bpe', 'wordpiece', 'unigram'].includes(type)) throw new Error(`--type must be bpe, wordpiece or unigram, got ${JSON.stringify(type)}`);
-  const vsRaw = required('tokenizer train', v, 'vocab-size', TRAIN_USAGE);
-  const vocabSize = Number(vsRaw);
-  if (!Number.isInteger(vocabSize) || vocabSize <= 0) throw new Error(`--vocab-size must be a positive integer, got ${JSON.stringify(vsRaw)}`);
-  const data = required('tokenizer train', v, 'data', TRAIN_USAGE);
-  const out = required('tokenizer train', v, 'out', TRAIN_USAGE);
-  let minFrequency: number | undefined;
-  if (v['min-frequency'] !== undefined) {
-    minFrequency = Number(v['min-frequency']);
-    if (!Number.isInteger(minFrequency) || minFrequency < 1) throw new Error(`--min-frequency must be a positive integer, got ${JSON.stringify(v['min-frequency'])}`);
-  }
-  const specialTokens = typeof v['special-tokens'] === 'string' ? v['special-tokens'].split(',').filter(Boolean) : undefined;
-  let text: string;
-  try { text = readFileSync(data, 'utf8'); } catch (e) { throw new Error(`cannot read --data ${data}: ${(e as Error).message}`); }
-  if (text.length === 0) throw new Error(`--data ${data} is empty`);
+  const f = parseFlags('tokenizer train', argv, ['type', 'vocab-size', 'data', 'out', 'min-frequency', 'special-tokens'], []);
+  if (f.help) return void console.log(TRAIN_HELP);
+  const type = flagChoice(f, 'type', ['bpe', 'wordpiece', 'unigram'] as const);
+  if (!type) throw new Error(`--type bpe|wordpiece|unigram is required\n${TRAIN_HELP}`);
+  const vocabSize = flagNumber(f, 'vocab-size', { int: true, min: 1 });
+  if (vocabSize === undefined) throw new Error(`--vocab-size N is required\n${TRAIN_HELP}`);
+  const data = flagRequired(f, 'data', 'FILE', TRAIN_HELP);
+  const out = flagRequired(f, 'out', 'FILE', TRAIN_HELP);
+  const minFrequency = flagNumber(f, 'min-frequency', { int: true, min: 1 });
+  const special = flagString(f, 'special-tokens');
+  const specialTokens = special !== undefined ? special.split(',').filter(Boolean) : undefined;
+  const text = readTextFile('--data', data);
+  if (text.length === 0) throw new Error(`--data ${data}: the file is empty`);
 
   let bar: ProgressBar | null = null;
   let phase = '';

@@ -7,7 +7,7 @@
 //   config.json, model.safetensors, tokenizer.json, tokenizer_config.json   final model (HF layout)
 //   metrics.jsonl, loss-curve.svg, train_config.json, train_summary.json
 //   checkpoint/   the last checkpoint: a model dir + optimizer.safetensors + trainer_state.json
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { noGrad } from '../../tensor/engine.js';
 import { manualSeed } from '../../tensor/random.js';
@@ -32,59 +32,24 @@ import { lossChart } from '../../train/plot.js';
 import { createTask, defaultObjective, OBJECTIVES, type ObjectiveName, type TaskData } from '../../train/family-objectives.js';
 import { DEFAULT_CONFIG, applyTweaks, getRecipe, validateTrainConfig, type TrainConfig } from '../../train/recipes.js';
 import { MixedPrecision, measureMemory, parsePrecision, type MemoryReport, type Precision } from '../../train/precision.js';
-import { Trainer, enableGradientCheckpointing, runTraining, type TrainerState } from '../../train/trainer.js';
+import { NonFiniteLossError, Trainer, enableGradientCheckpointing, runTraining, type TrainerState } from '../../train/trainer.js';
+import type { Schedule } from '../../train/schedule.js';
 import type { OptimizerKind, OptimizerState } from '../../train/optim.js';
 import { configToJson, loadModelDir, saveModelDir } from '../../infer/model-dir-node.js';
 import { ProgressBar } from '../progress.js';
+import { flagNumber, flagString, parseFlags, type ParsedFlags } from '../flags.js';
+import { tokenizerVocabOverrides } from '../config-overrides.js';
+import { checkModelFiles, readTextFile } from '../files.js';
+import { requireHead } from '../model-hints.js';
 
 // ---- flags ----
-
-export interface ParsedFlags {
-  values: Map<string, string[]>;
-  bools: Set<string>;
-}
-
-/** `--name value`, `--name=value`, boolean `--name`; repeated flags accumulate. Unknown names throw. */
-export function parseFlags(cmd: string, argv: readonly string[], valued: readonly string[], booleans: readonly string[]): ParsedFlags {
-  const values = new Map<string, string[]>();
-  const bools = new Set<string>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (!a.startsWith('--')) throw new Error(`unexpected argument ${JSON.stringify(a)} (options start with --; see 'lineage ${cmd} --help')`);
-    const eq = a.indexOf('=');
-    const name = a.slice(2, eq < 0 ? undefined : eq);
-    if (booleans.includes(name)) {
-      if (eq >= 0) throw new Error(`--${name} takes no value`);
-      bools.add(name);
-    } else if (valued.includes(name)) {
-      const v = eq >= 0 ? a.slice(eq + 1) : argv[++i];
-      if (v === undefined) throw new Error(`--${name} needs a value`);
-      values.set(name, [...(values.get(name) ?? []), v]);
-    } else {
-      throw new Error(`unknown option --${name} (options: ${[...valued, ...booleans].map((n) => '--' + n).join(' ')})`);
-    }
-  }
-  return { values, bools };
-}
-
-export function flagNumber(f: ParsedFlags, name: string, opts: { int?: boolean; min?: number } = {}): number | undefined {
-  const s = f.values.get(name)?.at(-1);
-  if (s === undefined) return undefined;
-  const v = Number(s);
-  if (s.trim() === '' || !Number.isFinite(v) || (opts.int && !Number.isInteger(v)) || (opts.min !== undefined && v < opts.min)) {
-    throw new Error(`--${name}: expected ${opts.int ? 'an integer' : 'a number'}${opts.min !== undefined ? ` >= ${opts.min}` : ''}, got ${JSON.stringify(s)}`);
-  }
-  return v;
-}
-
-export const flagString = (f: ParsedFlags, name: string): string | undefined => f.values.get(name)?.at(-1);
 
 const TRAIN_VALUED = [
   'recipe', 'config', 'model', 'set', 'tokenizer', 'data', 'out', 'objective', 'steps', 'batch-size', 'block-size', 'grad-accum',
   'lr', 'min-lr', 'warmup', 'decay-steps', 'schedule', 'optimizer', 'weight-decay', 'beta1', 'beta2', 'momentum', 'grad-clip',
   'precision', 'eval-interval', 'eval-batches', 'checkpoint-interval', 'seed', 'val-fraction', 'dropout',
 ];
-const TRAIN_BOOLS = ['json', 'resume', 'gradient-checkpointing', 'no-bias', 'memory-report', 'quiet', 'help'];
+const TRAIN_BOOLS = ['json', 'resume', 'overwrite', 'gradient-checkpointing', 'no-bias', 'memory-report', 'quiet'];
 
 export const TRAIN_HELP = `usage: lineage train [--recipe NAME | --config FILE.json] --data FILE --out DIR [options]
 
@@ -101,10 +66,17 @@ export const TRAIN_HELP = `usage: lineage train [--recipe NAME | --config FILE.j
   --weight-decay WD  --beta1 B1  --beta2 B2  --momentum M  --grad-clip C (0 = off)
   --precision fp32|bf16|fp16  --gradient-checkpointing  --no-bias  --dropout P
   --eval-interval N  --eval-batches N  --checkpoint-interval N
-  --resume                 continue from OUT/checkpoint
+  --resume                 continue from OUT/checkpoint, keeping the run's learning-rate schedule unless
+                           --lr/--min-lr/--warmup/--decay-steps/--schedule are given (changes are printed)
+  --overwrite              replace the earlier run in OUT (without it, an OUT holding a run is refused)
   --memory-report          print parameter/activation bytes for fp32, bf16, fp16 (and checkpointing) and exit
   --json                   last stdout line: {"valLoss","trainLoss","steps","seconds",...}
-  --quiet                  no progress bar`;
+  --quiet                  no progress bar
+
+  Ctrl-C (SIGINT) or SIGTERM stops at the next step boundary, writes OUT/checkpoint, prints the command
+  that resumes, and exits with status 130 (SIGINT) or 143 (SIGTERM). A loss or gradient that is not
+  finite stops training with an error (exit status 1) and keeps the last checkpoint; under --precision
+  fp16 such steps are skipped by dynamic loss scaling instead.`;
 
 /** defaults ← recipe ← config file ← flags */
 export function resolveTrainConfig(f: ParsedFlags): TrainConfig {
@@ -193,7 +165,7 @@ interface Prepared {
 export function prepareData(c: TrainConfig, dirTokenizer: Tokenizer | null): Prepared {
   if (!existsSync(c.data)) throw new Error(`--data ${c.data}: no such file or directory`);
   if (statSync(c.data).isDirectory()) return prepareBinDir(c, dirTokenizer);
-  const text = readFileSync(c.data, 'utf8');
+  const text = readTextFile('--data', c.data);
   const tokenizer = c.tokenizer === 'char' ? charTokenizer(text) : pickTokenizer(c.tokenizer, dirTokenizer);
   const cut = Math.floor(text.length * (1 - c.valFraction));
   const [trainText, valText] = [text.slice(0, cut), text.slice(cut)];
@@ -226,11 +198,13 @@ export function buildModelConfig(c: TrainConfig, tok: Tokenizer, dirConfig: Mode
   if (dirConfig) cfg = dirConfig;
   else {
     if (!isPreset(c.model)) throw new Error(`--model ${c.model}: neither a preset nor a model directory (config.json)`);
-    let hf = getPresetInfo(c.model).hf;
-    const sized = c.tokenizer === 'char' ? [`vocab_size=${tok.vocabSize}`] : [];
+    const hf = getPresetInfo(c.model).hf;
+    // a char or bytes tokenizer defines the vocabulary: its size, no special-token ids (unless --set)
+    const sized = c.tokenizer === 'char' || c.tokenizer === 'bytes' ? tokenizerVocabOverrides(hf, tok.vocabSize, c.set) : [];
     cfg = fromHFConfig(applyOverrides(hf, [...sized, ...c.set]));
   }
   cfg = applyTweaks(cfg, c.tweaks);
+  requireHead(cfg, 'training');
   if (tok.vocabSize > cfg.vocabSize) throw new Error(`tokenizer has ${tok.vocabSize} ids but the model's vocab_size is ${cfg.vocabSize} (use --set vocab_size=${tok.vocabSize})`);
   if ('maxContext' in cfg && cfg.positions.kind === 'learned' && c.blockSize > cfg.maxContext) {
     throw new Error(`--block-size ${c.blockSize} exceeds the model's context of ${cfg.maxContext} learned positions`);
@@ -256,7 +230,7 @@ async function writeTrainCheckpoint(out: string, trainer: Trainer, cfg: ModelCon
 }
 
 /** OUT/checkpoint's fp32 weights and the trainer state to apply */
-async function readTrainCheckpoint(out: string): Promise<{ weights: Map<string, Tensor>; json: TrainerState; buffers: OptimizerState['buffers'] }> {
+export async function readTrainCheckpoint(out: string): Promise<{ weights: Map<string, Tensor>; json: TrainerState; buffers: OptimizerState['buffers'] }> {
   const dir = join(out, CKPT);
   recoverCheckpointDir(dir);
   if (!existsSync(join(dir, 'trainer_state.json'))) throw new Error(`--resume: ${dir} has no checkpoint (trainer_state.json)`);
@@ -265,11 +239,35 @@ async function readTrainCheckpoint(out: string): Promise<{ weights: Map<string, 
   const opt = await readSafetensorsFile(join(dir, 'optimizer.safetensors'));
   const buffers: OptimizerState['buffers'] = {};
   for (const r of opt.tensors) buffers[r.name] = { shape: r.shape, data: r.data as Float32Array };
-  return { weights, json: JSON.parse(readFileSync(join(dir, 'trainer_state.json'), 'utf8')) as TrainerState, buffers };
+  return { weights, json: readTrainerState(join(dir, 'trainer_state.json')), buffers };
+}
+
+/** trainer_state.json, checked enough that a damaged file is reported by name, not deep in the trainer */
+export function readTrainerState(file: string): TrainerState {
+  const damaged = (why: string) =>
+    new Error(`${file}: ${why}; the checkpoint is damaged (delete ${join(file, '..')} to start over, or restore it from a copy)`);
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw damaged(`not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw damaged('expected a JSON object');
+  const o = json as Record<string, unknown>;
+  const fields: [string, (v: unknown) => boolean, string][] = [
+    ['step', (v) => Number.isInteger(v) && (v as number) >= 0, 'an integer >= 0'],
+    ['taskPosition', (v) => Number.isInteger(v) && (v as number) >= 0, 'an integer >= 0'],
+    ['objective', (v) => typeof v === 'string', 'a string'],
+    ['precision', (v) => typeof v === 'string', 'a string'],
+    ['rng', (v) => Array.isArray(v), 'a list'],
+    ['optimizer', (v) => typeof v === 'object' && v !== null && !Array.isArray(v), 'an object'],
+  ];
+  for (const [k, ok, what] of fields) if (!ok(o[k])) throw damaged(`field "${k}" must be ${what}, got ${JSON.stringify(o[k])}`);
+  return json as TrainerState;
 }
 
 /** metrics.jsonl without the records a resumed run will write again (steps ≥ the checkpoint's) */
-function truncateMetrics(file: string, step: number): MetricRecord[] {
+export function truncateMetrics(file: string, step: number): MetricRecord[] {
   if (!existsSync(file)) return [];
   const kept = parseMetricsJsonl(readFileSync(file, 'utf8'), file).filter((r) => r.step < step || (r.kind === 'checkpoint' && r.step === step));
   writeFileAtomic(file, kept.map((r) => JSON.stringify(r)).join('\n') + (kept.length ? '\n' : ''));
@@ -280,6 +278,15 @@ function writeLossCurve(out: string, records: MetricRecord[]): void {
   const train = seriesOf(records.filter((r) => r.kind === 'train'), 'loss');
   const val = seriesOf(records.filter((r) => r.kind === 'eval'), 'val_loss');
   writeFileAtomic(join(out, 'loss-curve.svg'), lossChart(train, val, { smooth: 0.9, title: 'Loss' }));
+}
+
+/** what a failed run leaves: the last good checkpoint, if any */
+function lastCheckpointNote(out: string): string {
+  const file = join(out, CKPT, 'trainer_state.json');
+  if (!existsSync(file)) return `No checkpoint was written to ${join(out, CKPT)}; no model was saved.`;
+  const step = (JSON.parse(readFileSync(file, 'utf8')) as TrainerState).step;
+  return `The last good checkpoint (step ${step}) is kept in ${join(out, CKPT)}; no final model was saved. ` +
+    'Continue from it with --resume and a lower --lr.';
 }
 
 // ---- memory report ----
@@ -319,18 +326,104 @@ function printMemory(reports: ReturnType<typeof memoryReports>, json: boolean): 
   if (json) console.log(JSON.stringify({ memory: reports }));
 }
 
+// ---- the output directory ----
+
+/** files a training run leaves in OUT: any of them means OUT holds an earlier run (or a model) */
+const RUN_FILES = ['metrics.jsonl', CKPT, 'train_summary.json', 'train_config.json', 'model.safetensors', 'config.json'];
+
+/** refuses to replace an earlier run unless --resume or --overwrite; --overwrite clears its checkpoint */
+function checkOutDir(c: TrainConfig, f: ParsedFlags): void {
+  const resume = f.bools.has('resume');
+  const overwrite = f.bools.has('overwrite');
+  if (resume && overwrite) throw new Error('--resume continues the run in --out and --overwrite replaces it: give one of them');
+  if (!existsSync(c.out)) return;
+  if (!statSync(c.out).isDirectory()) throw new Error(`--out ${c.out}: exists and is not a directory`);
+  const found = RUN_FILES.filter((n) => existsSync(join(c.out, n)));
+  if (found.length === 0 || resume) return;
+  if (!overwrite) {
+    throw new Error(`--out ${c.out} holds an earlier run (${found.join(', ')}): pass --resume to continue it, ` +
+      '--overwrite to replace it, or choose another --out');
+  }
+  // a stale checkpoint must not be resumed later as if it belonged to the new run
+  recoverCheckpointDir(join(c.out, CKPT));
+  rmSync(join(c.out, CKPT), { recursive: true, force: true });
+  rmSync(join(c.out, 'train_summary.json'), { force: true });
+}
+
+// ---- resuming ----
+
+const SCHEDULE_FLAGS = ['lr', 'min-lr', 'warmup', 'decay-steps', 'schedule'];
+
+const describeSchedule = (s: Schedule): string =>
+  s.kind + ' ' + Object.entries(s).filter(([k]) => k !== 'kind').map(([k, v]) => `${k}=${v}`).join(' ');
+
+/**
+ * The schedule a resumed run uses: the checkpoint's, so that a different --steps does not silently
+ * re-plan the learning rate; the command line's when a schedule flag asks for a change. Either way a
+ * difference is printed.
+ */
+export function resumeSchedule(c: TrainConfig, f: ParsedFlags, state: TrainerState, say: (s: string) => void): Schedule {
+  const prev = state.schedule;
+  if (!prev || JSON.stringify(prev) === JSON.stringify(c.schedule)) return c.schedule;
+  const stepsNote = state.steps !== undefined && state.steps !== c.steps ? `--steps changed from ${state.steps} to ${c.steps}; ` : '';
+  const explicit = SCHEDULE_FLAGS.filter((n) => f.values.has(n));
+  if (explicit.length === 0) {
+    const tail = 'decaySteps' in prev && c.steps > prev.decaySteps ? `; steps after ${prev.decaySteps} run at the final lr` : '';
+    say(`--resume: ${stepsNote}keeping the run's learning-rate schedule (${describeSchedule(prev)})${tail}. ` +
+      'To re-plan it, pass --decay-steps N (or --lr, --min-lr, --warmup, --schedule).');
+    return prev;
+  }
+  const next = changedSchedule(prev, c.schedule, f);
+  say(`--resume: ${stepsNote}learning-rate schedule changed by ${explicit.map((n) => '--' + n).join(' ')} ` +
+    `from (${describeSchedule(prev)}) to (${describeSchedule(next)})`);
+  return next;
+}
+
+const SCHEDULE_FIELD: Record<string, string> = { lr: 'lr', 'min-lr': 'minLr', warmup: 'warmup', 'decay-steps': 'decaySteps' };
+
+/** the run's schedule with the fields the command line gives; a new --schedule kind takes the command line's whole */
+function changedSchedule(prev: Schedule, asked: Schedule, f: ParsedFlags): Schedule {
+  if (asked.kind !== prev.kind) return asked;
+  const next = { ...prev } as Record<string, unknown>;
+  for (const [flag, field] of Object.entries(SCHEDULE_FIELD)) {
+    if (f.values.has(flag) && field in asked) next[field] = (asked as unknown as Record<string, unknown>)[field];
+  }
+  return next as unknown as Schedule;
+}
+
+/** POSIX shell quoting for the resume command we print */
+const shellQuote = (a: string): string => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
+
+/** the command that continues this run */
+export function resumeCommand(argv: readonly string[]): string {
+  const args = argv.filter((a) => a !== '--overwrite');
+  if (!args.includes('--resume')) args.push('--resume');
+  return `lineage train ${args.map(shellQuote).join(' ')}`;
+}
+
+/** an error that makes the CLI exit with its own status (130 / 143 after a signal) */
+class ExitError extends Error {
+  constructor(message: string, readonly exitCode: number) {
+    super(message);
+  }
+}
+
+const SIGNAL_STATUS: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
+
 // ---- the command ----
 
 export async function trainCommand(argv: string[]): Promise<void> {
   const f = parseFlags('train', argv, TRAIN_VALUED, TRAIN_BOOLS);
-  if (f.bools.has('help')) {
+  if (f.help) {
     console.log(TRAIN_HELP);
     return;
   }
   const c = resolveTrainConfig(f);
   validateTrainConfig(c);
   const json = f.bools.has('json');
+  if (!f.bools.has('memory-report')) checkOutDir(c, f);
   manualSeed(c.seed); // dropout draws from the global tensor RNG: same command + seed, same curve
+  if (isModelDir(c.model)) checkModelFiles('--model', c.model);
   const fromDir = isModelDir(c.model) ? await loadModelDir(c.model, { seed: c.seed }) : null;
   const { tokenizer, data } = prepareData(c, fromDir?.tokenizer ?? null);
   const cfg = buildModelConfig(c, tokenizer, fromDir ? fromDir.config : null);
@@ -348,6 +441,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const resume = f.bools.has('resume') && existsSync(join(c.out, CKPT, 'trainer_state.json'));
   if (f.bools.has('resume') && !resume && !json) console.error(`--resume: no checkpoint in ${join(c.out, CKPT)}; starting from step 0`);
   const saved = resume ? await readTrainCheckpoint(c.out) : null;
+  if (saved) c.schedule = resumeSchedule(c, f, saved.json, (m) => console.error(m));
   const task = createTask(c.objective ?? defaultObjective(cfg), cfg, data, { batchSize: c.batchSize, blockSize: c.blockSize, seed: c.seed }, tokenizer);
   const trainer = new Trainer(model, task, {
     steps: c.steps, gradAccum: c.gradAccum, schedule: c.schedule, optimizer: c.optimizer, gradClip: c.gradClip, precision: c.precision,
@@ -359,47 +453,72 @@ export async function trainCommand(argv: string[]): Promise<void> {
     trainer.loadState(saved.json, saved.buffers);
   }
   try {
-    await runCommand(c, trainer, cfg, tokenizer, f, json);
+    await runCommand(c, trainer, cfg, tokenizer, f, json, argv);
   } finally {
     trainer.dispose();
     model.dispose();
   }
 }
 
-async function runCommand(c: TrainConfig, trainer: Trainer, cfg: ModelConfig, tok: Tokenizer, f: ParsedFlags, json: boolean): Promise<void> {
+async function runCommand(
+  c: TrainConfig, trainer: Trainer, cfg: ModelConfig, tok: Tokenizer, f: ParsedFlags, json: boolean, argv: readonly string[],
+): Promise<void> {
   mkdirSync(c.out, { recursive: true });
   const metricsFile = join(c.out, 'metrics.jsonl');
   const previous = truncateMetrics(metricsFile, trainer.step);
   const startStep = trainer.step;
   writeJSONAtomic(join(c.out, 'train_config.json'), c);
-  const logger = new MetricsLogger({ sink: jsonlFileSink(metricsFile) });
+  // a resumed run's metrics `time` continues from the seconds it had trained when checkpointed
+  const logger = new MetricsLogger({ sink: jsonlFileSink(metricsFile), elapsed: trainer.elapsedBefore });
   const quiet = f.bools.has('quiet');
   // counts this session's steps, so rate and ETA stay right after --resume
   const bar = quiet ? null : new ProgressBar({ total: Math.max(0, c.steps - startStep), label: startStep ? `train (from ${startStep})` : 'train', unit: 'step' });
   let tokPerSec = 0;
-  let stop = false;
-  const onSignal = () => (stop = true);
-  process.once('SIGINT', onSignal);
+  // the loop yields to the event loop between steps, so these run within a step of Ctrl-C
+  let signal: NodeJS.Signals | null = null;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (signal) return; // already stopping: the checkpoint is being written
+    signal = sig;
+    console.error(`\n${sig}: stopping after this step and writing a checkpoint ...`);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   if (!json) console.error(`training ${cfg.family} (${(trainer.model.numParameters() / 1e6).toFixed(2)}M params) objective ${trainer.task.objective}, ${c.precision}, ${c.steps} steps${startStep ? `, resuming at step ${startStep}` : ''}`);
-  const r = await runTraining(trainer, {
-    onStep: (s) => {
-      tokPerSec = (s.tokens * 1000) / s.ms;
-      logger.log(s.step, { kind: 'train', loss: s.loss, lr: s.lr, grad_norm: s.gradNorm, tokens_per_sec: Math.round(tokPerSec), ms: Math.round(s.ms * 10) / 10, ...(s.skipped ? { skipped: true } : {}), ...(s.lossScale !== undefined ? { loss_scale: s.lossScale } : {}) });
-      bar?.update(s.step + 1 - startStep, { loss: s.loss, 'tok/s': Math.round(tokPerSec), lr: s.lr });
-    },
-    onEval: (e) => {
-      logger.log(e.step, { kind: 'eval', train_loss: e.train, val_loss: e.val });
-      if (!quiet && !json) console.error(`\nstep ${e.step}: train loss ${e.train.toFixed(4)}, val loss ${e.val.toFixed(4)}`);
-    },
-    checkpointInterval: c.checkpointInterval,
-    checkpoint: async (step) => {
-      await writeTrainCheckpoint(c.out, trainer, cfg, tok, c);
-      logger.log(step, { kind: 'checkpoint' });
-    },
-    shouldStop: () => stop,
-  });
-  process.off('SIGINT', onSignal);
+  let r: Awaited<ReturnType<typeof runTraining>>;
+  try {
+    r = await runTraining(trainer, {
+      onStep: (s) => {
+        tokPerSec = (s.tokens * 1000) / s.ms;
+        logger.log(s.step, { kind: 'train', loss: s.loss, lr: s.lr, grad_norm: s.gradNorm, tokens_per_sec: Math.round(tokPerSec), ms: Math.round(s.ms * 10) / 10, ...(s.skipped ? { skipped: true } : {}), ...(s.lossScale !== undefined ? { loss_scale: s.lossScale } : {}) });
+        bar?.update(s.step + 1 - startStep, { loss: s.loss, 'tok/s': Math.round(tokPerSec), lr: s.lr });
+      },
+      onEval: (e) => {
+        logger.log(e.step, { kind: 'eval', train_loss: e.train, val_loss: e.val });
+        if (!quiet && !json) console.error(`\nstep ${e.step}: train loss ${e.train.toFixed(4)}, val loss ${e.val.toFixed(4)}`);
+      },
+      checkpointInterval: c.checkpointInterval,
+      checkpoint: async (step) => {
+        await writeTrainCheckpoint(c.out, trainer, cfg, tok, c);
+        logger.log(step, { kind: 'checkpoint' });
+      },
+      shouldStop: () => signal !== null,
+    });
+  } catch (e) {
+    bar?.done();
+    writeLossCurve(c.out, [...previous, ...logger.history]);
+    if (e instanceof NonFiniteLossError) throw new Error(`${e.message}. ${lastCheckpointNote(c.out)}`);
+    throw e;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
   bar?.done();
+  if (r.interrupted) {
+    writeLossCurve(c.out, [...previous, ...logger.history]);
+    const sig = (signal as NodeJS.Signals | null) ?? 'SIGINT';
+    throw new ExitError(`interrupted by ${sig} at step ${r.steps} of ${c.steps}; checkpoint written to ${join(c.out, CKPT)} ` +
+      `(itself a model directory). Resume with:\n  ${resumeCommand(argv)}`, SIGNAL_STATUS[sig] ?? 130);
+  }
   await saveModelDir(c.out, cfg, trainer.weights(), tok);
   writeLossCurve(c.out, [...previous, ...logger.history]);
   const summary = {

@@ -1,0 +1,32 @@
+// CLI glue of `lineage bench decode`: loads the model directories on the requested thread count, runs
+// bench/decode.ts and prints one JSON object (or a line of text).
+import { loadModelDir } from '../src/infer/model-dir-node.js';
+import { shutdownBackend, useFastBackend } from '../src/cli/backend-node.js';
+import { bundledModelDir } from '../src/cli/commands/generate.js';
+import { benchDecode } from './decode.js';
+
+export async function decodeCommand(
+  flags: Map<string, string>,
+  threads: number,
+  json: boolean,
+  int: (name: string, def?: number) => number,
+): Promise<void> {
+  await shutdownBackend();
+  await useFastBackend({ threads });
+  const { model } = await loadModelDir(flags.get('model') ?? bundledModelDir());
+  const draftDir = flags.get('draft-model');
+  const draftModel = draftDir ? (await loadModelDir(draftDir)).model : null;
+  const r = await benchDecode(model, {
+    concurrency: int('concurrency'),
+    promptTokens: int('prompt-tokens'),
+    maxTokens: int('max-tokens'),
+    draftModel,
+    ...(flags.has('single-requests') ? { singleRequests: int('single-requests') } : {}),
+  });
+  if (json) return void console.log(JSON.stringify({ ...r, threads }));
+  console.log(
+    `decode N=${r.concurrency} P=${r.promptTokens} T=${r.maxTokens} threads=${threads}: ${r.tokensPerSecond.toFixed(1)} tok/s ` +
+      `(single stream ${r.singleStreamTokensPerSecond.toFixed(1)}, x${r.speedup.toFixed(2)}), TTFT p50 ${r.ttftMsP50.toFixed(1)} ms, ` +
+      `ITL p50 ${r.itlMsP50.toFixed(1)} ms, KV blocks peak ${r.kvBlocksPeak}/${r.kvBlocksTotal}, waste ${r.kvWastePercent.toFixed(1)}%`,
+  );
+}

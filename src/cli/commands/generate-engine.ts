@@ -1,0 +1,75 @@
+// `lineage generate` through the inference engine: n samples, min-p, penalties, stop strings, logprobs,
+// speculative decoding (draft model or prompt lookup), tokens streamed as they come.
+import type { LanguageModel } from '../../models/model.js';
+import type { Tokenizer } from '../../tokenizers/tokenizer.js';
+import { Engine, type EngineRequest } from '../../infer/engine/engine.js';
+import type { TokenEvent } from '../../infer/engine/sequence.js';
+
+export interface EngineGenerateOptions {
+  request: EngineRequest;
+  draftModel: LanguageModel | null;
+  promptLookup: boolean;
+  speculativeTokens: number;
+  json: boolean;
+}
+
+interface Choice {
+  text: string;
+  ids: number[];
+  finishReason: string | null;
+  logprobs: TokenEvent['logprobs'][];
+}
+
+/** flags only the engine path honours (the plain path refuses them) */
+export const ENGINE_FLAGS = [
+  'n',
+  'min-p',
+  'repetition-penalty',
+  'stop',
+  'logprobs',
+  'draft-model',
+  'speculative-tokens',
+  'prompt-lookup',
+];
+
+export async function generateWithEngine(
+  model: LanguageModel,
+  tokenizer: Tokenizer,
+  o: EngineGenerateOptions,
+): Promise<void> {
+  const n = o.request.n ?? 1;
+  const need =
+    (typeof o.request.prompt === 'string' ? o.request.prompt.length : o.request.prompt.length) +
+    (o.request.maxTokens ?? 128);
+  const engine = new Engine(model, {
+    tokenizer,
+    kvMemoryBytes: Math.max(16 << 20, n * need * 4096),
+    draftModel: o.draftModel,
+    promptLookup: o.promptLookup,
+    speculativeTokens: o.speculativeTokens,
+  });
+  const choices: Choice[] = Array.from({ length: n }, () => ({ text: '', ids: [], finishReason: null, logprobs: [] }));
+  const stream = !o.json && n === 1;
+  for await (const e of engine.add(o.request)) {
+    const c = choices[e.index]!;
+    if (e.token >= 0) c.ids.push(e.token);
+    c.text += e.text;
+    if (e.logprobs) c.logprobs.push(e.logprobs);
+    if (e.finishReason) c.finishReason = e.finishReason;
+    if (stream) process.stdout.write(e.text);
+  }
+  const stats = engine.stats();
+  if (o.json) {
+    const out = (c: Choice) => ({
+      text: c.text,
+      ids: c.ids,
+      finishReason: c.finishReason,
+      ...(o.request.logprobs !== undefined ? { logprobs: c.logprobs } : {}),
+    });
+    const spec = o.draftModel || o.promptLookup ? { acceptanceRate: stats.acceptanceRate } : {};
+    console.log(JSON.stringify(n === 1 ? { ...out(choices[0]!), ...spec } : { choices: choices.map(out), ...spec }));
+    return;
+  }
+  if (stream) return void process.stdout.write('\n');
+  choices.forEach((c, i) => process.stdout.write(`--- sample ${i} (${c.finishReason}) ---\n${c.text}\n`));
+}

@@ -1,0 +1,83 @@
+// `lineage serve`: an OpenAI-compatible HTTP server over one inference engine per loaded model.
+import { basename, resolve } from 'node:path';
+import { availableParallelism } from 'node:os';
+import { EngineWorker } from '../../infer/engine/engine-node.js';
+import { loadAdapterDir } from '../../align/lora-node.js';
+import { loadModelDir } from '../../infer/model-dir-node.js';
+import { contextLimit } from '../../infer/generate.js';
+import { createServer } from '../../serve/app.js';
+import type { ServedModel } from '../../serve/models.js';
+import { flagNumber, parseFlags } from '../flags.js';
+
+const HELP = `usage: lineage serve --model DIR [--model NAME=DIR ...] [options]
+
+  --model DIR | NAME=DIR   a model directory to serve (repeatable); clients pass NAME (default: the
+                           directory's name) as "model"
+  --host H                 address to bind (default 127.0.0.1: loopback only)
+  --port P                 port (default 8000; 0 picks a free one)
+  --api-key KEY            accepted bearer key (repeatable; or LINEAGE_API_KEY); none = no auth
+  --max-running N          sequences decoded together per model (default 64)
+  --max-queue N            waiting requests per model before 429 (default 256)
+  --kv-memory SIZE         KV-cache pool per model, e.g. 512MB, 2GB (default 256MB)
+  --draft-model DIR        speculative decoding with this smaller model (same tokenizer)
+  --lora DIR               apply a PEFT LoRA adapter (lineage align --lora-r ...) on top of the model
+  --max-tokens N           max_tokens when a request gives none (default 256)
+  --metrics-auth           require the API key for /metrics too`;
+
+export function parseSize(s: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?$/i.exec(s.trim());
+  if (!m) throw new Error(`--${flag}: expected a size like 512MB or 2GB, got ${JSON.stringify(s)}`);
+  const unit = (m[2] ?? 'B').toUpperCase();
+  const mult: Record<string, number> = { B: 1, KB: 1e3, MB: 1e6, GB: 1e9, KIB: 1024, MIB: 1024 ** 2, GIB: 1024 ** 3 };
+  return Math.floor(Number(m[1]) * mult[unit]!);
+}
+
+export async function serveCommand(argv: string[]): Promise<void> {
+  if (argv.includes('--help') || argv.includes('-h')) return void console.log(HELP);
+  const f = parseFlags('serve', argv, ['model', 'host', 'port', 'api-key', 'max-running', 'max-queue', 'kv-memory', 'draft-model', 'max-tokens', 'lora'], ['metrics-auth']);
+  const specs = f.values.get('model') ?? [];
+  if (specs.length === 0) throw new Error(`--model DIR is required\n\n${HELP}`);
+  const kvBytes = parseSize(f.values.get('kv-memory')?.at(-1) ?? '256MB', 'kv-memory');
+  const maxRunning = flagNumber(f, 'max-running', { int: true, min: 1 }) ?? 64;
+  const draftDir = f.values.get('draft-model')?.at(-1);
+  const threads = Number(process.env.LINEAGE_THREADS) || availableParallelism();
+  const lora = f.values.get('lora')?.at(-1);
+  if (lora && specs.length > 1) throw new Error('--lora applies to one model: give a single --model with it');
+  const models: ServedModel[] = [];
+  const workers: EngineWorker[] = [];
+  for (const spec of specs) {
+    const eq = spec.indexOf('=');
+    const [name, dir] = eq > 0 ? [spec.slice(0, eq), spec.slice(eq + 1)] : [basename(resolve(spec)), spec];
+    if (models.some((m) => m.name === name)) throw new Error(`--model: two models named '${name}' (use NAME=DIR)`);
+    const { model, tokenizer, config } = await loadModelDir(dir);
+    if (lora) loadAdapterDir(model, lora); // the main thread's copy (tokenize, embeddings) matches the worker's
+    if (!tokenizer) throw new Error(`--model ${dir}: no tokenizer.json in the directory (the server needs one to read and write text)`);
+    if (config.arch !== 'decoder') throw new Error(`--model ${dir}: ${config.family} is not a decoder-only model; the engine serves decoder families`);
+    // generation runs in a worker thread (a long prefill never stalls the event loop); the main thread
+    // keeps the model for tokenization, chat templates and embeddings
+    const engine = await EngineWorker.start({ modelDir: dir, draftModelDir: draftDir, loraDir: lora, kvMemoryBytes: kvBytes, maxRunningSeqs: maxRunning, threads });
+    workers.push(engine);
+    const limit = contextLimit(model);
+    models.push({ name, model, tokenizer, engine, contextLength: Number.isFinite(limit) ? limit : config.maxContext, created: Math.floor(Date.now() / 1000) });
+  }
+  const keys = [...(f.values.get('api-key') ?? []), ...(process.env.LINEAGE_API_KEY ? [process.env.LINEAGE_API_KEY] : [])];
+  const app = createServer({
+    models, apiKeys: keys, maxQueue: flagNumber(f, 'max-queue', { int: true, min: 1 }) ?? 256,
+    defaultMaxTokens: flagNumber(f, 'max-tokens', { int: true, min: 1 }) ?? 256, metricsAuth: f.bools.has('metrics-auth'),
+  });
+  const host = f.values.get('host')?.at(-1) ?? '127.0.0.1';
+  const port = flagNumber(f, 'port', { int: true, min: 0 }) ?? 8000;
+  const address = await app.listen({ host, port });
+  console.log(`lineage serve: ${models.map((m) => m.name).join(', ')} on ${address} (OpenAI API at ${address}/v1)${keys.length ? ', API key required' : ''}`);
+  await new Promise<void>((done) => {
+    const stop = (sig: string) => {
+      console.log(`lineage serve: ${sig}: no new requests; finishing the ones in flight (at most 30 s)`);
+      const force = setTimeout(() => done(), 30_000);
+      force.unref();
+      void app.close().then(() => { clearTimeout(force); done(); });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  await Promise.all(workers.map((w) => w.close()));
+}

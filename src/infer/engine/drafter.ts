@@ -1,0 +1,99 @@
+// Draft proposals for speculative decoding, batched over every decoding sequence: a draft model runs
+// ragged steps over its own paged cache (first a catch-up chunk of the tokens it has not seen, then one
+// token per step), or prompt lookup copies what followed an earlier n-gram match. Draft distributions use
+// the request's own sampling parameters, so q matches what the drafter actually sampled from.
+import type { LanguageModel } from '../../models/model.js';
+import type { DecoderConfig } from '../../models/config.js';
+import { BlockManager } from './block-manager.js';
+import { KvPool, layerSpecs } from './kv-pool.js';
+import { ModelRunner, type RunItem } from './runner.js';
+import type { Sequence } from './sequence.js';
+import { drawFrom, probsOf, promptLookup } from './speculative.js';
+
+export type DraftSource =
+  { kind: 'model'; model: LanguageModel; kvMemoryBytes: number } | { kind: 'prompt-lookup'; maxNgram: number };
+
+export class Drafter {
+  private readonly runner: ModelRunner | null = null;
+  private readonly blocks: BlockManager | null = null;
+
+  constructor(
+    source: DraftSource,
+    readonly k: number,
+    blockSize: number,
+    vocabSize: number,
+    private readonly maxNgram = 3,
+  ) {
+    if (!Number.isInteger(k) || k < 1) throw new Error(`engine: speculativeTokens must be an integer >= 1, got ${k}`);
+    if (source.kind === 'prompt-lookup') {
+      this.maxNgram = source.maxNgram;
+      return;
+    }
+    const cfg = source.model.config as DecoderConfig;
+    if (cfg.vocabSize !== vocabSize)
+      throw new Error(
+        `engine: the draft model's vocabulary (${cfg.vocabSize}) differs from the target's (${vocabSize})`,
+      );
+    source.model.eval();
+    this.runner = new ModelRunner(source.model, new KvPool(layerSpecs(cfg), blockSize, source.kvMemoryBytes));
+    this.blocks = new BlockManager(this.runner.pool.numBlocks, blockSize, true);
+  }
+
+  /** fills seq.draft / seq.draftQ for each sequence (at most `room(seq)` tokens each) */
+  propose(seqs: readonly Sequence[], room: (s: Sequence) => number): void {
+    const want = seqs.map((s) => Math.min(this.k, room(s)));
+    if (!this.runner) {
+      seqs.forEach((s, i) => {
+        s.draft = want[i]! > 0 ? promptLookup(s.tokens, want[i]!, this.maxNgram) : [];
+        s.draftQ = s.draft.map(() => null);
+      });
+      return;
+    }
+    const active = seqs.filter((s, i) => want[i]! > 0 && this.reserve(s, s.tokens.length + want[i]! - 1));
+    for (const s of active) [s.draft, s.draftQ] = [[], []];
+    const steps = Math.max(0, ...active.map((s) => want[seqs.indexOf(s)]!));
+    for (let j = 0; j < steps; j++) {
+      const now = active.filter((s) => s.draft.length < want[seqs.indexOf(s)]!);
+      if (now.length === 0) break;
+      this.draftStep(now);
+    }
+  }
+
+  /** one draft token for each sequence: feed what the draft cache lacks, sample from q */
+  private draftStep(seqs: Sequence[]): void {
+    const items: RunItem[] = seqs.map((s) => {
+      const known = [...s.tokens, ...s.draft];
+      return { ids: known.slice(s.draftComputed), start: s.draftComputed, blocks: s.draftTable.blocks, logits: 1 };
+    });
+    const logits = this.runner!.run(items);
+    const V = logits.length / seqs.length;
+    seqs.forEach((s, i) => {
+      s.draftComputed += items[i]!.ids.length;
+      this.blocks!.commit(s.draftTable, s.tokens, Math.min(s.draftComputed, s.tokens.length));
+      const q = probsOf(logits.subarray(i * V, (i + 1) * V).slice(), s.opts.params);
+      s.draft.push(drawFrom(q, s.rng));
+      s.draftQ.push(q);
+    });
+  }
+
+  /** draft blocks for `n` tokens; on failure the sequence's draft cache is dropped (no speculation) */
+  private reserve(s: Sequence, n: number): boolean {
+    if (this.blocks!.ensure(s.draftTable, s.draftComputed, n, (a, b) => this.runner!.pool.copyBlock(a, b))) return true;
+    this.release(s);
+    return false;
+  }
+
+  /** after verification: the draft cache keeps only positions that are still the sequence's tokens */
+  rollback(s: Sequence, validTokens: number): void {
+    if (!this.blocks) return;
+    s.draftComputed = Math.min(s.draftComputed, validTokens);
+    this.blocks.truncate(s.draftTable, s.draftComputed);
+  }
+
+  release(s: Sequence): void {
+    [s.draft, s.draftQ] = [[], []];
+    if (!this.blocks) return;
+    this.blocks.freeTable(s.draftTable);
+    s.draftComputed = 0;
+  }
+}

@@ -1,0 +1,517 @@
+// The inference engine: many concurrent requests on one loaded decoder, continuous batching over a
+// paged KV cache. Three roles with narrow interfaces (vLLM v1): the Scheduler picks which tokens of which
+// sequences run, the BlockManager hands out KV blocks, the ModelRunner runs one flattened ragged batch;
+// the engine ties them together, samples per sequence and streams token events.
+//
+//   const engine = new Engine(model, { tokenizer, kvMemoryBytes: 64 << 20 });
+//   const h = engine.add({ prompt: 'To be', maxTokens: 32, temperature: 0 });
+//   for await (const ev of h) process.stdout.write(ev.text);
+//
+// Steppable: `step()` runs one iteration; by default the engine also drives itself (a macrotask per
+// step, so the host's event loop stays responsive); `{ autoRun: false }` leaves stepping to the caller.
+import type { LanguageModel } from '../../models/model.js';
+import type { DecoderConfig } from '../../models/config.js';
+import type { Tokenizer } from '../../tokenizers/tokenizer.js';
+import { BlockManager } from './block-manager.js';
+import { KvPool, layerSpecs } from './kv-pool.js';
+import { ModelRunner, type RunItem } from './runner.js';
+import { Scheduler, type ScheduledChunk } from './scheduler.js';
+import { Sequence, type FinishReason, type LogitsProcessor, type TokenEvent } from './sequence.js';
+import { StopText } from './stop-text.js';
+import {
+  applyPenalties,
+  checkSamplingParams,
+  drawToken,
+  logprobsOf,
+  sequenceRng,
+  type SamplingParams,
+} from './sampler.js';
+import { Drafter } from './drafter.js';
+import { constraintProcessor } from './constrained.js';
+import type { ConstraintSpec } from '../constrain/index.js';
+import { StateRunner } from './state-runner.js';
+import { probsOf, verifyDraft } from './speculative.js';
+
+export interface EngineOptions {
+  /** bytes of the KV block pool (default 64 MiB) */
+  kvMemoryBytes?: number;
+  /** tokens per KV block (default 16) */
+  blockSize?: number;
+  /** tokens per step over all sequences (default 512) */
+  maxBatchedTokens?: number;
+  /** sequences running at once (default 64) */
+  maxRunningSeqs?: number;
+  /** reuse KV blocks of identical prompt prefixes across requests (default true) */
+  prefixCaching?: boolean;
+  /** needed for text prompts, text deltas and stop strings */
+  tokenizer?: Tokenizer | null;
+  /** drive steps automatically when requests are added (default true) */
+  autoRun?: boolean;
+  /** speculative decoding with this smaller model (same vocabulary) as the drafter */
+  draftModel?: LanguageModel | null;
+  /** bytes of the draft model's KV pool (default kvMemoryBytes / 4) */
+  draftKvMemoryBytes?: number;
+  /** speculative decoding with prompt lookup (n-gram) drafts, when there is no draft model */
+  promptLookup?: boolean;
+  /** draft tokens per step (default 4) */
+  speculativeTokens?: number;
+}
+
+export interface EngineRequest extends SamplingParams {
+  /** unique id (default: generated) */
+  id?: string;
+  /** token ids, or text when the engine has a tokenizer */
+  prompt: readonly number[] | string;
+  /** new tokens at most (default 128) */
+  maxTokens?: number;
+  /** new tokens before a stop token or string may end the sequence (default 0) */
+  minTokens?: number;
+  /** token ids that end a sequence (the model's EOS is added unless ignoreEos) */
+  stopTokenIds?: readonly number[];
+  /** strings that end a sequence (not included in the text); at most 16 */
+  stop?: readonly string[];
+  ignoreEos?: boolean;
+  /** independent samples of the same prompt, sharing its KV blocks (default 1) */
+  n?: number;
+  /** constrained decoding hook: allowed-token mask per step */
+  logitsProcessor?: LogitsProcessor | null;
+  /** constrained decoding as data (JSON Schema / JSON object / regex): compiled by the engine against its
+   * tokenizer, so it works across a worker boundary too; ignored when logitsProcessor is given */
+  constraint?: ConstraintSpec | null;
+}
+
+/** what the engine needs of its cache storage: block counts, per-layer windows, block copies */
+export interface BlockStore {
+  readonly numBlocks: number;
+  readonly blockSize: number;
+  readonly layers: readonly { window: number | null }[];
+  copyBlock(from: number, to: number): void;
+}
+
+export interface EngineStats {
+  running: number;
+  waiting: number;
+  kvBlocksUsed: number;
+  kvBlocksTotal: number;
+  /** prompt blocks served from the prefix cache so far */
+  prefixCacheHits: number;
+  /** accepted / proposed draft tokens (speculative decoding; 0 without it) */
+  acceptanceRate: number;
+  preemptions: number;
+}
+
+/** async iterable of a request's token events (all n sequences interleaved), with its id */
+export class RequestHandle implements AsyncIterable<TokenEvent> {
+  private readonly queue: TokenEvent[] = [];
+  private wake: (() => void) | null = null;
+  private open: number;
+  error: Error | null = null;
+
+  constructor(
+    readonly id: string,
+    n: number,
+    private readonly kick: () => void,
+  ) {
+    this.open = n;
+  }
+
+  /** engine side */
+  push(e: TokenEvent): void {
+    this.queue.push(e);
+    if (e.finishReason !== null) this.open--;
+    this.wake?.();
+  }
+
+  fail(e: Error): void {
+    this.error = e;
+    this.open = 0;
+    this.wake?.();
+  }
+
+  get done(): boolean {
+    return this.open <= 0;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<TokenEvent> {
+    for (;;) {
+      while (this.queue.length > 0) yield this.queue.shift()!;
+      if (this.error) throw this.error;
+      if (this.open <= 0) return;
+      this.kick();
+      await new Promise<void>((r) => (this.wake = r));
+      this.wake = null;
+    }
+  }
+}
+
+const MAX_STOPS = 16;
+
+export class Engine {
+  /** the paged KV pool (transformers) or the state slots (recurrent families) */
+  readonly pool: BlockStore;
+  readonly blocks: BlockManager;
+  readonly scheduler: Scheduler;
+  readonly runner: { run(items: readonly RunItem[]): Float32Array };
+  readonly tokenizer: Tokenizer | null;
+  private readonly seqs = new Map<string, Sequence[]>();
+  private readonly handles = new Map<string, RequestHandle>();
+  private nextId = 0;
+  private arrivals = 0;
+  private looping = false;
+  private readonly autoRun: boolean;
+  /** the sliding window every layer shares (blocks before it are freed), or null */
+  private readonly window: number | null;
+  private readonly maxContext: number;
+  /** blocks in use at the busiest step, and their unfilled slots then (benchmarks) */
+  peakBlocks = 0;
+  peakWasteSlots = 0;
+  draftProposed = 0;
+  draftAccepted = 0;
+  private readonly drafter: Drafter | null;
+  private readonly recurrent: boolean;
+
+  constructor(
+    readonly model: LanguageModel,
+    opts: EngineOptions = {},
+  ) {
+    const cfg = model.config as DecoderConfig;
+    const limits = { maxBatchedTokens: opts.maxBatchedTokens ?? 512, maxRunningSeqs: opts.maxRunningSeqs ?? 64 };
+    const recurrent = model.config.arch === 'rnn' || model.config.arch === 'mamba';
+    if (recurrent && (opts.draftModel || opts.promptLookup))
+      throw new Error(
+        `engine: speculative decoding needs a transformer target (${model.config.family} keeps a recurrent state)`,
+      );
+    if (recurrent) {
+      // one slot per running sequence; a "block" as long as any sequence, so each holds exactly one
+      const states = new StateRunner(model, limits.maxRunningSeqs, 2 ** 30);
+      [this.runner, this.pool] = [states, states];
+    } else {
+      const paged = new ModelRunner(
+        model,
+        new KvPool(layerSpecs(cfg), opts.blockSize ?? 16, opts.kvMemoryBytes ?? 64 * 1024 * 1024),
+      );
+      [this.runner, this.pool] = [paged, paged.pool];
+    }
+    this.recurrent = recurrent;
+    this.blocks = new BlockManager(
+      this.pool.numBlocks,
+      this.pool.blockSize,
+      !recurrent && (opts.prefixCaching ?? true),
+    );
+    for (const [k, v] of Object.entries(limits))
+      if (!Number.isInteger(v) || v < 1) throw new Error(`engine: ${k} must be a positive integer, got ${v}`);
+    this.scheduler = new Scheduler(this.blocks, limits, (a, b) => this.pool.copyBlock(a, b));
+    this.tokenizer = opts.tokenizer ?? null;
+    this.autoRun = opts.autoRun ?? true;
+    const windows = this.pool.layers.map((l) => l.window);
+    this.window = windows.length > 0 && windows.every((w) => w !== null && w === windows[0]) ? windows[0]! : null;
+    this.maxContext = 'maxContext' in cfg ? cfg.maxContext : Infinity;
+    this.drafter = this.makeDrafter(opts);
+    this.scheduler.onRelease = (seq) => this.drafter?.release(seq);
+    model.eval();
+  }
+
+  private makeDrafter(opts: EngineOptions): Drafter | null {
+    const k = opts.speculativeTokens ?? 4;
+    const [bs, V] = [this.pool.blockSize, this.model.config.vocabSize];
+    if (opts.draftModel) {
+      const bytes = opts.draftKvMemoryBytes ?? (opts.kvMemoryBytes ?? 64 * 1024 * 1024) / 4;
+      return new Drafter({ kind: 'model', model: opts.draftModel, kvMemoryBytes: bytes }, k, bs, V);
+    }
+    return opts.promptLookup ? new Drafter({ kind: 'prompt-lookup', maxNgram: 3 }, k, bs, V) : null;
+  }
+
+  // ---- requests ----
+
+  /** validates and queues a request; throws a clear error for a bad one (nothing else is touched) */
+  add(req: EngineRequest): RequestHandle {
+    const id = req.id ?? `req-${this.nextId++}`;
+    if (this.seqs.has(id)) throw new Error(`engine: request id "${id}" is already in use`);
+    const prompt = this.promptIds(req);
+    const o = this.checkRequest(req, prompt);
+    const n = req.n ?? 1;
+    const handle = new RequestHandle(id, n, () => this.kick());
+    const first = this.newSequence(id, 0, prompt, prompt.length, o, req, handle);
+    first.pendingForks = n - 1;
+    this.seqs.set(id, [first]);
+    this.handles.set(id, handle);
+    this.scheduler.add(first);
+    this.kick();
+    return handle;
+  }
+
+  private promptIds(req: EngineRequest): number[] {
+    if (typeof req.prompt === 'string') {
+      if (!this.tokenizer) throw new Error('engine: a text prompt needs an engine tokenizer (or give token ids)');
+      return this.tokenizer.encode(req.prompt, { addSpecialTokens: false });
+    }
+    if (!Array.isArray(req.prompt)) throw new Error('request: prompt must be token ids or a string');
+    return [...req.prompt];
+  }
+
+  private checkRequest(req: EngineRequest, prompt: number[]): Sequence['opts'] {
+    const V = this.model.config.vocabSize;
+    const { maxTokens = 128, minTokens = 0, n = 1, stop = [] } = req;
+    checkSamplingParams(req, V);
+    if (!Number.isInteger(maxTokens) || maxTokens < 1)
+      throw new Error(`request: maxTokens must be an integer >= 1, got ${maxTokens}`);
+    if (!Number.isInteger(minTokens) || minTokens < 0 || minTokens > maxTokens)
+      throw new Error(`request: minTokens must be an integer in [0, maxTokens], got ${minTokens}`);
+    if (!Number.isInteger(n) || n < 1 || n > this.scheduler.limits.maxRunningSeqs) {
+      throw new Error(
+        `request: n must be an integer in [1, maxRunningSeqs=${this.scheduler.limits.maxRunningSeqs}], got ${n}`,
+      );
+    }
+    if (prompt.length === 0) throw new Error('request: prompt is empty');
+    prompt.forEach((t, i) => {
+      if (!Number.isInteger(t) || t < 0 || t >= V)
+        throw new Error(`request: prompt token ${i} is ${t}, outside the vocabulary [0, ${V})`);
+    });
+    if (prompt.length >= this.maxContext)
+      throw new Error(`request: the prompt has ${prompt.length} tokens; the model's context is ${this.maxContext}`);
+    const need = Math.ceil(Math.min(prompt.length + maxTokens, this.maxContext) / this.pool.blockSize);
+    if (need > this.pool.numBlocks)
+      throw new Error(
+        `request: prompt + maxTokens need ${need} KV blocks; the pool has ${this.pool.numBlocks} (raise kvMemoryBytes)`,
+      );
+    if (!Array.isArray(stop) || stop.length > MAX_STOPS)
+      throw new Error(`request: stop must be a list of at most ${MAX_STOPS} strings`);
+    if (stop.some((s) => typeof s !== 'string' || s.length === 0))
+      throw new Error('request: every stop string must be a non-empty string');
+    if (stop.length > 0 && !this.tokenizer) throw new Error('request: stop strings need an engine tokenizer');
+    const stopIds = new Set(req.stopTokenIds ?? []);
+    for (const s of stopIds)
+      if (!Number.isInteger(s) || s < 0 || s >= V) throw new Error(`request: stopTokenIds has ${s}, outside [0, ${V})`);
+    const eos = this.model.config.tokens.eos;
+    if (eos !== null && !req.ignoreEos) stopIds.add(eos);
+    const processor = req.logitsProcessor ?? (req.constraint ? constraintProcessor(req.constraint, this.tokenizer, eos, maxTokens) : null);
+    return { params: req, maxTokens, minTokens, stopIds, logitsProcessor: processor };
+  }
+
+  private newSequence(
+    id: string,
+    index: number,
+    tokens: readonly number[],
+    promptLength: number,
+    o: Sequence['opts'],
+    req: EngineRequest,
+    h: RequestHandle,
+  ): Sequence {
+    const text = new StopText(this.tokenizer ? this.tokenizer.decodeStream() : null, req.stop ?? []);
+    return new Sequence(id, index, this.arrivals++, promptLength, tokens, o, sequenceRng(req.seed, index), text, (e) =>
+      h.push(e),
+    );
+  }
+
+  /** stops a request now: its blocks are freed and each open sequence ends with finishReason 'abort' */
+  abort(id: string): boolean {
+    const list = this.seqs.get(id);
+    if (!list) return false;
+    for (const s of [...list]) if (s.status !== 'finished') this.finish(s, 'abort', -1, '', undefined, false);
+    return true;
+  }
+
+  stats(): EngineStats {
+    return {
+      running: this.scheduler.running.length,
+      waiting: this.scheduler.waiting.length,
+      kvBlocksUsed: this.blocks.numUsed,
+      kvBlocksTotal: this.blocks.numBlocks,
+      prefixCacheHits: this.blocks.prefixHits,
+      acceptanceRate: this.draftProposed === 0 ? 0 : this.draftAccepted / this.draftProposed,
+      preemptions: this.scheduler.preemptions,
+    };
+  }
+
+  get hasWork(): boolean {
+    return this.scheduler.hasWork;
+  }
+
+  // ---- stepping ----
+
+  /** one iteration: schedule, run one flattened batch, sample; false when there was nothing to do */
+  step(): boolean {
+    if (this.drafter) this.propose();
+    const chunks = this.scheduler.schedule();
+    if (chunks.length === 0) return false;
+    this.notePeak();
+    const items: RunItem[] = chunks.map(({ seq, count }) => {
+      const ids = [...seq.tokens.slice(seq.computed), ...seq.draft].slice(0, count);
+      const samples = seq.computed + count >= seq.tokens.length;
+      return { ids, start: seq.computed, blocks: seq.table.blocks, logits: samples ? 1 + seq.draft.length : 0 };
+    });
+    const logits = this.runner.run(items);
+    this.afterRun(chunks, items, logits);
+    return true;
+  }
+
+  /** draft tokens for the running sequences that decode this step (and may speculate) */
+  private propose(): void {
+    const eligible = this.scheduler.running.filter(
+      (s) => s.computed === s.tokens.length - 1 && s.pendingForks === 0 && this.canSpeculate(s),
+    );
+    const room = (s: Sequence) =>
+      Math.min(s.opts.maxTokens - s.outputLength - 1, this.maxContext - s.tokens.length - 1);
+    this.drafter!.propose(eligible, room);
+  }
+
+  /** penalties, masks and min-tokens depend on each previous token: those requests decode plainly */
+  private canSpeculate(s: Sequence): boolean {
+    const p = s.opts.params;
+    const plain = (p.repetitionPenalty ?? 1) === 1 && !p.presencePenalty && !p.frequencyPenalty;
+    return plain && !s.opts.logitsProcessor && s.outputLength >= s.opts.minTokens;
+  }
+
+  private afterRun(chunks: ScheduledChunk[], items: RunItem[], logits: Float32Array): void {
+    const V = this.model.config.vocabSize;
+    let r = 0;
+    chunks.forEach(({ seq, count }, i) => {
+      const rows = items[i]!.logits;
+      const out = logits.subarray(r * V, (r + rows) * V);
+      r += rows;
+      if (seq.draft.length > 0) return this.verify(seq, out);
+      seq.computed += count;
+      this.commit(seq);
+      if (rows === 0 || seq.status !== 'running') return;
+      const row = out.slice();
+      const forks = seq.pendingForks;
+      seq.pendingForks = 0;
+      for (let f = 1; f <= forks; f++) this.sample(this.fork(seq, f), row.slice());
+      this.sample(seq, row);
+    });
+  }
+
+  private commit(seq: Sequence): void {
+    this.blocks.commit(seq.table, seq.tokens, seq.computed);
+    if (this.window !== null) this.blocks.dropBefore(seq.table, seq.computed - this.window + 1);
+  }
+
+  /** rejection-samples a sequence's draft against the target rows [(1 + k) * V]; rolls caches back */
+  private verify(seq: Sequence, rows: Float32Array): void {
+    const V = this.model.config.vocabSize;
+    const L = seq.tokens.length;
+    const k = seq.draft.length;
+    const processed = Array.from({ length: k + 1 }, (_, i) => {
+      const row = rows.slice(i * V, (i + 1) * V);
+      applyPenalties(row, seq.opts.params, seq.penalties); // logit bias only (penalised requests never draft)
+      return row;
+    });
+    const p = processed.map((row) => probsOf(row, seq.opts.params));
+    const { tokens, accepted } = verifyDraft(p, seq.draft, seq.draftQ, seq.rng);
+    this.draftProposed += k;
+    this.draftAccepted += accepted;
+    seq.computed = L + accepted;
+    this.blocks.truncate(seq.table, seq.computed);
+    this.commit(seq);
+    this.drafter!.rollback(seq, seq.computed);
+    [seq.draft, seq.draftQ] = [[], []];
+    for (let i = 0; i < tokens.length && seq.status === 'running'; i++) this.emitToken(seq, tokens[i]!, processed[i]!);
+  }
+
+  /** sibling `index` of a sequence that just finished its prompt: shares every block */
+  private fork(seq: Sequence, index: number): Sequence {
+    const req = seq.opts.params as EngineRequest;
+    const h = this.handles.get(seq.requestId)!;
+    const child = this.newSequence(seq.requestId, index, seq.tokens, seq.promptLength, seq.opts, req, h);
+    child.table = this.blocks.fork(seq.table);
+    child.computed = seq.computed;
+    child.status = 'running';
+    this.scheduler.running.push(child);
+    this.seqs.get(seq.requestId)!.push(child);
+    return child;
+  }
+
+  private sample(seq: Sequence, row: Float32Array): void {
+    const o = seq.opts;
+    applyPenalties(row, o.params, seq.penalties);
+    const mask = o.logitsProcessor?.(seq.tokens.slice(seq.promptLength));
+    if (mask === 'finished') return this.finish(seq, 'stop', -1, '');
+    if (mask) for (let i = 0; i < row.length; i++) if (!mask[i]) row[i] = -Infinity;
+    if (seq.outputLength < o.minTokens) for (const s of o.stopIds) row[s] = -Infinity;
+    this.emitToken(seq, drawToken(row, o.params, seq.rng), row);
+  }
+
+  /** appends a chosen token, streams its text, ends the sequence when a stop or limit is reached */
+  private emitToken(seq: Sequence, id: number, row: Float32Array): void {
+    const o = seq.opts;
+    const lp = o.params.logprobs !== undefined ? logprobsOf(row, id, o.params.logprobs) : null;
+    seq.push(id);
+    const now = performance.now();
+    if (seq.firstTokenAt === 0) seq.firstTokenAt = now;
+    seq.lastTokenAt = now;
+    const logprobs = lp ? { logprob: lp.logprob!, top: lp.top ?? [] } : undefined;
+    if (o.stopIds.has(id)) return this.finish(seq, 'stop', id, '', logprobs, true); // a stop token shows no text
+    const { text, stopped } = seq.text.push(id);
+    const reason = this.finishReason(seq, stopped);
+    if (reason) return this.finish(seq, reason, id, text, logprobs, !stopped);
+    seq.emit({ id: seq.requestId, index: seq.index, token: id, text, logprobs, finishReason: null });
+  }
+
+  private finishReason(seq: Sequence, stopped: boolean): FinishReason | null {
+    if (stopped) return 'stop';
+    if (seq.outputLength >= seq.opts.maxTokens || seq.tokens.length >= this.maxContext) return 'length';
+    return null;
+  }
+
+  /** ends a sequence; `flush`: show text still held back (not when a stop string matched) */
+  private finish(
+    seq: Sequence,
+    reason: FinishReason,
+    id: number,
+    text: string,
+    logprobs?: TokenEvent['logprobs'],
+    flush = true,
+  ): void {
+    const rest = flush ? seq.text.finish() : '';
+    this.scheduler.remove(seq);
+    seq.status = 'finished';
+    seq.emit({ id: seq.requestId, index: seq.index, token: id, text: text + rest, logprobs, finishReason: reason });
+    // siblings never forked (aborted before the prompt finished) still end, so the handle closes
+    for (let f = 1; f <= seq.pendingForks; f++)
+      seq.emit({ id: seq.requestId, index: f, token: -1, text: '', finishReason: reason });
+    seq.pendingForks = 0;
+    const list = this.seqs.get(seq.requestId)!;
+    if (list.every((s) => s.status === 'finished')) {
+      this.seqs.delete(seq.requestId);
+      this.handles.delete(seq.requestId);
+    }
+  }
+
+  private notePeak(): void {
+    const used = this.blocks.numUsed;
+    if (used < this.peakBlocks) return;
+    this.peakBlocks = used;
+    const filled = this.scheduler.running.reduce((s, q) => s + q.tokens.length, 0);
+    this.peakWasteSlots = this.recurrent ? 0 : Math.max(0, used * this.pool.blockSize - filled);
+  }
+
+  /** runs steps until no request is left (synchronously) */
+  runToCompletion(): void {
+    while (this.step());
+  }
+
+  /** starts the self-driving loop when requests wait and autoRun is on */
+  private kick(): void {
+    if (!this.autoRun || this.looping) return;
+    this.looping = true;
+    const tick = () => {
+      try {
+        if (this.step()) return void setTimeout(tick, 0);
+      } catch (e) {
+        this.failAll(e as Error);
+      }
+      this.looping = false;
+    };
+    setTimeout(tick, 0);
+  }
+
+  /** a model error fails every open request (the engine state is unknown afterwards) */
+  private failAll(e: Error): void {
+    for (const [id, list] of this.seqs) {
+      for (const s of list) this.scheduler.remove(s);
+      this.handles.get(id)?.fail(e);
+    }
+    this.seqs.clear();
+    this.handles.clear();
+  }
+}

@@ -1,0 +1,87 @@
+// The paged KV cache's storage: one preallocated pool of fixed-size blocks per model, sized by bytes.
+// A block id addresses the same token slots in every layer (vLLM's layout): layer l keeps
+// K [blocks, blockSize, kvHeads, kDim] and V [blocks, blockSize, kvHeads, vDim] as float32 host arrays,
+// so one token's heads are contiguous (cheap writes) and attention walks a sequence through its block table.
+//
+// Shapes per attention kind: MHA/GQA/MQA store kvHeads heads of headDim; MLA stores ONE shared head
+// K = [latent | k_pe] (r + dr) and V = latent (r) — the absorbed form attends over the latent directly.
+import type { DecoderConfig } from '../../models/config.js';
+import { layerWindow } from '../../models/config.js';
+import { WasmPagedKernel } from './paged-wasm.js';
+
+/** storage of one layer */
+export interface LayerSpec {
+  kvHeads: number;
+  kDim: number;
+  vDim: number;
+  /** sliding window in keys (null: every past key stays visible) */
+  window: number | null;
+}
+
+export interface LayerStore extends LayerSpec {
+  k: Float32Array;
+  v: Float32Array;
+}
+
+/** per-layer storage specs of a decoder (the attention kinds the paged engine supports) */
+export function layerSpecs(cfg: DecoderConfig): LayerSpec[] {
+  const a = cfg.decoder.block.attention;
+  return Array.from({ length: cfg.decoder.layers }, (_, i) => {
+    const w = layerWindow(a.window, i);
+    if (w.kind !== 'full' && w.kind !== 'sliding') {
+      throw new Error(
+        `engine: attention window "${w.kind}" is not supported by the paged KV cache (full and sliding are)`,
+      );
+    }
+    const window = w.kind === 'sliding' ? w.size : null;
+    if (a.kind === 'mla') return { kvHeads: 1, kDim: a.kvLoraRank + a.qkRopeHeadDim, vDim: a.kvLoraRank, window };
+    return { kvHeads: a.kvHeads, kDim: a.headDim, vDim: a.headDim, window };
+  });
+}
+
+/** float32 bytes one block takes across all layers */
+export function bytesPerBlock(specs: readonly LayerSpec[], blockSize: number): number {
+  return specs.reduce((s, l) => s + blockSize * l.kvHeads * (l.kDim + l.vDim) * 4, 0);
+}
+
+export class KvPool {
+  readonly layers: LayerStore[];
+  readonly numBlocks: number;
+
+  /** the WebAssembly paged-attention kernel whose memory holds the pool (null: host arrays, host kernel) */
+  readonly kernel: WasmPagedKernel | null;
+
+  constructor(
+    specs: readonly LayerSpec[],
+    readonly blockSize: number,
+    kvMemoryBytes: number,
+    kernel: 'wasm' | 'host' = 'wasm',
+  ) {
+    if (!Number.isInteger(blockSize) || blockSize < 1)
+      throw new Error(`engine: blockSize must be a positive integer, got ${blockSize}`);
+    const per = bytesPerBlock(specs, blockSize);
+    this.numBlocks = Math.floor(kvMemoryBytes / per);
+    if (this.numBlocks < 1) {
+      throw new Error(
+        `engine: kvMemoryBytes ${kvMemoryBytes} holds no block (one block of ${blockSize} tokens takes ${per} bytes)`,
+      );
+    }
+    const slots = this.numBlocks * blockSize;
+    this.kernel = kernel === 'wasm' ? WasmPagedKernel.create(this.numBlocks * per) : null;
+    const alloc = (n: number) => (this.kernel ? this.kernel.alloc(n) : new Float32Array(n));
+    this.layers = specs.map((s) => ({
+      ...s,
+      k: alloc(slots * s.kvHeads * s.kDim),
+      v: alloc(slots * s.kvHeads * s.vDim),
+    }));
+  }
+
+  /** copies every layer's slots of block `from` into block `to` (copy-on-write) */
+  copyBlock(from: number, to: number): void {
+    for (const l of this.layers) {
+      const [kn, vn] = [this.blockSize * l.kvHeads * l.kDim, this.blockSize * l.kvHeads * l.vDim];
+      l.k.copyWithin(to * kn, from * kn, (from + 1) * kn);
+      l.v.copyWithin(to * vn, from * vn, (from + 1) * vn);
+    }
+  }
+}

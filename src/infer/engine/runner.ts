@@ -1,0 +1,83 @@
+// The model runner: runs ONE flattened ragged batch (chunks of prefill and single decode tokens of many
+// sequences in one row) through a decoder over the paged KV cache, and returns the logits rows asked for.
+// It knows nothing of requests or scheduling (vLLM's GPUModelRunner role).
+import { noGrad, tidy } from '../../tensor/engine.js';
+import { tensor } from '../../ops/index.js';
+import type { LanguageModel, PagedBatch } from '../../models/model.js';
+import type { PagedLayer } from '../../nn/attention.js';
+import type { KvPool } from './kv-pool.js';
+import { pagedAttention, writeKv, type BatchLayout } from './paged-attention.js';
+
+/** one sequence's part of a step */
+export interface RunItem {
+  /** the tokens to feed (a prefill chunk, a decode token, or draft tokens to verify) */
+  ids: readonly number[];
+  /** absolute position of ids[0] */
+  start: number;
+  /** block table covering start + ids.length tokens */
+  blocks: readonly number[];
+  /** logits wanted for the last `logits` positions of this item (0 = none, e.g. a mid-prompt chunk) */
+  logits: number;
+}
+
+export class ModelRunner {
+  constructor(
+    readonly model: LanguageModel,
+    readonly pool: KvPool,
+  ) {
+    if (model.config.arch !== 'decoder')
+      throw new Error(`engine: ${model.config.family} is not a decoder-only model (the paged engine runs decoders)`);
+  }
+
+  /** layout of the flattened batch: per token its sequence and position */
+  private layout(items: readonly RunItem[]): {
+    layout: BatchLayout;
+    ids: Int32Array;
+    seqLens: Int32Array;
+    rows: Int32Array;
+  } {
+    const T = items.reduce((s, it) => s + it.ids.length, 0);
+    const [ids, seq, pos, seqLens] = [new Int32Array(T), new Int32Array(T), new Int32Array(T), new Int32Array(T)];
+    const rows: number[] = [];
+    let t = 0;
+    items.forEach((it, i) => {
+      const end = it.start + it.ids.length;
+      for (let j = 0; j < it.ids.length; j++, t++)
+        [ids[t], seq[t], pos[t], seqLens[t]] = [it.ids[j]!, i, it.start + j, end];
+      for (let j = it.logits; j > 0; j--) rows.push(t - j);
+    });
+    const tables = items.map((it) => Int32Array.from(it.blocks));
+    return { layout: { blockSize: this.pool.blockSize, seq, pos, tables }, ids, seqLens, rows: Int32Array.from(rows) };
+  }
+
+  /** runs the batch; returns the wanted logits rows in item order, [R * V] */
+  run(items: readonly RunItem[]): Float32Array {
+    const { layout, ids, seqLens, rows } = this.layout(items);
+    const T = ids.length;
+    const paged: PagedBatch = {
+      positions: layout.pos,
+      seqLens,
+      logitRows: rows,
+      layer: (i) => this.pagedLayer(i, layout),
+    };
+    if (rows.length === 0) paged.logitRows = Int32Array.of(T - 1); // the head still needs a row
+    const out = noGrad(() =>
+      tidy(() => this.model.forward({ inputIds: tensor(ids, { shape: [1, T], dtype: 'int32' }), paged }).logits.data()),
+    );
+    return rows.length === 0 ? new Float32Array(0) : (out as Float32Array);
+  }
+
+  private pagedLayer(i: number, layout: BatchLayout): PagedLayer {
+    const store = this.pool.layers[i]!;
+    return {
+      attend: (q, k, v, scale) => {
+        writeKv(store, layout, k.data() as Float32Array, v.data() as Float32Array);
+        const nh = q.shape[1]!;
+        const qd = q.data() as Float32Array;
+        const fast = this.pool.kernel;
+        const o = fast ? fast.run(store, layout, qd, nh, scale) : pagedAttention(store, layout, qd, nh, scale); // (nh, T, dv)
+        return tensor(o, { shape: [1, nh, layout.pos.length, store.vDim] });
+      },
+    };
+  }
+}

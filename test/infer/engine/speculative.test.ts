@@ -1,0 +1,108 @@
+// Speculative decoding: modified rejection sampling leaves the target distribution unchanged
+// (statistical test), greedy output with a draft model or prompt lookup equals plain decoding, and
+// rolled-back caches keep later steps exact.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Rng } from '../../../src/tensor/random.js';
+import { createModel } from '../../../src/models/registry.js';
+import { generate } from '../../../src/infer/generate.js';
+import { Engine } from '../../../src/infer/engine/engine.js';
+import type { TokenEvent } from '../../../src/infer/engine/sequence.js';
+import { drawFrom, probsOf, promptLookup, verifyDraft } from '../../../src/infer/engine/speculative.js';
+import { tinyConfig } from '../../models/decoder-helpers.js';
+
+const dist = (V: number, rng: Rng, sharp = 1) =>
+  probsOf(
+    Float32Array.from({ length: V }, () => rng.normal() * sharp),
+    {},
+  );
+
+test('verifyDraft: the first token follows p, and the next follows p[1] after an accepted draft', () => {
+  const rng = new Rng(11);
+  const V = 6;
+  const p = [dist(V, rng, 1.5), dist(V, rng), dist(V, rng)];
+  const q = [dist(V, rng, 1.5), dist(V, rng)];
+  const N = 60000;
+  const first = new Float64Array(V);
+  const second = new Float64Array(V);
+  let conditioned = 0;
+  for (let i = 0; i < N; i++) {
+    const d = [drawFrom(q[0]!, rng), drawFrom(q[1]!, rng)];
+    const { tokens } = verifyDraft(p, d, q, rng);
+    first[tokens[0]!]!++;
+    if (tokens[0] === d[0] && tokens.length > 1) {
+      second[tokens[1]!]!++;
+      conditioned++;
+    }
+  }
+  for (let v = 0; v < V; v++) {
+    const [f, want] = [first[v]! / N, p[0]![v]!];
+    assert.ok(Math.abs(f - want) < 4 * Math.sqrt((want * (1 - want)) / N) + 1e-3, `first token ${v}: ${f} vs ${want}`);
+    const [g, want2] = [second[v]! / conditioned, p[1]![v]!];
+    assert.ok(
+      Math.abs(g - want2) < 4 * Math.sqrt((want2 * (1 - want2)) / conditioned) + 1e-3,
+      `second token ${v}: ${g} vs ${want2}`,
+    );
+  }
+  // a deterministic (prompt-lookup) draft: q = one-hot
+  const one = new Float64Array(V);
+  for (let i = 0; i < N; i++) one[verifyDraft(p, [2], [null], rng).tokens[0]!]!++;
+  for (let v = 0; v < V; v++) assert.ok(Math.abs(one[v]! / N - p[0]![v]!) < 4 * Math.sqrt(p[0]![v]! / N) + 1e-3);
+});
+
+test('promptLookup proposes what followed the latest earlier n-gram', () => {
+  assert.deepEqual(promptLookup([1, 2, 3, 9, 9, 1, 2, 3, 7, 1, 2, 3], 3), [7, 1, 2]);
+  assert.deepEqual(promptLookup([5, 6, 7], 2), []);
+  assert.deepEqual(promptLookup([4, 8, 1, 4], 5), [8, 1, 4]);
+});
+
+async function tokensOf(h: AsyncIterable<TokenEvent>): Promise<number[]> {
+  const out: number[] = [];
+  for await (const e of h) if (e.token >= 0) out.push(e.token);
+  return out;
+}
+
+const prompts = [
+  [1, 2, 3, 4, 5, 1, 2, 3],
+  [7, 8, 9],
+  [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21],
+];
+
+test('speculative decoding (draft model, prompt lookup): greedy output equals plain decoding', async () => {
+  const model = createModel(tinyConfig('llama'), { seed: 2 });
+  const draft = createModel(
+    tinyConfig('llama', (c) => (c.decoder.layers = 1)),
+    { seed: 2 },
+  );
+  const want = prompts.map((p) => generate(model, p, { maxTokens: 20, temperature: 0 }));
+  for (const opts of [{ draftModel: draft }, { draftModel: model }, { promptLookup: true }]) {
+    const engine = new Engine(model, { blockSize: 4, speculativeTokens: 3, ...opts });
+    const got = await Promise.all(
+      prompts.map((p) => tokensOf(engine.add({ prompt: p, maxTokens: 20, temperature: 0, ignoreEos: true }))),
+    );
+    assert.deepEqual(got, want);
+    const s = engine.stats();
+    assert.equal(s.kvBlocksUsed, 0);
+    if (opts.draftModel === model)
+      assert.equal(s.acceptanceRate, 1, 'the target drafting for itself is always accepted');
+    else assert.ok(s.acceptanceRate >= 0 && s.acceptanceRate <= 1);
+  }
+});
+
+test('speculative decoding with sampling: seeded, in-vocabulary, exact lengths', async () => {
+  const model = createModel(tinyConfig('llama'), { seed: 2 });
+  const draft = createModel(
+    tinyConfig('llama', (c) => (c.decoder.layers = 1)),
+    { seed: 5 },
+  );
+  const run = async () => {
+    const engine = new Engine(model, { draftModel: draft, speculativeTokens: 4 });
+    return tokensOf(
+      engine.add({ prompt: prompts[0]!, maxTokens: 17, temperature: 0.8, topK: 10, seed: 3, ignoreEos: true }),
+    );
+  };
+  const a = await run();
+  assert.equal(a.length, 17);
+  assert.ok(a.every((t) => t >= 0 && t < 48));
+  assert.deepEqual(await run(), a);
+});
