@@ -94,7 +94,7 @@ interface TransformerBase extends ModelBase {
   headScale: 'none' | 'rsqrt-hidden';
 }
 
-export type DecoderFamily = 'gpt2' | 'openai-gpt' | 'llama' | 'mistral' | 'qwen2' | 'mixtral' | 'deepseek_v2';
+export type DecoderFamily = 'gpt2' | 'openai-gpt' | 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'qwen3_moe' | 'gemma' | 'mixtral' | 'deepseek_v2';
 
 /** Causal language model (GPT, Llama, Mixtral, DeepSeek...). */
 export interface DecoderConfig extends TransformerBase {
@@ -356,7 +356,7 @@ export function configProblems(cfg: ModelConfig): ConfigError[] {
 
 /** Families each architecture admits (the compiler keeps the table complete). */
 export const ARCH_FAMILIES: { [A in Arch]: readonly Extract<ModelConfig, { arch: A }>['family'][] } = {
-  decoder: ['gpt2', 'openai-gpt', 'llama', 'mistral', 'qwen2', 'mixtral', 'deepseek_v2'],
+  decoder: ['gpt2', 'openai-gpt', 'llama', 'mistral', 'qwen2', 'qwen3', 'qwen3_moe', 'gemma', 'mixtral', 'deepseek_v2'],
   encoder: ['bert'],
   'encoder-decoder': ['t5', 'bart', 'marian'],
   rnn: ['lineage-rnn'],
@@ -529,6 +529,7 @@ function checkAttention(field: string, a: AttentionConfig, cfg: ModelConfig, che
   if (a.kind === 'mha') check(`${field}.kvHeads`, a.kvHeads === a.heads, `mha needs kvHeads === heads (${a.heads}), got ${a.kvHeads}`);
   if (a.kind === 'mqa') check(`${field}.kvHeads`, a.kvHeads === 1, `mqa needs kvHeads === 1, got ${a.kvHeads}`);
   check(`${field}.scale`, a.scale === null || positive(a.scale), `must be null or > 0, got ${a.scale}`);
+  check(`${field}.qkNorm`, a.qkNorm === undefined || typeof a.qkNorm === 'boolean', `must be a boolean when present, got ${JSON.stringify(a.qkNorm)}`);
   if ('positions' in cfg && cfg.positions.kind === 'rope' && cfg.positions.dim !== null) {
     check('positions.dim', cfg.positions.dim <= a.headDim, `partial rotary dim must be <= headDim (${a.headDim}), got ${cfg.positions.dim}`);
   }

@@ -53,6 +53,9 @@ const NAMING: { [F in DecoderFamily]: DecoderNaming } = {
   llama: LLAMA,
   mistral: LLAMA,
   qwen2: LLAMA,
+  qwen3: LLAMA,
+  qwen3_moe: LLAMA, // mlp.gate + mlp.experts.{e}.gate_proj / up_proj / down_proj, as DeepSeek
+  gemma: LLAMA,
   mixtral: { ...LLAMA, ffn: 'block_sparse_moe', moe: MIXTRAL_MOE_NAMES },
   deepseek_v2: LLAMA,
 };
@@ -97,6 +100,7 @@ function buildAttention(cfg: DecoderConfig, names: DecoderNaming, rng: Rng): Att
   return new Attention({
     dim: cfg.hidden, heads: a.heads, kvHeads: a.kvHeads, headDim: a.headDim, qkvBias: a.qkvBias, outBias: a.outBias,
     scale: a.scale, names: names.attnNames, dropout: cfg.dropout.attention, std: cfg.initStd, rng,
+    qkNorm: a.qkNorm ? cfg.decoder.block.norm : null,
   });
 }
 

@@ -97,6 +97,9 @@ class HfReader {
     return this.value<Record<string, unknown> | null>(key, null,
       (v) => v === null || (typeof v === 'object' && !Array.isArray(v)), 'an object or null');
   }
+  intList(key: string): number[] {
+    return this.value<number[]>(key, [], (v) => Array.isArray(v) && v.every((n) => Number.isInteger(n)), 'a list of integers');
+  }
   strList(key: string): string[] {
     return this.value<string[]>(key, [], (v) => Array.isArray(v) && v.every((s) => typeof s === 'string'), 'a list of strings');
   }
@@ -671,19 +674,33 @@ function bartLikeTo(cfg: EncoderDecoderConfig): HfJson {
 }
 
 // ----------------------------------------------------------------------------------------------------
-// Llama and its descendants (Mistral, Qwen2, Mixtral)
+// Llama and its descendants (Mistral, Qwen2, Qwen3, Qwen3-MoE, Gemma, Mixtral)
+//
+// Qwen3-MoE (model_type "qwen3_moe") is Qwen3 attention with a Mixtral-style router (softmax, top-k, the k
+// weights renormalised when `norm_topk_prob`) over `num_experts` SwiGLU experts of `moe_intermediate_size`,
+// no shared expert. Every layer is sparse: `decoder_sparse_step` must be 1 and `mlp_only_layers` empty
+// (transformers' other placements, dense where (layer + 1) % step != 0, are not Lineage's MoE placement).
+//
+// Gemma (model_type "gemma") is Llama with: embeddings times sqrt(hidden) (GemmaModel's normalizer), RMSNorm
+// scaling by (1 + weight), a GeGLU MLP, head_dim 256 by default and tied embeddings. Its activation is read
+// from `hidden_activation`; when that is null or absent it is the tanh GELU (what transformers uses, with a
+// warning, for the original checkpoints whose `hidden_act: "gelu"` was a mistake), never `hidden_act`.
 
-type LlamaFamily = 'llama' | 'mistral' | 'qwen2' | 'mixtral';
+type LlamaFamily = 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'qwen3_moe' | 'gemma' | 'mixtral';
 
 function llamaAttention(r: HfReader, family: LlamaFamily, d: number): StandardAttention {
   const heads = r.int('num_attention_heads');
   const kvHeads = r.int('num_key_value_heads', heads);
-  const headDim = r.intOrNull('head_dim', null) ?? r.headDim(d, heads, 'num_attention_heads', 'hidden_size');
-  const bias = family === 'llama' && r.bool('attention_bias', false);
+  // Qwen3Config defaults head_dim to 128 whatever the width; the others derive it from hidden / heads
+  const qwen3 = family === 'qwen3' || family === 'qwen3_moe';
+  const defaultHeadDim = qwen3 ? 128 : family === 'gemma' ? 256 : null;
+  const headDim = r.intOrNull('head_dim', defaultHeadDim) ?? r.headDim(d, heads, 'num_attention_heads', 'hidden_size');
+  const bias = (family === 'llama' || qwen3 || family === 'gemma') && r.bool('attention_bias', false);
   const kind = kvHeads === heads ? 'mha' : kvHeads === 1 ? 'mqa' : 'gqa';
   const att: StandardAttention = { kind, heads, kvHeads, headDim, qkvBias: bias, outBias: bias, scale: null, window: { kind: 'full' } };
-  if (family === 'qwen2') {
-    att.qkvBias = true; // hard-coded in transformers' Qwen2Attention
+  if (qwen3) att.qkNorm = true; // Qwen3Attention always has q_norm / k_norm
+  if (family === 'qwen2' || qwen3) {
+    if (family === 'qwen2') att.qkvBias = true; // hard-coded in transformers' Qwen2Attention
     const size = r.intOrNull('sliding_window', 4096);
     const firstFull = r.int('max_window_layers', 28);
     if (r.bool('use_sliding_window', false) && size !== null) att.window = { kind: 'sliding', size, firstFullLayers: firstFull };
@@ -694,9 +711,16 @@ function llamaAttention(r: HfReader, family: LlamaFamily, d: number): StandardAt
   return att;
 }
 
+function gemmaAct(r: HfReader): GluActivation {
+  r.str('hidden_act', 'gelu_pytorch_tanh'); // read (so --set accepts it) but not used, see above
+  const name = r.oneOfOrNull('hidden_activation', Object.keys(ACT_FROM_HF), null);
+  return name === null ? 'gelu_tanh' : gluAct(r, 'hidden_activation', name);
+}
+
 function llamaFfn(r: HfReader, family: LlamaFamily): FfnConfig {
-  const act = gluAct(r, 'hidden_act', 'silu');
+  const act = family === 'gemma' ? gemmaAct(r) : gluAct(r, 'hidden_act', 'silu');
   const hidden = r.int('intermediate_size');
+  if (family === 'qwen3_moe') return qwen3MoeFfn(r, hidden);
   if (family !== 'mixtral') return { kind: 'glu', act, hidden, bias: family === 'llama' && r.bool('mlp_bias', false) };
   return {
     kind: 'moe',
@@ -720,17 +744,47 @@ function llamaFfn(r: HfReader, family: LlamaFamily): FfnConfig {
   };
 }
 
+function qwen3MoeFfn(r: HfReader, denseHidden: number): FfnConfig {
+  r.require('decoder_sparse_step', 1, 1);
+  if (r.intList('mlp_only_layers').length > 0) r.fail('mlp_only_layers', 'must be empty (every layer a MoE layer)');
+  return {
+    kind: 'moe',
+    experts: r.int('num_experts', 128),
+    topK: r.int('num_experts_per_tok', 8),
+    expert: 'glu',
+    act: gluAct(r, 'hidden_act', 'silu'),
+    expertHidden: r.int('moe_intermediate_size', 768),
+    bias: false,
+    gating: 'softmax',
+    normTopK: r.bool('norm_topk_prob', false),
+    routedScale: 1,
+    routing: { kind: 'greedy' },
+    sharedExperts: 0,
+    sharedHidden: 0,
+    auxLossCoef: r.num('router_aux_loss_coef', 0.001),
+    ...moeExtrasFrom(r),
+    denseLayers: 0,
+    layerFreq: 1,
+    denseHidden, // intermediate_size, which only mlp_only_layers (none here) would use
+  };
+}
+
 const LLAMA_DEFAULTS: { [F in LlamaFamily]: { theta: number; eps: number; ctx: number; tokens: TokenIds } } = {
   llama: { theta: 10000, eps: 1e-6, ctx: 2048, tokens: { bos: 1, eos: 2, pad: null, decoderStart: null } },
   mistral: { theta: 10000, eps: 1e-6, ctx: 131072, tokens: { bos: 1, eos: 2, pad: null, decoderStart: null } },
   qwen2: { theta: 10000, eps: 1e-6, ctx: 32768, tokens: { bos: null, eos: null, pad: null, decoderStart: null } },
+  qwen3: { theta: 10000, eps: 1e-6, ctx: 32768, tokens: { bos: null, eos: null, pad: null, decoderStart: null } },
+  qwen3_moe: { theta: 10000, eps: 1e-6, ctx: 32768, tokens: { bos: null, eos: null, pad: null, decoderStart: null } },
+  gemma: { theta: 10000, eps: 1e-6, ctx: 8192, tokens: { bos: 2, eos: 1, pad: 0, decoderStart: null } },
   mixtral: { theta: 1e6, eps: 1e-5, ctx: 131072, tokens: { bos: 1, eos: 2, pad: null, decoderStart: null } },
 };
 
 function llamaFrom(r: HfReader, family: LlamaFamily): DecoderConfig {
   const d = r.posInt('hidden_size');
   const def = LLAMA_DEFAULTS[family];
-  const norm: NormConfig = { kind: 'rmsnorm', eps: r.num('rms_norm_eps', def.eps) };
+  const gemma = family === 'gemma';
+  const eps = r.num('rms_norm_eps', def.eps);
+  const norm: NormConfig = gemma ? { kind: 'rmsnorm', eps, unitOffset: true } : { kind: 'rmsnorm', eps };
   const attention = llamaAttention(r, family, d);
   return {
     arch: 'decoder',
@@ -739,10 +793,10 @@ function llamaFrom(r: HfReader, family: LlamaFamily): DecoderConfig {
     hidden: d,
     maxContext: r.int('max_position_embeddings', def.ctx),
     positions: ropeFrom(r, attention.headDim, def.theta),
-    embedScale: 'none',
+    embedScale: gemma ? 'sqrt-hidden' : 'none',
     embedNorm: null,
     headScale: 'none',
-    tieEmbeddings: r.bool('tie_word_embeddings', false),
+    tieEmbeddings: r.bool('tie_word_embeddings', gemma),
     dropout: noDropout(r.num('attention_dropout', 0)),
     initStd: r.num('initializer_range', 0.02),
     tokens: tokensFrom(r, def.tokens),
@@ -755,6 +809,9 @@ function llamaFrom(r: HfReader, family: LlamaFamily): DecoderConfig {
   };
 }
 
+/** transformers' names for Gemma's gate activations (`gelu_pytorch_tanh` is the tanh approximation) */
+const GEMMA_ACT_TO_HF: { [A in Activation]: string } = { relu: 'relu', gelu: 'gelu', gelu_tanh: 'gelu_pytorch_tanh', silu: 'silu' };
+
 function llamaTo(cfg: DecoderConfig): HfJson {
   const b = cfg.decoder.block;
   const att = b.attention as StandardAttention;
@@ -762,7 +819,7 @@ function llamaTo(cfg: DecoderConfig): HfJson {
   const family = cfg.family as LlamaFamily;
   const out: HfJson = {
     model_type: family,
-    architectures: [{ llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', mixtral: 'MixtralForCausalLM' }[family]],
+    architectures: [{ llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM', qwen3_moe: 'Qwen3MoeForCausalLM', gemma: 'GemmaForCausalLM', mixtral: 'MixtralForCausalLM' }[family]],
     vocab_size: cfg.vocabSize,
     hidden_size: cfg.hidden,
     intermediate_size: f.kind === 'moe' ? f.expertHidden : f.hidden,
@@ -778,16 +835,24 @@ function llamaTo(cfg: DecoderConfig): HfJson {
     attention_dropout: cfg.dropout.attention,
     ...tokensTo(cfg.tokens, false),
   };
-  if (att.headDim * att.heads !== cfg.hidden) out.head_dim = att.headDim;
+  const qwen3 = family === 'qwen3' || family === 'qwen3_moe';
+  if (att.headDim * att.heads !== cfg.hidden || qwen3 || family === 'gemma') out.head_dim = att.headDim;
+  if (qwen3 || family === 'gemma') out.attention_bias = att.qkvBias;
+  if (family === 'gemma') Object.assign(out, { hidden_act: 'gelu_pytorch_tanh', hidden_activation: GEMMA_ACT_TO_HF[f.act] });
   if (family === 'llama') Object.assign(out, { attention_bias: att.qkvBias, mlp_bias: f.kind !== 'moe' && f.bias });
   const w = att.window;
   if (family === 'mistral' || family === 'mixtral') out.sliding_window = w.kind === 'sliding' ? w.size : null;
-  if (family === 'qwen2') {
+  if (family === 'qwen2' || qwen3) {
     Object.assign(out, w.kind === 'sliding'
       ? { use_sliding_window: true, sliding_window: w.size, max_window_layers: w.firstFullLayers }
       : { use_sliding_window: false, sliding_window: null, max_window_layers: cfg.decoder.layers });
   }
-  if (f.kind === 'moe') {
+  if (f.kind === 'moe' && family === 'qwen3_moe') {
+    Object.assign(out, {
+      intermediate_size: f.denseHidden, moe_intermediate_size: f.expertHidden, num_experts: f.experts, num_experts_per_tok: f.topK,
+      norm_topk_prob: f.normTopK, decoder_sparse_step: 1, mlp_only_layers: [], router_aux_loss_coef: f.auxLossCoef,
+    }, moeExtrasTo(f));
+  } else if (f.kind === 'moe') {
     Object.assign(out, { num_local_experts: f.experts, num_experts_per_tok: f.topK, router_aux_loss_coef: f.auxLossCoef }, moeExtrasTo(f));
   }
   return { ...out, ...visionTo(cfg.vision) };
@@ -1045,6 +1110,9 @@ const CODECS: { [F in Family]: Codec<F> } = {
   llama: decoderCodec((r) => llamaFrom(r, 'llama'), llamaTo),
   mistral: decoderCodec((r) => llamaFrom(r, 'mistral'), llamaTo),
   qwen2: decoderCodec((r) => llamaFrom(r, 'qwen2'), llamaTo),
+  qwen3: decoderCodec((r) => llamaFrom(r, 'qwen3'), llamaTo),
+  qwen3_moe: decoderCodec((r) => llamaFrom(r, 'qwen3_moe'), llamaTo),
+  gemma: decoderCodec((r) => llamaFrom(r, 'gemma'), llamaTo),
   mixtral: decoderCodec((r) => llamaFrom(r, 'mixtral'), llamaTo),
   deepseek_v2: deepseek,
   bert,

@@ -118,7 +118,8 @@ export function attentionParams(a: AttentionConfig, d: number, norm: NormConfig)
   }
   const q = linear(d, a.heads * a.headDim, a.qkvBias);
   const kv = 2 * linear(d, a.kvHeads * a.headDim, a.qkvBias);
-  return q + kv + linear(a.heads * a.headDim, d, a.outBias);
+  const qkNorm = a.qkNorm ? 2 * normParams(norm, a.headDim) : 0; // Qwen3 q_norm + k_norm, shared by the heads
+  return q + kv + linear(a.heads * a.headDim, d, a.outBias) + qkNorm;
 }
 
 /** One dense FFN (mlp: up, down; glu: gate, up, down). */

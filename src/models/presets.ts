@@ -49,6 +49,11 @@ const llama2 = {
   tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2,
 };
 
+const llama3 = {
+  ...llama2, vocab_size: 128256, intermediate_size: 14336, num_key_value_heads: 8, max_position_embeddings: 8192,
+  rope_theta: 500000.0, bos_token_id: 128000, eos_token_id: 128001,
+};
+
 const rnnBase = (cell: string, hidden: number, layers: number, dropout: number): HfJson => ({
   model_type: 'lineage-rnn', cell, vocab_size: 10000, embedding_size: hidden, hidden_size: hidden,
   num_hidden_layers: layers, tie_word_embeddings: false, dropout,
@@ -135,6 +140,21 @@ const FULL: Record<string, PresetSpec> = {
     },
   },
   'llama-2-7b': { source: `${HF}/meta-llama/Llama-2-7b-hf/blob/main/config.json`, description: 'Llama 2 7B', hf: llama2 },
+  'llama-3-8b': {
+    source: `${HF}/meta-llama/Meta-Llama-3-8B/blob/main/config.json`,
+    description: 'Llama 3 8B: 128k vocabulary, GQA 32/8, rope_theta 500k, 8k context',
+    hf: llama3,
+  },
+  'llama-3.1-8b': {
+    source: `${HF}/meta-llama/Llama-3.1-8B/blob/main/config.json`,
+    description: 'Llama 3.1 8B: Llama 3 8B with llama3 RoPE scaling (factor 8 over 8k) to a 128k context',
+    hf: {
+      ...llama3, max_position_embeddings: 131072,
+      rope_scaling: {
+        factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 8192, rope_type: 'llama3',
+      },
+    },
+  },
   'tinyllama-1.1b': {
     source: `${HF}/TinyLlama/TinyLlama-1.1B-intermediate-step-1431k-3T/blob/main/config.json`,
     description: 'TinyLlama 1.1B (Llama 2 architecture, GQA 32/4)',
@@ -162,6 +182,41 @@ const FULL: Record<string, PresetSpec> = {
       max_position_embeddings: 131072, initializer_range: 0.02, rms_norm_eps: 1e-6, rope_theta: 1000000.0,
       use_sliding_window: false, sliding_window: 131072, max_window_layers: 24, attention_dropout: 0.0,
       tie_word_embeddings: true, bos_token_id: 151643, eos_token_id: 151643,
+    },
+  },
+  'qwen3-0.6b': {
+    source: `${HF}/Qwen/Qwen3-0.6B/blob/main/config.json`,
+    description: 'Qwen3 0.6B: GQA 16/8, head_dim 128 (2048-wide queries on a 1024 model), qk-norm, tied embeddings',
+    hf: {
+      model_type: 'qwen3', architectures: ['Qwen3ForCausalLM'], vocab_size: 151936, hidden_size: 1024, intermediate_size: 3072,
+      num_hidden_layers: 28, num_attention_heads: 16, num_key_value_heads: 8, head_dim: 128, hidden_act: 'silu',
+      max_position_embeddings: 40960, initializer_range: 0.02, rms_norm_eps: 1e-6, rope_theta: 1000000, rope_scaling: null,
+      attention_bias: false, attention_dropout: 0.0, use_sliding_window: false, sliding_window: null, max_window_layers: 28,
+      tie_word_embeddings: true, bos_token_id: 151643, eos_token_id: 151645,
+    },
+  },
+  'qwen3-30b-a3b': {
+    source: `${HF}/Qwen/Qwen3-30B-A3B/blob/main/config.json`,
+    description: 'Qwen3-30B-A3B: 48 layers of Qwen3 attention (GQA 32/4, qk-norm) + 128 SwiGLU experts, top-8, normalised top-k',
+    hf: {
+      model_type: 'qwen3_moe', architectures: ['Qwen3MoeForCausalLM'], vocab_size: 151936, hidden_size: 2048,
+      intermediate_size: 6144, moe_intermediate_size: 768, num_hidden_layers: 48, num_attention_heads: 32,
+      num_key_value_heads: 4, head_dim: 128, hidden_act: 'silu', max_position_embeddings: 40960, initializer_range: 0.02,
+      rms_norm_eps: 1e-6, rope_theta: 1000000.0, rope_scaling: null, attention_bias: false, attention_dropout: 0.0,
+      use_sliding_window: false, sliding_window: null, max_window_layers: 48, num_experts: 128, num_experts_per_tok: 8,
+      norm_topk_prob: true, decoder_sparse_step: 1, mlp_only_layers: [], router_aux_loss_coef: 0.001,
+      output_router_logits: false, tie_word_embeddings: false, bos_token_id: 151643, eos_token_id: 151645,
+    },
+  },
+  'gemma-2b': {
+    source: `${HF}/google/gemma-2b/blob/main/config.json`,
+    description: 'Gemma 2B: MQA (8 heads, 1 kv head) of head_dim 256, GeGLU, embeddings x sqrt(2048), (1 + w) RMSNorm, tied',
+    hf: {
+      model_type: 'gemma', architectures: ['GemmaForCausalLM'], vocab_size: 256000, hidden_size: 2048, intermediate_size: 16384,
+      num_hidden_layers: 18, num_attention_heads: 8, num_key_value_heads: 1, head_dim: 256, hidden_act: 'gelu',
+      hidden_activation: 'gelu_pytorch_tanh', max_position_embeddings: 8192, initializer_range: 0.02, rms_norm_eps: 1e-6,
+      rope_theta: 10000.0, rope_scaling: null, attention_bias: false, attention_dropout: 0.0, tie_word_embeddings: true,
+      bos_token_id: 2, eos_token_id: 1, pad_token_id: 0,
     },
   },
   'mixtral-8x7b': {
@@ -270,6 +325,15 @@ const TINY: Record<string, TinySpec> = {
       num_key_value_heads: 2, max_position_embeddings: 128, ...TINY_IDS,
     },
   },
+  'tiny-llama3': {
+    base: 'llama-3.1-8b',
+    description: 'tiny Llama 3.1 (GQA 4/2, rope_theta 500k, llama3 RoPE scaling factor 8 over 32 positions)',
+    set: {
+      vocab_size: 256, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4,
+      num_key_value_heads: 2, max_position_embeddings: 256, ...TINY_IDS,
+      rope_scaling: { factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 32, rope_type: 'llama3' },
+    },
+  },
   'tiny-mistral': {
     base: 'mistral-7b',
     description: 'tiny Mistral (GQA 4/2, 32-token sliding window)',
@@ -284,6 +348,31 @@ const TINY: Record<string, TinySpec> = {
     set: {
       vocab_size: 256, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4,
       num_key_value_heads: 2, max_position_embeddings: 128, sliding_window: 128, max_window_layers: 2, ...TINY_IDS,
+    },
+  },
+  'tiny-qwen3': {
+    base: 'qwen3-0.6b',
+    description: 'tiny Qwen3 (GQA 4/2, head_dim 32 over width 64: q 128 wide, qk-norm, tied)',
+    set: {
+      vocab_size: 256, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4,
+      num_key_value_heads: 2, head_dim: 32, max_position_embeddings: 128, max_window_layers: 2, ...TINY_IDS,
+    },
+  },
+  'tiny-qwen3-moe': {
+    base: 'qwen3-30b-a3b',
+    description: 'tiny Qwen3-MoE (qk-norm, 8 experts of width 32, top-2, normalised top-k)',
+    set: {
+      vocab_size: 256, hidden_size: 64, intermediate_size: 128, moe_intermediate_size: 32, num_hidden_layers: 2,
+      num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16, num_experts: 8, num_experts_per_tok: 2,
+      max_position_embeddings: 128, max_window_layers: 2, ...TINY_IDS,
+    },
+  },
+  'tiny-gemma': {
+    base: 'gemma-2b',
+    description: 'tiny Gemma (MQA 4/1, head_dim 32, GeGLU, sqrt(64) embedding scale, (1 + w) RMSNorm, tied)',
+    set: {
+      vocab_size: 256, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4,
+      num_key_value_heads: 1, head_dim: 32, max_position_embeddings: 128, ...TINY_IDS,
     },
   },
   'tiny-mixtral': {

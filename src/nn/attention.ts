@@ -18,6 +18,8 @@ import { type Container, registerAt } from './tree.js';
 import { applyRope, type RopeTables } from './positions.js';
 import { attentionOptions, type MaskSpec } from './masks.js';
 import type { LayerCache } from './cache.js';
+import type { NormConfig } from './config.js';
+import { makeNorm, type Norm } from './norm.js';
 
 /** checkpoint names of the projections; `fused` set = one [D, (nh + 2 nkv) hs] Conv1D (GPT) */
 export interface AttentionNames {
@@ -46,6 +48,8 @@ export interface AttentionSpec {
   names: AttentionNames;
   /** rotate with interleaved pairs (GPT-J) instead of rotate_half (Llama) */
   interleavedRope?: boolean;
+  /** per-head norm of queries and keys before RoPE (Qwen3 `q_norm` / `k_norm`, width headDim); null/absent = none */
+  qkNorm?: NormConfig | null;
   /** dropout on the attention probabilities while training (config dropout.attention) */
   dropout?: number;
   std?: number;
@@ -83,6 +87,8 @@ export interface PagedLayer {
 export class Attention extends Module {
   private readonly projections = new Map<string, Projection>();
   private readonly containers = new Map<string, Container>();
+  private readonly qNorm: Norm | null = null;
+  private readonly kNorm: Norm | null = null;
 
   constructor(readonly spec: AttentionSpec) {
     super();
@@ -99,6 +105,11 @@ export class Attention extends Module {
     this.add(s.names.k, new Linear(kvDim, s.kvHeads * s.headDim, { ...opt, bias: s.qkvBias }));
     this.add(s.names.v, new Linear(kvDim, s.kvHeads * s.headDim, { ...opt, bias: s.qkvBias }));
     this.add(s.names.o, new Linear(s.heads * s.headDim, s.dim, { ...opt, bias: s.outBias }));
+    if (s.qkNorm) {
+      // registered after o_proj, as transformers' Qwen3Attention does
+      this.qNorm = this.child('q_norm', makeNorm(s.headDim, s.qkNorm));
+      this.kNorm = this.child('k_norm', makeNorm(s.headDim, s.qkNorm));
+    }
   }
 
   private add(path: string, m: Projection): void {
@@ -115,19 +126,26 @@ export class Attention extends Module {
     return transpose(reshape(x, [B, T, h, this.spec.headDim]), 1, 2); // (B, h, T, hs)
   }
 
+  /** the optional per-head norm over the last (head) axis; keys are cached already normalized */
+  private normHeads(norm: Norm | null, x: Tensor): Tensor {
+    return norm ? norm.forward(x) : x;
+  }
+
   /** queries, and keys/values of the new tokens (self) or of the source (cross) */
   private project(x: Tensor, ctx: AttentionContext): { q: Tensor; k: Tensor; v: Tensor } {
     const s = this.spec;
     if (s.names.fused) {
       if (ctx.kv) throw new Error('Attention: a fused q|k|v projection (GPT c_attn) cannot do cross-attention; give separate q/k/v names');
+      if (s.qkNorm) throw new Error('Attention: qkNorm needs separate q/k/v projections, not a fused c_attn');
       const [q, k, v] = split(this.proj(s.names.fused, x), [s.heads * s.headDim, s.kvHeads * s.headDim, s.kvHeads * s.headDim], -1);
       return { q: this.heads(q!, s.heads), k: this.heads(k!, s.kvHeads), v: this.heads(v!, s.kvHeads) };
     }
     const src = ctx.kv ?? x;
-    const q = this.heads(this.proj(s.names.q, x), s.heads);
+    const q = this.normHeads(this.qNorm, this.heads(this.proj(s.names.q, x), s.heads)); // (B, nh, T, hs)
     const cached = ctx.kv && ctx.cache?.get('k');
     if (cached) return { q, k: cached, v: ctx.cache!.get('v')! };
-    return { q, k: this.heads(this.proj(s.names.k, src), s.kvHeads), v: this.heads(this.proj(s.names.v, src), s.kvHeads) };
+    const k = this.normHeads(this.kNorm, this.heads(this.proj(s.names.k, src), s.kvHeads)); // (B, nkv, Tk, hs)
+    return { q, k, v: this.heads(this.proj(s.names.v, src), s.kvHeads) };
   }
 
   /** x [B, T, D] -> [B, T, D] */

@@ -9,7 +9,12 @@
 /** Normalization layer. T5's "LayerNorm" (no mean subtraction, no bias) is `rmsnorm`. */
 export type NormConfig =
   | { kind: 'layernorm'; eps: number; bias: boolean }
-  | { kind: 'rmsnorm'; eps: number };
+  | {
+      kind: 'rmsnorm';
+      eps: number;
+      /** scale by (1 + weight), weight initialised to zero (Gemma's RMSNorm); absent = false (scale by weight) */
+      unitOffset?: boolean;
+    };
 
 /**
  * RoPE frequency rescaling for context extension (transformers `rope_scaling`).
@@ -81,6 +86,9 @@ export interface StandardAttention {
   outBias: boolean;
   scale: number | null;
   window: AttentionWindow;
+  /** per-head norm (the block's norm kind, width headDim) on queries and keys after projection and before
+   * RoPE: Qwen3's "qk-norm" (`q_norm` / `k_norm`). Absent = false, so configs written before it still read. */
+  qkNorm?: boolean;
 }
 
 /**

@@ -1,7 +1,7 @@
 // Basic layers: Linear, Embedding, LayerNorm, RMSNorm. PyTorch layouts and parameter names.
 import type { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../tensor/random.js';
-import { embedding, layerNorm, linear, rmsNorm } from '../ops/index.js';
+import { add, embedding, layerNorm, linear, rmsNorm } from '../ops/index.js';
 import { Module, initNormal, initOnes, initZeros } from './module.js';
 
 export interface LinearOptions {
@@ -57,11 +57,15 @@ export class LayerNorm extends Module {
 }
 
 export class RMSNorm extends Module {
-  constructor(readonly dim: number, readonly eps = 1e-6) {
+  /** `unitOffset`: the scale is 1 + weight with weight starting at zero (Gemma), so decay pulls it to 1 */
+  readonly unitOffset: boolean;
+  constructor(readonly dim: number, readonly eps = 1e-6, opts: { unitOffset?: boolean } = {}) {
     super();
-    this.param('weight', initOnes([dim]));
+    this.unitOffset = opts.unitOffset ?? false;
+    this.param('weight', this.unitOffset ? initZeros([dim]) : initOnes([dim]));
   }
   forward(x: Tensor): Tensor {
-    return rmsNorm(x, this.p('weight'), this.eps);
+    const w = this.p('weight');
+    return rmsNorm(x, this.unitOffset ? add(w, 1) : w, this.eps);
   }
 }

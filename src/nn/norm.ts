@@ -11,7 +11,7 @@ export function makeNorm(dim: number, cfg: NormConfig): Norm {
     case 'layernorm':
       return new LayerNorm(dim, { eps: cfg.eps, bias: cfg.bias });
     case 'rmsnorm':
-      return new RMSNorm(dim, cfg.eps);
+      return cfg.unitOffset ? new RMSNorm(dim, cfg.eps, { unitOffset: true }) : new RMSNorm(dim, cfg.eps);
     default:
       return cfg satisfies never;
   }

@@ -66,6 +66,10 @@ test('inspect reproduces published parameter counts instantly', () => {
   const mixtral = json(['inspect', 'mixtral-8x7b', '--json']);
   assert.equal(mixtral.params, 46_702_792_704);
   assert.ok((mixtral.activeParams as number) < (mixtral.params as number) / 3);
+  const qwen = json(['inspect', 'qwen3-30b-a3b', '--json']);
+  assert.equal(qwen.params, 30_532_122_624);
+  assert.equal(qwen.activeParams, 3_353_032_704);
+  assert.match(qwen.source as string, /Qwen\/Qwen3-30B-A3B\/blob\/main\/config\.json/); // where the figures come from
 });
 
 test('generate uses the bundled model; greedy decoding is deterministic', () => {

@@ -105,7 +105,7 @@ test('padding mask with a cache covers past + new tokens', () => {
   assert.ok(maxAbsDiff(contiguous(slice(full, 1, 4)), b) < 1e-5);
 });
 
-for (const family of ['gpt2', 'openai-gpt', 'llama', 'qwen2', 'deepseek_v2'] as DecoderFamily[]) {
+for (const family of ['gpt2', 'openai-gpt', 'llama', 'qwen2', 'qwen3', 'gemma', 'deepseek_v2'] as DecoderFamily[]) {
   test(`${family}: the loss gradient reaches every parameter (experts that got tokens)`, () => {
     const model = createModel(tinyConfig(family), { seed: 1 });
     const ids = randomIds(2, 6, 48, 6);

@@ -94,9 +94,12 @@ export async function inspectCommand(argv: string[]): Promise<void> {
   const report = inspectConfig(fromHFConfig(hf), { context: args.context, dtype: args.dtype });
   const isDir = !isPreset(args.target) && (await stat(args.target)).isDirectory();
   const stored = isDir ? await storedSummary(args.target) : null;
+  // a preset says where its numbers come from (the config.json it transcribes, or the paper)
+  const source: [string, string][] = isPreset(args.target) ? [['config from', getPresetInfo(args.target).source]] : [];
   if (args.json) {
-    process.stdout.write(JSON.stringify({ model: args.target, ...report, ...(stored ? { checkpoint: stored } : {}) }, null, 2) + '\n');
+    const from = source.length > 0 ? { source: source[0]![1] } : {};
+    process.stdout.write(JSON.stringify({ model: args.target, ...from, ...report, ...(stored ? { checkpoint: stored } : {}) }, null, 2) + '\n');
     return;
   }
-  process.stdout.write(formatInspect(report, args.target, stored ? [storedRow(stored, report.params)] : []) + '\n');
+  process.stdout.write(formatInspect(report, args.target, [...source, ...(stored ? [storedRow(stored, report.params)] : [])]) + '\n');
 }
