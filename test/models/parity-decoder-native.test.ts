@@ -12,7 +12,7 @@ import type { Backend } from '../../src/backend/backend.js';
 import { tensor } from '../../src/ops/index.js';
 import { loadModel } from '../../src/models/load-node.js';
 
-const NAMES = ['gpt2', 'openai-gpt', 'llama', 'llama-rope-yarn', 'mistral', 'qwen2', 'mixtral', 'deepseek_v2'];
+const NAMES = ['gpt2', 'openai-gpt', 'llama', 'llama-rope-yarn', 'llama-rope-llama3', 'mistral', 'qwen2', 'qwen3', 'qwen3_moe', 'gemma', 'mixtral', 'deepseek_v2'];
 const { addon, error } = loadNativeAddon();
 let native: NativeBackend;
 let previous: Backend;
