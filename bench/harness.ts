@@ -14,7 +14,10 @@ export interface Timing {
  * Runs `fn` `warmup` times, then repeatedly until `reps` runs and at least `minSeconds` have passed
  * (capped at maxReps); returns the median.
  */
-export function timeIt(fn: () => void, opts: { warmup?: number; reps?: number; minSeconds?: number; maxReps?: number } = {}): Timing {
+export function timeIt(
+  fn: () => void,
+  opts: { warmup?: number; reps?: number; minSeconds?: number; maxReps?: number } = {},
+): Timing {
   const warmup = opts.warmup ?? 2;
   const reps = opts.reps ?? 5;
   const minSeconds = opts.minSeconds ?? 0.3;

@@ -107,26 +107,67 @@ export function benchGemm(m: number, n: number, k: number, o: BenchOpts): Promis
     const c = view(be, [m, n], null);
     const p = { batch: 1, M: m, N: n, K: k, transA: false, transB: false, strideA: 0, strideB: 0 };
     const t = timeIt(() => be.kernels.matmul!(a, b, c, p), { minSeconds: o.minSeconds });
-    return { bench: 'gemm', m, n, k, threads: be.threads, variant: be.variant, gflops: +((2 * m * n * k) / t.seconds / 1e9).toFixed(2), medianMs: ms(t), reps: t.reps, cpuMs: +(t.cpuSeconds * 1000).toFixed(3) };
+    return {
+      bench: 'gemm',
+      m,
+      n,
+      k,
+      threads: be.threads,
+      variant: be.variant,
+      gflops: +((2 * m * n * k) / t.seconds / 1e9).toFixed(2),
+      medianMs: ms(t),
+      reps: t.reps,
+      cpuMs: +(t.cpuSeconds * 1000).toFixed(3),
+    };
   });
 }
 
-export function benchAttention(bh: number, seq: number, d: number, causal: boolean, o: BenchOpts): Promise<AttentionResult> {
+export function benchAttention(
+  bh: number,
+  seq: number,
+  d: number,
+  causal: boolean,
+  o: BenchOpts,
+): Promise<AttentionResult> {
   return withBackend(o, (be) => {
     const q = view(be, [1, bh, seq, d], 1);
     const k = view(be, [1, bh, seq, d], 2);
     const v = view(be, [1, bh, seq, d], 3);
     const out = view(be, [1, bh, seq, d], null);
     const lse = view(be, [1, bh, seq], null);
-    const p = { B: 1, H: bh, Hkv: bh, Tq: seq, Tk: seq, Dk: d, Dv: d, scale: 1 / Math.sqrt(d), causal, window: 0, kvLen: null, bias: null };
+    const p = {
+      B: 1,
+      H: bh,
+      Hkv: bh,
+      Tq: seq,
+      Tk: seq,
+      Dk: d,
+      Dv: d,
+      scale: 1 / Math.sqrt(d),
+      causal,
+      window: 0,
+      kvLen: null,
+      bias: null,
+    };
     const base = be.bytesInUse();
     be.resetPeak();
     be.kernels.attention!(q, k, v, out, lse, p);
     const peakBytes = (be.peakBytesInUse?.() ?? 0) - base;
     const t = timeIt(() => be.kernels.attention!(q, k, v, out, lse, p), { minSeconds: o.minSeconds });
     return {
-      bench: 'attention', batchHeads: bh, seq, headDim: d, causal, threads: be.threads, variant: be.variant,
-      gflops: +((4 * bh * seq * seq * d) / t.seconds / 1e9).toFixed(2), medianMs: ms(t), reps: t.reps, cpuMs: +(t.cpuSeconds * 1000).toFixed(3), peakBytes, scoresBytes: bh * seq * seq * 4,
+      bench: 'attention',
+      batchHeads: bh,
+      seq,
+      headDim: d,
+      causal,
+      threads: be.threads,
+      variant: be.variant,
+      gflops: +((4 * bh * seq * seq * d) / t.seconds / 1e9).toFixed(2),
+      medianMs: ms(t),
+      reps: t.reps,
+      cpuMs: +(t.cpuSeconds * 1000).toFixed(3),
+      peakBytes,
+      scoresBytes: bh * seq * seq * 4,
     };
   });
 }
@@ -139,6 +180,16 @@ export function benchElementwise(op: 'add' | 'exp', size: number, o: BenchOpts):
     const f = op === 'add' ? () => be.kernels.binary!('add', a, b, out) : () => be.kernels.unary!('exp', a, out);
     const t = timeIt(f, { minSeconds: o.minSeconds });
     const bytes = (op === 'add' ? 3 : 2) * 4 * size;
-    return { bench: 'elementwise', op, size, threads: be.threads, variant: be.variant, gbps: +(bytes / t.seconds / 1e9).toFixed(2), medianMs: ms(t), reps: t.reps, cpuMs: +(t.cpuSeconds * 1000).toFixed(3) };
+    return {
+      bench: 'elementwise',
+      op,
+      size,
+      threads: be.threads,
+      variant: be.variant,
+      gbps: +(bytes / t.seconds / 1e9).toFixed(2),
+      medianMs: ms(t),
+      reps: t.reps,
+      cpuMs: +(t.cpuSeconds * 1000).toFixed(3),
+    };
   });
 }

@@ -21,12 +21,18 @@ const cfg = configFromJson(JSON.parse(files.config));
 const load = timeIt(() => loadModelFromFiles(files).model.dispose(), { reps: 9 });
 const random = timeIt(() => createModel(cfg).dispose(), { reps: 9 });
 const none = timeIt(() => createModel(cfg, { init: 'none' }).dispose(), { reps: 9 });
-console.log(JSON.stringify({
-  model: dir,
-  params: createModel(cfg, { init: 'none' }).numParameters(),
-  loadSeconds: load.seconds,
-  createRandomSeconds: random.seconds,
-  createNoInitSeconds: none.seconds,
-  // what a load cost before init 'none': a random init plus this load
-  loadVsRandomInitPlusLoad: load.seconds / (random.seconds + load.seconds - none.seconds),
-}, null, 2));
+console.log(
+  JSON.stringify(
+    {
+      model: dir,
+      params: createModel(cfg, { init: 'none' }).numParameters(),
+      loadSeconds: load.seconds,
+      createRandomSeconds: random.seconds,
+      createNoInitSeconds: none.seconds,
+      // what a load cost before init 'none': a random init plus this load
+      loadVsRandomInitPlusLoad: load.seconds / (random.seconds + load.seconds - none.seconds),
+    },
+    null,
+    2,
+  ),
+);

@@ -26,8 +26,16 @@ async function build(bits: 0 | 4 | 8): Promise<LanguageModel> {
   let model: LanguageModel;
   if (dir) model = (await loadModelDir(dir)).model;
   else {
-    const json = { ...toHFConfig(getPreset('tiny-llama')), vocab_size: 65, hidden_size: 512, intermediate_size: 1408,
-      num_hidden_layers: 8, num_attention_heads: 8, num_key_value_heads: 4, max_position_embeddings: 1024 };
+    const json = {
+      ...toHFConfig(getPreset('tiny-llama')),
+      vocab_size: 65,
+      hidden_size: 512,
+      intermediate_size: 1408,
+      num_hidden_layers: 8,
+      num_attention_heads: 8,
+      num_key_value_heads: 4,
+      max_position_embeddings: 1024,
+    };
     model = createModel(fromHFConfig(json), { seed: 1 });
   }
   if (bits) quantizeModel(model, { bits });
@@ -59,10 +67,18 @@ async function main(): Promise<void> {
   }
   const [f32, q8, q4] = times.map(median) as [number, number, number];
   for (const m of models) m.dispose();
-  console.log(JSON.stringify({
-    model: arg('model') ?? 'llama-512 (random weights)', threads, tokens, promptTokens, rounds, loadAverage: os.loadavg()[0],
-    tokensPerSecond: { float32: f32, q8_0: q8, q4_0: q4 }, speedup: { q8_0: q8 / f32, q4_0: q4 / f32 },
-  }));
+  console.log(
+    JSON.stringify({
+      model: arg('model') ?? 'llama-512 (random weights)',
+      threads,
+      tokens,
+      promptTokens,
+      rounds,
+      loadAverage: os.loadavg()[0],
+      tokensPerSecond: { float32: f32, q8_0: q8, q4_0: q4 },
+      speedup: { q8_0: q8 / f32, q4_0: q4 / f32 },
+    }),
+  );
   await shutdownBackend();
 }
 

@@ -35,7 +35,14 @@ async function rss(url: string): Promise<number | null> {
 }
 
 /** one streamed completion; pushes its first-token and inter-token times (ms); returns tokens received */
-async function oneRequest(url: string, model: string, prompt: string, maxTokens: number, ttft: number[], itl: number[]): Promise<number> {
+async function oneRequest(
+  url: string,
+  model: string,
+  prompt: string,
+  maxTokens: number,
+  ttft: number[],
+  itl: number[],
+): Promise<number> {
   const t0 = performance.now();
   const res = await fetch(`${url}/v1/completions`, {
     method: 'POST',
@@ -68,24 +75,43 @@ async function oneRequest(url: string, model: string, prompt: string, maxTokens:
 
 async function startServer(model: string, threads: number): Promise<{ url: string; proc: ChildProcess }> {
   const bin = fileURLToPath(new URL('../../bin/lineage.js', import.meta.url));
-  const proc = spawn(process.execPath, ['--experimental-wasm-relaxed-simd', bin, 'serve', '--model', `bench=${model}`, '--port', '0', '--max-queue', '100000'], {
-    env: { ...process.env, LINEAGE_THREADS: String(threads) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const proc = spawn(
+    process.execPath,
+    [
+      '--experimental-wasm-relaxed-simd',
+      bin,
+      'serve',
+      '--model',
+      `bench=${model}`,
+      '--port',
+      '0',
+      '--max-queue',
+      '100000',
+    ],
+    {
+      env: { ...process.env, LINEAGE_THREADS: String(threads) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
   const url = await new Promise<string>((resolve, reject) => {
     const t = setInterval(() => {
       const m = /on (http:\/\/\S+) /.exec(out);
-      if (m) clearInterval(t), resolve(m[1]!);
+      if (m) (clearInterval(t), resolve(m[1]!));
     }, 50);
     proc.once('exit', (c) => (clearInterval(t), reject(new Error(`lineage serve exited ${c}: ${out}`))));
   });
   return { url, proc };
 }
 
-export async function serveBenchCommand(flags: Map<string, string>, threads: number, json: boolean, int: (name: string, def?: number) => number): Promise<void> {
+export async function serveBenchCommand(
+  flags: Map<string, string>,
+  threads: number,
+  json: boolean,
+  int: (name: string, def?: number) => number,
+): Promise<void> {
   const concurrency = int('concurrency', 64);
   const duration = int('duration', 60);
   const maxTokens = int('max-tokens', 64);
@@ -93,7 +119,9 @@ export async function serveBenchCommand(flags: Map<string, string>, threads: num
   const own = flags.has('url') ? null : await startServer(flags.get('model') ?? bundledModelDir(), threads);
   const url = (flags.get('url') ?? own!.url).replace(/\/$/, '');
   try {
-    const model = flags.get('served-model') ?? (own ? 'bench' : ((await (await fetch(`${url}/v1/models`)).json()) as { data: { id: string }[] }).data[0]!.id);
+    const model =
+      flags.get('served-model') ??
+      (own ? 'bench' : ((await (await fetch(`${url}/v1/models`)).json()) as { data: { id: string }[] }).data[0]!.id);
     const rssStart = await rss(url);
     const ttft: number[] = [];
     const itl: number[] = [];
@@ -103,28 +131,42 @@ export async function serveBenchCommand(flags: Map<string, string>, threads: num
     const t0 = performance.now();
     const end = t0 + duration * 1000;
     const firstError: string[] = [];
-    await Promise.all(Array.from({ length: concurrency }, async () => {
-      while (performance.now() < end) {
-        try {
-          tokens += await oneRequest(url, model, prompt, maxTokens, ttft, itl);
-          requests++;
-        } catch (e) {
-          errors++;
-          if (firstError.length === 0) firstError.push((e as Error).message);
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (performance.now() < end) {
+          try {
+            tokens += await oneRequest(url, model, prompt, maxTokens, ttft, itl);
+            requests++;
+          } catch (e) {
+            errors++;
+            if (firstError.length === 0) firstError.push((e as Error).message);
+          }
         }
-      }
-    }));
+      }),
+    );
     const secs = (performance.now() - t0) / 1000;
     const r: ServeBenchResult = {
-      url, concurrency, durationSeconds: secs, requests, errors,
-      requestsPerSecond: requests / secs, tokensPerSecond: tokens / secs,
-      ttftMsP50: quantile(ttft, 0.5), ttftMsP99: quantile(ttft, 0.99), itlMsP50: quantile(itl, 0.5), itlMsP99: quantile(itl, 0.99),
-      rssStartBytes: rssStart, rssEndBytes: await rss(url),
+      url,
+      concurrency,
+      durationSeconds: secs,
+      requests,
+      errors,
+      requestsPerSecond: requests / secs,
+      tokensPerSecond: tokens / secs,
+      ttftMsP50: quantile(ttft, 0.5),
+      ttftMsP99: quantile(ttft, 0.99),
+      itlMsP50: quantile(itl, 0.5),
+      itlMsP99: quantile(itl, 0.99),
+      rssStartBytes: rssStart,
+      rssEndBytes: await rss(url),
     };
-    if (json) console.log(JSON.stringify({ ...r, threads, ...(firstError.length ? { firstError: firstError[0] } : {}) }));
+    if (json)
+      console.log(JSON.stringify({ ...r, threads, ...(firstError.length ? { firstError: firstError[0] } : {}) }));
     else {
       const mb = (b: number | null) => (b === null ? '?' : `${(b / 2 ** 20).toFixed(0)} MiB`);
-      console.log(`serve C=${concurrency} ${secs.toFixed(0)} s: ${r.requestsPerSecond.toFixed(2)} req/s, ${r.tokensPerSecond.toFixed(1)} tok/s, TTFT p50/p99 ${r.ttftMsP50.toFixed(0)}/${r.ttftMsP99.toFixed(0)} ms, ITL p50/p99 ${r.itlMsP50.toFixed(1)}/${r.itlMsP99.toFixed(1)} ms, errors ${errors}, RSS ${mb(r.rssStartBytes)} -> ${mb(r.rssEndBytes)}`);
+      console.log(
+        `serve C=${concurrency} ${secs.toFixed(0)} s: ${r.requestsPerSecond.toFixed(2)} req/s, ${r.tokensPerSecond.toFixed(1)} tok/s, TTFT p50/p99 ${r.ttftMsP50.toFixed(0)}/${r.ttftMsP99.toFixed(0)} ms, ITL p50/p99 ${r.itlMsP50.toFixed(1)}/${r.itlMsP99.toFixed(1)} ms, errors ${errors}, RSS ${mb(r.rssStartBytes)} -> ${mb(r.rssEndBytes)}`,
+      );
       if (firstError.length) console.log(`first error: ${firstError[0]}`);
     }
   } finally {

@@ -3,7 +3,14 @@
 // (the machine is shared: interleaving exposes both to the same load). Each case runs `rounds`
 // times on each side; the figure kept is the best of the per-round medians, for both sides alike.
 import os from 'node:os';
-import { benchAttention, benchElementwise, benchGemm, type AttentionResult, type ElementwiseResult, type GemmResult } from './kernels.js';
+import {
+  benchAttention,
+  benchElementwise,
+  benchGemm,
+  type AttentionResult,
+  type ElementwiseResult,
+  type GemmResult,
+} from './kernels.js';
 import { TorchServer, torchAvailable, type TorchResult } from './torch-node.js';
 
 type Result = GemmResult | AttentionResult | ElementwiseResult;
@@ -29,11 +36,19 @@ export function suiteCases(o: SuiteOptions): { main: Case[]; sweep: Case[] } {
   for (const t of o.threads) {
     main.push({ bench: 'gemm', m: 1024, n: 1024, k: 1024, threads: t });
     main.push({ bench: 'gemm', m: 512, n: 768, k: 3072, threads: t });
-    for (const causal of [false, true]) main.push({ bench: 'attention', batchHeads: 12, seq: 512, headDim: 64, causal, threads: t });
+    for (const causal of [false, true])
+      main.push({ bench: 'attention', batchHeads: 12, seq: 512, headDim: 64, causal, threads: t });
     for (const op of ['add', 'exp'] as const) main.push({ bench: 'elementwise', op, size: 16 << 20, threads: t });
   }
   const tmax = Math.max(...o.threads);
-  const sweep: Case[] = o.sweep.map((seq) => ({ bench: 'attention', batchHeads: 4, seq, headDim: 64, causal: true, threads: tmax }));
+  const sweep: Case[] = o.sweep.map((seq) => ({
+    bench: 'attention',
+    batchHeads: 4,
+    seq,
+    headDim: 64,
+    causal: true,
+    threads: tmax,
+  }));
   return { main, sweep };
 }
 
@@ -80,13 +95,21 @@ export async function runSuite(o: SuiteOptions): Promise<void> {
   let torch: TorchServer | null = null;
   if (o.torch) {
     if (torchAvailable()) torch = await TorchServer.start();
-    else if (!o.json) console.log('PyTorch not available (/usr/bin/python3 -c "import torch" failed): Lineage figures only');
+    else if (!o.json)
+      console.log('PyTorch not available (/usr/bin/python3 -c "import torch" failed): Lineage figures only');
   }
   const rows: SuiteRow[] = [];
   try {
     if (!o.json) {
-      console.log(`machine: ${os.cpus()[0]?.model ?? '?'} x ${os.cpus().length}, Node ${process.version}, load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-      console.log(`Lineage vs ${torch ? `PyTorch ${torch.version}` : '(no PyTorch)'}; best of ${o.rounds} round medians, interleaved; ratio > 1: Lineage faster`);
+      console.log(
+        `machine: ${os.cpus()[0]?.model ?? '?'} x ${os.cpus().length}, Node ${process.version}, load average ${os
+          .loadavg()
+          .map((x) => x.toFixed(2))
+          .join(' ')}`,
+      );
+      console.log(
+        `Lineage vs ${torch ? `PyTorch ${torch.version}` : '(no PyTorch)'}; best of ${o.rounds} round medians, interleaved; ratio > 1: Lineage faster`,
+      );
     }
     for (const c of main) {
       const ours: Result[] = [];
@@ -98,8 +121,13 @@ export async function runSuite(o: SuiteOptions): Promise<void> {
       const l = best(ours);
       const t = theirs.length ? best(theirs) : null;
       const row: SuiteRow = {
-        case: label(c), threads: c.threads, lineage: l, torch: t, ratio: t ? value(l) / value(t) : null,
-        lineageRounds: ours.map(value), torchRounds: theirs.map(value),
+        case: label(c),
+        threads: c.threads,
+        lineage: l,
+        torch: t,
+        ratio: t ? value(l) / value(t) : null,
+        lineageRounds: ours.map(value),
+        torchRounds: theirs.map(value),
       };
       rows.push(row);
       if (!o.json) {
@@ -111,16 +139,24 @@ export async function runSuite(o: SuiteOptions): Promise<void> {
     torch?.close();
   }
   const sweepResults: AttentionResult[] = [];
-  if (!o.json && sweep.length) console.log('attention memory sweep (fused kernel: extra memory linear in T; a composed one holds BH*T^2 scores)');
+  if (!o.json && sweep.length)
+    console.log('attention memory sweep (fused kernel: extra memory linear in T; a composed one holds BH*T^2 scores)');
   for (const c of sweep) {
     const r = (await runCase(c, o.minSeconds, o.backend)) as AttentionResult;
     sweepResults.push(r);
     if (!o.json) {
-      console.log(`  ${label(c).padEnd(30)} threads=${c.threads}  lineage ${metric(r).padStart(14)}  extra memory ${mib(r.peakBytes).padStart(10)}  (scores ${mib(r.scoresBytes)})`);
+      console.log(
+        `  ${label(c).padEnd(30)} threads=${c.threads}  lineage ${metric(r).padStart(14)}  extra memory ${mib(r.peakBytes).padStart(10)}  (scores ${mib(r.scoresBytes)})`,
+      );
     }
   }
   if (o.json) {
-    const machine = { cpu: os.cpus()[0]?.model ?? '?', cores: os.cpus().length, node: process.version, loadavg: os.loadavg() };
+    const machine = {
+      cpu: os.cpus()[0]?.model ?? '?',
+      cores: os.cpus().length,
+      node: process.version,
+      loadavg: os.loadavg(),
+    };
     console.log(JSON.stringify({ machine, torch: torch?.version ?? null, results: rows, sweep: sweepResults }));
   }
 }

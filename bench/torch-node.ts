@@ -11,7 +11,8 @@ const PYTHON = '/usr/bin/python3';
 /** bench/torch_ref.py, found from dist/bench/ or bench/ */
 function scriptPath(): string {
   const here = dirname(fileURLToPath(import.meta.url));
-  for (const p of [join(here, 'torch_ref.py'), join(here, '..', '..', 'bench', 'torch_ref.py')]) if (existsSync(p)) return p;
+  for (const p of [join(here, 'torch_ref.py'), join(here, '..', '..', 'bench', 'torch_ref.py')])
+    if (existsSync(p)) return p;
   throw new Error(`bench: torch_ref.py not found next to ${here}`);
 }
 
@@ -39,7 +40,8 @@ export class TorchServer {
     this.proc.stderr.on('data', (d: Buffer) => (this.stderr += d.toString()));
     createInterface({ input: this.proc.stdout }).on('line', (line) => this.waiting.shift()?.resolve(line));
     this.proc.on('exit', (code) => {
-      for (const w of this.waiting.splice(0)) w.reject(new Error(`bench: torch_ref.py exited (${code}): ${this.stderr}`));
+      for (const w of this.waiting.splice(0))
+        w.reject(new Error(`bench: torch_ref.py exited (${code}): ${this.stderr}`));
     });
   }
 

@@ -34,14 +34,46 @@ function main(): void {
   const threads = arg('threads', '1');
   const python = arg('python', '/usr/bin/python3');
   console.log(`nanoGPT shakespeare-char CPU recipe, ${iters} iterations, ${threads} thread(s)`);
-  const torch = lastJson('PyTorch', spawnSync(python, [join(root, 'bench', 'train-shakespeare.py'), '--data', data, '--iters', iters, '--threads', threads], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 26 }));
-  console.log(`PyTorch: val loss ${torch.valLoss.toFixed(4)}, train loss ${torch.trainLoss.toFixed(4)}, ${torch.seconds.toFixed(1)} s`);
+  const torch = lastJson(
+    'PyTorch',
+    spawnSync(
+      python,
+      [join(root, 'bench', 'train-shakespeare.py'), '--data', data, '--iters', iters, '--threads', threads],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 26 },
+    ),
+  );
+  console.log(
+    `PyTorch: val loss ${torch.valLoss.toFixed(4)}, train loss ${torch.trainLoss.toFixed(4)}, ${torch.seconds.toFixed(1)} s`,
+  );
   const out = mkdtempSync(join(tmpdir(), 'lineage-bench-train-'));
   try {
-    const args = [join(root, 'bin', 'lineage.js'), 'train', '--recipe', 'shakespeare-char-cpu', '--data', data, '--out', out, '--steps', iters, '--quiet', '--json'];
+    const args = [
+      join(root, 'bin', 'lineage.js'),
+      'train',
+      '--recipe',
+      'shakespeare-char-cpu',
+      '--data',
+      data,
+      '--out',
+      out,
+      '--steps',
+      iters,
+      '--quiet',
+      '--json',
+    ];
     if (iters !== '2000') args.push('--decay-steps', iters);
-    const lin = lastJson('Lineage', spawnSync(process.execPath, args, { encoding: 'utf8', env: { ...process.env, LINEAGE_THREADS: threads }, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 26 }));
-    console.log(`Lineage: val loss ${lin.valLoss.toFixed(4)}, train loss ${lin.trainLoss.toFixed(4)}, ${lin.seconds.toFixed(1)} s`);
+    const lin = lastJson(
+      'Lineage',
+      spawnSync(process.execPath, args, {
+        encoding: 'utf8',
+        env: { ...process.env, LINEAGE_THREADS: threads },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        maxBuffer: 1 << 26,
+      }),
+    );
+    console.log(
+      `Lineage: val loss ${lin.valLoss.toFixed(4)}, train loss ${lin.trainLoss.toFixed(4)}, ${lin.seconds.toFixed(1)} s`,
+    );
     console.log(`wall-time ratio Lineage / PyTorch: ${(lin.seconds / torch.seconds).toFixed(2)}x`);
     console.log(JSON.stringify({ pytorch: torch, lineage: lin, ratio: lin.seconds / torch.seconds }));
   } finally {

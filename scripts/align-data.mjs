@@ -27,20 +27,32 @@ function rng(seed) {
 const rand = rng(1234);
 const int = (n) => Math.floor(rand() * n);
 const write = (dir, name, rows) => writeFileSync(join(dir, name), rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
-const words = corpus.toLowerCase().split(/[^a-z']+/).filter((w) => w.length >= 2 && w.length <= 8);
+const words = corpus
+  .toLowerCase()
+  .split(/[^a-z']+/)
+  .filter((w) => w.length >= 2 && w.length <= 8);
 
 /** SFT: the user says a few words, the assistant answers in one fixed-format line: "I hear <words>." */
 function chat(dir) {
   const fragment = () => Array.from({ length: 2 + int(2) }, () => words[int(words.length)]).join(' ');
   const row = () => {
     const f = fragment();
-    return { messages: [{ role: 'user', content: f }, { role: 'assistant', content: `I hear ${f}.` }] };
+    return {
+      messages: [
+        { role: 'user', content: f },
+        { role: 'assistant', content: `I hear ${f}.` },
+      ],
+    };
   };
   write(dir, 'train.jsonl', Array.from({ length: 2000 }, row));
-  write(dir, 'heldout.jsonl', Array.from({ length: 200 }, () => {
-    const f = fragment();
-    return { prompt: [{ role: 'user', content: f }], answer: `I hear ${f}.` };
-  }));
+  write(
+    dir,
+    'heldout.jsonl',
+    Array.from({ length: 200 }, () => {
+      const f = fragment();
+      return { prompt: [{ role: 'user', content: f }], answer: `I hear ${f}.` };
+    }),
+  );
 }
 
 /** the measured property: occurrences of 'e'/'E' per character (lower is preferred) */
@@ -62,10 +74,17 @@ function epref(dir) {
   };
   write(dir, 'train.jsonl', Array.from({ length: 1500 }, pair));
   write(dir, 'heldout.jsonl', Array.from({ length: 200 }, pair));
-  write(dir, 'prompts.jsonl', Array.from({ length: 100 }, () => ({ prompt: snippet(16) })));
+  write(
+    dir,
+    'prompts.jsonl',
+    Array.from({ length: 100 }, () => ({ prompt: snippet(16) })),
+  );
 }
 
-const NUM = 'zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen'.split(' ');
+const NUM =
+  'zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen'.split(
+    ' ',
+  );
 
 /** "two plus three is " → "five" (answers checked exactly); 20 of the 100 operand pairs held out */
 function add(dir) {
@@ -77,9 +96,21 @@ function add(dir) {
   }
   const [test, train] = [pairs.slice(0, 20), pairs.slice(20)];
   const prompt = ([a, b]) => `${NUM[a]} plus ${NUM[b]} is `;
-  write(dir, 'sft.jsonl', train.flatMap((p) => Array.from({ length: 4 }, () => ({ prompt: prompt(p), completion: `${NUM[p[0] + p[1]]}\n` }))));
-  write(dir, 'prompts.jsonl', train.map((p) => ({ prompt: prompt(p), answer: NUM[p[0] + p[1]] })));
-  write(dir, 'test.jsonl', test.map((p) => ({ prompt: prompt(p), answer: NUM[p[0] + p[1]] })));
+  write(
+    dir,
+    'sft.jsonl',
+    train.flatMap((p) => Array.from({ length: 4 }, () => ({ prompt: prompt(p), completion: `${NUM[p[0] + p[1]]}\n` }))),
+  );
+  write(
+    dir,
+    'prompts.jsonl',
+    train.map((p) => ({ prompt: prompt(p), answer: NUM[p[0] + p[1]] })),
+  );
+  write(
+    dir,
+    'test.jsonl',
+    test.map((p) => ({ prompt: prompt(p), answer: NUM[p[0] + p[1]] })),
+  );
 }
 
 const SETS = { chat, epref, add };

@@ -14,7 +14,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileSync, mkdirSync } from 'node:fs';
-try { v8.setFlagsFromString('--experimental-wasm-relaxed-simd'); } catch { /* newer Node */ }
+try {
+  v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+} catch {
+  /* newer Node */
+}
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const dist = (p) => import(join(ROOT, 'dist', 'src', p));
@@ -33,13 +37,18 @@ const BASE = join(ROOT, 'models', 'shakespeare-char');
 const [demo, ...rest] = process.argv.slice(2);
 const stepsFlag = rest.indexOf('--steps') >= 0 ? Number(rest[rest.indexOf('--steps') + 1]) : null;
 const RUN = join(ROOT, 'runs', 'align', demo ?? '');
-const readJsonl = (f) => readFileSync(f, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+const readJsonl = (f) =>
+  readFileSync(f, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
 const summary = (out) => JSON.parse(readFileSync(join(out, 'align_summary.json'), 'utf8'));
 const pct = (x) => Math.round(1000 * x) / 10;
 
 function data(set) {
   const dir = join(RUN, 'data', set);
-  if (!existsSync(dir)) execFileSync(process.execPath, [join(ROOT, 'scripts', 'align-data.mjs'), set, dir], { stdio: 'inherit' });
+  if (!existsSync(dir))
+    execFileSync(process.execPath, [join(ROOT, 'scripts', 'align-data.mjs'), set, dir], { stdio: 'inherit' });
   return dir;
 }
 
@@ -61,7 +70,9 @@ async function model(dir, lora = null) {
 /** greedy reply to each prompt, up to the first newline (kept) */
 function greedy(m, enc, prompts, maxTokens = 40) {
   const nl = m.tokenizer.encode('\n', { addSpecialTokens: false });
-  return prompts.map((p) => m.tokenizer.decode(generate(m.model, enc.ids(enc.promptText(p)), { maxTokens, temperature: 0, stopIds: nl })));
+  return prompts.map((p) =>
+    m.tokenizer.decode(generate(m.model, enc.ids(enc.promptText(p)), { maxTokens, temperature: 0, stopIds: nl })),
+  );
 }
 
 // ---- 1. SFT: chat format ----
@@ -69,7 +80,11 @@ function greedy(m, enc, prompts, maxTokens = 40) {
 const COMPLIANT = /^I hear [a-z' ]+\.\n$/;
 async function chatCompliance(m, heldout) {
   const enc = new Encoder(m.tokenizer);
-  const replies = greedy(m, enc, heldout.map((r) => r.prompt));
+  const replies = greedy(
+    m,
+    enc,
+    heldout.map((r) => r.prompt),
+  );
   return {
     compliance: pct(replies.filter((r) => COMPLIANT.test(r)).length / replies.length),
     exactEcho: pct(replies.filter((r, i) => r === `${heldout[i].answer}\n`).length / replies.length),
@@ -82,7 +97,20 @@ async function sftDemo() {
   const heldout = readJsonl(join(d, 'heldout.jsonl'));
   const before = await chatCompliance(await model(BASE), heldout);
   const out = join(RUN, 'sft');
-  await align('sft', ['--model', BASE, '--data', join(d, 'train.jsonl'), '--out', out, '--steps', String(stepsFlag ?? 150), '--lr', '1e-3', '--batch-size', '16']);
+  await align('sft', [
+    '--model',
+    BASE,
+    '--data',
+    join(d, 'train.jsonl'),
+    '--out',
+    out,
+    '--steps',
+    String(stepsFlag ?? 150),
+    '--lr',
+    '1e-3',
+    '--batch-size',
+    '16',
+  ]);
   const after = await chatCompliance(await model(out), heldout);
   return { before, after, train: summary(out) };
 }
@@ -95,7 +123,13 @@ function eRateOfSamples(m, prompts) {
   const enc = new Encoder(m.tokenizer);
   let total = 0;
   for (const p of prompts) {
-    const [ids] = sampleGroup(m.model, enc.ids(p.prompt), 1, { maxTokens: 24, temperature: 1, vocabSize: m.tokenizer.vocabSize }, rng);
+    const [ids] = sampleGroup(
+      m.model,
+      enc.ids(p.prompt),
+      1,
+      { maxTokens: 24, temperature: 1, vocabSize: m.tokenizer.vocabSize },
+      rng,
+    );
     total += eRate(m.tokenizer.decode(ids));
   }
   return Math.round((1000 * total) / prompts.length) / 1000;
@@ -110,7 +144,12 @@ async function pairAccuracy(m, base, d) {
   const enc = new Encoder(m.tokenizer);
   const rows = (k) => pairs.map((p) => enc.pair(p.prompt, p[k]));
   const lp = (model, k) => referenceLogps(model, rows(k), 64).sum;
-  const [pc, pr, bc, br] = [lp(m.model, 'chosen'), lp(m.model, 'rejected'), lp(base.model, 'chosen'), lp(base.model, 'rejected')];
+  const [pc, pr, bc, br] = [
+    lp(m.model, 'chosen'),
+    lp(m.model, 'rejected'),
+    lp(base.model, 'chosen'),
+    lp(base.model, 'rejected'),
+  ];
   return pct(pairs.filter((_, i) => pc[i] - bc[i] - (pr[i] - br[i]) > 0).length / pairs.length);
 }
 
@@ -119,23 +158,52 @@ async function preferenceRun(method, d, prompts, steps, extra = []) {
   let file = join(d, 'train.jsonl');
   if (method === 'kto') {
     file = join(d, 'kto.jsonl');
-    writeFileSync(file, readJsonl(join(d, 'train.jsonl')).flatMap((r) => [
-      { prompt: r.prompt, completion: r.chosen, label: true }, { prompt: r.prompt, completion: r.rejected, label: false },
-    ]).map((r) => JSON.stringify(r)).join('\n') + '\n');
+    writeFileSync(
+      file,
+      readJsonl(join(d, 'train.jsonl'))
+        .flatMap((r) => [
+          { prompt: r.prompt, completion: r.chosen, label: true },
+          { prompt: r.prompt, completion: r.rejected, label: false },
+        ])
+        .map((r) => JSON.stringify(r))
+        .join('\n') + '\n',
+    );
   }
-  await align(method, ['--model', BASE, '--data', file, '--out', out, '--steps', String(steps), '--batch-size', '8', ...extra]);
+  await align(method, [
+    '--model',
+    BASE,
+    '--data',
+    file,
+    '--out',
+    out,
+    '--steps',
+    String(steps),
+    '--batch-size',
+    '8',
+    ...extra,
+  ]);
   const s = summary(out);
   const m = await model(out);
   return {
-    heldOutBefore: s.heldOutBefore, heldOutAfter: s.heldOutAfter, pairAccuracy200: await pairAccuracy(m, await model(BASE), d),
-    sampledERate: eRateOfSamples(m, prompts), sample: sampleText(m), seconds: s.seconds,
+    heldOutBefore: s.heldOutBefore,
+    heldOutAfter: s.heldOutAfter,
+    pairAccuracy200: await pairAccuracy(m, await model(BASE), d),
+    sampledERate: eRateOfSamples(m, prompts),
+    sample: sampleText(m),
+    seconds: s.seconds,
   };
 }
 
 /** one sampled continuation of a fixed prompt, to read what the property change cost */
 function sampleText(m) {
   const enc = new Encoder(m.tokenizer);
-  const [ids] = sampleGroup(m.model, enc.ids('ROMEO:\n'), 1, { maxTokens: 48, temperature: 1, vocabSize: m.tokenizer.vocabSize }, new Rng(3));
+  const [ids] = sampleGroup(
+    m.model,
+    enc.ids('ROMEO:\n'),
+    1,
+    { maxTokens: 48, temperature: 1, vocabSize: m.tokenizer.vocabSize },
+    new Rng(3),
+  );
   return m.tokenizer.decode(ids);
 }
 
@@ -157,18 +225,59 @@ async function rlhfDemo() {
   const prompts = readJsonl(join(d, 'prompts.jsonl'));
   const steps = stepsFlag ?? 150;
   const rm = join(RUN, 'reward');
-  await align('reward', ['--model', BASE, '--data', join(d, 'train.jsonl'), '--out', rm, '--steps', String(steps), '--lr', '3e-4', '--batch-size', '8']);
+  await align('reward', [
+    '--model',
+    BASE,
+    '--data',
+    join(d, 'train.jsonl'),
+    '--out',
+    rm,
+    '--steps',
+    String(steps),
+    '--lr',
+    '3e-4',
+    '--batch-size',
+    '8',
+  ]);
   const ppo = join(RUN, 'ppo');
-  await align('ppo', ['--model', BASE, '--data', join(d, 'prompts.jsonl'), '--reward-model', rm, '--out', ppo, '--steps', String(steps), '--lr', '1e-4',
-    '--batch-size', '8', '--group-size', '4', '--ppo-epochs', '4', '--max-new-tokens', '24', '--beta', '0.05']);
-  const recs = readFileSync(join(ppo, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.kind === 'train');
+  await align('ppo', [
+    '--model',
+    BASE,
+    '--data',
+    join(d, 'prompts.jsonl'),
+    '--reward-model',
+    rm,
+    '--out',
+    ppo,
+    '--steps',
+    String(steps),
+    '--lr',
+    '1e-4',
+    '--batch-size',
+    '8',
+    '--group-size',
+    '4',
+    '--ppo-epochs',
+    '4',
+    '--max-new-tokens',
+    '24',
+    '--beta',
+    '0.05',
+  ]);
+  const recs = readFileSync(join(ppo, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+    .filter((r) => r.kind === 'train');
   const avg = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
   const q = Math.max(1, Math.floor(recs.length / 4));
   return {
     reward: { heldOutBefore: summary(rm).heldOutBefore, heldOutAfter: summary(rm).heldOutAfter },
     ppo: {
-      rewardFirstQuarter: avg(recs.slice(0, q).map((r) => r.reward)), rewardLastQuarter: avg(recs.slice(-q).map((r) => r.reward)),
-      klLastQuarter: avg(recs.slice(-q).map((r) => r.kl)), klMax: Math.max(...recs.map((r) => r.kl)),
+      rewardFirstQuarter: avg(recs.slice(0, q).map((r) => r.reward)),
+      rewardLastQuarter: avg(recs.slice(-q).map((r) => r.reward)),
+      klLastQuarter: avg(recs.slice(-q).map((r) => r.kl)),
+      klMax: Math.max(...recs.map((r) => r.kl)),
       sampledERate: eRateOfSamples(await model(ppo), prompts),
     },
     baseSampledERate: eRateOfSamples(await model(BASE), prompts),
@@ -179,7 +288,20 @@ async function rlhfDemo() {
 /** DPO on the same pairs and budget (from runs/align/prefs when it exists) */
 async function dpoForComparison(d, prompts, steps) {
   const out = join(RUN, 'dpo');
-  await align('dpo', ['--model', BASE, '--data', join(d, 'train.jsonl'), '--out', out, '--steps', String(steps), '--batch-size', '8', '--lr', '1e-4']);
+  await align('dpo', [
+    '--model',
+    BASE,
+    '--data',
+    join(d, 'train.jsonl'),
+    '--out',
+    out,
+    '--steps',
+    String(steps),
+    '--batch-size',
+    '8',
+    '--lr',
+    '1e-4',
+  ]);
   return { sampledERate: eRateOfSamples(await model(out), prompts), heldOutAfter: summary(out).heldOutAfter };
 }
 
@@ -187,7 +309,12 @@ async function dpoForComparison(d, prompts, steps) {
 
 function passAt1(m, test) {
   const enc = new Encoder(m.tokenizer);
-  const replies = greedy(m, enc, test.map((r) => r.prompt), 12);
+  const replies = greedy(
+    m,
+    enc,
+    test.map((r) => r.prompt),
+    12,
+  );
   return pct(replies.filter((r, i) => r.split('\n')[0].trim() === test[i].answer).length / test.length);
 }
 
@@ -196,14 +323,51 @@ async function grpoDemo() {
   const test = readJsonl(join(d, 'test.jsonl'));
   const train = readJsonl(join(d, 'prompts.jsonl'));
   const warm = join(RUN, 'warmup');
-  await align('sft', ['--model', BASE, '--data', join(d, 'sft.jsonl'), '--out', warm, '--steps', String(Math.round((stepsFlag ?? 150) / 2)), '--lr', '1e-3', '--batch-size', '16']);
+  await align('sft', [
+    '--model',
+    BASE,
+    '--data',
+    join(d, 'sft.jsonl'),
+    '--out',
+    warm,
+    '--steps',
+    String(Math.round((stepsFlag ?? 150) / 2)),
+    '--lr',
+    '1e-3',
+    '--batch-size',
+    '16',
+  ]);
   const mid = await model(warm);
   const before = { test: passAt1(mid, test), train: passAt1(mid, train) };
   const out = join(RUN, 'grpo');
-  await align('grpo', ['--model', warm, '--data', join(d, 'prompts.jsonl'), '--out', out, '--steps', String(stepsFlag ?? 150), '--lr', '1e-4',
-    '--batch-size', '4', '--group-size', '8', '--max-new-tokens', '10', '--reward', 'exact-match,format', '--beta', '0']);
+  await align('grpo', [
+    '--model',
+    warm,
+    '--data',
+    join(d, 'prompts.jsonl'),
+    '--out',
+    out,
+    '--steps',
+    String(stepsFlag ?? 150),
+    '--lr',
+    '1e-4',
+    '--batch-size',
+    '4',
+    '--group-size',
+    '8',
+    '--max-new-tokens',
+    '10',
+    '--reward',
+    'exact-match,format',
+    '--beta',
+    '0',
+  ]);
   const fin = await model(out);
-  return { passAt1AfterWarmup: before, passAt1AfterGrpo: { test: passAt1(fin, test), train: passAt1(fin, train) }, grpo: summary(out).last };
+  return {
+    passAt1AfterWarmup: before,
+    passAt1AfterGrpo: { test: passAt1(fin, test), train: passAt1(fin, train) },
+    grpo: summary(out).last,
+  };
 }
 
 // ---- 5. LoRA vs full ----
@@ -215,12 +379,31 @@ async function loraDemo() {
   const full = join(RUN, 'full');
   await align('sft', [...common, '--out', full, '--lr', '1e-3']);
   const lora = join(RUN, 'lora');
-  await align('sft', [...common, '--out', lora, '--lr', '3e-3', '--lora-r', '8', '--lora-alpha', '16', '--lora-targets', 'c_attn,c_proj,c_fc']);
+  await align('sft', [
+    ...common,
+    '--out',
+    lora,
+    '--lr',
+    '3e-3',
+    '--lora-r',
+    '8',
+    '--lora-alpha',
+    '16',
+    '--lora-targets',
+    'c_attn,c_proj,c_fc',
+  ]);
   const heldout = readJsonl(join(d, 'heldout.jsonl'));
   const row = async (dir, m) => {
     const s = summary(dir);
-    return { trainable: s.trainable, params: s.params, adamStateBytes: 2 * 4 * s.trainable, finalTrainLoss: s.trainLoss,
-      heldOutLoss: s.heldOutAfter.loss, compliance: (await chatCompliance(m, heldout)).compliance, seconds: s.seconds };
+    return {
+      trainable: s.trainable,
+      params: s.params,
+      adamStateBytes: 2 * 4 * s.trainable,
+      finalTrainLoss: s.trainLoss,
+      heldOutLoss: s.heldOutAfter.loss,
+      compliance: (await chatCompliance(m, heldout)).compliance,
+      seconds: s.seconds,
+    };
   };
   return { full: await row(full, await model(full)), lora: await row(lora, await model(null, lora)) };
 }

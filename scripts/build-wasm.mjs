@@ -17,8 +17,17 @@ mkdirSync(jsDir, { recursive: true });
 
 const common = [
   join(root, 'asm', 'index.ts'),
-  '--importMemory', '--sharedMemory', '--initialMemory', '1', '--maximumMemory', '65536',
-  '--runtime', 'stub', '-O3', '--noAssert', '--converge',
+  '--importMemory',
+  '--sharedMemory',
+  '--initialMemory',
+  '1',
+  '--maximumMemory',
+  '65536',
+  '--runtime',
+  'stub',
+  '-O3',
+  '--noAssert',
+  '--converge',
 ];
 const builds = [
   { name: 'relaxed', features: 'simd,threads,relaxed-simd' },
@@ -34,7 +43,13 @@ function writeAtomic(path, data) {
 const b64 = {};
 for (const b of builds) {
   const file = join(outDir, `lineage-${b.name}.wasm`);
-  const { error, stderr } = await asc.main([...common, '--enable', b.features, '--outFile', `${file}.tmp-${process.pid}`]);
+  const { error, stderr } = await asc.main([
+    ...common,
+    '--enable',
+    b.features,
+    '--outFile',
+    `${file}.tmp-${process.pid}`,
+  ]);
   if (error) {
     console.error(stderr.toString());
     console.error(`build-wasm: the ${b.name} build failed: ${error.message}`);

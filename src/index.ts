@@ -17,20 +17,48 @@ export { getPreset, getPresetInfo, presetNames, isPreset } from './models/preset
 export { fromHFConfig, toHFConfig, applyOverrides } from './models/hf-config.js';
 export { inspectConfig, countParams } from './models/inspect.js';
 export { parseSafetensors, serializeSafetensors } from './io/safetensors.js';
-export { loadModelFromFiles, modelFromCheckpoint, configFromJson, configToJson, checkTokenizer } from './models/load.js';
+export {
+  loadModelFromFiles,
+  modelFromCheckpoint,
+  configFromJson,
+  configToJson,
+  checkTokenizer,
+} from './models/load.js';
 
 // ---- tokenizers ----
 export * as tokenizers from './tokenizers/index.js';
-export { Tokenizer, charTokenizer, bytesTokenizer, trainBPE, trainWordPiece, trainUnigram } from './tokenizers/index.js';
+export {
+  Tokenizer,
+  charTokenizer,
+  bytesTokenizer,
+  trainBPE,
+  trainWordPiece,
+  trainUnigram,
+} from './tokenizers/index.js';
 
 // ---- inference ----
 export { generate, contextLimit, type GenerateOptions } from './infer/generate.js';
 export type { SamplingOptions } from './infer/sampling.js';
 
 // ---- training ----
-export { Trainer, runTraining, type TrainerOptions, type TrainHooks, type RunResult, type StepResult } from './train/trainer.js';
+export {
+  Trainer,
+  runTraining,
+  type TrainerOptions,
+  type TrainHooks,
+  type RunResult,
+  type StepResult,
+} from './train/trainer.js';
 export { createTask } from './train/family-objectives.js';
-export { SGD, Adam, AdamW, createOptimizer, clipGradNorm, type Optimizer, type OptimizerConfig } from './train/optim.js';
+export {
+  SGD,
+  Adam,
+  AdamW,
+  createOptimizer,
+  clipGradNorm,
+  type Optimizer,
+  type OptimizerConfig,
+} from './train/optim.js';
 // ---- WebAssembly backend (browsers: a cross-origin-isolated page; see docs/BROWSER.md) ----
 export { createWasmBackend, type WasmBackend, type WasmBackendOptions } from './backend/wasm/backend.js';
 export { webWorkerSpawner, webWorkersAvailable } from './backend/wasm/pool-browser.js';

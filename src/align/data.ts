@@ -17,10 +17,33 @@ type Text = string | Message[];
 
 export type DataKind = 'sft' | 'preference' | 'unpaired' | 'prompt';
 
-export interface SftRecord { kind: 'sft'; line: number; messages?: Message[]; prompt?: string; completion?: string }
-export interface PreferenceRecord { kind: 'preference'; line: number; prompt: Text; chosen: Text; rejected: Text }
-export interface UnpairedRecord { kind: 'unpaired'; line: number; prompt: Text; completion: Text; label: boolean }
-export interface PromptRecord { kind: 'prompt'; line: number; prompt: Text; answer?: string }
+export interface SftRecord {
+  kind: 'sft';
+  line: number;
+  messages?: Message[];
+  prompt?: string;
+  completion?: string;
+}
+export interface PreferenceRecord {
+  kind: 'preference';
+  line: number;
+  prompt: Text;
+  chosen: Text;
+  rejected: Text;
+}
+export interface UnpairedRecord {
+  kind: 'unpaired';
+  line: number;
+  prompt: Text;
+  completion: Text;
+  label: boolean;
+}
+export interface PromptRecord {
+  kind: 'prompt';
+  line: number;
+  prompt: Text;
+  answer?: string;
+}
 export type AlignRecord = SftRecord | PreferenceRecord | UnpairedRecord | PromptRecord;
 
 /** used when the tokenizer has no chat_template: plain text any character vocabulary can spell */
@@ -60,21 +83,46 @@ function record(kind: DataKind, o: Record<string, unknown>, file: string, line: 
     case 'sft': {
       if (o.messages !== undefined) {
         const messages = text(o, 'messages', file, line) as Message[];
-        if (!Array.isArray(messages) || !messages.some((m) => m.role === 'assistant')) fail(file, line, "field 'messages' has no assistant turn to learn from");
+        if (!Array.isArray(messages) || !messages.some((m) => m.role === 'assistant'))
+          fail(file, line, "field 'messages' has no assistant turn to learn from");
         return { kind, line, messages };
       }
       if (o.prompt === undefined) fail(file, line, "missing field 'messages' (or 'prompt' + 'completion')");
-      return { kind, line, prompt: text(o, 'prompt', file, line, true) as string, completion: text(o, 'completion', file, line) as string };
+      return {
+        kind,
+        line,
+        prompt: text(o, 'prompt', file, line, true) as string,
+        completion: text(o, 'completion', file, line) as string,
+      };
     }
     case 'preference':
-      return { kind, line, prompt: text(o, 'prompt', file, line, true), chosen: text(o, 'chosen', file, line), rejected: text(o, 'rejected', file, line) };
+      return {
+        kind,
+        line,
+        prompt: text(o, 'prompt', file, line, true),
+        chosen: text(o, 'chosen', file, line),
+        rejected: text(o, 'rejected', file, line),
+      };
     case 'unpaired': {
-      if (typeof o.label !== 'boolean') fail(file, line, o.label === undefined ? "missing field 'label'" : "field 'label' must be true or false");
-      return { kind, line, prompt: text(o, 'prompt', file, line, true), completion: text(o, 'completion', file, line), label: o.label };
+      if (typeof o.label !== 'boolean')
+        fail(file, line, o.label === undefined ? "missing field 'label'" : "field 'label' must be true or false");
+      return {
+        kind,
+        line,
+        prompt: text(o, 'prompt', file, line, true),
+        completion: text(o, 'completion', file, line),
+        label: o.label,
+      };
     }
     case 'prompt': {
-      if (o.answer !== undefined && typeof o.answer !== 'string' && typeof o.answer !== 'number') fail(file, line, "field 'answer' must be a string or a number");
-      return { kind, line, prompt: text(o, 'prompt', file, line), ...(o.answer !== undefined ? { answer: String(o.answer) } : {}) };
+      if (o.answer !== undefined && typeof o.answer !== 'string' && typeof o.answer !== 'number')
+        fail(file, line, "field 'answer' must be a string or a number");
+      return {
+        kind,
+        line,
+        prompt: text(o, 'prompt', file, line),
+        ...(o.answer !== undefined ? { answer: String(o.answer) } : {}),
+      };
     }
   }
 }
@@ -111,7 +159,10 @@ export class Encoder {
 
   chat(messages: Message[], addGenerationPrompt = false): string {
     const own = this.tok.chatTemplate;
-    return this.tok.applyChatTemplate(messages as unknown as ChatMessage[], { addGenerationPrompt, ...(own ? {} : { chatTemplate: PLAIN_CHAT_TEMPLATE }) });
+    return this.tok.applyChatTemplate(messages as unknown as ChatMessage[], {
+      addGenerationPrompt,
+      ...(own ? {} : { chatTemplate: PLAIN_CHAT_TEMPLATE }),
+    });
   }
 
   /** the prompt as the model sees it (conversations end with the generation prompt) */
@@ -121,12 +172,14 @@ export class Encoder {
 
   /** (prompt, completion) ids; a conversational completion is the rendered continuation of the prompt */
   pair(prompt: Text, completion: Text): Sequence {
-    if (typeof prompt === 'string' && typeof completion === 'string') return { prompt: this.ids(prompt), completion: this.withEos(this.ids(completion)) };
+    if (typeof prompt === 'string' && typeof completion === 'string')
+      return { prompt: this.ids(prompt), completion: this.withEos(this.ids(completion)) };
     const pm = typeof prompt === 'string' ? [{ role: 'user', content: prompt }] : prompt;
     const cm = typeof completion === 'string' ? [{ role: 'assistant', content: completion }] : completion;
     const head = this.chat(pm, true);
     const full = this.chat([...pm, ...cm]);
-    if (!full.startsWith(head)) throw new Error('chat template: the rendered prompt is not a prefix of the rendered conversation');
+    if (!full.startsWith(head))
+      throw new Error('chat template: the rendered prompt is not a prefix of the rendered conversation');
     return { prompt: this.ids(head), completion: this.ids(full.slice(head.length)) };
   }
 
@@ -144,7 +197,8 @@ export class Encoder {
     const completion: number[] = [];
     const mask: number[] = [];
     const append = (upto: string, learn: number, turn: number) => {
-      if (!upto.startsWith(done)) throw new Error(`line ${r.line}: the chat template renders turn ${turn} inconsistently (not a prefix)`);
+      if (!upto.startsWith(done))
+        throw new Error(`line ${r.line}: the chat template renders turn ${turn} inconsistently (not a prefix)`);
       const seg = this.ids(upto.slice(done.length));
       completion.push(...seg);
       mask.push(...seg.map(() => learn));

@@ -12,11 +12,16 @@ export class ScalarHeadModel extends Module implements LanguageModel {
   readonly config: LanguageModel['config'];
   readonly head: Linear;
 
-  constructor(readonly lm: LanguageModel, readonly headName = 'score', seed = 0) {
+  constructor(
+    readonly lm: LanguageModel,
+    readonly headName = 'score',
+    seed = 0,
+  ) {
     super();
     this.config = lm.config;
     for (const [path, m] of lm.namedModules()) if (path && !path.includes('.')) this.child(path, m);
-    if (lm.namedParameters().some(([n]) => !n.includes('.'))) throw new Error('ScalarHeadModel: the decoder has top-level parameters');
+    if (lm.namedParameters().some(([n]) => !n.includes('.')))
+      throw new Error('ScalarHeadModel: the decoder has top-level parameters');
     const D = (lm.config as { hidden?: number }).hidden;
     if (!D) throw new Error(`ScalarHeadModel: the ${lm.config.family} config has no hidden size`);
     this.head = this.child(headName, new Linear(D, 1, { bias: false, std: 1 / Math.sqrt(D), rng: new Rng(seed) }));
@@ -35,7 +40,10 @@ export class ScalarHeadModel extends Module implements LanguageModel {
   /** hidden (B, T, D), one position per row → (B) scores */
   scoreAt(hidden: Tensor, positions: readonly number[]): Tensor {
     const [B, T, D] = hidden.shape as [number, number, number];
-    const idx = tensor(Int32Array.from(positions, (p, b) => b * T + p), { shape: [B], dtype: 'int32' });
+    const idx = tensor(
+      Int32Array.from(positions, (p, b) => b * T + p),
+      { shape: [B], dtype: 'int32' },
+    );
     const h = indexSelect(reshape(hidden, [B * T, D]), 0, idx); // (B, D)
     return reshape(this.head.forward(h), [B]);
   }

@@ -42,7 +42,9 @@ export function fitRow(s: Sequence, limit: number): Sequence {
 /** right-padded batch of (prompt, completion) rows; `limit` is the model's context */
 export function packBatch(rows: readonly Sequence[], limit = Infinity, pad = 0): PackedBatch {
   const fitted = rows.map((r) => fitRow(r, limit));
-  for (const [i, r] of fitted.entries()) if (r.prompt.length === 0) throw new Error(`packBatch: row ${i} has an empty prompt (at least one token is needed to predict from)`);
+  for (const [i, r] of fitted.entries())
+    if (r.prompt.length === 0)
+      throw new Error(`packBatch: row ${i} has an empty prompt (at least one token is needed to predict from)`);
   const T = Math.max(...fitted.map((r) => r.prompt.length + r.completion.length));
   const B = rows.length;
   const ids = new Int32Array(B * (T - 1)).fill(pad);
@@ -60,11 +62,21 @@ export function packBatch(rows: readonly Sequence[], limit = Infinity, pad = 0):
     lastIndex.push(Math.max(0, seq.length - 2));
   });
   const shape = [B, T - 1];
-  return { inputIds: tensor(ids, { shape, dtype: 'int32' }), targets: tensor(tg, { shape, dtype: 'int32' }), mask: tensor(mask, { shape }), lastIndex, B, T };
+  return {
+    inputIds: tensor(ids, { shape, dtype: 'int32' }),
+    targets: tensor(tg, { shape, dtype: 'int32' }),
+    mask: tensor(mask, { shape }),
+    lastIndex,
+    B,
+    T,
+  };
 }
 
 /** (B, T-1) per-token log-probs of the targets (0 where ignored) and the forward's outputs */
-export function tokenLogps(model: LanguageModel, b: PackedBatch): { logps: Tensor; hidden: Tensor | undefined; aux: Tensor | undefined } {
+export function tokenLogps(
+  model: LanguageModel,
+  b: PackedBatch,
+): { logps: Tensor; hidden: Tensor | undefined; aux: Tensor | undefined } {
   const out = model.forward({ inputIds: b.inputIds });
   return { logps: logpsFromLogits(out.logits, b), hidden: out.lastHiddenState, aux: out.auxLoss };
 }
@@ -79,24 +91,32 @@ export function logpsFromLogits(logits: Tensor, b: PackedBatch): Tensor {
  * Per-sequence log-probs (summed, or averaged over the completion's tokens) under a frozen model,
  * computed once in chunks without autograd: the reference model of DPO / KTO / PPO / GRPO.
  */
-export function referenceLogps(model: LanguageModel, rows: readonly Sequence[], limit: number, chunk = 16): { sum: Float32Array; avg: Float32Array } {
+export function referenceLogps(
+  model: LanguageModel,
+  rows: readonly Sequence[],
+  limit: number,
+  chunk = 16,
+): { sum: Float32Array; avg: Float32Array } {
   const sum = new Float32Array(rows.length);
   const avg = new Float32Array(rows.length);
   const was = model.training;
   model.eval();
   try {
     for (let i = 0; i < rows.length; i += chunk) {
-      noGrad(() => tidy(() => {
-        const b = packBatch(rows.slice(i, i + chunk), limit);
-        const lp = mul(tokenLogps(model, b).logps, b.mask).data();
-        const m = b.mask.data();
-        for (let r = 0; r < b.B; r++) {
-          let s = 0, n = 0;
-          for (let t = 0; t < b.T - 1; t++) (s += lp[r * (b.T - 1) + t]!), (n += m[r * (b.T - 1) + t]!);
-          sum[i + r] = s;
-          avg[i + r] = n > 0 ? s / n : 0;
-        }
-      }));
+      noGrad(() =>
+        tidy(() => {
+          const b = packBatch(rows.slice(i, i + chunk), limit);
+          const lp = mul(tokenLogps(model, b).logps, b.mask).data();
+          const m = b.mask.data();
+          for (let r = 0; r < b.B; r++) {
+            let s = 0,
+              n = 0;
+            for (let t = 0; t < b.T - 1; t++) ((s += lp[r * (b.T - 1) + t]!), (n += m[r * (b.T - 1) + t]!));
+            sum[i + r] = s;
+            avg[i + r] = n > 0 ? s / n : 0;
+          }
+        }),
+      );
     }
   } finally {
     model.train(was);
@@ -105,10 +125,19 @@ export function referenceLogps(model: LanguageModel, rows: readonly Sequence[], 
 }
 
 /** right-padded full sequences (no shift), for scoring at each row's last token: ids (B, T), last index per row */
-export function packFull(rows: readonly Sequence[], limit = Infinity, pad = 0): { inputIds: Tensor; lastIndex: number[]; B: number; T: number } {
+export function packFull(
+  rows: readonly Sequence[],
+  limit = Infinity,
+  pad = 0,
+): { inputIds: Tensor; lastIndex: number[]; B: number; T: number } {
   const seqs = rows.map((r) => fitRow(r, limit)).map((r) => [...r.prompt, ...r.completion]);
   const T = Math.max(...seqs.map((s) => s.length));
   const ids = new Int32Array(rows.length * T).fill(pad);
   seqs.forEach((s, b) => ids.set(s, b * T));
-  return { inputIds: tensor(ids, { shape: [rows.length, T], dtype: 'int32' }), lastIndex: seqs.map((s) => s.length - 1), B: rows.length, T };
+  return {
+    inputIds: tensor(ids, { shape: [rows.length, T], dtype: 'int32' }),
+    lastIndex: seqs.map((s) => s.length - 1),
+    B: rows.length,
+    T,
+  };
 }

@@ -27,7 +27,10 @@ export const PEFT_PREFIX = 'base_model.model.';
 /** module paths whose last components match a target; only Linear / Conv1D projections qualify */
 export function findTargets(model: Module, targets: readonly string[]): string[] {
   const hit = (path: string) => targets.some((t) => path === t || path.endsWith(`.${t}`));
-  return model.namedModules().filter(([p, m]) => p && hit(p) && (m instanceof Linear || m instanceof Conv1D)).map(([p]) => p);
+  return model
+    .namedModules()
+    .filter(([p, m]) => p && hit(p) && (m instanceof Linear || m instanceof Conv1D))
+    .map(([p]) => p);
 }
 
 /**
@@ -38,7 +41,14 @@ export function applyLora(model: Module, c: LoraConfig, seed = 0): string[] {
   const paths = findTargets(model, c.targets);
   for (const t of c.targets) {
     if (!paths.some((p) => p === t || p.endsWith(`.${t}`))) {
-      const names = [...new Set(model.namedModules().filter(([, m]) => m instanceof Linear || m instanceof Conv1D).map(([p]) => p.split('.').pop()))];
+      const names = [
+        ...new Set(
+          model
+            .namedModules()
+            .filter(([, m]) => m instanceof Linear || m instanceof Conv1D)
+            .map(([p]) => p.split('.').pop()),
+        ),
+      ];
       throw new Error(`--lora-targets: '${t}' matches no linear layer (this model has: ${names.join(', ')})`);
     }
   }
@@ -65,7 +75,10 @@ export function unmergeLora(model: Module): void {
 
 /** the adapter tensors under PEFT's names */
 export function adapterTensors(model: Module): [string, Tensor][] {
-  return model.namedParameters().filter(([n]) => /\.lora_[AB]\.weight$/.test(n)).map(([n, t]) => [PEFT_PREFIX + n, t]);
+  return model
+    .namedParameters()
+    .filter(([n]) => /\.lora_[AB]\.weight$/.test(n))
+    .map(([n, t]) => [PEFT_PREFIX + n, t]);
 }
 
 /**
@@ -75,9 +88,12 @@ export function adapterTensors(model: Module): [string, Tensor][] {
 export function mergedWeights(model: Module): [string, Tensor][] {
   mergeLora(model);
   try {
-    return noGrad(() => model.namedParameters()
-      .filter(([n]) => !/\.lora_[AB]\.weight$/.test(n))
-      .map(([n, t]) => [n.replace('.base_layer.', '.'), t.to('float32').contiguous()] as [string, Tensor]));
+    return noGrad(() =>
+      model
+        .namedParameters()
+        .filter(([n]) => !/\.lora_[AB]\.weight$/.test(n))
+        .map(([n, t]) => [n.replace('.base_layer.', '.'), t.to('float32').contiguous()] as [string, Tensor]),
+    );
   } finally {
     unmergeLora(model);
   }
@@ -87,15 +103,35 @@ export function mergedWeights(model: Module): [string, Tensor][] {
 export function peftConfig(c: LoraConfig, model: Module, base: string): Record<string, unknown> {
   const fanInFanOut = loraLayers(model).some(([, l]) => l.base instanceof Conv1D);
   return {
-    peft_type: 'LORA', task_type: 'CAUSAL_LM', base_model_name_or_path: base, r: c.r, lora_alpha: c.alpha,
-    lora_dropout: c.dropout, target_modules: c.targets, fan_in_fan_out: fanInFanOut, bias: 'none', inference_mode: true,
-    init_lora_weights: true, modules_to_save: null, use_rslora: false, use_dora: false, layers_to_transform: null,
-    layers_pattern: null, rank_pattern: {}, alpha_pattern: {}, revision: null,
+    peft_type: 'LORA',
+    task_type: 'CAUSAL_LM',
+    base_model_name_or_path: base,
+    r: c.r,
+    lora_alpha: c.alpha,
+    lora_dropout: c.dropout,
+    target_modules: c.targets,
+    fan_in_fan_out: fanInFanOut,
+    bias: 'none',
+    inference_mode: true,
+    init_lora_weights: true,
+    modules_to_save: null,
+    use_rslora: false,
+    use_dora: false,
+    layers_to_transform: null,
+    layers_pattern: null,
+    rank_pattern: {},
+    alpha_pattern: {},
+    revision: null,
   };
 }
 
 export function serializeAdapter(model: Module): Uint8Array {
-  const raw: RawTensor[] = adapterTensors(model).map(([name, t]) => ({ name, dtype: 'float32', shape: [...t.shape], data: Float32Array.from(t.to('float32').data()) }));
+  const raw: RawTensor[] = adapterTensors(model).map(([name, t]) => ({
+    name,
+    dtype: 'float32',
+    shape: [...t.shape],
+    data: Float32Array.from(t.to('float32').data()),
+  }));
   return serializeSafetensors(raw, { format: 'pt' });
 }
 
@@ -103,19 +139,31 @@ export function serializeAdapter(model: Module): Uint8Array {
 export function parsePeftConfig(json: unknown, file = 'adapter_config.json'): LoraConfig {
   const o = json as Record<string, unknown>;
   if (typeof o !== 'object' || o === null) throw new Error(`${file}: expected a JSON object`);
-  if (o.peft_type !== 'LORA') throw new Error(`${file}: peft_type is ${JSON.stringify(o.peft_type)}, only "LORA" is supported`);
+  if (o.peft_type !== 'LORA')
+    throw new Error(`${file}: peft_type is ${JSON.stringify(o.peft_type)}, only "LORA" is supported`);
   const num = (k: string) => {
     if (typeof o[k] !== 'number') throw new Error(`${file}: field '${k}' must be a number`);
     return o[k] as number;
   };
   const targets = typeof o.target_modules === 'string' ? [o.target_modules] : o.target_modules;
-  if (!Array.isArray(targets) || !targets.every((t) => typeof t === 'string')) throw new Error(`${file}: field 'target_modules' must be a list of names`);
+  if (!Array.isArray(targets) || !targets.every((t) => typeof t === 'string'))
+    throw new Error(`${file}: field 'target_modules' must be a list of names`);
   if (o.use_dora === true) throw new Error(`${file}: DoRA adapters are not supported`);
-  return { r: num('r'), alpha: num('lora_alpha'), dropout: typeof o.lora_dropout === 'number' ? o.lora_dropout : 0, targets: targets as string[] };
+  return {
+    r: num('r'),
+    alpha: num('lora_alpha'),
+    dropout: typeof o.lora_dropout === 'number' ? o.lora_dropout : 0,
+    targets: targets as string[],
+  };
 }
 
 /** applies a PEFT adapter (config + safetensors bytes) to `model`: wraps the targets, loads A and B exactly */
-export function loadAdapter(model: Module, config: LoraConfig, bytes: Uint8Array, file = 'adapter_model.safetensors'): string[] {
+export function loadAdapter(
+  model: Module,
+  config: LoraConfig,
+  bytes: Uint8Array,
+  file = 'adapter_model.safetensors',
+): string[] {
   const paths = applyLora(model, config);
   const own = new Map(model.namedParameters());
   const parsed = parseSafetensors(bytes, { file, copy: true });
@@ -125,14 +173,22 @@ export function loadAdapter(model: Module, config: LoraConfig, bytes: Uint8Array
       // PEFT may keep the adapter name ('.lora_A.default.weight') in memory; files drop it
       const name = r.name.replace(/^base_model\.model\./, '').replace('.default.weight', '.weight');
       const p = own.get(name);
-      if (!p || !/\.lora_[AB]\.weight$/.test(name)) throw new Error(`${file}: tensor '${r.name}' matches no LoRA parameter of this model`);
-      if (r.shape.join() !== p.shape.join()) throw new Error(`${file}: '${r.name}' has shape [${r.shape}], the model expects [${p.shape}]`);
+      if (!p || !/\.lora_[AB]\.weight$/.test(name))
+        throw new Error(`${file}: tensor '${r.name}' matches no LoRA parameter of this model`);
+      if (r.shape.join() !== p.shape.join())
+        throw new Error(`${file}: '${r.name}' has shape [${r.shape}], the model expects [${p.shape}]`);
       if (r.dtype !== 'float32') throw new Error(`${file}: '${r.name}' is ${r.dtype}; float32 adapters only`);
       model.setParameter(name, tensor(r.data as Float32Array, { shape: r.shape }));
       seen.add(name);
     }
   });
   const missing = [...own.keys()].filter((n) => /\.lora_[AB]\.weight$/.test(n) && !seen.has(n));
-  if (missing.length) throw new Error(`${file}: missing adapter tensor(s) ${missing.slice(0, 4).map((n) => PEFT_PREFIX + n).join(', ')}`);
+  if (missing.length)
+    throw new Error(
+      `${file}: missing adapter tensor(s) ${missing
+        .slice(0, 4)
+        .map((n) => PEFT_PREFIX + n)
+        .join(', ')}`,
+    );
   return paths;
 }

@@ -8,7 +8,23 @@
 // Notation: B sequences (pairs for preference losses), T completion tokens, G samples per prompt.
 import type { Tensor } from '../tensor/tensor.js';
 import {
-  add, clamp, div, exp, log, maximum, mean, minimum, mul, neg, relu, sigmoid, softplus, square, sub, sum, tensor,
+  add,
+  clamp,
+  div,
+  exp,
+  log,
+  maximum,
+  mean,
+  minimum,
+  mul,
+  neg,
+  relu,
+  sigmoid,
+  softplus,
+  square,
+  sub,
+  sum,
+  tensor,
 } from '../ops/index.js';
 
 /** log σ(x) = −softplus(−x), stable for large |x| */
@@ -59,7 +75,10 @@ function dpoLogits(p: PairLogps, method: string): Tensor {
 
 function implicitRewards(p: PairLogps, beta: number): Pick<PreferenceResult, 'chosenRewards' | 'rejectedRewards'> {
   const { refChosen, refRejected } = needRef(p, 'rewards');
-  return { chosenRewards: mul(sub(p.chosen, refChosen), beta), rejectedRewards: mul(sub(p.rejected, refRejected), beta) };
+  return {
+    chosenRewards: mul(sub(p.chosen, refChosen), beta),
+    rejectedRewards: mul(sub(p.rejected, refRejected), beta),
+  };
 }
 
 /** sigmoid loss with label smoothing ε: −(1−ε)·logσ(βz) − ε·logσ(−βz), averaged */
@@ -87,7 +106,11 @@ export function hingeLoss(p: PairLogps, beta: number): PreferenceResult {
 /** SimPO (Meng et al. 2024): reference-free, length-averaged: −logσ(β(π_c − π_r) − γ), TRL γ/β = simpoGamma */
 export function simpoLoss(p: PairLogps, beta: number, gammaBetaRatio = 0.5, labelSmoothing = 0): PreferenceResult {
   const z = sub(sub(p.chosen, p.rejected), gammaBetaRatio);
-  return { loss: smoothedSigmoid(z, beta, labelSmoothing), chosenRewards: mul(p.chosen, beta), rejectedRewards: mul(p.rejected, beta) };
+  return {
+    loss: smoothedSigmoid(z, beta, labelSmoothing),
+    chosenRewards: mul(p.chosen, beta),
+    rejectedRewards: mul(p.rejected, beta),
+  };
 }
 
 /**
@@ -98,7 +121,12 @@ export function orpoLoss(p: PairLogps, chosenNll: Tensor, beta: number): Prefere
   const log1mExp = (x: Tensor) => log(sub(1, exp(x)));
   const logOdds = sub(sub(p.chosen, p.rejected), sub(log1mExp(p.chosen), log1mExp(p.rejected)));
   const ratio = mean(mul(logSigmoid(logOdds), beta));
-  return { loss: sub(chosenNll, ratio), chosenRewards: mul(p.chosen, beta), rejectedRewards: mul(p.rejected, beta), logOdds };
+  return {
+    loss: sub(chosenNll, ratio),
+    chosenRewards: mul(p.chosen, beta),
+    rejectedRewards: mul(p.rejected, beta),
+    logOdds,
+  };
 }
 
 /** Bradley–Terry reward-model loss −logσ(r_c − r_r (− margin)), averaged. rewards: (B) */
@@ -123,11 +151,22 @@ export interface KtoInputs {
  * KTO (Ethayarajh et al. 2024), TRL kto_loss: desirable 1 − σ(β(r − KL)), undesirable 1 − σ(β(KL − r)),
  * r = logπ − logπ_ref, weighted by desirable/undesirable weights, mean over the batch.
  */
-export function ktoLoss(k: KtoInputs, beta: number, desirableWeight = 1, undesirableWeight = 1): { loss: Tensor; rewards: Tensor } {
+export function ktoLoss(
+  k: KtoInputs,
+  beta: number,
+  desirableWeight = 1,
+  undesirableWeight = 1,
+): { loss: Tensor; rewards: Tensor } {
   const B = k.labels.length;
   const r = sub(k.logps, k.refLogps);
-  const sign = tensor(Float32Array.from(k.labels, (l) => (l ? 1 : -1)), { shape: [B] });
-  const w = tensor(Float32Array.from(k.labels, (l) => (l ? desirableWeight : undesirableWeight)), { shape: [B] });
+  const sign = tensor(
+    Float32Array.from(k.labels, (l) => (l ? 1 : -1)),
+    { shape: [B] },
+  );
+  const w = tensor(
+    Float32Array.from(k.labels, (l) => (l ? desirableWeight : undesirableWeight)),
+    { shape: [B] },
+  );
   const kl = Math.max(0, k.kl);
   const losses = mul(w, sub(1, sigmoid(mul(mul(sub(r, kl), sign), beta))));
   return { loss: mean(losses), rewards: mul(r, beta) };
@@ -167,7 +206,13 @@ export function ppoPolicyLoss(x: PpoInputs, clipRange = 0.2): { loss: Tensor; ra
 }
 
 /** PPO clipped value loss: ½·masked mean of max((v − R)², (clip(v, v_old ± ε) − R)²) */
-export function ppoValueLoss(values: Tensor, oldValues: Tensor, returns: Tensor, mask: Tensor, clipRange = 0.2): Tensor {
+export function ppoValueLoss(
+  values: Tensor,
+  oldValues: Tensor,
+  returns: Tensor,
+  mask: Tensor,
+  clipRange = 0.2,
+): Tensor {
   const clipped = add(oldValues, clamp(sub(values, oldValues), -clipRange, clipRange));
   const l = maximum(square(sub(values, returns)), square(sub(clipped, returns)));
   return mul(maskedMean(l, mask), 0.5);
@@ -178,7 +223,9 @@ export function ppoValueLoss(values: Tensor, oldValues: Tensor, returns: Tensor,
  * over each sequence's tokens, then over sequences. advantages: (B) one per sequence.
  */
 export function grpoLoss(
-  x: { logps: Tensor; oldLogps: Tensor; refLogps?: Tensor; advantages: Tensor; mask: Tensor }, beta = 0, clipRange = 0.2,
+  x: { logps: Tensor; oldLogps: Tensor; refLogps?: Tensor; advantages: Tensor; mask: Tensor },
+  beta = 0,
+  clipRange = 0.2,
 ): { loss: Tensor; ratio: Tensor } {
   const ratio = exp(sub(x.logps, x.oldLogps));
   const a = x.advantages.reshape(-1, 1); // (B, 1)
@@ -197,7 +244,14 @@ export function grpoLoss(
  * GAE (Schulman et al. 2016) over each row of per-token rewards and values, masked rows of length T:
  * δ_t = r_t + γ·V_{t+1} − V_t, A_t = δ_t + γλ·A_{t+1}; returns = A + V. rows: B arrays of T.
  */
-export function gae(rewards: Float32Array, values: Float32Array, B: number, T: number, gamma = 1, lam = 0.95): { advantages: Float32Array; returns: Float32Array } {
+export function gae(
+  rewards: Float32Array,
+  values: Float32Array,
+  B: number,
+  T: number,
+  gamma = 1,
+  lam = 0.95,
+): { advantages: Float32Array; returns: Float32Array } {
   const adv = new Float32Array(B * T);
   for (let b = 0; b < B; b++) {
     let last = 0;
@@ -214,8 +268,9 @@ export function gae(rewards: Float32Array, values: Float32Array, B: number, T: n
 /** TRL masked_whiten: (x − mean)/sqrt(var + 1e-8) over masked entries, unbiased variance; mean added back unless shiftMean */
 export function whiten(x: Float32Array, mask: Float32Array | null = null, shiftMean = true): Float32Array {
   const m = mask ?? new Float32Array(x.length).fill(1);
-  let n = 0, s = 0;
-  for (let i = 0; i < x.length; i++) (n += m[i]!), (s += x[i]! * m[i]!);
+  let n = 0,
+    s = 0;
+  for (let i = 0; i < x.length; i++) ((n += m[i]!), (s += x[i]! * m[i]!));
   const mu = s / n;
   let v = 0;
   for (let i = 0; i < x.length; i++) v += m[i]! * (x[i]! - mu) ** 2;
@@ -226,7 +281,8 @@ export function whiten(x: Float32Array, mask: Float32Array | null = null, shiftM
 
 /** GRPO advantages: (r − mean_group) / (std_group + 1e-4), unbiased std; groups are G consecutive samples */
 export function groupAdvantages(rewards: Float32Array, G: number, scale = true): Float32Array {
-  if (rewards.length % G !== 0) throw new Error(`groupAdvantages: ${rewards.length} rewards are not a multiple of G=${G}`);
+  if (rewards.length % G !== 0)
+    throw new Error(`groupAdvantages: ${rewards.length} rewards are not a multiple of G=${G}`);
   const out = new Float32Array(rewards.length);
   for (let g = 0; g < rewards.length; g += G) {
     const r = rewards.subarray(g, g + G);

@@ -38,32 +38,58 @@ export interface PpoOptions {
 
 /** scores of finished rows: a reward model (score at the last token) */
 export function rewardModelScores(rm: ScalarHeadModel, rows: readonly Sequence[], limit: number): Float32Array {
-  return noGrad(() => tidy(() => {
-    const b = packFull(rows, limit);
-    return Float32Array.from(rm.scoreAt(rm.forward({ inputIds: b.inputIds }).lastHiddenState!, b.lastIndex).data());
-  }));
+  return noGrad(() =>
+    tidy(() => {
+      const b = packFull(rows, limit);
+      return Float32Array.from(rm.scoreAt(rm.forward({ inputIds: b.inputIds }).lastHiddenState!, b.lastIndex).data());
+    }),
+  );
 }
 
 /** rollout-time statistics of sampled rows (no gradients) */
-export function ppoRollout(policy: ScalarHeadModel, ref: LanguageModel, rows: Sequence[], scores: Float32Array, o: PpoOptions): PpoRollout {
-  return noGrad(() => tidy(() => {
-    const b = packBatch(rows, o.limit);
-    const was = policy.training;
-    policy.eval();
-    ref.eval();
-    const cur = tokenLogps(policy, b);
-    const refLp = tokenLogps(ref, b).logps.data() as Float32Array;
-    const values = policy.scoreAll(cur.hidden!).data() as Float32Array; // (N, T-1)
-    policy.train(was);
-    const lp = cur.logps.data() as Float32Array;
-    const mask = b.mask.data() as Float32Array;
-    const { advantages, returns, kl } = rewardsToAdvantages(b, lp, refLp, values, mask, scores, o);
-    return { rows, oldLogps: Float32Array.from(lp), oldValues: Float32Array.from(values), advantages, returns, scores, kl };
-  }));
+export function ppoRollout(
+  policy: ScalarHeadModel,
+  ref: LanguageModel,
+  rows: Sequence[],
+  scores: Float32Array,
+  o: PpoOptions,
+): PpoRollout {
+  return noGrad(() =>
+    tidy(() => {
+      const b = packBatch(rows, o.limit);
+      const was = policy.training;
+      policy.eval();
+      ref.eval();
+      const cur = tokenLogps(policy, b);
+      const refLp = tokenLogps(ref, b).logps.data() as Float32Array;
+      const values = policy.scoreAll(cur.hidden!).data() as Float32Array; // (N, T-1)
+      policy.train(was);
+      const lp = cur.logps.data() as Float32Array;
+      const mask = b.mask.data() as Float32Array;
+      const { advantages, returns, kl } = rewardsToAdvantages(b, lp, refLp, values, mask, scores, o);
+      return {
+        rows,
+        oldLogps: Float32Array.from(lp),
+        oldValues: Float32Array.from(values),
+        advantages,
+        returns,
+        scores,
+        kl,
+      };
+    }),
+  );
 }
 
 /** per-token KL-penalised rewards → GAE on each completion → whitened advantages, over (N, T-1) */
-function rewardsToAdvantages(b: PackedBatch, lp: Float32Array, refLp: Float32Array, values: Float32Array, mask: Float32Array, scores: Float32Array, o: PpoOptions) {
+function rewardsToAdvantages(
+  b: PackedBatch,
+  lp: Float32Array,
+  refLp: Float32Array,
+  values: Float32Array,
+  mask: Float32Array,
+  scores: Float32Array,
+  o: PpoOptions,
+) {
   const W = b.T - 1;
   const rewards = new Float32Array(b.B * W);
   const vals = new Float32Array(b.B * W);
@@ -87,22 +113,38 @@ function rewardsToAdvantages(b: PackedBatch, lp: Float32Array, refLp: Float32Arr
 }
 
 /** the PPO loss of one rollout under the current policy, with TRL's logged statistics */
-export function ppoLoss(policy: ScalarHeadModel, ro: PpoRollout, o: PpoOptions): { loss: Tensor; tokens: number; metrics: Record<string, number> } {
+export function ppoLoss(
+  policy: ScalarHeadModel,
+  ro: PpoRollout,
+  o: PpoOptions,
+): { loss: Tensor; tokens: number; metrics: Record<string, number> } {
   const b = packBatch(ro.rows, o.limit);
   const out = policy.forward({ inputIds: b.inputIds });
   const logits = out.logits.dtype === 'float32' ? out.logits : out.logits.to('float32');
   const logps = logpsFromLogits(logits, b);
   const host = (a: Float32Array) => tensor(a, { shape: [b.B, b.T - 1] });
   const values = policy.scoreAll(out.lastHiddenState!);
-  const pg = ppoPolicyLoss({ logps, oldLogps: host(ro.oldLogps), advantages: host(ro.advantages), mask: b.mask }, o.clipRange ?? 0.2);
+  const pg = ppoPolicyLoss(
+    { logps, oldLogps: host(ro.oldLogps), advantages: host(ro.advantages), mask: b.mask },
+    o.clipRange ?? 0.2,
+  );
   const vf = ppoValueLoss(values, host(ro.oldValues), host(ro.returns), b.mask, o.valueClipRange ?? 0.2);
   const loss = add(pg.loss, mul(vf, o.valueCoef ?? 0.1));
-  const metrics = noGrad(() => tidy(() => {
-    const lsm = logSoftmax(logits, -1);
-    const entropy = maskedMean(neg(sum(mul(exp(lsm), lsm), -1)), b.mask).item();
-    const clipFrac = maskedMean(gt(abs(sub(pg.ratio, 1)), o.clipRange ?? 0.2).to('float32'), b.mask).item();
-    return { reward: mean(ro.scores), kl: ro.kl, entropy, clip_fraction: clipFrac, value_loss: vf.item(), policy_loss: pg.loss.item() };
-  }));
+  const metrics = noGrad(() =>
+    tidy(() => {
+      const lsm = logSoftmax(logits, -1);
+      const entropy = maskedMean(neg(sum(mul(exp(lsm), lsm), -1)), b.mask).item();
+      const clipFrac = maskedMean(gt(abs(sub(pg.ratio, 1)), o.clipRange ?? 0.2).to('float32'), b.mask).item();
+      return {
+        reward: mean(ro.scores),
+        kl: ro.kl,
+        entropy,
+        clip_fraction: clipFrac,
+        value_loss: vf.item(),
+        policy_loss: pg.loss.item(),
+      };
+    }),
+  );
   return { loss, tokens: (b.mask.data() as Float32Array).reduce((s, x) => s + x, 0), metrics };
 }
 

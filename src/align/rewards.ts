@@ -19,8 +19,12 @@ export const REWARDS: Record<string, RewardFn> = {
 };
 
 export function parseRewards(spec: string): { names: string[]; fn: RewardFn } {
-  const names = spec.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const n of names) if (!REWARDS[n]) throw new Error(`--reward: unknown reward '${n}' (known: ${Object.keys(REWARDS).join(', ')})`);
+  const names = spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const n of names)
+    if (!REWARDS[n]) throw new Error(`--reward: unknown reward '${n}' (known: ${Object.keys(REWARDS).join(', ')})`);
   if (names.length === 0) throw new Error('--reward: give at least one reward function');
   const fns = names.map((n) => REWARDS[n]!);
   return { names, fn: (c, ex) => fns.reduce((s, f) => s + f(c, ex), 0) };

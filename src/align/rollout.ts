@@ -18,7 +18,13 @@ export interface RolloutOptions {
 }
 
 /** G completions of `prompt` (ids, without the prompt; a stop id is kept as the last token) */
-export function sampleGroup(model: LanguageModel, prompt: readonly number[], G: number, o: RolloutOptions, rng: Rng): number[][] {
+export function sampleGroup(
+  model: LanguageModel,
+  prompt: readonly number[],
+  G: number,
+  o: RolloutOptions,
+  rng: Rng,
+): number[][] {
   const limit = contextLimit(model);
   const maxNew = Math.max(0, Math.min(o.maxTokens, limit - prompt.length));
   const outs: number[][] = Array.from({ length: G }, () => []);
@@ -56,7 +62,11 @@ function lastRows(model: LanguageModel, feed: number[][], cache: Cache | null): 
   const ids = tensor(Int32Array.from(feed.flat()), { shape: [G, T], dtype: 'int32' });
   const { logits } = model.forward({ inputIds: ids, cache });
   const V = logits.shape[2]!;
-  const last = logits.slice(1, T - 1, T).reshape(G, V).to('float32').data() as Float32Array; // (G, V)
+  const last = logits
+    .slice(1, T - 1, T)
+    .reshape(G, V)
+    .to('float32')
+    .data() as Float32Array; // (G, V)
   return Array.from({ length: G }, (_, g) => last.subarray(g * V, (g + 1) * V));
 }
 

@@ -16,8 +16,21 @@ import type { LanguageModel } from '../models/model.js';
 import type { HostBatch, LossResult, TrainTask } from '../train/family-objectives.js';
 import { packBatch, packFull, referenceLogps, tokenLogps, type Sequence } from './logprobs.js';
 import {
-  dpoLoss, grpoLoss, hingeLoss, ipoLoss, klK3, ktoLoss, maskedMean, orpoLoss, rewardLoss, sequenceLogps, sftLoss, simpoLoss,
-  groupAdvantages, rlooAdvantages, type PreferenceResult,
+  dpoLoss,
+  grpoLoss,
+  hingeLoss,
+  ipoLoss,
+  klK3,
+  ktoLoss,
+  maskedMean,
+  orpoLoss,
+  rewardLoss,
+  sequenceLogps,
+  sftLoss,
+  simpoLoss,
+  groupAdvantages,
+  rlooAdvantages,
+  type PreferenceResult,
 } from './losses.js';
 import type { AlignRecord, Encoder, PromptRecord } from './data.js';
 import type { ScalarHeadModel } from './heads.js';
@@ -26,11 +39,28 @@ import { ppoLoss, ppoRollout, rewardModelScores, type PpoOptions, type PpoRollou
 import type { RewardFn } from './rewards.js';
 
 export type AlignMethod = 'sft' | 'reward' | 'dpo' | 'ipo' | 'kto' | 'orpo' | 'simpo' | 'ppo' | 'grpo';
-export const ALIGN_METHODS: readonly AlignMethod[] = ['sft', 'reward', 'dpo', 'ipo', 'kto', 'orpo', 'simpo', 'ppo', 'grpo'];
+export const ALIGN_METHODS: readonly AlignMethod[] = [
+  'sft',
+  'reward',
+  'dpo',
+  'ipo',
+  'kto',
+  'orpo',
+  'simpo',
+  'ppo',
+  'grpo',
+];
 
 export const DATA_KIND = {
-  sft: 'sft', reward: 'preference', dpo: 'preference', ipo: 'preference', orpo: 'preference', simpo: 'preference',
-  kto: 'unpaired', ppo: 'prompt', grpo: 'prompt',
+  sft: 'sft',
+  reward: 'preference',
+  dpo: 'preference',
+  ipo: 'preference',
+  orpo: 'preference',
+  simpo: 'preference',
+  kto: 'unpaired',
+  ppo: 'prompt',
+  grpo: 'prompt',
 } as const satisfies { [M in AlignMethod]: AlignRecord['kind'] };
 
 /** TRL's defaults per method: β and whether log-probs are averaged over the completion's tokens */
@@ -83,20 +113,29 @@ export interface Example {
 export function encodeExamples(records: readonly AlignRecord[], enc: Encoder): Example[] {
   const out = records.map((r): Example => {
     switch (r.kind) {
-      case 'sft': return { a: enc.sft(r), record: r };
-      case 'preference': return { a: enc.pair(r.prompt, r.chosen), b: enc.pair(r.prompt, r.rejected), record: r };
-      case 'unpaired': return { a: enc.pair(r.prompt, r.completion), label: r.label, record: r };
-      case 'prompt': return { a: { prompt: enc.ids(enc.promptText(r.prompt)), completion: [] }, record: r };
+      case 'sft':
+        return { a: enc.sft(r), record: r };
+      case 'preference':
+        return { a: enc.pair(r.prompt, r.chosen), b: enc.pair(r.prompt, r.rejected), record: r };
+      case 'unpaired':
+        return { a: enc.pair(r.prompt, r.completion), label: r.label, record: r };
+      case 'prompt':
+        return { a: { prompt: enc.ids(enc.promptText(r.prompt)), completion: [] }, record: r };
     }
   });
   // KTO's KL rows pair each prompt with the next example's completion (TRL shifts completions in the batch)
-  out.forEach((e, i) => e.record.kind === 'unpaired' && (e.kl = { prompt: e.a.prompt, completion: out[(i + 1) % out.length]!.a.completion }));
+  out.forEach(
+    (e, i) =>
+      e.record.kind === 'unpaired' &&
+      (e.kl = { prompt: e.a.prompt, completion: out[(i + 1) % out.length]!.a.completion }),
+  );
   return out;
 }
 
 /** every 10th example is held out (at least one when there are two or more) */
 export function splitExamples(n: number): { train: number[]; val: number[] } {
-  const val = n >= 2 ? Array.from({ length: n }, (_, i) => i).filter((i) => i % 10 === 9 || (n < 10 && i === n - 1)) : [];
+  const val =
+    n >= 2 ? Array.from({ length: n }, (_, i) => i).filter((i) => i % 10 === 9 || (n < 10 && i === n - 1)) : [];
   const held = new Set(val);
   return { train: Array.from({ length: n }, (_, i) => i).filter((i) => !held.has(i)), val };
 }
@@ -122,7 +161,12 @@ export class AlignTask implements TrainTask {
   valueModel: ScalarHeadModel | null = null;
   rewardModel: ScalarHeadModel | null = null;
 
-  constructor(readonly examples: Example[], readonly o: AlignTaskOptions, readonly policy: LanguageModel, public ref: LanguageModel | null = null) {
+  constructor(
+    readonly examples: Example[],
+    readonly o: AlignTaskOptions,
+    readonly policy: LanguageModel,
+    public ref: LanguageModel | null = null,
+  ) {
     this.objective = `align-${o.method}`;
     this.split = splitExamples(examples.length);
     if (this.split.train.length === 0) throw new Error('align: no training examples (the data set needs at least one)');
@@ -131,7 +175,8 @@ export class AlignTask implements TrainTask {
   /** reference log-probs of every example under `ref` (the initial policy when no --ref-model), once */
   computeReferences(ref: LanguageModel): void {
     const avg = METHOD_DEFAULTS[this.o.method].averaged;
-    const lp = (rows: Sequence[]) => (avg ? referenceLogps(ref, rows, this.o.limit).avg : referenceLogps(ref, rows, this.o.limit).sum);
+    const lp = (rows: Sequence[]) =>
+      avg ? referenceLogps(ref, rows, this.o.limit).avg : referenceLogps(ref, rows, this.o.limit).sum;
     const ex = this.examples;
     this.refs = { a: lp(ex.map((e) => e.a)) };
     if (ex[0]!.b) this.refs.b = lp(ex.map((e) => e.b!));
@@ -169,7 +214,8 @@ export class AlignTask implements TrainTask {
       this.ppoRollouts.clear();
       const ro = this.rollout(idx, k);
       const scores = this.rewardModel ? rewardModelScores(this.rewardModel, ro.rows, this.o.limit) : ro.rewards;
-      if (!this.valueModel || !this.ref) throw new Error('align ppo: the value-head model and the reference are not set');
+      if (!this.valueModel || !this.ref)
+        throw new Error('align ppo: the value-head model and the reference are not set');
       this.ppoRollouts.set(k, ppoRollout(this.valueModel, this.ref, ro.rows, scores, this.ppoOptions()));
     }
     this.position++;
@@ -191,7 +237,8 @@ export class AlignTask implements TrainTask {
     const pool = split === 'val' && this.split.val.length ? this.split.val : this.split.train;
     const B = this.o.batchSize;
     const out: HostBatch[] = [];
-    for (let i = 0; i < Math.min(count, Math.ceil(pool.length / B)); i++) out.push(batchOf(pool.slice(i * B, (i + 1) * B), 1, -1));
+    for (let i = 0; i < Math.min(count, Math.ceil(pool.length / B)); i++)
+      out.push(batchOf(pool.slice(i * B, (i + 1) * B), 1, -1));
     return out;
   }
 
@@ -211,19 +258,33 @@ export class AlignTask implements TrainTask {
   /** loss and metrics of one batch without gradients (held-out evaluation) */
   evaluateBatch(model: LanguageModel, hb: HostBatch): { loss: number; metrics: Metrics } {
     const idx = [...hb.arrays.idx!.data];
-    return noGrad(() => tidy(() => {
-      const r = this.lossOf(model, idx, -1);
-      return { loss: r.loss.item(), metrics: r.metrics };
-    }));
+    return noGrad(() =>
+      tidy(() => {
+        const r = this.lossOf(model, idx, -1);
+        return { loss: r.loss.item(), metrics: r.metrics };
+      }),
+    );
   }
 
-  private lossOf(model: LanguageModel, idx: number[], position: number): { loss: Tensor; tokens: number; metrics: Metrics } {
+  private lossOf(
+    model: LanguageModel,
+    idx: number[],
+    position: number,
+  ): { loss: Tensor; tokens: number; metrics: Metrics } {
     switch (this.o.method) {
-      case 'sft': return this.sft(model, idx);
-      case 'reward': return this.reward(model as ScalarHeadModel, idx);
-      case 'dpo': case 'ipo': case 'orpo': case 'simpo': return this.preference(model, idx);
-      case 'kto': return this.kto(model, idx);
-      case 'grpo': return this.grpo(model, position);
+      case 'sft':
+        return this.sft(model, idx);
+      case 'reward':
+        return this.reward(model as ScalarHeadModel, idx);
+      case 'dpo':
+      case 'ipo':
+      case 'orpo':
+      case 'simpo':
+        return this.preference(model, idx);
+      case 'kto':
+        return this.kto(model, idx);
+      case 'grpo':
+        return this.grpo(model, position);
       case 'ppo': {
         const ro = this.ppoRollouts.get(position);
         if (!ro) throw new Error(`align ppo: no rollout ${position}`);
@@ -233,7 +294,10 @@ export class AlignTask implements TrainTask {
   }
 
   private sft(model: LanguageModel, idx: number[]) {
-    const b = packBatch(idx.map((i) => this.examples[i]!.a), this.o.limit);
+    const b = packBatch(
+      idx.map((i) => this.examples[i]!.a),
+      this.o.limit,
+    );
     const { logps, aux } = tokenLogps(model, b);
     const nll = sftLoss(logps, b.mask);
     const tokens = sumHost(b.mask);
@@ -253,7 +317,11 @@ export class AlignTask implements TrainTask {
 
   private refPair(idx: number[]) {
     if (!this.refs?.b) throw new Error('align: reference log-probabilities were not computed');
-    const pick = (a: Float32Array) => tensor(Float32Array.from(idx, (i) => a[i]!), { shape: [idx.length] });
+    const pick = (a: Float32Array) =>
+      tensor(
+        Float32Array.from(idx, (i) => a[i]!),
+        { shape: [idx.length] },
+      );
     return { refChosen: pick(this.refs.a), refRejected: pick(this.refs.b) };
   }
 
@@ -273,12 +341,21 @@ export class AlignTask implements TrainTask {
   private kto(model: LanguageModel, idx: number[]) {
     if (!this.refs?.kl) throw new Error('align kto: reference log-probabilities were not computed');
     const ex = idx.map((i) => this.examples[i]!);
-    const b = packBatch(ex.map((e) => e.a), this.o.limit);
+    const b = packBatch(
+      ex.map((e) => e.a),
+      this.o.limit,
+    );
     const logps = sequenceLogps(tokenLogps(model, b).logps, b.mask);
-    const klRows = packBatch(ex.map((e) => e.kl!), this.o.limit);
+    const klRows = packBatch(
+      ex.map((e) => e.kl!),
+      this.o.limit,
+    );
     const policyKl = noGrad(() => sequenceLogps(tokenLogps(model, klRows).logps, klRows.mask).data());
     const kl = idx.reduce((s, i, j) => s + policyKl[j]! - this.refs!.kl![i]!, 0) / idx.length;
-    const refLogps = tensor(Float32Array.from(idx, (i) => this.refs!.a[i]!), { shape: [idx.length] });
+    const refLogps = tensor(
+      Float32Array.from(idx, (i) => this.refs!.a[i]!),
+      { shape: [idx.length] },
+    );
     const r = ktoLoss({ logps, refLogps, labels: ex.map((e) => e.label!), kl }, this.o.beta);
     return { loss: r.loss, tokens: sumHost(b.mask), metrics: { kl: Math.max(0, kl) } };
   }
@@ -308,7 +385,18 @@ export class AlignTask implements TrainTask {
     const rewards: number[] = [];
     for (const i of idx) {
       const ex = this.examples[i]!;
-      const samples = sampleGroup(this.policy, ex.a.prompt, G, { maxTokens: this.o.maxNewTokens ?? 16, temperature: this.o.temperature ?? 1, stopIds: this.o.stopIds, vocabSize: this.o.vocabSize }, rng);
+      const samples = sampleGroup(
+        this.policy,
+        ex.a.prompt,
+        G,
+        {
+          maxTokens: this.o.maxNewTokens ?? 16,
+          temperature: this.o.temperature ?? 1,
+          stopIds: this.o.stopIds,
+          vocabSize: this.o.vocabSize,
+        },
+        rng,
+      );
       for (const s of samples) {
         rows.push({ prompt: ex.a.prompt, completion: s.length ? s : [ex.a.prompt.at(-1)!] });
         rewards.push(this.o.reward ? this.o.reward(this.decode(s), ex.record as PromptRecord) : 0);
@@ -348,7 +436,11 @@ interface Rollout {
 }
 
 function batchOf(idx: number[], isVal: number, position: number): HostBatch {
-  return { arrays: { idx: { data: Int32Array.from(idx), shape: [1, idx.length] } }, tokens: idx.length, vectors: { val: Int32Array.of(isVal), position: Int32Array.of(position) } };
+  return {
+    arrays: { idx: { data: Int32Array.from(idx), shape: [1, idx.length] } },
+    tokens: idx.length,
+    vectors: { val: Int32Array.of(isVal), position: Int32Array.of(position) },
+  };
 }
 
 /** seeded Fisher–Yates permutation of 0..n-1 */
@@ -368,8 +460,12 @@ const std1 = (a: Float32Array) => Math.sqrt(a.reduce((s, x) => s + (x - mean1(a)
 
 /** TRL's logged reward metrics: chosen/rejected rewards, accuracy (margin > 0), margin */
 function rewardMetrics(c: Tensor, r: Tensor): Metrics {
-  return noGrad(() => tidy(() => ({
-    rewards_chosen: mean(c).item(), rewards_rejected: mean(r).item(),
-    accuracy: mean(gt(c, r).to('float32')).item(), margin: mean(sub(c, r)).item(),
-  })));
+  return noGrad(() =>
+    tidy(() => ({
+      rewards_chosen: mean(c).item(),
+      rewards_rejected: mean(r).item(),
+      accuracy: mean(gt(c, r).to('float32')).item(),
+      margin: mean(sub(c, r)).item(),
+    })),
+  );
 }

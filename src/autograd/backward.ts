@@ -35,8 +35,10 @@ function topoOrder(root: Tensor): Tensor[] {
 }
 
 export function backward(root: Tensor, grad?: Tensor): void {
-  if (!root.requiresGrad) throw new Error('backward: tensor does not require grad (no parameter with requiresGrad contributed to it)');
-  if (!grad && root.size !== 1) throw new Error(`backward: output has shape ${fmt(root.shape)}; pass a gradient or reduce it to a scalar first`);
+  if (!root.requiresGrad)
+    throw new Error('backward: tensor does not require grad (no parameter with requiresGrad contributed to it)');
+  if (!grad && root.size !== 1)
+    throw new Error(`backward: output has shape ${fmt(root.shape)}; pass a gradient or reduce it to a scalar first`);
   noGrad(() => {
     const grads = new Map<number, Tensor>();
     grads.set(root.id, grad ?? ops.onesLike(root));
@@ -62,7 +64,9 @@ export function backward(root: Tensor, grad?: Tensor): void {
 
 function checkGradShape(op: string, x: Tensor, g: Tensor): void {
   if (g.shape.length !== x.shape.length || g.shape.some((d, i) => d !== x.shape[i])) {
-    throw new Error(`backward of ${op}: gradient shape ${fmt(g.shape)} does not match input shape ${fmt(x.shape)} (internal error)`);
+    throw new Error(
+      `backward of ${op}: gradient shape ${fmt(g.shape)} does not match input shape ${fmt(x.shape)} (internal error)`,
+    );
   }
 }
 

@@ -49,13 +49,47 @@ export interface View {
 }
 
 export const UNARY_OPS = [
-  'neg', 'abs', 'exp', 'log', 'sqrt', 'rsqrt', 'tanh', 'sigmoid', 'relu', 'gelu', 'gelu_tanh',
-  'silu', 'softplus', 'sin', 'cos', 'sign', 'square', 'reciprocal', 'erf', 'log1p', 'floor', 'not',
+  'neg',
+  'abs',
+  'exp',
+  'log',
+  'sqrt',
+  'rsqrt',
+  'tanh',
+  'sigmoid',
+  'relu',
+  'gelu',
+  'gelu_tanh',
+  'silu',
+  'softplus',
+  'sin',
+  'cos',
+  'sign',
+  'square',
+  'reciprocal',
+  'erf',
+  'log1p',
+  'floor',
+  'not',
 ] as const;
 export type UnaryOp = (typeof UNARY_OPS)[number];
 
 export const BINARY_OPS = [
-  'add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'eq', 'ne', 'lt', 'le', 'gt', 'ge', 'and', 'or',
+  'add',
+  'sub',
+  'mul',
+  'div',
+  'pow',
+  'maximum',
+  'minimum',
+  'eq',
+  'ne',
+  'lt',
+  'le',
+  'gt',
+  'ge',
+  'and',
+  'or',
 ] as const;
 export type BinaryOp = (typeof BINARY_OPS)[number];
 
@@ -170,13 +204,34 @@ export interface KernelTable {
   /** x [rows, n]; weight/bias [n] or null; mean/rstd [rows] saved for backward */
   layerNorm(x: View, w: View | null, b: View | null, out: View, mean: View, rstd: View, p: NormParams): void;
   /** dw/db accumulate-free: written fresh; null when the corresponding param is absent */
-  layerNormBackward(x: View, w: View | null, mean: View, rstd: View, dy: View, dx: View, dw: View | null, db: View | null, p: NormParams): void;
+  layerNormBackward(
+    x: View,
+    w: View | null,
+    mean: View,
+    rstd: View,
+    dy: View,
+    dx: View,
+    dw: View | null,
+    db: View | null,
+    p: NormParams,
+  ): void;
   rmsNorm(x: View, w: View | null, out: View, rstd: View, p: NormParams): void;
   rmsNormBackward(x: View, w: View | null, rstd: View, dy: View, dx: View, dw: View | null, p: NormParams): void;
   /** out [B, H, Tq, Dv]; lse [B, H, Tq] (log-sum-exp of scaled scores, saved for backward) */
   attention(q: View, k: View, v: View, out: View, lse: View, p: AttentionParams): void;
   /** dq [B,H,Tq,Dk], dk [B,Hkv,Tk,Dk], dv [B,Hkv,Tk,Dv] written fresh */
-  attentionBackward(q: View, k: View, v: View, out: View, lse: View, dout: View, dq: View, dk: View, dv: View, p: AttentionParams): void;
+  attentionBackward(
+    q: View,
+    k: View,
+    v: View,
+    out: View,
+    lse: View,
+    dout: View,
+    dq: View,
+    dk: View,
+    dv: View,
+    p: AttentionParams,
+  ): void;
   /** logits [rows, V], targets int32 [rows] -> loss [rows] (0 where ignored); also writes lse [rows] */
   crossEntropy(logits: View, targets: View, loss: View, lse: View, p: CrossEntropyParams): void;
   /** dlogits [rows, V] = dloss[row] * (softmax - smoothed onehot); 0 rows where ignored */
@@ -191,16 +246,53 @@ export interface KernelTable {
   topk(x: View, values: View, indices: View, rows: number, n: number, k: number): void;
   /** causal depthwise conv: x [B, C, T], w [C, K], bias [C] | null -> out [B, C, T]; out_t = sum_j w_j x_{t-K+1+j} */
   conv1d(x: View, w: View, bias: View | null, out: View, B: number, C: number, T: number, K: number): void;
-  conv1dBackward(x: View, w: View, dy: View, dx: View, dw: View, db: View | null, B: number, C: number, T: number, K: number): void;
+  conv1dBackward(
+    x: View,
+    w: View,
+    dy: View,
+    dx: View,
+    dw: View,
+    db: View | null,
+    B: number,
+    C: number,
+    T: number,
+    K: number,
+  ): void;
   /**
    * selective scan. x, delta [B, T, C]; A [C, N]; Bm, Cm [B, T, N]; D [C] | null; h0 [B, C, N] | null
    * -> y [B, T, C], hT [B, C, N] (final state)
    */
-  scan(x: View, delta: View, A: View, Bm: View, Cm: View, D: View | null, h0: View | null, y: View, hT: View, p: ScanParams): void;
+  scan(
+    x: View,
+    delta: View,
+    A: View,
+    Bm: View,
+    Cm: View,
+    D: View | null,
+    h0: View | null,
+    y: View,
+    hT: View,
+    p: ScanParams,
+  ): void;
   /** gradients of scan (recomputes states); dD / dh0 null when absent */
   scanBackward(
-    x: View, delta: View, A: View, Bm: View, Cm: View, D: View | null, h0: View | null, dy: View, dhT: View | null,
-    dx: View, ddelta: View, dA: View, dB: View, dC: View, dD: View | null, dh0: View | null, p: ScanParams,
+    x: View,
+    delta: View,
+    A: View,
+    Bm: View,
+    Cm: View,
+    D: View | null,
+    h0: View | null,
+    dy: View,
+    dhT: View | null,
+    dx: View,
+    ddelta: View,
+    dA: View,
+    dB: View,
+    dC: View,
+    dD: View | null,
+    dh0: View | null,
+    p: ScanParams,
   ): void;
   /** in-place AdamW on float32 param/m/v with float32 grad */
   adamw(param: View, grad: View, m: View, v: View, p: AdamWParams): void;

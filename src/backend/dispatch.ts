@@ -26,4 +26,3 @@ export function viewDTypes(args: readonly unknown[]): DType[] {
   for (const a of args) if (a && typeof a === 'object' && 'buf' in a) out.push((a as View).buf.dtype);
   return out;
 }
-

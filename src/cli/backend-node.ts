@@ -35,7 +35,8 @@ export function takeBackendFlag(argv: string[]): string[] {
       const v = argv[++i];
       if (v === undefined) throw new Error(`--backend needs a value (${BACKEND_CHOICES.join(', ')})`);
       setBackendChoice(parseBackendChoice(v, '--backend'));
-    } else if (a.startsWith('--backend=')) setBackendChoice(parseBackendChoice(a.slice('--backend='.length), '--backend'));
+    } else if (a.startsWith('--backend='))
+      setBackendChoice(parseBackendChoice(a.slice('--backend='.length), '--backend'));
     else out.push(a);
   }
   return out;

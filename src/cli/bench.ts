@@ -27,9 +27,30 @@ Single benchmarks print the ratio to PyTorch measured in the same run (> 1: Line
 (with --json only when --torch is given).`;
 
 const VALUED = [
-  'm', 'n', 'k', 'threads', 'variant', 'batch-heads', 'seq', 'head-dim', 'op', 'size', 'sweep', 'rounds', 'min-seconds',
+  'm',
+  'n',
+  'k',
+  'threads',
+  'variant',
+  'batch-heads',
+  'seq',
+  'head-dim',
+  'op',
+  'size',
+  'sweep',
+  'rounds',
+  'min-seconds',
   // decode and serve
-  'model', 'draft-model', 'concurrency', 'prompt-tokens', 'max-tokens', 'single-requests', 'url', 'duration', 'prompt', 'served-model',
+  'model',
+  'draft-model',
+  'concurrency',
+  'prompt-tokens',
+  'max-tokens',
+  'single-requests',
+  'url',
+  'duration',
+  'prompt',
+  'served-model',
 ];
 const BOOLS = ['json', 'causal', 'no-torch', 'torch'];
 
@@ -63,7 +84,8 @@ export async function benchCommand(argv: string[]): Promise<void> {
   const json = flags.has('json');
   const threads = sub === 'all' ? 0 : int(flags, 'threads', cores());
   const variant = (flags.get('variant') ?? 'auto') as 'auto' | 'relaxed' | 'simd';
-  if (!['auto', 'relaxed', 'simd'].includes(variant)) throw new Error(`--variant must be auto, relaxed or simd (got '${variant}')`);
+  if (!['auto', 'relaxed', 'simd'].includes(variant))
+    throw new Error(`--variant must be auto, relaxed or simd (got '${variant}')`);
   const minSeconds = flags.has('min-seconds') ? Number(flags.get('min-seconds')) : undefined;
   const backend = await pickBackend();
   const o: BenchOpts = { threads, variant, minSeconds, backend };
@@ -74,16 +96,35 @@ export async function benchCommand(argv: string[]): Promise<void> {
     switch (sub) {
       case 'gemm': {
         const [m, n, k] = [int(flags, 'm'), int(flags, 'n'), int(flags, 'k')];
-        const { r, t } = await interleave(() => benchGemm(m, n, k, o), (x) => x.gflops, torch, { bench: 'gemm', m, n, k, threads }, 'gflops');
-        const line = `gemm ${r.m}x${r.n}x${r.k} threads=${r.threads} backend=${backendName(r.variant)}: ${r.gflops.toFixed(1)} GFLOP/s, ` +
+        const { r, t } = await interleave(
+          () => benchGemm(m, n, k, o),
+          (x) => x.gflops,
+          torch,
+          { bench: 'gemm', m, n, k, threads },
+          'gflops',
+        );
+        const line =
+          `gemm ${r.m}x${r.n}x${r.k} threads=${r.threads} backend=${backendName(r.variant)}: ${r.gflops.toFixed(1)} GFLOP/s, ` +
           `${r.medianMs.toFixed(2)} ms median of ${r.reps}`;
         return report(json, r, t, line, r.gflops, 'GFLOP/s');
       }
       case 'attention': {
-        const [bh, seq, d, causal] = [int(flags, 'batch-heads'), int(flags, 'seq'), int(flags, 'head-dim'), flags.has('causal')];
+        const [bh, seq, d, causal] = [
+          int(flags, 'batch-heads'),
+          int(flags, 'seq'),
+          int(flags, 'head-dim'),
+          flags.has('causal'),
+        ];
         const c = { bench: 'attention', batchHeads: bh, seq, headDim: d, causal, threads };
-        const { r, t } = await interleave(() => benchAttention(bh, seq, d, causal, o), (x) => x.gflops, torch, c, 'gflops');
-        const line = `attention BH=${r.batchHeads} T=${r.seq} D=${r.headDim}${r.causal ? ' causal' : ''} threads=${r.threads} ` +
+        const { r, t } = await interleave(
+          () => benchAttention(bh, seq, d, causal, o),
+          (x) => x.gflops,
+          torch,
+          c,
+          'gflops',
+        );
+        const line =
+          `attention BH=${r.batchHeads} T=${r.seq} D=${r.headDim}${r.causal ? ' causal' : ''} threads=${r.threads} ` +
           `backend=${backendName(r.variant)}: ${r.gflops.toFixed(1)} GFLOP/s, ${r.medianMs.toFixed(2)} ms median of ${r.reps}, ` +
           `extra memory ${(r.peakBytes / 2 ** 20).toFixed(2)} MiB`;
         return report(json, r, t, line, r.gflops, 'GFLOP/s');
@@ -93,8 +134,15 @@ export async function benchCommand(argv: string[]): Promise<void> {
         if (op !== 'add' && op !== 'exp') throw new Error(`elementwise: --op must be add or exp (got '${op}')`);
         const size = int(flags, 'size', 16 << 20);
         const c = { bench: 'elementwise', op, size, threads };
-        const { r, t } = await interleave(() => benchElementwise(op, size, o), (x) => x.gbps, torch, c, 'gbps');
-        const line = `${r.op} ${r.size} floats threads=${r.threads} backend=${backendName(r.variant)}: ${r.gbps.toFixed(1)} GB/s, ` +
+        const { r, t } = await interleave(
+          () => benchElementwise(op, size, o),
+          (x) => x.gbps,
+          torch,
+          c,
+          'gbps',
+        );
+        const line =
+          `${r.op} ${r.size} floats threads=${r.threads} backend=${backendName(r.variant)}: ${r.gbps.toFixed(1)} GB/s, ` +
           `${r.medianMs.toFixed(2)} ms median of ${r.reps}`;
         return report(json, r, t, line, r.gbps, 'GB/s');
       }
@@ -114,7 +162,8 @@ export async function benchCommand(argv: string[]): Promise<void> {
       return serveBenchCommand(flags, threads, json, (n, d) => int(flags, n, d));
     }
     case 'all': {
-      const list = (s: string | undefined, def: number[]) => (s ? s.split(',').map((x) => int(new Map([['v', x]]), 'v')) : def);
+      const list = (s: string | undefined, def: number[]) =>
+        s ? s.split(',').map((x) => int(new Map([['v', x]]), 'v')) : def;
       await runSuite({
         threads: list(flags.get('threads'), [1, 2]),
         sweep: list(flags.get('sweep'), [512, 1024, 2048, 4096]),
@@ -142,7 +191,11 @@ async function pickBackend(): Promise<'native' | 'wasm'> {
 
 /** Lineage and PyTorch alternately, 2 rounds each; keeps the best round median of each side */
 async function interleave<R extends { cpuMs?: number }>(
-  ours: () => Promise<R>, value: (r: R) => number, torch: TorchServer | null, c: object, key: 'gflops' | 'gbps',
+  ours: () => Promise<R>,
+  value: (r: R) => number,
+  torch: TorchServer | null,
+  c: object,
+  key: 'gflops' | 'gbps',
 ): Promise<{ r: R; t: { value: number; cpuMs: number } | null }> {
   let best: R | null = null;
   let theirs: { value: number; cpuMs: number } | null = null;
@@ -163,12 +216,20 @@ async function interleave<R extends { cpuMs?: number }>(
  * CPU seconds of this process over all its threads vs PyTorch's; our idle pool threads spin briefly, which
  * counts against us).
  */
-function report(json: boolean, r: { cpuMs?: number }, torch: { value: number; cpuMs: number } | null, line: string, ours: number,
-  unit: string): void {
+function report(
+  json: boolean,
+  r: { cpuMs?: number },
+  torch: { value: number; cpuMs: number } | null,
+  line: string,
+  ours: number,
+  unit: string,
+): void {
   const ratio = torch ? ours / torch.value : null;
   const cpuRatio = torch && r.cpuMs ? torch.cpuMs / r.cpuMs : null;
   if (json) {
-    console.log(JSON.stringify({ ...r, torch: torch?.value ?? null, torchCpuMs: torch?.cpuMs ?? null, ratio, cpuRatio }));
+    console.log(
+      JSON.stringify({ ...r, torch: torch?.value ?? null, torchCpuMs: torch?.cpuMs ?? null, ratio, cpuRatio }),
+    );
     return;
   }
   if (!torch) return console.log(line);

@@ -3,19 +3,55 @@
 type Handler = (argv: string[]) => Promise<void>;
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Handler> }> = {
-  init: { summary: 'create a randomly initialised model directory from a preset', load: async () => (await import('./commands/init.js')).initCommand },
-  inspect: { summary: 'parameters, FLOPs and KV-cache size of a preset or model dir', load: async () => (await import('./commands/inspect.js')).inspectCommand },
-  logits: { summary: 'one forward pass, print logits (debugging aid)', load: async () => (await import('./commands/logits.js')).logitsCommand },
-  eval: { summary: 'loss / perplexity of a model on a text file', load: async () => (await import('./commands/eval.js')).evalCommand },
-  train: { summary: 'train a model (recipes, presets, model dirs)', load: async () => (await import('./commands/train.js')).trainCommand },
-  align: { summary: 'post-training: sft, reward, dpo, ipo, kto, orpo, simpo, grpo (LoRA with --lora-r)', load: async () => (await import('./commands/align.js')).alignCommand },
-  generate: { summary: 'sample text from a model (default: the bundled Shakespeare model)', load: async () => (await import('./commands/generate.js')).generateCommand },
-  quantize: { summary: 'weight-only int8 / int4 quantization (GGUF q8_0 / q4_0 blocks)', load: async () => (await import('./commands/quantize.js')).quantizeCommand },
-  tokenize: { summary: 'encode text with a tokenizer', load: async () => (await import('./commands/tokenize.js')).tokenizeCommand },
+  init: {
+    summary: 'create a randomly initialised model directory from a preset',
+    load: async () => (await import('./commands/init.js')).initCommand,
+  },
+  inspect: {
+    summary: 'parameters, FLOPs and KV-cache size of a preset or model dir',
+    load: async () => (await import('./commands/inspect.js')).inspectCommand,
+  },
+  logits: {
+    summary: 'one forward pass, print logits (debugging aid)',
+    load: async () => (await import('./commands/logits.js')).logitsCommand,
+  },
+  eval: {
+    summary: 'loss / perplexity of a model on a text file',
+    load: async () => (await import('./commands/eval.js')).evalCommand,
+  },
+  train: {
+    summary: 'train a model (recipes, presets, model dirs)',
+    load: async () => (await import('./commands/train.js')).trainCommand,
+  },
+  align: {
+    summary: 'post-training: sft, reward, dpo, ipo, kto, orpo, simpo, grpo (LoRA with --lora-r)',
+    load: async () => (await import('./commands/align.js')).alignCommand,
+  },
+  generate: {
+    summary: 'sample text from a model (default: the bundled Shakespeare model)',
+    load: async () => (await import('./commands/generate.js')).generateCommand,
+  },
+  quantize: {
+    summary: 'weight-only int8 / int4 quantization (GGUF q8_0 / q4_0 blocks)',
+    load: async () => (await import('./commands/quantize.js')).quantizeCommand,
+  },
+  tokenize: {
+    summary: 'encode text with a tokenizer',
+    load: async () => (await import('./commands/tokenize.js')).tokenizeCommand,
+  },
   tokenizer: { summary: 'tokenizer train --type bpe|wordpiece|unigram ...', load: async () => tokenizerSub },
-  chat: { summary: 'interactive chat in the terminal (streams tokens, keeps the conversation)', load: async () => (await import('./commands/chat.js')).chatCommand },
-  serve: { summary: 'OpenAI-compatible HTTP server (completions, chat, embeddings, streaming)', load: async () => (await import('./commands/serve.js')).serveCommand },
-  bench: { summary: 'benchmarks: gemm, attention, elementwise, all', load: async () => (await import('./bench.js')).benchCommand },
+  chat: {
+    summary: 'interactive chat in the terminal (streams tokens, keeps the conversation)',
+    load: async () => (await import('./commands/chat.js')).chatCommand,
+  },
+  serve: {
+    summary: 'OpenAI-compatible HTTP server (completions, chat, embeddings, streaming)',
+    load: async () => (await import('./commands/serve.js')).serveCommand,
+  },
+  bench: {
+    summary: 'benchmarks: gemm, attention, elementwise, all',
+    load: async () => (await import('./bench.js')).benchCommand,
+  },
 };
 
 /** commands that run models: they get the WebAssembly backend (bench picks its own threads) */
@@ -39,14 +75,18 @@ async function tokenizerSub(argv: string[]): Promise<void> {
 /** the version in package.json (this file is dist/src/cli/main.js) */
 async function version(): Promise<string> {
   const { readFileSync } = await import('node:fs');
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
   return pkg.version;
 }
 
 /** Control and zero-width characters (a binary file's bytes quoted by JSON.parse) made visible as \u{..}. */
 export function visible(msg: string): string {
-  return msg.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]/gu,
-    (ch) => `\\u{${ch.codePointAt(0)!.toString(16).toUpperCase()}}`);
+  return msg.replace(
+    /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]/gu,
+    (ch) => `\\u{${ch.codePointAt(0)!.toString(16).toUpperCase()}}`,
+  );
 }
 
 /** an error that carries its own exit status (130 after SIGINT, 143 after SIGTERM) */
@@ -88,7 +128,9 @@ export async function main(argv: string[]): Promise<void> {
   try {
     const help = rest.includes('--help') || rest.includes('-h');
     if (COMPUTE.has(cmd) && !help) await (await import('./backend-node.js')).useFastBackend();
-    await (await entry.load())(rest);
+    await (
+      await entry.load()
+    )(rest);
   } catch (e) {
     const err = e as ExitError;
     let msg = err.message;

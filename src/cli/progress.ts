@@ -37,7 +37,9 @@ export function formatCount(n: number): string {
 export function formatDuration(s: number): string {
   if (!Number.isFinite(s) || s < 0) return '?';
   s = Math.round(s);
-  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+  const h = Math.floor(s / 3600),
+    m = Math.floor((s % 3600) / 60),
+    sec = s % 60;
   const mm = h ? String(m).padStart(2, '0') : String(m);
   return (h ? `${h}:` : '') + `${mm}:${String(sec).padStart(2, '0')}`;
 }
@@ -92,7 +94,9 @@ export class ProgressBar {
   }
 
   /** update(done + by): for loops that count steps. */
-  tick(by = 1, fields?: ProgressFields): void { this.update(this.lastDone + by, fields); }
+  tick(by = 1, fields?: ProgressFields): void {
+    this.update(this.lastDone + by, fields);
+  }
 
   /** Final draw (shows 100% if done reached total) and newline. Idempotent. */
   done(fields?: ProgressFields): void {
@@ -106,7 +110,8 @@ export class ProgressBar {
 
   /** The status line for the current state (exported for tests and log files). */
   render(t = this.now(), width = 80): string {
-    const done = this.lastDone, total = this.total;
+    const done = this.lastDone,
+      total = this.total;
     const frac = total > 0 ? Math.min(1, Math.max(0, done / total)) : 1;
     const elapsed = (t - this.start) / 1000;
     // no rate (nor ETA) until some time has passed: the first update often comes right after construction
@@ -116,12 +121,21 @@ export class ProgressBar {
     const counts = `${formatCount(done)}/${formatCount(total)}`;
     const speed = `${rate > 0 ? formatCount(rate) : '?'} ${this.unit}/s`;
     const time = done >= total ? formatDuration(elapsed) : `ETA ${formatDuration(eta)}`;
-    const fields = this.lastFields ? Object.entries(this.lastFields).map(([k, v]) => `${k}=${formatField(v)}`).join(' ') : '';
+    const fields = this.lastFields
+      ? Object.entries(this.lastFields)
+          .map(([k, v]) => `${k}=${formatField(v)}`)
+          .join(' ')
+      : '';
     const tail = [pct, counts, speed, time, fields].filter(Boolean).join(' ');
     const head = this.label ? this.label + ' ' : '';
     const barWidth = Math.max(10, Math.min(30, width - head.length - tail.length - 4));
     const filled = Math.round(frac * barWidth);
-    const bar = '[' + '='.repeat(Math.max(0, filled - 1)) + (filled > 0 ? (frac >= 1 ? '=' : '>') : '') + ' '.repeat(barWidth - filled) + ']';
+    const bar =
+      '[' +
+      '='.repeat(Math.max(0, filled - 1)) +
+      (filled > 0 ? (frac >= 1 ? '=' : '>') : '') +
+      ' '.repeat(barWidth - filled) +
+      ']';
     return `${head}${bar} ${tail}`;
   }
 

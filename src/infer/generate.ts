@@ -49,14 +49,20 @@ const row = (ids: readonly number[]) => tensor(Int32Array.from(ids), { shape: [1
 function lastLogits(model: LanguageModel, inputs: ModelInputs): Float32Array {
   const { logits } = model.forward(inputs);
   const [, T, V] = logits.shape as [number, number, number];
-  return logits.slice(1, T - 1, T).reshape(V).data() as Float32Array; // (V)
+  return logits
+    .slice(1, T - 1, T)
+    .reshape(V)
+    .data() as Float32Array; // (V)
 }
 
 /** Generates up to maxTokens ids after `prompt` (decoder-only and recurrent families). */
 export function generate(model: LanguageModel, prompt: readonly number[], o: GenerateOptions): number[] {
   checkSampling(o);
   if (model.config.arch === 'encoder-decoder') return generateSeq2Seq(model, prompt, o);
-  if (model.config.arch === 'encoder') throw new Error(`generate: ${model.config.family} is an encoder (no next-token head); use a decoder or encoder-decoder model`);
+  if (model.config.arch === 'encoder')
+    throw new Error(
+      `generate: ${model.config.family} is an encoder (no next-token head); use a decoder or encoder-decoder model`,
+    );
   if (prompt.length === 0) throw new Error('generate: the prompt is empty (give at least one token)');
   const rng = new Rng(o.seed ?? 0);
   const limit = contextLimit(model);

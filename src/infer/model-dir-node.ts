@@ -13,8 +13,15 @@ export { loadModelDir } from '../models/load-node.js';
 
 /** Writes config.json, model.safetensors (the given weights, e.g. fp32 masters) and the tokenizer. */
 export async function saveModelDir(
-  dir: string, config: ModelConfig, weights: readonly [string, Tensor][], tokenizer: Tokenizer | null,
+  dir: string,
+  config: ModelConfig,
+  weights: readonly [string, Tensor][],
+  tokenizer: Tokenizer | null,
 ): Promise<void> {
-  await writeCheckpoint(dir, configToJson(config), weights.map(([n, t]) => toRaw(n, t)));
+  await writeCheckpoint(
+    dir,
+    configToJson(config),
+    weights.map(([n, t]) => toRaw(n, t)),
+  );
   if (tokenizer) saveTokenizer(tokenizer, dir);
 }

@@ -16,13 +16,22 @@ import { Conv1D, Linear, QuantLinear, quantizeModel, type QuantizeOptions, type 
 import { checkQuantBits, packedWeight, weightBytes, type QuantBits } from '../ops/quant.js';
 import { quantRowBytes } from '../backend/reference/quant.js';
 import {
-  SAFETENSORS_DTYPE_OF, parseSafetensors, tensorBytes, type RawTensor, type SafetensorsDType,
+  SAFETENSORS_DTYPE_OF,
+  parseSafetensors,
+  tensorBytes,
+  type RawTensor,
+  type SafetensorsDType,
 } from '../io/safetensors.js';
 import { readConfigJson } from '../io/checkpoint-node.js';
 import { toRaw } from '../models/load-node.js';
 import { loadModelDir } from './model-dir-node.js';
 
-export { QUANT_METHOD, readQuantizationConfig, takeQuantizedWeights, type QuantizationConfig } from '../models/quantized.js';
+export {
+  QUANT_METHOD,
+  readQuantizationConfig,
+  takeQuantizedWeights,
+  type QuantizationConfig,
+} from '../models/quantized.js';
 import { QUANT_METHOD, readQuantizationConfig, type QuantizationConfig } from '../models/quantized.js';
 
 interface Entry {
@@ -65,7 +74,12 @@ export function quantizedTensors(model: Module): Entry[] {
   const entries: Entry[] = [];
   for (const [path, m] of model.namedModules()) {
     if (!(m instanceof QuantLinear)) continue;
-    entries.push({ name: `${path}.weight`, dtype: 'U8', shape: [m.outFeatures, quantRowBytes(m.inFeatures, m.bits)], bytes: weightBytes(m.q) });
+    entries.push({
+      name: `${path}.weight`,
+      dtype: 'U8',
+      shape: [m.outFeatures, quantRowBytes(m.inFeatures, m.bits)],
+      bytes: weightBytes(m.q),
+    });
   }
   for (const [name, t] of model.namedParameters()) {
     const raw = toRaw(name, t);
@@ -85,14 +99,23 @@ export interface QuantizeDirResult extends QuantizeReport {
 /** `lineage quantize`: loads a float model directory, quantizes it and writes `out` (files atomically) */
 export async function quantizeModelDir(src: string, out: string, opts: QuantizeOptions): Promise<QuantizeDirResult> {
   const json = await readConfigJson(src);
-  if (readQuantizationConfig(json, join(src, 'config.json'))) throw new Error(`--model ${src}: the model is already quantized`);
+  if (readQuantizationConfig(json, join(src, 'config.json')))
+    throw new Error(`--model ${src}: the model is already quantized`);
   const { model } = await loadModelDir(src);
   try {
     const report = quantizeModel(model, opts);
-    if (report.quantized.length === 0) throw new Error(`--model ${src}: no layer can be quantized (${report.skipped.map((s) => `${s.path}: ${s.reason}`).join('; ') || 'no Linear layers'})`);
+    if (report.quantized.length === 0)
+      throw new Error(
+        `--model ${src}: no layer can be quantized (${report.skipped.map((s) => `${s.path}: ${s.reason}`).join('; ') || 'no Linear layers'})`,
+      );
     const bits = opts.bits;
     const qc: QuantizationConfig = {
-      quant_method: QUANT_METHOD, format: bits === 8 ? 'q8_0' : 'q4_0', bits, group_size: 32, modules: report.quantized, conv1d: report.conv1d,
+      quant_method: QUANT_METHOD,
+      format: bits === 8 ? 'q8_0' : 'q4_0',
+      bits,
+      group_size: 32,
+      modules: report.quantized,
+      conv1d: report.conv1d,
     };
     const bytes = serialize(quantizedTensors(model));
     parseSafetensors(bytes, { file: 'quantized model.safetensors' }); // the reader accepts what we wrote
@@ -106,7 +129,13 @@ export async function quantizeModelDir(src: string, out: string, opts: QuantizeO
     }
     writeAtomic(join(out, 'config.json'), `${JSON.stringify({ ...json, quantization_config: qc }, null, 2)}\n`);
     const srcWeights = join(src, 'model.safetensors');
-    return { ...report, bits, out, sourceBytes: existsSync(srcWeights) ? statSync(srcWeights).size : 0, outBytes: bytes.length };
+    return {
+      ...report,
+      bits,
+      out,
+      sourceBytes: existsSync(srcWeights) ? statSync(srcWeights).size : 0,
+      outBytes: bytes.length,
+    };
   } finally {
     model.dispose();
   }

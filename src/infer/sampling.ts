@@ -13,8 +13,10 @@ export interface SamplingOptions {
 
 export function checkSampling(o: SamplingOptions): void {
   const { temperature = 1, topK = 0, topP = 1 } = o;
-  if (!(temperature >= 0) || !Number.isFinite(temperature)) throw new Error(`sampling: temperature must be >= 0, got ${temperature}`);
-  if (!Number.isInteger(topK) || topK < 0) throw new Error(`sampling: topK must be a non-negative integer, got ${topK}`);
+  if (!(temperature >= 0) || !Number.isFinite(temperature))
+    throw new Error(`sampling: temperature must be >= 0, got ${temperature}`);
+  if (!Number.isInteger(topK) || topK < 0)
+    throw new Error(`sampling: topK must be a non-negative integer, got ${topK}`);
   if (!(topP > 0 && topP <= 1)) throw new Error(`sampling: topP must be in (0, 1], got ${topP}`);
 }
 

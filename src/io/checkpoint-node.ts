@@ -132,7 +132,8 @@ async function exists(path: string): Promise<boolean> {
 export async function readConfigJson(dir: string): Promise<HfJson> {
   const path = join(dir, CONFIG_FILE);
   const json = await readJson(path);
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error(`${path} must hold a JSON object`);
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    throw new Error(`${path} must hold a JSON object`);
   if (typeof (json as HfJson).model_type !== 'string') throw new Error(`${path}: field "model_type" is missing`);
   return json as HfJson;
 }
@@ -140,11 +141,20 @@ export async function readConfigJson(dir: string): Promise<HfJson> {
 /** Parses a shard index into file → tensor names, refusing paths that leave the directory. */
 function parseIndex(json: unknown, path: string): Map<string, string[]> {
   const map = (json as { weight_map?: unknown } | null)?.weight_map;
-  if (typeof map !== 'object' || map === null || Array.isArray(map)) throw new Error(`${path}: field "weight_map" must be an object`);
+  if (typeof map !== 'object' || map === null || Array.isArray(map))
+    throw new Error(`${path}: field "weight_map" must be an object`);
   const byFile = new Map<string, string[]>();
   for (const [name, file] of Object.entries(map)) {
-    if (typeof file !== 'string' || file !== basename(file) || file === '..' || file === '.' || !file.endsWith('.safetensors')) {
-      throw new Error(`${path}: weight_map["${name}"] must name a .safetensors file in the same directory, got ${JSON.stringify(file)}`);
+    if (
+      typeof file !== 'string' ||
+      file !== basename(file) ||
+      file === '..' ||
+      file === '.' ||
+      !file.endsWith('.safetensors')
+    ) {
+      throw new Error(
+        `${path}: weight_map["${name}"] must name a .safetensors file in the same directory, got ${JSON.stringify(file)}`,
+      );
     }
     byFile.set(file, [...(byFile.get(file) ?? []), name]);
   }
@@ -161,7 +171,10 @@ async function readSharded(dir: string): Promise<Omit<Checkpoint, 'config'>> {
     const part = await readSafetensorsFile(join(dir, file), wanted);
     metadata ??= part.metadata;
     for (const t of part.tensors) wanted.delete(t.name);
-    if (wanted.size > 0) throw new Error(`${indexPath}: ${file} lacks tensors the weight_map assigns to it: ${[...wanted].slice(0, 5).join(', ')}`);
+    if (wanted.size > 0)
+      throw new Error(
+        `${indexPath}: ${file} lacks tensors the weight_map assigns to it: ${[...wanted].slice(0, 5).join(', ')}`,
+      );
     tensors.push(...part.tensors);
   }
   const fileOf = new Map([...byFile].flatMap(([file, names]) => names.map((n) => [n, join(dir, file)] as const)));
@@ -227,7 +240,11 @@ async function writeTemp(path: string, write: (fh: FileHandle) => Promise<void>)
   return tmp;
 }
 
-async function writeSafetensorsTemp(path: string, tensors: readonly RawTensor[], metadata: Record<string, string>): Promise<string> {
+async function writeSafetensorsTemp(
+  path: string,
+  tensors: readonly RawTensor[],
+  metadata: Record<string, string>,
+): Promise<string> {
   const layout = safetensorsLayout(tensors, metadata);
   return writeTemp(path, async (fh) => {
     await fh.write(layout.header);
@@ -238,13 +255,17 @@ async function writeSafetensorsTemp(path: string, tensors: readonly RawTensor[],
   });
 }
 
-const writeTextTemp = (path: string, text: string): Promise<string> => writeTemp(path, async (fh) => void (await fh.write(text)));
+const writeTextTemp = (path: string, text: string): Promise<string> =>
+  writeTemp(path, async (fh) => void (await fh.write(text)));
 
 /** Writes a Hugging Face model directory (config.json, weights, optional tokenizer.json). `config` is the
  * config.json object (a ModelConfig goes through the models layer's toHFConfig first). Weight files of an earlier write that
  * the new one does not use are removed, so readers never mix old and new shards. */
 export async function writeCheckpoint(
-  dir: string, hf: HfJson, tensors: readonly RawTensor[], opts: WriteCheckpointOptions = {},
+  dir: string,
+  hf: HfJson,
+  tensors: readonly RawTensor[],
+  opts: WriteCheckpointOptions = {},
 ): Promise<void> {
   const metadata = opts.metadata ?? { format: 'pt' };
   const shards = planShards(tensors, opts.maxShardBytes);
@@ -258,14 +279,20 @@ export async function writeCheckpoint(
     }
     if (shards.length > 1) {
       const index = shardIndex(shards, names);
-      pending.push([await writeTextTemp(join(dir, INDEX_FILE), JSON.stringify(index, null, 2) + '\n'), join(dir, INDEX_FILE)]);
+      pending.push([
+        await writeTextTemp(join(dir, INDEX_FILE), JSON.stringify(index, null, 2) + '\n'),
+        join(dir, INDEX_FILE),
+      ]);
     }
     if (opts.tokenizerPath) {
       const tmp = `${join(dir, TOKENIZER_FILE)}.tmp-${process.pid}`;
       await copyFile(opts.tokenizerPath, tmp);
       pending.push([tmp, join(dir, TOKENIZER_FILE)]);
     }
-    pending.push([await writeTextTemp(join(dir, CONFIG_FILE), JSON.stringify(hf, null, 2) + '\n'), join(dir, CONFIG_FILE)]);
+    pending.push([
+      await writeTextTemp(join(dir, CONFIG_FILE), JSON.stringify(hf, null, 2) + '\n'),
+      join(dir, CONFIG_FILE),
+    ]);
   } catch (e) {
     await Promise.all(pending.map(([tmp]) => rm(tmp, { force: true })));
     throw e;

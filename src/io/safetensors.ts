@@ -26,17 +26,37 @@ export type SafetensorsDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 
 
 /** Bytes per element of each dtype this reader accepts (the table doubles as the list of known dtypes). */
 export const SAFETENSORS_DTYPE_BYTES: { [D in SafetensorsDType]: number } = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I8: 1, U8: 1, BOOL: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
 };
 
 /** What each stored dtype becomes in memory. */
 const TARGET: { [D in SafetensorsDType]: DType } = {
-  F64: 'float32', F32: 'float32', F16: 'float16', BF16: 'bfloat16', I64: 'int32', I32: 'int32', I8: 'int32', U8: 'int32', BOOL: 'bool',
+  F64: 'float32',
+  F32: 'float32',
+  F16: 'float16',
+  BF16: 'bfloat16',
+  I64: 'int32',
+  I32: 'int32',
+  I8: 'int32',
+  U8: 'int32',
+  BOOL: 'bool',
 };
 
 /** What each in-memory dtype is stored as. */
 export const SAFETENSORS_DTYPE_OF: { [D in DType]: SafetensorsDType } = {
-  float32: 'F32', float16: 'F16', bfloat16: 'BF16', int32: 'I32', bool: 'BOOL',
+  float32: 'F32',
+  float16: 'F16',
+  bfloat16: 'BF16',
+  int32: 'I32',
+  bool: 'BOOL',
 };
 
 /** Headers larger than this are refused (the reference implementation's limit). */
@@ -70,7 +90,8 @@ function fail(file: string, what: string): never {
 
 /** Reads the 8-byte header length and checks it against the file size and MAX_HEADER_BYTES. */
 export function readHeaderLength(first8: Uint8Array, fileSize: number, file = '<buffer>'): number {
-  if (fileSize < 8 || first8.length < 8) fail(file, `file is ${fileSize} bytes, too short for the 8-byte header length`);
+  if (fileSize < 8 || first8.length < 8)
+    fail(file, `file is ${fileSize} bytes, too short for the 8-byte header length`);
   const view = new DataView(first8.buffer, first8.byteOffset, 8);
   const lo = view.getUint32(0, true);
   const hi = view.getUint32(4, true);
@@ -82,7 +103,11 @@ export function readHeaderLength(first8: Uint8Array, fileSize: number, file = '<
 }
 
 /** Parses and validates the JSON header. `dataLength` is the size of the data area in bytes. */
-export function parseSafetensorsHeader(headerBytes: Uint8Array, dataLength: number, file = '<buffer>'): SafetensorsHeader {
+export function parseSafetensorsHeader(
+  headerBytes: Uint8Array,
+  dataLength: number,
+  file = '<buffer>',
+): SafetensorsHeader {
   const json = parseHeaderJson(headerBytes, file);
   let metadata: Record<string, string> | null = null;
   const entries: SafetensorsEntry[] = [];
@@ -113,7 +138,8 @@ function parseHeaderJson(bytes: Uint8Array, file: string): Record<string, unknow
 }
 
 function parseMetadata(raw: unknown, file: string): Record<string, string> {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(file, '__metadata__ must be an object of strings');
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    fail(file, '__metadata__ must be an object of strings');
   for (const [k, v] of Object.entries(raw)) {
     if (typeof v !== 'string') fail(file, `__metadata__.${k} must be a string, got ${JSON.stringify(v)}`);
   }
@@ -125,13 +151,19 @@ function parseEntry(name: string, raw: unknown, dataLength: number, file: string
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(file, `${where}: entry must be an object`);
   const { dtype, shape, data_offsets: offsets } = raw as Record<string, unknown>;
   if (typeof dtype !== 'string' || !(dtype in SAFETENSORS_DTYPE_BYTES)) {
-    fail(file, `${where}: field "dtype" = ${JSON.stringify(dtype)} is not supported (known: ${Object.keys(SAFETENSORS_DTYPE_BYTES).join(', ')})`);
+    fail(
+      file,
+      `${where}: field "dtype" = ${JSON.stringify(dtype)} is not supported (known: ${Object.keys(SAFETENSORS_DTYPE_BYTES).join(', ')})`,
+    );
   }
   if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
     fail(file, `${where}: field "shape" must be a list of non-negative integers, got ${JSON.stringify(shape)}`);
   }
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)) {
-    fail(file, `${where}: field "data_offsets" must be [begin, end] non-negative integers, got ${JSON.stringify(offsets)}`);
+    fail(
+      file,
+      `${where}: field "data_offsets" must be [begin, end] non-negative integers, got ${JSON.stringify(offsets)}`,
+    );
   }
   const [begin, end] = offsets as [number, number];
   if (begin > end || end > dataLength) {
@@ -140,7 +172,10 @@ function parseEntry(name: string, raw: unknown, dataLength: number, file: string
   const elements = (shape as number[]).reduce((a, b) => a * b, 1);
   const bytes = elements * SAFETENSORS_DTYPE_BYTES[dtype as SafetensorsDType];
   if (bytes !== end - begin) {
-    fail(file, `${where}: field "shape" [${shape.join(', ')}] of ${dtype} needs ${bytes} bytes but data_offsets span ${end - begin}`);
+    fail(
+      file,
+      `${where}: field "shape" [${shape.join(', ')}] of ${dtype} needs ${bytes} bytes but data_offsets span ${end - begin}`,
+    );
   }
   return { name, dtype: dtype as SafetensorsDType, shape: [...(shape as number[])], begin, end };
 }
@@ -155,13 +190,15 @@ function checkTiling(sorted: SafetensorsEntry[], dataLength: number, file: strin
     pos = e.end;
     prev = `tensor "${e.name}" [${e.begin}, ${e.end}]`;
   }
-  if (pos !== dataLength) fail(file, `data area has ${dataLength - pos} trailing bytes after ${prev} that belong to no tensor`);
+  if (pos !== dataLength)
+    fail(file, `data area has ${dataLength - pos} trailing bytes after ${prev} that belong to no tensor`);
 }
 
 /** Turns one tensor's bytes (exactly end - begin of them) into a RawTensor. With `copy: false` the result
  * may be a view into `bytes` when alignment allows. */
 export function decodeTensor(entry: SafetensorsEntry, bytes: Uint8Array, file = '<buffer>', copy = false): RawTensor {
-  if (bytes.length !== entry.end - entry.begin) fail(file, `tensor "${entry.name}": got ${bytes.length} bytes, expected ${entry.end - entry.begin}`);
+  if (bytes.length !== entry.end - entry.begin)
+    fail(file, `tensor "${entry.name}": got ${bytes.length} bytes, expected ${entry.end - entry.begin}`);
   const n = bytes.length / SAFETENSORS_DTYPE_BYTES[entry.dtype];
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const base = { name: entry.name, dtype: TARGET[entry.dtype], shape: [...entry.shape] };
@@ -192,7 +229,12 @@ type TypedCtor<T> = { new (buffer: ArrayBufferLike, byteOffset: number, length: 
 
 /** Zero-copy view when aligned on a little-endian host, else an element-by-element decode. */
 function typed<T extends Float32Array | Uint16Array | Int32Array>(
-  bytes: Uint8Array, n: number, size: number, copy: boolean, Ctor: TypedCtor<T>, get: (i: number) => number,
+  bytes: Uint8Array,
+  n: number,
+  size: number,
+  copy: boolean,
+  Ctor: TypedCtor<T>,
+  get: (i: number) => number,
 ): T {
   if (LITTLE_ENDIAN && bytes.byteOffset % size === 0) {
     const view = new Ctor(bytes.buffer, bytes.byteOffset, n);
@@ -208,7 +250,8 @@ function int64ToInt32(dv: DataView, n: number, name: string, file: string): Int3
   const out = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     const v = dv.getBigInt64(8 * i, true);
-    if (v > 2147483647n || v < -2147483648n) fail(file, `tensor "${name}": I64 element ${i} = ${v} does not fit in int32`);
+    if (v > 2147483647n || v < -2147483648n)
+      fail(file, `tensor "${name}": I64 element ${i} = ${v} does not fit in int32`);
     out[i] = Number(v);
   }
   return out;
@@ -220,13 +263,17 @@ export interface ParsedSafetensors {
 }
 
 /** Parses a whole safetensors file held in memory. With `copy: false` (default) tensors may alias `buf`. */
-export function parseSafetensors(buf: Uint8Array | ArrayBuffer, opts: { file?: string; copy?: boolean } = {}): ParsedSafetensors {
+export function parseSafetensors(
+  buf: Uint8Array | ArrayBuffer,
+  opts: { file?: string; copy?: boolean } = {},
+): ParsedSafetensors {
   const bytes = buf instanceof Uint8Array ? buf : new Uint8Array(buf);
   const file = opts.file ?? '<buffer>';
   const n = readHeaderLength(bytes.subarray(0, 8), bytes.length, file);
   const header = parseSafetensorsHeader(bytes.subarray(8, 8 + n), bytes.length - 8 - n, file);
   const tensors = header.entries.map((e) =>
-    decodeTensor(e, bytes.subarray(header.dataStart + e.begin, header.dataStart + e.end), file, opts.copy ?? false));
+    decodeTensor(e, bytes.subarray(header.dataStart + e.begin, header.dataStart + e.end), file, opts.copy ?? false),
+  );
   return { tensors, metadata: header.metadata };
 }
 
@@ -234,21 +281,29 @@ export function parseSafetensors(buf: Uint8Array | ArrayBuffer, opts: { file?: s
 // Writing
 
 const ARRAY_OF: { [D in DType]: new (n: number) => RawArray } = {
-  float32: Float32Array, float16: Uint16Array, bfloat16: Uint16Array, int32: Int32Array, bool: Uint8Array,
+  float32: Float32Array,
+  float16: Uint16Array,
+  bfloat16: Uint16Array,
+  int32: Int32Array,
+  bool: Uint8Array,
 };
 
 function checkTensor(t: RawTensor, seen: Set<string>): void {
   const where = `serializeSafetensors: tensor "${t.name}"`;
-  if (typeof t.name !== 'string' || t.name === '' || t.name === '__metadata__') throw new Error(`${where}: invalid name`);
+  if (typeof t.name !== 'string' || t.name === '' || t.name === '__metadata__')
+    throw new Error(`${where}: invalid name`);
   if (seen.has(t.name)) throw new Error(`${where}: duplicate name`);
   seen.add(t.name);
-  if (!(t.dtype in ARRAY_OF)) throw new Error(`${where}: unknown dtype ${JSON.stringify(t.dtype)} (known: ${Object.keys(ARRAY_OF).join(', ')})`);
+  if (!(t.dtype in ARRAY_OF))
+    throw new Error(`${where}: unknown dtype ${JSON.stringify(t.dtype)} (known: ${Object.keys(ARRAY_OF).join(', ')})`);
   if (!(t.data instanceof ARRAY_OF[t.dtype])) {
     throw new Error(`${where}: dtype ${t.dtype} needs a ${ARRAY_OF[t.dtype].name}, got ${t.data?.constructor?.name}`);
   }
-  if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new Error(`${where}: bad shape [${t.shape.join(', ')}]`);
+  if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+    throw new Error(`${where}: bad shape [${t.shape.join(', ')}]`);
   const n = t.shape.reduce((a, b) => a * b, 1);
-  if (n !== t.data.length) throw new Error(`${where}: shape [${t.shape.join(', ')}] has ${n} elements but data has ${t.data.length}`);
+  if (n !== t.data.length)
+    throw new Error(`${where}: shape [${t.shape.join(', ')}] has ${n} elements but data has ${t.data.length}`);
 }
 
 /** Little-endian bytes of a tensor (a view on little-endian hosts). */
@@ -271,18 +326,26 @@ export interface SafetensorsLayout {
 }
 
 /** Plans a file: header bytes and tensor order. Lets callers stream the data without one big buffer. */
-export function safetensorsLayout(tensors: readonly RawTensor[], metadata: Record<string, string> | null = null): SafetensorsLayout {
+export function safetensorsLayout(
+  tensors: readonly RawTensor[],
+  metadata: Record<string, string> | null = null,
+): SafetensorsLayout {
   const seen = new Set<string>();
   for (const t of tensors) checkTensor(t, seen);
   const order = [...tensors].sort((a, b) => b.data.BYTES_PER_ELEMENT - a.data.BYTES_PER_ELEMENT);
   const json: Record<string, unknown> = Object.create(null); // a tensor named "__proto__" stays a key
   if (metadata) {
-    for (const [k, v] of Object.entries(metadata)) if (typeof v !== 'string') throw new Error(`serializeSafetensors: metadata "${k}" must be a string`);
+    for (const [k, v] of Object.entries(metadata))
+      if (typeof v !== 'string') throw new Error(`serializeSafetensors: metadata "${k}" must be a string`);
     json.__metadata__ = metadata;
   }
   let pos = 0;
   for (const t of order) {
-    json[t.name] = { dtype: SAFETENSORS_DTYPE_OF[t.dtype], shape: t.shape, data_offsets: [pos, pos + t.data.byteLength] };
+    json[t.name] = {
+      dtype: SAFETENSORS_DTYPE_OF[t.dtype],
+      shape: t.shape,
+      data_offsets: [pos, pos + t.data.byteLength],
+    };
     pos += t.data.byteLength;
   }
   let text = JSON.stringify(json);
@@ -296,7 +359,10 @@ export function safetensorsLayout(tensors: readonly RawTensor[], metadata: Recor
 }
 
 /** Serializes tensors (and string metadata) into one safetensors file. */
-export function serializeSafetensors(tensors: readonly RawTensor[], metadata: Record<string, string> | null = null): Uint8Array {
+export function serializeSafetensors(
+  tensors: readonly RawTensor[],
+  metadata: Record<string, string> | null = null,
+): Uint8Array {
   const layout = safetensorsLayout(tensors, metadata);
   const out = new Uint8Array(layout.size);
   out.set(layout.header, 0);

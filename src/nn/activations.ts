@@ -12,6 +12,9 @@ const ACTIVATIONS: { [A in Activation]: (x: Tensor) => Tensor } = {
 
 export function activate(x: Tensor, act: Activation): Tensor {
   const f = ACTIVATIONS[act];
-  if (!f) throw new Error(`activate: unknown activation ${JSON.stringify(act)} (known: ${Object.keys(ACTIVATIONS).join(', ')})`);
+  if (!f)
+    throw new Error(
+      `activate: unknown activation ${JSON.stringify(act)} (known: ${Object.keys(ACTIVATIONS).join(', ')})`,
+    );
   return f(x);
 }

@@ -8,7 +8,23 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../tensor/random.js';
 import {
-  add, arange, attention, attentionMask, dropout, expand, logicalAnd, lt, matmul, maximum, mul, reshape, softmax, split, transpose, unsqueeze, where,
+  add,
+  arange,
+  attention,
+  attentionMask,
+  dropout,
+  expand,
+  logicalAnd,
+  lt,
+  matmul,
+  maximum,
+  mul,
+  reshape,
+  softmax,
+  split,
+  transpose,
+  unsqueeze,
+  where,
 } from '../ops/index.js';
 import type { AttentionOptions } from '../ops/nn.js';
 import { Linear } from './layers.js';
@@ -113,7 +129,10 @@ export class Attention extends Module {
   }
 
   private add(path: string, m: Projection): void {
-    this.projections.set(path, registerAt((n, c) => this.child(n, c), path, m, this.containers));
+    this.projections.set(
+      path,
+      registerAt((n, c) => this.child(n, c), path, m, this.containers),
+    );
   }
 
   private proj(path: string, x: Tensor): Tensor {
@@ -135,9 +154,16 @@ export class Attention extends Module {
   private project(x: Tensor, ctx: AttentionContext): { q: Tensor; k: Tensor; v: Tensor } {
     const s = this.spec;
     if (s.names.fused) {
-      if (ctx.kv) throw new Error('Attention: a fused q|k|v projection (GPT c_attn) cannot do cross-attention; give separate q/k/v names');
+      if (ctx.kv)
+        throw new Error(
+          'Attention: a fused q|k|v projection (GPT c_attn) cannot do cross-attention; give separate q/k/v names',
+        );
       if (s.qkNorm) throw new Error('Attention: qkNorm needs separate q/k/v projections, not a fused c_attn');
-      const [q, k, v] = split(this.proj(s.names.fused, x), [s.heads * s.headDim, s.kvHeads * s.headDim, s.kvHeads * s.headDim], -1);
+      const [q, k, v] = split(
+        this.proj(s.names.fused, x),
+        [s.heads * s.headDim, s.kvHeads * s.headDim, s.kvHeads * s.headDim],
+        -1,
+      );
       return { q: this.heads(q!, s.heads), k: this.heads(k!, s.kvHeads), v: this.heads(v!, s.kvHeads) };
     }
     const src = ctx.kv ?? x;
@@ -158,7 +184,8 @@ export class Attention extends Module {
       k = applyRope(k, ctx.rope, s.interleavedRope);
     }
     if (ctx.paged) {
-      if (ctx.kv || ctx.positionBias) throw new Error('Attention: the paged KV cache supports self-attention without an extra position bias');
+      if (ctx.kv || ctx.positionBias)
+        throw new Error('Attention: the paged KV cache supports self-attention without an extra position bias');
       const o = ctx.paged.attend(q, k, v, s.scale ?? 1 / Math.sqrt(s.headDim)); // (1, nh, T, hs)
       return this.proj(s.names.o, reshape(transpose(o, 1, 2), [B, T, s.heads * s.headDim])); // (1, T, D)
     }
@@ -170,9 +197,16 @@ export class Attention extends Module {
       [k, v, kStart] = [r.all.k!, r.all.v!, r.start];
     }
     const Tk = k.shape[2]!;
-    const opts = attentionOptions(ctx.mask, ctx.qStart, T, kStart, Tk, ctx.positionBias?.(ctx.qStart, T, kStart, Tk) ?? null);
+    const opts = attentionOptions(
+      ctx.mask,
+      ctx.qStart,
+      T,
+      kStart,
+      Tk,
+      ctx.positionBias?.(ctx.qStart, T, kStart, Tk) ?? null,
+    );
     if (s.scale !== null) opts.scale = s.scale;
-    const o = attend(q, k, v, opts, this.training ? s.dropout ?? 0 : 0); // (B, nh, T, hs)
+    const o = attend(q, k, v, opts, this.training ? (s.dropout ?? 0) : 0); // (B, nh, T, hs)
     return this.proj(s.names.o, reshape(transpose(o, 1, 2), [B, T, s.heads * s.headDim])); // (B, T, D)
   }
 }
@@ -186,11 +220,16 @@ export function attend(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions, 
   if (dropoutP <= 0) return attention(q, k, v, opts);
   const [B, H, Tq, D] = q.shape as [number, number, number, number];
   const [, Hkv, Tk] = k.shape as [number, number, number];
-  const repeat = (t: Tensor) => (H === Hkv ? t : reshape(expand(unsqueeze(t, 2), [B, Hkv, H / Hkv, Tk, t.shape[3]!]), [B, H, Tk, t.shape[3]!])); // (B, H, Tk, d)
+  const repeat = (t: Tensor) =>
+    H === Hkv ? t : reshape(expand(unsqueeze(t, 2), [B, Hkv, H / Hkv, Tk, t.shape[3]!]), [B, H, Tk, t.shape[3]!]); // (B, H, Tk, d)
   let s = mul(matmul(q, repeat(k), { transB: true }), opts.scale ?? 1 / Math.sqrt(D)); // (B, H, Tq, Tk)
   if (opts.bias) s = add(s, opts.bias);
   let visible = attentionMask(Tq, Tk, !!opts.causal, opts.window ?? 0); // (Tq, Tk)
-  if (opts.kvLen) visible = logicalAnd(visible, reshape(lt(reshape(arange(Tk), [1, Tk]), reshape(opts.kvLen, [B, 1])), [B, 1, 1, Tk]));
+  if (opts.kvLen)
+    visible = logicalAnd(
+      visible,
+      reshape(lt(reshape(arange(Tk), [1, Tk]), reshape(opts.kvLen, [B, 1])), [B, 1, 1, Tk]),
+    );
   s = maximum(where(visible, s, -Infinity), -1e30);
   return matmul(dropout(softmax(s, -1), dropoutP, true), repeat(v)); // (B, H, Tq, dv)
 }

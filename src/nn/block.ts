@@ -32,7 +32,12 @@ export class TransformerLayer extends Module {
   readonly norm2: Norm;
   readonly ffn: DenseFfn | MoE;
 
-  constructor(readonly residual: ResidualKind, names: BlockNames, parts: { norm1: Norm; attn: AttentionLike; norm2: Norm; ffn: DenseFfn | MoE }, readonly residualDropout = 0) {
+  constructor(
+    readonly residual: ResidualKind,
+    names: BlockNames,
+    parts: { norm1: Norm; attn: AttentionLike; norm2: Norm; ffn: DenseFfn | MoE },
+    readonly residualDropout = 0,
+  ) {
     super();
     // registration order follows transformers' modules (norm, attention, norm, mlp)
     this.norm1 = this.child(names.norm1, parts.norm1);

@@ -93,8 +93,14 @@ export class LayerCache {
       this.buffers.set(name, buf);
     }
     const T = t.shape[TIME]!;
-    if (this.size + T > this.maxLength!) throw new Error(`KVCache: ${this.size + T} steps exceed the preallocated maxLength ${this.maxLength}`);
-    const win = { buf: buf.storage.buf, shape: t.shape, strides: buf.strides, offset: buf.offset + this.size * buf.strides[TIME]! };
+    if (this.size + T > this.maxLength!)
+      throw new Error(`KVCache: ${this.size + T} steps exceed the preallocated maxLength ${this.maxLength}`);
+    const win = {
+      buf: buf.storage.buf,
+      shape: t.shape,
+      strides: buf.strides,
+      offset: buf.offset + this.size * buf.strides[TIME]!,
+    };
     kernel(t, 'copy')(t.view(), win);
     const filled = slice(buf, TIME, 0, this.size + T);
     this.store(name, filled);
@@ -120,8 +126,14 @@ export class KVCache implements Cache {
   readonly layers: LayerCache[];
 
   /** windows[i]: the rolling window of layer i (null = keep everything) */
-  constructor(layers: number, opts: { windows?: readonly (number | null)[]; maxLength?: number; dtype?: CacheDType } = {}) {
-    this.layers = Array.from({ length: layers }, (_, i) => new LayerCache(opts.windows?.[i] ?? null, opts.maxLength ?? null, opts.dtype));
+  constructor(
+    layers: number,
+    opts: { windows?: readonly (number | null)[]; maxLength?: number; dtype?: CacheDType } = {},
+  ) {
+    this.layers = Array.from(
+      { length: layers },
+      (_, i) => new LayerCache(opts.windows?.[i] ?? null, opts.maxLength ?? null, opts.dtype),
+    );
   }
 
   get length(): number {
@@ -135,7 +147,10 @@ export class KVCache implements Cache {
 
   layer(i: number): LayerCache {
     const l = this.layers[i];
-    if (!l) throw new Error(`KVCache: no layer ${i} (the cache has ${this.layers.length} layers; was it made for another model?)`);
+    if (!l)
+      throw new Error(
+        `KVCache: no layer ${i} (the cache has ${this.layers.length} layers; was it made for another model?)`,
+      );
     return l;
   }
 

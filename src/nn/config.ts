@@ -70,7 +70,14 @@ export type AttentionWindow =
   | { kind: 'sliding'; size: number; firstFullLayers: number }
   | { kind: 'dilated'; size: number; dilation: number }
   | { kind: 'longformer'; size: number; globalTokens: number }
-  | { kind: 'bigbird'; blockSize: number; windowBlocks: number; globalBlocks: number; randomBlocks: number; seed: number };
+  | {
+      kind: 'bigbird';
+      blockSize: number;
+      windowBlocks: number;
+      globalBlocks: number;
+      randomBlocks: number;
+      seed: number;
+    };
 
 /**
  * Multi-head attention with `heads` query heads sharing `kvHeads` key/value heads.

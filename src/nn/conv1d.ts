@@ -6,7 +6,11 @@ import { linear, transpose } from '../ops/index.js';
 import { Module, initNormal, initZeros } from './module.js';
 
 export class Conv1D extends Module {
-  constructor(readonly inFeatures: number, readonly outFeatures: number, opts: { bias?: boolean; std?: number; rng?: Rng } = {}) {
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    opts: { bias?: boolean; std?: number; rng?: Rng } = {},
+  ) {
     super();
     this.param('weight', initNormal([inFeatures, outFeatures], opts.std ?? 0.02, opts.rng ?? new Rng(0)));
     if (opts.bias ?? true) this.param('bias', initZeros([outFeatures]));

@@ -31,7 +31,13 @@ export class Mlp extends Module {
   private readonly up: Projection;
   private readonly down: Projection;
 
-  constructor(dim: number, hidden: number, readonly act: Activation, names: MlpNames, readonly opts: FfnOptions) {
+  constructor(
+    dim: number,
+    hidden: number,
+    readonly act: Activation,
+    names: MlpNames,
+    readonly opts: FfnOptions,
+  ) {
     super();
     const o = { bias: opts.bias, std: opts.std ?? 0.02, rng: opts.rng ?? new Rng(0) };
     const Proj = names.conv1d ? Conv1D : Linear;
@@ -58,7 +64,13 @@ export class Glu extends Module {
   private readonly up: Linear;
   private readonly down: Linear;
 
-  constructor(dim: number, hidden: number, readonly act: Activation, names: GluNames, readonly opts: FfnOptions) {
+  constructor(
+    dim: number,
+    hidden: number,
+    readonly act: Activation,
+    names: GluNames,
+    readonly opts: FfnOptions,
+  ) {
     super();
     const o = { bias: opts.bias, std: opts.std ?? 0.02, rng: opts.rng ?? new Rng(0) };
     this.gate = this.child(names.gate, new Linear(dim, hidden, o));

@@ -13,7 +13,11 @@ export interface LinearOptions {
 
 /** y = x Wᵀ + b with W stored [out, in] */
 export class Linear extends Module {
-  constructor(readonly inFeatures: number, readonly outFeatures: number, opts: LinearOptions = {}) {
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    opts: LinearOptions = {},
+  ) {
     super();
     const rng = opts.rng ?? new Rng(0);
     this.param('weight', initNormal([outFeatures, inFeatures], opts.std ?? 0.02, rng));
@@ -30,7 +34,11 @@ export class Linear extends Module {
 }
 
 export class Embedding extends Module {
-  constructor(readonly num: number, readonly dim: number, opts: { std?: number; rng?: Rng } = {}) {
+  constructor(
+    readonly num: number,
+    readonly dim: number,
+    opts: { std?: number; rng?: Rng } = {},
+  ) {
     super();
     this.param('weight', initNormal([num, dim], opts.std ?? 0.02, opts.rng ?? new Rng(0)));
   }
@@ -44,7 +52,10 @@ export class Embedding extends Module {
 }
 
 export class LayerNorm extends Module {
-  constructor(readonly dim: number, readonly opts: { eps?: number; bias?: boolean; affine?: boolean } = {}) {
+  constructor(
+    readonly dim: number,
+    readonly opts: { eps?: number; bias?: boolean; affine?: boolean } = {},
+  ) {
     super();
     if (opts.affine ?? true) this.param('weight', initOnes([dim]));
     else this.noParam('weight');
@@ -59,7 +70,11 @@ export class LayerNorm extends Module {
 export class RMSNorm extends Module {
   /** `unitOffset`: the scale is 1 + weight with weight starting at zero (Gemma), so decay pulls it to 1 */
   readonly unitOffset: boolean;
-  constructor(readonly dim: number, readonly eps = 1e-6, opts: { unitOffset?: boolean } = {}) {
+  constructor(
+    readonly dim: number,
+    readonly eps = 1e-6,
+    opts: { unitOffset?: boolean } = {},
+  ) {
     super();
     this.unitOffset = opts.unitOffset ?? false;
     this.param('weight', this.unitOffset ? initZeros([dim]) : initOnes([dim]));

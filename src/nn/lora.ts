@@ -32,7 +32,10 @@ export class LoraLinear extends Module implements Projection {
   /** true while scaling·B·A is folded into the base weight */
   merged = false;
 
-  constructor(base: AdaptableProjection, readonly o: LoraOptions) {
+  constructor(
+    base: AdaptableProjection,
+    readonly o: LoraOptions,
+  ) {
     super();
     if (!(Number.isInteger(o.r) && o.r > 0)) throw new Error(`LoraLinear: r must be a positive integer, got ${o.r}`);
     if (!(o.alpha > 0)) throw new Error(`LoraLinear: alpha must be positive, got ${o.alpha}`);
@@ -85,10 +88,12 @@ export class LoraLinear extends Module implements Projection {
 
   private shiftBase(sign: 1 | -1): void {
     const w = this.base.namedParameters().find(([n]) => n === 'weight')![1];
-    const next = noGrad(() => tidy(() => {
-      const d = this.deltaWeight().to(w.dtype);
-      return (sign > 0 ? add(w, d) : sub(w, d)).contiguous();
-    }));
+    const next = noGrad(() =>
+      tidy(() => {
+        const d = this.deltaWeight().to(w.dtype);
+        return (sign > 0 ? add(w, d) : sub(w, d)).contiguous();
+      }),
+    );
     this.base.setParameter('weight', next);
   }
 }

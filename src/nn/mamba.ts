@@ -11,7 +11,27 @@
 // K conv kernel.
 import type { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../tensor/random.js';
-import { add, clamp, concat, conv1dCausal, exp, full, log, mul, neg, rand, reshape, selectiveScan, silu, slice, softplus, split, tensor, transpose, zeros } from '../ops/index.js';
+import {
+  add,
+  clamp,
+  concat,
+  conv1dCausal,
+  exp,
+  full,
+  log,
+  mul,
+  neg,
+  rand,
+  reshape,
+  selectiveScan,
+  silu,
+  slice,
+  softplus,
+  split,
+  tensor,
+  transpose,
+  zeros,
+} from '../ops/index.js';
 import { Module, initSkipped, initUniform } from './module.js';
 import { Linear } from './layers.js';
 
@@ -96,7 +116,12 @@ export class MambaMixer extends Module {
 
 /** depthwise causal conv1d in torch's layout: weight [C, 1, K], bias [C] */
 export class Conv1dDepthwise extends Module {
-  constructor(readonly channels: number, readonly kernel: number, bias: boolean, rng: Rng) {
+  constructor(
+    readonly channels: number,
+    readonly kernel: number,
+    bias: boolean,
+    rng: Rng,
+  ) {
     super();
     const k = 1 / Math.sqrt(kernel); // torch Conv1d init bound for groups == channels
     this.param('weight', initUniform([channels, 1, kernel], -k, k, rng));

@@ -20,7 +20,13 @@ export interface MaskSpec {
 /** Keys visible to query position qp under a sparse window (the causal part is left to the op).
  * `total`: positions in the sequence (BigBird draws a bidirectional query block's random blocks from all
  * of them; causal blocks draw from earlier blocks only, so caching reproduces the pattern). */
-export function windowVisible(w: AttentionWindow, causal: boolean, qp: number, kp: number, total = Math.max(qp, kp) + 1): boolean {
+export function windowVisible(
+  w: AttentionWindow,
+  causal: boolean,
+  qp: number,
+  kp: number,
+  total = Math.max(qp, kp) + 1,
+): boolean {
   const d = qp - kp;
   const near = (limit: number) => (causal ? d >= 0 && d < limit : Math.abs(d) <= Math.floor(limit / 2));
   switch (w.kind) {
@@ -35,7 +41,12 @@ export function windowVisible(w: AttentionWindow, causal: boolean, qp: number, k
     case 'bigbird': {
       const [bq, bk] = [Math.floor(qp / w.blockSize), Math.floor(kp / w.blockSize)];
       const local = Math.abs(bq - bk) <= Math.floor(w.windowBlocks / 2);
-      return local || bk < w.globalBlocks || bq < w.globalBlocks || bigbirdRandom(w, bq, causal ? bq : Math.ceil(total / w.blockSize)).has(bk);
+      return (
+        local ||
+        bk < w.globalBlocks ||
+        bq < w.globalBlocks ||
+        bigbirdRandom(w, bq, causal ? bq : Math.ceil(total / w.blockSize)).has(bk)
+      );
     }
     default:
       return w satisfies never;
@@ -55,17 +66,27 @@ function bigbirdRandom(w: Extract<AttentionWindow, { kind: 'bigbird' }>, bq: num
 }
 
 /** [1, 1, Tq, Tk] bias with -inf where the window hides a key */
-export function windowBias(w: AttentionWindow, causal: boolean, qStart: number, Tq: number, kStart: number, Tk: number): Tensor {
+export function windowBias(
+  w: AttentionWindow,
+  causal: boolean,
+  qStart: number,
+  Tq: number,
+  kStart: number,
+  Tk: number,
+): Tensor {
   const out = new Float32Array(Tq * Tk);
   const total = Math.max(qStart + Tq, kStart + Tk);
-  for (let i = 0; i < Tq; i++) for (let j = 0; j < Tk; j++) out[i * Tk + j] = windowVisible(w, causal, qStart + i, kStart + j, total) ? 0 : -Infinity;
+  for (let i = 0; i < Tq; i++)
+    for (let j = 0; j < Tk; j++)
+      out[i * Tk + j] = windowVisible(w, causal, qStart + i, kStart + j, total) ? 0 : -Infinity;
   return tensor(out, { shape: [1, 1, Tq, Tk] });
 }
 
 /** the last Tk columns of a [B, Ttotal] padding mask, on the host */
 function paddingRows(padding: Tensor, Tk: number): { B: number; rows: Float32Array } {
   const [B, Tt] = padding.shape as [number, number];
-  if (padding.ndim !== 2 || Tt < Tk) throw new Error(`attention mask: expected [B, >=${Tk}] (past + new tokens), got [${padding.shape.join(', ')}]`);
+  if (padding.ndim !== 2 || Tt < Tk)
+    throw new Error(`attention mask: expected [B, >=${Tk}] (past + new tokens), got [${padding.shape.join(', ')}]`);
   const vals = padding.data();
   const rows = new Float32Array(B * Tk);
   for (let b = 0; b < B; b++) for (let j = 0; j < Tk; j++) rows[b * Tk + j] = Number(vals[b * Tt + Tt - Tk + j]);
@@ -93,7 +114,14 @@ function paddingOptions(padding: Tensor, Tk: number): { kvLen: Tensor | null; bi
  * Options for `attention` given queries at qStart..qStart+Tq-1 and keys at kStart..kStart+Tk-1.
  * `extraBias` (ALiBi, T5 relative buckets, ...) is added to the mask bias.
  */
-export function attentionOptions(spec: MaskSpec, qStart: number, Tq: number, kStart: number, Tk: number, extraBias: Tensor | null = null): AttentionOptions {
+export function attentionOptions(
+  spec: MaskSpec,
+  qStart: number,
+  Tq: number,
+  kStart: number,
+  Tk: number,
+  extraBias: Tensor | null = null,
+): AttentionOptions {
   const opts: AttentionOptions = { causal: spec.causal };
   let bias = extraBias;
   const aligned = kStart + Tk === qStart + Tq; // keys end with the queries (self-attention)
@@ -110,5 +138,5 @@ export function attentionOptions(spec: MaskSpec, qStart: number, Tq: number, kSt
 }
 
 function addBias(a: Tensor | null, b: Tensor | null): Tensor | null {
-  return a && b ? add(a, b) : a ?? b;
+  return a && b ? add(a, b) : (a ?? b);
 }

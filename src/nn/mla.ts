@@ -7,7 +7,18 @@
 // Notation: B batch, T new tokens, Tk keys, nh heads, r kv latent rank, dn/dr/dv nope/rope/value dims.
 import type { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../tensor/random.js';
-import { attention, cast, concat, matmul, expand, reshape, slice, squeeze, transpose, unsqueeze } from '../ops/index.js';
+import {
+  attention,
+  cast,
+  concat,
+  matmul,
+  expand,
+  reshape,
+  slice,
+  squeeze,
+  transpose,
+  unsqueeze,
+} from '../ops/index.js';
 import type { MlaAttention, NormConfig } from './config.js';
 import { Linear } from './layers.js';
 import { Module } from './module.js';
@@ -52,7 +63,10 @@ export class MultiHeadLatentAttention extends Module {
       this.q_a_layernorm = this.child('q_a_layernorm', makeNorm(a.qLoraRank, spec.latentNorm));
       this.q_b_proj = this.child('q_b_proj', new Linear(a.qLoraRank, a.heads * qk, opt));
     }
-    this.kv_a_proj_with_mqa = this.child('kv_a_proj_with_mqa', new Linear(spec.dim, a.kvLoraRank + a.qkRopeHeadDim, opt));
+    this.kv_a_proj_with_mqa = this.child(
+      'kv_a_proj_with_mqa',
+      new Linear(spec.dim, a.kvLoraRank + a.qkRopeHeadDim, opt),
+    );
     this.kv_a_layernorm = this.child('kv_a_layernorm', makeNorm(a.kvLoraRank, spec.latentNorm));
     this.kv_b_proj = this.child('kv_b_proj', new Linear(a.kvLoraRank, a.heads * (a.qkNopeHeadDim + a.vHeadDim), opt));
     this.o_proj = this.child('o_proj', new Linear(a.heads * a.vHeadDim, spec.dim, opt));
@@ -62,7 +76,9 @@ export class MultiHeadLatentAttention extends Module {
   private queries(x: Tensor): Tensor {
     const a = this.spec.att;
     const [B, T] = x.shape as [number, number];
-    const q = this.q_proj ? this.q_proj.forward(x) : this.q_b_proj!.forward(this.q_a_layernorm!.forward(this.q_a_proj!.forward(x)));
+    const q = this.q_proj
+      ? this.q_proj.forward(x)
+      : this.q_b_proj!.forward(this.q_a_layernorm!.forward(this.q_a_proj!.forward(x)));
     return transpose(reshape(q, [B, T, a.heads, a.qkNopeHeadDim + a.qkRopeHeadDim]), 1, 2); // (B, nh, T, dn+dr)
   }
 
@@ -98,18 +114,31 @@ export class MultiHeadLatentAttention extends Module {
     let qPe = slice(q, -1, a.qkNopeHeadDim);
     // DeepSeek's rope dims rotate as interleaved pairs (2i, 2i+1)
     if (ctx.rope) [qPe, kPe] = [applyRope(qPe, ctx.rope, true), applyRope(kPe, ctx.rope, true)];
-    if (ctx.paged) return this.o_proj.forward(reshape(transpose(this.pagedAbsorbed(q, qPe, latent, kPe, ctx), 1, 2), [B, T, a.heads * a.vHeadDim]));
+    if (ctx.paged)
+      return this.o_proj.forward(
+        reshape(transpose(this.pagedAbsorbed(q, qPe, latent, kPe, ctx), 1, 2), [B, T, a.heads * a.vHeadDim]),
+      );
     let kStart = ctx.qStart;
     if (ctx.cache) {
       const r = ctx.cache.extend({ latent, kPe });
       [latent, kPe, kStart] = [r.all.latent!, r.all.kPe!, r.start];
     }
     const Tk = latent.shape[2]!;
-    const opts = attentionOptions(ctx.mask, ctx.qStart, T, kStart, Tk, ctx.positionBias?.(ctx.qStart, T, kStart, Tk) ?? null);
+    const opts = attentionOptions(
+      ctx.mask,
+      ctx.qStart,
+      T,
+      kStart,
+      Tk,
+      ctx.positionBias?.(ctx.qStart, T, kStart, Tk) ?? null,
+    );
     const attn = { ...opts, scale: this.spec.scale };
     const qNope = slice(q, -1, 0, a.qkNopeHeadDim);
-    const p = this.training ? this.spec.dropout ?? 0 : 0;
-    const o = ctx.cache && p === 0 ? this.absorbed(qNope, qPe, latent, kPe, attn) : this.expanded(qNope, qPe, latent, kPe, attn, p);
+    const p = this.training ? (this.spec.dropout ?? 0) : 0;
+    const o =
+      ctx.cache && p === 0
+        ? this.absorbed(qNope, qPe, latent, kPe, attn)
+        : this.expanded(qNope, qPe, latent, kPe, attn, p);
     return this.o_proj.forward(reshape(transpose(o, 1, 2), [B, T, a.heads * a.vHeadDim])); // (B, T, D)
   }
 

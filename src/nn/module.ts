@@ -66,19 +66,26 @@ export abstract class Module {
   }
 
   /** replace parameter values by name (shapes must match); returns names not found */
-  loadStateDict(state: Map<string, Tensor> | Record<string, Tensor>, opts: { strict?: boolean } = {}): { missing: string[]; unexpected: string[] } {
+  loadStateDict(
+    state: Map<string, Tensor> | Record<string, Tensor>,
+    opts: { strict?: boolean } = {},
+  ): { missing: string[]; unexpected: string[] } {
     const src = state instanceof Map ? state : new Map(Object.entries(state));
     const own = new Map(this.namedParameters());
     const missing = [...own.keys()].filter((k) => !src.has(k));
     const unexpected = [...src.keys()].filter((k) => !own.has(k));
     if (opts.strict !== false && (missing.length || unexpected.length)) {
-      throw new Error(`loadStateDict: ${missing.length ? `missing parameters: ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? ', ...' : ''}` : ''}${missing.length && unexpected.length ? '; ' : ''}${unexpected.length ? `unexpected parameters: ${unexpected.slice(0, 8).join(', ')}${unexpected.length > 8 ? ', ...' : ''}` : ''}`);
+      throw new Error(
+        `loadStateDict: ${missing.length ? `missing parameters: ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? ', ...' : ''}` : ''}${missing.length && unexpected.length ? '; ' : ''}${unexpected.length ? `unexpected parameters: ${unexpected.slice(0, 8).join(', ')}${unexpected.length > 8 ? ', ...' : ''}` : ''}`,
+      );
     }
     for (const [name, t] of own) {
       const v = src.get(name);
       if (!v) continue;
       if (v.ndim !== t.ndim || v.shape.some((d, i) => d !== t.shape[i])) {
-        throw new Error(`loadStateDict: parameter '${name}' has shape ${fmt(t.shape)} but the checkpoint has ${fmt(v.shape)}`);
+        throw new Error(
+          `loadStateDict: parameter '${name}' has shape ${fmt(t.shape)} but the checkpoint has ${fmt(v.shape)}`,
+        );
       }
       this.setParameter(name, v);
     }
@@ -95,7 +102,7 @@ export abstract class Module {
     }
     const old = this._params.get(path);
     if (old === undefined) throw new Error(`setParameter: no parameter '${path}'`);
-    const target = keepDType ? old?.dtype ?? value.dtype : value.dtype;
+    const target = keepDType ? (old?.dtype ?? value.dtype) : value.dtype;
     const t = noGrad(() => (value.dtype === target ? value.detach() : cast(value, target)));
     t.requiresGrad = old?.requiresGrad ?? true;
     t.name = path.split('.').pop();
@@ -108,7 +115,10 @@ export abstract class Module {
     let m: Module = this;
     for (const part of path.split('.')) {
       const next = m._children.get(part);
-      if (!next) throw new Error(`getModule: no submodule '${part}' in '${path}' (${m.constructor.name} has: ${[...m._children.keys()].join(', ') || 'none'})`);
+      if (!next)
+        throw new Error(
+          `getModule: no submodule '${part}' in '${path}' (${m.constructor.name} has: ${[...m._children.keys()].join(', ') || 'none'})`,
+        );
       m = next;
     }
     return m;
@@ -127,8 +137,13 @@ export abstract class Module {
     const name = path.slice(dot + 1);
     const old = parent._children.get(name);
     if (!old) throw new Error(`replace: no submodule '${path}'`);
-    if (typeof (old as unknown as { forward?: unknown }).forward === 'function' && typeof (m as unknown as { forward?: unknown }).forward !== 'function') {
-      throw new Error(`replace: '${path}' is called with forward(), but the replacement ${m.constructor.name} has none`);
+    if (
+      typeof (old as unknown as { forward?: unknown }).forward === 'function' &&
+      typeof (m as unknown as { forward?: unknown }).forward !== 'function'
+    ) {
+      throw new Error(
+        `replace: '${path}' is called with forward(), but the replacement ${m.constructor.name} has none`,
+      );
     }
     // the replacement may wrap the old module (LoRA's base_layer): leave its own subtree alone
     const inside = new Set(m.namedModules().map(([, x]) => x));
@@ -150,7 +165,13 @@ export abstract class Module {
 
   /** cast every parameter to dtype (e.g. bfloat16 storage) */
   toDType(dtype: DType): this {
-    for (const [name, t] of this.namedParameters()) if (t.dtype !== dtype) this.setParameter(name, noGrad(() => t.to(dtype)), false);
+    for (const [name, t] of this.namedParameters())
+      if (t.dtype !== dtype)
+        this.setParameter(
+          name,
+          noGrad(() => t.to(dtype)),
+          false,
+        );
     return this;
   }
 

@@ -10,7 +10,25 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../tensor/random.js';
 import {
-  add, concat, div, indexSelect, logsumexp, mean, mul, oneHot, reshape, scatterAdd, sigmoid, softmax, square, sum, tensor, topk, unsqueeze, where, zeros,
+  add,
+  concat,
+  div,
+  indexSelect,
+  logsumexp,
+  mean,
+  mul,
+  oneHot,
+  reshape,
+  scatterAdd,
+  sigmoid,
+  softmax,
+  square,
+  sum,
+  tensor,
+  topk,
+  unsqueeze,
+  where,
+  zeros,
 } from '../ops/index.js';
 import type { MoeFfn } from './config.js';
 import { Linear } from './layers.js';
@@ -23,8 +41,18 @@ export interface MoeNames {
   shared: string;
   expert: GluNames & MlpNames;
 }
-export const MIXTRAL_MOE_NAMES: MoeNames = { router: 'gate', experts: 'experts', shared: 'shared_experts', expert: { gate: 'w1', up: 'w3', down: 'w2' } };
-export const DEEPSEEK_MOE_NAMES: MoeNames = { router: 'gate', experts: 'experts', shared: 'shared_experts', expert: { gate: 'gate_proj', up: 'up_proj', down: 'down_proj' } };
+export const MIXTRAL_MOE_NAMES: MoeNames = {
+  router: 'gate',
+  experts: 'experts',
+  shared: 'shared_experts',
+  expert: { gate: 'w1', up: 'w3', down: 'w2' },
+};
+export const DEEPSEEK_MOE_NAMES: MoeNames = {
+  router: 'gate',
+  experts: 'experts',
+  shared: 'shared_experts',
+  expert: { gate: 'gate_proj', up: 'up_proj', down: 'down_proj' },
+};
 
 /** What the last forward did, for inspection and tests. */
 export interface MoeStats {
@@ -48,13 +76,24 @@ export class MoE extends Module {
   readonly shared: Glu | Mlp | null;
   lastStats: MoeStats | null = null;
 
-  constructor(readonly dim: number, readonly cfg: MoeFfn, names: MoeNames, opts: { std?: number; rng?: Rng; actDropout?: number } = {}) {
+  constructor(
+    readonly dim: number,
+    readonly cfg: MoeFfn,
+    names: MoeNames,
+    opts: { std?: number; rng?: Rng; actDropout?: number } = {},
+  ) {
     super();
     const rng = opts.rng ?? new Rng(0);
     const o = { bias: cfg.bias, std: opts.std ?? 0.02, rng, actDropout: opts.actDropout };
-    const ffn = (hidden: number) => (cfg.expert === 'glu' ? new Glu(dim, hidden, cfg.act, names.expert, o) : new Mlp(dim, hidden, cfg.act, names.expert, o));
+    const ffn = (hidden: number) =>
+      cfg.expert === 'glu'
+        ? new Glu(dim, hidden, cfg.act, names.expert, o)
+        : new Mlp(dim, hidden, cfg.act, names.expert, o);
     this.router = this.child(names.router, new Linear(dim, cfg.experts, { bias: false, std: opts.std ?? 0.02, rng }));
-    this.experts = this.child(names.experts, new ModuleList(Array.from({ length: cfg.experts }, () => ffn(cfg.expertHidden))));
+    this.experts = this.child(
+      names.experts,
+      new ModuleList(Array.from({ length: cfg.experts }, () => ffn(cfg.expertHidden))),
+    );
     this.shared = cfg.sharedExperts > 0 ? this.child(names.shared, ffn(cfg.sharedHidden)) : null;
   }
 
@@ -76,7 +115,9 @@ export class MoE extends Module {
       parts.push(mul(ye, we));
       toks.push(...t);
     });
-    let out = parts.length ? scatterAdd(zeros([N, D]), 0, tensor(Int32Array.from(toks)), concat(parts, 0)) : zeros([N, D]);
+    let out = parts.length
+      ? scatterAdd(zeros([N, D]), 0, tensor(Int32Array.from(toks)), concat(parts, 0))
+      : zeros([N, D]);
     if (this.shared) out = add(out, this.shared.forward(x2));
     return { out: reshape(out, x.shape), routerLogits: logits };
   }
@@ -100,7 +141,10 @@ export class MoE extends Module {
     const s = scores.data();
     const keepMask = new Uint8Array(N * E);
     for (let n = 0; n < N; n++) {
-      const best = Array.from({ length: r.groups }, (_, g) => ({ g, v: Math.max(...Array.from(s.subarray(n * E + g * per, n * E + (g + 1) * per))) }));
+      const best = Array.from({ length: r.groups }, (_, g) => ({
+        g,
+        v: Math.max(...Array.from(s.subarray(n * E + g * per, n * E + (g + 1) * per))),
+      }));
       best.sort((a, b) => b.v - a.v);
       for (const { g } of best.slice(0, r.topkGroups)) keepMask.fill(1, n * E + g * per, n * E + (g + 1) * per);
     }

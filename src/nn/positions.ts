@@ -52,9 +52,16 @@ export function ropeInvFreq(spec: RopeSpec, seqLen: number): { invFreq: Float64A
   }
 }
 
-function yarnInvFreq(dim: number, base: number, s: Extract<RopeScaling, { kind: 'yarn' }>): { invFreq: Float64Array; attentionFactor: number } {
+function yarnInvFreq(
+  dim: number,
+  base: number,
+  s: Extract<RopeScaling, { kind: 'yarn' }>,
+): { invFreq: Float64Array; attentionFactor: number } {
   // transformers: attention_factor = mscale ratio when both are set, else get_mscale(factor)
-  const attentionFactor = s.mscale && s.mscaleAllDim ? yarnMscale(s.factor, s.mscale) / yarnMscale(s.factor, s.mscaleAllDim) : yarnMscale(s.factor);
+  const attentionFactor =
+    s.mscale && s.mscaleAllDim
+      ? yarnMscale(s.factor, s.mscale) / yarnMscale(s.factor, s.mscaleAllDim)
+      : yarnMscale(s.factor);
   const corrDim = (rot: number) => (dim * Math.log(s.originalMax / (rot * 2 * Math.PI))) / (2 * Math.log(base));
   const low = Math.max(Math.floor(corrDim(s.betaFast)), 0);
   let high = Math.min(Math.ceil(corrDim(s.betaSlow)), dim - 1);
@@ -88,14 +95,22 @@ export interface RopeTables {
 }
 
 export function ropeTables(spec: RopeSpec, start: number, T: number, seqLen = start + T): RopeTables {
-  return ropeTablesAt(spec, Array.from({ length: T }, (_, t) => start + t), () => seqLen);
+  return ropeTablesAt(
+    spec,
+    Array.from({ length: T }, (_, t) => start + t),
+    () => seqLen,
+  );
 }
 
 /**
  * Tables for arbitrary per-token positions (a ragged batch flattened into one row): row t rotates by
  * positions[t]. `seqLenOf(t)`: the length of token t's sequence (dynamic NTK scales per sequence).
  */
-export function ropeTablesAt(spec: RopeSpec, positions: ArrayLike<number>, seqLenOf: (t: number) => number): RopeTables {
+export function ropeTablesAt(
+  spec: RopeSpec,
+  positions: ArrayLike<number>,
+  seqLenOf: (t: number) => number,
+): RopeTables {
   const T = positions.length;
   const d = spec.dim;
   const cos = new Float32Array(T * d);
@@ -142,7 +157,12 @@ export function applyRope(x: Tensor, tables: RopeTables, interleaved = false): T
  * Fixed sinusoidal table [n, D] for positions offset..offset+n-1. 'interleaved': sin on even dims, cos
  * on odd (Vaswani 2017); 'halves': [sin | cos] (Marian / fairseq layout); frequencies 10000^(-2i/D).
  */
-export function sinusoidalTable(n: number, D: number, layout: 'interleaved' | 'halves' = 'interleaved', offset = 0): Tensor {
+export function sinusoidalTable(
+  n: number,
+  D: number,
+  layout: 'interleaved' | 'halves' = 'interleaved',
+  offset = 0,
+): Tensor {
   const out = new Float32Array(n * D);
   const half = Math.ceil(D / 2);
   for (let p = 0; p < n; p++) {
@@ -170,7 +190,12 @@ export function alibiSlopes(H: number): number[] {
   };
   if (Number.isInteger(Math.log2(H))) return pow2(H);
   const closest = Math.pow(2, Math.floor(Math.log2(H)));
-  return [...pow2(closest), ...alibiSlopes(2 * closest).filter((_, i) => i % 2 === 0).slice(0, H - closest)];
+  return [
+    ...pow2(closest),
+    ...alibiSlopes(2 * closest)
+      .filter((_, i) => i % 2 === 0)
+      .slice(0, H - closest),
+  ];
 }
 
 /** additive bias [1, H, Tq, Tk] = -slope_h * |q - k| for absolute query/key positions */

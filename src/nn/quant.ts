@@ -6,7 +6,13 @@
 import { keep, noGrad } from '../tensor/engine.js';
 import type { Tensor } from '../tensor/tensor.js';
 import {
-  checkQuantBits, contiguous, quantizeWeight, quantizedLinear, transpose, type QuantBits, type QuantizedWeight,
+  checkQuantBits,
+  contiguous,
+  quantizeWeight,
+  quantizedLinear,
+  transpose,
+  type QuantBits,
+  type QuantizedWeight,
 } from '../ops/index.js';
 import { Conv1D } from './conv1d.js';
 import { Linear } from './layers.js';
@@ -19,7 +25,9 @@ export class QuantLinear extends Module {
     this.q = { ...q, packed: keep(q.packed) };
     if (bias) {
       if (bias.ndim !== 1 || bias.shape[0] !== q.outFeatures) {
-        throw new Error(`QuantLinear: bias of shape [${bias.shape.join(', ')}] does not match ${q.outFeatures} outputs`);
+        throw new Error(
+          `QuantLinear: bias of shape [${bias.shape.join(', ')}] does not match ${q.outFeatures} outputs`,
+        );
       }
       this.param('bias', bias);
     } else this.noParam('bias');
@@ -105,10 +113,15 @@ export function quantizeModel(model: Module, opts: QuantizeOptions): QuantizeRep
   const bits = checkQuantBits(opts.bits, 'bits');
   const groupSize = opts.groupSize ?? 32;
   if (groupSize !== 32) {
-    throw new Error(`quantizeModel: groupSize must be 32 (GGUF's q8_0 / q4_0 block), got ${JSON.stringify(opts.groupSize)}`);
+    throw new Error(
+      `quantizeModel: groupSize must be 32 (GGUF's q8_0 / q4_0 block), got ${JSON.stringify(opts.groupSize)}`,
+    );
   }
   const report: QuantizeReport = { quantized: [], skipped: [], conv1d: [] };
-  const targets = model.namedModules().filter(([, m]) => m instanceof Linear || m instanceof Conv1D) as [string, Linear | Conv1D][];
+  const targets = model.namedModules().filter(([, m]) => m instanceof Linear || m instanceof Conv1D) as [
+    string,
+    Linear | Conv1D,
+  ][];
   for (const [path, m] of targets) {
     const why = defaultSkip(path, m, opts);
     if (why) {

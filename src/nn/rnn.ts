@@ -27,7 +27,13 @@ export interface RnnLayerState {
 export type RnnState = RnnLayerState[];
 
 /** one step of a cell. gi = x W_ihᵀ + b_ih [B, G*H]; returns the next state */
-export function rnnCellStep(kind: RnnCellKind, gi: Tensor, s: RnnLayerState, whh: Tensor, bhh: Tensor | null): RnnLayerState {
+export function rnnCellStep(
+  kind: RnnCellKind,
+  gi: Tensor,
+  s: RnnLayerState,
+  whh: Tensor,
+  bhh: Tensor | null,
+): RnnLayerState {
   const gh = linear(s.h, whh, bhh); // (B, G*H)
   switch (kind) {
     case 'rnn':
@@ -96,7 +102,8 @@ export class RNN extends Module {
   forward(x: Tensor, state: RnnState | null = null): { output: Tensor; state: RnnState } {
     const [B] = x.shape as [number];
     const s0 = state ?? this.initialState(B);
-    if (s0.length !== this.numLayers) throw new Error(`RNN.forward: state has ${s0.length} layers, expected ${this.numLayers}`);
+    if (s0.length !== this.numLayers)
+      throw new Error(`RNN.forward: state has ${s0.length} layers, expected ${this.numLayers}`);
     const out: RnnState = [];
     let h = x;
     for (let l = 0; l < this.numLayers; l++) {

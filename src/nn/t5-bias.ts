@@ -37,12 +37,20 @@ export function relativePositionBucket(rel: number, s: T5BucketSpec): number {
 /** int32 [Tq, Tk] bucket ids for queries at qStart.. and keys at kStart.. */
 export function relativeBuckets(s: T5BucketSpec, qStart: number, Tq: number, kStart: number, Tk: number): Tensor {
   const ids = new Int32Array(Tq * Tk);
-  for (let i = 0; i < Tq; i++) for (let j = 0; j < Tk; j++) ids[i * Tk + j] = relativePositionBucket(kStart + j - (qStart + i), s);
+  for (let i = 0; i < Tq; i++)
+    for (let j = 0; j < Tk; j++) ids[i * Tk + j] = relativePositionBucket(kStart + j - (qStart + i), s);
   return tensor(ids, { shape: [Tq, Tk] });
 }
 
 /** weight [buckets, nh] -> bias [1, nh, Tq, Tk] (differentiable in the weight) */
-export function t5PositionBias(weight: Tensor, s: T5BucketSpec, qStart: number, Tq: number, kStart: number, Tk: number): Tensor {
+export function t5PositionBias(
+  weight: Tensor,
+  s: T5BucketSpec,
+  qStart: number,
+  Tq: number,
+  kStart: number,
+  Tk: number,
+): Tensor {
   const vals = embedding(weight, relativeBuckets(s, qStart, Tq, kStart, Tk)); // (Tq, Tk, nh)
   return unsqueeze(permute(vals, [2, 0, 1]), 0); // (1, nh, Tq, Tk)
 }

@@ -13,7 +13,12 @@ export class Container extends Module {
  * Registers `m` at `path` below a module whose own `child` method is `register`; `containers` (one map
  * per parent) remembers the inner nodes already made, keyed by their path prefix.
  */
-export function registerAt<M extends Module>(register: (name: string, m: Module) => Module, path: string, m: M, containers: Map<string, Container>): M {
+export function registerAt<M extends Module>(
+  register: (name: string, m: Module) => Module,
+  path: string,
+  m: M,
+  containers: Map<string, Container>,
+): M {
   const parts = path.split('.');
   let add: (name: string, child: Module) => Module = register;
   for (let i = 0; i < parts.length - 1; i++) {

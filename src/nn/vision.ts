@@ -25,7 +25,9 @@ export interface PatchEmbeddingOptions {
 export function patchify(images: Tensor, patch: number): Tensor {
   const [B, C, H, W] = images.shape as [number, number, number, number];
   if (images.ndim !== 4 || H % patch !== 0 || W % patch !== 0) {
-    throw new Error(`patchify: images must be [B, C, H, W] with H and W divisible by the patch size ${patch}, got [${images.shape.join(', ')}]`);
+    throw new Error(
+      `patchify: images must be [B, C, H, W] with H and W divisible by the patch size ${patch}, got [${images.shape.join(', ')}]`,
+    );
   }
   const [h, w] = [H / patch, W / patch];
   const x = reshape(images, [B, C, h, patch, w, patch]); // (B, C, h, P, w, P)
@@ -34,7 +36,13 @@ export function patchify(images: Tensor, patch: number): Tensor {
 
 /** the stride-P conv of ViT: weight [D, C, P, P] applied to non-overlapping patches */
 class PatchProjection extends Module {
-  constructor(readonly channels: number, readonly patch: number, readonly hidden: number, std: number, rng: Rng) {
+  constructor(
+    readonly channels: number,
+    readonly patch: number,
+    readonly hidden: number,
+    std: number,
+    rng: Rng,
+  ) {
     super();
     this.param('weight', initNormal([hidden, channels, patch, patch], std, rng));
     this.param('bias', initZeros([hidden]));
@@ -50,7 +58,10 @@ class PatchEmbeddings extends Module {
   readonly projection: PatchProjection;
   constructor(o: PatchEmbeddingOptions, rng: Rng) {
     super();
-    this.projection = this.child('projection', new PatchProjection(o.channels, o.patchSize, o.hidden, o.std ?? 0.02, rng));
+    this.projection = this.child(
+      'projection',
+      new PatchProjection(o.channels, o.patchSize, o.hidden, o.std ?? 0.02, rng),
+    );
   }
 }
 
@@ -61,7 +72,8 @@ export class PatchEmbedding extends Module {
 
   constructor(readonly o: PatchEmbeddingOptions) {
     super();
-    if (o.imageSize % o.patchSize !== 0) throw new Error(`PatchEmbedding: patchSize ${o.patchSize} must divide imageSize ${o.imageSize}`);
+    if (o.imageSize % o.patchSize !== 0)
+      throw new Error(`PatchEmbedding: patchSize ${o.patchSize} must divide imageSize ${o.imageSize}`);
     const rng = o.rng ?? new Rng(0);
     const std = o.std ?? 0.02;
     this.tokens = (o.imageSize / o.patchSize) ** 2 + (o.clsToken ? 1 : 0);
@@ -75,7 +87,9 @@ export class PatchEmbedding extends Module {
   forward(images: Tensor): Tensor {
     const [B, C, H, W] = images.shape as [number, number, number, number];
     if (C !== this.o.channels || H !== this.o.imageSize || W !== this.o.imageSize) {
-      throw new Error(`PatchEmbedding: expected images [B, ${this.o.channels}, ${this.o.imageSize}, ${this.o.imageSize}], got [${images.shape.join(', ')}]`);
+      throw new Error(
+        `PatchEmbedding: expected images [B, ${this.o.channels}, ${this.o.imageSize}, ${this.o.imageSize}], got [${images.shape.join(', ')}]`,
+      );
     }
     let x = this.patch_embeddings.projection.forward(images); // (B, N, D)
     const cls = this.pOpt('cls_token');
@@ -87,7 +101,9 @@ export class PatchEmbedding extends Module {
 /** one sequence per example: image tokens [B, N, D] first, then text embeddings [B, T, D] -> [B, N+T, D] */
 export function prependImageTokens(imageTokens: Tensor, textEmbeds: Tensor): Tensor {
   if (imageTokens.shape[0] !== textEmbeds.shape[0] || imageTokens.shape[2] !== textEmbeds.shape[2]) {
-    throw new Error(`prependImageTokens: image tokens [${imageTokens.shape.join(', ')}] and text embeddings [${textEmbeds.shape.join(', ')}] differ in batch or width`);
+    throw new Error(
+      `prependImageTokens: image tokens [${imageTokens.shape.join(', ')}] and text embeddings [${textEmbeds.shape.join(', ')}] differ in batch or width`,
+    );
   }
   return concat([imageTokens, textEmbeds], 1);
 }

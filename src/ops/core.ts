@@ -35,7 +35,8 @@ export function sameBackend(op: string, ...ts: (Tensor | null | undefined)[]): v
   for (const t of ts) {
     if (!t) continue;
     t.assertAlive(op);
-    if (t.backend !== first.backend) throw new Error(`${op}: tensors live on different backends ('${first.backend.name}' and '${t.backend.name}')`);
+    if (t.backend !== first.backend)
+      throw new Error(`${op}: tensors live on different backends ('${first.backend.name}' and '${t.backend.name}')`);
   }
 }
 
@@ -49,12 +50,15 @@ export function record(out: Tensor, op: string, inputs: Tensor[], backward: (g: 
 
 export function checkDType(op: string, arg: string, t: Tensor, allowed: readonly DType[]): void {
   if (!allowed.includes(t.dtype)) {
-    throw new Error(`${op}: argument '${arg}' has dtype ${t.dtype}, expected ${allowed.join(' or ')} (shape ${fmt(t.shape)})`);
+    throw new Error(
+      `${op}: argument '${arg}' has dtype ${t.dtype}, expected ${allowed.join(' or ')} (shape ${fmt(t.shape)})`,
+    );
   }
 }
 
 export function checkRank(op: string, arg: string, t: Tensor, rank: number): void {
-  if (t.ndim !== rank) throw new Error(`${op}: argument '${arg}' must have ${rank} dimensions, got shape ${fmt(t.shape)}`);
+  if (t.ndim !== rank)
+    throw new Error(`${op}: argument '${arg}' must have ${rank} dimensions, got shape ${fmt(t.shape)}`);
 }
 
 /** view of t broadcast to `shape` (stride 0 on expanded axes) */

@@ -40,7 +40,8 @@ function flatten(data: Nested, shape: number[], depth = 0, out: number[] = []): 
 /** write host values into a fresh tensor, encoding them for the dtype */
 export function fromValues(values: ArrayLike<number>, shape: Shape, dtype: DType): Tensor {
   const n = numel(shape);
-  if (values.length !== n) throw new Error(`tensor: ${values.length} values do not fill shape ${fmt(shape)} (${n} elements)`);
+  if (values.length !== n)
+    throw new Error(`tensor: ${values.length} values do not fill shape ${fmt(shape)} (${n} elements)`);
   const t = alloc(checkShape(shape, 'tensor'), dtype);
   if (n === 0) return t;
   const host = t.backend.view(t.storage.buf);
@@ -55,7 +56,13 @@ export function fromValues(values: ArrayLike<number>, shape: Shape, dtype: DType
 }
 
 function arrayCtor(dtype: DType): new (n: number) => AnyArray {
-  return dtype === 'float32' ? Float32Array : dtype === 'int32' ? Int32Array : dtype === 'bool' ? Uint8Array : Uint16Array;
+  return dtype === 'float32'
+    ? Float32Array
+    : dtype === 'int32'
+      ? Int32Array
+      : dtype === 'bool'
+        ? Uint8Array
+        : Uint16Array;
 }
 
 export interface TensorOptions {
@@ -65,7 +72,10 @@ export interface TensorOptions {
 }
 
 /** Create a tensor from nested arrays, a typed array (with `shape`) or a scalar. */
-export function tensor(data: Nested | Float32Array | Int32Array | Uint8Array | Float64Array, opts: TensorOptions = {}): Tensor {
+export function tensor(
+  data: Nested | Float32Array | Int32Array | Uint8Array | Float64Array,
+  opts: TensorOptions = {},
+): Tensor {
   let values: ArrayLike<number>;
   let shape: number[];
   let dtype = opts.dtype;

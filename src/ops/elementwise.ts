@@ -4,7 +4,17 @@ import type { BinaryOp, DType, UnaryOp } from '../backend/backend.js';
 import { isFloat } from '../backend/dtype.js';
 import { broadcastShapes } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { allocOut, broadcastView, contig, kernel, narrow, record, sameBackend, widened, type TensorLike } from './core.js';
+import {
+  allocOut,
+  broadcastView,
+  contig,
+  kernel,
+  narrow,
+  record,
+  sameBackend,
+  widened,
+  type TensorLike,
+} from './core.js';
 import { UNARY_DERIVS } from '../backend/reference/kernels.js';
 import { fromValues } from './creation.js';
 import { cast } from './movement.js';
@@ -34,7 +44,9 @@ export function unary(op: UnaryOp, x: Tensor): Tensor {
   const differentiable = UNARY_DERIVS[op] && outDType === 'float32';
   if (lowp && outDType === 'float32') {
     const y = narrow(widened(x, run), lowp);
-    return differentiable ? record(y, op, [x], (g) => [widened(x, (x32) => widened(y, (y32) => unaryGrad(op, x32, y32, g)))]) : y;
+    return differentiable
+      ? record(y, op, [x], (g) => [widened(x, (x32) => widened(y, (y32) => unaryGrad(op, x32, y32, g)))])
+      : y;
   }
   const input = op === 'not' || intKeep || x.dtype === 'float32' ? x : cast(x, 'float32');
   const out = run(input);
@@ -72,14 +84,26 @@ const BINARY_GRADS: { [K in BinaryOp]: BinaryGrad } = {
   pow: (a, b, y, g) => [mul(g, mul(b, pow(a, sub(b, 1)))), b.requiresGrad ? mul(g, mul(y, log(a))) : null],
   maximum: (a, b, _y, g) => [mul(g, cast(ge(a, b), g.dtype)), mul(g, cast(lt(a, b), g.dtype))],
   minimum: (a, b, _y, g) => [mul(g, cast(le(a, b), g.dtype)), mul(g, cast(gt(a, b), g.dtype))],
-  eq: null, ne: null, lt: null, le: null, gt: null, ge: null, and: null, or: null,
+  eq: null,
+  ne: null,
+  lt: null,
+  le: null,
+  gt: null,
+  ge: null,
+  and: null,
+  or: null,
 };
 
 const COMPARISON = new Set<BinaryOp>(['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'and', 'or']);
 
 /** wrap a JS number as a 0-d tensor matching the other operand's kind */
 function scalarFor(v: number, other: Tensor): Tensor {
-  const dtype: DType = other.dtype === 'int32' && Number.isInteger(v) ? 'int32' : other.dtype === 'bool' && (v === 0 || v === 1) ? 'bool' : 'float32';
+  const dtype: DType =
+    other.dtype === 'int32' && Number.isInteger(v)
+      ? 'int32'
+      : other.dtype === 'bool' && (v === 0 || v === 1)
+        ? 'bool'
+        : 'float32';
   return fromValues([v], [], dtype);
 }
 
@@ -91,7 +115,8 @@ function computeDType(op: BinaryOp, a: Tensor, b: Tensor): DType {
 }
 
 export function binary(op: BinaryOp, aIn: TensorLike, bIn: TensorLike): Tensor {
-  if (typeof aIn === 'number' && typeof bIn === 'number') throw new Error(`${op}: at least one operand must be a tensor`);
+  if (typeof aIn === 'number' && typeof bIn === 'number')
+    throw new Error(`${op}: at least one operand must be a tensor`);
   const a = typeof aIn === 'number' ? scalarFor(aIn, bIn as Tensor) : aIn;
   const b = typeof bIn === 'number' ? scalarFor(bIn, a) : bIn;
   sameBackend(op, a, b);
@@ -113,9 +138,14 @@ export function binary(op: BinaryOp, aIn: TensorLike, bIn: TensorLike): Tensor {
   };
   if (lowp) {
     // compute on float32 copies freed at once; keep only the low-precision result
-    const out = narrow(widened(a, (a32) => widened(b, (b32) => run(a32, b32))), lowp);
+    const out = narrow(
+      widened(a, (a32) => widened(b, (b32) => run(a32, b32))),
+      lowp,
+    );
     if (!rule) return out;
-    return record(out, op, [a, b], (g) => widened(a, (a32) => widened(b, (b32) => widened(out, (o32) => grads(a32, b32, o32, g)))));
+    return record(out, op, [a, b], (g) =>
+      widened(a, (a32) => widened(b, (b32) => widened(out, (o32) => grads(a32, b32, o32, g)))),
+    );
   }
   const out = run(a, b);
   return rule ? record(out, op, [a, b], (g) => grads(a, b, out, g)) : out;
@@ -154,7 +184,8 @@ export function clamp(x: Tensor, lo: number | null, hi: number | null): Tensor {
 // ---- where ----
 export function where(cond: Tensor, aIn: TensorLike, bIn: TensorLike): Tensor {
   if (cond.dtype !== 'bool') throw new Error(`where: condition must be bool, got ${cond.dtype}`);
-  const like = (v: number, t: Tensor) => (t.dtype === 'float16' || t.dtype === 'bfloat16' ? fromValues([v], [], t.dtype) : scalarFor(v, t));
+  const like = (v: number, t: Tensor) =>
+    t.dtype === 'float16' || t.dtype === 'bfloat16' ? fromValues([v], [], t.dtype) : scalarFor(v, t);
   const a = typeof aIn === 'number' ? like(aIn, typeof bIn === 'number' ? cond : bIn) : aIn;
   const b = typeof bIn === 'number' ? like(bIn, a) : bIn;
   sameBackend('where', cond, a, b);
@@ -166,6 +197,9 @@ export function where(cond: Tensor, aIn: TensorLike, bIn: TensorLike): Tensor {
   kernel(ac, 'where')(broadcastView(cond, shape), broadcastView(ac, shape), broadcastView(bc, shape), out.view());
   return record(out, 'where', [a, b], (g) => {
     const zero = fromValues([0], [], g.dtype);
-    return [a.requiresGrad ? sumTo(where(cond, g, zero), a.shape) : null, b.requiresGrad ? sumTo(where(cond, zero, g), b.shape) : null];
+    return [
+      a.requiresGrad ? sumTo(where(cond, g, zero), a.shape) : null,
+      b.requiresGrad ? sumTo(where(cond, zero, g), b.shape) : null,
+    ];
   });
 }

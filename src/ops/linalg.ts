@@ -25,7 +25,10 @@ function layout(x: Tensor, batchShape: readonly number[], rows: number, cols: nu
   const ownBatch = numel(x.shape.slice(0, nb));
   // batch dims: either all broadcast (one matrix) or exactly the output batch, densely packed
   const broadcastAll = ownBatch === 1;
-  const dense = (mat: number) => x.shape.slice(0, nb).every((d, i) => d === batchShape[batchShape.length - nb + i]) && nb === batchShape.length && bstr.every((s, i) => s === mat * numel(x.shape.slice(i + 1, nb)));
+  const dense = (mat: number) =>
+    x.shape.slice(0, nb).every((d, i) => d === batchShape[batchShape.length - nb + i]) &&
+    nb === batchShape.length &&
+    bstr.every((s, i) => s === mat * numel(x.shape.slice(i + 1, nb)));
   const mat = rows * cols;
   const plain = (s1 === 1 || cols === 1) && (s0 === cols || rows === 1);
   const trans = !plain && (s0 === 1 || rows === 1) && (s1 === rows || cols === 1);
@@ -46,7 +49,8 @@ export function matmul(aIn: Tensor, bIn: Tensor, opts: MatmulOptions = {}): Tens
   sameBackend('matmul', aIn, bIn);
   checkDType('matmul', 'a', aIn, ['float32', 'float16', 'bfloat16']);
   checkDType('matmul', 'b', bIn, ['float32', 'float16', 'bfloat16']);
-  if (aIn.ndim === 0 || bIn.ndim === 0) throw new Error(`matmul: operands must have at least 1 dimension, got ${fmt(aIn.shape)} and ${fmt(bIn.shape)}`);
+  if (aIn.ndim === 0 || bIn.ndim === 0)
+    throw new Error(`matmul: operands must have at least 1 dimension, got ${fmt(aIn.shape)} and ${fmt(bIn.shape)}`);
   let a = aIn;
   let b = bIn;
   const vecA = a.ndim === 1;
@@ -68,24 +72,42 @@ export function matmul(aIn: Tensor, bIn: Tensor, opts: MatmulOptions = {}): Tens
  */
 function matmulLowp(a: Tensor, b: Tensor): Tensor {
   const lowp = a.dtype !== 'float32' && b.dtype !== 'float32' ? a.dtype : null;
-  const out = narrow(noGrad(() => widened(a, (a32) => widened(b, (b32) => matmul2(a32, b32)))), lowp);
+  const out = narrow(
+    noGrad(() => widened(a, (a32) => widened(b, (b32) => matmul2(a32, b32)))),
+    lowp,
+  );
   return record(out, 'matmul', [a, b], (g) =>
-    widened(a, (a32) => widened(b, (b32) => widened(g, (g32) => [
-      a.requiresGrad ? sumTo(matmul2(g32, transpose(b32)), a.shape) : null,
-      b.requiresGrad ? sumTo(matmul2(transpose(a32), g32), b.shape) : null,
-    ]))));
+    widened(a, (a32) =>
+      widened(b, (b32) =>
+        widened(g, (g32) => [
+          a.requiresGrad ? sumTo(matmul2(g32, transpose(b32)), a.shape) : null,
+          b.requiresGrad ? sumTo(matmul2(transpose(a32), g32), b.shape) : null,
+        ]),
+      ),
+    ),
+  );
 }
 
 function matmul2(a: Tensor, b: Tensor): Tensor {
   const [M, K] = a.shape.slice(-2) as [number, number];
   const [K2, N] = b.shape.slice(-2) as [number, number];
-  if (K !== K2) throw new Error(`matmul: inner dimensions differ: a ${fmt(a.shape)} @ b ${fmt(b.shape)} (${K} vs ${K2})`);
+  if (K !== K2)
+    throw new Error(`matmul: inner dimensions differ: a ${fmt(a.shape)} @ b ${fmt(b.shape)} (${K} vs ${K2})`);
   const batchShape = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2), 'matmul (batch dims)');
   const la = layout(a, batchShape, M, K);
   const lb = layout(b, batchShape, K, N);
   const batch = numel(batchShape);
   const out = K === 0 ? alloc([...batchShape, M, N], 'float32', a) : allocOut([...batchShape, M, N], 'float32', a);
-  const p: MatmulParams = { batch, M, N, K, transA: la.trans, transB: lb.trans, strideA: la.batchStride, strideB: lb.batchStride };
+  const p: MatmulParams = {
+    batch,
+    M,
+    N,
+    K,
+    transA: la.trans,
+    transB: lb.trans,
+    strideA: la.batchStride,
+    strideB: lb.batchStride,
+  };
   if (batch > 0 && M > 0 && N > 0) kernel(a, 'matmul')(la.t.view(), lb.t.view(), out.view(), p);
   return record(out, 'matmul', [a, b], (g) => [
     a.requiresGrad ? sumTo(matmul2(g, transpose(b)), a.shape) : null,
@@ -96,7 +118,9 @@ function matmul2(a: Tensor, b: Tensor): Tensor {
 /** x @ W^T (+ bias): the Linear layer's op, with W stored [out, in] as PyTorch does */
 export function linear(x: Tensor, w: Tensor, bias?: Tensor | null): Tensor {
   if (w.ndim !== 2 || x.shape[x.ndim - 1] !== w.shape[1]) {
-    throw new Error(`linear: input ${fmt(x.shape)} does not match weight ${fmt(w.shape)} (expected last dim ${w.shape[1]})`);
+    throw new Error(
+      `linear: input ${fmt(x.shape)} does not match weight ${fmt(w.shape)} (expected last dim ${w.shape[1]})`,
+    );
   }
   const lead = x.shape.slice(0, -1);
   const x2 = reshape(x, [-1, w.shape[1]!]); // (rows, in)

@@ -11,7 +11,9 @@ import { sumTo } from './reduce.js';
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   const to = resolveReshape(x.shape, shape, 'reshape');
   const strides = viewStrides(x.shape, x.strides, to);
-  const out = strides ? aliasView(x, to, strides, x.offset) : aliasView(copyTo(x, x.dtype), to, contiguousStrides(to), 0);
+  const out = strides
+    ? aliasView(x, to, strides, x.offset)
+    : aliasView(copyTo(x, x.dtype), to, contiguousStrides(to), 0);
   return record(out, 'reshape', [x], (g) => [reshape(g, x.shape)]);
 }
 
@@ -19,7 +21,12 @@ export function permute(x: Tensor, axes: readonly number[]): Tensor {
   if (axes.length !== x.ndim) throw new Error(`permute: got ${axes.length} axes for a tensor of shape ${fmt(x.shape)}`);
   const ax = axes.map((a) => normAxis(a, x.ndim, 'permute'));
   if (new Set(ax).size !== ax.length) throw new Error(`permute: repeated axis in ${fmt(axes)}`);
-  const out = aliasView(x, ax.map((a) => x.shape[a]!), ax.map((a) => x.strides[a]!), x.offset);
+  const out = aliasView(
+    x,
+    ax.map((a) => x.shape[a]!),
+    ax.map((a) => x.strides[a]!),
+    x.offset,
+  );
   const inv = new Array<number>(ax.length);
   ax.forEach((a, i) => (inv[a] = i));
   return record(out, 'permute', [x], (g) => [permute(g, inv)]);
@@ -50,10 +57,17 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
 }
 
 export function squeeze(x: Tensor, axis?: number): Tensor {
-  if (axis === undefined) return reshape(x, x.shape.filter((d) => d !== 1));
+  if (axis === undefined)
+    return reshape(
+      x,
+      x.shape.filter((d) => d !== 1),
+    );
   const a = normAxis(axis, x.ndim, 'squeeze');
   if (x.shape[a] !== 1) throw new Error(`squeeze: dimension ${axis} of shape ${fmt(x.shape)} is not 1`);
-  return reshape(x, x.shape.filter((_, i) => i !== a));
+  return reshape(
+    x,
+    x.shape.filter((_, i) => i !== a),
+  );
 }
 
 export function unsqueeze(x: Tensor, axis: number): Tensor {
@@ -92,7 +106,12 @@ export function slice(x: Tensor, axis: number, start: number, end?: number, step
 function sliceBackward(g: Tensor, shape: Shape, axis: number, start: number, step: number): Tensor {
   const out = zeros(shape, g.dtype);
   const st = contiguousStrides(shape);
-  const win: View = { buf: out.storage.buf, shape: g.shape, strides: st.map((s, i) => (i === axis ? s * step : s)), offset: start * st[axis]! };
+  const win: View = {
+    buf: out.storage.buf,
+    shape: g.shape,
+    strides: st.map((s, i) => (i === axis ? s * step : s)),
+    offset: start * st[axis]!,
+  };
   kernel(g, 'copy')(g.view(), win);
   return out;
 }
@@ -119,11 +138,17 @@ export function cast(x: Tensor, dtype: DType): Tensor {
 export function pad(x: Tensor, widths: readonly (readonly [number, number])[], value = 0): Tensor {
   if (widths.length > x.ndim) throw new Error(`pad: ${widths.length} pad widths for a tensor of shape ${fmt(x.shape)}`);
   const w = x.shape.map((_, i) => widths[i] ?? ([0, 0] as const));
-  if (w.some(([a, b]) => a < 0 || b < 0 || !Number.isInteger(a) || !Number.isInteger(b))) throw new Error('pad: widths must be non-negative integers');
+  if (w.some(([a, b]) => a < 0 || b < 0 || !Number.isInteger(a) || !Number.isInteger(b)))
+    throw new Error('pad: widths must be non-negative integers');
   const shape = x.shape.map((d, i) => d + w[i]![0] + w[i]![1]);
   const out = value === 0 ? alloc(shape, x.dtype, x) : fillLike(shape, x, value);
   const st = contiguousStrides(shape);
-  const win: View = { buf: out.storage.buf, shape: x.shape, strides: st, offset: w.reduce((o, [a], i) => o + a * st[i]!, 0) };
+  const win: View = {
+    buf: out.storage.buf,
+    shape: x.shape,
+    strides: st,
+    offset: w.reduce((o, [a], i) => o + a * st[i]!, 0),
+  };
   kernel(x, 'copy')(x.view(), win);
   return record(out, 'pad', [x], (g) => [w.reduce((t: Tensor, [a], i) => slice(t, i, a, a + x.shape[i]!), g)]);
 }
@@ -131,7 +156,8 @@ export function pad(x: Tensor, widths: readonly (readonly [number, number])[], v
 function fillLike(shape: Shape, like: Tensor, value: number): Tensor {
   const out = allocOut(shape, like.dtype, like);
   const host = out.backend.view(out.storage.buf);
-  if (!host || like.dtype === 'float16' || like.dtype === 'bfloat16') throw new Error(`pad: non-zero pad value needs a host-visible float32/int32 tensor`);
+  if (!host || like.dtype === 'float16' || like.dtype === 'bfloat16')
+    throw new Error(`pad: non-zero pad value needs a host-visible float32/int32 tensor`);
   host.fill(value);
   return out;
 }
@@ -143,7 +169,9 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
   const a = normAxis(axis, first.ndim, 'concat');
   for (const [i, t] of xs.entries()) {
     if (t.ndim !== first.ndim || t.shape.some((d, j) => j !== a && d !== first.shape[j]) || t.dtype !== first.dtype) {
-      throw new Error(`concat: tensor ${i} has shape ${fmt(t.shape)} ${t.dtype}, incompatible with ${fmt(first.shape)} ${first.dtype} along axis ${a}`);
+      throw new Error(
+        `concat: tensor ${i} has shape ${fmt(t.shape)} ${t.dtype}, incompatible with ${fmt(first.shape)} ${first.dtype} along axis ${a}`,
+      );
     }
   }
   const shape = [...first.shape];
@@ -163,7 +191,10 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
 export function stack(xs: readonly Tensor[], axis = 0): Tensor {
   if (xs.length === 0) throw new Error('stack: needs at least one tensor');
   const a = normAxis(axis, xs[0]!.ndim + 1, 'stack');
-  return concat(xs.map((t) => unsqueeze(t, a)), a);
+  return concat(
+    xs.map((t) => unsqueeze(t, a)),
+    a,
+  );
 }
 
 /** split into pieces of the given sizes (or `n` equal pieces) along axis, as views */
@@ -171,7 +202,8 @@ export function split(x: Tensor, sizes: number | readonly number[], axis = 0): T
   const a = normAxis(axis, x.ndim, 'split');
   const n = x.shape[a]!;
   const list = typeof sizes === 'number' ? splitEven(n, sizes) : sizes;
-  if (list.reduce((s, d) => s + d, 0) !== n) throw new Error(`split: sizes ${fmt(list)} do not add up to ${n} (axis ${a} of ${fmt(x.shape)})`);
+  if (list.reduce((s, d) => s + d, 0) !== n)
+    throw new Error(`split: sizes ${fmt(list)} do not add up to ${n} (axis ${a} of ${fmt(x.shape)})`);
   let at = 0;
   return list.map((d) => slice(x, a, at, (at += d)));
 }

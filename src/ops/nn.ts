@@ -4,7 +4,18 @@ import type { AttentionParams, CrossEntropyParams, DType, NormParams, View } fro
 import { fmt, normAxis, numel } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { defaultRng, type Rng } from '../tensor/random.js';
-import { allocOut, broadcastView, checkDType, checkRank, contig, copyTo, kernel, narrow, record, sameBackend } from './core.js';
+import {
+  allocOut,
+  broadcastView,
+  checkDType,
+  checkRank,
+  contig,
+  copyTo,
+  kernel,
+  narrow,
+  record,
+  sameBackend,
+} from './core.js';
 import { arange, fromValues, zeros } from './creation.js';
 import { add, eq, mul, where } from './elementwise.js';
 import { cast, flatten, reshape, transpose, unsqueeze } from './movement.js';
@@ -61,11 +72,21 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
 }
 
 // ---- norms ----
-function normParams(op: string, x: Tensor, w: Tensor | null | undefined, b: Tensor | null | undefined, eps: number): NormParams {
+function normParams(
+  op: string,
+  x: Tensor,
+  w: Tensor | null | undefined,
+  b: Tensor | null | undefined,
+  eps: number,
+): NormParams {
   checkDType(op, 'x', x, F32);
   const n = x.shape[x.ndim - 1]!;
-  for (const [name, t] of [['weight', w], ['bias', b]] as const) {
-    if (t && (t.ndim !== 1 || t.shape[0] !== n)) throw new Error(`${op}: ${name} has shape ${fmt(t.shape)}, expected [${n}] to match input ${fmt(x.shape)}`);
+  for (const [name, t] of [
+    ['weight', w],
+    ['bias', b],
+  ] as const) {
+    if (t && (t.ndim !== 1 || t.shape[0] !== n))
+      throw new Error(`${op}: ${name} has shape ${fmt(t.shape)}, expected [${n}] to match input ${fmt(x.shape)}`);
   }
   return { rows: n === 0 ? 0 : x.size / n, n, eps };
 }
@@ -79,14 +100,26 @@ export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor 
   const mean = allocOut([p.rows], 'float32', x);
   const rstd = allocOut([p.rows], 'float32', x);
   kernel(xc, 'layerNorm')(xc.view(), wc?.view() ?? null, bc?.view() ?? null, out.view(), mean.view(), rstd.view(), p);
-  drop(xc, x); drop(wc, weight); drop(bc, bias);
+  drop(xc, x);
+  drop(wc, weight);
+  drop(bc, bias);
   const inputs = [x, weight, bias].filter((t): t is Tensor => !!t);
   return record(narrow(out, lowpOf(x)), 'layerNorm', inputs, (g) => {
     const [gc, xb, wb] = [f32c(g), f32c(x), weight && f32c(weight)];
     const dx = allocOut(x.shape, 'float32', x);
     const dw = weight ? allocOut([p.n], 'float32', x) : null;
     const db = bias ? allocOut([p.n], 'float32', x) : null;
-    kernel(gc, 'layerNormBackward')(xb.view(), wb?.view() ?? null, mean.view(), rstd.view(), gc.view(), dx.view(), dw?.view() ?? null, db?.view() ?? null, p);
+    kernel(gc, 'layerNormBackward')(
+      xb.view(),
+      wb?.view() ?? null,
+      mean.view(),
+      rstd.view(),
+      gc.view(),
+      dx.view(),
+      dw?.view() ?? null,
+      db?.view() ?? null,
+      p,
+    );
     return [dx, ...(weight ? [dw] : []), ...(bias ? [db] : [])];
   });
 }
@@ -99,12 +132,21 @@ export function rmsNorm(x: Tensor, weight: Tensor | null = null, eps = 1e-6): Te
   const out = allocOut(x.shape, 'float32', x);
   const rstd = allocOut([p.rows], 'float32', x);
   kernel(xc, 'rmsNorm')(xc.view(), wc?.view() ?? null, out.view(), rstd.view(), p);
-  drop(xc, x); drop(wc, weight);
+  drop(xc, x);
+  drop(wc, weight);
   return record(narrow(out, lowpOf(x)), 'rmsNorm', weight ? [x, weight] : [x], (g) => {
     const [gc, xb, wb] = [f32c(g), f32c(x), weight && f32c(weight)];
     const dx = allocOut(x.shape, 'float32', x);
     const dw = weight ? allocOut([p.n], 'float32', x) : null;
-    kernel(gc, 'rmsNormBackward')(xb.view(), wb?.view() ?? null, rstd.view(), gc.view(), dx.view(), dw?.view() ?? null, p);
+    kernel(gc, 'rmsNormBackward')(
+      xb.view(),
+      wb?.view() ?? null,
+      rstd.view(),
+      gc.view(),
+      dx.view(),
+      dw?.view() ?? null,
+      p,
+    );
     return weight ? [dx, dw] : [dx];
   });
 }
@@ -124,7 +166,11 @@ export interface AttentionOptions {
 }
 
 function attentionParams(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions): AttentionParams {
-  for (const [n, t] of [['q', q], ['k', k], ['v', v]] as const) {
+  for (const [n, t] of [
+    ['q', q],
+    ['k', k],
+    ['v', v],
+  ] as const) {
     checkRank('attention', n, t, 4);
     checkDType('attention', n, t, F32);
   }
@@ -132,14 +178,30 @@ function attentionParams(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions): 
   const [Bk, Hkv, Tk, Dk2] = k.shape as [number, number, number, number];
   const [Bv, Hv, Tv, Dv] = v.shape as [number, number, number, number];
   if (Bk !== B || Bv !== B || Hv !== Hkv || Tv !== Tk || Dk2 !== Dk || H % Hkv !== 0) {
-    throw new Error(`attention: incompatible shapes q ${fmt(q.shape)}, k ${fmt(k.shape)}, v ${fmt(v.shape)} (expected q [B,H,Tq,Dk], k [B,Hkv,Tk,Dk], v [B,Hkv,Tk,Dv], H divisible by Hkv)`);
+    throw new Error(
+      `attention: incompatible shapes q ${fmt(q.shape)}, k ${fmt(k.shape)}, v ${fmt(v.shape)} (expected q [B,H,Tq,Dk], k [B,Hkv,Tk,Dk], v [B,Hkv,Tk,Dv], H divisible by Hkv)`,
+    );
   }
   if (o.kvLen && (o.kvLen.dtype !== 'int32' || o.kvLen.ndim !== 1 || o.kvLen.shape[0] !== B)) {
     throw new Error(`attention: kvLen must be int32 [${B}], got ${o.kvLen.dtype} ${fmt(o.kvLen.shape)}`);
   }
   const window = o.window ?? 0;
-  if (!Number.isInteger(window) || window < 0) throw new Error(`attention: window must be a non-negative integer, got ${window}`);
-  return { B, H, Hkv, Tq, Tk, Dk, Dv, scale: o.scale ?? 1 / Math.sqrt(Dk), causal: !!o.causal, window, kvLen: null, bias: null };
+  if (!Number.isInteger(window) || window < 0)
+    throw new Error(`attention: window must be a non-negative integer, got ${window}`);
+  return {
+    B,
+    H,
+    Hkv,
+    Tq,
+    Tk,
+    Dk,
+    Dv,
+    scale: o.scale ?? 1 / Math.sqrt(Dk),
+    causal: !!o.causal,
+    window,
+    kvLen: null,
+    bias: null,
+  };
 }
 
 /**
@@ -160,12 +222,29 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const out32 = allocOut([p.B, p.H, p.Tq, p.Dv], 'float32', q);
   const lse = allocOut([p.B, p.H, p.Tq], 'float32', q);
   kernel(qc, 'attention')(qc.view(), kc.view(), vc.view(), out32.view(), lse.view(), p);
-  drop(qc, q); drop(kc, k); drop(vc, v);
+  drop(qc, q);
+  drop(kc, k);
+  drop(vc, v);
   const out = narrow(out32, lowpOf(q));
   return record(out, 'attention', [q, k, v], (g) => {
     const [gc, qb, kb, vb, ob] = [f32c(g), f32c(q), f32c(k), f32c(v), f32c(out)];
-    const [dq, dk, dv] = [allocOut(q.shape, 'float32', q), allocOut(k.shape, 'float32', q), allocOut(v.shape, 'float32', q)];
-    kernel(gc, 'attentionBackward')(qb.view(), kb.view(), vb.view(), ob.view(), lse.view(), gc.view(), dq.view(), dk.view(), dv.view(), p);
+    const [dq, dk, dv] = [
+      allocOut(q.shape, 'float32', q),
+      allocOut(k.shape, 'float32', q),
+      allocOut(v.shape, 'float32', q),
+    ];
+    kernel(gc, 'attentionBackward')(
+      qb.view(),
+      kb.view(),
+      vb.view(),
+      ob.view(),
+      lse.view(),
+      gc.view(),
+      dq.view(),
+      dk.view(),
+      dv.view(),
+      p,
+    );
     return [dq, dk, dv];
   });
 }
@@ -233,9 +312,12 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   checkDType('crossEntropy', 'targets', targets, ['int32']);
   const V = logits.shape[logits.ndim - 1]!;
   if (targets.ndim !== logits.ndim - 1 || targets.shape.some((d, i) => d !== logits.shape[i])) {
-    throw new Error(`crossEntropy: targets ${fmt(targets.shape)} do not match logits ${fmt(logits.shape)} (expected targets = logits shape without the last axis)`);
+    throw new Error(
+      `crossEntropy: targets ${fmt(targets.shape)} do not match logits ${fmt(logits.shape)} (expected targets = logits shape without the last axis)`,
+    );
   }
-  if (!(labelSmoothing >= 0 && labelSmoothing < 1)) throw new Error(`crossEntropy: labelSmoothing must be in [0, 1), got ${labelSmoothing}`);
+  if (!(labelSmoothing >= 0 && labelSmoothing < 1))
+    throw new Error(`crossEntropy: labelSmoothing must be in [0, 1), got ${labelSmoothing}`);
   const tc = contig(targets);
   const counted = checkTargets(tc, V, ignoreIndex);
   const rows = targets.size;
@@ -265,7 +347,10 @@ function checkTargets(t: Tensor, V: number, ignore: number): number {
   for (let i = 0; i < vals.length; i++) {
     const v = vals[i]!;
     if (v === ignore) continue;
-    if (v < 0 || v >= V) throw new Error(`crossEntropy: target ${v} at flat position ${i} is out of range for ${V} classes (ignoreIndex ${ignore})`);
+    if (v < 0 || v >= V)
+      throw new Error(
+        `crossEntropy: target ${v} at flat position ${i} is out of range for ${V} classes (ignoreIndex ${ignore})`,
+      );
     n++;
   }
   return n;
@@ -277,7 +362,8 @@ function checkIndices(op: string, idx: Tensor, n: number): Tensor {
   const c = contig(idx);
   const vals = c.data();
   for (let i = 0; i < vals.length; i++) {
-    if (vals[i]! < 0 || vals[i]! >= n) throw new Error(`${op}: index ${vals[i]} at position ${i} is out of range [0, ${n})`);
+    if (vals[i]! < 0 || vals[i]! >= n)
+      throw new Error(`${op}: index ${vals[i]} at position ${i} is out of range [0, ${n})`);
   }
   return c;
 }
@@ -307,11 +393,21 @@ export function scatterAdd(x: Tensor, axis: number, idx: Tensor, src: Tensor): T
   const expect = [...x.shape];
   expect[a] = idx.size;
   if (src.ndim !== x.ndim || src.shape.some((d, i) => d !== expect[i])) {
-    throw new Error(`scatterAdd: src ${fmt(src.shape)} must have shape ${fmt(expect)} for x ${fmt(x.shape)} and ${idx.size} indices`);
+    throw new Error(
+      `scatterAdd: src ${fmt(src.shape)} must have shape ${fmt(expect)} for x ${fmt(x.shape)} and ${idx.size} indices`,
+    );
   }
   const out = copyTo(x, 'float32');
   const sc = f32c(src);
-  kernel(sc, 'scatterAdd')(sc.view(), ic.view(), out.view(), numel(x.shape.slice(0, a)), x.shape[a]!, numel(x.shape.slice(a + 1)), idx.size);
+  kernel(sc, 'scatterAdd')(
+    sc.view(),
+    ic.view(),
+    out.view(),
+    numel(x.shape.slice(0, a)),
+    x.shape[a]!,
+    numel(x.shape.slice(a + 1)),
+    idx.size,
+  );
   return record(out, 'scatterAdd', [x, src], (g) => [g, indexSelect(g, a, ic)]);
 }
 
@@ -326,7 +422,8 @@ export function gatherLast(x: Tensor, idx: Tensor): Tensor {
   const n = x.shape[x.ndim - 1]!;
   const k = idx.shape[idx.ndim - 1]!;
   const rows = x.size / n;
-  if (idx.size / k !== rows) throw new Error(`gatherLast: index ${fmt(idx.shape)} does not match x ${fmt(x.shape)} in the leading dims`);
+  if (idx.size / k !== rows)
+    throw new Error(`gatherLast: index ${fmt(idx.shape)} does not match x ${fmt(x.shape)} in the leading dims`);
   const base = mul(reshape(arange(rows), [rows, 1]), n); // (rows, 1) row offsets
   const flat = reshape(add(base, reshape(idx, [rows, k])), [-1]);
   checkIndices('gatherLast', reshape(idx, [-1]), n);
@@ -336,7 +433,8 @@ export function gatherLast(x: Tensor, idx: Tensor): Tensor {
 /** top-k along the last axis, sorted descending; values are differentiable */
 export function topk(x: Tensor, k: number): { values: Tensor; indices: Tensor } {
   const n = x.shape[x.ndim - 1]!;
-  if (!Number.isInteger(k) || k < 1 || k > n) throw new Error(`topk: k=${k} is out of range for a last axis of size ${n}`);
+  if (!Number.isInteger(k) || k < 1 || k > n)
+    throw new Error(`topk: k=${k} is out of range for a last axis of size ${n}`);
   const xc = f32c(x);
   const rows = x.size / n;
   const values = allocOut([...x.shape.slice(0, -1), k], 'float32', x);
@@ -365,7 +463,8 @@ export function cumsum(x: Tensor, axis = -1, reverse = false): Tensor {
 // ---- masks ----
 function triMask(rows: number, cols: number, k: number, lower: boolean): Tensor {
   const vals = new Uint8Array(rows * cols);
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) vals[i * cols + j] = lower ? (j - i <= k ? 1 : 0) : j - i >= k ? 1 : 0;
+  for (let i = 0; i < rows; i++)
+    for (let j = 0; j < cols; j++) vals[i * cols + j] = lower ? (j - i <= k ? 1 : 0) : j - i >= k ? 1 : 0;
   return fromValues(vals, [rows, cols], 'bool');
 }
 
@@ -399,14 +498,20 @@ export function conv1dCausal(x: Tensor, w: Tensor, bias: Tensor | null = null): 
   const [B, C, T] = x.shape as [number, number, number];
   const K = w.shape[1]!;
   if (w.shape[0] !== C || (bias && (bias.ndim !== 1 || bias.shape[0] !== C))) {
-    throw new Error(`conv1dCausal: weight ${fmt(w.shape)} / bias ${bias ? fmt(bias.shape) : 'none'} do not match ${C} channels of x ${fmt(x.shape)}`);
+    throw new Error(
+      `conv1dCausal: weight ${fmt(w.shape)} / bias ${bias ? fmt(bias.shape) : 'none'} do not match ${C} channels of x ${fmt(x.shape)}`,
+    );
   }
   const [xc, wc, bc] = [f32c(x), f32c(w), bias && f32c(bias)];
   const out = allocOut(x.shape, 'float32', x);
   kernel(xc, 'conv1d')(xc.view(), wc.view(), bc?.view() ?? null, out.view(), B, C, T, K);
   return record(out, 'conv1dCausal', bias ? [x, w, bias] : [x, w], (g) => {
     const gc = f32c(g);
-    const [dx, dw, db] = [allocOut(x.shape, 'float32', x), allocOut(w.shape, 'float32', x), bias ? allocOut([C], 'float32', x) : null];
+    const [dx, dw, db] = [
+      allocOut(x.shape, 'float32', x),
+      allocOut(w.shape, 'float32', x),
+      bias ? allocOut([C], 'float32', x) : null,
+    ];
     kernel(gc, 'conv1dBackward')(xc.view(), wc.view(), gc.view(), dx.view(), dw.view(), db?.view() ?? null, B, C, T, K);
     return bias ? [dx, dw, db] : [dx, dw];
   });
@@ -417,13 +522,29 @@ export function conv1dCausal(x: Tensor, w: Tensor, bias: Tensor | null = null): 
  * h0 [B, C, N] | null. Returns y [B, T, C] (differentiable in every input) and the final state
  * hT [B, C, N] (not differentiable: it feeds the next decoding step).
  */
-export function selectiveScan(x: Tensor, delta: Tensor, A: Tensor, Bm: Tensor, Cm: Tensor, D: Tensor | null = null, h0: Tensor | null = null): { y: Tensor; hT: Tensor } {
+export function selectiveScan(
+  x: Tensor,
+  delta: Tensor,
+  A: Tensor,
+  Bm: Tensor,
+  Cm: Tensor,
+  D: Tensor | null = null,
+  h0: Tensor | null = null,
+): { y: Tensor; hT: Tensor } {
   checkRank('selectiveScan', 'x', x, 3);
   const [B, T, C] = x.shape as [number, number, number];
   const N = A.shape[1]!;
-  const expect: [string, Tensor | null, number[]][] = [['delta', delta, [B, T, C]], ['A', A, [C, N]], ['B', Bm, [B, T, N]], ['C', Cm, [B, T, N]], ['D', D, [C]], ['h0', h0, [B, C, N]]];
+  const expect: [string, Tensor | null, number[]][] = [
+    ['delta', delta, [B, T, C]],
+    ['A', A, [C, N]],
+    ['B', Bm, [B, T, N]],
+    ['C', Cm, [B, T, N]],
+    ['D', D, [C]],
+    ['h0', h0, [B, C, N]],
+  ];
   for (const [name, t, shape] of expect) {
-    if (t && (t.ndim !== shape.length || t.shape.some((d, i) => d !== shape[i]))) throw new Error(`selectiveScan: ${name} has shape ${fmt(t.shape)}, expected ${fmt(shape)}`);
+    if (t && (t.ndim !== shape.length || t.shape.some((d, i) => d !== shape[i])))
+      throw new Error(`selectiveScan: ${name} has shape ${fmt(t.shape)}, expected ${fmt(shape)}`);
   }
   const cs = [x, delta, A, Bm, Cm].map(f32c) as [Tensor, Tensor, Tensor, Tensor, Tensor];
   const [Dc, hc] = [D && f32c(D), h0 && f32c(h0)];
@@ -435,10 +556,26 @@ export function selectiveScan(x: Tensor, delta: Tensor, A: Tensor, Bm: Tensor, C
   const inputs = [x, delta, A, Bm, Cm, ...(D ? [D] : []), ...(h0 ? [h0] : [])];
   const yOut = record(y, 'selectiveScan', inputs, (g) => {
     const gc = f32c(g);
-    const grads = [x.shape, delta.shape, A.shape, Bm.shape, Cm.shape].map((s) => allocOut(s, 'float32', x)) as [Tensor, Tensor, Tensor, Tensor, Tensor];
+    const grads = [x.shape, delta.shape, A.shape, Bm.shape, Cm.shape].map((s) => allocOut(s, 'float32', x)) as [
+      Tensor,
+      Tensor,
+      Tensor,
+      Tensor,
+      Tensor,
+    ];
     const dD = D ? allocOut([C], 'float32', x) : null;
     const dh0 = h0 ? allocOut([B, C, N], 'float32', x) : null;
-    kernel(gc, 'scanBackward')(...v, Dc?.view() ?? null, hc?.view() ?? null, gc.view(), null, ...(grads.map((t) => t.view()) as [View, View, View, View, View]), dD?.view() ?? null, dh0?.view() ?? null, p);
+    kernel(gc, 'scanBackward')(
+      ...v,
+      Dc?.view() ?? null,
+      hc?.view() ?? null,
+      gc.view(),
+      null,
+      ...(grads.map((t) => t.view()) as [View, View, View, View, View]),
+      dD?.view() ?? null,
+      dh0?.view() ?? null,
+      p,
+    );
     return [...grads, ...(D ? [dD] : []), ...(h0 ? [dh0] : [])];
   });
   return { y: yOut, hT };
@@ -456,11 +593,16 @@ export interface AdamWStep {
 
 /** in-place AdamW update of a float32 parameter and its moment buffers (not recorded by autograd) */
 export function adamwUpdate(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, s: AdamWStep): void {
-  for (const [n, t] of [['param', param], ['grad', grad], ['m', m], ['v', v]] as const) {
+  for (const [n, t] of [
+    ['param', param],
+    ['grad', grad],
+    ['m', m],
+    ['v', v],
+  ] as const) {
     checkDType('adamwUpdate', n, t, ['float32']);
-    if (!t.isContiguous || t.size !== param.size) throw new Error(`adamwUpdate: ${n} must be contiguous with ${param.size} elements, got ${fmt(t.shape)}`);
+    if (!t.isContiguous || t.size !== param.size)
+      throw new Error(`adamwUpdate: ${n} must be contiguous with ${param.size} elements, got ${fmt(t.shape)}`);
   }
   sameBackend('adamwUpdate', param, grad, m, v);
   kernel(param, 'adamw')(param.view(), grad.view(), m.view(), v.view(), { n: param.size, ...s });
 }
-

@@ -16,7 +16,10 @@ function keptShape(shape: Shape, axes: number[]): number[] {
 /** raw reduction (no autograd): result has the reduced axes kept as size 1 */
 function reduceRaw(op: ReduceOp, x: Tensor, axes: number[]): Tensor {
   const outDType = op === 'argmax' || op === 'argmin' ? 'int32' : x.dtype === 'bool' ? 'int32' : x.dtype;
-  const src = x.dtype === 'float16' || x.dtype === 'bfloat16' || x.dtype === 'bool' ? cast(x, x.dtype === 'bool' ? 'int32' : 'float32') : x;
+  const src =
+    x.dtype === 'float16' || x.dtype === 'bfloat16' || x.dtype === 'bool'
+      ? cast(x, x.dtype === 'bool' ? 'int32' : 'float32')
+      : x;
   const kshape = keptShape(x.shape, axes);
   const run = axes.length === 0 ? null : axes[axes.length - 1]! - axes[0]! + 1 === axes.length; // adjacent axes
   let input = src;
@@ -40,7 +43,12 @@ function reduceRaw(op: ReduceOp, x: Tensor, axes: number[]): Tensor {
 }
 
 function finish(r: Tensor, x: Tensor, axes: number[], keepdim: boolean): Tensor {
-  return keepdim ? r : reshape(r, x.shape.filter((_, i) => !axes.includes(i)));
+  return keepdim
+    ? r
+    : reshape(
+        r,
+        x.shape.filter((_, i) => !axes.includes(i)),
+      );
 }
 
 export function sum(x: Tensor, axes?: number | readonly number[], keepdim = false): Tensor {

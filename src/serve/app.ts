@@ -13,7 +13,14 @@ import { ApiError, badRequest, fromEngineError } from './errors.js';
 import { Metrics } from './metrics.js';
 import { DEFAULT_CHAT_TEMPLATE, type ServedModel } from './models.js';
 import {
-  applyEvent, chatLogprobs, completionLogprobs, newChoice, samplingFields, usage, type ChoiceState, type SamplingBody,
+  applyEvent,
+  chatLogprobs,
+  completionLogprobs,
+  newChoice,
+  samplingFields,
+  usage,
+  type ChoiceState,
+  type SamplingBody,
 } from './openai.js';
 import { chatSchema, completionSchema, detokenizeSchema, embeddingSchema, tokenizeSchema } from './schemas.js';
 import { embed } from './embeddings.js';
@@ -67,11 +74,23 @@ export function createServer(o: ServerOptions): FastifyInstance {
 
   const served = (name: unknown): ServedModel => {
     const m = models.get(String(name));
-    if (!m) throw new ApiError(404, `the model '${String(name)}' does not exist (served: ${[...models.keys()].join(', ')})`, 'model', 'model_not_found');
+    if (!m)
+      throw new ApiError(
+        404,
+        `the model '${String(name)}' does not exist (served: ${[...models.keys()].join(', ')})`,
+        'model',
+        'model_not_found',
+      );
     return m;
   };
   const admit = (m: ServedModel) => {
-    if (m.engine.stats().waiting >= maxQueue) throw new ApiError(429, `the server's queue for '${m.name}' is full (${maxQueue} waiting); retry shortly`, null, 'queue_full');
+    if (m.engine.stats().waiting >= maxQueue)
+      throw new ApiError(
+        429,
+        `the server's queue for '${m.name}' is full (${maxQueue} waiting); retry shortly`,
+        null,
+        'queue_full',
+      );
   };
 
   app.get('/health', async () => ({ status: 'ok' }));
@@ -82,7 +101,8 @@ export function createServer(o: ServerOptions): FastifyInstance {
   app.post('/v1/completions', { schema: { body: completionSchema } }, async (req, reply) => {
     const b = req.body as Body & SamplingBody;
     const m = served(b.model);
-    if (b.best_of != null && b.best_of !== (b.n ?? 1)) throw badRequest('best_of', 'best_of other than n is not supported');
+    if (b.best_of != null && b.best_of !== (b.n ?? 1))
+      throw badRequest('best_of', 'best_of other than n is not supported');
     if (b.echo) throw badRequest('echo', 'echo is not supported');
     if (b.suffix) throw badRequest('suffix', 'suffix (fill-in-the-middle) is not supported');
     const prompts = completionPrompts(m, b.prompt);
@@ -107,17 +127,27 @@ export function createServer(o: ServerOptions): FastifyInstance {
     const inputs = completionPrompts(m, b.input, 'input');
     const { vectors, tokens } = embed(m, inputs);
     if (b.dimensions !== undefined && b.dimensions !== vectors[0]!.length) {
-      throw badRequest('dimensions', `this model's embeddings have ${vectors[0]!.length} dimensions, got dimensions=${b.dimensions}`);
+      throw badRequest(
+        'dimensions',
+        `this model's embeddings have ${vectors[0]!.length} dimensions, got dimensions=${b.dimensions}`,
+      );
     }
-    const data = vectors.map((v, index) => ({ object: 'embedding', index, embedding: b.encoding_format === 'base64' ? base64(v) : Array.from(v) }));
+    const data = vectors.map((v, index) => ({
+      object: 'embedding',
+      index,
+      embedding: b.encoding_format === 'base64' ? base64(v) : Array.from(v),
+    }));
     return { object: 'list', data, model: m.name, usage: { prompt_tokens: tokens, total_tokens: tokens } };
   });
 
   app.post('/tokenize', { schema: { body: tokenizeSchema } }, async (req) => {
     const b = req.body as { model: string; prompt?: string; messages?: ChatMessage[]; add_special_tokens?: boolean };
     const m = served(b.model);
-    if ((b.prompt === undefined) === (b.messages === undefined)) throw badRequest('prompt', 'give exactly one of prompt or messages');
-    const tokens = b.messages ? renderChat(m, b.messages, null) : m.tokenizer.encode(b.prompt!, { addSpecialTokens: b.add_special_tokens ?? true });
+    if ((b.prompt === undefined) === (b.messages === undefined))
+      throw badRequest('prompt', 'give exactly one of prompt or messages');
+    const tokens = b.messages
+      ? renderChat(m, b.messages, null)
+      : m.tokenizer.encode(b.prompt!, { addSpecialTokens: b.add_special_tokens ?? true });
     return { tokens, count: tokens.length, max_model_len: m.contextLength };
   });
 
@@ -130,8 +160,14 @@ export function createServer(o: ServerOptions): FastifyInstance {
 
   /** runs one request's prompts (n samples each) and answers in one JSON body or as an SSE stream */
   async function generate(
-    req: FastifyRequest, reply: FastifyReply, m: ServedModel, prompts: number[][], fields: Omit<EngineRequest, 'prompt'>,
-    object: 'text_completion' | 'chat.completion', b: SamplingBody, tools: ToolUse | null = null,
+    req: FastifyRequest,
+    reply: FastifyReply,
+    m: ServedModel,
+    prompts: number[][],
+    fields: Omit<EngineRequest, 'prompt'>,
+    object: 'text_completion' | 'chat.completion',
+    b: SamplingBody,
+    tools: ToolUse | null = null,
   ): Promise<void> {
     admit(m);
     const id = `${object === 'chat.completion' ? 'chatcmpl' : 'cmpl'}-${randomUUID().replace(/-/g, '')}`;
@@ -170,32 +206,60 @@ export function createServer(o: ServerOptions): FastifyInstance {
       const c = choices[choiceIdx]!;
       const lps = e.token >= 0 && e.logprobs ? [e.logprobs] : [];
       const ids = e.token >= 0 ? [e.token] : [];
-      const logprobs = fields.logprobs === undefined ? null : chat ? chatLogprobs(m.tokenizer, ids, lps) : completionLogprobs(m.tokenizer, ids, lps, c.text.length - delta.length);
+      const logprobs =
+        fields.logprobs === undefined
+          ? null
+          : chat
+            ? chatLogprobs(m.tokenizer, ids, lps)
+            : completionLogprobs(m.tokenizer, ids, lps, c.text.length - delta.length);
       const choice = chat
-        ? { index: choiceIdx, delta: first ? { role: 'assistant', content: delta } : { content: delta }, logprobs, finish_reason: c.finish }
+        ? {
+            index: choiceIdx,
+            delta: first ? { role: 'assistant', content: delta } : { content: delta },
+            logprobs,
+            finish_reason: c.finish,
+          }
         : { index: choiceIdx, text: delta, logprobs, finish_reason: c.finish };
-      send!({ id, object: chat ? 'chat.completion.chunk' : 'text_completion', created, model: m.name, choices: [choice], ...(b.stream_options?.include_usage ? { usage: null } : {}) });
+      send!({
+        id,
+        object: chat ? 'chat.completion.chunk' : 'text_completion',
+        created,
+        model: m.name,
+        choices: [choice],
+        ...(b.stream_options?.include_usage ? { usage: null } : {}),
+      });
     };
     const toolChunks = (ci: number) => {
       const c = choices[ci]!;
       const calls = parseToolCalls(c.text, tools!);
-      const delta = calls ? { role: 'assistant', content: null, tool_calls: calls.map((call, index) => ({ index, ...call })) } : { role: 'assistant', content: c.text };
+      const delta = calls
+        ? { role: 'assistant', content: null, tool_calls: calls.map((call, index) => ({ index, ...call })) }
+        : { role: 'assistant', content: c.text };
       const finish = calls ? 'tool_calls' : c.finish;
-      send!({ id, object: 'chat.completion.chunk', created, model: m.name, choices: [{ index: ci, delta, logprobs: null, finish_reason: finish }], ...(b.stream_options?.include_usage ? { usage: null } : {}) });
+      send!({
+        id,
+        object: 'chat.completion.chunk',
+        created,
+        model: m.name,
+        choices: [{ index: ci, delta, logprobs: null, finish_reason: finish }],
+        ...(b.stream_options?.include_usage ? { usage: null } : {}),
+      });
     };
     try {
-      await Promise.all(handles.map(async (h, p) => {
-        const seen = new Set<number>();
-        for await (const e of h) {
-          const ci = p * n + e.index;
-          observe(ci);
-          const delta = applyEvent(choices[ci]!, e);
-          // with tools the reply may turn out to be a call: it is sent whole when the sequence ends
-          if (send && !tools) chunk(ci, e, delta, !seen.has(ci));
-          else if (send && e.finishReason !== null) toolChunks(ci);
-          seen.add(ci);
-        }
-      }));
+      await Promise.all(
+        handles.map(async (h, p) => {
+          const seen = new Set<number>();
+          for await (const e of h) {
+            const ci = p * n + e.index;
+            observe(ci);
+            const delta = applyEvent(choices[ci]!, e);
+            // with tools the reply may turn out to be a call: it is sent whole when the sequence ends
+            if (send && !tools) chunk(ci, e, delta, !seen.has(ci));
+            else if (send && e.finishReason !== null) toolChunks(ci);
+            seen.add(ci);
+          }
+        }),
+      );
     } catch (e) {
       const err = e instanceof ApiError ? e : fromEngineError(e as Error);
       for (const h of handles) m.engine.abort(h.id);
@@ -209,28 +273,57 @@ export function createServer(o: ServerOptions): FastifyInstance {
     metrics.request(m.name, reply.raw.destroyed ? 'aborted' : 'ok');
     const u = usage(promptTokens, completion);
     if (send) {
-      if (b.stream_options?.include_usage) send({ id, object: chat ? 'chat.completion.chunk' : 'text_completion', created, model: m.name, choices: [], usage: u });
+      if (b.stream_options?.include_usage)
+        send({
+          id,
+          object: chat ? 'chat.completion.chunk' : 'text_completion',
+          created,
+          model: m.name,
+          choices: [],
+          usage: u,
+        });
       return void send.done();
     }
-    void reply.send({ id, object, created, model: m.name, choices: choices.map((c, i) => finalChoice(m, c, i, chat, fields.logprobs !== undefined, tools)), usage: u });
+    void reply.send({
+      id,
+      object,
+      created,
+      model: m.name,
+      choices: choices.map((c, i) => finalChoice(m, c, i, chat, fields.logprobs !== undefined, tools)),
+      usage: u,
+    });
   }
 
   function completionPrompts(m: ServedModel, p: unknown, param = 'prompt'): number[][] {
-    const list: unknown[] = typeof p === 'string' ? [p] : Array.isArray(p) && p.length > 0 && typeof p[0] === 'number' ? [p] : (p as unknown[]);
+    const list: unknown[] =
+      typeof p === 'string'
+        ? [p]
+        : Array.isArray(p) && p.length > 0 && typeof p[0] === 'number'
+          ? [p]
+          : (p as unknown[]);
     return list.map((x, i) => {
       const ids = typeof x === 'string' ? m.tokenizer.encode(x, { addSpecialTokens: false }) : (x as number[]);
       const where = list.length > 1 ? `${param}[${i}]` : param;
       if (ids.length === 0) throw badRequest(where, `${where}: the prompt is empty (it encodes to no tokens)`);
       checkIds(m, ids, where);
       if (ids.length >= m.contextLength) {
-        throw new ApiError(400, `${where}: ${ids.length} tokens, but the model's context length is ${m.contextLength}`, where, 'context_length_exceeded');
+        throw new ApiError(
+          400,
+          `${where}: ${ids.length} tokens, but the model's context length is ${m.contextLength}`,
+          where,
+          'context_length_exceeded',
+        );
       }
       return ids;
     });
   }
 
   function renderChat(m: ServedModel, messages: ChatMessage[], tools: unknown[] | null): number[] {
-    const msgs = messages.map((msg, i) => ({ ...msg, role: msg.role === 'developer' ? 'system' : msg.role, content: messageText(msg.content, i) }));
+    const msgs = messages.map((msg, i) => ({
+      ...msg,
+      role: msg.role === 'developer' ? 'system' : msg.role,
+      content: messageText(msg.content, i),
+    }));
     const tok = m.tokenizer.chatTemplate ? m.tokenizer : m.tokenizer.withChatTemplate(DEFAULT_CHAT_TEMPLATE);
     let ids: number[];
     try {
@@ -239,7 +332,12 @@ export function createServer(o: ServerOptions): FastifyInstance {
       throw badRequest('messages', `messages: ${(e as Error).message}`);
     }
     if (ids.length >= m.contextLength) {
-      throw new ApiError(400, `messages: ${ids.length} tokens after the chat template, but the model's context length is ${m.contextLength}`, 'messages', 'context_length_exceeded');
+      throw new ApiError(
+        400,
+        `messages: ${ids.length} tokens after the chat template, but the model's context length is ${m.contextLength}`,
+        'messages',
+        'context_length_exceeded',
+      );
     }
     return ids;
   }
@@ -259,16 +357,25 @@ interface ToolUse {
  * With tool_choice "auto" the reply is free, and parsed as a call when it is one.
  */
 function chatConstraint(b: Body): { constraint: ConstraintSpec | null; tools: ToolUse | null } {
-  const rf = b.response_format as { type: string; json_schema?: { name?: string; schema?: unknown; strict?: boolean } } | null | undefined;
+  const rf = b.response_format as
+    { type: string; json_schema?: { name?: string; schema?: unknown; strict?: boolean } } | null | undefined;
   const list = (b.tools as ToolDefinition[] | null | undefined) ?? [];
   const choice = (b.tool_choice as ToolChoice | 'none' | 'auto' | null | undefined) ?? (list.length ? 'auto' : 'none');
-  if (choice !== 'none' && choice !== 'auto' && list.length === 0) throw badRequest('tool_choice', 'tool_choice needs tools');
+  if (choice !== 'none' && choice !== 'auto' && list.length === 0)
+    throw badRequest('tool_choice', 'tool_choice needs tools');
   const forced = choice !== 'none' && choice !== 'auto';
-  if (forced && rf && rf.type !== 'text') throw badRequest('response_format', 'response_format cannot be combined with a forced tool call');
+  if (forced && rf && rf.type !== 'text')
+    throw badRequest('response_format', 'response_format cannot be combined with a forced tool call');
   const tools = list.length && choice !== 'none' ? { list, forced } : null;
   if (forced) {
     try {
-      return { constraint: { kind: 'json-schema', schema: toolCallSchema(list, choice, { parallel: b.parallel_tool_calls === true }) }, tools };
+      return {
+        constraint: {
+          kind: 'json-schema',
+          schema: toolCallSchema(list, choice, { parallel: b.parallel_tool_calls === true }),
+        },
+        tools,
+      };
     } catch (e) {
       throw badRequest('tool_choice', (e as Error).message.replace(/^toolCallSchema: /, ''));
     }
@@ -283,7 +390,10 @@ function chatConstraint(b: Body): { constraint: ConstraintSpec | null; tools: To
 }
 
 /** a reply that is a tool call ({"name", "arguments"} or a list of them, naming offered tools), else null */
-function parseToolCalls(text: string, tools: ToolUse): { id: string; type: 'function'; function: { name: string; arguments: string } }[] | null {
+function parseToolCalls(
+  text: string,
+  tools: ToolUse,
+): { id: string; type: 'function'; function: { name: string; arguments: string } }[] | null {
   let v: unknown;
   try {
     v = JSON.parse(text.trim());
@@ -292,10 +402,20 @@ function parseToolCalls(text: string, tools: ToolUse): { id: string; type: 'func
   }
   const calls = Array.isArray(v) ? v : [v];
   const names = new Set(tools.list.map((t) => t.function.name));
-  const ok = calls.length > 0 && calls.every((c) => c && typeof c === 'object' && names.has((c as { name: string }).name) && typeof (c as { arguments: unknown }).arguments === 'object');
+  const ok =
+    calls.length > 0 &&
+    calls.every(
+      (c) =>
+        c &&
+        typeof c === 'object' &&
+        names.has((c as { name: string }).name) &&
+        typeof (c as { arguments: unknown }).arguments === 'object',
+    );
   if (!ok) return null;
   return (calls as { name: string; arguments: unknown }[]).map((c) => ({
-    id: `call_${randomUUID().replace(/-/g, '').slice(0, 24)}`, type: 'function', function: { name: c.name, arguments: JSON.stringify(c.arguments) },
+    id: `call_${randomUUID().replace(/-/g, '').slice(0, 24)}`,
+    type: 'function',
+    function: { name: c.name, arguments: JSON.stringify(c.arguments) },
   }));
 }
 
@@ -304,7 +424,11 @@ function messageText(content: unknown, i: number): string {
   if (typeof content === 'string') return content;
   return (content as { type: string; text?: string }[])
     .map((part, j) => {
-      if (part.type !== 'text' || typeof part.text !== 'string') throw badRequest(`messages[${i}].content[${j}]`, `messages[${i}].content[${j}]: only text parts are supported (got type "${part.type}")`);
+      if (part.type !== 'text' || typeof part.text !== 'string')
+        throw badRequest(
+          `messages[${i}].content[${j}]`,
+          `messages[${i}].content[${j}]: only text parts are supported (got type "${part.type}")`,
+        );
       return part.text;
     })
     .join('');
@@ -316,18 +440,42 @@ function checkIds(m: ServedModel, ids: readonly number[], param: string): void {
   if (bad >= 0) throw badRequest(param, `${param}: token ${ids[bad]} (at ${bad}) is outside the vocabulary [0, ${V})`);
 }
 
-function finalChoice(m: ServedModel, c: ChoiceState, index: number, chat: boolean, withLogprobs: boolean, tools: ToolUse | null) {
+function finalChoice(
+  m: ServedModel,
+  c: ChoiceState,
+  index: number,
+  chat: boolean,
+  withLogprobs: boolean,
+  tools: ToolUse | null,
+) {
   if (chat) {
     const logprobs = withLogprobs ? chatLogprobs(m.tokenizer, c.ids, c.logprobs) : null;
     const calls = tools ? parseToolCalls(c.text, tools) : null;
-    if (calls) return { index, message: { role: 'assistant', content: null, tool_calls: calls, refusal: null }, logprobs, finish_reason: 'tool_calls' };
-    return { index, message: { role: 'assistant', content: c.text, refusal: null }, logprobs, finish_reason: c.finish ?? 'stop' };
+    if (calls)
+      return {
+        index,
+        message: { role: 'assistant', content: null, tool_calls: calls, refusal: null },
+        logprobs,
+        finish_reason: 'tool_calls',
+      };
+    return {
+      index,
+      message: { role: 'assistant', content: c.text, refusal: null },
+      logprobs,
+      finish_reason: c.finish ?? 'stop',
+    };
   }
   const logprobs = withLogprobs ? completionLogprobs(m.tokenizer, c.ids, c.logprobs, 0) : null;
   return { index, text: c.text, logprobs, finish_reason: c.finish ?? 'stop' };
 }
 
-const modelCard = (m: ServedModel) => ({ id: m.name, object: 'model', created: m.created, owned_by: 'lineage', max_model_len: m.contextLength });
+const modelCard = (m: ServedModel) => ({
+  id: m.name,
+  object: 'model',
+  created: m.created,
+  owned_by: 'lineage',
+  max_model_len: m.contextLength,
+});
 
 function base64(v: Float32Array): string {
   return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
@@ -360,14 +508,26 @@ function toApiError(err: Error & { statusCode?: number; code?: string; validatio
   if (err instanceof ApiError) return err;
   if (err.validation) {
     const v = err.validation[0] as { instancePath?: string; params?: { missingProperty?: string }; message?: string };
-    const path = (v.instancePath ?? '').replace(/^\//, '').replace(/\/(\d+)/g, '[$1]').replace(/\//g, '.');
-    const param = v.params?.missingProperty ? (path ? `${path}.${v.params.missingProperty}` : v.params.missingProperty) : path || null;
+    const path = (v.instancePath ?? '')
+      .replace(/^\//, '')
+      .replace(/\/(\d+)/g, '[$1]')
+      .replace(/\//g, '.');
+    const param = v.params?.missingProperty
+      ? path
+        ? `${path}.${v.params.missingProperty}`
+        : v.params.missingProperty
+      : path || null;
     return new ApiError(400, `${param ?? 'body'}: ${v.message ?? 'invalid'}`, param, 'invalid_type');
   }
-  if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new ApiError(413, 'request body too large', null, 'body_too_large');
-  if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new ApiError(415, `unsupported content type: send application/json`, null, 'unsupported_media_type');
-  if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return new ApiError(400, 'the request body is empty: send a JSON object', null, 'invalid_json');
-  if (err.statusCode === 400 || err instanceof SyntaxError) return new ApiError(400, `malformed JSON body: ${err.message}`, null, 'invalid_json');
-  if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) return new ApiError(err.statusCode, err.message, null, err.code ?? null);
+  if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+    return new ApiError(413, 'request body too large', null, 'body_too_large');
+  if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
+    return new ApiError(415, `unsupported content type: send application/json`, null, 'unsupported_media_type');
+  if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY')
+    return new ApiError(400, 'the request body is empty: send a JSON object', null, 'invalid_json');
+  if (err.statusCode === 400 || err instanceof SyntaxError)
+    return new ApiError(400, `malformed JSON body: ${err.message}`, null, 'invalid_json');
+  if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500)
+    return new ApiError(err.statusCode, err.message, null, err.code ?? null);
   return new ApiError(500, `internal error: ${err.message}`, null, 'internal_error');
 }

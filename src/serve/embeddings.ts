@@ -8,7 +8,13 @@ import { ApiError } from './errors.js';
 
 export function embed(m: ServedModel, inputs: readonly number[][]): { vectors: Float32Array[]; tokens: number } {
   const arch = m.model.config.arch;
-  if (arch === 'encoder-decoder') throw new ApiError(400, `${m.name} is an encoder-decoder; embeddings need an encoder or decoder model`, 'model', 'model_not_supported');
+  if (arch === 'encoder-decoder')
+    throw new ApiError(
+      400,
+      `${m.name} is an encoder-decoder; embeddings need an encoder or decoder model`,
+      'model',
+      'model_not_supported',
+    );
   const vectors = inputs.map((ids) => noGrad(() => tidy(() => pooled(m, ids, arch === 'encoder' ? 'cls' : 'mean'))));
   return { vectors, tokens: inputs.reduce((s, x) => s + x.length, 0) };
 }

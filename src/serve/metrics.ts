@@ -19,7 +19,11 @@ class Histogram {
   lines(name: string, labels: string): string[] {
     let acc = 0;
     const out = LATENCY_BUCKETS.map((b, i) => `${name}_bucket{${labels},le="${b}"} ${(acc += this.counts[i]!)}`);
-    out.push(`${name}_bucket{${labels},le="+Inf"} ${this.n}`, `${name}_sum{${labels}} ${this.sum}`, `${name}_count{${labels}} ${this.n}`);
+    out.push(
+      `${name}_bucket{${labels},le="+Inf"} ${this.n}`,
+      `${name}_sum{${labels}} ${this.sum}`,
+      `${name}_count{${labels}} ${this.n}`,
+    );
     return out;
   }
 }
@@ -37,7 +41,11 @@ export class Metrics {
 
   private of(model: string): PerModel {
     let m = this.per.get(model);
-    if (!m) this.per.set(model, (m = { promptTokens: 0, generatedTokens: 0, requests: {}, ttft: new Histogram(), itl: new Histogram() }));
+    if (!m)
+      this.per.set(
+        model,
+        (m = { promptTokens: 0, generatedTokens: 0, requests: {}, ttft: new Histogram(), itl: new Histogram() }),
+      );
     return m;
   }
 
@@ -59,23 +67,63 @@ export class Metrics {
 
   render(models: readonly ServedModel[]): string {
     const lines: string[] = [];
-    const metric = (name: string, type: string, help: string, rows: string[]) => lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...rows);
+    const metric = (name: string, type: string, help: string, rows: string[]) =>
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...rows);
     const each = (f: (m: ServedModel, l: string) => string[]) => models.flatMap((m) => f(m, `model="${m.name}"`));
     const stats = new Map(models.map((m) => [m.name, m.engine.stats()]));
     const gauge = (name: string, help: string, v: (s: ReturnType<ServedModel['engine']['stats']>) => number) =>
-      metric(name, 'gauge', help, each((m, l) => [`${name}{${l}} ${v(stats.get(m.name)!)}`]));
+      metric(
+        name,
+        'gauge',
+        help,
+        each((m, l) => [`${name}{${l}} ${v(stats.get(m.name)!)}`]),
+      );
     gauge('lineage_requests_running', 'sequences running in the engine', (s) => s.running);
     gauge('lineage_requests_waiting', 'sequences waiting for KV blocks or a batch slot', (s) => s.waiting);
     gauge('lineage_kv_blocks_used', 'KV-cache blocks in use', (s) => s.kvBlocksUsed);
     gauge('lineage_kv_blocks_total', 'KV-cache blocks in the pool', (s) => s.kvBlocksTotal);
-    metric('lineage_prefix_cache_hits_total', 'counter', 'prompt KV blocks served from the prefix cache', each((m, l) => [`lineage_prefix_cache_hits_total{${l}} ${stats.get(m.name)!.prefixCacheHits}`]));
+    metric(
+      'lineage_prefix_cache_hits_total',
+      'counter',
+      'prompt KV blocks served from the prefix cache',
+      each((m, l) => [`lineage_prefix_cache_hits_total{${l}} ${stats.get(m.name)!.prefixCacheHits}`]),
+    );
     gauge('lineage_speculative_acceptance_rate', 'accepted / proposed draft tokens', (s) => s.acceptanceRate);
-    metric('lineage_prompt_tokens_total', 'counter', 'prompt tokens processed', each((m, l) => [`lineage_prompt_tokens_total{${l}} ${this.of(m.name).promptTokens}`]));
-    metric('lineage_generation_tokens_total', 'counter', 'tokens generated', each((m, l) => [`lineage_generation_tokens_total{${l}} ${this.of(m.name).generatedTokens}`]));
-    metric('lineage_requests_total', 'counter', 'finished requests by outcome', each((m, l) => Object.entries(this.of(m.name).requests).map(([o, n]) => `lineage_requests_total{${l},outcome="${o}"} ${n}`)));
-    metric('lineage_time_to_first_token_seconds', 'histogram', 'time from request to first token', each((m, l) => this.of(m.name).ttft.lines('lineage_time_to_first_token_seconds', l)));
-    metric('lineage_inter_token_latency_seconds', 'histogram', 'time between consecutive tokens of a sequence', each((m, l) => this.of(m.name).itl.lines('lineage_inter_token_latency_seconds', l)));
-    metric('process_resident_memory_bytes', 'gauge', 'resident memory of the server process', [`process_resident_memory_bytes ${residentBytes()}`]);
+    metric(
+      'lineage_prompt_tokens_total',
+      'counter',
+      'prompt tokens processed',
+      each((m, l) => [`lineage_prompt_tokens_total{${l}} ${this.of(m.name).promptTokens}`]),
+    );
+    metric(
+      'lineage_generation_tokens_total',
+      'counter',
+      'tokens generated',
+      each((m, l) => [`lineage_generation_tokens_total{${l}} ${this.of(m.name).generatedTokens}`]),
+    );
+    metric(
+      'lineage_requests_total',
+      'counter',
+      'finished requests by outcome',
+      each((m, l) =>
+        Object.entries(this.of(m.name).requests).map(([o, n]) => `lineage_requests_total{${l},outcome="${o}"} ${n}`),
+      ),
+    );
+    metric(
+      'lineage_time_to_first_token_seconds',
+      'histogram',
+      'time from request to first token',
+      each((m, l) => this.of(m.name).ttft.lines('lineage_time_to_first_token_seconds', l)),
+    );
+    metric(
+      'lineage_inter_token_latency_seconds',
+      'histogram',
+      'time between consecutive tokens of a sequence',
+      each((m, l) => this.of(m.name).itl.lines('lineage_inter_token_latency_seconds', l)),
+    );
+    metric('process_resident_memory_bytes', 'gauge', 'resident memory of the server process', [
+      `process_resident_memory_bytes ${residentBytes()}`,
+    ]);
     return lines.join('\n') + '\n';
   }
 }

@@ -25,4 +25,4 @@ export interface ServedModel {
 /** Jinja chat template used when a model's tokenizer_config.json has none (plain text, any vocabulary
  * with lowercase letters, ':' and newlines — the bundled character models included). */
 export const DEFAULT_CHAT_TEMPLATE =
-  "{% for m in messages %}{{ m.role }}: {{ m.content }}\n\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}";
+  '{% for m in messages %}{{ m.role }}: {{ m.content }}\n\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}';

@@ -29,12 +29,17 @@ export interface SamplingBody {
 export type FinishReason = 'stop' | 'length' | 'tool_calls';
 
 /** engine request fields from an OpenAI body (validated by the route schema; ranges by the engine) */
-export function samplingFields(b: SamplingBody, topLogprobs: number | undefined, maxTokensDefault: number): Omit<EngineRequest, 'prompt'> {
+export function samplingFields(
+  b: SamplingBody,
+  topLogprobs: number | undefined,
+  maxTokensDefault: number,
+): Omit<EngineRequest, 'prompt'> {
   const stop = b.stop == null ? [] : typeof b.stop === 'string' ? [b.stop] : b.stop;
   if (stop.length > 16) throw badRequest('stop', `stop: at most 16 strings, got ${stop.length}`);
   const bias: Record<number, number> = {};
   for (const [k, v] of Object.entries(b.logit_bias ?? {})) {
-    if (!/^\d+$/.test(k)) throw badRequest('logit_bias', `logit_bias: keys must be token ids, got ${JSON.stringify(k)}`);
+    if (!/^\d+$/.test(k))
+      throw badRequest('logit_bias', `logit_bias: keys must be token ids, got ${JSON.stringify(k)}`);
     if (v < -100 || v > 100) throw badRequest('logit_bias', `logit_bias[${k}]: must be in [-100, 100], got ${v}`);
     bias[Number(k)] = v;
   }
@@ -92,18 +97,32 @@ export function chatLogprobs(tok: Tokenizer, ids: readonly number[], lps: readon
       const token = tok.decode([id]);
       const lp = lps[i];
       return {
-        token, logprob: lp?.logprob ?? 0, bytes: bytesOf(token),
-        top_logprobs: (lp?.top ?? []).map((t) => { const s = tok.decode([t.id]); return { token: s, logprob: t.logprob, bytes: bytesOf(s) }; }),
+        token,
+        logprob: lp?.logprob ?? 0,
+        bytes: bytesOf(token),
+        top_logprobs: (lp?.top ?? []).map((t) => {
+          const s = tok.decode([t.id]);
+          return { token: s, logprob: t.logprob, bytes: bytesOf(s) };
+        }),
       };
     }),
   };
 }
 
 /** legacy completions logprobs: {tokens, token_logprobs, top_logprobs: [{token: logprob}], text_offset} */
-export function completionLogprobs(tok: Tokenizer, ids: readonly number[], lps: readonly TokenEvent['logprobs'][], offset0: number) {
+export function completionLogprobs(
+  tok: Tokenizer,
+  ids: readonly number[],
+  lps: readonly TokenEvent['logprobs'][],
+  offset0: number,
+) {
   const tokens = ids.map((id) => tok.decode([id]));
   let off = offset0;
-  const text_offset = tokens.map((t) => { const o = off; off += t.length; return o; });
+  const text_offset = tokens.map((t) => {
+    const o = off;
+    off += t.length;
+    return o;
+  });
   return {
     tokens,
     token_logprobs: lps.map((lp) => lp?.logprob ?? 0),

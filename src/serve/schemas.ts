@@ -2,7 +2,9 @@
 // missing fields and out-of-range numbers become 400s naming the field. Value checks that need the
 // model (token ids in the vocabulary, context length) happen in the handlers and the engine.
 const int = { type: ['integer', 'null'] };
-const stringOrList = { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' }, maxItems: 16 }, { type: 'null' }] };
+const stringOrList = {
+  anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' }, maxItems: 16 }, { type: 'null' }],
+};
 const tokenIds = { type: 'array', items: { type: 'integer', minimum: 0 } };
 
 const sampling = {
@@ -45,7 +47,11 @@ export const completionSchema = {
   },
 };
 
-const contentPart = { type: 'object', required: ['type'], properties: { type: { type: 'string' }, text: { type: 'string' } } };
+const contentPart = {
+  type: 'object',
+  required: ['type'],
+  properties: { type: { type: 'string' }, text: { type: 'string' } },
+};
 const message = {
   type: 'object',
   required: ['role'],
@@ -66,9 +72,41 @@ export const chatSchema = {
     messages: { type: 'array', items: message, minItems: 1 },
     logprobs: { type: ['boolean', 'null'] },
     top_logprobs: { type: ['integer', 'null'], minimum: 0, maximum: 20 },
-    response_format: { type: ['object', 'null'], required: ['type'], properties: { type: { enum: ['text', 'json_object', 'json_schema'] } } },
-    tools: { type: ['array', 'null'], items: { type: 'object', required: ['type', 'function'], properties: { type: { const: 'function' }, function: { type: 'object', required: ['name'], properties: { name: { type: 'string', minLength: 1 }, description: { type: 'string' }, parameters: { type: 'object' } } } } } },
-    tool_choice: { anyOf: [{ enum: ['none', 'auto', 'required'] }, { type: 'object', required: ['type', 'function'], properties: { function: { type: 'object', required: ['name'] } } }, { type: 'null' }] },
+    response_format: {
+      type: ['object', 'null'],
+      required: ['type'],
+      properties: { type: { enum: ['text', 'json_object', 'json_schema'] } },
+    },
+    tools: {
+      type: ['array', 'null'],
+      items: {
+        type: 'object',
+        required: ['type', 'function'],
+        properties: {
+          type: { const: 'function' },
+          function: {
+            type: 'object',
+            required: ['name'],
+            properties: {
+              name: { type: 'string', minLength: 1 },
+              description: { type: 'string' },
+              parameters: { type: 'object' },
+            },
+          },
+        },
+      },
+    },
+    tool_choice: {
+      anyOf: [
+        { enum: ['none', 'auto', 'required'] },
+        {
+          type: 'object',
+          required: ['type', 'function'],
+          properties: { function: { type: 'object', required: ['name'] } },
+        },
+        { type: 'null' },
+      ],
+    },
     parallel_tool_calls: { type: ['boolean', 'null'] },
   },
 };
@@ -78,7 +116,14 @@ export const embeddingSchema = {
   required: ['model', 'input'],
   properties: {
     model: { type: 'string', minLength: 1 },
-    input: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' }, minItems: 1, maxItems: 256 }, { ...tokenIds, minItems: 1 }, { type: 'array', items: { ...tokenIds, minItems: 1 }, minItems: 1, maxItems: 256 }] },
+    input: {
+      anyOf: [
+        { type: 'string' },
+        { type: 'array', items: { type: 'string' }, minItems: 1, maxItems: 256 },
+        { ...tokenIds, minItems: 1 },
+        { type: 'array', items: { ...tokenIds, minItems: 1 }, minItems: 1, maxItems: 256 },
+      ],
+    },
     encoding_format: { enum: ['float', 'base64'] },
     dimensions: { type: 'integer', minimum: 1 },
     user: { type: 'string' },
@@ -101,4 +146,3 @@ export const detokenizeSchema = {
   required: ['model', 'tokens'],
   properties: { model: { type: 'string', minLength: 1 }, tokens: tokenIds },
 };
-

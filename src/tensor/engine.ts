@@ -26,9 +26,12 @@ export function setBackend(b: Backend): void {
 }
 
 // ---- storage ----
-const registry = typeof FinalizationRegistry === 'undefined' ? null : new FinalizationRegistry<Buf>((buf) => {
-  if (!buf.freed) buf.backend.free(buf);
-});
+const registry =
+  typeof FinalizationRegistry === 'undefined'
+    ? null
+    : new FinalizationRegistry<Buf>((buf) => {
+        if (!buf.freed) buf.backend.free(buf);
+      });
 
 export class Storage {
   refs = 0;

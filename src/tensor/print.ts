@@ -20,7 +20,10 @@ export function formatTensor(t: Tensor): string {
   const rec = (d: number, off: number, indent: string): string => {
     if (d === t.ndim) return fmtNum(flat[off]!, t.dtype);
     const n = t.shape[d]!;
-    const idx = elide && n > 2 * EDGE ? [...Array(EDGE).keys(), -1, ...Array.from({ length: EDGE }, (_, i) => n - EDGE + i)] : [...Array(n).keys()];
+    const idx =
+      elide && n > 2 * EDGE
+        ? [...Array(EDGE).keys(), -1, ...Array.from({ length: EDGE }, (_, i) => n - EDGE + i)]
+        : [...Array(n).keys()];
     const parts = idx.map((i) => (i < 0 ? '...' : rec(d + 1, off + i * strides[d]!, indent + ' ')));
     const sep = d === t.ndim - 1 ? ', ' : `,\n${indent} `;
     return `[${parts.join(sep)}]`;

@@ -65,7 +65,8 @@ export function broadcastShapes(a: Shape, b: Shape, op: string): number[] {
 
 export function checkShape(shape: Shape, op: string): number[] {
   for (const d of shape) {
-    if (!Number.isInteger(d) || d < 0) throw new Error(`${op}: invalid shape ${fmt(shape)} (dimensions must be non-negative integers)`);
+    if (!Number.isInteger(d) || d < 0)
+      throw new Error(`${op}: invalid shape ${fmt(shape)} (dimensions must be non-negative integers)`);
   }
   return [...shape];
 }

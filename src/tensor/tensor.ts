@@ -33,7 +33,13 @@ export class Tensor {
   node: GradNode | null = null;
   private disposed = false;
 
-  constructor(readonly storage: Storage, shape: Shape, dtype: DType, strides?: readonly number[], offset = 0) {
+  constructor(
+    readonly storage: Storage,
+    shape: Shape,
+    dtype: DType,
+    strides?: readonly number[],
+    offset = 0,
+  ) {
     this.shape = [...shape];
     this.strides = strides ? [...strides] : contiguousStrides(shape);
     this.offset = offset;
@@ -70,7 +76,10 @@ export class Tensor {
   }
 
   assertAlive(op: string): void {
-    if (this.disposed) throw new Error(`${op}: tensor ${fmt(this.shape)} ${this.dtype}${this.name ? ` '${this.name}'` : ''} was disposed`);
+    if (this.disposed)
+      throw new Error(
+        `${op}: tensor ${fmt(this.shape)} ${this.dtype}${this.name ? ` '${this.name}'` : ''} was disposed`,
+      );
   }
 
   dispose(): void {
@@ -95,7 +104,12 @@ export class Tensor {
   private packed(): AnyArray {
     const buf = this.backend.allocate(this.dtype, this.size, false);
     try {
-      kernelFor(this.backend, 'copy')(this.view(), { buf, shape: this.shape, strides: contiguousStrides(this.shape), offset: 0 });
+      kernelFor(this.backend, 'copy')(this.view(), {
+        buf,
+        shape: this.shape,
+        strides: contiguousStrides(this.shape),
+        offset: 0,
+      });
       return this.backend.read(buf, 0, this.size);
     } finally {
       this.backend.free(buf);
@@ -116,7 +130,8 @@ export class Tensor {
     return build(0, 0);
   }
   item(): number {
-    if (this.size !== 1) throw new Error(`item: tensor has ${this.size} elements (shape ${fmt(this.shape)}), expected 1`);
+    if (this.size !== 1)
+      throw new Error(`item: tensor has ${this.size} elements (shape ${fmt(this.shape)}), expected 1`);
     return this.toList()[0]!;
   }
   toString(): string {

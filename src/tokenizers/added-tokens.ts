@@ -12,10 +12,16 @@ export interface AddedToken {
 }
 
 export function addedTokenFromJSON(j: Record<string, any>, i: number): AddedToken {
-  if (typeof j?.content !== 'string' || typeof j?.id !== 'number') throw new Error(`tokenizer.json: added_tokens[${i}] needs "id" (number) and "content" (string)`);
+  if (typeof j?.content !== 'string' || typeof j?.id !== 'number')
+    throw new Error(`tokenizer.json: added_tokens[${i}] needs "id" (number) and "content" (string)`);
   return {
-    id: j.id, content: j.content, single_word: j.single_word ?? false, lstrip: j.lstrip ?? false,
-    rstrip: j.rstrip ?? false, normalized: j.normalized ?? !(j.special ?? false), special: j.special ?? false,
+    id: j.id,
+    content: j.content,
+    single_word: j.single_word ?? false,
+    lstrip: j.lstrip ?? false,
+    rstrip: j.rstrip ?? false,
+    normalized: j.normalized ?? !(j.special ?? false),
+    special: j.special ?? false,
   };
 }
 
@@ -31,7 +37,9 @@ export class AddedTokenMatcher {
     for (const t of sorted) this.byContent.set(t.content, t);
     this.re = sorted.length ? new RegExp(sorted.map((t) => escapeRegex(t.content)).join('|'), 'gu') : null;
   }
-  get empty() { return this.re === null; }
+  get empty() {
+    return this.re === null;
+  }
 
   /** Splits text into sections; lstrip/rstrip swallow adjacent whitespace, single_word needs word boundaries. */
   split(text: string): Section[] {
@@ -41,9 +49,11 @@ export class AddedTokenMatcher {
     this.re.lastIndex = 0;
     for (let m = this.re.exec(text); m !== null; m = this.re.exec(text)) {
       const tok = this.byContent.get(m[0])!;
-      let start = m.index, end = m.index + m[0].length;
+      let start = m.index,
+        end = m.index + m[0].length;
       if (tok.single_word) {
-        const before = text[start - 1], after = text[end];
+        const before = text[start - 1],
+          after = text[end];
         if ((before && /[\p{L}\p{N}_]/u.test(before)) || (after && /[\p{L}\p{N}_]/u.test(after))) continue;
       }
       if (tok.lstrip) while (start > last && /\s/u.test(text[start - 1])) start--;

@@ -9,7 +9,14 @@
 //   trainWordPiece(...) / trainUnigram(...)          // -> Tokenizer; tok.toJSON() is the tokenizer.json
 export { Tokenizer, SPECIAL_ROLES } from './tokenizer.js';
 export type {
-  SpecialRole, SpecialToken, SpecialTokens, EncodeOptions, DecodeOptions, ChatMessage, ChatTemplateOptions, TokenizerParts,
+  SpecialRole,
+  SpecialToken,
+  SpecialTokens,
+  EncodeOptions,
+  DecodeOptions,
+  ChatMessage,
+  ChatTemplateOptions,
+  TokenizerParts,
 } from './tokenizer.js';
 export { charTokenizer, bytesTokenizer } from './simple.js';
 export type { CharTokenizerOptions } from './simple.js';
@@ -21,7 +28,15 @@ export { BPE, WordPiece, WordLevel, Unigram, PieceTrie, modelFromJSON } from './
 export type { Model, BPEOptions } from './models.js';
 export { BertNormalizer, normalizerFromJSON } from './normalizers.js';
 export type { Normalizer } from './normalizers.js';
-export { ByteLevelPre, BertPre, Metaspace, Split, GPT2_PATTERN, splitWith, preTokenizerFromJSON } from './pre-tokenizers.js';
+export {
+  ByteLevelPre,
+  BertPre,
+  Metaspace,
+  Split,
+  GPT2_PATTERN,
+  splitWith,
+  preTokenizerFromJSON,
+} from './pre-tokenizers.js';
 export type { PreTokenizer, SplitBehavior, PrependScheme } from './pre-tokenizers.js';
 export { TemplateProcessing, postProcessorFromJSON, decoderFromJSON, cleanUpTokenization } from './processors.js';
 export type { PostProcessor, Decoder } from './processors.js';

@@ -7,8 +7,16 @@ import { Tokenizer } from './tokenizer.js';
 
 function readJson(path: string): Record<string, unknown> {
   let text: string;
-  try { text = readFileSync(path, 'utf8'); } catch (e) { throw new Error(`loadTokenizer: cannot read ${path}: ${(e as Error).message}`); }
-  try { return JSON.parse(text); } catch (e) { throw new Error(`loadTokenizer: ${path} is not valid JSON: ${(e as Error).message}`); }
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new Error(`loadTokenizer: cannot read ${path}: ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`loadTokenizer: ${path} is not valid JSON: ${(e as Error).message}`);
+  }
 }
 
 /**
@@ -17,7 +25,10 @@ function readJson(path: string): Record<string, unknown> {
  */
 export function loadTokenizer(pathOrDir: string): Tokenizer {
   if (pathOrDir === 'bytes') return bytesTokenizer();
-  if (!existsSync(pathOrDir)) throw new Error(`loadTokenizer: ${pathOrDir} does not exist (expected tokenizer.json, a model directory, or "bytes")`);
+  if (!existsSync(pathOrDir))
+    throw new Error(
+      `loadTokenizer: ${pathOrDir} does not exist (expected tokenizer.json, a model directory, or "bytes")`,
+    );
   const isDir = statSync(pathOrDir).isDirectory();
   const file = isDir ? join(pathOrDir, 'tokenizer.json') : pathOrDir;
   if (!existsSync(file)) throw new Error(`loadTokenizer: ${pathOrDir} has no tokenizer.json`);
@@ -40,7 +51,11 @@ export function writeFileAtomic(path: string, text: string): void {
     writeFileSync(tmp, text);
     renameSync(tmp, path);
   } catch (e) {
-    try { unlinkSync(tmp); } catch { /* already gone */ }
+    try {
+      unlinkSync(tmp);
+    } catch {
+      /* already gone */
+    }
     throw new Error(`saveTokenizer: cannot write ${path}: ${(e as Error).message}`);
   }
 }

@@ -31,9 +31,18 @@ export function charTokenizer(corpus: string | Iterable<string>, opts: CharToken
   const vocab = new Map(chars.map((c, i) => [c, i]));
   const added: AddedToken[] = [];
   if (opts.unkToken !== undefined) {
-    if (vocab.has(opts.unkToken)) throw new Error(`charTokenizer: unkToken ${JSON.stringify(opts.unkToken)} is also a corpus character`);
+    if (vocab.has(opts.unkToken))
+      throw new Error(`charTokenizer: unkToken ${JSON.stringify(opts.unkToken)} is also a corpus character`);
     vocab.set(opts.unkToken, chars.length);
-    added.push({ id: chars.length, content: opts.unkToken, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+    added.push({
+      id: chars.length,
+      content: opts.unkToken,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    });
   }
   return new Tokenizer({
     model: new WordLevel(vocab, opts.unkToken ?? '<unk>'),

@@ -9,7 +9,10 @@ import { Decoder, PostProcessor, decoderFromJSON, postProcessorFromJSON } from '
 
 export type SpecialRole = 'bos' | 'eos' | 'pad' | 'unk' | 'mask' | 'cls' | 'sep';
 export const SPECIAL_ROLES: readonly SpecialRole[] = ['bos', 'eos', 'pad', 'unk', 'mask', 'cls', 'sep'];
-export interface SpecialToken { token: string; id: number }
+export interface SpecialToken {
+  token: string;
+  id: number;
+}
 export type SpecialTokens = Partial<Record<SpecialRole, SpecialToken>>;
 
 export interface EncodeOptions {
@@ -18,9 +21,15 @@ export interface EncodeOptions {
   /** Second sequence for pair templates ("[CLS] A [SEP] B [SEP]"). */
   pair?: string;
 }
-export interface DecodeOptions { skipSpecialTokens?: boolean }
+export interface DecodeOptions {
+  skipSpecialTokens?: boolean;
+}
 
-export interface ChatMessage { role: string; content: unknown; [key: string]: unknown }
+export interface ChatMessage {
+  role: string;
+  content: unknown;
+  [key: string]: unknown;
+}
 export interface ChatTemplateOptions {
   addGenerationPrompt?: boolean;
   /** Template source overriding the tokenizer's, or the name of one of its named templates. */
@@ -86,7 +95,10 @@ export class Tokenizer {
     this.addedTokens = [...(p.addedTokens ?? [])].sort((a, b) => a.id - b.id);
     this.truncation = p.truncation ?? null;
     this.padding = p.padding ?? null;
-    for (const t of this.addedTokens) { this.addedById.set(t.id, t); this.addedByContent.set(t.content, t); }
+    for (const t of this.addedTokens) {
+      this.addedById.set(t.id, t);
+      this.addedByContent.set(t.content, t);
+    }
     this.rawMatcher = new AddedTokenMatcher(this.addedTokens.filter((t) => !t.normalized || !this.normalizer));
     this.normMatcher = new AddedTokenMatcher(this.normalizer ? this.addedTokens.filter((t) => t.normalized) : []);
     this.config = { ...(p.config ?? {}) };
@@ -101,7 +113,8 @@ export class Tokenizer {
       const given = named[role];
       if (given != null) {
         const id = this.tokenToId(given);
-        if (id === undefined) throw new Error(`Tokenizer: ${role}_token ${JSON.stringify(given)} is not in the vocabulary`);
+        if (id === undefined)
+          throw new Error(`Tokenizer: ${role}_token ${JSON.stringify(given)} is not in the vocabulary`);
         out[role] = { token: given, id };
         continue;
       }
@@ -114,7 +127,10 @@ export class Tokenizer {
       for (const name of ROLE_NAMES[role]) {
         // only special added tokens count, so e.g. a char vocabulary containing "<s>" text is not a role
         const t = this.addedByContent.get(name);
-        if (t && t.special) { out[role] = { token: name, id: t.id }; break; }
+        if (t && t.special) {
+          out[role] = { token: name, id: t.id };
+          break;
+        }
       }
     }
     return out;
@@ -125,9 +141,17 @@ export class Tokenizer {
     const roles: Partial<Record<SpecialRole, string>> = {};
     for (const r of SPECIAL_ROLES) if (this.specialTokens[r]) roles[r] = this.specialTokens[r]!.token;
     return {
-      model: this.model, normalizer: this.normalizer, preTokenizer: this.preTokenizer, postProcessor: this.postProcessor,
-      decoder: this.decoder, addedTokens: this.addedTokens, specialTokens: roles, config: this.config,
-      chatTemplate: this.chatTemplates, truncation: this.truncation, padding: this.padding,
+      model: this.model,
+      normalizer: this.normalizer,
+      preTokenizer: this.preTokenizer,
+      postProcessor: this.postProcessor,
+      decoder: this.decoder,
+      addedTokens: this.addedTokens,
+      specialTokens: roles,
+      config: this.config,
+      chatTemplate: this.chatTemplates,
+      truncation: this.truncation,
+      padding: this.padding,
     };
   }
 
@@ -136,14 +160,25 @@ export class Tokenizer {
    * the vocabulary keep their id; new ones get ids from vocabSize up. `roles` names special roles
    * (e.g. { pad: '<|pad|>' }).
    */
-  withAddedTokens(tokens: string[], opts: { special?: boolean; roles?: Partial<Record<SpecialRole, string>> } = {}): Tokenizer {
+  withAddedTokens(
+    tokens: string[],
+    opts: { special?: boolean; roles?: Partial<Record<SpecialRole, string>> } = {},
+  ): Tokenizer {
     const added = [...this.addedTokens];
     let next = this.vocabSize;
     for (const content of tokens) {
       if (!content) throw new Error('Tokenizer.withAddedTokens: tokens must be non-empty strings');
       if (added.some((t) => t.content === content)) continue;
       const id = this.model.tokenToId(content) ?? next++;
-      added.push({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: !(opts.special ?? true), special: opts.special ?? true });
+      added.push({
+        id,
+        content,
+        single_word: false,
+        lstrip: false,
+        rstrip: false,
+        normalized: !(opts.special ?? true),
+        special: opts.special ?? true,
+      });
     }
     const p = this.parts();
     return new Tokenizer({ ...p, addedTokens: added, specialTokens: { ...p.specialTokens, ...opts.roles } });
@@ -167,17 +202,27 @@ export class Tokenizer {
     return this.addedById.get(id)?.content ?? this.model.idToToken(id);
   }
   /** Named chat templates (usually just "default"). */
-  get chatTemplate(): string | null { return this.chatTemplates.default ?? Object.values(this.chatTemplates)[0] ?? null; }
+  get chatTemplate(): string | null {
+    return this.chatTemplates.default ?? Object.values(this.chatTemplates)[0] ?? null;
+  }
 
   /** Ids of one text without post-processing. */
   private encodeRaw(text: string): number[] {
     const out: number[] = [];
     let first = true;
     for (const sec of this.rawMatcher.split(text)) {
-      if (sec.id !== undefined) { out.push(sec.id); first = false; continue; }
+      if (sec.id !== undefined) {
+        out.push(sec.id);
+        first = false;
+        continue;
+      }
       const norm = this.normalizer ? this.normalizer.normalize(sec.text) : sec.text;
       for (const s of this.normMatcher.split(norm)) {
-        if (s.id !== undefined) { out.push(s.id); first = false; continue; }
+        if (s.id !== undefined) {
+          out.push(s.id);
+          first = false;
+          continue;
+        }
         if (!s.text.length) continue; // HF yields no tokens for empty text (Metaspace would invent a "▁")
         const words = this.preTokenizer ? this.preTokenizer.preTokenize([s.text], first) : [s.text];
         for (const w of words) {
@@ -211,7 +256,10 @@ export class Tokenizer {
       const added = this.addedById.get(id);
       if (added && added.special && opts.skipSpecialTokens) continue;
       const t = added?.content ?? this.model.idToToken(id);
-      if (t === undefined) throw new Error(`Tokenizer.decode: id ${id} at position ${i} is outside the vocabulary (size ${this.vocabSize})`);
+      if (t === undefined)
+        throw new Error(
+          `Tokenizer.decode: id ${id} at position ${i} is outside the vocabulary (size ${this.vocabSize})`,
+        );
       tokens.push(t);
     }
     return this.decoder ? this.decoder.decodeChain(tokens).join('') : tokens.join(' ');
@@ -225,7 +273,8 @@ export class Tokenizer {
    */
   decodeStream(opts: DecodeOptions = {}): { push(id: number): string; flush(): string } {
     const ids: number[] = [];
-    let prefix = 0, read = 0;
+    let prefix = 0,
+      read = 0;
     const step = (final: boolean): string => {
       const before = this.decode(ids.slice(prefix, read), opts);
       const now = this.decode(ids.slice(prefix), opts);
@@ -235,18 +284,31 @@ export class Tokenizer {
       return now.slice(before.length);
     };
     return {
-      push: (id: number) => { ids.push(id); return step(false); },
+      push: (id: number) => {
+        ids.push(id);
+        return step(false);
+      },
       flush: () => step(true),
     };
   }
 
   /** Renders a chat with the tokenizer_config.json chat_template, as transformers' apply_chat_template(tokenize=False). */
   applyChatTemplate(messages: ChatMessage[], opts: ChatTemplateOptions = {}): string {
-    const src = opts.chatTemplate !== undefined ? (this.chatTemplates[opts.chatTemplate] ?? opts.chatTemplate) : this.chatTemplate;
-    if (!src) throw new Error('Tokenizer.applyChatTemplate: this tokenizer has no chat_template (tokenizer_config.json "chat_template"); pass { chatTemplate }');
+    const src =
+      opts.chatTemplate !== undefined
+        ? (this.chatTemplates[opts.chatTemplate] ?? opts.chatTemplate)
+        : this.chatTemplate;
+    if (!src)
+      throw new Error(
+        'Tokenizer.applyChatTemplate: this tokenizer has no chat_template (tokenizer_config.json "chat_template"); pass { chatTemplate }',
+      );
     let tmpl = this.templateCache.get(src);
     if (!tmpl) {
-      try { tmpl = new Template(src); } catch (e) { throw new Error(`Tokenizer.applyChatTemplate: cannot parse chat_template: ${(e as Error).message}`); }
+      try {
+        tmpl = new Template(src);
+      } catch (e) {
+        throw new Error(`Tokenizer.applyChatTemplate: cannot parse chat_template: ${(e as Error).message}`);
+      }
       this.templateCache.set(src, tmpl);
     }
     const vars: Record<string, unknown> = {
@@ -286,7 +348,15 @@ export class Tokenizer {
       version: '1.0',
       truncation: this.truncation,
       padding: this.padding,
-      added_tokens: this.addedTokens.map((t) => ({ id: t.id, content: t.content, single_word: t.single_word, lstrip: t.lstrip, rstrip: t.rstrip, normalized: t.normalized, special: t.special })),
+      added_tokens: this.addedTokens.map((t) => ({
+        id: t.id,
+        content: t.content,
+        single_word: t.single_word,
+        lstrip: t.lstrip,
+        rstrip: t.rstrip,
+        normalized: t.normalized,
+        special: t.special,
+      })),
       normalizer: this.normalizer?.toJSON() ?? null,
       pre_tokenizer: this.preTokenizer?.toJSON() ?? null,
       post_processor: this.postProcessor?.toJSON() ?? null,
@@ -297,7 +367,11 @@ export class Tokenizer {
 
   /** tokenizer_config.json: the stored config with the roles and chat template filled in. */
   toConfigJSON(): Record<string, unknown> {
-    const out: Record<string, unknown> = { tokenizer_class: 'PreTrainedTokenizerFast', clean_up_tokenization_spaces: false, ...this.config };
+    const out: Record<string, unknown> = {
+      tokenizer_class: 'PreTrainedTokenizerFast',
+      clean_up_tokenization_spaces: false,
+      ...this.config,
+    };
     for (const role of SPECIAL_ROLES) {
       const t = this.specialTokens[role];
       if (t) out[`${role}_token`] = t.token; // the resolved role wins over a stale config entry
@@ -311,11 +385,18 @@ export class Tokenizer {
   /** Builds a tokenizer from a tokenizer.json object (or its text) and, optionally, tokenizer_config.json. */
   static fromJSON(obj: unknown, config: Record<string, unknown> = {}): Tokenizer {
     if (typeof obj === 'string') {
-      try { obj = JSON.parse(obj); } catch (e) { throw new Error(`tokenizer.json: not valid JSON: ${(e as Error).message}`); }
+      try {
+        obj = JSON.parse(obj);
+      } catch (e) {
+        throw new Error(`tokenizer.json: not valid JSON: ${(e as Error).message}`);
+      }
     }
-    if (obj == null || typeof obj !== 'object' || Array.isArray(obj)) throw new Error('tokenizer.json: expected a JSON object');
+    if (obj == null || typeof obj !== 'object' || Array.isArray(obj))
+      throw new Error('tokenizer.json: expected a JSON object');
     const j = obj as Record<string, any>;
-    const added = Array.isArray(j.added_tokens) ? j.added_tokens.map((t: Record<string, unknown>, i: number) => addedTokenFromJSON(t, i)) : [];
+    const added = Array.isArray(j.added_tokens)
+      ? j.added_tokens.map((t: Record<string, unknown>, i: number) => addedTokenFromJSON(t, i))
+      : [];
     const roles: Partial<Record<SpecialRole, string>> = {};
     for (const role of SPECIAL_ROLES) {
       const t = tokenString(config[`${role}_token`]);
@@ -325,19 +406,32 @@ export class Tokenizer {
     const dec = config.added_tokens_decoder as Record<string, Record<string, unknown>> | undefined;
     if (dec && typeof dec === 'object') {
       for (const [id, t] of Object.entries(dec)) {
-        if (!added.some((a: AddedToken) => a.id === Number(id))) added.push(addedTokenFromJSON({ ...t, id: Number(id) }, added.length));
+        if (!added.some((a: AddedToken) => a.id === Number(id)))
+          added.push(addedTokenFromJSON({ ...t, id: Number(id) }, added.length));
       }
     }
     let chatTemplate: string | Record<string, string> | null = null;
     const ct = config.chat_template;
     if (typeof ct === 'string') chatTemplate = ct;
-    else if (Array.isArray(ct)) chatTemplate = Object.fromEntries(ct.map((e: { name: string; template: string }) => [e.name, e.template]));
+    else if (Array.isArray(ct))
+      chatTemplate = Object.fromEntries(ct.map((e: { name: string; template: string }) => [e.name, e.template]));
     const model = modelFromJSON(j.model);
     const tok = new Tokenizer({
-      model, addedTokens: added, config, chatTemplate, truncation: j.truncation, padding: j.padding,
-      normalizer: normalizerFromJSON(j.normalizer), preTokenizer: preTokenizerFromJSON(j.pre_tokenizer),
-      postProcessor: postProcessorFromJSON(j.post_processor), decoder: decoderFromJSON(j.decoder),
-      specialTokens: Object.fromEntries(Object.entries(roles).filter(([, t]) => model.tokenToId(t) !== undefined || added.some((a: AddedToken) => a.content === t))),
+      model,
+      addedTokens: added,
+      config,
+      chatTemplate,
+      truncation: j.truncation,
+      padding: j.padding,
+      normalizer: normalizerFromJSON(j.normalizer),
+      preTokenizer: preTokenizerFromJSON(j.pre_tokenizer),
+      postProcessor: postProcessorFromJSON(j.post_processor),
+      decoder: decoderFromJSON(j.decoder),
+      specialTokens: Object.fromEntries(
+        Object.entries(roles).filter(
+          ([, t]) => model.tokenToId(t) !== undefined || added.some((a: AddedToken) => a.content === t),
+        ),
+      ),
     });
     return tok;
   }
@@ -346,6 +440,7 @@ export class Tokenizer {
 /** tokenizer_config.json stores tokens as "<s>" or {"content": "<s>", ...}. */
 function tokenString(v: unknown): string | null {
   if (typeof v === 'string') return v;
-  if (v && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string') return (v as { content: string }).content;
+  if (v && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string')
+    return (v as { content: string }).content;
   return null;
 }

@@ -20,7 +20,11 @@ export interface TrainOptionsBase {
 }
 
 /** Counts words produced by `split` over the corpus; reports progress by characters. */
-export function countWords(text: string | string[], split: (s: string) => Iterable<string>, onProgress?: ProgressFn): Map<string, number> {
+export function countWords(
+  text: string | string[],
+  split: (s: string) => Iterable<string>,
+  onProgress?: ProgressFn,
+): Map<string, number> {
   const docs = typeof text === 'string' ? [text] : text;
   const total = docs.reduce((n, d) => n + d.length, 0);
   const counts = new Map<string, number>();
@@ -32,8 +36,14 @@ export function countWords(text: string | string[], split: (s: string) => Iterab
     for (let start = 0; start < doc.length;) {
       let end = Math.min(doc.length, start + CHUNK);
       for (let sp = doc.indexOf(' ', end); ; sp = doc.indexOf(' ', sp + 1)) {
-        if (sp < 0) { end = doc.length; break; }
-        if (sp > 0 && sp + 1 < doc.length && /\S/.test(doc[sp - 1]) && /\S/.test(doc[sp + 1])) { end = sp; break; }
+        if (sp < 0) {
+          end = doc.length;
+          break;
+        }
+        if (sp > 0 && sp + 1 < doc.length && /\S/.test(doc[sp - 1]) && /\S/.test(doc[sp + 1])) {
+          end = sp;
+          break;
+        }
       }
       for (const w of split(doc.slice(start, end))) counts.set(w, (counts.get(w) ?? 0) + 1);
       done += end - start;
@@ -48,8 +58,12 @@ type Entry = [count: number, a: number, b: number];
 /** Max-heap on count; ties go to the smaller (a, b), as HF's trainer orders merges. */
 class PairHeap {
   private h: Entry[] = [];
-  get size() { return this.h.length; }
-  private before(x: Entry, y: Entry) { return x[0] !== y[0] ? x[0] > y[0] : x[1] !== y[1] ? x[1] < y[1] : x[2] < y[2]; }
+  get size() {
+    return this.h.length;
+  }
+  private before(x: Entry, y: Entry) {
+    return x[0] !== y[0] ? x[0] > y[0] : x[1] !== y[1] ? x[1] < y[1] : x[2] < y[2];
+  }
   push(e: Entry) {
     const h = this.h;
     h.push(e);
@@ -57,7 +71,8 @@ class PairHeap {
     while (i > 0) {
       const p = (i - 1) >> 1;
       if (!this.before(h[i], h[p])) break;
-      [h[i], h[p]] = [h[p], h[i]]; i = p;
+      [h[i], h[p]] = [h[p], h[i]];
+      i = p;
     }
   }
   pop(): Entry | undefined {
@@ -69,12 +84,14 @@ class PairHeap {
       h[0] = last;
       let i = 0;
       for (;;) {
-        const l = 2 * i + 1, r = l + 1;
+        const l = 2 * i + 1,
+          r = l + 1;
         let m = i;
         if (l < h.length && this.before(h[l], h[m])) m = l;
         if (r < h.length && this.before(h[r], h[m])) m = r;
         if (m === i) break;
-        [h[i], h[m]] = [h[m], h[i]]; i = m;
+        [h[i], h[m]] = [h[m], h[i]];
+        i = m;
       }
     }
     return top;
@@ -113,7 +130,8 @@ export function mergeLoop(inp: MergeLoopInput): [string, string][] {
   const heap = new PairHeap();
   for (const [k, c] of pairCount) heap.push([c, Math.floor(k / KEY), k % KEY]);
   const merges: [string, string][] = [];
-  const start = symbols.length, total = Math.max(1, inp.target - start);
+  const start = symbols.length,
+    total = Math.max(1, inp.target - start);
   let lastReport = 0;
   while (symbols.length < inp.target) {
     const top = heap.pop();
@@ -121,11 +139,18 @@ export function mergeLoop(inp: MergeLoopInput): [string, string][] {
     const [c, a, b] = top;
     const key = a * KEY + b;
     const cur = pairCount.get(key) ?? 0;
-    if (cur !== c) { if (cur > 0) heap.push([cur, a, b]); continue; }
+    if (cur !== c) {
+      if (cur > 0) heap.push([cur, a, b]);
+      continue;
+    }
     if (cur < inp.minFrequency) break;
     const name = inp.mergeName(symbols[a], symbols[b]);
     let id = index.get(name);
-    if (id === undefined) { id = symbols.length; symbols.push(name); index.set(name, id); }
+    if (id === undefined) {
+      id = symbols.length;
+      symbols.push(name);
+      index.set(name, id);
+    }
     merges.push([symbols[a], symbols[b]]);
     const delta = new Map<number, number>();
     for (const w of where.get(key) ?? []) {
@@ -133,12 +158,18 @@ export function mergeLoop(inp: MergeLoopInput): [string, string][] {
       const merged: number[] = [];
       let changed = false;
       for (let i = 0; i < word.length; i++) {
-        if (i + 1 < word.length && word[i] === a && word[i + 1] === b) { merged.push(id); i++; changed = true; }
-        else merged.push(word[i]);
+        if (i + 1 < word.length && word[i] === a && word[i + 1] === b) {
+          merged.push(id);
+          i++;
+          changed = true;
+        } else merged.push(word[i]);
       }
       if (!changed) continue;
       const n = counts[w];
-      for (let i = 0; i + 1 < word.length; i++) { const k = word[i] * KEY + word[i + 1]; delta.set(k, (delta.get(k) ?? 0) - n); }
+      for (let i = 0; i + 1 < word.length; i++) {
+        const k = word[i] * KEY + word[i + 1];
+        delta.set(k, (delta.get(k) ?? 0) - n);
+      }
       for (let i = 0; i + 1 < merged.length; i++) {
         const k = merged[i] * KEY + merged[i + 1];
         delta.set(k, (delta.get(k) ?? 0) + n);
@@ -151,23 +182,40 @@ export function mergeLoop(inp: MergeLoopInput): [string, string][] {
     for (const [k, d] of delta) {
       if (d === 0) continue;
       const v = (pairCount.get(k) ?? 0) + d;
-      if (v > 0) { pairCount.set(k, v); if (d > 0) heap.push([v, Math.floor(k / KEY), k % KEY]); }
-      else { pairCount.delete(k); where.delete(k); }
+      if (v > 0) {
+        pairCount.set(k, v);
+        if (d > 0) heap.push([v, Math.floor(k / KEY), k % KEY]);
+      } else {
+        pairCount.delete(k);
+        where.delete(k);
+      }
     }
     pairCount.delete(key);
     where.delete(key);
     const done = symbols.length - start;
-    if (inp.onProgress && (done - lastReport >= 16 || symbols.length >= inp.target)) { lastReport = done; inp.onProgress(done, total, 'merges'); }
+    if (inp.onProgress && (done - lastReport >= 16 || symbols.length >= inp.target)) {
+      lastReport = done;
+      inp.onProgress(done, total, 'merges');
+    }
   }
   if (symbols.length > KEY) throw new Error(`mergeLoop: vocabulary over ${KEY} symbols is not supported`);
   return merges;
 }
 
 function checkOpts(where: string, o: TrainOptionsBase) {
-  if (!Number.isInteger(o.vocabSize) || o.vocabSize <= 0) throw new Error(`${where}: vocabSize must be a positive integer, got ${o.vocabSize}`);
+  if (!Number.isInteger(o.vocabSize) || o.vocabSize <= 0)
+    throw new Error(`${where}: vocabSize must be a positive integer, got ${o.vocabSize}`);
 }
 function specialAdded(tokens: string[]): AddedToken[] {
-  return tokens.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }));
+  return tokens.map((content, id) => ({
+    id,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  }));
 }
 
 export interface TrainBPEOptions extends TrainOptionsBase {
@@ -183,27 +231,47 @@ export function trainBPE(text: string | string[], opts: TrainBPEOptions): Tokeni
   checkOpts('trainBPE', opts);
   const specials = opts.specialTokens ?? ['<|endoftext|>'];
   const alphabet = byteToChar();
-  if (opts.vocabSize < specials.length + 256) throw new Error(`trainBPE: vocabSize ${opts.vocabSize} is below ${specials.length} special tokens + 256 bytes`);
+  if (opts.vocabSize < specials.length + 256)
+    throw new Error(`trainBPE: vocabSize ${opts.vocabSize} is below ${specials.length} special tokens + 256 bytes`);
   const pre = new ByteLevelPre(opts.addPrefixSpace ?? false, true, true);
-  const counts = countWords(text, (s) => {
-    if (pre.addPrefixSpace && !s.startsWith(' ')) s = ' ' + s;
-    return s.match(GPT2_PATTERN) ?? [];
-  }, opts.onProgress);
+  const counts = countWords(
+    text,
+    (s) => {
+      if (pre.addPrefixSpace && !s.startsWith(' ')) s = ' ' + s;
+      return s.match(GPT2_PATTERN) ?? [];
+    },
+    opts.onProgress,
+  );
   const symbols = [...specials, ...alphabet];
   const charId = new Map(alphabet.map((c, b) => [c, specials.length + b]));
-  const words: number[][] = [], wc: number[] = [];
+  const words: number[][] = [],
+    wc: number[] = [];
   for (const [w, n] of counts) {
     const bl = toByteLevel(w);
     const ids = new Array<number>(bl.length);
     for (let i = 0; i < bl.length; i++) ids[i] = charId.get(bl[i])!;
-    words.push(ids); wc.push(n);
+    words.push(ids);
+    wc.push(n);
   }
-  const merges = mergeLoop({ words, counts: wc, symbols, target: opts.vocabSize, minFrequency: opts.minFrequency ?? 2, mergeName: (a, b) => a + b, onProgress: opts.onProgress });
+  const merges = mergeLoop({
+    words,
+    counts: wc,
+    symbols,
+    target: opts.vocabSize,
+    minFrequency: opts.minFrequency ?? 2,
+    mergeName: (a, b) => a + b,
+    onProgress: opts.onProgress,
+  });
   const vocab = new Map(symbols.map((s, i) => [s, i]));
   return new Tokenizer({
     model: new BPE(vocab, merges),
     preTokenizer: pre,
-    postProcessor: postProcessorFromJSON({ type: 'ByteLevel', add_prefix_space: pre.addPrefixSpace, trim_offsets: true, use_regex: true }),
+    postProcessor: postProcessorFromJSON({
+      type: 'ByteLevel',
+      add_prefix_space: pre.addPrefixSpace,
+      trim_offsets: true,
+      use_regex: true,
+    }),
     decoder: decoderFromJSON({ type: 'ByteLevel' }),
     addedTokens: specialAdded(specials),
   });
@@ -248,13 +316,25 @@ export function trainWordPiece(text: string | string[], opts: TrainWordPieceOpti
     split.set(w, syms);
   }
   const symbols = [...specials, ...[...initial].sort()];
-  if (opts.vocabSize < symbols.length) throw new Error(`trainWordPiece: vocabSize ${opts.vocabSize} is below ${specials.length} special tokens + ${initial.size} alphabet symbols; raise it or set limitAlphabet`);
+  if (opts.vocabSize < symbols.length)
+    throw new Error(
+      `trainWordPiece: vocabSize ${opts.vocabSize} is below ${specials.length} special tokens + ${initial.size} alphabet symbols; raise it or set limitAlphabet`,
+    );
   const sid = new Map(symbols.map((s, i) => [s, i]));
-  const words: number[][] = [], wc: number[] = [];
-  for (const [w, syms] of split) { words.push(syms.map((s) => sid.get(s)!)); wc.push(counts.get(w)!); }
+  const words: number[][] = [],
+    wc: number[] = [];
+  for (const [w, syms] of split) {
+    words.push(syms.map((s) => sid.get(s)!));
+    wc.push(counts.get(w)!);
+  }
   mergeLoop({
-    words, counts: wc, symbols, target: opts.vocabSize, minFrequency: opts.minFrequency ?? 2,
-    mergeName: (a, b) => a + (b.startsWith(prefix) ? b.slice(prefix.length) : b), onProgress: opts.onProgress,
+    words,
+    counts: wc,
+    symbols,
+    target: opts.vocabSize,
+    minFrequency: opts.minFrequency ?? 2,
+    mergeName: (a, b) => a + (b.startsWith(prefix) ? b.slice(prefix.length) : b),
+    onProgress: opts.onProgress,
   });
   const vocab = new Map(symbols.map((s, i) => [s, i]));
   const hasClsSep = vocab.has('[CLS]') && vocab.has('[SEP]');
@@ -262,7 +342,12 @@ export function trainWordPiece(text: string | string[], opts: TrainWordPieceOpti
     model: new WordPiece(vocab, unk, prefix, 100),
     normalizer: norm,
     preTokenizer: pre,
-    postProcessor: hasClsSep ? TemplateProcessing.fromStrings('[CLS] $A:0 [SEP]:0', '[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1', { '[CLS]': vocab.get('[CLS]')!, '[SEP]': vocab.get('[SEP]')! }) : null,
+    postProcessor: hasClsSep
+      ? TemplateProcessing.fromStrings('[CLS] $A:0 [SEP]:0', '[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1', {
+          '[CLS]': vocab.get('[CLS]')!,
+          '[SEP]': vocab.get('[SEP]')!,
+        })
+      : null,
     decoder: decoderFromJSON({ type: 'WordPiece', prefix, cleanup: true }),
     addedTokens: specialAdded(specials),
   });

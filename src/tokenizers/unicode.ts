@@ -34,10 +34,16 @@ export function toByteLevel(s: string): string {
   let out = '';
   for (let i = 0; i < s.length; i++) {
     let c = s.charCodeAt(i);
-    if (c < 0x80) { out += t[c]; continue; }
+    if (c < 0x80) {
+      out += t[c];
+      continue;
+    }
     if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
       const d = s.charCodeAt(i + 1);
-      if (d >= 0xdc00 && d <= 0xdfff) { c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00); i++; }
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
+        i++;
+      }
     }
     if (c >= 0xd800 && c <= 0xdfff) c = 0xfffd; // lone surrogate: what TextEncoder writes
     if (c < 0x800) out += t[0xc0 | (c >> 6)] + t[0x80 | (c & 63)];
@@ -50,7 +56,9 @@ export function toByteLevel(s: string): string {
 const encoder = new TextEncoder();
 // ignoreBOM: a leading U+FEFF is text to keep, not a byte-order mark to drop
 const decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
-export function utf8Encode(s: string): Uint8Array { return encoder.encode(s); }
+export function utf8Encode(s: string): Uint8Array {
+  return encoder.encode(s);
+}
 /** Lossy UTF-8 decoding (invalid sequences become U+FFFD), like Rust's from_utf8_lossy. */
 export function utf8Decode(b: Uint8Array | number[]): string {
   return decoder.decode(b instanceof Uint8Array ? b : Uint8Array.from(b));
@@ -61,7 +69,9 @@ export function utf8Decode(b: Uint8Array | number[]): string {
 const WHITESPACE = /^\p{White_Space}$/u;
 const PUNCT = /^\p{P}$/u;
 const OTHER = /^\p{C}$/u;
-export function isWhitespace(c: string): boolean { return WHITESPACE.test(c); }
+export function isWhitespace(c: string): boolean {
+  return WHITESPACE.test(c);
+}
 /** BERT punctuation: ASCII punctuation (incl. $+<=>^`|~) or any Unicode P* character. */
 export function isBertPunctuation(c: string): boolean {
   const x = c.codePointAt(0)!;
@@ -74,9 +84,16 @@ export function isBertControl(c: string): boolean {
   return OTHER.test(c);
 }
 export function isCjk(cp: number): boolean {
-  return (cp >= 0x4e00 && cp <= 0x9fff) || (cp >= 0x3400 && cp <= 0x4dbf) || (cp >= 0x20000 && cp <= 0x2a6df) ||
-    (cp >= 0x2a700 && cp <= 0x2b73f) || (cp >= 0x2b740 && cp <= 0x2b81f) || (cp >= 0x2b920 && cp <= 0x2ceaf) ||
-    (cp >= 0xf900 && cp <= 0xfaff) || (cp >= 0x2f800 && cp <= 0x2fa1f);
+  return (
+    (cp >= 0x4e00 && cp <= 0x9fff) ||
+    (cp >= 0x3400 && cp <= 0x4dbf) ||
+    (cp >= 0x20000 && cp <= 0x2a6df) ||
+    (cp >= 0x2a700 && cp <= 0x2b73f) ||
+    (cp >= 0x2b740 && cp <= 0x2b81f) ||
+    (cp >= 0x2b920 && cp <= 0x2ceaf) ||
+    (cp >= 0xf900 && cp <= 0xfaff) ||
+    (cp >= 0x2f800 && cp <= 0x2fa1f)
+  );
 }
 
 /** `<0xNN>` byte-fallback token for byte b (upper-case hex, as sentencepiece writes it). */
@@ -99,10 +116,15 @@ export function translateRegex(src: string): string {
   let inClass = false;
   for (let i = 0; i < src.length; i++) {
     if (src.startsWith('(?i:', i)) {
-      let depth = 1, j = i + 4, inner = '';
+      let depth = 1,
+        j = i + 4,
+        inner = '';
       for (; j < src.length && depth > 0; j++) {
         const c = src[j];
-        if (c === '\\') { inner += c + src[++j]; continue; }
+        if (c === '\\') {
+          inner += c + src[++j];
+          continue;
+        }
         if (c === '(') depth++;
         if (c === ')' && --depth === 0) break;
         inner += c;
@@ -113,14 +135,32 @@ export function translateRegex(src: string): string {
     }
     if (src[i] === '\\' && (src[i + 1] === 'p' || src[i + 1] === 'P') && src[i + 2] === '{') {
       const end = src.indexOf('}', i);
-      if (end > 0) { out += propertyEscape(src[i + 1], src.slice(i + 3, end)); i = end; continue; }
+      if (end > 0) {
+        out += propertyEscape(src[i + 1], src.slice(i + 3, end));
+        i = end;
+        continue;
+      }
     }
-    if (src[i] === '\\') { out += src[i] + (src[i + 1] ?? ''); i++; continue; }
+    if (src[i] === '\\') {
+      out += src[i] + (src[i + 1] ?? '');
+      i++;
+      continue;
+    }
     if (src[i] === '[') inClass = true;
     else if (src[i] === ']') inClass = false;
     // possessive quantifiers (a?+ a*+ a++ a{n}+), which JS lacks: drop the '+' (as js-tiktoken does)
-    else if (!inClass && src[i] === '+' && i > 0 && '?*+}'.includes(src[i - 1]) && src[i - 2] !== '\\' && out.length && !out.endsWith('\\')) {
-      if (!possessive(out)) { out += '+'; }
+    else if (
+      !inClass &&
+      src[i] === '+' &&
+      i > 0 &&
+      '?*+}'.includes(src[i - 1]) &&
+      src[i - 2] !== '\\' &&
+      out.length &&
+      !out.endsWith('\\')
+    ) {
+      if (!possessive(out)) {
+        out += '+';
+      }
       continue;
     }
     out += src[i];
@@ -157,10 +197,14 @@ function caseless(s: string): string {
       i = e;
       continue;
     }
-    if (c === '\\') { out += c + s[++i]; continue; }
+    if (c === '\\') {
+      out += c + s[++i];
+      continue;
+    }
     if (c === '[') inClass = true;
     if (c === ']') inClass = false;
-    const lo = c.toLowerCase(), up = c.toUpperCase();
+    const lo = c.toLowerCase(),
+      up = c.toUpperCase();
     out += !inClass && lo !== up ? `[${lo}${up}]` : c;
   }
   return out;

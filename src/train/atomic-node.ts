@@ -101,7 +101,10 @@ function siblings(dir: string, marker: string): string[] {
   const parent = path.dirname(path.resolve(dir));
   const base = path.basename(dir) + marker;
   if (!fs.existsSync(parent)) return [];
-  return fs.readdirSync(parent).filter((n) => n.startsWith(base)).map((n) => path.join(parent, n));
+  return fs
+    .readdirSync(parent)
+    .filter((n) => n.startsWith(base))
+    .map((n) => path.join(parent, n));
 }
 
 /**

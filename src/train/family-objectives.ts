@@ -16,20 +16,41 @@ import type { Cache, LanguageModel, ModelInputs } from '../models/model.js';
 import { RandomBatcher, type TokenSource } from './data/index.js';
 import { Rng } from './rng.js';
 import {
-  BpttBatcher, IGNORE_INDEX, bartDenoising, maskTokens, nspPair, padRows, seq2seqBatch, spanCorruption, spanCorruptionLengths,
-  syntheticSeq2Seq, type SyntheticDataset,
+  BpttBatcher,
+  IGNORE_INDEX,
+  bartDenoising,
+  maskTokens,
+  nspPair,
+  padRows,
+  seq2seqBatch,
+  spanCorruption,
+  spanCorruptionLengths,
+  syntheticSeq2Seq,
+  type SyntheticDataset,
 } from './objectives/index.js';
 
 export type ObjectiveName = 'causal-lm' | 'mlm' | 'mlm-nsp' | 'span-corruption' | 'denoising' | 'seq2seq' | 'tbptt';
-export const OBJECTIVES: readonly ObjectiveName[] = ['causal-lm', 'mlm', 'mlm-nsp', 'span-corruption', 'denoising', 'seq2seq', 'tbptt'];
+export const OBJECTIVES: readonly ObjectiveName[] = [
+  'causal-lm',
+  'mlm',
+  'mlm-nsp',
+  'span-corruption',
+  'denoising',
+  'seq2seq',
+  'tbptt',
+];
 
 /** The objective a family is pretrained with. */
 export function defaultObjective(cfg: ModelConfig): ObjectiveName {
   switch (cfg.arch) {
-    case 'decoder': return 'causal-lm';
-    case 'mamba': return 'causal-lm';
-    case 'rnn': return 'tbptt';
-    case 'encoder': return cfg.head === 'pretraining' ? 'mlm-nsp' : 'mlm';
+    case 'decoder':
+      return 'causal-lm';
+    case 'mamba':
+      return 'causal-lm';
+    case 'rnn':
+      return 'tbptt';
+    case 'encoder':
+      return cfg.head === 'pretraining' ? 'mlm-nsp' : 'mlm';
     case 'encoder-decoder':
       return cfg.family === 't5' ? 'span-corruption' : cfg.family === 'bart' ? 'denoising' : 'seq2seq';
   }
@@ -120,7 +141,9 @@ abstract class IndexedTask implements TrainTask {
     this.position = position;
   }
   evalBatches(split: 'train' | 'val', k: number, count: number): HostBatch[] {
-    return Array.from({ length: count }, (_, i) => this.draw(split, new Rng(mixSeed(this.o.seed + 7919 * (k + 1), i + (split === 'val' ? 1 << 20 : 0)))));
+    return Array.from({ length: count }, (_, i) =>
+      this.draw(split, new Rng(mixSeed(this.o.seed + 7919 * (k + 1), i + (split === 'val' ? 1 << 20 : 0)))),
+    );
   }
 }
 
@@ -132,7 +155,10 @@ export class CausalLMTask implements TrainTask {
   private batcher: RandomBatcher;
   private drawn = 0;
 
-  constructor(private readonly data: TaskData, private readonly o: TaskOptions) {
+  constructor(
+    private readonly data: TaskData,
+    private readonly o: TaskOptions,
+  ) {
     this.batcher = new RandomBatcher(data.train, o.batchSize, o.blockSize, o.seed);
   }
   get position(): number {
@@ -157,7 +183,12 @@ export class CausalLMTask implements TrainTask {
   }
   evalBatches(split: 'train' | 'val', k: number, count: number): HostBatch[] {
     const src = split === 'train' ? this.data.train : this.data.val;
-    const bat = new RandomBatcher(src, this.o.batchSize, this.o.blockSize, mixSeed(this.o.seed + (split === 'val' ? 1 : 2), k));
+    const bat = new RandomBatcher(
+      src,
+      this.o.batchSize,
+      this.o.blockSize,
+      mixSeed(this.o.seed + (split === 'val' ? 1 : 2), k),
+    );
     return Array.from({ length: count }, () => {
       const b = bat.next();
       const shape: [number, number] = [b.rows, b.blockSize];
@@ -180,7 +211,10 @@ export class BpttTask implements TrainTask {
   private cache: CarriedCache | null = null;
   private kept: Tensor[] = [];
 
-  constructor(private readonly data: TaskData, private readonly o: TaskOptions) {
+  constructor(
+    private readonly data: TaskData,
+    private readonly o: TaskOptions,
+  ) {
     this.batcher = new BpttBatcher(data.train, o.batchSize, o.blockSize);
   }
   get position(): number {
@@ -190,7 +224,11 @@ export class BpttTask implements TrainTask {
     this.drawn++;
     const c = this.batcher.next();
     const shape: [number, number] = [c.batchSize, c.seqLen];
-    return { arrays: { inputIds: { data: c.x, shape }, labels: { data: c.y, shape } }, tokens: c.x.length, reset: c.reset.some((r) => r) };
+    return {
+      arrays: { inputIds: { data: c.x, shape }, labels: { data: c.y, shape } },
+      tokens: c.x.length,
+      reset: c.reset.some((r) => r),
+    };
   }
   seek(position: number): void {
     // the carried hidden state comes back separately (restoreCarried)
@@ -220,7 +258,8 @@ export class BpttTask implements TrainTask {
   }
   private resetState(model: LanguageModel): void {
     this.dispose();
-    if (!model.newCache) throw new Error(`tbptt: model family ${model.config.family} has no newCache() to carry hidden state`);
+    if (!model.newCache)
+      throw new Error(`tbptt: model family ${model.config.family} has no newCache() to carry hidden state`);
     this.cache = model.newCache(this.o.batchSize);
   }
   carriedState(): Map<string, Tensor> {
@@ -234,11 +273,20 @@ export class BpttTask implements TrainTask {
   }
   evalBatches(split: 'train' | 'val', _k: number, count: number): HostBatch[] {
     const src = split === 'train' ? this.data.train : this.data.val;
-    const bat = new RandomBatcher(src, this.o.batchSize, this.o.blockSize, mixSeed(this.o.seed, split === 'val' ? 1 : 2));
+    const bat = new RandomBatcher(
+      src,
+      this.o.batchSize,
+      this.o.blockSize,
+      mixSeed(this.o.seed, split === 'val' ? 1 : 2),
+    );
     return Array.from({ length: count }, () => {
       const b = bat.next();
       const shape: [number, number] = [b.rows, b.blockSize];
-      return { arrays: { inputIds: { data: b.x, shape }, labels: { data: b.y, shape } }, tokens: b.x.length, standalone: true };
+      return {
+        arrays: { inputIds: { data: b.x, shape }, labels: { data: b.y, shape } },
+        tokens: b.x.length,
+        standalone: true,
+      };
     });
   }
   dispose(): void {
@@ -291,15 +339,28 @@ export interface SpecialIds {
  */
 export function specialIds(cfg: ModelConfig, tok?: SpecialSource): SpecialIds {
   const t = cfg.tokens;
-  const get = (role: string, cfgId: number | null, fallback: number) => cfgId ?? tok?.specialTokens[role]?.id ?? fallback;
-  return { pad: get('pad', t.pad, 0), cls: get('cls', t.bos, 1), sep: get('sep', t.eos, 2), mask: get('mask', null, 3), eos: get('eos', t.eos, 2), bos: get('bos', t.bos, 1) };
+  const get = (role: string, cfgId: number | null, fallback: number) =>
+    cfgId ?? tok?.specialTokens[role]?.id ?? fallback;
+  return {
+    pad: get('pad', t.pad, 0),
+    cls: get('cls', t.bos, 1),
+    sep: get('sep', t.eos, 2),
+    mask: get('mask', null, 3),
+    eos: get('eos', t.eos, 2),
+    bos: get('bos', t.bos, 1),
+  };
 }
 
 /** documents = paragraphs (blank-line separated), sentences = lines, each encoded */
 function documents(text: string, encode: (s: string) => number[]): number[][][] {
   return text
     .split(/\n\s*\n/)
-    .map((p) => p.split('\n').filter((l) => l.trim()).map((l) => encode(l)))
+    .map((p) =>
+      p
+        .split('\n')
+        .filter((l) => l.trim())
+        .map((l) => encode(l)),
+    )
     .filter((d) => d.length >= 2);
 }
 
@@ -307,30 +368,62 @@ export class MlmTask extends IndexedTask {
   readonly objective: ObjectiveName;
   private docs: Record<'train' | 'val', number[][][]>;
 
-  constructor(private readonly data: TaskData, o: TaskOptions, private readonly cfg: ModelConfig, private readonly ids: SpecialIds, nsp: boolean) {
+  constructor(
+    private readonly data: TaskData,
+    o: TaskOptions,
+    private readonly cfg: ModelConfig,
+    private readonly ids: SpecialIds,
+    nsp: boolean,
+  ) {
     super(o);
     this.objective = nsp ? 'mlm-nsp' : 'mlm';
-    if (!data.trainText || !data.valText || !data.encode) throw new Error(`${this.objective}: needs the raw text and a tokenizer (sentence pairs are built from lines)`);
+    if (!data.trainText || !data.valText || !data.encode)
+      throw new Error(`${this.objective}: needs the raw text and a tokenizer (sentence pairs are built from lines)`);
     this.docs = { train: documents(data.trainText, data.encode), val: documents(data.valText, data.encode) };
-    for (const s of ['train', 'val'] as const) if (this.docs[s].length === 0) throw new Error(`${this.objective}: the ${s} text has no paragraph with two lines`);
+    for (const s of ['train', 'val'] as const)
+      if (this.docs[s].length === 0)
+        throw new Error(`${this.objective}: the ${s} text has no paragraph with two lines`);
   }
 
   protected draw(split: 'train' | 'val', rng: Rng): HostBatch {
     const docs = this.docs[split];
     const ex = Array.from({ length: this.o.batchSize }, () => {
       const d = rng.int(docs.length);
-      const pair = nspPair(docs, d, rng.int(docs[d]!.length - 1), rng, { clsId: this.ids.cls, sepId: this.ids.sep, maxLength: this.o.blockSize });
-      const m = maskTokens(pair.inputIds, rng, { vocabSize: this.cfg.vocabSize, maskId: this.ids.mask, specialIds: Object.values(this.ids) });
+      const pair = nspPair(docs, d, rng.int(docs[d]!.length - 1), rng, {
+        clsId: this.ids.cls,
+        sepId: this.ids.sep,
+        maxLength: this.o.blockSize,
+      });
+      const m = maskTokens(pair.inputIds, rng, {
+        vocabSize: this.cfg.vocabSize,
+        maskId: this.ids.mask,
+        specialIds: Object.values(this.ids),
+      });
       return { ...pair, ...m };
     });
     const L = Math.max(...ex.map((e) => e.inputIds.length));
-    const pad = (rows: ArrayLike<number>[], v: number) => ({ data: padRows(rows, v, L).data, shape: [ex.length, L] as [number, number] });
-    const labels = pad(ex.map((e) => e.labels), IGNORE_INDEX);
+    const pad = (rows: ArrayLike<number>[], v: number) => ({
+      data: padRows(rows, v, L).data,
+      shape: [ex.length, L] as [number, number],
+    });
+    const labels = pad(
+      ex.map((e) => e.labels),
+      IGNORE_INDEX,
+    );
     return {
       arrays: {
-        inputIds: pad(ex.map((e) => e.inputIds), this.ids.pad),
-        tokenTypeIds: pad(ex.map((e) => e.tokenTypeIds), 0),
-        attentionMask: pad(ex.map((e) => new Int32Array(e.inputIds.length).fill(1)), 0),
+        inputIds: pad(
+          ex.map((e) => e.inputIds),
+          this.ids.pad,
+        ),
+        tokenTypeIds: pad(
+          ex.map((e) => e.tokenTypeIds),
+          0,
+        ),
+        attentionMask: pad(
+          ex.map((e) => new Int32Array(e.inputIds.length).fill(1)),
+          0,
+        ),
         labels,
       },
       vectors: { nextSentenceLabel: Int32Array.from(ex.map((e) => e.nextSentenceLabel)) },
@@ -340,10 +433,17 @@ export class MlmTask extends IndexedTask {
 
   loss(model: LanguageModel, b: HostBatch): LossResult {
     const a = b.arrays;
-    const out = model.forward({ inputIds: i32(a.inputIds!), tokenTypeIds: i32(a.tokenTypeIds!), attentionMask: i32(a.attentionMask!) });
+    const out = model.forward({
+      inputIds: i32(a.inputIds!),
+      tokenTypeIds: i32(a.tokenTypeIds!),
+      attentionMask: i32(a.attentionMask!),
+    });
     let loss = lmLoss(out, i32(a.labels!));
     if (this.objective === 'mlm-nsp') {
-      if (!out.nspLogits) throw new Error(`mlm-nsp: the model returned no nspLogits (use a BERT config with head 'pretraining', or --objective mlm)`);
+      if (!out.nspLogits)
+        throw new Error(
+          `mlm-nsp: the model returned no nspLogits (use a BERT config with head 'pretraining', or --objective mlm)`,
+        );
       loss = add(loss, crossEntropy(out.nspLogits, tensor(b.vectors!.nextSentenceLabel!, { dtype: 'int32' })));
     }
     return { loss, tokens: b.tokens };
@@ -361,7 +461,11 @@ function seq2seqLoss(model: LanguageModel, b: HostBatch): LossResult {
   return { loss: lmLoss(model.forward(inputs), i32(a.labels!)), tokens: b.tokens };
 }
 
-function seq2seqHost(pairs: { source: ArrayLike<number>; target: ArrayLike<number> }[], ids: SpecialIds, eos: boolean): HostBatch {
+function seq2seqHost(
+  pairs: { source: ArrayLike<number>; target: ArrayLike<number> }[],
+  ids: SpecialIds,
+  eos: boolean,
+): HostBatch {
   const s = seq2seqBatch(pairs, { bosId: ids.bos, padId: ids.pad, ...(eos ? { eosId: ids.eos } : {}) });
   const src: [number, number] = [s.rows, s.srcLength];
   const tgt: [number, number] = [s.rows, s.tgtLength];
@@ -381,7 +485,12 @@ function seq2seqHost(pairs: { source: ArrayLike<number>; target: ArrayLike<numbe
 export class SpanCorruptionTask extends IndexedTask {
   readonly objective = 'span-corruption';
   private readonly raw: number;
-  constructor(private readonly data: TaskData, o: TaskOptions, private readonly cfg: ModelConfig, private readonly ids: SpecialIds) {
+  constructor(
+    private readonly data: TaskData,
+    o: TaskOptions,
+    private readonly cfg: ModelConfig,
+    private readonly ids: SpecialIds,
+  ) {
     super(o);
     this.raw = spanCorruptionLengths(o.blockSize).tokensLength;
   }
@@ -402,7 +511,12 @@ export class SpanCorruptionTask extends IndexedTask {
 /** BART text infilling: the decoder reconstructs the original window */
 export class DenoisingTask extends IndexedTask {
   readonly objective = 'denoising';
-  constructor(private readonly data: TaskData, o: TaskOptions, private readonly cfg: ModelConfig, private readonly ids: SpecialIds) {
+  constructor(
+    private readonly data: TaskData,
+    o: TaskOptions,
+    private readonly cfg: ModelConfig,
+    private readonly ids: SpecialIds,
+  ) {
     super(o);
   }
   protected draw(split: 'train' | 'val', rng: Rng): HostBatch {
@@ -410,7 +524,11 @@ export class DenoisingTask extends IndexedTask {
     const T = this.o.blockSize - 2;
     const pairs = Array.from({ length: this.o.batchSize }, () => {
       const w = [this.ids.bos, ...src.read(rng.int(src.length - T), T), this.ids.eos];
-      const ex = bartDenoising(w, rng, { maskId: this.ids.mask, maskRatio: 0.3, specialIds: [this.ids.bos, this.ids.eos] });
+      const ex = bartDenoising(w, rng, {
+        maskId: this.ids.mask,
+        maskRatio: 0.3,
+        specialIds: [this.ids.bos, this.ids.eos],
+      });
       return { source: ex.inputs, target: ex.targets };
     });
     return seq2seqHost(pairs, { ...this.ids, bos: this.cfg.tokens.decoderStart ?? this.ids.eos }, false);
@@ -424,10 +542,21 @@ export class DenoisingTask extends IndexedTask {
 export class SyntheticSeq2SeqTask extends IndexedTask {
   readonly objective = 'seq2seq';
   readonly dataset: SyntheticDataset;
-  constructor(o: TaskOptions, private readonly cfg: ModelConfig) {
+  constructor(
+    o: TaskOptions,
+    private readonly cfg: ModelConfig,
+  ) {
     super(o);
-    this.dataset = syntheticSeq2Seq({ task: 'reverse', count: 20000, seed: o.seed, maxLength: Math.max(3, Math.min(20, o.blockSize - 2)) });
-    if (this.dataset.vocabSize > cfg.vocabSize) throw new Error(`seq2seq: the synthetic task needs ${this.dataset.vocabSize} ids, the model has vocabSize ${cfg.vocabSize}`);
+    this.dataset = syntheticSeq2Seq({
+      task: 'reverse',
+      count: 20000,
+      seed: o.seed,
+      maxLength: Math.max(3, Math.min(20, o.blockSize - 2)),
+    });
+    if (this.dataset.vocabSize > cfg.vocabSize)
+      throw new Error(
+        `seq2seq: the synthetic task needs ${this.dataset.vocabSize} ids, the model has vocabSize ${cfg.vocabSize}`,
+      );
   }
   protected draw(split: 'train' | 'val', rng: Rng): HostBatch {
     const pool = split === 'train' ? this.dataset.train : this.dataset.val;
@@ -440,16 +569,30 @@ export class SyntheticSeq2SeqTask extends IndexedTask {
 }
 
 /** Builds the task for an objective (default: the family's). */
-export function createTask(objective: ObjectiveName, cfg: ModelConfig, data: TaskData, o: TaskOptions, tok?: SpecialSource): TrainTask {
+export function createTask(
+  objective: ObjectiveName,
+  cfg: ModelConfig,
+  data: TaskData,
+  o: TaskOptions,
+  tok?: SpecialSource,
+): TrainTask {
   const ids = specialIds(cfg, tok);
   switch (objective) {
-    case 'causal-lm': return new CausalLMTask(data, o);
-    case 'tbptt': return new BpttTask(data, o);
-    case 'mlm': return new MlmTask(data, o, cfg, ids, false);
-    case 'mlm-nsp': return new MlmTask(data, o, cfg, ids, true);
-    case 'span-corruption': return new SpanCorruptionTask(data, o, cfg, ids);
-    case 'denoising': return new DenoisingTask(data, o, cfg, ids);
-    case 'seq2seq': return new SyntheticSeq2SeqTask(o, cfg);
-    default: throw new Error(`createTask: unknown objective ${JSON.stringify(objective)} (known: ${OBJECTIVES.join(', ')})`);
+    case 'causal-lm':
+      return new CausalLMTask(data, o);
+    case 'tbptt':
+      return new BpttTask(data, o);
+    case 'mlm':
+      return new MlmTask(data, o, cfg, ids, false);
+    case 'mlm-nsp':
+      return new MlmTask(data, o, cfg, ids, true);
+    case 'span-corruption':
+      return new SpanCorruptionTask(data, o, cfg, ids);
+    case 'denoising':
+      return new DenoisingTask(data, o, cfg, ids);
+    case 'seq2seq':
+      return new SyntheticSeq2SeqTask(o, cfg);
+    default:
+      throw new Error(`createTask: unknown objective ${JSON.stringify(objective)} (known: ${OBJECTIVES.join(', ')})`);
   }
 }

@@ -45,7 +45,11 @@ export class MetricsLogger {
 
   /** Records metrics for a step (time is added unless given) and writes one line. */
   log(step: number, values: Record<string, MetricValue>): MetricRecord {
-    const rec: MetricRecord = { step, time: Math.round(this.elapsed * 1000 + this.now() - this.start) / 1000, ...values };
+    const rec: MetricRecord = {
+      step,
+      time: Math.round(this.elapsed * 1000 + this.now() - this.start) / 1000,
+      ...values,
+    };
     this.history.push(rec);
     if (this.history.length > this.maxHistory) this.history.shift();
     this.sink?.(JSON.stringify(rec, replacer));

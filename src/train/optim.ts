@@ -21,7 +21,8 @@ export interface ParamGroup {
   lrScale: number;
 }
 
-export type ParamGroupSpec = Pick<ParamGroup, 'params' | 'names'> & Partial<Pick<ParamGroup, 'weightDecay' | 'lrScale'>>;
+export type ParamGroupSpec = Pick<ParamGroup, 'params' | 'names'> &
+  Partial<Pick<ParamGroup, 'weightDecay' | 'lrScale'>>;
 
 /**
  * Which parameters get weight decay.
@@ -34,15 +35,20 @@ export type ParamGroupSpec = Pick<ParamGroup, 'params' | 'names'> & Partial<Pick
 export type DecayRule = 'matrices' | 'no-norm-bias-embed' | 'all' | 'none' | ((name: string, p: Tensor) => boolean);
 
 /** embedding tables by their checkpoint names (GPT wte/wpe, Llama/BART embed_*, BERT *_embeddings, T5 shared + relative_attention_bias) */
-const EMBEDDING_NAME = /(^|\.)(wte|wpe|embed_tokens|embed_positions|word_embeddings|position_embeddings|token_type_embeddings|shared|embedding|relative_attention_bias)(\.|$)/;
+const EMBEDDING_NAME =
+  /(^|\.)(wte|wpe|embed_tokens|embed_positions|word_embeddings|position_embeddings|token_type_embeddings|shared|embedding|relative_attention_bias)(\.|$)/;
 
 export function decays(rule: DecayRule, name: string, p: Tensor): boolean {
   if (typeof rule === 'function') return rule(name, p);
   switch (rule) {
-    case 'all': return true;
-    case 'none': return false;
-    case 'matrices': return p.ndim >= 2;
-    case 'no-norm-bias-embed': return p.ndim >= 2 && !EMBEDDING_NAME.test(name);
+    case 'all':
+      return true;
+    case 'none':
+      return false;
+    case 'matrices':
+      return p.ndim >= 2;
+    case 'no-norm-bias-embed':
+      return p.ndim >= 2 && !EMBEDDING_NAME.test(name);
   }
 }
 
@@ -50,7 +56,11 @@ export function decays(rule: DecayRule, name: string, p: Tensor): boolean {
  * Two groups: decayed parameters (weightDecay) and the rest (0). Parameters that do not require
  * gradients (frozen) are left out. Names keep module order so saved state is stable.
  */
-export function paramGroups(named: readonly [string, Tensor][], weightDecay: number, rule: DecayRule = 'no-norm-bias-embed'): ParamGroup[] {
+export function paramGroups(
+  named: readonly [string, Tensor][],
+  weightDecay: number,
+  rule: DecayRule = 'no-norm-bias-embed',
+): ParamGroup[] {
   const decay: ParamGroup = { params: [], names: [], weightDecay, lrScale: 1 };
   const rest: ParamGroup = { params: [], names: [], weightDecay: 0, lrScale: 1 };
   for (const [name, p] of named) {
@@ -65,12 +75,18 @@ export function paramGroups(named: readonly [string, Tensor][], weightDecay: num
 function resolveGroups(groups: readonly ParamGroupSpec[], defaultWd: number): ParamGroup[] {
   const seen = new Set<Tensor>();
   return groups.map((g, gi) => {
-    if (g.names.length !== g.params.length) throw new Error(`optimizer: group ${gi} has ${g.params.length} params but ${g.names.length} names`);
+    if (g.names.length !== g.params.length)
+      throw new Error(`optimizer: group ${gi} has ${g.params.length} params but ${g.names.length} names`);
     for (const [i, p] of g.params.entries()) {
       if (seen.has(p)) throw new Error(`optimizer: parameter '${g.names[i]}' appears in more than one group`);
       seen.add(p);
     }
-    return { params: [...g.params], names: [...g.names], weightDecay: g.weightDecay ?? defaultWd, lrScale: g.lrScale ?? 1 };
+    return {
+      params: [...g.params],
+      names: [...g.names],
+      weightDecay: g.weightDecay ?? defaultWd,
+      lrScale: g.lrScale ?? 1,
+    };
   });
 }
 
@@ -78,7 +94,8 @@ function resolveGroups(groups: readonly ParamGroupSpec[], defaultWd: number): Pa
 
 /** dst <- src elementwise (same shape), converting dtype; not recorded by autograd */
 export function assign(dst: Tensor, src: Tensor): void {
-  if (src.size !== dst.size) throw new Error(`assign: source ${fmt(src.shape)} does not fit destination ${fmt(dst.shape)}`);
+  if (src.size !== dst.size)
+    throw new Error(`assign: source ${fmt(src.shape)} does not fit destination ${fmt(dst.shape)}`);
   const s = src.ndim === dst.ndim ? src : src.reshape(...dst.shape);
   kernel(dst, 'copy')(s.view(), dst.view());
   if (s !== src) s.dispose();
@@ -158,7 +175,13 @@ export abstract class Optimizer {
   /** the names of the buffers kept per parameter */
   protected abstract bufferNames(): string[];
   /** `fresh`: the buffers were just created (torch's "buffer is None" on a parameter's first step) */
-  protected abstract update(p: Tensor, g: Tensor, group: ParamGroup, buffers: Record<string, Tensor>, fresh: boolean): void;
+  protected abstract update(
+    p: Tensor,
+    g: Tensor,
+    group: ParamGroup,
+    buffers: Record<string, Tensor>,
+    fresh: boolean,
+  ): void;
 
   /** One update of every parameter that has a gradient. Parameters without `.grad` are skipped. */
   step(): void {
@@ -170,7 +193,9 @@ export abstract class Optimizer {
           checkParam(p);
           const fresh = !this.state.has(p);
           const buffers = this.buffersOf(p);
-          tidy(() => this.update(p, p.grad!.dtype === 'float32' ? p.grad! : p.grad!.to('float32'), group, buffers, fresh));
+          tidy(() =>
+            this.update(p, p.grad!.dtype === 'float32' ? p.grad! : p.grad!.to('float32'), group, buffers, fresh),
+          );
         }
       }
     });
@@ -197,14 +222,16 @@ export abstract class Optimizer {
       g.params.forEach((p, i) => {
         const b = this.state.get(p);
         if (!b) return;
-        for (const [n, t] of Object.entries(b)) buffers[`${g.names[i]}.${n}`] = { shape: [...t.shape], data: t.data() as Float32Array };
+        for (const [n, t] of Object.entries(b))
+          buffers[`${g.names[i]}.${n}`] = { shape: [...t.shape], data: t.data() as Float32Array };
       });
     }
     return { kind: this.kind, step: this.stepCount, hyper: this.hyper(), buffers };
   }
 
   loadStateDict(s: OptimizerState): void {
-    if (s.kind !== this.kind) throw new Error(`loadStateDict: state is for optimizer '${s.kind}', this is '${this.kind}'`);
+    if (s.kind !== this.kind)
+      throw new Error(`loadStateDict: state is for optimizer '${s.kind}', this is '${this.kind}'`);
     this.stepCount = s.step;
     for (const g of this.groups) {
       g.params.forEach((p, i) => {
@@ -212,7 +239,10 @@ export abstract class Optimizer {
         if (entries.every(([, e]) => !e)) return; // parameter had no gradient yet when saved
         const b = this.buffersOf(p);
         for (const [n, e] of entries) {
-          if (!e || e.data.length !== p.size) throw new Error(`loadStateDict: buffer '${g.names[i]}.${n}' is ${e ? `${e.data.length} values` : 'missing'}, parameter has ${p.size}`);
+          if (!e || e.data.length !== p.size)
+            throw new Error(
+              `loadStateDict: buffer '${g.names[i]}.${n}' is ${e ? `${e.data.length} values` : 'missing'}, parameter has ${p.size}`,
+            );
           tidy(() => assign(b[n]!, fromFloat32(e.data, p.shape)));
         }
       });
@@ -235,7 +265,9 @@ function isNamedList(x: readonly ParamGroupSpec[] | readonly [string, Tensor][])
 
 function checkParam(p: Tensor): void {
   if (p.dtype !== 'float32' || !p.isContiguous) {
-    throw new Error(`optimizer: parameter '${p.name ?? '?'}' ${fmt(p.shape)} is ${p.dtype}${p.isContiguous ? '' : ' non-contiguous'}; optimizers update float32 contiguous tensors (use MixedPrecision for low-precision models)`);
+    throw new Error(
+      `optimizer: parameter '${p.name ?? '?'}' ${fmt(p.shape)} is ${p.dtype}${p.isContiguous ? '' : ' non-contiguous'}; optimizers update float32 contiguous tensors (use MixedPrecision for low-precision models)`,
+    );
   }
 }
 
@@ -261,7 +293,8 @@ export class SGD extends Optimizer {
     this.momentum = o.momentum ?? 0;
     this.dampening = o.dampening ?? 0;
     this.nesterov = o.nesterov ?? false;
-    if (this.nesterov && (this.momentum <= 0 || this.dampening !== 0)) throw new Error('SGD: nesterov needs momentum > 0 and dampening 0');
+    if (this.nesterov && (this.momentum <= 0 || this.dampening !== 0))
+      throw new Error('SGD: nesterov needs momentum > 0 and dampening 0');
   }
 
   protected bufferNames(): string[] {
@@ -316,7 +349,14 @@ abstract class AdamBase extends Optimizer {
 
   protected fused(p: Tensor, g: Tensor, b: Record<string, Tensor>, lr: number, weightDecay: number): void {
     const gc = g.isContiguous ? g : g.contiguous();
-    adamwUpdate(p, gc, b.exp_avg!, b.exp_avg_sq!, { lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay, step: this.stepCount });
+    adamwUpdate(p, gc, b.exp_avg!, b.exp_avg_sq!, {
+      lr,
+      beta1: this.beta1,
+      beta2: this.beta2,
+      eps: this.eps,
+      weightDecay,
+      step: this.stepCount,
+    });
   }
 }
 
@@ -364,9 +404,15 @@ export function createOptimizer(named: readonly [string, Tensor][], c: Optimizer
   const wd = c.weightDecay ?? (c.kind === 'adamw' ? 0.01 : 0);
   const groups = paramGroups(named, wd, c.decay ?? 'no-norm-bias-embed');
   switch (c.kind) {
-    case 'sgd': return new SGD(groups, { lr: c.lr, momentum: c.momentum, nesterov: c.nesterov, dampening: c.dampening });
-    case 'adam': return new Adam(groups, { lr: c.lr, beta1: c.beta1, beta2: c.beta2, eps: c.eps });
-    case 'adamw': return new AdamW(groups, { lr: c.lr, beta1: c.beta1, beta2: c.beta2, eps: c.eps });
-    default: throw new Error(`createOptimizer: unknown optimizer kind ${JSON.stringify((c as { kind: unknown }).kind)} (sgd, adam, adamw)`);
+    case 'sgd':
+      return new SGD(groups, { lr: c.lr, momentum: c.momentum, nesterov: c.nesterov, dampening: c.dampening });
+    case 'adam':
+      return new Adam(groups, { lr: c.lr, beta1: c.beta1, beta2: c.beta2, eps: c.eps });
+    case 'adamw':
+      return new AdamW(groups, { lr: c.lr, beta1: c.beta1, beta2: c.beta2, eps: c.eps });
+    default:
+      throw new Error(
+        `createOptimizer: unknown optimizer kind ${JSON.stringify((c as { kind: unknown }).kind)} (sgd, adam, adamw)`,
+      );
   }
 }

@@ -2,15 +2,31 @@
 // axes, and heatmaps / bar charts for MoE expert-load statistics. Output is a complete <svg> document
 // string that browsers, editors and `convert` render directly.
 
-const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
-const FONT = "font-family=\"system-ui, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif\"";
+const PALETTE = [
+  '#1f77b4',
+  '#ff7f0e',
+  '#2ca02c',
+  '#d62728',
+  '#9467bd',
+  '#8c564b',
+  '#e377c2',
+  '#7f7f7f',
+  '#bcbd22',
+  '#17becf',
+];
+const FONT = 'font-family="system-ui, -apple-system, \'Segoe UI\', Helvetica, Arial, sans-serif"';
 const AXIS = '#444';
 const GRID = '#e6e6e6';
 const TEXT = '#222';
 
 /** Escapes text for XML content and attribute values. */
 export function escapeXml(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
+  return s
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&apos;');
 }
 
 /** Compact coordinate formatting keeps files small. */
@@ -71,7 +87,10 @@ export function logTicks(min: number, max: number): number[] {
     const stride = Math.ceil(decades.length / 10);
     return decades.filter((_, i) => i % stride === 0);
   }
-  for (const mults of [[1, 2, 5], [1, 2, 3, 4, 5, 6, 7, 8, 9]]) {
+  for (const mults of [
+    [1, 2, 5],
+    [1, 2, 3, 4, 5, 6, 7, 8, 9],
+  ]) {
     const t = inRange(mults);
     if (t.length >= 4) return t;
   }
@@ -166,7 +185,12 @@ export interface LineChartOptions {
   legend?: 'top-right' | 'bottom-left' | 'bottom-right' | 'top-left' | 'none';
 }
 
-interface Box { left: number; top: number; right: number; bottom: number }
+interface Box {
+  left: number;
+  top: number;
+  right: number;
+  bottom: number;
+}
 
 function usable(p: Point, logX: boolean, logY: boolean): boolean {
   return Number.isFinite(p[0]) && Number.isFinite(p[1]) && (!logX || p[0] > 0) && (!logY || p[1] > 0);
@@ -236,18 +260,35 @@ function pathData(points: ArrayLike<Point>, sx: Scale, sy: Scale, logX: boolean,
   }
   return runs
     .filter((r) => r.length > 0)
-    .map((r) => decimate(r).map(([x, y], i) => `${i === 0 ? 'M' : 'L'}${f(x)},${f(y)}`).join(''))
+    .map((r) =>
+      decimate(r)
+        .map(([x, y], i) => `${i === 0 ? 'M' : 'L'}${f(x)},${f(y)}`)
+        .join(''),
+    )
     .join('');
 }
 
-function axisLabels(box: Box, width: number, height: number, o: { title?: string; xLabel?: string; yLabel?: string }): string[] {
+function axisLabels(
+  box: Box,
+  width: number,
+  height: number,
+  o: { title?: string; xLabel?: string; yLabel?: string },
+): string[] {
   const out: string[] = [];
   const cx = (box.left + box.right) / 2;
-  if (o.title) out.push(`<text x="${f(width / 2)}" y="24" text-anchor="middle" font-size="16" font-weight="600" fill="${TEXT}">${escapeXml(o.title)}</text>`);
-  if (o.xLabel) out.push(`<text x="${f(cx)}" y="${f(height - 10)}" text-anchor="middle" font-size="13" fill="${TEXT}">${escapeXml(o.xLabel)}</text>`);
+  if (o.title)
+    out.push(
+      `<text x="${f(width / 2)}" y="24" text-anchor="middle" font-size="16" font-weight="600" fill="${TEXT}">${escapeXml(o.title)}</text>`,
+    );
+  if (o.xLabel)
+    out.push(
+      `<text x="${f(cx)}" y="${f(height - 10)}" text-anchor="middle" font-size="13" fill="${TEXT}">${escapeXml(o.xLabel)}</text>`,
+    );
   if (o.yLabel) {
     const cy = (box.top + box.bottom) / 2;
-    out.push(`<text x="16" y="${f(cy)}" text-anchor="middle" font-size="13" fill="${TEXT}" transform="rotate(-90 16 ${f(cy)})">${escapeXml(o.yLabel)}</text>`);
+    out.push(
+      `<text x="16" y="${f(cy)}" text-anchor="middle" font-size="13" fill="${TEXT}" transform="rotate(-90 16 ${f(cy)})">${escapeXml(o.yLabel)}</text>`,
+    );
   }
   return out;
 }
@@ -258,21 +299,37 @@ function axes(box: Box, sx: Scale, sy: Scale): string[] {
   for (const t of sy.ticks) {
     const y = sy(t);
     if (y < box.top - 0.5 || y > box.bottom + 0.5) continue;
-    out.push(`<line x1="${f(box.left)}" y1="${f(y)}" x2="${f(box.right)}" y2="${f(y)}" stroke="${GRID}" stroke-width="1"/>`);
-    out.push(`<text x="${f(box.left - 8)}" y="${f(y + 4)}" text-anchor="end" font-size="11" fill="${AXIS}">${escapeXml(formatTick(t))}</text>`);
+    out.push(
+      `<line x1="${f(box.left)}" y1="${f(y)}" x2="${f(box.right)}" y2="${f(y)}" stroke="${GRID}" stroke-width="1"/>`,
+    );
+    out.push(
+      `<text x="${f(box.left - 8)}" y="${f(y + 4)}" text-anchor="end" font-size="11" fill="${AXIS}">${escapeXml(formatTick(t))}</text>`,
+    );
   }
   for (const t of sx.ticks) {
     const x = sx(t);
     if (x < box.left - 0.5 || x > box.right + 0.5) continue;
-    out.push(`<line x1="${f(x)}" y1="${f(box.top)}" x2="${f(x)}" y2="${f(box.bottom)}" stroke="${GRID}" stroke-width="1"/>`);
-    out.push(`<line x1="${f(x)}" y1="${f(box.bottom)}" x2="${f(x)}" y2="${f(box.bottom + 5)}" stroke="${AXIS}" stroke-width="1"/>`);
-    out.push(`<text x="${f(x)}" y="${f(box.bottom + 18)}" text-anchor="middle" font-size="11" fill="${AXIS}">${escapeXml(formatTick(t))}</text>`);
+    out.push(
+      `<line x1="${f(x)}" y1="${f(box.top)}" x2="${f(x)}" y2="${f(box.bottom)}" stroke="${GRID}" stroke-width="1"/>`,
+    );
+    out.push(
+      `<line x1="${f(x)}" y1="${f(box.bottom)}" x2="${f(x)}" y2="${f(box.bottom + 5)}" stroke="${AXIS}" stroke-width="1"/>`,
+    );
+    out.push(
+      `<text x="${f(x)}" y="${f(box.bottom + 18)}" text-anchor="middle" font-size="11" fill="${AXIS}">${escapeXml(formatTick(t))}</text>`,
+    );
   }
-  out.push(`<path d="M${f(box.left)},${f(box.top)}V${f(box.bottom)}H${f(box.right)}" fill="none" stroke="${AXIS}" stroke-width="1.2"/>`);
+  out.push(
+    `<path d="M${f(box.left)},${f(box.top)}V${f(box.bottom)}H${f(box.right)}" fill="none" stroke="${AXIS}" stroke-width="1.2"/>`,
+  );
   return out;
 }
 
-interface LegendEntry { name: string; color: string; dashed?: boolean }
+interface LegendEntry {
+  name: string;
+  color: string;
+  dashed?: boolean;
+}
 
 function legend(box: Box, entries: LegendEntry[], corner: NonNullable<LineChartOptions['legend']>): string[] {
   if (corner === 'none' || entries.length === 0) return [];
@@ -281,11 +338,15 @@ function legend(box: Box, entries: LegendEntry[], corner: NonNullable<LineChartO
   const h = entries.length * rowH + 10;
   const x = corner.endsWith('right') ? box.right - w - 10 : box.left + 10;
   const y = corner.startsWith('top') ? box.top + 10 : box.bottom - h - 10;
-  const out = [`<g class="legend"><rect x="${f(x)}" y="${f(y)}" width="${f(w)}" height="${f(h)}" rx="4" fill="#fff" fill-opacity="0.9" stroke="#ccc"/>`];
+  const out = [
+    `<g class="legend"><rect x="${f(x)}" y="${f(y)}" width="${f(w)}" height="${f(h)}" rx="4" fill="#fff" fill-opacity="0.9" stroke="#ccc"/>`,
+  ];
   entries.forEach((e, i) => {
     const ly = y + 14 + i * rowH;
     const dash = e.dashed ? ' stroke-dasharray="6 4"' : '';
-    out.push(`<line x1="${f(x + 8)}" y1="${f(ly - 4)}" x2="${f(x + 28)}" y2="${f(ly - 4)}" stroke="${e.color}" stroke-width="2.5"${dash}/>`);
+    out.push(
+      `<line x1="${f(x + 8)}" y1="${f(ly - 4)}" x2="${f(x + 28)}" y2="${f(ly - 4)}" stroke="${e.color}" stroke-width="2.5"${dash}/>`,
+    );
     out.push(`<text x="${f(x + 34)}" y="${f(ly)}" font-size="12" fill="${TEXT}">${escapeXml(e.name)}</text>`);
   });
   out.push('</g>');
@@ -299,7 +360,9 @@ function svgDocument(width: number, height: number, body: string[], title?: stri
     `<rect width="${width}" height="${height}" fill="#fff"/>`,
     ...body,
     '</svg>',
-  ].filter((s) => s !== '').join('\n');
+  ]
+    .filter((s) => s !== '')
+    .join('\n');
 }
 
 function seriesSvg(s: Series, color: string, sx: Scale, sy: Scale, o: LineChartOptions, clipId: string): string[] {
@@ -311,12 +374,19 @@ function seriesSvg(s: Series, color: string, sx: Scale, sy: Scale, o: LineChartO
   const out = [`<g class="series" data-name="${escapeXml(s.name)}" clip-path="url(#${clipId})">`];
   const main = s.smooth !== undefined ? emaPoints(pts, s.smooth) : pts;
   if (s.smooth !== undefined) {
-    out.push(`<path d="${pathData(pts, sx, sy, logX, logY)}" fill="none" stroke="${color}" stroke-opacity="0.25" stroke-width="1"/>`);
+    out.push(
+      `<path d="${pathData(pts, sx, sy, logX, logY)}" fill="none" stroke="${color}" stroke-opacity="0.25" stroke-width="1"/>`,
+    );
   }
-  out.push(`<path d="${pathData(main, sx, sy, logX, logY)}" fill="none" stroke="${color}" stroke-width="${w}" stroke-linejoin="round" stroke-linecap="round"${dash}/>`);
+  out.push(
+    `<path d="${pathData(main, sx, sy, logX, logY)}" fill="none" stroke="${color}" stroke-width="${w}" stroke-linejoin="round" stroke-linecap="round"${dash}/>`,
+  );
   if (s.markers ?? pts.length <= 60) {
     for (const p of main) {
-      if (usable(p, logX, logY)) out.push(`<circle cx="${f(sx(p[0]))}" cy="${f(sy(p[1]))}" r="2.8" fill="#fff" stroke="${color}" stroke-width="1.5"/>`);
+      if (usable(p, logX, logY))
+        out.push(
+          `<circle cx="${f(sx(p[0]))}" cy="${f(sy(p[1]))}" r="2.8" fill="#fff" stroke="${color}" stroke-width="1.5"/>`,
+        );
     }
   }
   out.push('</g>');
@@ -333,8 +403,16 @@ export function lineChart(o: LineChartOptions): string {
   const logY = o.logY ?? false;
   const box: Box = { left: 70, top: o.title ? 44 : 20, right: width - 24, bottom: height - (o.xLabel ? 52 : 34) };
   const all = o.series.flatMap((s) => Array.from(s.points).filter((p) => usable(p, logX, logY)));
-  const [x0, x1] = extent(all.map((p) => p[0]), o.xMin, o.xMax);
-  const [y0, y1] = extent(all.map((p) => p[1]), o.yMin, o.yMax);
+  const [x0, x1] = extent(
+    all.map((p) => p[0]),
+    o.xMin,
+    o.xMax,
+  );
+  const [y0, y1] = extent(
+    all.map((p) => p[1]),
+    o.yMin,
+    o.yMax,
+  );
   const sx = makeScale(x0, x1, box.left, box.right, logX, false);
   const sy = makeScale(y0, y1, box.bottom, box.top, logY, o.yMin === undefined && o.yMax === undefined);
   const clipId = `plot-clip-${clipCounter++}`;
@@ -354,7 +432,11 @@ export function lineChart(o: LineChartOptions): string {
 }
 
 /** Convenience: train (smoothed) and val loss curves from [step, loss] pairs. */
-export function lossChart(train: ArrayLike<Point>, val: ArrayLike<Point> = [], opts: Partial<LineChartOptions> & { smooth?: number } = {}): string {
+export function lossChart(
+  train: ArrayLike<Point>,
+  val: ArrayLike<Point> = [],
+  opts: Partial<LineChartOptions> & { smooth?: number } = {},
+): string {
   const series: Series[] = [{ name: 'train', points: train, smooth: opts.smooth, markers: false }];
   if (val.length > 0) series.push({ name: 'val', points: val, width: 2.2 });
   return lineChart({ title: 'Loss', xLabel: 'step', yLabel: 'loss', ...opts, series });
@@ -409,7 +491,9 @@ function labelStride(n: number, px: number, minPx: number): number {
 function colorbar(x: number, top: number, bottom: number, vmin: number, vmax: number, label?: string): string[] {
   const id = `cbar-${clipCounter++}`;
   // Gradient runs bottom (vmin, dark) to top (vmax, bright).
-  const stops = VIRIDIS.map((c, i) => `<stop offset="${f((i / (VIRIDIS.length - 1)) * 100)}%" stop-color="${c}"/>`).join('');
+  const stops = VIRIDIS.map(
+    (c, i) => `<stop offset="${f((i / (VIRIDIS.length - 1)) * 100)}%" stop-color="${c}"/>`,
+  ).join('');
   const out = [
     `<defs><linearGradient id="${id}" x1="0" y1="1" x2="0" y2="0">${stops}</linearGradient></defs>`,
     `<rect x="${f(x)}" y="${f(top)}" width="14" height="${f(bottom - top)}" fill="url(#${id})" stroke="#999" stroke-width="0.5"/>`,
@@ -424,7 +508,9 @@ function colorbar(x: number, top: number, bottom: number, vmin: number, vmax: nu
   if (label) {
     const cy = (top + bottom) / 2;
     const lx = x + 62;
-    out.push(`<text x="${f(lx)}" y="${f(cy)}" text-anchor="middle" font-size="12" fill="${TEXT}" transform="rotate(90 ${f(lx)} ${f(cy)})">${escapeXml(label)}</text>`);
+    out.push(
+      `<text x="${f(lx)}" y="${f(cy)}" text-anchor="middle" font-size="12" fill="${TEXT}" transform="rotate(90 ${f(lx)} ${f(cy)})">${escapeXml(label)}</text>`,
+    );
   }
   return out;
 }
@@ -456,22 +542,32 @@ export function heatmap(o: HeatmapOptions): string {
       const t = (v - vmin) / (vmax - vmin);
       const x = box.left + c * cw;
       const y = box.top + r * ch;
-      body.push(`<rect x="${f(x)}" y="${f(y)}" width="${f(cw + 0.3)}" height="${f(ch + 0.3)}" fill="${viridis(t)}"><title>${escapeXml(`${o.rowLabels?.[r] ?? r}, ${o.colLabels?.[c] ?? c}: ${fmt(v)}`)}</title></rect>`);
+      body.push(
+        `<rect x="${f(x)}" y="${f(y)}" width="${f(cw + 0.3)}" height="${f(ch + 0.3)}" fill="${viridis(t)}"><title>${escapeXml(`${o.rowLabels?.[r] ?? r}, ${o.colLabels?.[c] ?? c}: ${fmt(v)}`)}</title></rect>`,
+      );
       if (show && Number.isFinite(v)) {
         const ink = t > 0.6 ? '#111' : '#fff'; // dark text on the bright end of viridis
-        body.push(`<text x="${f(x + cw / 2)}" y="${f(y + ch / 2 + 4)}" text-anchor="middle" font-size="${Math.min(12, Math.floor(cw / 3.2))}" fill="${ink}">${escapeXml(fmt(v))}</text>`);
+        body.push(
+          `<text x="${f(x + cw / 2)}" y="${f(y + ch / 2 + 4)}" text-anchor="middle" font-size="${Math.min(12, Math.floor(cw / 3.2))}" fill="${ink}">${escapeXml(fmt(v))}</text>`,
+        );
       }
     }
   }
   body.push('</g>');
-  body.push(`<rect x="${f(box.left)}" y="${f(box.top)}" width="${f(box.right - box.left)}" height="${f(box.bottom - box.top)}" fill="none" stroke="${AXIS}" stroke-width="1"/>`);
+  body.push(
+    `<rect x="${f(box.left)}" y="${f(box.top)}" width="${f(box.right - box.left)}" height="${f(box.bottom - box.top)}" fill="none" stroke="${AXIS}" stroke-width="1"/>`,
+  );
   const cs = labelStride(cols, box.right - box.left, 34);
   for (let c = 0; c < cols; c += cs) {
-    body.push(`<text x="${f(box.left + (c + 0.5) * cw)}" y="${f(box.bottom + 16)}" text-anchor="middle" font-size="11" fill="${AXIS}">${escapeXml(o.colLabels?.[c] ?? String(c))}</text>`);
+    body.push(
+      `<text x="${f(box.left + (c + 0.5) * cw)}" y="${f(box.bottom + 16)}" text-anchor="middle" font-size="11" fill="${AXIS}">${escapeXml(o.colLabels?.[c] ?? String(c))}</text>`,
+    );
   }
   const rs = labelStride(rows, box.bottom - box.top, 14);
   for (let r = 0; r < rows; r += rs) {
-    body.push(`<text x="${f(box.left - 8)}" y="${f(box.top + (r + 0.5) * ch + 4)}" text-anchor="end" font-size="11" fill="${AXIS}">${escapeXml(o.rowLabels?.[r] ?? String(r))}</text>`);
+    body.push(
+      `<text x="${f(box.left - 8)}" y="${f(box.top + (r + 0.5) * ch + 4)}" text-anchor="end" font-size="11" fill="${AXIS}">${escapeXml(o.rowLabels?.[r] ?? String(r))}</text>`,
+    );
   }
   body.push(...axisLabels(box, width, height, o));
   body.push(...colorbar(box.right + 16, box.top, box.bottom, vmin, vmax, o.colorbarLabel));
@@ -490,20 +586,34 @@ export function expertLoadHeatmap(counts: ArrayLike<number>[], opts: Partial<Hea
   const E = frac[0]?.length ?? 0;
   return heatmap({
     title: `Expert load (fraction of tokens; uniform = ${E > 0 ? defaultFormat(1 / E) : '—'})`,
-    xLabel: 'expert', yLabel: 'layer', colorbarLabel: 'fraction of tokens', vmin: 0,
-    rowLabels: frac.map((_, i) => `L${i}`), colLabels: Array.from({ length: E }, (_, i) => String(i)),
-    ...opts, values: frac,
+    xLabel: 'expert',
+    yLabel: 'layer',
+    colorbarLabel: 'fraction of tokens',
+    vmin: 0,
+    rowLabels: frac.map((_, i) => `L${i}`),
+    colLabels: Array.from({ length: E }, (_, i) => String(i)),
+    ...opts,
+    values: frac,
   });
 }
 
 /** Tokens per expert over training: counts[stepIndex][expert] → heatmap with experts as rows. */
-export function expertLoadOverSteps(steps: number[], counts: ArrayLike<number>[], opts: Partial<HeatmapOptions> = {}): string {
+export function expertLoadOverSteps(
+  steps: number[],
+  counts: ArrayLike<number>[],
+  opts: Partial<HeatmapOptions> = {},
+): string {
   const E = counts[0]?.length ?? 0;
   const values = Array.from({ length: E }, (_, e) => counts.map((row) => row[e]));
   return heatmap({
-    title: 'Tokens per expert over training', xLabel: 'step', yLabel: 'expert', colorbarLabel: 'tokens',
-    rowLabels: Array.from({ length: E }, (_, i) => `E${i}`), colLabels: steps.map((s) => formatTick(s)),
-    ...opts, values,
+    title: 'Tokens per expert over training',
+    xLabel: 'step',
+    yLabel: 'expert',
+    colorbarLabel: 'tokens',
+    rowLabels: Array.from({ length: E }, (_, i) => `E${i}`),
+    colLabels: steps.map((s) => formatTick(s)),
+    ...opts,
+    values,
   });
 }
 
@@ -549,20 +659,35 @@ export function barChart(o: BarChartOptions): string {
       const bw = o.stacked ? inner : inner / k;
       const x = box.left + c * band + band * 0.1 + (o.stacked ? 0 : si * bw);
       const y1 = sy(base + v);
-      body.push(`<rect x="${f(x)}" y="${f(y1)}" width="${f(Math.max(0.5, bw - 1))}" height="${f(Math.max(0, sy(base) - y1))}" fill="${color}"><title>${escapeXml(`${s.name} ${o.categories[c]}: ${defaultFormat(v)}`)}</title></rect>`);
+      body.push(
+        `<rect x="${f(x)}" y="${f(y1)}" width="${f(Math.max(0.5, bw - 1))}" height="${f(Math.max(0, sy(base) - y1))}" fill="${color}"><title>${escapeXml(`${s.name} ${o.categories[c]}: ${defaultFormat(v)}`)}</title></rect>`,
+      );
     }
     body.push('</g>');
   });
   const cs = labelStride(n, box.right - box.left, 30);
   for (let c = 0; c < n; c += cs) {
-    body.push(`<text x="${f(box.left + (c + 0.5) * band)}" y="${f(box.bottom + 16)}" text-anchor="middle" font-size="11" fill="${AXIS}">${escapeXml(o.categories[c])}</text>`);
+    body.push(
+      `<text x="${f(box.left + (c + 0.5) * band)}" y="${f(box.bottom + 16)}" text-anchor="middle" font-size="11" fill="${AXIS}">${escapeXml(o.categories[c])}</text>`,
+    );
   }
   if (o.reference) {
     const y = sy(o.reference.value);
-    body.push(`<line x1="${f(box.left)}" y1="${f(y)}" x2="${f(box.right)}" y2="${f(y)}" stroke="#d62728" stroke-width="1.5" stroke-dasharray="6 4"/>`);
-    body.push(`<text x="${f(box.right - 4)}" y="${f(y - 5)}" text-anchor="end" font-size="11" fill="#d62728">${escapeXml(o.reference.label)}</text>`);
+    body.push(
+      `<line x1="${f(box.left)}" y1="${f(y)}" x2="${f(box.right)}" y2="${f(y)}" stroke="#d62728" stroke-width="1.5" stroke-dasharray="6 4"/>`,
+    );
+    body.push(
+      `<text x="${f(box.right - 4)}" y="${f(y - 5)}" text-anchor="end" font-size="11" fill="#d62728">${escapeXml(o.reference.label)}</text>`,
+    );
   }
   body.push(...axisLabels(box, width, height, o));
-  if (k > 1) body.push(...legend(box, o.series.map((s, i) => ({ name: s.name, color: s.color ?? PALETTE[i % PALETTE.length] })), 'top-right'));
+  if (k > 1)
+    body.push(
+      ...legend(
+        box,
+        o.series.map((s, i) => ({ name: s.name, color: s.color ?? PALETTE[i % PALETTE.length] })),
+        'top-right',
+      ),
+    );
   return svgDocument(width, height, body, o.title);
 }

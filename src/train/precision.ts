@@ -26,7 +26,17 @@ export const PRECISION_DTYPE: Record<Precision, DType> = { fp32: 'float32', bf16
 
 export function parsePrecision(s: string): Precision {
   const t = s.toLowerCase();
-  const alias: Record<string, Precision> = { fp32: 'fp32', float32: 'fp32', f32: 'fp32', bf16: 'bf16', bfloat16: 'bf16', fp16: 'fp16', float16: 'fp16', f16: 'fp16', half: 'fp16' };
+  const alias: Record<string, Precision> = {
+    fp32: 'fp32',
+    float32: 'fp32',
+    f32: 'fp32',
+    bf16: 'bf16',
+    bfloat16: 'bf16',
+    fp16: 'fp16',
+    float16: 'fp16',
+    f16: 'fp16',
+    half: 'fp16',
+  };
   const p = alias[t];
   if (!p) throw new Error(`precision: unknown value ${JSON.stringify(s)} (expected fp32, bf16 or fp16)`);
   return p;
@@ -104,7 +114,11 @@ export class MixedPrecision {
   readonly masters: [string, Tensor][];
   readonly scaler: LossScaler | null;
 
-  constructor(readonly model: Module, readonly precision: Precision, o: MixedPrecisionOptions = {}) {
+  constructor(
+    readonly model: Module,
+    readonly precision: Precision,
+    o: MixedPrecisionOptions = {},
+  ) {
     this.dtype = PRECISION_DTYPE[precision];
     // frozen parameters (a LoRA run's base) are never updated: no master copy, no optimizer state
     const trainable = model.namedParameters().filter(([, p]) => p.requiresGrad);
@@ -220,7 +234,8 @@ export function measureMemory(mp: MixedPrecision, forward: () => Tensor): Memory
     const loss = forward();
     activationBytes = backend.bytesInUse() - before;
     mp.scaleLoss(loss).backward();
-    peakBytes = backend.peakBytesInUse?.() ?? (backend as { peakBytes?(): number }).peakBytes?.() ?? backend.bytesInUse();
+    peakBytes =
+      backend.peakBytesInUse?.() ?? (backend as { peakBytes?(): number }).peakBytes?.() ?? backend.bytesInUse();
   });
   mp.zeroGrad();
   return { precision: mp.precision, parameterBytes: model, masterBytes: masters, activationBytes, peakBytes };

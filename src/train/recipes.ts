@@ -113,8 +113,15 @@ const SHAKESPEARE_CHAR_CPU: Omit<TrainConfig, 'data' | 'out'> = {
 const SHAKESPEARE_LLAMA_CPU: Omit<TrainConfig, 'data' | 'out'> = {
   model: 'tiny-llama',
   set: [
-    'hidden_size=256', 'intermediate_size=768', 'num_hidden_layers=6', 'num_attention_heads=8', 'num_key_value_heads=4',
-    'max_position_embeddings=256', 'bos_token_id=null', 'eos_token_id=null', 'pad_token_id=null',
+    'hidden_size=256',
+    'intermediate_size=768',
+    'num_hidden_layers=6',
+    'num_attention_heads=8',
+    'num_key_value_heads=4',
+    'max_position_embeddings=256',
+    'bos_token_id=null',
+    'eos_token_id=null',
+    'pad_token_id=null',
   ],
   tweaks: { dropout: 0 },
   tokenizer: 'models/shakespeare-char/tokenizer.json',
@@ -124,7 +131,15 @@ const SHAKESPEARE_LLAMA_CPU: Omit<TrainConfig, 'data' | 'out'> = {
   blockSize: 256,
   steps: 300,
   gradAccum: 1,
-  optimizer: { kind: 'adamw', lr: 1.5e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1, decay: 'no-norm-bias-embed' },
+  optimizer: {
+    kind: 'adamw',
+    lr: 1.5e-3,
+    beta1: 0.9,
+    beta2: 0.99,
+    eps: 1e-8,
+    weightDecay: 0.1,
+    decay: 'no-norm-bias-embed',
+  },
   schedule: { kind: 'cosine', lr: 1.5e-3, minLr: 1.5e-4, warmup: 20, decaySteps: 300 },
   gradClip: 1,
   precision: 'fp32',
@@ -149,7 +164,13 @@ export function getRecipe(name: string): Omit<TrainConfig, 'data' | 'out'> {
 /** Applies ModelTweaks to a built config (returns a new object). Biases: decoders and encoders only. */
 export function applyTweaks(cfg: ModelConfig, t: ModelTweaks): ModelConfig {
   const c = structuredClone(cfg);
-  if (t.dropout !== undefined) c.dropout = { embedding: t.dropout, attention: t.dropout, residual: t.dropout, activation: c.dropout.activation && t.dropout };
+  if (t.dropout !== undefined)
+    c.dropout = {
+      embedding: t.dropout,
+      attention: t.dropout,
+      residual: t.dropout,
+      activation: c.dropout.activation && t.dropout,
+    };
   const stacks = 'decoder' in c ? [c.decoder] : [];
   if ('encoder' in c) stacks.push(c.encoder);
   for (const s of stacks) {
@@ -170,14 +191,18 @@ export function applyTweaks(cfg: ModelConfig, t: ModelTweaks): ModelConfig {
 export function validateTrainConfig(c: TrainConfig): void {
   const posInt = (k: keyof TrainConfig) => {
     const v = c[k] as number;
-    if (!(Number.isInteger(v) && v > 0)) throw new Error(`train config: ${k} must be a positive integer, got ${JSON.stringify(v)}`);
+    if (!(Number.isInteger(v) && v > 0))
+      throw new Error(`train config: ${k} must be a positive integer, got ${JSON.stringify(v)}`);
   };
   for (const k of ['batchSize', 'blockSize', 'gradAccum', 'evalBatches'] as const) posInt(k);
   for (const k of ['steps', 'evalInterval', 'checkpointInterval'] as const) {
-    if (!(Number.isInteger(c[k]) && c[k] >= 0)) throw new Error(`train config: ${k} must be a non-negative integer, got ${JSON.stringify(c[k])}`);
+    if (!(Number.isInteger(c[k]) && c[k] >= 0))
+      throw new Error(`train config: ${k} must be a non-negative integer, got ${JSON.stringify(c[k])}`);
   }
-  if (!(c.valFraction > 0 && c.valFraction < 1)) throw new Error(`train config: valFraction must be in (0, 1), got ${c.valFraction}`);
+  if (!(c.valFraction > 0 && c.valFraction < 1))
+    throw new Error(`train config: valFraction must be in (0, 1), got ${c.valFraction}`);
   if (!(c.gradClip >= 0)) throw new Error(`train config: gradClip must be >= 0, got ${c.gradClip}`);
-  if (!c.data) throw new Error('train: --data FILE is required (a text file, or a directory with train.bin and val.bin)');
+  if (!c.data)
+    throw new Error('train: --data FILE is required (a text file, or a directory with train.bin and val.bin)');
   if (!c.out) throw new Error('train: --out DIR is required');
 }

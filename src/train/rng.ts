@@ -20,10 +20,14 @@ export class Rng {
     // Fold the seed into 32 bits (seeds above 2^32 still change the stream).
     let s = (seed >>> 0) ^ Math.floor(seed / 4294967296);
     let out: number;
-    [s, out] = splitmix32(s); this.a = out;
-    [s, out] = splitmix32(s); this.b = out;
-    [s, out] = splitmix32(s); this.c = out;
-    [s, out] = splitmix32(s); this.d = out;
+    [s, out] = splitmix32(s);
+    this.a = out;
+    [s, out] = splitmix32(s);
+    this.b = out;
+    [s, out] = splitmix32(s);
+    this.c = out;
+    [s, out] = splitmix32(s);
+    this.d = out;
     for (let i = 0; i < 12; i++) this.nextU32(); // warm up so close seeds diverge
   }
 

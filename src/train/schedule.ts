@@ -1,21 +1,47 @@
 // Learning-rate schedules as pure functions of the optimizer step (0-based, like nanoGPT's `iter_num`).
 
 /** Constant lr, with optional linear warmup. */
-export interface ConstantSchedule { kind: 'constant'; lr: number; warmup?: number }
+export interface ConstantSchedule {
+  kind: 'constant';
+  lr: number;
+  warmup?: number;
+}
 /** nanoGPT's get_lr: linear warmup, cosine decay from lr to minLr until decaySteps, minLr after. */
-export interface CosineSchedule { kind: 'cosine'; lr: number; minLr: number; warmup: number; decaySteps: number }
+export interface CosineSchedule {
+  kind: 'cosine';
+  lr: number;
+  minLr: number;
+  warmup: number;
+  decaySteps: number;
+}
 /** Linear warmup, then linear decay from lr to minLr (default 0) at decaySteps. */
-export interface LinearSchedule { kind: 'linear'; lr: number; minLr?: number; warmup: number; decaySteps: number }
+export interface LinearSchedule {
+  kind: 'linear';
+  lr: number;
+  minLr?: number;
+  warmup: number;
+  decaySteps: number;
+}
 /**
  * Warmup-stable-decay: warmup, hold lr until decayStart, then decay to minLr over decaySteps steps.
  * decayShape 'sqrt' is the 1-sqrt cooldown of Hägele et al. (2024); 'linear' is the MiniCPM default.
  */
 export interface WsdSchedule {
-  kind: 'wsd'; lr: number; minLr: number; warmup: number; decayStart: number; decaySteps: number;
+  kind: 'wsd';
+  lr: number;
+  minLr: number;
+  warmup: number;
+  decayStart: number;
+  decaySteps: number;
   decayShape?: 'linear' | 'cosine' | 'sqrt';
 }
 /** "Attention is all you need" (2017): factor · d_model^-0.5 · min(s^-0.5, s · warmup^-1.5), s = step+1. */
-export interface NoamSchedule { kind: 'noam'; dModel: number; warmup: number; factor?: number }
+export interface NoamSchedule {
+  kind: 'noam';
+  dModel: number;
+  warmup: number;
+  factor?: number;
+}
 
 export type Schedule = ConstantSchedule | CosineSchedule | LinearSchedule | WsdSchedule | NoamSchedule;
 
@@ -49,9 +75,15 @@ function wsdLr(s: WsdSchedule, step: number): number {
   const r = (step - s.decayStart) / s.decaySteps; // 0 → 1 over the cooldown
   let coeff: number; // 1 → 0
   switch (s.decayShape ?? 'linear') {
-    case 'linear': coeff = 1 - r; break;
-    case 'cosine': coeff = 0.5 * (1 + Math.cos(Math.PI * r)); break;
-    case 'sqrt': coeff = 1 - Math.sqrt(r); break;
+    case 'linear':
+      coeff = 1 - r;
+      break;
+    case 'cosine':
+      coeff = 0.5 * (1 + Math.cos(Math.PI * r));
+      break;
+    case 'sqrt':
+      coeff = 1 - Math.sqrt(r);
+      break;
   }
   return s.minLr + coeff * (s.lr - s.minLr);
 }
@@ -71,9 +103,12 @@ export function lrAt(schedule: Schedule, step: number): number {
     }
     case 'cosine':
       return nanoGptLr(step, schedule.lr, schedule.minLr, schedule.warmup, schedule.decaySteps);
-    case 'linear': return linearLr(schedule, step);
-    case 'wsd': return wsdLr(schedule, step);
-    case 'noam': return noamLr(schedule, step);
+    case 'linear':
+      return linearLr(schedule, step);
+    case 'wsd':
+      return wsdLr(schedule, step);
+    case 'noam':
+      return noamLr(schedule, step);
   }
 }
 

@@ -18,7 +18,15 @@ import { defaultRng } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { mul, tensor } from '../ops/index.js';
 import type { LanguageModel } from '../models/model.js';
-import { assign, clipGradNorm, createOptimizer, gradNorm, type Optimizer, type OptimizerConfig, type OptimizerState } from './optim.js';
+import {
+  assign,
+  clipGradNorm,
+  createOptimizer,
+  gradNorm,
+  type Optimizer,
+  type OptimizerConfig,
+  type OptimizerState,
+} from './optim.js';
 import { MixedPrecision, type LossScalerOptions, type LossScalerState, type Precision } from './precision.js';
 import { lrAt, validateSchedule, type Schedule } from './schedule.js';
 import type { HostBatch, TrainTask } from './family-objectives.js';
@@ -91,7 +99,13 @@ export interface TrainerState {
  * weights would turn to NaN, so training stops before the optimizer step; the last checkpoint stays good.
  */
 export class NonFiniteLossError extends Error {
-  constructor(readonly step: number, readonly what: string, readonly value: number, readonly lr: number, hint: string) {
+  constructor(
+    readonly step: number,
+    readonly what: string,
+    readonly value: number,
+    readonly lr: number,
+    hint: string,
+  ) {
     super(`training stopped at step ${step}: ${what} is ${value} (not finite) at learning rate ${lr}; ${hint}`);
     this.name = 'NonFiniteLossError';
   }
@@ -117,10 +131,26 @@ export class Trainer {
   /** fp16 steps skipped in a row (inf/nan gradients) */
   private skippedInARow = 0;
 
-  constructor(readonly model: LanguageModel, readonly task: TrainTask, opts: TrainerOptions) {
-    this.o = { gradAccum: 1, gradClip: 0, precision: 'fp32', gradientCheckpointing: false, evalInterval: 0, evalBatches: 20, lossScale: {}, maxSkippedSteps: MAX_SKIPPED_STEPS, ...opts };
-    if (!(Number.isInteger(this.o.steps) && this.o.steps >= 0)) throw new Error(`trainer: steps must be a non-negative integer, got ${this.o.steps}`);
-    if (!(Number.isInteger(this.o.gradAccum) && this.o.gradAccum >= 1)) throw new Error(`trainer: gradAccum must be a positive integer, got ${this.o.gradAccum}`);
+  constructor(
+    readonly model: LanguageModel,
+    readonly task: TrainTask,
+    opts: TrainerOptions,
+  ) {
+    this.o = {
+      gradAccum: 1,
+      gradClip: 0,
+      precision: 'fp32',
+      gradientCheckpointing: false,
+      evalInterval: 0,
+      evalBatches: 20,
+      lossScale: {},
+      maxSkippedSteps: MAX_SKIPPED_STEPS,
+      ...opts,
+    };
+    if (!(Number.isInteger(this.o.steps) && this.o.steps >= 0))
+      throw new Error(`trainer: steps must be a non-negative integer, got ${this.o.steps}`);
+    if (!(Number.isInteger(this.o.gradAccum) && this.o.gradAccum >= 1))
+      throw new Error(`trainer: gradAccum must be a positive integer, got ${this.o.gradAccum}`);
     validateSchedule(this.o.schedule);
     if (this.o.gradientCheckpointing) enableGradientCheckpointing(model);
     this.mp = new MixedPrecision(model, this.o.precision, { scaler: this.o.lossScale });
@@ -155,7 +185,16 @@ export class Trainer {
     if (finite) this.skippedInARow = 0;
     this.mp.scaler?.update(finite);
     this.mp.zeroGrad();
-    return { step: this.step++, loss, lr, gradNorm: norm, tokens, skipped: !finite, ms: performance.now() - t0, ...(lossScale !== undefined ? { lossScale } : {}) };
+    return {
+      step: this.step++,
+      loss,
+      lr,
+      gradNorm: norm,
+      tokens,
+      skipped: !finite,
+      ms: performance.now() - t0,
+      ...(lossScale !== undefined ? { lossScale } : {}),
+    };
   }
 
   /**
@@ -198,7 +237,9 @@ export class Trainer {
       const mean = (split: 'train' | 'val') => {
         const bs = this.task.evalBatches(split, k, this.o.evalBatches);
         batches[split] = bs.length;
-        return bs.reduce((s, b) => s + noGrad(() => tidy(() => this.task.loss(this.model, b).loss.item())), 0) / bs.length;
+        return (
+          bs.reduce((s, b) => s + noGrad(() => tidy(() => this.task.loss(this.model, b).loss.item())), 0) / bs.length
+        );
       };
       return { step: this.step, train: mean('train'), val: mean('val'), batches };
     } finally {
@@ -215,11 +256,13 @@ export class Trainer {
   /** loads full-precision weights (e.g. a checkpoint's) into the masters and the model copy */
   loadWeights(weights: ReadonlyMap<string, Tensor>): void {
     const missing = this.mp.masters.filter(([n]) => !weights.has(n)).map(([n]) => n);
-    if (missing.length) throw new Error(`trainer: checkpoint lacks ${missing.length} weight(s): ${missing.slice(0, 5).join(', ')}`);
+    if (missing.length)
+      throw new Error(`trainer: checkpoint lacks ${missing.length} weight(s): ${missing.slice(0, 5).join(', ')}`);
     noGrad(() => {
       for (const [name, m] of this.mp.masters) {
         const w = weights.get(name)!;
-        if (w.size !== m.size) throw new Error(`trainer: checkpoint weight '${name}' has ${w.size} values, the model ${m.size}`);
+        if (w.size !== m.size)
+          throw new Error(`trainer: checkpoint weight '${name}' has ${w.size} values, the model ${m.size}`);
         assign(m, w);
       }
     });
@@ -229,11 +272,20 @@ export class Trainer {
   /** the step state; `buffers` holds optimizer moments and, under `task.*`, the task's carried tensors */
   state(): { json: TrainerState; buffers: OptimizerState['buffers'] } {
     const { buffers, ...opt } = this.optimizer.stateDict();
-    for (const [path, t] of this.task.carriedState?.() ?? []) buffers[`task.${path}`] = { shape: [...t.shape], data: Float32Array.from(t.data()) };
+    for (const [path, t] of this.task.carriedState?.() ?? [])
+      buffers[`task.${path}`] = { shape: [...t.shape], data: Float32Array.from(t.data()) };
     const json: TrainerState = {
-      version: 1, step: this.step, steps: this.o.steps, schedule: this.o.schedule, elapsed: this.elapsedSeconds(),
-      taskPosition: this.task.position, objective: this.task.objective, rng: defaultRng().getState(),
-      scaler: this.mp.scaler?.getState() ?? null, precision: this.o.precision, optimizer: opt,
+      version: 1,
+      step: this.step,
+      steps: this.o.steps,
+      schedule: this.o.schedule,
+      elapsed: this.elapsedSeconds(),
+      taskPosition: this.task.position,
+      objective: this.task.objective,
+      rng: defaultRng().getState(),
+      scaler: this.mp.scaler?.getState() ?? null,
+      precision: this.o.precision,
+      optimizer: opt,
     };
     return { json, buffers };
   }
@@ -241,17 +293,29 @@ export class Trainer {
   /** restores a checkpoint written by state(); the weights must already be loaded into the model */
   loadState(json: TrainerState, buffers: OptimizerState['buffers']): void {
     if (json.version !== 1) throw new Error(`trainer: checkpoint state version ${json.version} is not supported`);
-    if (json.objective !== this.task.objective) throw new Error(`trainer: checkpoint was trained with objective '${json.objective}', this run uses '${this.task.objective}'`);
-    if (json.precision !== this.o.precision) throw new Error(`trainer: checkpoint precision is ${json.precision}, this run uses ${this.o.precision}`);
+    if (json.objective !== this.task.objective)
+      throw new Error(
+        `trainer: checkpoint was trained with objective '${json.objective}', this run uses '${this.task.objective}'`,
+      );
+    if (json.precision !== this.o.precision)
+      throw new Error(`trainer: checkpoint precision is ${json.precision}, this run uses ${this.o.precision}`);
     this.step = json.step;
     this.elapsedBefore = json.elapsed ?? 0;
     this.task.seek(json.taskPosition);
     defaultRng().setState(json.rng);
     if (json.scaler && this.mp.scaler) this.mp.scaler.setState(json.scaler);
     const carried = Object.entries(buffers).filter(([k]) => k.startsWith('task.'));
-    this.optimizer.loadStateDict({ ...json.optimizer, buffers: Object.fromEntries(Object.entries(buffers).filter(([k]) => !k.startsWith('task.'))) });
+    this.optimizer.loadStateDict({
+      ...json.optimizer,
+      buffers: Object.fromEntries(Object.entries(buffers).filter(([k]) => !k.startsWith('task.'))),
+    });
     if (carried.length && this.task.restoreCarried) {
-      const state = new Map(carried.map(([k, b]) => [k.slice('task.'.length), tensor(b.data, { shape: b.shape, dtype: this.mp.dtype })] as [string, Tensor]));
+      const state = new Map(
+        carried.map(
+          ([k, b]) =>
+            [k.slice('task.'.length), tensor(b.data, { shape: b.shape, dtype: this.mp.dtype })] as [string, Tensor],
+        ),
+      );
       this.task.restoreCarried(this.model, state);
     }
   }
@@ -265,7 +329,9 @@ export class Trainer {
 /** Sets the model's gradient-checkpointing flag; throws when the family does not declare it. */
 export function enableGradientCheckpointing(model: LanguageModel): void {
   if (!('gradientCheckpointing' in model)) {
-    throw new Error(`trainer: the ${model.config.family} model does not support gradient checkpointing (it has no 'gradientCheckpointing' flag; see docs/TRAINING.md)`);
+    throw new Error(
+      `trainer: the ${model.config.family} model does not support gradient checkpointing (it has no 'gradientCheckpointing' flag; see docs/TRAINING.md)`,
+    );
   }
   (model as LanguageModel & CheckpointableModel).gradientCheckpointing = true;
 }
@@ -315,8 +381,12 @@ export async function runTraining(trainer: Trainer, hooks: TrainHooks = {}): Pro
   let tokens = 0;
   const evaluate = () => {
     const e = trainer.evaluate();
-    for (const [what, v, n] of [['the train-split eval loss', e.train, e.batches.train], ['the validation loss', e.val, e.batches.val]] as const) {
-      if (n > 0 && !Number.isFinite(v)) throw new NonFiniteLossError(e.step, what, v, trainer.optimizer.lr, 'the weights or activations overflow');
+    for (const [what, v, n] of [
+      ['the train-split eval loss', e.train, e.batches.train],
+      ['the validation loss', e.val, e.batches.val],
+    ] as const) {
+      if (n > 0 && !Number.isFinite(v))
+        throw new NonFiniteLossError(e.step, what, v, trainer.optimizer.lr, 'the weights or activations overflow');
     }
     last = e;
     hooks.onEval?.(e);

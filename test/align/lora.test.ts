@@ -28,11 +28,20 @@ const CASES = [
 function randomizeB(model: LanguageModel, seed = 3): void {
   const rng = new Rng(seed);
   noGrad(() => {
-    for (const [n, p] of model.namedParameters()) if (n.endsWith('lora_B.weight')) model.setParameter(n, randn([...p.shape], { std: 0.3, rng }));
+    for (const [n, p] of model.namedParameters())
+      if (n.endsWith('lora_B.weight')) model.setParameter(n, randn([...p.shape], { std: 0.3, rng }));
   });
 }
 
-const logits = (m: LanguageModel) => noGrad(() => tidy(() => m.eval().forward({ inputIds: randomIds(2, 7, 48, 5) }).logits.contiguous()));
+const logits = (m: LanguageModel) =>
+  noGrad(() =>
+    tidy(() =>
+      m
+        .eval()
+        .forward({ inputIds: randomIds(2, 7, 48, 5) })
+        .logits.contiguous(),
+    ),
+  );
 
 test('LoRA: a fresh adapter changes nothing; merged equals unmerged; unmerge restores the base', () => {
   for (const { family, targets } of CASES) {
@@ -51,7 +60,11 @@ test('LoRA: a fresh adapter changes nothing; merged equals unmerged; unmerge res
     assert.ok(maxAbsDiff(logits(model), unmerged) < 1e-4, `${family}: unmerge`);
     for (const [n, t] of model.namedParameters()) {
       const orig = base.get(n.replace('.base_layer.', '.'));
-      if (orig && !n.includes('lora_')) assert.ok(t.toList().every((v, i) => Math.abs(v - orig[i]!) < 1e-6), `${family}: ${n} restored`);
+      if (orig && !n.includes('lora_'))
+        assert.ok(
+          t.toList().every((v, i) => Math.abs(v - orig[i]!) < 1e-6),
+          `${family}: ${n} restored`,
+        );
     }
     // the folded weights load into a plain model of the family and reproduce the adapted output
     const plain = createModel(tinyConfig(family), { seed: 9 });
@@ -72,7 +85,9 @@ test('LoRA: PEFT layout round trip preserves the adapter exactly', () => {
     assert.equal(cfg.peft_type, 'LORA');
     assert.equal(cfg.r, 2);
     assert.equal(cfg.lora_alpha, 16);
-    const names = parseSafetensors(new Uint8Array(readFileSync(join(dir, 'adapter_model.safetensors')))).tensors.map((t) => t.name);
+    const names = parseSafetensors(new Uint8Array(readFileSync(join(dir, 'adapter_model.safetensors')))).tensors.map(
+      (t) => t.name,
+    );
     assert.ok(names.includes('base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight'), names.join(', '));
     assert.ok(names.includes('base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight'));
     assert.equal(names.length, 2 * 2 * 2);
@@ -88,22 +103,35 @@ test('LoRA: PEFT layout round trip preserves the adapter exactly', () => {
 
 test('LoRA: bad targets and bad adapter files are named', () => {
   const model = createModel(tinyConfig('llama'), { seed: 1 });
-  assert.throws(() => applyLora(model, { r: 2, alpha: 4, dropout: 0, targets: ['qproj'] }), /--lora-targets: 'qproj' matches no linear layer \(this model has: .*q_proj/);
+  assert.throws(
+    () => applyLora(model, { r: 2, alpha: 4, dropout: 0, targets: ['qproj'] }),
+    /--lora-targets: 'qproj' matches no linear layer \(this model has: .*q_proj/,
+  );
   assert.throws(() => loadAdapterDir(model, '/nonexistent-adapter'), /not a LoRA adapter directory/);
 });
 
 test('LoRA SFT step: only adapters change; no optimizer state or bf16 masters for the frozen base', () => {
   const model = createModel(tinyConfig('llama'), { seed: 1 });
   applyLora(model, { r: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'v_proj'] });
-  const trainable = model.namedParameters().filter(([, p]) => p.requiresGrad).map(([n]) => n);
+  const trainable = model
+    .namedParameters()
+    .filter(([, p]) => p.requiresGrad)
+    .map(([n]) => n);
   assert.ok(trainable.length > 0 && trainable.every((n) => /lora_[AB]/.test(n)), trainable.join(', '));
   const mp = new MixedPrecision(model, 'bf16');
-  assert.deepEqual(mp.masters.map(([n]) => n), trainable, 'masters only for trainable parameters');
+  assert.deepEqual(
+    mp.masters.map(([n]) => n),
+    trainable,
+    'masters only for trainable parameters',
+  );
   const opt = createOptimizer(mp.masters, { kind: 'adamw', lr: 1e-2 });
   const before = new Map(model.namedParameters().map(([n, t]) => [n, t.toList()]));
   for (let s = 0; s < 2; s++) {
     tidy(() => {
-      const b = packBatch([{ prompt: [1, 2, 3], completion: [4, 5, 6] }, { prompt: [7], completion: [8, 9] }]);
+      const b = packBatch([
+        { prompt: [1, 2, 3], completion: [4, 5, 6] },
+        { prompt: [7], completion: [8, 9] },
+      ]);
       sftLoss(tokenLogps(model.train(), b).logps, b.mask).backward();
     });
     mp.unscaleToMasters();

@@ -19,10 +19,18 @@ test('README library example runs and does what it says', () => {
   const file = join(root, 'dist', `readme-example-${process.pid}.mjs`);
   writeFileSync(file, readmeExample());
   try {
-    const r = spawnSync(process.execPath, ['--experimental-wasm-relaxed-simd', file], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+    const r = spawnSync(process.execPath, ['--experimental-wasm-relaxed-simd', file], {
+      cwd: root,
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
     assert.equal(r.status, 0, `example failed:\n${r.stderr}`);
     const out = r.stdout;
-    assert.match(out, /^\[(native|wasm)[^\]]*\] ROMEO:/m, 'generates from the bundled model on a fast backend (native, else wasm) by default');
+    assert.match(
+      out,
+      /^\[(native|wasm)[^\]]*\] ROMEO:/m,
+      'generates from the bundled model on a fast backend (native, else wasm) by default',
+    );
     assert.match(out, /loss \d+\.\d+ grad shape 4x3/);
     const m = /tiny gpt2 loss (\d+\.\d+) -> (\d+\.\d+)/.exec(out);
     assert.ok(m, out);
@@ -42,7 +50,11 @@ test('the package exports resolve: lineage (node), lineage/core, lineage/node', 
   const file = join(root, 'dist', `exports-${process.pid}.mjs`);
   writeFileSync(file, code);
   try {
-    const r = spawnSync(process.execPath, ['--experimental-wasm-relaxed-simd', file], { cwd: root, encoding: 'utf8', env: { ...process.env, LINEAGE_BACKEND: 'reference' } });
+    const r = spawnSync(process.execPath, ['--experimental-wasm-relaxed-simd', file], {
+      cwd: root,
+      encoding: 'utf8',
+      env: { ...process.env, LINEAGE_BACKEND: 'reference' },
+    });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout.trim(), 'reference', 'LINEAGE_BACKEND=reference is honoured');
   } finally {

@@ -33,15 +33,28 @@ test('dispatch: fast when supported, reference when missing, unsupported or decl
   setBackend(fast);
   try {
     const x = tensor([0, 1, 2]);
-    assert.deepEqual(exp(x).toList().map((v) => +v.toFixed(4)), [1, 2.7183, 7.3891]);
+    assert.deepEqual(
+      exp(x)
+        .toList()
+        .map((v) => +v.toFixed(4)),
+      [1, 2.7183, 7.3891],
+    );
     assert.deepEqual(fast.calls, ['exp'], 'the fast kernel ran');
     const h = tensor([3, -1], { dtype: 'int32' });
     const ho = tensor([9, 9], { dtype: 'int32' });
     kernelFor(fast, 'unary')('neg', h.view(), ho.view());
     assert.equal(fast.calls.length, 1, 'int32 is not supported: reference ran');
     assert.deepEqual(ho.toList(), [-3, 1]);
-    const strided = tensor([[1, 2], [3, 4]]).transpose(0, 1);
-    assert.deepEqual(exp(strided).toList().map((v) => Math.round(v)), [3, 20, 7, 55]);
+    const strided = tensor([
+      [1, 2],
+      [3, 4],
+    ]).transpose(0, 1);
+    assert.deepEqual(
+      exp(strided)
+        .toList()
+        .map((v) => Math.round(v)),
+      [3, 20, 7, 55],
+    );
     assert.equal(fast.calls.length, 1, 'the declined layout ran on the reference');
     assert.deepEqual(add(x, 1).toList(), [1, 2, 3], 'a kernel the backend lacks runs on the reference');
   } finally {

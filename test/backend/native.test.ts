@@ -62,7 +62,10 @@ test('views reaching outside their buffer are rejected before any native code ru
   const be = createNativeBackend(addon!, { threads: 1 });
   const a: View = { buf: be.allocate('float32', 4), shape: [2, 2], strides: [2, 1], offset: 0 };
   const p = { batch: 1, M: 2, N: 2, K: 2, transA: false, transB: false, strideA: 0, strideB: 0 };
-  assert.throws(() => be.kernels.matmul!({ ...a, offset: 3 }, a, a, p), /matmul: view \[3, 7\) is outside a buffer of 4/);
+  assert.throws(
+    () => be.kernels.matmul!({ ...a, offset: 3 }, a, a, p),
+    /matmul: view \[3, 7\) is outside a buffer of 4/,
+  );
   assert.throws(() => be.kernels.matmul!(a, a, a, { ...p, batch: 2, strideA: 4 }), /outside a buffer/);
   be.free(a.buf);
 });
@@ -71,7 +74,8 @@ test('dispatch: the CPU target is reported and an unavailable one is a clear err
   const info = addon!.info();
   assert.ok(['avx512', 'avx2', 'portable'].includes(info.target));
   if (info.avx2) assert.notEqual(info.target, 'portable', 'an AVX2 CPU does not get the portable kernels');
-  if (!info.avx512f) assert.throws(() => createNativeBackend(addon!, { target: 'avx512' }), /cannot run the 'avx512' kernels/);
+  if (!info.avx512f)
+    assert.throws(() => createNativeBackend(addon!, { target: 'avx512' }), /cannot run the 'avx512' kernels/);
   const be = createNativeBackend(addon!, { target: info.target });
   assert.equal(be.name, `native-${info.target}`);
 });
@@ -80,10 +84,14 @@ test('fast paths run native code, not the reference fallback', { skip }, () => {
   const be = createNativeBackend(addon!, { threads: 2 });
   const names = ['matmul', 'unary', 'binary', 'softmax', 'layerNorm', 'attention', 'adamw', 'copy'] as const;
   const saved = names.map((n) => referenceKernels[n]);
-  for (const n of names) (referenceKernels as unknown as Record<string, unknown>)[n] = () => assert.fail(`reference ${n} called`);
+  for (const n of names)
+    (referenceKernels as unknown as Record<string, unknown>)[n] = () => assert.fail(`reference ${n} called`);
   try {
     const t = (shape: number[]): View => {
-      const buf = be.allocate('float32', shape.reduce((a, b) => a * b, 1));
+      const buf = be.allocate(
+        'float32',
+        shape.reduce((a, b) => a * b, 1),
+      );
       (be.view(buf) as Float32Array).fill(0.5);
       const st = shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1));
       return { buf, shape, strides: st, offset: 0 };
@@ -96,11 +104,30 @@ test('fast paths run native code, not the reference fallback', { skip }, () => {
     be.kernels.binary!('add', a, a, o);
     be.kernels.softmax!(a, o, 8, 8, false);
     be.kernels.layerNorm!(a, null, null, o, t([8]), t([8]), { rows: 8, n: 8, eps: 1e-5 });
-    be.kernels.adamw!(t([64]), t([64]), t([64]), t([64]), { n: 64, lr: 0.1, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0, step: 1 });
+    be.kernels.adamw!(t([64]), t([64]), t([64]), t([64]), {
+      n: 64,
+      lr: 0.1,
+      beta1: 0.9,
+      beta2: 0.99,
+      eps: 1e-8,
+      weightDecay: 0,
+      step: 1,
+    });
     be.kernels.copy!({ ...a, strides: [1, 8] }, o);
     const q = t([1, 2, 4, 8]);
     be.kernels.attention!(q, q, q, t([1, 2, 4, 8]), t([1, 2, 4]), {
-      B: 1, H: 2, Hkv: 2, Tq: 4, Tk: 4, Dk: 8, Dv: 8, scale: 0.3, causal: true, window: 0, kvLen: null, bias: null,
+      B: 1,
+      H: 2,
+      Hkv: 2,
+      Tq: 4,
+      Tk: 4,
+      Dk: 8,
+      Dv: 8,
+      scale: 0.3,
+      causal: true,
+      window: 0,
+      kvLen: null,
+      bias: null,
     });
   } finally {
     names.forEach((n, i) => ((referenceKernels as unknown as Record<string, unknown>)[n] = saved[i]));
@@ -110,13 +137,18 @@ test('fast paths run native code, not the reference fallback', { skip }, () => {
 test('install script: exit 0 and a one-line notice when the compiler is unavailable', () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'lineage-native-'));
   try {
-    for (const f of ['binding.gyp', 'native', 'package.json']) cpSync(path.join(root, f), path.join(dir, f), { recursive: true });
+    for (const f of ['binding.gyp', 'native', 'package.json'])
+      cpSync(path.join(root, f), path.join(dir, f), { recursive: true });
     mkdirSync(path.join(dir, 'scripts'));
     cpSync(path.join(root, 'scripts', 'build-native.mjs'), path.join(dir, 'scripts', 'build-native.mjs'));
     mkdirSync(path.join(dir, 'node_modules'));
     symlinkSync(path.join(root, 'node_modules', 'node-addon-api'), path.join(dir, 'node_modules', 'node-addon-api'));
     for (const env of [{ CXX: '/bin/false', CC: '/bin/false' }, { LINEAGE_SKIP_NATIVE: '1' }]) {
-      const r = spawnSync(process.execPath, ['scripts/build-native.mjs'], { cwd: dir, encoding: 'utf8', env: { ...process.env, ...env } });
+      const r = spawnSync(process.execPath, ['scripts/build-native.mjs'], {
+        cwd: dir,
+        encoding: 'utf8',
+        env: { ...process.env, ...env },
+      });
       assert.equal(r.status, 0, `exit status with ${JSON.stringify(env)}: ${r.stderr}`);
       const lines = r.stdout.trim().split('\n');
       assert.equal(lines.length, 1, `one line: ${r.stdout}`);

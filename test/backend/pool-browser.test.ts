@@ -16,7 +16,10 @@ class FakeWorker {
   onmessageerror: ((e: MessageEvent) => void) | null = null;
   posted: unknown[] = [];
   terminated = false;
-  constructor(readonly url: string | URL, readonly opts: { type: string; name?: string }) {
+  constructor(
+    readonly url: string | URL,
+    readonly opts: { type: string; name?: string },
+  ) {
     FakeWorker.made.push(this);
   }
   postMessage(msg: unknown): void {

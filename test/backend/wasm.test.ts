@@ -109,7 +109,16 @@ describe('thread pool', () => {
       const b = ctx.t([128, 128], r);
       const o1 = ctx.t([128, 128], null);
       const o2 = ctx.t([128, 128], null);
-      const p: MatmulParams = { batch: 1, M: 128, N: 128, K: 128, transA: false, transB: false, strideA: 0, strideB: 0 };
+      const p: MatmulParams = {
+        batch: 1,
+        M: 128,
+        N: 128,
+        K: 128,
+        transA: false,
+        transB: false,
+        strideA: 0,
+        strideB: 0,
+      };
       ref.matmul(a, b, o2, p);
       for (let i = 0; i < 200; i++) kernelFor(be, 'matmul')(a, b, o1, p);
       close(ctx.arr(o1), ctx.arr(o2), 1e-4, 'matmul after many dispatches');
@@ -131,7 +140,17 @@ describe('thread pool', () => {
     // pointers far outside the memory make the wasm kernel trap
     const bogus = { ...a, offset: 2 ** 29 };
     assert.throws(
-      () => kernelFor(be, 'matmul')(bogus, a, a, { batch: 1, M: 2, N: 2, K: 2, transA: false, transB: false, strideA: 0, strideB: 0 }),
+      () =>
+        kernelFor(be, 'matmul')(bogus, a, a, {
+          batch: 1,
+          M: 2,
+          N: 2,
+          K: 2,
+          transA: false,
+          transB: false,
+          strideA: 0,
+          strideB: 0,
+        }),
       /gemm\(batch=1, M=2, N=2, K=2/,
     );
     await be.dispose();
@@ -209,15 +228,38 @@ for (const c of configs) {
       const ctx = new Ctx(B());
       const r = rng(1);
       const sizes: [number, number, number][] = [
-        [1, 1, 1], [3, 17, 5], [1, 65, 63], [1, 100, 37], [1, 3, 1000], [63, 65, 129], [129, 3, 17], [4, 8, 256], [17, 1, 300], [65, 129, 300],
+        [1, 1, 1],
+        [3, 17, 5],
+        [1, 65, 63],
+        [1, 100, 37],
+        [1, 3, 1000],
+        [63, 65, 129],
+        [129, 3, 17],
+        [4, 8, 256],
+        [17, 1, 300],
+        [65, 129, 300],
       ];
       for (const [M, N, K] of sizes) {
         for (const transA of [false, true]) {
           for (const transB of [false, true]) {
-            for (const [batch, bcA, bcB] of [[1, false, false], [3, false, false], [2, true, false], [2, false, true]] as const) {
+            for (const [batch, bcA, bcB] of [
+              [1, false, false],
+              [3, false, false],
+              [2, true, false],
+              [2, false, true],
+            ] as const) {
               const a = ctx.t([bcA ? 1 : batch, transA ? K : M, transA ? M : K], r, 'float32', 5);
               const b = ctx.t([bcB ? 1 : batch, transB ? N : K, transB ? K : N], r, 'float32', 3);
-              const p: MatmulParams = { batch, M, N, K, transA, transB, strideA: bcA ? 0 : M * K, strideB: bcB ? 0 : K * N };
+              const p: MatmulParams = {
+                batch,
+                M,
+                N,
+                K,
+                transA,
+                transB,
+                strideA: bcA ? 0 : M * K,
+                strideB: bcB ? 0 : K * N,
+              };
               const o1 = ctx.t([batch, M, N], null);
               const o2 = ctx.t([batch, M, N], null);
               kernelFor(ctx.be, 'matmul')(a, b, o1, p);
@@ -239,12 +281,26 @@ for (const c of configs) {
       close(ctx.arr(o1), ctx.arr(o2), 5e-4, 'matmul large');
       // K = 0 gives zeros
       const z = ctx.t([2, 3], () => 1);
-      kernelFor(ctx.be, 'matmul')(ctx.t([2, 0], null), ctx.t([0, 3], null), z, { batch: 1, M: 2, N: 3, K: 0, transA: false, transB: false, strideA: 0, strideB: 0 });
+      kernelFor(ctx.be, 'matmul')(ctx.t([2, 0], null), ctx.t([0, 3], null), z, {
+        batch: 1,
+        M: 2,
+        N: 3,
+        K: 0,
+        transA: false,
+        transB: false,
+        strideA: 0,
+        strideB: 0,
+      });
       assert.deepEqual([...ctx.arr(z)], [0, 0, 0, 0, 0, 0]);
       ctx.done();
     });
 
-    const attnCases: (Partial<AttentionParams> & { name: string; biasShape?: number[]; kv?: number[]; maskBias?: boolean })[] = [
+    const attnCases: (Partial<AttentionParams> & {
+      name: string;
+      biasShape?: number[];
+      kv?: number[];
+      maskBias?: boolean;
+    })[] = [
       { name: 'plain', B: 1, H: 2, Hkv: 2, Tq: 17, Tk: 17, Dk: 16, Dv: 16 },
       { name: 'causal multi-block', B: 2, H: 2, Hkv: 2, Tq: 130, Tk: 130, Dk: 8, Dv: 8, causal: true },
       { name: 'GQA, Dk != Dv, odd dims', B: 1, H: 4, Hkv: 2, Tq: 65, Tk: 65, Dk: 3, Dv: 5, causal: true },
@@ -252,17 +308,59 @@ for (const c of configs) {
       { name: 'sliding window', B: 1, H: 2, Hkv: 2, Tq: 129, Tk: 129, Dk: 8, Dv: 8, causal: true, window: 7 },
       { name: 'window, not causal', B: 1, H: 1, Hkv: 1, Tq: 20, Tk: 20, Dk: 4, Dv: 4, window: 5 },
       { name: 'kvLen padding (incl. empty)', B: 3, H: 2, Hkv: 2, Tq: 9, Tk: 67, Dk: 8, Dv: 8, kv: [67, 30, 0] },
-      { name: 'bias broadcast over B and H', B: 2, H: 3, Hkv: 3, Tq: 33, Tk: 70, Dk: 8, Dv: 8, biasShape: [1, 1, 33, 70] },
-      { name: 'bias per head, causal, GQA', B: 1, H: 4, Hkv: 1, Tq: 66, Tk: 66, Dk: 17, Dv: 9, causal: true, biasShape: [1, 4, 66, 66] },
-      { name: 'mask-style bias: -inf / -1e9 entries, a fully masked row', B: 1, H: 2, Hkv: 2, Tq: 70, Tk: 70, Dk: 8, Dv: 8, biasShape: [1, 1, 70, 70], maskBias: true },
+      {
+        name: 'bias broadcast over B and H',
+        B: 2,
+        H: 3,
+        Hkv: 3,
+        Tq: 33,
+        Tk: 70,
+        Dk: 8,
+        Dv: 8,
+        biasShape: [1, 1, 33, 70],
+      },
+      {
+        name: 'bias per head, causal, GQA',
+        B: 1,
+        H: 4,
+        Hkv: 1,
+        Tq: 66,
+        Tk: 66,
+        Dk: 17,
+        Dv: 9,
+        causal: true,
+        biasShape: [1, 4, 66, 66],
+      },
+      {
+        name: 'mask-style bias: -inf / -1e9 entries, a fully masked row',
+        B: 1,
+        H: 2,
+        Hkv: 2,
+        Tq: 70,
+        Tk: 70,
+        Dk: 8,
+        Dv: 8,
+        biasShape: [1, 1, 70, 70],
+        maskBias: true,
+      },
     ];
     for (const cs of attnCases) {
       test(`attention forward + backward: ${cs.name}`, () => {
         const ctx = new Ctx(B());
         const r = rng(7);
         const p: AttentionParams = {
-          B: cs.B!, H: cs.H!, Hkv: cs.Hkv!, Tq: cs.Tq!, Tk: cs.Tk!, Dk: cs.Dk!, Dv: cs.Dv!, scale: 1 / Math.sqrt(cs.Dk!),
-          causal: !!cs.causal, window: cs.window ?? 0, kvLen: null, bias: null,
+          B: cs.B!,
+          H: cs.H!,
+          Hkv: cs.Hkv!,
+          Tq: cs.Tq!,
+          Tk: cs.Tk!,
+          Dk: cs.Dk!,
+          Dv: cs.Dv!,
+          scale: 1 / Math.sqrt(cs.Dk!),
+          causal: !!cs.causal,
+          window: cs.window ?? 0,
+          kvLen: null,
+          bias: null,
         };
         const s = () => 3 * r(); // spread the scores so softmax is not flat
         const q = ctx.t([p.B, p.H, p.Tq, p.Dk], s, 'float32', 1);
@@ -291,11 +389,20 @@ for (const c of configs) {
         close(ctx.arr(o1), ctx.arr(o2), 2e-5, 'attention out');
         close(ctx.arr(l1), ctx.arr(l2), 2e-5, 'attention lse');
         const dout = ctx.t([p.B, p.H, p.Tq, p.Dv], r);
-        const g1 = [ctx.t([p.B, p.H, p.Tq, p.Dk], () => 9), ctx.t([p.B, p.Hkv, p.Tk, p.Dk], () => 9), ctx.t([p.B, p.Hkv, p.Tk, p.Dv], () => 9)];
-        const g2 = [ctx.t([p.B, p.H, p.Tq, p.Dk], null), ctx.t([p.B, p.Hkv, p.Tk, p.Dk], null), ctx.t([p.B, p.Hkv, p.Tk, p.Dv], null)];
+        const g1 = [
+          ctx.t([p.B, p.H, p.Tq, p.Dk], () => 9),
+          ctx.t([p.B, p.Hkv, p.Tk, p.Dk], () => 9),
+          ctx.t([p.B, p.Hkv, p.Tk, p.Dv], () => 9),
+        ];
+        const g2 = [
+          ctx.t([p.B, p.H, p.Tq, p.Dk], null),
+          ctx.t([p.B, p.Hkv, p.Tk, p.Dk], null),
+          ctx.t([p.B, p.Hkv, p.Tk, p.Dv], null),
+        ];
         kernelFor(ctx.be, 'attentionBackward')(q, k, v, o2, l2, dout, g1[0]!, g1[1]!, g1[2]!, p);
         ref.attentionBackward(q, k, v, o2, l2, dout, g2[0]!, g2[1]!, g2[2]!, p);
-        for (let i = 0; i < 3; i++) close(ctx.arr(g1[i]!), ctx.arr(g2[i]!), 1e-4, `attention backward ${['dq', 'dk', 'dv'][i]}`);
+        for (let i = 0; i < 3; i++)
+          close(ctx.arr(g1[i]!), ctx.arr(g2[i]!), 1e-4, `attention backward ${['dq', 'dk', 'dv'][i]}`);
         ctx.done();
       });
     }
@@ -304,7 +411,20 @@ for (const c of configs) {
       // independent check of the reference too: finite differences of sum(out * dout) w.r.t. a few q/k/v entries
       const ctx = new Ctx(B());
       const r = rng(11);
-      const p: AttentionParams = { B: 1, H: 2, Hkv: 1, Tq: 5, Tk: 7, Dk: 3, Dv: 4, scale: 0.7, causal: true, window: 0, kvLen: null, bias: null };
+      const p: AttentionParams = {
+        B: 1,
+        H: 2,
+        Hkv: 1,
+        Tq: 5,
+        Tk: 7,
+        Dk: 3,
+        Dv: 4,
+        scale: 0.7,
+        causal: true,
+        window: 0,
+        kvLen: null,
+        bias: null,
+      };
       const q = ctx.t([1, 2, 5, 3], r);
       const k = ctx.t([1, 1, 7, 3], r);
       const v = ctx.t([1, 1, 7, 4], r);
@@ -343,7 +463,13 @@ for (const c of configs) {
     test('softmax / log-softmax and backward', () => {
       const ctx = new Ctx(B());
       const r = rng(3);
-      for (const [rows, n] of [[1, 1], [3, 17], [5, 64], [7, 129], [300, 300]] as const) {
+      for (const [rows, n] of [
+        [1, 1],
+        [3, 17],
+        [5, 64],
+        [7, 129],
+        [300, 300],
+      ] as const) {
         for (const log of [false, true]) {
           const x = ctx.t([rows, n], () => 8 * r(), 'float32', 3);
           const y1 = ctx.t([rows, n], null);
@@ -365,7 +491,13 @@ for (const c of configs) {
     test('layerNorm / rmsNorm and backward, with and without affine params', () => {
       const ctx = new Ctx(B());
       const r = rng(5);
-      for (const [rows, n] of [[1, 1], [3, 17], [4, 64], [9, 131], [300, 256]] as const) {
+      for (const [rows, n] of [
+        [1, 1],
+        [3, 17],
+        [4, 64],
+        [9, 131],
+        [300, 256],
+      ] as const) {
         for (const affine of [false, true]) {
           const p = { rows, n, eps: 1e-5 };
           const x = ctx.t([rows, n], () => 2 + 3 * r(), 'float32', 1);
@@ -405,7 +537,12 @@ for (const c of configs) {
     test('crossEntropy and backward: ignoreIndex, label smoothing', () => {
       const ctx = new Ctx(B());
       const r = rng(9);
-      for (const [rows, V] of [[1, 1], [4, 17], [6, 130], [70, 1000]] as const) {
+      for (const [rows, V] of [
+        [1, 1],
+        [4, 17],
+        [6, 130],
+        [70, 1000],
+      ] as const) {
         for (const ls of [0, 0.1]) {
           const p = { rows, V, ignoreIndex: -100, labelSmoothing: ls };
           const logits = ctx.t([rows, V], () => 6 * r(), 'float32', 2);
@@ -447,7 +584,24 @@ for (const c of configs) {
     test('unary fast ops (and fallback for the rest / strided input)', () => {
       const ctx = new Ctx(B());
       const r = rng(17);
-      const ops = ['neg', 'abs', 'exp', 'sqrt', 'rsqrt', 'relu', 'square', 'reciprocal', 'sigmoid', 'silu', 'tanh', 'gelu_tanh', 'log', 'gelu', 'erf', 'sin'] as const;
+      const ops = [
+        'neg',
+        'abs',
+        'exp',
+        'sqrt',
+        'rsqrt',
+        'relu',
+        'square',
+        'reciprocal',
+        'sigmoid',
+        'silu',
+        'tanh',
+        'gelu_tanh',
+        'log',
+        'gelu',
+        'erf',
+        'sin',
+      ] as const;
       for (const n of [1, 3, 17, 1000, 300001]) {
         const x = ctx.t([n], () => 12 * r(), 'float32', 1);
         const xp = ctx.t([n], () => 10 * (r() + 0.5) + 1e-3);
@@ -457,15 +611,38 @@ for (const c of configs) {
           const o2 = ctx.t([n], null);
           kernelFor(ctx.be, 'unary')(op, src, o1);
           ref.unary(op, src, o2);
-          close(ctx.arr(o1), ctx.arr(o2), op === 'tanh' || op === 'gelu_tanh' || op === 'gelu' || op === 'erf' ? 1e-6 : 3e-7, `unary ${op} n=${n}`);
+          close(
+            ctx.arr(o1),
+            ctx.arr(o2),
+            op === 'tanh' || op === 'gelu_tanh' || op === 'gelu' || op === 'erf' ? 1e-6 : 3e-7,
+            `unary ${op} n=${n}`,
+          );
           ctx.be.free(o1.buf);
           ctx.be.free(o2.buf);
         }
       }
       // derivatives: out = dy * op'(x), y = op(x)
-      for (const op of ['neg', 'exp', 'sqrt', 'rsqrt', 'relu', 'square', 'reciprocal', 'sigmoid', 'silu', 'tanh', 'gelu_tanh', 'log', 'gelu', 'abs'] as const) {
+      for (const op of [
+        'neg',
+        'exp',
+        'sqrt',
+        'rsqrt',
+        'relu',
+        'square',
+        'reciprocal',
+        'sigmoid',
+        'silu',
+        'tanh',
+        'gelu_tanh',
+        'log',
+        'gelu',
+        'abs',
+      ] as const) {
         const n = 1001;
-        const src = op === 'sqrt' || op === 'rsqrt' || op === 'log' ? ctx.t([n], () => 10 * (r() + 0.5) + 1e-2) : ctx.t([n], () => 8 * r());
+        const src =
+          op === 'sqrt' || op === 'rsqrt' || op === 'log'
+            ? ctx.t([n], () => 10 * (r() + 0.5) + 1e-2)
+            : ctx.t([n], () => 8 * r());
         (ctx.be.view(src.buf) as Float32Array)[7] = 0; // x = 0 (relu, gelu near 0)
         (ctx.be.view(src.buf) as Float32Array)[8] = 1e-4;
         const y = ctx.t([n], null);
@@ -520,7 +697,11 @@ for (const c of configs) {
           const o2 = ctx.t([...v.shape], null, dtype);
           kernelFor(ctx.be, 'copy')(v, o1);
           ref.copy(v, o2);
-          assert.deepEqual(Array.from(ctx.be.view(o1.buf)).slice(0, n), Array.from(ctx.be.view(o2.buf)).slice(0, n), `copy ${dtype} ${v.shape}`);
+          assert.deepEqual(
+            Array.from(ctx.be.view(o1.buf)).slice(0, n),
+            Array.from(ctx.be.view(o2.buf)).slice(0, n),
+            `copy ${dtype} ${v.shape}`,
+          );
         }
       }
       // large: split over threads
@@ -537,7 +718,16 @@ for (const c of configs) {
     test('reduce sum / max / min over [outer, n, inner]', () => {
       const ctx = new Ctx(B());
       const r = rng(29);
-      for (const [outer, n, inner] of [[1, 1, 1], [3, 17, 1], [2, 5, 3], [4, 63, 65], [1, 1000, 1], [7, 3, 130], [300, 300, 1], [2, 300, 300]] as const) {
+      for (const [outer, n, inner] of [
+        [1, 1, 1],
+        [3, 17, 1],
+        [2, 5, 3],
+        [4, 63, 65],
+        [1, 1000, 1],
+        [7, 3, 130],
+        [300, 300, 1],
+        [2, 300, 300],
+      ] as const) {
         const x = ctx.t([outer, n, inner], r, 'float32', 1);
         for (const op of ['sum', 'max', 'min', 'argmax'] as const) {
           const dt = op === 'argmax' ? 'int32' : 'float32';
@@ -555,7 +745,12 @@ for (const c of configs) {
     test('gather / scatterAdd (repeated indices)', () => {
       const ctx = new Ctx(B());
       const r = rng(31);
-      for (const [outer, n, inner, m] of [[1, 10, 1, 4], [1, 50, 65, 200], [3, 7, 130, 11], [2, 5, 3, 1]] as const) {
+      for (const [outer, n, inner, m] of [
+        [1, 10, 1, 4],
+        [1, 50, 65, 200],
+        [3, 7, 130, 11],
+        [2, 5, 3, 1],
+      ] as const) {
         const idxVals = Array.from({ length: m }, (_, i) => (i * 7 + 3) % n);
         const idx = ctx.ints([m], idxVals);
         const x = ctx.t([outer, n, inner], r, 'float32', 1);
@@ -576,7 +771,12 @@ for (const c of configs) {
       const ctx = new Ctx(B());
       const r = rng(19);
       const ops = ['add', 'sub', 'mul', 'div', 'maximum', 'minimum', 'pow', 'lt'] as const;
-      for (const [rows, n] of [[1, 1], [3, 17], [5, 64], [700, 513]] as const) {
+      for (const [rows, n] of [
+        [1, 1],
+        [3, 17],
+        [5, 64],
+        [700, 513],
+      ] as const) {
         const shape = [rows, n];
         const a = ctx.t(shape, r, 'float32', 3);
         const b = ctx.t(shape, () => r() + 2);

@@ -29,7 +29,10 @@ if (!HAVE_CHROMIUM && CI) {
 }
 
 const REQUEST: EngineRequest = {
-  modelBase: '/models/shakespeare-char/', prompt: 'ROMEO:\n', maxTokens: 60, trainSteps: 12,
+  modelBase: '/models/shakespeare-char/',
+  prompt: 'ROMEO:\n',
+  maxTokens: 60,
+  trainSteps: 12,
 };
 const PAGE_TIMEOUT_MS = 90_000;
 
@@ -131,7 +134,10 @@ describe('browser (Chromium, playwright-core)', { skip: SKIP }, () => {
     const V = Object.keys(vocab).length;
     assert.equal(g.vocabSize, V);
     assert.equal(g.ids.length, REQUEST.maxTokens);
-    assert.ok(g.ids.every((id) => Number.isInteger(id) && id >= 0 && id < V), `ids outside [0, ${V}): ${g.ids}`);
+    assert.ok(
+      g.ids.every((id) => Number.isInteger(id) && id >= 0 && id < V),
+      `ids outside [0, ${V}): ${g.ids}`,
+    );
     assert.ok(g.text.length > 0, 'generated text is non-empty');
     for (const ch of g.text) assert.ok(ch in vocab, `character ${JSON.stringify(ch)} is not in the vocabulary`);
     const byId = new Map(Object.entries(vocab).map(([k, v]) => [v, k]));
@@ -150,9 +156,11 @@ describe('browser (Chromium, playwright-core)', { skip: SKIP }, () => {
     const losses = [t.lossBefore, t.lossAfter, ...t.stepLosses];
     assert.ok(losses.every(Number.isFinite), `non-finite loss: ${JSON.stringify(t)}`);
     assert.ok(t.lossAfter < t.lossBefore - 0.1, `loss did not fall: ${t.lossBefore} -> ${t.lossAfter}`);
-    t0.diagnostic(`${e.backend} x${e.threads}, ${g.ids.length} tokens ${JSON.stringify(g.text.slice(0, 40))}…, ` +
-      `loss ${t.lossBefore.toFixed(3)} -> ${t.lossAfter.toFixed(3)} in ${t.steps} steps; ` +
-      `ms ${JSON.stringify(e.ms, roundNumbers)}`);
+    t0.diagnostic(
+      `${e.backend} x${e.threads}, ${g.ids.length} tokens ${JSON.stringify(g.text.slice(0, 40))}…, ` +
+        `loss ${t.lossBefore.toFixed(3)} -> ${t.lossAfter.toFixed(3)} in ${t.steps} steps; ` +
+        `ms ${JSON.stringify(e.ms, roundNumbers)}`,
+    );
     await s.page.close();
   });
 

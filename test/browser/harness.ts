@@ -17,8 +17,13 @@ export const CHROMIUM = process.env.LINEAGE_CHROMIUM ?? '/usr/bin/chromium';
 
 /** flags that keep Chromium quiet and offline in a container (playwright adds --headless and a fresh profile) */
 export const CHROMIUM_ARGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
 ];
 
 /**
@@ -35,8 +40,16 @@ export async function bundlePage(outdir: string): Promise<Metafile> {
         'page-engine': join(DIST, 'test/browser/page-engine.js'),
         'worker-web': join(DIST, 'src/backend/wasm/worker-web.js'),
       },
-      outdir, bundle: true, format: 'esm', platform: 'browser', target: 'es2022', splitting: false, sourcemap: false,
-      metafile: true, logLevel: 'silent', write: true,
+      outdir,
+      bundle: true,
+      format: 'esm',
+      platform: 'browser',
+      target: 'es2022',
+      splitting: false,
+      sourcemap: false,
+      metafile: true,
+      logLevel: 'silent',
+      write: true,
     });
     meta = r.metafile;
   } catch (e) {
@@ -65,7 +78,9 @@ export function pageHtml(request: unknown): string {
 }
 
 const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.json': 'application/json',
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.json': 'application/json',
   '.safetensors': 'application/octet-stream',
 };
 
@@ -106,7 +121,9 @@ export function startServer(bundleDir: string, request: unknown): Promise<{ serv
       }
     }
     const headers: Record<string, string> = {
-      'Content-Type': type, 'Cache-Control': 'no-store', ...(isolated ? ISOLATION_HEADERS : {}),
+      'Content-Type': type,
+      'Cache-Control': 'no-store',
+      ...(isolated ? ISOLATION_HEADERS : {}),
     };
     if (body === null) {
       res.writeHead(404, headers).end(`not found: ${path}`);

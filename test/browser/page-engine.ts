@@ -2,7 +2,14 @@
 // allowed) that runs Lineage on the WebAssembly backend with 2 threads (itself + one nested pool
 // worker): it loads the bundled Shakespeare model, generates text, and trains a tiny model.
 import {
-  createModel, createWasmBackend, getPreset, manualSeed, noGrad, setBackend, tidy, type WasmBackend,
+  createModel,
+  createWasmBackend,
+  getPreset,
+  manualSeed,
+  noGrad,
+  setBackend,
+  tidy,
+  type WasmBackend,
 } from '../../src/index.js';
 import { generate } from '../../src/infer/generate.js';
 import { MemoryTokenFile } from '../../src/train/data/index.js';
@@ -19,8 +26,8 @@ interface Scope {
 }
 const scope = globalThis as unknown as Scope;
 
-const TEXT = 'ROMEO:\nBut soft, what light through yonder window breaks?\nIt is the east, and Juliet is the sun.\n'
-  .repeat(40);
+const TEXT =
+  'ROMEO:\nBut soft, what light through yonder window breaks?\nIt is the east, and Juliet is the sun.\n'.repeat(40);
 
 /** mean loss of a fixed set of batches (the same before and after training) */
 function fixedLoss(t: Trainer): number {
@@ -40,7 +47,9 @@ async function trainTiny(be: WasmBackend, steps: number): Promise<EngineReport['
   // (8, 32) batches: the block's matmuls are above the pool's parallel threshold, so both threads work
   const task = new CausalLMTask(data, { batchSize: 8, blockSize: 32, seed: 3 });
   const trainer = new Trainer(model, task, {
-    steps, schedule: { kind: 'constant', lr: 3e-3 }, gradClip: 1,
+    steps,
+    schedule: { kind: 'constant', lr: 3e-3 },
+    gradClip: 1,
     optimizer: { kind: 'adamw', lr: 3e-3, weightDecay: 0 },
   });
   const jobs0 = be.parallelJobs;
@@ -68,8 +77,11 @@ async function run(req: EngineRequest): Promise<EngineReport> {
   const t4 = performance.now();
   const report: EngineReport = {
     crossOriginIsolated: (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true,
-    backend: be.name, threads: be.threads, parallelJobs: be.parallelJobs,
-    generated: { promptIds, ids, text: tokenizer.decode(ids), vocabSize: tokenizer.vocabSize }, promptLogits,
+    backend: be.name,
+    threads: be.threads,
+    parallelJobs: be.parallelJobs,
+    generated: { promptIds, ids, text: tokenizer.decode(ids), vocabSize: tokenizer.vocabSize },
+    promptLogits,
     train,
     ms: { backend: t1 - t0, load: t2 - t1, generate: t3 - t2, train: t4 - t3 },
   };

@@ -25,7 +25,7 @@ export interface PageResult {
 
 function lcg(seed: number): () => number {
   let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296) - 0.5;
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296 - 0.5;
 }
 
 async function mainThreadMatmul(): Promise<MainThreadReport> {

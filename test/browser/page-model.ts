@@ -3,7 +3,14 @@
 // bytes-based loader until that lands; models/load-node.ts and infer/model-dir-node.ts do the same
 // from files in Node.
 import {
-  createModel, fromHFConfig, noGrad, parseSafetensors, tensor, Tokenizer, type LanguageModel, type ModelConfig,
+  createModel,
+  fromHFConfig,
+  noGrad,
+  parseSafetensors,
+  tensor,
+  Tokenizer,
+  type LanguageModel,
+  type ModelConfig,
   type Tensor,
 } from '../../src/index.js';
 import type { HfJson } from '../../src/models/hf-config.js';
@@ -63,7 +70,9 @@ export async function fetchModelFiles(base: string): Promise<ModelFiles> {
   };
   const [config, weights, tokenizer] = await Promise.all([
     get('config.json').then((r) => r.json() as Promise<HfJson>),
-    get('model.safetensors').then((r) => r.arrayBuffer()).then((b) => new Uint8Array(b)),
+    get('model.safetensors')
+      .then((r) => r.arrayBuffer())
+      .then((b) => new Uint8Array(b)),
     get('tokenizer.json').then((r) => r.json() as Promise<Record<string, unknown>>),
   ]);
   const tc = await fetch(base + 'tokenizer_config.json');

@@ -29,12 +29,18 @@ export interface EngineReport {
 
 /** logits of the last position after one forward pass over `ids` (V) */
 export function lastLogits(model: LanguageModel, ids: readonly number[]): number[] {
-  return noGrad(() => tidy(() => {
-    const T = ids.length;
-    const inputIds = tensor(Int32Array.from(ids), { shape: [1, T], dtype: 'int32' }); // (1, T)
-    const { logits } = model.forward({ inputIds }); // (1, T, V)
-    const V = logits.shape[2]!;
-    return Array.from(logits.slice(1, T - 1, T).reshape(V).data() as Float32Array); // (V)
-  }));
+  return noGrad(() =>
+    tidy(() => {
+      const T = ids.length;
+      const inputIds = tensor(Int32Array.from(ids), { shape: [1, T], dtype: 'int32' }); // (1, T)
+      const { logits } = model.forward({ inputIds }); // (1, T, V)
+      const V = logits.shape[2]!;
+      return Array.from(
+        logits
+          .slice(1, T - 1, T)
+          .reshape(V)
+          .data() as Float32Array,
+      ); // (V)
+    }),
+  );
 }
-

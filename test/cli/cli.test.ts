@@ -11,7 +11,11 @@ const root = fileURLToPath(new URL('../../../', import.meta.url)); // dist/test/
 const bin = join(root, 'bin', 'lineage.js');
 
 function lineage(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, LINEAGE_THREADS: '1', ...env }, timeout: 120_000 });
+  const r = spawnSync(process.execPath, [bin, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, LINEAGE_THREADS: '1', ...env },
+    timeout: 120_000,
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -39,7 +43,19 @@ test('init -> inspect -> logits -> eval on a tiny LLaMA with the bytes tokenizer
   const dir = mkdtempSync(join(tmpdir(), 'lineage-cli-'));
   try {
     const model = join(dir, 'm');
-    const r = lineage(['init', '--preset', 'tiny-llama', '--set', 'num_hidden_layers=1', '--tokenizer', 'bytes', '--seed', '7', '--out', model]);
+    const r = lineage([
+      'init',
+      '--preset',
+      'tiny-llama',
+      '--set',
+      'num_hidden_layers=1',
+      '--tokenizer',
+      'bytes',
+      '--seed',
+      '7',
+      '--out',
+      model,
+    ]);
     assert.equal(r.code, 0, r.err);
     const info = json(['inspect', model, '--json']);
     assert.equal(info.params, info.activeParams);
@@ -88,7 +104,20 @@ test('tokenize with the bytes tokenizer', () => {
 test('bench gemm / attention print the JSON fields other tooling reads', () => {
   const g = json(['bench', 'gemm', '--m', '64', '--n', '48', '--k', '32', '--threads', '1', '--json']);
   assert.ok((g.gflops as number) > 0);
-  const a = json(['bench', 'attention', '--batch-heads', '2', '--seq', '64', '--head-dim', '16', '--causal', '--threads', '1', '--json']);
+  const a = json([
+    'bench',
+    'attention',
+    '--batch-heads',
+    '2',
+    '--seq',
+    '64',
+    '--head-dim',
+    '16',
+    '--causal',
+    '--threads',
+    '1',
+    '--json',
+  ]);
   assert.ok((a.gflops as number) > 0);
   assert.ok(typeof a.peakBytes === 'number');
 });

@@ -25,8 +25,12 @@ test('generate --regex with the bundled model; --json-schema it cannot spell is 
   const dir = mkdtempSync(join(tmpdir(), 'lineage-constrain-'));
   try {
     const schema = join(dir, 'schema.json');
-    const obj = { type: 'object', properties: { a: { type: 'integer' } }, required: ['a'],
-      additionalProperties: false };
+    const obj = {
+      type: 'object',
+      properties: { a: { type: 'integer' } },
+      required: ['a'],
+      additionalProperties: false,
+    };
     writeFileSync(schema, JSON.stringify(obj));
     const bad = lineage(['generate', '--json-schema', schema, '--max-tokens', '20']);
     assert.equal(bad.code, 1);
@@ -46,14 +50,29 @@ test('generate --json-schema on a byte-vocabulary model prints JSON that validat
     const model = join(dir, 'm');
     const init = lineage(['init', '--preset', 'tiny-gpt2', '--tokenizer', 'bytes', '--seed', '5', '--out', model]);
     assert.equal(init.code, 0, init.err);
-    const schema = { type: 'object', additionalProperties: false, required: ['city', 'temp'],
-      properties: { city: { enum: ['Verona', 'Mantua'] }, temp: { type: 'number', minimum: -40, maximum: 50 } } };
+    const schema = {
+      type: 'object',
+      additionalProperties: false,
+      required: ['city', 'temp'],
+      properties: { city: { enum: ['Verona', 'Mantua'] }, temp: { type: 'number', minimum: -40, maximum: 50 } },
+    };
     const file = join(dir, 'schema.json');
     writeFileSync(file, JSON.stringify({ name: 'weather', strict: true, schema }));
     const validate = ajv().compile(schema);
     for (const seed of ['1', '2']) {
-      const args = ['--model', model, '--json-schema', file, '--prompt', 'x', '--max-tokens', '60', '--seed', seed,
-        '--json'];
+      const args = [
+        '--model',
+        model,
+        '--json-schema',
+        file,
+        '--prompt',
+        'x',
+        '--max-tokens',
+        '60',
+        '--seed',
+        seed,
+        '--json',
+      ];
       const r = lineage(['generate', ...args]);
       assert.equal(r.code, 0, r.err);
       const value = JSON.parse(JSON.parse(r.out).text);

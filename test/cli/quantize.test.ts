@@ -12,7 +12,11 @@ const root = fileURLToPath(new URL('../../../', import.meta.url)); // dist/test/
 const bin = join(root, 'bin', 'lineage.js');
 
 function lineage(args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, LINEAGE_THREADS: '1' }, timeout: 120_000 });
+  const r = spawnSync(process.execPath, [bin, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, LINEAGE_THREADS: '1' },
+    timeout: 120_000,
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -26,7 +30,19 @@ test('quantize --bits 8 and 4 -> eval -> generate on a tiny LLaMA', () => {
   const dir = mkdtempSync(join(tmpdir(), 'lineage-quant-'));
   try {
     const model = join(dir, 'm');
-    const r = lineage(['init', '--preset', 'tiny-llama', '--set', 'num_hidden_layers=1', '--tokenizer', 'bytes', '--seed', '3', '--out', model]);
+    const r = lineage([
+      'init',
+      '--preset',
+      'tiny-llama',
+      '--set',
+      'num_hidden_layers=1',
+      '--tokenizer',
+      'bytes',
+      '--seed',
+      '3',
+      '--out',
+      model,
+    ]);
     assert.equal(r.code, 0, r.err);
     const text = join(dir, 'text.txt');
     writeFileSync(text, 'To be, or not to be, that is the question. '.repeat(8));
@@ -50,7 +66,18 @@ test('quantize --bits 8 and 4 -> eval -> generate on a tiny LLaMA', () => {
       const ev = json(['eval', '--model', out, '--data', text, '--seq-len', '32', '--json']);
       const rel = Math.abs((ev.loss as number) - (base.loss as number)) / (base.loss as number);
       assert.ok(rel < (bits === 8 ? 0.001 : 0.02), `q${bits}: loss ${ev.loss} vs float ${base.loss}`);
-      const g = json(['generate', '--model', out, '--prompt', 'To be', '--max-tokens', '8', '--temperature', '0', '--json']);
+      const g = json([
+        'generate',
+        '--model',
+        out,
+        '--prompt',
+        'To be',
+        '--max-tokens',
+        '8',
+        '--temperature',
+        '0',
+        '--json',
+      ]);
       assert.equal((g.ids as number[]).length, 8);
     }
   } finally {
@@ -62,14 +89,30 @@ test('quantize: bad --bits, --group-size and inputs are clear errors', () => {
   const dir = mkdtempSync(join(tmpdir(), 'lineage-quant-'));
   try {
     const model = join(dir, 'm');
-    assert.equal(lineage(['init', '--preset', 'tiny-llama', '--set', 'num_hidden_layers=1', '--tokenizer', 'bytes', '--out', model]).code, 0);
+    assert.equal(
+      lineage([
+        'init',
+        '--preset',
+        'tiny-llama',
+        '--set',
+        'num_hidden_layers=1',
+        '--tokenizer',
+        'bytes',
+        '--out',
+        model,
+      ]).code,
+      0,
+    );
     const bad = lineage(['quantize', '--model', model, '--bits', '3', '--out', join(dir, 'x')]);
     assert.equal(bad.code, 1);
     assert.match(bad.err, /lineage quantize: --bits must be 8 \(q8_0\) or 4 \(q4_0\), got "3"/);
     const gs = lineage(['quantize', '--model', model, '--bits', '4', '--group-size', '64', '--out', join(dir, 'x')]);
     assert.match(gs.err, /--group-size must be 32/);
     assert.match(lineage(['quantize', '--model', model, '--out', join(dir, 'x')]).err, /--bits is required/);
-    assert.match(lineage(['quantize', '--model', join(dir, 'nope'), '--bits', '8', '--out', join(dir, 'x')]).err, /no such directory/);
+    assert.match(
+      lineage(['quantize', '--model', join(dir, 'nope'), '--bits', '8', '--out', join(dir, 'x')]).err,
+      /no such directory/,
+    );
     const q = join(dir, 'q');
     assert.equal(lineage(['quantize', '--model', model, '--bits', '8', '--out', q]).code, 0);
     assert.match(lineage(['quantize', '--model', q, '--bits', '4', '--out', join(dir, 'y')]).err, /already quantized/);

@@ -14,11 +14,26 @@ import { generateCommand } from '../../src/cli/commands/generate.js';
 import { logitsCommand } from '../../src/cli/commands/logits.js';
 import { parseMetricsJsonl } from '../../src/train/metrics.js';
 
-const TEXT = 'ROMEO:\nBut soft, what light through yonder window breaks?\nIt is the east, and Juliet is the sun.\n'.repeat(40);
+const TEXT =
+  'ROMEO:\nBut soft, what light through yonder window breaks?\nIt is the east, and Juliet is the sun.\n'.repeat(40);
 const dir = mkdtempSync(join(tmpdir(), 'lineage-cli-train-'));
 const dataFile = join(dir, 'data.txt');
 writeFileSync(dataFile, TEXT);
-const TINY = ['--model', 'tiny-gpt2', '--tokenizer', 'bytes', '--data', dataFile, '--batch-size', '4', '--block-size', '16', '--eval-batches', '2', '--quiet'];
+const TINY = [
+  '--model',
+  'tiny-gpt2',
+  '--tokenizer',
+  'bytes',
+  '--data',
+  dataFile,
+  '--batch-size',
+  '4',
+  '--block-size',
+  '16',
+  '--eval-batches',
+  '2',
+  '--quiet',
+];
 
 /** runs a handler, returning what it printed with console.log */
 async function capture(fn: (argv: string[]) => Promise<void>, argv: string[]): Promise<string[]> {
@@ -34,14 +49,27 @@ async function capture(fn: (argv: string[]) => Promise<void>, argv: string[]): P
 }
 
 const lastJson = (lines: string[]) => JSON.parse(lines.at(-1)!) as Record<string, unknown>;
-const trainLosses = (out: string) => parseMetricsJsonl(readFileSync(join(out, 'metrics.jsonl'), 'utf8')).filter((r) => r.kind === 'train').map((r) => [r.step, r.loss]);
+const trainLosses = (out: string) =>
+  parseMetricsJsonl(readFileSync(join(out, 'metrics.jsonl'), 'utf8'))
+    .filter((r) => r.kind === 'train')
+    .map((r) => [r.step, r.loss]);
 
 test('train --json: last stdout line has valLoss, trainLoss, steps, seconds; OUT is an HF model dir with a loss curve', async () => {
   const out = join(dir, 'run-a');
-  const j = lastJson(await capture(trainCommand, [...TINY, '--out', out, '--steps', '6', '--eval-interval', '3', '--json']));
+  const j = lastJson(
+    await capture(trainCommand, [...TINY, '--out', out, '--steps', '6', '--eval-interval', '3', '--json']),
+  );
   for (const k of ['valLoss', 'trainLoss', 'steps', 'seconds']) assert.equal(typeof j[k], 'number', `${k} missing`);
   assert.equal(j.steps, 6);
-  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'metrics.jsonl', 'loss-curve.svg', 'checkpoint/trainer_state.json', 'checkpoint/optimizer.safetensors']) {
+  for (const f of [
+    'config.json',
+    'model.safetensors',
+    'tokenizer.json',
+    'metrics.jsonl',
+    'loss-curve.svg',
+    'checkpoint/trainer_state.json',
+    'checkpoint/optimizer.safetensors',
+  ]) {
     assert.ok(existsSync(join(out, f)), `${f} missing`);
   }
   assert.match(readFileSync(join(out, 'loss-curve.svg'), 'utf8'), /<svg[\s\S]*<\/svg>/);
@@ -58,8 +86,32 @@ test('eval --json: mean next-token loss over non-overlapping windows; generate a
   const n = new TextEncoder().encode(TEXT).length;
   assert.equal(e.tokens, Math.floor((n - 1) / 32) * 32);
   assert.ok(Math.abs(Math.exp(e.loss as number) - (e.perplexity as number)) < 1e-6 * (e.perplexity as number));
-  const g = lastJson(await capture(generateCommand, ['--model', out, '--prompt', 'ROMEO:', '--max-tokens', '12', '--temperature', '0', '--json']));
-  const g2 = lastJson(await capture(generateCommand, ['--model', out, '--prompt', 'ROMEO:', '--max-tokens', '12', '--temperature', '0', '--json']));
+  const g = lastJson(
+    await capture(generateCommand, [
+      '--model',
+      out,
+      '--prompt',
+      'ROMEO:',
+      '--max-tokens',
+      '12',
+      '--temperature',
+      '0',
+      '--json',
+    ]),
+  );
+  const g2 = lastJson(
+    await capture(generateCommand, [
+      '--model',
+      out,
+      '--prompt',
+      'ROMEO:',
+      '--max-tokens',
+      '12',
+      '--temperature',
+      '0',
+      '--json',
+    ]),
+  );
   assert.deepEqual(g, g2);
   assert.equal((g.ids as number[]).length, 12);
   assert.equal(g.text, Buffer.from(g.ids as number[]).toString('utf8'));
@@ -72,17 +124,39 @@ test('eval --json: mean next-token loss over non-overlapping windows; generate a
 test('bad input gives clear errors', async () => {
   await assert.rejects(trainCommand(['--bogus']), /unknown option --bogus/);
   await assert.rejects(trainCommand(['--model', 'tiny-gpt2', '--out', join(dir, 'x')]), /--data FILE is required/);
-  await assert.rejects(trainCommand(['--recipe', 'nope', '--data', dataFile, '--out', join(dir, 'x')]), /unknown recipe "nope"/);
-  await assert.rejects(trainCommand([...TINY, '--out', join(dir, 'x'), '--block-size', '4096']), /exceeds the model's context of 128/);
-  await assert.rejects(trainCommand([...TINY, '--out', join(dir, 'x'), '--steps', 'ten']), /--steps: expected an integer/);
+  await assert.rejects(
+    trainCommand(['--recipe', 'nope', '--data', dataFile, '--out', join(dir, 'x')]),
+    /unknown recipe "nope"/,
+  );
+  await assert.rejects(
+    trainCommand([...TINY, '--out', join(dir, 'x'), '--block-size', '4096']),
+    /exceeds the model's context of 128/,
+  );
+  await assert.rejects(
+    trainCommand([...TINY, '--out', join(dir, 'x'), '--steps', 'ten']),
+    /--steps: expected an integer/,
+  );
   await assert.rejects(evalCommand(['--model', join(dir, 'nothing'), '--data', dataFile]), /not a model directory/);
-  await assert.rejects(logitsCommand(['--model', join(dir, 'run-a'), '--ids', '1,999']), /--ids: expected comma-separated integers in \[0, 256\)/);
+  await assert.rejects(
+    logitsCommand(['--model', join(dir, 'run-a'), '--ids', '1,999']),
+    /--ids: expected comma-separated integers in \[0, 256\)/,
+  );
 });
 
-test('--recipe shakespeare-char-cpu resolves to nanoGPT\'s CPU recipe', () => {
-  const c = resolveTrainConfig(parseFlags('train', ['--recipe', 'shakespeare-char-cpu', '--data', 'x', '--out', 'y'], ['recipe', 'data', 'out'], []));
+test("--recipe shakespeare-char-cpu resolves to nanoGPT's CPU recipe", () => {
+  const c = resolveTrainConfig(
+    parseFlags(
+      'train',
+      ['--recipe', 'shakespeare-char-cpu', '--data', 'x', '--out', 'y'],
+      ['recipe', 'data', 'out'],
+      [],
+    ),
+  );
   assert.equal(c.tokenizer, 'char');
-  assert.deepEqual([c.batchSize, c.blockSize, c.steps, c.evalInterval, c.evalBatches, c.gradClip], [12, 64, 2000, 250, 20, 1]);
+  assert.deepEqual(
+    [c.batchSize, c.blockSize, c.steps, c.evalInterval, c.evalBatches, c.gradClip],
+    [12, 64, 2000, 250, 20, 1],
+  );
   assert.deepEqual(c.set.slice(0, 4), ['n_layer=4', 'n_head=4', 'n_embd=128', 'n_positions=64']);
   assert.deepEqual(c.tweaks, { bias: false, dropout: 0, activation: 'gelu' });
   assert.deepEqual(c.schedule, { kind: 'cosine', lr: 1e-3, minLr: 1e-4, warmup: 100, decaySteps: 2000 });
@@ -95,11 +169,26 @@ test('--recipe shakespeare-char-cpu resolves to nanoGPT\'s CPU recipe', () => {
 function spawnTrain(args: string[]) {
   const mod = fileURLToPath(new URL('../../src/cli/commands/train.js', import.meta.url));
   const code = `import(${JSON.stringify(mod)}).then((m) => m.trainCommand(${JSON.stringify(args)})).catch((e) => { console.error(e); process.exit(1); })`;
-  return spawn(process.execPath, ['--input-type=module', '-e', code], { env: { ...process.env, LINEAGE_BACKEND: 'reference' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  return spawn(process.execPath, ['--input-type=module', '-e', code], {
+    env: { ...process.env, LINEAGE_BACKEND: 'reference' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
 }
 
 test('kill -9 during training, then --resume: the loss curve equals an uninterrupted run exactly', async () => {
-  const args = (out: string) => [...TINY, '--out', out, '--steps', '30', '--eval-interval', '10', '--checkpoint-interval', '5', '--dropout', '0.1'];
+  const args = (out: string) => [
+    ...TINY,
+    '--out',
+    out,
+    '--steps',
+    '30',
+    '--eval-interval',
+    '10',
+    '--checkpoint-interval',
+    '5',
+    '--dropout',
+    '0.1',
+  ];
   const whole = join(dir, 'whole');
   await capture(trainCommand, args(whole));
   const killed = join(dir, 'killed');
@@ -110,7 +199,9 @@ test('kill -9 during training, then --resume: the loss curve equals an uninterru
   let trainedWhenKilled = -1;
   for (let i = 0; i < 3000 && child.exitCode === null; i++) {
     await new Promise((r) => setTimeout(r, 10));
-    const m = existsSync(join(killed, 'metrics.jsonl')) ? parseMetricsJsonl(readFileSync(join(killed, 'metrics.jsonl'), 'utf8')) : [];
+    const m = existsSync(join(killed, 'metrics.jsonl'))
+      ? parseMetricsJsonl(readFileSync(join(killed, 'metrics.jsonl'), 'utf8'))
+      : [];
     if (m.some((r) => r.kind === 'checkpoint' && r.step >= 5)) {
       trainedWhenKilled = m.filter((r) => r.kind === 'train').length;
       child.kill('SIGKILL');
@@ -118,11 +209,17 @@ test('kill -9 during training, then --resume: the loss curve equals an uninterru
     }
   }
   await exited;
-  assert.ok(trainedWhenKilled >= 5 && trainedWhenKilled < 30, `the child should be killed mid-run (had ${trainedWhenKilled} steps; stderr: ${stderr})`);
+  assert.ok(
+    trainedWhenKilled >= 5 && trainedWhenKilled < 30,
+    `the child should be killed mid-run (had ${trainedWhenKilled} steps; stderr: ${stderr})`,
+  );
   const r = lastJson(await capture(trainCommand, [...args(killed), '--resume', '--json']));
   assert.ok((r.resumedFrom as number) >= 5);
   assert.deepEqual(trainLosses(killed), trainLosses(whole));
-  const evals = (out: string) => parseMetricsJsonl(readFileSync(join(out, 'metrics.jsonl'), 'utf8')).filter((x) => x.kind === 'eval').map((x) => [x.step, x.val_loss]);
+  const evals = (out: string) =>
+    parseMetricsJsonl(readFileSync(join(out, 'metrics.jsonl'), 'utf8'))
+      .filter((x) => x.kind === 'eval')
+      .map((x) => [x.step, x.val_loss]);
   assert.deepEqual(evals(killed), evals(whole));
 });
 

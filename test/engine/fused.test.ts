@@ -36,7 +36,9 @@ test('layerNorm / rmsNorm vs composition (forward and grads)', () => {
   x.zeroGrad();
   w.zeroGrad();
   composed(x).square().sum().backward();
-  [x.grad!.toList(), w.grad!.toList()].forEach((g, i) => g.forEach((v, j) => assert.ok(Math.abs(v - g1[i]![j]!) < 1e-4)));
+  [x.grad!.toList(), w.grad!.toList()].forEach((g, i) =>
+    g.forEach((v, j) => assert.ok(Math.abs(v - g1[i]![j]!) < 1e-4)),
+  );
   const rms = (t: Tensor) => t.mul(t.square().mean(-1, true).add(1e-6).rsqrt()).mul(w);
   assert.ok(maxDiff(O.rmsNorm(x, w), rms(x)) < 1e-5);
 });
@@ -44,9 +46,17 @@ test('layerNorm / rmsNorm vs composition (forward and grads)', () => {
 test('fused attention vs composed attention on random shapes and masks', () => {
   const rng = new Rng(5);
   for (let trial = 0; trial < 12; trial++) {
-    const B = 1 + rng.int(2), Hkv = 1 + rng.int(2), rep = 1 + rng.int(3), H = Hkv * rep;
-    const Tk = 1 + rng.int(13), Tq = 1 + rng.int(Tk), Dk = 1 + rng.int(9), Dv = 1 + rng.int(9);
-    const q = leaf([B, H, Tq, Dk], 10 + trial), k = leaf([B, Hkv, Tk, Dk], 30 + trial), v = leaf([B, Hkv, Tk, Dv], 50 + trial);
+    const B = 1 + rng.int(2),
+      Hkv = 1 + rng.int(2),
+      rep = 1 + rng.int(3),
+      H = Hkv * rep;
+    const Tk = 1 + rng.int(13),
+      Tq = 1 + rng.int(Tk),
+      Dk = 1 + rng.int(9),
+      Dv = 1 + rng.int(9);
+    const q = leaf([B, H, Tq, Dk], 10 + trial),
+      k = leaf([B, Hkv, Tk, Dk], 30 + trial),
+      v = leaf([B, Hkv, Tk, Dv], 50 + trial);
     const opts = {
       causal: rng.uniform() < 0.5,
       window: rng.uniform() < 0.3 ? 1 + rng.int(4) : 0,
@@ -58,7 +68,9 @@ test('fused attention vs composed attention on random shapes and masks', () => {
     assert.ok(maxDiff(fused, ref) < 1e-5, `trial ${trial} forward ${JSON.stringify({ B, H, Hkv, Tq, Tk, Dk, Dv })}`);
     const grads = (y: Tensor) => {
       for (const t of [q, k, v]) t.zeroGrad();
-      y.mul(O.randn(y.shape as number[], { rng: new Rng(trial) })).sum().backward();
+      y.mul(O.randn(y.shape as number[], { rng: new Rng(trial) }))
+        .sum()
+        .backward();
       return [q, k, v].map((t) => O.clone(t.grad!));
     };
     const gf = grads(O.attention(q, k, v, opts));
@@ -72,19 +84,43 @@ test('crossEntropy vs logSoftmax + gather composition', () => {
   const t = O.tensor(new Int32Array([0, 3, 10, -100, 5, 5]));
   const valid = [0, 1, 2, 4, 5];
   const lp = O.logSoftmax(z);
-  const picked = valid.map((r) => -lp.slice(0, r, r + 1).reshape(11).toList()[t.toList()[r]!]!);
+  const picked = valid.map(
+    (r) =>
+      -lp
+        .slice(0, r, r + 1)
+        .reshape(11)
+        .toList()[t.toList()[r]!]!,
+  );
   const expected = picked.reduce((a, b) => a + b, 0) / valid.length;
   assert.ok(Math.abs(O.crossEntropy(z, t).item() - expected) < 1e-5);
   const eps = 0.2;
-  const smooth = valid.map((r, i) => (1 - eps) * picked[i]! - (eps / 11) * lp.slice(0, r, r + 1).sum().item());
-  assert.ok(Math.abs(O.crossEntropy(z, t, { labelSmoothing: eps }).item() - smooth.reduce((a, b) => a + b, 0) / valid.length) < 1e-5);
+  const smooth = valid.map(
+    (r, i) =>
+      (1 - eps) * picked[i]! -
+      (eps / 11) *
+        lp
+          .slice(0, r, r + 1)
+          .sum()
+          .item(),
+  );
+  assert.ok(
+    Math.abs(O.crossEntropy(z, t, { labelSmoothing: eps }).item() - smooth.reduce((a, b) => a + b, 0) / valid.length) <
+      1e-5,
+  );
 });
 
 test('selective scan vs an explicit recurrence composed from primitives', () => {
-  const B = 2, T = 4, C = 3, N = 2;
+  const B = 2,
+    T = 4,
+    C = 3,
+    N = 2;
   const x = O.randn([B, T, C], { rng: new Rng(7) });
-  const dt = O.randn([B, T, C], { rng: new Rng(8) }).abs().mul(0.5);
-  const A = O.randn([C, N], { rng: new Rng(9) }).abs().neg();
+  const dt = O.randn([B, T, C], { rng: new Rng(8) })
+    .abs()
+    .mul(0.5);
+  const A = O.randn([C, N], { rng: new Rng(9) })
+    .abs()
+    .neg();
   const Bm = O.randn([B, T, N], { rng: new Rng(10) });
   const Cm = O.randn([B, T, N], { rng: new Rng(11) });
   const D = O.randn([C], { rng: new Rng(12) });

@@ -66,7 +66,16 @@ test('movement ops', () => {
   gradcheck('expand', (t) => O.expand(O.unsqueeze(t, 0), [3, 2, 3, 4]), [x]);
   gradcheck('slice step', (t) => O.slice(t, 2, 1, 4, 2), [x]);
   gradcheck('slice negative', (t) => O.slice(t, 1, -2), [x]);
-  gradcheck('pad', (t) => O.pad(t, [[0, 0], [1, 2], [0, 1]]), [x]);
+  gradcheck(
+    'pad',
+    (t) =>
+      O.pad(t, [
+        [0, 0],
+        [1, 2],
+        [0, 1],
+      ]),
+    [x],
+  );
   gradcheck('concat', (a, b) => O.concat([a, b], 1), [x, y]);
   gradcheck('stack', (a) => O.stack([a, O.mul(a, 2)], 1), [x]);
   gradcheck('split', (a) => O.mul(O.split(a, [1, 3], 2)[1]!, 3), [x]);
@@ -95,7 +104,12 @@ test('fused attention: masks, GQA, Dk != Dv, bias', () => {
   gradcheck('attention causal+window', (a, b, c) => O.attention(a, b, c, { causal: true, window: 3 }), [q, k, v]);
   gradcheck('attention kvLen+bias', (a, b, c) => O.attention(a, b, c, { kvLen, bias, scale: 0.7 }), [q, k, v]);
   const lb = inF64(() => leaf([1, 4, 5, 6], 23));
-  gradcheck('attention learned bias (composed path)', (a, b, c, d) => O.attention(a, b, c, { bias: d, causal: true }), [q, k, v, lb]);
+  gradcheck('attention learned bias (composed path)', (a, b, c, d) => O.attention(a, b, c, { bias: d, causal: true }), [
+    q,
+    k,
+    v,
+    lb,
+  ]);
 });
 
 test('cross-entropy with ignore index and label smoothing', () => {
@@ -123,14 +137,25 @@ test('indexing: embedding, indexSelect, scatterAdd, gatherLast, topk', () => {
 test('Mamba primitives: causal conv1d and selective scan', () => {
   const [x, w, b] = inF64(() => [leaf([2, 3, 6], 32), leaf([3, 4], 33), leaf([3], 34)]);
   gradcheck('conv1dCausal', (a, ww, bb) => O.conv1dCausal(a, ww, bb), [x, w, b]);
-  const B = 2, T = 5, C = 3, N = 4;
+  const B = 2,
+    T = 5,
+    C = 3,
+    N = 4;
   const xs = inF64(() => leaf([B, T, C], 35));
   const dt = inF64(() => O.add(O.abs(leaf([B, T, C], 36, 0.3)), 0.05).detach());
   dt.requiresGrad = true;
   const A = inF64(() => O.neg(O.add(O.abs(leaf([C, N], 37)), 0.2)).detach());
   A.requiresGrad = true;
   const [Bm, Cm, D, h0] = inF64(() => [leaf([B, T, N], 38), leaf([B, T, N], 39), leaf([C], 40), leaf([B, C, N], 41)]);
-  gradcheck('selectiveScan', (a, d, aa, bb, cc, dd, hh) => O.selectiveScan(a, d, aa, bb, cc, dd, hh).y, [xs, dt, A, Bm, Cm, D, h0]);
+  gradcheck('selectiveScan', (a, d, aa, bb, cc, dd, hh) => O.selectiveScan(a, d, aa, bb, cc, dd, hh).y, [
+    xs,
+    dt,
+    A,
+    Bm,
+    Cm,
+    D,
+    h0,
+  ]);
 });
 
 test('gradient checkpointing gives the same gradients', () => {
@@ -141,5 +166,9 @@ test('gradient checkpointing gives the same gradients', () => {
 
 test('low-precision casts pass gradients through', () => {
   const x = inF64(() => leaf([3, 3], 44));
-  gradcheck('cast float16 roundtrip', (a) => O.cast(O.cast(a, 'float16'), 'float32'), [x], { rtol: 1e-2, atol: 1e-2, eps: 1e-1 });
+  gradcheck('cast float16 roundtrip', (a) => O.cast(O.cast(a, 'float16'), 'float32'), [x], {
+    rtol: 1e-2,
+    atol: 1e-2,
+    eps: 1e-1,
+  });
 });

@@ -22,7 +22,14 @@ test('10,000 training steps in flat memory (tidy + fused AdamW)', () => {
       const loss = O.crossEntropy(logits, y);
       loss.backward();
       params.forEach((p, j) => {
-        O.adamwUpdate(p, p.grad!, state[j]!.m, state[j]!.v, { lr: 1e-2, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.01, step: i + 1 });
+        O.adamwUpdate(p, p.grad!, state[j]!.m, state[j]!.v, {
+          lr: 1e-2,
+          beta1: 0.9,
+          beta2: 0.99,
+          eps: 1e-8,
+          weightDecay: 0.01,
+          step: i + 1,
+        });
         p.zeroGrad();
       });
       return loss.item();
@@ -59,7 +66,10 @@ test('views keep storage alive until the last one is disposed', () => {
   const a = O.ones([10]);
   const v: Tensor = a.reshape(2, 5);
   a.dispose();
-  assert.equal(tidy(() => v.sum().item()), 10);
+  assert.equal(
+    tidy(() => v.sum().item()),
+    10,
+  );
   v.dispose();
   assert.equal(getBackend().bytesInUse(), before);
 });

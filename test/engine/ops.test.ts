@@ -13,7 +13,16 @@ const close = (a: number[], b: number[], tol = 1e-5) => {
 };
 
 test('creation: tensor, zeros, ones, full, arange, seeded random', () => {
-  assert.deepEqual(O.tensor([[1, 2], [3, 4]]).toArray(), [[1, 2], [3, 4]]);
+  assert.deepEqual(
+    O.tensor([
+      [1, 2],
+      [3, 4],
+    ]).toArray(),
+    [
+      [1, 2],
+      [3, 4],
+    ],
+  );
   assert.deepEqual(O.zeros([2, 1]).toList(), [0, 0]);
   assert.deepEqual(O.full([3], 7, 'int32').toList(), [7, 7, 7]);
   assert.deepEqual(O.arange(2, 8, 2).toList(), [2, 4, 6]);
@@ -48,7 +57,10 @@ test('views share storage: reshape, permute, slice, expand, squeeze', () => {
 });
 
 test('broadcasting arithmetic, comparisons, where, int32', () => {
-  const a = O.tensor([[1, 2, 3], [4, 5, 6]]);
+  const a = O.tensor([
+    [1, 2, 3],
+    [4, 5, 6],
+  ]);
   const b = O.tensor([10, 20, 30]);
   assert.deepEqual(a.add(b).toList(), [11, 22, 33, 14, 25, 36]);
   assert.deepEqual(a.gt(3).toList(), [0, 0, 0, 1, 1, 1]);
@@ -65,15 +77,27 @@ test('unary math matches Math', () => {
   const x = O.tensor(xs);
   close(x.exp().toList(), xs.map(Math.exp));
   close(x.tanh().toList(), xs.map(Math.tanh));
-  close(x.sigmoid().toList(), xs.map((v) => 1 / (1 + Math.exp(-v))));
-  close(x.silu().toList(), xs.map((v) => v / (1 + Math.exp(-v))));
+  close(
+    x.sigmoid().toList(),
+    xs.map((v) => 1 / (1 + Math.exp(-v))),
+  );
+  close(
+    x.silu().toList(),
+    xs.map((v) => v / (1 + Math.exp(-v))),
+  );
   close(x.gelu().toList(), [-0.015524, -0.114627, 0.530625, 2.99595], 1e-5);
   close(x.gelu('tanh').toList(), [-0.015084, -0.114629, 0.53057, 2.996363], 1e-5);
-  close(x.softplus().toList(), xs.map((v) => Math.log1p(Math.exp(v))));
+  close(
+    x.softplus().toList(),
+    xs.map((v) => Math.log1p(Math.exp(v))),
+  );
 });
 
 test('reductions: sum/mean/max/argmax/logsumexp/variance over axes', () => {
-  const x = O.tensor([[1, 5, 3], [4, 2, 6]]);
+  const x = O.tensor([
+    [1, 5, 3],
+    [4, 2, 6],
+  ]);
   assert.deepEqual(x.sum().toList(), [21]);
   assert.deepEqual(x.sum(0).toList(), [5, 7, 9]);
   assert.deepEqual(x.max(1, true).shape, [2, 1]);
@@ -81,7 +105,10 @@ test('reductions: sum/mean/max/argmax/logsumexp/variance over axes', () => {
   assert.deepEqual(x.argmax(1).toList(), [1, 2]);
   assert.deepEqual(x.min([0, 1]).toList(), [1]);
   close(x.mean(1).toList(), [3, 4]);
-  close(x.logsumexp(1).toList(), [Math.log(Math.exp(1) + Math.exp(5) + Math.exp(3)), Math.log(Math.exp(4) + Math.exp(2) + Math.exp(6))]);
+  close(x.logsumexp(1).toList(), [
+    Math.log(Math.exp(1) + Math.exp(5) + Math.exp(3)),
+    Math.log(Math.exp(4) + Math.exp(2) + Math.exp(6)),
+  ]);
   close(x.variance(1, false, 1).toList(), [4, 4]);
   const y = O.randn([3, 4, 5], { rng: new Rng(1) });
   close(y.sum([0, 2]).toList(), y.permute(1, 0, 2).reshape(4, 15).sum(1).toList(), 1e-5);
@@ -102,12 +129,31 @@ test('matmul shapes: batched broadcast, vectors, transposed views, errors', () =
 });
 
 test('concat, split, stack, pad, tril, cumsum, topk, oneHot', () => {
-  const a = O.tensor([[1, 2], [3, 4]]);
+  const a = O.tensor([
+    [1, 2],
+    [3, 4],
+  ]);
   const b = O.tensor([[5, 6]]);
   assert.deepEqual(O.concat([a, b], 0).toList(), [1, 2, 3, 4, 5, 6]);
-  assert.deepEqual(O.split(O.arange(5), [2, 3]).map((t) => t.toList()), [[0, 1], [2, 3, 4]]);
+  assert.deepEqual(
+    O.split(O.arange(5), [2, 3]).map((t) => t.toList()),
+    [
+      [0, 1],
+      [2, 3, 4],
+    ],
+  );
   assert.deepEqual(O.stack([a, a], 2).shape, [2, 2, 2]);
-  assert.deepEqual(O.pad(b, [[1, 0], [0, 1]], 9).toList(), [9, 9, 9, 5, 6, 9]);
+  assert.deepEqual(
+    O.pad(
+      b,
+      [
+        [1, 0],
+        [0, 1],
+      ],
+      9,
+    ).toList(),
+    [9, 9, 9, 5, 6, 9],
+  );
   assert.deepEqual(O.tril(O.ones([3, 3])).toList(), [1, 0, 0, 1, 1, 0, 1, 1, 1]);
   assert.deepEqual(O.cumsum(O.tensor([1, 2, 3, 4])).toList(), [1, 3, 6, 10]);
   const { values, indices } = O.topk(O.tensor([[3, 1, 4, 1, 5]]), 3);
@@ -134,11 +180,26 @@ test('float16 / bfloat16 storage: conversion and round-to-nearest-even', () => {
 });
 
 test('errors name the op, argument and shapes', () => {
-  assert.throws(() => O.reshape(O.zeros([2, 3]), [4, 2]), /reshape: cannot reshape \[2, 3\] \(6 elements\) to \[4, 2\]/);
-  assert.throws(() => O.embedding(O.zeros([5, 2]), O.tensor(new Int32Array([7]))), /indexSelect: index 7 at position 0 is out of range \[0, 5\)/);
-  assert.throws(() => O.crossEntropy(O.zeros([2, 3]), O.tensor(new Int32Array([0, 3]))), /crossEntropy: target 3 at flat position 1 is out of range for 3 classes/);
-  assert.throws(() => O.crossEntropy(O.zeros([2, 3]), O.tensor([0, 1])), /crossEntropy: argument 'targets' has dtype float32, expected int32/);
-  assert.throws(() => O.attention(O.zeros([1, 3, 4, 8]), O.zeros([1, 2, 4, 8]), O.zeros([1, 2, 4, 8])), /attention: incompatible shapes q \[1, 3, 4, 8\]/);
+  assert.throws(
+    () => O.reshape(O.zeros([2, 3]), [4, 2]),
+    /reshape: cannot reshape \[2, 3\] \(6 elements\) to \[4, 2\]/,
+  );
+  assert.throws(
+    () => O.embedding(O.zeros([5, 2]), O.tensor(new Int32Array([7]))),
+    /indexSelect: index 7 at position 0 is out of range \[0, 5\)/,
+  );
+  assert.throws(
+    () => O.crossEntropy(O.zeros([2, 3]), O.tensor(new Int32Array([0, 3]))),
+    /crossEntropy: target 3 at flat position 1 is out of range for 3 classes/,
+  );
+  assert.throws(
+    () => O.crossEntropy(O.zeros([2, 3]), O.tensor([0, 1])),
+    /crossEntropy: argument 'targets' has dtype float32, expected int32/,
+  );
+  assert.throws(
+    () => O.attention(O.zeros([1, 3, 4, 8]), O.zeros([1, 2, 4, 8]), O.zeros([1, 2, 4, 8])),
+    /attention: incompatible shapes q \[1, 3, 4, 8\]/,
+  );
   assert.throws(() => O.layerNorm(O.zeros([2, 4]), O.ones([3])), /layerNorm: weight has shape \[3\], expected \[4\]/);
   assert.throws(() => O.zeros([2]).item(), /item: tensor has 2 elements/);
   const t = O.zeros([2]);
@@ -148,7 +209,10 @@ test('errors name the op, argument and shapes', () => {
 });
 
 test('printing is readable and elides large tensors', () => {
-  const s = O.tensor([[1, 2], [3, 4]]).toString();
+  const s = O.tensor([
+    [1, 2],
+    [3, 4],
+  ]).toString();
   assert.match(s, /tensor\(\[\[1\.0000, 2\.0000\],\n\s+\[3\.0000, 4\.0000\]\], shape=\[2, 2\], dtype=float32\)/);
   const big = O.zeros([100, 100]).toString();
   assert.ok(big.includes('...') && big.length < 2000);

@@ -38,7 +38,12 @@ export interface GradcheckOptions {
  * Compare autograd gradients of L = sum(f(inputs) * W) (W random, fixed) with central differences.
  * All inputs must be contiguous float32 leaves created on the float64 backend.
  */
-export function gradcheck(name: string, f: (...xs: Tensor[]) => Tensor, inputs: Tensor[], opts: GradcheckOptions = {}): void {
+export function gradcheck(
+  name: string,
+  f: (...xs: Tensor[]) => Tensor,
+  inputs: Tensor[],
+  opts: GradcheckOptions = {},
+): void {
   const { eps = 1e-6, atol = 1e-6, rtol = 1e-5, maxPerInput = 24 } = opts;
   inF64(() => {
     const y0 = noGrad(() => f(...inputs));
@@ -52,7 +57,8 @@ export function gradcheck(name: string, f: (...xs: Tensor[]) => Tensor, inputs: 
       const analytic = x.grad!.toList();
       const host = f64.view(x.storage.buf) as unknown as Float64Array;
       const rng = new Rng(99 + xi);
-      const picks = x.size <= maxPerInput ? [...Array(x.size).keys()] : Array.from({ length: maxPerInput }, () => rng.int(x.size));
+      const picks =
+        x.size <= maxPerInput ? [...Array(x.size).keys()] : Array.from({ length: maxPerInput }, () => rng.int(x.size));
       for (const i of picks) {
         const at = x.offset + i;
         const orig = host[at]!;

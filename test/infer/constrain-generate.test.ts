@@ -18,7 +18,12 @@ test('shakespeare-char generates text matching a regex, within max tokens', asyn
   const pattern = '(ROMEO|JULIET|NURSE): [A-Za-z ,]{4,30}[.!?]\n';
   const prompt = tokenizer!.encode('\n', { addSpecialTokens: false });
   try {
-    for (const [seed, temperature] of [[0, 0], [1, 1], [2, 1.5], [3, 0.8]]) {
+    for (const [seed, temperature] of [
+      [0, 0],
+      [1, 1],
+      [2, 1.5],
+      [3, 0.8],
+    ]) {
       const c = createConstraint({ kind: 'regex', pattern }, tokenizer!);
       const maxTokens = 20;
       assert.ok(c.tokensToComplete() <= maxTokens);
@@ -36,14 +41,22 @@ test('a random tiny GPT-2 over bytes writes JSON that validates against the sche
   const model = createModel(getPreset('tiny-gpt2'), { seed: 4 });
   const tok = bytesTokenizer();
   const schema = {
-    type: 'object', additionalProperties: false, required: ['name', 'scores', 'ok'],
+    type: 'object',
+    additionalProperties: false,
+    required: ['name', 'scores', 'ok'],
     properties: {
       name: { type: 'string', maxLength: 10 },
       scores: { type: 'array', items: { type: 'integer', minimum: 0, maximum: 99 }, maxItems: 4 },
-      ok: { type: 'boolean' }, note: { type: ['string', 'null'] } },
+      ok: { type: 'boolean' },
+      note: { type: ['string', 'null'] },
+    },
   };
   const validate = ajv().compile(schema);
-  for (const [seed, temperature] of [[0, 0], [1, 1], [2, 2]]) {
+  for (const [seed, temperature] of [
+    [0, 0],
+    [1, 1],
+    [2, 2],
+  ]) {
     const c = createConstraint({ kind: 'json-schema', schema }, tok);
     const prompt = [...new TextEncoder().encode('{')];
     const out = generate(model, prompt, { maxTokens: 90, temperature, seed, constraint: c });

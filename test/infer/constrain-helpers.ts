@@ -6,7 +6,10 @@ import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
 import { Tokenizer, bytesTokenizer as makeBytesTokenizer, charTokenizer } from '../../src/tokenizers/index.js';
 import {
-  createConstraint, tokenVocab, type ConstraintOptions, type ConstraintSpec,
+  createConstraint,
+  tokenVocab,
+  type ConstraintOptions,
+  type ConstraintSpec,
 } from '../../src/infer/constrain/index.js';
 
 const require = createRequire(import.meta.url);
@@ -19,8 +22,9 @@ export function ajv(): Ajv {
   return a;
 }
 
-export const SHAKESPEARE_TOKENIZER =
-  fileURLToPath(new URL('../../../models/shakespeare-char/tokenizer.json', import.meta.url));
+export const SHAKESPEARE_TOKENIZER = fileURLToPath(
+  new URL('../../../models/shakespeare-char/tokenizer.json', import.meta.url),
+);
 export function shakespeareTokenizer(): Tokenizer {
   return Tokenizer.fromJSON(readFileSync(SHAKESPEARE_TOKENIZER, 'utf8'));
 }
@@ -34,18 +38,29 @@ export function jsonCharTokenizer(): Tokenizer {
 
 let bytesTok: Tokenizer | null = null;
 /** One shared byte tokenizer, so its compiled constraints stay cached across calls. */
-export function bytesTokenizer(): Tokenizer { return (bytesTok ??= makeBytesTokenizer()); }
+export function bytesTokenizer(): Tokenizer {
+  return (bytesTok ??= makeBytesTokenizer());
+}
 
 /** Deterministic xorshift RNG. */
 export function rng(seed: number): () => number {
   let s = seed >>> 0 || 1;
   return () => {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
     return s / 4294967296;
   };
 }
 
-export interface Walk { ids: number[]; text: string; complete: boolean; steps: number }
+export interface Walk {
+  ids: number[];
+  text: string;
+  complete: boolean;
+  steps: number;
+}
 
 /**
  * Picks random allowed tokens until the constraint is finished (or `budget` tokens). Tokens that close
@@ -53,7 +68,11 @@ export interface Walk { ids: number[]; text: string; complete: boolean; steps: n
  * Throws if a mask is ever empty before the value is complete (a dead end).
  */
 export function randomWalk(
-  spec: ConstraintSpec, tok: Tokenizer, seed: number, budget = 300, opts: ConstraintOptions = {},
+  spec: ConstraintSpec,
+  tok: Tokenizer,
+  seed: number,
+  budget = 300,
+  opts: ConstraintOptions = {},
 ): Walk {
   const c = createConstraint(spec, tok, opts);
   const vocab = tokenVocab(tok);
@@ -62,7 +81,10 @@ export function randomWalk(
   const pick = (allowed: Int32Array) => {
     // a closing token with probability ~0.3 when one is found among 64 random tries (cheap on 50k-id masks)
     if (r() < 0.3) {
-      for (let k = 0; k < 64; k++) { const id = allowed[Math.floor(r() * allowed.length)]; if (closes(id)) return id; }
+      for (let k = 0; k < 64; k++) {
+        const id = allowed[Math.floor(r() * allowed.length)];
+        if (closes(id)) return id;
+      }
     }
     return allowed[Math.floor(r() * allowed.length)];
   };
@@ -85,7 +107,10 @@ export function decodeBytes(tok: Tokenizer, ids: number[]): string {
   const parts = ids.map((id) => vocab.bytes[id]!);
   const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let o = 0;
-  for (const p of parts) { all.set(p, o); o += p.length; }
+  for (const p of parts) {
+    all.set(p, o);
+    o += p.length;
+  }
   return new TextDecoder('utf-8', { fatal: true }).decode(all);
 }
 

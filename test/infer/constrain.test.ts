@@ -6,18 +6,30 @@ import assert from 'node:assert/strict';
 import { utf8Sequences } from '../../src/infer/constrain/charset.js';
 import { integerRangeRegex, numberRangeRegex } from '../../src/infer/constrain/numeric.js';
 import {
-  compileConstraint, createConstraint, toolCallSchema, type ConstraintSpec, type ToolDefinition,
+  compileConstraint,
+  createConstraint,
+  toolCallSchema,
+  type ConstraintSpec,
+  type ToolDefinition,
 } from '../../src/infer/constrain/index.js';
 import { gpt2Tokenizer } from '../tokenizers/helpers.js';
 import {
-  accepts, ajv, bytesTokenizer, decodeBytes, jsonCharTokenizer, randomWalk, rng, shakespeareTokenizer,
+  accepts,
+  ajv,
+  bytesTokenizer,
+  decodeBytes,
+  jsonCharTokenizer,
+  randomWalk,
+  rng,
+  shakespeareTokenizer,
 } from './constrain-helpers.js';
 
 test('UTF-8 range splitting covers exactly the encodings of the range', () => {
   const r = rng(7);
   const enc = new TextEncoder();
   for (let trial = 0; trial < 60; trial++) {
-    let lo = Math.floor(r() * 0x11000), hi = lo + Math.floor(r() * (trial % 2 ? 0x20000 : 300));
+    let lo = Math.floor(r() * 0x11000),
+      hi = lo + Math.floor(r() * (trial % 2 ? 0x20000 : 300));
     hi = Math.min(hi, 0x10ffff);
     const seqs = utf8Sequences(lo, hi);
     const fits = (s: [number, number][], bytes: Uint8Array) => s.every(([a, b], k) => bytes[k] >= a && bytes[k] <= b);
@@ -25,7 +37,7 @@ test('UTF-8 range splitting covers exactly the encodings of the range', () => {
     for (let k = 0; k < 200; k++) {
       const cp = Math.floor(r() * 0x110000);
       if (cp >= 0xd800 && cp <= 0xdfff) continue;
-      const inRange = (cp >= lo && cp <= hi) && !(cp >= 0xd800 && cp <= 0xdfff);
+      const inRange = cp >= lo && cp <= hi && !(cp >= 0xd800 && cp <= 0xdfff);
       const where = `cp ${cp.toString(16)} in [${lo.toString(16)}, ${hi.toString(16)}]`;
       assert.equal(matches(enc.encode(String.fromCodePoint(cp))), inRange, where);
     }
@@ -35,17 +47,25 @@ test('UTF-8 range splitting covers exactly the encodings of the range', () => {
 
 test('integer and number range regexes agree with the bounds', () => {
   const bounds: [number | null, boolean, number | null, boolean][] = [
-    [0, false, 100, false], [-37, false, 12, true], [5, true, null, false], [null, false, -8, false],
+    [0, false, 100, false],
+    [-37, false, 12, true],
+    [5, true, null, false],
+    [null, false, -8, false],
     [-120, true, -3, true],
-    [7, false, 7, false], [0, true, 1, true], [99, false, 1001, false], [-1, false, 0, false],
+    [7, false, 7, false],
+    [0, true, 1, true],
+    [99, false, 1001, false],
+    [-1, false, 0, false],
   ];
   const ints: number[] = [];
   for (let n = -1200; n <= 1200; n++) ints.push(n);
   const reals = [...ints.filter((n) => n % 7 === 0), 0.5, -0.25, 7.001, 6.999, 100.0, 99.99, -3.5, -8.1, 1e-3, 5.0001];
   for (const [lo, le, hi, he] of bounds) {
-    const L = lo === null ? null : { value: lo, exclusive: le }, H = hi === null ? null : { value: hi, exclusive: he };
+    const L = lo === null ? null : { value: lo, exclusive: le },
+      H = hi === null ? null : { value: hi, exclusive: he };
     const inside = (x: number) => (lo === null || (le ? x > lo : x >= lo)) && (hi === null || (he ? x < hi : x <= hi));
-    const isrc = integerRangeRegex(L, H), nsrc = numberRangeRegex(L, H);
+    const isrc = integerRangeRegex(L, H),
+      nsrc = numberRangeRegex(L, H);
     const ire = isrc === null ? null : new RegExp(`^(?:${isrc})$`);
     const nre = nsrc === null ? null : new RegExp(`^(?:${nsrc})$`);
     const where = JSON.stringify([lo, le, hi, he]);
@@ -62,16 +82,51 @@ test('integer and number range regexes agree with the bounds', () => {
 });
 
 const REGEXES = [
-  '[a-c]{2,4}x?', '(ab|cd)*e', '\\d{3}-\\d{2}', '[^a-z\\n]+', 'caf\u00e9|\u65e5\u672c+', '(?:0|[1-9]\\d*)(\\.\\d+)?',
-  '[\\w.]+@[a-z]+\\.(com|org)', 'a.b', '\\u{1F600}{1,2}|[\\u0400-\\u04ff]{2}', '(x|y){0,3}z', '^start$',
+  '[a-c]{2,4}x?',
+  '(ab|cd)*e',
+  '\\d{3}-\\d{2}',
+  '[^a-z\\n]+',
+  'caf\u00e9|\u65e5\u672c+',
+  '(?:0|[1-9]\\d*)(\\.\\d+)?',
+  '[\\w.]+@[a-z]+\\.(com|org)',
+  'a.b',
+  '\\u{1F600}{1,2}|[\\u0400-\\u04ff]{2}',
+  '(x|y){0,3}z',
+  '^start$',
   '[\\s\\S]{0,2}q',
 ];
 
 test('regex constraints accept exactly what RegExp fully matches', () => {
   const r = rng(11);
-  const alphabet = ['a', 'b', 'c', 'd', 'e', 'x', 'y', 'z', 'q', '0', '1', '7', '-', '.', '@', '\n', ' ', '\u00e9',
+  const alphabet = [
+    'a',
+    'b',
+    'c',
+    'd',
+    'e',
+    'x',
+    'y',
+    'z',
+    'q',
+    '0',
+    '1',
+    '7',
+    '-',
+    '.',
+    '@',
+    '\n',
+    ' ',
+    '\u00e9',
     '\u65e5',
-    '\u672c', '\ud83d\ude00', '\u0416', 'com', 'org', 'caf', 'start', 's'];
+    '\u672c',
+    '\ud83d\ude00',
+    '\u0416',
+    'com',
+    'org',
+    'caf',
+    'start',
+    's',
+  ];
   for (const p of REGEXES) {
     const re = new RegExp(`^(?:${p})$`, 'u');
     const spec: ConstraintSpec = { kind: 'regex', pattern: p };
@@ -94,76 +149,127 @@ test('regex constraints accept exactly what RegExp fully matches', () => {
 
 test('unsupported regex features are clear errors', () => {
   const tok = bytesTokenizer();
-  for (const [p, msg] of [['(a)\\1', /backreferences/], ['a(?=b)', /lookaround/], ['\\bword', /word boundaries/],
-    ['a^b', /\^ and \$/], ['(ab', /missing '\)'/], ['*a', /nothing to repeat/], ['a{5,2}', /max < min/]] as const) {
+  for (const [p, msg] of [
+    ['(a)\\1', /backreferences/],
+    ['a(?=b)', /lookaround/],
+    ['\\bword', /word boundaries/],
+    ['a^b', /\^ and \$/],
+    ['(ab', /missing '\)'/],
+    ['*a', /nothing to repeat/],
+    ['a{5,2}', /max < min/],
+  ] as const) {
     assert.throws(() => createConstraint({ kind: 'regex', pattern: p }, tok), msg, p);
   }
 });
 
 const SCHEMAS: Record<string, unknown> = {
   person: {
-    type: 'object', additionalProperties: false, required: ['name', 'age', 'email'],
+    type: 'object',
+    additionalProperties: false,
+    required: ['name', 'age', 'email'],
     properties: {
-      name: { type: 'string', minLength: 1, maxLength: 12 }, age: { type: 'integer', minimum: 0, maximum: 130 },
-      email: { type: ['string', 'null'], format: 'email' } },
+      name: { type: 'string', minLength: 1, maxLength: 12 },
+      age: { type: 'integer', minimum: 0, maximum: 130 },
+      email: { type: ['string', 'null'], format: 'email' },
+    },
   },
   nested: {
-    type: 'object', additionalProperties: false, required: ['items', 'status'],
+    type: 'object',
+    additionalProperties: false,
+    required: ['items', 'status'],
     properties: {
       status: { enum: ['ok', 'error', 'caf\u00e9'] },
-      items: { type: 'array', minItems: 1, maxItems: 3, items: {
-        type: 'object', additionalProperties: false, required: ['id', 'price', 'tags'],
-        properties: {
-          id: { type: 'string', pattern: '^[A-Z]{2}-\\d{3}$' },
-          price: { type: 'number', minimum: 0, exclusiveMaximum: 1000 },
-          tags: { type: 'array', items: { type: 'string', maxLength: 4 }, maxItems: 2 },
-          note: { anyOf: [{ type: 'string' }, { type: 'null' }] },
+      items: {
+        type: 'array',
+        minItems: 1,
+        maxItems: 3,
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['id', 'price', 'tags'],
+          properties: {
+            id: { type: 'string', pattern: '^[A-Z]{2}-\\d{3}$' },
+            price: { type: 'number', minimum: 0, exclusiveMaximum: 1000 },
+            tags: { type: 'array', items: { type: 'string', maxLength: 4 }, maxItems: 2 },
+            note: { anyOf: [{ type: 'string' }, { type: 'null' }] },
+          },
         },
-      } },
+      },
     },
   },
   optional: {
-    type: 'object', additionalProperties: false, required: ['b'],
+    type: 'object',
+    additionalProperties: false,
+    required: ['b'],
     properties: { a: { type: 'boolean' }, b: { const: 42 }, c: { type: 'number' }, d: { type: 'null' } },
   },
   tree: {
     $ref: '#/$defs/node',
-    $defs: { node: { type: 'object', additionalProperties: false, required: ['v', 'kids'],
-      properties: {
-        v: { type: 'integer', minimum: -5, maximum: 5 },
-        kids: { type: 'array', maxItems: 2, items: { $ref: '#/$defs/node' } },
-      } } },
+    $defs: {
+      node: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['v', 'kids'],
+        properties: {
+          v: { type: 'integer', minimum: -5, maximum: 5 },
+          kids: { type: 'array', maxItems: 2, items: { $ref: '#/$defs/node' } },
+        },
+      },
+    },
   },
   formats: {
-    type: 'object', additionalProperties: false, required: ['when', 'day', 'at', 'id', 'ip'],
-    properties: { when: { type: 'string', format: 'date-time' }, day: { type: 'string', format: 'date' },
-      at: { type: 'string', format: 'time' }, id: { type: 'string', format: 'uuid' },
-      ip: { type: 'string', format: 'ipv4' } },
+    type: 'object',
+    additionalProperties: false,
+    required: ['when', 'day', 'at', 'id', 'ip'],
+    properties: {
+      when: { type: 'string', format: 'date-time' },
+      day: { type: 'string', format: 'date' },
+      at: { type: 'string', format: 'time' },
+      id: { type: 'string', format: 'uuid' },
+      ip: { type: 'string', format: 'ipv4' },
+    },
   },
   map: { type: 'object', additionalProperties: { type: 'integer', exclusiveMinimum: -3, maximum: 9 } },
   anyValue: {},
   anyOfObjects: {
     anyOf: [
-      { type: 'object', additionalProperties: false, required: ['kind', 'r'],
-        properties: { kind: { const: 'circle' }, r: { type: 'number' } } },
-      { type: 'object', additionalProperties: false, required: ['kind', 'w', 'h'],
-        properties: { kind: { const: 'rect' }, w: { type: 'integer' }, h: { type: 'integer' } } },
+      {
+        type: 'object',
+        additionalProperties: false,
+        required: ['kind', 'r'],
+        properties: { kind: { const: 'circle' }, r: { type: 'number' } },
+      },
+      {
+        type: 'object',
+        additionalProperties: false,
+        required: ['kind', 'w', 'h'],
+        properties: { kind: { const: 'rect' }, w: { type: 'integer' }, h: { type: 'integer' } },
+      },
     ],
   },
   scalars: {
-    type: 'array', items: { anyOf: [{ type: 'boolean' }, { type: 'null' }, { enum: [1, 'two', [3], { four: 4 }] }] },
+    type: 'array',
+    items: { anyOf: [{ type: 'boolean' }, { type: 'null' }, { enum: [1, 'two', [3], { four: 4 }] }] },
   },
   unicode: { type: 'string', minLength: 2, maxLength: 6 },
 };
 
 function checkWalk(name: string, schema: unknown, text: string, validate: (v: unknown) => boolean): void {
   let value: unknown;
-  assert.doesNotThrow(() => { value = JSON.parse(text); }, `${name}: not JSON: ${JSON.stringify(text)}`);
+  assert.doesNotThrow(
+    () => {
+      value = JSON.parse(text);
+    },
+    `${name}: not JSON: ${JSON.stringify(text)}`,
+  );
   const errors = JSON.stringify((validate as { errors?: unknown }).errors);
   assert.ok(validate(value), `${name}: ${text} fails the schema: ${errors}`);
 }
 
-for (const [label, tokFn, walks] of [['bytes', bytesTokenizer, 12], ['char', jsonCharTokenizer, 12]] as const) {
+for (const [label, tokFn, walks] of [
+  ['bytes', bytesTokenizer, 12],
+  ['char', jsonCharTokenizer, 12],
+] as const) {
   test(`JSON schema random walks validate (${label} vocabulary)`, () => {
     const tok = tokFn();
     const a = ajv();
@@ -260,8 +366,10 @@ test('a character vocabulary that cannot write the schema is an error up front, 
 test('schema errors name the keyword and path', () => {
   const tok = bytesTokenizer();
   const bad: [unknown, RegExp][] = [
-    [{ type: 'object', properties: { a: { oneOf: [{ type: 'string' }] } } },
-      /#\/properties\/a\/oneOf: keyword "oneOf" is not supported/],
+    [
+      { type: 'object', properties: { a: { oneOf: [{ type: 'string' }] } } },
+      /#\/properties\/a\/oneOf: keyword "oneOf" is not supported/,
+    ],
     [{ type: 'string', minLength: -1 }, /minLength: must be a non-negative integer/],
     [{ type: 'object', properties: {}, required: ['x'] }, /required property "x" is not in properties/],
     [{ $ref: '#/$defs/missing' }, /does not resolve/],
@@ -270,17 +378,26 @@ test('schema errors name the keyword and path', () => {
     [{ type: 'integer', minimum: 5, maximum: 4 }, /no number satisfies/],
     [{ type: 'string', format: 'hostname' }, /format "hostname" is not supported/],
     [{ $ref: '#', type: 'object' }, /combining "\$ref" with "type"/],
-    [{ $defs: { a: { type: 'object', properties: { x: { $ref: '#/$defs/a' } }, required: ['x'],
-      additionalProperties: false } },
-      $ref: '#/$defs/a' },
-      /matches no finite output/],
+    [
+      {
+        $defs: {
+          a: { type: 'object', properties: { x: { $ref: '#/$defs/a' } }, required: ['x'], additionalProperties: false },
+        },
+        $ref: '#/$defs/a',
+      },
+      /matches no finite output/,
+    ],
     [{ anyOf: [{ $ref: '#' }, { type: 'null' }] }, /left-recursive/],
   ];
   for (const [schema, msg] of bad) {
-    assert.throws(() => {
-      const c = createConstraint({ kind: 'json-schema', schema }, tok);
-      c.allowedIds();
-    }, msg, JSON.stringify(schema));
+    assert.throws(
+      () => {
+        const c = createConstraint({ kind: 'json-schema', schema }, tok);
+        c.allowedIds();
+      },
+      msg,
+      JSON.stringify(schema),
+    );
   }
   assert.throws(() => createConstraint({ kind: 'json-object' }, tok, { eosIds: [999] }), /eos id 999 is outside/);
 });
@@ -297,14 +414,20 @@ test('EOS only when complete; advance refuses disallowed tokens; clones are inde
   const fork = c.clone();
   c.advance(id('b'));
   assert.ok(c.isComplete() && !fork.isComplete());
-  assert.deepEqual([...c.allowedIds()].sort((x, y) => x - y), [id('b'), eos].sort((x, y) => x - y));
+  assert.deepEqual(
+    [...c.allowedIds()].sort((x, y) => x - y),
+    [id('b'), eos].sort((x, y) => x - y),
+  );
   assert.equal(c.mask()[eos], 1);
   assert.equal(fork.mask()[eos], 0);
   c.advance(eos);
   assert.ok(c.isFinished() && c.allowedIds().length === 0);
   const logits = new Float32Array(tok.vocabSize).fill(1);
   fork.maskLogits(logits);
-  assert.deepEqual([...logits.keys()].filter((i) => logits[i] > -Infinity), [id('b')]);
+  assert.deepEqual(
+    [...logits.keys()].filter((i) => logits[i] > -Infinity),
+    [id('b')],
+  );
 });
 
 test('a token budget always closes the value in time', () => {
@@ -337,12 +460,35 @@ test('compiled constraints are cached per tokenizer and spec', () => {
 
 test('tool calls: arguments validate against the chosen function; prefix/suffix text wraps the JSON', () => {
   const tools: ToolDefinition[] = [
-    { type: 'function', function: { name: 'calculator', parameters: {
-      type: 'object', additionalProperties: false, required: ['expr'],
-      properties: { expr: { type: 'string', pattern: '^[0-9+*/() -]{1,12}$' } } } } },
-    { type: 'function', function: { name: 'tree_size', parameters: { $ref: '#/$defs/t', $defs: { t: { type: 'object',
-      additionalProperties: false, required: ['kids'],
-      properties: { kids: { type: 'array', maxItems: 2, items: { $ref: '#/$defs/t' } } } } } } } },
+    {
+      type: 'function',
+      function: {
+        name: 'calculator',
+        parameters: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['expr'],
+          properties: { expr: { type: 'string', pattern: '^[0-9+*/() -]{1,12}$' } },
+        },
+      },
+    },
+    {
+      type: 'function',
+      function: {
+        name: 'tree_size',
+        parameters: {
+          $ref: '#/$defs/t',
+          $defs: {
+            t: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['kids'],
+              properties: { kids: { type: 'array', maxItems: 2, items: { $ref: '#/$defs/t' } } },
+            },
+          },
+        },
+      },
+    },
   ];
   const a = ajv();
   const byName = new Map(tools.map((t) => [t.function.name, a.compile(t.function.parameters as object)]));

@@ -46,7 +46,8 @@ test('KV-cached generation equals re-running the whole sequence; same seed, same
   const prompt = [...new TextEncoder().encode('ROMEO:')];
   const greedy = (useCache: boolean) => generate(model, prompt, { maxTokens: 24, temperature: 0, useCache });
   assert.deepEqual(greedy(true), greedy(false));
-  const sample = (useCache: boolean, seed: number) => generate(model, prompt, { maxTokens: 24, temperature: 1, topK: 20, seed, useCache });
+  const sample = (useCache: boolean, seed: number) =>
+    generate(model, prompt, { maxTokens: 24, temperature: 1, topK: 20, seed, useCache });
   assert.deepEqual(sample(true, 5), sample(false, 5));
   assert.deepEqual(sample(true, 5), sample(true, 5));
   assert.notDeepEqual(sample(true, 5), sample(true, 6));
@@ -58,7 +59,11 @@ test('generation past a learned-position context slides the window instead of fa
   assert.equal(contextLimit(model), 128);
   const out = generate(model, new Array(120).fill(65), { maxTokens: 30, temperature: 0 });
   assert.equal(out.length, 30);
-  const stop = generate(model, [65], { maxTokens: 50, temperature: 0, stopIds: [generate(model, [65], { maxTokens: 1, temperature: 0 })[0]!] });
+  const stop = generate(model, [65], {
+    maxTokens: 50,
+    temperature: 0,
+    stopIds: [generate(model, [65], { maxTokens: 1, temperature: 0 })[0]!],
+  });
   assert.equal(stop.length, 1, 'stops after a stop id');
   assert.throws(() => generate(model, [], { maxTokens: 1 }), /prompt is empty/);
 });

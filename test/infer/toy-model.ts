@@ -35,7 +35,10 @@ export class ToyLM extends nn.Module implements LanguageModel {
     const cfg = getPreset('tiny-gpt2') as DecoderConfig;
     this.config = { ...cfg, vocabSize: opts.vocab ?? 256, hidden: opts.dim ?? 32 };
     this.wte = this.child('wte', new nn.Embedding(this.config.vocabSize, this.config.hidden, { rng }));
-    this.blocks = this.child('h', new nn.ModuleList(Array.from({ length: opts.layers ?? 3 }, () => new Block(this.config.hidden, rng))));
+    this.blocks = this.child(
+      'h',
+      new nn.ModuleList(Array.from({ length: opts.layers ?? 3 }, () => new Block(this.config.hidden, rng))),
+    );
   }
 
   forward(inputs: ModelInputs): ModelOutputs {

@@ -21,15 +21,24 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
 /** Deterministic tensors (a simple LCG; no Math.random). */
 function tensors(): RawTensor[] {
   let s = 7;
-  const next = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) - 0.5;
-  const f32 = (name: string, shape: number[]): RawTensor =>
-    ({ name, dtype: 'float32', shape, data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, next) });
+  const next = () => (s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5;
+  const f32 = (name: string, shape: number[]): RawTensor => ({
+    name,
+    dtype: 'float32',
+    shape,
+    data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, next),
+  });
   return [
     f32('model.embed_tokens.weight', [256, 16]),
     f32('model.layers.0.self_attn.q_proj.weight', [16, 16]),
     f32('model.layers.1.self_attn.q_proj.weight', [16, 16]),
     { name: 'model.norm.weight', dtype: 'bfloat16', shape: [16], data: new Uint16Array(16).fill(0x3f80) },
-    { name: 'lm_head.weight', dtype: 'float16', shape: [256, 16], data: Uint16Array.from({ length: 4096 }, (_, i) => i) },
+    {
+      name: 'lm_head.weight',
+      dtype: 'float16',
+      shape: [256, 16],
+      data: Uint16Array.from({ length: 4096 }, (_, i) => i),
+    },
   ];
 }
 
@@ -41,7 +50,10 @@ function assertSameTensors(got: RawTensor[], want: RawTensor[]): void {
     assert.ok(g, `missing ${t.name}`);
     assert.equal(g.dtype, t.dtype);
     assert.deepEqual(g.shape, t.shape);
-    assert.deepEqual(Buffer.from(g.data.buffer, g.data.byteOffset, g.data.byteLength), Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+    assert.deepEqual(
+      Buffer.from(g.data.buffer, g.data.byteOffset, g.data.byteLength),
+      Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength),
+    );
   }
 }
 
@@ -62,10 +74,15 @@ test('single-file checkpoint round trip, config from a ModelConfig, tokenizer co
 
 test('sharded checkpoint round trip with index', () => {
   return withDir(async (dir) => {
-    await writeCheckpoint(dir, { model_type: 'llama', note: 'raw config.json is written as given' }, tensors(), { maxShardBytes: 10000 });
+    await writeCheckpoint(dir, { model_type: 'llama', note: 'raw config.json is written as given' }, tensors(), {
+      maxShardBytes: 10000,
+    });
     const files = (await readdir(dir)).sort();
     assert.deepEqual(files, [
-      'config.json', 'model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors',
+      'config.json',
+      'model-00001-of-00003.safetensors',
+      'model-00002-of-00003.safetensors',
+      'model-00003-of-00003.safetensors',
       'model.safetensors.index.json',
     ]);
     const index = JSON.parse(await readFile(join(dir, 'model.safetensors.index.json'), 'utf8'));
@@ -95,9 +112,15 @@ test('planShards packs greedily, oversized tensors alone', () => {
 test('a failed write leaves no file behind', () => {
   return withDir(async (dir) => {
     const bad: RawTensor[] = [...tensors(), { name: 'bad', dtype: 'float32', shape: [3], data: new Float32Array(2) }];
-    await assert.rejects(writeCheckpoint(dir, { model_type: 'llama' }, bad, { maxShardBytes: 4096 }), /tensor "bad": shape \[3\] has 3 elements/);
+    await assert.rejects(
+      writeCheckpoint(dir, { model_type: 'llama' }, bad, { maxShardBytes: 4096 }),
+      /tensor "bad": shape \[3\] has 3 elements/,
+    );
     assert.deepEqual(await readdir(dir), []);
-    await assert.rejects(writeCheckpoint(dir, { model_type: 'llama' }, tensors(), { tokenizerPath: join(dir, 'nope.json') }), /ENOENT/);
+    await assert.rejects(
+      writeCheckpoint(dir, { model_type: 'llama' }, tensors(), { tokenizerPath: join(dir, 'nope.json') }),
+      /ENOENT/,
+    );
     assert.deepEqual(await readdir(dir), []);
   });
 });
@@ -108,14 +131,26 @@ test('readCheckpoint errors name the file and field', () => {
     await writeFile(join(dir, 'config.json'), '{"model_type": ');
     await assert.rejects(readCheckpoint(dir), /config\.json is not valid JSON/);
     await writeFile(join(dir, 'config.json'), '{"model_type": "llama"}');
-    await assert.rejects(readCheckpoint(dir), /no model\.safetensors or model\.safetensors\.index\.json \(found: config\.json\)/);
+    await assert.rejects(
+      readCheckpoint(dir),
+      /no model\.safetensors or model\.safetensors\.index\.json \(found: config\.json\)/,
+    );
 
-    await writeFile(join(dir, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { w: '../../etc/passwd.safetensors' } }));
+    await writeFile(
+      join(dir, 'model.safetensors.index.json'),
+      JSON.stringify({ weight_map: { w: '../../etc/passwd.safetensors' } }),
+    );
     await assert.rejects(readCheckpoint(dir), /weight_map\["w"\] must name a \.safetensors file in the same directory/);
 
     await writeFile(join(dir, 'a.safetensors'), serializeSafetensors(tensors().slice(0, 1)));
-    await writeFile(join(dir, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { 'model.norm.weight': 'a.safetensors' } }));
-    await assert.rejects(readCheckpoint(dir), /a\.safetensors lacks tensors the weight_map assigns to it: model\.norm\.weight/);
+    await writeFile(
+      join(dir, 'model.safetensors.index.json'),
+      JSON.stringify({ weight_map: { 'model.norm.weight': 'a.safetensors' } }),
+    );
+    await assert.rejects(
+      readCheckpoint(dir),
+      /a\.safetensors lacks tensors the weight_map assigns to it: model\.norm\.weight/,
+    );
 
     const truncated = serializeSafetensors(tensors()).subarray(0, 500);
     await writeFile(join(dir, 'model.safetensors'), truncated);
@@ -128,6 +163,9 @@ test('readSafetensorsFile can load a subset', () => {
     const path = join(dir, 'x.safetensors');
     await writeFile(path, serializeSafetensors(tensors()));
     const part = await readSafetensorsFile(path, new Set(['model.norm.weight']));
-    assert.deepEqual(part.tensors.map((t) => t.name), ['model.norm.weight']);
+    assert.deepEqual(
+      part.tensors.map((t) => t.name),
+      ['model.norm.weight'],
+    );
   });
 });

@@ -5,12 +5,39 @@ import '../../src/autograd/index.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  add, attention, attentionComposed, concat, matmul, mean, mul, oneHot, randn, reshape, slice, sum, tensor, topk, transpose, unsqueeze, where, softmax, zeros,
+  add,
+  attention,
+  attentionComposed,
+  concat,
+  matmul,
+  mean,
+  mul,
+  oneHot,
+  randn,
+  reshape,
+  slice,
+  sum,
+  tensor,
+  topk,
+  transpose,
+  unsqueeze,
+  where,
+  softmax,
+  zeros,
 } from '../../src/ops/index.js';
 import { noGrad } from '../../src/tensor/engine.js';
 import { Rng } from '../../src/tensor/random.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
-import { alibiBias, alibiSlopes, applyRope, ropeInvFreq, ropeTables, sinusoidalTable, yarnMscale, type RopeSpec } from '../../src/nn/positions.js';
+import {
+  alibiBias,
+  alibiSlopes,
+  applyRope,
+  ropeInvFreq,
+  ropeTables,
+  sinusoidalTable,
+  yarnMscale,
+  type RopeSpec,
+} from '../../src/nn/positions.js';
 import { attentionOptions, windowVisible } from '../../src/nn/masks.js';
 import { Conv1D } from '../../src/nn/conv1d.js';
 import { Linear } from '../../src/nn/layers.js';
@@ -24,7 +51,13 @@ function close(a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-5, label = '
   for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i]! - b[i]!) <= tol, `${label}[${i}]: ${a[i]} vs ${b[i]}`);
 }
 
-const spec = (dim: number, extra: Partial<RopeSpec> = {}): RopeSpec => ({ theta: 10000, dim, scaling: null, maxContext: 64, ...extra });
+const spec = (dim: number, extra: Partial<RopeSpec> = {}): RopeSpec => ({
+  theta: 10000,
+  dim,
+  scaling: null,
+  maxContext: 64,
+  ...extra,
+});
 
 test('rope: rotate_half convention rotates (i, i + d/2) pairs by pos * theta^(-2i/d)', () => {
   const x = randn([1, 1, 3, 4], { rng: new Rng(1) }); // (B, H, T, hs)
@@ -34,7 +67,11 @@ test('rope: rotate_half convention rotates (i, i + d/2) pairs by pos * theta^(-2
     for (let i = 0; i < 2; i++) {
       const a = (5 + t) * Math.pow(10000, -(2 * i) / 4);
       const [x1, x2] = [xs[t * 4 + i]!, xs[t * 4 + i + 2]!];
-      close([out[t * 4 + i]!, out[t * 4 + i + 2]!], [x1 * Math.cos(a) - x2 * Math.sin(a), x2 * Math.cos(a) + x1 * Math.sin(a)], 1e-5);
+      close(
+        [out[t * 4 + i]!, out[t * 4 + i + 2]!],
+        [x1 * Math.cos(a) - x2 * Math.sin(a), x2 * Math.cos(a) + x1 * Math.sin(a)],
+        1e-5,
+      );
     }
   }
 });
@@ -64,19 +101,39 @@ test('rope: interleaved layout gives the scores of rotating (2i, 2i+1) pairs; pa
 
 test('rope scaling: linear divides, llama3 keeps high / scales low frequencies, yarn ramps and sets mscale', () => {
   const base = ropeInvFreq(spec(8), 4).invFreq;
-  close(ropeInvFreq(spec(8, { scaling: { kind: 'linear', factor: 4 } }), 4).invFreq, base.map((f) => f / 4), 1e-12);
-  const l3 = ropeInvFreq(spec(8, { scaling: { kind: 'llama3', factor: 8, originalMax: 16, lowFreqFactor: 1, highFreqFactor: 2 } }), 4).invFreq;
+  close(
+    ropeInvFreq(spec(8, { scaling: { kind: 'linear', factor: 4 } }), 4).invFreq,
+    base.map((f) => f / 4),
+    1e-12,
+  );
+  const l3 = ropeInvFreq(
+    spec(8, { scaling: { kind: 'llama3', factor: 8, originalMax: 16, lowFreqFactor: 1, highFreqFactor: 2 } }),
+    4,
+  ).invFreq;
   assert.equal(l3[0], base[0]); // wavelength 2π < 16/2: untouched
   close([l3[3]!], [base[3]! / 8], 1e-12); // wavelength > 16: divided by factor
-  const y = ropeInvFreq(spec(16, { theta: 1000, scaling: { kind: 'yarn', factor: 4, originalMax: 512, betaFast: 32, betaSlow: 1, mscale: 1, mscaleAllDim: 0 } }), 4);
+  const y = ropeInvFreq(
+    spec(16, {
+      theta: 1000,
+      scaling: { kind: 'yarn', factor: 4, originalMax: 512, betaFast: 32, betaSlow: 1, mscale: 1, mscaleAllDim: 0 },
+    }),
+    4,
+  );
   const b16 = ropeInvFreq(spec(16, { theta: 1000 }), 4).invFreq;
   close([y.invFreq[0]!, y.invFreq[1]!], [b16[0]!, b16[1]!], 1e-12); // 2 extrapolated
   close([y.invFreq[6]!, y.invFreq[7]!], [b16[6]! / 4, b16[7]! / 4], 1e-12); // 2 interpolated
   close([y.attentionFactor], [0.1 * Math.log(4) + 1], 1e-12);
   assert.equal(yarnMscale(1, 0.707), 1);
-  const ntk = ropeInvFreq(spec(8, { scaling: { kind: 'ntk', factor: 2, originalMax: null }, maxContext: 8 }), 16).invFreq;
+  const ntk = ropeInvFreq(
+    spec(8, { scaling: { kind: 'ntk', factor: 2, originalMax: null }, maxContext: 8 }),
+    16,
+  ).invFreq;
   assert.ok(ntk[1]! < base[1]!);
-  close(ropeInvFreq(spec(8, { scaling: { kind: 'ntk', factor: 2, originalMax: null }, maxContext: 8 }), 8).invFreq, base, 0);
+  close(
+    ropeInvFreq(spec(8, { scaling: { kind: 'ntk', factor: 2, originalMax: null }, maxContext: 8 }), 8).invFreq,
+    base,
+    0,
+  );
 });
 
 test('sinusoidal tables: interleaved (Vaswani) and halves (Marian) layouts, offsets', () => {
@@ -87,40 +144,85 @@ test('sinusoidal tables: interleaved (Vaswani) and halves (Marian) layouts, offs
 });
 
 test('alibi: slopes of 8 heads are 2^-1..2^-8; 6 heads interleave the 16-head slopes; bias = -slope·|q-k|', () => {
-  close(alibiSlopes(8), [1, 2, 3, 4, 5, 6, 7, 8].map((i) => 2 ** -i), 1e-12);
+  close(
+    alibiSlopes(8),
+    [1, 2, 3, 4, 5, 6, 7, 8].map((i) => 2 ** -i),
+    1e-12,
+  );
   close(alibiSlopes(6), [2 ** -2, 2 ** -4, 2 ** -6, 2 ** -8, 2 ** -1, 2 ** -3], 1e-12);
   close(alibiSlopes(2), [2 ** -4, 2 ** -8], 1e-12);
   const b = alibiBias(2, 3, 1, 0, 4).data(); // query at 3, keys 0..3
-  close(b, [3, 2, 1, 0, 3, 2, 1, 0].map((d, i) => -d * (i < 4 ? 2 ** -4 : 2 ** -8)), 1e-6);
+  close(
+    b,
+    [3, 2, 1, 0, 3, 2, 1, 0].map((d, i) => -d * (i < 4 ? 2 ** -4 : 2 ** -8)),
+    1e-6,
+  );
 });
 
 test('windows: sliding, dilated, longformer globals and bigbird blocks', () => {
   const sliding = { kind: 'sliding', size: 3, firstFullLayers: 0 } as const;
-  assert.deepEqual([5, 4, 3, 2].map((k) => windowVisible(sliding, true, 5, k)), [true, true, true, false]);
+  assert.deepEqual(
+    [5, 4, 3, 2].map((k) => windowVisible(sliding, true, 5, k)),
+    [true, true, true, false],
+  );
   const dil = { kind: 'dilated', size: 3, dilation: 2 } as const;
-  assert.deepEqual([9, 8, 7, 6, 5, 4, 3].map((k) => windowVisible(dil, true, 9, k)), [true, false, true, false, true, false, false]);
+  assert.deepEqual(
+    [9, 8, 7, 6, 5, 4, 3].map((k) => windowVisible(dil, true, 9, k)),
+    [true, false, true, false, true, false, false],
+  );
   const lf = { kind: 'longformer', size: 2, globalTokens: 1 } as const;
-  assert.deepEqual([0, 1, 2, 3].map((k) => windowVisible(lf, true, 3, k)), [true, false, true, true]);
+  assert.deepEqual(
+    [0, 1, 2, 3].map((k) => windowVisible(lf, true, 3, k)),
+    [true, false, true, true],
+  );
   assert.ok(windowVisible(lf, false, 0, 7), 'a global token sees everything');
   const bb = { kind: 'bigbird', blockSize: 2, windowBlocks: 3, globalBlocks: 1, randomBlocks: 0, seed: 0 } as const;
-  assert.deepEqual([0, 1, 2, 3, 4, 5, 6, 7].map((k) => windowVisible(bb, true, 7, k)), [true, true, false, false, true, true, true, true]);
+  assert.deepEqual(
+    [0, 1, 2, 3, 4, 5, 6, 7].map((k) => windowVisible(bb, true, 7, k)),
+    [true, true, false, false, true, true, true, true],
+  );
 });
 
 test('attention options: sparse windows and padding become a -inf bias equal to an explicit mask', () => {
   const r = new Rng(4);
   const [q, k, v] = [randn([2, 2, 6, 4], { rng: r }), randn([2, 1, 6, 4], { rng: r }), randn([2, 1, 6, 4], { rng: r })];
-  const padding = tensor([[1, 1, 1, 1, 1, 1], [0, 1, 1, 0, 1, 1]], { dtype: 'int32' });
+  const padding = tensor(
+    [
+      [1, 1, 1, 1, 1, 1],
+      [0, 1, 1, 0, 1, 1],
+    ],
+    { dtype: 'int32' },
+  );
   const window = { kind: 'dilated', size: 2, dilation: 2 } as const;
   const opts = attentionOptions({ causal: true, window, padding }, 0, 6, 0, 6);
   const fused = noGrad(() => attention(q, k, v, opts)).data();
   // explicit mask: causal & dilated & key not padded
   const pad = padding.data();
   const m = new Uint8Array(2 * 6 * 6);
-  for (let b = 0; b < 2; b++) for (let i = 0; i < 6; i++) for (let j = 0; j < 6; j++) m[(b * 6 + i) * 6 + j] = j <= i && windowVisible(window, true, i, j) && pad[b * 6 + j] ? 1 : 0;
+  for (let b = 0; b < 2; b++)
+    for (let i = 0; i < 6; i++)
+      for (let j = 0; j < 6; j++)
+        m[(b * 6 + i) * 6 + j] = j <= i && windowVisible(window, true, i, j) && pad[b * 6 + j] ? 1 : 0;
   const bias = where(tensor(m, { shape: [2, 1, 6, 6] }), 0, -Infinity);
   // row 1, query 0 sees only a padded key: fully masked rows give 0 in both
   close(fused, attentionComposed(q, k, v, { bias }).data(), 1e-6);
-  const right = attentionOptions({ causal: true, window: { kind: 'full' }, padding: tensor([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1]], { dtype: 'int32' }) }, 0, 6, 0, 6);
+  const right = attentionOptions(
+    {
+      causal: true,
+      window: { kind: 'full' },
+      padding: tensor(
+        [
+          [1, 1, 1, 0, 0, 0],
+          [1, 1, 1, 1, 1, 1],
+        ],
+        { dtype: 'int32' },
+      ),
+    },
+    0,
+    6,
+    0,
+    6,
+  );
   assert.deepEqual(right.kvLen!.toList(), [3, 6]);
   assert.equal(right.bias, null);
 });
@@ -128,7 +230,10 @@ test('attention options: sparse windows and padding become a -inf bias equal to 
 test('Conv1D with weight [in, out] equals Linear with the transposed weight', () => {
   const c = new Conv1D(3, 5, { rng: new Rng(1), std: 1 });
   const l = new Linear(3, 5, { rng: new Rng(2) });
-  const [w] = c.namedParameters().filter(([n]) => n === 'weight').map(([, t]) => t);
+  const [w] = c
+    .namedParameters()
+    .filter(([n]) => n === 'weight')
+    .map(([, t]) => t);
   l.setParameter('weight', transpose(w!).contiguous());
   l.setParameter('bias', add(zeros([5]), 0.5));
   c.setParameter('bias', add(zeros([5]), 0.5));
@@ -137,10 +242,26 @@ test('Conv1D with weight [in, out] equals Linear with the transposed weight', ()
 });
 
 test('cross-attention: queries from x, keys/values from the source, cached once (no scaling option)', () => {
-  const att = new Attention({ dim: 8, kvDim: 6, heads: 2, kvHeads: 2, headDim: 4, qkvBias: true, outBias: true, scale: 1, names: LLAMA_ATTENTION_NAMES, rng: new Rng(5), std: 0.3 });
+  const att = new Attention({
+    dim: 8,
+    kvDim: 6,
+    heads: 2,
+    kvHeads: 2,
+    headDim: 4,
+    qkvBias: true,
+    outBias: true,
+    scale: 1,
+    names: LLAMA_ATTENTION_NAMES,
+    rng: new Rng(5),
+    std: 0.3,
+  });
   const x = randn([1, 3, 8], { rng: new Rng(6) });
   const src = randn([1, 5, 6], { rng: new Rng(7) });
-  const mask = { causal: false, window: { kind: 'full' } as const, padding: tensor([[1, 1, 1, 1, 0]], { dtype: 'int32' }) };
+  const mask = {
+    causal: false,
+    window: { kind: 'full' } as const,
+    padding: tensor([[1, 1, 1, 1, 0]], { dtype: 'int32' }),
+  };
   const full = noGrad(() => att.forward(x, { mask, qStart: 0, kv: src })).data();
   const cache = new LayerCache();
   const step1 = noGrad(() => att.forward(slice(x, 1, 0, 2).contiguous(), { mask, qStart: 0, kv: src, cache })).data();
@@ -149,7 +270,8 @@ test('cross-attention: queries from x, keys/values from the source, cached once 
   assert.deepEqual([...cache.get('k')!.shape], [1, 2, 5, 4]);
   // manual: softmax(q kᵀ · 1 + pad) v
   const params = new Map(att.namedParameters());
-  const proj = (name: string, t: Tensor) => add(matmul(t, params.get(`${name}.weight`)!, { transB: true }), params.get(`${name}.bias`)!);
+  const proj = (name: string, t: Tensor) =>
+    add(matmul(t, params.get(`${name}.weight`)!, { transB: true }), params.get(`${name}.bias`)!);
   const heads = (t: Tensor, T: number) => transpose(reshape(t, [1, T, 2, 4]), 1, 2);
   const [q, k, v] = [heads(proj('q_proj', x), 3), heads(proj('k_proj', src), 5), heads(proj('v_proj', src), 5)];
   const bias = reshape(tensor([0, 0, 0, 0, -Infinity]), [1, 1, 1, 5]);
@@ -159,8 +281,26 @@ test('cross-attention: queries from x, keys/values from the source, cached once 
 
 function moeConfig(extra: Partial<MoeFfn> = {}): MoeFfn {
   return {
-    kind: 'moe', experts: 4, topK: 2, expert: 'glu', act: 'silu', expertHidden: 6, bias: false, gating: 'softmax', normTopK: true, routedScale: 1,
-    routing: { kind: 'greedy' }, sharedExperts: 0, sharedHidden: 0, capacityFactor: null, auxLossCoef: 0.01, zLossCoef: 0, denseLayers: 0, layerFreq: 1, denseHidden: 0, ...extra,
+    kind: 'moe',
+    experts: 4,
+    topK: 2,
+    expert: 'glu',
+    act: 'silu',
+    expertHidden: 6,
+    bias: false,
+    gating: 'softmax',
+    normTopK: true,
+    routedScale: 1,
+    routing: { kind: 'greedy' },
+    sharedExperts: 0,
+    sharedHidden: 0,
+    capacityFactor: null,
+    auxLossCoef: 0.01,
+    zLossCoef: 0,
+    denseLayers: 0,
+    layerFreq: 1,
+    denseHidden: 0,
+    ...extra,
   };
 }
 
@@ -173,13 +313,17 @@ function denseMoe(moe: MoE, x: Tensor, cfg: MoeFfn): Tensor {
   w = mul(w, cfg.routedScale);
   const perExpert = sum(mul(oneHot(indices, cfg.experts), unsqueeze(w, -1)), 1); // (N, E)
   let out = zeros(x.shape);
-  for (let e = 0; e < cfg.experts; e++) out = add(out, mul(moe.experts.at(e).forward(x), slice(perExpert, 1, e, e + 1)));
+  for (let e = 0; e < cfg.experts; e++)
+    out = add(out, mul(moe.experts.at(e).forward(x), slice(perExpert, 1, e, e + 1)));
   return moe.shared ? add(out, moe.shared.forward(x)) : out;
 }
 
 for (const [label, cfg] of [
   ['softmax top-2 renormalised', moeConfig()],
-  ['sigmoid, scaled, shared experts', moeConfig({ gating: 'sigmoid', normTopK: false, routedScale: 2.5, sharedExperts: 1, sharedHidden: 6 })],
+  [
+    'sigmoid, scaled, shared experts',
+    moeConfig({ gating: 'sigmoid', normTopK: false, routedScale: 2.5, sharedExperts: 1, sharedHidden: 6 }),
+  ],
   ['mlp experts, top-1', moeConfig({ expert: 'mlp', act: 'gelu', topK: 1, normTopK: false, bias: true })],
 ] as const) {
   test(`MoE sparse dispatch equals the dense reference (${label}): output and gradients`, () => {
@@ -197,7 +341,10 @@ for (const [label, cfg] of [
     close(sparse.y, dense.y, 1e-5, 'output');
     sparse.g.forEach((g, i) => close(g, dense.g[i]!, 1e-4, `grad ${moe.namedParameters()[i]![0]}`));
     const s = moe.lastStats!;
-    assert.equal(s.tokensPerExpert.reduce((a, b) => a + b, 0), 10 * cfg.topK);
+    assert.equal(
+      s.tokensPerExpert.reduce((a, b) => a + b, 0),
+      10 * cfg.topK,
+    );
     assert.equal(s.dropped, 0);
   });
 }
@@ -226,9 +373,16 @@ test('MoE group-limited routing only picks experts of the best groups', () => {
 test('load-balancing loss: k for uniform routing, larger when skewed; z-loss = mean lse²', () => {
   const uniform = zeros([6, 4]);
   close([loadBalancingLoss(uniform, 1).item()], [1], 1e-6);
-  const skewed = tensor([[5, 0, 0, 0], [5, 0, 0, 0], [5, 0, 0, 0]]);
+  const skewed = tensor([
+    [5, 0, 0, 0],
+    [5, 0, 0, 0],
+    [5, 0, 0, 0],
+  ]);
   assert.ok(loadBalancingLoss(skewed, 1).item() > 3);
-  const l = tensor([[0, 0], [1, 1]]);
+  const l = tensor([
+    [0, 0],
+    [1, 1],
+  ]);
   close([routerZLoss(l).item()], [(Math.log(2) ** 2 + (1 + Math.log(2)) ** 2) / 2], 1e-5);
   const g = randn([5, 4], { rng: new Rng(1) }).requireGrad();
   mean(loadBalancingLoss(g, 2)).backward();
@@ -253,7 +407,13 @@ test('KV cache: preallocated buffers equal concatenation; overflow is an error n
 test('attention with probability dropout: the composed path equals the fused op when nothing is dropped', () => {
   const r = new Rng(8);
   const [q, k, v] = [randn([2, 4, 5, 3], { rng: r }), randn([2, 2, 7, 3], { rng: r }), randn([2, 2, 7, 2], { rng: r })];
-  const opts = { causal: true, window: 4, kvLen: tensor(Int32Array.from([7, 5])), bias: randn([1, 4, 5, 7], { rng: r }), scale: 0.7 };
+  const opts = {
+    causal: true,
+    window: 4,
+    kvLen: tensor(Int32Array.from([7, 5])),
+    bias: randn([1, 4, 5, 7], { rng: r }),
+    scale: 0.7,
+  };
   close(attend(q, k, v, opts, 1e-12).data(), attention(q, k, v, opts).data(), 1e-5);
   const dropped = attend(q, k, v, opts, 0.5).data();
   assert.ok(dropped.every((x) => Number.isFinite(x)));
@@ -261,15 +421,46 @@ test('attention with probability dropout: the composed path equals the fused op 
 
 test('attention projections at dotted checkpoint paths share their inner containers (BERT layout)', () => {
   const names = { q: 'self.query', k: 'self.key', v: 'self.value', o: 'output.dense' };
-  const att = new Attention({ dim: 8, heads: 2, kvHeads: 2, headDim: 4, qkvBias: true, outBias: true, scale: null, names });
-  assert.deepEqual(att.namedParameters().map(([n]) => n), [
-    'self.query.weight', 'self.query.bias', 'self.key.weight', 'self.key.bias', 'self.value.weight', 'self.value.bias', 'output.dense.weight', 'output.dense.bias',
-  ]);
+  const att = new Attention({
+    dim: 8,
+    heads: 2,
+    kvHeads: 2,
+    headDim: 4,
+    qkvBias: true,
+    outBias: true,
+    scale: null,
+    names,
+  });
+  assert.deepEqual(
+    att.namedParameters().map(([n]) => n),
+    [
+      'self.query.weight',
+      'self.query.bias',
+      'self.key.weight',
+      'self.key.bias',
+      'self.value.weight',
+      'self.value.bias',
+      'output.dense.weight',
+      'output.dense.bias',
+    ],
+  );
   const w = randn([8, 8], { rng: new Rng(1) });
   att.loadStateDict(new Map(att.namedParameters().map(([n, t]) => [n, n === 'output.dense.weight' ? w : t] as const)));
   close(new Map(att.namedParameters()).get('output.dense.weight')!.data(), w.data(), 0);
-  const deep = new Attention({ dim: 8, heads: 2, kvHeads: 2, headDim: 4, qkvBias: false, outBias: false, scale: null, names: { q: 'a.b.q', k: 'a.b.k', v: 'a.c.v', o: 'o' } });
-  assert.deepEqual(deep.namedParameters().map(([n]) => n), ['a.b.q.weight', 'a.b.k.weight', 'a.c.v.weight', 'o.weight']);
+  const deep = new Attention({
+    dim: 8,
+    heads: 2,
+    kvHeads: 2,
+    headDim: 4,
+    qkvBias: false,
+    outBias: false,
+    scale: null,
+    names: { q: 'a.b.q', k: 'a.b.k', v: 'a.c.v', o: 'o' },
+  });
+  assert.deepEqual(
+    deep.namedParameters().map(([n]) => n),
+    ['a.b.q.weight', 'a.b.k.weight', 'a.c.v.weight', 'o.weight'],
+  );
 });
 
 test('DeepSeek sequence-level balance loss matches its MoEGate formula', () => {
@@ -286,7 +477,10 @@ test('DeepSeek sequence-level balance loss matches its MoEGate formula', () => {
       const z = row.reduce((s, x) => s + Math.exp(x), 0);
       const p = row.map((x) => Math.exp(x) / z);
       p.forEach((v, e) => (pbar[e]! += v / T));
-      [...p.keys()].sort((i, j) => p[j]! - p[i]!).slice(0, k).forEach((e) => (ce[e]! += 1));
+      [...p.keys()]
+        .sort((i, j) => p[j]! - p[i]!)
+        .slice(0, k)
+        .forEach((e) => (ce[e]! += 1));
     }
     want += ce.reduce((s, c, e) => s + (c / ((T * k) / E)) * pbar[e]!, 0) / B;
   }

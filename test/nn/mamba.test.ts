@@ -8,8 +8,21 @@ import { MambaMixer } from '../../src/nn/mamba.js';
 const OPTS = { hidden: 4, inner: 6, dState: 3, dConv: 3, dtRank: 2, convBias: true, projBias: false, initStd: 0.5 };
 
 test('MambaMixer: transformers parameter names and shapes (conv1d.weight [I, 1, K])', () => {
-  const names = new MambaMixer(OPTS).namedParameters().map(([n, t]) => `${n}:${t.shape.join('x')}`).sort();
-  assert.deepEqual(names, ['A_log:6x3', 'D:6', 'conv1d.bias:6', 'conv1d.weight:6x1x3', 'dt_proj.bias:6', 'dt_proj.weight:6x2', 'in_proj.weight:12x4', 'out_proj.weight:4x6', 'x_proj.weight:8x6']);
+  const names = new MambaMixer(OPTS)
+    .namedParameters()
+    .map(([n, t]) => `${n}:${t.shape.join('x')}`)
+    .sort();
+  assert.deepEqual(names, [
+    'A_log:6x3',
+    'D:6',
+    'conv1d.bias:6',
+    'conv1d.weight:6x1x3',
+    'dt_proj.bias:6',
+    'dt_proj.weight:6x2',
+    'in_proj.weight:12x4',
+    'out_proj.weight:4x6',
+    'x_proj.weight:8x6',
+  ]);
 });
 
 test('MambaMixer: one pass == chunks == one token at a time', () => {
@@ -55,7 +68,10 @@ test('MambaMixer: gradients of every parameter match central finite differences'
     const g = p.grad!.data();
     for (const i of [0, Math.floor(p.size / 2), p.size - 1]) {
       const num = numericGrad(loss, p, i);
-      assert.ok(Math.abs(num - g[i]!) < 2e-3 + 3e-2 * Math.abs(num), `${name}[${i}]: analytic ${g[i]} vs numeric ${num}`);
+      assert.ok(
+        Math.abs(num - g[i]!) < 2e-3 + 3e-2 * Math.abs(num),
+        `${name}[${i}]: analytic ${g[i]} vs numeric ${num}`,
+      );
     }
   }
 });

@@ -23,7 +23,8 @@ class Doubled extends Module {
 }
 
 const ids = () => tensor([[1, 2, 3, 4]], { dtype: 'int32' });
-const logits = (m: ReturnType<typeof createModel>) => noGrad(() => (m.forward({ inputIds: ids() }).logits.toList() as unknown));
+const logits = (m: ReturnType<typeof createModel>) =>
+  noGrad(() => m.forward({ inputIds: ids() }).logits.toList() as unknown);
 
 test('replace swaps a decoder projection for every caller, and renames its parameters', () => {
   const model = createModel(tinyConfig('llama'), { seed: 3 });

@@ -12,8 +12,14 @@ test('RNN layers: torch parameter names and shapes; bias: false drops the biases
     const G = RNN_GATES[kind];
     const names = new RNN(kind, 5, 7, 2).namedParameters().map(([n, t]) => `${n}:${t.shape.join('x')}`);
     assert.deepEqual(names, [
-      `weight_ih_l0:${G * 7}x5`, `weight_hh_l0:${G * 7}x7`, `bias_ih_l0:${G * 7}`, `bias_hh_l0:${G * 7}`,
-      `weight_ih_l1:${G * 7}x7`, `weight_hh_l1:${G * 7}x7`, `bias_ih_l1:${G * 7}`, `bias_hh_l1:${G * 7}`,
+      `weight_ih_l0:${G * 7}x5`,
+      `weight_hh_l0:${G * 7}x7`,
+      `bias_ih_l0:${G * 7}`,
+      `bias_hh_l0:${G * 7}`,
+      `weight_ih_l1:${G * 7}x7`,
+      `weight_hh_l1:${G * 7}x7`,
+      `bias_ih_l1:${G * 7}`,
+      `bias_hh_l1:${G * 7}`,
     ]);
     assert.equal(new RNN(kind, 5, 7, 1, { bias: false }).namedParameters().length, 2);
   }
@@ -52,14 +58,19 @@ test('RNN layers: gradients match central finite differences (every tensor, a fe
     const rnn = new RNN(kind, 2, 3, 2, { rng: new Rng(3) });
     const x = randn([2, 4, 2], { rng: new Rng(4) });
     const w = randn([2, 4, 3], { rng: new Rng(5) });
-    const h0 = rnn.initialState(2).map((s) => ({ h: randn([2, 3], { rng: new Rng(6) }), c: s.c ? randn([2, 3], { rng: new Rng(7) }) : null }));
+    const h0 = rnn
+      .initialState(2)
+      .map((s) => ({ h: randn([2, 3], { rng: new Rng(6) }), c: s.c ? randn([2, 3], { rng: new Rng(7) }) : null }));
     const loss = () => sum(mul(rnn.forward(x, h0).output, w));
     loss().backward();
     for (const [name, p] of rnn.namedParameters()) {
       const g = p.grad!.data();
       for (const i of [0, Math.floor(p.size / 2), p.size - 1]) {
         const num = numericGrad(loss, p, i);
-        assert.ok(Math.abs(num - g[i]!) < 2e-3 + 2e-2 * Math.abs(num), `${kind} ${name}[${i}]: analytic ${g[i]} vs numeric ${num}`);
+        assert.ok(
+          Math.abs(num - g[i]!) < 2e-3 + 2e-2 * Math.abs(num),
+          `${kind} ${name}[${i}]: analytic ${g[i]} vs numeric ${num}`,
+        );
       }
     }
   }

@@ -18,14 +18,19 @@ test('patch projection equals a direct stride-P convolution (weight [D, C, P, P]
   const out = pe.patch_embeddings.projection.forward(img).data(); // (B, N, D)
   const [x, w] = [img.data(), pe.patch_embeddings.projection.namedParameters()[0]![1].data()];
   const n = S / P;
-  for (let b = 0; b < B; b++) for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) for (let d = 0; d < D; d++) {
-    let s = 0;
-    for (let c = 0; c < C; c++) for (let u = 0; u < P; u++) for (let v = 0; v < P; v++) {
-      s += w[((d * C + c) * P + u) * P + v]! * x[((b * C + c) * S + i * P + u) * S + j * P + v]!;
-    }
-    const got = out[((b * n * n) + i * n + j) * D + d]!;
-    assert.ok(Math.abs(got - s) < 1e-5, `patch (${i}, ${j}) dim ${d}: ${got} vs ${s}`);
-  }
+  for (let b = 0; b < B; b++)
+    for (let i = 0; i < n; i++)
+      for (let j = 0; j < n; j++)
+        for (let d = 0; d < D; d++) {
+          let s = 0;
+          for (let c = 0; c < C; c++)
+            for (let u = 0; u < P; u++)
+              for (let v = 0; v < P; v++) {
+                s += w[((d * C + c) * P + u) * P + v]! * x[((b * C + c) * S + i * P + u) * S + j * P + v]!;
+              }
+          const got = out[(b * n * n + i * n + j) * D + d]!;
+          assert.ok(Math.abs(got - s) < 1e-5, `patch (${i}, ${j}) dim ${d}: ${got} vs ${s}`);
+        }
 });
 
 /** tiny vision-language decoder: [image tokens | text tokens] -> one causal attention layer -> head */
@@ -34,17 +39,41 @@ class TinyVLM extends Module {
   readonly embed: Embedding;
   readonly attn: Attention;
   readonly head: Linear;
-  constructor(readonly V: number, readonly D: number, rng: Rng) {
+  constructor(
+    readonly V: number,
+    readonly D: number,
+    rng: Rng,
+  ) {
     super();
-    this.vision = this.child('vision', new PatchEmbedding({ imageSize: 4, patchSize: 2, channels: 3, hidden: D, clsToken: true, rng, std: 0.3 }));
+    this.vision = this.child(
+      'vision',
+      new PatchEmbedding({ imageSize: 4, patchSize: 2, channels: 3, hidden: D, clsToken: true, rng, std: 0.3 }),
+    );
     this.embed = this.child('embed', new Embedding(V, D, { rng, std: 0.3 }));
-    this.attn = this.child('attn', new Attention({ dim: D, heads: 2, kvHeads: 2, headDim: D / 2, qkvBias: true, outBias: true, scale: null, names: { q: 'q', k: 'k', v: 'v', o: 'o' }, rng, std: 0.3 }));
+    this.attn = this.child(
+      'attn',
+      new Attention({
+        dim: D,
+        heads: 2,
+        kvHeads: 2,
+        headDim: D / 2,
+        qkvBias: true,
+        outBias: true,
+        scale: null,
+        names: { q: 'q', k: 'k', v: 'v', o: 'o' },
+        rng,
+        std: 0.3,
+      }),
+    );
     this.head = this.child('head', new Linear(D, V, { rng, std: 0.3 }));
   }
   /** logits of the text positions [B, T, V] */
   forward(images: Tensor, ids: Tensor): Tensor {
     const x = prependImageTokens(this.vision.forward(images), this.embed.forward(ids)); // (B, N+T, D)
-    const h = add(x, this.attn.forward(x, { mask: { causal: true, window: { kind: 'full' }, padding: null }, qStart: 0 }));
+    const h = add(
+      x,
+      this.attn.forward(x, { mask: { causal: true, window: { kind: 'full' }, padding: null }, qStart: 0 }),
+    );
     return slice(this.head.forward(h), 1, this.vision.tokens); // (B, T, V)
   }
 }
@@ -61,7 +90,12 @@ test('tiny vision-language decoder: image tokens condition the text and gradient
   const loss = crossEntropy(reshape(slice(logits, 1, 0, 4), [8, 16]), reshape(slice(ids, 1, 1), [8]));
   loss.backward();
   const grads = new Map(model.namedParameters().map(([n, t]) => [n, t.grad]));
-  for (const name of ['vision.patch_embeddings.projection.weight', 'vision.patch_embeddings.projection.bias', 'vision.position_embeddings', 'vision.cls_token']) {
+  for (const name of [
+    'vision.patch_embeddings.projection.weight',
+    'vision.patch_embeddings.projection.bias',
+    'vision.position_embeddings',
+    'vision.cls_token',
+  ]) {
     const g = grads.get(name);
     assert.ok(g, `${name} has no gradient`);
     const norm = Array.from(g.data()).reduce((s, v) => s + v * v, 0);

@@ -4,7 +4,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  dequantizeRows, quantMatmul as refQuantMatmul, quantRowBytes, quantizeRows,
+  dequantizeRows,
+  quantMatmul as refQuantMatmul,
+  quantRowBytes,
+  quantizeRows,
 } from '../../src/backend/reference/quant.js';
 import { f16ToF32, f32ToF16 } from '../../src/backend/dtype.js';
 import { createWasmBackend, type WasmBackend } from '../../src/backend/wasm/backend.js';
@@ -12,7 +15,15 @@ import { relaxedSimdSupported } from '../../src/backend/wasm/module.js';
 import { getBackend, noGrad, setBackend } from '../../src/tensor/engine.js';
 import { Rng } from '../../src/tensor/random.js';
 import {
-  dequantizeWeight, matmul, quantizeWeight, quantizedLinear, randn, sum, tensor, transpose, type QuantBits,
+  dequantizeWeight,
+  matmul,
+  quantizeWeight,
+  quantizedLinear,
+  randn,
+  sum,
+  tensor,
+  transpose,
+  type QuantBits,
 } from '../../src/ops/index.js';
 import { Linear, QuantLinear, quantizeModel } from '../../src/nn/index.js';
 import { createModel } from '../../src/models/registry.js';
@@ -22,7 +33,11 @@ function rand(n: number, seed: number, scale = 1): Float32Array {
   let s = seed >>> 0 || 1;
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
     out[i] = (s / 4294967296 - 0.5) * 2 * scale;
   }
   return out;
@@ -88,8 +103,14 @@ describe('GGUF block codec', () => {
 
   test('K not a multiple of 32 and bad bits are clear errors', () => {
     assert.throws(() => quantRowBytes(40, 8), /40 is not a multiple of 32/);
-    assert.throws(() => quantizeWeight(tensor(rand(80, 1), { shape: [2, 40] }), 8), /in_features 40 is not a multiple of 32/);
-    assert.throws(() => quantizeWeight(tensor(rand(64, 1), { shape: [2, 32] }), 3 as QuantBits), /bits must be 8 \(q8_0\) or 4 \(q4_0\), got 3/);
+    assert.throws(
+      () => quantizeWeight(tensor(rand(80, 1), { shape: [2, 40] }), 8),
+      /in_features 40 is not a multiple of 32/,
+    );
+    assert.throws(
+      () => quantizeWeight(tensor(rand(64, 1), { shape: [2, 32] }), 3 as QuantBits),
+      /bits must be 8 \(q8_0\) or 4 \(q4_0\), got 3/,
+    );
   });
 });
 
@@ -107,7 +128,15 @@ after(async () => {
   for (const be of backends.values()) await be.dispose();
 });
 
-const shapes: [number, number, number][] = [[1, 1, 32], [1, 7, 96], [3, 33, 64], [4, 5, 288], [5, 9, 32], [37, 13, 320], [130, 11, 64]];
+const shapes: [number, number, number][] = [
+  [1, 1, 32],
+  [1, 7, 96],
+  [3, 33, 64],
+  [4, 5, 288],
+  [5, 9, 32],
+  [37, 13, 320],
+  [130, 11, 64],
+];
 
 describe('quantMatmul kernels (qgemv for M <= 4, qgemm above)', () => {
   for (const bits of [8, 4] as const) {
@@ -188,9 +217,13 @@ describe('quantizedLinear op', () => {
     const base = x.data() as Float32Array;
     const h = 1e-2;
     for (const i of [0, 17, 40, 95]) {
-      const plus = base.slice(); plus[i]! += h;
-      const minus = base.slice(); minus[i]! -= h;
-      const fd = noGrad(() => (f(tensor(plus, { shape: [3, 32] })).item() - f(tensor(minus, { shape: [3, 32] })).item()) / (2 * h));
+      const plus = base.slice();
+      plus[i]! += h;
+      const minus = base.slice();
+      minus[i]! -= h;
+      const fd = noGrad(
+        () => (f(tensor(plus, { shape: [3, 32] })).item() - f(tensor(minus, { shape: [3, 32] })).item()) / (2 * h),
+      );
       assert.ok(Math.abs(fd - g[i]!) < 2e-2 * (1 + Math.abs(fd)), `d/dx[${i}]: ${g[i]} vs finite difference ${fd}`);
     }
   });
@@ -215,7 +248,10 @@ describe('QuantLinear and quantizeModel', () => {
         let worst = 0;
         for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!));
         const scale = want.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
-        assert.ok(worst < (bits === 8 ? 0.02 : 0.15) * scale, `q${bits}: max logit change ${worst} (max |logit| ${scale})`);
+        assert.ok(
+          worst < (bits === 8 ? 0.02 : 0.15) * scale,
+          `q${bits}: max logit change ${worst} (max |logit| ${scale})`,
+        );
         assert.ok(worst > 0, 'the quantized model must differ from the float one');
         model.dispose();
       }
@@ -226,7 +262,11 @@ describe('QuantLinear and quantizeModel', () => {
     const model = tinyLlama();
     assert.throws(() => quantizeModel(model, { bits: 8, groupSize: 64 }), /groupSize must be 32/);
     assert.throws(() => quantizeModel(model, { bits: 2 as QuantBits }), /bits must be 8 \(q8_0\) or 4 \(q4_0\), got 2/);
-    const r = quantizeModel(model, { bits: 8, includeHead: true, exclude: ['model.layers.1.mlp.down_proj', /k_proj$/] });
+    const r = quantizeModel(model, {
+      bits: 8,
+      includeHead: true,
+      exclude: ['model.layers.1.mlp.down_proj', /k_proj$/],
+    });
     assert.ok(r.quantized.includes('lm_head'));
     assert.ok(!r.quantized.includes('model.layers.1.mlp.down_proj'));
     assert.equal(r.quantized.filter((p) => p.endsWith('k_proj')).length, 0);

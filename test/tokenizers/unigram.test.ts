@@ -10,12 +10,26 @@ function unigramJson(pieces: [string, number][], byteFallback: boolean, extra: R
   vocab.push(...pieces);
   return {
     version: '1.0',
-    added_tokens: specials.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    added_tokens: specials.map((content, id) => ({
+      id,
+      content,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    })),
     normalizer: null,
     pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true },
     post_processor: null,
     decoder: byteFallback
-      ? { type: 'Sequence', decoders: [{ type: 'ByteFallback' }, { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true }] }
+      ? {
+          type: 'Sequence',
+          decoders: [
+            { type: 'ByteFallback' },
+            { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true },
+          ],
+        }
       : { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true },
     model: { type: 'Unigram', unk_id: 0, vocab, byte_fallback: byteFallback },
     ...extra,
@@ -23,17 +37,61 @@ function unigramJson(pieces: [string, number][], byteFallback: boolean, extra: R
 }
 
 const PIECES: [string, number][] = [
-  ['▁', -2], ['▁hello', -3], ['▁he', -4], ['llo', -4], ['▁world', -3], ['▁wor', -4], ['ld', -4],
-  ['h', -5], ['e', -5], ['l', -5], ['o', -5], ['w', -5], ['r', -5], ['d', -5], ['a', -1], ['b', -1], ['c', -1], ['ab', -1.5], ['abc', -10],
+  ['▁', -2],
+  ['▁hello', -3],
+  ['▁he', -4],
+  ['llo', -4],
+  ['▁world', -3],
+  ['▁wor', -4],
+  ['ld', -4],
+  ['h', -5],
+  ['e', -5],
+  ['l', -5],
+  ['o', -5],
+  ['w', -5],
+  ['r', -5],
+  ['d', -5],
+  ['a', -1],
+  ['b', -1],
+  ['c', -1],
+  ['ab', -1.5],
+  ['abc', -10],
 ];
 
 test('Viterbi picks the highest-scoring segmentation', () => {
-  const m = new Unigram([['a', -1], ['b', -1], ['c', -1], ['ab', -3], ['abc', -10]]);
-  assert.deepEqual(m.tokenize('abc').map((i) => m.idToToken(i)), ['a', 'b', 'c']); // -3 beats -4 and -10
-  const m2 = new Unigram([['a', -1], ['b', -1], ['c', -1], ['ab', -1.5], ['abc', -10]]);
-  assert.deepEqual(m2.tokenize('abc').map((i) => m2.idToToken(i)), ['ab', 'c']); // -2.5
-  const m3 = new Unigram([['a', -1], ['b', -1], ['c', -1], ['ab', -1.5], ['abc', -2]]);
-  assert.deepEqual(m3.tokenize('abc').map((i) => m3.idToToken(i)), ['abc']);
+  const m = new Unigram([
+    ['a', -1],
+    ['b', -1],
+    ['c', -1],
+    ['ab', -3],
+    ['abc', -10],
+  ]);
+  assert.deepEqual(
+    m.tokenize('abc').map((i) => m.idToToken(i)),
+    ['a', 'b', 'c'],
+  ); // -3 beats -4 and -10
+  const m2 = new Unigram([
+    ['a', -1],
+    ['b', -1],
+    ['c', -1],
+    ['ab', -1.5],
+    ['abc', -10],
+  ]);
+  assert.deepEqual(
+    m2.tokenize('abc').map((i) => m2.idToToken(i)),
+    ['ab', 'c'],
+  ); // -2.5
+  const m3 = new Unigram([
+    ['a', -1],
+    ['b', -1],
+    ['c', -1],
+    ['ab', -1.5],
+    ['abc', -2],
+  ]);
+  assert.deepEqual(
+    m3.tokenize('abc').map((i) => m3.idToToken(i)),
+    ['abc'],
+  );
 });
 
 test('metaspace pre-tokenization and decode', () => {
@@ -57,7 +115,15 @@ test('without byte fallback, unknown characters fuse into one <unk>', () => {
 test('byte fallback: unknown characters become <0xNN> pieces and decode back exactly', () => {
   const tok = Tokenizer.fromJSON(unigramJson(PIECES, true));
   assert.deepEqual(tok.tokenize('hello 😀'), ['▁hello', '▁', '<0xF0>', '<0x9F>', '<0x98>', '<0x80>']);
-  for (const s of ['hello 😀 world', '日本語 hello', 'héllo wörld', 'abc\ttab\nnewline', 'x  y   z', 'Ωmega ∑ 👩‍👩‍👧', '']) {
+  for (const s of [
+    'hello 😀 world',
+    '日本語 hello',
+    'héllo wörld',
+    'abc\ttab\nnewline',
+    'x  y   z',
+    'Ωmega ∑ 👩‍👩‍👧',
+    '',
+  ]) {
     assert.equal(tok.decode(tok.encode(s)), s, `round trip ${JSON.stringify(s)}`);
   }
   assert.ok(!tok.encode('日本語 😀 ∑').includes(0), 'no <unk> with byte fallback');

@@ -4,26 +4,91 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BertNormalizer, BertPre, Tokenizer, WordPiece } from '../../src/tokenizers/index.js';
 
-const VOCAB = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'want', '##want', '##ed', 'wa', 'un', 'runn', '##ing', ',',
-  'hello', '!', 'how', 'are', 'you', '?', 'ah', '博', '推', 'zz', '.', "'", 's', 'a', '##a', 'cafe', 'naive', '日'];
+const VOCAB = [
+  '[PAD]',
+  '[UNK]',
+  '[CLS]',
+  '[SEP]',
+  '[MASK]',
+  'want',
+  '##want',
+  '##ed',
+  'wa',
+  'un',
+  'runn',
+  '##ing',
+  ',',
+  'hello',
+  '!',
+  'how',
+  'are',
+  'you',
+  '?',
+  'ah',
+  '博',
+  '推',
+  'zz',
+  '.',
+  "'",
+  's',
+  'a',
+  '##a',
+  'cafe',
+  'naive',
+  '日',
+];
 
 function bert(opts: { lowercase?: boolean; stripAccents?: boolean | null } = {}): Tokenizer {
   const vocab: Record<string, number> = {};
-  VOCAB.forEach((t, i) => { vocab[t] = i; });
+  VOCAB.forEach((t, i) => {
+    vocab[t] = i;
+  });
   return Tokenizer.fromJSON({
     version: '1.0',
-    added_tokens: ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'].map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
-    normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true, strip_accents: opts.stripAccents ?? null, lowercase: opts.lowercase ?? true },
+    added_tokens: ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'].map((content, id) => ({
+      id,
+      content,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    })),
+    normalizer: {
+      type: 'BertNormalizer',
+      clean_text: true,
+      handle_chinese_chars: true,
+      strip_accents: opts.stripAccents ?? null,
+      lowercase: opts.lowercase ?? true,
+    },
     pre_tokenizer: { type: 'BertPreTokenizer' },
     post_processor: {
       type: 'TemplateProcessing',
-      single: [{ SpecialToken: { id: '[CLS]', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '[SEP]', type_id: 0 } }],
-      pair: [{ SpecialToken: { id: '[CLS]', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '[SEP]', type_id: 0 } },
-        { Sequence: { id: 'B', type_id: 1 } }, { SpecialToken: { id: '[SEP]', type_id: 1 } }],
-      special_tokens: { '[CLS]': { id: '[CLS]', ids: [2], tokens: ['[CLS]'] }, '[SEP]': { id: '[SEP]', ids: [3], tokens: ['[SEP]'] } },
+      single: [
+        { SpecialToken: { id: '[CLS]', type_id: 0 } },
+        { Sequence: { id: 'A', type_id: 0 } },
+        { SpecialToken: { id: '[SEP]', type_id: 0 } },
+      ],
+      pair: [
+        { SpecialToken: { id: '[CLS]', type_id: 0 } },
+        { Sequence: { id: 'A', type_id: 0 } },
+        { SpecialToken: { id: '[SEP]', type_id: 0 } },
+        { Sequence: { id: 'B', type_id: 1 } },
+        { SpecialToken: { id: '[SEP]', type_id: 1 } },
+      ],
+      special_tokens: {
+        '[CLS]': { id: '[CLS]', ids: [2], tokens: ['[CLS]'] },
+        '[SEP]': { id: '[SEP]', ids: [3], tokens: ['[SEP]'] },
+      },
     },
     decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
-    model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab },
+    model: {
+      type: 'WordPiece',
+      unk_token: '[UNK]',
+      continuing_subword_prefix: '##',
+      max_input_chars_per_word: 100,
+      vocab,
+    },
   });
 }
 
@@ -56,8 +121,21 @@ test('basic tokenizer: control chars dropped, exotic whitespace splits, ASCII sy
 
 test('wordpiece: greedy longest-match-first with ## continuations', () => {
   const tok = bert();
-  assert.deepEqual(tok.tokenize('unwanted running', { addSpecialTokens: false }), ['un', '##want', '##ed', 'runn', '##ing']);
-  assert.deepEqual(tok.tokenize('UNwant\u00E9d,running', { addSpecialTokens: false }), ['un', '##want', '##ed', ',', 'runn', '##ing']);
+  assert.deepEqual(tok.tokenize('unwanted running', { addSpecialTokens: false }), [
+    'un',
+    '##want',
+    '##ed',
+    'runn',
+    '##ing',
+  ]);
+  assert.deepEqual(tok.tokenize('UNwant\u00E9d,running', { addSpecialTokens: false }), [
+    'un',
+    '##want',
+    '##ed',
+    ',',
+    'runn',
+    '##ing',
+  ]);
   assert.deepEqual(tok.tokenize('', { addSpecialTokens: false }), []);
   assert.deepEqual(tok.tokenize('aaa', { addSpecialTokens: false }), ['a', '##a', '##a']);
 });
@@ -72,7 +150,16 @@ test('wordpiece: words over max_input_chars_per_word are [UNK]', () => {
   const tok = bert();
   assert.deepEqual(tok.tokenize('a'.repeat(100), { addSpecialTokens: false }), ['a', ...Array(99).fill('##a')]);
   assert.deepEqual(tok.tokenize('a'.repeat(101), { addSpecialTokens: false }), ['[UNK]']);
-  const wp = new WordPiece(new Map([['[UNK]', 0], ['a', 1], ['##a', 2]]), '[UNK]', '##', 3);
+  const wp = new WordPiece(
+    new Map([
+      ['[UNK]', 0],
+      ['a', 1],
+      ['##a', 2],
+    ]),
+    '[UNK]',
+    '##',
+    3,
+  );
   assert.deepEqual(wp.tokenize('aaa'), [1, 2, 2]);
   assert.deepEqual(wp.tokenize('aaaa'), [0]);
 });

@@ -6,7 +6,13 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import {
-  AtomicFileWriter, checkpointDir, checkpointDirSync, recoverCheckpointDir, writeCheckpointFiles, writeFileAtomic, writeJSONAtomic,
+  AtomicFileWriter,
+  checkpointDir,
+  checkpointDirSync,
+  recoverCheckpointDir,
+  writeCheckpointFiles,
+  writeFileAtomic,
+  writeJSONAtomic,
 } from '../../src/train/atomic-node.js';
 
 function tmpDir(): string {
@@ -55,10 +61,14 @@ test('a failing writer keeps the previous checkpoint and removes the temp dir', 
   const dir = tmpDir();
   const ck = path.join(dir, 'ckpt');
   writeCheckpointFiles(ck, { 'state.json': 'old' });
-  assert.throws(() => checkpointDirSync(ck, (tmp) => {
-    fs.writeFileSync(path.join(tmp, 'state.json'), 'partial');
-    throw new Error('disk full');
-  }), /disk full/);
+  assert.throws(
+    () =>
+      checkpointDirSync(ck, (tmp) => {
+        fs.writeFileSync(path.join(tmp, 'state.json'), 'partial');
+        throw new Error('disk full');
+      }),
+    /disk full/,
+  );
   assert.equal(fs.readFileSync(path.join(ck, 'state.json'), 'utf8'), 'old');
   assert.deepEqual(fs.readdirSync(dir), ['ckpt']);
 });

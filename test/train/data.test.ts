@@ -5,12 +5,28 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Rng } from '../../src/train/rng.js';
 import {
-  MemoryTokenFile, dtypeForVocab, encodeTokens, iterateChunks, parseMeta, streamDocuments,
+  MemoryTokenFile,
+  dtypeForVocab,
+  encodeTokens,
+  iterateChunks,
+  parseMeta,
+  streamDocuments,
 } from '../../src/train/data/token-file.js';
 import {
-  NodeTokenFile, TokenFileWriter, findChunkCut, openTokenSplits, prepareTokenFiles, writeTokenFile,
+  NodeTokenFile,
+  TokenFileWriter,
+  findChunkCut,
+  openTokenSplits,
+  prepareTokenFiles,
+  writeTokenFile,
 } from '../../src/train/data/token-file-node.js';
-import { EpochSampler, RandomBatcher, ShuffledWindowBatcher, sequentialBatches, sequentialWindowCount } from '../../src/train/data/batches.js';
+import {
+  EpochSampler,
+  RandomBatcher,
+  ShuffledWindowBatcher,
+  sequentialBatches,
+  sequentialWindowCount,
+} from '../../src/train/data/batches.js';
 import { blockCausalMask, packDocuments, splitDocuments } from '../../src/train/data/packing.js';
 
 function tmpDir(): string {
@@ -30,7 +46,10 @@ test('Rng is deterministic, in range and roughly uniform', () => {
   for (let i = 0; i < 20000; i++) s += r.poisson(3);
   assert.ok(Math.abs(s / 20000 - 3) < 0.06);
   const p = r.permutation(50);
-  assert.deepEqual(Array.from(p).sort((x, y) => x - y), Array.from({ length: 50 }, (_, i) => i));
+  assert.deepEqual(
+    Array.from(p).sort((x, y) => x - y),
+    Array.from({ length: 50 }, (_, i) => i),
+  );
 });
 
 test('dtype choice and byte encoding', () => {
@@ -56,7 +75,14 @@ test('NodeTokenFile round-trips uint16 and uint32 files with sidecars', () => {
   const dir = tmpDir();
   const ids = Array.from({ length: 1000 }, (_, i) => (i * 7919) % 50257);
   const meta = writeTokenFile(path.join(dir, 'a.bin'), ids, 50257, 'gpt2');
-  assert.deepEqual(meta, { format: 'lineage-tokens', version: 1, dtype: 'uint16', vocabSize: 50257, count: 1000, tokenizer: 'gpt2' });
+  assert.deepEqual(meta, {
+    format: 'lineage-tokens',
+    version: 1,
+    dtype: 'uint16',
+    vocabSize: 50257,
+    count: 1000,
+    tokenizer: 'gpt2',
+  });
   assert.equal(fs.statSync(path.join(dir, 'a.bin')).size, 2000);
   const f = new NodeTokenFile(path.join(dir, 'a.bin'));
   assert.equal(f.length, 1000);
@@ -105,7 +131,8 @@ test('prepareTokenFiles streams a file larger than the chunk size into train/val
   const dir = tmpDir();
   const lines: string[] = [];
   const rng = new Rng(3);
-  for (let i = 0; i < 2000; i++) lines.push(Array.from({ length: 1 + rng.int(40) }, () => 'abcdefgh éü\n'[rng.int(11)]).join(''));
+  for (let i = 0; i < 2000; i++)
+    lines.push(Array.from({ length: 1 + rng.int(40) }, () => 'abcdefgh éü\n'[rng.int(11)]).join(''));
   const text = lines.join('\n') + '\n';
   const input = path.join(dir, 'input.txt');
   fs.writeFileSync(input, text);
@@ -116,7 +143,14 @@ test('prepareTokenFiles streams a file larger than the chunk size into train/val
     calls++;
     return [...s].map((c) => stoi.get(c)!);
   };
-  const res = prepareTokenFiles({ input, outDir: path.join(dir, 'out'), encode, vocabSize: chars.length, tokenizer: 'char', chunkBytes: 4096 });
+  const res = prepareTokenFiles({
+    input,
+    outDir: path.join(dir, 'out'),
+    encode,
+    vocabSize: chars.length,
+    tokenizer: 'char',
+    chunkBytes: 4096,
+  });
   assert.ok(calls > 10, `expected many chunks, got ${calls}`);
   const train = new NodeTokenFile(res.train.path);
   const val = new NodeTokenFile(res.val.path);
@@ -166,7 +200,10 @@ test('sequentialBatches covers every target once', () => {
     assert.equal(b.x.length, b.rows * 10);
   }
   assert.equal(batches, 3);
-  assert.deepEqual(seen, Array.from({ length: 100 }, (_, i) => i + 1));
+  assert.deepEqual(
+    seen,
+    Array.from({ length: 100 }, (_, i) => i + 1),
+  );
   assert.equal([...sequentialBatches(data, 4, 10, 1)].length, 1);
 });
 
@@ -174,7 +211,10 @@ test('EpochSampler: a permutation per epoch, reproducible, different across epoc
   const s = new EpochSampler(20, 5);
   const e0 = s.take(0, 20);
   const e1 = s.take(20, 20);
-  assert.deepEqual([...e0].sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i));
+  assert.deepEqual(
+    [...e0].sort((a, b) => a - b),
+    Array.from({ length: 20 }, (_, i) => i),
+  );
   assert.notDeepEqual(e0, e1);
   assert.deepEqual(new EpochSampler(20, 5).take(20, 20), e1, 'resuming at epoch 1 needs no replay');
   const sb = new ShuffledWindowBatcher(new MemoryTokenFile(Array.from({ length: 41 }, (_, i) => i)), 2, 10, 9);
@@ -242,7 +282,10 @@ test('streaming a disk file larger than the chunk size: chunks and documents', (
   assert.equal(val.length, 100);
   const chunks = [...iterateChunks(train, 4096)];
   assert.ok(chunks.length > 10 && chunks.every((c) => c.length <= 4096));
-  assert.deepEqual(chunks.flatMap((c) => Array.from(c)), ids);
+  assert.deepEqual(
+    chunks.flatMap((c) => Array.from(c)),
+    ids,
+  );
   const streamed = [...streamDocuments(train, EOS, 1000)].map((d) => Array.from(d));
   assert.deepEqual(streamed, splitDocuments(ids, EOS));
   const packed = packDocuments(streamDocuments(train, EOS, 777), { rowLength: 257, padId: 0 });

@@ -3,7 +3,16 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Ema, MetricsLogger, Throughput, emaSmooth, etaSeconds, formatCount, formatDuration, parseMetricsJsonl } from '../../src/train/metrics.js';
+import {
+  Ema,
+  MetricsLogger,
+  Throughput,
+  emaSmooth,
+  etaSeconds,
+  formatCount,
+  formatDuration,
+  parseMetricsJsonl,
+} from '../../src/train/metrics.js';
 import { jsonlFileSink, readMetricsFile } from '../../src/train/metrics-node.js';
 
 test('MetricsLogger writes JSON lines and keeps history', () => {
@@ -16,7 +25,10 @@ test('MetricsLogger writes JSON lines and keeps history', () => {
   log.log(20, { val_loss: 3.9 });
   assert.deepEqual(JSON.parse(lines[0]), { step: 0, time: 2, loss: 4.2, lr: 1e-3 });
   assert.equal(JSON.parse(lines[1]).loss, 'NaN', 'a NaN loss stays visible');
-  assert.deepEqual(log.series('loss').map((p) => p[0]), [0, 10]);
+  assert.deepEqual(
+    log.series('loss').map((p) => p[0]),
+    [0, 10],
+  );
   assert.ok(Number.isNaN(log.series('loss')[1][1]));
   assert.equal(log.last('loss'), NaN);
   assert.equal(log.last('val_loss'), 3.9);
@@ -32,7 +44,10 @@ test('jsonlFileSink appends to metrics.jsonl', () => {
   log.log(1, { loss: 2 });
   log.log(2, { loss: 1.5 });
   const recs = readMetricsFile(file);
-  assert.deepEqual(recs.map((r) => r.loss), [2, 1.5]);
+  assert.deepEqual(
+    recs.map((r) => r.loss),
+    [2, 1.5],
+  );
   assert.equal(fs.readFileSync(file, 'utf8').split('\n').length, 3);
 });
 

@@ -4,10 +4,28 @@ import { Rng } from '../../src/train/rng.js';
 import { MemoryTokenFile } from '../../src/train/data/token-file.js';
 import { packDocuments } from '../../src/train/data/packing.js';
 import {
-  IGNORE_INDEX, causalLM, causalLMBatch, maskTokens, nspPairs, randomSpansNoiseMask, spanCorruption,
-  spanCorruptionLengths, reconstructFromSpans, roundHalfEven, sentinelId, bartDenoising, textInfilling,
-  permuteSentences, teacherForcing, seq2seqBatch, BpttBatcher, syntheticSeq2Seq, toyTranslate,
-  sftLossMask, maskPrompt, shiftLabels,
+  IGNORE_INDEX,
+  causalLM,
+  causalLMBatch,
+  maskTokens,
+  nspPairs,
+  randomSpansNoiseMask,
+  spanCorruption,
+  spanCorruptionLengths,
+  reconstructFromSpans,
+  roundHalfEven,
+  sentinelId,
+  bartDenoising,
+  textInfilling,
+  permuteSentences,
+  teacherForcing,
+  seq2seqBatch,
+  BpttBatcher,
+  syntheticSeq2Seq,
+  toyTranslate,
+  sftLossMask,
+  maskPrompt,
+  shiftLabels,
 } from '../../src/train/objectives/index.js';
 
 test('causalLM shifts targets and masks padding and document boundaries', () => {
@@ -15,7 +33,13 @@ test('causalLM shifts targets and masks padding and document boundaries', () => 
   assert.deepEqual(Array.from(ex.inputs), [5, 6, 7, 0]);
   assert.deepEqual(Array.from(ex.targets), [6, 7, IGNORE_INDEX, IGNORE_INDEX]);
   assert.deepEqual(Array.from(ex.lossMask), [1, 1, 0, 0]);
-  const packed = packDocuments([[1, 2], [3, 4]], { rowLength: 5, padId: 0, eosId: 9 });
+  const packed = packDocuments(
+    [
+      [1, 2],
+      [3, 4],
+    ],
+    { rowLength: 5, padId: 0, eosId: 9 },
+  );
   const b = causalLMBatch(packed.inputIds, 5, { segmentIds: packed.segmentIds });
   // row 0: [1 2 9 3 4] with segments [1 1 1 2 2]: predicting 3 from 9 crosses documents
   assert.deepEqual(Array.from(b.targets.subarray(0, 4)), [2, 9, IGNORE_INDEX, 4]);
@@ -26,9 +50,15 @@ test('MLM: ~15% selected, 80/10/10 split, special tokens never masked', () => {
   const vocab = 1000;
   const special = [0, 1, 2, 3];
   const MASK = 3;
-  let n = 0, selected = 0, masked = 0, random = 0, kept = 0;
+  let n = 0,
+    selected = 0,
+    masked = 0,
+    random = 0,
+    kept = 0;
   for (let s = 0; s < 400; s++) {
-    const ids = Array.from({ length: 512 }, (_, i) => (i === 0 ? 1 : i === 511 ? 2 : i % 17 === 0 ? 0 : 4 + rng.int(vocab - 4)));
+    const ids = Array.from({ length: 512 }, (_, i) =>
+      i === 0 ? 1 : i === 511 ? 2 : i % 17 === 0 ? 0 : 4 + rng.int(vocab - 4),
+    );
     const ex = maskTokens(ids, rng, { vocabSize: vocab, maskId: MASK, specialIds: special });
     for (let i = 0; i < ids.length; i++) {
       if (special.includes(ids[i])) {
@@ -69,13 +99,23 @@ test('NSP pairs: [CLS] A [SEP] B [SEP], token types, ~50% random', () => {
     assert.equal(ids[3], 102);
     assert.equal(ids[ids.length - 1], 102);
     assert.deepEqual(Array.from(p.tokenTypeIds), [0, 0, 0, 0, 1, 1, 1]);
-    const a = ids[1], b = ids[4];
+    const a = ids[1],
+      b = ids[4];
     const sameDocNext = Math.floor((a - 1000) / 10) === Math.floor((b - 1000) / 10) && b === a + 1;
     assert.equal(p.nextSentenceLabel === 0, sameDocNext);
     randomCount += p.nextSentenceLabel;
   }
   assert.ok(Math.abs(randomCount / pairs.length - 0.5) < 0.08, `random fraction ${randomCount / pairs.length}`);
-  const long = nspPairs([[[1, 2, 3, 4, 5, 6, 7, 8], [9, 10, 11, 12, 13, 14]]], rng, { clsId: 101, sepId: 102, maxLength: 10 });
+  const long = nspPairs(
+    [
+      [
+        [1, 2, 3, 4, 5, 6, 7, 8],
+        [9, 10, 11, 12, 13, 14],
+      ],
+    ],
+    rng,
+    { clsId: 101, sepId: 102, maxLength: 10 },
+  );
   assert.ok(long[0].inputIds.length <= 10);
 });
 
@@ -102,7 +142,10 @@ test('span corruption: sentinels count down, inputs+targets reconstruct, density
   const rng = new Rng(3);
   const vocab = 32128;
   const EOS = 1;
-  let noise = 0, total = 0, spanTokens = 0, spans = 0;
+  let noise = 0,
+    total = 0,
+    spanTokens = 0,
+    spans = 0;
   for (let s = 0; s < 200; s++) {
     const L = 50 + rng.int(400);
     const toks = Array.from({ length: L }, () => 2 + rng.int(30000));
@@ -112,7 +155,11 @@ test('span corruption: sentinels count down, inputs+targets reconstruct, density
     assert.equal(ex.targets[ex.targets.length - 1], EOS);
     const inSent = Array.from(ex.inputs).filter((t) => t >= vocab - 100);
     const tgtSent = Array.from(ex.targets).filter((t) => t >= vocab - 100);
-    assert.deepEqual(inSent, inSent.map((_, k) => sentinelId(vocab, k)), 'inputs: <extra_id_0>, <extra_id_1>, ...');
+    assert.deepEqual(
+      inSent,
+      inSent.map((_, k) => sentinelId(vocab, k)),
+      'inputs: <extra_id_0>, <extra_id_1>, ...',
+    );
     assert.deepEqual(tgtSent.slice(0, inSent.length), inSent, 'targets use the same sentinels in order');
     if (s % 2 === 0) assert.equal(ex.targets[0], vocab - 1, 'targets start with <extra_id_0>');
     const n = ex.mask.reduce((a, b) => a + b, 0);
@@ -129,7 +176,11 @@ test('span corruption: sentinels count down, inputs+targets reconstruct, density
 test('spanCorruptionLengths matches HF compute_input_and_target_lengths', () => {
   assert.deepEqual(spanCorruptionLengths(512), { tokensLength: 568, targetsLength: 114 });
   const { tokensLength, targetsLength } = spanCorruptionLengths(128);
-  const ex = spanCorruption(Array.from({ length: tokensLength }, (_, i) => 10 + i), new Rng(4), { vocabSize: 1000, eosId: 1 });
+  const ex = spanCorruption(
+    Array.from({ length: tokensLength }, (_, i) => 10 + i),
+    new Rng(4),
+    { vocabSize: 1000, eosId: 1 },
+  );
   assert.equal(ex.inputs.length, 128);
   assert.equal(ex.targets.length, targetsLength);
 });
@@ -137,7 +188,9 @@ test('spanCorruptionLengths matches HF compute_input_and_target_lengths', () => 
 test('BART text infilling: ~30% masked, spans collapse to single masks, order kept', () => {
   const rng = new Rng(5);
   const MASK = 3;
-  let covered = 0, total = 0, masks = 0;
+  let covered = 0,
+    total = 0,
+    masks = 0;
   for (let s = 0; s < 100; s++) {
     const toks = [0, ...Array.from({ length: 200 }, (_, i) => 10 + i), 2];
     const out = textInfilling(toks, rng, { maskId: MASK, specialIds: [0, 2] });
@@ -176,7 +229,13 @@ test('teacher forcing and padded seq2seq batches', () => {
   const tf = teacherForcing([7, 8, 9], { bosId: 1, eosId: 2 });
   assert.deepEqual(Array.from(tf.decoderInputs), [1, 7, 8, 9]);
   assert.deepEqual(Array.from(tf.labels), [7, 8, 9, 2]);
-  const b = seq2seqBatch([{ source: [5, 6, 7], target: [8] }, { source: [5], target: [8, 9] }], { bosId: 1, eosId: 2, padId: 0, labelSmoothing: 0.1 });
+  const b = seq2seqBatch(
+    [
+      { source: [5, 6, 7], target: [8] },
+      { source: [5], target: [8, 9] },
+    ],
+    { bosId: 1, eosId: 2, padId: 0, labelSmoothing: 0.1 },
+  );
   assert.equal(b.labelSmoothing, 0.1);
   assert.deepEqual(Array.from(b.inputIds), [5, 6, 7, 5, 0, 0]);
   assert.deepEqual(Array.from(b.attentionMask), [1, 1, 1, 1, 0, 0]);
@@ -198,12 +257,20 @@ test('BPTT: rows are contiguous streams continued across chunks; resets reported
     for (let b = 0; b < 4; b++) {
       const x = Array.from(ch.x.subarray(b * ch.seqLen, (b + 1) * ch.seqLen));
       const y = Array.from(ch.y.subarray(b * ch.seqLen, (b + 1) * ch.seqLen));
-      assert.deepEqual(y, x.map((v) => v + 1));
+      assert.deepEqual(
+        y,
+        x.map((v) => v + 1),
+      );
       if (rows[b].length > 0) assert.equal(x[0], rows[b][rows[b].length - 1] + 1, 'chunk continues the previous one');
       rows[b].push(...x);
     }
   }
-  rows.forEach((r, b) => assert.deepEqual(r, Array.from({ length: 25 }, (_, i) => b * 25 + i)));
+  rows.forEach((r, b) =>
+    assert.deepEqual(
+      r,
+      Array.from({ length: 25 }, (_, i) => b * 25 + i),
+    ),
+  );
   const next = bb.next();
   assert.equal(next.epoch, 1);
   assert.deepEqual(next.reset, [true, true, true, true]);
@@ -222,7 +289,10 @@ test('synthetic seq2seq tasks: rules, vocabulary, disjoint split', () => {
       assert.equal(ds.decode(p.target), p.targetText);
       for (const id of [...p.source, ...p.target]) assert.ok(id > 2 && id < ds.vocabSize);
     }
-    assert.deepEqual(syntheticSeq2Seq({ task, count: 20, seed: 1 }).train, syntheticSeq2Seq({ task, count: 20, seed: 1 }).train);
+    assert.deepEqual(
+      syntheticSeq2Seq({ task, count: 20, seed: 1 }).train,
+      syntheticSeq2Seq({ task, count: 20, seed: 1 }).train,
+    );
   }
   const rev = syntheticSeq2Seq({ task: 'reverse', count: 10, seed: 2 }).train[0];
   assert.equal(rev.targetText, [...rev.sourceText].reverse().join(''));
@@ -251,7 +321,8 @@ test('SFT loss mask trains on assistant spans only', () => {
 
 test('BART random span replacement (fairseq mask_random)', () => {
   const rng = new Rng(9);
-  let masks = 0, randoms = 0;
+  let masks = 0,
+    randoms = 0;
   for (let s = 0; s < 50; s++) {
     const toks = Array.from({ length: 300 }, (_, i) => 10 + (i % 50));
     const out = textInfilling(toks, rng, { maskId: 3, randomRatio: 0.1, vocabSize: 1000, specialIds: [0, 1, 2] });

@@ -1,7 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  barChart, escapeXml, expertLoadHeatmap, expertLoadOverSteps, formatTick, heatmap, lineChart, logTicks, lossChart, niceTicks, viridis,
+  barChart,
+  escapeXml,
+  expertLoadHeatmap,
+  expertLoadOverSteps,
+  formatTick,
+  heatmap,
+  lineChart,
+  logTicks,
+  lossChart,
+  niceTicks,
+  viridis,
 } from '../../src/train/plot.js';
 
 /** Minimal XML well-formedness check: balanced tags, quoted attributes, valid entities, one root. */
@@ -84,7 +94,9 @@ test('ticks and labels', () => {
 
 test('lineChart: well-formed SVG with every series, title, labels and legend', () => {
   const train = curve(2000, (i) => 4.2 * Math.exp(-i / 400) + 1.4 + 0.1 * Math.sin(i * 1.7));
-  const val = curve(11, (k) => 4.2 * Math.exp(-(k * 200) / 400) + 1.5).map(([k, v]) => [k * 200, v] as [number, number]);
+  const val = curve(11, (k) => 4.2 * Math.exp(-(k * 200) / 400) + 1.5).map(
+    ([k, v]) => [k * 200, v] as [number, number],
+  );
   for (const logY of [false, true]) {
     const svg = lossChart(train, val, { logY, smooth: 0.9, title: 'shakespeare-char <gpt>' });
     const { root, tags } = checkXml(svg);
@@ -97,28 +109,73 @@ test('lineChart: well-formed SVG with every series, title, labels and legend', (
     assert.ok((tags.get('circle') ?? 0) >= 11, 'val markers');
     assert.ok(svg.length < 200_000, `svg size ${svg.length}`);
   }
-  const gaps = lineChart({ series: [{ name: 'lr', points: [[0, 1], [1, NaN], [2, 3], [3, -1]] }], logY: true });
+  const gaps = lineChart({
+    series: [
+      {
+        name: 'lr',
+        points: [
+          [0, 1],
+          [1, NaN],
+          [2, 3],
+          [3, -1],
+        ],
+      },
+    ],
+    logY: true,
+  });
   checkXml(gaps);
   assert.equal((gaps.match(/<path d="M[^"]*M/g) ?? []).length, 1, 'NaN breaks the line into two subpaths');
 });
 
 test('heatmap and bar charts for MoE expert load', () => {
-  const counts = Array.from({ length: 6 }, (_, l) => Array.from({ length: 8 }, (_, e) => 100 + ((l * 37 + e * 11) % 50) * (e === l ? 4 : 1)));
+  const counts = Array.from({ length: 6 }, (_, l) =>
+    Array.from({ length: 8 }, (_, e) => 100 + ((l * 37 + e * 11) % 50) * (e === l ? 4 : 1)),
+  );
   const svg = expertLoadHeatmap(counts);
   const { tags } = checkXml(svg);
   assert.ok((tags.get('rect') ?? 0) >= 48);
   assert.match(svg, /uniform = 0\.13/);
   assert.match(svg, /linearGradient/);
-  const over = expertLoadOverSteps([0, 100, 200], [[5, 1], [3, 3], [2, 4]]);
+  const over = expertLoadOverSteps(
+    [0, 100, 200],
+    [
+      [5, 1],
+      [3, 3],
+      [2, 4],
+    ],
+  );
   checkXml(over);
   assert.match(over, />E1</);
   const bars = barChart({
     categories: counts[0].map((_, e) => `E${e}`),
-    series: [{ name: 'layer 0', values: counts[0] }, { name: 'layer 5', values: counts[5] }],
-    reference: { value: 150, label: 'uniform' }, title: 'Tokens per expert', xLabel: 'expert', yLabel: 'tokens',
+    series: [
+      { name: 'layer 0', values: counts[0] },
+      { name: 'layer 5', values: counts[5] },
+    ],
+    reference: { value: 150, label: 'uniform' },
+    title: 'Tokens per expert',
+    xLabel: 'expert',
+    yLabel: 'tokens',
   });
   checkXml(bars);
   assert.match(bars, /data-name="layer 5"/);
-  checkXml(barChart({ categories: ['a', 'b'], series: [{ name: 'x', values: [1, 2] }, { name: 'y', values: [3, 1] }], stacked: true }));
-  checkXml(heatmap({ values: [[NaN, 1], [2, 3]], showValues: true }));
+  checkXml(
+    barChart({
+      categories: ['a', 'b'],
+      series: [
+        { name: 'x', values: [1, 2] },
+        { name: 'y', values: [3, 1] },
+      ],
+      stacked: true,
+    }),
+  );
+  checkXml(
+    heatmap({
+      values: [
+        [NaN, 1],
+        [2, 3],
+      ],
+      showValues: true,
+    }),
+  );
 });

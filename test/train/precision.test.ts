@@ -9,7 +9,13 @@ import { getPreset } from '../../src/models/presets.js';
 import type { LanguageModel } from '../../src/models/model.js';
 import { MemoryTokenFile } from '../../src/train/data/index.js';
 import { CausalLMTask } from '../../src/train/family-objectives.js';
-import { LossScaler, MixedPrecision, measureMemory, parsePrecision, type Precision } from '../../src/train/precision.js';
+import {
+  LossScaler,
+  MixedPrecision,
+  measureMemory,
+  parsePrecision,
+  type Precision,
+} from '../../src/train/precision.js';
 import { Trainer } from '../../src/train/trainer.js';
 import { ToyLM } from '../infer/toy-model.js';
 
@@ -17,9 +23,20 @@ const TEXT = 'First Citizen:\nBefore we proceed any further, hear me speak.\nAll
 const ids = Int32Array.from(new TextEncoder().encode(TEXT));
 const data = () => ({ train: new MemoryTokenFile(ids), val: new MemoryTokenFile(ids) });
 
-function tinyTrainer(model: LanguageModel, precision: Precision, extra: Partial<ConstructorParameters<typeof Trainer>[2]> = {}): Trainer {
+function tinyTrainer(
+  model: LanguageModel,
+  precision: Precision,
+  extra: Partial<ConstructorParameters<typeof Trainer>[2]> = {},
+): Trainer {
   const task = new CausalLMTask(data(), { batchSize: 4, blockSize: 16, seed: 1 });
-  return new Trainer(model, task, { steps: 10, precision, schedule: { kind: 'constant', lr: 1e-2 }, optimizer: { kind: 'adamw', lr: 1e-2, weightDecay: 0.1 }, gradClip: 1, ...extra });
+  return new Trainer(model, task, {
+    steps: 10,
+    precision,
+    schedule: { kind: 'constant', lr: 1e-2 },
+    optimizer: { kind: 'adamw', lr: 1e-2, weightDecay: 0.1 },
+    gradClip: 1,
+    ...extra,
+  });
 }
 
 test('LossScaler: overflow halves the scale and counts a skip; growthInterval finite steps double it', () => {
@@ -42,13 +59,20 @@ test('fp16: an overflowing loss scale skips the step (weights unchanged) and bac
   const r = t.trainStep();
   assert.equal(r.skipped, true);
   assert.equal(r.lossScale, 2 ** 40);
-  assert.deepEqual(t.weights().map(([, p]) => p.toList()), before, 'a skipped step must not touch the masters');
+  assert.deepEqual(
+    t.weights().map(([, p]) => p.toList()),
+    before,
+    'a skipped step must not touch the masters',
+  );
   assert.equal(t.mp.scaler!.scale, 2 ** 39);
   let steps = 1;
   while (t.trainStep().skipped) steps++;
   assert.ok(steps < 40, `the scale should back off into range (took ${steps} steps)`);
   assert.ok(t.mp.scaler!.skipped >= 1);
-  assert.notDeepEqual(t.weights().map(([, p]) => p.toList()), before);
+  assert.notDeepEqual(
+    t.weights().map(([, p]) => p.toList()),
+    before,
+  );
   for (const [, p] of model.namedParameters()) assert.equal(p.dtype, 'float16');
   for (const [, p] of t.weights()) assert.equal(p.dtype, 'float32');
   t.dispose();
@@ -58,11 +82,18 @@ test('bf16 with fp32 masters trains (loss goes down) and the model copy is the r
   const model = createModel(getPreset('tiny-gpt2'), { seed: 4 });
   const t = tinyTrainer(model, 'bf16', { steps: 30 });
   const losses = Array.from({ length: 30 }, () => t.trainStep().loss);
-  assert.ok(losses.slice(-5).reduce((a, b) => a + b) / 5 < losses[0]! - 0.5, `bf16 loss did not fall: ${losses[0]} -> ${losses.at(-1)}`);
+  assert.ok(
+    losses.slice(-5).reduce((a, b) => a + b) / 5 < losses[0]! - 0.5,
+    `bf16 loss did not fall: ${losses[0]} -> ${losses.at(-1)}`,
+  );
   const byName = new Map(model.namedParameters());
   for (const [name, m] of t.weights()) {
     assert.equal(byName.get(name)!.dtype, 'bfloat16');
-    assert.deepEqual(byName.get(name)!.toList(), m.to('bfloat16').toList(), `${name}: model copy is not the rounded master`);
+    assert.deepEqual(
+      byName.get(name)!.toList(),
+      m.to('bfloat16').toList(),
+      `${name}: model copy is not the rounded master`,
+    );
   }
   t.dispose();
 });
@@ -82,8 +113,11 @@ function memoryReports() {
 
 test('memory report: bf16/fp16 halve parameter bytes and add fp32 masters (numbers printed)', () => {
   const reports = memoryReports();
-  for (const r of reports) console.log(`# ${r.precision}: params ${r.parameterBytes} B + masters ${r.masterBytes} B, activations ${r.activationBytes} B, peak ${r.peakBytes} B`);
-  const [f32, b16, f16] = reports as [typeof reports[0], typeof reports[0], typeof reports[0]];
+  for (const r of reports)
+    console.log(
+      `# ${r.precision}: params ${r.parameterBytes} B + masters ${r.masterBytes} B, activations ${r.activationBytes} B, peak ${r.peakBytes} B`,
+    );
+  const [f32, b16, f16] = reports as [(typeof reports)[0], (typeof reports)[0], (typeof reports)[0]];
   assert.equal(b16.parameterBytes * 2, f32.parameterBytes);
   assert.equal(b16.masterBytes, f32.parameterBytes);
   assert.equal(f16.parameterBytes, b16.parameterBytes);
@@ -93,7 +127,10 @@ test('memory report: bf16/fp16 halve parameter bytes and add fp32 masters (numbe
 // Fused ops (layerNorm/rmsNorm/softmax/attention) store their outputs in bf16 and drop float32 copies.
 test('bf16 activations kept for backward are about half of fp32', () => {
   const [f32, b16] = memoryReports();
-  assert.ok(b16!.activationBytes < 0.65 * f32!.activationBytes, `bf16 activations ${b16!.activationBytes} vs fp32 ${f32!.activationBytes}`);
+  assert.ok(
+    b16!.activationBytes < 0.65 * f32!.activationBytes,
+    `bf16 activations ${b16!.activationBytes} vs fp32 ${f32!.activationBytes}`,
+  );
 });
 
 test('gradient checkpointing: same gradients, fewer activation bytes kept between forward and backward', () => {
@@ -117,16 +154,25 @@ test('gradient checkpointing: same gradients, fewer activation bytes kept betwee
   };
   const plain = run(false);
   const ckpt = run(true);
-  console.log(`# activations kept for backward: ${plain.kept} B without, ${ckpt.kept} B with checkpointing (${(100 * ckpt.kept / plain.kept).toFixed(0)}%)`);
+  console.log(
+    `# activations kept for backward: ${plain.kept} B without, ${ckpt.kept} B with checkpointing (${((100 * ckpt.kept) / plain.kept).toFixed(0)}%)`,
+  );
   assert.ok(ckpt.kept < 0.6 * plain.kept, `checkpointing kept ${ckpt.kept} B vs ${plain.kept} B`);
   assert.equal(ckpt.report.activationBytes, ckpt.kept);
-  plain.grads.forEach((g, i) => g.forEach((v, j) => assert.ok(Math.abs(v - ckpt.grads[i]![j]!) < 1e-6, `param ${i}[${j}]: ${v} vs ${ckpt.grads[i]![j]}`)));
+  plain.grads.forEach((g, i) =>
+    g.forEach((v, j) =>
+      assert.ok(Math.abs(v - ckpt.grads[i]![j]!) < 1e-6, `param ${i}[${j}]: ${v} vs ${ckpt.grads[i]![j]}`),
+    ),
+  );
 });
 
 test('the trainer refuses gradient checkpointing for a model without the flag, naming the family', () => {
   const model = createModel(getPreset('tiny-rnn'));
   if ('gradientCheckpointing' in model) return; // the family supports it now
-  assert.throws(() => tinyTrainer(model, 'fp32', { gradientCheckpointing: true }), /lineage-rnn model does not support gradient checkpointing/);
+  assert.throws(
+    () => tinyTrainer(model, 'fp32', { gradientCheckpointing: true }),
+    /lineage-rnn model does not support gradient checkpointing/,
+  );
 });
 
 test('the trainer runs a checkpointed toy model to the same losses as without', () => {
@@ -151,7 +197,8 @@ function decoderLosses(dropout: number, ckpt: boolean): number[] {
 }
 
 test('decoder families honour gradientCheckpointing: identical losses without dropout', (t) => {
-  if (!('gradientCheckpointing' in createModel(getPreset('tiny-gpt2')))) return t.skip('the decoder has no gradientCheckpointing flag yet');
+  if (!('gradientCheckpointing' in createModel(getPreset('tiny-gpt2'))))
+    return t.skip('the decoder has no gradientCheckpointing flag yet');
   assert.deepEqual(decoderLosses(0, true), decoderLosses(0, false));
 });
 

@@ -8,16 +8,24 @@ import { MemoryTokenFile } from '../../src/train/data/index.js';
 import { CausalLMTask, createTask, type HostBatch } from '../../src/train/family-objectives.js';
 import { Trainer, runTraining, type TrainerOptions } from '../../src/train/trainer.js';
 
-const TEXT = 'ROMEO:\nBut soft, what light through yonder window breaks?\nIt is the east, and Juliet is the sun.\n'.repeat(30);
+const TEXT =
+  'ROMEO:\nBut soft, what light through yonder window breaks?\nIt is the east, and Juliet is the sun.\n'.repeat(30);
 const ids = Int32Array.from(new TextEncoder().encode(TEXT));
 const OPTS: TrainerOptions = {
-  steps: 6, schedule: { kind: 'cosine', lr: 3e-3, minLr: 3e-4, warmup: 2, decaySteps: 6 },
-  optimizer: { kind: 'adamw', lr: 3e-3, beta2: 0.99, weightDecay: 0.1, decay: 'matrices' }, gradClip: 1, evalInterval: 3, evalBatches: 2,
+  steps: 6,
+  schedule: { kind: 'cosine', lr: 3e-3, minLr: 3e-4, warmup: 2, decaySteps: 6 },
+  optimizer: { kind: 'adamw', lr: 3e-3, beta2: 0.99, weightDecay: 0.1, decay: 'matrices' },
+  gradClip: 1,
+  evalInterval: 3,
+  evalBatches: 2,
 };
 
 function makeTrainer(seed: number, opts: Partial<TrainerOptions> = {}, batchSize = 4): Trainer {
   const model = createModel(getPreset('tiny-gpt2'), { seed }); // dropout 0.1: exercises the saved tensor RNG
-  const task = new CausalLMTask({ train: new MemoryTokenFile(ids), val: new MemoryTokenFile(ids.slice(0, 600)) }, { batchSize, blockSize: 16, seed: 11 });
+  const task = new CausalLMTask(
+    { train: new MemoryTokenFile(ids), val: new MemoryTokenFile(ids.slice(0, 600)) },
+    { batchSize, blockSize: 16, seed: 11 },
+  );
   return new Trainer(model, task, { ...OPTS, ...opts });
 }
 
@@ -27,7 +35,10 @@ test('gradient accumulation: two half micro-batches give the gradients of the fu
   for (const t of [full, halves]) t.model.eval(); // no dropout: the comparison is exact up to float sums
   const b = full.task.next();
   const half = (r0: number): HostBatch => {
-    const pick = (a: { data: Int32Array; shape: [number, number] }) => ({ data: a.data.slice(r0 * 16, (r0 + 2) * 16), shape: [2, 16] as [number, number] });
+    const pick = (a: { data: Int32Array; shape: [number, number] }) => ({
+      data: a.data.slice(r0 * 16, (r0 + 2) * 16),
+      shape: [2, 16] as [number, number],
+    });
     return { arrays: { inputIds: pick(b.arrays.inputIds!), labels: pick(b.arrays.labels!) }, tokens: 32 };
   };
   full.microStep(b);
@@ -35,7 +46,9 @@ test('gradient accumulation: two half micro-batches give the gradients of the fu
   halves.microStep(half(2));
   const grads = (t: Trainer) => t.model.parameters().map((p) => p.grad!.toList());
   const [g1, g2] = [grads(full), grads(halves)];
-  g1.forEach((g, i) => g.forEach((v, j) => assert.ok(Math.abs(v - g2[i]![j]!) < 1e-6, `param ${i}[${j}]: ${v} vs ${g2[i]![j]}`)));
+  g1.forEach((g, i) =>
+    g.forEach((v, j) => assert.ok(Math.abs(v - g2[i]![j]!) < 1e-6, `param ${i}[${j}]: ${v} vs ${g2[i]![j]}`)),
+  );
   full.dispose();
   halves.dispose();
 });
@@ -78,7 +91,12 @@ test('resume: 3 steps + state save/load into a fresh model + 3 steps == 6 uninte
 test('resume of truncated BPTT (tiny-lstm): the carried hidden state is saved, so the curve is exact', () => {
   const make = (seed: number) => {
     const model = createModel(getPreset('tiny-lstm'), { seed });
-    const task = createTask('tbptt', model.config, { train: new MemoryTokenFile(ids), val: new MemoryTokenFile(ids.slice(0, 600)) }, { batchSize: 4, blockSize: 16, seed: 11 });
+    const task = createTask(
+      'tbptt',
+      model.config,
+      { train: new MemoryTokenFile(ids), val: new MemoryTokenFile(ids.slice(0, 600)) },
+      { batchSize: 4, blockSize: 16, seed: 11 },
+    );
     return new Trainer(model, task, OPTS);
   };
   manualSeed(7);
@@ -88,7 +106,10 @@ test('resume of truncated BPTT (tiny-lstm): the carried hidden state is saved, s
   const head = losses(first, 3);
   const weights = new Map(first.weights().map(([n, p]) => [n, p.to('float32')] as [string, Tensor]));
   const { json, buffers } = first.state();
-  assert.ok(Object.keys(buffers).some((k) => k.startsWith('task.state.')), 'the LSTM state is part of the checkpoint');
+  assert.ok(
+    Object.keys(buffers).some((k) => k.startsWith('task.state.')),
+    'the LSTM state is part of the checkpoint',
+  );
   first.dispose();
   const resumed = make(77);
   resumed.loadWeights(weights);
@@ -113,7 +134,12 @@ test('runTraining: evals before steps 0, 3 and at the end; checkpoints every N s
   const evals: number[] = [];
   const ckpts: number[] = [];
   const steps: number[] = [];
-  const r = await runTraining(t, { onEval: (e) => evals.push(e.step), onStep: (s) => steps.push(s.step), checkpointInterval: 2, checkpoint: (s) => void ckpts.push(s) });
+  const r = await runTraining(t, {
+    onEval: (e) => evals.push(e.step),
+    onStep: (s) => steps.push(s.step),
+    checkpointInterval: 2,
+    checkpoint: (s) => void ckpts.push(s),
+  });
   assert.deepEqual(steps, [0, 1, 2, 3, 4, 5]);
   assert.deepEqual(evals, [0, 3, 6]);
   assert.deepEqual(ckpts, [2, 4, 6]);
@@ -124,5 +150,8 @@ test('runTraining: evals before steps 0, 3 and at the end; checkpoints every N s
 
 test('trainer options are validated with clear messages', () => {
   assert.throws(() => makeTrainer(1, { gradAccum: 0 }), /gradAccum must be a positive integer/);
-  assert.throws(() => makeTrainer(1, { schedule: { kind: 'cosine', lr: 1, minLr: 0, warmup: 10, decaySteps: 5 } }), /decaySteps/);
+  assert.throws(
+    () => makeTrainer(1, { schedule: { kind: 'cosine', lr: 1, minLr: 0, warmup: 10, decaySteps: 5 } }),
+    /decaySteps/,
+  );
 });

@@ -22,7 +22,10 @@ function packageRoot(): string {
 /** candidate locations, LINEAGE_NATIVE_ADDON first */
 function candidates(): string[] {
   const root = packageRoot();
-  const list = [path.join(root, 'build', 'Release', 'lineage_native.node'), path.join(root, 'build', 'Debug', 'lineage_native.node')];
+  const list = [
+    path.join(root, 'build', 'Release', 'lineage_native.node'),
+    path.join(root, 'build', 'Debug', 'lineage_native.node'),
+  ];
   const env = process.env.LINEAGE_NATIVE_ADDON;
   return env ? [path.resolve(env), ...list] : list;
 }

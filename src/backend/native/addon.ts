@@ -30,23 +30,90 @@ export interface NativeAddon {
   /** switch kernels ('avx512' | 'avx2' | 'portable'); throws when the CPU lacks the target */
   setTarget(name: string): string;
   setThreads(n: number): number;
-  gemm(a: number, b: number, c: number, batch: number, M: number, N: number, K: number, transA: boolean, transB: boolean,
-    strideA: number, strideB: number, nth: number): void;
+  gemm(
+    a: number,
+    b: number,
+    c: number,
+    batch: number,
+    M: number,
+    N: number,
+    K: number,
+    transA: boolean,
+    transB: boolean,
+    strideA: number,
+    strideB: number,
+    nth: number,
+  ): void;
   unary(op: number, x: number, out: number, n: number, nth: number): void;
   unaryBackward(op: number, x: number, y: number, dy: number, out: number, n: number, nth: number): void;
   binary(op: number, mode: number, a: number, b: number, out: number, n: number, rowLen: number, nth: number): void;
   softmax(x: number, out: number, rows: number, n: number, log: boolean, nth: number): void;
   softmaxBackward(y: number, dy: number, dx: number, rows: number, n: number, log: boolean, nth: number): void;
-  norm(rms: boolean, x: number, w: number, b: number, out: number, mean: number, rstd: number, rows: number, n: number,
-    eps: number, nth: number): void;
-  normBackward(rms: boolean, x: number, w: number, mean: number, rstd: number, dy: number, dx: number, dw: number, db: number,
-    rows: number, n: number, nth: number): void;
-  crossEntropy(z: number, t: number, loss: number, lse: number, rows: number, V: number, ignore: number, eps: number,
-    nth: number): void;
-  crossEntropyBackward(z: number, t: number, lse: number, dloss: number, dz: number, rows: number, V: number, ignore: number,
-    eps: number, nth: number): void;
-  adamw(p: number, g: number, m: number, v: number, n: number, lr: number, b1: number, b2: number, eps: number, wd: number,
-    bc1: number, bc2: number, nth: number): void;
+  norm(
+    rms: boolean,
+    x: number,
+    w: number,
+    b: number,
+    out: number,
+    mean: number,
+    rstd: number,
+    rows: number,
+    n: number,
+    eps: number,
+    nth: number,
+  ): void;
+  normBackward(
+    rms: boolean,
+    x: number,
+    w: number,
+    mean: number,
+    rstd: number,
+    dy: number,
+    dx: number,
+    dw: number,
+    db: number,
+    rows: number,
+    n: number,
+    nth: number,
+  ): void;
+  crossEntropy(
+    z: number,
+    t: number,
+    loss: number,
+    lse: number,
+    rows: number,
+    V: number,
+    ignore: number,
+    eps: number,
+    nth: number,
+  ): void;
+  crossEntropyBackward(
+    z: number,
+    t: number,
+    lse: number,
+    dloss: number,
+    dz: number,
+    rows: number,
+    V: number,
+    ignore: number,
+    eps: number,
+    nth: number,
+  ): void;
+  adamw(
+    p: number,
+    g: number,
+    m: number,
+    v: number,
+    n: number,
+    lr: number,
+    b1: number,
+    b2: number,
+    eps: number,
+    wd: number,
+    bc1: number,
+    bc2: number,
+    nth: number,
+  ): void;
   /** q, k, v, B, H, Hkv, Tq, Tk, Dk, Dv, scale, causal, window, kvLen, bias, bias strides x4, out, lse, nth */
   attention(...args: (number | boolean)[]): void;
   /** attention's first 19 arguments, then out, lse, dout, dq, dk, dv, nth */
@@ -54,9 +121,25 @@ export interface NativeAddon {
   /** op 0 sum, 1 max, 2 min over x [outer, n, inner] */
   reduce(op: number, x: number, out: number, outer: number, n: number, inner: number, nth: number): void;
   gather(x: number, idx: number, out: number, outer: number, n: number, inner: number, m: number, nth: number): void;
-  scatterAdd(src: number, idx: number, out: number, outer: number, n: number, inner: number, m: number, nth: number): void;
+  scatterAdd(
+    src: number,
+    idx: number,
+    out: number,
+    outer: number,
+    n: number,
+    inner: number,
+    m: number,
+    nth: number,
+  ): void;
   /** kind: 0 f32->f16, 1 f16->f32, 2 f32->bf16, 3 bf16->f32 (contiguous) */
   convert(kind: number, src: number, dst: number, n: number, nth: number): void;
-  copyStrided(src: number, dst: number, elemBytes: number, shape: readonly number[], srcStrides: readonly number[],
-    dstStrides: readonly number[], nth: number): void;
+  copyStrided(
+    src: number,
+    dst: number,
+    elemBytes: number,
+    shape: readonly number[],
+    srcStrides: readonly number[],
+    dstStrides: readonly number[],
+    nth: number,
+  ): void;
 }

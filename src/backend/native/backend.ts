@@ -6,7 +6,18 @@
 //
 // This file has no Node imports: the addon object is handed in (addon-node.ts loads it in Node).
 import type {
-  AnyArray, AttentionParams, Backend, BinaryOp, Buf, DType, KernelName, KernelTable, MatmulParams, NormParams, UnaryOp, View,
+  AnyArray,
+  AttentionParams,
+  Backend,
+  BinaryOp,
+  Buf,
+  DType,
+  KernelName,
+  KernelTable,
+  MatmulParams,
+  NormParams,
+  UnaryOp,
+  View,
 } from '../backend.js';
 import { bytesPerElement } from '../backend.js';
 import { referenceKernels } from '../reference/kernels.js';
@@ -23,12 +34,42 @@ export interface NativeBackendOptions {
 
 /** op codes of native/kernels.inc (enum Unary / Binary) */
 export const NATIVE_UNARY: Partial<Record<UnaryOp, number>> = {
-  neg: 0, abs: 1, exp: 2, sqrt: 3, rsqrt: 4, relu: 5, square: 6, reciprocal: 7, sigmoid: 8, silu: 9, tanh: 10, gelu_tanh: 11,
-  log: 12, gelu: 13, erf: 14, softplus: 15, sin: 16, cos: 17, log1p: 18,
+  neg: 0,
+  abs: 1,
+  exp: 2,
+  sqrt: 3,
+  rsqrt: 4,
+  relu: 5,
+  square: 6,
+  reciprocal: 7,
+  sigmoid: 8,
+  silu: 9,
+  tanh: 10,
+  gelu_tanh: 11,
+  log: 12,
+  gelu: 13,
+  erf: 14,
+  softplus: 15,
+  sin: 16,
+  cos: 17,
+  log1p: 18,
 };
 const NATIVE_UNARY_GRAD: Partial<Record<UnaryOp, number>> = {
-  neg: 0, abs: 1, exp: 2, sqrt: 3, rsqrt: 4, relu: 5, square: 6, reciprocal: 7, sigmoid: 8, silu: 9, tanh: 10, gelu_tanh: 11,
-  log: 12, gelu: 13, erf: 14,
+  neg: 0,
+  abs: 1,
+  exp: 2,
+  sqrt: 3,
+  rsqrt: 4,
+  relu: 5,
+  square: 6,
+  reciprocal: 7,
+  sigmoid: 8,
+  silu: 9,
+  tanh: 10,
+  gelu_tanh: 11,
+  log: 12,
+  gelu: 13,
+  erf: 14,
 };
 const NATIVE_BINARY: Partial<Record<BinaryOp, number>> = { add: 0, sub: 1, mul: 2, div: 3, maximum: 4, minimum: 5 };
 
@@ -118,7 +159,8 @@ export class NativeBackend implements Backend {
     if (opts.target) addon.setTarget(opts.target);
     const current = addon.info().threads;
     const threads = opts.threads ?? current;
-    if (!Number.isInteger(threads) || threads < 1) throw new Error(`native backend: threads must be a positive integer (got ${threads})`);
+    if (!Number.isInteger(threads) || threads < 1)
+      throw new Error(`native backend: threads must be a positive integer (got ${threads})`);
     // one pool per process, sized for the largest backend; each backend passes its own thread count per kernel
     if (threads > current) addon.setThreads(threads);
     this.threads = threads;
@@ -128,9 +170,9 @@ export class NativeBackend implements Backend {
     this.kernels = this.makeKernels();
   }
 
-
   allocate(dtype: DType, length: number, zero = true): Buf {
-    if (!Number.isInteger(length) || length < 0) throw new Error(`${this.name}.allocate: invalid length ${length} (${dtype})`);
+    if (!Number.isInteger(length) || length < 0)
+      throw new Error(`${this.name}.allocate: invalid length ${length} (${dtype})`);
     const bytes = length * bytesPerElement(dtype);
     const ptr = this.addon.alloc(bytes, zero);
     this.inUse += bytes;
@@ -168,8 +210,10 @@ export class NativeBackend implements Backend {
     const b = this.own(buf, 'view');
     if (!b.typed) {
       if (b.bytes > 2 ** 32) {
-        throw new Error(`${this.name}.view: a ${b.dtype} buffer of ${b.length} elements is over Node's 4 GiB limit for one ` +
-          'ArrayBuffer; native kernels and read/write still reach it');
+        throw new Error(
+          `${this.name}.view: a ${b.dtype} buffer of ${b.length} elements is over Node's 4 GiB limit for one ` +
+            'ArrayBuffer; native kernels and read/write still reach it',
+        );
       }
       b.ab ??= this.addon.wrap(b.ptr, b.bytes);
       b.typed = newTyped(b.dtype, b.ab, b.length);
@@ -195,20 +239,28 @@ export class NativeBackend implements Backend {
     if (name === 'copy') return dtypes.every((d) => d !== 'bool');
     if (name === 'gather') return dtypes.every((d) => d === 'float32' || d === 'int32');
     if (name === 'scatterAdd') return dtypes.every((d) => d === 'float32' || d === 'int32');
-    if (name === 'crossEntropy' || name === 'crossEntropyBackward') return dtypes.every((d) => d === 'float32' || d === 'int32');
-    if (name === 'attention' || name === 'attentionBackward') return dtypes.every((d) => d === 'float32' || d === 'int32');
+    if (name === 'crossEntropy' || name === 'crossEntropyBackward')
+      return dtypes.every((d) => d === 'float32' || d === 'int32');
+    if (name === 'attention' || name === 'attentionBackward')
+      return dtypes.every((d) => d === 'float32' || d === 'int32');
     return dtypes.every((d) => d === 'float32');
   }
 
   private own(buf: Buf, op: string): NativeBuf {
-    if (buf.backend !== this || !(buf instanceof NativeBuf)) throw new Error(`${this.name}.${op}: buffer belongs to backend '${buf.backend.name}'`);
-    if (buf.freed) throw new Error(`${this.name}.${op}: buffer (${buf.dtype}, ${buf.length}) was already freed (tensor used after dispose)`);
+    if (buf.backend !== this || !(buf instanceof NativeBuf))
+      throw new Error(`${this.name}.${op}: buffer belongs to backend '${buf.backend.name}'`);
+    if (buf.freed)
+      throw new Error(
+        `${this.name}.${op}: buffer (${buf.dtype}, ${buf.length}) was already freed (tensor used after dispose)`,
+      );
     return buf;
   }
 
   private checkRange(b: Buf, offset: number, length: number, op: string): void {
     if (offset < 0 || length < 0 || offset + length > b.length) {
-      throw new Error(`${this.name}.${op}: range [${offset}, ${offset + length}) is outside a buffer of ${b.length} elements`);
+      throw new Error(
+        `${this.name}.${op}: range [${offset}, ${offset + length}) is outside a buffer of ${b.length} elements`,
+      );
     }
   }
 
@@ -216,7 +268,9 @@ export class NativeBackend implements Backend {
   private addr(v: View, kernel: string, elems: number): number {
     const b = this.own(v.buf, kernel);
     if (v.offset < 0 || v.offset + elems > b.length) {
-      throw new Error(`${this.name}.${kernel}: view [${v.offset}, ${v.offset + elems}) is outside a buffer of ${b.length} elements`);
+      throw new Error(
+        `${this.name}.${kernel}: view [${v.offset}, ${v.offset + elems}) is outside a buffer of ${b.length} elements`,
+      );
     }
     return b.ptr + v.offset * bytesPerElement(b.dtype);
   }
@@ -242,21 +296,44 @@ export class NativeBackend implements Backend {
         const n = numel(out.shape);
         if (n === 0) return;
         const k = 'unaryBackward';
-        this.addon.unaryBackward(code, this.addr(x, k, n), this.addr(y, k, n), this.addr(dy, k, n), this.addr(out, k, n), n, this.nth(n, PAR_ELEMS));
+        this.addon.unaryBackward(
+          code,
+          this.addr(x, k, n),
+          this.addr(y, k, n),
+          this.addr(dy, k, n),
+          this.addr(out, k, n),
+          n,
+          this.nth(n, PAR_ELEMS),
+        );
       },
       binary: (op, a, b, out) => this.binary(op, a, b, out),
       softmax: (x, out, rows, n, log) => {
         if (!f32(x, out)) return fallback('softmax')(x, out, rows, n, log);
         if (rows * n === 0) return;
         const k = 'softmax';
-        this.addon.softmax(this.addr(x, k, rows * n), this.addr(out, k, rows * n), rows, n, log, this.nth(rows * n, PAR_ROW_ELEMS));
+        this.addon.softmax(
+          this.addr(x, k, rows * n),
+          this.addr(out, k, rows * n),
+          rows,
+          n,
+          log,
+          this.nth(rows * n, PAR_ROW_ELEMS),
+        );
       },
       softmaxBackward: (y, dy, dx, rows, n, log) => {
         if (!f32(y, dy, dx)) return fallback('softmaxBackward')(y, dy, dx, rows, n, log);
         if (rows * n === 0) return;
         const k = 'softmaxBackward';
         const e = rows * n;
-        this.addon.softmaxBackward(this.addr(y, k, e), this.addr(dy, k, e), this.addr(dx, k, e), rows, n, log, this.nth(e, PAR_ROW_ELEMS));
+        this.addon.softmaxBackward(
+          this.addr(y, k, e),
+          this.addr(dy, k, e),
+          this.addr(dx, k, e),
+          rows,
+          n,
+          log,
+          this.nth(e, PAR_ROW_ELEMS),
+        );
       },
       layerNorm: (x, w, b, out, mean, rstd, p) => {
         if (!f32(x, w, b, out, mean, rstd)) return fallback('layerNorm')(x, w, b, out, mean, rstd, p);
@@ -267,7 +344,8 @@ export class NativeBackend implements Backend {
         this.norm(true, x, w, null, out, null, rstd, p);
       },
       layerNormBackward: (x, w, mean, rstd, dy, dx, dw, db, p) => {
-        if (!f32(x, w, mean, rstd, dy, dx, dw, db)) return fallback('layerNormBackward')(x, w, mean, rstd, dy, dx, dw, db, p);
+        if (!f32(x, w, mean, rstd, dy, dx, dw, db))
+          return fallback('layerNormBackward')(x, w, mean, rstd, dy, dx, dw, db, p);
         this.normBackward(false, x, w, mean, rstd, dy, dx, dw, db, p);
       },
       rmsNormBackward: (x, w, rstd, dy, dx, dw, p) => {
@@ -280,7 +358,9 @@ export class NativeBackend implements Backend {
         const kn = 'attention';
         const flops = 4 * p.B * p.H * p.Tq * p.Tk * Math.max(p.Dk, p.Dv);
         this.addon.attention(
-          ...this.attnArgs(q, k, v, p, kn), this.addr(out, kn, p.B * p.H * p.Tq * p.Dv), this.addr(lse, kn, p.B * p.H * p.Tq),
+          ...this.attnArgs(q, k, v, p, kn),
+          this.addr(out, kn, p.B * p.H * p.Tq * p.Dv),
+          this.addr(lse, kn, p.B * p.H * p.Tq),
           this.nth(flops, PAR_FLOPS),
         );
       },
@@ -294,19 +374,32 @@ export class NativeBackend implements Backend {
         const rowsK = p.B * p.Hkv * p.Tk;
         const flops = 8 * p.B * p.H * p.Tq * p.Tk * Math.max(p.Dk, p.Dv);
         this.addon.attentionBackward(
-          ...this.attnArgs(q, k, v, p, kn), this.addr(out, kn, rowsQ * p.Dv), this.addr(lse, kn, rowsQ),
-          this.addr(dout, kn, rowsQ * p.Dv), this.addr(dq, kn, rowsQ * p.Dk), this.addr(dk, kn, rowsK * p.Dk),
-          this.addr(dv, kn, rowsK * p.Dv), this.nth(flops, PAR_FLOPS),
+          ...this.attnArgs(q, k, v, p, kn),
+          this.addr(out, kn, rowsQ * p.Dv),
+          this.addr(lse, kn, rowsQ),
+          this.addr(dout, kn, rowsQ * p.Dv),
+          this.addr(dq, kn, rowsQ * p.Dk),
+          this.addr(dk, kn, rowsK * p.Dk),
+          this.addr(dv, kn, rowsK * p.Dv),
+          this.nth(flops, PAR_FLOPS),
         );
       },
       crossEntropy: (logits, targets, loss, lse, p) => {
-        if (!f32(logits, loss, lse) || targets.buf.dtype !== 'int32') return fallback('crossEntropy')(logits, targets, loss, lse, p);
+        if (!f32(logits, loss, lse) || targets.buf.dtype !== 'int32')
+          return fallback('crossEntropy')(logits, targets, loss, lse, p);
         if (p.rows === 0) return;
         this.checkTargets(targets, p.rows, p.V, p.ignoreIndex);
         const k = 'crossEntropy';
         this.addon.crossEntropy(
-          this.addr(logits, k, p.rows * p.V), this.addr(targets, k, p.rows), this.addr(loss, k, p.rows), this.addr(lse, k, p.rows),
-          p.rows, p.V, p.ignoreIndex, p.labelSmoothing, this.nth(p.rows * p.V, PAR_ROW_ELEMS),
+          this.addr(logits, k, p.rows * p.V),
+          this.addr(targets, k, p.rows),
+          this.addr(loss, k, p.rows),
+          this.addr(lse, k, p.rows),
+          p.rows,
+          p.V,
+          p.ignoreIndex,
+          p.labelSmoothing,
+          this.nth(p.rows * p.V, PAR_ROW_ELEMS),
         );
       },
       crossEntropyBackward: (logits, targets, lse, dloss, dlogits, p) => {
@@ -317,8 +410,16 @@ export class NativeBackend implements Backend {
         this.checkTargets(targets, p.rows, p.V, p.ignoreIndex);
         const k = 'crossEntropyBackward';
         this.addon.crossEntropyBackward(
-          this.addr(logits, k, p.rows * p.V), this.addr(targets, k, p.rows), this.addr(lse, k, p.rows), this.addr(dloss, k, p.rows),
-          this.addr(dlogits, k, p.rows * p.V), p.rows, p.V, p.ignoreIndex, p.labelSmoothing, this.nth(p.rows * p.V, PAR_ROW_ELEMS),
+          this.addr(logits, k, p.rows * p.V),
+          this.addr(targets, k, p.rows),
+          this.addr(lse, k, p.rows),
+          this.addr(dloss, k, p.rows),
+          this.addr(dlogits, k, p.rows * p.V),
+          p.rows,
+          p.V,
+          p.ignoreIndex,
+          p.labelSmoothing,
+          this.nth(p.rows * p.V, PAR_ROW_ELEMS),
         );
       },
       reduce: (op, x, outer, n, inner, out) => {
@@ -326,8 +427,15 @@ export class NativeBackend implements Backend {
         if (code < 0 || !f32(x, out) || n < 1) return fallback('reduce')(op, x, outer, n, inner, out);
         if (outer * inner === 0) return;
         const k = 'reduce';
-        this.addon.reduce(code, this.addr(x, k, outer * n * inner), this.addr(out, k, outer * inner), outer, n, inner,
-          this.nth(outer * n * inner, PAR_ELEMS));
+        this.addon.reduce(
+          code,
+          this.addr(x, k, outer * n * inner),
+          this.addr(out, k, outer * inner),
+          outer,
+          n,
+          inner,
+          this.nth(outer * n * inner, PAR_ELEMS),
+        );
       },
       gather: (x, idx, out, outer, n, inner, m) => {
         const d = x.buf.dtype;
@@ -336,15 +444,32 @@ export class NativeBackend implements Backend {
         }
         if (outer * m * inner === 0) return;
         const k = 'gather';
-        this.addon.gather(this.addr(x, k, outer * n * inner), this.addr(idx, k, m), this.addr(out, k, outer * m * inner), outer, n,
-          inner, m, this.nth(outer * m * inner, PAR_ELEMS));
+        this.addon.gather(
+          this.addr(x, k, outer * n * inner),
+          this.addr(idx, k, m),
+          this.addr(out, k, outer * m * inner),
+          outer,
+          n,
+          inner,
+          m,
+          this.nth(outer * m * inner, PAR_ELEMS),
+        );
       },
       scatterAdd: (src, idx, out, outer, n, inner, m) => {
-        if (!f32(src, out) || idx.buf.dtype !== 'int32') return fallback('scatterAdd')(src, idx, out, outer, n, inner, m);
+        if (!f32(src, out) || idx.buf.dtype !== 'int32')
+          return fallback('scatterAdd')(src, idx, out, outer, n, inner, m);
         if (outer * m * inner === 0) return;
         const k = 'scatterAdd';
-        this.addon.scatterAdd(this.addr(src, k, outer * m * inner), this.addr(idx, k, m), this.addr(out, k, outer * n * inner),
-          outer, n, inner, m, this.nth(outer * m * inner, PAR_ELEMS));
+        this.addon.scatterAdd(
+          this.addr(src, k, outer * m * inner),
+          this.addr(idx, k, m),
+          this.addr(out, k, outer * n * inner),
+          outer,
+          n,
+          inner,
+          m,
+          this.nth(outer * m * inner, PAR_ELEMS),
+        );
       },
       adamw: (param, grad, m, v, p) => {
         if (!f32(param, grad, m, v)) return fallback('adamw')(param, grad, m, v, p);
@@ -353,8 +478,19 @@ export class NativeBackend implements Backend {
         const bc1 = 1 - p.beta1 ** p.step;
         const bc2 = 1 - p.beta2 ** p.step;
         this.addon.adamw(
-          this.addr(param, k, p.n), this.addr(grad, k, p.n), this.addr(m, k, p.n), this.addr(v, k, p.n), p.n, p.lr, p.beta1, p.beta2,
-          p.eps, p.weightDecay, bc1, bc2, this.nth(p.n, PAR_ELEMS),
+          this.addr(param, k, p.n),
+          this.addr(grad, k, p.n),
+          this.addr(m, k, p.n),
+          this.addr(v, k, p.n),
+          p.n,
+          p.lr,
+          p.beta1,
+          p.beta2,
+          p.eps,
+          p.weightDecay,
+          bc1,
+          bc2,
+          this.nth(p.n, PAR_ELEMS),
         );
       },
     };
@@ -374,7 +510,17 @@ export class NativeBackend implements Backend {
     const ea = (batch - 1) * p.strideA + M * K;
     const eb = (batch - 1) * p.strideB + K * N;
     this.addon.gemm(
-      this.addr(a, k, ea), this.addr(b, k, eb), o, batch, M, N, K, p.transA, p.transB, p.strideA, p.strideB,
+      this.addr(a, k, ea),
+      this.addr(b, k, eb),
+      o,
+      batch,
+      M,
+      N,
+      K,
+      p.transA,
+      p.transB,
+      p.strideA,
+      p.strideB,
       this.nth(2 * batch * M * N * K, PAR_FLOPS),
     );
   }
@@ -387,8 +533,16 @@ export class NativeBackend implements Backend {
     if (n === 0) return;
     const k = 'copy';
     if (xd !== od) {
-      const kind = xd === 'float32' && od === 'float16' ? 0 : xd === 'float16' && od === 'float32' ? 1
-        : xd === 'float32' && od === 'bfloat16' ? 2 : xd === 'bfloat16' && od === 'float32' ? 3 : -1;
+      const kind =
+        xd === 'float32' && od === 'float16'
+          ? 0
+          : xd === 'float16' && od === 'float32'
+            ? 1
+            : xd === 'float32' && od === 'bfloat16'
+              ? 2
+              : xd === 'bfloat16' && od === 'float32'
+                ? 3
+                : -1;
       if (kind < 0 || !isContiguous(x) || !isContiguous(out)) return fallback('copy')(x, out);
       this.addon.convert(kind, this.addr(x, k, n), this.addr(out, k, n), n, this.nth(n, PAR_ELEMS));
       return;
@@ -408,7 +562,12 @@ export class NativeBackend implements Backend {
     if (ex < 0 || eo < 0) return fallback('copy')(x, out);
     const xc = isContiguous(x) && isContiguous(out);
     this.addon.copyStrided(
-      this.addr(x, k, ex), this.addr(out, k, eo), eb, xc ? [n] : x.shape, xc ? [1] : x.strides, xc ? [1] : out.strides,
+      this.addr(x, k, ex),
+      this.addr(out, k, eo),
+      eb,
+      xc ? [n] : x.shape,
+      xc ? [1] : x.strides,
+      xc ? [1] : out.strides,
       this.nth(n, PAR_ELEMS),
     );
   }
@@ -431,21 +590,56 @@ export class NativeBackend implements Backend {
     const k = 'binary';
     const ea = mode === 2 ? 1 : mode === 4 ? rowLen : n;
     const eb = mode === 1 ? 1 : mode === 3 ? rowLen : n;
-    this.addon.binary(code, mode, this.addr(a, k, ea), this.addr(b, k, eb), this.addr(out, k, n), n, rowLen, this.nth(n, PAR_ELEMS));
+    this.addon.binary(
+      code,
+      mode,
+      this.addr(a, k, ea),
+      this.addr(b, k, eb),
+      this.addr(out, k, n),
+      n,
+      rowLen,
+      this.nth(n, PAR_ELEMS),
+    );
   }
 
-  private norm(rms: boolean, x: View, w: View | null, b: View | null, out: View, mean: View | null, rstd: View, p: NormParams): void {
+  private norm(
+    rms: boolean,
+    x: View,
+    w: View | null,
+    b: View | null,
+    out: View,
+    mean: View | null,
+    rstd: View,
+    p: NormParams,
+  ): void {
     const k = rms ? 'rmsNorm' : 'layerNorm';
     const { rows, n } = p;
     if (rows * n === 0) return;
     this.addon.norm(
-      rms, this.addr(x, k, rows * n), w ? this.addr(w, k, n) : 0, b ? this.addr(b, k, n) : 0, this.addr(out, k, rows * n),
-      mean ? this.addr(mean, k, rows) : 0, this.addr(rstd, k, rows), rows, n, p.eps, this.nth(rows * n, PAR_ROW_ELEMS),
+      rms,
+      this.addr(x, k, rows * n),
+      w ? this.addr(w, k, n) : 0,
+      b ? this.addr(b, k, n) : 0,
+      this.addr(out, k, rows * n),
+      mean ? this.addr(mean, k, rows) : 0,
+      this.addr(rstd, k, rows),
+      rows,
+      n,
+      p.eps,
+      this.nth(rows * n, PAR_ROW_ELEMS),
     );
   }
 
   private normBackward(
-    rms: boolean, x: View, w: View | null, mean: View | null, rstd: View, dy: View, dx: View, dw: View | null, db: View | null,
+    rms: boolean,
+    x: View,
+    w: View | null,
+    mean: View | null,
+    rstd: View,
+    dy: View,
+    dx: View,
+    dw: View | null,
+    db: View | null,
     p: NormParams,
   ): void {
     const k = rms ? 'rmsNormBackward' : 'layerNormBackward';
@@ -457,8 +651,17 @@ export class NativeBackend implements Backend {
       return;
     }
     this.addon.normBackward(
-      rms, this.addr(x, k, rows * n), w ? this.addr(w, k, n) : 0, mean ? this.addr(mean, k, rows) : 0, this.addr(rstd, k, rows),
-      this.addr(dy, k, rows * n), this.addr(dx, k, rows * n), dw ? this.addr(dw, k, n) : 0, db ? this.addr(db, k, n) : 0, rows, n,
+      rms,
+      this.addr(x, k, rows * n),
+      w ? this.addr(w, k, n) : 0,
+      mean ? this.addr(mean, k, rows) : 0,
+      this.addr(rstd, k, rows),
+      this.addr(dy, k, rows * n),
+      this.addr(dx, k, rows * n),
+      dw ? this.addr(dw, k, n) : 0,
+      db ? this.addr(db, k, n) : 0,
+      rows,
+      n,
       this.nth(rows * n, PAR_ROW_ELEMS),
     );
   }
@@ -468,7 +671,8 @@ export class NativeBackend implements Backend {
     const t = this.view(targets.buf) as Int32Array;
     for (let r = 0; r < rows; r++) {
       const v = t[targets.offset + r]!;
-      if (v !== ignore && (v < 0 || v >= V)) throw new Error(`${this.name}.crossEntropy: target ${v} at row ${r} is outside [0, ${V})`);
+      if (v !== ignore && (v < 0 || v >= V))
+        throw new Error(`${this.name}.crossEntropy: target ${v} at row ${r} is outside [0, ${V})`);
     }
   }
 
@@ -476,7 +680,8 @@ export class NativeBackend implements Backend {
   private attentionFast(q: View, k: View, v: View, out: View, lse: View, p: AttentionParams): boolean {
     if (!f32(q, k, v, out, lse)) return false;
     if (p.kvLen && p.kvLen.buf.dtype !== 'int32') return false;
-    if (p.bias && (p.bias.buf.dtype !== 'float32' || p.bias.strides.length !== 4 || p.bias.strides.some((s) => s < 0))) return false;
+    if (p.bias && (p.bias.buf.dtype !== 'float32' || p.bias.strides.length !== 4 || p.bias.strides.some((s) => s < 0)))
+      return false;
     if (p.Hkv < 1 || p.H % p.Hkv !== 0 || p.Dk < 1 || p.Dv < 1) return false;
     return true;
   }
@@ -489,9 +694,25 @@ export class NativeBackend implements Backend {
       biasAddr = this.addr(p.bias, kn, extent);
     }
     return [
-      this.addr(q, kn, p.B * p.H * p.Tq * p.Dk), this.addr(k, kn, p.B * p.Hkv * p.Tk * p.Dk), this.addr(v, kn, p.B * p.Hkv * p.Tk * p.Dv),
-      p.B, p.H, p.Hkv, p.Tq, p.Tk, p.Dk, p.Dv, p.scale, p.causal, p.window, p.kvLen ? this.addr(p.kvLen, kn, p.B) : 0, biasAddr,
-      s[0]!, s[1]!, s[2]!, s[3]!,
+      this.addr(q, kn, p.B * p.H * p.Tq * p.Dk),
+      this.addr(k, kn, p.B * p.Hkv * p.Tk * p.Dk),
+      this.addr(v, kn, p.B * p.Hkv * p.Tk * p.Dv),
+      p.B,
+      p.H,
+      p.Hkv,
+      p.Tq,
+      p.Tk,
+      p.Dk,
+      p.Dv,
+      p.scale,
+      p.causal,
+      p.window,
+      p.kvLen ? this.addr(p.kvLen, kn, p.B) : 0,
+      biasAddr,
+      s[0]!,
+      s[1]!,
+      s[2]!,
+      s[3]!,
     ];
   }
 }

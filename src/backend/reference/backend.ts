@@ -27,7 +27,10 @@ export class ReferenceBackend implements Backend {
   }
 
   allocate(dtype: DType, length: number, _zero = true): Buf {
-    const data = dtype === 'float32' && this.opts.float64 ? (new Float64Array(length) as unknown as Float32Array) : newArray(dtype, length);
+    const data =
+      dtype === 'float32' && this.opts.float64
+        ? (new Float64Array(length) as unknown as Float32Array)
+        : newArray(dtype, length);
     this.inUse += length * bytesPerElement(dtype);
     this.peak = Math.max(this.peak, this.inUse);
     return new ReferenceBuf(this, dtype, length, data);
@@ -69,7 +72,8 @@ export class ReferenceBackend implements Backend {
   }
 
   private own(buf: Buf, op: string): ReferenceBuf {
-    if (buf.backend !== this || !(buf instanceof ReferenceBuf)) throw new Error(`${this.name}.${op}: buffer belongs to backend '${buf.backend.name}'`);
+    if (buf.backend !== this || !(buf instanceof ReferenceBuf))
+      throw new Error(`${this.name}.${op}: buffer belongs to backend '${buf.backend.name}'`);
     if (buf.freed) throw new Error(`${this.name}.${op}: buffer was already freed (tensor used after dispose)`);
     return buf;
   }
@@ -77,6 +81,8 @@ export class ReferenceBackend implements Backend {
 
 function checkRange(b: Buf, offset: number, length: number, op: string): void {
   if (offset < 0 || length < 0 || offset + length > b.length) {
-    throw new Error(`reference.${op}: range [${offset}, ${offset + length}) is outside a buffer of ${b.length} elements`);
+    throw new Error(
+      `reference.${op}: range [${offset}, ${offset + length}) is outside a buffer of ${b.length} elements`,
+    );
   }
 }

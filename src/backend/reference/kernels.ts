@@ -3,8 +3,17 @@
 // to them for anything it does not implement. Scratch space is Float64Array so the same code
 // serves the float64 gradient-check backend.
 import type {
-  AdamWParams, AnyArray, AttentionParams, BinaryOp, CrossEntropyParams, KernelTable, NormParams,
-  ReduceOp, ScanParams, UnaryOp, View,
+  AdamWParams,
+  AnyArray,
+  AttentionParams,
+  BinaryOp,
+  CrossEntropyParams,
+  KernelTable,
+  NormParams,
+  ReduceOp,
+  ScanParams,
+  UnaryOp,
+  View,
 } from '../backend.js';
 import { encodeAs, f16ToF32, readAs } from '../dtype.js';
 import { erf } from './math.js';
@@ -23,7 +32,11 @@ function numel(shape: readonly number[]): number {
 }
 
 /** Calls f(outIndex, offA, offB, offC) for every element of `shape`, walking up to three strided views. */
-function walk(shape: readonly number[], views: readonly View[], f: (i: number, a: number, b: number, c: number) => void): void {
+function walk(
+  shape: readonly number[],
+  views: readonly View[],
+  f: (i: number, a: number, b: number, c: number) => void,
+): void {
   const nd = shape.length;
   const n = numel(shape);
   if (n === 0) return;
@@ -199,13 +212,24 @@ function f32BitsToF16(bits: number): number {
 }
 
 /** contiguous float32 <-> bfloat16 / float16 conversion in tight loops (mixed-precision casts) */
-function convertContiguous(xa: AnyArray, xo: number, xd: string, oa: AnyArray, oo: number, od: string, n: number): boolean {
+function convertContiguous(
+  xa: AnyArray,
+  xo: number,
+  xd: string,
+  oa: AnyArray,
+  oo: number,
+  od: string,
+  n: number,
+): boolean {
   if (!(xa instanceof Float32Array || oa instanceof Float32Array)) return false;
   if (xd === 'float32' && od === 'bfloat16') {
     const bits = new Uint32Array(xa.buffer, xa.byteOffset + xo * 4, n);
     for (let i = 0; i < n; i++) {
       const b = bits[i]!;
-      oa[oo + i] = (b & 0x7fffffff) > 0x7f800000 ? ((b >>> 16) | 0x40) & 0xffff : ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
+      oa[oo + i] =
+        (b & 0x7fffffff) > 0x7f800000
+          ? ((b >>> 16) | 0x40) & 0xffff
+          : ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
     }
     return true;
   }
@@ -241,12 +265,21 @@ function copy(x: View, out: View): void {
   const oa = arr(out);
   const xd = x.buf.dtype;
   const od = out.buf.dtype;
-  if (xd !== od && isDense(x) && isDense(out) && convertContiguous(xa, x.offset, xd, oa, out.offset, od, numel(x.shape))) return;
+  if (
+    xd !== od &&
+    isDense(x) &&
+    isDense(out) &&
+    convertContiguous(xa, x.offset, xd, oa, out.offset, od, numel(x.shape))
+  )
+    return;
   const nd = x.shape.length;
   const unitRows = nd > 0 && x.strides[nd - 1] === 1 && out.strides[nd - 1] === 1;
   if (xd === od && unitRows && xa.constructor === oa.constructor) {
     rows(x.shape, x, out, (a, o, inner) => (oa as Float32Array).set((xa as Float32Array).subarray(a, a + inner), o));
-  } else if (xd === od || (xd !== 'float16' && xd !== 'bfloat16' && od !== 'float16' && od !== 'bfloat16' && od !== 'bool')) {
+  } else if (
+    xd === od ||
+    (xd !== 'float16' && xd !== 'bfloat16' && od !== 'float16' && od !== 'bfloat16' && od !== 'bool')
+  ) {
     walk(x.shape, [x, out], (_i, a, o) => {
       oa[o] = xa[a]!;
     });
@@ -301,7 +334,11 @@ function reduce(op: ReduceOp, x: View, outer: number, n: number, inner: number, 
       for (let k = op === 'sum' ? 0 : 1; k < n; k++) {
         const v = xa[base + k * inner]!;
         if (op === 'sum') acc += v;
-        else if (op === 'max' || op === 'argmax' ? v > acc || (Number.isNaN(v) && !Number.isNaN(acc)) : v < acc || (Number.isNaN(v) && !Number.isNaN(acc))) {
+        else if (
+          op === 'max' || op === 'argmax'
+            ? v > acc || (Number.isNaN(v) && !Number.isNaN(acc))
+            : v < acc || (Number.isNaN(v) && !Number.isNaN(acc))
+        ) {
           acc = v;
           best = k;
         }
@@ -311,7 +348,21 @@ function reduce(op: ReduceOp, x: View, outer: number, n: number, inner: number, 
   }
 }
 
-function matmul(a: View, b: View, out: View, p: { batch: number; M: number; N: number; K: number; transA: boolean; transB: boolean; strideA: number; strideB: number }): void {
+function matmul(
+  a: View,
+  b: View,
+  out: View,
+  p: {
+    batch: number;
+    M: number;
+    N: number;
+    K: number;
+    transA: boolean;
+    transB: boolean;
+    strideA: number;
+    strideB: number;
+  },
+): void {
   const { batch, M, N, K, transA, transB, strideA, strideB } = p;
   const aa = arr(a);
   const ba = arr(b);
@@ -390,7 +441,17 @@ function layerNorm(x: View, w: View | null, b: View | null, out: View, mean: Vie
   }
 }
 
-function layerNormBackward(x: View, w: View | null, mean: View, rstd: View, dy: View, dx: View, dw: View | null, db: View | null, p: NormParams): void {
+function layerNormBackward(
+  x: View,
+  w: View | null,
+  mean: View,
+  rstd: View,
+  dy: View,
+  dx: View,
+  dw: View | null,
+  db: View | null,
+  p: NormParams,
+): void {
   const { rows, n } = p;
   const xa = arr(x);
   const wa = w && arr(w);
@@ -442,7 +503,15 @@ function rmsNorm(x: View, w: View | null, out: View, rstd: View, p: NormParams):
   }
 }
 
-function rmsNormBackward(x: View, w: View | null, rstd: View, dy: View, dx: View, dw: View | null, p: NormParams): void {
+function rmsNormBackward(
+  x: View,
+  w: View | null,
+  rstd: View,
+  dy: View,
+  dx: View,
+  dw: View | null,
+  p: NormParams,
+): void {
   const { rows, n } = p;
   const xa = arr(x);
   const wa = w && arr(w);
@@ -485,7 +554,19 @@ function biasAt(bias: View | null, ba: AnyArray | null, b: number, h: number, i:
 }
 
 /** scores of one query row, masked entries = -Infinity */
-function attnScores(p: AttentionParams, qa: AnyArray, ka: AnyArray, q: View, k: View, kvl: AnyArray | null, ba: AnyArray | null, b: number, h: number, i: number, s: Float64Array): void {
+function attnScores(
+  p: AttentionParams,
+  qa: AnyArray,
+  ka: AnyArray,
+  q: View,
+  k: View,
+  kvl: AnyArray | null,
+  ba: AnyArray | null,
+  b: number,
+  h: number,
+  i: number,
+  s: Float64Array,
+): void {
   const g = (p.H / p.Hkv) | 0;
   const qo = q.offset + ((b * p.H + h) * p.Tq + i) * p.Dk;
   for (let j = 0; j < p.Tk; j++) {
@@ -532,7 +613,18 @@ function attention(q: View, k: View, v: View, out: View, lse: View, p: Attention
   }
 }
 
-function attentionBackward(q: View, k: View, v: View, out: View, lse: View, dout: View, dq: View, dk: View, dv: View, p: AttentionParams): void {
+function attentionBackward(
+  q: View,
+  k: View,
+  v: View,
+  out: View,
+  lse: View,
+  dout: View,
+  dq: View,
+  dk: View,
+  dv: View,
+  p: AttentionParams,
+): void {
   const [qa, ka, va, oa, la, ga] = [arr(q), arr(k), arr(v), arr(out), arr(lse), arr(dout)];
   const [dqa, dka, dva] = [arr(dq), arr(dk), arr(dv)];
   const kvl = p.kvLen ? arr(p.kvLen) : null;
@@ -597,7 +689,14 @@ function crossEntropy(logits: View, targets: View, loss: View, lse: View, p: Cro
   }
 }
 
-function crossEntropyBackward(logits: View, targets: View, lse: View, dloss: View, dlogits: View, p: CrossEntropyParams): void {
+function crossEntropyBackward(
+  logits: View,
+  targets: View,
+  lse: View,
+  dloss: View,
+  dlogits: View,
+  p: CrossEntropyParams,
+): void {
   const [za, ta, sa, ga, da] = [arr(logits), arr(targets), arr(lse), arr(dloss), arr(dlogits)];
   const { rows, V, ignoreIndex, labelSmoothing: eps } = p;
   for (let r = 0; r < rows; r++) {
@@ -606,7 +705,8 @@ function crossEntropyBackward(logits: View, targets: View, lse: View, dloss: Vie
     const L = sa[lse.offset + r]!;
     for (let j = 0; j < V; j++) {
       const i = r * V + j;
-      da[dlogits.offset + i] = t === ignoreIndex ? 0 : g * (Math.exp(za[logits.offset + i]! - L) - (j === t ? 1 - eps : 0) - eps / V);
+      da[dlogits.offset + i] =
+        t === ignoreIndex ? 0 : g * (Math.exp(za[logits.offset + i]! - L) - (j === t ? 1 - eps : 0) - eps / V);
     }
   }
 }
@@ -679,7 +779,18 @@ function conv1d(x: View, w: View, bias: View | null, out: View, B: number, C: nu
   }
 }
 
-function conv1dBackward(x: View, w: View, dy: View, dx: View, dw: View, db: View | null, B: number, C: number, T: number, K: number): void {
+function conv1dBackward(
+  x: View,
+  w: View,
+  dy: View,
+  dx: View,
+  dw: View,
+  db: View | null,
+  B: number,
+  C: number,
+  T: number,
+  K: number,
+): void {
   const [xa, wa, ga, dxa, dwa] = [arr(x), arr(w), arr(dy), arr(dx), arr(dw)];
   const dba = db && arr(db);
   const dW = new Float64Array(C * K);
@@ -707,7 +818,18 @@ function conv1dBackward(x: View, w: View, dy: View, dx: View, dw: View, db: View
   if (dba) for (let i = 0; i < C; i++) dba[db!.offset + i] = dB[i]!;
 }
 
-function scan(x: View, delta: View, A: View, Bm: View, Cm: View, D: View | null, h0: View | null, y: View, hT: View, p: ScanParams): void {
+function scan(
+  x: View,
+  delta: View,
+  A: View,
+  Bm: View,
+  Cm: View,
+  D: View | null,
+  h0: View | null,
+  y: View,
+  hT: View,
+  p: ScanParams,
+): void {
   const [xa, da, Aa, Ba, Ca, ya, ha] = [arr(x), arr(delta), arr(A), arr(Bm), arr(Cm), arr(y), arr(hT)];
   const Da = D && arr(D);
   const h0a = h0 && arr(h0);
@@ -733,8 +855,23 @@ function scan(x: View, delta: View, A: View, Bm: View, Cm: View, D: View | null,
 }
 
 function scanBackward(
-  x: View, delta: View, A: View, Bm: View, Cm: View, D: View | null, h0: View | null, dy: View, dhT: View | null,
-  dx: View, ddelta: View, dA: View, dB: View, dC: View, dD: View | null, dh0: View | null, p: ScanParams,
+  x: View,
+  delta: View,
+  A: View,
+  Bm: View,
+  Cm: View,
+  D: View | null,
+  h0: View | null,
+  dy: View,
+  dhT: View | null,
+  dx: View,
+  ddelta: View,
+  dA: View,
+  dB: View,
+  dC: View,
+  dD: View | null,
+  dh0: View | null,
+  p: ScanParams,
 ): void {
   const [xa, da, Aa, Ba, Ca, ga] = [arr(x), arr(delta), arr(A), arr(Bm), arr(Cm), arr(dy)];
   const Da = D && arr(D);
@@ -756,7 +893,8 @@ function scanBackward(
         const xv = xa[x.offset + bt * C + c]!;
         const dt = da[delta.offset + bt * C + c]!;
         for (let n = 0; n < N; n++) {
-          hs[(t + 1) * N + n] = Math.exp(dt * Aa[A.offset + c * N + n]!) * hs[t * N + n]! + dt * Ba[Bm.offset + bt * N + n]! * xv;
+          hs[(t + 1) * N + n] =
+            Math.exp(dt * Aa[A.offset + c * N + n]!) * hs[t * N + n]! + dt * Ba[Bm.offset + bt * N + n]! * xv;
         }
       }
       for (let n = 0; n < N; n++) dh[n] = dhTa ? dhTa[dhT!.offset + (b * C + c) * N + n]! : 0;
@@ -810,7 +948,31 @@ function adamw(param: View, grad: View, m: View, v: View, p: AdamWParams): void 
 }
 
 export const referenceKernels: KernelTable = {
-  copy, unary, unaryBackward, binary, where, reduce, matmul, softmax, softmaxBackward, layerNorm, layerNormBackward,
-  rmsNorm, rmsNormBackward, attention, attentionBackward, crossEntropy, crossEntropyBackward, gather,
-  scatterAdd, cumsum, topk, conv1d, conv1dBackward, scan, scanBackward, adamw, quantMatmul,
+  copy,
+  unary,
+  unaryBackward,
+  binary,
+  where,
+  reduce,
+  matmul,
+  softmax,
+  softmaxBackward,
+  layerNorm,
+  layerNormBackward,
+  rmsNorm,
+  rmsNormBackward,
+  attention,
+  attentionBackward,
+  crossEntropy,
+  crossEntropyBackward,
+  gather,
+  scatterAdd,
+  cumsum,
+  topk,
+  conv1d,
+  conv1dBackward,
+  scan,
+  scanBackward,
+  adamw,
+  quantMatmul,
 };

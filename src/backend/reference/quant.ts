@@ -24,7 +24,8 @@ export function quantBlockBytes(bits: QuantBits): number {
 
 /** bytes of one packed row of K weights */
 export function quantRowBytes(K: number, bits: QuantBits): number {
-  if (K % QUANT_BLOCK !== 0) throw new Error(`quantization: the input dimension ${K} is not a multiple of ${QUANT_BLOCK}`);
+  if (K % QUANT_BLOCK !== 0)
+    throw new Error(`quantization: the input dimension ${K} is not a multiple of ${QUANT_BLOCK}`);
   return (K / QUANT_BLOCK) * quantBlockBytes(bits);
 }
 
@@ -106,7 +107,9 @@ export function quantBytesOf(w: View, N: number, K: number, bits: QuantBits): Ui
   const arr = w.buf.backend.view(w.buf) ?? w.buf.backend.read(w.buf);
   const bytes = N * quantRowBytes(K, bits);
   if (arr.BYTES_PER_ELEMENT !== 4 || (arr.length - w.offset) * 4 < bytes) {
-    throw new Error(`quantMatmul: the packed weight holds ${(arr.length - w.offset) * arr.BYTES_PER_ELEMENT} bytes, [${N}, ${K}] q${bits} needs ${bytes}`);
+    throw new Error(
+      `quantMatmul: the packed weight holds ${(arr.length - w.offset) * arr.BYTES_PER_ELEMENT} bytes, [${N}, ${K}] q${bits} needs ${bytes}`,
+    );
   }
   return new Uint8Array(arr.buffer, arr.byteOffset + w.offset * 4, bytes);
 }

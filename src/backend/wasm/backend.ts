@@ -4,8 +4,22 @@
 // non-contiguous views, unusual broadcasts) run the reference kernels through view(), which reads
 // this memory directly; the op layer does that (src/backend/dispatch.ts), not this file.
 import type {
-  AdamWParams, AnyArray, AttentionParams, Backend, BinaryOp, Buf, CrossEntropyParams, DType, FastKernels, KernelName,
-  MatmulParams, NormParams, QuantMatmulParams, ReduceOp, UnaryOp, View,
+  AdamWParams,
+  AnyArray,
+  AttentionParams,
+  Backend,
+  BinaryOp,
+  Buf,
+  CrossEntropyParams,
+  DType,
+  FastKernels,
+  KernelName,
+  MatmulParams,
+  NormParams,
+  QuantMatmulParams,
+  ReduceOp,
+  UnaryOp,
+  View,
 } from '../backend.js';
 import { bytesPerElement } from '../backend.js';
 import { WasmAllocator } from './allocator.js';
@@ -41,19 +55,60 @@ export interface WasmBackend extends Backend {
 
 /** exported kernel functions the pool may dispatch */
 const FNS = [
-  'gemm', 'attention', 'attentionBackward', 'unary', 'unaryBackward', 'binary', 'softmax', 'softmaxBackward', 'norm', 'normBackward',
-  'crossEntropy', 'crossEntropyBackward', 'adamw', 'copyStrided', 'reduce', 'gemv', 'gather', 'scatterAdd',
-  'qgemv', 'qgemm',
+  'gemm',
+  'attention',
+  'attentionBackward',
+  'unary',
+  'unaryBackward',
+  'binary',
+  'softmax',
+  'softmaxBackward',
+  'norm',
+  'normBackward',
+  'crossEntropy',
+  'crossEntropyBackward',
+  'adamw',
+  'copyStrided',
+  'reduce',
+  'gemv',
+  'gather',
+  'scatterAdd',
+  'qgemv',
+  'qgemm',
 ] as const;
 type Fn = (typeof FNS)[number];
 
 export const UNARY_CODES: Partial<Record<UnaryOp, number>> = {
-  neg: 0, abs: 1, exp: 2, sqrt: 3, rsqrt: 4, relu: 5, square: 6, reciprocal: 7, sigmoid: 8, silu: 9, tanh: 10, gelu_tanh: 11,
-  log: 12, gelu: 13, erf: 14,
+  neg: 0,
+  abs: 1,
+  exp: 2,
+  sqrt: 3,
+  rsqrt: 4,
+  relu: 5,
+  square: 6,
+  reciprocal: 7,
+  sigmoid: 8,
+  silu: 9,
+  tanh: 10,
+  gelu_tanh: 11,
+  log: 12,
+  gelu: 13,
+  erf: 14,
 };
 /** ops with a fast derivative kernel (unaryBackward) */
 const UNARY_GRAD_CODES: Partial<Record<UnaryOp, number>> = {
-  neg: 0, exp: 2, sqrt: 3, rsqrt: 4, relu: 5, square: 6, reciprocal: 7, sigmoid: 8, silu: 9, tanh: 10, gelu_tanh: 11, log: 12,
+  neg: 0,
+  exp: 2,
+  sqrt: 3,
+  rsqrt: 4,
+  relu: 5,
+  square: 6,
+  reciprocal: 7,
+  sigmoid: 8,
+  silu: 9,
+  tanh: 10,
+  gelu_tanh: 11,
+  log: 12,
   gelu: 13,
 };
 const BINARY_CODES: Partial<Record<BinaryOp, number>> = { add: 0, sub: 1, mul: 2, div: 3, maximum: 4, minimum: 5 };
@@ -148,7 +203,9 @@ function shapeStr(v: View | null): string {
 
 export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<WasmBackend> {
   if (typeof SharedArrayBuffer === 'undefined') {
-    throw new Error('wasm backend: SharedArrayBuffer is unavailable (browsers need a cross-origin-isolated page: COOP/COEP headers)');
+    throw new Error(
+      'wasm backend: SharedArrayBuffer is unavailable (browsers need a cross-origin-isolated page: COOP/COEP headers)',
+    );
   }
   const { module, variant } = await loadKernelModule(opts.variant ?? 'auto');
   const { memory, maxPages } = createSharedMemory();
@@ -157,7 +214,8 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
 
   let spawn = opts.spawn;
   let cores = 1;
-  const isNode = typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
+  const isNode =
+    typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
   if (isNode) {
     // Node-only adapter (worker_threads), imported lazily through a variable specifier so browsers and
     // bundlers never load it
@@ -184,7 +242,9 @@ function createSharedMemory(): { memory: WebAssembly.Memory; maxPages: number } 
       err = e;
     }
   }
-  throw new Error(`wasm backend: cannot create a shared WebAssembly.Memory: ${err instanceof Error ? err.message : String(err)}`);
+  throw new Error(
+    `wasm backend: cannot create a shared WebAssembly.Memory: ${err instanceof Error ? err.message : String(err)}`,
+  );
 }
 
 class WasmBackendImpl implements WasmBackend {
@@ -218,7 +278,8 @@ class WasmBackendImpl implements WasmBackend {
   }
 
   allocate(dtype: DType, length: number, zero = true): Buf {
-    if (!Number.isInteger(length) || length < 0) throw new Error(`${this.name}.allocate: invalid length ${length} (${dtype})`);
+    if (!Number.isInteger(length) || length < 0)
+      throw new Error(`${this.name}.allocate: invalid length ${length} (${dtype})`);
     const ptr = this.alloc.alloc(length * bytesPerElement(dtype), zero, `allocate(${dtype}, ${length})`);
     return new WasmBuf(this, dtype, length, ptr);
   }
@@ -238,7 +299,9 @@ class WasmBackendImpl implements WasmBackend {
   write(buf: Buf, data: AnyArray, offset = 0): void {
     const b = this.own(buf, 'write');
     this.checkRange(b, offset, data.length, 'write');
-    (this.typed(b.dtype, b.ptr + offset * bytesPerElement(b.dtype), data.length) as Float32Array).set(data as Float32Array);
+    (this.typed(b.dtype, b.ptr + offset * bytesPerElement(b.dtype), data.length) as Float32Array).set(
+      data as Float32Array,
+    );
   }
 
   /** a fresh typed array each call: memory.buffer changes when the memory grows */
@@ -278,14 +341,20 @@ class WasmBackendImpl implements WasmBackend {
   }
 
   private own(buf: Buf, op: string): WasmBuf {
-    if (buf.backend !== this || !(buf instanceof WasmBuf)) throw new Error(`${this.name}.${op}: buffer belongs to backend '${buf.backend.name}'`);
-    if (buf.freed) throw new Error(`${this.name}.${op}: buffer (${buf.dtype}, ${buf.length}) was already freed (tensor used after dispose)`);
+    if (buf.backend !== this || !(buf instanceof WasmBuf))
+      throw new Error(`${this.name}.${op}: buffer belongs to backend '${buf.backend.name}'`);
+    if (buf.freed)
+      throw new Error(
+        `${this.name}.${op}: buffer (${buf.dtype}, ${buf.length}) was already freed (tensor used after dispose)`,
+      );
     return buf;
   }
 
   private checkRange(b: Buf, offset: number, length: number, op: string): void {
     if (offset < 0 || length < 0 || offset + length > b.length) {
-      throw new Error(`${this.name}.${op}: range [${offset}, ${offset + length}) is outside a buffer of ${b.length} elements`);
+      throw new Error(
+        `${this.name}.${op}: range [${offset}, ${offset + length}) is outside a buffer of ${b.length} elements`,
+      );
     }
   }
 
@@ -337,7 +406,13 @@ class WasmBackendImpl implements WasmBackend {
         if (code === undefined || !isContiguous(x)) return false;
         const n = numel(x.shape);
         if (n === 0) return;
-        this.run('unary', this.nth(n, PAR_ELEMS), [code, this.addr(x, 'unary'), this.addr(out, 'unary'), n], 0, () => `${op}, ${shapeStr(x)}`);
+        this.run(
+          'unary',
+          this.nth(n, PAR_ELEMS),
+          [code, this.addr(x, 'unary'), this.addr(out, 'unary'), n],
+          0,
+          () => `${op}, ${shapeStr(x)}`,
+        );
       },
       unaryBackward: (op, x, y, dy, out) => {
         const code = UNARY_GRAD_CODES[op];
@@ -345,35 +420,71 @@ class WasmBackendImpl implements WasmBackend {
         const n = numel(out.shape);
         if (n === 0) return;
         const k = 'unaryBackward';
-        this.run(k, this.nth(n, PAR_ELEMS), [code, this.addr(x, k), this.addr(y, k), this.addr(dy, k), this.addr(out, k), n], 0, () => `${op}, ${shapeStr(out)}`);
+        this.run(
+          k,
+          this.nth(n, PAR_ELEMS),
+          [code, this.addr(x, k), this.addr(y, k), this.addr(dy, k), this.addr(out, k), n],
+          0,
+          () => `${op}, ${shapeStr(out)}`,
+        );
       },
       binary: (op, a, b, out) => this.binary(op, a, b, out),
       copy: (x, out) => this.copy(x, out),
       gather: (x, idx, out, outer, n, inner, m) => {
         if (outer * m * inner === 0) return;
         const k = 'gather';
-        this.run(k, this.nth(outer * m * inner, PAR_ELEMS), [this.addr(x, k), this.addr(idx, k), this.addr(out, k), outer, n, inner, m], 0, () => `outer=${outer}, n=${n}, inner=${inner}, m=${m}`);
+        this.run(
+          k,
+          this.nth(outer * m * inner, PAR_ELEMS),
+          [this.addr(x, k), this.addr(idx, k), this.addr(out, k), outer, n, inner, m],
+          0,
+          () => `outer=${outer}, n=${n}, inner=${inner}, m=${m}`,
+        );
       },
       scatterAdd: (src, idx, out, outer, n, inner, m) => {
         if (outer * m * inner === 0) return;
         const k = 'scatterAdd';
-        this.run(k, this.nth(outer * m * inner, PAR_ELEMS), [this.addr(src, k), this.addr(idx, k), this.addr(out, k), outer, n, inner, m], 0, () => `outer=${outer}, n=${n}, inner=${inner}, m=${m}`);
+        this.run(
+          k,
+          this.nth(outer * m * inner, PAR_ELEMS),
+          [this.addr(src, k), this.addr(idx, k), this.addr(out, k), outer, n, inner, m],
+          0,
+          () => `outer=${outer}, n=${n}, inner=${inner}, m=${m}`,
+        );
       },
       reduce: (op, x, outer, n, inner, out) => {
         const code = REDUCE_CODES[op];
         if (code === undefined || n < 1) return false;
         if (outer * inner === 0) return;
         const k = 'reduce';
-        this.run(k, this.nth(outer * n * inner, PAR_ELEMS), [code, this.addr(x, k), this.addr(out, k), outer, n, inner], 0, () => `${op}, outer=${outer}, n=${n}, inner=${inner}`);
+        this.run(
+          k,
+          this.nth(outer * n * inner, PAR_ELEMS),
+          [code, this.addr(x, k), this.addr(out, k), outer, n, inner],
+          0,
+          () => `${op}, outer=${outer}, n=${n}, inner=${inner}`,
+        );
       },
       softmax: (x, out, rows, n, log) => {
         if (rows * n === 0) return;
-        this.run('softmax', this.nth(rows * n, PAR_ROW_ELEMS), [this.addr(x, 'softmax'), this.addr(out, 'softmax'), rows, n, log], 0, () => `rows=${rows}, n=${n}`);
+        this.run(
+          'softmax',
+          this.nth(rows * n, PAR_ROW_ELEMS),
+          [this.addr(x, 'softmax'), this.addr(out, 'softmax'), rows, n, log],
+          0,
+          () => `rows=${rows}, n=${n}`,
+        );
       },
       softmaxBackward: (y, dy, dx, rows, n, log) => {
         if (rows * n === 0) return;
         const k = 'softmaxBackward';
-        this.run(k, this.nth(rows * n, PAR_ROW_ELEMS), [this.addr(y, k), this.addr(dy, k), this.addr(dx, k), rows, n, log], 0, () => `rows=${rows}, n=${n}`);
+        this.run(
+          k,
+          this.nth(rows * n, PAR_ROW_ELEMS),
+          [this.addr(y, k), this.addr(dy, k), this.addr(dx, k), rows, n, log],
+          0,
+          () => `rows=${rows}, n=${n}`,
+        );
       },
       layerNorm: (x, w, b, out, mean, rstd, p) => {
         this.norm(false, x, w, b, out, mean, rstd, p);
@@ -443,9 +554,23 @@ class WasmBackendImpl implements WasmBackend {
     this.run(
       'gemm',
       this.nth(flops, PAR_FLOPS),
-      [this.addr(a, k), this.addr(b, k), this.addr(out, k), batch, M, N, K, p.transA, p.transB, p.strideA, p.strideB, this.workCounter()],
+      [
+        this.addr(a, k),
+        this.addr(b, k),
+        this.addr(out, k),
+        batch,
+        M,
+        N,
+        K,
+        p.transA,
+        p.transB,
+        p.strideA,
+        p.strideB,
+        this.workCounter(),
+      ],
       this.ex.gemmScratchBytes(),
-      () => `batch=${batch}, M=${M}, N=${N}, K=${K}, transA=${p.transA}, transB=${p.transB}, strideA=${p.strideA}, strideB=${p.strideB}`,
+      () =>
+        `batch=${batch}, M=${M}, N=${N}, K=${K}, transA=${p.transA}, transB=${p.transB}, strideA=${p.strideA}, strideB=${p.strideB}`,
     );
   }
 
@@ -468,7 +593,13 @@ class WasmBackendImpl implements WasmBackend {
         m.set(strides, rank);
       }
       const k = 'copy';
-      this.run('copyStrided', this.nth(n, PAR_ELEMS), [this.addr(x, k), this.addr(out, k), rank, meta, n], 0, () => `${d}, shape ${shapeStr(x)}, strides [${x.strides.join(', ')}]`);
+      this.run(
+        'copyStrided',
+        this.nth(n, PAR_ELEMS),
+        [this.addr(x, k), this.addr(out, k), rank, meta, n],
+        0,
+        () => `${d}, shape ${shapeStr(x)}, strides [${x.strides.join(', ')}]`,
+      );
     } finally {
       this.alloc.release(meta, 'copy shape');
     }
@@ -499,20 +630,49 @@ class WasmBackendImpl implements WasmBackend {
     );
   }
 
-  private norm(rms: boolean, x: View, w: View | null, b: View | null, out: View, mean: View | null, rstd: View, p: NormParams): void {
+  private norm(
+    rms: boolean,
+    x: View,
+    w: View | null,
+    b: View | null,
+    out: View,
+    mean: View | null,
+    rstd: View,
+    p: NormParams,
+  ): void {
     const k = rms ? 'rmsNorm' : 'layerNorm';
     if (p.rows * p.n === 0) return;
     this.run(
       'norm',
       this.nth(p.rows * p.n, PAR_ROW_ELEMS),
-      [rms, this.addr(x, k), w ? this.addr(w, k) : 0, b ? this.addr(b, k) : 0, this.addr(out, k), mean ? this.addr(mean, k) : 0, this.addr(rstd, k), p.rows, p.n, p.eps],
+      [
+        rms,
+        this.addr(x, k),
+        w ? this.addr(w, k) : 0,
+        b ? this.addr(b, k) : 0,
+        this.addr(out, k),
+        mean ? this.addr(mean, k) : 0,
+        this.addr(rstd, k),
+        p.rows,
+        p.n,
+        p.eps,
+      ],
       0,
       () => `${k}: rows=${p.rows}, n=${p.n}`,
     );
   }
 
   private normBackward(
-    rms: boolean, x: View, w: View | null, mean: View | null, rstd: View, dy: View, dx: View, dw: View | null, db: View | null, p: NormParams,
+    rms: boolean,
+    x: View,
+    w: View | null,
+    mean: View | null,
+    rstd: View,
+    dy: View,
+    dx: View,
+    dw: View | null,
+    db: View | null,
+    p: NormParams,
   ): void {
     const k = rms ? 'rmsNormBackward' : 'layerNormBackward';
     const { rows, n } = p;
@@ -524,7 +684,18 @@ class WasmBackendImpl implements WasmBackend {
       this.run(
         'normBackward',
         nth,
-        [rms, this.addr(x, k), w ? this.addr(w, k) : 0, mean ? this.addr(mean, k) : 0, this.addr(rstd, k), this.addr(dy, k), this.addr(dx, k), partials, rows, n],
+        [
+          rms,
+          this.addr(x, k),
+          w ? this.addr(w, k) : 0,
+          mean ? this.addr(mean, k) : 0,
+          this.addr(rstd, k),
+          this.addr(dy, k),
+          this.addr(dx, k),
+          partials,
+          rows,
+          n,
+        ],
         0,
         () => `${k}: rows=${rows}, n=${n}`,
       );
@@ -546,14 +717,30 @@ class WasmBackendImpl implements WasmBackend {
   private attnArgs(p: AttentionParams, kern: string): number[] {
     const s = p.bias ? p.bias.strides : [0, 0, 0, 0];
     return [
-      p.B, p.H, p.Hkv, p.Tq, p.Tk, p.Dk, p.Dv, p.scale, p.causal ? 1 : 0, p.window,
-      p.kvLen ? this.addr(p.kvLen, kern) : 0, p.bias ? this.addr(p.bias, kern) : 0, s[0]!, s[1]!, s[2]!, s[3]!,
+      p.B,
+      p.H,
+      p.Hkv,
+      p.Tq,
+      p.Tk,
+      p.Dk,
+      p.Dv,
+      p.scale,
+      p.causal ? 1 : 0,
+      p.window,
+      p.kvLen ? this.addr(p.kvLen, kern) : 0,
+      p.bias ? this.addr(p.bias, kern) : 0,
+      s[0]!,
+      s[1]!,
+      s[2]!,
+      s[3]!,
     ];
   }
 
   private describeAttn(p: AttentionParams): string {
-    return `B=${p.B}, H=${p.H}, Hkv=${p.Hkv}, Tq=${p.Tq}, Tk=${p.Tk}, Dk=${p.Dk}, Dv=${p.Dv}, causal=${p.causal}, window=${p.window}, ` +
-      `kvLen=${p.kvLen ? 'yes' : 'no'}, bias=${shapeStr(p.bias)}`;
+    return (
+      `B=${p.B}, H=${p.H}, Hkv=${p.Hkv}, Tq=${p.Tq}, Tk=${p.Tk}, Dk=${p.Dk}, Dv=${p.Dv}, causal=${p.causal}, window=${p.window}, ` +
+      `kvLen=${p.kvLen ? 'yes' : 'no'}, bias=${shapeStr(p.bias)}`
+    );
   }
 
   private attention(q: View, k: View, v: View, out: View, lse: View, p: AttentionParams): void {
@@ -564,13 +751,32 @@ class WasmBackendImpl implements WasmBackend {
     this.run(
       'attention',
       Math.min(items, this.nth(flops, PAR_FLOPS)),
-      [this.addr(q, kn), this.addr(k, kn), this.addr(v, kn), this.addr(out, kn), this.addr(lse, kn), ...this.attnArgs(p, kn), this.workCounter()],
+      [
+        this.addr(q, kn),
+        this.addr(k, kn),
+        this.addr(v, kn),
+        this.addr(out, kn),
+        this.addr(lse, kn),
+        ...this.attnArgs(p, kn),
+        this.workCounter(),
+      ],
       this.ex.attentionScratchBytes(p.Tk, p.Dk, p.Dv, 0),
       () => this.describeAttn(p),
     );
   }
 
-  private attentionBackward(q: View, k: View, v: View, out: View, lse: View, dout: View, dq: View, dk: View, dv: View, p: AttentionParams): void {
+  private attentionBackward(
+    q: View,
+    k: View,
+    v: View,
+    out: View,
+    lse: View,
+    dout: View,
+    dq: View,
+    dk: View,
+    dv: View,
+    p: AttentionParams,
+  ): void {
     const kn = 'attentionBackward';
     if (p.B * p.Hkv * p.Tk === 0 && p.B * p.H * p.Tq === 0) return;
     const flops = 8 * p.B * p.H * p.Tq * p.Tk * Math.max(p.Dk, p.Dv);
@@ -578,8 +784,17 @@ class WasmBackendImpl implements WasmBackend {
       'attentionBackward',
       Math.min(p.B * p.Hkv, this.nth(flops, PAR_FLOPS)),
       [
-        this.addr(q, kn), this.addr(k, kn), this.addr(v, kn), this.addr(out, kn), this.addr(lse, kn), this.addr(dout, kn),
-        this.addr(dq, kn), this.addr(dk, kn), this.addr(dv, kn), ...this.attnArgs(p, kn), this.workCounter(),
+        this.addr(q, kn),
+        this.addr(k, kn),
+        this.addr(v, kn),
+        this.addr(out, kn),
+        this.addr(lse, kn),
+        this.addr(dout, kn),
+        this.addr(dq, kn),
+        this.addr(dk, kn),
+        this.addr(dv, kn),
+        ...this.attnArgs(p, kn),
+        this.workCounter(),
       ],
       this.ex.attentionScratchBytes(p.Tk, p.Dk, p.Dv, 1),
       () => this.describeAttn(p),
@@ -592,19 +807,45 @@ class WasmBackendImpl implements WasmBackend {
     this.run(
       'crossEntropy',
       this.nth(p.rows * p.V, PAR_ROW_ELEMS),
-      [this.addr(logits, k), this.addr(targets, k), this.addr(loss, k), this.addr(lse, k), p.rows, p.V, p.ignoreIndex, p.labelSmoothing],
+      [
+        this.addr(logits, k),
+        this.addr(targets, k),
+        this.addr(loss, k),
+        this.addr(lse, k),
+        p.rows,
+        p.V,
+        p.ignoreIndex,
+        p.labelSmoothing,
+      ],
       0,
       () => `rows=${p.rows}, V=${p.V}`,
     );
   }
 
-  private crossEntropyBackward(logits: View, targets: View, lse: View, dloss: View, dlogits: View, p: CrossEntropyParams): void {
+  private crossEntropyBackward(
+    logits: View,
+    targets: View,
+    lse: View,
+    dloss: View,
+    dlogits: View,
+    p: CrossEntropyParams,
+  ): void {
     const k = 'crossEntropyBackward';
     if (p.rows === 0) return;
     this.run(
       'crossEntropyBackward',
       this.nth(p.rows * p.V, PAR_ROW_ELEMS),
-      [this.addr(logits, k), this.addr(targets, k), this.addr(lse, k), this.addr(dloss, k), this.addr(dlogits, k), p.rows, p.V, p.ignoreIndex, p.labelSmoothing],
+      [
+        this.addr(logits, k),
+        this.addr(targets, k),
+        this.addr(lse, k),
+        this.addr(dloss, k),
+        this.addr(dlogits, k),
+        p.rows,
+        p.V,
+        p.ignoreIndex,
+        p.labelSmoothing,
+      ],
       0,
       () => `rows=${p.rows}, V=${p.V}`,
     );
@@ -618,7 +859,20 @@ class WasmBackendImpl implements WasmBackend {
     this.run(
       'adamw',
       this.nth(p.n, PAR_ELEMS),
-      [this.addr(param, k), this.addr(grad, k), this.addr(m, k), this.addr(v, k), p.n, p.lr, p.beta1, p.beta2, p.eps, p.weightDecay, bc1, bc2],
+      [
+        this.addr(param, k),
+        this.addr(grad, k),
+        this.addr(m, k),
+        this.addr(v, k),
+        p.n,
+        p.lr,
+        p.beta1,
+        p.beta2,
+        p.eps,
+        p.weightDecay,
+        bc1,
+        bc2,
+      ],
       0,
       () => `n=${p.n}`,
     );

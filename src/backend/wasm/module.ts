@@ -30,12 +30,16 @@ export function relaxedSimdSupported(): boolean {
 const moduleCache = new Map<WasmVariant, Promise<WebAssembly.Module>>();
 
 /** Compiles (once) and returns the chosen build. 'auto' prefers relaxed SIMD. */
-export async function loadKernelModule(variant: WasmVariant | 'auto' = 'auto'): Promise<{ module: WebAssembly.Module; variant: WasmVariant }> {
+export async function loadKernelModule(
+  variant: WasmVariant | 'auto' = 'auto',
+): Promise<{ module: WebAssembly.Module; variant: WasmVariant }> {
   let v: WasmVariant;
   if (variant === 'auto') v = relaxedSimdSupported() ? 'relaxed' : 'simd';
   else v = variant;
   if (v === 'relaxed' && !relaxedSimdSupported()) {
-    throw new Error('wasm backend: this engine rejects the relaxed-SIMD build (Node 20: run with --experimental-wasm-relaxed-simd, or ask for variant "simd")');
+    throw new Error(
+      'wasm backend: this engine rejects the relaxed-SIMD build (Node 20: run with --experimental-wasm-relaxed-simd, or ask for variant "simd")',
+    );
   }
   if (!WebAssembly.validate(wasmBytes(v))) {
     throw new Error(`wasm backend: this engine rejects the ${v} build (needs WebAssembly SIMD and threads)`);

@@ -66,8 +66,7 @@ export function webWorkerSpawner(url: string | URL = new URL('./worker-web.js', 
         if (r === 'ready') {
           settled = true;
           resolve();
-        }
-        else fail(typeof r === 'object' && r && 'error' in r ? r.error : `unexpected message ${JSON.stringify(r)}`);
+        } else fail(typeof r === 'object' && r && 'error' in r ? r.error : `unexpected message ${JSON.stringify(r)}`);
       };
       // a module script that 404s or does not parse only gives an ErrorEvent, often without a message
       w.onerror = (e: ErrorEvent) => {

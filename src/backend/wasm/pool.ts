@@ -119,13 +119,18 @@ export class Pool {
   }
 
   static async create(
-    module: WebAssembly.Module, memory: WebAssembly.Memory, exports: Record<string, unknown>, fns: readonly string[],
-    workers: number, spawn: SpawnWorker | null,
+    module: WebAssembly.Module,
+    memory: WebAssembly.Memory,
+    exports: Record<string, unknown>,
+    fns: readonly string[],
+    workers: number,
+    spawn: SpawnWorker | null,
   ): Promise<Pool> {
     const ctrl = createControl();
     const handles: WorkerHandle[] = [];
     if (spawn && workers > 0) {
-      if (workers + 1 > MAX_THREADS) throw new Error(`wasm backend: at most ${MAX_THREADS} threads (asked for ${workers + 1})`);
+      if (workers + 1 > MAX_THREADS)
+        throw new Error(`wasm backend: at most ${MAX_THREADS} threads (asked for ${workers + 1})`);
       for (let t = 1; t <= workers; t++) handles.push(spawn({ module, memory, ctrl, tid: t, fns }));
       await Promise.all(handles.map((h) => h.ready));
     }
@@ -175,7 +180,9 @@ export class Pool {
       if (Atomics.load(c, ERROR)) {
         const raw = new Uint8Array(this.ctrlBuf, ARGS_BYTE + MAX_ARGS * 8, 1024).slice();
         const end = raw.indexOf(0);
-        throw new Error(`wasm backend: ${fn} failed on a worker: ${new TextDecoder().decode(raw.subarray(0, end < 0 ? raw.length : end))}`);
+        throw new Error(
+          `wasm backend: ${fn} failed on a worker: ${new TextDecoder().decode(raw.subarray(0, end < 0 ? raw.length : end))}`,
+        );
       }
     } finally {
       this.busy = false;

@@ -31,15 +31,48 @@ import { applyLora, type LoraConfig } from '../../align/lora.js';
 import { saveAdapterDir } from '../../align/lora-node.js';
 import { ScalarHeadModel } from '../../align/heads.js';
 import { parseRewards } from '../../align/rewards.js';
-import { ALIGN_METHODS, AlignTask, DATA_KIND, METHOD_DEFAULTS, encodeExamples, type AlignMethod, type Metrics } from '../../align/task.js';
+import {
+  ALIGN_METHODS,
+  AlignTask,
+  DATA_KIND,
+  METHOD_DEFAULTS,
+  encodeExamples,
+  type AlignMethod,
+  type Metrics,
+} from '../../align/task.js';
 import { flagNumber, flagString, parseFlags } from '../flags.js';
 import { readTrainCheckpoint, truncateMetrics } from './train.js';
 import { ProgressBar } from '../progress.js';
 
 const VALUED = [
-  'model', 'data', 'out', 'ref-model', 'lora-r', 'lora-alpha', 'lora-targets', 'lora-dropout', 'steps', 'lr', 'batch-size', 'beta',
-  'label-smoothing', 'loss-type', 'simpo-gamma', 'group-size', 'max-new-tokens', 'temperature', 'reward', 'precision', 'grad-accum',
-  'grad-clip', 'warmup', 'seed', 'checkpoint-interval', 'eval-interval', 'reward-model', 'ppo-epochs',
+  'model',
+  'data',
+  'out',
+  'ref-model',
+  'lora-r',
+  'lora-alpha',
+  'lora-targets',
+  'lora-dropout',
+  'steps',
+  'lr',
+  'batch-size',
+  'beta',
+  'label-smoothing',
+  'loss-type',
+  'simpo-gamma',
+  'group-size',
+  'max-new-tokens',
+  'temperature',
+  'reward',
+  'precision',
+  'grad-accum',
+  'grad-clip',
+  'warmup',
+  'seed',
+  'checkpoint-interval',
+  'eval-interval',
+  'reward-model',
+  'ppo-epochs',
 ];
 const BOOLS = ['json', 'resume', 'rloo', 'quiet'];
 
@@ -93,28 +126,54 @@ export interface AlignConfig {
 }
 
 /** every flag → AlignConfig in one place (the shared flag parser can replace parseFlags here alone) */
-export function resolveAlignConfig(argv: readonly string[]): { c: AlignConfig; json: boolean; resume: boolean; quiet: boolean; help: boolean } {
+export function resolveAlignConfig(argv: readonly string[]): {
+  c: AlignConfig;
+  json: boolean;
+  resume: boolean;
+  quiet: boolean;
+  help: boolean;
+} {
   const [method, ...rest] = argv;
-  if (!method || method === '--help') return { c: null as unknown as AlignConfig, json: false, resume: false, quiet: false, help: true };
-  if (!(ALIGN_METHODS as readonly string[]).includes(method)) throw new Error(`unknown method ${JSON.stringify(method)} (methods: ${ALIGN_METHODS.join(', ')})`);
+  if (!method || method === '--help')
+    return { c: null as unknown as AlignConfig, json: false, resume: false, quiet: false, help: true };
+  if (!(ALIGN_METHODS as readonly string[]).includes(method))
+    throw new Error(`unknown method ${JSON.stringify(method)} (methods: ${ALIGN_METHODS.join(', ')})`);
   const m = method as AlignMethod;
   const f = parseFlags('align', rest, VALUED, BOOLS);
   if (f.help) return { c: null as unknown as AlignConfig, json: false, resume: false, quiet: false, help: true };
   const need = (n: string) => flagString(f, n) ?? fail(`--${n} is required (see 'lineage align --help')`);
   const num = (n: string, d: number, o: { int?: boolean; min?: number } = {}) => flagNumber(f, n, o) ?? d;
   const lossType = flagString(f, 'loss-type') ?? 'sigmoid';
-  if (lossType !== 'sigmoid' && lossType !== 'hinge') fail(`--loss-type: expected sigmoid or hinge, got ${JSON.stringify(lossType)}`);
+  if (lossType !== 'sigmoid' && lossType !== 'hinge')
+    fail(`--loss-type: expected sigmoid or hinge, got ${JSON.stringify(lossType)}`);
   const c: AlignConfig = {
-    method: m, model: need('model'), data: need('data'), out: need('out'), refModel: flagString(f, 'ref-model') ?? null,
-    lora: resolveLora(f), steps: num('steps', 100, { int: true, min: 0 }),
-    lr: num('lr', m === 'sft' || m === 'reward' || m === 'grpo' ? 1e-4 : 5e-5, { min: 0 }), batchSize: num('batch-size', 8, { int: true, min: 1 }),
-    beta: num('beta', METHOD_DEFAULTS[m].beta, { min: 0 }), labelSmoothing: num('label-smoothing', 0, { min: 0 }), lossType,
-    simpoGamma: num('simpo-gamma', 0.5), groupSize: num('group-size', 4, { int: true, min: 2 }), maxNewTokens: num('max-new-tokens', 16, { int: true, min: 1 }),
-    temperature: num('temperature', 1, { min: 0 }), reward: flagString(f, 'reward') ?? 'exact-match,format', rloo: f.bools.has('rloo'),
-    rewardModel: flagString(f, 'reward-model') ?? null, ppoEpochs: num('ppo-epochs', 2, { int: true, min: 1 }),
-    precision: parsePrecision(flagString(f, 'precision') ?? 'fp32'), gradAccum: num('grad-accum', 1, { int: true, min: 1 }),
-    gradClip: num('grad-clip', 1, { min: 0 }), warmup: num('warmup', 0, { int: true, min: 0 }), seed: num('seed', 1337, { int: true }),
-    checkpointInterval: num('checkpoint-interval', 0, { int: true, min: 0 }), evalInterval: num('eval-interval', 0, { int: true, min: 0 }),
+    method: m,
+    model: need('model'),
+    data: need('data'),
+    out: need('out'),
+    refModel: flagString(f, 'ref-model') ?? null,
+    lora: resolveLora(f),
+    steps: num('steps', 100, { int: true, min: 0 }),
+    lr: num('lr', m === 'sft' || m === 'reward' || m === 'grpo' ? 1e-4 : 5e-5, { min: 0 }),
+    batchSize: num('batch-size', 8, { int: true, min: 1 }),
+    beta: num('beta', METHOD_DEFAULTS[m].beta, { min: 0 }),
+    labelSmoothing: num('label-smoothing', 0, { min: 0 }),
+    lossType,
+    simpoGamma: num('simpo-gamma', 0.5),
+    groupSize: num('group-size', 4, { int: true, min: 2 }),
+    maxNewTokens: num('max-new-tokens', 16, { int: true, min: 1 }),
+    temperature: num('temperature', 1, { min: 0 }),
+    reward: flagString(f, 'reward') ?? 'exact-match,format',
+    rloo: f.bools.has('rloo'),
+    rewardModel: flagString(f, 'reward-model') ?? null,
+    ppoEpochs: num('ppo-epochs', 2, { int: true, min: 1 }),
+    precision: parsePrecision(flagString(f, 'precision') ?? 'fp32'),
+    gradAccum: num('grad-accum', 1, { int: true, min: 1 }),
+    gradClip: num('grad-clip', 1, { min: 0 }),
+    warmup: num('warmup', 0, { int: true, min: 0 }),
+    seed: num('seed', 1337, { int: true }),
+    checkpointInterval: num('checkpoint-interval', 0, { int: true, min: 0 }),
+    evalInterval: num('eval-interval', 0, { int: true, min: 0 }),
   };
   if (c.labelSmoothing >= 0.5) fail(`--label-smoothing must be below 0.5, got ${c.labelSmoothing}`);
   return { c, json: f.bools.has('json'), resume: f.bools.has('resume'), quiet: f.bools.has('quiet'), help: false };
@@ -126,9 +185,17 @@ function resolveLora(f: ReturnType<typeof parseFlags>): LoraConfig | null {
     for (const n of ['lora-alpha', 'lora-targets', 'lora-dropout']) if (f.values.has(n)) fail(`--${n} needs --lora-r`);
     return null;
   }
-  const targets = (flagString(f, 'lora-targets') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const targets = (flagString(f, 'lora-targets') ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (!targets.length) fail('--lora-targets: give the layers to adapt, e.g. q_proj,v_proj (GPT-2: c_attn)');
-  return { r, alpha: flagNumber(f, 'lora-alpha', { min: 0 }) ?? 2 * r, dropout: flagNumber(f, 'lora-dropout', { min: 0 }) ?? 0, targets };
+  return {
+    r,
+    alpha: flagNumber(f, 'lora-alpha', { min: 0 }) ?? 2 * r,
+    dropout: flagNumber(f, 'lora-dropout', { min: 0 }) ?? 0,
+    targets,
+  };
 }
 
 function fail(msg: string): never {
@@ -151,19 +218,36 @@ async function setup(c: AlignConfig): Promise<Setup> {
   if (!existsSync(c.data)) fail(`--data ${c.data}: no such file`);
   const { model: policy, config, tokenizer } = await loadModelDir(c.model, { seed: c.seed });
   if (!tokenizer) fail(`--model ${c.model}: no tokenizer.json (align needs one to encode the data)`);
-  if (config.arch !== 'decoder') fail(`--model ${c.model}: ${config.family} is not a decoder-only model (align trains causal LMs)`);
+  if (config.arch !== 'decoder')
+    fail(`--model ${c.model}: ${config.family} is not a decoder-only model (align trains causal LMs)`);
   const enc = new Encoder(tokenizer);
   const records = parseAlignData(readFileSync(c.data, 'utf8'), DATA_KIND[c.method], c.data);
   const examples = encodeExamples(records, enc);
   const eos = config.tokens.eos;
   const newline = tokenizer.encode('\n', { addSpecialTokens: false });
   const stopIds = eos !== null ? [eos] : newline.length === 1 ? newline : [];
-  const task = new AlignTask(examples, {
-    method: c.method, beta: c.beta, batchSize: c.batchSize, seed: c.seed, limit: contextLimit(policy), labelSmoothing: c.labelSmoothing,
-    lossType: c.lossType, simpoGamma: c.simpoGamma, groupSize: c.groupSize, maxNewTokens: c.maxNewTokens, temperature: c.temperature,
-    rloo: c.rloo, stopIds, vocabSize: tokenizer.vocabSize, ppoEpochs: c.ppoEpochs,
-    ...(c.method === 'grpo' || (c.method === 'ppo' && !c.rewardModel) ? { reward: parseRewards(c.reward).fn } : {}),
-  }, policy);
+  const task = new AlignTask(
+    examples,
+    {
+      method: c.method,
+      beta: c.beta,
+      batchSize: c.batchSize,
+      seed: c.seed,
+      limit: contextLimit(policy),
+      labelSmoothing: c.labelSmoothing,
+      lossType: c.lossType,
+      simpoGamma: c.simpoGamma,
+      groupSize: c.groupSize,
+      maxNewTokens: c.maxNewTokens,
+      temperature: c.temperature,
+      rloo: c.rloo,
+      stopIds,
+      vocabSize: tokenizer.vocabSize,
+      ppoEpochs: c.ppoEpochs,
+      ...(c.method === 'grpo' || (c.method === 'ppo' && !c.rewardModel) ? { reward: parseRewards(c.reward).fn } : {}),
+    },
+    policy,
+  );
   task.decode = (ids) => tokenizer.decode(ids);
   const online = c.method === 'grpo' || c.method === 'ppo';
   const needsRef = METHOD_DEFAULTS[c.method].reference || (c.method === 'grpo' && c.beta > 0);
@@ -174,7 +258,12 @@ async function setup(c: AlignConfig): Promise<Setup> {
   }
   // online methods score fresh samples under the reference: keep a frozen copy
   if (needsRef && online) task.ref = ref ?? (await loadModelDir(c.model, { seed: c.seed })).model;
-  const trained = c.method === 'reward' ? new ScalarHeadModel(policy, 'score', c.seed) : c.method === 'ppo' ? new ScalarHeadModel(policy, 'v_head', c.seed) : policy;
+  const trained =
+    c.method === 'reward'
+      ? new ScalarHeadModel(policy, 'score', c.seed)
+      : c.method === 'ppo'
+        ? new ScalarHeadModel(policy, 'v_head', c.seed)
+        : policy;
   if (c.method === 'ppo') {
     task.valueModel = trained as ScalarHeadModel;
     if (c.rewardModel) task.rewardModel = await loadRewardModel(c.rewardModel, c.seed);
@@ -186,7 +275,8 @@ async function setup(c: AlignConfig): Promise<Setup> {
 /** a 'lineage align reward' output: the decoder plus reward_head.safetensors */
 async function loadRewardModel(dir: string, seed: number): Promise<ScalarHeadModel> {
   const head = join(dir, 'reward_head.safetensors');
-  if (!existsSync(head)) fail(`--reward-model ${dir}: no reward_head.safetensors (train one with 'lineage align reward')`);
+  if (!existsSync(head))
+    fail(`--reward-model ${dir}: no reward_head.safetensors (train one with 'lineage align reward')`);
   const rm = new ScalarHeadModel((await loadModelDir(dir, { seed })).model, 'score', seed);
   const w = (await readSafetensorsFile(head)).tensors.find((t) => t.name === 'score.weight');
   if (!w) fail(`${head}: no tensor 'score.weight'`);
@@ -203,7 +293,12 @@ async function writeCheckpoint(c: AlignConfig, s: Setup, trainer: Trainer): Prom
   const { json, buffers } = trainer.state();
   await checkpointDir(join(c.out, CKPT), async (tmp) => {
     await saveModelDir(tmp, s.config, trainer.weights(), s.tokenizer);
-    const raw = Object.entries(buffers).map(([name, b]) => ({ name, dtype: 'float32' as const, shape: b.shape, data: b.data }));
+    const raw = Object.entries(buffers).map(([name, b]) => ({
+      name,
+      dtype: 'float32' as const,
+      shape: b.shape,
+      data: b.data,
+    }));
     writeFileSync(join(tmp, 'optimizer.safetensors'), serializeSafetensors(raw));
     writeFileSync(join(tmp, 'trainer_state.json'), JSON.stringify(json, null, 2) + '\n');
   });
@@ -214,8 +309,17 @@ async function writeOutputs(c: AlignConfig, s: Setup, trainer: Trainer): Promise
   if (c.lora) return saveAdapterDir(c.out, s.policy, c.lora, c.model);
   const weights = new Map(trainer.weights());
   const lmNames = s.policy.namedParameters().map(([n]) => n);
-  await saveModelDir(c.out, s.config, lmNames.map((n) => [n, weights.get(n)!] as [string, Tensor]), s.tokenizer);
-  if (c.method === 'reward') writeFileAtomic(join(c.out, 'reward_head.safetensors'), serializeSafetensors([toRaw('score.weight', weights.get('score.weight')!)]));
+  await saveModelDir(
+    c.out,
+    s.config,
+    lmNames.map((n) => [n, weights.get(n)!] as [string, Tensor]),
+    s.tokenizer,
+  );
+  if (c.method === 'reward')
+    writeFileAtomic(
+      join(c.out, 'reward_head.safetensors'),
+      serializeSafetensors([toRaw('score.weight', weights.get('score.weight')!)]),
+    );
 }
 
 // ---- held-out evaluation ----
@@ -243,15 +347,40 @@ function heldOut(s: Setup): Metrics {
 
 function writePlots(out: string, method: AlignMethod, records: MetricRecord[]): void {
   const train = records.filter((r) => r.kind === 'train');
-  writeFileAtomic(join(out, 'loss-curve.svg'), lossChart(seriesOf(train, 'loss'), seriesOf(records.filter((r) => r.kind === 'eval'), 'val_loss'), { smooth: 0.9, title: `${method} loss` }));
-  const keys = ['accuracy', 'margin', 'reward', 'kl', 'entropy', 'clip_fraction'].filter((k) => train.some((r) => typeof r[k] === 'number'));
+  writeFileAtomic(
+    join(out, 'loss-curve.svg'),
+    lossChart(
+      seriesOf(train, 'loss'),
+      seriesOf(
+        records.filter((r) => r.kind === 'eval'),
+        'val_loss',
+      ),
+      { smooth: 0.9, title: `${method} loss` },
+    ),
+  );
+  const keys = ['accuracy', 'margin', 'reward', 'kl', 'entropy', 'clip_fraction'].filter((k) =>
+    train.some((r) => typeof r[k] === 'number'),
+  );
   if (!keys.length) return;
   const series = keys.map((k) => ({ name: k, points: seriesOf(train, k) }));
-  writeFileAtomic(join(out, `${method}-metrics.svg`), lineChart({ title: `${method}: training metrics`, xLabel: 'step', yLabel: 'value', series }));
+  writeFileAtomic(
+    join(out, `${method}-metrics.svg`),
+    lineChart({ title: `${method}: training metrics`, xLabel: 'step', yLabel: 'value', series }),
+  );
   if (!keys.includes('reward') || !keys.includes('kl')) return;
   // InstructGPT's view of RLHF: reward gained against KL spent, one point per step (in step order)
-  const points = train.filter((r) => typeof r.kl === 'number' && typeof r.reward === 'number').map((r) => [r.kl as number, r.reward as number] as [number, number]);
-  writeFileAtomic(join(out, 'reward-vs-kl.svg'), lineChart({ title: `${method}: reward vs KL to the reference`, xLabel: 'KL', yLabel: 'reward', series: [{ name: 'reward', points }] }));
+  const points = train
+    .filter((r) => typeof r.kl === 'number' && typeof r.reward === 'number')
+    .map((r) => [r.kl as number, r.reward as number] as [number, number]);
+  writeFileAtomic(
+    join(out, 'reward-vs-kl.svg'),
+    lineChart({
+      title: `${method}: reward vs KL to the reference`,
+      xLabel: 'KL',
+      yLabel: 'reward',
+      series: [{ name: 'reward', points }],
+    }),
+  );
 }
 
 // ---- the command ----
@@ -262,11 +391,18 @@ export async function alignCommand(argv: string[]): Promise<void> {
   manualSeed(c.seed);
   const s = await setup(c);
   const trainer = new Trainer(s.trained, s.task, {
-    steps: c.steps, gradAccum: c.gradAccum, schedule: { kind: 'constant', lr: c.lr, warmup: c.warmup }, gradClip: c.gradClip,
-    optimizer: { kind: 'adamw', lr: c.lr, weightDecay: 0 }, precision: c.precision, evalInterval: c.evalInterval, evalBatches: 8,
+    steps: c.steps,
+    gradAccum: c.gradAccum,
+    schedule: { kind: 'constant', lr: c.lr, warmup: c.warmup },
+    gradClip: c.gradClip,
+    optimizer: { kind: 'adamw', lr: c.lr, weightDecay: 0 },
+    precision: c.precision,
+    evalInterval: c.evalInterval,
+    evalBatches: 8,
   });
   const haveCkpt = resume && existsSync(join(c.out, CKPT, 'trainer_state.json'));
-  if (resume && !haveCkpt && !json) console.error(`--resume: no checkpoint in ${join(c.out, CKPT)}; starting from step 0`);
+  if (resume && !haveCkpt && !json)
+    console.error(`--resume: no checkpoint in ${join(c.out, CKPT)}; starting from step 0`);
   if (haveCkpt) {
     const saved = await readTrainCheckpoint(c.out);
     trainer.loadWeights(saved.weights);
@@ -292,12 +428,26 @@ async function run(c: AlignConfig, s: Setup, trainer: Trainer, json: boolean, qu
   const logger = new MetricsLogger({ sink: jsonlFileSink(metricsFile) });
   const before = start === 0 ? heldOut(s) : {};
   if (start === 0 && Object.keys(before).length) logger.log(0, { kind: 'heldout', ...before });
-  const trainable = s.trained.namedParameters().filter(([, p]) => p.requiresGrad).reduce((n, [, p]) => n + p.size, 0);
-  if (!json) console.error(`align ${c.method}: ${s.task.split.train.length} train / ${s.task.split.val.length} held-out examples, ${trainable} trainable of ${s.trained.numParameters()} parameters, ${c.steps} steps${start ? `, resuming at ${start}` : ''}`);
-  const bar = quiet || json ? null : new ProgressBar({ total: Math.max(0, c.steps - start), label: c.method, unit: 'step' });
+  const trainable = s.trained
+    .namedParameters()
+    .filter(([, p]) => p.requiresGrad)
+    .reduce((n, [, p]) => n + p.size, 0);
+  if (!json)
+    console.error(
+      `align ${c.method}: ${s.task.split.train.length} train / ${s.task.split.val.length} held-out examples, ${trainable} trainable of ${s.trained.numParameters()} parameters, ${c.steps} steps${start ? `, resuming at ${start}` : ''}`,
+    );
+  const bar =
+    quiet || json ? null : new ProgressBar({ total: Math.max(0, c.steps - start), label: c.method, unit: 'step' });
   const r = await runTraining(trainer, {
     onStep: (st) => {
-      logger.log(st.step, { kind: 'train', loss: st.loss, lr: st.lr, grad_norm: st.gradNorm, ms: Math.round(st.ms), ...s.task.last });
+      logger.log(st.step, {
+        kind: 'train',
+        loss: st.loss,
+        lr: st.lr,
+        grad_norm: st.gradNorm,
+        ms: Math.round(st.ms),
+        ...s.task.last,
+      });
       bar?.update(st.step + 1 - start, { loss: st.loss, ...pick(s.task.last) });
     },
     onEval: (e) => Number.isFinite(e.val) && logger.log(e.step, { kind: 'eval', train_loss: e.train, val_loss: e.val }),
@@ -313,13 +463,25 @@ async function run(c: AlignConfig, s: Setup, trainer: Trainer, json: boolean, qu
   await writeOutputs(c, s, trainer);
   writePlots(c.out, c.method, [...previous, ...logger.history]);
   const summary = {
-    method: c.method, steps: r.steps, seconds: r.seconds, trainLoss: r.trainLoss, trainable, params: s.trained.numParameters(),
-    lora: !!c.lora, heldOutBefore: before, heldOutAfter: after, last: s.task.last, out: c.out,
+    method: c.method,
+    steps: r.steps,
+    seconds: r.seconds,
+    trainLoss: r.trainLoss,
+    trainable,
+    params: s.trained.numParameters(),
+    lora: !!c.lora,
+    heldOutBefore: before,
+    heldOutAfter: after,
+    last: s.task.last,
+    out: c.out,
   };
   writeJSONAtomic(join(c.out, 'align_summary.json'), summary);
   if (json) console.log(JSON.stringify(summary));
-  else console.error(`done: ${r.steps} steps in ${r.seconds.toFixed(1)} s${after.accuracy !== undefined ? `, held-out accuracy ${(100 * after.accuracy).toFixed(1)}%` : ''}; written to ${c.out}`);
+  else
+    console.error(
+      `done: ${r.steps} steps in ${r.seconds.toFixed(1)} s${after.accuracy !== undefined ? `, held-out accuracy ${(100 * after.accuracy).toFixed(1)}%` : ''}; written to ${c.out}`,
+    );
 }
 
-const pick = (m: Metrics): Record<string, number> => Object.fromEntries(Object.entries(m).filter(([k]) => ['accuracy', 'reward', 'kl'].includes(k)));
-
+const pick = (m: Metrics): Record<string, number> =>
+  Object.fromEntries(Object.entries(m).filter(([k]) => ['accuracy', 'reward', 'kl'].includes(k)));

@@ -17,7 +17,8 @@ and press Enter; /reset starts a new conversation, /exit (or Ctrl-D) quits.`;
 export async function chatCommand(argv: string[]): Promise<void> {
   if (argv.includes('--help') || argv.includes('-h')) return void console.log(HELP);
   const f = parseFlags('chat', argv, ['model', 'system', 'max-tokens', 'temperature', 'top-p', 'seed'], []);
-  const dir = f.values.get('model')?.at(-1) ?? fileURLToPath(new URL('../../../../models/shakespeare-char', import.meta.url));
+  const dir =
+    f.values.get('model')?.at(-1) ?? fileURLToPath(new URL('../../../../models/shakespeare-char', import.meta.url));
   const { model, tokenizer: loaded, config } = await loadModelDir(dir);
   if (!loaded) throw new Error(`--model ${dir}: no tokenizer.json in the directory`);
   if (config.arch !== 'decoder') throw new Error(`--model ${dir}: ${config.family} is not a decoder-only model`);
@@ -32,20 +33,37 @@ export async function chatCommand(argv: string[]): Promise<void> {
   let history = fresh();
   const tty = process.stdin.isTTY;
   if (tty) console.log(`lineage chat: ${dir} (${config.family}); /reset, /exit`);
-  const rl = createInterface({ input: process.stdin, output: tty ? process.stdout : undefined, prompt: tty ? 'you> ' : '' });
+  const rl = createInterface({
+    input: process.stdin,
+    output: tty ? process.stdout : undefined,
+    prompt: tty ? 'you> ' : '',
+  });
   rl.prompt();
   for await (const line of rl) {
     const text = line.trim();
     if (text === '/exit') break;
     if (text === '/reset') history = fresh();
-    else if (text) history = await reply(engine, tokenizer, [...history, { role: 'user', content: text }], { maxTokens, temperature, topP, seed: seed++ }, config.maxContext);
+    else if (text)
+      history = await reply(
+        engine,
+        tokenizer,
+        [...history, { role: 'user', content: text }],
+        { maxTokens, temperature, topP, seed: seed++ },
+        config.maxContext,
+      );
     rl.prompt();
   }
   rl.close();
 }
 
 /** streams one assistant reply to stdout and returns the conversation with it appended */
-async function reply(engine: Engine, tok: Tokenizer, history: ChatMessage[], o: { maxTokens: number; temperature: number; topP: number; seed: number }, context: number): Promise<ChatMessage[]> {
+async function reply(
+  engine: Engine,
+  tok: Tokenizer,
+  history: ChatMessage[],
+  o: { maxTokens: number; temperature: number; topP: number; seed: number },
+  context: number,
+): Promise<ChatMessage[]> {
   let prompt = tok.encodeChat(history, { addGenerationPrompt: true });
   while (prompt.length + 1 >= context && history.length > 1) {
     history = history.slice(history[0]!.role === 'system' ? 2 : 1); // forget the oldest turn
@@ -57,13 +75,22 @@ async function reply(engine: Engine, tok: Tokenizer, history: ChatMessage[], o: 
   let n = 0;
   let text = '';
   process.stdout.write('assistant>');
-  for await (const e of engine.add({ prompt, maxTokens: room, temperature: o.temperature, topP: o.topP, seed: o.seed, stop: ['\n\n'] })) {
+  for await (const e of engine.add({
+    prompt,
+    maxTokens: room,
+    temperature: o.temperature,
+    topP: o.topP,
+    seed: o.seed,
+    stop: ['\n\n'],
+  })) {
     if (e.token >= 0) n++;
     if (n === 1 && !first) first = performance.now();
     text += e.text;
     process.stdout.write(e.text);
   }
   const secs = (performance.now() - (first || t0)) / 1000;
-  process.stdout.write(`\n  [${n} tokens, ${(n > 1 ? (n - 1) / secs : 0).toFixed(1)} tokens/s, first token ${(((first || t0) - t0)).toFixed(0)} ms]\n`);
+  process.stdout.write(
+    `\n  [${n} tokens, ${(n > 1 ? (n - 1) / secs : 0).toFixed(1)} tokens/s, first token ${((first || t0) - t0).toFixed(0)} ms]\n`,
+  );
   return [...history, { role: 'assistant', content: text.trim() }];
 }

@@ -30,9 +30,13 @@ function schemaFromFile(file: string): unknown {
 
 /** The constraint the flags ask for (null when none), checked against the token budget. */
 export function constraintFromFlags(
-  f: ParsedFlags, tok: Tokenizer, eos: number | null, maxTokens: number,
+  f: ParsedFlags,
+  tok: Tokenizer,
+  eos: number | null,
+  maxTokens: number,
 ): Constraint | null {
-  const file = flagString(f, 'json-schema'), pattern = flagString(f, 'regex');
+  const file = flagString(f, 'json-schema'),
+    pattern = flagString(f, 'regex');
   if (file !== undefined && pattern !== undefined) throw new Error('--json-schema and --regex cannot be combined');
   let spec: ConstraintSpec;
   if (file !== undefined) spec = { kind: 'json-schema', schema: schemaFromFile(file) };

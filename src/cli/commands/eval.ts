@@ -40,32 +40,53 @@ export function evalWindow(cfg: ModelConfig): number {
 }
 
 /** Σ CE / #targets over sequential windows (the last partial window is dropped, as in sequentialBatches) */
-export function causalEval(model: LanguageModel, src: TokenSource, seqLen: number, batchSize: number, onProgress?: EvalProgress): EvalResult {
+export function causalEval(
+  model: LanguageModel,
+  src: TokenSource,
+  seqLen: number,
+  batchSize: number,
+  onProgress?: EvalProgress,
+): EvalResult {
   let total = 0;
   let count = 0;
   let done = 0;
   const batches = Math.ceil(sequentialWindowCount(src.length, seqLen) / batchSize);
   model.eval();
   for (const b of sequentialBatches(src, batchSize, seqLen)) {
-    total += noGrad(() => tidy(() => {
-      const shape = [b.rows, b.blockSize];
-      const out = model.forward({ inputIds: tensor(b.x, { shape, dtype: 'int32' }) });
-      return crossEntropy(out.logits, tensor(b.y, { shape, dtype: 'int32' }), { reduction: 'sum' }).item();
-    }));
+    total += noGrad(() =>
+      tidy(() => {
+        const shape = [b.rows, b.blockSize];
+        const out = model.forward({ inputIds: tensor(b.x, { shape, dtype: 'int32' }) });
+        return crossEntropy(out.logits, tensor(b.y, { shape, dtype: 'int32' }), { reduction: 'sum' }).item();
+      }),
+    );
     count += b.x.length;
     onProgress?.(++done, batches);
   }
-  if (count === 0) throw new Error(`eval: the data has fewer than ${seqLen + 1} tokens (one window of --seq-len ${seqLen})`);
+  if (count === 0)
+    throw new Error(`eval: the data has fewer than ${seqLen + 1} tokens (one window of --seq-len ${seqLen})`);
   const loss = total / count;
   return { loss, tokens: count, perplexity: Math.exp(loss) };
 }
 
 function objectiveEval(
-  model: LanguageModel, cfg: ModelConfig, text: string, tok: Tokenizer, seqLen: number, batchSize: number, onProgress?: EvalProgress,
+  model: LanguageModel,
+  cfg: ModelConfig,
+  text: string,
+  tok: Tokenizer,
+  seqLen: number,
+  batchSize: number,
+  onProgress?: EvalProgress,
 ): EvalResult {
   const ids = new MemoryTokenFile(Int32Array.from(tok.encode(text, { addSpecialTokens: false })));
   const encode = (s: string) => tok.encode(s, { addSpecialTokens: false });
-  const task = createTask(defaultObjective(cfg), cfg, { train: ids, val: ids, trainText: text, valText: text, encode }, { batchSize, blockSize: seqLen, seed: 0 }, tok);
+  const task = createTask(
+    defaultObjective(cfg),
+    cfg,
+    { train: ids, val: ids, trainText: text, valText: text, encode },
+    { batchSize, blockSize: seqLen, seed: 0 },
+    tok,
+  );
   model.eval();
   let total = 0;
   let count = 0;
@@ -80,7 +101,12 @@ function objectiveEval(
 }
 
 export async function evalCommand(argv: string[]): Promise<void> {
-  const f = parseFlags('eval', argv, ['model', 'data', 'seq-len', 'batch-size', 'tokenizer', 'lora'], ['json', 'quiet']);
+  const f = parseFlags(
+    'eval',
+    argv,
+    ['model', 'data', 'seq-len', 'batch-size', 'tokenizer', 'lora'],
+    ['json', 'quiet'],
+  );
   if (f.help) return void console.log(HELP);
   const dir = flagRequired(f, 'model', 'DIR');
   const data = flagRequired(f, 'data', 'FILE');
@@ -96,7 +122,8 @@ export async function evalCommand(argv: string[]): Promise<void> {
   const tok = tokSpec ? loadTokenizer(tokSpec) : tokenizer;
   if (!tok) throw new Error(`${dir}: no tokenizer.json; pass --tokenizer`);
   const seqLen = seqLenFlag ?? evalWindow(config);
-  if ('maxContext' in config && config.positions.kind === 'learned' && seqLen > config.maxContext) throw new Error(`--seq-len ${seqLen} exceeds the model's ${config.maxContext} learned positions`);
+  if ('maxContext' in config && config.positions.kind === 'learned' && seqLen > config.maxContext)
+    throw new Error(`--seq-len ${seqLen} exceeds the model's ${config.maxContext} learned positions`);
   const causal = config.arch === 'decoder' || config.arch === 'mamba' || config.arch === 'rnn';
   const bar = f.bools.has('quiet') ? null : new ProgressBar({ total: 0, label: 'eval', unit: 'batch' });
   const progress: EvalProgress = (done, total) => {
@@ -106,16 +133,27 @@ export async function evalCommand(argv: string[]): Promise<void> {
   let r: EvalResult;
   try {
     r = causal
-      ? causalEval(model, new MemoryTokenFile(Int32Array.from(tok.encode(text, { addSpecialTokens: false }))), seqLen, batchSize, bar ? progress : undefined)
+      ? causalEval(
+          model,
+          new MemoryTokenFile(Int32Array.from(tok.encode(text, { addSpecialTokens: false }))),
+          seqLen,
+          batchSize,
+          bar ? progress : undefined,
+        )
       : objectiveEval(model, config, text, tok, seqLen, batchSize, bar ? progress : undefined);
   } finally {
     bar?.done();
     model.dispose();
   }
   if (!Number.isFinite(r.loss)) {
-    throw new Error(`the model in ${dir} gives a non-finite loss (${r.loss}) on ${data}: its weights hold NaN or Inf, or its ` +
-      'activations overflow float32; the model is broken (retrain it, or resume from an earlier checkpoint)');
+    throw new Error(
+      `the model in ${dir} gives a non-finite loss (${r.loss}) on ${data}: its weights hold NaN or Inf, or its ` +
+        'activations overflow float32; the model is broken (retrain it, or resume from an earlier checkpoint)',
+    );
   }
   if (f.bools.has('json')) console.log(JSON.stringify(r));
-  else console.log(`loss ${r.loss.toFixed(4)}  perplexity ${r.perplexity.toFixed(3)}  over ${r.tokens} tokens (windows of ${seqLen})`);
+  else
+    console.log(
+      `loss ${r.loss.toFixed(4)}  perplexity ${r.perplexity.toFixed(3)}  over ${r.tokens} tokens (windows of ${seqLen})`,
+    );
 }

@@ -44,7 +44,24 @@ when one of these is given:
   --prompt-lookup          speculative decoding with n-gram drafts from the text so far`;
 
 export async function generateCommand(argv: string[]): Promise<void> {
-  const valued = ['model', 'prompt', 'max-tokens', 'temperature', 'top-k', 'top-p', 'seed', 'n', 'min-p', 'repetition-penalty', 'stop', 'logprobs', 'draft-model', 'speculative-tokens', 'lora', ...CONSTRAIN_FLAGS];
+  const valued = [
+    'model',
+    'prompt',
+    'max-tokens',
+    'temperature',
+    'top-k',
+    'top-p',
+    'seed',
+    'n',
+    'min-p',
+    'repetition-penalty',
+    'stop',
+    'logprobs',
+    'draft-model',
+    'speculative-tokens',
+    'lora',
+    ...CONSTRAIN_FLAGS,
+  ];
   const f = parseFlags('generate', argv, valued, ['json', 'prompt-lookup']);
   if (f.help) return void console.log(HELP);
   const given = flagString(f, 'model');
@@ -61,7 +78,8 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const json = f.bools.has('json');
   // constrained decoding (--json-schema / --regex) runs on the single-sequence path below
   const constrained = CONSTRAIN_FLAGS.some((n) => f.values.has(n));
-  if (!constrained && (await engineGenerate(f, model, tokenizer, prompt, promptIds.length))) return void model.dispose();
+  if (!constrained && (await engineGenerate(f, model, tokenizer, prompt, promptIds.length)))
+    return void model.dispose();
   const eos = model.config.tokens.eos;
   const maxTokens = flagNumber(f, 'max-tokens', { int: true, min: 0 }) ?? 200;
   const constraint = constraintFromFlags(f, tokenizer, eos, maxTokens);
@@ -92,13 +110,22 @@ export async function generateCommand(argv: string[]): Promise<void> {
 }
 
 /** the engine path (decoder models; every new flag); false when the plain loop should run instead */
-async function engineGenerate(f: ParsedFlags, model: LanguageModel, tokenizer: Tokenizer, prompt: string, promptTokens: number): Promise<boolean> {
+async function engineGenerate(
+  f: ParsedFlags,
+  model: LanguageModel,
+  tokenizer: Tokenizer,
+  prompt: string,
+  promptTokens: number,
+): Promise<boolean> {
   const engineFlags = ENGINE_FLAGS.filter((n) => f.values.has(n) || f.bools.has(n));
   const maxTokens = flagNumber(f, 'max-tokens', { int: true, min: 0 }) ?? 200;
   const c = model.config;
   const usable = c.arch === 'decoder' && !(c.positions.kind === 'alibi') && maxTokens > 0;
   if (!usable || (engineFlags.length === 0 && promptTokens + maxTokens > c.maxContext)) {
-    if (engineFlags.length) throw new Error(`--${engineFlags[0]}: needs a decoder-only model run by the inference engine (${c.family} is not one)`);
+    if (engineFlags.length)
+      throw new Error(
+        `--${engineFlags[0]}: needs a decoder-only model run by the inference engine (${c.family} is not one)`,
+      );
     return false;
   }
   const draftDir = flagString(f, 'draft-model');
@@ -120,7 +147,10 @@ async function engineGenerate(f: ParsedFlags, model: LanguageModel, tokenizer: T
   const json = f.bools.has('json');
   if (!json && request.n === 1) process.stdout.write(prompt);
   await generateWithEngine(model, tokenizer, {
-    request, draftModel, json, promptLookup: f.bools.has('prompt-lookup'),
+    request,
+    draftModel,
+    json,
+    promptLookup: f.bools.has('prompt-lookup'),
     speculativeTokens: flagNumber(f, 'speculative-tokens', { int: true, min: 1 }) ?? 4,
   });
   draftModel?.dispose();

@@ -34,12 +34,19 @@ export async function initCommand(argv: string[]): Promise<void> {
   const hf = applyOverrides(base, [...implied, ...sets]);
   const tokenizer = tokSpec === 'bytes' ? bytesTokenizer() : tokSpec ? loadTokenizer(tokSpec) : undefined;
   if (tokenizer && typeof hf.vocab_size === 'number' && tokenizer.vocabSize > hf.vocab_size) {
-    throw new Error(`--tokenizer ${tokSpec} has ${tokenizer.vocabSize} tokens but vocab_size is ${hf.vocab_size}; add --set vocab_size=${tokenizer.vocabSize}`);
+    throw new Error(
+      `--tokenizer ${tokSpec} has ${tokenizer.vocabSize} tokens but vocab_size is ${hf.vocab_size}; add --set vocab_size=${tokenizer.vocabSize}`,
+    );
   }
   const config = fromHFConfig(hf);
   const { params } = inspectConfig(config);
-  if (params > 2e9) throw new Error(`${preset} has ${(params / 1e9).toFixed(1)}B parameters: too large to initialise in memory here; use --set to shrink it`);
+  if (params > 2e9)
+    throw new Error(
+      `${preset} has ${(params / 1e9).toFixed(1)}B parameters: too large to initialise in memory here; use --set to shrink it`,
+    );
   const model = createModel(config, { seed });
   await saveModel(model, out, { tokenizer });
-  console.log(`wrote ${out} (${config.family}, ${model.numParameters().toLocaleString('en-US')} parameters, vocabulary ${config.vocabSize}, seed ${seed})`);
+  console.log(
+    `wrote ${out} (${config.family}, ${model.numParameters().toLocaleString('en-US')} parameters, vocabulary ${config.vocabSize}, seed ${seed})`,
+  );
 }

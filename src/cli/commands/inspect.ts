@@ -10,7 +10,8 @@ import { getPresetInfo, isPreset, presetNames } from '../../models/presets.js';
 import { CONFIG_FILE, listCheckpointTensors, readConfigJson } from '../../io/checkpoint-node.js';
 import { flagChoice, flagNumber, parseFlags } from '../flags.js';
 
-const USAGE = 'usage: lineage inspect <preset | model dir | config.json> [--context N] [--dtype float32|float16|bfloat16|int8] [--set field=value]... [--json]';
+const USAGE =
+  'usage: lineage inspect <preset | model dir | config.json> [--context N] [--dtype float32|float16|bfloat16|int8] [--set field=value]... [--json]';
 
 interface InspectArgs {
   target: string;
@@ -21,7 +22,10 @@ interface InspectArgs {
 }
 
 function parseArgs(argv: readonly string[]): InspectArgs | null {
-  const f = parseFlags('inspect', argv, ['context', 'dtype', 'set'], ['json'], { positionals: 1, positionalName: 'preset or model directory' });
+  const f = parseFlags('inspect', argv, ['context', 'dtype', 'set'], ['json'], {
+    positionals: 1,
+    positionalName: 'preset or model directory',
+  });
   if (f.help) return null;
   const target = f.positionals[0];
   if (!target) throw new Error(`missing preset name or model directory\n${USAGE}`);
@@ -62,8 +66,14 @@ async function storedSummary(dir: string): Promise<StoredSummary | null> {
 function storedRow(s: StoredSummary, params: number): [string, string] {
   const dtypes = Object.keys(s.dtypes).join('/');
   const diff = s.values - params;
-  const match = diff === 0 ? 'matches the config' : `${diff > 0 ? '+' : ''}${diff.toLocaleString('en-US')} vs the config (buffers or task heads)`;
-  return ['checkpoint', `${s.tensors} tensors in ${s.files} file(s), ${s.values.toLocaleString('en-US')} values (${dtypes}, ${humanBytes(s.bytes)}), ${match}`];
+  const match =
+    diff === 0
+      ? 'matches the config'
+      : `${diff > 0 ? '+' : ''}${diff.toLocaleString('en-US')} vs the config (buffers or task heads)`;
+  return [
+    'checkpoint',
+    `${s.tensors} tensors in ${s.files} file(s), ${s.values.toLocaleString('en-US')} values (${dtypes}, ${humanBytes(s.bytes)}), ${match}`,
+  ];
 }
 
 /** config.json of a preset, a model directory, or a config.json path. */
@@ -98,8 +108,13 @@ export async function inspectCommand(argv: string[]): Promise<void> {
   const source: [string, string][] = isPreset(args.target) ? [['config from', getPresetInfo(args.target).source]] : [];
   if (args.json) {
     const from = source.length > 0 ? { source: source[0]![1] } : {};
-    process.stdout.write(JSON.stringify({ model: args.target, ...from, ...report, ...(stored ? { checkpoint: stored } : {}) }, null, 2) + '\n');
+    process.stdout.write(
+      JSON.stringify({ model: args.target, ...from, ...report, ...(stored ? { checkpoint: stored } : {}) }, null, 2) +
+        '\n',
+    );
     return;
   }
-  process.stdout.write(formatInspect(report, args.target, [...source, ...(stored ? [storedRow(stored, report.params)] : [])]) + '\n');
+  process.stdout.write(
+    formatInspect(report, args.target, [...source, ...(stored ? [storedRow(stored, report.params)] : [])]) + '\n',
+  );
 }

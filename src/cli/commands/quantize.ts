@@ -24,21 +24,34 @@ export async function quantizeCommand(argv: string[]): Promise<void> {
   if (!src) throw new Error('--model DIR is required');
   if (!out) throw new Error('--out DIR is required');
   if (!existsSync(src)) throw new Error(`--model ${src}: no such directory`);
-  if (resolve(src) === resolve(out)) throw new Error('--out must differ from --model (the float model is read while writing)');
+  if (resolve(src) === resolve(out))
+    throw new Error('--out must differ from --model (the float model is read while writing)');
   if (bitsText === undefined) throw new Error('--bits is required: 8 (q8_0) or 4 (q4_0)');
-  if (bitsText !== '8' && bitsText !== '4') throw new Error(`--bits must be 8 (q8_0) or 4 (q4_0), got ${JSON.stringify(bitsText)}`);
+  if (bitsText !== '8' && bitsText !== '4')
+    throw new Error(`--bits must be 8 (q8_0) or 4 (q4_0), got ${JSON.stringify(bitsText)}`);
   const gsText = flagString(f, 'group-size') ?? '32';
-  if (gsText !== '32') throw new Error(`--group-size must be 32 (the GGUF q8_0 / q4_0 block size), got ${JSON.stringify(gsText)}`);
+  if (gsText !== '32')
+    throw new Error(`--group-size must be 32 (the GGUF q8_0 / q4_0 block size), got ${JSON.stringify(gsText)}`);
   const bits = bitsText === '8' ? 8 : 4;
   const r = await quantizeModelDir(src, out, {
-    bits, groupSize: 32, includeHead: f.bools.has('include-head'), exclude: f.values.get('exclude') ?? [],
+    bits,
+    groupSize: 32,
+    includeHead: f.bools.has('include-head'),
+    exclude: f.values.get('exclude') ?? [],
   });
   const summary = {
-    out: r.out, bits: r.bits, format: bits === 8 ? 'q8_0' : 'q4_0', quantized: r.quantized.length, skipped: r.skipped,
-    sourceBytes: r.sourceBytes, outBytes: r.outBytes,
+    out: r.out,
+    bits: r.bits,
+    format: bits === 8 ? 'q8_0' : 'q4_0',
+    quantized: r.quantized.length,
+    skipped: r.skipped,
+    sourceBytes: r.sourceBytes,
+    outBytes: r.outBytes,
   };
   if (f.bools.has('json')) return void console.log(JSON.stringify(summary));
-  console.log(`${summary.format}: ${r.quantized.length} layers quantized, ${r.skipped.length} kept in float -> ${r.out}`);
+  console.log(
+    `${summary.format}: ${r.quantized.length} layers quantized, ${r.skipped.length} kept in float -> ${r.out}`,
+  );
   for (const s of r.skipped) console.log(`  float: ${s.path} (${s.reason})`);
   console.log(`model.safetensors: ${r.sourceBytes} -> ${r.outBytes} bytes`);
 }

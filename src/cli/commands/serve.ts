@@ -34,7 +34,12 @@ export function parseSize(s: string, flag: string): number {
 
 export async function serveCommand(argv: string[]): Promise<void> {
   if (argv.includes('--help') || argv.includes('-h')) return void console.log(HELP);
-  const f = parseFlags('serve', argv, ['model', 'host', 'port', 'api-key', 'max-running', 'max-queue', 'kv-memory', 'draft-model', 'max-tokens', 'lora'], ['metrics-auth']);
+  const f = parseFlags(
+    'serve',
+    argv,
+    ['model', 'host', 'port', 'api-key', 'max-running', 'max-queue', 'kv-memory', 'draft-model', 'max-tokens', 'lora'],
+    ['metrics-auth'],
+  );
   const specs = f.values.get('model') ?? [];
   if (specs.length === 0) throw new Error(`--model DIR is required\n\n${HELP}`);
   const kvBytes = parseSize(f.values.get('kv-memory')?.at(-1) ?? '256MB', 'kv-memory');
@@ -51,30 +56,61 @@ export async function serveCommand(argv: string[]): Promise<void> {
     if (models.some((m) => m.name === name)) throw new Error(`--model: two models named '${name}' (use NAME=DIR)`);
     const { model, tokenizer, config } = await loadModelDir(dir);
     if (lora) loadAdapterDir(model, lora); // the main thread's copy (tokenize, embeddings) matches the worker's
-    if (!tokenizer) throw new Error(`--model ${dir}: no tokenizer.json in the directory (the server needs one to read and write text)`);
-    if (config.arch !== 'decoder') throw new Error(`--model ${dir}: ${config.family} is not a decoder-only model; the engine serves decoder families`);
+    if (!tokenizer)
+      throw new Error(
+        `--model ${dir}: no tokenizer.json in the directory (the server needs one to read and write text)`,
+      );
+    if (config.arch !== 'decoder')
+      throw new Error(
+        `--model ${dir}: ${config.family} is not a decoder-only model; the engine serves decoder families`,
+      );
     // generation runs in a worker thread (a long prefill never stalls the event loop); the main thread
     // keeps the model for tokenization, chat templates and embeddings
-    const engine = await EngineWorker.start({ modelDir: dir, draftModelDir: draftDir, loraDir: lora, kvMemoryBytes: kvBytes, maxRunningSeqs: maxRunning, threads });
+    const engine = await EngineWorker.start({
+      modelDir: dir,
+      draftModelDir: draftDir,
+      loraDir: lora,
+      kvMemoryBytes: kvBytes,
+      maxRunningSeqs: maxRunning,
+      threads,
+    });
     workers.push(engine);
     const limit = contextLimit(model);
-    models.push({ name, model, tokenizer, engine, contextLength: Number.isFinite(limit) ? limit : config.maxContext, created: Math.floor(Date.now() / 1000) });
+    models.push({
+      name,
+      model,
+      tokenizer,
+      engine,
+      contextLength: Number.isFinite(limit) ? limit : config.maxContext,
+      created: Math.floor(Date.now() / 1000),
+    });
   }
-  const keys = [...(f.values.get('api-key') ?? []), ...(process.env.LINEAGE_API_KEY ? [process.env.LINEAGE_API_KEY] : [])];
+  const keys = [
+    ...(f.values.get('api-key') ?? []),
+    ...(process.env.LINEAGE_API_KEY ? [process.env.LINEAGE_API_KEY] : []),
+  ];
   const app = createServer({
-    models, apiKeys: keys, maxQueue: flagNumber(f, 'max-queue', { int: true, min: 1 }) ?? 256,
-    defaultMaxTokens: flagNumber(f, 'max-tokens', { int: true, min: 1 }) ?? 256, metricsAuth: f.bools.has('metrics-auth'),
+    models,
+    apiKeys: keys,
+    maxQueue: flagNumber(f, 'max-queue', { int: true, min: 1 }) ?? 256,
+    defaultMaxTokens: flagNumber(f, 'max-tokens', { int: true, min: 1 }) ?? 256,
+    metricsAuth: f.bools.has('metrics-auth'),
   });
   const host = f.values.get('host')?.at(-1) ?? '127.0.0.1';
   const port = flagNumber(f, 'port', { int: true, min: 0 }) ?? 8000;
   const address = await app.listen({ host, port });
-  console.log(`lineage serve: ${models.map((m) => m.name).join(', ')} on ${address} (OpenAI API at ${address}/v1)${keys.length ? ', API key required' : ''}`);
+  console.log(
+    `lineage serve: ${models.map((m) => m.name).join(', ')} on ${address} (OpenAI API at ${address}/v1)${keys.length ? ', API key required' : ''}`,
+  );
   await new Promise<void>((done) => {
     const stop = (sig: string) => {
       console.log(`lineage serve: ${sig}: no new requests; finishing the ones in flight (at most 30 s)`);
       const force = setTimeout(() => done(), 30_000);
       force.unref();
-      void app.close().then(() => { clearTimeout(force); done(); });
+      void app.close().then(() => {
+        clearTimeout(force);
+        done();
+      });
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));

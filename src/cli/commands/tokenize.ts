@@ -47,7 +47,12 @@ const TRAIN_HELP = `usage: lineage tokenizer train --type bpe|wordpiece|unigram 
 
 /** `lineage tokenizer train --type bpe|wordpiece|unigram --vocab-size N --data FILE --out tokenizer.json`. */
 export async function tokenizerTrainCommand(argv: string[]): Promise<void> {
-  const f = parseFlags('tokenizer train', argv, ['type', 'vocab-size', 'data', 'out', 'min-frequency', 'special-tokens'], []);
+  const f = parseFlags(
+    'tokenizer train',
+    argv,
+    ['type', 'vocab-size', 'data', 'out', 'min-frequency', 'special-tokens'],
+    [],
+  );
   if (f.help) return void console.log(TRAIN_HELP);
   const type = flagChoice(f, 'type', ['bpe', 'wordpiece', 'unigram'] as const);
   if (!type) throw new Error(`--type bpe|wordpiece|unigram is required\n${TRAIN_HELP}`);
@@ -65,7 +70,11 @@ export async function tokenizerTrainCommand(argv: string[]): Promise<void> {
   let phase = '';
   const onProgress = (done: number, total: number, p?: string) => {
     const label = `${type} ${p ?? ''}`.trim();
-    if (p !== phase || !bar) { bar?.done(); bar = new ProgressBar({ total, label, unit: UNITS[p ?? ''] ?? 'it' }); phase = p ?? ''; }
+    if (p !== phase || !bar) {
+      bar?.done();
+      bar = new ProgressBar({ total, label, unit: UNITS[p ?? ''] ?? 'it' });
+      phase = p ?? '';
+    }
     bar.total = total;
     bar.update(done);
   };
@@ -78,5 +87,7 @@ export async function tokenizerTrainCommand(argv: string[]): Promise<void> {
   (bar as ProgressBar | null)?.done();
   saveTokenizer(tok, out);
   const secs = ((performance.now() - t0) / 1000).toFixed(1);
-  process.stderr.write(`wrote ${out}: ${type} tokenizer, vocab ${tok.vocabSize}, trained on ${text.length} chars in ${secs}s\n`);
+  process.stderr.write(
+    `wrote ${out}: ${type} tokenizer, vocab ${tok.vocabSize}, trained on ${text.length} chars in ${secs}s\n`,
+  );
 }

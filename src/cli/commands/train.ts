@@ -29,10 +29,28 @@ import { checkpointDir, recoverCheckpointDir, writeFileAtomic, writeJSONAtomic }
 import { MetricsLogger, parseMetricsJsonl, seriesOf, type MetricRecord } from '../../train/metrics.js';
 import { jsonlFileSink } from '../../train/metrics-node.js';
 import { lossChart } from '../../train/plot.js';
-import { createTask, defaultObjective, OBJECTIVES, type ObjectiveName, type TaskData } from '../../train/family-objectives.js';
+import {
+  createTask,
+  defaultObjective,
+  OBJECTIVES,
+  type ObjectiveName,
+  type TaskData,
+} from '../../train/family-objectives.js';
 import { DEFAULT_CONFIG, applyTweaks, getRecipe, validateTrainConfig, type TrainConfig } from '../../train/recipes.js';
-import { MixedPrecision, measureMemory, parsePrecision, type MemoryReport, type Precision } from '../../train/precision.js';
-import { NonFiniteLossError, Trainer, enableGradientCheckpointing, runTraining, type TrainerState } from '../../train/trainer.js';
+import {
+  MixedPrecision,
+  measureMemory,
+  parsePrecision,
+  type MemoryReport,
+  type Precision,
+} from '../../train/precision.js';
+import {
+  NonFiniteLossError,
+  Trainer,
+  enableGradientCheckpointing,
+  runTraining,
+  type TrainerState,
+} from '../../train/trainer.js';
 import type { Schedule } from '../../train/schedule.js';
 import type { OptimizerKind, OptimizerState } from '../../train/optim.js';
 import { configToJson, loadModelDir, saveModelDir } from '../../infer/model-dir-node.js';
@@ -45,9 +63,36 @@ import { requireHead } from '../model-hints.js';
 // ---- flags ----
 
 const TRAIN_VALUED = [
-  'recipe', 'config', 'model', 'set', 'tokenizer', 'data', 'out', 'objective', 'steps', 'batch-size', 'block-size', 'grad-accum',
-  'lr', 'min-lr', 'warmup', 'decay-steps', 'schedule', 'optimizer', 'weight-decay', 'beta1', 'beta2', 'momentum', 'grad-clip',
-  'precision', 'eval-interval', 'eval-batches', 'checkpoint-interval', 'seed', 'val-fraction', 'dropout',
+  'recipe',
+  'config',
+  'model',
+  'set',
+  'tokenizer',
+  'data',
+  'out',
+  'objective',
+  'steps',
+  'batch-size',
+  'block-size',
+  'grad-accum',
+  'lr',
+  'min-lr',
+  'warmup',
+  'decay-steps',
+  'schedule',
+  'optimizer',
+  'weight-decay',
+  'beta1',
+  'beta2',
+  'momentum',
+  'grad-clip',
+  'precision',
+  'eval-interval',
+  'eval-batches',
+  'checkpoint-interval',
+  'seed',
+  'val-fraction',
+  'dropout',
 ];
 const TRAIN_BOOLS = ['json', 'resume', 'overwrite', 'gradient-checkpointing', 'no-bias', 'memory-report', 'quiet'];
 
@@ -93,7 +138,16 @@ export function resolveTrainConfig(f: ParsedFlags): TrainConfig {
   if (s('data')) c.data = s('data')!;
   if (s('out')) c.out = s('out')!;
   if (s('objective')) c.objective = parseObjective(s('objective')!);
-  const ints: [string, keyof TrainConfig][] = [['steps', 'steps'], ['batch-size', 'batchSize'], ['block-size', 'blockSize'], ['grad-accum', 'gradAccum'], ['eval-interval', 'evalInterval'], ['eval-batches', 'evalBatches'], ['checkpoint-interval', 'checkpointInterval'], ['seed', 'seed']];
+  const ints: [string, keyof TrainConfig][] = [
+    ['steps', 'steps'],
+    ['batch-size', 'batchSize'],
+    ['block-size', 'blockSize'],
+    ['grad-accum', 'gradAccum'],
+    ['eval-interval', 'evalInterval'],
+    ['eval-batches', 'evalBatches'],
+    ['checkpoint-interval', 'checkpointInterval'],
+    ['seed', 'seed'],
+  ];
   for (const [flag, key] of ints) {
     const v = n(flag, { int: true, min: 0 });
     if (v !== undefined) (c as unknown as Record<string, number>)[key] = v;
@@ -112,7 +166,8 @@ function applyOptimizerFlags(c: TrainConfig, f: ParsedFlags): void {
   const n = (name: string) => flagNumber(f, name, { min: 0 });
   const kind = flagString(f, 'optimizer');
   if (kind) {
-    if (!['adamw', 'adam', 'sgd'].includes(kind)) throw new Error(`--optimizer: expected adamw, adam or sgd, got ${JSON.stringify(kind)}`);
+    if (!['adamw', 'adam', 'sgd'].includes(kind))
+      throw new Error(`--optimizer: expected adamw, adam or sgd, got ${JSON.stringify(kind)}`);
     c.optimizer = { ...c.optimizer, kind: kind as OptimizerKind };
   }
   const o = c.optimizer;
@@ -122,20 +177,23 @@ function applyOptimizerFlags(c: TrainConfig, f: ParsedFlags): void {
   if (n('momentum') !== undefined) o.momentum = n('momentum');
   const sched = flagString(f, 'schedule');
   const lr = n('lr') ?? ('lr' in c.schedule ? c.schedule.lr : c.optimizer.lr);
-  const minLr = n('min-lr') ?? ('minLr' in c.schedule ? c.schedule.minLr ?? lr / 10 : lr / 10);
+  const minLr = n('min-lr') ?? ('minLr' in c.schedule ? (c.schedule.minLr ?? lr / 10) : lr / 10);
   const warmup = n('warmup') ?? c.schedule.warmup ?? 0;
   const stepsChanged = f.values.has('steps') && !f.values.has('decay-steps');
-  const decaySteps = n('decay-steps') ?? (stepsChanged || !('decaySteps' in c.schedule) ? c.steps : c.schedule.decaySteps);
+  const decaySteps =
+    n('decay-steps') ?? (stepsChanged || !('decaySteps' in c.schedule) ? c.steps : c.schedule.decaySteps);
   const kind2 = sched ?? c.schedule.kind;
   if (kind2 === 'cosine') c.schedule = { kind: 'cosine', lr, minLr, warmup: Math.min(warmup, decaySteps), decaySteps };
-  else if (kind2 === 'linear') c.schedule = { kind: 'linear', lr, minLr, warmup: Math.min(warmup, decaySteps), decaySteps };
+  else if (kind2 === 'linear')
+    c.schedule = { kind: 'linear', lr, minLr, warmup: Math.min(warmup, decaySteps), decaySteps };
   else if (kind2 === 'constant') c.schedule = { kind: 'constant', lr, warmup };
   else if (sched) throw new Error(`--schedule: expected cosine, linear or constant, got ${JSON.stringify(sched)}`);
   o.lr = lr;
 }
 
 function parseObjective(s: string): ObjectiveName {
-  if (!(OBJECTIVES as readonly string[]).includes(s)) throw new Error(`--objective: unknown objective ${JSON.stringify(s)} (known: ${OBJECTIVES.join(', ')})`);
+  if (!(OBJECTIVES as readonly string[]).includes(s))
+    throw new Error(`--objective: unknown objective ${JSON.stringify(s)} (known: ${OBJECTIVES.join(', ')})`);
   return s as ObjectiveName;
 }
 
@@ -146,10 +204,12 @@ function readConfigFile(file: string): Partial<TrainConfig> {
   } catch (e) {
     throw new Error(`--config ${file}: ${(e as Error).message}`);
   }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error(`--config ${file}: expected a JSON object`);
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    throw new Error(`--config ${file}: expected a JSON object`);
   const known = new Set(Object.keys(DEFAULT_CONFIG));
   const bad = Object.keys(json).filter((k) => !known.has(k) && k !== 'recipe');
-  if (bad.length) throw new Error(`--config ${file}: unknown field(s) ${bad.join(', ')} (known: ${[...known].join(', ')})`);
+  if (bad.length)
+    throw new Error(`--config ${file}: unknown field(s) ${bad.join(', ')} (known: ${[...known].join(', ')})`);
   const { recipe, ...rest } = json as Partial<TrainConfig> & { recipe?: string };
   return recipe ? { ...getRecipe(recipe), ...rest } : rest;
 }
@@ -170,7 +230,16 @@ export function prepareData(c: TrainConfig, dirTokenizer: Tokenizer | null): Pre
   const cut = Math.floor(text.length * (1 - c.valFraction));
   const [trainText, valText] = [text.slice(0, cut), text.slice(cut)];
   const encode = (s: string) => tokenizer.encode(s, { addSpecialTokens: false });
-  return { tokenizer, data: { train: new MemoryTokenFile(Int32Array.from(encode(trainText))), val: new MemoryTokenFile(Int32Array.from(encode(valText))), trainText, valText, encode } };
+  return {
+    tokenizer,
+    data: {
+      train: new MemoryTokenFile(Int32Array.from(encode(trainText))),
+      val: new MemoryTokenFile(Int32Array.from(encode(valText))),
+      trainText,
+      valText,
+      encode,
+    },
+  };
 }
 
 function pickTokenizer(spec: string, dirTokenizer: Tokenizer | null): Tokenizer {
@@ -185,7 +254,8 @@ function pickTokenizer(spec: string, dirTokenizer: Tokenizer | null): Tokenizer 
 
 function prepareBinDir(c: TrainConfig, dirTokenizer: Tokenizer | null): Prepared {
   const [train, val] = ['train.bin', 'val.bin'].map((n) => join(c.data, n));
-  for (const p of [train, val]) if (!existsSync(p!)) throw new Error(`--data ${c.data}: directory has no ${p === train ? 'train.bin' : 'val.bin'}`);
+  for (const p of [train, val])
+    if (!existsSync(p!)) throw new Error(`--data ${c.data}: directory has no ${p === train ? 'train.bin' : 'val.bin'}`);
   const tokenizer = pickTokenizer(c.tokenizer === 'char' ? 'model' : c.tokenizer, dirTokenizer);
   return { tokenizer, data: { train: new NodeTokenFile(train!), val: new NodeTokenFile(val!) } };
 }
@@ -200,12 +270,16 @@ export function buildModelConfig(c: TrainConfig, tok: Tokenizer, dirConfig: Mode
     if (!isPreset(c.model)) throw new Error(`--model ${c.model}: neither a preset nor a model directory (config.json)`);
     const hf = getPresetInfo(c.model).hf;
     // a char or bytes tokenizer defines the vocabulary: its size, no special-token ids (unless --set)
-    const sized = c.tokenizer === 'char' || c.tokenizer === 'bytes' ? tokenizerVocabOverrides(hf, tok.vocabSize, c.set) : [];
+    const sized =
+      c.tokenizer === 'char' || c.tokenizer === 'bytes' ? tokenizerVocabOverrides(hf, tok.vocabSize, c.set) : [];
     cfg = fromHFConfig(applyOverrides(hf, [...sized, ...c.set]));
   }
   cfg = applyTweaks(cfg, c.tweaks);
   requireHead(cfg, 'training');
-  if (tok.vocabSize > cfg.vocabSize) throw new Error(`tokenizer has ${tok.vocabSize} ids but the model's vocab_size is ${cfg.vocabSize} (use --set vocab_size=${tok.vocabSize})`);
+  if (tok.vocabSize > cfg.vocabSize)
+    throw new Error(
+      `tokenizer has ${tok.vocabSize} ids but the model's vocab_size is ${cfg.vocabSize} (use --set vocab_size=${tok.vocabSize})`,
+    );
   if ('maxContext' in cfg && cfg.positions.kind === 'learned' && c.blockSize > cfg.maxContext) {
     throw new Error(`--block-size ${c.blockSize} exceeds the model's context of ${cfg.maxContext} learned positions`);
   }
@@ -218,11 +292,22 @@ const isModelDir = (p: string) => existsSync(join(p, 'config.json'));
 
 const CKPT = 'checkpoint';
 
-async function writeTrainCheckpoint(out: string, trainer: Trainer, cfg: ModelConfig, tok: Tokenizer, c: TrainConfig): Promise<void> {
+async function writeTrainCheckpoint(
+  out: string,
+  trainer: Trainer,
+  cfg: ModelConfig,
+  tok: Tokenizer,
+  c: TrainConfig,
+): Promise<void> {
   const { json, buffers } = trainer.state();
   await checkpointDir(join(out, CKPT), async (tmp) => {
     await saveModelDir(tmp, cfg, trainer.weights(), tok);
-    const raw = Object.entries(buffers).map(([name, b]) => ({ name, dtype: 'float32' as const, shape: b.shape, data: b.data }));
+    const raw = Object.entries(buffers).map(([name, b]) => ({
+      name,
+      dtype: 'float32' as const,
+      shape: b.shape,
+      data: b.data,
+    }));
     writeFileSync(join(tmp, 'optimizer.safetensors'), serializeSafetensors(raw));
     writeFileSync(join(tmp, 'trainer_state.json'), JSON.stringify(json, null, 2) + '\n');
     writeFileSync(join(tmp, 'train_config.json'), JSON.stringify(c, null, 2) + '\n');
@@ -230,10 +315,13 @@ async function writeTrainCheckpoint(out: string, trainer: Trainer, cfg: ModelCon
 }
 
 /** OUT/checkpoint's fp32 weights and the trainer state to apply */
-export async function readTrainCheckpoint(out: string): Promise<{ weights: Map<string, Tensor>; json: TrainerState; buffers: OptimizerState['buffers'] }> {
+export async function readTrainCheckpoint(
+  out: string,
+): Promise<{ weights: Map<string, Tensor>; json: TrainerState; buffers: OptimizerState['buffers'] }> {
   const dir = join(out, CKPT);
   recoverCheckpointDir(dir);
-  if (!existsSync(join(dir, 'trainer_state.json'))) throw new Error(`--resume: ${dir} has no checkpoint (trainer_state.json)`);
+  if (!existsSync(join(dir, 'trainer_state.json')))
+    throw new Error(`--resume: ${dir} has no checkpoint (trainer_state.json)`);
   const saved = await readSafetensorsFile(join(dir, 'model.safetensors'));
   const weights = new Map(saved.tensors.map((r) => [r.name, fromRaw(r)] as [string, Tensor]));
   const opt = await readSafetensorsFile(join(dir, 'optimizer.safetensors'));
@@ -245,7 +333,9 @@ export async function readTrainCheckpoint(out: string): Promise<{ weights: Map<s
 /** trainer_state.json, checked enough that a damaged file is reported by name, not deep in the trainer */
 export function readTrainerState(file: string): TrainerState {
   const damaged = (why: string) =>
-    new Error(`${file}: ${why}; the checkpoint is damaged (delete ${join(file, '..')} to start over, or restore it from a copy)`);
+    new Error(
+      `${file}: ${why}; the checkpoint is damaged (delete ${join(file, '..')} to start over, or restore it from a copy)`,
+    );
   let json: unknown;
   try {
     json = JSON.parse(readFileSync(file, 'utf8'));
@@ -262,21 +352,30 @@ export function readTrainerState(file: string): TrainerState {
     ['rng', (v) => Array.isArray(v), 'a list'],
     ['optimizer', (v) => typeof v === 'object' && v !== null && !Array.isArray(v), 'an object'],
   ];
-  for (const [k, ok, what] of fields) if (!ok(o[k])) throw damaged(`field "${k}" must be ${what}, got ${JSON.stringify(o[k])}`);
+  for (const [k, ok, what] of fields)
+    if (!ok(o[k])) throw damaged(`field "${k}" must be ${what}, got ${JSON.stringify(o[k])}`);
   return json as TrainerState;
 }
 
 /** metrics.jsonl without the records a resumed run will write again (steps ≥ the checkpoint's) */
 export function truncateMetrics(file: string, step: number): MetricRecord[] {
   if (!existsSync(file)) return [];
-  const kept = parseMetricsJsonl(readFileSync(file, 'utf8'), file).filter((r) => r.step < step || (r.kind === 'checkpoint' && r.step === step));
+  const kept = parseMetricsJsonl(readFileSync(file, 'utf8'), file).filter(
+    (r) => r.step < step || (r.kind === 'checkpoint' && r.step === step),
+  );
   writeFileAtomic(file, kept.map((r) => JSON.stringify(r)).join('\n') + (kept.length ? '\n' : ''));
   return kept;
 }
 
 function writeLossCurve(out: string, records: MetricRecord[]): void {
-  const train = seriesOf(records.filter((r) => r.kind === 'train'), 'loss');
-  const val = seriesOf(records.filter((r) => r.kind === 'eval'), 'val_loss');
+  const train = seriesOf(
+    records.filter((r) => r.kind === 'train'),
+    'loss',
+  );
+  const val = seriesOf(
+    records.filter((r) => r.kind === 'eval'),
+    'val_loss',
+  );
   writeFileAtomic(join(out, 'loss-curve.svg'), lossChart(train, val, { smooth: 0.9, title: 'Loss' }));
 }
 
@@ -285,14 +384,21 @@ function lastCheckpointNote(out: string): string {
   const file = join(out, CKPT, 'trainer_state.json');
   if (!existsSync(file)) return `No checkpoint was written to ${join(out, CKPT)}; no model was saved.`;
   const step = (JSON.parse(readFileSync(file, 'utf8')) as TrainerState).step;
-  return `The last good checkpoint (step ${step}) is kept in ${join(out, CKPT)}; no final model was saved. ` +
-    'Continue from it with --resume and a lower --lr.';
+  return (
+    `The last good checkpoint (step ${step}) is kept in ${join(out, CKPT)}; no final model was saved. ` +
+    'Continue from it with --resume and a lower --lr.'
+  );
 }
 
 // ---- memory report ----
 
 /** one forward+backward per precision (and with checkpointing when the model supports it) */
-export function memoryReports(cfg: ModelConfig, c: TrainConfig, data: TaskData, tok: Tokenizer): (MemoryReport & { checkpointing: boolean })[] {
+export function memoryReports(
+  cfg: ModelConfig,
+  c: TrainConfig,
+  data: TaskData,
+  tok: Tokenizer,
+): (MemoryReport & { checkpointing: boolean })[] {
   const out: (MemoryReport & { checkpointing: boolean })[] = [];
   for (const precision of ['fp32', 'bf16', 'fp16'] as Precision[]) {
     for (const ckpt of [false, true]) {
@@ -303,7 +409,13 @@ export function memoryReports(cfg: ModelConfig, c: TrainConfig, data: TaskData, 
         model.dispose();
         continue;
       }
-      const task = createTask(c.objective ?? defaultObjective(cfg), cfg, data, { batchSize: c.batchSize, blockSize: c.blockSize, seed: c.seed }, tok);
+      const task = createTask(
+        c.objective ?? defaultObjective(cfg),
+        cfg,
+        data,
+        { batchSize: c.batchSize, blockSize: c.blockSize, seed: c.seed },
+        tok,
+      );
       const mp = new MixedPrecision(model, precision);
       const batch = task.next();
       out.push({ ...measureMemory(mp, () => task.loss(model, batch).loss), checkpointing: ckpt });
@@ -321,7 +433,9 @@ function printMemory(reports: ReturnType<typeof memoryReports>, json: boolean): 
   const base = reports.find((r) => r.precision === 'fp32' && !r.checkpointing)!;
   for (const r of reports) {
     const vs = (a: number, b: number) => (b > 0 ? ` (${((100 * a) / b).toFixed(0)}% of fp32)` : '');
-    console.error(`${r.precision}${r.checkpointing ? ' +ckpt' : ''}: params ${mib(r.parameterBytes)}${vs(r.parameterBytes, base.parameterBytes)} + masters ${mib(r.masterBytes)}, activations ${mib(r.activationBytes)}${vs(r.activationBytes, base.activationBytes)}, peak ${mib(r.peakBytes)}`);
+    console.error(
+      `${r.precision}${r.checkpointing ? ' +ckpt' : ''}: params ${mib(r.parameterBytes)}${vs(r.parameterBytes, base.parameterBytes)} + masters ${mib(r.masterBytes)}, activations ${mib(r.activationBytes)}${vs(r.activationBytes, base.activationBytes)}, peak ${mib(r.peakBytes)}`,
+    );
   }
   if (json) console.log(JSON.stringify({ memory: reports }));
 }
@@ -329,20 +443,30 @@ function printMemory(reports: ReturnType<typeof memoryReports>, json: boolean): 
 // ---- the output directory ----
 
 /** files a training run leaves in OUT: any of them means OUT holds an earlier run (or a model) */
-const RUN_FILES = ['metrics.jsonl', CKPT, 'train_summary.json', 'train_config.json', 'model.safetensors', 'config.json'];
+const RUN_FILES = [
+  'metrics.jsonl',
+  CKPT,
+  'train_summary.json',
+  'train_config.json',
+  'model.safetensors',
+  'config.json',
+];
 
 /** refuses to replace an earlier run unless --resume or --overwrite; --overwrite clears its checkpoint */
 function checkOutDir(c: TrainConfig, f: ParsedFlags): void {
   const resume = f.bools.has('resume');
   const overwrite = f.bools.has('overwrite');
-  if (resume && overwrite) throw new Error('--resume continues the run in --out and --overwrite replaces it: give one of them');
+  if (resume && overwrite)
+    throw new Error('--resume continues the run in --out and --overwrite replaces it: give one of them');
   if (!existsSync(c.out)) return;
   if (!statSync(c.out).isDirectory()) throw new Error(`--out ${c.out}: exists and is not a directory`);
   const found = RUN_FILES.filter((n) => existsSync(join(c.out, n)));
   if (found.length === 0 || resume) return;
   if (!overwrite) {
-    throw new Error(`--out ${c.out} holds an earlier run (${found.join(', ')}): pass --resume to continue it, ` +
-      '--overwrite to replace it, or choose another --out');
+    throw new Error(
+      `--out ${c.out} holds an earlier run (${found.join(', ')}): pass --resume to continue it, ` +
+        '--overwrite to replace it, or choose another --out',
+    );
   }
   // a stale checkpoint must not be resumed later as if it belonged to the new run
   recoverCheckpointDir(join(c.out, CKPT));
@@ -355,31 +479,52 @@ function checkOutDir(c: TrainConfig, f: ParsedFlags): void {
 const SCHEDULE_FLAGS = ['lr', 'min-lr', 'warmup', 'decay-steps', 'schedule'];
 
 const describeSchedule = (s: Schedule): string =>
-  s.kind + ' ' + Object.entries(s).filter(([k]) => k !== 'kind').map(([k, v]) => `${k}=${v}`).join(' ');
+  s.kind +
+  ' ' +
+  Object.entries(s)
+    .filter(([k]) => k !== 'kind')
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
 
 /**
  * The schedule a resumed run uses: the checkpoint's, so that a different --steps does not silently
  * re-plan the learning rate; the command line's when a schedule flag asks for a change. Either way a
  * difference is printed.
  */
-export function resumeSchedule(c: TrainConfig, f: ParsedFlags, state: TrainerState, say: (s: string) => void): Schedule {
+export function resumeSchedule(
+  c: TrainConfig,
+  f: ParsedFlags,
+  state: TrainerState,
+  say: (s: string) => void,
+): Schedule {
   const prev = state.schedule;
   if (!prev || JSON.stringify(prev) === JSON.stringify(c.schedule)) return c.schedule;
-  const stepsNote = state.steps !== undefined && state.steps !== c.steps ? `--steps changed from ${state.steps} to ${c.steps}; ` : '';
+  const stepsNote =
+    state.steps !== undefined && state.steps !== c.steps ? `--steps changed from ${state.steps} to ${c.steps}; ` : '';
   const explicit = SCHEDULE_FLAGS.filter((n) => f.values.has(n));
   if (explicit.length === 0) {
-    const tail = 'decaySteps' in prev && c.steps > prev.decaySteps ? `; steps after ${prev.decaySteps} run at the final lr` : '';
-    say(`--resume: ${stepsNote}keeping the run's learning-rate schedule (${describeSchedule(prev)})${tail}. ` +
-      'To re-plan it, pass --decay-steps N (or --lr, --min-lr, --warmup, --schedule).');
+    const tail =
+      'decaySteps' in prev && c.steps > prev.decaySteps ? `; steps after ${prev.decaySteps} run at the final lr` : '';
+    say(
+      `--resume: ${stepsNote}keeping the run's learning-rate schedule (${describeSchedule(prev)})${tail}. ` +
+        'To re-plan it, pass --decay-steps N (or --lr, --min-lr, --warmup, --schedule).',
+    );
     return prev;
   }
   const next = changedSchedule(prev, c.schedule, f);
-  say(`--resume: ${stepsNote}learning-rate schedule changed by ${explicit.map((n) => '--' + n).join(' ')} ` +
-    `from (${describeSchedule(prev)}) to (${describeSchedule(next)})`);
+  say(
+    `--resume: ${stepsNote}learning-rate schedule changed by ${explicit.map((n) => '--' + n).join(' ')} ` +
+      `from (${describeSchedule(prev)}) to (${describeSchedule(next)})`,
+  );
   return next;
 }
 
-const SCHEDULE_FIELD: Record<string, string> = { lr: 'lr', 'min-lr': 'minLr', warmup: 'warmup', 'decay-steps': 'decaySteps' };
+const SCHEDULE_FIELD: Record<string, string> = {
+  lr: 'lr',
+  'min-lr': 'minLr',
+  warmup: 'warmup',
+  'decay-steps': 'decaySteps',
+};
 
 /** the run's schedule with the fields the command line gives; a new --schedule kind takes the command line's whole */
 function changedSchedule(prev: Schedule, asked: Schedule, f: ParsedFlags): Schedule {
@@ -403,7 +548,10 @@ export function resumeCommand(argv: readonly string[]): string {
 
 /** an error that makes the CLI exit with its own status (130 / 143 after a signal) */
 class ExitError extends Error {
-  constructor(message: string, readonly exitCode: number) {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
     super(message);
   }
 }
@@ -433,19 +581,36 @@ export async function trainCommand(argv: string[]): Promise<void> {
     printMemory(memoryReports(cfg, c, data, tokenizer), json);
     return;
   }
-  const model = fromDir && JSON.stringify(fromDir.config) === JSON.stringify(cfg) ? fromDir.model : createModel(cfg, { seed: c.seed });
+  const model =
+    fromDir && JSON.stringify(fromDir.config) === JSON.stringify(cfg)
+      ? fromDir.model
+      : createModel(cfg, { seed: c.seed });
   if (fromDir && model !== fromDir.model) {
     noGrad(() => model.loadStateDict(new Map(fromDir.model.namedParameters()), { strict: false }));
     fromDir.model.dispose();
   }
   const resume = f.bools.has('resume') && existsSync(join(c.out, CKPT, 'trainer_state.json'));
-  if (f.bools.has('resume') && !resume && !json) console.error(`--resume: no checkpoint in ${join(c.out, CKPT)}; starting from step 0`);
+  if (f.bools.has('resume') && !resume && !json)
+    console.error(`--resume: no checkpoint in ${join(c.out, CKPT)}; starting from step 0`);
   const saved = resume ? await readTrainCheckpoint(c.out) : null;
   if (saved) c.schedule = resumeSchedule(c, f, saved.json, (m) => console.error(m));
-  const task = createTask(c.objective ?? defaultObjective(cfg), cfg, data, { batchSize: c.batchSize, blockSize: c.blockSize, seed: c.seed }, tokenizer);
+  const task = createTask(
+    c.objective ?? defaultObjective(cfg),
+    cfg,
+    data,
+    { batchSize: c.batchSize, blockSize: c.blockSize, seed: c.seed },
+    tokenizer,
+  );
   const trainer = new Trainer(model, task, {
-    steps: c.steps, gradAccum: c.gradAccum, schedule: c.schedule, optimizer: c.optimizer, gradClip: c.gradClip, precision: c.precision,
-    gradientCheckpointing: c.gradientCheckpointing, evalInterval: c.evalInterval, evalBatches: c.evalBatches,
+    steps: c.steps,
+    gradAccum: c.gradAccum,
+    schedule: c.schedule,
+    optimizer: c.optimizer,
+    gradClip: c.gradClip,
+    precision: c.precision,
+    gradientCheckpointing: c.gradientCheckpointing,
+    evalInterval: c.evalInterval,
+    evalBatches: c.evalBatches,
   });
   if (saved) {
     trainer.loadWeights(saved.weights);
@@ -461,7 +626,13 @@ export async function trainCommand(argv: string[]): Promise<void> {
 }
 
 async function runCommand(
-  c: TrainConfig, trainer: Trainer, cfg: ModelConfig, tok: Tokenizer, f: ParsedFlags, json: boolean, argv: readonly string[],
+  c: TrainConfig,
+  trainer: Trainer,
+  cfg: ModelConfig,
+  tok: Tokenizer,
+  f: ParsedFlags,
+  json: boolean,
+  argv: readonly string[],
 ): Promise<void> {
   mkdirSync(c.out, { recursive: true });
   const metricsFile = join(c.out, 'metrics.jsonl');
@@ -472,7 +643,13 @@ async function runCommand(
   const logger = new MetricsLogger({ sink: jsonlFileSink(metricsFile), elapsed: trainer.elapsedBefore });
   const quiet = f.bools.has('quiet');
   // counts this session's steps, so rate and ETA stay right after --resume
-  const bar = quiet ? null : new ProgressBar({ total: Math.max(0, c.steps - startStep), label: startStep ? `train (from ${startStep})` : 'train', unit: 'step' });
+  const bar = quiet
+    ? null
+    : new ProgressBar({
+        total: Math.max(0, c.steps - startStep),
+        label: startStep ? `train (from ${startStep})` : 'train',
+        unit: 'step',
+      });
   let tokPerSec = 0;
   // the loop yields to the event loop between steps, so these run within a step of Ctrl-C
   let signal: NodeJS.Signals | null = null;
@@ -483,18 +660,31 @@ async function runCommand(
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  if (!json) console.error(`training ${cfg.family} (${(trainer.model.numParameters() / 1e6).toFixed(2)}M params) objective ${trainer.task.objective}, ${c.precision}, ${c.steps} steps${startStep ? `, resuming at step ${startStep}` : ''}`);
+  if (!json)
+    console.error(
+      `training ${cfg.family} (${(trainer.model.numParameters() / 1e6).toFixed(2)}M params) objective ${trainer.task.objective}, ${c.precision}, ${c.steps} steps${startStep ? `, resuming at step ${startStep}` : ''}`,
+    );
   let r: Awaited<ReturnType<typeof runTraining>>;
   try {
     r = await runTraining(trainer, {
       onStep: (s) => {
         tokPerSec = (s.tokens * 1000) / s.ms;
-        logger.log(s.step, { kind: 'train', loss: s.loss, lr: s.lr, grad_norm: s.gradNorm, tokens_per_sec: Math.round(tokPerSec), ms: Math.round(s.ms * 10) / 10, ...(s.skipped ? { skipped: true } : {}), ...(s.lossScale !== undefined ? { loss_scale: s.lossScale } : {}) });
+        logger.log(s.step, {
+          kind: 'train',
+          loss: s.loss,
+          lr: s.lr,
+          grad_norm: s.gradNorm,
+          tokens_per_sec: Math.round(tokPerSec),
+          ms: Math.round(s.ms * 10) / 10,
+          ...(s.skipped ? { skipped: true } : {}),
+          ...(s.lossScale !== undefined ? { loss_scale: s.lossScale } : {}),
+        });
         bar?.update(s.step + 1 - startStep, { loss: s.loss, 'tok/s': Math.round(tokPerSec), lr: s.lr });
       },
       onEval: (e) => {
         logger.log(e.step, { kind: 'eval', train_loss: e.train, val_loss: e.val });
-        if (!quiet && !json) console.error(`\nstep ${e.step}: train loss ${e.train.toFixed(4)}, val loss ${e.val.toFixed(4)}`);
+        if (!quiet && !json)
+          console.error(`\nstep ${e.step}: train loss ${e.train.toFixed(4)}, val loss ${e.val.toFixed(4)}`);
       },
       checkpointInterval: c.checkpointInterval,
       checkpoint: async (step) => {
@@ -516,17 +706,31 @@ async function runCommand(
   if (r.interrupted) {
     writeLossCurve(c.out, [...previous, ...logger.history]);
     const sig = (signal as NodeJS.Signals | null) ?? 'SIGINT';
-    throw new ExitError(`interrupted by ${sig} at step ${r.steps} of ${c.steps}; checkpoint written to ${join(c.out, CKPT)} ` +
-      `(itself a model directory). Resume with:\n  ${resumeCommand(argv)}`, SIGNAL_STATUS[sig] ?? 130);
+    throw new ExitError(
+      `interrupted by ${sig} at step ${r.steps} of ${c.steps}; checkpoint written to ${join(c.out, CKPT)} ` +
+        `(itself a model directory). Resume with:\n  ${resumeCommand(argv)}`,
+      SIGNAL_STATUS[sig] ?? 130,
+    );
   }
   await saveModelDir(c.out, cfg, trainer.weights(), tok);
   writeLossCurve(c.out, [...previous, ...logger.history]);
   const summary = {
-    valLoss: r.valLoss, trainLoss: r.lastEval?.train ?? r.trainLoss, lastStepLoss: r.trainLoss, steps: r.steps, seconds: r.seconds,
-    tokensPerSecond: r.seconds > 0 ? r.tokens / r.seconds : 0, resumedFrom: startStep, params: trainer.model.numParameters(), precision: c.precision,
-    objective: trainer.task.objective, out: c.out,
+    valLoss: r.valLoss,
+    trainLoss: r.lastEval?.train ?? r.trainLoss,
+    lastStepLoss: r.trainLoss,
+    steps: r.steps,
+    seconds: r.seconds,
+    tokensPerSecond: r.seconds > 0 ? r.tokens / r.seconds : 0,
+    resumedFrom: startStep,
+    params: trainer.model.numParameters(),
+    precision: c.precision,
+    objective: trainer.task.objective,
+    out: c.out,
   };
   writeJSONAtomic(join(c.out, 'train_summary.json'), summary);
   if (json) console.log(JSON.stringify(summary));
-  else console.error(`done: ${r.steps} steps in ${r.seconds.toFixed(1)} s, val loss ${r.valLoss.toFixed(4)}; model written to ${c.out}`);
+  else
+    console.error(
+      `done: ${r.steps} steps in ${r.seconds.toFixed(1)} s, val loss ${r.valLoss.toFixed(4)}; model written to ${c.out}`,
+    );
 }

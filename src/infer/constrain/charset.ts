@@ -11,7 +11,9 @@ export const MAX_CP = 0x10ffff;
 export const ALL: Ranges = [0, 0xd7ff, 0xe000, MAX_CP];
 export const EMPTY: Ranges = [];
 
-export function isEmpty(r: Ranges): boolean { return r.length === 0; }
+export function isEmpty(r: Ranges): boolean {
+  return r.length === 0;
+}
 
 /** Sorts and merges arbitrary [lo, hi] pairs, dropping surrogates. */
 export function normalize(pairs: number[]): Ranges {
@@ -27,15 +29,20 @@ export function normalize(pairs: number[]): Ranges {
   return intersect(out, ALL);
 }
 
-export function union(a: Ranges, b: Ranges): Ranges { return normalize([...a, ...b]); }
+export function union(a: Ranges, b: Ranges): Ranges {
+  return normalize([...a, ...b]);
+}
 
 export function intersect(a: Ranges, b: Ranges): Ranges {
   const out: number[] = [];
-  let i = 0, j = 0;
+  let i = 0,
+    j = 0;
   while (i < a.length && j < b.length) {
-    const lo = Math.max(a[i], b[j]), hi = Math.min(a[i + 1], b[j + 1]);
+    const lo = Math.max(a[i], b[j]),
+      hi = Math.min(a[i + 1], b[j + 1]);
     if (lo <= hi) out.push(lo, hi);
-    if (a[i + 1] < b[j + 1]) i += 2; else j += 2;
+    if (a[i + 1] < b[j + 1]) i += 2;
+    else j += 2;
   }
   return out;
 }
@@ -52,14 +59,18 @@ export function complement(r: Ranges): Ranges {
   return intersect(out, ALL);
 }
 
-export function subtract(a: Ranges, b: Ranges): Ranges { return intersect(a, complement(b)); }
+export function subtract(a: Ranges, b: Ranges): Ranges {
+  return intersect(a, complement(b));
+}
 
 export function ofChars(s: string): Ranges {
   const pairs: number[] = [];
   for (const c of s) pairs.push(c.codePointAt(0)!, c.codePointAt(0)!);
   return normalize(pairs);
 }
-export function ofRange(lo: number, hi: number): Ranges { return normalize([lo, hi]); }
+export function ofRange(lo: number, hi: number): Ranges {
+  return normalize([lo, hi]);
+}
 
 export function contains(r: Ranges, cp: number): boolean {
   for (let i = 0; i < r.length; i += 2) if (cp >= r[i] && cp <= r[i + 1]) return true;
@@ -98,7 +109,10 @@ export function utf8Sequences(lo: number, hi: number, out: [number, number][][] 
       return utf8Sequences(max + 1, hi, out);
     }
   }
-  if (hi <= 0x7f) { out.push([[lo, hi]]); return out; }
+  if (hi <= 0x7f) {
+    out.push([[lo, hi]]);
+    return out;
+  }
   // split until every continuation byte position spans a full or a single-prefix range
   for (let i = 1; i < 4; i++) {
     const m = (1 << (6 * i)) - 1;
@@ -113,7 +127,8 @@ export function utf8Sequences(lo: number, hi: number, out: [number, number][][] 
       }
     }
   }
-  const a = utf8(lo), b = utf8(hi);
+  const a = utf8(lo),
+    b = utf8(hi);
   out.push(a.map((x, k) => [x, b[k]]));
   return out;
 }

@@ -43,7 +43,10 @@ import { parseRegex } from './regex.js';
 import { tokenVocab, type TokenVocab } from './vocab.js';
 
 /** JSON specs may be wrapped in fixed text (e.g. a chat template's `<tool_call>` ... `</tool_call>`). */
-interface Wrapped { prefix?: string; suffix?: string }
+interface Wrapped {
+  prefix?: string;
+  suffix?: string;
+}
 export type ConstraintSpec =
   | ({ kind: 'json-schema'; schema: unknown } & Wrapped)
   | ({ kind: 'json-object' } & Wrapped)
@@ -76,22 +79,34 @@ export class CompiledConstraint {
   private cacheLimit: number;
 
   constructor(
-    readonly vocab: TokenVocab, nfa: ByteNfa, opts: ConstraintOptions, eos: readonly number[], where: string,
+    readonly vocab: TokenVocab,
+    nfa: ByteNfa,
+    opts: ConstraintOptions,
+    eos: readonly number[],
+    where: string,
   ) {
     this.dfa = new LazyDfa(nfa, where);
     this.eosIds = eos;
     this.cacheLimit = opts.maskCacheBytes ?? 64 * 1024 * 1024;
   }
 
-  get vocabSize(): number { return this.vocab.size; }
+  get vocabSize(): number {
+    return this.vocab.size;
+  }
 
   /** A fresh per-sequence state at the start of the output. */
-  start(): Constraint { return new Constraint(this, this.dfa.start, false); }
+  start(): Constraint {
+    return new Constraint(this, this.dfa.start, false);
+  }
 
   /** Allowed ids (EOS included when s accepts) and the DFA state after each (s itself for EOS). */
   entry(s: number): MaskEntry {
     const hit = this.masks.get(s);
-    if (hit) { this.masks.delete(s); this.masks.set(s, hit); return hit; } // LRU order
+    if (hit) {
+      this.masks.delete(s);
+      this.masks.set(s, hit);
+      return hit;
+    } // LRU order
     const e = this.walk(s);
     this.masks.set(s, e);
     this.cachedBytes += e.bytes;
@@ -107,21 +122,34 @@ export class CompiledConstraint {
   private walk(s: number): MaskEntry {
     const { childStart, childByte, childNode, tokStart, tokIds } = this.vocab.trie;
     const dfa = this.dfa;
-    const ids: number[] = [], next: number[] = [];
-    const nodes = [0], states = [s];
+    const ids: number[] = [],
+      next: number[] = [];
+    const nodes = [0],
+      states = [s];
     while (nodes.length) {
-      const n = nodes.pop()!, st = states.pop()!;
+      const n = nodes.pop()!,
+        st = states.pop()!;
       for (let c = childStart[n]; c < childStart[n + 1]; c++) {
         const ns = dfa.step(st, childByte[c]);
         if (ns === DEAD) continue;
         const child = childNode[c];
-        for (let k = tokStart[child]; k < tokStart[child + 1]; k++) { ids.push(tokIds[k]); next.push(ns); }
-        if (childStart[child + 1] > childStart[child]) { nodes.push(child); states.push(ns); }
+        for (let k = tokStart[child]; k < tokStart[child + 1]; k++) {
+          ids.push(tokIds[k]);
+          next.push(ns);
+        }
+        if (childStart[child + 1] > childStart[child]) {
+          nodes.push(child);
+          states.push(ns);
+        }
       }
     }
     let maxNext = 0;
     for (const ns of next) maxNext = Math.max(maxNext, dfa.distance(ns));
-    if (dfa.isAccepting(s)) for (const e of this.eosIds) { ids.push(e); next.push(s); }
+    if (dfa.isAccepting(s))
+      for (const e of this.eosIds) {
+        ids.push(e);
+        next.push(s);
+      }
     return { ids: Int32Array.from(ids), next: Int32Array.from(next), maxNext, mask: null, bytes: ids.length * 8 + 64 };
   }
 
@@ -146,12 +174,20 @@ export class CompiledConstraint {
 
 /** The per-sequence state: one DFA state id plus whether EOS was taken. Cheap to clone. */
 export class Constraint {
-  constructor(readonly compiled: CompiledConstraint, private state: number, private ended: boolean) {}
+  constructor(
+    readonly compiled: CompiledConstraint,
+    private state: number,
+    private ended: boolean,
+  ) {}
 
-  get vocabSize(): number { return this.compiled.vocabSize; }
+  get vocabSize(): number {
+    return this.compiled.vocabSize;
+  }
 
   /** The output so far is a complete value (EOS would be allowed). */
-  isComplete(): boolean { return this.compiled.dfa.isAccepting(this.state); }
+  isComplete(): boolean {
+    return this.compiled.dfa.isAccepting(this.state);
+  }
 
   /** Generation must stop: EOS was taken, or the value is complete and no token may follow it. */
   isFinished(): boolean {
@@ -162,7 +198,9 @@ export class Constraint {
   }
 
   /** Upper bound on the tokens still needed to complete the value (0 when complete). */
-  tokensToComplete(): number { return this.ended ? 0 : this.compiled.dfa.distance(this.state); }
+  tokensToComplete(): number {
+    return this.ended ? 0 : this.compiled.dfa.distance(this.state);
+  }
 
   allowedIds(remaining?: number): Int32Array {
     if (this.ended) return new Int32Array(0);
@@ -213,7 +251,9 @@ export class Constraint {
     this.state = next;
   }
 
-  clone(): Constraint { return new Constraint(this.compiled, this.state, this.ended); }
+  clone(): Constraint {
+    return new Constraint(this.compiled, this.state, this.ended);
+  }
 }
 
 function describe(spec: ConstraintSpec): string {
@@ -236,8 +276,11 @@ function buildNfa(spec: ConstraintSpec, vocab: TokenVocab, opts: ConstraintOptio
     for (const k of ['prefix', 'suffix'] as const) {
       if (spec[k] !== undefined && typeof spec[k] !== 'string') throw new Error(`constrain: ${k} must be a string`);
     }
-    new JsonSchemaCompiler(nfa, schema as boolean | Record<string, unknown>, opts.whitespace ?? 'flexible')
-      .compileRoot(spec.kind === 'json-object', spec.prefix ?? '', spec.suffix ?? '');
+    new JsonSchemaCompiler(nfa, schema as boolean | Record<string, unknown>, opts.whitespace ?? 'flexible').compileRoot(
+      spec.kind === 'json-object',
+      spec.prefix ?? '',
+      spec.suffix ?? '',
+    );
   }
   nfa.analyze();
   return nfa;
@@ -248,10 +291,17 @@ function checkProducible(nfa: ByteNfa, spec: ConstraintSpec, vocab: TokenVocab):
   if (nfa.dist[nfa.procStart[0]] < INF) return;
   const what = describe(spec);
   if (nfa.missing.size) {
-    const chars = [...nfa.missing].slice(0, 12).map((c) => JSON.stringify(String.fromCodePoint(c))).join(', ');
-    const has = sampleSet(vocab.alphabet, 100).map((c) => String.fromCodePoint(c)).join('');
-    throw new Error(`constrain: this ${vocab.kind} vocabulary cannot produce any output matching the ${what}: ` +
-      `it has no token for ${chars}${vocab.alphabet.length ? ` (it spells only ${JSON.stringify(has)})` : ''}`);
+    const chars = [...nfa.missing]
+      .slice(0, 12)
+      .map((c) => JSON.stringify(String.fromCodePoint(c)))
+      .join(', ');
+    const has = sampleSet(vocab.alphabet, 100)
+      .map((c) => String.fromCodePoint(c))
+      .join('');
+    throw new Error(
+      `constrain: this ${vocab.kind} vocabulary cannot produce any output matching the ${what}: ` +
+        `it has no token for ${chars}${vocab.alphabet.length ? ` (it spells only ${JSON.stringify(has)})` : ''}`,
+    );
   }
   throw new Error(`constrain: the ${what} matches no finite output (e.g. a required property that recurses forever)`);
 }
@@ -261,7 +311,9 @@ const CACHE_SPECS = 16;
 
 /** Compiles a spec for a tokenizer (cached: the same spec and options reuse the automaton and masks). */
 export function compileConstraint(
-  spec: ConstraintSpec, tokenizer: Tokenizer, opts: ConstraintOptions = {},
+  spec: ConstraintSpec,
+  tokenizer: Tokenizer,
+  opts: ConstraintOptions = {},
 ): CompiledConstraint {
   const eos = opts.eosIds ?? (tokenizer.specialTokens.eos ? [tokenizer.specialTokens.eos.id] : []);
   const key = JSON.stringify([spec, eos, opts.whitespace ?? 'flexible', opts.maskCacheBytes ?? 0]);

@@ -32,7 +32,10 @@ export class LazyDfa {
   readonly start: number;
   private isEnd: Uint8Array;
 
-  constructor(readonly nfa: ByteNfa, private where: string) {
+  constructor(
+    readonly nfa: ByteNfa,
+    private where: string,
+  ) {
     this.isEnd = new Uint8Array(nfa.size);
     for (const e of nfa.procEnd) this.isEnd[e] = 1;
     const s = this.intern([nfa.procStart[0], 0]);
@@ -40,9 +43,15 @@ export class LazyDfa {
     this.start = s;
   }
 
-  get stateCount(): number { return this.states.length; }
-  isAccepting(s: number): boolean { return this.states[s].accept; }
-  distance(s: number): number { return this.states[s].dist; }
+  get stateCount(): number {
+    return this.states.length;
+  }
+  isAccepting(s: number): boolean {
+    return this.states[s].accept;
+  }
+  distance(s: number): number {
+    return this.states[s].dist;
+  }
 
   /** The state after byte b from state s (DEAD if none). */
   step(s: number, b: number): number {
@@ -93,7 +102,8 @@ export class LazyDfa {
     let accept = false;
     let best = INF;
     while (work.length) {
-      const stack = work.pop()!, node = work.pop()!;
+      const stack = work.pop()!,
+        node = work.pop()!;
       const key = stack * n + node;
       if (seen.has(key)) continue;
       seen.add(key);
@@ -108,7 +118,10 @@ export class LazyDfa {
       }
       if (this.isEnd[node]) {
         if (stack !== 0) work.push(this.stackRet[stack], this.stackParent[stack]);
-        else if (node === procEnd[0]) { accept = true; best = 0; }
+        else if (node === procEnd[0]) {
+          accept = true;
+          best = 0;
+        }
       }
     }
     if (!kernel.length && !accept) return DEAD;

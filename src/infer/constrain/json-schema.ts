@@ -20,26 +20,41 @@ import { integerRangeRegex, numberRangeRegex, type Bound } from './numeric.js';
 export type Whitespace = 'flexible' | 'compact';
 type Schema = boolean | Record<string, unknown>;
 
-const ANNOTATIONS = new Set(['title', 'description', 'default', 'examples', '$comment', '$schema', '$id', 'deprecated',
-  'readOnly', 'writeOnly', '$defs', 'definitions']);
+const ANNOTATIONS = new Set([
+  'title',
+  'description',
+  'default',
+  'examples',
+  '$comment',
+  '$schema',
+  '$id',
+  'deprecated',
+  'readOnly',
+  'writeOnly',
+  '$defs',
+  'definitions',
+]);
 const KEYWORDS: Record<string, string[]> = {
   string: ['minLength', 'maxLength', 'pattern', 'format'],
   number: ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'],
   integer: ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'],
   object: ['properties', 'required', 'additionalProperties'],
   array: ['items', 'minItems', 'maxItems'],
-  boolean: [], null: [],
+  boolean: [],
+  null: [],
 };
 const TYPES = Object.keys(KEYWORDS);
 const COMBINERS = ['type', 'enum', 'const', 'anyOf', 'allOf', '$ref'];
 
 const FORMATS: Record<string, string> = {
-  date: '\\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\\d|30)|' +
+  date:
+    '\\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\\d|30)|' +
     '02-(?:0[1-9]|1\\d|2[0-8]))',
   time: '(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d{1,6})?(?:Z|[+-](?:[01]\\d|2[0-3]):[0-5]\\d)',
   uuid: '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}',
   ipv4: '(?:(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.){3}(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)',
-  email: "[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*@" +
+  email:
+    "[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*@" +
     '(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\\.)+' +
     '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?',
 };
@@ -58,7 +73,11 @@ export class JsonSchemaCompiler {
   private anyProc = -1;
   private subProcs = new Map<Schema, number>();
 
-  constructor(readonly nfa: ByteNfa, private root: Schema, private ws: Whitespace) {}
+  constructor(
+    readonly nfa: ByteNfa,
+    private root: Schema,
+    private ws: Whitespace,
+  ) {}
 
   /** Compiles `root` (or any JSON object in objectMode), between fixed prefix and suffix text, into procedure 0. */
   compileRoot(objectMode: boolean, prefix = '', suffix = ''): void {
@@ -72,7 +91,9 @@ export class JsonSchemaCompiler {
     }
   }
 
-  private fail(path: string, msg: string): never { throw new Error(`json schema ${path}: ${msg}`); }
+  private fail(path: string, msg: string): never {
+    throw new Error(`json schema ${path}: ${msg}`);
+  }
 
   /** Whitespace allowed between structural tokens. */
   private space(from: number): number {
@@ -82,8 +103,12 @@ export class JsonSchemaCompiler {
     const nl = (s: number) => this.nfa.repeat(this.nfa.literal(s, '\n'), indent, 0, 20);
     return this.nfa.alt(from, [(s) => s, sp, nl]);
   }
-  private lit(from: number, s: string): number { return this.nfa.literal(from, s); }
-  private re(from: number, src: string): number { return this.nfa.regex(from, parseRegex(src, 'full')); }
+  private lit(from: number, s: string): number {
+    return this.nfa.literal(from, s);
+  }
+  private re(from: number, src: string): number {
+    return this.nfa.regex(from, parseRegex(src, 'full'));
+  }
 
   value(from: number, schema: Schema, path: string): number {
     if (schema === true) return this.callAny(from);
@@ -106,7 +131,10 @@ export class JsonSchemaCompiler {
         this.fail(`${path}/${k}`, `"${k}" does not apply to type ${types.join(' | ')}`);
       }
     }
-    return this.nfa.alt(from, types.map((t) => (st: number) => this.typed(st, t, s, path)));
+    return this.nfa.alt(
+      from,
+      types.map((t) => (st: number) => this.typed(st, t, s, path)),
+    );
   }
 
   private checkKeywords(s: Record<string, unknown>, path: string): void {
@@ -142,14 +170,22 @@ export class JsonSchemaCompiler {
 
   private typed(from: number, t: string, s: Record<string, unknown>, path: string): number {
     switch (t) {
-      case 'string': return this.string(from, s, path);
-      case 'number': return this.number(from, s, path, false);
-      case 'integer': return this.number(from, s, path, true);
-      case 'boolean': return this.nfa.alt(from, [(st) => this.lit(st, 'true'), (st) => this.lit(st, 'false')]);
-      case 'null': return this.lit(from, 'null');
-      case 'object': return this.object(from, s, path);
-      case 'array': return this.array(from, s, path);
-      default: return this.fail(path, `unknown type ${t}`);
+      case 'string':
+        return this.string(from, s, path);
+      case 'number':
+        return this.number(from, s, path, false);
+      case 'integer':
+        return this.number(from, s, path, true);
+      case 'boolean':
+        return this.nfa.alt(from, [(st) => this.lit(st, 'true'), (st) => this.lit(st, 'false')]);
+      case 'null':
+        return this.lit(from, 'null');
+      case 'object':
+        return this.object(from, s, path);
+      case 'array':
+        return this.array(from, s, path);
+      default:
+        return this.fail(path, `unknown type ${t}`);
     }
   }
 
@@ -160,7 +196,10 @@ export class JsonSchemaCompiler {
     const fits = (v: unknown) => types!.has(jsonType(v)) || (types!.has('number') && jsonType(v) === 'integer');
     const ok = values.filter((v) => !types || fits(v));
     if (!ok.length) this.fail(path, 'no enum/const value has the given type');
-    return this.nfa.alt(from, ok.map((v) => (st: number) => this.lit(st, JSON.stringify(v))));
+    return this.nfa.alt(
+      from,
+      ok.map((v) => (st: number) => this.lit(st, JSON.stringify(v))),
+    );
   }
 
   private anyOf(from: number, s: Record<string, unknown>, path: string): number {
@@ -288,7 +327,11 @@ export class JsonSchemaCompiler {
     if (!names.length && extra !== false) {
       return this.mapObject(from, extra === undefined ? true : (extra as Schema), `${path}/additionalProperties`);
     }
-    return this.fixedObject(from, names.map((n) => [n, props[n], required.includes(n)]), path);
+    return this.fixedObject(
+      from,
+      names.map((n) => [n, props[n], required.includes(n)]),
+      path,
+    );
   }
 
   /**
@@ -330,7 +373,9 @@ export class JsonSchemaCompiler {
     return this.lit(members, '}');
   }
 
-  private anyObject(from: number): number { return this.mapObject(from, true, '#'); }
+  private anyObject(from: number): number {
+    return this.mapObject(from, true, '#');
+  }
 
   private array(from: number, s: Record<string, unknown>, path: string): number {
     const min = natural(s.minItems, `${path}/minItems`, 0);
@@ -358,7 +403,9 @@ export class JsonSchemaCompiler {
         (st) => this.array(st, {}, '#'),
         (st) => this.string(st, {}, '#'),
         (st) => this.re(st, NUMBER),
-        (st) => this.lit(st, 'true'), (st) => this.lit(st, 'false'), (st) => this.lit(st, 'null'),
+        (st) => this.lit(st, 'true'),
+        (st) => this.lit(st, 'false'),
+        (st) => this.lit(st, 'null'),
       ]);
       this.nfa.epsilon(end, this.nfa.procEnd[this.anyProc]);
     }
@@ -396,7 +443,8 @@ function bound(s: Record<string, unknown>, incl: string, excl: string, path: str
     }
     return { value: v, exclusive };
   };
-  const a = pick(incl, false), b = pick(excl, true);
+  const a = pick(incl, false),
+    b = pick(excl, true);
   if (!a || !b) return a ?? b;
   // both given: the tighter one wins
   const lower = incl === 'minimum';

@@ -27,7 +27,10 @@ export class ByteNfa {
   /** per node: fewest bytes to its procedure's end (INF = dead), filled by analyze() */
   dist = new Int32Array(0);
 
-  constructor(readonly alphabet: Ranges, private where: string) {}
+  constructor(
+    readonly alphabet: Ranges,
+    private where: string,
+  ) {}
 
   node(): number {
     if (this.eps.length >= MAX_NODES) {
@@ -47,7 +50,9 @@ export class ByteNfa {
     return this.procStart.length - 1;
   }
 
-  epsilon(a: number, b: number): void { this.eps[a].push(b); }
+  epsilon(a: number, b: number): void {
+    this.eps[a].push(b);
+  }
   call(a: number, proc: number): number {
     const ret = this.node();
     this.calls[a].push(proc, ret);
@@ -79,7 +84,10 @@ export class ByteNfa {
 
   literal(from: number, s: string): number {
     let cur = from;
-    for (const c of s) { const cp = c.codePointAt(0)!; cur = this.chars(cur, [cp, cp]); }
+    for (const c of s) {
+      const cp = c.codePointAt(0)!;
+      cur = this.chars(cur, [cp, cp]);
+    }
     return cur;
   }
 
@@ -116,10 +124,17 @@ export class ByteNfa {
   /** Emits a parsed regex; `setMap` rewrites each set (e.g. into JSON-escaped forms). */
   regex(from: number, n: RegexNode, setMap?: (from: number, set: Ranges) => number): number {
     switch (n.k) {
-      case 'set': return setMap ? setMap(from, n.set) : this.chars(from, n.set);
-      case 'seq': return n.items.reduce((cur, item) => this.regex(cur, item, setMap), from);
-      case 'alt': return this.alt(from, n.alts.map((a) => (s: number) => this.regex(s, a, setMap)));
-      case 'rep': return this.repeat(from, (s) => this.regex(s, n.node, setMap), n.min, n.max);
+      case 'set':
+        return setMap ? setMap(from, n.set) : this.chars(from, n.set);
+      case 'seq':
+        return n.items.reduce((cur, item) => this.regex(cur, item, setMap), from);
+      case 'alt':
+        return this.alt(
+          from,
+          n.alts.map((a) => (s: number) => this.regex(s, a, setMap)),
+        );
+      case 'rep':
+        return this.repeat(from, (s) => this.regex(s, n.node, setMap), n.min, n.max);
     }
   }
 
@@ -142,7 +157,10 @@ export class ByteNfa {
       }
     }
     const work: number[] = [];
-    for (const e of this.procEnd) { dist[e] = 0; work.push(...preds[e]); }
+    for (const e of this.procEnd) {
+      dist[e] = 0;
+      work.push(...preds[e]);
+    }
     const startOf = new Map(this.procStart.map((s, p) => [s, p]));
     while (work.length) {
       const a = work.pop()!;
@@ -166,5 +184,7 @@ export class ByteNfa {
     return Math.min(best, INF);
   }
 
-  get size(): number { return this.eps.length; }
+  get size(): number {
+    return this.eps.length;
+  }
 }

@@ -4,7 +4,10 @@
 // Non-integer bounds of `number` are rounded inward (minimum 0.5 generates values >= 1): every output
 // stays valid, some valid values are unreachable; docs/CONSTRAINED.md says so. No exponents when bounded.
 
-export interface Bound { value: number; exclusive: boolean }
+export interface Bound {
+  value: number;
+  exclusive: boolean;
+}
 
 const LIMIT = 1e15;
 
@@ -37,7 +40,8 @@ function sameLength(lo: string, hi: string): string {
   if (lo[0] === hi[0]) return lo[0] + sameLength(lo.slice(1), hi.slice(1));
   const rest = lo.length - 1;
   const alts = [lo[0] + sameLength(lo.slice(1), '9'.repeat(rest))];
-  const d0 = Number(lo[0]) + 1, d1 = Number(hi[0]) - 1;
+  const d0 = Number(lo[0]) + 1,
+    d1 = Number(hi[0]) - 1;
   if (d0 <= d1) alts.push(`${d0 === d1 ? d0 : `[${d0}-${d1}]`}\\d{${rest}}`);
   alts.push(hi[0] + sameLength('0'.repeat(rest), hi.slice(1)));
   return `(?:${alts.join('|')})`;
@@ -87,8 +91,10 @@ export function numberRangeRegex(lo: Bound | null, hi: Bound | null): string | n
     if (!b || Number.isInteger(b.value)) return b;
     return { value: up ? Math.ceil(b.value) : Math.floor(b.value), exclusive: false };
   };
-  const l = round(lo, true), h = round(hi, false);
-  const L = l ? l.value : -Infinity, H = h ? h.value : Infinity;
+  const l = round(lo, true),
+    h = round(hi, false);
+  const L = l ? l.value : -Infinity,
+    H = h ? h.value : Infinity;
   if (L > H || (L === H && (l!.exclusive || h!.exclusive))) return null;
   const alts: string[] = [];
   if (H >= 0) {

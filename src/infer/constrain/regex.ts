@@ -17,8 +17,10 @@ export const MAX_REPEAT = 10_000;
 
 const DIGIT = ofRange(48, 57);
 const WORD = normalize([48, 57, 65, 90, 95, 95, 97, 122]);
-const SPACE = normalize([9, 13, 32, 32, 0xa0, 0xa0, 0x1680, 0x1680, 0x2000, 0x200a, 0x2028, 0x2029, 0x202f, 0x202f,
-  0x205f, 0x205f, 0x3000, 0x3000, 0xfeff, 0xfeff]);
+const SPACE = normalize([
+  9, 13, 32, 32, 0xa0, 0xa0, 0x1680, 0x1680, 0x2000, 0x200a, 0x2028, 0x2029, 0x202f, 0x202f, 0x205f, 0x205f, 0x3000,
+  0x3000, 0xfeff, 0xfeff,
+]);
 const DOT = complement(ofChars('\n\r\u2028\u2029'));
 
 export const seq = (items: RegexNode[]): RegexNode => (items.length === 1 ? items[0] : { k: 'seq', items });
@@ -32,16 +34,27 @@ type PNode = RegexNode | Anchor;
 class Parser {
   private cps: number[];
   private i = 0;
-  constructor(private src: string, private where: string) { this.cps = Array.from(src, (c) => c.codePointAt(0)!); }
+  constructor(
+    private src: string,
+    private where: string,
+  ) {
+    this.cps = Array.from(src, (c) => c.codePointAt(0)!);
+  }
 
-  fail(msg: string): never { throw new Error(`${this.where}: ${msg} at offset ${this.i} of /${this.src}/`); }
-  peek(): number { return this.i < this.cps.length ? this.cps[this.i] : -1; }
+  fail(msg: string): never {
+    throw new Error(`${this.where}: ${msg} at offset ${this.i} of /${this.src}/`);
+  }
+  peek(): number {
+    return this.i < this.cps.length ? this.cps[this.i] : -1;
+  }
   eat(c: string): boolean {
     if (this.peek() !== c.codePointAt(0)) return false;
     this.i++;
     return true;
   }
-  done(): boolean { return this.i >= this.cps.length; }
+  done(): boolean {
+    return this.i >= this.cps.length;
+  }
 
   alternation(): PNode[][] {
     const branches: PNode[][] = [this.sequence()];
@@ -61,21 +74,33 @@ class Parser {
   atom(): PNode {
     const c = String.fromCodePoint(this.cps[this.i++]);
     switch (c) {
-      case '^': return { k: 'anchor', end: false };
-      case '$': return { k: 'anchor', end: true };
-      case '.': return set(DOT);
-      case '[': return set(this.charClass());
-      case '(': return this.group();
-      case '\\': return set(this.escape(false));
-      case '*': case '+': case '?': return this.fail(`nothing to repeat before '${c}'`);
-      default: return set(ofChars(c));
+      case '^':
+        return { k: 'anchor', end: false };
+      case '$':
+        return { k: 'anchor', end: true };
+      case '.':
+        return set(DOT);
+      case '[':
+        return set(this.charClass());
+      case '(':
+        return this.group();
+      case '\\':
+        return set(this.escape(false));
+      case '*':
+      case '+':
+      case '?':
+        return this.fail(`nothing to repeat before '${c}'`);
+      default:
+        return set(ofChars(c));
     }
   }
 
   group(): RegexNode {
     if (this.eat('?')) {
-      const named = () => this.eat('<') && this.peek() !== 0x3d /* = */ && this.peek() !== 0x21 /* ! */;
-      if (this.eat(':')) { /* non-capturing */ } else if (named()) {
+      const named = () => this.eat('<') && this.peek() !== 0x3d /* = */ && this.peek() !== 0x21; /* ! */
+      if (this.eat(':')) {
+        /* non-capturing */
+      } else if (named()) {
         while (!this.done() && !this.eat('>')) this.i++; // named group: the name does not change the language
       } else this.fail('lookaround assertions are not supported (not regular)');
     }
@@ -100,7 +125,10 @@ class Parser {
     else if (this.eat('?')) [min, max] = [0, 1];
     else if (this.eat('{')) {
       const m = /^(\d+)(,(\d*))?\}/.exec(String.fromCodePoint(...this.cps.slice(this.i, this.i + 24)));
-      if (!m) { this.i = save; return atom; } // a literal '{', as JavaScript reads it
+      if (!m) {
+        this.i = save;
+        return atom;
+      } // a literal '{', as JavaScript reads it
       this.i += m[0].length;
       min = Number(m[1]);
       max = m[2] === undefined ? min : m[3] === '' ? Infinity : Number(m[3]);
@@ -124,8 +152,17 @@ class Parser {
     if (this.done()) this.fail('trailing backslash');
     const c = String.fromCodePoint(this.cps[this.i++]);
     const simple: Record<string, Ranges> = {
-      d: DIGIT, D: complement(DIGIT), w: WORD, W: complement(WORD), s: SPACE, S: complement(SPACE),
-      n: ofChars('\n'), t: ofChars('\t'), r: ofChars('\r'), f: ofChars('\f'), v: ofChars('\v'),
+      d: DIGIT,
+      D: complement(DIGIT),
+      w: WORD,
+      W: complement(WORD),
+      s: SPACE,
+      S: complement(SPACE),
+      n: ofChars('\n'),
+      t: ofChars('\t'),
+      r: ofChars('\r'),
+      f: ofChars('\f'),
+      v: ofChars('\v'),
     };
     if (simple[c]) return simple[c];
     if (c === '0' && !/[0-9]/.test(String.fromCodePoint(Math.max(this.peek(), 0)))) return ofChars('\0');

@@ -22,7 +22,9 @@ function rebase(schema: unknown, base: string): unknown {
 
 /** The schema of one call (or of a non-empty array of calls when `parallel`). */
 export function toolCallSchema(
-  tools: readonly ToolDefinition[], choice: ToolChoice, opts: { parallel?: boolean } = {},
+  tools: readonly ToolDefinition[],
+  choice: ToolChoice,
+  opts: { parallel?: boolean } = {},
 ): Record<string, unknown> {
   if (!Array.isArray(tools) || !tools.length) throw new Error('toolCallSchema: tools must be a non-empty array');
   tools.forEach((t, i) => {
@@ -43,7 +45,9 @@ export function toolCallSchema(
     const params = t.function.parameters ?? { type: 'object', properties: {}, additionalProperties: false };
     defs[`tool_${i}`] = rebase(params, `#/$defs/tool_${i}`);
     return {
-      type: 'object', additionalProperties: false, required: ['name', 'arguments'],
+      type: 'object',
+      additionalProperties: false,
+      required: ['name', 'arguments'],
       properties: { name: { const: t.function.name }, arguments: { $ref: `#/$defs/tool_${i}` } },
     };
   });

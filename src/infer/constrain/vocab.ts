@@ -71,8 +71,10 @@ function tokenToBytes(tok: Tokenizer): { kind: string; f: (t: string) => Uint8Ar
     };
   }
   const named = steps.length ? steps.join(' + ') : '(none)';
-  throw new Error(`constrain: tokenizers with decoder ${named} are not supported ` +
-    '(supported: ByteLevel, Fuse, sentencepiece-style Replace/ByteFallback/Fuse/Strip)');
+  throw new Error(
+    `constrain: tokenizers with decoder ${named} are not supported ` +
+      '(supported: ByteLevel, Fuse, sentencepiece-style Replace/ByteFallback/Fuse/Strip)',
+  );
 }
 
 /**
@@ -92,7 +94,9 @@ function alphabetOf(bytes: (Uint8Array | null)[]): Ranges {
     try {
       const cps = Array.from(dec.decode(b));
       if (cps.length === 1) chars.push(cps[0].codePointAt(0)!, cps[0].codePointAt(0)!);
-    } catch { /* a partial UTF-8 sequence: only useful with the other bytes */ }
+    } catch {
+      /* a partial UTF-8 sequence: only useful with the other bytes */
+    }
   }
   return normalize(chars);
 }
@@ -100,26 +104,46 @@ function alphabetOf(bytes: (Uint8Array | null)[]): Ranges {
 function buildTrie(bytes: (Uint8Array | null)[]): ByteTrie {
   // one hash map of edges (node * 256 + byte -> child) instead of a map per node: far less garbage
   const edge = new Map<number, number>();
-  const parent: number[] = [-1], byteOf: number[] = [0], endNode = new Int32Array(bytes.length).fill(-1);
+  const parent: number[] = [-1],
+    byteOf: number[] = [0],
+    endNode = new Int32Array(bytes.length).fill(-1);
   bytes.forEach((b, id) => {
     if (!b || !b.length) return;
     let n = 0;
     for (const x of b) {
       let c = edge.get(n * 256 + x);
-      if (c === undefined) { c = parent.length; parent.push(n); byteOf.push(x); edge.set(n * 256 + x, c); }
+      if (c === undefined) {
+        c = parent.length;
+        parent.push(n);
+        byteOf.push(x);
+        edge.set(n * 256 + x, c);
+      }
       n = c;
     }
     endNode[id] = n;
   });
   const N = parent.length;
-  const childStart = new Int32Array(N + 1), tokStart = new Int32Array(N + 1);
+  const childStart = new Int32Array(N + 1),
+    tokStart = new Int32Array(N + 1);
   for (let c = 1; c < N; c++) childStart[parent[c] + 1]++;
   for (const n of endNode) if (n >= 0) tokStart[n + 1]++;
-  for (let n = 0; n < N; n++) { childStart[n + 1] += childStart[n]; tokStart[n + 1] += tokStart[n]; }
-  const childByte = new Uint8Array(N - 1), childNode = new Int32Array(N - 1), tokIds = new Int32Array(tokStart[N]);
-  const fillC = childStart.slice(0, N), fillT = tokStart.slice(0, N);
-  for (let c = 1; c < N; c++) { const k = fillC[parent[c]]++; childByte[k] = byteOf[c]; childNode[k] = c; }
-  endNode.forEach((n, id) => { if (n >= 0) tokIds[fillT[n]++] = id; });
+  for (let n = 0; n < N; n++) {
+    childStart[n + 1] += childStart[n];
+    tokStart[n + 1] += tokStart[n];
+  }
+  const childByte = new Uint8Array(N - 1),
+    childNode = new Int32Array(N - 1),
+    tokIds = new Int32Array(tokStart[N]);
+  const fillC = childStart.slice(0, N),
+    fillT = tokStart.slice(0, N);
+  for (let c = 1; c < N; c++) {
+    const k = fillC[parent[c]]++;
+    childByte[k] = byteOf[c];
+    childNode[k] = c;
+  }
+  endNode.forEach((n, id) => {
+    if (n >= 0) tokIds[fillT[n]++] = id;
+  });
   return { childStart, childByte, childNode, tokStart, tokIds };
 }
 

@@ -7,7 +7,12 @@ import type { Tokenizer } from '../../tokenizers/tokenizer.js';
 import { compileConstraint, type ConstraintSpec } from '../constrain/index.js';
 import type { LogitsProcessor } from './sequence.js';
 
-export function constraintProcessor(spec: ConstraintSpec, tokenizer: Tokenizer | null, eos: number | null, maxTokens: number): LogitsProcessor {
+export function constraintProcessor(
+  spec: ConstraintSpec,
+  tokenizer: Tokenizer | null,
+  eos: number | null,
+  maxTokens: number,
+): LogitsProcessor {
   if (!tokenizer) throw new Error('request: constraint needs an engine tokenizer');
   let compiled;
   try {
@@ -17,7 +22,8 @@ export function constraintProcessor(spec: ConstraintSpec, tokenizer: Tokenizer |
   }
   const start = compiled.start();
   const need = start.tokensToComplete();
-  if (need > maxTokens) throw new Error(`request: maxTokens is ${maxTokens}, but the constraint needs at least ${need} tokens to complete`);
+  if (need > maxTokens)
+    throw new Error(`request: maxTokens is ${maxTokens}, but the constraint needs at least ${need} tokens to complete`);
   return (ids) => {
     const c = start.clone();
     for (const id of ids) c.advance(id);

@@ -284,7 +284,9 @@ export class Engine {
       if (!Number.isInteger(s) || s < 0 || s >= V) throw new Error(`request: stopTokenIds has ${s}, outside [0, ${V})`);
     const eos = this.model.config.tokens.eos;
     if (eos !== null && !req.ignoreEos) stopIds.add(eos);
-    const processor = req.logitsProcessor ?? (req.constraint ? constraintProcessor(req.constraint, this.tokenizer, eos, maxTokens) : null);
+    const processor =
+      req.logitsProcessor ??
+      (req.constraint ? constraintProcessor(req.constraint, this.tokenizer, eos, maxTokens) : null);
     return { params: req, maxTokens, minTokens, stopIds, logitsProcessor: processor };
   }
 

@@ -32,7 +32,12 @@ export interface BartExample {
  * Splits at sentence-end tokens (kept with their sentence) and shuffles the sentences. Leading and
  * trailing `fixedIds` (e.g. BOS/EOS) stay in place, as in fairseq's permute_sentences.
  */
-export function permuteSentences(tokens: ArrayLike<number>, sentenceEndIds: Iterable<number>, rng: Rng, fixedIds: Iterable<number> = []): number[] {
+export function permuteSentences(
+  tokens: ArrayLike<number>,
+  sentenceEndIds: Iterable<number>,
+  rng: Rng,
+  fixedIds: Iterable<number> = [],
+): number[] {
   const ends = new Set(sentenceEndIds);
   const fixed = new Set(fixedIds);
   let lo = 0;
@@ -94,7 +99,12 @@ function spanFiller(rng: Rng, opts: BartOptions, special: Set<number>): () => nu
  * Emits kept tokens and one mask per span start; a span starting right after a dropped token continues
  * the mask already emitted, so adjacent spans merge into one mask (as in fairseq).
  */
-function collapse(tokens: ArrayLike<number>, masked: Uint8Array, spanStart: Uint8Array, filler: () => number): number[] {
+function collapse(
+  tokens: ArrayLike<number>,
+  masked: Uint8Array,
+  spanStart: Uint8Array,
+  filler: () => number,
+): number[] {
   const out: number[] = [];
   for (let i = 0; i <= tokens.length; i++) {
     if (spanStart[i] && !(i > 0 && masked[i - 1])) out.push(filler());

@@ -59,7 +59,15 @@ export class BpttBatcher {
       x.set(w.subarray(0, T), b * T);
       y.set(w.subarray(1), b * T);
     }
-    const chunk: BpttChunk = { x, y, batchSize: B, seqLen: T, reset: new Array(B).fill(this.offset === 0), epoch: this.epoch, offset: this.offset };
+    const chunk: BpttChunk = {
+      x,
+      y,
+      batchSize: B,
+      seqLen: T,
+      reset: new Array(B).fill(this.offset === 0),
+      epoch: this.epoch,
+      offset: this.offset,
+    };
     this.offset += T;
     return chunk;
   }

@@ -45,11 +45,20 @@ export function causalLM(window: ArrayLike<number>, opts: CausalLMOptions = {}):
 /**
  * Batched causalLM over flat (B, T+1) rows (e.g. PackedRows with rowLength T+1): returns (B, T) arrays.
  */
-export function causalLMBatch(rows: Int32Array, rowLength: number, opts: { padId?: number; segmentIds?: Int32Array } = {}): CausalLMExample {
-  if (rows.length % rowLength !== 0) throw new Error(`causalLMBatch: ${rows.length} tokens is not a multiple of rowLength ${rowLength}`);
+export function causalLMBatch(
+  rows: Int32Array,
+  rowLength: number,
+  opts: { padId?: number; segmentIds?: Int32Array } = {},
+): CausalLMExample {
+  if (rows.length % rowLength !== 0)
+    throw new Error(`causalLMBatch: ${rows.length} tokens is not a multiple of rowLength ${rowLength}`);
   const B = rows.length / rowLength;
   const T = rowLength - 1;
-  const out: CausalLMExample = { inputs: new Int32Array(B * T), targets: new Int32Array(B * T), lossMask: new Uint8Array(B * T) };
+  const out: CausalLMExample = {
+    inputs: new Int32Array(B * T),
+    targets: new Int32Array(B * T),
+    lossMask: new Uint8Array(B * T),
+  };
   for (let b = 0; b < B; b++) {
     const slice = (a: Int32Array) => a.subarray(b * rowLength, (b + 1) * rowLength);
     const ex = causalLM(slice(rows), { padId: opts.padId, segmentIds: opts.segmentIds && slice(opts.segmentIds) });

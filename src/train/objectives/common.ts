@@ -2,7 +2,11 @@
 export const IGNORE_INDEX = -100;
 
 /** Right-pads rows to the same length into a flat (rows, L) Int32Array. */
-export function padRows(rows: ArrayLike<number>[], padValue: number, length?: number): { data: Int32Array; length: number } {
+export function padRows(
+  rows: ArrayLike<number>[],
+  padValue: number,
+  length?: number,
+): { data: Int32Array; length: number } {
   const L = length ?? rows.reduce((m, r) => Math.max(m, r.length), 0);
   const data = new Int32Array(rows.length * L).fill(padValue);
   rows.forEach((r, i) => {

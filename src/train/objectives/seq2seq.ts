@@ -9,7 +9,10 @@ export interface TeacherForcingOptions {
 }
 
 /** decoderInputs = [BOS] + target[:-1], labels = target (target gets EOS appended when eosId is set). */
-export function teacherForcing(target: ArrayLike<number>, opts: TeacherForcingOptions): { decoderInputs: Int32Array; labels: Int32Array } {
+export function teacherForcing(
+  target: ArrayLike<number>,
+  opts: TeacherForcingOptions,
+): { decoderInputs: Int32Array; labels: Int32Array } {
   const t = Array.from(target);
   if (opts.eosId !== undefined && t[t.length - 1] !== opts.eosId) t.push(opts.eosId);
   const decoderInputs = Int32Array.from([opts.bosId, ...t.slice(0, -1)]);
@@ -40,16 +43,40 @@ export interface Seq2SeqBatch {
 }
 
 /** Pads a list of (source, target) pairs into a teacher-forced batch. */
-export function seq2seqBatch(pairs: { source: ArrayLike<number>; target: ArrayLike<number> }[], opts: Seq2SeqBatchOptions): Seq2SeqBatch {
+export function seq2seqBatch(
+  pairs: { source: ArrayLike<number>; target: ArrayLike<number> }[],
+  opts: Seq2SeqBatchOptions,
+): Seq2SeqBatch {
   if (pairs.length === 0) throw new Error('seq2seqBatch: no pairs');
   const tf = pairs.map((p) => teacherForcing(p.target, opts));
-  const src = padRows(pairs.map((p) => p.source), opts.padId);
-  const dec = padRows(tf.map((e) => e.decoderInputs), opts.padId);
-  const labels = padRows(tf.map((e) => e.labels), IGNORE_INDEX, dec.length);
+  const src = padRows(
+    pairs.map((p) => p.source),
+    opts.padId,
+  );
+  const dec = padRows(
+    tf.map((e) => e.decoderInputs),
+    opts.padId,
+  );
+  const labels = padRows(
+    tf.map((e) => e.labels),
+    IGNORE_INDEX,
+    dec.length,
+  );
   return {
-    rows: pairs.length, srcLength: src.length, tgtLength: dec.length,
-    inputIds: src.data, attentionMask: lengthMask(pairs.map((p) => p.source.length), src.length),
-    decoderInputIds: dec.data, decoderAttentionMask: lengthMask(tf.map((e) => e.labels.length), dec.length),
-    labels: labels.data, labelSmoothing: opts.labelSmoothing ?? 0,
+    rows: pairs.length,
+    srcLength: src.length,
+    tgtLength: dec.length,
+    inputIds: src.data,
+    attentionMask: lengthMask(
+      pairs.map((p) => p.source.length),
+      src.length,
+    ),
+    decoderInputIds: dec.data,
+    decoderAttentionMask: lengthMask(
+      tf.map((e) => e.labels.length),
+      dec.length,
+    ),
+    labels: labels.data,
+    labelSmoothing: opts.labelSmoothing ?? 0,
   };
 }

@@ -25,7 +25,10 @@ function randomSegmentation(numItems: number, numSegments: number, rng: Rng): nu
   return lengths;
 }
 
-export interface NoiseCounts { noiseTokens: number; noiseSpans: number }
+export interface NoiseCounts {
+  noiseTokens: number;
+  noiseSpans: number;
+}
 
 /** The deterministic counts T5 uses for a sequence of `length` tokens. */
 export function noiseCounts(length: number, noiseDensity: number, meanSpanLength: number): NoiseCounts {
@@ -40,7 +43,13 @@ export function noiseCounts(length: number, noiseDensity: number, meanSpanLength
  * alternating non-noise/noise starting with non-noise (so the sequence always ends in noise unless
  * randomRoll rotates the mask, as T5's random_roll option does). true = noise.
  */
-export function randomSpansNoiseMask(length: number, rng: Rng, noiseDensity = 0.15, meanSpanLength = 3, randomRoll = false): Uint8Array {
+export function randomSpansNoiseMask(
+  length: number,
+  rng: Rng,
+  noiseDensity = 0.15,
+  meanSpanLength = 3,
+  randomRoll = false,
+): Uint8Array {
   const L = Math.max(length, 2);
   const { noiseTokens, noiseSpans } = noiseCounts(length, noiseDensity, meanSpanLength);
   const noiseLens = randomSegmentation(noiseTokens, noiseSpans, rng);
@@ -103,9 +112,19 @@ export interface SpanCorruptionExample {
 }
 
 /** Span-corrupts one token sequence (without a trailing EOS; it is appended to both sides). */
-export function spanCorruption(tokens: ArrayLike<number>, rng: Rng, opts: SpanCorruptionOptions): SpanCorruptionExample {
+export function spanCorruption(
+  tokens: ArrayLike<number>,
+  rng: Rng,
+  opts: SpanCorruptionOptions,
+): SpanCorruptionExample {
   if (tokens.length < 2) throw new Error(`spanCorruption: need at least 2 tokens, got ${tokens.length}`);
-  const mask = randomSpansNoiseMask(tokens.length, rng, opts.noiseDensity ?? 0.15, opts.meanSpanLength ?? 3, opts.randomRoll ?? false);
+  const mask = randomSpansNoiseMask(
+    tokens.length,
+    rng,
+    opts.noiseDensity ?? 0.15,
+    opts.meanSpanLength ?? 3,
+    opts.randomRoll ?? false,
+  );
   const inverse = mask.map((m) => 1 - m);
   const inputs = spansToSentinels(tokens, mask, opts.vocabSize);
   // Targets: the non-noise spans become sentinels. Because input sentinels are numbered by noise span
@@ -136,7 +155,11 @@ function targetsFor(tokens: ArrayLike<number>, mask: Uint8Array, inverse: Uint8A
  * Raw token count to feed so that inputs come out at most `inputsLength` long (HF run_t5_mlm_flax
  * compute_input_and_target_lengths): returns the raw length and the resulting targets length.
  */
-export function spanCorruptionLengths(inputsLength: number, noiseDensity = 0.15, meanSpanLength = 3): { tokensLength: number; targetsLength: number } {
+export function spanCorruptionLengths(
+  inputsLength: number,
+  noiseDensity = 0.15,
+  meanSpanLength = 3,
+): { tokensLength: number; targetsLength: number } {
   const lengths = (n: number) => {
     const noise = roundHalfEven(n * noiseDensity);
     const spans = roundHalfEven(noise / meanSpanLength);
@@ -157,7 +180,13 @@ export function spanCorruptionLengths(inputsLength: number, noiseDensity = 0.15,
  * Inverse of span corruption: substitutes each input sentinel with its span from the targets. Ids in
  * the top `numSentinels` of the vocabulary (T5 reserves 100) count as sentinels.
  */
-export function reconstructFromSpans(inputs: ArrayLike<number>, targets: ArrayLike<number>, vocabSize: number, eosId: number, numSentinels = 100): number[] {
+export function reconstructFromSpans(
+  inputs: ArrayLike<number>,
+  targets: ArrayLike<number>,
+  vocabSize: number,
+  eosId: number,
+  numSentinels = 100,
+): number[] {
   const isSentinel = (t: number) => t >= vocabSize - numSentinels && t < vocabSize;
   const spans = new Map<number, number[]>();
   let cur: number[] | undefined;

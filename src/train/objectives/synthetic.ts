@@ -58,14 +58,17 @@ export function toyTranslate(text: string): string {
     const k = consonants.indexOf(c);
     return k >= 0 ? consonants[(k + 3) % consonants.length] : c;
   };
-  return text.split(' ').map((w) => [...w].reverse().map(mapChar).join('')).join(' ');
+  return text
+    .split(' ')
+    .map((w) => [...w].reverse().map(mapChar).join(''))
+    .join(' ');
 }
 
 function randomString(rng: Rng, task: SyntheticTask, minLen: number, maxLen: number): string {
   const len = rng.range(minLen, maxLen + 1);
   if (task === 'translate') {
     const words: string[] = [];
-    for (let n = 0; n < len; ) {
+    for (let n = 0; n < len;) {
       const w = Array.from({ length: Math.min(rng.range(2, 6), len - n) }, () => LETTERS[rng.int(26)]).join('');
       words.push(w);
       n += w.length + 1;
@@ -82,14 +85,18 @@ function randomString(rng: Rng, task: SyntheticTask, minLen: number, maxLen: num
 /** The target string for a source under a task's rule. */
 export function syntheticTarget(task: SyntheticTask, source: string): string {
   switch (task) {
-    case 'copy': return source;
-    case 'reverse': return [...source].reverse().join('');
-    case 'sort': return [...source].sort().join('');
+    case 'copy':
+      return source;
+    case 'reverse':
+      return [...source].reverse().join('');
+    case 'sort':
+      return [...source].sort().join('');
     case 'add': {
       const [a, b] = source.split('+');
       return String(BigInt(a) + BigInt(b));
     }
-    case 'translate': return toyTranslate(source);
+    case 'translate':
+      return toyTranslate(source);
   }
 }
 
@@ -100,11 +107,13 @@ export function syntheticSeq2Seq(opts: SyntheticOptions): SyntheticDataset {
   if (!(minLen >= 1 && maxLen >= minLen)) throw new Error(`syntheticSeq2Seq: bad length range [${minLen}, ${maxLen}]`);
   const itos = ['<pad>', '<bos>', '<eos>', ...alphabetFor(opts.task)];
   const stoi = new Map(itos.map((s, i) => [s, i]));
-  const encode = (text: string) => [...text].map((c) => {
-    const id = stoi.get(c);
-    if (id === undefined) throw new Error(`syntheticSeq2Seq(${opts.task}).encode: symbol ${JSON.stringify(c)} not in vocabulary`);
-    return id;
-  });
+  const encode = (text: string) =>
+    [...text].map((c) => {
+      const id = stoi.get(c);
+      if (id === undefined)
+        throw new Error(`syntheticSeq2Seq(${opts.task}).encode: symbol ${JSON.stringify(c)} not in vocabulary`);
+      return id;
+    });
   const decode = (ids: ArrayLike<number>) => Array.from(ids, (i) => (i > SYNTH_EOS ? itos[i] : '')).join('');
   const rng = new Rng(opts.seed);
   const seen = new Set<string>();
