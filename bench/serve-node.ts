@@ -135,7 +135,8 @@ export async function serveBenchCommand(
       Array.from({ length: concurrency }, async () => {
         while (performance.now() < end) {
           try {
-            tokens += await oneRequest(url, model, prompt, maxTokens, ttft, itl);
+            const n = await oneRequest(url, model, prompt, maxTokens, ttft, itl); // not `tokens += await`: that reads tokens before the await
+          tokens += n;
             requests++;
           } catch (e) {
             errors++;
