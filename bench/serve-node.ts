@@ -136,7 +136,7 @@ export async function serveBenchCommand(
         while (performance.now() < end) {
           try {
             const n = await oneRequest(url, model, prompt, maxTokens, ttft, itl); // not `tokens += await`: that reads tokens before the await
-          tokens += n;
+            tokens += n;
             requests++;
           } catch (e) {
             errors++;
