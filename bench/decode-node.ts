@@ -4,6 +4,16 @@ import { loadModelDir } from '../src/infer/model-dir-node.js';
 import { shutdownBackend, useFastBackend } from '../src/cli/backend-node.js';
 import { bundledModelDir } from '../src/cli/commands/generate.js';
 import { benchDecode } from './decode.js';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** the first 200,000 characters of data/tinyshakespeare.txt (beside dist/) */
+function corpusText(): string {
+  return readFileSync(fileURLToPath(new URL('../../data/tinyshakespeare.txt', import.meta.url)), 'utf8').slice(
+    0,
+    200_000,
+  );
+}
 
 export async function decodeCommand(
   flags: Map<string, string>,
@@ -13,7 +23,10 @@ export async function decodeCommand(
 ): Promise<void> {
   await shutdownBackend();
   await useFastBackend({ threads });
-  const { model } = await loadModelDir(flags.get('model') ?? bundledModelDir());
+  const { model, tokenizer } = await loadModelDir(flags.get('model') ?? bundledModelDir());
+  // prompts are slices of the shipped corpus when the model has a tokenizer (--prompts random: random ids)
+  const text = flags.get('prompts') !== 'random' && tokenizer ? corpusText() : null;
+  const corpus = text ? tokenizer!.encode(text, { addSpecialTokens: false }) : null;
   const draftDir = flags.get('draft-model');
   const draftModel = draftDir ? (await loadModelDir(draftDir)).model : null;
   const r = await benchDecode(model, {
@@ -21,9 +34,10 @@ export async function decodeCommand(
     promptTokens: int('prompt-tokens'),
     maxTokens: int('max-tokens'),
     draftModel,
+    corpus,
     ...(flags.has('single-requests') ? { singleRequests: int('single-requests') } : {}),
   });
-  if (json) return void console.log(JSON.stringify({ ...r, threads }));
+  if (json) return void console.log(JSON.stringify({ ...r, threads, prompts: corpus ? 'text' : 'random' }));
   console.log(
     `decode N=${r.concurrency} P=${r.promptTokens} T=${r.maxTokens} threads=${threads}: ${r.tokensPerSecond.toFixed(1)} tok/s ` +
       `(single stream ${r.singleStreamTokensPerSecond.toFixed(1)}, x${r.speedup.toFixed(2)}), TTFT p50 ${r.ttftMsP50.toFixed(1)} ms, ` +

@@ -16,6 +16,9 @@ export interface DecodeBenchOptions {
   /** requests of the single-stream pass (default: all `concurrency` of them) */
   singleRequests?: number;
   seed?: number;
+  /** token ids of a text to cut the prompts from (seeded offsets); random token ids when absent. Real
+   * text matters for speculative decoding: on random ids a draft and its target never agree */
+  corpus?: readonly number[] | null;
 }
 
 export interface DecodeBenchResult {
@@ -79,7 +82,12 @@ export async function benchDecode(model: LanguageModel, o: DecodeBenchOptions): 
     );
   }
   const rng = new Rng(o.seed ?? 0);
-  const prompts = Array.from({ length: o.concurrency }, () => Array.from({ length: o.promptTokens }, () => rng.int(V)));
+  const corpus = o.corpus && o.corpus.length > o.promptTokens ? o.corpus : null;
+  const prompts = Array.from({ length: o.concurrency }, () => {
+    if (!corpus) return Array.from({ length: o.promptTokens }, () => rng.int(V));
+    const at = rng.int(corpus.length - o.promptTokens);
+    return corpus.slice(at, at + o.promptTokens);
+  });
   const perSeq = Math.ceil((o.promptTokens + o.maxTokens) / 16) + 1;
   const opts: EngineOptions = {
     kvMemoryBytes: 0,
@@ -92,6 +100,9 @@ export async function benchDecode(model: LanguageModel, o: DecodeBenchOptions): 
   const probe = new Engine(model, { ...opts, kvMemoryBytes: 1 << 30, draftModel: null });
   const bytesPerBlock = (1 << 30) / probe.pool.numBlocks;
   opts.kvMemoryBytes = Math.ceil(bytesPerBlock * perSeq * o.concurrency);
+  // the draft's own pool (default: a quarter of the target's) must hold every sequence too, or the
+  // drafter finds no blocks and never proposes
+  if (o.draftModel) opts.draftKvMemoryBytes = 64 << 20;
   await pass(new Engine(model, opts), prompts.slice(0, 1), 4, false); // warm-up
   const engine = new Engine(model, opts);
   const batched = await pass(engine, prompts, o.maxTokens, true);
