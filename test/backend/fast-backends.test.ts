@@ -17,6 +17,8 @@ import type {
 } from '../../src/backend/backend.js';
 import { referenceKernels as ref } from '../../src/backend/reference/kernels.js';
 import { createWasmBackend } from '../../src/backend/wasm/backend.js';
+import { relaxedSimdSupported } from '../../src/backend/wasm/module.js';
+import { kernelFor } from '../../src/backend/dispatch.js';
 import { createNativeBackend } from '../../src/backend/native/backend.js';
 import { loadNativeAddon } from '../../src/backend/native/addon-node.js';
 
@@ -52,9 +54,11 @@ const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 class Ctx {
   bufs: Buf[] = [];
   constructor(readonly be: FastBackend) {}
-  /** the backend's kernels, the reference for the ones it does not implement (what the op layer does) */
+  /** every kernel as the op layer runs it (src/backend/dispatch.ts): the backend's fast kernel, or the
+   * reference where the backend lacks it, does not support the dtypes, or declines the layout */
   get k(): KernelTable {
-    return { ...ref, ...this.be.kernels };
+    const names = Object.keys(ref) as (keyof KernelTable)[];
+    return Object.fromEntries(names.map((n) => [n, kernelFor(this.be, n)])) as unknown as KernelTable;
   }
   /** contiguous view; `pad` extra elements before the data exercise View.offset */
   t(shape: number[], r: (() => number) | null, dtype: DType = 'float32', pad = 0): View {
@@ -112,7 +116,7 @@ function nativeTargets(): string[] {
 }
 
 // the best native target on 1 and 2 threads, every other target on 2 (forceParallel: even the small test
-// shapes are split over the threads); the wasm backend when LINEAGE_TEST_WASM=1 (wasm.test.ts covers it)
+// shapes are split over the threads); both WebAssembly builds (relaxed SIMD, plain SIMD) on 1 and 2 threads
 const factories: { key: string; make: () => Promise<FastBackend> }[] = [];
 const targets = nativeTargets();
 for (const target of targets) {
@@ -123,8 +127,14 @@ for (const target of targets) {
     });
   }
 }
-if (process.env.LINEAGE_TEST_WASM === '1') {
-  factories.push({ key: 'wasm/2', make: () => createWasmBackend({ threads: 2, forceParallel: true }) });
+for (const variant of ['relaxed', 'simd'] as const) {
+  if (variant === 'relaxed' && !relaxedSimdSupported()) continue;
+  for (const threads of [1, 2]) {
+    factories.push({
+      key: `wasm-${variant}/${threads}`,
+      make: () => createWasmBackend({ variant, threads, forceParallel: threads > 1 }),
+    });
+  }
 }
 
 const backends = new Map<string, FastBackend>();
