@@ -5,6 +5,7 @@
 // to the reference kernels through view(): see `fallback` below.
 //
 // This file has no Node imports: the addon object is handed in (addon-node.ts loads it in Node).
+import { isContiguous, isRowBroadcast, isScalarBroadcast, numel } from '../views.js';
 import type {
   AnyArray,
   AttentionParams,
@@ -92,35 +93,9 @@ class NativeBuf implements Buf {
   typed: AnyArray | null = null;
 }
 
-function numel(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
-}
 
-/** row-major contiguous (dims of size 1 may have any stride) */
-function isContiguous(v: View): boolean {
-  let s = 1;
-  for (let d = v.shape.length - 1; d >= 0; d--) {
-    const n = v.shape[d]!;
-    if (n !== 1 && v.strides[d] !== s) return false;
-    s *= n;
-  }
-  return true;
-}
 
-function isScalarBroadcast(v: View): boolean {
-  return v.shape.every((n, d) => n === 1 || v.strides[d] === 0);
-}
 
-/** a last-axis row repeated over the leading axes: strides [0, ..., 0, 1] */
-function isRowBroadcast(v: View): boolean {
-  const nd = v.shape.length;
-  if (nd < 2) return false;
-  if (v.shape[nd - 1]! > 1 && v.strides[nd - 1] !== 1) return false;
-  for (let d = 0; d < nd - 1; d++) if (v.shape[d]! > 1 && v.strides[d] !== 0) return false;
-  return true;
-}
 
 function newTyped(dtype: DType, src: number | ArrayBuffer, length?: number): AnyArray {
   const a = src as ArrayBuffer;

@@ -3,6 +3,7 @@
 // paths. Other dtypes (declared by `supports`) and layouts a kernel declines (it returns false:
 // non-contiguous views, unusual broadcasts) run the reference kernels through view(), which reads
 // this memory directly; the op layer does that (src/backend/dispatch.ts), not this file.
+import { isContiguous, isRowBroadcast, isScalarBroadcast, numel } from '../views.js';
 import type {
   AdamWParams,
   AnyArray,
@@ -164,37 +165,6 @@ interface Exports {
   qgemmScratchBytes(): number;
   attentionScratchBytes(Tk: number, Dk: number, Dv: number, bwd: number): number;
   sumPartials(partials: number, nth: number, stride: number, n: number, dst: number): void;
-}
-
-function numel(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
-}
-
-/** row-major contiguous (dims of size 1 may have any stride) */
-function isContiguous(v: View): boolean {
-  let s = 1;
-  for (let d = v.shape.length - 1; d >= 0; d--) {
-    const n = v.shape[d]!;
-    if (n !== 1 && v.strides[d] !== s) return false;
-    s *= n;
-  }
-  return true;
-}
-
-/** every axis of size > 1 has stride 0 */
-function isScalarBroadcast(v: View): boolean {
-  return v.shape.every((n, d) => n === 1 || v.strides[d] === 0);
-}
-
-/** a last-axis row repeated over the leading axes: strides [0, ..., 0, 1] */
-function isRowBroadcast(v: View): boolean {
-  const nd = v.shape.length;
-  if (nd < 2) return false;
-  if (v.shape[nd - 1]! > 1 && v.strides[nd - 1] !== 1) return false;
-  for (let d = 0; d < nd - 1; d++) if (v.shape[d]! > 1 && v.strides[d] !== 0) return false;
-  return true;
 }
 
 function shapeStr(v: View | null): string {
