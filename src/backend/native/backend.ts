@@ -1,8 +1,9 @@
 // The native CPU backend: buffers are 64-byte-aligned blocks owned by the addon (no 4 GiB limit),
 // visible to JS as external ArrayBuffers (zero-copy views), and kernels are C++ (AVX-512, AVX2+FMA
 // or portable, chosen by cpuid) running on a native thread pool. Kernels receive addresses, never
-// copies. Whatever a kernel does not handle (other dtypes, strided views, unusual broadcasts) goes
-// to the reference kernels through view(): see `fallback` below.
+// copies. Other dtypes (declared by `supports`) and layouts a kernel declines (it returns false: strided
+// views, unusual broadcasts) run the reference kernels through view(); the op layer does that
+// (src/backend/dispatch.ts), not this file.
 //
 // This file has no Node imports: the addon object is handed in (addon-node.ts loads it in Node).
 import { isContiguous, isRowBroadcast, isScalarBroadcast, numel } from '../views.js';
@@ -10,18 +11,17 @@ import type {
   AnyArray,
   AttentionParams,
   Backend,
+  FastKernels,
   BinaryOp,
   Buf,
   DType,
   KernelName,
-  KernelTable,
   MatmulParams,
   NormParams,
   UnaryOp,
   View,
 } from '../backend.js';
 import { bytesPerElement } from '../backend.js';
-import { referenceKernels } from '../reference/kernels.js';
 import type { NativeAddon, NativeInfo } from './addon.js';
 
 export interface NativeBackendOptions {
@@ -113,14 +113,10 @@ function newTyped(dtype: DType, src: number | ArrayBuffer, length?: number): Any
 
 const f32 = (...vs: (View | null)[]): boolean => vs.every((v) => v === null || v.buf.dtype === 'float32');
 
-/** the reference kernel for cases the native kernels do not cover (one place, easy to drop once the op layer falls back itself) */
-function fallback<K extends KernelName>(name: K): KernelTable[K] {
-  return referenceKernels[name];
-}
 
 export class NativeBackend implements Backend {
   readonly name: string;
-  readonly kernels: Partial<KernelTable>;
+  readonly kernels: FastKernels;
   readonly info: NativeInfo;
   private inUse = 0;
   private peak = 0;
@@ -254,20 +250,20 @@ export class NativeBackend implements Backend {
     return work >= threshold || this.forceParallel ? this.threads : 1;
   }
 
-  private makeKernels(): Partial<KernelTable> {
+  private makeKernels(): FastKernels {
     return {
       matmul: (a, b, out, p) => this.matmul(a, b, out, p),
       copy: (x, out) => this.copy(x, out),
       unary: (op, x, out) => {
         const code = NATIVE_UNARY[op];
-        if (code === undefined || !f32(x, out) || !isContiguous(x)) return fallback('unary')(op, x, out);
+        if (code === undefined || !f32(x, out) || !isContiguous(x)) return false;
         const n = numel(x.shape);
         if (n === 0) return;
         this.addon.unary(code, this.addr(x, 'unary', n), this.addr(out, 'unary', n), n, this.nth(n, PAR_ELEMS));
       },
       unaryBackward: (op, x, y, dy, out) => {
         const code = NATIVE_UNARY_GRAD[op];
-        if (code === undefined || !f32(x, y, dy, out)) return fallback('unaryBackward')(op, x, y, dy, out);
+        if (code === undefined || !f32(x, y, dy, out)) return false;
         const n = numel(out.shape);
         if (n === 0) return;
         const k = 'unaryBackward';
@@ -283,7 +279,7 @@ export class NativeBackend implements Backend {
       },
       binary: (op, a, b, out) => this.binary(op, a, b, out),
       softmax: (x, out, rows, n, log) => {
-        if (!f32(x, out)) return fallback('softmax')(x, out, rows, n, log);
+        if (!f32(x, out)) return false;
         if (rows * n === 0) return;
         const k = 'softmax';
         this.addon.softmax(
@@ -296,7 +292,7 @@ export class NativeBackend implements Backend {
         );
       },
       softmaxBackward: (y, dy, dx, rows, n, log) => {
-        if (!f32(y, dy, dx)) return fallback('softmaxBackward')(y, dy, dx, rows, n, log);
+        if (!f32(y, dy, dx)) return false;
         if (rows * n === 0) return;
         const k = 'softmaxBackward';
         const e = rows * n;
@@ -311,24 +307,24 @@ export class NativeBackend implements Backend {
         );
       },
       layerNorm: (x, w, b, out, mean, rstd, p) => {
-        if (!f32(x, w, b, out, mean, rstd)) return fallback('layerNorm')(x, w, b, out, mean, rstd, p);
+        if (!f32(x, w, b, out, mean, rstd)) return false;
         this.norm(false, x, w, b, out, mean, rstd, p);
       },
       rmsNorm: (x, w, out, rstd, p) => {
-        if (!f32(x, w, out, rstd)) return fallback('rmsNorm')(x, w, out, rstd, p);
+        if (!f32(x, w, out, rstd)) return false;
         this.norm(true, x, w, null, out, null, rstd, p);
       },
       layerNormBackward: (x, w, mean, rstd, dy, dx, dw, db, p) => {
         if (!f32(x, w, mean, rstd, dy, dx, dw, db))
-          return fallback('layerNormBackward')(x, w, mean, rstd, dy, dx, dw, db, p);
+          return false;
         this.normBackward(false, x, w, mean, rstd, dy, dx, dw, db, p);
       },
       rmsNormBackward: (x, w, rstd, dy, dx, dw, p) => {
-        if (!f32(x, w, rstd, dy, dx, dw)) return fallback('rmsNormBackward')(x, w, rstd, dy, dx, dw, p);
+        if (!f32(x, w, rstd, dy, dx, dw)) return false;
         this.normBackward(true, x, w, null, rstd, dy, dx, dw, null, p);
       },
       attention: (q, k, v, out, lse, p) => {
-        if (!this.attentionFast(q, k, v, out, lse, p)) return fallback('attention')(q, k, v, out, lse, p);
+        if (!this.attentionFast(q, k, v, out, lse, p)) return false;
         if (p.B * p.H * p.Tq === 0) return;
         const kn = 'attention';
         const flops = 4 * p.B * p.H * p.Tq * p.Tk * Math.max(p.Dk, p.Dv);
@@ -341,7 +337,7 @@ export class NativeBackend implements Backend {
       },
       attentionBackward: (q, k, v, out, lse, dout, dq, dk, dv, p) => {
         if (!this.attentionFast(q, k, v, out, lse, p) || !f32(dout, dq, dk, dv)) {
-          return fallback('attentionBackward')(q, k, v, out, lse, dout, dq, dk, dv, p);
+          return false;
         }
         if (p.B * p.H * p.Tq === 0 && p.B * p.Hkv * p.Tk === 0) return;
         const kn = 'attentionBackward';
@@ -361,7 +357,7 @@ export class NativeBackend implements Backend {
       },
       crossEntropy: (logits, targets, loss, lse, p) => {
         if (!f32(logits, loss, lse) || targets.buf.dtype !== 'int32')
-          return fallback('crossEntropy')(logits, targets, loss, lse, p);
+          return false;
         if (p.rows === 0) return;
         this.checkTargets(targets, p.rows, p.V, p.ignoreIndex);
         const k = 'crossEntropy';
@@ -379,7 +375,7 @@ export class NativeBackend implements Backend {
       },
       crossEntropyBackward: (logits, targets, lse, dloss, dlogits, p) => {
         if (!f32(logits, lse, dloss, dlogits) || targets.buf.dtype !== 'int32') {
-          return fallback('crossEntropyBackward')(logits, targets, lse, dloss, dlogits, p);
+          return false;
         }
         if (p.rows === 0) return;
         this.checkTargets(targets, p.rows, p.V, p.ignoreIndex);
@@ -399,7 +395,7 @@ export class NativeBackend implements Backend {
       },
       reduce: (op, x, outer, n, inner, out) => {
         const code = op === 'sum' ? 0 : op === 'max' ? 1 : op === 'min' ? 2 : -1;
-        if (code < 0 || !f32(x, out) || n < 1) return fallback('reduce')(op, x, outer, n, inner, out);
+        if (code < 0 || !f32(x, out) || n < 1) return false;
         if (outer * inner === 0) return;
         const k = 'reduce';
         this.addon.reduce(
@@ -415,7 +411,7 @@ export class NativeBackend implements Backend {
       gather: (x, idx, out, outer, n, inner, m) => {
         const d = x.buf.dtype;
         if (d !== out.buf.dtype || (d !== 'float32' && d !== 'int32') || idx.buf.dtype !== 'int32') {
-          return fallback('gather')(x, idx, out, outer, n, inner, m);
+          return false;
         }
         if (outer * m * inner === 0) return;
         const k = 'gather';
@@ -432,7 +428,7 @@ export class NativeBackend implements Backend {
       },
       scatterAdd: (src, idx, out, outer, n, inner, m) => {
         if (!f32(src, out) || idx.buf.dtype !== 'int32')
-          return fallback('scatterAdd')(src, idx, out, outer, n, inner, m);
+          return false;
         if (outer * m * inner === 0) return;
         const k = 'scatterAdd';
         this.addon.scatterAdd(
@@ -447,7 +443,7 @@ export class NativeBackend implements Backend {
         );
       },
       adamw: (param, grad, m, v, p) => {
-        if (!f32(param, grad, m, v)) return fallback('adamw')(param, grad, m, v, p);
+        if (!f32(param, grad, m, v)) return false;
         if (p.n === 0) return;
         const k = 'adamw';
         const bc1 = 1 - p.beta1 ** p.step;
@@ -471,8 +467,8 @@ export class NativeBackend implements Backend {
     };
   }
 
-  private matmul(a: View, b: View, out: View, p: MatmulParams): void {
-    if (!f32(a, b, out)) return fallback('matmul')(a, b, out, p);
+  private matmul(a: View, b: View, out: View, p: MatmulParams): void | false {
+    if (!f32(a, b, out)) return false;
     const { batch, M, N, K } = p;
     if (batch * M * N === 0) return;
     const k = 'matmul';
@@ -501,7 +497,7 @@ export class NativeBackend implements Backend {
   }
 
   /** same-dtype copies from any strides into any strides; contiguous float32 <-> float16/bfloat16 conversions */
-  private copy(x: View, out: View): void {
+  private copy(x: View, out: View): void | false {
     const xd = x.buf.dtype;
     const od = out.buf.dtype;
     const n = numel(x.shape);
@@ -518,7 +514,7 @@ export class NativeBackend implements Backend {
               : xd === 'bfloat16' && od === 'float32'
                 ? 3
                 : -1;
-      if (kind < 0 || !isContiguous(x) || !isContiguous(out)) return fallback('copy')(x, out);
+      if (kind < 0 || !isContiguous(x) || !isContiguous(out)) return false;
       this.addon.convert(kind, this.addr(x, k, n), this.addr(out, k, n), n, this.nth(n, PAR_ELEMS));
       return;
     }
@@ -534,7 +530,7 @@ export class NativeBackend implements Backend {
     };
     const ex = extent(x);
     const eo = extent(out);
-    if (ex < 0 || eo < 0) return fallback('copy')(x, out);
+    if (ex < 0 || eo < 0) return false;
     const xc = isContiguous(x) && isContiguous(out);
     this.addon.copyStrided(
       this.addr(x, k, ex),
@@ -547,9 +543,9 @@ export class NativeBackend implements Backend {
     );
   }
 
-  private binary(op: BinaryOp, a: View, b: View, out: View): void {
+  private binary(op: BinaryOp, a: View, b: View, out: View): void | false {
     const code = NATIVE_BINARY[op];
-    if (code === undefined || !f32(a, b, out) || !isContiguous(out)) return fallback('binary')(op, a, b, out);
+    if (code === undefined || !f32(a, b, out) || !isContiguous(out)) return false;
     const n = numel(out.shape);
     const rowLen = out.shape.length ? out.shape[out.shape.length - 1]! : 1;
     const ac = isContiguous(a);
@@ -560,7 +556,7 @@ export class NativeBackend implements Backend {
     else if (bc && isScalarBroadcast(a)) mode = 2;
     else if (ac && isRowBroadcast(b)) mode = 3;
     else if (bc && isRowBroadcast(a)) mode = 4;
-    if (mode < 0) return fallback('binary')(op, a, b, out);
+    if (mode < 0) return false;
     if (n === 0) return;
     const k = 'binary';
     const ea = mode === 2 ? 1 : mode === 4 ? rowLen : n;
