@@ -6,6 +6,7 @@ import { noGrad, tidy } from '../tensor/engine.js';
 import { Rng } from '../tensor/random.js';
 import { tensor } from '../ops/index.js';
 import type { Cache, LanguageModel, ModelInputs } from '../models/model.js';
+import type { ModelConfig } from '../models/config.js';
 import { checkSampling, sampleToken, type SamplingOptions } from './sampling.js';
 
 export interface GenerateOptions extends SamplingOptions {
@@ -38,7 +39,11 @@ function constrained(logits: Float32Array, o: GenerateOptions, step: number): Fl
 
 /** context limit of models with a fixed position table (Infinity for RoPE/RNN/SSM models) */
 export function contextLimit(model: LanguageModel): number {
-  const c = model.config;
+  return contextLimitOf(model.config);
+}
+
+/** the same from a config alone (no weights loaded) */
+export function contextLimitOf(c: ModelConfig): number {
   if (!('positions' in c) || !('maxContext' in c)) return Infinity;
   return c.positions.kind === 'learned' ? c.maxContext : Infinity;
 }

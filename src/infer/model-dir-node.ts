@@ -9,7 +9,7 @@ import { saveTokenizer } from '../tokenizers/load-node.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 
 export { configFromJson, configToJson, type LoadedModel } from '../models/load.js';
-export { loadModelDir } from '../models/load-node.js';
+export { loadModelDir, loadModelInfo } from '../models/load-node.js';
 
 /** Writes config.json, model.safetensors (the given weights, e.g. fp32 masters) and the tokenizer. */
 export async function saveModelDir(

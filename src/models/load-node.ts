@@ -3,14 +3,15 @@
 // present, through load.ts (model allocated without random init, every tensor and the tokenizer checked).
 // `loadModel(dir)` is the same returning the model alone. `saveModel(model, dir)`: config.json plus
 // model.safetensors with the model's own (HF) parameter names, each file written atomically.
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readCheckpoint, writeCheckpoint } from '../io/checkpoint-node.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { loadTokenizer, saveTokenizer } from '../tokenizers/load-node.js';
 import { type HfJson, toHFConfig } from './hf-config.js';
 import type { LanguageModel } from './model.js';
-import { type LoadModelOptions, type LoadedModel, modelFromCheckpoint, toRaw } from './load.js';
+import { type LoadModelOptions, type LoadedModel, checkTokenizer, configFromJson, modelFromCheckpoint, toRaw } from './load.js';
+import type { ModelConfig } from './config.js';
 
 export { fromRaw, toRaw, loadWeights, configFromJson, configToJson, type LoadedModel } from './load.js';
 
@@ -41,6 +42,24 @@ export async function loadModelDir(dir: string, opts: LoadModelOptions = {}): Pr
     const msg = (e as Error).message;
     throw new Error(msg.includes(dir) ? msg : `${dir}: ${msg}`);
   }
+}
+
+/** A directory's config.json and tokenizer.json without its weights (a server's main thread: the
+ * weights live in the worker that runs the model). */
+export function loadModelInfo(dir: string): { config: ModelConfig; tokenizer: Tokenizer | null } {
+  checkModelDir(dir);
+  const file = join(dir, 'config.json');
+  let json: HfJson;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8')) as HfJson;
+  } catch (e) {
+    throw new Error(`${file}: ${(e as Error).message}`);
+  }
+  const config = configFromJson(json);
+  const tokenizerFile = join(dir, 'tokenizer.json');
+  const tokenizer = existsSync(tokenizerFile) ? loadTokenizer(dir) : null;
+  if (tokenizer) checkTokenizer(tokenizer, config, tokenizerFile);
+  return { config, tokenizer };
 }
 
 /** Loads a transformers-layout directory's model (config.json + model.safetensors or shards). */

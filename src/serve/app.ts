@@ -23,7 +23,6 @@ import {
   type SamplingBody,
 } from './openai.js';
 import { chatSchema, completionSchema, detokenizeSchema, embeddingSchema, tokenizeSchema } from './schemas.js';
-import { embed } from './embeddings.js';
 
 export interface ServerOptions {
   models: ServedModel[];
@@ -83,6 +82,17 @@ export function createServer(o: ServerOptions): FastifyInstance {
       );
     return m;
   };
+  const generator = (name: unknown): ServedModel => {
+    const m = served(name);
+    if (!m.generates)
+      throw new ApiError(
+        400,
+        `the model '${m.name}' is a ${m.config.family} encoder: it serves /v1/embeddings, not generation`,
+        'model',
+        'model_not_supported',
+      );
+    return m;
+  };
   const admit = (m: ServedModel) => {
     if (m.engine.stats().waiting >= maxQueue)
       throw new ApiError(
@@ -100,7 +110,7 @@ export function createServer(o: ServerOptions): FastifyInstance {
 
   app.post('/v1/completions', { schema: { body: completionSchema } }, async (req, reply) => {
     const b = req.body as Body & SamplingBody;
-    const m = served(b.model);
+    const m = generator(b.model);
     if (b.best_of != null && b.best_of !== (b.n ?? 1))
       throw badRequest('best_of', 'best_of other than n is not supported');
     if (b.echo) throw badRequest('echo', 'echo is not supported');
@@ -112,7 +122,7 @@ export function createServer(o: ServerOptions): FastifyInstance {
 
   app.post('/v1/chat/completions', { schema: { body: chatSchema } }, async (req, reply) => {
     const b = req.body as Body & SamplingBody;
-    const m = served(b.model);
+    const m = generator(b.model);
     const { constraint, tools } = chatConstraint(b);
     const ids = renderChat(m, b.messages as ChatMessage[], tools?.list ?? null);
     const top = b.logprobs ? ((b.top_logprobs as number | null) ?? 0) : undefined;
@@ -125,7 +135,10 @@ export function createServer(o: ServerOptions): FastifyInstance {
     const b = req.body as { model: string; input: unknown; encoding_format?: 'float' | 'base64'; dimensions?: number };
     const m = served(b.model);
     const inputs = completionPrompts(m, b.input, 'input');
-    const { vectors, tokens } = embed(m, inputs);
+    const vectors = await m.engine.embed(inputs, m.pooling).catch((e: Error) => {
+      throw new ApiError(400, `embeddings: ${e.message}`, 'input', 'invalid_request_error');
+    });
+    const tokens = inputs.reduce((s, x) => s + x.length, 0);
     if (b.dimensions !== undefined && b.dimensions !== vectors[0]!.length) {
       throw badRequest(
         'dimensions',
@@ -435,7 +448,7 @@ function messageText(content: unknown, i: number): string {
 }
 
 function checkIds(m: ServedModel, ids: readonly number[], param: string): void {
-  const V = m.model.config.vocabSize;
+  const V = m.config.vocabSize;
   const bad = ids.findIndex((t) => t >= V);
   if (bad >= 0) throw badRequest(param, `${param}: token ${ids[bad]} (at ${bad}) is outside the vocabulary [0, ${V})`);
 }

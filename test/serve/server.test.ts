@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { loadModelDir } from '../../src/infer/model-dir-node.js';
 import { Engine } from '../../src/infer/engine/engine.js';
 import { createServer, type ServerOptions } from '../../src/serve/app.js';
-import type { ServedModel } from '../../src/serve/models.js';
+import { servedInProcess, type ServedModel } from '../../src/serve/models.js';
 import { Rng } from '../../src/tensor/random.js';
 
 const MODEL = 'shakespeare';
@@ -25,14 +25,10 @@ async function start(o: Partial<ServerOptions> = {}): Promise<{ app: FastifyInst
 before(async () => {
   const { model, tokenizer, config } = await loadModelDir('models/shakespeare-char');
   const engine = new Engine(model, { tokenizer: tokenizer!, kvMemoryBytes: 8 << 20, maxRunningSeqs: 16 });
-  served = {
-    name: MODEL,
-    model,
-    tokenizer: tokenizer!,
+  served = servedInProcess(MODEL, model, tokenizer!, {
     engine,
     contextLength: (config as { maxContext: number }).maxContext,
-    created: 1,
-  };
+  });
   ({ app, url: base } = await start());
   client = new OpenAI({ baseURL: `${base}/v1`, apiKey: 'unused', maxRetries: 0 });
 });

@@ -12,7 +12,7 @@ import { bytesTokenizer } from '../../src/tokenizers/index.js';
 import { loadModelDir } from '../../src/infer/model-dir-node.js';
 import { Engine } from '../../src/infer/engine/engine.js';
 import { createServer } from '../../src/serve/app.js';
-import type { ServedModel } from '../../src/serve/models.js';
+import { servedInProcess } from '../../src/serve/models.js';
 
 let app: FastifyInstance;
 let client: OpenAI;
@@ -21,23 +21,14 @@ before(async () => {
   const cfg = getPreset('tiny-llama');
   const model = createModel(cfg, { seed: 5 });
   const tokenizer = bytesTokenizer();
-  const bytes: ServedModel = {
-    name: 'bytes',
-    model,
-    tokenizer,
+  const bytes = servedInProcess('bytes', model, tokenizer, {
     engine: new Engine(model, { tokenizer, kvMemoryBytes: 4 << 20 }),
-    contextLength: (cfg as { maxContext: number }).maxContext,
-    created: 1,
-  };
+  });
   const char = await loadModelDir('models/shakespeare-char');
-  const chars: ServedModel = {
-    name: 'chars',
-    model: char.model,
-    tokenizer: char.tokenizer!,
+  const chars = servedInProcess('chars', char.model, char.tokenizer!, {
     engine: new Engine(char.model, { tokenizer: char.tokenizer!, kvMemoryBytes: 4 << 20 }),
     contextLength: 256,
-    created: 1,
-  };
+  });
   app = createServer({ models: [bytes, chars] });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'x', maxRetries: 0 });

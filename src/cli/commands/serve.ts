@@ -1,10 +1,11 @@
 // `lineage serve`: an OpenAI-compatible HTTP server over one inference engine per loaded model.
-import { basename, resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { EngineWorker } from '../../infer/engine/engine-node.js';
-import { loadAdapterDir } from '../../align/lora-node.js';
-import { loadModelDir } from '../../infer/model-dir-node.js';
-import { contextLimit } from '../../infer/generate.js';
+import { loadModelInfo } from '../../infer/model-dir-node.js';
+import { contextLimitOf } from '../../infer/generate.js';
+import { POOLINGS, defaultPooling, type Pooling } from '../../infer/embed.js';
 import { createServer } from '../../serve/app.js';
 import type { ServedModel } from '../../serve/models.js';
 import { flagNumber, parseFlags } from '../flags.js';
@@ -12,7 +13,7 @@ import { flagNumber, parseFlags } from '../flags.js';
 const HELP = `usage: lineage serve --model DIR [--model NAME=DIR ...] [options]
 
   --model DIR | NAME=DIR   a model directory to serve (repeatable); clients pass NAME (default: the
-                           directory's name) as "model"
+                           directory's name) as "model"; encoders (BERT) serve embeddings only
   --host H                 address to bind (default 127.0.0.1: loopback only)
   --port P                 port (default 8000; 0 picks a free one)
   --api-key KEY            accepted bearer key (repeatable; or LINEAGE_API_KEY); none = no auth
@@ -21,6 +22,9 @@ const HELP = `usage: lineage serve --model DIR [--model NAME=DIR ...] [options]
   --kv-memory SIZE         KV-cache pool per model, e.g. 512MB, 2GB (default 256MB)
   --draft-model DIR        speculative decoding with this smaller model (same tokenizer)
   --lora DIR               apply a PEFT LoRA adapter (lineage align --lora-r ...) on top of the model
+  --pooling cls|mean|last  how /v1/embeddings pools hidden states (default: the directory's
+                           sentence-transformers 1_Pooling/config.json, else cls for encoders
+                           such as BERT and mean for decoders)
   --max-tokens N           max_tokens when a request gives none (default 256)
   --metrics-auth           require the API key for /metrics too`;
 
@@ -37,7 +41,19 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const f = parseFlags(
     'serve',
     argv,
-    ['model', 'host', 'port', 'api-key', 'max-running', 'max-queue', 'kv-memory', 'draft-model', 'max-tokens', 'lora'],
+    [
+      'model',
+      'host',
+      'port',
+      'api-key',
+      'max-running',
+      'max-queue',
+      'kv-memory',
+      'draft-model',
+      'max-tokens',
+      'lora',
+      'pooling',
+    ],
     ['metrics-auth'],
   );
   const specs = f.values.get('model') ?? [];
@@ -48,24 +64,27 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const threads = Number(process.env.LINEAGE_THREADS) || availableParallelism();
   const lora = f.values.get('lora')?.at(-1);
   if (lora && specs.length > 1) throw new Error('--lora applies to one model: give a single --model with it');
+  const poolingFlag = f.values.get('pooling')?.at(-1);
+  if (poolingFlag !== undefined && !POOLINGS.includes(poolingFlag as Pooling))
+    throw new Error(`--pooling: expected one of ${POOLINGS.join(', ')}, got ${JSON.stringify(poolingFlag)}`);
   const models: ServedModel[] = [];
   const workers: EngineWorker[] = [];
   for (const spec of specs) {
     const eq = spec.indexOf('=');
     const [name, dir] = eq > 0 ? [spec.slice(0, eq), spec.slice(eq + 1)] : [basename(resolve(spec)), spec];
     if (models.some((m) => m.name === name)) throw new Error(`--model: two models named '${name}' (use NAME=DIR)`);
-    const { model, tokenizer, config } = await loadModelDir(dir);
-    if (lora) loadAdapterDir(model, lora); // the main thread's copy (tokenize, embeddings) matches the worker's
+    // the main thread reads config and tokenizer only (tokenization, chat templates, validation); the
+    // weights live in the worker thread, which runs generation and embeddings off the event loop
+    const { tokenizer, config } = loadModelInfo(dir);
     if (!tokenizer)
       throw new Error(
         `--model ${dir}: no tokenizer.json in the directory (the server needs one to read and write text)`,
       );
-    if (config.arch !== 'decoder')
+    if (config.arch !== 'decoder' && config.arch !== 'encoder')
       throw new Error(
-        `--model ${dir}: ${config.family} is not a decoder-only model; the engine serves decoder families`,
+        `--model ${dir}: ${config.family} is ${config.arch}; the server serves decoders (generation and ` +
+          'embeddings) and encoders (embeddings)',
       );
-    // generation runs in a worker thread (a long prefill never stalls the event loop); the main thread
-    // keeps the model for tokenization, chat templates and embeddings
     const engine = await EngineWorker.start({
       modelDir: dir,
       draftModelDir: draftDir,
@@ -75,12 +94,14 @@ export async function serveCommand(argv: string[]): Promise<void> {
       threads,
     });
     workers.push(engine);
-    const limit = contextLimit(model);
+    const limit = contextLimitOf(config);
     models.push({
       name,
-      model,
+      config,
       tokenizer,
       engine,
+      generates: config.arch === 'decoder',
+      pooling: (poolingFlag as Pooling | undefined) ?? poolingOf(dir) ?? defaultPooling(config),
       contextLength: Number.isFinite(limit) ? limit : config.maxContext,
       created: Math.floor(Date.now() / 1000),
     });
@@ -116,4 +137,21 @@ export async function serveCommand(argv: string[]): Promise<void> {
     process.once('SIGINT', () => stop('SIGINT'));
   });
   await Promise.all(workers.map((w) => w.close()));
+}
+
+/** the pooling a sentence-transformers directory configures (1_Pooling/config.json), if any */
+export function poolingOf(dir: string): Pooling | null {
+  const file = join(dir, '1_Pooling', 'config.json');
+  if (!existsSync(file)) return null;
+  let j: Record<string, unknown>;
+  try {
+    j = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new Error(`${file}: ${(e as Error).message}`);
+  }
+  if (j.pooling_mode_cls_token) return 'cls';
+  if (j.pooling_mode_lasttoken) return 'last';
+  if (j.pooling_mode_mean_tokens) return 'mean';
+  const modes = Object.keys(j).filter((k) => k.startsWith('pooling_mode_') && j[k]);
+  throw new Error(`${file}: pooling ${modes.join(', ') || '(none set)'} is not supported (cls, mean or last)`);
 }

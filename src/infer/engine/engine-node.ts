@@ -13,6 +13,8 @@ import { loadModelDir } from '../model-dir-node.js';
 import { loadAdapterDir } from '../../align/lora-node.js';
 import { Engine, RequestHandle, type EngineOptions, type EngineRequest, type EngineStats } from './engine.js';
 import type { TokenEvent } from './sequence.js';
+import { embedTokens, type Pooling } from '../embed.js';
+import type { LanguageModel } from '../../models/model.js';
 
 export interface EngineWorkerOptions extends Omit<EngineOptions, 'tokenizer' | 'draftModel' | 'autoRun'> {
   modelDir: string;
@@ -23,11 +25,16 @@ export interface EngineWorkerOptions extends Omit<EngineOptions, 'tokenizer' | '
   threads?: number;
 }
 
-type ToWorker = { type: 'add'; req: EngineRequest } | { type: 'abort'; id: string } | { type: 'close' };
+type ToWorker =
+  | { type: 'add'; req: EngineRequest }
+  | { type: 'abort'; id: string }
+  | { type: 'embed'; rid: number; inputs: number[][]; pooling: Pooling }
+  | { type: 'close' };
 type FromWorker =
   | { type: 'ready'; stats: EngineStats }
   | { type: 'event'; event: TokenEvent; stats: EngineStats }
   | { type: 'error'; id: string | null; message: string }
+  | { type: 'embedded'; rid: number; vectors: Float32Array[] | null; message?: string }
   | { type: 'closed' };
 
 const EMPTY: EngineStats = {
@@ -45,13 +52,16 @@ export class EngineWorker {
   private snapshot: EngineStats = EMPTY;
   private nextId = 0;
   private closed: (() => void) | null = null;
+  private readonly embeds = new Map<number, { ok: (v: Float32Array[]) => void; fail: (e: Error) => void }>();
+  private nextEmbed = 0;
 
   private constructor(private readonly worker: Worker) {
     worker.on('message', (m: FromWorker) => this.receive(m));
     worker.on('error', (e) => this.failAll(e));
   }
 
-  /** spawns the worker and waits until its model is loaded (errors of loading reject here) */
+  /** spawns the worker and waits until its model is loaded (errors of loading reject here). An encoder
+   * model (BERT) gets no engine: the worker then only computes embeddings. */
   static async start(opts: EngineWorkerOptions): Promise<EngineWorker> {
     const worker = new Worker(new URL(import.meta.url), { workerData: { lineageEngine: opts } });
     const proxy = new EngineWorker(worker);
@@ -79,6 +89,15 @@ export class EngineWorker {
     this.handles.set(id, h);
     this.post({ type: 'add', req: { ...req, id } });
     return h;
+  }
+
+  /** pooled, L2-normalised embeddings of token-id inputs, computed on the worker thread */
+  embed(inputs: readonly (readonly number[])[], pooling: Pooling): Promise<Float32Array[]> {
+    const rid = this.nextEmbed++;
+    return new Promise((ok, fail) => {
+      this.embeds.set(rid, { ok, fail });
+      this.post({ type: 'embed', rid, inputs: inputs.map((x) => [...x]), pooling });
+    });
   }
 
   abort(id: string): boolean {
@@ -112,12 +131,19 @@ export class EngineWorker {
     } else if (m.type === 'error' && m.id !== null) {
       this.handles.get(m.id)?.fail(new Error(m.message));
       this.handles.delete(m.id);
+    } else if (m.type === 'embedded') {
+      const p = this.embeds.get(m.rid);
+      this.embeds.delete(m.rid);
+      if (m.vectors) p?.ok(m.vectors);
+      else p?.fail(new Error(m.message ?? 'embedding failed'));
     } else if (m.type === 'closed') this.closed?.();
   }
 
   private failAll(e: Error): void {
     for (const h of this.handles.values()) h.fail(e);
     this.handles.clear();
+    for (const p of this.embeds.values()) p.fail(e);
+    this.embeds.clear();
   }
 }
 
@@ -135,11 +161,14 @@ async function serve(opts: EngineWorkerOptions): Promise<void> {
     if (opts.loraDir) loadAdapterDir(model, opts.loraDir);
     const draftModel = opts.draftModelDir ? (await loadModelDir(opts.draftModelDir)).model : null;
     const { modelDir: _m, draftModelDir: _d, threads: _t, loraDir: _l, ...engineOpts } = opts;
-    const engine = new Engine(model, { ...engineOpts, tokenizer, draftModel });
+    // encoders only embed; every generating family gets an engine
+    const engine = model.config.arch === 'encoder' ? null : new Engine(model, { ...engineOpts, tokenizer, draftModel });
     port.on('message', (m: ToWorker) => {
       if (m.type === 'close') return send({ type: 'closed' });
-      if (m.type === 'abort') return void engine.abort(m.id);
+      if (m.type === 'embed') return void send(embedMessage(model, m.rid, m.inputs, m.pooling));
+      if (m.type === 'abort') return void engine?.abort(m.id);
       try {
+        if (!engine) throw new Error(`${model.config.family} is an encoder: it serves embeddings, not generation`);
         const h = engine.add(m.req);
         void (async () => {
           for await (const event of h) send({ type: 'event', event, stats: engine.stats() });
@@ -148,9 +177,17 @@ async function serve(opts: EngineWorkerOptions): Promise<void> {
         send({ type: 'error', id: m.req.id!, message: (e as Error).message });
       }
     });
-    send({ type: 'ready', stats: engine.stats() });
+    send({ type: 'ready', stats: engine ? engine.stats() : EMPTY });
   } catch (e) {
     send({ type: 'error', id: null, message: (e as Error).message });
+  }
+}
+
+function embedMessage(model: LanguageModel, rid: number, inputs: number[][], pooling: Pooling): FromWorker {
+  try {
+    return { type: 'embedded', rid, vectors: embedTokens(model, inputs, { pooling }) };
+  } catch (e) {
+    return { type: 'embedded', rid, vectors: null, message: (e as Error).message };
   }
 }
 
