@@ -6,6 +6,7 @@ import type { MatmulParams, View } from '../../src/backend/backend.js';
 import { referenceKernels as ref } from '../../src/backend/reference/kernels.js';
 import { kernelFor } from '../../src/backend/dispatch.js';
 import { createWasmBackend, type WasmBackend } from '../../src/backend/wasm/backend.js';
+import { WasmAllocator, sizeClass } from '../../src/backend/wasm/allocator.js';
 import { relaxedSimdSupported } from '../../src/backend/wasm/module.js';
 import { Ctx, close, rng } from './kernel-helpers.js';
 
@@ -120,6 +121,59 @@ describe('allocator', () => {
     be.free(b2);
     assert.equal(be.bytesInUse(), base);
     await be.dispose();
+  });
+
+  test('coalescing: random alloc/free never overlaps, accounts exactly, and returns to empty', () => {
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 4096 });
+    const a = new WasmAllocator(memory, 1000);
+    const base = a.reservedBytes();
+    const live = new Map<number, number>(); // ptr -> requested bytes
+    let seed = 7;
+    const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) % 2147483648) % n;
+    for (let i = 0; i < 5000; i++) {
+      if (live.size > 0 && rnd(100) < 48) {
+        const ptrs = [...live.keys()];
+        const p = ptrs[rnd(ptrs.length)]!;
+        a.release(p, 'test');
+        live.delete(p);
+      } else {
+        const bytes = 1 + rnd(rnd(4) === 0 ? 200_000 : 3000);
+        const p = a.alloc(bytes, true, 'test');
+        assert.equal(p % 64, 0);
+        const z = new Uint8Array(memory.buffer, p, bytes);
+        assert.ok(
+          z.every((x) => x === 0),
+          'zeroed on request, fresh or reused',
+        );
+        z.fill(0xab); // dirty it so a later reuse must zero it again
+        live.set(p, bytes);
+      }
+      // no two live blocks overlap; live + free blocks tile [base, top) exactly
+      const spans = [...live].map(([p, n]) => [p, p + sizeClass(n)] as const).sort((x, y) => x[0] - y[0]);
+      for (let k = 1; k < spans.length; k++) assert.ok(spans[k - 1]![1] <= spans[k]![0], 'overlap');
+      const used = spans.reduce((s, [p, e]) => s + (e - p), 0);
+      assert.equal(used, a.bytesInUse());
+      assert.equal(used + a.freeBytes(), a.reservedBytes() - base, 'live + free tile the reserved span');
+    }
+    for (const p of live.keys()) a.release(p, 'test');
+    assert.equal(a.reservedBytes(), base, 'everything merged back into the bump region');
+    assert.equal(a.freeBytes(), 0);
+  });
+
+  test('coalescing: shapes that change every step reuse memory instead of growing it', () => {
+    // the inference engine's pattern: each step allocates activations sized by its (varying) token count
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 65536 });
+    const a = new WasmAllocator(memory, 1024);
+    let seed = 3;
+    const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) % 2147483648) % n;
+    let peakLive = 0;
+    for (let step = 0; step < 2000; step++) {
+      const T = 1 + rnd(512);
+      const ptrs = [T * 4 * 256, T * 4 * 1024, T * 4 * 65, T * 4 * 256].map((n) => a.alloc(n, false, 'act'));
+      peakLive = Math.max(peakLive, a.bytesInUse());
+      for (const p of ptrs.reverse()) a.release(p, 'act');
+    }
+    assert.ok(a.reservedBytes() - 1024 <= 2 * peakLive, `reserved ${a.reservedBytes()} vs peak live ${peakLive}`);
   });
 
   test('double free and use after free are rejected', async () => {

@@ -1,25 +1,38 @@
 // Allocator for the shared wasm memory, in TypeScript (the kernels never allocate).
 //
-// Blocks are 64-byte aligned and rounded to size classes: multiples of 64 up to 1 KiB, then four
-// classes per power of two (at most 25% waste). Freed blocks go to a per-class free list and are
-// reused by the next request of the same class; fresh blocks come from a bump pointer that grows
-// the memory (up to the wasm32 limit of 65536 pages = 4 GiB). No coalescing: tensor workloads
-// repeat the same sizes, which is what free lists serve best.
+// Segregated fit with coalescing. Blocks are 64-byte aligned and a multiple of 64 bytes. Free blocks
+// are kept by start and by end address (so a freed block merges with both free neighbours at once) and
+// in size bins (four per power of two); an allocation takes the first fitting block of the smallest bin
+// that can hold it and splits off the rest. A free block that reaches the bump pointer is absorbed into
+// it. Coalescing matters for the inference engine: its batches change shape every step, so exact-size
+// free lists (the previous design) kept a free block for every size ever seen — 290 MiB of free lists
+// for 18 MiB live in a 12-round serving soak — while merged blocks are reused by whatever comes next.
+// Memory only grows (wasm memories cannot shrink), up to the wasm32 limit of 65536 pages = 4 GiB.
 
 const PAGE = 65536;
 export const ALIGN = 64;
 
+/** bytes rounded up to the allocation granule */
 export function sizeClass(bytes: number): number {
-  if (bytes <= 1024) return Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
-  const e = Math.floor(Math.log2(bytes - 1)); // 2^e < bytes <= 2^(e+1)
-  const step = 2 ** (e - 2); // four classes per doubling
-  return Math.ceil(bytes / step) * step;
+  return Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
+}
+
+/** size bin: four per power of two (the two bits after the leading one) */
+function binOf(size: number): number {
+  const e = Math.floor(Math.log2(size));
+  const sub = Math.floor((size / 2 ** e - 1) * 4); // 0..3
+  return e * 4 + sub;
 }
 
 export class WasmAllocator {
+  /** the bump pointer: everything at or above it is unallocated */
   private top: number;
-  private readonly free = new Map<number, number[]>();
-  /** ptr -> class size of every live block */
+  /** the highest the bump pointer has been: memory above it was never handed out, so it is still zero */
+  private dirtyTop: number;
+  private readonly freeStart = new Map<number, number>(); // ptr -> size
+  private readonly freeEnd = new Map<number, number>(); // end -> ptr
+  private readonly bins: Set<number>[] = [];
+  /** ptr -> size of every live block */
   private readonly live = new Map<number, number>();
   private inUse = 0;
   private peak = 0;
@@ -34,42 +47,31 @@ export class WasmAllocator {
   ) {
     this.limit = maxPages * PAGE;
     this.top = Math.ceil(base / ALIGN) * ALIGN;
+    this.dirtyTop = this.top;
   }
 
   /** Returns the byte offset of a block of at least `bytes` bytes; zeroed when `zero`. */
   alloc(bytes: number, zero: boolean, what: string): number {
     if (!Number.isFinite(bytes) || bytes < 0) throw new Error(`wasm backend: ${what}: invalid size ${bytes} bytes`);
     const size = sizeClass(bytes);
-    let ptr = this.free.get(size)?.pop();
-    let blockSize = size;
+    let ptr = this.takeFree(size);
     if (ptr === undefined) {
-      if (this.top + size <= this.limit) {
-        ptr = this.top;
-        this.ensure(ptr + size, what, bytes);
-        this.top += size;
-        zero = false; // fresh memory is zero
-      } else {
-        // out of address space: take any larger free block rather than fail
-        for (const [cls, list] of [...this.free.entries()].sort((a, b) => a[0] - b[0])) {
-          if (cls >= size && list.length > 0) {
-            ptr = list.pop()!;
-            blockSize = cls;
-            break;
-          }
-        }
-        if (ptr === undefined) {
-          throw new Error(
-            `wasm backend: out of memory: ${what} needs ${fmt(bytes)} but the wasm memory's ${fmt(this.limit)} address space ` +
-              `(4 GiB = the wasm32 limit) is exhausted ` +
-              `(${fmt(this.inUse)} in use, ${fmt(this.top)} reserved)`,
-          );
-        }
+      if (this.top + size > this.limit) {
+        throw new Error(
+          `wasm backend: out of memory: ${what} needs ${fmt(bytes)} but the wasm memory's ${fmt(this.limit)} address space ` +
+            `(4 GiB = the wasm32 limit) is exhausted ` +
+            `(${fmt(this.inUse)} in use, ${fmt(this.top)} reserved)`,
+        );
       }
+      ptr = this.top;
+      this.ensure(ptr + size, what, bytes);
+      this.top += size;
     }
-    this.live.set(ptr, blockSize);
-    this.inUse += blockSize;
+    if (zero && bytes > 0 && ptr < this.dirtyTop) new Uint8Array(this.memory.buffer, ptr, bytes).fill(0);
+    if (this.top > this.dirtyTop) this.dirtyTop = this.top;
+    this.live.set(ptr, size);
+    this.inUse += size;
     if (this.inUse > this.peak) this.peak = this.inUse;
-    if (zero && bytes > 0) new Uint8Array(this.memory.buffer, ptr, bytes).fill(0);
     return ptr;
   }
 
@@ -78,9 +80,64 @@ export class WasmAllocator {
     if (size === undefined) throw new Error(`wasm backend: ${what}: block at ${ptr} is not allocated (double free?)`);
     this.live.delete(ptr);
     this.inUse -= size;
-    let list = this.free.get(size);
-    if (!list) this.free.set(size, (list = []));
-    list.push(ptr);
+    let start = ptr;
+    let end = ptr + size;
+    const left = this.freeEnd.get(start);
+    if (left !== undefined) {
+      this.removeFree(left);
+      start = left;
+    }
+    const right = this.freeStart.get(end);
+    if (right !== undefined) {
+      this.removeFree(end);
+      end += right;
+    }
+    if (end === this.top) this.top = start;
+    else this.addFree(start, end - start);
+  }
+
+  /** bytes held in free blocks below the bump pointer (fragmentation; tests and diagnostics) */
+  freeBytes(): number {
+    let n = 0;
+    for (const s of this.freeStart.values()) n += s;
+    return n;
+  }
+  /** the bump pointer: the extent of the memory in use or in free blocks now */
+  reservedBytes(): number {
+    return this.top;
+  }
+  /** the highest the bump pointer has been: the memory ever handed out (what stays resident) */
+  touchedBytes(): number {
+    return this.dirtyTop;
+  }
+
+  private takeFree(size: number): number | undefined {
+    for (let b = binOf(size); b < this.bins.length; b++) {
+      const bin = this.bins[b];
+      if (!bin || bin.size === 0) continue;
+      for (const ptr of bin) {
+        const have = this.freeStart.get(ptr)!;
+        if (have < size) continue; // only the first bin holds blocks smaller than the request
+        this.removeFree(ptr);
+        if (have > size) this.addFree(ptr + size, have - size);
+        return ptr;
+      }
+    }
+    return undefined;
+  }
+
+  private addFree(ptr: number, size: number): void {
+    this.freeStart.set(ptr, size);
+    this.freeEnd.set(ptr + size, ptr);
+    const b = binOf(size);
+    (this.bins[b] ??= new Set()).add(ptr);
+  }
+
+  private removeFree(ptr: number): void {
+    const size = this.freeStart.get(ptr)!;
+    this.freeStart.delete(ptr);
+    this.freeEnd.delete(ptr + size);
+    this.bins[binOf(size)]!.delete(ptr);
   }
 
   isLive(ptr: number): boolean {

@@ -47,6 +47,8 @@ export interface WasmBackend extends Backend {
   view(buf: Buf): AnyArray;
   /** high-water mark of bytesInUse() since the last resetPeak() (benchmarks, memory tests) */
   peakBytes(): number;
+  /** the wasm memory ever handed out (the allocator's high-water extent: what stays resident) */
+  touchedBytes(): number;
   resetPeak(): void;
   /** kernel calls split over more than one thread so far (shows that the workers really run) */
   readonly parallelJobs: number;
@@ -285,6 +287,10 @@ class WasmBackendImpl implements WasmBackend {
   }
   peakBytes(): number {
     return this.alloc.peakBytes();
+  }
+  /** the wasm memory ever handed out (the allocator's high-water extent) */
+  touchedBytes(): number {
+    return this.alloc.touchedBytes();
   }
   peakBytesInUse(): number {
     return this.alloc.peakBytes();
