@@ -419,6 +419,8 @@ export function formatInspect(r: InspectReport, title: string, extra: readonly [
     ['active / token', `${withCommas(r.activeParams)} (${humanCount(r.activeParams)})`],
     [`weights (${r.dtype})`, humanBytes(r.weightBytes)],
   ];
+  const mtp = r.byComponent.mtp ?? 0;
+  if (mtp) rows.splice(2, 0, ['  without mtp', `${withCommas(r.params - mtp)} (${humanCount(r.params - mtp)})`]);
   for (const [c, n] of Object.entries(r.byComponent) as [Component, number][]) {
     const active = r.activeByComponent[c] ?? 0;
     const note = active !== n ? `, active ${withCommas(active)}` : '';
