@@ -18,6 +18,7 @@
 
 // The block-level types live with the blocks that take them.
 import type { NormConfig, RopeScaling, PositionConfig, AttentionWindow, StandardAttention, MlaAttention, AttentionConfig, Activation, GluActivation, MoeRouting, MoeFfn, FfnConfig, ResidualKind } from '../nn/config.js';
+export type { CorrectionBias } from '../nn/config.js';
 export type { NormConfig, RopeScaling, PositionConfig, AttentionWindow, StandardAttention, MlaAttention, AttentionConfig, Activation, GluActivation, MoeRouting, MoeFfn, FfnConfig, ResidualKind } from '../nn/config.js';
 
 /** One transformer layer. Decoder layers of an encoder-decoder stack add cross-attention with the same
@@ -94,7 +95,7 @@ interface TransformerBase extends ModelBase {
   headScale: 'none' | 'rsqrt-hidden';
 }
 
-export type DecoderFamily = 'gpt2' | 'openai-gpt' | 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'qwen3_moe' | 'gemma' | 'mixtral' | 'deepseek_v2';
+export type DecoderFamily = 'gpt2' | 'openai-gpt' | 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'qwen3_moe' | 'gemma' | 'mixtral' | 'deepseek_v2' | 'deepseek_v3';
 
 /** Causal language model (GPT, Llama, Mixtral, DeepSeek...). */
 export interface DecoderConfig extends TransformerBase {
@@ -102,6 +103,19 @@ export interface DecoderConfig extends TransformerBase {
   family: DecoderFamily;
   decoder: TransformerStack;
   vision: VisionConfig | null;
+  /** DeepSeek-V3 multi-token prediction (absent or null: none; configs written before it still read) */
+  mtp?: MtpConfig | null;
+}
+
+/**
+ * Multi-token prediction (DeepSeek-V3 §2.2): `depth` sequential modules after the main stack; module k
+ * predicts token t+k+1 from module k-1's states (the main model's for k = 1) and the embedding of token t+k,
+ * through one transformer block of the stack's kind, sharing the embedding and output head. Its loss, times
+ * `lossWeight` (λ) averaged over the depths, joins the auxiliary loss while training.
+ */
+export interface MtpConfig {
+  depth: number;
+  lossWeight: number;
 }
 
 /** How a sequence classifier's loss reads its labels (transformers `problem_type`): MSE, cross-entropy, or
@@ -356,7 +370,7 @@ export function configProblems(cfg: ModelConfig): ConfigError[] {
 
 /** Families each architecture admits (the compiler keeps the table complete). */
 export const ARCH_FAMILIES: { [A in Arch]: readonly Extract<ModelConfig, { arch: A }>['family'][] } = {
-  decoder: ['gpt2', 'openai-gpt', 'llama', 'mistral', 'qwen2', 'qwen3', 'qwen3_moe', 'gemma', 'mixtral', 'deepseek_v2'],
+  decoder: ['gpt2', 'openai-gpt', 'llama', 'mistral', 'qwen2', 'qwen3', 'qwen3_moe', 'gemma', 'mixtral', 'deepseek_v2', 'deepseek_v3'],
   encoder: ['bert'],
   'encoder-decoder': ['t5', 'bart', 'marian'],
   rnn: ['lineage-rnn'],
@@ -418,6 +432,10 @@ function checkTransformer(cfg: DecoderConfig | EncoderConfig | EncoderDecoderCon
     checkEncoderHead(cfg.head, check);
   }
   if (cfg.arch === 'decoder' && cfg.vision) checkVision(cfg.vision, check);
+  if (cfg.arch === 'decoder' && cfg.mtp) {
+    check('mtp.depth', positiveInt(cfg.mtp.depth), `must be a positive integer, got ${cfg.mtp.depth}`);
+    check('mtp.lossWeight', cfg.mtp.lossWeight >= 0, `must be >= 0, got ${cfg.mtp.lossWeight}`);
+  }
   if (cfg.positions.kind === 't5-relative' && cfg.arch === 'decoder') {
     check('positions.bidirectional', !cfg.positions.bidirectional, 'a decoder-only stack cannot bucket future positions');
   }
@@ -587,6 +605,11 @@ function checkFfn(field: string, f: FfnConfig, layers: number, check: Check): vo
     const r = f.routing;
     check(`${field}.routing.groups`, positiveInt(r.groups) && f.experts % r.groups === 0, `must divide experts (${f.experts}), got ${r.groups}`);
     check(`${field}.routing.topkGroups`, positiveInt(r.topkGroups) && r.topkGroups <= r.groups, `must be in 1..groups (${r.groups}), got ${r.topkGroups}`);
+    if (r.groupScore === 'top2-sum') check(`${field}.routing.groupScore`, f.experts / r.groups >= 2, `'top2-sum' needs >= 2 experts per group, got ${f.experts / r.groups}`);
+  }
+  if (f.correctionBias) {
+    check(`${field}.correctionBias.updateRate`, f.correctionBias.updateRate >= 0, `must be >= 0, got ${f.correctionBias.updateRate}`);
+    check(`${field}.gating`, f.gating === 'sigmoid', `the correction bias needs sigmoid gating (DeepSeek-V3), got ${JSON.stringify(f.gating)}`);
   }
 }
 

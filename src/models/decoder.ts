@@ -7,7 +7,7 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../tensor/random.js';
 import { noGrad } from '../tensor/engine.js';
-import { add, arange, concat, dropout, embedding, indexSelect, linear, mul, stack, tensor } from '../ops/index.js';
+import { add, arange, concat, crossEntropy, dropout, embedding, indexSelect, linear, mul, slice, stack, tensor } from '../ops/index.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { Embedding, Linear } from '../nn/layers.js';
 import { makeNorm, type Norm } from '../nn/norm.js';
@@ -16,6 +16,7 @@ import { MultiHeadLatentAttention } from '../nn/mla.js';
 import { GPT_MLP_NAMES, Glu, LLAMA_GLU_NAMES, Mlp, type DenseFfn, type MlpNames } from '../nn/ffn.js';
 import { DEEPSEEK_MOE_NAMES, MIXTRAL_MOE_NAMES, MoE, loadBalancingLoss, routerZLoss, sequenceBalanceLoss, type MoeNames } from '../nn/moe.js';
 import { TransformerLayer, type AttentionLike, type BlockNames } from '../nn/block.js';
+import { MtpLayer } from '../nn/mtp.js';
 import { KVCache } from '../nn/cache.js';
 import { PatchEmbedding, prependImageTokens } from '../nn/vision.js';
 import { checkpoint } from '../autograd/checkpoint.js';
@@ -58,6 +59,7 @@ const NAMING: { [F in DecoderFamily]: DecoderNaming } = {
   gemma: LLAMA,
   mixtral: { ...LLAMA, ffn: 'block_sparse_moe', moe: MIXTRAL_MOE_NAMES },
   deepseek_v2: LLAMA,
+  deepseek_v3: LLAMA, // + model.layers.{L+k}.{enorm, hnorm, eh_proj, shared_head.norm} for MTP depth k
 };
 
 /**
@@ -81,9 +83,11 @@ const GENERIC: FamilyRules = { act: (a) => a, moe: (f) => f, softmaxMscale: 1, s
 
 function familyRules(cfg: DecoderConfig): FamilyRules {
   if (cfg.family === 'openai-gpt') return { ...GENERIC, act: (a) => (a === 'gelu' ? 'gelu_tanh' : a) };
-  if (cfg.family !== 'deepseek_v2') return GENERIC;
+  if (cfg.family !== 'deepseek_v2' && cfg.family !== 'deepseek_v3') return GENERIC;
   const s = cfg.positions.kind === 'rope' ? cfg.positions.scaling : null;
   const m = s?.kind === 'yarn' && s.mscaleAllDim ? yarnMscale(s.factor, s.mscaleAllDim) : 1;
+  // transformers' DeepSeek-V3 port keeps the reference's mscale² but always applies routed_scaling_factor
+  if (cfg.family === 'deepseek_v3') return { ...GENERIC, softmaxMscale: m * m, sequenceAux: true };
   return { ...GENERIC, moe: (f) => (f.normTopK && f.topK > 1 ? { ...f, routedScale: 1 } : f), softmaxMscale: m * m, sequenceAux: true };
 }
 
@@ -123,6 +127,9 @@ function buildFfn(cfg: DecoderConfig, names: DecoderNaming, layer: number, rng: 
 function buildLayer(cfg: DecoderConfig, names: DecoderNaming, layer: number, rng: Rng): TransformerLayer {
   const b = cfg.decoder.block;
   const parts = { norm1: makeNorm(cfg.hidden, b.norm), attn: buildAttention(cfg, names, rng), norm2: makeNorm(cfg.hidden, b.norm), ffn: buildFfn(cfg, names, layer, rng) };
+  if (layer >= cfg.decoder.layers) {
+    return new MtpLayer(b.residual, names, parts, { dim: cfg.hidden, norm: b.norm, std: cfg.initStd, rng, residualDropout: cfg.dropout.residual });
+  }
   return new TransformerLayer(b.residual, names, parts, cfg.dropout.residual);
 }
 
@@ -142,7 +149,9 @@ class DecoderStack extends Module {
     this.vision = v ? this.child('vision_embeddings', new PatchEmbedding({ imageSize: v.imageSize, patchSize: v.patchSize, channels: v.channels, hidden: cfg.hidden, std: cfg.initStd, rng })) : null;
     const p = cfg.positions;
     this.positions = p.kind === 'learned' ? this.child(names.positions, new Embedding(cfg.maxContext + p.offset, cfg.hidden, { std: cfg.initStd, rng })) : null;
-    this.layers = this.child(names.layers, new ModuleList(Array.from({ length: cfg.decoder.layers }, (_, i) => buildLayer(cfg, names, i, rng))));
+    // MTP depths follow the main layers in the same list, as the V3 checkpoint numbers them (layers.{L+k-1})
+    const count = cfg.decoder.layers + (cfg.mtp?.depth ?? 0);
+    this.layers = this.child(names.layers, new ModuleList(Array.from({ length: count }, (_, i) => buildLayer(cfg, names, i, rng))));
     this.finalNorm = cfg.decoder.finalNorm ? this.child(names.finalNorm, makeNorm(cfg.hidden, cfg.decoder.finalNorm)) : null;
   }
 }
@@ -227,7 +236,7 @@ export class DecoderLM extends Module implements LanguageModel {
     const T = x.shape[1]!;
     const ctxBase = { qStart: start, rope: this.rope(start, T), positionBias: this.positionBias() };
     const routers: Tensor[] = [];
-    this.stack.layers.items.forEach((layer, i) => {
+    this.mainLayers().forEach((layer, i) => {
       const mask = { causal: true, window: layerWindow(c.decoder.block.attention.window, i), padding: inputs.attentionMask ?? null };
       const ctx: AttentionContext = { ...ctxBase, mask, cache: cache?.layer(i) ?? null };
       if (this.gradientCheckpointing && this.training && !cache && !(layer.ffn instanceof MoE)) {
@@ -244,7 +253,65 @@ export class DecoderLM extends Module implements LanguageModel {
     const outputs: ModelOutputs = { logits, lastHiddenState: x };
     if (cache) outputs.cache = cache;
     if (routers.length) Object.assign(outputs, this.moeOutputs(routers, ids.shape[0]!));
+    if (this.training && !cache && c.mtp && c.mtp.lossWeight > 0 && ids.shape[1]! > 2) this.addMtpLoss(outputs, ids, x, start, inputs.attentionMask ?? null);
     return outputs;
+  }
+
+  /** the main stack's layers (the MTP depths follow them in `stack.layers`) */
+  private mainLayers(): TransformerLayer[] {
+    return this.stack.layers.items.slice(0, this.config.decoder.layers);
+  }
+
+  /** the MTP depths, in order */
+  get mtpLayers(): MtpLayer[] {
+    return this.stack.layers.items.slice(this.config.decoder.layers) as MtpLayer[];
+  }
+
+  /**
+   * Multi-token prediction over a full sequence: ids [B, T] and the main model's final states [B, T, D]
+   * (`lastHiddenState`) -> per depth k (1-based) logits [B, T-k, V], where row i predicts token i+k+1.
+   */
+  mtpForward(ids: Tensor, hidden: Tensor, start = 0): Tensor[] {
+    const c = this.config;
+    const T = ids.shape[1]!;
+    const out: Tensor[] = [];
+    let h = hidden;
+    this.mtpLayers.forEach((layer, j) => {
+      const k = j + 1;
+      if (T - k < 1) return;
+      const emb = this.stack.embed.forward(slice(ids, 1, k)); // (B, T-k, D) embeddings of tokens i+k
+      const x = layer.combine(slice(h, 1, 0, T - k), emb); // (B, T-k, D)
+      const mask = { causal: true, window: layerWindow(c.decoder.block.attention.window, c.decoder.layers - 1), padding: null };
+      h = layer.forward(x, { qStart: start, rope: this.rope(start, T - k), positionBias: null, mask, cache: null }).x;
+      const normed = layer.shared_head.norm.forward(h);
+      out.push(this.lmHead ? this.lmHead.forward(normed) : linear(normed, this.stack.embed.weight)); // (B, T-k, V)
+    });
+    return out;
+  }
+
+  /** training: λ · mean over depths of the next-(k+1) token loss, added to auxLoss (and `extra.mtpLoss`) */
+  private addMtpLoss(outputs: ModelOutputs, ids: Tensor, hidden: Tensor, start: number, mask: Tensor | null): void {
+    const T = ids.shape[1]!;
+    const all = this.mtpForward(ids, hidden, start);
+    const losses = all.flatMap((logits, j) => {
+      const k = j + 1;
+      if (T - k - 1 < 1) return [];
+      const targets = mtpTargets(ids, mask, k + 1); // (B, T-k-1)
+      return [crossEntropy(slice(logits, 1, 0, T - k - 1), targets, { ignoreIndex: -100 })];
+    });
+    if (!losses.length) return;
+    const mtp = mul(losses.reduce((a, b) => add(a, b)), 1 / losses.length);
+    const weighted = mul(mtp, this.config.mtp!.lossWeight);
+    outputs.auxLoss = outputs.auxLoss ? add(outputs.auxLoss, weighted) : weighted;
+    outputs.extra = { ...outputs.extra, mtpLoss: mtp };
+  }
+
+  /**
+   * Called by the trainer after each optimizer step: DeepSeek-V3's auxiliary-loss-free balancing moves each
+   * MoE layer's correction bias toward balanced load (see MoE.updateCorrectionBias). No-op otherwise.
+   */
+  afterOptimizerStep(): void {
+    for (const layer of this.stack.layers.items) if (layer.ffn instanceof MoE) layer.ffn.updateCorrectionBias();
   }
 
   /**
@@ -260,7 +327,7 @@ export class DecoderLM extends Module implements LanguageModel {
     if (c.positions.kind === 'alibi' || c.vision) throw new Error(`DecoderLM(${c.family}): the paged engine does not support ALiBi or vision inputs`);
     let x = this.embedAt(ids, paged.positions);
     const rope = this.ropeAt(paged);
-    this.stack.layers.items.forEach((layer, i) => {
+    this.mainLayers().forEach((layer, i) => {
       const mask = { causal: true, window: layerWindow(c.decoder.block.attention.window, i), padding: null };
       x = layer.forward(x, { mask, qStart: 0, rope, paged: paged.layer(i) }).x;
     });
@@ -327,7 +394,7 @@ export class DecoderLM extends Module implements LanguageModel {
     const f = this.config.decoder.block.ffn as MoeFfn;
     const all = concat(routers, 0); // (L_moe * N, E), transformers concatenates layers
     const balance = familyRules(this.config).sequenceAux
-      ? routers.map((r) => sequenceBalanceLoss(r, batch, f.topK)).reduce((a, b) => add(a, b))
+      ? routers.map((r) => sequenceBalanceLoss(r, batch, f.topK, f.gating)).reduce((a, b) => add(a, b))
       : loadBalancingLoss(all, f.topK);
     let aux = mul(balance, f.auxLossCoef);
     if (f.zLossCoef > 0) aux = add(aux, mul(routerZLoss(all), f.zLossCoef));
@@ -343,7 +410,11 @@ export class DecoderLM extends Module implements LanguageModel {
     const root = this.naming.root;
     const out = new Map<string, Tensor>();
     const isGpt = root === 'transformer';
+    const mtpCopy = new RegExp(`^${root}\\.layers\\.(\\d+)\\.(embed_tokens|shared_head\\.head)\\.weight$`);
     for (const [name, t] of state) {
+      // V3 stores the MTP depths' copies of the shared embedding and head; Lineage shares the main ones
+      const copy = mtpCopy.exec(name);
+      if (copy && Number(copy[1]) >= this.config.decoder.layers) continue;
       if (/\.attn\.(masked_)?bias$/.test(name) && isGpt && t.ndim !== 1) continue;
       if (/rotary_emb\.inv_freq$/.test(name)) continue;
       if (name === 'lm_head.weight' && this.config.tieEmbeddings) continue;
@@ -352,6 +423,22 @@ export class DecoderLM extends Module implements LanguageModel {
     }
     return out;
   }
+}
+
+/** MTP targets: ids shifted left by `shift` [B, T-shift], -100 where the attention mask hides the target */
+function mtpTargets(ids: Tensor, mask: Tensor | null, shift: number): Tensor {
+  const [B, T] = ids.shape as [number, number];
+  const src = ids.data() as Int32Array;
+  const m = mask ? Float32Array.from(mask.data() as ArrayLike<number>) : null;
+  const Tm = mask ? mask.shape[1]! : T;
+  const out = new Int32Array(B * (T - shift));
+  for (let b = 0; b < B; b++) {
+    for (let i = 0; i < T - shift; i++) {
+      const keep = !m || m[b * Tm + Tm - T + i + shift] !== 0;
+      out[b * (T - shift) + i] = keep ? src[b * T + i + shift]! : -100;
+    }
+  }
+  return tensor(out, { shape: [B, T - shift], dtype: 'int32' });
 }
 
 export function buildDecoder(config: DecoderConfig, opts: CreateOptions = {}): DecoderLM {

@@ -20,6 +20,7 @@ import {
   type FfnConfig,
   type GluActivation,
   type ModelConfig,
+  type MoeRouting,
   type NormConfig,
   type PositionConfig,
   type ProblemType,
@@ -962,9 +963,12 @@ function deepseekFfn(r: HfReader): FfnConfig {
   const experts = r.intOrNull('n_routed_experts', null);
   const expertHidden = r.int('moe_intermediate_size', 1407);
   const shared = r.intOrNull('n_shared_experts', null) ?? 0;
-  const method = r.oneOf('topk_method', ['greedy', 'group_limited_greedy'] as const, 'greedy');
+  const method = r.oneOf('topk_method', ['greedy', 'group_limited_greedy', 'noaux_tc'] as const, 'greedy');
   const groups = r.intOrNull('n_group', null) ?? 1;
   const topkGroups = r.intOrNull('topk_group', null) ?? 1;
+  // V3's noaux_tc always runs the group step; with one group it is plain top-k
+  if (method === 'noaux_tc' && r.json.model_type !== 'deepseek_v3') r.fail('topk_method', '"noaux_tc" (the correction-bias router) belongs to model_type "deepseek_v3"');
+  const grouped = method === 'group_limited_greedy' || (method === 'noaux_tc' && groups > 1);
   const rest = {
     topK: r.intOrNull('num_experts_per_tok', null) ?? 1,
     denseLayers: r.int('first_k_dense_replace', 0),
@@ -983,12 +987,46 @@ function deepseekFfn(r: HfReader): FfnConfig {
     act,
     expertHidden,
     bias: false,
-    routing: method === 'greedy' ? { kind: 'greedy' } : { kind: 'group-limited', groups, topkGroups },
+    routing: grouped ? { kind: 'group-limited', groups, topkGroups } : { kind: 'greedy' },
     sharedExperts: shared,
     sharedHidden: shared * expertHidden,
     denseHidden,
     ...rest,
   };
+}
+
+// ----------------------------------------------------------------------------------------------------
+// DeepSeek-V3 (and Kimi K2, the same architecture): V2's MLA and DeepSeekMoE with sigmoid scores, the
+// auxiliary-loss-free correction bias (`topk_method: "noaux_tc"`), group scores = sum of each group's two
+// best biased scores, and `num_nextn_predict_layers` multi-token-prediction depths. Lineage extensions:
+// `bias_update_speed` (the bias update rate u, default 0.001 as in the paper) and `mtp_loss_weight` (λ,
+// default 0.3, the paper's value for its first 10T tokens).
+
+const deepseekV3: Codec<'deepseek_v3'> = {
+  from(r) {
+    r.require('rope_interleave', true, true); // MLA rotates interleaved pairs, as V3's checkpoints expect
+    r.require('scoring_func', 'sigmoid', 'sigmoid');
+    r.require('topk_method', 'noaux_tc', 'noaux_tc');
+    const base = deepseek.from(r);
+    const depth = r.int('num_nextn_predict_layers', 0);
+    const lossWeight = r.num('mtp_loss_weight', 0.3);
+    return { ...base, family: 'deepseek_v3', mtp: depth > 0 ? { depth, lossWeight } : null, decoder: { ...base.decoder, block: { ...base.decoder.block, ffn: v3Ffn(r, base.decoder.block.ffn) } } };
+  },
+  to(cfg) {
+    const f = cfg.decoder.block.ffn;
+    if (f.kind === 'moe' && !f.correctionBias) throw new Error('toHFConfig(deepseek_v3): decoder.block.ffn.correctionBias must be set (V3 always has e_score_correction_bias)');
+    const out = deepseek.to({ ...cfg, family: 'deepseek_v2' });
+    const mtp = cfg.mtp ? { num_nextn_predict_layers: cfg.mtp.depth, mtp_loss_weight: cfg.mtp.lossWeight } : { num_nextn_predict_layers: 0 };
+    const moe = f.kind === 'moe' ? { topk_method: 'noaux_tc', bias_update_speed: f.correctionBias!.updateRate } : {};
+    return { ...out, model_type: 'deepseek_v3', architectures: ['DeepseekV3ForCausalLM'], rope_interleave: true, ...moe, ...mtp };
+  },
+};
+
+/** V2's MoE reading with V3's router: sigmoid, correction bias, top-2-sum group scores */
+function v3Ffn(r: HfReader, f: FfnConfig): FfnConfig {
+  if (f.kind !== 'moe') return f;
+  const routing: MoeRouting = f.routing.kind === 'group-limited' ? { ...f.routing, groupScore: 'top2-sum' } : f.routing;
+  return { ...f, gating: 'sigmoid', routing, correctionBias: { updateRate: r.num('bias_update_speed', 0.001) } };
 }
 
 // ----------------------------------------------------------------------------------------------------
@@ -1115,6 +1153,7 @@ const CODECS: { [F in Family]: Codec<F> } = {
   gemma: decoderCodec((r) => llamaFrom(r, 'gemma'), llamaTo),
   mixtral: decoderCodec((r) => llamaFrom(r, 'mixtral'), llamaTo),
   deepseek_v2: deepseek,
+  deepseek_v3: deepseekV3,
   bert,
   t5,
   bart: { from: (r) => bartLikeFrom(r, 'bart'), to: bartLikeTo },

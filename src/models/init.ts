@@ -118,6 +118,7 @@ function decoderPlan(cfg: DecoderConfig): InitPlan {
     case 'qwen3_moe':
     case 'mixtral':
     case 'deepseek_v2':
+    case 'deepseek_v3':
       return standard(std, cfg.tokens.pad, ['embed_tokens.weight']);
     case 'gemma': {
       // GemmaRMSNorm scales by (1 + weight): its weights start at zero, not one
@@ -234,6 +235,7 @@ const PLANS: { [F in Family]: (cfg: FamilyConfig<F>) => InitPlan } = {
   gemma: decoderPlan,
   mixtral: decoderPlan,
   deepseek_v2: decoderPlan,
+  deepseek_v3: decoderPlan,
   bert: bertPlan,
   t5: t5Plan,
   bart: bartPlan,

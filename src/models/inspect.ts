@@ -7,6 +7,8 @@
 // - sinusoidal / ALiBi / RoPE positions and the causal mask are buffers, not parameters;
 // - "active" parameters are those one token touches: all of them for dense models; MoE layers count
 //   the router, the shared experts and `topK` routed experts. Embeddings and the head count in both.
+// - DeepSeek-V3's multi-token-prediction depths (`mtp`) count in the total but not as active: next-token
+//   inference does not run them. Their embedding and head are the main model's (counted once).
 // FLOPs per token (forward): 2 x (active parameters that multiply activations: everything except the
 // embedding lookups; a tied head still multiplies) + the context-dependent attention term: per layer,
 // 2 x heads x (qk dim + v dim) x keys attended (the last token of a `context`-long sequence; windows cap
@@ -26,6 +28,7 @@ import {
   encoderHasPooler,
   encoderTaskOutputs,
   ffnGroups,
+  layerFfn,
   windowGroups,
   mambaInner,
   rnnGates,
@@ -41,7 +44,7 @@ export const DTYPE_BYTES: { [D in CacheDType]: number } = { float32: 4, float16:
  * always-on ones. */
 export const COMPONENTS = [
   'embeddings', 'positions', 'vision', 'attention', 'ffn', 'router', 'experts', 'sharedExperts', 'ssm', 'rnn',
-  'norms', 'pooler', 'head',
+  'norms', 'pooler', 'head', 'mtp',
 ] as const;
 export type Component = (typeof COMPONENTS)[number];
 
@@ -134,7 +137,7 @@ function addFfn(t: Tally, ffn: FfnConfig, d: number, layers: number): void {
     return;
   }
   const expert = denseFfnParams(ffn.expert, d, ffn.expertHidden, ffn.bias);
-  t.add('router', layers * linear(d, ffn.experts, false));
+  t.add('router', layers * (linear(d, ffn.experts, false) + (ffn.correctionBias ? ffn.experts : 0)));
   t.add('experts', layers * ffn.experts * expert, layers * ffn.topK * expert);
   if (ffn.sharedExperts > 0) t.add('sharedExperts', layers * denseFfnParams(ffn.expert, d, ffn.sharedHidden, ffn.bias));
 }
@@ -181,6 +184,16 @@ function countTransformer(t: Tally, cfg: Extract<ModelConfig, { maxContext: numb
     t.add('vision', v.channels * v.patchSize * v.patchSize * d + d + patches * d);
   }
   if (!cfg.tieEmbeddings) t.add('head', cfg.vocabSize * d);
+  if (cfg.arch === 'decoder' && cfg.mtp) t.add('mtp', cfg.mtp.depth * mtpDepthParams(cfg.decoder, d), 0);
+}
+
+/** One MTP depth: a transformer layer (MoE when the stack's MoE placement says so at its index) plus
+ * enorm, hnorm, eh_proj (2D -> D) and shared_head.norm; the embedding and head are shared. */
+function mtpDepthParams(s: TransformerStack, d: number): number {
+  const b = s.block;
+  const layer = new Tally();
+  addFfn(layer, layerFfn(b.ffn, s.layers), d, 1);
+  return attentionParams(b.attention, d, b.norm) + 5 * normParams(b.norm, d) + linear(2 * d, d, false) + sum(layer.total);
 }
 
 function countRnn(t: Tally, cfg: RnnConfig): void {
@@ -406,6 +419,8 @@ export function formatInspect(r: InspectReport, title: string, extra: readonly [
     ['active / token', `${withCommas(r.activeParams)} (${humanCount(r.activeParams)})`],
     [`weights (${r.dtype})`, humanBytes(r.weightBytes)],
   ];
+  const mtp = r.byComponent.mtp ?? 0;
+  if (mtp) rows.splice(2, 0, ['  without mtp', `${withCommas(r.params - mtp)} (${humanCount(r.params - mtp)})`]);
   for (const [c, n] of Object.entries(r.byComponent) as [Component, number][]) {
     const active = r.activeByComponent[c] ?? 0;
     const note = active !== n ? `, active ${withCommas(active)}` : '';

@@ -92,6 +92,9 @@ export interface LanguageModel extends Module {
   /** maps a transformers state dict of this family onto the model's parameter names (drops buffers,
    * fixes legacy prefixes, drops a tied head); identity when absent. Used by loadModel. */
   sanitize?(state: Map<string, Tensor>): Map<string, Tensor>;
+  /** state a model updates outside the gradient once per optimizer step (DeepSeek-V3's expert-load
+   * correction bias); trainers call it after every optimizer step that was taken */
+  afterOptimizerStep?(): void;
 }
 
 export interface CacheOptions {

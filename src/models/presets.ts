@@ -249,6 +249,45 @@ const FULL: Record<string, PresetSpec> = {
       attention_bias: false, attention_dropout: 0.0, tie_word_embeddings: false, bos_token_id: 100000, eos_token_id: 100001,
     },
   },
+  'deepseek-v3': {
+    source: `${HF}/deepseek-ai/DeepSeek-V3/blob/main/config.json`,
+    description: 'DeepSeek-V3 (671B, 37B active; +11.5B MTP): MLA + DeepSeekMoE (256 routed top-8 in 4 of 8 groups, 1 shared, sigmoid + correction bias), 1 MTP depth',
+    hf: {
+      model_type: 'deepseek_v3', architectures: ['DeepseekV3ForCausalLM'], vocab_size: 129280, hidden_size: 7168,
+      intermediate_size: 18432, moe_intermediate_size: 2048, num_hidden_layers: 61, num_nextn_predict_layers: 1,
+      num_attention_heads: 128, num_key_value_heads: 128, n_shared_experts: 1, n_routed_experts: 256,
+      routed_scaling_factor: 2.5, kv_lora_rank: 512, q_lora_rank: 1536, qk_rope_head_dim: 64, v_head_dim: 128,
+      qk_nope_head_dim: 128, topk_method: 'noaux_tc', n_group: 8, topk_group: 4, num_experts_per_tok: 8,
+      moe_layer_freq: 1, first_k_dense_replace: 3, norm_topk_prob: true, scoring_func: 'sigmoid', aux_loss_alpha: 0.001,
+      seq_aux: true, hidden_act: 'silu', max_position_embeddings: 163840, initializer_range: 0.02, rms_norm_eps: 1e-6,
+      rope_theta: 10000,
+      rope_scaling: {
+        type: 'yarn', factor: 40, original_max_position_embeddings: 4096, beta_fast: 32, beta_slow: 1,
+        mscale: 1.0, mscale_all_dim: 1.0,
+      },
+      attention_bias: false, attention_dropout: 0.0, tie_word_embeddings: false, bos_token_id: 0, eos_token_id: 1,
+    },
+  },
+  'kimi-k2': {
+    // the file says model_type "kimi_k2" (its remote code); the architecture is DeepseekV3ForCausalLM
+    source: `${HF}/moonshotai/Kimi-K2-Instruct/blob/main/config.json`,
+    description: 'Kimi K2 (1.04T, 32B active): the DeepSeek-V3 architecture with 384 routed experts, 64 heads, 1 dense layer, no MTP',
+    hf: {
+      model_type: 'deepseek_v3', architectures: ['DeepseekV3ForCausalLM'], vocab_size: 163840, hidden_size: 7168,
+      intermediate_size: 18432, moe_intermediate_size: 2048, num_hidden_layers: 61, num_nextn_predict_layers: 0,
+      num_attention_heads: 64, num_key_value_heads: 64, n_shared_experts: 1, n_routed_experts: 384,
+      routed_scaling_factor: 2.827, kv_lora_rank: 512, q_lora_rank: 1536, qk_rope_head_dim: 64, v_head_dim: 128,
+      qk_nope_head_dim: 128, topk_method: 'noaux_tc', n_group: 1, topk_group: 1, num_experts_per_tok: 8,
+      moe_layer_freq: 1, first_k_dense_replace: 1, norm_topk_prob: true, scoring_func: 'sigmoid', aux_loss_alpha: 0.001,
+      seq_aux: true, hidden_act: 'silu', max_position_embeddings: 131072, initializer_range: 0.02, rms_norm_eps: 1e-6,
+      rope_theta: 50000,
+      rope_scaling: {
+        type: 'yarn', factor: 32, original_max_position_embeddings: 4096, beta_fast: 1, beta_slow: 1,
+        mscale: 1.0, mscale_all_dim: 1.0,
+      },
+      attention_bias: false, attention_dropout: 0.0, tie_word_embeddings: false, bos_token_id: 163584, eos_token_id: 163585,
+    },
+  },
   'mamba-130m': {
     source: `${HF}/state-spaces/mamba-130m-hf/blob/main/config.json`,
     description: 'Mamba 130M: 24 selective-SSM blocks, d_state 16',
@@ -391,6 +430,16 @@ const TINY: Record<string, TinySpec> = {
       num_attention_heads: 4, num_key_value_heads: 4, kv_lora_rank: 32, qk_rope_head_dim: 8, qk_nope_head_dim: 16,
       v_head_dim: 16, n_routed_experts: 4, n_shared_experts: 1, num_experts_per_tok: 2, max_position_embeddings: 128,
       rope_scaling: null, ...TINY_IDS,
+    },
+  },
+  'tiny-deepseek-v3': {
+    base: 'deepseek-v3',
+    description: 'tiny DeepSeek-V3 (MLA, 8 routed experts top-2 in 2 of 4 groups + 1 shared, sigmoid + correction bias, first layer dense, 1 MTP depth)',
+    set: {
+      vocab_size: 256, hidden_size: 64, intermediate_size: 128, moe_intermediate_size: 32, num_hidden_layers: 2,
+      num_attention_heads: 4, num_key_value_heads: 4, q_lora_rank: 32, kv_lora_rank: 32, qk_rope_head_dim: 8,
+      qk_nope_head_dim: 16, v_head_dim: 16, n_routed_experts: 8, n_shared_experts: 1, num_experts_per_tok: 2,
+      n_group: 4, topk_group: 2, first_k_dense_replace: 1, max_position_embeddings: 128, rope_scaling: null, ...TINY_IDS,
     },
   },
   'tiny-mamba': {

@@ -26,6 +26,7 @@ const BUILDERS: { [F in Family]: ModelBuilder<F> } = {
   gemma: buildDecoder,
   mixtral: buildDecoder,
   deepseek_v2: buildDecoder,
+  deepseek_v3: buildDecoder,
   bert: buildBert,
   t5: buildT5,
   bart: buildBart,

@@ -33,6 +33,7 @@ const DRIVERS: { [C in Component]: string } = {
   norms: 'layers × hidden',
   pooler: 'hidden²',
   head: 'vocabSize × hidden',
+  mtp: 'mtp.depth (num_nextn_predict_layers) × one layer',
 };
 
 /** The largest components of a count, as "ffn 7.1T (layers × ...)" lines. */

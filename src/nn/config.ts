@@ -122,8 +122,23 @@ export type Activation = 'relu' | 'gelu' | 'gelu_tanh' | 'silu';
 /** Gate activations of a GLU (a ReLU gate is not used by any family we map). */
 export type GluActivation = Exclude<Activation, 'relu'>;
 
-/** MoE routing: plain top-k, or DeepSeek's group-limited top-k (pick `topkGroups` of `groups` first). */
-export type MoeRouting = { kind: 'greedy' } | { kind: 'group-limited'; groups: number; topkGroups: number };
+/**
+ * MoE routing: plain top-k, or DeepSeek's group-limited top-k (pick `topkGroups` of `groups` first). A group's
+ * score is its best expert score (V2, `groupScore` absent or 'max') or the sum of its two best scores,
+ * correction bias included (V3's `noaux_tc`, 'top2-sum').
+ */
+export type MoeRouting =
+  { kind: 'greedy' } | { kind: 'group-limited'; groups: number; topkGroups: number; groupScore?: 'max' | 'top2-sum' };
+
+/**
+ * DeepSeek-V3 auxiliary-loss-free load balancing: a per-expert bias (`gate.e_score_correction_bias`) added
+ * to the scores only to choose the experts (the gate weights stay the raw scores). It is not trained by
+ * gradient: after each optimizer step, bias_e += updateRate · sign(mean load − load_e), the load counted
+ * over the step's training forwards.
+ */
+export interface CorrectionBias {
+  updateRate: number;
+}
 
 /**
  * Mixture of experts. Each routed expert is an FFN of width `expertHidden` (`expert: 'glu'` = SwiGLU
@@ -149,6 +164,8 @@ export interface MoeFfn {
   sharedExperts: number;
   sharedHidden: number;
   capacityFactor: number | null;
+  /** V3's selection bias (absent or null: none; configs written before it still read) */
+  correctionBias?: CorrectionBias | null;
   auxLossCoef: number;
   zLossCoef: number;
   denseLayers: number;

@@ -5,6 +5,8 @@
 // scatterAdd. Optional always-on shared experts (DeepSeek) are added for every token. With a capacity
 // factor, an expert takes at most ceil(cf · N · k / E) tokens (earlier tokens first); the rest of its
 // assignments are dropped (those tokens keep only their residual path through this layer).
+// DeepSeek-V3 adds a per-expert correction bias to the sigmoid scores for choosing experts only; it is
+// moved toward balanced load after each optimizer step (`updateCorrectionBias`), never by gradient.
 //
 // Notation: N = B·T tokens, D width, E routed experts, k experts per token.
 import type { Tensor } from '../tensor/tensor.js';
@@ -13,6 +15,7 @@ import {
   add,
   concat,
   div,
+  gatherLast,
   indexSelect,
   logsumexp,
   mean,
@@ -31,7 +34,8 @@ import {
   zeros,
 } from '../ops/index.js';
 import type { MoeFfn } from './config.js';
-import { Linear } from './layers.js';
+import { Linear, type LinearOptions } from './layers.js';
+import { noGrad } from '../tensor/engine.js';
 import { Module, ModuleList } from './module.js';
 import { Glu, Mlp, type GluNames, type MlpNames } from './ffn.js';
 
@@ -64,6 +68,20 @@ export interface MoeStats {
   capacity: number | null;
 }
 
+/**
+ * A router with DeepSeek-V3's selection bias: `weight` [E, D] as any Linear, plus
+ * `e_score_correction_bias` [E] (transformers' name), a parameter the optimizer never sees.
+ */
+export class BiasedRouter extends Linear {
+  constructor(inFeatures: number, outFeatures: number, opts: LinearOptions) {
+    super(inFeatures, outFeatures, opts);
+    this.param('e_score_correction_bias', zeros([outFeatures])).requiresGrad = false;
+  }
+  get correctionBias(): Tensor {
+    return this.p('e_score_correction_bias');
+  }
+}
+
 export interface MoeResult {
   out: Tensor;
   /** [N, E] pre-activation router logits */
@@ -75,6 +93,8 @@ export class MoE extends Module {
   readonly experts: ModuleList<Glu | Mlp>;
   readonly shared: Glu | Mlp | null;
   lastStats: MoeStats | null = null;
+  /** routed assignments per expert over the training forwards since the last bias update */
+  private loadSinceUpdate: Float64Array;
 
   constructor(
     readonly dim: number,
@@ -89,7 +109,10 @@ export class MoE extends Module {
       cfg.expert === 'glu'
         ? new Glu(dim, hidden, cfg.act, names.expert, o)
         : new Mlp(dim, hidden, cfg.act, names.expert, o);
-    this.router = this.child(names.router, new Linear(dim, cfg.experts, { bias: false, std: opts.std ?? 0.02, rng }));
+    const ro = { bias: false, std: opts.std ?? 0.02, rng };
+    const router = cfg.correctionBias ? new BiasedRouter(dim, cfg.experts, ro) : new Linear(dim, cfg.experts, ro);
+    this.router = this.child(names.router, router);
+    this.loadSinceUpdate = new Float64Array(cfg.experts);
     this.experts = this.child(
       names.experts,
       new ModuleList(Array.from({ length: cfg.experts }, () => ffn(cfg.expertHidden))),
@@ -126,11 +149,22 @@ export class MoE extends Module {
   private route(logits: Tensor): { weights: Tensor; indices: Tensor } {
     const c = this.cfg;
     const scores = c.gating === 'softmax' ? softmax(logits, -1) : sigmoid(logits); // (N, E)
-    const { values, indices } = topk(c.routing.kind === 'group-limited' ? this.limitGroups(scores) : scores, c.topK);
+    const { values, indices } = this.router instanceof BiasedRouter ? this.chooseBiased(scores) : this.choose(scores);
     let w = values;
     if (c.normTopK) w = div(w, add(sum(w, -1, true), 1e-20));
     if (c.routedScale !== 1) w = mul(w, c.routedScale);
     return { weights: w, indices };
+  }
+
+  private choose(scores: Tensor): { values: Tensor; indices: Tensor } {
+    return topk(this.cfg.routing.kind === 'group-limited' ? this.limitGroups(scores) : scores, this.cfg.topK);
+  }
+
+  /** V3: choose on scores + bias (no gradient), gate with the unbiased scores of the chosen experts */
+  private chooseBiased(scores: Tensor): { values: Tensor; indices: Tensor } {
+    const bias = (this.router as BiasedRouter).correctionBias;
+    const { indices } = noGrad(() => this.choose(add(scores.detach(), bias))); // (N, k)
+    return { values: gatherLast(scores, indices), indices };
   }
 
   /** DeepSeek group-limited greedy: zero the scores outside each token's best `topkGroups` groups */
@@ -140,10 +174,11 @@ export class MoE extends Module {
     const per = E / r.groups;
     const s = scores.data();
     const keepMask = new Uint8Array(N * E);
+    const groupScore = r.groupScore === 'top2-sum' ? topTwoSum : (v: ArrayLike<number>) => Math.max(...Array.from(v));
     for (let n = 0; n < N; n++) {
       const best = Array.from({ length: r.groups }, (_, g) => ({
         g,
-        v: Math.max(...Array.from(s.subarray(n * E + g * per, n * E + (g + 1) * per))),
+        v: groupScore(s.subarray(n * E + g * per, n * E + (g + 1) * per)),
       }));
       best.sort((a, b) => b.v - a.v);
       for (const { g } of best.slice(0, r.topkGroups)) keepMask.fill(1, n * E + g * per, n * E + (g + 1) * per);
@@ -170,8 +205,40 @@ export class MoE extends Module {
       }
     }
     this.lastStats = { tokensPerExpert: tokens.map((t) => t.length), dropped, capacity };
+    if (this.training) tokens.forEach((t, e) => (this.loadSinceUpdate[e]! += t.length));
     return { tokens, slots };
   }
+
+  /**
+   * DeepSeek-V3 auxiliary-loss-free balancing, called once per optimizer step: bias_e += u · sign(mean − load_e)
+   * over the load counted since the last call (underloaded experts become more likely to be chosen).
+   * Resets the count. No-op without a correction bias or when nothing was routed.
+   */
+  updateCorrectionBias(): void {
+    const load = this.loadSinceUpdate;
+    this.loadSinceUpdate = new Float64Array(load.length);
+    if (!(this.router instanceof BiasedRouter) || !this.cfg.correctionBias) return;
+    const total = load.reduce((a, b) => a + b, 0);
+    if (total === 0) return;
+    const u = this.cfg.correctionBias.updateRate;
+    const mean = total / load.length;
+    const bias = this.router.correctionBias.data() as Float32Array;
+    const next = Float32Array.from(bias, (b, e) => b + u * Math.sign(mean - load[e]!));
+    this.router.setParameter('e_score_correction_bias', tensor(next));
+    this.router.correctionBias.requiresGrad = false;
+  }
+}
+
+/** sum of the two largest values (V3's group score) */
+function topTwoSum(v: ArrayLike<number>): number {
+  let a = -Infinity;
+  let b = -Infinity;
+  for (let i = 0; i < v.length; i++) {
+    const x = v[i]!;
+    if (x > a) [a, b] = [x, a];
+    else if (x > b) b = x;
+  }
+  return a + b;
 }
 
 /**
@@ -192,12 +259,20 @@ export function loadBalancingLoss(routerLogits: Tensor, topK: number): Tensor {
 /**
  * DeepSeek's sequence-level balance loss (MoEGate with seq_aux) for one layer's router logits [B·T, E]:
  * per sequence, Σ_e (count_e / (T·k/E)) · mean_t p_e, averaged over the batch. Counts come from the greedy
- * top-k of the softmax probabilities (what greedy routing picks).
+ * top-k of the softmax probabilities (what greedy routing picks). With sigmoid gating (DeepSeek-V3's
+ * complementary sequence-wise loss) the probabilities are the sigmoid scores normalised to sum to 1.
  */
-export function sequenceBalanceLoss(routerLogits: Tensor, batch: number, topK: number): Tensor {
+export function sequenceBalanceLoss(
+  routerLogits: Tensor,
+  batch: number,
+  topK: number,
+  gating: 'softmax' | 'sigmoid' = 'softmax',
+): Tensor {
   const [N, E] = routerLogits.shape as [number, number];
   const T = N / batch;
-  const probs = reshape(softmax(routerLogits, -1), [batch, T, E]); // (B, T, E)
+  const s = gating === 'softmax' ? softmax(routerLogits, -1) : sigmoid(routerLogits); // (N, E)
+  const p = gating === 'softmax' ? s : div(s, sum(s, -1, true));
+  const probs = reshape(p, [batch, T, E]); // (B, T, E)
   const { indices } = topk(probs.detach(), topK); // (B, T, k)
   const counts = sum(oneHot(reshape(indices, [batch, T * topK]), E), 1); // (B, E)
   const ce = mul(counts, E / (T * topK));

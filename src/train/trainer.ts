@@ -180,6 +180,7 @@ export class Trainer {
     if (finite) {
       this.optimizer.step();
       this.mp.copyMastersToModel();
+      this.model.afterOptimizerStep?.();
     }
     const lossScale = this.mp.scaler?.scale;
     if (finite) this.skippedInARow = 0;

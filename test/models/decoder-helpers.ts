@@ -32,6 +32,13 @@ export const TINY_HF: { [F in DecoderFamily]: HfJson } = {
     routed_scaling_factor: 2, max_position_embeddings: 256, rope_theta: 1000,
     rope_scaling: { type: 'yarn', factor: 4, original_max_position_embeddings: 64, mscale: 0.707, mscale_all_dim: 0.707, beta_fast: 32, beta_slow: 1 },
   },
+  deepseek_v3: {
+    model_type: 'deepseek_v3', bos_token_id: 0, eos_token_id: 1, vocab_size: 48, hidden_size: 16, intermediate_size: 24, moe_intermediate_size: 8, num_hidden_layers: 2,
+    num_attention_heads: 2, q_lora_rank: 8, kv_lora_rank: 6, qk_nope_head_dim: 4, qk_rope_head_dim: 4, v_head_dim: 6,
+    n_routed_experts: 8, n_shared_experts: 1, num_experts_per_tok: 2, n_group: 4, topk_group: 2, first_k_dense_replace: 1, norm_topk_prob: true,
+    routed_scaling_factor: 2.5, max_position_embeddings: 256, rope_theta: 1000, num_nextn_predict_layers: 1,
+    rope_scaling: { type: 'yarn', factor: 4, original_max_position_embeddings: 64, mscale: 1, mscale_all_dim: 1, beta_fast: 32, beta_slow: 1 },
+  },
 };
 
 export function tinyConfig(family: DecoderFamily, edit?: (c: DecoderConfig) => void): DecoderConfig {
