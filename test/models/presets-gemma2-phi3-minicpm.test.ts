@@ -11,7 +11,9 @@ import * as O from '../../src/ops/index.js';
 import { Rng } from '../../src/tensor/random.js';
 import { getBackend, noGrad, setBackend } from '../../src/tensor/engine.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
-import type { AttentionParams } from '../../src/backend/backend.js';
+import type { AttentionParams, Backend } from '../../src/backend/backend.js';
+import { createNativeBackend } from '../../src/backend/native/backend.js';
+import { loadNativeAddon } from '../../src/backend/native/addon-node.js';
 import { createWasmBackend } from '../../src/backend/wasm/backend.js';
 import { type DecoderConfig, type StandardAttention, layerWindow, windowGroups } from '../../src/models/config.js';
 import { countParams, inspectConfig } from '../../src/models/inspect.js';
@@ -19,6 +21,8 @@ import { fromHFConfig, toHFConfig } from '../../src/models/hf-config.js';
 import { getPreset, getPresetInfo } from '../../src/models/presets.js';
 import { createModel } from '../../src/models/registry.js';
 import { gradcheck, inF64, leaf } from '../helpers/gradcheck.js';
+import { resolveTrainConfig } from '../../src/cli/commands/train.js';
+import { parseFlags } from '../../src/cli/flags.js';
 import { randomIds } from './decoder-helpers.js';
 
 test('gemma-2-9b: 9,241,705,984 parameters (the model card\'s "9.24B"), counted instantly from config.json', () => {
@@ -194,22 +198,39 @@ test('soft-capped attention gradient matches finite differences (float64 referen
   gradcheck('attention softcap', (a, b, c) => O.attention(a!, b!, c!, { causal: true, softcap: 0.8 }), [q!, k!, v!]);
 });
 
-test('the wasm attention kernel declines a soft-cap (returns false) and dispatch runs the reference', async () => {
-  const wasm = await createWasmBackend({ variant: 'simd', threads: 1 });
+/** the fast backends of this machine: wasm always, native where the addon was built */
+async function fastBackends(): Promise<{ name: string; be: Backend & { dispose?(): unknown } }[]> {
+  const out: { name: string; be: Backend & { dispose?(): unknown } }[] = [{ name: 'wasm', be: await createWasmBackend({ variant: 'simd', threads: 1 }) }];
+  const { addon } = loadNativeAddon();
+  if (addon) out.push({ name: 'native', be: createNativeBackend(addon, { threads: 1 }) });
+  return out;
+}
+
+test('fast attention kernels (wasm, native) decline a soft-cap (return false) and dispatch runs the reference', async () => {
   const prev = getBackend();
   const [q, k, v] = [leafT([1, 2, 5, 4], 1, 3), leafT([1, 2, 5, 4], 2, 3), leafT([1, 2, 5, 3], 3)];
   const want = O.attentionComposed(q, k, v, { causal: true, softcap: 1 }).toList();
-  setBackend(wasm);
-  try {
-    const [qw, kw, vw] = [q, k, v].map((t) => O.tensor(t.toList(), { shape: [...t.shape] }));
-    const out = O.zeros([1, 2, 5, 3]);
-    const lse = O.zeros([1, 2, 5]);
-    const p: AttentionParams = { B: 1, H: 2, Hkv: 2, Tq: 5, Tk: 5, Dk: 4, Dv: 3, scale: 0.5, causal: true, window: 0, kvLen: null, bias: null, softcap: 1 };
-    assert.equal(wasm.kernels.attention!(qw!.view(), kw!.view(), vw!.view(), out.view(), lse.view(), p), false);
-    const got = O.attention(qw!, kw!, vw!, { causal: true, softcap: 1 }).toList();
-    got.forEach((x, i) => assert.ok(Math.abs(x - want[i]!) < 1e-5, `element ${i}: ${x} vs ${want[i]}`));
-  } finally {
-    setBackend(prev);
-    await wasm.dispose?.();
+  for (const { name, be } of await fastBackends()) {
+    setBackend(be);
+    try {
+      const [qw, kw, vw] = [q, k, v].map((t) => O.tensor(t.toList(), { shape: [...t.shape] }));
+      const [out, lse] = [O.zeros([1, 2, 5, 3]), O.zeros([1, 2, 5])];
+      const p: AttentionParams = { B: 1, H: 2, Hkv: 2, Tq: 5, Tk: 5, Dk: 4, Dv: 3, scale: 0.5, causal: true, window: 0, kvLen: null, bias: null, softcap: 1 };
+      assert.equal(be.kernels.attention!(qw!.view(), kw!.view(), vw!.view(), out.view(), lse.view(), p), false, name);
+      const got = O.attention(qw!, kw!, vw!, { causal: true, softcap: 1 }).toList();
+      got.forEach((x, i) => assert.ok(Math.abs(x - want[i]!) < 1e-5, `${name} element ${i}: ${x} vs ${want[i]}`));
+    } finally {
+      setBackend(prev);
+      await be.dispose?.();
+    }
   }
+});
+
+test("lineage train --schedule wsd: MiniCPM's warmup-stable-decay, decay from 90% of the steps or --decay-start", () => {
+  const valued = ['model', 'data', 'out', 'steps', 'lr', 'min-lr', 'warmup', 'schedule', 'decay-start'];
+  const base = ['--model', 'tiny-minicpm', '--data', 'x', '--out', 'y', '--steps', '300', '--lr', '0.003', '--min-lr', '0.0003', '--warmup', '30', '--schedule', 'wsd'];
+  const resolve = (extra: string[]) => resolveTrainConfig(parseFlags('train', [...base, ...extra], valued, []));
+  assert.deepEqual(resolve([]).schedule, { kind: 'wsd', lr: 0.003, minLr: 0.0003, warmup: 30, decayStart: 270, decaySteps: 30 });
+  assert.deepEqual(resolve(['--decay-start', '200']).schedule, { kind: 'wsd', lr: 0.003, minLr: 0.0003, warmup: 30, decayStart: 200, decaySteps: 100 });
+  assert.throws(() => resolve(['--decay-start', '400']), /--decay-start/);
 });
