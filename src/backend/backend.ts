@@ -140,6 +140,9 @@ export interface AttentionParams {
   kvLen: View | null;
   /** optional additive bias broadcastable to [B, H, Tq, Tk] (strides may be 0): ALiBi, T5 buckets, custom masks */
   bias: View | null;
+  /** tanh soft-cap of the scaled scores before bias and mask, cap * tanh(s / cap) (Gemma 2); 0 / absent = none.
+   * A kernel that lacks it must decline (return false) so the reference runs. */
+  softcap?: number;
 }
 
 export interface NormParams {

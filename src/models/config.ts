@@ -95,7 +95,18 @@ interface TransformerBase extends ModelBase {
   headScale: 'none' | 'rsqrt-hidden';
 }
 
-export type DecoderFamily = 'gpt2' | 'openai-gpt' | 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'qwen3_moe' | 'gemma' | 'mixtral' | 'deepseek_v2' | 'deepseek_v3';
+export type DecoderFamily = 'gpt2' | 'openai-gpt' | 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'qwen3_moe' | 'gemma' | 'gemma2' | 'phi3' | 'minicpm' | 'mixtral' | 'deepseek_v2' | 'deepseek_v3';
+
+/**
+ * MiniCPM's µP-style width/depth scalars (config.json `scale_emb`, `scale_depth`, `dim_model_base`): token
+ * embeddings times `scaleEmb`; each residual branch (attention, FFN) times scaleDepth / sqrt(layers); the
+ * final hidden state divided by hidden / dimModelBase before the head.
+ */
+export interface MupScalars {
+  scaleEmb: number;
+  scaleDepth: number;
+  dimModelBase: number;
+}
 
 /** Causal language model (GPT, Llama, Mixtral, DeepSeek...). */
 export interface DecoderConfig extends TransformerBase {
@@ -105,6 +116,10 @@ export interface DecoderConfig extends TransformerBase {
   vision: VisionConfig | null;
   /** DeepSeek-V3 multi-token prediction (absent or null: none; configs written before it still read) */
   mtp?: MtpConfig | null;
+  /** tanh soft-cap of the output logits, cap * tanh(z / cap) (Gemma 2 `final_logit_softcapping`); absent = none */
+  logitSoftcap?: number;
+  /** MiniCPM's µP scalars; absent = none (every scale 1) */
+  mup?: MupScalars;
 }
 
 /**
@@ -275,9 +290,12 @@ export function denseFfnOf(ffn: MoeFfn): FfnConfig {
   return { kind: 'glu', act: ffn.act as GluActivation, hidden: ffn.denseHidden, bias: ffn.bias }; // validateConfig: no relu GLU
 }
 
-/** Attention window used by layer `layer`. */
+/** Attention window used by layer `layer` (an alternating window resolves to plain sliding or full). */
 export function layerWindow(window: AttentionWindow, layer: number): AttentionWindow {
   if (window.kind === 'sliding' && layer < window.firstFullLayers) return { kind: 'full' };
+  if (window.kind === 'sliding' && window.alternate) {
+    return layer % 2 === 0 ? { kind: 'sliding', size: window.size, firstFullLayers: 0 } : { kind: 'full' };
+  }
   return window;
 }
 
@@ -290,6 +308,13 @@ export function ffnGroups(ffn: FfnConfig, layers: number): { ffn: FfnConfig; cou
 
 /** Layers grouped by the attention window they use (in O(1), whatever the depth). */
 export function windowGroups(window: AttentionWindow, layers: number): { window: AttentionWindow; count: number }[] {
+  if (window.kind === 'sliding' && window.alternate) {
+    const first = Math.min(window.firstFullLayers, layers);
+    const evens = (n: number) => Math.ceil(n / 2); // even indices below n
+    const sliding = evens(layers) - evens(first);
+    const local: AttentionWindow = { kind: 'sliding', size: window.size, firstFullLayers: 0 };
+    return [{ window: { kind: 'full' } as AttentionWindow, count: layers - sliding }, { window: local, count: sliding }].filter((g) => g.count > 0);
+  }
   const full = window.kind === 'sliding' ? Math.min(window.firstFullLayers, layers) : 0;
   return [{ window: { kind: 'full' } as AttentionWindow, count: full }, { window, count: layers - full }].filter((g) => g.count > 0);
 }
@@ -370,7 +395,7 @@ export function configProblems(cfg: ModelConfig): ConfigError[] {
 
 /** Families each architecture admits (the compiler keeps the table complete). */
 export const ARCH_FAMILIES: { [A in Arch]: readonly Extract<ModelConfig, { arch: A }>['family'][] } = {
-  decoder: ['gpt2', 'openai-gpt', 'llama', 'mistral', 'qwen2', 'qwen3', 'qwen3_moe', 'gemma', 'mixtral', 'deepseek_v2', 'deepseek_v3'],
+  decoder: ['gpt2', 'openai-gpt', 'llama', 'mistral', 'qwen2', 'qwen3', 'qwen3_moe', 'gemma', 'gemma2', 'phi3', 'minicpm', 'mixtral', 'deepseek_v2', 'deepseek_v3'],
   encoder: ['bert'],
   'encoder-decoder': ['t5', 'bart', 'marian'],
   rnn: ['lineage-rnn'],
@@ -436,6 +461,7 @@ function checkTransformer(cfg: DecoderConfig | EncoderConfig | EncoderDecoderCon
     check('mtp.depth', positiveInt(cfg.mtp.depth), `must be a positive integer, got ${cfg.mtp.depth}`);
     check('mtp.lossWeight', cfg.mtp.lossWeight >= 0, `must be >= 0, got ${cfg.mtp.lossWeight}`);
   }
+  if (cfg.arch === 'decoder') checkDecoderScalars(cfg, check);
   if (cfg.positions.kind === 't5-relative' && cfg.arch === 'decoder') {
     check('positions.bidirectional', !cfg.positions.bidirectional, 'a decoder-only stack cannot bucket future positions');
   }
@@ -517,8 +543,8 @@ function checkNorm(field: string, n: NormConfig, check: Check): void {
 function checkStack(name: string, s: TransformerStack, cfg: ModelConfig, check: Check): void {
   check(`${name}.layers`, positiveInt(s.layers), `must be a positive integer, got ${s.layers}`);
   const b = s.block;
-  check(`${name}.block.residual`, ['pre', 'post', 'parallel'].includes(b.residual),
-    `must be 'pre', 'post' or 'parallel', got ${JSON.stringify(b.residual)}`);
+  check(`${name}.block.residual`, ['pre', 'post', 'parallel', 'sandwich'].includes(b.residual),
+    `must be 'pre', 'post', 'parallel' or 'sandwich', got ${JSON.stringify(b.residual)}`);
   checkNorm(`${name}.block.norm`, b.norm, check);
   if (s.finalNorm) checkNorm(`${name}.finalNorm`, s.finalNorm, check);
   check(`${name}.finalNorm`, b.residual === 'post' || s.finalNorm !== null,
@@ -548,6 +574,7 @@ function checkAttention(field: string, a: AttentionConfig, cfg: ModelConfig, che
   if (a.kind === 'mqa') check(`${field}.kvHeads`, a.kvHeads === 1, `mqa needs kvHeads === 1, got ${a.kvHeads}`);
   check(`${field}.scale`, a.scale === null || positive(a.scale), `must be null or > 0, got ${a.scale}`);
   check(`${field}.qkNorm`, a.qkNorm === undefined || typeof a.qkNorm === 'boolean', `must be a boolean when present, got ${JSON.stringify(a.qkNorm)}`);
+  check(`${field}.softcap`, a.softcap === undefined || positive(a.softcap), `must be > 0 when present, got ${a.softcap}`);
   if ('positions' in cfg && cfg.positions.kind === 'rope' && cfg.positions.dim !== null) {
     check('positions.dim', cfg.positions.dim <= a.headDim, `partial rotary dim must be <= headDim (${a.headDim}), got ${cfg.positions.dim}`);
   }
@@ -560,6 +587,7 @@ function checkWindow(field: string, w: AttentionWindow, check: Check): void {
     case 'sliding':
       check(`${field}.size`, positiveInt(w.size), `must be a positive integer, got ${w.size}`);
       check(`${field}.firstFullLayers`, nonNegInt(w.firstFullLayers), `must be a non-negative integer, got ${w.firstFullLayers}`);
+      check(`${field}.alternate`, w.alternate === undefined || typeof w.alternate === 'boolean', `must be a boolean when present, got ${JSON.stringify(w.alternate)}`);
       break;
     case 'dilated':
       check(`${field}.size`, positiveInt(w.size), `must be a positive integer, got ${w.size}`);
@@ -611,6 +639,12 @@ function checkFfn(field: string, f: FfnConfig, layers: number, check: Check): vo
     check(`${field}.correctionBias.updateRate`, f.correctionBias.updateRate >= 0, `must be >= 0, got ${f.correctionBias.updateRate}`);
     check(`${field}.gating`, f.gating === 'sigmoid', `the correction bias needs sigmoid gating (DeepSeek-V3), got ${JSON.stringify(f.gating)}`);
   }
+}
+
+function checkDecoderScalars(cfg: DecoderConfig, check: Check): void {
+  check('logitSoftcap', cfg.logitSoftcap === undefined || positive(cfg.logitSoftcap), `must be > 0 when present, got ${cfg.logitSoftcap}`);
+  if (cfg.mup === undefined) return;
+  for (const k of ['scaleEmb', 'scaleDepth', 'dimModelBase'] as const) check(`mup.${k}`, positive(cfg.mup?.[k]), `must be > 0, got ${cfg.mup?.[k]}`);
 }
 
 function checkVision(v: VisionConfig, check: Check): void {

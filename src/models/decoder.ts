@@ -1,4 +1,5 @@
-// Decoder-only language models (GPT-1, GPT-2, Llama, Mistral, Qwen2, Mixtral, DeepSeek-V2): ONE class
+// Decoder-only language models (GPT-1, GPT-2, Llama, Mistral, Qwen2, Gemma 2, Phi-3, MiniCPM, Mixtral,
+// DeepSeek-V2): ONE class
 // driven by the config. What differs per family is only (a) the checkpoint names, a small table below,
 // and (b) how a family's own code reads two config fields (`familyRules`). The module tree uses transformers'
 // attribute names, so `namedParameters()` yields exactly the keys of the family's model.safetensors.
@@ -7,13 +8,13 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../tensor/random.js';
 import { noGrad } from '../tensor/engine.js';
-import { add, arange, concat, crossEntropy, dropout, embedding, indexSelect, linear, mul, slice, stack, tensor } from '../ops/index.js';
+import { add, arange, concat, crossEntropy, dropout, embedding, indexSelect, linear, mul, slice, stack, tanh, tensor } from '../ops/index.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { Embedding, Linear } from '../nn/layers.js';
 import { makeNorm, type Norm } from '../nn/norm.js';
-import { Attention, GPT_ATTENTION_NAMES, LLAMA_ATTENTION_NAMES, type AttentionContext, type AttentionNames } from '../nn/attention.js';
+import { Attention, GPT_ATTENTION_NAMES, LLAMA_ATTENTION_NAMES, PHI3_ATTENTION_NAMES, type AttentionContext, type AttentionNames } from '../nn/attention.js';
 import { MultiHeadLatentAttention } from '../nn/mla.js';
-import { GPT_MLP_NAMES, Glu, LLAMA_GLU_NAMES, Mlp, type DenseFfn, type MlpNames } from '../nn/ffn.js';
+import { GPT_MLP_NAMES, Glu, LLAMA_GLU_NAMES, PHI3_GLU_NAMES, Mlp, type DenseFfn, type GluNames, type MlpNames } from '../nn/ffn.js';
 import { DEEPSEEK_MOE_NAMES, MIXTRAL_MOE_NAMES, MoE, loadBalancingLoss, routerZLoss, sequenceBalanceLoss, type MoeNames } from '../nn/moe.js';
 import { TransformerLayer, type AttentionLike, type BlockNames } from '../nn/block.js';
 import { MtpLayer } from '../nn/mtp.js';
@@ -36,6 +37,8 @@ interface DecoderNaming extends BlockNames {
   attnNames: AttentionNames;
   mlp: MlpNames;
   moe: MoeNames;
+  /** GLU names (default Llama's gate_proj / up_proj / down_proj) */
+  glu?: GluNames;
 }
 
 const GPT2: DecoderNaming = {
@@ -48,6 +51,14 @@ const LLAMA: DecoderNaming = {
   attnNames: LLAMA_ATTENTION_NAMES, mlp: { up: 'up_proj', down: 'down_proj' }, moe: DEEPSEEK_MOE_NAMES,
 };
 
+/** Gemma 2: a norm before and after each sublayer; `post_attention_layernorm` is the norm AFTER attention */
+const GEMMA2: DecoderNaming = {
+  ...LLAMA, norm2: 'pre_feedforward_layernorm', postNorm1: 'post_attention_layernorm', postNorm2: 'post_feedforward_layernorm',
+};
+/** Phi-3 keeps transformers' fused projections as single parameters (`qkv_proj`, `gate_up_proj`), so the module
+ * tree is the checkpoint's and loading / saving need no re-packing */
+const PHI3: DecoderNaming = { ...LLAMA, attnNames: PHI3_ATTENTION_NAMES, glu: PHI3_GLU_NAMES };
+
 const NAMING: { [F in DecoderFamily]: DecoderNaming } = {
   gpt2: GPT2,
   'openai-gpt': { ...GPT2, embed: 'tokens_embed', positions: 'positions_embed' },
@@ -57,6 +68,9 @@ const NAMING: { [F in DecoderFamily]: DecoderNaming } = {
   qwen3: LLAMA,
   qwen3_moe: LLAMA, // mlp.gate + mlp.experts.{e}.gate_proj / up_proj / down_proj, as DeepSeek
   gemma: LLAMA,
+  gemma2: GEMMA2,
+  phi3: PHI3,
+  minicpm: LLAMA,
   mixtral: { ...LLAMA, ffn: 'block_sparse_moe', moe: MIXTRAL_MOE_NAMES },
   deepseek_v2: LLAMA,
   deepseek_v3: LLAMA, // + model.layers.{L+k}.{enorm, hnorm, eh_proj, shared_head.norm} for MTP depth k
@@ -104,7 +118,7 @@ function buildAttention(cfg: DecoderConfig, names: DecoderNaming, rng: Rng): Att
   return new Attention({
     dim: cfg.hidden, heads: a.heads, kvHeads: a.kvHeads, headDim: a.headDim, qkvBias: a.qkvBias, outBias: a.outBias,
     scale: a.scale, names: names.attnNames, dropout: cfg.dropout.attention, std: cfg.initStd, rng,
-    qkNorm: a.qkNorm ? cfg.decoder.block.norm : null,
+    qkNorm: a.qkNorm ? cfg.decoder.block.norm : null, softcap: a.softcap ?? null,
   });
 }
 
@@ -116,7 +130,7 @@ function buildFfn(cfg: DecoderConfig, names: DecoderNaming, layer: number, rng: 
     case 'mlp':
       return new Mlp(cfg.hidden, f.hidden, rules.act(f.act), names.mlp, o);
     case 'glu':
-      return new Glu(cfg.hidden, f.hidden, f.act, LLAMA_GLU_NAMES, o);
+      return new Glu(cfg.hidden, f.hidden, f.act, names.glu ?? LLAMA_GLU_NAMES, o);
     case 'moe':
       return new MoE(cfg.hidden, rules.moe(f), names.moe, o);
     default:
@@ -130,7 +144,25 @@ function buildLayer(cfg: DecoderConfig, names: DecoderNaming, layer: number, rng
   if (layer >= cfg.decoder.layers) {
     return new MtpLayer(b.residual, names, parts, { dim: cfg.hidden, norm: b.norm, std: cfg.initStd, rng, residualDropout: cfg.dropout.residual });
   }
-  return new TransformerLayer(b.residual, names, parts, cfg.dropout.residual);
+  const sandwich = b.residual === 'sandwich' ? { postNorm1: makeNorm(cfg.hidden, b.norm), postNorm2: makeNorm(cfg.hidden, b.norm) } : {};
+  // MiniCPM: every residual branch times scale_depth / sqrt(num_hidden_layers)
+  const branchScale = cfg.mup ? cfg.mup.scaleDepth / Math.sqrt(cfg.decoder.layers) : 1;
+  return new TransformerLayer(b.residual, names, { ...parts, ...sandwich }, cfg.dropout.residual, { branchScale });
+}
+
+/** final hidden state [B, T, D] -> logits [B, T, V]: MiniCPM's width scaling before the head, T5's 1/sqrt(D)
+ * before a tied head, Gemma 2's final soft-cap cap * tanh(z / cap) after it */
+function headLogits(c: DecoderConfig, x: Tensor, lmHead: Linear | null, embed: Tensor): Tensor {
+  if (c.mup) x = mul(x, c.mup.dimModelBase / c.hidden);
+  const logits = lmHead ? lmHead.forward(x) : linear(c.headScale === 'rsqrt-hidden' ? mul(x, c.hidden ** -0.5) : x, embed);
+  return c.logitSoftcap ? mul(tanh(mul(logits, 1 / c.logitSoftcap)), c.logitSoftcap) : logits;
+}
+
+/** token embeddings [B, T] -> [B, T, D] times the family's embedding scale (sqrt(D), MiniCPM's scale_emb) */
+function scaledEmbedding(c: DecoderConfig, embed: Embedding, ids: Tensor): Tensor {
+  const x = embed.forward(ids); // (B, T, D)
+  if (c.embedScale === 'sqrt-hidden') return mul(x, Math.sqrt(c.hidden));
+  return c.mup ? mul(x, c.mup.scaleEmb) : x;
 }
 
 /** The backbone (`transformer` / `model`): embeddings, layers, final norm. */
@@ -192,8 +224,7 @@ export class DecoderLM extends Module implements LanguageModel {
    */
   private embed(ids: Tensor, start: number, pixels: Tensor | null): Tensor {
     const c = this.config;
-    let x = this.stack.embed.forward(ids); // (B, Tt, D)
-    if (c.embedScale === 'sqrt-hidden') x = mul(x, Math.sqrt(c.hidden));
+    let x = scaledEmbedding(c, this.stack.embed, ids); // (B, Tt, D)
     if (pixels) {
       if (!this.stack.vision) throw new Error(`DecoderLM(${c.family}).forward: pixelValues given, but this model has no vision encoder (config.vision is null)`);
       x = prependImageTokens(this.stack.vision.forward(pixels), x); // (B, N + Tt, D)
@@ -249,7 +280,7 @@ export class DecoderLM extends Module implements LanguageModel {
     });
     cache?.advance(T);
     if (this.stack.finalNorm) x = this.stack.finalNorm.forward(x);
-    const logits = this.lmHead ? this.lmHead.forward(x) : linear(c.headScale === 'rsqrt-hidden' ? mul(x, c.hidden ** -0.5) : x, this.stack.embed.weight);
+    const logits = headLogits(c, x, this.lmHead, this.stack.embed.weight);
     const outputs: ModelOutputs = { logits, lastHiddenState: x };
     if (cache) outputs.cache = cache;
     if (routers.length) Object.assign(outputs, this.moeOutputs(routers, ids.shape[0]!));
@@ -333,15 +364,14 @@ export class DecoderLM extends Module implements LanguageModel {
     });
     if (paged.logitRows) x = indexSelect(x, 1, tensor(paged.logitRows, { dtype: 'int32' })); // (1, R, D)
     if (this.stack.finalNorm) x = this.stack.finalNorm.forward(x);
-    const logits = this.lmHead ? this.lmHead.forward(x) : linear(c.headScale === 'rsqrt-hidden' ? mul(x, c.hidden ** -0.5) : x, this.stack.embed.weight);
+    const logits = headLogits(c, x, this.lmHead, this.stack.embed.weight);
     return { logits, lastHiddenState: x };
   }
 
   /** token embeddings plus position embeddings of arbitrary positions: [1, T, D] */
   private embedAt(ids: Tensor, positions: Int32Array): Tensor {
     const c = this.config;
-    let x = this.stack.embed.forward(ids); // (1, T, D)
-    if (c.embedScale === 'sqrt-hidden') x = mul(x, Math.sqrt(c.hidden));
+    let x = scaledEmbedding(c, this.stack.embed, ids); // (1, T, D)
     const p = c.positions;
     let top = 0;
     for (const q of positions) top = Math.max(top, q);

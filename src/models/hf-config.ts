@@ -860,6 +860,146 @@ function llamaTo(cfg: DecoderConfig): HfJson {
 }
 
 // ----------------------------------------------------------------------------------------------------
+// Gemma 2, Phi-3 (Phi-4), MiniCPM: Llama-shaped decoders, each with its own additions.
+//
+// Gemma 2 (model_type "gemma2", modeling_gemma2.py): Gemma's (1 + w) RMSNorm, sqrt(D) embeddings, GeGLU and tied
+// head, plus: a norm before AND after each sublayer ('sandwich': input_layernorm, post_attention_layernorm,
+// pre_feedforward_layernorm, post_feedforward_layernorm); local sliding-window attention on even layers and
+// global on odd ones (`sliding_window`); scores scaled by query_pre_attn_scalar^-0.5 and soft-capped
+// (`attn_logit_softcapping`), logits soft-capped (`final_logit_softcapping`); null disables a cap.
+//
+// Phi-3 (model_type "phi3", modeling_phi3.py; Phi-4 uses it): Llama with the q|k|v and gate|up projections
+// fused (`qkv_proj`, `gate_up_proj`, kept fused as parameters), no biases, optional partial rotary
+// (`partial_rotary_factor`), optional sliding window on every layer, `embd_pdrop` / `resid_pdrop` dropouts.
+// Its long-context "longrope" rope_scaling is not supported (rejected by name).
+//
+// MiniCPM (model_type "minicpm", openbmb's modeling_minicpm.py on the Hub): Llama with the µP scalars
+// `scale_emb`, `scale_depth`, `dim_model_base` (see MupScalars) and a tied head by default.
+
+function qpasFrom(r: HfReader, headDim: number): number | null {
+  const qpas = r.num('query_pre_attn_scalar', 256);
+  if (!(qpas > 0)) r.fail('query_pre_attn_scalar', `must be > 0, got ${qpas}`);
+  return qpas === headDim ? null : 1 / Math.sqrt(qpas);
+}
+
+/** query_pre_attn_scalar of a scale (exact for the integers config.json files hold) */
+function qpasTo(scale: number | null, headDim: number): number {
+  if (scale === null) return headDim;
+  const x = 1 / (scale * scale);
+  return Math.abs(x - Math.round(x)) < 1e-9 * x ? Math.round(x) : x;
+}
+
+/** a positive soft-cap, or null = no cap */
+function softcapFrom(r: HfReader, key: string, def: number): number | undefined {
+  const v = r.numOrNull(key, def);
+  if (v !== null && !(v > 0)) r.fail(key, `must be > 0 or null, got ${v}`);
+  return v ?? undefined;
+}
+
+function gemma2From(r: HfReader): DecoderConfig {
+  const d = r.posInt('hidden_size');
+  const norm: NormConfig = { kind: 'rmsnorm', eps: r.num('rms_norm_eps', 1e-6), unitOffset: true };
+  const heads = r.int('num_attention_heads');
+  const kvHeads = r.int('num_key_value_heads', heads);
+  const headDim = r.int('head_dim', 256);
+  const bias = r.bool('attention_bias', false);
+  const size = r.intOrNull('sliding_window', 4096);
+  const attention: StandardAttention = {
+    kind: kvHeads === heads ? 'mha' : kvHeads === 1 ? 'mqa' : 'gqa', heads, kvHeads, headDim, qkvBias: bias, outBias: bias,
+    scale: qpasFrom(r, headDim),
+    window: size === null ? { kind: 'full' } : { kind: 'sliding', size, firstFullLayers: 0, alternate: true },
+  };
+  const attnCap = softcapFrom(r, 'attn_logit_softcapping', 50);
+  if (attnCap !== undefined) attention.softcap = attnCap;
+  const finalCap = softcapFrom(r, 'final_logit_softcapping', 30);
+  const cfg: DecoderConfig = {
+    arch: 'decoder', family: 'gemma2', vocabSize: r.int('vocab_size'), hidden: d,
+    maxContext: r.int('max_position_embeddings', 8192), positions: ropeFrom(r, null, 10000),
+    embedScale: 'sqrt-hidden', embedNorm: null, headScale: 'none', tieEmbeddings: r.bool('tie_word_embeddings', true),
+    dropout: noDropout(r.num('attention_dropout', 0)), initStd: r.num('initializer_range', 0.02),
+    tokens: tokensFrom(r, { bos: 2, eos: 1, pad: 0 }), vision: null,
+    decoder: { layers: r.int('num_hidden_layers'), finalNorm: norm, block: { residual: 'sandwich', norm, attention, ffn: { kind: 'glu', act: gemmaAct(r), hidden: r.int('intermediate_size'), bias: false } } },
+  };
+  if (finalCap !== undefined) cfg.logitSoftcap = finalCap;
+  return cfg;
+}
+
+function gemma2To(cfg: DecoderConfig): HfJson {
+  const b = cfg.decoder.block;
+  const att = b.attention as StandardAttention;
+  const f = b.ffn;
+  const w = att.window;
+  return {
+    model_type: 'gemma2', architectures: ['Gemma2ForCausalLM'], vocab_size: cfg.vocabSize, hidden_size: cfg.hidden,
+    intermediate_size: f.kind === 'moe' ? f.expertHidden : f.hidden, num_hidden_layers: cfg.decoder.layers,
+    num_attention_heads: att.heads, num_key_value_heads: att.kvHeads, head_dim: att.headDim,
+    hidden_act: 'gelu_pytorch_tanh', hidden_activation: GEMMA_ACT_TO_HF[f.act], max_position_embeddings: cfg.maxContext,
+    initializer_range: cfg.initStd, rms_norm_eps: b.norm.eps, tie_word_embeddings: cfg.tieEmbeddings,
+    ...ropeTo(cfg.positions, att.headDim), attention_bias: att.qkvBias, attention_dropout: cfg.dropout.attention,
+    query_pre_attn_scalar: qpasTo(att.scale, att.headDim), sliding_window: w.kind === 'sliding' ? w.size : null,
+    attn_logit_softcapping: att.softcap ?? null, final_logit_softcapping: cfg.logitSoftcap ?? null,
+    ...tokensTo(cfg.tokens, false),
+  };
+}
+
+function phi3From(r: HfReader): DecoderConfig {
+  const d = r.posInt('hidden_size');
+  const norm: NormConfig = { kind: 'rmsnorm', eps: r.num('rms_norm_eps', 1e-5) };
+  const heads = r.int('num_attention_heads');
+  const kvHeads = r.int('num_key_value_heads', heads);
+  const headDim = r.headDim(d, heads, 'num_attention_heads', 'hidden_size');
+  const size = r.intOrNull('sliding_window', null);
+  const attention: StandardAttention = {
+    kind: kvHeads === heads ? 'mha' : kvHeads === 1 ? 'mqa' : 'gqa', heads, kvHeads, headDim, qkvBias: false, outBias: false,
+    scale: null, window: size === null ? { kind: 'full' } : { kind: 'sliding', size, firstFullLayers: 0 },
+  };
+  if (r.objOrNull('rope_scaling') !== null) r.fail('rope_scaling', 'is not supported for phi3 (its "longrope" scaling); only null');
+  const maxContext = r.int('max_position_embeddings', 4096);
+  r.int('original_max_position_embeddings', maxContext); // longrope's base length: read so --set accepts it
+  return {
+    arch: 'decoder', family: 'phi3', vocabSize: r.int('vocab_size'), hidden: d, maxContext,
+    positions: ropeFrom(r, headDim, 10000), embedScale: 'none', embedNorm: null, headScale: 'none',
+    tieEmbeddings: r.bool('tie_word_embeddings', false),
+    dropout: { embedding: r.num('embd_pdrop', 0), attention: r.num('attention_dropout', 0), residual: r.num('resid_pdrop', 0), activation: 0 },
+    initStd: r.num('initializer_range', 0.02), tokens: tokensFrom(r, { bos: 1, eos: 32000, pad: 32000 }), vision: null,
+    decoder: { layers: r.int('num_hidden_layers'), finalNorm: norm, block: { residual: 'pre', norm, attention, ffn: { kind: 'glu', act: gluAct(r, 'hidden_act', 'silu'), hidden: r.int('intermediate_size'), bias: false } } },
+  };
+}
+
+function phi3To(cfg: DecoderConfig): HfJson {
+  const b = cfg.decoder.block;
+  const att = b.attention as StandardAttention;
+  const f = b.ffn;
+  return {
+    model_type: 'phi3', architectures: ['Phi3ForCausalLM'], vocab_size: cfg.vocabSize, hidden_size: cfg.hidden,
+    intermediate_size: f.kind === 'moe' ? f.expertHidden : f.hidden, num_hidden_layers: cfg.decoder.layers,
+    num_attention_heads: att.heads, num_key_value_heads: att.kvHeads, hidden_act: ACT_TO_HF[f.act],
+    max_position_embeddings: cfg.maxContext, original_max_position_embeddings: cfg.maxContext,
+    initializer_range: cfg.initStd, rms_norm_eps: b.norm.eps, tie_word_embeddings: cfg.tieEmbeddings,
+    ...ropeTo(cfg.positions, att.headDim), sliding_window: att.window.kind === 'sliding' ? att.window.size : null,
+    embd_pdrop: cfg.dropout.embedding, resid_pdrop: cfg.dropout.residual, attention_dropout: cfg.dropout.attention,
+    ...tokensTo(cfg.tokens, false),
+  };
+}
+
+function minicpmFrom(r: HfReader): DecoderConfig {
+  const cfg = llamaFrom(r, 'llama');
+  cfg.family = 'minicpm';
+  cfg.tieEmbeddings = r.bool('tie_word_embeddings', true);
+  cfg.mup = { scaleEmb: r.num('scale_emb', 1), scaleDepth: r.num('scale_depth', 1), dimModelBase: r.num('dim_model_base', 1) };
+  return cfg;
+}
+
+function minicpmTo(cfg: DecoderConfig): HfJson {
+  const out = llamaTo({ ...cfg, family: 'llama' });
+  const m = cfg.mup ?? { scaleEmb: 1, scaleDepth: 1, dimModelBase: 1 };
+  return {
+    ...out, model_type: 'minicpm', architectures: ['MiniCPMForCausalLM'],
+    scale_emb: m.scaleEmb, scale_depth: m.scaleDepth, dim_model_base: m.dimModelBase,
+  };
+}
+
+// ----------------------------------------------------------------------------------------------------
 // DeepSeek-V2: multi-head latent attention + DeepSeekMoE
 
 const deepseek: Codec<'deepseek_v2'> = {
@@ -1151,6 +1291,9 @@ const CODECS: { [F in Family]: Codec<F> } = {
   qwen3: decoderCodec((r) => llamaFrom(r, 'qwen3'), llamaTo),
   qwen3_moe: decoderCodec((r) => llamaFrom(r, 'qwen3_moe'), llamaTo),
   gemma: decoderCodec((r) => llamaFrom(r, 'gemma'), llamaTo),
+  gemma2: decoderCodec(gemma2From, gemma2To),
+  phi3: decoderCodec(phi3From, phi3To),
+  minicpm: decoderCodec(minicpmFrom, minicpmTo),
   mixtral: decoderCodec((r) => llamaFrom(r, 'mixtral'), llamaTo),
   deepseek_v2: deepseek,
   deepseek_v3: deepseekV3,

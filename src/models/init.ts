@@ -97,7 +97,8 @@ function standard(std: number, pad: number | null = null, padEmbeddings: readonl
 /**
  * GPT-2: standard(initializer_range), then every `c_proj.weight` (attention and MLP output projections,
  * the writes into the residual stream) normal(initializer_range / sqrt(2 · n_layer)).
- * OpenAI GPT: standard(initializer_range), no scaling. LLaMA, Mistral, Qwen2, Qwen3 (q_norm / k_norm ones), Mixtral (router and experts
+ * OpenAI GPT: standard(initializer_range), no scaling. LLaMA, Mistral, Qwen2, Qwen3 (q_norm / k_norm ones), Phi-3
+ * (fused qkv_proj / gate_up_proj), MiniCPM (its µP scalars act in the forward, not the init), Mixtral (router and experts
  * included) and DeepSeek-V2 (MLA projections, MoE gate and experts included): standard(initializer_range)
  * with the token embedding's padding_idx = pad_token_id row zeroed.
  */
@@ -119,8 +120,11 @@ function decoderPlan(cfg: DecoderConfig): InitPlan {
     case 'mixtral':
     case 'deepseek_v2':
     case 'deepseek_v3':
+    case 'phi3':
+    case 'minicpm':
       return standard(std, cfg.tokens.pad, ['embed_tokens.weight']);
-    case 'gemma': {
+    case 'gemma':
+    case 'gemma2': {
       // GemmaRMSNorm scales by (1 + weight): its weights start at zero, not one
       const base = standard(std, cfg.tokens.pad, ['embed_tokens.weight']);
       return (name, shape) => (shape.length === 1 && name.endsWith('norm.weight') ? ZEROS : base(name, shape));
@@ -233,6 +237,9 @@ const PLANS: { [F in Family]: (cfg: FamilyConfig<F>) => InitPlan } = {
   qwen3: decoderPlan,
   qwen3_moe: decoderPlan,
   gemma: decoderPlan,
+  gemma2: decoderPlan,
+  phi3: decoderPlan,
+  minicpm: decoderPlan,
   mixtral: decoderPlan,
   deepseek_v2: decoderPlan,
   deepseek_v3: decoderPlan,

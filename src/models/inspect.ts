@@ -144,7 +144,7 @@ function addFfn(t: Tally, ffn: FfnConfig, d: number, layers: number): void {
 
 function addStack(t: Tally, s: TransformerStack, d: number, cross: boolean): void {
   const b = s.block;
-  const norms = cross ? 3 : 2;
+  const norms = (cross ? 3 : 2) + (b.residual === 'sandwich' ? 2 : 0); // sandwich: a post-norm after each sublayer too
   t.add('attention', s.layers * attentionParams(b.attention, d, b.norm) * (cross ? 2 : 1));
   t.add('norms', s.layers * norms * normParams(b.norm, d));
   for (const g of ffnGroups(b.ffn, s.layers)) addFfn(t, g.ffn, d, g.count);

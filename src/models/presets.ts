@@ -219,6 +219,42 @@ const FULL: Record<string, PresetSpec> = {
       bos_token_id: 2, eos_token_id: 1, pad_token_id: 0,
     },
   },
+  'gemma-2-9b': {
+    source: `${HF}/google/gemma-2-9b/blob/main/config.json`,
+    description: 'Gemma 2 9B: GQA 16/8 of head_dim 256, local (4096-token window, even layers) / global layers, ' +
+      'pre+post norms, attention (50) and final (30) logit soft-caps, GeGLU, tied',
+    hf: {
+      model_type: 'gemma2', architectures: ['Gemma2ForCausalLM'], vocab_size: 256000, hidden_size: 3584,
+      intermediate_size: 14336, num_hidden_layers: 42, num_attention_heads: 16, num_key_value_heads: 8, head_dim: 256,
+      hidden_act: 'gelu_pytorch_tanh', hidden_activation: 'gelu_pytorch_tanh', max_position_embeddings: 8192,
+      initializer_range: 0.02, rms_norm_eps: 1e-6, rope_theta: 10000.0, attention_bias: false, attention_dropout: 0.0,
+      query_pre_attn_scalar: 256, sliding_window: 4096, attn_logit_softcapping: 50.0, final_logit_softcapping: 30.0,
+      cache_implementation: 'hybrid', tie_word_embeddings: true, bos_token_id: 2, eos_token_id: 1, pad_token_id: 0,
+    },
+  },
+  'phi-4': {
+    source: `${HF}/microsoft/phi-4/blob/main/config.json`,
+    description: 'Phi-4 (14.7B): transformers phi3 layout with fused qkv_proj / gate_up_proj, GQA 40/10, rope_theta 250k, 16k context',
+    hf: {
+      model_type: 'phi3', architectures: ['Phi3ForCausalLM'], vocab_size: 100352, hidden_size: 5120, intermediate_size: 17920,
+      num_hidden_layers: 40, num_attention_heads: 40, num_key_value_heads: 10, hidden_act: 'silu',
+      max_position_embeddings: 16384, original_max_position_embeddings: 16384, initializer_range: 0.02, rms_norm_eps: 1e-5,
+      rope_theta: 250000, rope_scaling: null, sliding_window: null, attention_bias: false, attention_dropout: 0.0,
+      embd_pdrop: 0.0, resid_pdrop: 0.0, tie_word_embeddings: false, bos_token_id: 100257, eos_token_id: 100265,
+      pad_token_id: 100349,
+    },
+  },
+  'minicpm-2b': {
+    source: `${HF}/openbmb/MiniCPM-2B-sft-bf16/blob/main/config.json`,
+    description: 'MiniCPM 2.4B: Llama with µP scalars (embeddings x12, residual branches x1.4/sqrt(40), logits over ' +
+      'hidden/256), tied; pretrained with the WSD schedule (train --schedule wsd)',
+    hf: {
+      model_type: 'minicpm', architectures: ['MiniCPMForCausalLM'], vocab_size: 122753, hidden_size: 2304,
+      intermediate_size: 5760, num_hidden_layers: 40, num_attention_heads: 36, num_key_value_heads: 36, hidden_act: 'silu',
+      max_position_embeddings: 4096, initializer_range: 0.1, rms_norm_eps: 1e-5, rope_theta: 10000.0, rope_scaling: null,
+      scale_emb: 12, dim_model_base: 256, scale_depth: 1.4, tie_word_embeddings: true, bos_token_id: 1, eos_token_id: 2,
+    },
+  },
   'mixtral-8x7b': {
     source: `${HF}/mistralai/Mixtral-8x7B-v0.1/blob/main/config.json`,
     description: 'Mixtral 8x7B: 8 SwiGLU experts, top-2 routing',
@@ -412,6 +448,30 @@ const TINY: Record<string, TinySpec> = {
     set: {
       vocab_size: 256, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4,
       num_key_value_heads: 1, head_dim: 32, max_position_embeddings: 128, ...TINY_IDS,
+    },
+  },
+  'tiny-gemma2': {
+    base: 'gemma-2-9b',
+    description: 'tiny Gemma 2 (GQA 4/2, head_dim 16, 16-token window on even layers, pre+post norms, soft-caps 50 / 30, tied)',
+    set: {
+      vocab_size: 256, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4,
+      num_key_value_heads: 2, head_dim: 16, query_pre_attn_scalar: 16, sliding_window: 16, max_position_embeddings: 128, ...TINY_IDS,
+    },
+  },
+  'tiny-phi3': {
+    base: 'phi-4',
+    description: 'tiny Phi-3 / Phi-4 (GQA 4/2, fused qkv_proj and gate_up_proj, untied)',
+    set: {
+      vocab_size: 256, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4,
+      num_key_value_heads: 2, max_position_embeddings: 128, original_max_position_embeddings: 128, ...TINY_IDS,
+    },
+  },
+  'tiny-minicpm': {
+    base: 'minicpm-2b',
+    description: 'tiny MiniCPM (µP: scale_emb 12, scale_depth 1.4, dim_model_base 16 -> logits / 4, tied)',
+    set: {
+      vocab_size: 256, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4,
+      num_key_value_heads: 4, dim_model_base: 16, max_position_embeddings: 128, ...TINY_IDS,
     },
   },
   'tiny-mixtral': {

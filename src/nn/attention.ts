@@ -22,6 +22,7 @@ import {
   reshape,
   softmax,
   split,
+  tanh,
   transpose,
   unsqueeze,
   where,
@@ -37,17 +38,27 @@ import type { LayerCache } from './cache.js';
 import type { NormConfig } from './config.js';
 import { makeNorm, type Norm } from './norm.js';
 
-/** checkpoint names of the projections; `fused` set = one [D, (nh + 2 nkv) hs] Conv1D (GPT) */
+/** checkpoint names of the projections; `fused` set = one [D, (nh + 2 nkv) hs] Conv1D (GPT), or with
+ * `fusedLinear` one nn.Linear [(nh + 2 nkv) hs, D] whose rows are q | k | v (Phi-3 `qkv_proj`) */
 export interface AttentionNames {
   q: string;
   k: string;
   v: string;
   o: string;
   fused?: string;
+  fusedLinear?: boolean;
 }
 
 export const LLAMA_ATTENTION_NAMES: AttentionNames = { q: 'q_proj', k: 'k_proj', v: 'v_proj', o: 'o_proj' };
 export const GPT_ATTENTION_NAMES: AttentionNames = { q: '', k: '', v: '', o: 'c_proj', fused: 'c_attn' };
+export const PHI3_ATTENTION_NAMES: AttentionNames = {
+  q: '',
+  k: '',
+  v: '',
+  o: 'o_proj',
+  fused: 'qkv_proj',
+  fusedLinear: true,
+};
 
 export interface AttentionSpec {
   /** width of the query input (model width D) */
@@ -66,6 +77,8 @@ export interface AttentionSpec {
   interleavedRope?: boolean;
   /** per-head norm of queries and keys before RoPE (Qwen3 `q_norm` / `k_norm`, width headDim); null/absent = none */
   qkNorm?: NormConfig | null;
+  /** tanh soft-cap of the scores, cap * tanh(s / cap), before mask and softmax (Gemma 2); null/absent = none */
+  softcap?: number | null;
   /** dropout on the attention probabilities while training (config dropout.attention) */
   dropout?: number;
   std?: number;
@@ -96,8 +109,9 @@ export interface AttentionContext {
  * sequence's keys (causal, and the layer's sliding window), reading the blocks in place.
  */
 export interface PagedLayer {
-  /** q [1, nh, T, dk], k [1, nkv, T, dk], v [1, nkv, T, dv] -> [1, nh, T, dv] */
-  attend(q: Tensor, k: Tensor, v: Tensor, scale: number): Tensor;
+  /** q [1, nh, T, dk], k [1, nkv, T, dk], v [1, nkv, T, dv] -> [1, nh, T, dv]; `softcap` > 0 caps the
+   * scores as cap * tanh(s / cap) before the softmax (Gemma 2), 0 or absent = none */
+  attend(q: Tensor, k: Tensor, v: Tensor, scale: number, softcap?: number): Tensor;
 }
 
 export class Attention extends Module {
@@ -113,8 +127,9 @@ export class Attention extends Module {
     const opt = { std: s.std ?? 0.02, rng };
     const kvDim = s.kvDim ?? s.dim;
     if (s.names.fused) {
-      this.add(s.names.fused, new Conv1D(s.dim, (s.heads + 2 * s.kvHeads) * s.headDim, { ...opt, bias: s.qkvBias }));
-      this.add(s.names.o, new Conv1D(s.heads * s.headDim, s.dim, { ...opt, bias: s.outBias }));
+      const Proj = s.names.fusedLinear ? Linear : Conv1D;
+      this.add(s.names.fused, new Proj(s.dim, (s.heads + 2 * s.kvHeads) * s.headDim, { ...opt, bias: s.qkvBias }));
+      this.add(s.names.o, new Proj(s.heads * s.headDim, s.dim, { ...opt, bias: s.outBias }));
       return;
     }
     this.add(s.names.q, new Linear(s.dim, s.heads * s.headDim, { ...opt, bias: s.qkvBias }));
@@ -186,7 +201,7 @@ export class Attention extends Module {
     if (ctx.paged) {
       if (ctx.kv || ctx.positionBias)
         throw new Error('Attention: the paged KV cache supports self-attention without an extra position bias');
-      const o = ctx.paged.attend(q, k, v, s.scale ?? 1 / Math.sqrt(s.headDim)); // (1, nh, T, hs)
+      const o = ctx.paged.attend(q, k, v, s.scale ?? 1 / Math.sqrt(s.headDim), s.softcap ?? 0); // (1, nh, T, hs)
       return this.proj(s.names.o, reshape(transpose(o, 1, 2), [B, T, s.heads * s.headDim])); // (1, T, D)
     }
     let kStart = ctx.kv ? 0 : ctx.qStart;
@@ -206,6 +221,7 @@ export class Attention extends Module {
       ctx.positionBias?.(ctx.qStart, T, kStart, Tk) ?? null,
     );
     if (s.scale !== null) opts.scale = s.scale;
+    if (s.softcap) opts.softcap = s.softcap;
     const o = attend(q, k, v, opts, this.training ? (s.dropout ?? 0) : 0); // (B, nh, T, hs)
     return this.proj(s.names.o, reshape(transpose(o, 1, 2), [B, T, s.heads * s.headDim])); // (B, T, D)
   }
@@ -223,6 +239,7 @@ export function attend(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions, 
   const repeat = (t: Tensor) =>
     H === Hkv ? t : reshape(expand(unsqueeze(t, 2), [B, Hkv, H / Hkv, Tk, t.shape[3]!]), [B, H, Tk, t.shape[3]!]); // (B, H, Tk, d)
   let s = mul(matmul(q, repeat(k), { transB: true }), opts.scale ?? 1 / Math.sqrt(D)); // (B, H, Tq, Tk)
+  if (opts.softcap) s = mul(tanh(mul(s, 1 / opts.softcap)), opts.softcap);
   if (opts.bias) s = add(s, opts.bias);
   let visible = attentionMask(Tq, Tk, !!opts.causal, opts.window ?? 0); // (Tq, Tk)
   if (opts.kvLen)

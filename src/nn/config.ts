@@ -58,7 +58,8 @@ export type PositionConfig =
  * Which keys a query may attend to (in addition to the causal mask of decoder self-attention).
  * - full: every (allowed) key.
  * - sliding: the last `size` keys (Mistral). The first `firstFullLayers` layers keep full attention
- *   (Qwen2's `max_window_layers`); 0 means every layer slides.
+ *   (Qwen2's `max_window_layers`); 0 means every layer slides. With `alternate` (Gemma 2) the local and
+ *   global layers interleave: even layers slide, odd layers see everything.
  * - dilated: `size` keys spaced `dilation` apart (Longformer's dilated heads).
  * - longformer: a sliding window of `size` keys plus the first `globalTokens` tokens, which attend to
  *   and are attended by everything.
@@ -67,7 +68,13 @@ export type PositionConfig =
  */
 export type AttentionWindow =
   | { kind: 'full' }
-  | { kind: 'sliding'; size: number; firstFullLayers: number }
+  | {
+      kind: 'sliding';
+      size: number;
+      firstFullLayers: number;
+      /** Gemma 2: only even layers (0, 2, ...) slide, odd layers attend fully; absent = false (every layer) */
+      alternate?: boolean;
+    }
   | { kind: 'dilated'; size: number; dilation: number }
   | { kind: 'longformer'; size: number; globalTokens: number }
   | {
@@ -96,6 +103,9 @@ export interface StandardAttention {
   /** per-head norm (the block's norm kind, width headDim) on queries and keys after projection and before
    * RoPE: Qwen3's "qk-norm" (`q_norm` / `k_norm`). Absent = false, so configs written before it still read. */
   qkNorm?: boolean;
+  /** tanh soft-cap of the attention scores before the mask and softmax: cap * tanh(s / cap) (Gemma 2's
+   * `attn_logit_softcapping`). Absent = none. */
+  softcap?: number;
 }
 
 /**
@@ -189,5 +199,7 @@ export type FfnConfig =
  * - pre: x + f(norm(x)) (GPT-2, Llama); the stack then needs a `finalNorm`.
  * - post: norm(x + f(x)) (Vaswani 2017, GPT-1, BERT, BART).
  * - parallel: x + attn(norm1(x)) + ffn(norm2(x)) (GPT-J / NeoX style).
+ * - sandwich: x + postNorm1(attn(norm1(x))), then h + postNorm2(ffn(norm2(h))): pre- and post-norms around
+ *   each sublayer (Gemma 2); the stack then needs a `finalNorm`.
  */
-export type ResidualKind = 'pre' | 'post' | 'parallel';
+export type ResidualKind = 'pre' | 'post' | 'parallel' | 'sandwich';

@@ -3,7 +3,7 @@
 // w1/w3/w2, GPT c_fc/c_proj (Conv1D, weights [in, out]).
 import type { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../tensor/random.js';
-import { dropout, mul } from '../ops/index.js';
+import { dropout, mul, split } from '../ops/index.js';
 import type { Activation } from './config.js';
 import { Linear } from './layers.js';
 import { Module } from './module.js';
@@ -55,31 +55,46 @@ export interface GluNames {
   gate: string;
   up: string;
   down: string;
+  /** one Linear [2F, D] whose rows are gate | up (Phi-3 `gate_up_proj`); gate / up names then unused */
+  fused?: string;
 }
 export const LLAMA_GLU_NAMES: GluNames = { gate: 'gate_proj', up: 'up_proj', down: 'down_proj' };
+export const PHI3_GLU_NAMES: GluNames = { gate: '', up: '', down: 'down_proj', fused: 'gate_up_proj' };
 export const MIXTRAL_EXPERT_NAMES: GluNames = { gate: 'w1', up: 'w3', down: 'w2' };
 
 export class Glu extends Module {
-  private readonly gate: Linear;
-  private readonly up: Linear;
+  private readonly gate: Linear | null = null;
+  private readonly up: Linear | null = null;
+  private readonly gateUp: Linear | null = null;
   private readonly down: Linear;
 
   constructor(
     dim: number,
-    hidden: number,
+    readonly hidden: number,
     readonly act: Activation,
     names: GluNames,
     readonly opts: FfnOptions,
   ) {
     super();
     const o = { bias: opts.bias, std: opts.std ?? 0.02, rng: opts.rng ?? new Rng(0) };
-    this.gate = this.child(names.gate, new Linear(dim, hidden, o));
-    this.up = this.child(names.up, new Linear(dim, hidden, o));
+    if (names.fused) this.gateUp = this.child(names.fused, new Linear(dim, 2 * hidden, o));
+    else {
+      this.gate = this.child(names.gate, new Linear(dim, hidden, o));
+      this.up = this.child(names.up, new Linear(dim, hidden, o));
+    }
     this.down = this.child(names.down, new Linear(hidden, dim, o));
   }
 
+  /** gate and up projections of x: (B, T, F) each */
+  private gateAndUp(x: Tensor): [Tensor, Tensor] {
+    if (!this.gateUp) return [this.gate!.forward(x), this.up!.forward(x)];
+    const [g, u] = split(this.gateUp.forward(x), [this.hidden, this.hidden], -1); // (B, T, 2F) -> 2 x (B, T, F)
+    return [g!, u!];
+  }
+
   forward(x: Tensor): Tensor {
-    const h = mul(activate(this.gate.forward(x), this.act), this.up.forward(x));
+    const [g, u] = this.gateAndUp(x);
+    const h = mul(activate(g, this.act), u);
     return this.down.forward(dropout(h, this.opts.actDropout ?? 0, this.training));
   }
 }

@@ -163,6 +163,9 @@ export interface AttentionOptions {
   bias?: Tensor | null;
   /** defaults to 1/sqrt(Dk) */
   scale?: number;
+  /** tanh soft-cap of the scaled scores, cap * tanh(s / cap), applied before bias, mask and softmax (Gemma 2's
+   * attn_logit_softcapping); 0 or absent = none. Fast kernels without it decline and the reference runs. */
+  softcap?: number;
 }
 
 function attentionParams(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions): AttentionParams {
@@ -188,6 +191,9 @@ function attentionParams(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions): 
   const window = o.window ?? 0;
   if (!Number.isInteger(window) || window < 0)
     throw new Error(`attention: window must be a non-negative integer, got ${window}`);
+  const softcap = o.softcap ?? 0;
+  if (!(softcap >= 0 && Number.isFinite(softcap)))
+    throw new Error(`attention: softcap must be a finite number >= 0 (0 = none), got ${softcap}`);
   return {
     B,
     H,
@@ -201,11 +207,12 @@ function attentionParams(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions): 
     window,
     kvLen: null,
     bias: null,
+    softcap,
   };
 }
 
 /**
- * Fused scaled-dot-product attention: softmax(q kᵀ · scale + bias + mask) v.
+ * Fused scaled-dot-product attention: softmax(cap(q kᵀ · scale) + bias + mask) v (cap = optional softcap).
  * q [B, H, Tq, Dk], k [B, Hkv, Tk, Dk], v [B, Hkv, Tk, Dv] -> [B, H, Tq, Dv]. Grouped-query
  * attention when Hkv < H. Extra memory is O(T) on fast backends (blockwise online softmax).
  * A bias that requires grad (e.g. learned T5 buckets) uses the composed path instead.
@@ -266,6 +273,7 @@ export function attentionComposed(q: Tensor, k: Tensor, v: Tensor, opts: Attenti
   // (B, Hkv, Tk, D) -> (B, H, Tk, D) by repeating each kv head `rep` times
   const expandKv = (t: Tensor) => (rep === 1 ? t : reshape(unsqueezeExpand(t, rep), [p.B, p.H, p.Tk, t.shape[3]!]));
   let s = mul(matmulT(q, expandKv(k)), p.scale); // (B, H, Tq, Tk)
+  if (p.softcap) s = mul(tanh(mul(s, 1 / p.softcap)), p.softcap);
   if (opts.bias) s = add(s, opts.bias);
   let visible = attentionMask(p.Tq, p.Tk, p.causal, p.window); // (Tq, Tk)
   if (opts.kvLen) {
@@ -283,7 +291,7 @@ export function attentionComposed(q: Tensor, k: Tensor, v: Tensor, opts: Attenti
 // small helpers kept local to avoid import cycles with linalg
 import { matmul } from './linalg.js';
 import { expand } from './movement.js';
-import { gt, logicalAnd, lt } from './elementwise.js';
+import { gt, logicalAnd, lt, tanh } from './elementwise.js';
 const matmulT = (a: Tensor, b: Tensor) => matmul(a, b, { transB: true });
 const matmulPlain = (a: Tensor, b: Tensor) => matmul(a, b);
 function unsqueezeExpand(t: Tensor, rep: number): Tensor {

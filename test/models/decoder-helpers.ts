@@ -24,6 +24,12 @@ export const TINY_HF: { [F in DecoderFamily]: HfJson } = {
   qwen3: { model_type: 'qwen3', ...LLAMA_LIKE, head_dim: 8, attention_bias: true, use_sliding_window: true, sliding_window: 3, max_window_layers: 1 },
   qwen3_moe: { model_type: 'qwen3_moe', ...LLAMA_LIKE, moe_intermediate_size: 8, num_experts: 4, num_experts_per_tok: 2, norm_topk_prob: true },
   gemma: { model_type: 'gemma', ...LLAMA_LIKE, num_key_value_heads: 1, head_dim: 8, hidden_activation: 'gelu_pytorch_tanh', tie_word_embeddings: true, pad_token_id: 0 },
+  gemma2: {
+    model_type: 'gemma2', ...LLAMA_LIKE, head_dim: 8, hidden_activation: 'gelu_pytorch_tanh', tie_word_embeddings: true, pad_token_id: 0,
+    sliding_window: 3, query_pre_attn_scalar: 6, attn_logit_softcapping: 2.0, final_logit_softcapping: 3.0,
+  },
+  phi3: { model_type: 'phi3', ...LLAMA_LIKE, partial_rotary_factor: 0.5, sliding_window: null, embd_pdrop: 0, resid_pdrop: 0, bos_token_id: 1, eos_token_id: 2, pad_token_id: null },
+  minicpm: { model_type: 'minicpm', ...LLAMA_LIKE, scale_emb: 12, scale_depth: 1.4, dim_model_base: 8, tie_word_embeddings: true },
   mixtral: { model_type: 'mixtral', ...LLAMA_LIKE, num_local_experts: 4, num_experts_per_tok: 2, sliding_window: null },
   deepseek_v2: {
     model_type: 'deepseek_v2', bos_token_id: 0, eos_token_id: 1, vocab_size: 48, hidden_size: 16, intermediate_size: 24, moe_intermediate_size: 8, num_hidden_layers: 2,

@@ -26,7 +26,7 @@ function sameParams(a: LanguageModel, b: LanguageModel): void {
   for (const [n, t] of a.namedParameters()) assert.deepEqual(t.toList(), pb.get(n)!.toList(), n);
 }
 
-for (const name of ['gpt2', 'qwen2', 'deepseek_v2']) {
+for (const name of ['gpt2', 'qwen2', 'deepseek_v2', 'gemma2', 'phi3', 'minicpm']) {
   test(`fixture ${name}: load -> save -> load keeps names, weights and logits`, async () => {
     const dir = tmp();
     try {

@@ -649,6 +649,7 @@ export class NativeBackend implements Backend {
 
   /** fast path: float32 q/k/v/out/lse, int32 kvLen, float32 4-D bias with non-negative strides */
   private attentionFast(q: View, k: View, v: View, out: View, lse: View, p: AttentionParams): boolean {
+    if (p.softcap) return false; // no soft-capped kernel: decline, the reference runs
     if (!f32(q, k, v, out, lse)) return false;
     if (p.kvLen && p.kvLen.buf.dtype !== 'int32') return false;
     if (p.bias && (p.bias.buf.dtype !== 'float32' || p.bias.strides.length !== 4 || p.bias.strides.some((s) => s < 0)))

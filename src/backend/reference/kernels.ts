@@ -566,9 +566,11 @@ function attnScores(
   h: number,
   i: number,
   s: Float64Array,
+  capGrad: Float64Array | null = null,
 ): void {
   const g = (p.H / p.Hkv) | 0;
   const qo = q.offset + ((b * p.H + h) * p.Tq + i) * p.Dk;
+  const cap = p.softcap ?? 0;
   for (let j = 0; j < p.Tk; j++) {
     if (!attnVisible(p, kvl, b, i, j)) {
       s[j] = -Infinity;
@@ -577,7 +579,14 @@ function attnScores(
     const ko = k.offset + ((b * p.Hkv + ((h / g) | 0)) * p.Tk + j) * p.Dk;
     let d = 0;
     for (let c = 0; c < p.Dk; c++) d += qa[qo + c]! * ka[ko + c]!;
-    s[j] = d * p.scale + biasAt(p.bias, ba, b, h, i, j);
+    d *= p.scale;
+    if (cap > 0) {
+      // soft-cap: cap * tanh(d / cap); its derivative 1 - tanh² feeds the backward pass
+      const t = Math.tanh(d / cap);
+      d = cap * t;
+      if (capGrad) capGrad[j] = 1 - t * t;
+    }
+    s[j] = d + biasAt(p.bias, ba, b, h, i, j);
   }
 }
 
@@ -634,6 +643,7 @@ function attentionBackward(
   const dK = new Float64Array(p.B * p.Hkv * p.Tk * p.Dk);
   const dV = new Float64Array(p.B * p.Hkv * p.Tk * p.Dv);
   const dQrow = new Float64Array(p.Dk);
+  const capGrad = p.softcap ? new Float64Array(p.Tk) : null;
   for (let b = 0; b < p.B; b++) {
     for (let h = 0; h < p.H; h++) {
       const hk = (h / g) | 0;
@@ -642,7 +652,7 @@ function attentionBackward(
         const L = la[lse.offset + row]!;
         dQrow.fill(0);
         if (L !== -Infinity) {
-          attnScores(p, qa, ka, q, k, kvl, ba, b, h, i, s);
+          attnScores(p, qa, ka, q, k, kvl, ba, b, h, i, s, capGrad);
           const go = dout.offset + row * p.Dv;
           let delta = 0; // dO · O
           for (let c = 0; c < p.Dv; c++) delta += ga[go + c]! * oa[out.offset + row * p.Dv + c]!;
@@ -655,7 +665,7 @@ function attentionBackward(
               dp += ga[go + c]! * va[v.offset + kv * p.Dv + c]!;
               dV[kv * p.Dv + c]! += pj * ga[go + c]!;
             }
-            const ds = pj * (dp - delta) * p.scale;
+            const ds = pj * (dp - delta) * p.scale * (capGrad ? capGrad[j]! : 1);
             const qo = q.offset + row * p.Dk;
             for (let c = 0; c < p.Dk; c++) {
               dQrow[c]! += ds * ka[k.offset + kv * p.Dk + c]!;

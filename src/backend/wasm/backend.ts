@@ -684,6 +684,7 @@ class WasmBackendImpl implements WasmBackend {
 
   /** fast path: float32 q/k/v/out/lse, int32 kvLen, float32 4-D bias (any strides) */
   private attentionFast(q: View, k: View, v: View, out: View, lse: View, p: AttentionParams): boolean {
+    if (p.softcap) return false; // no soft-capped kernel: decline, the reference runs
     if (p.kvLen && p.kvLen.buf.dtype !== 'int32') return false;
     if (p.bias && (p.bias.buf.dtype !== 'float32' || p.bias.strides.length !== 4)) return false;
     if (p.H % p.Hkv !== 0 || p.Dk < 1 || p.Dv < 1) return false;

@@ -79,6 +79,7 @@ const TRAIN_VALUED = [
   'min-lr',
   'warmup',
   'decay-steps',
+  'decay-start',
   'schedule',
   'optimizer',
   'weight-decay',
@@ -107,7 +108,9 @@ export const TRAIN_HELP = `usage: lineage train [--recipe NAME | --config FILE.j
   --out DIR                output model directory (HF layout) with metrics.jsonl and loss-curve.svg
   --objective O            ${OBJECTIVES.join(' | ')} (default: by family)
   --steps N  --batch-size B  --block-size T  --grad-accum K  --seed S  --val-fraction F
-  --optimizer adamw|adam|sgd  --lr LR  --min-lr LR  --warmup N  --decay-steps N  --schedule cosine|constant|linear
+  --optimizer adamw|adam|sgd  --lr LR  --min-lr LR  --warmup N  --decay-steps N  --schedule cosine|constant|linear|wsd
+  --decay-start N          wsd (warmup-stable-decay, MiniCPM): hold lr until step N (default 90% of --steps),
+                           then decay linearly to --min-lr by the last step
   --weight-decay WD  --beta1 B1  --beta2 B2  --momentum M  --grad-clip C (0 = off)
   --precision fp32|bf16|fp16  --gradient-checkpointing  --no-bias  --dropout P
   --eval-interval N  --eval-batches N  --checkpoint-interval N
@@ -187,8 +190,17 @@ function applyOptimizerFlags(c: TrainConfig, f: ParsedFlags): void {
   else if (kind2 === 'linear')
     c.schedule = { kind: 'linear', lr, minLr, warmup: Math.min(warmup, decaySteps), decaySteps };
   else if (kind2 === 'constant') c.schedule = { kind: 'constant', lr, warmup };
-  else if (sched) throw new Error(`--schedule: expected cosine, linear or constant, got ${JSON.stringify(sched)}`);
+  else if (kind2 === 'wsd') c.schedule = wsdFromFlags(c, f, lr, minLr, warmup);
+  else if (sched) throw new Error(`--schedule: expected cosine, linear, constant or wsd, got ${JSON.stringify(sched)}`);
   o.lr = lr;
+}
+
+/** MiniCPM's warmup-stable-decay: stable until --decay-start (default 90% of the steps), linear decay to the end */
+function wsdFromFlags(c: TrainConfig, f: ParsedFlags, lr: number, minLr: number, warmup: number): Schedule {
+  const prev = c.schedule.kind === 'wsd' && !f.values.has('steps') ? c.schedule.decayStart : undefined;
+  const decayStart = flagNumber(f, 'decay-start', { min: 0 }) ?? prev ?? Math.round(0.9 * c.steps);
+  if (decayStart > c.steps) throw new Error(`--decay-start: ${decayStart} is beyond --steps ${c.steps}`);
+  return { kind: 'wsd', lr, minLr, warmup: Math.min(warmup, decayStart), decayStart, decaySteps: c.steps - decayStart };
 }
 
 function parseObjective(s: string): ObjectiveName {

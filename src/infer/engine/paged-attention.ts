@@ -40,8 +40,9 @@ export function writeKv(store: LayerStore, layout: BatchLayout, k: Float32Array,
 }
 
 /**
- * q [nh, T, dk] -> out [nh, T, dv]. Per (token, head): scores of the visible keys, then a
- * max-subtracted softmax and the weighted sum of values (two passes over a scratch row).
+ * q [nh, T, dk] -> out [nh, T, dv]. Per (token, head): scores of the visible keys (soft-capped as
+ * softcap * tanh(s / softcap) when softcap > 0), then a max-subtracted softmax and the weighted sum of
+ * values (two passes over a scratch row).
  */
 export function pagedAttention(
   store: LayerStore,
@@ -49,6 +50,7 @@ export function pagedAttention(
   q: Float32Array,
   nh: number,
   scale: number,
+  softcap = 0,
 ): Float32Array {
   const T = layout.pos.length;
   const { kvHeads: H, kDim, vDim, k, v } = store;
@@ -70,6 +72,7 @@ export function pagedAttention(
         let s = 0;
         for (let d = 0; d < kDim; d++) s += q[qo + d]! * k[ko + d]!;
         s *= scale;
+        if (softcap > 0) s = softcap * Math.tanh(s / softcap); // Gemma 2's attention logit soft-cap
         scores[j - lo] = s;
         if (s > max) max = s;
       }

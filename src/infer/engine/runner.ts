@@ -70,12 +70,13 @@ export class ModelRunner {
   private pagedLayer(i: number, layout: BatchLayout): PagedLayer {
     const store = this.pool.layers[i]!;
     return {
-      attend: (q, k, v, scale) => {
+      attend: (q, k, v, scale, softcap = 0) => {
         writeKv(store, layout, k.data() as Float32Array, v.data() as Float32Array);
         const nh = q.shape[1]!;
         const qd = q.data() as Float32Array;
-        const fast = this.pool.kernel;
-        const o = fast ? fast.run(store, layout, qd, nh, scale) : pagedAttention(store, layout, qd, nh, scale); // (nh, T, dv)
+        // the wasm paged kernel has no soft-cap: soft-capped layers (Gemma 2) run the host kernel
+        const fast = softcap > 0 ? null : this.pool.kernel;
+        const o = fast ? fast.run(store, layout, qd, nh, scale) : pagedAttention(store, layout, qd, nh, scale, softcap); // (nh, T, dv)
         return tensor(o, { shape: [1, nh, layout.pos.length, store.vDim] });
       },
     };

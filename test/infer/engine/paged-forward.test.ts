@@ -89,7 +89,18 @@ const PLAN: Plan = {
   chunks: (step, seq) => (seq % 2 === 0 && step < 3 ? 3 : seq === 3 && step === 4 ? 6 : 1),
 };
 
-const FAMILIES: DecoderFamily[] = ['gpt2', 'openai-gpt', 'llama', 'mistral', 'qwen2', 'mixtral', 'deepseek_v2'];
+const FAMILIES: DecoderFamily[] = [
+  'gpt2',
+  'openai-gpt',
+  'llama',
+  'mistral',
+  'qwen2',
+  'gemma2',
+  'phi3',
+  'minicpm',
+  'mixtral',
+  'deepseek_v2',
+];
 for (const family of FAMILIES) {
   test(`paged ragged forward ${family}: every sequence's logits equal its single-sequence forward`, () => {
     const model = createModel(tinyConfig(family), { seed: 5 }).eval();
