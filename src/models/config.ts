@@ -94,7 +94,7 @@ interface TransformerBase extends ModelBase {
   headScale: 'none' | 'rsqrt-hidden';
 }
 
-export type DecoderFamily = 'gpt2' | 'openai-gpt' | 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'qwen3_moe' | 'gemma' | 'mixtral' | 'deepseek_v2';
+export type DecoderFamily = 'gpt2' | 'gpt3' | 'openai-gpt' | 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'qwen3_moe' | 'gemma' | 'mixtral' | 'deepseek_v2';
 
 /** Causal language model (GPT, Llama, Mixtral, DeepSeek...). */
 export interface DecoderConfig extends TransformerBase {
@@ -143,6 +143,12 @@ export function encoderHasPooler(head: EncoderHead): boolean {
   return k === 'model' || k === 'pretraining' || k === 'sequence-classification';
 }
 
+/** Whether an encoder builds the pooler: BERT-style heads by `encoderHasPooler`; transformers' BigBirdForMaskedLM
+ * keeps BigBirdModel's pooler (add_pooling_layer defaults to true there). */
+export function encoderBuildsPooler(cfg: { family: EncoderFamily; head: EncoderHead }): boolean {
+  return encoderHasPooler(cfg.head) || (cfg.family === 'big_bird' && cfg.head === 'masked-lm');
+}
+
 /** Whether a head predicts tokens through the masked-LM head (`cls.predictions`, tied to the embeddings). */
 export function encoderHasLmHead(head: EncoderHead): boolean {
   return head === 'masked-lm' || head === 'pretraining';
@@ -154,10 +160,14 @@ export function encoderTaskOutputs(head: EncoderHead): number {
   return head.kind === 'question-answering' ? 2 : head.numLabels;
 }
 
+/** Encoder families: BERT; RoBERTa (positions offset past the padding id, `lm_head`); Longformer (RoBERTa
+ * plus sliding-window + global attention with its own global q/k/v); BigBird (BERT names, block-sparse). */
+export type EncoderFamily = 'bert' | 'roberta' | 'longformer' | 'big_bird';
+
 /** Bidirectional encoder (BERT). */
 export interface EncoderConfig extends TransformerBase {
   arch: 'encoder';
-  family: 'bert';
+  family: EncoderFamily;
   encoder: TransformerStack;
   /** segment ("token type") embedding rows */
   typeVocabSize: number;
@@ -264,6 +274,7 @@ export function denseFfnOf(ffn: MoeFfn): FfnConfig {
 /** Attention window used by layer `layer`. */
 export function layerWindow(window: AttentionWindow, layer: number): AttentionWindow {
   if (window.kind === 'sliding' && layer < window.firstFullLayers) return { kind: 'full' };
+  if (window.kind === 'alternating-band') return layer % 2 === 0 ? { kind: 'full' } : { kind: 'sliding', size: window.size, firstFullLayers: 0 };
   return window;
 }
 
@@ -276,6 +287,10 @@ export function ffnGroups(ffn: FfnConfig, layers: number): { ffn: FfnConfig; cou
 
 /** Layers grouped by the attention window they use (in O(1), whatever the depth). */
 export function windowGroups(window: AttentionWindow, layers: number): { window: AttentionWindow; count: number }[] {
+  if (window.kind === 'alternating-band') {
+    const band: AttentionWindow = { kind: 'sliding', size: window.size, firstFullLayers: 0 };
+    return [{ window: { kind: 'full' } as AttentionWindow, count: Math.ceil(layers / 2) }, { window: band, count: Math.floor(layers / 2) }].filter((g) => g.count > 0);
+  }
   const full = window.kind === 'sliding' ? Math.min(window.firstFullLayers, layers) : 0;
   return [{ window: { kind: 'full' } as AttentionWindow, count: full }, { window, count: layers - full }].filter((g) => g.count > 0);
 }
@@ -356,8 +371,8 @@ export function configProblems(cfg: ModelConfig): ConfigError[] {
 
 /** Families each architecture admits (the compiler keeps the table complete). */
 export const ARCH_FAMILIES: { [A in Arch]: readonly Extract<ModelConfig, { arch: A }>['family'][] } = {
-  decoder: ['gpt2', 'openai-gpt', 'llama', 'mistral', 'qwen2', 'qwen3', 'qwen3_moe', 'gemma', 'mixtral', 'deepseek_v2'],
-  encoder: ['bert'],
+  decoder: ['gpt2', 'gpt3', 'openai-gpt', 'llama', 'mistral', 'qwen2', 'qwen3', 'qwen3_moe', 'gemma', 'mixtral', 'deepseek_v2'],
+  encoder: ['bert', 'roberta', 'longformer', 'big_bird'],
   'encoder-decoder': ['t5', 'bart', 'marian'],
   rnn: ['lineage-rnn'],
   mamba: ['mamba'],
@@ -542,6 +557,9 @@ function checkWindow(field: string, w: AttentionWindow, check: Check): void {
     case 'sliding':
       check(`${field}.size`, positiveInt(w.size), `must be a positive integer, got ${w.size}`);
       check(`${field}.firstFullLayers`, nonNegInt(w.firstFullLayers), `must be a non-negative integer, got ${w.firstFullLayers}`);
+      break;
+    case 'alternating-band':
+      check(`${field}.size`, positiveInt(w.size), `must be a positive integer, got ${w.size}`);
       break;
     case 'dilated':
       check(`${field}.size`, positiveInt(w.size), `must be a positive integer, got ${w.size}`);

@@ -22,8 +22,8 @@ import {
   type NormConfig,
   type RnnConfig,
   type TransformerStack,
+  encoderBuildsPooler,
   encoderHasLmHead,
-  encoderHasPooler,
   encoderTaskOutputs,
   ffnGroups,
   windowGroups,
@@ -164,7 +164,8 @@ function countTransformer(t: Tally, cfg: Extract<ModelConfig, { maxContext: numb
   }
   if (cfg.arch === 'encoder') {
     t.addLookup('embeddings', cfg.typeVocabSize * d);
-    if (encoderHasPooler(cfg.head)) t.add('pooler', linear(d, d, true));
+    if (encoderBuildsPooler(cfg)) t.add('pooler', linear(d, d, true));
+    if (cfg.family === 'longformer') t.add('attention', cfg.encoder.layers * 3 * linear(d, d, true)); // query/key/value_global
     if (encoderHasLmHead(cfg.head)) {
       // transform (dense + layernorm) and the decoder's bias; the decoder weight is tied or counted below
       t.add('head', linear(d, d, true) + normParams(cfg.encoder.block.norm, d) + cfg.vocabSize);
@@ -251,6 +252,7 @@ function keysAttended(w: AttentionWindow, context: number): number {
       return context;
     case 'sliding':
     case 'dilated':
+    case 'alternating-band': // windowGroups splits it into full and sliding layers
       return Math.min(context, w.size);
     case 'longformer':
       return Math.min(context, w.size + w.globalTokens);
@@ -308,6 +310,7 @@ export function kvElementsPerToken(a: AttentionConfig): number {
 function keysKept(w: AttentionWindow, context: number): number {
   switch (w.kind) {
     case 'sliding':
+    case 'alternating-band': // windowGroups splits it into full and sliding layers
       return Math.min(context, w.size);
     case 'dilated':
       return Math.min(context, w.size * w.dilation);

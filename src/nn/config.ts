@@ -64,6 +64,9 @@ export type PositionConfig =
  *   and are attended by everything.
  * - bigbird: block-sparse; each block of `blockSize` sees `windowBlocks` neighbouring blocks,
  *   `globalBlocks` global blocks and `randomBlocks` random blocks chosen with `seed`.
+ * - alternating-band: GPT-3's "alternating dense and locally banded sparse attention" (Sparse Transformer
+ *   style): even layers (0, 2, ...) attend to every key, odd layers to a band of the last `size` keys
+ *   (bidirectional stacks: `size` keys centred on the query). `layerWindow` resolves it per layer.
  */
 export type AttentionWindow =
   | { kind: 'full' }
@@ -77,7 +80,8 @@ export type AttentionWindow =
       globalBlocks: number;
       randomBlocks: number;
       seed: number;
-    };
+    }
+  | { kind: 'alternating-band'; size: number };
 
 /**
  * Multi-head attention with `heads` query heads sharing `kvHeads` key/value heads.

@@ -33,6 +33,7 @@ export function windowVisible(
     case 'full':
       return true;
     case 'sliding':
+    case 'alternating-band': // resolved per layer by layerWindow; unresolved, the band applies
       return near(w.size);
     case 'dilated':
       return d % w.dilation === 0 && near(w.size * w.dilation - (w.dilation - 1));
