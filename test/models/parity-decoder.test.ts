@@ -12,7 +12,7 @@ import { loadModel } from '../../src/models/load-node.js';
 import type { LanguageModel, ModelOutputs } from '../../src/models/model.js';
 
 const ROOT = 'fixtures';
-const DECODER_TYPES = new Set(['gpt2', 'openai-gpt', 'llama', 'mistral', 'qwen2', 'qwen3', 'qwen3_moe', 'gemma', 'mixtral', 'deepseek_v2']);
+const DECODER_TYPES = new Set(['gpt2', 'gpt3', 'openai-gpt', 'llama', 'mistral', 'qwen2', 'qwen3', 'qwen3_moe', 'gemma', 'mixtral', 'deepseek_v2']);
 
 interface Golden {
   inputs: { input_ids: number[][] };
