@@ -193,7 +193,7 @@ export class Bert extends Module implements LanguageModel {
   }
 
   forward(inputs: ModelInputs): ModelOutputs {
-    for (const k of ['decoderInputIds', 'pixelValues', 'cache'] as const) if (inputs[k]) throw new Error(`Bert.forward: ${k} is not supported by BERT (an encoder)`);
+    for (const k of ['decoderInputIds', 'pixelValues', 'cache', 'globalAttentionMask'] as const) if (inputs[k]) throw new Error(`Bert.forward: ${k} is not supported by BERT (an encoder)`);
     const { hidden, pooled } = this.bert.forward(inputs);
     const base: ModelOutputs = { logits: hidden, lastHiddenState: hidden, ...(pooled ? { poolerOutput: pooled } : {}) };
     const drop = (t: Tensor) => dropout(t, this.classifierDropout, this.training);
