@@ -17,7 +17,8 @@ import { Embedding, LayerNorm, Linear } from '../nn/layers.js';
 import { Attention, type AttentionContext } from '../nn/attention.js';
 import type { Container } from '../nn/tree.js';
 import { activate } from '../nn/activations.js';
-import { type EncoderConfig, type EncoderHeadKind, type NormConfig, type StandardAttention, encoderHasPooler, encoderHeadKind, encoderTaskOutputs } from './config.js';
+import { type EncoderConfig, type EncoderHeadKind, type NormConfig, type StandardAttention, encoderBuildsPooler, encoderHeadKind, encoderTaskOutputs } from './config.js';
+import { bigbirdBias } from '../nn/bigbird.js';
 import type { CreateOptions, LanguageModel, ModelInputs, ModelOutputs } from './model.js';
 
 /** The transformers BERT class a config builds (its `head`, by name). */
@@ -117,6 +118,13 @@ export class BertModel extends Module {
     const start = inputs.positionOffset ?? 0;
     let x = this.embeddings.forward(inputs.inputIds, inputs.tokenTypeIds ?? null, start); // (B, T, D)
     const ctx: AttentionContext = { mask: { causal: false, window: { kind: 'full' }, padding: inputs.attentionMask ?? null }, qStart: start };
+    const w = this.cfg.encoder.block.attention.window;
+    if (w.kind === 'bigbird') {
+      // BigBird's block-sparse pattern (full attention for short sequences, as transformers does)
+      const bias = bigbirdBias(w, x.shape[1]!);
+      if (start !== 0 && bias) throw new Error('BigBird: block-sparse attention needs positionOffset 0');
+      ctx.positionBias = () => bias;
+    } else if (w.kind !== 'full') throw new Error(`${this.cfg.family}: encoder.block.attention.window kind '${w.kind}' is not built by the BERT layout`);
     for (const layer of this.encoder.layer.items) x = layer.forward(x, ctx);
     const [B, , D] = x.shape as [number, number, number];
     const first = reshape(slice(x, 1, 0, 1), [B, D]); // (B, D): the [CLS] token
@@ -169,7 +177,7 @@ export class Bert extends Module implements LanguageModel {
     const task = (this.task = encoderHeadKind(config.head));
     const D = config.hidden;
     const L = encoderTaskOutputs(config.head); // classifier / qa_outputs width
-    this.bert = this.child('bert', new BertModel(config, encoderHasPooler(config.head), rng));
+    this.bert = this.child('bert', new BertModel(config, encoderBuildsPooler(config), rng));
     const lm = task === 'masked-lm' || task === 'pretraining';
     this.cls = lm ? this.child('cls', new BertCls(config, task === 'pretraining', rng)) : null;
     const cl = task === 'sequence-classification' || task === 'token-classification';
@@ -185,7 +193,7 @@ export class Bert extends Module implements LanguageModel {
   }
 
   forward(inputs: ModelInputs): ModelOutputs {
-    for (const k of ['decoderInputIds', 'pixelValues', 'cache'] as const) if (inputs[k]) throw new Error(`Bert.forward: ${k} is not supported by BERT (an encoder)`);
+    for (const k of ['decoderInputIds', 'pixelValues', 'cache', 'globalAttentionMask'] as const) if (inputs[k]) throw new Error(`Bert.forward: ${k} is not supported by BERT (an encoder)`);
     const { hidden, pooled } = this.bert.forward(inputs);
     const base: ModelOutputs = { logits: hidden, lastHiddenState: hidden, ...(pooled ? { poolerOutput: pooled } : {}) };
     const drop = (t: Tensor) => dropout(t, this.classifierDropout, this.training);

@@ -95,7 +95,7 @@ interface TransformerBase extends ModelBase {
   headScale: 'none' | 'rsqrt-hidden';
 }
 
-export type DecoderFamily = 'gpt2' | 'openai-gpt' | 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'qwen3_moe' | 'gemma' | 'gemma2' | 'phi3' | 'minicpm' | 'mixtral' | 'deepseek_v2' | 'deepseek_v3';
+export type DecoderFamily = 'gpt2' | 'gpt3' | 'openai-gpt' | 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'qwen3_moe' | 'gemma' | 'gemma2' | 'phi3' | 'minicpm' | 'mixtral' | 'deepseek_v2' | 'deepseek_v3';
 
 /**
  * MiniCPM's µP-style width/depth scalars (config.json `scale_emb`, `scale_depth`, `dim_model_base`): token
@@ -172,6 +172,12 @@ export function encoderHasPooler(head: EncoderHead): boolean {
   return k === 'model' || k === 'pretraining' || k === 'sequence-classification';
 }
 
+/** Whether an encoder builds the pooler: BERT-style heads by `encoderHasPooler`; transformers' BigBirdForMaskedLM
+ * keeps BigBirdModel's pooler (add_pooling_layer defaults to true there). */
+export function encoderBuildsPooler(cfg: { family: EncoderFamily; head: EncoderHead }): boolean {
+  return encoderHasPooler(cfg.head) || (cfg.family === 'big_bird' && cfg.head === 'masked-lm');
+}
+
 /** Whether a head predicts tokens through the masked-LM head (`cls.predictions`, tied to the embeddings). */
 export function encoderHasLmHead(head: EncoderHead): boolean {
   return head === 'masked-lm' || head === 'pretraining';
@@ -183,10 +189,14 @@ export function encoderTaskOutputs(head: EncoderHead): number {
   return head.kind === 'question-answering' ? 2 : head.numLabels;
 }
 
+/** Encoder families: BERT; RoBERTa (positions offset past the padding id, `lm_head`); Longformer (RoBERTa
+ * plus sliding-window + global attention with its own global q/k/v); BigBird (BERT names, block-sparse). */
+export type EncoderFamily = 'bert' | 'roberta' | 'longformer' | 'big_bird';
+
 /** Bidirectional encoder (BERT). */
 export interface EncoderConfig extends TransformerBase {
   arch: 'encoder';
-  family: 'bert';
+  family: EncoderFamily;
   encoder: TransformerStack;
   /** segment ("token type") embedding rows */
   typeVocabSize: number;
@@ -294,7 +304,8 @@ export function denseFfnOf(ffn: MoeFfn): FfnConfig {
 export function layerWindow(window: AttentionWindow, layer: number): AttentionWindow {
   if (window.kind === 'sliding' && layer < window.firstFullLayers) return { kind: 'full' };
   if (window.kind === 'sliding' && window.alternate) {
-    return layer % 2 === 0 ? { kind: 'sliding', size: window.size, firstFullLayers: 0 } : { kind: 'full' };
+    const slides = layer % 2 === (window.alternate === 'even' ? 0 : 1);
+    return slides ? { kind: 'sliding', size: window.size, firstFullLayers: 0 } : { kind: 'full' };
   }
   return window;
 }
@@ -310,8 +321,8 @@ export function ffnGroups(ffn: FfnConfig, layers: number): { ffn: FfnConfig; cou
 export function windowGroups(window: AttentionWindow, layers: number): { window: AttentionWindow; count: number }[] {
   if (window.kind === 'sliding' && window.alternate) {
     const first = Math.min(window.firstFullLayers, layers);
-    const evens = (n: number) => Math.ceil(n / 2); // even indices below n
-    const sliding = evens(layers) - evens(first);
+    const below = (n: number) => (window.alternate === 'even' ? Math.ceil(n / 2) : Math.floor(n / 2)); // sliding indices < n
+    const sliding = below(layers) - below(first);
     const local: AttentionWindow = { kind: 'sliding', size: window.size, firstFullLayers: 0 };
     return [{ window: { kind: 'full' } as AttentionWindow, count: layers - sliding }, { window: local, count: sliding }].filter((g) => g.count > 0);
   }
@@ -395,8 +406,8 @@ export function configProblems(cfg: ModelConfig): ConfigError[] {
 
 /** Families each architecture admits (the compiler keeps the table complete). */
 export const ARCH_FAMILIES: { [A in Arch]: readonly Extract<ModelConfig, { arch: A }>['family'][] } = {
-  decoder: ['gpt2', 'openai-gpt', 'llama', 'mistral', 'qwen2', 'qwen3', 'qwen3_moe', 'gemma', 'gemma2', 'phi3', 'minicpm', 'mixtral', 'deepseek_v2', 'deepseek_v3'],
-  encoder: ['bert'],
+  decoder: ['gpt2', 'gpt3', 'openai-gpt', 'llama', 'mistral', 'qwen2', 'qwen3', 'qwen3_moe', 'gemma', 'gemma2', 'phi3', 'minicpm', 'mixtral', 'deepseek_v2', 'deepseek_v3'],
+  encoder: ['bert', 'roberta', 'longformer', 'big_bird'],
   'encoder-decoder': ['t5', 'bart', 'marian'],
   rnn: ['lineage-rnn'],
   mamba: ['mamba'],
@@ -587,7 +598,7 @@ function checkWindow(field: string, w: AttentionWindow, check: Check): void {
     case 'sliding':
       check(`${field}.size`, positiveInt(w.size), `must be a positive integer, got ${w.size}`);
       check(`${field}.firstFullLayers`, nonNegInt(w.firstFullLayers), `must be a non-negative integer, got ${w.firstFullLayers}`);
-      check(`${field}.alternate`, w.alternate === undefined || typeof w.alternate === 'boolean', `must be a boolean when present, got ${JSON.stringify(w.alternate)}`);
+      check(`${field}.alternate`, w.alternate === undefined || w.alternate === 'even' || w.alternate === 'odd', `must be 'even' or 'odd' when present, got ${JSON.stringify(w.alternate)}`);
       break;
     case 'dilated':
       check(`${field}.size`, positiveInt(w.size), `must be a positive integer, got ${w.size}`);

@@ -61,6 +61,7 @@ const PHI3: DecoderNaming = { ...LLAMA, attnNames: PHI3_ATTENTION_NAMES, glu: PH
 
 const NAMING: { [F in DecoderFamily]: DecoderNaming } = {
   gpt2: GPT2,
+  gpt3: GPT2, // GPT-3 is GPT-2's layout (alternating banded layers change only the mask)
   'openai-gpt': { ...GPT2, embed: 'tokens_embed', positions: 'positions_embed' },
   llama: LLAMA,
   mistral: LLAMA,

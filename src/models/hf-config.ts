@@ -279,10 +279,10 @@ const noDropout = (attention = 0): DropoutConfig => ({ embedding: 0, attention, 
 // ----------------------------------------------------------------------------------------------------
 // GPT-1 / GPT-2
 
-function gptFrom(r: HfReader, family: 'gpt2' | 'openai-gpt'): DecoderConfig {
+function gptFrom(r: HfReader, family: 'gpt2' | 'gpt3' | 'openai-gpt'): DecoderConfig {
   const d = r.posInt('n_embd');
   const heads = r.int('n_head');
-  const gpt2 = family === 'gpt2';
+  const gpt2 = family !== 'openai-gpt'; // GPT-3 is a Lineage model_type in GPT-2's layout
   // Lineage extension: "bias": false = nanoGPT's GPTConfig(bias=False), no bias in any linear or
   // LayerNorm of the stack (transformers' GPT2Config cannot express it; written only when false)
   const bias = gpt2 ? r.bool('bias', true) : true;
@@ -293,6 +293,9 @@ function gptFrom(r: HfReader, family: 'gpt2' | 'openai-gpt'): DecoderConfig {
     r.require('scale_attn_by_inverse_layer_idx', false, false);
     r.require('reorder_and_upcast_attn', false, false);
   }
+  const attention = mha(heads, r.headDim(d, heads, 'n_head', 'n_embd'), bias);
+  // GPT-3 (Lineage): odd layers attend to a band of the last `local_attention_window` keys
+  if (family === 'gpt3') attention.window = { kind: 'sliding', size: r.posInt('local_attention_window', 256), firstFullLayers: 0, alternate: 'odd' };
   return {
     arch: 'decoder',
     family,
@@ -314,7 +317,7 @@ function gptFrom(r: HfReader, family: 'gpt2' | 'openai-gpt'): DecoderConfig {
       block: {
         residual: gpt2 ? 'pre' : 'post',
         norm: ln,
-        attention: mha(heads, r.headDim(d, heads, 'n_head', 'n_embd'), bias),
+        attention,
         ffn: { kind: 'mlp', act, hidden: ffnHidden, bias },
       },
     },
@@ -329,11 +332,13 @@ function gptBias(b: DecoderConfig['decoder']['block']): boolean {
 
 function gptTo(cfg: DecoderConfig): HfJson {
   const b = cfg.decoder.block;
-  const gpt2 = cfg.family === 'gpt2';
+  const gpt2 = cfg.family !== 'openai-gpt';
   const ffnHidden = b.ffn.kind === 'moe' ? 0 : b.ffn.hidden;
+  const w = b.attention.window;
   return {
     model_type: cfg.family,
-    architectures: [gpt2 ? 'GPT2LMHeadModel' : 'OpenAIGPTLMHeadModel'],
+    architectures: [{ gpt2: 'GPT2LMHeadModel', gpt3: 'GPT3LMHeadModel', 'openai-gpt': 'OpenAIGPTLMHeadModel' }[cfg.family as 'gpt2']],
+    ...(cfg.family === 'gpt3' && w.kind === 'sliding' ? { local_attention_window: w.size } : {}),
     vocab_size: cfg.vocabSize,
     n_positions: cfg.maxContext,
     n_embd: cfg.hidden,
@@ -507,6 +512,130 @@ const bert: Codec<'bert'> = {
     };
   },
 };
+
+// ----------------------------------------------------------------------------------------------------
+// RoBERTa, Longformer, BigBird: BERT's config.json fields plus each family's own
+
+type RobertaLike = 'roberta' | 'longformer' | 'big_bird';
+
+/** The transformers classes each family maps (other heads of these families are not built by Lineage). */
+const ENCODER_HEAD_CLASSES: { [F in RobertaLike]: Partial<Record<EncoderHeadKind, string>> } = {
+  roberta: { model: 'RobertaModel', 'masked-lm': 'RobertaForMaskedLM' },
+  longformer: { model: 'LongformerModel', 'masked-lm': 'LongformerForMaskedLM' },
+  big_bird: { model: 'BigBirdModel', 'masked-lm': 'BigBirdForMaskedLM', pretraining: 'BigBirdForPreTraining' },
+};
+
+function encoderHeadFrom(r: HfReader, family: RobertaLike): EncoderHead {
+  const table = ENCODER_HEAD_CLASSES[family];
+  const classes = r.strList('architectures');
+  if (classes.length === 0) return 'model';
+  const kind = (Object.keys(table) as EncoderHeadKind[]).find((h) => classes.includes(table[h]!));
+  if (!kind) r.fail('architectures', `= ${JSON.stringify(classes)} is not supported for ${family} (supported: ${Object.values(table).join(', ')})`);
+  return kind as 'model' | 'masked-lm' | 'pretraining';
+}
+
+/** Longformer's `attention_window`: one even size for every layer (an int, or a list transformers writes per layer). */
+function longformerWindow(r: HfReader, layers: number): number {
+  r.seen.add('attention_window');
+  const v = r.json.attention_window ?? 512;
+  const sizes = Array.isArray(v) ? v : [v];
+  if (!sizes.every((s) => Number.isInteger(s) && s > 0 && s % 2 === 0)) r.fail('attention_window', `must be a positive even integer or a list of them, got ${JSON.stringify(v)}`);
+  if (Array.isArray(v) && v.length !== layers) r.fail('attention_window', `has ${v.length} entries, expected one per layer (num_hidden_layers = ${layers})`);
+  if (new Set(sizes).size !== 1) r.fail('attention_window', `differs between layers (${JSON.stringify(v)}); Lineage builds one window size for every layer`);
+  return sizes[0] as number;
+}
+
+/** BigBird's attention: `original_full` is plain attention, `block_sparse` the ITC pattern (3 sliding blocks,
+ * the first and last block global, `num_random_blocks` random blocks; "random_seed" is Lineage's, default 0). */
+function bigbirdWindow(r: HfReader): StandardAttention['window'] {
+  const type = r.oneOf('attention_type', ['block_sparse', 'original_full'] as const, 'block_sparse');
+  const blockSize = r.posInt('block_size', 64);
+  const randomBlocks = r.int('num_random_blocks', 3);
+  const seed = r.int('random_seed', 0);
+  if (type === 'original_full') return { kind: 'full' };
+  return { kind: 'bigbird', blockSize, windowBlocks: 3, globalBlocks: 1, randomBlocks, seed };
+}
+
+function robertaLikeFrom(r: HfReader, family: RobertaLike): FamilyConfig<'roberta'> {
+  const d = r.posInt('hidden_size');
+  const heads = r.int('num_attention_heads');
+  const layers = r.posInt('num_hidden_layers');
+  const ln = layerNorm(r.num('layer_norm_eps', 1e-12));
+  const bird = family === 'big_bird';
+  if (!bird) r.require('position_embedding_type', 'absolute', 'absolute');
+  if (bird) {
+    r.require('use_bias', true, true);
+    r.require('rescale_embeddings', false, false);
+  }
+  const tokens = bird ? tokensFrom(r, { bos: 1, eos: 2, pad: 0 }) : tokensFrom(r, { bos: 0, eos: 2, pad: 1 });
+  // RoBERTa numbers positions from padding_idx + 1 (position ids = padding_idx + running count of real tokens)
+  const offset = bird ? 0 : (tokens.pad ?? r.fail('pad_token_id', 'must be set: RoBERTa positions start at pad_token_id + 1')) + 1;
+  const maxPos = r.posInt('max_position_embeddings', bird ? 4096 : 514);
+  if (maxPos <= offset) r.fail('max_position_embeddings', `must exceed pad_token_id + 1 (${offset}), got ${maxPos}`);
+  const hiddenDrop = r.num('hidden_dropout_prob', 0.1);
+  const attention = mha(heads, r.headDim(d, heads, 'num_attention_heads', 'hidden_size'), true);
+  if (family === 'longformer') attention.window = { kind: 'longformer', size: longformerWindow(r, layers), globalTokens: 0 };
+  if (bird) attention.window = bigbirdWindow(r);
+  return {
+    arch: 'encoder',
+    family,
+    vocabSize: r.int('vocab_size'),
+    hidden: d,
+    maxContext: maxPos - offset,
+    positions: { kind: 'learned', offset },
+    embedScale: 'none',
+    embedNorm: ln,
+    headScale: 'none',
+    tieEmbeddings: r.bool('tie_word_embeddings', true),
+    dropout: { embedding: hiddenDrop, attention: r.num('attention_probs_dropout_prob', 0.1), residual: hiddenDrop, activation: 0 },
+    initStd: r.num('initializer_range', 0.02),
+    tokens,
+    typeVocabSize: r.int('type_vocab_size', bird ? 2 : 1),
+    head: encoderHeadFrom(r, family),
+    encoder: {
+      layers,
+      finalNorm: null,
+      block: { residual: 'post', norm: ln, attention, ffn: { kind: 'mlp', act: readAct(r, 'hidden_act', bird ? 'gelu_new' : 'gelu'), hidden: r.int('intermediate_size'), bias: true } },
+    },
+  };
+}
+
+function robertaLikeTo(cfg: FamilyConfig<'roberta'>): HfJson {
+  const family = cfg.family as RobertaLike;
+  const b = cfg.encoder.block;
+  const w = b.attention.window;
+  const headClass = ENCODER_HEAD_CLASSES[family][typeof cfg.head === 'string' ? cfg.head : cfg.head.kind];
+  const out: HfJson = {
+    model_type: family,
+    architectures: headClass ? [headClass] : [],
+    vocab_size: cfg.vocabSize,
+    hidden_size: cfg.hidden,
+    num_hidden_layers: cfg.encoder.layers,
+    num_attention_heads: b.attention.heads,
+    intermediate_size: b.ffn.kind === 'moe' ? 0 : b.ffn.hidden,
+    hidden_act: ACT_TO_HF[b.ffn.act],
+    hidden_dropout_prob: cfg.dropout.residual,
+    attention_probs_dropout_prob: cfg.dropout.attention,
+    max_position_embeddings: cfg.maxContext + (cfg.positions.kind === 'learned' ? cfg.positions.offset : 0),
+    type_vocab_size: cfg.typeVocabSize,
+    initializer_range: cfg.initStd,
+    layer_norm_eps: b.norm.eps,
+    tie_word_embeddings: cfg.tieEmbeddings,
+    ...tokensTo(cfg.tokens, false),
+  };
+  if (family !== 'big_bird') out.position_embedding_type = 'absolute';
+  if (family === 'longformer' && w.kind === 'longformer') out.attention_window = Array.from({ length: cfg.encoder.layers }, () => w.size);
+  if (family === 'big_bird') {
+    Object.assign(out, { use_bias: true, rescale_embeddings: false, attention_type: w.kind === 'bigbird' ? 'block_sparse' : 'original_full' });
+    if (w.kind === 'bigbird') {
+      Object.assign(out, { block_size: w.blockSize, num_random_blocks: w.randomBlocks });
+      if (w.seed !== 0) out.random_seed = w.seed;
+    }
+  }
+  return out;
+}
+
+const robertaLike = (family: RobertaLike): Codec<RobertaLike> => ({ from: (r) => robertaLikeFrom(r, family), to: robertaLikeTo });
 
 // ----------------------------------------------------------------------------------------------------
 // T5 (v1.0 relu, v1.1 gated-gelu)
@@ -907,7 +1036,7 @@ function gemma2From(r: HfReader): DecoderConfig {
   const attention: StandardAttention = {
     kind: kvHeads === heads ? 'mha' : kvHeads === 1 ? 'mqa' : 'gqa', heads, kvHeads, headDim, qkvBias: bias, outBias: bias,
     scale: qpasFrom(r, headDim),
-    window: size === null ? { kind: 'full' } : { kind: 'sliding', size, firstFullLayers: 0, alternate: true },
+    window: size === null ? { kind: 'full' } : { kind: 'sliding', size, firstFullLayers: 0, alternate: 'even' },
   };
   const attnCap = softcapFrom(r, 'attn_logit_softcapping', 50);
   if (attnCap !== undefined) attention.softcap = attnCap;
@@ -1284,6 +1413,7 @@ const decoderCodec = (from: (r: HfReader) => DecoderConfig, to: (c: DecoderConfi
 
 const CODECS: { [F in Family]: Codec<F> } = {
   gpt2: decoderCodec((r) => gptFrom(r, 'gpt2'), gptTo),
+  gpt3: decoderCodec((r) => gptFrom(r, 'gpt3'), gptTo),
   'openai-gpt': decoderCodec((r) => gptFrom(r, 'openai-gpt'), gptTo),
   llama: decoderCodec((r) => llamaFrom(r, 'llama'), llamaTo),
   mistral: decoderCodec((r) => llamaFrom(r, 'mistral'), llamaTo),
@@ -1298,6 +1428,9 @@ const CODECS: { [F in Family]: Codec<F> } = {
   deepseek_v2: deepseek,
   deepseek_v3: deepseekV3,
   bert,
+  roberta: robertaLike('roberta'),
+  longformer: robertaLike('longformer'),
+  big_bird: robertaLike('big_bird'),
   t5,
   bart: { from: (r) => bartLikeFrom(r, 'bart'), to: bartLikeTo },
   marian: { from: (r) => bartLikeFrom(r, 'marian'), to: bartLikeTo },

@@ -105,7 +105,8 @@ function standard(std: number, pad: number | null = null, padEmbeddings: readonl
 function decoderPlan(cfg: DecoderConfig): InitPlan {
   const std = cfg.initStd;
   switch (cfg.family) {
-    case 'gpt2': {
+    case 'gpt2':
+    case 'gpt3': {
       const base = standard(std);
       const scaled = std / Math.sqrt(2 * cfg.decoder.layers);
       return (name, shape) => (name.endsWith('c_proj.weight') ? normal(scaled) : base(name, shape));
@@ -132,6 +133,11 @@ function decoderPlan(cfg: DecoderConfig): InitPlan {
     default:
       return cfg.family satisfies never;
   }
+}
+
+/** RoBERTa / Longformer: BERT's, plus the position table's padding row zero (its padding_idx is pad_token_id). */
+function robertaPlan(cfg: EncoderConfig): InitPlan {
+  return standard(cfg.initStd, cfg.tokens.pad, ['word_embeddings.weight', 'position_embeddings.weight']);
 }
 
 /** BERT: standard(initializer_range); word_embeddings' padding row (pad_token_id) zero. */
@@ -230,6 +236,7 @@ function rnnPlan(cfg: RnnConfig): InitPlan {
 
 const PLANS: { [F in Family]: (cfg: FamilyConfig<F>) => InitPlan } = {
   gpt2: decoderPlan,
+  gpt3: decoderPlan,
   'openai-gpt': decoderPlan,
   llama: decoderPlan,
   mistral: decoderPlan,
@@ -244,6 +251,9 @@ const PLANS: { [F in Family]: (cfg: FamilyConfig<F>) => InitPlan } = {
   deepseek_v2: decoderPlan,
   deepseek_v3: decoderPlan,
   bert: bertPlan,
+  roberta: robertaPlan,
+  longformer: robertaPlan,
+  big_bird: bertPlan,
   t5: t5Plan,
   bart: bartPlan,
   marian: bartPlan,

@@ -24,8 +24,8 @@ import {
   type NormConfig,
   type RnnConfig,
   type TransformerStack,
+  encoderBuildsPooler,
   encoderHasLmHead,
-  encoderHasPooler,
   encoderTaskOutputs,
   ffnGroups,
   layerFfn,
@@ -167,7 +167,8 @@ function countTransformer(t: Tally, cfg: Extract<ModelConfig, { maxContext: numb
   }
   if (cfg.arch === 'encoder') {
     t.addLookup('embeddings', cfg.typeVocabSize * d);
-    if (encoderHasPooler(cfg.head)) t.add('pooler', linear(d, d, true));
+    if (encoderBuildsPooler(cfg)) t.add('pooler', linear(d, d, true));
+    if (cfg.family === 'longformer') t.add('attention', cfg.encoder.layers * 3 * linear(d, d, true)); // query/key/value_global
     if (encoderHasLmHead(cfg.head)) {
       // transform (dense + layernorm) and the decoder's bias; the decoder weight is tied or counted below
       t.add('head', linear(d, d, true) + normParams(cfg.encoder.block.norm, d) + cfg.vocabSize);

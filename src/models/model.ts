@@ -26,6 +26,8 @@ export interface ModelInputs {
   /** [B, Tk] 1 = attend, 0 = padding (int32, bool or float). For cached decoding it covers past + new
    * tokens, as transformers' attention_mask does. */
   attentionMask?: Tensor | null;
+  /** [B, T] 1 = a token with global attention (Longformer: CLS / question tokens), 0 = local only */
+  globalAttentionMask?: Tensor | null;
   /** int32 [B, T] segment ids (BERT) */
   tokenTypeIds?: Tensor | null;
   /** int32 [B, Td] decoder input ids (encoder-decoder families) */

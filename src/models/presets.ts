@@ -35,6 +35,24 @@ const gpt2Base = {
   layer_norm_epsilon: 1e-5, initializer_range: 0.02, bos_token_id: 50256, eos_token_id: 50256,
 };
 
+// GPT-3 (Brown et al. 2020, Table 2.1): GPT-2's layout and vocabulary, 2048 context, alternating dense and
+// locally banded layers. The band width is not in the paper: 256 is GPT-Neo's `window_size`, the open
+// replication of this pattern (odd layers local, as GPT-Neo's ["global", "local"] pattern). Lineage
+// model_type "gpt3"; transformers has no GPT-3 class.
+const GPT3_PAPER = 'Brown et al. 2020, "Language Models are Few-Shot Learners", https://arxiv.org/abs/2005.14165, Table 2.1';
+const gpt3 = (n_layer: number, n_embd: number, n_head: number): HfJson => ({
+  ...gpt2Base, model_type: 'gpt3', architectures: ['GPT3LMHeadModel'], n_positions: 2048, n_embd, n_layer, n_head,
+  local_attention_window: 256,
+});
+
+// RoBERTa base: BERT base trained without NSP, byte-level BPE (50265), positions offset by padding_idx + 1.
+const robertaBase = {
+  model_type: 'roberta', architectures: ['RobertaForMaskedLM'], vocab_size: 50265, hidden_size: 768, num_hidden_layers: 12,
+  num_attention_heads: 12, intermediate_size: 3072, hidden_act: 'gelu', hidden_dropout_prob: 0.1,
+  attention_probs_dropout_prob: 0.1, max_position_embeddings: 514, type_vocab_size: 1, initializer_range: 0.02,
+  layer_norm_eps: 1e-5, bos_token_id: 0, pad_token_id: 1, eos_token_id: 2, position_embedding_type: 'absolute',
+};
+
 const t5Base = {
   model_type: 't5', architectures: ['T5ForConditionalGeneration'], vocab_size: 32128, d_model: 512, d_kv: 64, d_ff: 2048,
   num_layers: 6, num_heads: 8, relative_attention_num_buckets: 32, dropout_rate: 0.1, layer_norm_epsilon: 1e-6,
@@ -137,6 +155,46 @@ const FULL: Record<string, PresetSpec> = {
       decoder_attention_heads: 12, activation_function: 'gelu', dropout: 0.1, attention_dropout: 0.1,
       activation_dropout: 0.1, init_std: 0.02, scale_embedding: false, is_encoder_decoder: true,
       bos_token_id: 0, pad_token_id: 1, eos_token_id: 2, decoder_start_token_id: 2,
+    },
+  },
+  'gpt3-small': { source: GPT3_PAPER, description: 'GPT-3 Small (125M): 12 x 768, 12 heads of 64', hf: gpt3(12, 768, 12) },
+  'gpt3-medium': { source: GPT3_PAPER, description: 'GPT-3 Medium (350M): 24 x 1024, 16 heads of 64', hf: gpt3(24, 1024, 16) },
+  'gpt3-large': { source: GPT3_PAPER, description: 'GPT-3 Large (760M): 24 x 1536, 16 heads of 96', hf: gpt3(24, 1536, 16) },
+  'gpt3-xl': {
+    source: GPT3_PAPER,
+    description: 'GPT-3 XL (1.3B): 24 x 2048, 16 heads of 128 (the table prints 24 heads of 128, which d_model 2048 contradicts)',
+    hf: gpt3(24, 2048, 16),
+  },
+  'gpt3-2.7b': { source: GPT3_PAPER, description: 'GPT-3 2.7B: 32 x 2560, 32 heads of 80', hf: gpt3(32, 2560, 32) },
+  'gpt3-6.7b': { source: GPT3_PAPER, description: 'GPT-3 6.7B: 32 x 4096, 32 heads of 128', hf: gpt3(32, 4096, 32) },
+  'gpt3-13b': {
+    source: GPT3_PAPER,
+    description: 'GPT-3 13B: 40 x 5120, 40 heads of 128 (the table prints d_model 5140, which 40 heads of 128 contradict)',
+    hf: gpt3(40, 5120, 40),
+  },
+  'gpt3-175b': { source: GPT3_PAPER, description: 'GPT-3 175B: 96 x 12288, 96 heads of 128', hf: gpt3(96, 12288, 96) },
+  'roberta-base': {
+    source: `${HF}/FacebookAI/roberta-base/blob/main/config.json`,
+    description: 'RoBERTa base (RobertaForMaskedLM, 125M): BERT base without NSP, byte-level BPE, dynamic masking',
+    hf: robertaBase,
+  },
+  'longformer-base': {
+    source: `${HF}/allenai/longformer-base-4096/blob/main/config.json`,
+    description: 'Longformer base 4096 (149M): RoBERTa base + 512-token sliding windows, global q/k/v, 4096 positions',
+    hf: {
+      ...robertaBase, model_type: 'longformer', architectures: [], max_position_embeddings: 4098,
+      attention_window: Array.from({ length: 12 }, () => 512),
+    },
+  },
+  'bigbird-roberta-base': {
+    source: `${HF}/google/bigbird-roberta-base/blob/main/config.json`,
+    description: 'BigBird RoBERTa base (BigBirdForPreTraining, 128M): block-sparse attention, blocks of 64, 3 random blocks',
+    hf: {
+      model_type: 'big_bird', architectures: ['BigBirdForPreTraining'], vocab_size: 50358, hidden_size: 768,
+      num_hidden_layers: 12, num_attention_heads: 12, intermediate_size: 3072, hidden_act: 'gelu_new',
+      hidden_dropout_prob: 0.1, attention_probs_dropout_prob: 0.1, max_position_embeddings: 4096, type_vocab_size: 2,
+      initializer_range: 0.02, layer_norm_eps: 1e-12, use_bias: true, rescale_embeddings: false,
+      attention_type: 'block_sparse', block_size: 64, num_random_blocks: 3, bos_token_id: 1, eos_token_id: 2, pad_token_id: 0,
     },
   },
   'llama-2-7b': { source: `${HF}/meta-llama/Llama-2-7b-hf/blob/main/config.json`, description: 'Llama 2 7B', hf: llama2 },
@@ -378,6 +436,26 @@ const TINY: Record<string, TinySpec> = {
     base: 'gpt2',
     description: 'tiny GPT-2',
     set: { vocab_size: 256, n_positions: 128, n_embd: 64, n_layer: 2, n_head: 4, ...TINY_IDS },
+  },
+  'tiny-gpt3': {
+    base: 'gpt3-small',
+    description: 'tiny GPT-3 (layer 0 dense, layer 1 a 16-key causal band)',
+    set: { vocab_size: 256, n_positions: 128, n_embd: 64, n_layer: 2, n_head: 4, local_attention_window: 16, ...TINY_IDS },
+  },
+  'tiny-roberta': {
+    base: 'roberta-base',
+    description: 'tiny RoBERTa with masked-LM head (positions from pad + 1)',
+    set: { ...TINY_BERT, max_position_embeddings: 130 },
+  },
+  'tiny-longformer': {
+    base: 'longformer-base',
+    description: 'tiny Longformer with masked-LM head (16-token windows: 8 keys each side; global tokens by mask)',
+    set: { ...TINY_BERT, architectures: ['LongformerForMaskedLM'], max_position_embeddings: 130, attention_window: [16, 16] },
+  },
+  'tiny-bigbird': {
+    base: 'bigbird-roberta-base',
+    description: 'tiny BigBird with masked-LM head (blocks of 4, 1 random block: block-sparse beyond 28 tokens)',
+    set: { ...TINY_BERT, architectures: ['BigBirdForMaskedLM'], block_size: 4, num_random_blocks: 1 },
   },
   'tiny-t5': {
     base: 't5-small',

@@ -5,6 +5,7 @@ import { validateConfig } from './config.js';
 import type { CreateOptions, LanguageModel } from './model.js';
 import { buildDecoder } from './decoder.js';
 import { buildBert } from './bert.js';
+import { buildRoberta } from './roberta.js';
 import { buildT5 } from './t5.js';
 import { buildBart } from './bart.js';
 import { buildRnnLM } from './rnn.js';
@@ -17,6 +18,7 @@ export type ModelBuilder<F extends Family> = (config: FamilyConfig<F>, opts: Cre
 
 const BUILDERS: { [F in Family]: ModelBuilder<F> } = {
   gpt2: buildDecoder,
+  gpt3: buildDecoder,
   'openai-gpt': buildDecoder,
   llama: buildDecoder,
   mistral: buildDecoder,
@@ -31,6 +33,9 @@ const BUILDERS: { [F in Family]: ModelBuilder<F> } = {
   deepseek_v2: buildDecoder,
   deepseek_v3: buildDecoder,
   bert: buildBert,
+  roberta: buildRoberta,
+  longformer: buildRoberta,
+  big_bird: buildBert,
   t5: buildT5,
   bart: buildBart,
   marian: buildBart,

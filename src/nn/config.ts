@@ -58,8 +58,11 @@ export type PositionConfig =
  * Which keys a query may attend to (in addition to the causal mask of decoder self-attention).
  * - full: every (allowed) key.
  * - sliding: the last `size` keys (Mistral). The first `firstFullLayers` layers keep full attention
- *   (Qwen2's `max_window_layers`); 0 means every layer slides. With `alternate` (Gemma 2) the local and
- *   global layers interleave: even layers slide, odd layers see everything.
+ *   (Qwen2's `max_window_layers`); 0 means every layer slides. With `alternate` local and global layers
+ *   interleave: 'even' (Gemma 2) slides layers 0, 2, ... and the odd ones see everything; 'odd' (GPT-3's
+ *   "alternating dense and locally banded sparse attention", Sparse Transformer style) keeps layers
+ *   0, 2, ... dense and bands the odd ones (bidirectional stacks: `size` keys centred on the query).
+ *   `layerWindow` resolves it per layer.
  * - dilated: `size` keys spaced `dilation` apart (Longformer's dilated heads).
  * - longformer: a sliding window of `size` keys plus the first `globalTokens` tokens, which attend to
  *   and are attended by everything.
@@ -72,8 +75,8 @@ export type AttentionWindow =
       kind: 'sliding';
       size: number;
       firstFullLayers: number;
-      /** Gemma 2: only even layers (0, 2, ...) slide, odd layers attend fully; absent = false (every layer) */
-      alternate?: boolean;
+      /** which layers slide when local and global layers interleave; absent = every layer */
+      alternate?: 'even' | 'odd';
     }
   | { kind: 'dilated'; size: number; dilation: number }
   | { kind: 'longformer'; size: number; globalTokens: number }

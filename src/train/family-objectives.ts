@@ -450,6 +450,47 @@ export class MlmTask extends IndexedTask {
   }
 }
 
+/**
+ * RoBERTa's MLM (Liu et al. 2019): no next-sentence pairs and no segment ids; each example is a contiguous
+ * window of the corpus ("FULL-SENTENCES") between <s> and </s>, masked dynamically: the mask is drawn when
+ * the batch is drawn, so a window seen twice gets two different masks (BERT's original data was masked once,
+ * statically, at preprocessing). Used by the families without NSP (roberta, longformer, big_bird).
+ */
+export class WindowMlmTask extends IndexedTask {
+  readonly objective = 'mlm';
+  constructor(
+    private readonly data: TaskData,
+    o: TaskOptions,
+    private readonly cfg: ModelConfig,
+    private readonly ids: SpecialIds,
+  ) {
+    super(o);
+    if (o.blockSize < 3) throw new Error(`mlm: blockSize must be >= 3 (<s>, a token, </s>), got ${o.blockSize}`);
+  }
+
+  protected draw(split: 'train' | 'val', rng: Rng): HostBatch {
+    const src = split === 'train' ? this.data.train : this.data.val;
+    const T = Math.min(this.o.blockSize - 2, src.length);
+    const ex = Array.from({ length: this.o.batchSize }, () => {
+      const w = [this.ids.cls, ...src.read(rng.int(src.length - T + 1), T), this.ids.sep];
+      return maskTokens(w, rng, {
+        vocabSize: this.cfg.vocabSize,
+        maskId: this.ids.mask,
+        specialIds: Object.values(this.ids),
+      });
+    });
+    const shape: [number, number] = [ex.length, T + 2];
+    const cat = (rows: Int32Array[]) => ({ data: Int32Array.from(rows.flatMap((r) => [...r])), shape });
+    const labels = cat(ex.map((e) => e.labels));
+    return { arrays: { inputIds: cat(ex.map((e) => e.inputIds)), labels }, tokens: countTargets(labels.data) };
+  }
+
+  loss(model: LanguageModel, b: HostBatch): LossResult {
+    const out = model.forward({ inputIds: i32(b.arrays.inputIds!) });
+    return { loss: lmLoss(out, i32(b.arrays.labels!)), tokens: b.tokens };
+  }
+}
+
 // ---- encoder-decoder objectives ----
 
 /** teacher-forced seq2seq loss from padded (encoder ids, decoder ids, labels) */
@@ -583,6 +624,7 @@ export function createTask(
     case 'tbptt':
       return new BpttTask(data, o);
     case 'mlm':
+      if (cfg.arch === 'encoder' && cfg.family !== 'bert') return new WindowMlmTask(data, o, cfg, ids);
       return new MlmTask(data, o, cfg, ids, false);
     case 'mlm-nsp':
       return new MlmTask(data, o, cfg, ids, true);

@@ -13,7 +13,7 @@ import type { DecoderFamily } from '../../src/models/config.js';
 import { KVCache } from '../../src/nn/cache.js';
 import { assertCacheConsistent, ones, randomIds, tinyConfig } from './decoder-helpers.js';
 
-const FIXTURES = ['gpt2', 'openai-gpt', 'llama', 'llama-rope-linear', 'llama-rope-yarn', 'llama-rope-llama3', 'mistral', 'qwen2', 'qwen3', 'qwen3_moe', 'gemma', 'mixtral', 'deepseek_v2', 'deepseek_v2-qnolora', 'gemma2', 'phi3', 'minicpm'];
+const FIXTURES = ['gpt2', 'gpt3', 'openai-gpt', 'llama', 'llama-rope-linear', 'llama-rope-yarn', 'llama-rope-llama3', 'mistral', 'qwen2', 'qwen3', 'qwen3_moe', 'gemma', 'mixtral', 'deepseek_v2', 'deepseek_v2-qnolora', 'gemma2', 'phi3', 'minicpm'];
 
 for (const name of FIXTURES) {
   test(`cache ${name}: token by token and in chunks equals the full forward`, async () => {
@@ -32,7 +32,7 @@ test('cache llama-rope-dynamic: consistent while the context stays within max_po
   assertCacheConsistent(model, ids, [ones(8), [5, 3]]);
 });
 
-const FAMILIES: DecoderFamily[] = ['gpt2', 'openai-gpt', 'llama', 'mistral', 'qwen2', 'qwen3', 'qwen3_moe', 'gemma', 'gemma2', 'phi3', 'minicpm', 'mixtral', 'deepseek_v2'];
+const FAMILIES: DecoderFamily[] = ['gpt2', 'gpt3', 'openai-gpt', 'llama', 'mistral', 'qwen2', 'qwen3', 'qwen3_moe', 'gemma', 'gemma2', 'phi3', 'minicpm', 'mixtral', 'deepseek_v2'];
 for (const family of FAMILIES) {
   test(`cache ${family} (tiny config): incremental decoding matches, also with a preallocated buffer`, () => {
     const model = createModel(tinyConfig(family), { seed: 3 }).eval();

@@ -17,6 +17,7 @@ const LLAMA_LIKE: HfJson = {
 /** tiny config.json of each decoder family */
 export const TINY_HF: { [F in DecoderFamily]: HfJson } = {
   gpt2: { model_type: 'gpt2', bos_token_id: 0, eos_token_id: 0, vocab_size: 48, n_positions: 64, n_embd: 16, n_layer: 2, n_head: 4, resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0 },
+  gpt3: { model_type: 'gpt3', bos_token_id: 0, eos_token_id: 0, vocab_size: 48, n_positions: 64, n_embd: 16, n_layer: 2, n_head: 4, resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0, local_attention_window: 3 },
   'openai-gpt': { model_type: 'openai-gpt', vocab_size: 48, n_positions: 64, n_embd: 16, n_layer: 2, n_head: 4, resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0 },
   llama: { model_type: 'llama', ...LLAMA_LIKE },
   mistral: { model_type: 'mistral', ...LLAMA_LIKE, sliding_window: 3 },

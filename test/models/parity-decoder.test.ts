@@ -13,7 +13,7 @@ import type { LanguageModel, ModelOutputs } from '../../src/models/model.js';
 
 const ROOT = 'fixtures';
 const DECODER_TYPES = new Set([
-  'gpt2', 'openai-gpt', 'llama', 'mistral', 'qwen2', 'qwen3', 'qwen3_moe', 'gemma', 'gemma2', 'phi3', 'minicpm',
+  'gpt2', 'gpt3', 'openai-gpt', 'llama', 'mistral', 'qwen2', 'qwen3', 'qwen3_moe', 'gemma', 'gemma2', 'phi3', 'minicpm',
   'mixtral', 'deepseek_v2', 'deepseek_v3',
 ]);
 

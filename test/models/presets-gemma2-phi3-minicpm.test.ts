@@ -62,7 +62,7 @@ test('inspect gemma-2-9b: KV cache of local layers is capped at the 4096-token w
 
 test('gemma2 sliding window alternates: even layers local, odd layers global (transformers layer_idx % 2 == 0)', () => {
   const w = (getPreset('gemma-2-9b') as DecoderConfig).decoder.block.attention.window;
-  assert.deepEqual(w, { kind: 'sliding', size: 4096, firstFullLayers: 0, alternate: true });
+  assert.deepEqual(w, { kind: 'sliding', size: 4096, firstFullLayers: 0, alternate: 'even' });
   assert.deepEqual(layerWindow(w, 0), { kind: 'sliding', size: 4096, firstFullLayers: 0 });
   assert.deepEqual(layerWindow(w, 1), { kind: 'full' });
   assert.deepEqual(layerWindow(w, 40), { kind: 'sliding', size: 4096, firstFullLayers: 0 });
