@@ -3,10 +3,10 @@
 //   node scripts/align-demo.mjs sft    [--steps N]   chat-format SFT: format compliance on 200 held-out prompts
 //   node scripts/align-demo.mjs prefs  [--steps N]   DPO, IPO, KTO, ORPO, SimPO on the 'e'-avoidance preference set
 //   node scripts/align-demo.mjs rlhf   [--steps N]   reward model + PPO (fixed and adaptive β) against it, vs DPO
-//                                 [--kl-target KL --kl-horizon H]
+//                                 [--kl-init B --kl-target KL --kl-horizon H]
 //   node scripts/align-demo.mjs grpo   [--steps N]   SFT warm-up then GRPO on 'first letter of <word>': pass@1
 //                                 [--warmup-steps N --lr LR]
-//   node scripts/align-demo.mjs lora   [--steps N]   LoRA vs full fine-tuning on the chat SFT task
+//   node scripts/align-demo.mjs lora   [--steps N]   LoRA vs QLoRA (int8, int4) vs full fine-tuning, chat SFT
 // --reuse evaluates outputs already in runs/align/<demo>/ instead of training them again.
 // Runs go to runs/align/<demo>/ (data, model outputs, metrics.jsonl, SVG plots); the figures are printed
 // and written to runs/align/<demo>/results.json. Everything starts from the bundled models/shakespeare-char.
@@ -27,6 +27,8 @@ const dist = (p) => import(join(ROOT, 'dist', 'src', p));
 const { useFastBackend, shutdownBackend } = await dist('cli/backend-node.js');
 const { alignCommand, loadRewardModel } = await dist('cli/commands/align.js');
 const { rewardModelScores } = await dist('align/ppo.js');
+const { quantizeCommand } = await dist('cli/commands/quantize.js');
+const { QuantLinear } = await dist('nn/quant.js');
 const { loadModelDir } = await dist('infer/model-dir-node.js');
 const { generate } = await dist('infer/generate.js');
 const { loadAdapterDir } = await dist('align/lora-node.js');
@@ -244,8 +246,8 @@ async function rlhfDemo() {
     '--batch-size',
     '8',
   ]);
-  // PPO twice: β fixed at 0.05, and β adapted from 0.05 toward a KL target of 3 nats per completion
-  const ppoArgs = (out) => [
+  // PPO twice: β fixed at 0.05, and β adapted (from 0.2, TRL's init_kl_coef) toward a KL target of 3 nats
+  const ppoArgs = (out, beta) => [
     '--model',
     BASE,
     '--data',
@@ -267,15 +269,15 @@ async function rlhfDemo() {
     '--max-new-tokens',
     '24',
     '--beta',
-    '0.05',
+    beta,
   ];
-  const fixed = await align('ppo', ppoArgs(join(RUN, 'ppo-fixed')));
+  const fixed = await align('ppo', ppoArgs(join(RUN, 'ppo-fixed'), '0.05'));
   const adaptive = await align('ppo', [
-    ...ppoArgs(join(RUN, 'ppo')),
+    ...ppoArgs(join(RUN, 'ppo'), flag('--kl-init', '0.2')),
     '--kl-target',
     flag('--kl-target', '3'),
     '--kl-horizon',
-    flag('--kl-horizon', '64'),
+    flag('--kl-horizon', '32'),
   ]);
   const dpo = await dpoForComparison(d, prompts, steps);
   // one yardstick for all three policies: RM score and KL to the base on fresh samples of the 100 prompts
@@ -476,23 +478,20 @@ function grpoArgs(warm, d, out, steps) {
 async function loraDemo() {
   const d = data('chat');
   const steps = String(stepsFlag ?? 150);
-  const common = ['--model', BASE, '--data', join(d, 'train.jsonl'), '--steps', steps, '--batch-size', '16'];
+  const common = ['--data', join(d, 'train.jsonl'), '--steps', steps, '--batch-size', '16'];
+  const adapter = ['--lr', '3e-3', '--lora-r', '8', '--lora-alpha', '16', '--lora-targets', 'c_attn,c_proj,c_fc'];
   const full = join(RUN, 'full');
-  await align('sft', [...common, '--out', full, '--lr', '1e-3']);
+  await align('sft', ['--model', BASE, ...common, '--out', full, '--lr', '1e-3']);
   const lora = join(RUN, 'lora');
-  await align('sft', [
-    ...common,
-    '--out',
-    lora,
-    '--lr',
-    '3e-3',
-    '--lora-r',
-    '8',
-    '--lora-alpha',
-    '16',
-    '--lora-targets',
-    'c_attn,c_proj,c_fc',
-  ]);
+  await align('sft', ['--model', BASE, ...common, '--out', lora, ...adapter]);
+  // QLoRA: the same adapters over int8 / int4 bases written by `lineage quantize`
+  const qlora = {};
+  for (const bits of [8, 4]) {
+    const q = join(RUN, `base-q${bits}`);
+    if (!existsSync(join(q, 'config.json'))) await quantizeQuiet(['--model', BASE, '--bits', String(bits), '--out', q]);
+    qlora[bits] = { base: q, out: join(RUN, `qlora${bits}`) };
+    await align('sft', ['--model', q, ...common, '--out', qlora[bits].out, ...adapter]);
+  }
   const heldout = readJsonl(join(d, 'heldout.jsonl'));
   const row = async (dir, m) => {
     const s = summary(dir);
@@ -500,13 +499,44 @@ async function loraDemo() {
       trainable: s.trainable,
       params: s.params,
       adamStateBytes: 2 * 4 * s.trainable,
+      baseWeightBytes: weightBytes(m.model),
       finalTrainLoss: s.trainLoss,
       heldOutLoss: s.heldOutAfter.loss,
       compliance: (await chatCompliance(m, heldout)).compliance,
       seconds: s.seconds,
     };
   };
-  return { full: await row(full, await model(full)), lora: await row(lora, await model(null, lora)) };
+  return {
+    full: await row(full, await model(full)),
+    lora: await row(lora, await model(null, lora)),
+    qlora8: await row(qlora[8].out, await modelWith(qlora[8].base, qlora[8].out)),
+    qlora4: await row(qlora[4].out, await modelWith(qlora[4].base, qlora[4].out)),
+    // the int4 adapter applied to the float base it was not trained on
+    qlora4OnFloatBase: (await chatCompliance(await model(null, qlora[4].out), heldout)).compliance,
+  };
+}
+
+async function modelWith(base, lora) {
+  const m = await loadModelDir(base);
+  loadAdapterDir(m.model, lora);
+  return m;
+}
+
+/** bytes held by a model's weights: float parameters plus the packed int8 / int4 blocks of QuantLinears */
+function weightBytes(m) {
+  const float = m.namedParameters().reduce((n, [, p]) => n + p.size * 4, 0);
+  const packed = m.namedModules().reduce((n, [, x]) => n + (x instanceof QuantLinear ? x.q.packed.size * 4 : 0), 0);
+  return float + packed;
+}
+
+async function quantizeQuiet(argv) {
+  const log = console.log;
+  console.log = () => {};
+  try {
+    await quantizeCommand([...argv, '--json']);
+  } finally {
+    console.log = log;
+  }
 }
 
 const DEMOS = { sft: sftDemo, prefs: prefsDemo, rlhf: rlhfDemo, grpo: grpoDemo, lora: loraDemo };

@@ -86,7 +86,8 @@ export class LoraLinear extends Module implements Projection {
     if (this.merged) return;
     if (this.base instanceof QuantLinear)
       throw new Error(
-        `LoraLinear: cannot merge into a quantized (int${this.base.bits}) base; load the adapter on the float base to merge`,
+        `LoraLinear: cannot merge into a quantized (int${this.base.bits}) base; ` +
+          'load the adapter on the float base to merge',
       );
     this.shiftBase(1);
     this.merged = true;

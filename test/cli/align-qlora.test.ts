@@ -57,7 +57,7 @@ test('setup: a tiny GPT-2 (n_embd 32) and its int8 / int4 quantizations', async 
   assert.ok(qc.modules.length >= 4, `quantized modules: ${qc.modules}`);
 });
 
-test('align sft over a quantized model: QLoRA adapters train, the base stays quantized, both bases load them', async () => {
+test('align sft over a quantized model: QLoRA adapters train, both bases load them', async () => {
   const text = join(dir, 'eval.txt');
   writeFileSync(text, 'hi a: yes yes\nhi b: yes yes\n'.repeat(6));
   const evalLoss = async (model: string, lora?: string) =>

@@ -234,7 +234,8 @@ async function setup(c: AlignConfig): Promise<Setup> {
   const qbits = quantizedBits(policy);
   if (qbits.length && !c.lora)
     fail(
-      `--model ${c.model}: the model is quantized (int${qbits.join('/int')}); train LoRA adapters over it (QLoRA) with --lora-r`,
+      `--model ${c.model}: the model is quantized (int${qbits.join('/int')}); ` +
+        'train LoRA adapters over it (QLoRA) with --lora-r',
     );
   const enc = new Encoder(tokenizer);
   const records = parseAlignData(readFileSync(c.data, 'utf8'), DATA_KIND[c.method], c.data);
@@ -451,7 +452,9 @@ async function run(c: AlignConfig, s: Setup, trainer: Trainer, json: boolean, qu
     .reduce((n, [, p]) => n + p.size, 0);
   if (!json)
     console.error(
-      `align ${c.method}: ${s.task.split.train.length} train / ${s.task.split.val.length} held-out examples, ${trainable} trainable of ${s.trained.numParameters()} parameters, ${c.steps} steps${start ? `, resuming at ${start}` : ''}`,
+      `align ${c.method}: ${s.task.split.train.length} train / ${s.task.split.val.length} held-out examples, ` +
+        `${trainable} trainable of ${s.trained.numParameters()} parameters, ${c.steps} steps` +
+        (start ? `, resuming at ${start}` : ''),
     );
   const bar =
     quiet || json ? null : new ProgressBar({ total: Math.max(0, c.steps - start), label: c.method, unit: 'step' });
@@ -497,7 +500,9 @@ async function run(c: AlignConfig, s: Setup, trainer: Trainer, json: boolean, qu
   if (json) console.log(JSON.stringify(summary));
   else
     console.error(
-      `done: ${r.steps} steps in ${r.seconds.toFixed(1)} s${after.accuracy !== undefined ? `, held-out accuracy ${(100 * after.accuracy).toFixed(1)}%` : ''}; written to ${c.out}`,
+      `done: ${r.steps} steps in ${r.seconds.toFixed(1)} s` +
+        (after.accuracy !== undefined ? `, held-out accuracy ${(100 * after.accuracy).toFixed(1)}%` : '') +
+        `; written to ${c.out}`,
     );
 }
 
