@@ -246,7 +246,7 @@ async function rlhfDemo() {
     '--batch-size',
     '8',
   ]);
-  // PPO twice: β fixed at 0.05, and β adapted (from 0.2, TRL's init_kl_coef) toward a KL target of 3 nats
+  // PPO twice: β fixed at 0.05, and β adapted (from 0.5) toward a KL target of 3 nats per completion
   const ppoArgs = (out, beta) => [
     '--model',
     BASE,
@@ -273,7 +273,7 @@ async function rlhfDemo() {
   ];
   const fixed = await align('ppo', ppoArgs(join(RUN, 'ppo-fixed'), '0.05'));
   const adaptive = await align('ppo', [
-    ...ppoArgs(join(RUN, 'ppo'), flag('--kl-init', '0.2')),
+    ...ppoArgs(join(RUN, 'ppo'), flag('--kl-init', '0.5')),
     '--kl-target',
     flag('--kl-target', '3'),
     '--kl-horizon',
@@ -341,7 +341,8 @@ async function rlhfDemo() {
 
 /**
  * Mean reward-model score and mean KL to `ref` (Σ_t log π − log π_ref over the completion, the k1 estimate
- * PPO logs) of 4 sampled 24-token completions per prompt (temperature 1).
+ * PPO logs) of 4 sampled completions per prompt, sampled as PPO's rollouts are (temperature 1, up to 24
+ * tokens, stopping after a newline).
  */
 function sampledRewardAndKl(m, ref, rm, prompts) {
   const rng = new Rng(11);
@@ -349,7 +350,8 @@ function sampledRewardAndKl(m, ref, rm, prompts) {
   const rows = [];
   for (const p of prompts) {
     const prompt = enc.ids(p.prompt);
-    const opts = { maxTokens: 24, temperature: 1, vocabSize: m.tokenizer.vocabSize };
+    const stopIds = m.tokenizer.encode('\n', { addSpecialTokens: false });
+    const opts = { maxTokens: 24, temperature: 1, vocabSize: m.tokenizer.vocabSize, stopIds };
     for (const c of sampleGroup(m.model, prompt, 4, opts, rng)) if (c.length) rows.push({ prompt, completion: c });
   }
   const [lp, lr] = [referenceLogps(m.model, rows, 64).sum, referenceLogps(ref.model, rows, 64).sum];
