@@ -6,6 +6,7 @@
 //   node scripts/align-data.mjs chat  OUT   SFT chat format: {"messages"} train + 200 held-out prompts
 //   node scripts/align-data.mjs epref OUT   preference on a measurable property: fewer letter 'e' per char
 //   node scripts/align-data.mjs add   OUT   verifiable 1-digit addition in words: SFT warm-up, prompts, test
+//   node scripts/align-data.mjs first OUT   verifiable 'first letter of <word>': SFT warm-up, prompts, 200-word test
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -113,7 +114,28 @@ function add(dir) {
   );
 }
 
-const SETS = { chat, epref, add };
+/**
+ * "first letter of castle: " → "c". Every prompt has its own word and the 200 test words appear in no
+ * training row, so held-out pass@1 measures the skill (attend to the word's first character), not recall.
+ */
+function first(dir) {
+  const uniq = [...new Set(words.filter((w) => /^[a-z]{4,8}$/.test(w)))];
+  for (let i = uniq.length - 1; i > 0; i--) {
+    const j = int(i + 1);
+    [uniq[i], uniq[j]] = [uniq[j], uniq[i]];
+  }
+  const [test, train] = [uniq.slice(0, 200), uniq.slice(200, 2200)];
+  const row = (w) => ({ prompt: `first letter of ${w}: `, answer: w[0] });
+  write(
+    dir,
+    'sft.jsonl',
+    train.map((w) => ({ prompt: row(w).prompt, completion: `${w[0]}\n` })),
+  );
+  write(dir, 'prompts.jsonl', train.map(row));
+  write(dir, 'test.jsonl', test.map(row));
+}
+
+const SETS = { chat, epref, add, first };
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const [set, out] = process.argv.slice(2);
   if (!SETS[set] || !out) {

@@ -2,9 +2,11 @@
 // The demonstrations of docs/ALIGNMENT.md, one command each (after `npm run build`):
 //   node scripts/align-demo.mjs sft    [--steps N]   chat-format SFT: format compliance on 200 held-out prompts
 //   node scripts/align-demo.mjs prefs  [--steps N]   DPO, IPO, KTO, ORPO, SimPO on the 'e'-avoidance preference set
-//   node scripts/align-demo.mjs rlhf   [--steps N]   reward model + PPO against it, compared with DPO
-//   node scripts/align-demo.mjs grpo   [--steps N]   SFT warm-up then GRPO on 1-digit addition in words: pass@1
-//   node scripts/align-demo.mjs lora   [--steps N]   LoRA vs full fine-tuning on the chat SFT task
+//   node scripts/align-demo.mjs rlhf   [--steps N]   reward model + PPO (fixed and adaptive β) against it, vs DPO
+//                                 [--kl-init B --kl-target KL --kl-horizon H]
+//   node scripts/align-demo.mjs grpo   [--steps N]   SFT warm-up then GRPO on 'first letter of <word>': pass@1
+//                                 [--warmup-steps N --lr LR]
+//   node scripts/align-demo.mjs lora   [--steps N]   LoRA vs QLoRA (int8, int4) vs full fine-tuning, chat SFT
 // --reuse evaluates outputs already in runs/align/<demo>/ instead of training them again.
 // Runs go to runs/align/<demo>/ (data, model outputs, metrics.jsonl, SVG plots); the figures are printed
 // and written to runs/align/<demo>/results.json. Everything starts from the bundled models/shakespeare-char.
@@ -23,7 +25,10 @@ try {
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const dist = (p) => import(join(ROOT, 'dist', 'src', p));
 const { useFastBackend, shutdownBackend } = await dist('cli/backend-node.js');
-const { alignCommand } = await dist('cli/commands/align.js');
+const { alignCommand, loadRewardModel } = await dist('cli/commands/align.js');
+const { rewardModelScores } = await dist('align/ppo.js');
+const { quantizeCommand } = await dist('cli/commands/quantize.js');
+const { QuantLinear } = await dist('nn/quant.js');
 const { loadModelDir } = await dist('infer/model-dir-node.js');
 const { generate } = await dist('infer/generate.js');
 const { loadAdapterDir } = await dist('align/lora-node.js');
@@ -31,12 +36,14 @@ const { Encoder } = await dist('align/data.js');
 const { sampleGroup } = await dist('align/rollout.js');
 const { referenceLogps } = await dist('align/logprobs.js');
 const { Rng } = await dist('tensor/random.js');
+const { lineChart } = await dist('train/plot.js');
 const { eRate } = await import(join(ROOT, 'scripts', 'align-data.mjs'));
 
 const BASE = join(ROOT, 'models', 'shakespeare-char');
 const [demo, ...rest] = process.argv.slice(2);
 const stepsFlag = rest.indexOf('--steps') >= 0 ? Number(rest[rest.indexOf('--steps') + 1]) : null;
 const RUN = join(ROOT, 'runs', 'align', demo ?? '');
+const flag = (name, dflt) => (rest.indexOf(name) >= 0 ? rest[rest.indexOf(name) + 1] : dflt);
 const readJsonl = (f) =>
   readFileSync(f, 'utf8')
     .trim()
@@ -223,7 +230,7 @@ async function prefsDemo() {
 async function rlhfDemo() {
   const d = data('epref');
   const prompts = readJsonl(join(d, 'prompts.jsonl'));
-  const steps = stepsFlag ?? 150;
+  const steps = stepsFlag ?? 100;
   const rm = join(RUN, 'reward');
   await align('reward', [
     '--model',
@@ -239,8 +246,8 @@ async function rlhfDemo() {
     '--batch-size',
     '8',
   ]);
-  const ppo = join(RUN, 'ppo');
-  await align('ppo', [
+  // PPO twice: β fixed at 0.05, and β adapted (from 0.5) toward a KL target of 3 nats per completion
+  const ppoArgs = (out, beta) => [
     '--model',
     BASE,
     '--data',
@@ -248,7 +255,7 @@ async function rlhfDemo() {
     '--reward-model',
     rm,
     '--out',
-    ppo,
+    out,
     '--steps',
     String(steps),
     '--lr',
@@ -262,27 +269,96 @@ async function rlhfDemo() {
     '--max-new-tokens',
     '24',
     '--beta',
-    '0.05',
+    beta,
+  ];
+  const fixed = await align('ppo', ppoArgs(join(RUN, 'ppo-fixed'), '0.05'));
+  const adaptive = await align('ppo', [
+    ...ppoArgs(join(RUN, 'ppo'), flag('--kl-init', '0.5')),
+    '--kl-target',
+    flag('--kl-target', '3'),
+    '--kl-horizon',
+    flag('--kl-horizon', '32'),
   ]);
-  const recs = readFileSync(join(ppo, 'metrics.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l))
-    .filter((r) => r.kind === 'train');
-  const avg = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  const q = Math.max(1, Math.floor(recs.length / 4));
-  return {
-    reward: { heldOutBefore: summary(rm).heldOutBefore, heldOutAfter: summary(rm).heldOutAfter },
-    ppo: {
-      rewardFirstQuarter: avg(recs.slice(0, q).map((r) => r.reward)),
-      rewardLastQuarter: avg(recs.slice(-q).map((r) => r.reward)),
-      klLastQuarter: avg(recs.slice(-q).map((r) => r.kl)),
-      klMax: Math.max(...recs.map((r) => r.kl)),
-      sampledERate: eRateOfSamples(await model(ppo), prompts),
-    },
-    baseSampledERate: eRateOfSamples(await model(BASE), prompts),
-    dpo: await dpoForComparison(d, prompts, steps),
+  const dpo = await dpoForComparison(d, prompts, steps);
+  // one yardstick for all three policies: RM score and KL to the base on fresh samples of the 100 prompts
+  const rmModel = await loadRewardModel(rm, 0);
+  const base = await model(BASE);
+  const judge = async (dir) => sampledRewardAndKl(await model(dir), base, rmModel, prompts);
+  const curve = (dir) =>
+    readJsonl(join(dir, 'metrics.jsonl'))
+      .filter((r) => r.kind === 'train')
+      .map((r) => [r.kl, r.reward, r.kl_coef]);
+  const ppoStats = async (dir) => {
+    const c = curve(dir);
+    const q = Math.max(1, Math.floor(c.length / 4));
+    const avg = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    return {
+      rewardFirstQuarter: avg(c.slice(0, q).map((r) => r[1])),
+      rewardLastQuarter: avg(c.slice(-q).map((r) => r[1])),
+      klLastQuarter: avg(c.slice(-q).map((r) => r[0])),
+      klMax: Math.max(...c.map((r) => r[0])),
+      klCoefLast: c.at(-1)[2],
+      sampled: await judge(dir),
+      sampledERate: eRateOfSamples(await model(dir), prompts),
+    };
   };
+  const results = {
+    reward: { heldOutBefore: summary(rm).heldOutBefore, heldOutAfter: summary(rm).heldOutAfter },
+    base: { sampled: await judge(BASE), sampledERate: eRateOfSamples(base, prompts) },
+    ppoFixed: await ppoStats(fixed),
+    ppoAdaptive: await ppoStats(adaptive),
+    dpo: { ...dpo, sampled: await judge(join(RUN, 'dpo')) },
+  };
+  writeFileSync(
+    join(RUN, 'reward-vs-kl.svg'),
+    lineChart({
+      title: 'PPO vs DPO: reward-model score vs KL to the reference (nats per completion)',
+      xLabel: 'KL',
+      yLabel: 'reward',
+      series: [
+        { name: 'PPO, fixed β 0.05 (per step)', points: curve(fixed).map((r) => [r[0], r[1]]) },
+        { name: 'PPO, adaptive β (per step)', points: curve(adaptive).map((r) => [r[0], r[1]]) },
+        { name: 'DPO (end, sampled)', points: [[results.dpo.sampled.kl, results.dpo.sampled.reward]] },
+        { name: 'base (sampled)', points: [[results.base.sampled.kl, results.base.sampled.reward]] },
+      ],
+    }),
+  );
+  writeFileSync(
+    join(RUN, 'ppo-kl-coef.svg'),
+    lineChart({
+      title: 'PPO: KL to the reference and the adaptive coefficient β (×100) per step',
+      xLabel: 'step',
+      yLabel: 'nats / β×100',
+      series: [
+        { name: 'KL, fixed β', points: curve(fixed).map((r, i) => [i, r[0]]) },
+        { name: 'KL, adaptive β', points: curve(adaptive).map((r, i) => [i, r[0]]) },
+        { name: 'adaptive β ×100', points: curve(adaptive).map((r, i) => [i, 100 * r[2]]) },
+      ],
+    }),
+  );
+  return results;
+}
+
+/**
+ * Mean reward-model score and mean KL to `ref` (Σ_t log π − log π_ref over the completion, the k1 estimate
+ * PPO logs) of 4 sampled completions per prompt, sampled as PPO's rollouts are (temperature 1, up to 24
+ * tokens, stopping after a newline).
+ */
+function sampledRewardAndKl(m, ref, rm, prompts) {
+  const rng = new Rng(11);
+  const enc = new Encoder(m.tokenizer);
+  const rows = [];
+  for (const p of prompts) {
+    const prompt = enc.ids(p.prompt);
+    const stopIds = m.tokenizer.encode('\n', { addSpecialTokens: false });
+    const opts = { maxTokens: 24, temperature: 1, vocabSize: m.tokenizer.vocabSize, stopIds };
+    for (const c of sampleGroup(m.model, prompt, 4, opts, rng)) if (c.length) rows.push({ prompt, completion: c });
+  }
+  const [lp, lr] = [referenceLogps(m.model, rows, 64).sum, referenceLogps(ref.model, rows, 64).sum];
+  const scores = rewardModelScores(rm, rows, 64);
+  const avg = (f) => rows.reduce((s, _, i) => s + f(i), 0) / rows.length;
+  const r3 = (x) => Math.round(1000 * x) / 1000;
+  return { reward: r3(avg((i) => scores[i])), kl: r3(avg((i) => lp[i] - lr[i])) };
 }
 
 /** DPO on the same pairs and budget (from runs/align/prefs when it exists) */
@@ -305,7 +381,7 @@ async function dpoForComparison(d, prompts, steps) {
   return { sampledERate: eRateOfSamples(await model(out), prompts), heldOutAfter: summary(out).heldOutAfter };
 }
 
-// ---- 4. GRPO on addition ----
+// ---- 4. GRPO on a verifiable task ----
 
 function passAt1(m, test) {
   const enc = new Encoder(m.tokenizer);
@@ -313,15 +389,19 @@ function passAt1(m, test) {
     m,
     enc,
     test.map((r) => r.prompt),
-    12,
+    4,
   );
   return pct(replies.filter((r, i) => r.split('\n')[0].trim() === test[i].answer).length / test.length);
 }
 
+/**
+ * 'first letter of <word>: ' → the letter: a short SFT warm-up leaves held-out pass@1 part-way, GRPO
+ * (exact-match + format rewards, 8 samples per prompt) raises it on 200 words no training row contains.
+ */
 async function grpoDemo() {
-  const d = data('add');
+  const d = data('first');
   const test = readJsonl(join(d, 'test.jsonl'));
-  const train = readJsonl(join(d, 'prompts.jsonl'));
+  const train = readJsonl(join(d, 'prompts.jsonl')).slice(0, 200);
   const warm = join(RUN, 'warmup');
   await align('sft', [
     '--model',
@@ -331,7 +411,7 @@ async function grpoDemo() {
     '--out',
     warm,
     '--steps',
-    String(Math.round((stepsFlag ?? 150) / 2)),
+    flag('--warmup-steps', '20'),
     '--lr',
     '1e-3',
     '--batch-size',
@@ -339,8 +419,37 @@ async function grpoDemo() {
   ]);
   const mid = await model(warm);
   const before = { test: passAt1(mid, test), train: passAt1(mid, train) };
+  console.error(`pass@1 after warm-up: ${JSON.stringify(before)}`);
   const out = join(RUN, 'grpo');
-  await align('grpo', [
+  const steps = stepsFlag ?? 60;
+  const curve = [[0, before.test]];
+  // GRPO in chunks of 10 steps (--resume continues exactly), held-out pass@1 measured after each
+  for (let end = Math.min(10, steps); ; end = Math.min(end + 10, steps)) {
+    await align('grpo', [...grpoArgs(warm, d, out, end), '--resume', '--checkpoint-interval', '10']);
+    curve.push([end, passAt1(await model(out), test)]);
+    console.error(`pass@1 on the held-out words after ${end} GRPO steps: ${curve.at(-1)[1]}%`);
+    if (end >= steps) break;
+  }
+  const fin = await model(out);
+  writeFileSync(
+    join(RUN, 'grpo-passat1.svg'),
+    lineChart({
+      title: "GRPO on 'first letter of <word>': held-out pass@1 (200 words)",
+      xLabel: 'GRPO step',
+      yLabel: 'pass@1 (%)',
+      series: [{ name: 'held-out pass@1', points: curve }],
+    }),
+  );
+  return {
+    passAt1AfterWarmup: before,
+    passAt1AfterGrpo: { test: passAt1(fin, test), train: passAt1(fin, train) },
+    heldOutCurve: curve,
+    grpo: summary(out).last,
+  };
+}
+
+function grpoArgs(warm, d, out, steps) {
+  return [
     '--model',
     warm,
     '--data',
@@ -348,26 +457,22 @@ async function grpoDemo() {
     '--out',
     out,
     '--steps',
-    String(stepsFlag ?? 150),
+    String(steps),
     '--lr',
-    '1e-4',
+    flag('--lr', '3e-4'),
     '--batch-size',
-    '4',
+    '8',
     '--group-size',
     '8',
     '--max-new-tokens',
-    '10',
+    '3',
+    '--temperature',
+    '1',
     '--reward',
     'exact-match,format',
     '--beta',
     '0',
-  ]);
-  const fin = await model(out);
-  return {
-    passAt1AfterWarmup: before,
-    passAt1AfterGrpo: { test: passAt1(fin, test), train: passAt1(fin, train) },
-    grpo: summary(out).last,
-  };
+  ];
 }
 
 // ---- 5. LoRA vs full ----
@@ -375,23 +480,20 @@ async function grpoDemo() {
 async function loraDemo() {
   const d = data('chat');
   const steps = String(stepsFlag ?? 150);
-  const common = ['--model', BASE, '--data', join(d, 'train.jsonl'), '--steps', steps, '--batch-size', '16'];
+  const common = ['--data', join(d, 'train.jsonl'), '--steps', steps, '--batch-size', '16'];
+  const adapter = ['--lr', '3e-3', '--lora-r', '8', '--lora-alpha', '16', '--lora-targets', 'c_attn,c_proj,c_fc'];
   const full = join(RUN, 'full');
-  await align('sft', [...common, '--out', full, '--lr', '1e-3']);
+  await align('sft', ['--model', BASE, ...common, '--out', full, '--lr', '1e-3']);
   const lora = join(RUN, 'lora');
-  await align('sft', [
-    ...common,
-    '--out',
-    lora,
-    '--lr',
-    '3e-3',
-    '--lora-r',
-    '8',
-    '--lora-alpha',
-    '16',
-    '--lora-targets',
-    'c_attn,c_proj,c_fc',
-  ]);
+  await align('sft', ['--model', BASE, ...common, '--out', lora, ...adapter]);
+  // QLoRA: the same adapters over int8 / int4 bases written by `lineage quantize`
+  const qlora = {};
+  for (const bits of [8, 4]) {
+    const q = join(RUN, `base-q${bits}`);
+    if (!existsSync(join(q, 'config.json'))) await quantizeQuiet(['--model', BASE, '--bits', String(bits), '--out', q]);
+    qlora[bits] = { base: q, out: join(RUN, `qlora${bits}`) };
+    await align('sft', ['--model', q, ...common, '--out', qlora[bits].out, ...adapter]);
+  }
   const heldout = readJsonl(join(d, 'heldout.jsonl'));
   const row = async (dir, m) => {
     const s = summary(dir);
@@ -399,13 +501,44 @@ async function loraDemo() {
       trainable: s.trainable,
       params: s.params,
       adamStateBytes: 2 * 4 * s.trainable,
+      baseWeightBytes: weightBytes(m.model),
       finalTrainLoss: s.trainLoss,
       heldOutLoss: s.heldOutAfter.loss,
       compliance: (await chatCompliance(m, heldout)).compliance,
       seconds: s.seconds,
     };
   };
-  return { full: await row(full, await model(full)), lora: await row(lora, await model(null, lora)) };
+  return {
+    full: await row(full, await model(full)),
+    lora: await row(lora, await model(null, lora)),
+    qlora8: await row(qlora[8].out, await modelWith(qlora[8].base, qlora[8].out)),
+    qlora4: await row(qlora[4].out, await modelWith(qlora[4].base, qlora[4].out)),
+    // the int4 adapter applied to the float base it was not trained on
+    qlora4OnFloatBase: (await chatCompliance(await model(null, qlora[4].out), heldout)).compliance,
+  };
+}
+
+async function modelWith(base, lora) {
+  const m = await loadModelDir(base);
+  loadAdapterDir(m.model, lora);
+  return m;
+}
+
+/** bytes held by a model's weights: float parameters plus the packed int8 / int4 blocks of QuantLinears */
+function weightBytes(m) {
+  const float = m.namedParameters().reduce((n, [, p]) => n + p.size * 4, 0);
+  const packed = m.namedModules().reduce((n, [, x]) => n + (x instanceof QuantLinear ? x.q.packed.size * 4 : 0), 0);
+  return float + packed;
+}
+
+async function quantizeQuiet(argv) {
+  const log = console.log;
+  console.log = () => {};
+  try {
+    await quantizeCommand([...argv, '--json']);
+  } finally {
+    console.log = log;
+  }
 }
 
 const DEMOS = { sft: sftDemo, prefs: prefsDemo, rlhf: rlhfDemo, grpo: grpoDemo, lora: loraDemo };

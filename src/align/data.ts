@@ -48,7 +48,8 @@ export type AlignRecord = SftRecord | PreferenceRecord | UnpairedRecord | Prompt
 
 /** used when the tokenizer has no chat_template: plain text any character vocabulary can spell */
 export const PLAIN_CHAT_TEMPLATE =
-  "{% for m in messages %}{{ m['role'] | upper }}: {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}ASSISTANT: {% endif %}";
+  "{% for m in messages %}{{ m['role'] | upper }}: {{ m['content'] }}\n{% endfor %}" +
+  '{% if add_generation_prompt %}ASSISTANT: {% endif %}';
 
 class DataError extends Error {}
 

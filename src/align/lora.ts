@@ -7,6 +7,7 @@ import type { Module } from '../nn/module.js';
 import { Linear } from '../nn/layers.js';
 import { Conv1D } from '../nn/conv1d.js';
 import { LoraLinear } from '../nn/lora.js';
+import { QuantLinear } from '../nn/quant.js';
 import { Rng } from '../tensor/random.js';
 import { noGrad } from '../tensor/engine.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -24,13 +25,23 @@ export interface LoraConfig {
 /** PEFT's prefix for a causal LM's adapter tensors */
 export const PEFT_PREFIX = 'base_model.model.';
 
-/** module paths whose last components match a target; only Linear / Conv1D projections qualify */
+/** a layer LoRA can wrap: a float Linear / Conv1D, or a QuantLinear (QLoRA: the base stays int8 / int4) */
+const adaptable = (m: Module): m is Linear | Conv1D | QuantLinear =>
+  m instanceof Linear || m instanceof Conv1D || m instanceof QuantLinear;
+
+/** module paths whose last components match a target; only Linear / Conv1D / QuantLinear projections qualify */
 export function findTargets(model: Module, targets: readonly string[]): string[] {
   const hit = (path: string) => targets.some((t) => path === t || path.endsWith(`.${t}`));
   return model
     .namedModules()
-    .filter(([p, m]) => p && hit(p) && (m instanceof Linear || m instanceof Conv1D))
+    .filter(([p, m]) => p && hit(p) && adaptable(m))
     .map(([p]) => p);
+}
+
+/** the int8 / int4 widths of the model's quantized projections (empty for a float model) */
+export function quantizedBits(model: Module): number[] {
+  const bits = model.namedModules().flatMap(([, m]) => (m instanceof QuantLinear ? [m.bits] : []));
+  return [...new Set(bits)];
 }
 
 /**
@@ -45,7 +56,7 @@ export function applyLora(model: Module, c: LoraConfig, seed = 0): string[] {
         ...new Set(
           model
             .namedModules()
-            .filter(([, m]) => m instanceof Linear || m instanceof Conv1D)
+            .filter(([, m]) => adaptable(m))
             .map(([p]) => p.split('.').pop()),
         ),
       ];
@@ -55,7 +66,7 @@ export function applyLora(model: Module, c: LoraConfig, seed = 0): string[] {
   for (const p of model.parameters()) p.requiresGrad = false;
   const rng = new Rng(seed);
   for (const path of paths) {
-    const base = model.getModule(path) as Linear | Conv1D;
+    const base = model.getModule(path) as Linear | Conv1D | QuantLinear;
     model.replace(path, new LoraLinear(base, { r: c.r, alpha: c.alpha, dropout: c.dropout, rng }));
   }
   return paths;
@@ -101,7 +112,10 @@ export function mergedWeights(model: Module): [string, Tensor][] {
 
 /** adapter_config.json as PEFT writes it */
 export function peftConfig(c: LoraConfig, model: Module, base: string): Record<string, unknown> {
-  const fanInFanOut = loraLayers(model).some(([, l]) => l.base instanceof Conv1D);
+  // a GPT-2 Conv1D base (float, or quantized from one): PEFT transposes the update when it merges
+  const fanInFanOut = loraLayers(model).some(
+    ([, l]) => l.base instanceof Conv1D || (l.base instanceof QuantLinear && l.base.fromConv1D),
+  );
   return {
     peft_type: 'LORA',
     task_type: 'CAUSAL_LM',

@@ -103,7 +103,9 @@ export function hingeLoss(p: PairLogps, beta: number): PreferenceResult {
   return { loss: mean(relu(sub(1, mul(dpoLogits(p, 'hinge'), beta)))), ...implicitRewards(p, beta) };
 }
 
-/** SimPO (Meng et al. 2024): reference-free, length-averaged: −logσ(β(π_c − π_r) − γ), TRL γ/β = simpoGamma */
+/**
+ * SimPO (Meng et al. 2024): reference-free, length-averaged: −logσ(β(π_c − π_r) − γ), TRL γ/β = simpoGamma
+ */
 export function simpoLoss(p: PairLogps, beta: number, gammaBetaRatio = 0.5, labelSmoothing = 0): PreferenceResult {
   const z = sub(sub(p.chosen, p.rejected), gammaBetaRatio);
   return {
@@ -143,7 +145,10 @@ export interface KtoInputs {
   refLogps: Tensor;
   /** desirable (true) or undesirable (false) per example */
   labels: readonly boolean[];
-  /** the batch KL estimate (TRL: mean of policy − reference log-probs of mismatched pairs, clamped ≥ 0, detached) */
+  /**
+   * the batch KL estimate (TRL: mean of policy − reference log-probs of mismatched pairs, clamped ≥ 0,
+   * detached)
+   */
   kl: number;
 }
 
@@ -265,7 +270,10 @@ export function gae(
   return { advantages: adv, returns: adv.map((a, i) => a + values[i]!) };
 }
 
-/** TRL masked_whiten: (x − mean)/sqrt(var + 1e-8) over masked entries, unbiased variance; mean added back unless shiftMean */
+/**
+ * TRL masked_whiten: (x − mean)/sqrt(var + 1e-8) over masked entries, unbiased variance; mean added back
+ * unless shiftMean
+ */
 export function whiten(x: Float32Array, mask: Float32Array | null = null, shiftMean = true): Float32Array {
   const m = mask ?? new Float32Array(x.length).fill(1);
   let n = 0,

@@ -24,6 +24,8 @@ export interface PpoRollout {
   scores: Float32Array;
   /** mean over rows of Σ_t k1 */
   kl: number;
+  /** the KL coefficient β of the per-token penalty (set per rollout by the KL controller) */
+  klCoef: number;
 }
 
 export interface PpoOptions {
@@ -75,6 +77,7 @@ export function ppoRollout(
         returns,
         scores,
         kl,
+        klCoef: o.beta,
       };
     }),
   );
@@ -138,6 +141,7 @@ export function ppoLoss(
       return {
         reward: mean(ro.scores),
         kl: ro.kl,
+        kl_coef: ro.klCoef,
         entropy,
         clip_fraction: clipFrac,
         value_loss: vf.item(),

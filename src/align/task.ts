@@ -9,7 +9,7 @@
 //   kto             B rows + B mismatched rows (prompt i, completion i+1) for the KL estimate
 //   grpo            G sampled completions per prompt, group-normalised (or RLOO) advantages
 import type { Tensor } from '../tensor/tensor.js';
-import { noGrad, tidy } from '../tensor/engine.js';
+import { keep, noGrad, tidy } from '../tensor/engine.js';
 import { Rng } from '../tensor/random.js';
 import { add, gt, mean, sub, tensor } from '../ops/index.js';
 import type { LanguageModel } from '../models/model.js';
@@ -37,6 +37,7 @@ import type { ScalarHeadModel } from './heads.js';
 import { sampleGroup } from './rollout.js';
 import { ppoLoss, ppoRollout, rewardModelScores, type PpoOptions, type PpoRollout } from './ppo.js';
 import type { RewardFn } from './rewards.js';
+import { updateKlCoef, type KlControl } from './kl-controller.js';
 
 export type AlignMethod = 'sft' | 'reward' | 'dpo' | 'ipo' | 'kto' | 'orpo' | 'simpo' | 'ppo' | 'grpo';
 export const ALIGN_METHODS: readonly AlignMethod[] = [
@@ -96,6 +97,8 @@ export interface AlignTaskOptions {
   rloo?: boolean;
   /** PPO: optimisation steps per rollout */
   ppoEpochs?: number;
+  /** PPO: the KL coefficient's controller (default: fixed at `beta`) */
+  klControl?: KlControl;
   stopIds?: readonly number[];
   /** the tokenizer's vocabulary size (rollouts never sample ids it cannot decode) */
   vocabSize?: number;
@@ -160,6 +163,9 @@ export class AlignTask implements TrainTask {
   /** PPO: the policy with its value head (what the trainer trains), and an optional reward model */
   valueModel: ScalarHeadModel | null = null;
   rewardModel: ScalarHeadModel | null = null;
+  /** PPO's KL coefficient: `value` for rollout `k` (the last one started), `next` for rollout k + 1 */
+  private klCoef: { k: number; value: number; next: number };
+  private klCoefState: Tensor | null = null;
 
   constructor(
     readonly examples: Example[],
@@ -168,6 +174,7 @@ export class AlignTask implements TrainTask {
     public ref: LanguageModel | null = null,
   ) {
     this.objective = `align-${o.method}`;
+    this.klCoef = { k: -1, value: o.beta, next: o.beta };
     this.split = splitExamples(examples.length);
     if (this.split.train.length === 0) throw new Error('align: no training examples (the data set needs at least one)');
   }
@@ -212,22 +219,52 @@ export class AlignTask implements TrainTask {
     const idx = this.indices(k);
     if (!this.ppoRollouts.has(k)) {
       this.ppoRollouts.clear();
+      // a rollout replayed after --resume keeps its β; a new one takes the β the controller set last time
+      const fresh = k > this.klCoef.k;
+      if (fresh) this.klCoef = { k, value: this.klCoef.next, next: this.klCoef.next };
       const ro = this.rollout(idx, k);
       const scores = this.rewardModel ? rewardModelScores(this.rewardModel, ro.rows, this.o.limit) : ro.rewards;
       if (!this.valueModel || !this.ref)
         throw new Error('align ppo: the value-head model and the reference are not set');
-      this.ppoRollouts.set(k, ppoRollout(this.valueModel, this.ref, ro.rows, scores, this.ppoOptions()));
+      const ppo = ppoRollout(this.valueModel, this.ref, ro.rows, scores, this.ppoOptions());
+      this.ppoRollouts.set(k, ppo);
+      const ctl = this.o.klControl ?? { kind: 'fixed', coef: this.o.beta };
+      if (fresh) this.klCoef.next = updateKlCoef(ctl, this.klCoef.value, ppo.kl, ro.rows.length);
     }
     this.position++;
     return batchOf(idx, 0, k);
   }
 
   private ppoOptions(): PpoOptions {
-    return { beta: this.o.beta, limit: this.o.limit };
+    return { beta: this.klCoef.value, limit: this.o.limit };
+  }
+
+  /** PPO's adaptive β travels in checkpoints as carried state: [β of the last rollout, β of the next] */
+  carriedState(): Map<string, Tensor> {
+    if (this.o.method !== 'ppo') return new Map();
+    this.klCoefState?.dispose();
+    this.klCoefState = keep(tensor(Float32Array.of(this.klCoef.value, this.klCoef.next), { shape: [2] }));
+    return new Map([['kl_coef', this.klCoefState]]);
+  }
+
+  restoreCarried(_model: LanguageModel, state: ReadonlyMap<string, Tensor>): void {
+    const t = state.get('kl_coef');
+    if (!t) return;
+    const [value, next] = tidy(() => Array.from(t.to('float32').data() as Float32Array));
+    this.klCoef = { ...this.klCoef, value: value!, next: next! };
+    t.dispose();
+  }
+
+  dispose(): void {
+    this.klCoefState?.dispose();
+    this.klCoefState = null;
   }
 
   seek(position: number): void {
     this.position = position;
+    // the rollout of the last batch drawn (replayed with its own β), see nextPpo
+    const k = position > 0 ? Math.floor((position - 1) / (this.o.ppoEpochs ?? 2)) : -1;
+    this.klCoef = { k, value: this.o.beta, next: this.o.beta };
     this.rollouts.clear();
     this.ppoRollouts.clear();
   }

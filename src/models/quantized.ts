@@ -72,7 +72,9 @@ export function takeQuantizedWeights(model: Module, json: HfJson, tensors: reado
     if (hasBias && !biasRaw) throw new Error(`${where}: '${path}.bias' is missing from the safetensors`);
     const bias = hasBias ? m.namedParameters().find(([n]) => n === 'bias')![1] : null;
     m.namedParameters().find(([n]) => n === 'weight')![1].dispose();
-    model.replace(path, new QuantLinear(q, bias)); // the bias is then loaded by the float path, by name
+    const ql = new QuantLinear(q, bias);
+    ql.fromConv1D = m instanceof Conv1D;
+    model.replace(path, ql); // the bias is then loaded by the float path, by name
     used.add(`${path}.weight`);
   }
   return tensors.filter((t) => !used.has(t.name));

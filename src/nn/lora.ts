@@ -5,6 +5,10 @@
 // Parameter names follow PEFT (`q_proj.base_layer.weight`, `q_proj.lora_A.weight`, `q_proj.lora_B.weight`),
 // so an adapter saves under PEFT's tensor names with only a prefix added. Merging folds scaling·B·A into
 // the base weight (GPT's Conv1D stores [in, out], PEFT's fan_in_fan_out: the update is transposed).
+// QLoRA (Dettmers et al. 2023): the base may be a QuantLinear (int8 / int4 blocks, src/nn/quant.ts); it stays
+// quantized and frozen, gradients reach x through its dequantizing matmul, and only A and B train. A
+// quantized base cannot be merged into (the sum would have to be re-quantized, losing the adapter's
+// precision): merge into the float base instead, which the saved adapter loads onto as well.
 import type { Tensor } from '../tensor/tensor.js';
 import { noGrad, tidy } from '../tensor/engine.js';
 import { Rng } from '../tensor/random.js';
@@ -12,6 +16,7 @@ import { add, dropout, matmul, mul, rand, sub, transpose, zeros } from '../ops/i
 import { Module } from './module.js';
 import { Linear } from './layers.js';
 import { Conv1D, type Projection } from './conv1d.js';
+import { QuantLinear } from './quant.js';
 
 export interface LoraOptions {
   r: number;
@@ -20,8 +25,11 @@ export interface LoraOptions {
   rng?: Rng;
 }
 
-/** a projection LoRA can adapt: [..., in] → [..., out] with a weight [out, in] (Linear) or [in, out] (Conv1D) */
-export type AdaptableProjection = Linear | Conv1D;
+/**
+ * a projection LoRA can adapt: [..., in] → [..., out] with a weight [out, in] (Linear), [in, out] (Conv1D),
+ * or int8 / int4 blocks of [out, in] (QuantLinear, QLoRA)
+ */
+export type AdaptableProjection = Linear | Conv1D | QuantLinear;
 
 export class LoraLinear extends Module implements Projection {
   readonly base: AdaptableProjection;
@@ -76,6 +84,11 @@ export class LoraLinear extends Module implements Projection {
 
   merge(): void {
     if (this.merged) return;
+    if (this.base instanceof QuantLinear)
+      throw new Error(
+        `LoraLinear: cannot merge into a quantized (int${this.base.bits}) base; ` +
+          'load the adapter on the float base to merge',
+      );
     this.shiftBase(1);
     this.merged = true;
   }

@@ -20,6 +20,8 @@ import { Module } from './module.js';
 
 export class QuantLinear extends Module {
   readonly q: QuantizedWeight;
+  /** the float layer was a GPT Conv1D ([in, out]); the blocks hold its transpose (PEFT's fan_in_fan_out) */
+  fromConv1D = false;
   constructor(q: QuantizedWeight, bias: Tensor | null = null) {
     super();
     this.q = { ...q, packed: keep(q.packed) };
@@ -66,7 +68,9 @@ export class QuantLinear extends Module {
         if (wt !== w) wt.dispose();
       }
     });
-    return new QuantLinear(q, bias);
+    const ql = new QuantLinear(q, bias);
+    ql.fromConv1D = m instanceof Conv1D;
+    return ql;
   }
 
   override dispose(): void {

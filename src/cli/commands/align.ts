@@ -27,7 +27,8 @@ import { lineChart, lossChart } from '../../train/plot.js';
 import { parsePrecision, type Precision } from '../../train/precision.js';
 import { Trainer, runTraining } from '../../train/trainer.js';
 import { parseAlignData, Encoder } from '../../align/data.js';
-import { applyLora, type LoraConfig } from '../../align/lora.js';
+import { applyLora, quantizedBits, type LoraConfig } from '../../align/lora.js';
+import { klControl } from '../../align/kl-controller.js';
 import { saveAdapterDir } from '../../align/lora-node.js';
 import { ScalarHeadModel } from '../../align/heads.js';
 import { parseRewards } from '../../align/rewards.js';
@@ -73,6 +74,8 @@ const VALUED = [
   'eval-interval',
   'reward-model',
   'ppo-epochs',
+  'kl-target',
+  'kl-horizon',
 ];
 const BOOLS = ['json', 'resume', 'rloo', 'quiet'];
 
@@ -83,12 +86,14 @@ methods: ${ALIGN_METHODS.join(', ')}   (data formats: TRL's, see docs/ALIGNMENT.
   --model DIR              model directory to start from (config.json, model.safetensors, tokenizer.json)
   --data FILE.jsonl        one JSON object per line
   --out DIR                output: a model directory, or a PEFT adapter directory with --lora-r
+                           (a 'lineage quantize' output as --model + --lora-r: QLoRA, the base stays int8/int4)
   --ref-model DIR          frozen reference (default: the starting model; dpo, ipo, kto, grpo with --beta > 0)
   --lora-r R --lora-alpha A --lora-targets q_proj,v_proj,...  [--lora-dropout P]   train LoRA adapters only
   --steps N (100)  --lr LR (1e-4; 5e-5 for dpo family)  --batch-size B (8)  --beta B (method's TRL default)
   --label-smoothing E  --loss-type sigmoid|hinge (dpo)  --simpo-gamma G (γ/β, 0.5)
   --group-size G (4)  --max-new-tokens N (16)  --temperature T (1)  --reward exact-match,format  --rloo   (grpo, ppo)
   --reward-model DIR (ppo: a 'lineage align reward' output instead of reward functions)  --ppo-epochs K (2)
+  --kl-target KL --kl-horizon H (10000)   ppo: adaptive KL coefficient from --beta (Ziegler et al.; TRL)
   --precision fp32|bf16|fp16  --grad-accum K  --grad-clip C (1)  --warmup N  --seed S
   --checkpoint-interval N  --eval-interval N
   --resume                 continue from OUT/checkpoint
@@ -115,6 +120,8 @@ export interface AlignConfig {
   reward: string;
   rewardModel: string | null;
   ppoEpochs: number;
+  klTarget: number | null;
+  klHorizon: number | null;
   rloo: boolean;
   precision: Precision;
   gradAccum: number;
@@ -167,6 +174,8 @@ export function resolveAlignConfig(argv: readonly string[]): {
     rloo: f.bools.has('rloo'),
     rewardModel: flagString(f, 'reward-model') ?? null,
     ppoEpochs: num('ppo-epochs', 2, { int: true, min: 1 }),
+    klTarget: flagNumber(f, 'kl-target') ?? null,
+    klHorizon: flagNumber(f, 'kl-horizon') ?? null,
     precision: parsePrecision(flagString(f, 'precision') ?? 'fp32'),
     gradAccum: num('grad-accum', 1, { int: true, min: 1 }),
     gradClip: num('grad-clip', 1, { min: 0 }),
@@ -176,6 +185,8 @@ export function resolveAlignConfig(argv: readonly string[]): {
     evalInterval: num('eval-interval', 0, { int: true, min: 0 }),
   };
   if (c.labelSmoothing >= 0.5) fail(`--label-smoothing must be below 0.5, got ${c.labelSmoothing}`);
+  if ((c.klTarget !== null || c.klHorizon !== null) && m !== 'ppo') fail('--kl-target / --kl-horizon are ppo options');
+  klControl(c.beta, c.klTarget ?? undefined, c.klHorizon ?? undefined); // validates the flags up front
   return { c, json: f.bools.has('json'), resume: f.bools.has('resume'), quiet: f.bools.has('quiet'), help: false };
 }
 
@@ -220,6 +231,12 @@ async function setup(c: AlignConfig): Promise<Setup> {
   if (!tokenizer) fail(`--model ${c.model}: no tokenizer.json (align needs one to encode the data)`);
   if (config.arch !== 'decoder')
     fail(`--model ${c.model}: ${config.family} is not a decoder-only model (align trains causal LMs)`);
+  const qbits = quantizedBits(policy);
+  if (qbits.length && !c.lora)
+    fail(
+      `--model ${c.model}: the model is quantized (int${qbits.join('/int')}); ` +
+        'train LoRA adapters over it (QLoRA) with --lora-r',
+    );
   const enc = new Encoder(tokenizer);
   const records = parseAlignData(readFileSync(c.data, 'utf8'), DATA_KIND[c.method], c.data);
   const examples = encodeExamples(records, enc);
@@ -244,6 +261,7 @@ async function setup(c: AlignConfig): Promise<Setup> {
       stopIds,
       vocabSize: tokenizer.vocabSize,
       ppoEpochs: c.ppoEpochs,
+      klControl: klControl(c.beta, c.klTarget ?? undefined, c.klHorizon ?? undefined),
       ...(c.method === 'grpo' || (c.method === 'ppo' && !c.rewardModel) ? { reward: parseRewards(c.reward).fn } : {}),
     },
     policy,
@@ -273,7 +291,7 @@ async function setup(c: AlignConfig): Promise<Setup> {
 }
 
 /** a 'lineage align reward' output: the decoder plus reward_head.safetensors */
-async function loadRewardModel(dir: string, seed: number): Promise<ScalarHeadModel> {
+export async function loadRewardModel(dir: string, seed: number): Promise<ScalarHeadModel> {
   const head = join(dir, 'reward_head.safetensors');
   if (!existsSync(head))
     fail(`--reward-model ${dir}: no reward_head.safetensors (train one with 'lineage align reward')`);
@@ -358,7 +376,7 @@ function writePlots(out: string, method: AlignMethod, records: MetricRecord[]): 
       { smooth: 0.9, title: `${method} loss` },
     ),
   );
-  const keys = ['accuracy', 'margin', 'reward', 'kl', 'entropy', 'clip_fraction'].filter((k) =>
+  const keys = ['accuracy', 'margin', 'reward', 'kl', 'kl_coef', 'entropy', 'clip_fraction'].filter((k) =>
     train.some((r) => typeof r[k] === 'number'),
   );
   if (!keys.length) return;
@@ -434,7 +452,9 @@ async function run(c: AlignConfig, s: Setup, trainer: Trainer, json: boolean, qu
     .reduce((n, [, p]) => n + p.size, 0);
   if (!json)
     console.error(
-      `align ${c.method}: ${s.task.split.train.length} train / ${s.task.split.val.length} held-out examples, ${trainable} trainable of ${s.trained.numParameters()} parameters, ${c.steps} steps${start ? `, resuming at ${start}` : ''}`,
+      `align ${c.method}: ${s.task.split.train.length} train / ${s.task.split.val.length} held-out examples, ` +
+        `${trainable} trainable of ${s.trained.numParameters()} parameters, ${c.steps} steps` +
+        (start ? `, resuming at ${start}` : ''),
     );
   const bar =
     quiet || json ? null : new ProgressBar({ total: Math.max(0, c.steps - start), label: c.method, unit: 'step' });
@@ -470,6 +490,7 @@ async function run(c: AlignConfig, s: Setup, trainer: Trainer, json: boolean, qu
     trainable,
     params: s.trained.numParameters(),
     lora: !!c.lora,
+    quantizedBits: quantizedBits(s.policy),
     heldOutBefore: before,
     heldOutAfter: after,
     last: s.task.last,
@@ -479,7 +500,9 @@ async function run(c: AlignConfig, s: Setup, trainer: Trainer, json: boolean, qu
   if (json) console.log(JSON.stringify(summary));
   else
     console.error(
-      `done: ${r.steps} steps in ${r.seconds.toFixed(1)} s${after.accuracy !== undefined ? `, held-out accuracy ${(100 * after.accuracy).toFixed(1)}%` : ''}; written to ${c.out}`,
+      `done: ${r.steps} steps in ${r.seconds.toFixed(1)} s` +
+        (after.accuracy !== undefined ? `, held-out accuracy ${(100 * after.accuracy).toFixed(1)}%` : '') +
+        `; written to ${c.out}`,
     );
 }
 
