@@ -3,8 +3,8 @@
 //   lineage bench llamacpp [--hidden 512 --layers 8 --heads 8 --kv-heads 4 --ffn 1408 --vocab 512]
 //     [--max-tokens 128] [--prompt-tokens 16] [--rounds 3] [--threads 1,2] [--backends native,wasm] [--json]
 // The vocabulary (default 512) holds llama.cpp's 3 special and 256 byte tokens; the output head is ~1% of
-// the weights at this size. Lineage builds the model with random weights (seed 1); the SAME weights go into a GGUF (src/io/gguf-llama.ts)
-// that llama.cpp loads, so both run identical shapes and values. Each round times every configuration once
+// the weights at this size. Lineage builds the model with random weights (seed 1); the SAME weights go into
+// a GGUF (src/io/gguf-llama.ts) that llama.cpp loads, so both run identical shapes and values. Each round times every configuration once
 // (Lineage backend x threads, llama.cpp x threads) in turn, so load changes on a shared machine hit all of
 // them alike; the median of the rounds is reported. Timing covers the prompt and the new tokens (greedy),
 // through each engine's JavaScript API (`generate()` / `LlamaContextSequence.evaluate`).
