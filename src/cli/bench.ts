@@ -4,6 +4,7 @@
 //   lineage bench elementwise --op add|exp [--size N] [--threads T] [--json]
 //   lineage bench decode [--model DIR] --concurrency N --prompt-tokens P --max-tokens T [--draft-model DIR] [--threads T] [--json]
 //   lineage bench serve [--model DIR | --url URL] [--concurrency 64] [--duration 60] [--max-tokens 64] [--threads T] [--json]
+//   lineage bench llamacpp [--hidden 512 --layers 8 --heads 8 --kv-heads 4 --ffn 1408] [--threads 1,2] [--backends native,wasm] [--json]
 //   lineage bench all [--threads 1,2] [--rounds 2] [--no-torch] [--json]
 // The backend is native when its addon loads, else wasm (--backend / LINEAGE_BACKEND choose); every
 // line names the backend that ran. Single benchmarks also run PyTorch on the same case in the same
@@ -21,6 +22,7 @@ const USAGE = `usage (global: lineage --backend native|wasm bench ...; default n
   lineage bench elementwise --op add|exp [--size N] [--threads T] [--json]
   lineage bench decode [--model DIR] --concurrency N --prompt-tokens P --max-tokens T [--draft-model DIR] [--single-requests K] [--prompts text|random] [--threads T] [--json]
   lineage bench serve [--model DIR | --url URL] [--concurrency 64] [--duration 60] [--max-tokens 64] [--threads T] [--json]
+  lineage bench llamacpp [--hidden 512 --layers 8 --heads 8 --kv-heads 4 --ffn 1408 --vocab 512] [--max-tokens 128] [--prompt-tokens 16] [--rounds 3] [--threads 1,2] [--backends native,wasm] [--json]
   lineage bench all [--threads 1,2] [--sweep 512,1024,2048,4096] [--rounds 2] [--no-torch] [--json]
 Figures are medians of repeated runs after warm-up. gemm counts 2*M*N*K FLOPs, attention 4*BH*T^2*D.
 Single benchmarks print the ratio to PyTorch measured in the same run (> 1: Lineage faster) unless --no-torch
@@ -51,6 +53,14 @@ const VALUED = [
   'duration',
   'prompt',
   'served-model',
+  // llamacpp
+  'hidden',
+  'layers',
+  'heads',
+  'kv-heads',
+  'ffn',
+  'vocab',
+  'backends',
 ];
 const BOOLS = ['json', 'causal', 'no-torch', 'torch'];
 
@@ -82,7 +92,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
     return;
   }
   const json = flags.has('json');
-  const threads = sub === 'all' ? 0 : int(flags, 'threads', cores());
+  const threads = sub === 'all' || sub === 'llamacpp' ? 0 : int(flags, 'threads', cores());
   const variant = (flags.get('variant') ?? 'auto') as 'auto' | 'relaxed' | 'simd';
   if (!['auto', 'relaxed', 'simd'].includes(variant))
     throw new Error(`--variant must be auto, relaxed or simd (got '${variant}')`);
@@ -156,6 +166,10 @@ export async function benchCommand(argv: string[]): Promise<void> {
     case 'decode': {
       const { decodeCommand } = await import('../../bench/decode-node.js');
       return decodeCommand(flags, threads, json, (n, d) => int(flags, n, d));
+    }
+    case 'llamacpp': {
+      const { llamaCppCommand } = await import('../../bench/llamacpp-node.js');
+      return llamaCppCommand(flags, json, (n, d) => int(flags, n, d));
     }
     case 'serve': {
       const { serveBenchCommand } = await import('../../bench/serve-node.js');

@@ -4,7 +4,7 @@
 //
 // Notation: T positions, hs head size, d rotary dims (d <= hs, even), H heads.
 import type { Tensor } from '../tensor/tensor.js';
-import { add, concat, mul, neg, reshape, slice, tensor, transpose } from '../ops/index.js';
+import { add, concat, contiguous, mul, neg, reshape, slice, tensor, transpose } from '../ops/index.js';
 import type { RopeScaling } from './config.js';
 
 // ---- RoPE ----
@@ -92,6 +92,8 @@ function llama3InvFreq(dim: number, base: number, s: Extract<RopeScaling, { kind
 export interface RopeTables {
   cos: Tensor;
   sin: Tensor;
+  /** sin with its first half negated: rotate_half's sign folded in, so applyRope needs no neg of a slice */
+  sinRotate?: Tensor;
 }
 
 export function ropeTables(spec: RopeSpec, start: number, T: number, seqLen = start + T): RopeTables {
@@ -126,7 +128,10 @@ export function ropeTablesAt(
       sin[t * d + i] = sin[t * d + i + d / 2] = Math.sin(a) * f.attentionFactor;
     }
   }
-  return { cos: tensor(cos, { shape: [T, d] }), sin: tensor(sin, { shape: [T, d] }) };
+  const sinRotate = sin.slice();
+  for (let t = 0; t < T; t++) for (let i = 0; i < d / 2; i++) sinRotate[t * d + i] = -sin[t * d + i]!;
+  const table = (a: Float32Array) => tensor(a, { shape: [T, d] });
+  return { cos: table(cos), sin: table(sin), sinRotate: table(sinRotate) };
 }
 
 /** (x0, x1, x2, x3, ...) -> (x0, x2, ... | x1, x3, ...) on the last axis */
@@ -146,8 +151,12 @@ export function applyRope(x: Tensor, tables: RopeTables, interleaved = false): T
   const d = tables.cos.shape[1]!;
   let xr = d === hs ? x : slice(x, -1, 0, d);
   if (interleaved) xr = deinterleave(xr);
-  const rotated = concat([neg(slice(xr, -1, d / 2)), slice(xr, -1, 0, d / 2)], -1); // rotate_half
-  const out = add(mul(xr, tables.cos), mul(rotated, tables.sin));
+  // contiguous operands keep every op below on the fast kernels (a strided view falls back to the reference)
+  if (!xr.isContiguous) xr = contiguous(xr);
+  const halves = [slice(xr, -1, d / 2), slice(xr, -1, 0, d / 2)];
+  const out = tables.sinRotate
+    ? add(mul(xr, tables.cos), mul(concat(halves, -1), tables.sinRotate)) // (-x2 | x1) * sin
+    : add(mul(xr, tables.cos), mul(concat([neg(halves[0]!), halves[1]!], -1), tables.sin)); // rotate_half
   return d === hs ? out : concat([out, slice(x, -1, d)], -1);
 }
 

@@ -73,6 +73,41 @@ export function broadcastView(t: Tensor, shape: Shape): View {
   return { buf: v.buf, shape, strides, offset: v.offset };
 }
 
+/**
+ * Binary-kernel views with the broadcast operand's repeated block collapsed: when `out` and one operand
+ * are contiguous and the other is a contiguous block of trailing axes repeated over the leading ones
+ * (strides [0, .., 0, contiguous..]: e.g. RoPE tables [T, d] against [B, nh, T, d]), all three become
+ * 2-D [n / R, R] views, the last-axis row broadcast fast kernels take. Otherwise the views as given.
+ */
+export function collapseRowBroadcast(a: View, b: View, out: View): [View, View, View] {
+  const shape = out.shape;
+  const n = numel(shape);
+  const [ad, bd] = [denseFrom(a, 0), denseFrom(b, 0)];
+  if (shape.length < 3 || n === 0 || !denseFrom(out, 0) || ad === bd) return [a, b, out];
+  const bc = ad ? b : a;
+  let k = 0; // first axis of the repeated block
+  while (k < shape.length && (shape[k] === 1 || bc.strides[k] === 0)) k++;
+  if (k === 0 || k === shape.length || !denseFrom(bc, k)) return [a, b, out];
+  const R = numel(shape.slice(k));
+  const flat = (v: View, row: boolean): View => ({
+    buf: v.buf,
+    shape: [n / R, R],
+    strides: [row ? 0 : R, 1],
+    offset: v.offset,
+  });
+  return [flat(a, !ad), flat(b, !bd), flat(out, false)];
+}
+
+/** axes from..end of v are row-major contiguous (axes of size 1 may have any stride) */
+function denseFrom(v: View, from: number): boolean {
+  let s = 1;
+  for (let d = v.shape.length - 1; d >= from; d--) {
+    if (v.shape[d] !== 1 && v.strides[d] !== s) return false;
+    s *= v.shape[d]!;
+  }
+  return true;
+}
+
 export function broadcast2(op: string, a: Tensor, b: Tensor): number[] {
   return broadcastShapes(a.shape, b.shape, op);
 }

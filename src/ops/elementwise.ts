@@ -7,6 +7,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import {
   allocOut,
   broadcastView,
+  collapseRowBroadcast,
   contig,
   kernel,
   narrow,
@@ -129,7 +130,7 @@ export function binary(op: BinaryOp, aIn: TensorLike, bIn: TensorLike): Tensor {
     const xc = x.dtype === ct || op === 'and' || op === 'or' ? x : cast(x, ct);
     const yc = y.dtype === ct || op === 'and' || op === 'or' ? y : cast(y, ct);
     const out = allocOut(shape, COMPARISON.has(op) ? 'bool' : ct, a);
-    kernel(xc, 'binary')(op, broadcastView(xc, shape), broadcastView(yc, shape), out.view());
+    kernel(xc, 'binary')(op, ...collapseRowBroadcast(broadcastView(xc, shape), broadcastView(yc, shape), out.view()));
     return out;
   };
   const grads = (x: Tensor, y: Tensor, out: Tensor, g: Tensor): (Tensor | null)[] => {
