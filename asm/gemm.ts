@@ -170,3 +170,138 @@ function gemvN(a: usize, b: usize, c: usize, N: i32, K: i32, j0: i32, j1: i32): 
     store<f32>(c + (<usize>j << 2), x);
   }
 }
+
+/**
+ * Small-M products (2..SMALL_M rows of A, not transposed: speculative verification of 1 + k tokens, a
+ * few decoding sequences): out[b] = A[b] [M, K] @ op(B[b]). The packed gemm repacks all of B on every
+ * call, which for a handful of rows costs more than the product; here each group of four weight rows
+ * (transB: B [N, K], as Linear stores it) or 32-column strip (B [K, N]) is read from memory once and
+ * reused from L1/L2 by every row of A, so the product costs about one matrix-vector pass over the
+ * weight. Each row is summed in exactly gemv's order (same accumulators, same horizontal sums, same k
+ * tail), so every row equals its M = 1 product bit for bit: verifying drafted tokens gives the very
+ * logits that decoding them one at a time gives. Split over (batch, 32-column chunk) like gemv.
+ */
+export function gemmSmallM(
+  tid: i32, nth: i32, a: usize, b: usize, c: usize, batch: i32, M: i32, N: i32, K: i32, transB: i32, strideA: i32, strideB: i32,
+): void {
+  const chunks = (N + 31) >> 5;
+  const items = batch * chunks;
+  const lo = part(items, nth, tid);
+  const hi = part(items, nth, tid + 1);
+  for (let it = lo; it < hi;) {
+    const bi = it / chunks;
+    const c0 = it % chunks;
+    const c1 = imin(chunks, c0 + (hi - it));
+    const j0 = c0 << 5;
+    const j1 = imin(N, c1 << 5);
+    const pa = a + ((<usize>bi * <usize>strideA) << 2);
+    const pb = b + ((<usize>bi * <usize>strideB) << 2);
+    const pc = c + ((<usize>bi * <usize>M * <usize>N) << 2);
+    if (transB) smallT(pa, pb, pc, M, N, K, j0, j1);
+    else smallN(pa, pb, pc, M, N, K, j0, j1);
+    it += c1 - c0;
+  }
+}
+
+/** B [N, K]: columns [j0, j1) of all M rows, four weight rows at a time (two rows of A per pass) */
+function smallT(a: usize, b: usize, c: usize, M: i32, N: i32, K: i32, j0: i32, j1: i32): void {
+  const rb = <usize>K << 2;
+  const rc = <usize>N << 2;
+  let j = j0;
+  for (; j + 4 <= j1; j += 4) {
+    const bj = b + <usize>j * rb;
+    const cj = c + (<usize>j << 2);
+    let i = 0;
+    for (; i + 2 <= M; i += 2) smallT4x2(a + <usize>i * rb, bj, cj + <usize>i * rc, K, rc);
+    if (i < M) smallT4x1(a + <usize>i * rb, bj, cj + <usize>i * rc, K);
+  }
+  // leftover weight rows: one dot product each, as gemvT's tail
+  for (; j < j1; j++) {
+    const bj = b + <usize>j * rb;
+    for (let i = 0; i < M; i++) {
+      const ai = a + <usize>i * rb;
+      let s = f32x4.splat(0);
+      let k = 0;
+      for (; k + 4 <= K; k += 4) s = vfma(v128.load(ai + (<usize>k << 2)), v128.load(bj + (<usize>k << 2)), s);
+      let x = f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1) + f32x4.extract_lane(s, 2) + f32x4.extract_lane(s, 3);
+      for (; k < K; k++) x += load<f32>(ai + (<usize>k << 2)) * load<f32>(bj + (<usize>k << 2));
+      store<f32>(c + <usize>i * rc + (<usize>j << 2), x);
+    }
+  }
+}
+
+/** the four dot products' lanes summed as gemvT does: r[t] = sum of s_t's lanes */
+@inline function hsum4(s0: v128, s1: v128, s2: v128, s3: v128): v128 {
+  const t0 = f32x4.add(v128.shuffle<f32>(s0, s1, 0, 4, 1, 5), v128.shuffle<f32>(s0, s1, 2, 6, 3, 7));
+  const t1 = f32x4.add(v128.shuffle<f32>(s2, s3, 0, 4, 1, 5), v128.shuffle<f32>(s2, s3, 2, 6, 3, 7));
+  return f32x4.add(v128.shuffle<f32>(t0, t1, 0, 1, 4, 5), v128.shuffle<f32>(t0, t1, 2, 3, 6, 7));
+}
+
+/** the k tail of four dot products, as gemvT adds it */
+@inline function tail4(r: v128, a: usize, b0: usize, rb: usize, k0: i32, K: i32): v128 {
+  for (let k = k0; k < K; k++) {
+    const o = <usize>k << 2;
+    const x = load<f32>(a + o);
+    r = f32x4.add(r, f32x4.mul(f32x4.splat(x), f32x4(load<f32>(b0 + o), load<f32>(b0 + rb + o), load<f32>(b0 + 2 * rb + o), load<f32>(b0 + 3 * rb + o))));
+  }
+  return r;
+}
+
+/** rows a, a + K of A times weight rows b .. b + 3: 8 accumulators, each weight vector loaded once */
+function smallT4x2(a: usize, b: usize, c: usize, K: i32, rc: usize): void {
+  const rb = <usize>K << 2;
+  const a1 = a + rb;
+  const b1 = b + rb;
+  const b2 = b1 + rb;
+  const b3 = b2 + rb;
+  let s0 = f32x4.splat(0), s1 = s0, s2 = s0, s3 = s0, u0 = s0, u1 = s0, u2 = s0, u3 = s0;
+  let k = 0;
+  for (; k + 4 <= K; k += 4) {
+    const o = <usize>k << 2;
+    const w0 = v128.load(b + o);
+    const w1 = v128.load(b1 + o);
+    const w2 = v128.load(b2 + o);
+    const w3 = v128.load(b3 + o);
+    const x = v128.load(a + o);
+    s0 = vfma(x, w0, s0);
+    s1 = vfma(x, w1, s1);
+    s2 = vfma(x, w2, s2);
+    s3 = vfma(x, w3, s3);
+    const y = v128.load(a1 + o);
+    u0 = vfma(y, w0, u0);
+    u1 = vfma(y, w1, u1);
+    u2 = vfma(y, w2, u2);
+    u3 = vfma(y, w3, u3);
+  }
+  v128.store(c, tail4(hsum4(s0, s1, s2, s3), a, b, rb, k, K));
+  v128.store(c + rc, tail4(hsum4(u0, u1, u2, u3), a1, b, rb, k, K));
+}
+
+/** one row of A times weight rows b .. b + 3 (gemvT's block) */
+function smallT4x1(a: usize, b: usize, c: usize, K: i32): void {
+  const rb = <usize>K << 2;
+  const b1 = b + rb;
+  const b2 = b1 + rb;
+  const b3 = b2 + rb;
+  let s0 = f32x4.splat(0), s1 = s0, s2 = s0, s3 = s0;
+  let k = 0;
+  for (; k + 4 <= K; k += 4) {
+    const o = <usize>k << 2;
+    const x = v128.load(a + o);
+    s0 = vfma(x, v128.load(b + o), s0);
+    s1 = vfma(x, v128.load(b1 + o), s1);
+    s2 = vfma(x, v128.load(b2 + o), s2);
+    s3 = vfma(x, v128.load(b3 + o), s3);
+  }
+  v128.store(c, tail4(hsum4(s0, s1, s2, s3), a, b, rb, k, K));
+}
+
+/** B [K, N]: columns [j0, j1) of all M rows; each 32-column strip (K x 128 bytes) stays in L2 across the rows */
+function smallN(a: usize, b: usize, c: usize, M: i32, N: i32, K: i32, j0: i32, j1: i32): void {
+  const ra = <usize>K << 2;
+  const rc = <usize>N << 2;
+  for (let j = j0; j < j1; j += 32) {
+    const je = imin(j1, j + 32);
+    for (let i = 0; i < M; i++) gemvN(a + <usize>i * ra, b, c + <usize>i * rc, N, K, j, je);
+  }
+}

@@ -56,6 +56,9 @@ export interface WasmBackend extends Backend {
   dispose(): Promise<void>;
 }
 
+/** most rows of A for the small-M matmul (asm/gemm.ts gemmSmallM); measured even with gemm at 12-16 */
+const SMALL_M_MAX = 8;
+
 /** exported kernel functions the pool may dispatch */
 const FNS = [
   'gemm',
@@ -74,6 +77,7 @@ const FNS = [
   'copyStrided',
   'reduce',
   'gemv',
+  'gemmSmallM',
   'gather',
   'scatterAdd',
   'qgemv',
@@ -524,6 +528,17 @@ class WasmBackendImpl implements WasmBackend {
         [this.addr(a, k), this.addr(b, k), this.addr(out, k), batch, N, K, p.transB, p.strideA, p.strideB],
         0,
         () => `gemv: batch=${batch}, N=${N}, K=${K}, transB=${p.transB}, strideA=${p.strideA}, strideB=${p.strideB}`,
+      );
+      return;
+    }
+    if (!p.transA && M <= SMALL_M_MAX) {
+      // a few rows (speculative verification, small batches): each weight row read once for all rows
+      this.run(
+        'gemmSmallM',
+        this.nth(flops, PAR_FLOPS),
+        [this.addr(a, k), this.addr(b, k), this.addr(out, k), batch, M, N, K, p.transB, p.strideA, p.strideB],
+        0,
+        () => `batch=${batch}, M=${M}, N=${N}, K=${K}, transB=${p.transB}, strideA=${p.strideA}, strideB=${p.strideB}`,
       );
       return;
     }
