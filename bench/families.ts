@@ -335,7 +335,8 @@ const SUITE: RunSpec[] = [
     preset: 'tiny-deepseek-v3',
     set: [],
     tokenizer: 'char',
-    objective: 'causal LM (random 64-char windows)',
+    objective:
+      'causal LM + 0.3 × multi-token-prediction loss (training steps; evaluations report the causal-LM loss alone)',
     task: `char-level LM, ${SHAKESPEARE}`,
     steps: 300,
     batch: 8,
@@ -1054,6 +1055,123 @@ function previousDoc(titles: string[]): Map<string, KeptFamily> {
   return out;
 }
 
+// ------------------------------------------------------------------------ MoE balancing (bench/moe-balance.ts)
+
+const BALANCE_TITLE = "## MoE load balancing: auxiliary loss vs DeepSeek-V3's auxiliary-loss-free bias";
+const BALANCE_SEEDS = [1, 2, 3];
+const BALANCE_ARMS: Record<string, string> = {
+  none: 'no balancing',
+  aux: 'sequence-wise balance loss, α = 0.01',
+  bias: 'correction bias, u = 0.001 (the paper)',
+  'bias-fast': 'correction bias, u = 0.01',
+};
+
+interface BalanceArm {
+  arm: string;
+  steps: number;
+  valLoss: number;
+  trainLoss: number;
+  seconds: number;
+  layers: { layer: number; fractions: number[]; cv: number; maxOverMean: number }[];
+}
+
+/** bench/moe-balance.js once per seed, each writing runs/families/balance/seed-N.json */
+function runBalance(data: string, scale: number): void {
+  const dir = join(runsDir, 'balance');
+  mkdirSync(dir, { recursive: true });
+  const script = fileURLToPath(new URL('./moe-balance.js', import.meta.url));
+  for (const seed of BALANCE_SEEDS) {
+    const args = [
+      script,
+      '--data',
+      data,
+      '--steps',
+      String(Math.max(10, Math.round(300 * scale))),
+      '--seed',
+      String(seed),
+    ];
+    const r = spawnSync(process.execPath, [...args, '--json', join(dir, `seed-${seed}.json`)], {
+      stdio: 'inherit',
+      env: { ...process.env, LINEAGE_THREADS: '1' },
+    });
+    if (r.status !== 0) throw new Error(`moe-balance seed ${seed} failed (exit ${r.status})`);
+  }
+}
+
+const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+const meanSd = (v: number[], d = 3) => {
+  const m = mean(v);
+  const sd = Math.sqrt(v.reduce((a, b) => a + (b - m) ** 2, 0) / Math.max(1, v.length - 1));
+  return v.length > 1 ? `${m.toFixed(d)} ± ${sd.toFixed(d)}` : m.toFixed(d);
+};
+
+/** the section from the seeds' results (and its bar chart), or the current doc's section when none ran */
+async function balanceSection(): Promise<string | null> {
+  const files = BALANCE_SEEDS.map((s) => join(runsDir, 'balance', `seed-${s}.json`)).filter((f) => existsSync(f));
+  if (!files.length) return previousSection(BALANCE_TITLE);
+  const runs = files.map((f) => JSON.parse(readFileSync(f, 'utf8')) as BalanceArm[]);
+  const arms = runs[0]!.map((a) => a.arm);
+  const per = (arm: string) => runs.map((r) => r.find((a) => a.arm === arm)!).filter(Boolean);
+  const layers = runs[0]![0]!.layers.map((l) => l.layer);
+  const rows = arms.map((arm) => {
+    const rs = per(arm);
+    const spread = layers.map(
+      (_, i) =>
+        `${meanSd(
+          rs.map((r) => r.layers[i]!.cv),
+          2,
+        )} / ${meanSd(
+          rs.map((r) => r.layers[i]!.maxOverMean),
+          2,
+        )}`,
+    );
+    return `| ${arm} | ${BALANCE_ARMS[arm] ?? arm} | ${meanSd(rs.map((r) => r.valLoss))} | ${spread.join(' | ')} | ${fmt(mean(rs.map((r) => r.seconds)), 0)} |`;
+  });
+  const { barChart } = await import('../src/train/plot.js');
+  const last = layers.length - 1;
+  const E = runs[0]![0]!.layers[0]!.fractions.length;
+  writeAtomic(
+    join(figDir, 'moe-balance.svg'),
+    barChart({
+      categories: Array.from({ length: E }, (_, e) => `expert ${e}`),
+      series: arms.map((arm) => ({ name: arm, values: runs[0]!.find((a) => a.arm === arm)!.layers[last]!.fractions })),
+      title: `Share of routed tokens per expert, MoE layer ${layers[last]}, seed ${BALANCE_SEEDS[0]} (validation)`,
+      yLabel: 'fraction',
+      reference: { value: 1 / E, label: 'uniform' },
+    }),
+  );
+  const steps = runs[0]![0]!.steps;
+  return [
+    BALANCE_TITLE,
+    '',
+    `A tiny DeepSeek-V3-style MoE (3 layers, the first dense; 2 MoE layers of 8 routed experts, top-2 within the best 2`,
+    `of 4 groups, 1 shared expert, sigmoid scores), char-level on tinyshakespeare, ${steps} steps × 8 × 64, AdamW lr 3e-3;`,
+    `every arm starts from the same weights and sees the same batches; ${runs.length} seed(s), mean ± sample std.`,
+    "Load spread is measured on the validation batches: the coefficient of variation (std / mean) of the experts'",
+    "shares of routed (token, slot) assignments, and max / mean (DeepSeek's MaxVio + 1; 1 is perfectly balanced).",
+    'Validation loss is the cross-entropy alone (no balance term). Regenerate: `node dist/bench/families.js --only balance`',
+    '(per seed: `node dist/bench/moe-balance.js --seed N --json FILE`).',
+    '',
+    `| arm | balancing | val loss | ${layers.map((l) => `layer ${l}: CV / max÷mean`).join(' | ')} | s / run |`,
+    `|---|---|---:|${layers.map(() => '---:').join('|')}|---:|`,
+    ...rows,
+    '',
+    '![expert load per arm](families/moe-balance.svg)',
+    '',
+  ].join('\n');
+}
+
+/** a `## ` section of the current doc, up to the next `## ` heading */
+function previousSection(title: string): string | null {
+  const file = join(docsDir, 'FAMILIES.md');
+  if (!existsSync(file)) return null;
+  const text = readFileSync(file, 'utf8');
+  const start = text.indexOf(title + '\n');
+  if (start < 0) return null;
+  const next = text.indexOf('\n## ', start + title.length);
+  return text.slice(start, next < 0 ? undefined : next + 1).trimEnd() + '\n';
+}
+
 /** the memory section (and its notes) of the current doc, kept when this regeneration did not measure memory */
 function previousMemory(): string | null {
   const file = join(docsDir, 'FAMILIES.md');
@@ -1072,7 +1190,12 @@ function previousDates(): string[] {
   return m ? [m[1]!, m[2]!] : [];
 }
 
-function writeDoc(results: (RunResult | KeptFamily)[], mem: MemResult | null, memNotes: string): void {
+function writeDoc(
+  results: (RunResult | KeptFamily)[],
+  mem: MemResult | null,
+  memNotes: string,
+  balance: string | null,
+): void {
   const ran = results.filter((r): r is RunResult => !('kept' in r));
   const ok = ran.filter((r) => r.ok);
   const summary = [
@@ -1111,6 +1234,7 @@ function writeDoc(results: (RunResult | KeptFamily)[], mem: MemResult | null, me
     ...summary,
     '',
     ...results.map((r) => ('kept' in r ? r.section : familySection(r))),
+    ...(balance ? [balance] : []),
     ...(mem ? [memorySection(mem), memNotes] : [previousMemory() ?? memorySection(null)]),
     KNOWN_PROBLEMS,
   ].join('\n');
@@ -1184,8 +1308,8 @@ async function main(): Promise<void> {
   const only = arg('only')?.split(',');
   if (only)
     for (const n of only)
-      if (!SUITE.some((s) => s.name === n) && n !== 'memory')
-        throw new Error(`--only ${n}: known runs are ${SUITE.map((s) => s.name).join(', ')}, memory`);
+      if (!SUITE.some((s) => s.name === n) && n !== 'memory' && n !== 'balance')
+        throw new Error(`--only ${n}: known runs are ${SUITE.map((s) => s.name).join(', ')}, memory, balance`);
   mkdirSync(runsDir, { recursive: true });
   mkdirSync(figDir, { recursive: true });
   for (const s of SUITE) {
@@ -1221,7 +1345,8 @@ async function main(): Promise<void> {
     return [{ ...r, spec: { ...r.spec, title: s.title, objective: s.objective, task: s.task, note: s.note } }];
   });
   const mem = existsSync(memFile) ? (JSON.parse(readFileSync(memFile, 'utf8')) as MemResult) : null;
-  writeDoc(results, mem, memoryNotes(mem));
+  if ((!only || only.includes('balance')) && !flag('skip-train')) runBalance(data, scale);
+  writeDoc(results, mem, memoryNotes(mem), await balanceSection());
   console.log(`[families] wrote docs/FAMILIES.md (${results.length} runs) and docs/families/*.svg`);
 }
 
