@@ -14,6 +14,7 @@ import type { DecoderConfig } from '../../models/config.js';
 import type { Tokenizer } from '../../tokenizers/tokenizer.js';
 import { BlockManager } from './block-manager.js';
 import { KvPool, layerSpecs } from './kv-pool.js';
+import { checkKvDtype, type KvDtype } from './kv-dtype.js';
 import { ModelRunner, type RunItem } from './runner.js';
 import { Scheduler, type ScheduledChunk } from './scheduler.js';
 import { Sequence, type FinishReason, type LogitsProcessor, type TokenEvent } from './sequence.js';
@@ -37,6 +38,8 @@ export interface EngineOptions {
   kvMemoryBytes?: number;
   /** tokens per KV block (default 16) */
   blockSize?: number;
+  /** element type of the KV cache (default float32); float16/bfloat16 hold 2x, int8 ~4x the tokens per byte */
+  kvDtype?: KvDtype;
   /** tokens per step over all sequences (default 512) */
   maxBatchedTokens?: number;
   /** sequences running at once (default 64) */
@@ -188,7 +191,13 @@ export class Engine {
     } else {
       const paged = new ModelRunner(
         model,
-        new KvPool(layerSpecs(cfg), opts.blockSize ?? 16, opts.kvMemoryBytes ?? 64 * 1024 * 1024),
+        new KvPool(
+          layerSpecs(cfg),
+          opts.blockSize ?? 16,
+          opts.kvMemoryBytes ?? 64 * 1024 * 1024,
+          'wasm',
+          checkKvDtype(opts.kvDtype ?? 'float32', 'engine: kvDtype'),
+        ),
       );
       [this.runner, this.pool] = [paged, paged.pool];
     }
