@@ -4,6 +4,7 @@ import type { LanguageModel } from '../../models/model.js';
 import type { Tokenizer } from '../../tokenizers/tokenizer.js';
 import { Engine, type EngineRequest } from '../../infer/engine/engine.js';
 import type { TokenEvent } from '../../infer/engine/sequence.js';
+import type { KvDtype } from '../../infer/engine/kv-dtype.js';
 
 export interface EngineGenerateOptions {
   request: EngineRequest;
@@ -11,6 +12,7 @@ export interface EngineGenerateOptions {
   promptLookup: boolean;
   speculativeTokens: number;
   json: boolean;
+  kvDtype?: KvDtype;
 }
 
 interface Choice {
@@ -30,6 +32,7 @@ export const ENGINE_FLAGS = [
   'draft-model',
   'speculative-tokens',
   'prompt-lookup',
+  'kv-dtype',
 ];
 
 export async function generateWithEngine(
@@ -47,6 +50,7 @@ export async function generateWithEngine(
     draftModel: o.draftModel,
     promptLookup: o.promptLookup,
     speculativeTokens: o.speculativeTokens,
+    kvDtype: o.kvDtype ?? 'float32',
   });
   const choices: Choice[] = Array.from({ length: n }, () => ({ text: '', ids: [], finishReason: null, logprobs: [] }));
   const stream = !o.json && n === 1;

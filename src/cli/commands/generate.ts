@@ -10,6 +10,7 @@ import type { LanguageModel } from '../../models/model.js';
 import type { Tokenizer } from '../../tokenizers/tokenizer.js';
 import type { EngineRequest } from '../../infer/engine/engine.js';
 import { ENGINE_FLAGS, generateWithEngine } from './generate-engine.js';
+import { checkKvDtype } from '../../infer/engine/kv-dtype.js';
 import { CONSTRAIN_FLAGS, CONSTRAIN_HELP, constraintFromFlags } from './constrain-flags.js';
 import { loadAdapterDir } from '../../align/lora-node.js';
 
@@ -41,7 +42,8 @@ when one of these is given:
   --logprobs K             with --json: log-probabilities of each token and its K top alternatives
   --draft-model DIR        speculative decoding with this smaller model (same tokenizer) as drafter
   --speculative-tokens K   draft tokens per step (default 4)
-  --prompt-lookup          speculative decoding with n-gram drafts from the text so far`;
+  --prompt-lookup          speculative decoding with n-gram drafts from the text so far
+  --kv-dtype D             KV cache element type: float32 (default), float16, bfloat16, int8`;
 
 export async function generateCommand(argv: string[]): Promise<void> {
   const valued = [
@@ -59,6 +61,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
     'logprobs',
     'draft-model',
     'speculative-tokens',
+    'kv-dtype',
     'lora',
     ...CONSTRAIN_FLAGS,
   ];
@@ -152,6 +155,7 @@ async function engineGenerate(
     json,
     promptLookup: f.bools.has('prompt-lookup'),
     speculativeTokens: flagNumber(f, 'speculative-tokens', { int: true, min: 1 }) ?? 4,
+    kvDtype: checkKvDtype(flagString(f, 'kv-dtype') ?? 'float32', '--kv-dtype'),
   });
   draftModel?.dispose();
   return true;

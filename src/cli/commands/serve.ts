@@ -8,6 +8,7 @@ import { contextLimit } from '../../infer/generate.js';
 import { createServer } from '../../serve/app.js';
 import type { ServedModel } from '../../serve/models.js';
 import { flagNumber, parseFlags } from '../flags.js';
+import { checkKvDtype } from '../../infer/engine/kv-dtype.js';
 
 const HELP = `usage: lineage serve --model DIR [--model NAME=DIR ...] [options]
 
@@ -19,6 +20,8 @@ const HELP = `usage: lineage serve --model DIR [--model NAME=DIR ...] [options]
   --max-running N          sequences decoded together per model (default 64)
   --max-queue N            waiting requests per model before 429 (default 256)
   --kv-memory SIZE         KV-cache pool per model, e.g. 512MB, 2GB (default 256MB)
+  --kv-dtype D             KV cache element type: float32 (default), float16, bfloat16, int8 (2x / ~4x
+                           the tokens in the same --kv-memory)
   --draft-model DIR        speculative decoding with this smaller model (same tokenizer)
   --lora DIR               apply a PEFT LoRA adapter (lineage align --lora-r ...) on top of the model
   --max-tokens N           max_tokens when a request gives none (default 256)
@@ -37,12 +40,25 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const f = parseFlags(
     'serve',
     argv,
-    ['model', 'host', 'port', 'api-key', 'max-running', 'max-queue', 'kv-memory', 'draft-model', 'max-tokens', 'lora'],
+    [
+      'model',
+      'host',
+      'port',
+      'api-key',
+      'max-running',
+      'max-queue',
+      'kv-memory',
+      'kv-dtype',
+      'draft-model',
+      'max-tokens',
+      'lora',
+    ],
     ['metrics-auth'],
   );
   const specs = f.values.get('model') ?? [];
   if (specs.length === 0) throw new Error(`--model DIR is required\n\n${HELP}`);
   const kvBytes = parseSize(f.values.get('kv-memory')?.at(-1) ?? '256MB', 'kv-memory');
+  const kvDtype = checkKvDtype(f.values.get('kv-dtype')?.at(-1) ?? 'float32', '--kv-dtype');
   const maxRunning = flagNumber(f, 'max-running', { int: true, min: 1 }) ?? 64;
   const draftDir = f.values.get('draft-model')?.at(-1);
   const threads = Number(process.env.LINEAGE_THREADS) || availableParallelism();
@@ -71,6 +87,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       draftModelDir: draftDir,
       loraDir: lora,
       kvMemoryBytes: kvBytes,
+      kvDtype,
       maxRunningSeqs: maxRunning,
       threads,
     });
