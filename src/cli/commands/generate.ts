@@ -43,6 +43,8 @@ when one of these is given:
   --draft-model DIR        speculative decoding with this smaller model (same tokenizer) as drafter
   --speculative-tokens K   draft tokens per step (default 4)
   --prompt-lookup          speculative decoding with n-gram drafts from the text so far
+  --beams B                beam search with B beams (deterministic; --n K returns the K best of them)
+  --length-penalty L       beam search: score = sum of logprobs / length^L (default 1)
   --kv-dtype D             KV cache element type: float32 (default), float16, bfloat16, int8`;
 
 export async function generateCommand(argv: string[]): Promise<void> {
@@ -62,6 +64,8 @@ export async function generateCommand(argv: string[]): Promise<void> {
     'draft-model',
     'speculative-tokens',
     'kv-dtype',
+    'beams',
+    'length-penalty',
     'lora',
     ...CONSTRAIN_FLAGS,
   ];
@@ -147,6 +151,17 @@ async function engineGenerate(
   };
   const logprobs = flagNumber(f, 'logprobs', { int: true, min: 0 });
   if (logprobs !== undefined) request.logprobs = logprobs;
+  const beams = flagNumber(f, 'beams', { int: true, min: 1 });
+  if (beams !== undefined && beams > 1) {
+    // beam search is deterministic: the sampling defaults stay out (an explicit sampling flag is refused)
+    request.beams = beams;
+    const sampling = { temperature: 'temperature', topK: 'top-k', topP: 'top-p', minP: 'min-p' } as const;
+    for (const [k, flag] of Object.entries(sampling))
+      if (!f.values.has(flag)) delete request[k as keyof typeof sampling];
+    if (!f.values.has('repetition-penalty')) delete request.repetitionPenalty;
+  }
+  const lengthPenalty = flagNumber(f, 'length-penalty');
+  if (lengthPenalty !== undefined) request.lengthPenalty = lengthPenalty;
   const json = f.bools.has('json');
   if (!json && request.n === 1) process.stdout.write(prompt);
   await generateWithEngine(model, tokenizer, {
