@@ -33,7 +33,7 @@ function lastLogprobs(model: LanguageModel, ids: number[]): number[] {
 function referenceBeams(
   model: LanguageModel,
   prompt: number[],
-  o: { B: number; lp: number; early: boolean | 'never'; maxNew: number; eos: number[] },
+  o: { B: number; lp: number; early: boolean | 'never'; maxNew: number; eos: number[]; minNew?: number },
 ): RefHyp[] {
   const hyps: RefHyp[] = [];
   let worst = 1e9;
@@ -53,7 +53,12 @@ function referenceBeams(
   let beams = Array.from({ length: o.B }, (_, i) => ({ out: [] as number[], score: i === 0 ? 0 : -1e9 }));
   for (let len = 1; len <= o.maxNew; len++) {
     const cands = beams.flatMap((b, bi) =>
-      lastLogprobs(model, [...prompt, ...b.out]).map((lp, t) => ({ s: b.score + lp, bi, t })),
+      lastLogprobs(model, [...prompt, ...b.out]).map((lp, t) => ({
+        // min_new_tokens: end tokens at -inf (after the log-softmax) until minNew tokens exist
+        s: b.score + (len - 1 < (o.minNew ?? 0) && o.eos.includes(t) ? -Infinity : lp),
+        bi,
+        t,
+      })),
     );
     cands.sort((a, b) => b.s - a.s);
     const top = cands.slice(0, Math.max(2, 1 + o.eos.length) * o.B);
@@ -135,6 +140,9 @@ for (const [name, m] of [
       { B: 3, lp: 1, early: false as const, maxNew: 6, eos: mostlyEos },
       { B: 2, lp: 1.5, early: 'never' as const, maxNew: 6, eos: mostlyEos },
       { B: 2, lp: 1.5, early: false as const, maxNew: 6, eos: mostlyEos },
+      // min tokens: no end token before the third
+      { B: 3, lp: 1, early: false as const, maxNew: 5, eos: mostlyEos, minNew: 2 },
+      { B: 2, lp: -1, early: false as const, maxNew: 5, eos: firstRanked.slice(0, 4), minNew: 1 },
     ];
     // a small pool and block size: beams cross block boundaries and share the prompt's blocks
     const engine = new Engine(m, { blockSize: 4, kvMemoryBytes: 1 << 20 });
@@ -144,6 +152,7 @@ for (const [name, m] of [
       const got = await engineBeams(engine, {
         prompt: PROMPT,
         maxTokens: c.maxNew,
+        minTokens: c.minNew ?? 0,
         beams: c.B,
         n: c.B,
         lengthPenalty: c.lp,
@@ -235,6 +244,14 @@ test('beam search: n best of B, beams share the prompt blocks, abort, bad reques
     ['abort'],
   );
   assert.equal(engine.blocks.numUsed, 0);
+  // int8 KV blocks (scales copied with a partial block) through the same search: completes, returns blocks
+  const i8 = new Engine(model, { blockSize: 4, kvMemoryBytes: 1 << 18, kvDtype: 'int8' });
+  const q = await engineBeams(i8, { prompt: long, maxTokens: 6, beams: 3, n: 3, ignoreEos: true });
+  assert.deepEqual(
+    q.map((x) => x.tokens.length),
+    [6, 6, 6],
+  );
+  assert.equal(i8.blocks.numUsed, 0);
   assert.throws(() => engine.add({ prompt: long, beams: 2, n: 3 }), /n \(3\) must be at most beams \(2\)/);
   assert.throws(() => engine.add({ prompt: long, beams: 0 }), /beams must be an integer/);
   assert.throws(() => engine.add({ prompt: long, lengthPenalty: 2 }), /lengthPenalty needs beam search/);
