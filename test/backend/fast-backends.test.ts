@@ -13,6 +13,7 @@ import { createNativeBackend } from '../../src/backend/native/backend.js';
 import { loadNativeAddon } from '../../src/backend/native/addon-node.js';
 
 import { Ctx, close, numel, rng, strides, type FastBackend } from './kernel-helpers.js';
+import { pagedAttentionBadTable, pagedAttentionCases, quantMatmulCases } from './engine-kernel-cases.js';
 
 // ---- backends ---------------------------------------------------------------------------------------
 const { addon, error: addonError } = loadNativeAddon();
@@ -590,6 +591,11 @@ for (const { key } of factories) {
       }
       ctx.done();
     });
+
+    test('pagedAttention: random block layouts, ragged steps, GQA, sliding windows, odd sizes', () =>
+      pagedAttentionCases(new Ctx(B())));
+    test('pagedAttention: a missing block inside a window is an error', () => pagedAttentionBadTable(new Ctx(B())));
+    test('quantMatmul q8_0 / q4_0: GEMV and GEMM paths', () => quantMatmulCases(new Ctx(B())));
 
     test('gather / scatterAdd (repeated indices)', () => {
       const ctx = new Ctx(B());

@@ -8,6 +8,7 @@
 import type { DecoderConfig } from '../../models/config.js';
 import { layerWindow } from '../../models/config.js';
 import { WasmPagedKernel } from './paged-wasm.js';
+import { BackendPagedKernel, type PagedKernel } from './paged-backend.js';
 
 /** storage of one layer */
 export interface LayerSpec {
@@ -48,14 +49,17 @@ export class KvPool {
   readonly layers: LayerStore[];
   readonly numBlocks: number;
 
-  /** the WebAssembly paged-attention kernel whose memory holds the pool (null: host arrays, host kernel) */
-  readonly kernel: WasmPagedKernel | null;
+  /**
+   * the paged-attention kernel whose memory holds the pool (null: host arrays, host kernel). 'auto': the
+   * current backend's fast kernel (native) when it has one, else the WebAssembly one, else the host kernel
+   */
+  readonly kernel: PagedKernel | null;
 
   constructor(
     specs: readonly LayerSpec[],
     readonly blockSize: number,
     kvMemoryBytes: number,
-    kernel: 'wasm' | 'host' = 'wasm',
+    kernel: 'auto' | 'backend' | 'wasm' | 'host' = 'auto',
   ) {
     if (!Number.isInteger(blockSize) || blockSize < 1)
       throw new Error(`engine: blockSize must be a positive integer, got ${blockSize}`);
@@ -67,7 +71,11 @@ export class KvPool {
       );
     }
     const slots = this.numBlocks * blockSize;
-    this.kernel = kernel === 'wasm' ? WasmPagedKernel.create(this.numBlocks * per) : null;
+    const fromBackend = kernel === 'auto' || kernel === 'backend' ? BackendPagedKernel.create() : null;
+    if (kernel === 'backend' && !fromBackend)
+      throw new Error('engine: the current backend has no fast paged-attention kernel (kernel: "backend")');
+    const wasm = () => WasmPagedKernel.create(this.numBlocks * per);
+    this.kernel = fromBackend ?? (kernel === 'auto' || kernel === 'wasm' ? wasm() : null);
     const alloc = (n: number) => (this.kernel ? this.kernel.alloc(n) : new Float32Array(n));
     this.layers = specs.map((s) => ({
       ...s,
