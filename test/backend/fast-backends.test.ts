@@ -170,7 +170,16 @@ for (const { key } of factories) {
         Dv: 8,
         causal: true,
       },
-      { name: 'long non-causal rows, odd Tk', B: 1, H: 2, Hkv: 2, Tq: 70, Tk: 301, Dk: 16, Dv: 24 },
+      {
+        name: 'long non-causal rows, odd Tk over one GEMM depth block',
+        B: 1,
+        H: 2,
+        Hkv: 2,
+        Tq: 70,
+        Tk: 401,
+        Dk: 16,
+        Dv: 24,
+      },
       // a non-positive scale takes the general (scale-then-max) softmax path of the native kernel
       { name: 'negative scale', B: 1, H: 2, Hkv: 2, Tq: 40, Tk: 40, Dk: 8, Dv: 8, causal: true, scale: -0.3 },
       {
