@@ -308,7 +308,7 @@ Napi::Value ScatterAdd(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-/** pagedAttention(q, k, v, out, tables, seq, pos, T, H, Hkv, Dk, Dv, bs, S, maxBlocks, window, scale, nth) */
+/** pagedAttention(q, k, v, out, tables, seq, pos, T, H, Hkv, Dk, Dv, bs, S, maxBlocks, window, scale, nth[, kvType]) */
 Napi::Value PagedAttention(const Napi::CallbackInfo& info) {
   PagedArgs a;
   a.q = P(info, 0);
@@ -328,6 +328,12 @@ Napi::Value PagedAttention(const Napi::CallbackInfo& info) {
   a.maxBlocks = I(info, 14);
   a.window = I(info, 15);
   a.scale = static_cast<float>(D(info, 16));
+  a.kvType = info.Length() > 18 ? static_cast<int>(I(info, 18)) : 0;
+  if (a.kvType < 0 || a.kvType > 2) {
+    Napi::TypeError::New(info.Env(), "pagedAttention: kvType must be 0 (float32), 1 (float16) or 2 (bfloat16)")
+        .ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
   K->pagedAttention(a, static_cast<int>(I(info, 17)));
   return info.Env().Undefined();
 }

@@ -42,11 +42,13 @@ struct AttnArgs {
 /** paged attention (native/paged.inc): q [H, T, Dk], out [H, T, Dv], K pool [slots, Hkv, Dk], V pool
  * [slots, Hkv, Dv] (slot = block * bs + offset), tables [S, maxBlocks], seq / pos [T] */
 struct PagedArgs {
-  const float *q, *k, *v;
+  const float* q;
+  const void *k, *v;  // elements of kvType
   float* out;
   const int32_t *tables, *seq, *pos;
   int64_t T, H, Hkv, Dk, Dv, bs, S, maxBlocks, window;
   float scale;
+  int kvType = 0;  // K and V pools: 0 float32, 1 float16, 2 bfloat16
 };
 
 struct Kernels {

@@ -2,7 +2,8 @@
 // over random block layouts, and the weight-only quantized matmul. Each runs the kernel as the op layer
 // dispatches it on the backend under test and compares with the reference kernel on the same buffers.
 import assert from 'node:assert/strict';
-import type { PagedAttentionParams, View } from '../../src/backend/backend.js';
+import type { DType, PagedAttentionParams, View } from '../../src/backend/backend.js';
+import { f32ToBf16, f32ToF16 } from '../../src/backend/dtype.js';
 import { referenceKernels as ref } from '../../src/backend/reference/kernels.js';
 import { dequantizeRows, quantizeRows } from '../../src/backend/reference/quant.js';
 import { Ctx, close, rng } from './kernel-helpers.js';
@@ -16,12 +17,29 @@ function shuffle<T>(xs: T[], r: () => number): T[] {
   return xs;
 }
 
+/** a contiguous KV pool of `dtype` holding r()'s values (rounded to the dtype) */
+function pool(ctx: Ctx, shape: number[], r: () => number, dtype: DType): View {
+  if (dtype === 'float32') return ctx.t(shape, r, 'float32', 1);
+  const t = ctx.t(shape, null, dtype, 1);
+  const a = ctx.be.view(t.buf) as Uint16Array;
+  const enc = dtype === 'float16' ? f32ToF16 : f32ToBf16;
+  for (let i = 0; i < a.length - 1; i++) a[1 + i] = enc(r());
+  return t;
+}
+
 /**
  * Ragged batches over shuffled blocks: sequences whose step is a prefill chunk (several tokens, starting
  * mid-sequence) or one decode token, tokens of different sequences interleaved, odd head dims, GQA / MQA,
- * sliding windows, block sizes 1..7, unused table entries -1.
+ * sliding windows, block sizes 1..7, unused table entries -1. KV pools of `kvDtype`; a float16 pool holds
+ * V values around 1e-4, half of them float16 subnormals (outputs compared scaled back up).
  */
-export function pagedAttentionCases(ctx: Ctx): void {
+export function pagedAttentionCases(ctx: Ctx, kvDtype: DType = 'float32'): void {
+  if (kvDtype !== 'float32' && ctx.be.name.startsWith('native')) {
+    // the native kernel must run these itself, not hand them to the reference it is compared with
+    const dt: DType[] = ['float32', kvDtype, kvDtype, 'int32', 'int32', 'int32', 'float32'];
+    assert.ok(ctx.be.supports?.('pagedAttention', dt), `${ctx.be.name} runs pagedAttention over a ${kvDtype} pool`);
+  }
+  const vScale = kvDtype === 'float16' ? 1e-4 : 1;
   const r = rng(77);
   const cases: [H: number, Hkv: number, Dk: number, Dv: number, bs: number, window: number][] = [
     [4, 2, 16, 16, 4, 0],
@@ -60,8 +78,8 @@ export function pagedAttentionCases(ctx: Ctx): void {
     const T = toks.length;
     const slots = numBlocks * bs;
     const q = ctx.t([H, T, Dk], r, 'float32', 2);
-    const k = ctx.t([slots, Hkv, Dk], () => 2 * r(), 'float32', 1);
-    const v = ctx.t([slots, Hkv, Dv], r);
+    const k = pool(ctx, [slots, Hkv, Dk], () => 2 * r(), kvDtype);
+    const v = pool(ctx, [slots, Hkv, Dv], () => vScale * r(), kvDtype);
     const tables = ctx.ints([seqs.length, maxBlocks], tab);
     const seq = ctx.ints(
       [T],
@@ -75,7 +93,8 @@ export function pagedAttentionCases(ctx: Ctx): void {
     const p: PagedAttentionParams = { T, H, Hkv, Dk, Dv, blockSize: bs, S: seqs.length, maxBlocks, window, scale: 0.3 };
     ctx.k.pagedAttention(q, k, v, tables, seq, pos, o[0], p);
     ref.pagedAttention(q, k, v, tables, seq, pos, o[1], p);
-    close(ctx.arr(o[0]), ctx.arr(o[1]), 2e-5, `pagedAttention ${JSON.stringify(p)}`);
+    const up = (a: Float32Array) => a.map((x) => x / vScale);
+    close(up(ctx.arr(o[0])), up(ctx.arr(o[1])), 2e-5, `pagedAttention ${kvDtype} ${JSON.stringify(p)}`);
   }
   ctx.done();
 }

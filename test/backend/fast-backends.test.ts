@@ -622,6 +622,8 @@ for (const { key } of factories) {
 
     test('pagedAttention: random block layouts, ragged steps, GQA, sliding windows, odd sizes', () =>
       pagedAttentionCases(new Ctx(B())));
+    for (const kvDtype of ['float16', 'bfloat16'] as const)
+      test(`pagedAttention over a ${kvDtype} KV pool`, () => pagedAttentionCases(new Ctx(B()), kvDtype));
     test('pagedAttention: a missing block inside a window is an error', () => pagedAttentionBadTable(new Ctx(B())));
     test('quantMatmul q8_0 / q4_0: GEMV and GEMM paths', () => quantMatmulCases(new Ctx(B())));
 

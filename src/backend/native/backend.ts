@@ -78,6 +78,8 @@ const NATIVE_BINARY: Partial<Record<BinaryOp, number>> = { add: 0, sub: 1, mul: 
 
 /** Work sizes below which a kernel stays on the calling thread (a pool wake-up costs a few microseconds). */
 const PAR_FLOPS = 2e6;
+/** KV pool dtypes the native paged kernel reads, by its kvType code (native/common.h PagedArgs) */
+const PAGED_KV_TYPE: Partial<Record<DType, number>> = { float32: 0, float16: 1, bfloat16: 2 };
 const PAR_ELEMS = 1 << 16;
 const PAR_ROW_ELEMS = 1 << 15;
 
@@ -235,8 +237,11 @@ export class NativeBackend implements Backend {
       return dtypes.every((d) => d === 'float32' || d === 'int32');
     if (name === 'attention' || name === 'attentionBackward')
       return dtypes.every((d) => d === 'float32' || d === 'int32');
-    // float32 KV only for now (q, k, v, tables, seq, pos, out): float16 / bfloat16 pools run the reference
-    if (name === 'pagedAttention') return dtypes.every((d, i) => d === (i >= 3 && i <= 5 ? 'int32' : 'float32'));
+    // (q, k, v, tables, seq, pos, out): K and V pools of one dtype, float32, float16 or bfloat16
+    if (name === 'pagedAttention')
+      return dtypes.every((d, i) =>
+        i === 1 || i === 2 ? d === dtypes[1] && d in PAGED_KV_TYPE : d === (i >= 3 && i <= 5 ? 'int32' : 'float32'),
+      );
     if (name === 'quantMatmul') return dtypes.every((d, i) => d === (i === 1 ? 'int32' : 'float32'));
     return dtypes.every((d) => d === 'float32');
   }
@@ -523,9 +528,10 @@ export class NativeBackend implements Backend {
   }
 
   /**
-   * The engine's paged attention over a float32 KV pool held in this backend's buffers. Declines (reference)
-   * GQA groups over 64 heads (the kernel's per-token head arrays). The caller (src/infer/engine) has
-   * checked that every visible position has a block; here only the extents are checked.
+   * The engine's paged attention over a KV pool held in this backend's buffers (float32, float16 or
+   * bfloat16, K and V alike). Declines (reference) GQA groups over 64 heads (the kernel's per-token head
+   * arrays) and mixed K / V dtypes. The caller (src/infer/engine) has checked that every visible position
+   * has a block; here only the extents are checked.
    */
   private pagedAttention(
     q: View,
@@ -539,6 +545,8 @@ export class NativeBackend implements Backend {
   ): void | false {
     const { T, H, Hkv, Dk, Dv, blockSize, S, maxBlocks } = p;
     if (Hkv < 1 || H % Hkv !== 0 || H / Hkv > 64 || Dk < 1 || Dv < 1) return false;
+    const kvType = PAGED_KV_TYPE[k.buf.dtype];
+    if (kvType === undefined || v.buf.dtype !== k.buf.dtype) return false;
     if (T * H === 0) return;
     const kn = 'pagedAttention';
     const slotsK = Math.floor(((k.buf.length - k.offset) / (Hkv * Dk)) | 0);
@@ -564,6 +572,7 @@ export class NativeBackend implements Backend {
       p.window,
       p.scale,
       this.nth(work, PAR_FLOPS),
+      kvType,
     );
   }
 
