@@ -4,6 +4,7 @@ import { loadModelDir } from '../src/infer/model-dir-node.js';
 import { shutdownBackend, useFastBackend } from '../src/cli/backend-node.js';
 import { bundledModelDir } from '../src/cli/commands/generate.js';
 import { benchDecode } from './decode.js';
+import { checkKvDtype } from '../src/infer/engine/kv-dtype.js';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
@@ -35,12 +36,13 @@ export async function decodeCommand(
     maxTokens: int('max-tokens'),
     draftModel,
     corpus,
+    kvDtype: checkKvDtype(flags.get('kv-dtype') ?? 'float32', 'bench decode: --kv-dtype'),
     ...(flags.has('single-requests') ? { singleRequests: int('single-requests') } : {}),
   });
   if (json) return void console.log(JSON.stringify({ ...r, threads, prompts: corpus ? 'text' : 'random' }));
   console.log(
     `decode N=${r.concurrency} P=${r.promptTokens} T=${r.maxTokens} threads=${threads}: ${r.tokensPerSecond.toFixed(1)} tok/s ` +
       `(single stream ${r.singleStreamTokensPerSecond.toFixed(1)}, x${r.speedup.toFixed(2)}), TTFT p50 ${r.ttftMsP50.toFixed(1)} ms, ` +
-      `ITL p50 ${r.itlMsP50.toFixed(1)} ms, KV blocks peak ${r.kvBlocksPeak}/${r.kvBlocksTotal}, waste ${r.kvWastePercent.toFixed(1)}%`,
+      `ITL p50 ${r.itlMsP50.toFixed(1)} ms, KV (${r.kvDtype}, ${r.kvBytesPerToken} B/token) blocks peak ${r.kvBlocksPeak}/${r.kvBlocksTotal}, waste ${r.kvWastePercent.toFixed(1)}%`,
   );
 }

@@ -7,12 +7,15 @@ import { Rng } from '../src/tensor/random.js';
 import type { LanguageModel } from '../src/models/model.js';
 import type { DecoderConfig } from '../src/models/config.js';
 import { Engine, type EngineOptions } from '../src/infer/engine/engine.js';
+import type { KvDtype } from '../src/infer/engine/kv-dtype.js';
 
 export interface DecodeBenchOptions {
   concurrency: number;
   promptTokens: number;
   maxTokens: number;
   draftModel?: LanguageModel | null;
+  /** element type of the KV cache (default float32) */
+  kvDtype?: KvDtype;
   /** requests of the single-stream pass (default: all `concurrency` of them) */
   singleRequests?: number;
   seed?: number;
@@ -35,6 +38,9 @@ export interface DecodeBenchResult {
   kvWastePercent: number;
   acceptanceRate: number;
   speculative: boolean;
+  kvDtype: KvDtype;
+  /** KV bytes per token (all layers, K and V, int8 scales included) */
+  kvBytesPerToken: number;
   /** with a draft model: single-stream tokens/s without it, and the ratio */
   plainSingleStreamTokensPerSecond?: number;
   speculativeSpeedup?: number;
@@ -95,6 +101,7 @@ export async function benchDecode(model: LanguageModel, o: DecodeBenchOptions): 
     maxBatchedTokens: Math.max(512, o.concurrency * 8),
     draftModel: o.draftModel ?? null,
     prefixCaching: false,
+    kvDtype: o.kvDtype ?? 'float32',
   };
   // enough blocks for every sequence at once (the bench measures batching, not preemption)
   const probe = new Engine(model, { ...opts, kvMemoryBytes: 1 << 30, draftModel: null });
@@ -138,6 +145,8 @@ export async function benchDecode(model: LanguageModel, o: DecodeBenchOptions): 
     kvWastePercent: slots === 0 ? 0 : (100 * engine.peakWasteSlots) / slots,
     acceptanceRate: engine.stats().acceptanceRate,
     speculative: !!o.draftModel,
+    kvDtype: opts.kvDtype!,
+    kvBytesPerToken: bytesPerBlock / engine.pool.blockSize,
     ...(plain
       ? {
           plainSingleStreamTokensPerSecond: plain.tokens / plain.seconds,

@@ -151,6 +151,74 @@ const SUITE: RunSpec[] = [
     note: '`--tokenizer bytes` so that eos (id 1) and the sentinels (ids 255, 254, ...) do not alias text characters.',
   },
   {
+    name: 'roberta',
+    title: 'RoBERTa (2019: no NSP, dynamic masking)',
+    preset: 'tiny-roberta',
+    set: [],
+    tokenizer: 'bytes',
+    objective:
+      'masked LM (dynamic masking of contiguous windows, no next-sentence prediction; loss on masked tokens only)',
+    task: 'windows of tinyshakespeare bytes between <s> and </s>, ≤ 64 bytes',
+    steps: 300,
+    batch: 8,
+    block: 64,
+    lr: 2e-3,
+    warmup: 30,
+    evalInterval: 50,
+    note: 'RoBERTa numbers positions from pad_token_id + 1; under `--tokenizer bytes` the CLI keeps pad id 0, a control byte that never occurs in the text.',
+  },
+  {
+    name: 'gpt3',
+    title: 'GPT-3 (2020: alternating dense and locally banded attention)',
+    preset: 'tiny-gpt3',
+    set: [],
+    tokenizer: 'char',
+    objective: 'causal LM (random 64-char windows)',
+    task: `char-level LM, ${SHAKESPEARE}`,
+    steps: 300,
+    batch: 8,
+    block: 64,
+    lr: 3e-3,
+    warmup: 30,
+    evalInterval: 50,
+    prompt: 'ROMEO:',
+    note: 'Odd layers attend within a local band (the sparse-transformer layers of the GPT-3 paper), even layers to the whole causal prefix.',
+  },
+  {
+    name: 'longformer',
+    title: 'Longformer (2020: sliding window + global attention)',
+    preset: 'tiny-longformer',
+    set: [],
+    tokenizer: 'bytes',
+    objective:
+      'masked LM (dynamic masking of contiguous windows, no next-sentence prediction; loss on masked tokens only)',
+    task: 'windows of tinyshakespeare bytes between <s> and </s>, ≤ 64 bytes',
+    steps: 300,
+    batch: 8,
+    block: 64,
+    lr: 2e-3,
+    warmup: 30,
+    evalInterval: 50,
+    note: 'Sliding-window attention in every layer (global attention only where the input marks tokens global); pad id 0 as for RoBERTa.',
+  },
+  {
+    name: 'bigbird',
+    title: 'BigBird (2020: block-sparse window, global and random blocks)',
+    preset: 'tiny-bigbird',
+    set: [],
+    tokenizer: 'bytes',
+    objective:
+      'masked LM (dynamic masking of contiguous windows, no next-sentence prediction; loss on masked tokens only)',
+    task: 'windows of tinyshakespeare bytes between <s> and </s>, ≤ 64 bytes',
+    steps: 300,
+    batch: 8,
+    block: 64,
+    lr: 2e-3,
+    warmup: 30,
+    evalInterval: 50,
+    note: 'Block-sparse attention (sliding blocks, global blocks, random blocks) as a mask on the dense fused kernel: correct, not faster.',
+  },
+  {
     name: 'llama',
     title: 'LLaMA (2023: RMSNorm, SwiGLU, RoPE, GQA 4/2)',
     preset: 'tiny-llama',
@@ -196,6 +264,88 @@ const SUITE: RunSpec[] = [
     warmup: 40,
     evalInterval: 100,
     prompt: 'ROMEO:',
+  },
+  {
+    name: 'llama3',
+    title: 'Llama 3 (2024: rope_theta 500k, llama3 RoPE scaling)',
+    preset: 'tiny-llama3',
+    set: [],
+    tokenizer: 'char',
+    objective: 'causal LM (random 64-char windows)',
+    task: `char-level LM, ${SHAKESPEARE}`,
+    steps: 300,
+    batch: 8,
+    block: 64,
+    lr: 3e-3,
+    warmup: 30,
+    evalInterval: 50,
+    prompt: 'ROMEO:',
+  },
+  {
+    name: 'qwen3',
+    title: 'Qwen3 (2025: per-head RMSNorm on queries and keys)',
+    preset: 'tiny-qwen3',
+    set: [],
+    tokenizer: 'char',
+    objective: 'causal LM (random 64-char windows)',
+    task: `char-level LM, ${SHAKESPEARE}`,
+    steps: 300,
+    batch: 8,
+    block: 64,
+    lr: 3e-3,
+    warmup: 30,
+    evalInterval: 50,
+    prompt: 'ROMEO:',
+  },
+  {
+    name: 'qwen3moe',
+    title: 'Qwen3-MoE (2025: many experts, normalised top-k, no shared expert)',
+    preset: 'tiny-qwen3-moe',
+    set: [],
+    tokenizer: 'char',
+    objective: 'causal LM (random 64-char windows)',
+    task: `char-level LM, ${SHAKESPEARE}`,
+    steps: 300,
+    batch: 8,
+    block: 64,
+    lr: 3e-3,
+    warmup: 30,
+    evalInterval: 50,
+    prompt: 'ROMEO:',
+  },
+  {
+    name: 'gemma',
+    title: 'Gemma (2024: GeGLU, √d-scaled embeddings, (1 + w) RMSNorm, MQA)',
+    preset: 'tiny-gemma',
+    set: [],
+    tokenizer: 'char',
+    objective: 'causal LM (random 64-char windows)',
+    task: `char-level LM, ${SHAKESPEARE}`,
+    steps: 300,
+    batch: 8,
+    block: 64,
+    lr: 3e-3,
+    warmup: 30,
+    evalInterval: 50,
+    prompt: 'ROMEO:',
+  },
+  {
+    name: 'deepseekv3',
+    title: 'DeepSeek-V3 (2024: MLA, sigmoid router with correction bias, group routing, MTP)',
+    preset: 'tiny-deepseek-v3',
+    set: [],
+    tokenizer: 'char',
+    objective:
+      'causal LM + 0.3 × multi-token-prediction loss (training steps; evaluations report the causal-LM loss alone)',
+    task: `char-level LM, ${SHAKESPEARE}`,
+    steps: 300,
+    batch: 8,
+    block: 64,
+    lr: 3e-3,
+    warmup: 30,
+    evalInterval: 50,
+    prompt: 'ROMEO:',
+    note: "The preset's defaults: sigmoid routing scores with the auxiliary-loss-free correction bias updated from expert load after each step, and the multi-token-prediction module trained as an extra objective. Auxiliary loss vs bias is measured in the MoE balancing section below.",
   },
   {
     name: 'gemma2',
@@ -752,6 +902,9 @@ const mib = (b: number) => (b / 1048576).toFixed(1);
 const count = (n: number | undefined) =>
   n === undefined ? '—' : n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : `${(n / 1e3).toFixed(1)} k`;
 
+/** runs whose tokens/s counts only the masked targets */
+const MASKED = new Set(['bert', 'roberta', 'longformer', 'bigbird']);
+
 function familySection(r: RunResult): string {
   const s = r.spec;
   const lines = [`## ${s.title}`, ''];
@@ -766,12 +919,12 @@ function familySection(r: RunResult): string {
     ['task', s.task],
     [
       'steps × batch × block',
-      `${r.steps} × ${s.batch} × ${s.block}, AdamW lr ${s.lr} (warmup ${s.warmup}, cosine to ${s.lr / 10})`,
+      `${r.steps} × ${s.batch} × ${s.block}, AdamW lr ${s.lr} (warmup ${s.warmup}, ${s.extra?.includes('wsd') ? 'warmup-stable-decay' : 'cosine'} to ${s.lr / 10})`,
     ],
-    ['wall time (training loop)', `${fmt(r.seconds, 0)} s on 1 thread`],
+    ['wall time (training loop)', `${fmt(r.seconds, 0)} s on 1 thread (run ${r.date.slice(0, 16)} UTC)`],
     [
       'tokens/s',
-      `${fmt(r.tokensPerSecond, 0)}${s.name === 'bert' ? ' (masked targets only)' : s.name === 't5' || s.name === 'transformer' ? ' (decoder targets)' : ''}`,
+      `${fmt(r.tokensPerSecond, 0)}${MASKED.has(s.name) ? ' (masked targets only)' : s.name === 't5' || s.name === 'transformer' ? ' (decoder targets)' : ''}`,
     ],
     ['train loss, first step → final', `${fmt(r.firstLoss)} → ${fmt(r.finalTrainLoss)}`],
     ['val loss, step 0 → final', `${fmt(r.firstValLoss)} → **${fmt(r.finalValLoss)}**`],
@@ -875,25 +1028,197 @@ function memorySection(m: MemResult | null): string {
   return lines.join('\n');
 }
 
-function writeDoc(results: RunResult[], mem: MemResult | null, memNotes: string): void {
-  const ok = results.filter((r) => r.ok);
+/** a family whose run is not in runs/families (a fresh clone, or `--only` another family): its table row and
+ * section as the current docs/FAMILIES.md has them, so that regenerating the file never drops a family */
+interface KeptFamily {
+  kept: true;
+  title: string;
+  row: string;
+  section: string;
+}
+
+/** row and section of each suite title in the current doc (sections end at the next `## ` heading) */
+function previousDoc(titles: string[]): Map<string, KeptFamily> {
+  const file = join(docsDir, 'FAMILIES.md');
+  const out = new Map<string, KeptFamily>();
+  if (!existsSync(file)) return out;
+  const lines = readFileSync(file, 'utf8').split('\n');
+  for (const title of titles) {
+    const row = lines.find((l) => l.startsWith(`| [${title}](`));
+    const start = lines.findIndex((l) => l === `## ${title}` || l === `### ${title}`);
+    if (!row || start < 0) continue;
+    let end = start + 1;
+    while (end < lines.length && !lines[end]!.startsWith('## ') && !lines[end]!.startsWith('### ')) end++;
+    const section = [`## ${title}`, ...lines.slice(start + 1, end)].join('\n').trimEnd() + '\n';
+    out.set(title, { kept: true, title, row, section });
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------------ MoE balancing (bench/moe-balance.ts)
+
+const BALANCE_TITLE = "## MoE load balancing: auxiliary loss vs DeepSeek-V3's auxiliary-loss-free bias";
+const BALANCE_SEEDS = [1, 2, 3];
+const BALANCE_ARMS: Record<string, string> = {
+  none: 'no balancing',
+  aux: 'sequence-wise balance loss, α = 0.01',
+  bias: 'correction bias, u = 0.001 (the paper)',
+  'bias-fast': 'correction bias, u = 0.01',
+};
+
+interface BalanceArm {
+  arm: string;
+  steps: number;
+  valLoss: number;
+  trainLoss: number;
+  seconds: number;
+  layers: { layer: number; fractions: number[]; cv: number; maxOverMean: number }[];
+}
+
+/** bench/moe-balance.js once per seed, each writing runs/families/balance/seed-N.json */
+function runBalance(data: string, scale: number): void {
+  const dir = join(runsDir, 'balance');
+  mkdirSync(dir, { recursive: true });
+  const script = fileURLToPath(new URL('./moe-balance.js', import.meta.url));
+  for (const seed of BALANCE_SEEDS) {
+    const args = [
+      script,
+      '--data',
+      data,
+      '--steps',
+      String(Math.max(10, Math.round(300 * scale))),
+      '--seed',
+      String(seed),
+    ];
+    const r = spawnSync(process.execPath, [...args, '--json', join(dir, `seed-${seed}.json`)], {
+      stdio: 'inherit',
+      env: { ...process.env, LINEAGE_THREADS: '1' },
+    });
+    if (r.status !== 0) throw new Error(`moe-balance seed ${seed} failed (exit ${r.status})`);
+  }
+}
+
+const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+const meanSd = (v: number[], d = 3) => {
+  const m = mean(v);
+  const sd = Math.sqrt(v.reduce((a, b) => a + (b - m) ** 2, 0) / Math.max(1, v.length - 1));
+  return v.length > 1 ? `${m.toFixed(d)} ± ${sd.toFixed(d)}` : m.toFixed(d);
+};
+
+/** the section from the seeds' results (and its bar chart), or the current doc's section when none ran */
+async function balanceSection(): Promise<string | null> {
+  const files = BALANCE_SEEDS.map((s) => join(runsDir, 'balance', `seed-${s}.json`)).filter((f) => existsSync(f));
+  if (!files.length) return previousSection(BALANCE_TITLE);
+  const runs = files.map((f) => JSON.parse(readFileSync(f, 'utf8')) as BalanceArm[]);
+  const arms = runs[0]!.map((a) => a.arm);
+  const per = (arm: string) => runs.map((r) => r.find((a) => a.arm === arm)!).filter(Boolean);
+  const layers = runs[0]![0]!.layers.map((l) => l.layer);
+  const rows = arms.map((arm) => {
+    const rs = per(arm);
+    const spread = layers.map(
+      (_, i) =>
+        `${meanSd(
+          rs.map((r) => r.layers[i]!.cv),
+          2,
+        )} / ${meanSd(
+          rs.map((r) => r.layers[i]!.maxOverMean),
+          2,
+        )}`,
+    );
+    return `| ${arm} | ${BALANCE_ARMS[arm] ?? arm} | ${meanSd(rs.map((r) => r.valLoss))} | ${spread.join(' | ')} | ${fmt(mean(rs.map((r) => r.seconds)), 0)} |`;
+  });
+  const { barChart } = await import('../src/train/plot.js');
+  const last = layers.length - 1;
+  const E = runs[0]![0]!.layers[0]!.fractions.length;
+  writeAtomic(
+    join(figDir, 'moe-balance.svg'),
+    barChart({
+      categories: Array.from({ length: E }, (_, e) => `expert ${e}`),
+      series: arms.map((arm) => ({ name: arm, values: runs[0]!.find((a) => a.arm === arm)!.layers[last]!.fractions })),
+      title: `Share of routed tokens per expert, MoE layer ${layers[last]}, seed ${BALANCE_SEEDS[0]} (validation)`,
+      yLabel: 'fraction',
+      reference: { value: 1 / E, label: 'uniform' },
+    }),
+  );
+  const steps = runs[0]![0]!.steps;
+  return [
+    BALANCE_TITLE,
+    '',
+    `A tiny DeepSeek-V3-style MoE (3 layers, the first dense; 2 MoE layers of 8 routed experts, top-2 within the best 2`,
+    `of 4 groups, 1 shared expert, sigmoid scores), char-level on tinyshakespeare, ${steps} steps × 8 × 64, AdamW lr 3e-3;`,
+    `every arm starts from the same weights and sees the same batches; ${runs.length} seed(s), mean ± sample std.`,
+    "Load spread is measured on the validation batches: the coefficient of variation (std / mean) of the experts'",
+    "shares of routed (token, slot) assignments, and max / mean (DeepSeek's MaxVio + 1; 1 is perfectly balanced).",
+    'Validation loss is the cross-entropy alone (no balance term). Regenerate: `node dist/bench/families.js --only balance`',
+    '(per seed: `node dist/bench/moe-balance.js --seed N --json FILE`).',
+    '',
+    `| arm | balancing | val loss | ${layers.map((l) => `layer ${l}: CV / max÷mean`).join(' | ')} | s / run |`,
+    `|---|---|---:|${layers.map(() => '---:').join('|')}|---:|`,
+    ...rows,
+    '',
+    '![expert load per arm](families/moe-balance.svg)',
+    '',
+  ].join('\n');
+}
+
+/** a `## ` section of the current doc, up to the next `## ` heading */
+function previousSection(title: string): string | null {
+  const file = join(docsDir, 'FAMILIES.md');
+  if (!existsSync(file)) return null;
+  const text = readFileSync(file, 'utf8');
+  const start = text.indexOf(title + '\n');
+  if (start < 0) return null;
+  const next = text.indexOf('\n## ', start + title.length);
+  return text.slice(start, next < 0 ? undefined : next + 1).trimEnd() + '\n';
+}
+
+/** the memory section (and its notes) of the current doc, kept when this regeneration did not measure memory */
+function previousMemory(): string | null {
+  const file = join(docsDir, 'FAMILIES.md');
+  if (!existsSync(file)) return null;
+  const text = readFileSync(file, 'utf8');
+  const start = text.indexOf('## Memory: ');
+  const end = text.indexOf('## Known problems');
+  return start >= 0 && end > start ? text.slice(start, end).trimEnd() + '\n' : null;
+}
+
+/** the run dates the current doc's header spans */
+function previousDates(): string[] {
+  const file = join(docsDir, 'FAMILIES.md');
+  if (!existsSync(file)) return [];
+  const m = /Runs: (\d{4}-\d\d-\d\dT\d\d:\d\d) … (\d{4}-\d\d-\d\dT\d\d:\d\d) UTC/.exec(readFileSync(file, 'utf8'));
+  return m ? [m[1]!, m[2]!] : [];
+}
+
+function writeDoc(
+  results: (RunResult | KeptFamily)[],
+  mem: MemResult | null,
+  memNotes: string,
+  balance: string | null,
+): void {
+  const ran = results.filter((r): r is RunResult => !('kept' in r));
+  const ok = ran.filter((r) => r.ok);
   const summary = [
     '| family | preset | params | objective | steps | wall (s) | tokens/s | train loss first → final | final val loss |',
     '|---|---|---:|---|---:|---:|---:|---|---:|',
     ...results.map((r) =>
-      r.ok
-        ? `| [${r.spec.title}](#${anchor(r.spec.title)}) | \`${r.spec.preset}\` | ${count(r.params)} | ${r.spec.objective.split(' (')[0]} | ${r.steps} | ${fmt(r.seconds, 0)} | ${fmt(r.tokensPerSecond, 0)} | ${fmt(r.firstLoss)} → ${fmt(r.finalTrainLoss)} | ${fmt(r.finalValLoss)} |`
-        : `| [${r.spec.title}](#${anchor(r.spec.title)}) | \`${r.spec.preset}\` | — | ${r.spec.objective.split(' (')[0]} | — | — | — | **failed** | — |`,
+      'kept' in r
+        ? r.row
+        : r.ok
+          ? `| [${r.spec.title}](#${anchor(r.spec.title)}) | \`${r.spec.preset}\` | ${count(r.params)} | ${r.spec.objective.split(' (')[0]} | ${r.steps} | ${fmt(r.seconds, 0)} | ${fmt(r.tokensPerSecond, 0)} | ${fmt(r.firstLoss)} → ${fmt(r.finalTrainLoss)} | ${fmt(r.finalValLoss)} |`
+          : `| [${r.spec.title}](#${anchor(r.spec.title)}) | \`${r.spec.preset}\` | — | ${r.spec.objective.split(' (')[0]} | — | — | — | **failed** | — |`,
     ),
   ];
-  const dates = ok.map((r) => r.date).sort();
+  const dates = ok.map((r) => r.date);
+  if (results.some((r) => 'kept' in r)) dates.push(...previousDates()); // the kept families' runs
+  dates.sort();
   const doc = [
     '# Every family, trained',
     '',
     'Each family in Lineage trained for a few minutes on its own pretraining objective with the real CLI (`lineage train`),',
     `single-threaded (\`LINEAGE_THREADS=1\`) on a shared 2-core machine (${os.cpus()[0]?.model ?? 'CPU'}, Node ${process.version}), one run at a time.`,
     'Wall times are those of a machine that other jobs were using at the same time: read them as orders of magnitude.',
-    `Runs: ${dates[0]?.slice(0, 16) ?? '—'} … ${dates.at(-1)?.slice(0, 16) ?? '—'} UTC. Regenerate everything (runs go to \`runs/families/\`, git-ignored):`,
+    `Runs: ${dates[0]?.slice(0, 16) ?? '—'} … ${dates.at(-1)?.slice(0, 16) ?? '—'} UTC. Regenerate everything (runs go to \`runs/families/\`, git-ignored; a family without a run there keeps its row and section from this file):`,
     '',
     '```sh',
     'npx tsc -p tsconfig.json',
@@ -908,9 +1233,9 @@ function writeDoc(results: RunResult[], mem: MemResult | null, memNotes: string)
     '',
     ...summary,
     '',
-    ...results.map(familySection),
-    memorySection(mem),
-    memNotes,
+    ...results.map((r) => ('kept' in r ? r.section : familySection(r))),
+    ...(balance ? [balance] : []),
+    ...(mem ? [memorySection(mem), memNotes] : [previousMemory() ?? memorySection(null)]),
     KNOWN_PROBLEMS,
   ].join('\n');
   writeAtomic(join(docsDir, 'FAMILIES.md'), doc);
@@ -983,8 +1308,8 @@ async function main(): Promise<void> {
   const only = arg('only')?.split(',');
   if (only)
     for (const n of only)
-      if (!SUITE.some((s) => s.name === n) && n !== 'memory')
-        throw new Error(`--only ${n}: known runs are ${SUITE.map((s) => s.name).join(', ')}, memory`);
+      if (!SUITE.some((s) => s.name === n) && n !== 'memory' && n !== 'balance')
+        throw new Error(`--only ${n}: known runs are ${SUITE.map((s) => s.name).join(', ')}, memory, balance`);
   mkdirSync(runsDir, { recursive: true });
   mkdirSync(figDir, { recursive: true });
   for (const s of SUITE) {
@@ -1012,13 +1337,16 @@ async function main(): Promise<void> {
     const m = memoryRuns(data, scale);
     writeAtomic(memFile, JSON.stringify(m, null, 2));
   }
-  const results = SUITE.filter((s) => existsSync(join(runsDir, s.name, 'result.json'))).map((s) => {
+  const previous = previousDoc(SUITE.map((s) => s.title));
+  const results = SUITE.flatMap((s): (RunResult | KeptFamily)[] => {
+    if (!existsSync(join(runsDir, s.name, 'result.json'))) return previous.has(s.title) ? [previous.get(s.title)!] : [];
     const r = JSON.parse(readFileSync(join(runsDir, s.name, 'result.json'), 'utf8')) as RunResult;
     // descriptions from the current suite, run parameters from the run itself
-    return { ...r, spec: { ...r.spec, title: s.title, objective: s.objective, task: s.task, note: s.note } };
+    return [{ ...r, spec: { ...r.spec, title: s.title, objective: s.objective, task: s.task, note: s.note } }];
   });
   const mem = existsSync(memFile) ? (JSON.parse(readFileSync(memFile, 'utf8')) as MemResult) : null;
-  writeDoc(results, mem, memoryNotes(mem));
+  if ((!only || only.includes('balance')) && !flag('skip-train')) runBalance(data, scale);
+  writeDoc(results, mem, memoryNotes(mem), await balanceSection());
   console.log(`[families] wrote docs/FAMILIES.md (${results.length} runs) and docs/families/*.svg`);
 }
 

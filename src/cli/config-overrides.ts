@@ -22,10 +22,25 @@ export const setKey = (set: string): string => set.slice(0, Math.max(0, set.inde
  * `field=value` overrides to put before the user's: vocab_size = the tokenizer's, special-token ids
  * null; fields the user sets are left to the user.
  */
-export function tokenizerVocabOverrides(hf: HfJson, vocabSize: number, userSets: readonly string[]): string[] {
+export function tokenizerVocabOverrides(
+  hf: HfJson,
+  vocabSize: number,
+  userSets: readonly string[],
+  tokenizer: 'bytes' | 'char' = 'bytes',
+): string[] {
   const user = new Set(userSets.map(setKey));
   const names = new Set(hfFieldNames(hf));
   const out = user.has('vocab_size') ? [] : [`vocab_size=${vocabSize}`];
-  for (const f of SPECIAL_TOKEN_FIELDS) if (names.has(f) && !user.has(f)) out.push(`${f}=null`);
+  for (const f of SPECIAL_TOKEN_FIELDS) {
+    if (!names.has(f) || user.has(f)) continue;
+    // RoBERTa-layout families number positions from pad_token_id + 1, so they need a pad id. Under `bytes`
+    // id 0 is a control byte that never occurs in text and the objectives' pad as well (specialIds); a char
+    // vocabulary has no free id, so there the user must choose (`--set pad_token_id=...`).
+    const keepPad = f === 'pad_token_id' && tokenizer === 'bytes' && PAD_NUMBERED.has(String(hf['model_type']));
+    out.push(`${f}=${keepPad ? 0 : 'null'}`);
+  }
   return out;
 }
+
+/** model types whose position ids count from pad_token_id + 1 (transformers' create_position_ids_from_input_ids) */
+const PAD_NUMBERED = new Set(['roberta', 'longformer']);

@@ -4,7 +4,7 @@
 // maxContext-1 tokens (nanoGPT crops `idx[:, -block_size:]` the same way).
 import { noGrad, tidy } from '../tensor/engine.js';
 import { Rng } from '../tensor/random.js';
-import { tensor } from '../ops/index.js';
+import { indexTensor } from '../ops/index.js';
 import type { Cache, LanguageModel, ModelInputs } from '../models/model.js';
 import type { ModelConfig } from '../models/config.js';
 import { checkSampling, sampleToken, type SamplingOptions } from './sampling.js';
@@ -48,7 +48,9 @@ export function contextLimitOf(c: ModelConfig): number {
   return c.positions.kind === 'learned' ? c.maxContext : Infinity;
 }
 
-const row = (ids: readonly number[]) => tensor(Int32Array.from(ids), { shape: [1, ids.length], dtype: 'int32' });
+/** ids checked on the host (generate validates them), so the embedding never reads them back per token */
+const row = (ids: readonly number[], V: number) =>
+  indexTensor(ids, V, { shape: [1, ids.length], what: 'generate: token ids' });
 
 /** logits of the last position of one forward call, as a host array */
 function lastLogits(model: LanguageModel, inputs: ModelInputs): Float32Array {
@@ -91,7 +93,7 @@ export function generate(model: LanguageModel, prompt: readonly number[], o: Gen
           feed = seq.slice(-Math.max(1, Math.min(seq.length, limit - 1)));
         }
         const c = cache;
-        const logits = tidy(() => lastLogits(model, { inputIds: row(feed), cache: c }));
+        const logits = tidy(() => lastLogits(model, { inputIds: row(feed, model.config.vocabSize), cache: c }));
         const id = sampleToken(constrained(logits, o, i), o, rng);
         o.constraint?.advance(id);
         seq.push(id);
@@ -120,7 +122,12 @@ function generateSeq2Seq(model: LanguageModel, prompt: readonly number[], o: Gen
     noGrad(() => {
       for (let i = 0; i < o.maxTokens; i++) {
         if (o.constraint?.isFinished()) break;
-        const logits = tidy(() => lastLogits(model, { inputIds: row(prompt), decoderInputIds: row(dec) }));
+        const logits = tidy(() =>
+          lastLogits(model, {
+            inputIds: row(prompt, model.config.vocabSize),
+            decoderInputIds: row(dec, model.config.vocabSize),
+          }),
+        );
         const id = sampleToken(constrained(logits, o, i), o, rng);
         o.constraint?.advance(id);
         dec.push(id);

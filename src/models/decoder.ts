@@ -8,7 +8,7 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../tensor/random.js';
 import { noGrad } from '../tensor/engine.js';
-import { add, arange, concat, crossEntropy, dropout, embedding, indexSelect, linear, mul, slice, stack, tanh, tensor } from '../ops/index.js';
+import { add, arange, concat, crossEntropy, dropout, embedding, indexSelect, indexTensor, linear, mul, slice, stack, tanh, tensor } from '../ops/index.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { Embedding, Linear } from '../nn/layers.js';
 import { makeNorm, type Norm } from '../nn/norm.js';
@@ -234,7 +234,8 @@ export class DecoderLM extends Module implements LanguageModel {
     const p = c.positions;
     if (p.kind === 'learned') {
       if (start + T > c.maxContext) throw new Error(`DecoderLM(${c.family}): positions ${start}..${start + T - 1} exceed the learned table (maxContext ${c.maxContext})`);
-      x = add(x, embedding(this.stack.positions!.weight, add(arange(T), start + p.offset))); // (B, T, D) + (T, D)
+      const pos = Int32Array.from({ length: T }, (_, i) => start + p.offset + i); // positions built on the host: no read-back check
+      x = add(x, embedding(this.stack.positions!.weight, indexTensor(pos, this.stack.positions!.weight.shape[0]!, { what: 'positions' }))); // (B, T, D) + (T, D)
     } else if (p.kind === 'sinusoidal') {
       x = add(x, sinusoidalTable(T, c.hidden, 'interleaved', start));
     }
@@ -363,7 +364,7 @@ export class DecoderLM extends Module implements LanguageModel {
       const mask = { causal: true, window: layerWindow(c.decoder.block.attention.window, i), padding: null };
       x = layer.forward(x, { mask, qStart: 0, rope, paged: paged.layer(i) }).x;
     });
-    if (paged.logitRows) x = indexSelect(x, 1, tensor(paged.logitRows, { dtype: 'int32' })); // (1, R, D)
+    if (paged.logitRows) x = indexSelect(x, 1, indexTensor(paged.logitRows, x.shape[1]!, { what: 'paged.logitRows' })); // (1, R, D)
     if (this.stack.finalNorm) x = this.stack.finalNorm.forward(x);
     const logits = headLogits(c, x, this.lmHead, this.stack.embed.weight);
     return { logits, lastHiddenState: x };
@@ -378,9 +379,9 @@ export class DecoderLM extends Module implements LanguageModel {
     for (const q of positions) top = Math.max(top, q);
     if (p.kind === 'learned') {
       if (top >= c.maxContext) throw new Error(`DecoderLM(${c.family}): position ${top} exceeds the learned table (maxContext ${c.maxContext})`);
-      x = add(x, embedding(this.stack.positions!.weight, tensor(positions.map((q) => q + p.offset), { dtype: 'int32' }))); // (T, D)
+      x = add(x, embedding(this.stack.positions!.weight, indexTensor(positions.map((q) => q + p.offset), this.stack.positions!.weight.shape[0]!, { what: 'positions' }))); // (T, D)
     } else if (p.kind === 'sinusoidal') {
-      x = add(x, indexSelect(sinusoidalTable(top + 1, c.hidden, 'interleaved'), 0, tensor(positions, { dtype: 'int32' })));
+      x = add(x, indexSelect(sinusoidalTable(top + 1, c.hidden, 'interleaved'), 0, indexTensor(positions, top + 1, { what: 'positions' })));
     }
     if (this.embedNorm) x = this.embedNorm.forward(x);
     return x;

@@ -17,6 +17,7 @@ import {
   div,
   gatherLast,
   indexSelect,
+  indexTensor,
   logsumexp,
   mean,
   mul,
@@ -133,8 +134,8 @@ export class MoE extends Module {
     const toks: number[] = [];
     plan.tokens.forEach((t, e) => {
       if (t.length === 0) return;
-      const ye = this.experts.at(e).forward(indexSelect(x2, 0, tensor(Int32Array.from(t)))); // (n_e, D)
-      const we = unsqueeze(indexSelect(wFlat, 0, tensor(Int32Array.from(plan.slots[e]!))), -1); // (n_e, 1)
+      const ye = this.experts.at(e).forward(indexSelect(x2, 0, indexTensor(t, N))); // (n_e, D)
+      const we = unsqueeze(indexSelect(wFlat, 0, indexTensor(plan.slots[e]!, wFlat.shape[0]!)), -1); // (n_e, 1)
       parts.push(mul(ye, we));
       toks.push(...t);
     });

@@ -5,6 +5,7 @@ export * from './reduce.js';
 export * from './movement.js';
 export * from './linalg.js';
 export * from './nn.js';
+export * from './indices.js';
 import './methods.js'; // installs the Tensor methods (x.add(y), ...)
 export { alloc, kernel, record } from './core.js';
 export type { TensorLike } from './core.js';

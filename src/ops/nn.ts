@@ -19,6 +19,7 @@ import {
 import { arange, fromValues, zeros } from './creation.js';
 import { add, eq, mul, where } from './elementwise.js';
 import { cast, flatten, reshape, transpose, unsqueeze } from './movement.js';
+import { hostCheckedBound, inheritHostCheck } from './indices.js';
 
 const F32: readonly DType[] = ['float32', 'float16', 'bfloat16'];
 
@@ -368,6 +369,8 @@ function checkTargets(t: Tensor, V: number, ignore: number): number {
 function checkIndices(op: string, idx: Tensor, n: number): Tensor {
   checkDType(op, 'indices', idx, ['int32']);
   const c = contig(idx);
+  const bound = hostCheckedBound(idx);
+  if (bound !== undefined && bound <= n) return c; // checked on the host before upload: no read-back
   const vals = c.data();
   for (let i = 0; i < vals.length; i++) {
     if (vals[i]! < 0 || vals[i]! >= n)
@@ -422,7 +425,7 @@ export function scatterAdd(x: Tensor, axis: number, idx: Tensor, src: Tensor): T
 /** embedding lookup: weight [V, C], ids int32 [...] -> [..., C] */
 export function embedding(weight: Tensor, ids: Tensor): Tensor {
   checkRank('embedding', 'weight', weight, 2);
-  return reshape(indexSelect(weight, 0, flatten(ids)), [...ids.shape, weight.shape[1]!]);
+  return reshape(indexSelect(weight, 0, inheritHostCheck(ids, flatten(ids))), [...ids.shape, weight.shape[1]!]);
 }
 
 /** take_along_axis on the last axis: x [..., n], idx int32 [..., k] -> [..., k] */

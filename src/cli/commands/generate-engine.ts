@@ -4,6 +4,7 @@ import type { LanguageModel } from '../../models/model.js';
 import type { Tokenizer } from '../../tokenizers/tokenizer.js';
 import { Engine, type EngineRequest } from '../../infer/engine/engine.js';
 import type { TokenEvent } from '../../infer/engine/sequence.js';
+import type { KvDtype } from '../../infer/engine/kv-dtype.js';
 
 export interface EngineGenerateOptions {
   request: EngineRequest;
@@ -11,6 +12,7 @@ export interface EngineGenerateOptions {
   promptLookup: boolean;
   speculativeTokens: number;
   json: boolean;
+  kvDtype?: KvDtype;
 }
 
 interface Choice {
@@ -18,6 +20,8 @@ interface Choice {
   ids: number[];
   finishReason: string | null;
   logprobs: TokenEvent['logprobs'][];
+  /** beam search: the hypothesis' length-penalised score */
+  score?: number;
 }
 
 /** flags only the engine path honours (the plain path refuses them) */
@@ -30,6 +34,9 @@ export const ENGINE_FLAGS = [
   'draft-model',
   'speculative-tokens',
   'prompt-lookup',
+  'kv-dtype',
+  'beams',
+  'length-penalty',
 ];
 
 export async function generateWithEngine(
@@ -43,10 +50,11 @@ export async function generateWithEngine(
     (o.request.maxTokens ?? 128);
   const engine = new Engine(model, {
     tokenizer,
-    kvMemoryBytes: Math.max(16 << 20, n * need * 4096),
+    kvMemoryBytes: Math.max(16 << 20, Math.max(n, o.request.beams ?? 1) * need * 4096),
     draftModel: o.draftModel,
     promptLookup: o.promptLookup,
     speculativeTokens: o.speculativeTokens,
+    kvDtype: o.kvDtype ?? 'float32',
   });
   const choices: Choice[] = Array.from({ length: n }, () => ({ text: '', ids: [], finishReason: null, logprobs: [] }));
   const stream = !o.json && n === 1;
@@ -56,6 +64,7 @@ export async function generateWithEngine(
     c.text += e.text;
     if (e.logprobs) c.logprobs.push(e.logprobs);
     if (e.finishReason) c.finishReason = e.finishReason;
+    if (e.beamScore !== undefined) c.score = e.beamScore;
     if (stream) process.stdout.write(e.text);
   }
   const stats = engine.stats();
@@ -65,11 +74,16 @@ export async function generateWithEngine(
       ids: c.ids,
       finishReason: c.finishReason,
       ...(o.request.logprobs !== undefined ? { logprobs: c.logprobs } : {}),
+      ...(c.score !== undefined ? { score: c.score } : {}),
     });
     const spec = o.draftModel || o.promptLookup ? { acceptanceRate: stats.acceptanceRate } : {};
     console.log(JSON.stringify(n === 1 ? { ...out(choices[0]!), ...spec } : { choices: choices.map(out), ...spec }));
     return;
   }
   if (stream) return void process.stdout.write('\n');
-  choices.forEach((c, i) => process.stdout.write(`--- sample ${i} (${c.finishReason}) ---\n${c.text}\n`));
+  const label = (c: Choice, i: number) =>
+    c.score !== undefined
+      ? `beam ${i} (${c.finishReason}, score ${c.score.toFixed(4)})`
+      : `sample ${i} (${c.finishReason})`;
+  choices.forEach((c, i) => process.stdout.write(`--- ${label(c, i)} ---\n${c.text}\n`));
 }

@@ -10,6 +10,7 @@ import type { LanguageModel } from '../../models/model.js';
 import type { Tokenizer } from '../../tokenizers/tokenizer.js';
 import type { EngineRequest } from '../../infer/engine/engine.js';
 import { ENGINE_FLAGS, generateWithEngine } from './generate-engine.js';
+import { checkKvDtype } from '../../infer/engine/kv-dtype.js';
 import { CONSTRAIN_FLAGS, CONSTRAIN_HELP, constraintFromFlags } from './constrain-flags.js';
 import { loadAdapterDir } from '../../align/lora-node.js';
 
@@ -41,7 +42,10 @@ when one of these is given:
   --logprobs K             with --json: log-probabilities of each token and its K top alternatives
   --draft-model DIR        speculative decoding with this smaller model (same tokenizer) as drafter
   --speculative-tokens K   draft tokens per step (default 4)
-  --prompt-lookup          speculative decoding with n-gram drafts from the text so far`;
+  --prompt-lookup          speculative decoding with n-gram drafts from the text so far
+  --beams B                beam search with B beams (deterministic; --n K returns the K best of them)
+  --length-penalty L       beam search: score = sum of logprobs / length^L (default 1)
+  --kv-dtype D             KV cache element type: float32 (default), float16, bfloat16, int8`;
 
 export async function generateCommand(argv: string[]): Promise<void> {
   const valued = [
@@ -59,6 +63,9 @@ export async function generateCommand(argv: string[]): Promise<void> {
     'logprobs',
     'draft-model',
     'speculative-tokens',
+    'kv-dtype',
+    'beams',
+    'length-penalty',
     'lora',
     ...CONSTRAIN_FLAGS,
   ];
@@ -144,6 +151,17 @@ async function engineGenerate(
   };
   const logprobs = flagNumber(f, 'logprobs', { int: true, min: 0 });
   if (logprobs !== undefined) request.logprobs = logprobs;
+  const beams = flagNumber(f, 'beams', { int: true, min: 1 });
+  if (beams !== undefined && beams > 1) {
+    // beam search is deterministic: the sampling defaults stay out (an explicit sampling flag is refused)
+    request.beams = beams;
+    const sampling = { temperature: 'temperature', topK: 'top-k', topP: 'top-p', minP: 'min-p' } as const;
+    for (const [k, flag] of Object.entries(sampling))
+      if (!f.values.has(flag)) delete request[k as keyof typeof sampling];
+    if (!f.values.has('repetition-penalty')) delete request.repetitionPenalty;
+  }
+  const lengthPenalty = flagNumber(f, 'length-penalty');
+  if (lengthPenalty !== undefined) request.lengthPenalty = lengthPenalty;
   const json = f.bools.has('json');
   if (!json && request.n === 1) process.stdout.write(prompt);
   await generateWithEngine(model, tokenizer, {
@@ -152,6 +170,7 @@ async function engineGenerate(
     json,
     promptLookup: f.bools.has('prompt-lookup'),
     speculativeTokens: flagNumber(f, 'speculative-tokens', { int: true, min: 1 }) ?? 4,
+    kvDtype: checkKvDtype(flagString(f, 'kv-dtype') ?? 'float32', '--kv-dtype'),
   });
   draftModel?.dispose();
   return true;

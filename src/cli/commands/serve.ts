@@ -9,6 +9,7 @@ import { POOLINGS, defaultPooling, type Pooling } from '../../infer/embed.js';
 import { createServer } from '../../serve/app.js';
 import type { ServedModel } from '../../serve/models.js';
 import { flagNumber, parseFlags } from '../flags.js';
+import { checkKvDtype } from '../../infer/engine/kv-dtype.js';
 
 const HELP = `usage: lineage serve --model DIR [--model NAME=DIR ...] [options]
 
@@ -20,6 +21,8 @@ const HELP = `usage: lineage serve --model DIR [--model NAME=DIR ...] [options]
   --max-running N          sequences decoded together per model (default 64)
   --max-queue N            waiting requests per model before 429 (default 256)
   --kv-memory SIZE         KV-cache pool per model, e.g. 512MB, 2GB (default 256MB)
+  --kv-dtype D             KV cache element type: float32 (default), float16, bfloat16, int8 (2x / ~4x
+                           the tokens in the same --kv-memory)
   --draft-model DIR        speculative decoding with this smaller model (same tokenizer)
   --lora DIR               apply a PEFT LoRA adapter (lineage align --lora-r ...) on top of the model
   --pooling cls|mean|last  how /v1/embeddings pools hidden states (default: the directory's
@@ -49,6 +52,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       'max-running',
       'max-queue',
       'kv-memory',
+      'kv-dtype',
       'draft-model',
       'max-tokens',
       'lora',
@@ -59,6 +63,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const specs = f.values.get('model') ?? [];
   if (specs.length === 0) throw new Error(`--model DIR is required\n\n${HELP}`);
   const kvBytes = parseSize(f.values.get('kv-memory')?.at(-1) ?? '256MB', 'kv-memory');
+  const kvDtype = checkKvDtype(f.values.get('kv-dtype')?.at(-1) ?? 'float32', '--kv-dtype');
   const maxRunning = flagNumber(f, 'max-running', { int: true, min: 1 }) ?? 64;
   const draftDir = f.values.get('draft-model')?.at(-1);
   const threads = Number(process.env.LINEAGE_THREADS) || availableParallelism();
@@ -90,6 +95,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       draftModelDir: draftDir,
       loraDir: lora,
       kvMemoryBytes: kvBytes,
+      kvDtype,
       maxRunningSeqs: maxRunning,
       threads,
     });

@@ -283,7 +283,9 @@ export function buildModelConfig(c: TrainConfig, tok: Tokenizer, dirConfig: Mode
     const hf = getPresetInfo(c.model).hf;
     // a char or bytes tokenizer defines the vocabulary: its size, no special-token ids (unless --set)
     const sized =
-      c.tokenizer === 'char' || c.tokenizer === 'bytes' ? tokenizerVocabOverrides(hf, tok.vocabSize, c.set) : [];
+      c.tokenizer === 'char' || c.tokenizer === 'bytes'
+        ? tokenizerVocabOverrides(hf, tok.vocabSize, c.set, c.tokenizer)
+        : [];
     cfg = fromHFConfig(applyOverrides(hf, [...sized, ...c.set]));
   }
   cfg = applyTweaks(cfg, c.tweaks);

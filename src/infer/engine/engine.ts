@@ -14,6 +14,7 @@ import type { DecoderConfig } from '../../models/config.js';
 import type { Tokenizer } from '../../tokenizers/tokenizer.js';
 import { BlockManager } from './block-manager.js';
 import { KvPool, layerSpecs } from './kv-pool.js';
+import { checkKvDtype, type KvDtype } from './kv-dtype.js';
 import { ModelRunner, type RunItem } from './runner.js';
 import { Scheduler, type ScheduledChunk } from './scheduler.js';
 import { Sequence, type FinishReason, type LogitsProcessor, type TokenEvent } from './sequence.js';
@@ -31,12 +32,16 @@ import { constraintProcessor } from './constrained.js';
 import type { ConstraintSpec } from '../constrain/index.js';
 import { StateRunner } from './state-runner.js';
 import { probsOf, verifyDraft } from './speculative.js';
+import { BeamSearch, logSoftmax, type BeamChoice, type EarlyStopping, type Hypothesis } from './beam.js';
+import type { BeamGroup } from './sequence.js';
 
 export interface EngineOptions {
   /** bytes of the KV block pool (default 64 MiB) */
   kvMemoryBytes?: number;
   /** tokens per KV block (default 16) */
   blockSize?: number;
+  /** element type of the KV cache (default float32); float16/bfloat16 hold 2x, int8 ~4x the tokens per byte */
+  kvDtype?: KvDtype;
   /** tokens per step over all sequences (default 512) */
   maxBatchedTokens?: number;
   /** sequences running at once (default 64) */
@@ -75,6 +80,14 @@ export interface EngineRequest extends SamplingParams {
   n?: number;
   /** constrained decoding hook: allowed-token mask per step */
   logitsProcessor?: LogitsProcessor | null;
+  /** beam search with this many beams (default 1: sampling); deterministic, `n` <= beams best hypotheses
+   * are returned (each as a burst of events once the search ends, its last event carrying `beamScore`) */
+  beams?: number;
+  /** beam search: a hypothesis scores sum_logprobs / generated_length^lengthPenalty (default 1) */
+  lengthPenalty?: number;
+  /** beam search: true stops at `beams` finished hypotheses; false (default) also waits until no live
+   * beam can beat them; 'never' bounds that by maxTokens (Hugging Face's early_stopping) */
+  earlyStopping?: EarlyStopping;
   /** constrained decoding as data (JSON Schema / JSON object / regex): compiled by the engine against its
    * tokenizer, so it works across a worker boundary too; ignored when logitsProcessor is given */
   constraint?: ConstraintSpec | null;
@@ -188,7 +201,13 @@ export class Engine {
     } else {
       const paged = new ModelRunner(
         model,
-        new KvPool(layerSpecs(cfg), opts.blockSize ?? 16, opts.kvMemoryBytes ?? 64 * 1024 * 1024),
+        new KvPool(
+          layerSpecs(cfg),
+          opts.blockSize ?? 16,
+          opts.kvMemoryBytes ?? 64 * 1024 * 1024,
+          'auto',
+          checkKvDtype(opts.kvDtype ?? 'float32', 'engine: kvDtype'),
+        ),
       );
       [this.runner, this.pool] = [paged, paged.pool];
     }
@@ -233,6 +252,7 @@ export class Engine {
     const handle = new RequestHandle(id, n, () => this.kick());
     const first = this.newSequence(id, 0, prompt, prompt.length, o, req, handle);
     first.pendingForks = n - 1;
+    if ((req.beams ?? 1) > 1) first.beam = this.beamGroup(first, req, prompt.length);
     this.seqs.set(id, [first]);
     this.handles.set(id, handle);
     this.scheduler.add(first);
@@ -284,6 +304,7 @@ export class Engine {
       if (!Number.isInteger(s) || s < 0 || s >= V) throw new Error(`request: stopTokenIds has ${s}, outside [0, ${V})`);
     const eos = this.model.config.tokens.eos;
     if (eos !== null && !req.ignoreEos) stopIds.add(eos);
+    this.checkBeams(req, prompt.length, maxTokens);
     const processor =
       req.logitsProcessor ??
       (req.constraint ? constraintProcessor(req.constraint, this.tokenizer, eos, maxTokens) : null);
@@ -309,6 +330,7 @@ export class Engine {
   abort(id: string): boolean {
     const list = this.seqs.get(id);
     if (!list) return false;
+    if (list[0]!.beam) return (this.beamAbort(list[0]!.beam, id), true);
     for (const s of [...list]) if (s.status !== 'finished') this.finish(s, 'abort', -1, '', undefined, false);
     return true;
   }
@@ -334,7 +356,8 @@ export class Engine {
   /** one iteration: schedule, run one flattened batch, sample; false when there was nothing to do */
   step(): boolean {
     if (this.drafter) this.propose();
-    const chunks = this.scheduler.schedule();
+    let chunks = this.scheduler.schedule();
+    if (chunks.length === 0 && this.unstickBeams()) chunks = this.scheduler.schedule();
     if (chunks.length === 0) return false;
     this.notePeak();
     const items: RunItem[] = chunks.map(({ seq, count }) => {
@@ -361,7 +384,7 @@ export class Engine {
   private canSpeculate(s: Sequence): boolean {
     const p = s.opts.params;
     const plain = (p.repetitionPenalty ?? 1) === 1 && !p.presencePenalty && !p.frequencyPenalty;
-    return plain && !s.opts.logitsProcessor && s.outputLength >= s.opts.minTokens;
+    return plain && !s.opts.logitsProcessor && s.outputLength >= s.opts.minTokens && !s.beam;
   }
 
   private afterRun(chunks: ScheduledChunk[], items: RunItem[], logits: Float32Array): void {
@@ -375,6 +398,7 @@ export class Engine {
       seq.computed += count;
       this.commit(seq);
       if (rows === 0 || seq.status !== 'running') return;
+      if (seq.beam) return this.beamRow(seq, seq.beam, out.slice());
       const row = out.slice();
       const forks = seq.pendingForks;
       seq.pendingForks = 0;
@@ -477,6 +501,186 @@ export class Engine {
       this.seqs.delete(seq.requestId);
       this.handles.delete(seq.requestId);
     }
+  }
+
+  // ---- beam search ----
+
+  private checkBeams(req: EngineRequest, promptLength: number, maxTokens: number): void {
+    const { beams = 1, n = 1, lengthPenalty = 1, earlyStopping = false } = req;
+    const seats = this.scheduler.limits.maxRunningSeqs;
+    if (!Number.isInteger(beams) || beams < 1 || beams > seats)
+      throw new Error(`request: beams must be an integer in [1, maxRunningSeqs=${seats}], got ${beams}`);
+    if (!Number.isFinite(lengthPenalty)) throw new Error(`request: lengthPenalty must be finite, got ${lengthPenalty}`);
+    if (earlyStopping !== true && earlyStopping !== false && earlyStopping !== 'never')
+      throw new Error(`request: earlyStopping must be true, false or 'never', got ${String(earlyStopping)}`);
+    if (beams === 1) {
+      for (const k of ['lengthPenalty', 'earlyStopping'] as const)
+        if (req[k] !== undefined) throw new Error(`request: ${k} needs beam search (beams > 1)`);
+      return;
+    }
+    if (n > beams) throw new Error(`request: n (${n}) must be at most beams (${beams})`);
+    if (this.recurrent)
+      throw new Error(`request: beam search needs a paged KV cache (${this.model.config.family} is recurrent)`);
+    // the search is deterministic over the model's log-probabilities: anything that would sample or
+    // reshape the distribution is refused rather than silently ignored
+    const refused = {
+      stop: req.stop?.length,
+      logprobs: req.logprobs !== undefined,
+      logitsProcessor: req.logitsProcessor,
+      constraint: req.constraint,
+      temperature: (req.temperature ?? 0) !== 0,
+      topK: (req.topK ?? 0) !== 0,
+      topP: (req.topP ?? 1) !== 1,
+      minP: (req.minP ?? 0) !== 0,
+      repetitionPenalty: (req.repetitionPenalty ?? 1) !== 1,
+      presencePenalty: (req.presencePenalty ?? 0) !== 0,
+      frequencyPenalty: (req.frequencyPenalty ?? 0) !== 0,
+      logitBias: Object.keys(req.logitBias ?? {}).length > 0,
+    };
+    for (const [k, v] of Object.entries(refused))
+      if (v) throw new Error(`request: ${k} is not supported with beam search (beams = ${beams})`);
+    // every beam of one request must fit the pool at once (no prefix sharing assumed: a preempted beam
+    // recomputes alone), so that the oldest beam request can always make progress (see unstickBeams)
+    const need = beams * Math.ceil(Math.min(promptLength + maxTokens, this.maxContext) / this.pool.blockSize);
+    if (need > this.pool.numBlocks)
+      throw new Error(
+        `request: ${beams} beams of prompt + maxTokens need ${need} KV blocks; the pool has ${this.pool.numBlocks} (raise kvMemoryBytes)`,
+      );
+  }
+
+  /**
+   * A beam that has its row for this search step waits, holding its blocks, for its siblings. When
+   * nothing can run (the waiting sequences find no free blocks), the oldest beam request gets the pool:
+   * the idle beams of younger beam requests are preempted (recomputed later) and the oldest request's
+   * waiting beams go to the front of the queue. One request's beams always fit (checked at add), so the
+   * oldest makes progress and no set of half-resident beam requests can deadlock. True when it moved any.
+   */
+  private unstickBeams(): boolean {
+    const s = this.scheduler;
+    if (s.waiting.length === 0) return false;
+    let oldest: BeamGroup | null = null;
+    for (const q of [...s.running, ...s.waiting])
+      if (q.beam && (!oldest || q.beam.arrival < oldest.arrival)) oldest = q.beam;
+    if (!oldest) return false;
+    const idle = s.running.filter((q) => q.beam && q.beam !== oldest && q.computed === q.tokens.length);
+    for (const q of idle.reverse()) s.preempt(q);
+    const mine = s.waiting.filter((q) => q.beam === oldest);
+    const moved = mine.some((q, i) => s.waiting[i] !== q);
+    if (moved) s.waiting.splice(0, s.waiting.length, ...mine, ...s.waiting.filter((q) => q.beam !== oldest));
+    return idle.length > 0 || moved;
+  }
+
+  private beamGroup(first: Sequence, req: EngineRequest, promptLength: number): BeamGroup {
+    const width = req.beams!;
+    first.pendingForks = width - 1; // seats for the beams forked at the first step
+    const search = new BeamSearch({
+      width,
+      lengthPenalty: req.lengthPenalty ?? 1,
+      earlyStopping: req.earlyStopping ?? false,
+      maxTokens: Math.min(first.opts.maxTokens, this.maxContext - promptLength),
+      minTokens: first.opts.minTokens,
+      eos: first.opts.stopIds,
+    });
+    return { search, n: req.n ?? 1, arrival: first.arrival, live: [first], scores: [0], rows: new Map() };
+  }
+
+  /** a beam's row of this step; once every live beam has one, the search steps */
+  private beamRow(seq: Sequence, g: BeamGroup, row: Float32Array): void {
+    seq.pendingForks = 0;
+    g.rows.set(seq, logSoftmax(row));
+    if (!g.live.every((s) => g.rows.has(s))) return;
+    const beams = g.live.map((s, i) => ({ out: s.tokens.slice(s.promptLength), score: g.scores[i]! }));
+    const next = g.search.step(
+      beams,
+      g.live.map((s) => g.rows.get(s)!),
+    );
+    g.rows.clear();
+    if (next.length === 0) return this.beamFinish(g);
+    this.beamAdvance(g, beams, next);
+  }
+
+  /** the new beams take forks of their parents' block tables (copy-on-write), then the old tables go */
+  private beamAdvance(g: BeamGroup, beams: { out: number[] }[], next: BeamChoice[]): void {
+    const old = g.live;
+    const empty = () => ({ blocks: [] as number[], hashes: [] as string[] });
+    const cached = (s: Sequence) => s.status === 'running' && s.computed === s.tokens.length;
+    const tables = next.map(({ parent }) => {
+      const p = old[parent]!; // a preempted parent has nothing cached: its child recomputes
+      return cached(p) ? { table: this.blocks.fork(p.table), computed: p.computed } : { table: empty(), computed: 0 };
+    });
+    for (const s of old) {
+      this.blocks.freeTable(s.table);
+      [s.table, s.computed] = [empty(), 0];
+    }
+    for (const s of old.slice(next.length)) {
+      this.scheduler.remove(s);
+      s.status = 'finished';
+    }
+    g.live = next.map((_, i) => old[i] ?? this.beamSibling(old[0]!, i, g));
+    g.live.forEach((s, i) => {
+      const c = next[i]!;
+      s.tokens.length = s.promptLength;
+      s.tokens.push(...beams[c.parent]!.out, c.token);
+      [s.table, s.computed] = [tables[i]!.table, tables[i]!.computed];
+    });
+    g.scores = next.map((c) => c.score);
+    this.seqs.set(g.live[0]!.requestId, [...g.live]); // dropped beams are gone (their blocks already freed)
+  }
+
+  private beamSibling(first: Sequence, index: number, g: BeamGroup): Sequence {
+    const req = first.opts.params as EngineRequest;
+    const h = this.handles.get(first.requestId)!;
+    const s = this.newSequence(first.requestId, index, first.tokens, first.promptLength, first.opts, req, h);
+    s.beam = g;
+    s.status = 'running';
+    this.scheduler.running.push(s);
+    this.seqs.get(first.requestId)!.push(s);
+    return s;
+  }
+
+  /** the search is over: the beams' blocks go back, the best n hypotheses stream out */
+  private beamFinish(g: BeamGroup): void {
+    const id = g.live[0]!.requestId;
+    const h = this.handles.get(id)!;
+    this.beamRelease(g, id);
+    const hyps = g.search.result(g.n);
+    hyps.forEach((hyp, i) => this.emitHypothesis(h, id, i, hyp));
+    for (let i = hyps.length; i < g.n; i++) h.push({ id, index: i, token: -1, text: '', finishReason: 'stop' });
+  }
+
+  private emitHypothesis(h: RequestHandle, id: string, index: number, hyp: Hypothesis): void {
+    const text = new StopText(this.tokenizer ? this.tokenizer.decodeStream() : null, []);
+    const last = hyp.eos === null ? hyp.tokens.length - 1 : -1;
+    hyp.tokens.forEach((token, j) => {
+      const end = j === last;
+      const t = text.push(token).text + (end ? text.finish() : '');
+      h.push({
+        id,
+        index,
+        token,
+        text: t,
+        finishReason: end ? 'length' : null,
+        ...(end ? { beamScore: hyp.score } : {}),
+      });
+    });
+    if (hyp.eos !== null)
+      h.push({ id, index, token: hyp.eos, text: text.finish(), finishReason: 'stop', beamScore: hyp.score });
+  }
+
+  private beamAbort(g: BeamGroup, id: string): void {
+    const h = this.handles.get(id)!;
+    this.beamRelease(g, id);
+    for (let i = 0; i < g.n; i++) h.push({ id, index: i, token: -1, text: '', finishReason: 'abort' });
+  }
+
+  /** every beam of the request leaves the scheduler and gives its blocks back */
+  private beamRelease(g: BeamGroup, id: string): void {
+    for (const s of g.live) {
+      this.scheduler.remove(s);
+      s.status = 'finished';
+    }
+    this.seqs.delete(id);
+    this.handles.delete(id);
   }
 
   private notePeak(): void {

@@ -1,13 +1,17 @@
 // The paged KV cache's storage: one preallocated pool of fixed-size blocks per model, sized by bytes.
 // A block id addresses the same token slots in every layer (vLLM's layout): layer l keeps
-// K [blocks, blockSize, kvHeads, kDim] and V [blocks, blockSize, kvHeads, vDim] as float32 host arrays,
-// so one token's heads are contiguous (cheap writes) and attention walks a sequence through its block table.
+// K [blocks, blockSize, kvHeads, kDim] and V [blocks, blockSize, kvHeads, vDim] in the pool's KV dtype
+// (float32, float16, bfloat16 or int8 with a float32 scale per token per head: kv-dtype.ts), so one token's
+// heads are contiguous (cheap writes) and attention walks a sequence through its block table. The pool is
+// sized in bytes, so float16/bfloat16 hold 2x and int8 nearly 4x the tokens of float32 in the same memory.
 //
 // Shapes per attention kind: MHA/GQA/MQA store kvHeads heads of headDim; MLA stores ONE shared head
 // K = [latent | k_pe] (r + dr) and V = latent (r) — the absorbed form attends over the latent directly.
 import type { DecoderConfig } from '../../models/config.js';
 import { layerWindow } from '../../models/config.js';
 import { WasmPagedKernel } from './paged-wasm.js';
+import { bytesPerTokenLayer, KV_DTYPE_INFO, type KvArray, type KvDtype } from './kv-dtype.js';
+import { BackendPagedKernel, type PagedKernel } from './paged-backend.js';
 
 /** storage of one layer */
 export interface LayerSpec {
@@ -19,8 +23,13 @@ export interface LayerSpec {
 }
 
 export interface LayerStore extends LayerSpec {
-  k: Float32Array;
-  v: Float32Array;
+  dtype: KvDtype;
+  /** K [slots, kvHeads, kDim], V [slots, kvHeads, vDim] elements of `dtype` */
+  k: KvArray;
+  v: KvArray;
+  /** int8 only: one scale per (slot, head) row of K and of V, [slots, kvHeads]; null otherwise */
+  kScale: Float32Array | null;
+  vScale: Float32Array | null;
 }
 
 /** per-layer storage specs of a decoder (the attention kinds the paged engine supports) */
@@ -39,27 +48,31 @@ export function layerSpecs(cfg: DecoderConfig): LayerSpec[] {
   });
 }
 
-/** float32 bytes one block takes across all layers */
-export function bytesPerBlock(specs: readonly LayerSpec[], blockSize: number): number {
-  return specs.reduce((s, l) => s + blockSize * l.kvHeads * (l.kDim + l.vDim) * 4, 0);
+/** bytes one block takes across all layers in a KV dtype (int8 includes its scales) */
+export function bytesPerBlock(specs: readonly LayerSpec[], blockSize: number, dtype: KvDtype = 'float32'): number {
+  return specs.reduce((s, l) => s + blockSize * bytesPerTokenLayer(dtype, l.kvHeads, l.kDim, l.vDim), 0);
 }
 
 export class KvPool {
   readonly layers: LayerStore[];
   readonly numBlocks: number;
 
-  /** the WebAssembly paged-attention kernel whose memory holds the pool (null: host arrays, host kernel) */
-  readonly kernel: WasmPagedKernel | null;
+  /**
+   * the paged-attention kernel whose memory holds the pool (null: host arrays, host kernel). 'auto': the
+   * current backend's fast kernel (native) when it has one, else the WebAssembly one, else the host kernel
+   */
+  readonly kernel: PagedKernel | null;
 
   constructor(
     specs: readonly LayerSpec[],
     readonly blockSize: number,
     kvMemoryBytes: number,
-    kernel: 'wasm' | 'host' = 'wasm',
+    kernel: 'auto' | 'backend' | 'wasm' | 'host' = 'auto',
+    readonly dtype: KvDtype = 'float32',
   ) {
     if (!Number.isInteger(blockSize) || blockSize < 1)
       throw new Error(`engine: blockSize must be a positive integer, got ${blockSize}`);
-    const per = bytesPerBlock(specs, blockSize);
+    const per = bytesPerBlock(specs, blockSize, dtype);
     this.numBlocks = Math.floor(kvMemoryBytes / per);
     if (this.numBlocks < 1) {
       throw new Error(
@@ -67,12 +80,30 @@ export class KvPool {
       );
     }
     const slots = this.numBlocks * blockSize;
-    this.kernel = kernel === 'wasm' ? WasmPagedKernel.create(this.numBlocks * per) : null;
-    const alloc = (n: number) => (this.kernel ? this.kernel.alloc(n) : new Float32Array(n));
+    // the backend's kernel (native) takes float32 pools here; the WebAssembly kernel reads every KV dtype
+    const fromBackend =
+      (kernel === 'auto' || kernel === 'backend') && dtype === 'float32' ? BackendPagedKernel.create() : null;
+    if (kernel === 'backend' && !fromBackend)
+      throw new Error(
+        `engine: the current backend has no fast paged-attention kernel for a ${dtype} pool (kernel: "backend")`,
+      );
+    const wasm = () => WasmPagedKernel.create(this.numBlocks * per + 64 * 4 * specs.length);
+    this.kernel = fromBackend ?? (kernel === 'auto' || kernel === 'wasm' ? wasm() : null);
+    const info = KV_DTYPE_INFO[dtype];
+    const alloc = (n: number): KvArray => (this.kernel ? this.kernel.alloc(n, info) : info.make(n));
+    const scales = (n: number): Float32Array | null =>
+      dtype !== 'int8'
+        ? null
+        : this.kernel
+          ? (this.kernel.alloc(n, KV_DTYPE_INFO.float32) as Float32Array)
+          : new Float32Array(n);
     this.layers = specs.map((s) => ({
       ...s,
+      dtype,
       k: alloc(slots * s.kvHeads * s.kDim),
       v: alloc(slots * s.kvHeads * s.vDim),
+      kScale: scales(slots * s.kvHeads),
+      vScale: scales(slots * s.kvHeads),
     }));
   }
 
@@ -82,6 +113,9 @@ export class KvPool {
       const [kn, vn] = [this.blockSize * l.kvHeads * l.kDim, this.blockSize * l.kvHeads * l.vDim];
       l.k.copyWithin(to * kn, from * kn, (from + 1) * kn);
       l.v.copyWithin(to * vn, from * vn, (from + 1) * vn);
+      const sn = this.blockSize * l.kvHeads;
+      l.kScale?.copyWithin(to * sn, from * sn, (from + 1) * sn);
+      l.vScale?.copyWithin(to * sn, from * sn, (from + 1) * sn);
     }
   }
 }

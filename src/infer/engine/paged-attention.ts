@@ -3,8 +3,12 @@
 // keys at positions max(0, pos - window + 1) .. pos (causal; earlier tokens of the same step included,
 // since the step's keys are written before any query reads), read in place through the block table.
 //
+// K/V are stored in the pool's dtype (kv-dtype.ts): writes convert/quantize each (token, head) row, reads
+// dequantize element by element through a RowReader, so no float32 copy of the cache is ever made.
+//
 // Notation: T tokens, nh query heads, nkv key/value heads, dk/dv key/value dims, bs block size.
 import type { LayerStore } from './kv-pool.js';
+import { encodeRow, rowReader } from './kv-dtype.js';
 
 /** where every token of a flattened batch lives */
 export interface BatchLayout {
@@ -26,15 +30,15 @@ export function slotOf(layout: BatchLayout, t: number): number {
   return b * bs + (p % bs);
 }
 
-/** k [nkv, T, dk], v [nkv, T, dv] (host arrays of the new tokens) -> the store's slots */
+/** k [nkv, T, dk], v [nkv, T, dv] (host arrays of the new tokens) -> the store's slots, in its dtype */
 export function writeKv(store: LayerStore, layout: BatchLayout, k: Float32Array, v: Float32Array): void {
   const T = layout.pos.length;
-  const { kvHeads: H, kDim, vDim } = store;
+  const { kvHeads: H, kDim, vDim, dtype } = store;
   for (let t = 0; t < T; t++) {
     const slot = slotOf(layout, t);
     for (let h = 0; h < H; h++) {
-      store.k.set(k.subarray((h * T + t) * kDim, (h * T + t + 1) * kDim), (slot * H + h) * kDim);
-      store.v.set(v.subarray((h * T + t) * vDim, (h * T + t + 1) * vDim), (slot * H + h) * vDim);
+      encodeRow(dtype, store.k, store.kScale, slot * H + h, k, (h * T + t) * kDim, kDim);
+      encodeRow(dtype, store.v, store.vScale, slot * H + h, v, (h * T + t) * vDim, vDim);
     }
   }
 }
@@ -53,7 +57,9 @@ export function pagedAttention(
   softcap = 0,
 ): Float32Array {
   const T = layout.pos.length;
-  const { kvHeads: H, kDim, vDim, k, v } = store;
+  const { kvHeads: H, kDim, vDim } = store;
+  const k = rowReader(store.dtype, store.k, store.kScale); // rows [slots * H] of kDim
+  const v = rowReader(store.dtype, store.v, store.vScale); // rows [slots * H] of vDim
   const group = nh / H;
   const bs = layout.blockSize;
   const out = new Float32Array(nh * T * vDim);
@@ -68,10 +74,7 @@ export function pagedAttention(
       const qo = (h * T + t) * kDim;
       let max = -Infinity;
       for (let j = lo; j <= p; j++) {
-        const ko = ((table[Math.floor(j / bs)]! * bs + (j % bs)) * H + g) * kDim;
-        let s = 0;
-        for (let d = 0; d < kDim; d++) s += q[qo + d]! * k[ko + d]!;
-        s *= scale;
+        let s = k.dot(q, qo, (table[Math.floor(j / bs)]! * bs + (j % bs)) * H + g, kDim) * scale;
         if (softcap > 0) s = softcap * Math.tanh(s / softcap); // Gemma 2's attention logit soft-cap
         scores[j - lo] = s;
         if (s > max) max = s;
@@ -81,8 +84,7 @@ export function pagedAttention(
       for (let j = lo; j <= p; j++) {
         const w = Math.exp(scores[j - lo]! - max);
         sum += w;
-        const vo = ((table[Math.floor(j / bs)]! * bs + (j % bs)) * H + g) * vDim;
-        for (let d = 0; d < vDim; d++) out[oo + d]! += w * v[vo + d]!;
+        v.axpy(out, oo, w, (table[Math.floor(j / bs)]! * bs + (j % bs)) * H + g, vDim);
       }
       const inv = 1 / sum;
       for (let d = 0; d < vDim; d++) out[oo + d]! *= inv;

@@ -5,6 +5,7 @@
 // the host kernel in paged-attention.ts is the reference it is tested against.
 import { relaxedSimdSupported, wasmBytes } from '../../backend/wasm/module.js';
 import type { LayerStore } from './kv-pool.js';
+import { KV_DTYPE_INFO, type KvArray } from './kv-dtype.js';
 import type { BatchLayout } from './paged-attention.js';
 
 type PagedFn = (...args: number[]) => void;
@@ -47,12 +48,12 @@ export class WasmPagedKernel {
     if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
   }
 
-  /** a zeroed float array that lives as long as the kernel (pool storage) */
-  alloc(floats: number): Float32Array {
+  /** a zeroed array of n elements of a KV dtype that lives as long as the kernel (pool storage) */
+  alloc(n: number, info: (typeof KV_DTYPE_INFO)[keyof typeof KV_DTYPE_INFO]): KvArray {
     const at = this.top;
-    this.top = align(at + floats * 4);
+    this.top = align(at + n * info.bytes);
     this.ensure(this.top);
-    return new Float32Array(this.memory.buffer, at, floats);
+    return info.make(n, this.memory.buffer, at);
   }
 
   /** q [nh, T, dk] -> out [nh, T, dv], K/V read in place from `store` (allocated by this kernel) */
@@ -71,7 +72,7 @@ export class WasmPagedKernel {
     layout.tables.forEach((t, i) => tables.set(t, i * maxBlocks));
     new Int32Array(buf, at[3]!, T).set(layout.seq);
     new Int32Array(buf, at[4]!, T).set(layout.pos);
-    const { kvHeads, kDim, vDim, window } = store;
+    const { kvHeads, kDim, vDim, window, dtype } = store;
     this.fn(
       at[0]!,
       at[1]!,
@@ -90,6 +91,9 @@ export class WasmPagedKernel {
       window ?? 0,
       scale,
       at[5]!,
+      KV_DTYPE_INFO[dtype].code,
+      store.kScale?.byteOffset ?? 0,
+      store.vScale?.byteOffset ?? 0,
     );
     return new Float32Array(buf, at[1]!, nh * T * vDim).slice();
   }

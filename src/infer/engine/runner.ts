@@ -2,7 +2,7 @@
 // sequences in one row) through a decoder over the paged KV cache, and returns the logits rows asked for.
 // It knows nothing of requests or scheduling (vLLM's GPUModelRunner role).
 import { noGrad, tidy } from '../../tensor/engine.js';
-import { tensor } from '../../ops/index.js';
+import { indexTensor, tensor } from '../../ops/index.js';
 import type { LanguageModel, PagedBatch } from '../../models/model.js';
 import type { PagedLayer } from '../../nn/attention.js';
 import type { KvPool } from './kv-pool.js';
@@ -61,10 +61,13 @@ export class ModelRunner {
       layer: (i) => this.pagedLayer(i, layout),
     };
     if (rows.length === 0) paged.logitRows = Int32Array.of(T - 1); // the head still needs a row
-    const out = noGrad(() =>
-      tidy(() => this.model.forward({ inputIds: tensor(ids, { shape: [1, T], dtype: 'int32' }), paged }).logits.data()),
-    );
+    const out = noGrad(() => tidy(() => this.model.forward({ inputIds: this.idsTensor(ids), paged }).logits.data()));
     return rows.length === 0 ? new Float32Array(0) : (out as Float32Array);
+  }
+
+  /** the step's token ids, checked here on the host (the embedding then skips reading them back) */
+  private idsTensor(ids: Int32Array) {
+    return indexTensor(ids, this.model.config.vocabSize, { shape: [1, ids.length], what: 'engine: token ids' });
   }
 
   private pagedLayer(i: number, layout: BatchLayout): PagedLayer {

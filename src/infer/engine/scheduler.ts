@@ -111,7 +111,8 @@ export class Scheduler {
     }
   }
 
-  private preempt(seq: Sequence): void {
+  /** frees a running sequence's blocks and puts it at the front of the waiting queue (recompute) */
+  preempt(seq: Sequence): void {
     this.running.splice(this.running.indexOf(seq), 1);
     this.blocks.freeTable(seq.table);
     seq.computed = 0;

@@ -5,6 +5,21 @@ import type { Rng } from '../../tensor/random.js';
 import type { BlockTable } from './block-manager.js';
 import type { PenaltyState, SamplingParams, TokenLogprob } from './sampler.js';
 import { StopText } from './stop-text.js';
+import type { BeamSearch } from './beam.js';
+
+/** the live beams of one beam-search request: each step waits for every beam's row, then re-forks */
+export interface BeamGroup {
+  search: BeamSearch;
+  /** hypotheses returned */
+  n: number;
+  /** arrival order of the request (the oldest beam request is unstuck first) */
+  arrival: number;
+  live: Sequence[];
+  /** running sum of log-probabilities, per live beam */
+  scores: number[];
+  /** log-softmax rows of the live beams that ran this step */
+  rows: Map<Sequence, Float32Array>;
+}
 
 /** (tokens so far) -> allowed-token mask over the vocabulary (1 = allowed), or null for no constraint */
 /** allowed-token mask for the next token given the output so far (null: no constraint this step;
@@ -26,6 +41,8 @@ export interface TokenEvent {
   logprobs?: { logprob: number; top: TokenLogprob[] };
   /** set on the sequence's last event */
   finishReason: FinishReason | null;
+  /** beam search: the hypothesis' length-penalised score, on its last event */
+  beamScore?: number;
 }
 
 export interface SequenceOptions {
@@ -52,6 +69,8 @@ export class Sequence {
   /** the draft model's block table and cached tokens */
   draftTable: BlockTable = { blocks: [], hashes: [] };
   draftComputed = 0;
+  /** beam search: the request's beams (null: sampled) */
+  beam: BeamGroup | null = null;
   /** wall time of the first token, of the previous token (benchmarks) */
   firstTokenAt = 0;
   lastTokenAt = 0;

@@ -5,7 +5,7 @@
 // cache for its slot (a batch of one per sequence: the families' forward takes one state per batch).
 // Prefix caching and speculative decoding do not apply (a state cannot be shared or rolled back).
 import { noGrad, tidy } from '../../tensor/engine.js';
-import { slice, tensor } from '../../ops/index.js';
+import { indexTensor, slice } from '../../ops/index.js';
 import type { Cache, LanguageModel } from '../../models/model.js';
 import type { RunItem } from './runner.js';
 
@@ -41,7 +41,7 @@ export class StateRunner {
       const out = noGrad(() =>
         tidy(() => {
           const { logits } = this.model.forward({
-            inputIds: tensor(Int32Array.from(it.ids), { shape: [1, T], dtype: 'int32' }),
+            inputIds: indexTensor(it.ids, this.model.config.vocabSize, { shape: [1, T], what: 'engine: token ids' }),
             cache,
           });
           return it.logits > 0 ? (slice(logits, 1, T - it.logits, T).data() as Float32Array) : null;

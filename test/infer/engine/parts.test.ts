@@ -145,8 +145,11 @@ test('paged attention equals the reference attention on random block layouts (GQ
       kDim: dk,
       vDim: dv,
       window,
+      dtype: 'float32' as const,
       k: new Float32Array(numBlocks * bs * nkv * dk),
       v: new Float32Array(numBlocks * bs * nkv * dv),
+      kScale: null,
+      vScale: null,
     };
     const free = rng.shuffle(Array.from({ length: numBlocks }, (_, i) => i));
     const tables = lens.map((n) => Int32Array.from({ length: Math.ceil(n / bs) }, () => free.pop()!));
