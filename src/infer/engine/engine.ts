@@ -185,6 +185,7 @@ export class Engine {
   private readonly recurrent: boolean;
   /** one slot per sequence instead of paged blocks (recurrent and encoder-decoder families) */
   private readonly slotted: boolean;
+  private readonly seq2seq: boolean;
 
   constructor(
     readonly model: LanguageModel,
@@ -227,6 +228,7 @@ export class Engine {
     }
     this.recurrent = recurrent;
     this.slotted = recurrent || seq2seq;
+    this.seq2seq = seq2seq;
     this.blocks = new BlockManager(
       this.pool.numBlocks,
       this.pool.blockSize,
@@ -302,7 +304,8 @@ export class Engine {
       if (!Number.isInteger(t) || t < 0 || t >= V)
         throw new Error(`request: prompt token ${i} is ${t}, outside the vocabulary [0, ${V})`);
     });
-    if (prompt.length >= this.maxContext)
+    // an encoder-decoder's source has the whole context to itself (the decoder counts only its own steps)
+    if (prompt.length >= this.maxContext + (this.seq2seq ? 1 : 0))
       throw new Error(`request: the prompt has ${prompt.length} tokens; the model's context is ${this.maxContext}`);
     const need = Math.ceil(Math.min(prompt.length + maxTokens, this.maxContext) / this.pool.blockSize);
     if (need > this.pool.numBlocks)
@@ -491,9 +494,14 @@ export class Engine {
     seq.emit({ id: seq.requestId, index: seq.index, token: id, text, logprobs, finishReason: null });
   }
 
+  /** positions the next step would need: the whole stream, or an encoder-decoder's decoder steps */
+  private decodeLength(seq: Sequence): number {
+    return this.seq2seq ? seq.outputLength : seq.tokens.length;
+  }
+
   private finishReason(seq: Sequence, stopped: boolean): FinishReason | null {
     if (stopped) return 'stop';
-    if (seq.outputLength >= seq.opts.maxTokens || seq.tokens.length >= this.maxContext) return 'length';
+    if (seq.outputLength >= seq.opts.maxTokens || this.decodeLength(seq) >= this.maxContext) return 'length';
     return null;
   }
 
@@ -595,7 +603,7 @@ export class Engine {
       width,
       lengthPenalty: req.lengthPenalty ?? 1,
       earlyStopping: req.earlyStopping ?? false,
-      maxTokens: Math.min(first.opts.maxTokens, this.maxContext - promptLength),
+      maxTokens: Math.min(first.opts.maxTokens, this.maxContext - (this.seq2seq ? 0 : promptLength)),
       minTokens: first.opts.minTokens,
       eos: first.opts.stopIds,
     });

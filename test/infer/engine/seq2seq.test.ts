@@ -237,3 +237,18 @@ for (const preset of ['tiny-t5', 'tiny-bart']) {
     model.dispose();
   });
 }
+
+test('engine tiny-bart: the decoder has the whole context to itself (a long source does not shorten the output)', async () => {
+  const ctx = 40; // source and decoder positions each
+  const model = createModel({ ...getPreset('tiny-bart'), initStd: 0.3, maxContext: ctx } as ModelConfig, { seed: 4 });
+  const src = ids(30, 9);
+  const engine = new Engine(model);
+  const evs = (await collect(engine.add({ prompt: src, maxTokens: 500, temperature: 0, ignoreEos: true }))).get(0)!;
+  assert.equal(evs.at(-1)!.finishReason, 'length');
+  assert.deepEqual(tokensOf(evs), generate(model, src, { maxTokens: ctx, temperature: 0, stopIds: [] }));
+  // a source as long as the context is accepted; one more token is refused
+  const whole = engine.add({ prompt: ids(ctx, 10), maxTokens: 2, temperature: 0, ignoreEos: true });
+  assert.equal(tokensOf((await collect(whole)).get(0)!).length, 2);
+  assert.throws(() => engine.add({ prompt: ids(ctx + 1, 11), maxTokens: 2 }), /the prompt has 41 tokens/);
+  model.dispose();
+});
