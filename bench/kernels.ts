@@ -23,9 +23,11 @@ export interface AttentionResult {
   seq: number;
   headDim: number;
   causal: boolean;
+  /** timed a training step's attention: forward then backward (dq, dk, dv from the saved out / lse) */
+  backward: boolean;
   threads: number;
   variant: string;
-  /** 4*BH*T^2*D per forward pass (also for causal, as the task defines it) */
+  /** 4*BH*T^2*D per forward pass (also for causal, as the task defines it); with backward 3x that (its 4 matmuls) */
   gflops: number;
   medianMs: number;
   reps: number;
@@ -128,6 +130,7 @@ export function benchAttention(
   d: number,
   causal: boolean,
   o: BenchOpts,
+  backward = false,
 ): Promise<AttentionResult> {
   return withBackend(o, (be) => {
     const q = view(be, [1, bh, seq, d], 1);
@@ -149,20 +152,29 @@ export function benchAttention(
       kvLen: null,
       bias: null,
     };
+    // backward inputs and gradients (allocated only when timed, so the forward-only peak stays comparable)
+    const grads = backward
+      ? [view(be, [1, bh, seq, d], 4), ...[0, 1, 2].map(() => view(be, [1, bh, seq, d], null))]
+      : [];
+    const step = (): void => {
+      be.kernels.attention!(q, k, v, out, lse, p);
+      if (backward) be.kernels.attentionBackward!(q, k, v, out, lse, grads[0]!, grads[1]!, grads[2]!, grads[3]!, p);
+    };
     const base = be.bytesInUse();
     be.resetPeak();
-    be.kernels.attention!(q, k, v, out, lse, p);
+    step();
     const peakBytes = (be.peakBytesInUse?.() ?? 0) - base;
-    const t = timeIt(() => be.kernels.attention!(q, k, v, out, lse, p), { minSeconds: o.minSeconds });
+    const t = timeIt(step, { minSeconds: o.minSeconds });
     return {
       bench: 'attention',
       batchHeads: bh,
       seq,
       headDim: d,
       causal,
+      backward,
       threads: be.threads,
       variant: be.variant,
-      gflops: +((4 * bh * seq * seq * d) / t.seconds / 1e9).toFixed(2),
+      gflops: +(((backward ? 12 : 4) * bh * seq * seq * d) / t.seconds / 1e9).toFixed(2),
       medianMs: ms(t),
       reps: t.reps,
       cpuMs: +(t.cpuSeconds * 1000).toFixed(3),

@@ -2,9 +2,10 @@
 
 Reads a JSON list of cases on stdin, prints one JSON list of results on stdout.
   {"bench": "gemm", "m", "n", "k", "threads"}                 -> gflops (2*M*N*K / median seconds)
-  {"bench": "attention", "batchHeads", "seq", "headDim", "causal", "threads"}
+  {"bench": "attention", "batchHeads", "seq", "headDim", "causal", "threads"[, "backward"]}
       composed attention: matmul, softmax, matmul (what a framework without a fused kernel runs)
                                                               -> gflops (4*BH*T^2*D / median seconds)
+      with "backward": true, forward + autograd backward      -> gflops (12*BH*T^2*D / median seconds)
   {"bench": "elementwise", "op": "add"|"exp", "size", "threads"} -> gbps (bytes read+written / s)
 """
 import json
@@ -84,9 +85,23 @@ def run(case):
             p = torch.softmax(s, dim=-1)
             return torch.matmul(p, v)
 
-        with torch.no_grad():
-            sec, reps, cpu = timeit(attn)
-        return {**case, "gflops": 4 * bh * t * t * d / sec / 1e9, "medianMs": sec * 1e3, "reps": reps, "cpuMs": cpu * 1e3}
+        if case.get("backward"):
+            # a training step's attention: forward, then autograd's backward to q, k, v
+            for x in (q, k, v):
+                x.requires_grad_(True)
+            dout = torch.rand(bh, t, d, generator=g) - 0.5
+
+            def step():
+                q.grad = k.grad = v.grad = None
+                attn().backward(dout)
+
+            sec, reps, cpu = timeit(step)
+            flops = 12 * bh * t * t * d
+        else:
+            with torch.no_grad():
+                sec, reps, cpu = timeit(attn)
+            flops = 4 * bh * t * t * d
+        return {**case, "gflops": flops / sec / 1e9, "medianMs": sec * 1e3, "reps": reps, "cpuMs": cpu * 1e3}
     if b == "elementwise":
         n = case["size"]
         a = torch.rand(n, generator=g) - 0.5

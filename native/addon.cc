@@ -165,6 +165,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("avx512f", f.avx512f);
   o.Set("avx512vnni", f.avx512vnni);
   o.Set("avx512bf16", f.avx512bf16);
+  o.Set("quantVnni", K->quantMatmulVnni != nullptr && f.avx512vnni);
   o.Set("f16c", f.f16c);
   return o;
 }
@@ -304,6 +305,44 @@ Napi::Value Gather(const Napi::CallbackInfo& info) {
 Napi::Value ScatterAdd(const Napi::CallbackInfo& info) {
   K->scatterAdd(P(info, 0), P<int32_t>(info, 1), P(info, 2), I(info, 3), I(info, 4), I(info, 5), I(info, 6),
                 static_cast<int>(I(info, 7)));
+  return info.Env().Undefined();
+}
+
+/** pagedAttention(q, k, v, out, tables, seq, pos, T, H, Hkv, Dk, Dv, bs, S, maxBlocks, window, scale, nth[, kvType]) */
+Napi::Value PagedAttention(const Napi::CallbackInfo& info) {
+  PagedArgs a;
+  a.q = P(info, 0);
+  a.k = P(info, 1);
+  a.v = P(info, 2);
+  a.out = P(info, 3);
+  a.tables = P<int32_t>(info, 4);
+  a.seq = P<int32_t>(info, 5);
+  a.pos = P<int32_t>(info, 6);
+  a.T = I(info, 7);
+  a.H = I(info, 8);
+  a.Hkv = I(info, 9);
+  a.Dk = I(info, 10);
+  a.Dv = I(info, 11);
+  a.bs = I(info, 12);
+  a.S = I(info, 13);
+  a.maxBlocks = I(info, 14);
+  a.window = I(info, 15);
+  a.scale = static_cast<float>(D(info, 16));
+  a.kvType = info.Length() > 18 ? static_cast<int>(I(info, 18)) : 0;
+  if (a.kvType < 0 || a.kvType > 2) {
+    Napi::TypeError::New(info.Env(), "pagedAttention: kvType must be 0 (float32), 1 (float16) or 2 (bfloat16)")
+        .ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  K->pagedAttention(a, static_cast<int>(I(info, 17)));
+  return info.Env().Undefined();
+}
+
+/** quantMatmul(bits, x, w, out, M, N, K, nth): VNNI where the target has it and cpuid reports it */
+Napi::Value QuantMatmul(const Napi::CallbackInfo& info) {
+  auto f = K->quantMatmulVnni && features().avx512vnni ? K->quantMatmulVnni : K->quantMatmul;
+  f(static_cast<int>(I(info, 0)), P(info, 1), P<uint8_t>(info, 2), P(info, 3), I(info, 4), I(info, 5), I(info, 6),
+    static_cast<int>(I(info, 7)));
   return info.Env().Undefined();
 }
 
@@ -462,6 +501,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("reduce", Reduce);
   fn("gather", Gather);
   fn("scatterAdd", ScatterAdd);
+  fn("pagedAttention", PagedAttention);
+  fn("quantMatmul", QuantMatmul);
   fn("convert", Convert);
   fn("copyStrided", CopyStrided);
   return exports;

@@ -39,6 +39,18 @@ struct AttnArgs {
   int64_t bs0, bs1, bs2, bs3;
 };
 
+/** paged attention (native/paged.inc): q [H, T, Dk], out [H, T, Dv], K pool [slots, Hkv, Dk], V pool
+ * [slots, Hkv, Dv] (slot = block * bs + offset), tables [S, maxBlocks], seq / pos [T] */
+struct PagedArgs {
+  const float* q;
+  const void *k, *v;  // elements of kvType
+  float* out;
+  const int32_t *tables, *seq, *pos;
+  int64_t T, H, Hkv, Dk, Dv, bs, S, maxBlocks, window;
+  float scale;
+  int kvType = 0;  // K and V pools: 0 float32, 1 float16, 2 bfloat16
+};
+
 struct Kernels {
   const char* name;
   void (*gemm)(const float* A, const float* B, float* C, int64_t batch, int64_t M, int64_t N, int64_t K, bool transA,
@@ -65,6 +77,11 @@ struct Kernels {
   void (*gather)(const float* x, const int32_t* idx, float* out, int64_t outer, int64_t n, int64_t inner, int64_t m, int nth);
   void (*scatterAdd)(const float* src, const int32_t* idx, float* out, int64_t outer, int64_t n, int64_t inner, int64_t m,
                      int nth);
+  void (*pagedAttention)(const PagedArgs& a, int nth);
+  /** x [M, K] @ dequant(W [N, K] in q8_0 / q4_0 blocks)^T -> out [M, N] (native/quant.inc) */
+  void (*quantMatmul)(int bits, const float* x, const uint8_t* w, float* out, int64_t M, int64_t N, int64_t K, int nth);
+  /** the same with AVX-512 VNNI (null where the target has no VNNI build; the addon checks cpuid) */
+  void (*quantMatmulVnni)(int bits, const float* x, const uint8_t* w, float* out, int64_t M, int64_t N, int64_t K, int nth);
 };
 
 const Kernels* kernelsPortable();

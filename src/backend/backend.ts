@@ -145,6 +145,30 @@ export interface AttentionParams {
   softcap?: number;
 }
 
+/**
+ * Paged attention of the inference engine: T query tokens of a flattened ragged batch, token t of
+ * sequence seq[t] at absolute position pos[t], attending to its own sequence's keys at positions
+ * max(0, pos - window + 1) .. pos, read in place from a KV block pool through the sequence's block table
+ * (slot of position i = tables[seq, i / blockSize] * blockSize + i % blockSize). The pool views' dtype
+ * tags the KV storage (a fast backend declines what it does not read; the reference reads float32,
+ * float16 and bfloat16).
+ */
+export interface PagedAttentionParams {
+  T: number;
+  H: number;
+  Hkv: number;
+  Dk: number;
+  Dv: number;
+  blockSize: number;
+  /** sequences (rows of the table) */
+  S: number;
+  /** table row length; entries past a sequence's blocks are -1 */
+  maxBlocks: number;
+  /** 0 = every past key visible */
+  window: number;
+  scale: number;
+}
+
 export interface NormParams {
   rows: number;
   n: number;
@@ -220,6 +244,20 @@ export interface KernelTable {
   ): void;
   rmsNorm(x: View, w: View | null, out: View, rstd: View, p: NormParams): void;
   rmsNormBackward(x: View, w: View | null, rstd: View, dy: View, dx: View, dw: View | null, p: NormParams): void;
+  /**
+   * q [H, T, Dk] -> out [H, T, Dv] over the pools k [slots, Hkv, Dk], v [slots, Hkv, Dv]; tables int32
+   * [S, maxBlocks], seq / pos int32 [T] (PagedAttentionParams; the engine validates them first)
+   */
+  pagedAttention(
+    q: View,
+    k: View,
+    v: View,
+    tables: View,
+    seq: View,
+    pos: View,
+    out: View,
+    p: PagedAttentionParams,
+  ): void;
   /** out [B, H, Tq, Dv]; lse [B, H, Tq] (log-sum-exp of scaled scores, saved for backward) */
   attention(q: View, k: View, v: View, out: View, lse: View, p: AttentionParams): void;
   /** dq [B,H,Tq,Dk], dk [B,Hkv,Tk,Dk], dv [B,Hkv,Tk,Dv] written fresh */

@@ -1,6 +1,6 @@
 // `lineage bench ...`: argument parsing only; the benchmarks live in bench/ (compiled to dist/bench).
 //   lineage [--backend native|wasm] bench gemm --m M --n N --k K [--threads T] [--no-torch] [--json]
-//   lineage bench attention --batch-heads BH --seq T --head-dim D [--causal] [--threads T] [--json]
+//   lineage bench attention --batch-heads BH --seq T --head-dim D [--causal] [--backward] [--threads T] [--json]
 //   lineage bench elementwise --op add|exp [--size N] [--threads T] [--json]
 //   lineage bench decode [--model DIR] --concurrency N --prompt-tokens P --max-tokens T [--draft-model DIR] [--threads T] [--json]
 //   lineage bench serve [--model DIR | --url URL] [--concurrency 64] [--duration 60] [--max-tokens 64] [--threads T] [--json]
@@ -18,13 +18,14 @@ import { parseFlags, parseNumber } from './flags.js';
 
 const USAGE = `usage (global: lineage --backend native|wasm bench ...; default native when built, else wasm):
   lineage bench gemm --m M --n N --k K [--threads T] [--variant auto|relaxed|simd] [--json]
-  lineage bench attention --batch-heads BH --seq T --head-dim D [--causal] [--threads T] [--json]
+  lineage bench attention --batch-heads BH --seq T --head-dim D [--causal] [--backward] [--threads T] [--json]
   lineage bench elementwise --op add|exp [--size N] [--threads T] [--json]
   lineage bench decode [--model DIR] --concurrency N --prompt-tokens P --max-tokens T [--draft-model DIR] [--kv-dtype float32|float16|bfloat16|int8] [--single-requests K] [--prompts text|random] [--threads T] [--json]
   lineage bench serve [--model DIR | --url URL] [--concurrency 64] [--duration 60] [--max-tokens 64] [--threads T] [--json]
   lineage bench llamacpp [--hidden 512 --layers 8 --heads 8 --kv-heads 4 --ffn 1408 --vocab 512] [--max-tokens 128] [--prompt-tokens 16] [--rounds 3] [--threads 1,2] [--backends native,wasm] [--json]
   lineage bench all [--threads 1,2] [--sweep 512,1024,2048,4096] [--rounds 2] [--no-torch] [--json]
-Figures are medians of repeated runs after warm-up. gemm counts 2*M*N*K FLOPs, attention 4*BH*T^2*D.
+Figures are medians of repeated runs after warm-up. gemm counts 2*M*N*K FLOPs, attention 4*BH*T^2*D
+(--backward: forward + backward timed together, 12*BH*T^2*D).
 Single benchmarks print the ratio to PyTorch measured in the same run (> 1: Lineage faster) unless --no-torch
 (with --json only when --torch is given).`;
 
@@ -63,7 +64,7 @@ const VALUED = [
   'vocab',
   'backends',
 ];
-const BOOLS = ['json', 'causal', 'no-torch', 'torch'];
+const BOOLS = ['json', 'causal', 'backward', 'no-torch', 'torch'];
 
 /** the shared parser (src/cli/flags.ts), flattened to name -> last value (booleans: 'true') */
 function parse(argv: string[]): { sub: string | undefined; help: boolean; flags: Map<string, string> } {
@@ -126,16 +127,17 @@ export async function benchCommand(argv: string[]): Promise<void> {
           int(flags, 'head-dim'),
           flags.has('causal'),
         ];
-        const c = { bench: 'attention', batchHeads: bh, seq, headDim: d, causal, threads };
+        const backward = flags.has('backward');
+        const c = { bench: 'attention', batchHeads: bh, seq, headDim: d, causal, backward, threads };
         const { r, t } = await interleave(
-          () => benchAttention(bh, seq, d, causal, o),
+          () => benchAttention(bh, seq, d, causal, o, backward),
           (x) => x.gflops,
           torch,
           c,
           'gflops',
         );
         const line =
-          `attention BH=${r.batchHeads} T=${r.seq} D=${r.headDim}${r.causal ? ' causal' : ''} threads=${r.threads} ` +
+          `attention${r.backward ? ' forward+backward' : ''} BH=${r.batchHeads} T=${r.seq} D=${r.headDim}${r.causal ? ' causal' : ''} threads=${r.threads} ` +
           `backend=${backendName(r.variant)}: ${r.gflops.toFixed(1)} GFLOP/s, ${r.medianMs.toFixed(2)} ms median of ${r.reps}, ` +
           `extra memory ${(r.peakBytes / 2 ** 20).toFixed(2)} MiB`;
         return report(json, r, t, line, r.gflops, 'GFLOP/s');

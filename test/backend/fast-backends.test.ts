@@ -13,6 +13,7 @@ import { createNativeBackend } from '../../src/backend/native/backend.js';
 import { loadNativeAddon } from '../../src/backend/native/addon-node.js';
 
 import { Ctx, close, numel, rng, strides, type FastBackend } from './kernel-helpers.js';
+import { pagedAttentionBadTable, pagedAttentionCases, quantMatmulCases } from './engine-kernel-cases.js';
 
 // ---- backends ---------------------------------------------------------------------------------------
 const { addon, error: addonError } = loadNativeAddon();
@@ -157,6 +158,30 @@ for (const { key } of factories) {
       { name: 'sliding window', B: 1, H: 2, Hkv: 2, Tq: 129, Tk: 129, Dk: 8, Dv: 8, causal: true, window: 7 },
       { name: 'window, not causal', B: 1, H: 1, Hkv: 1, Tq: 20, Tk: 20, Dk: 4, Dv: 4, window: 5 },
       { name: 'kvLen padding (incl. empty)', B: 3, H: 2, Hkv: 2, Tq: 9, Tk: 67, Dk: 8, Dv: 8, kv: [67, 30, 0] },
+      // query i sits at i + Tk - Tq: rows 0..29 see no key, in the same query block as rows that do
+      {
+        name: 'causal Tq > Tk: leading rows fully masked',
+        B: 1,
+        H: 2,
+        Hkv: 1,
+        Tq: 100,
+        Tk: 70,
+        Dk: 8,
+        Dv: 8,
+        causal: true,
+      },
+      {
+        name: 'long non-causal rows, odd Tk over one GEMM depth block',
+        B: 1,
+        H: 2,
+        Hkv: 2,
+        Tq: 70,
+        Tk: 401,
+        Dk: 16,
+        Dv: 24,
+      },
+      // a non-positive scale takes the general (scale-then-max) softmax path of the native kernel
+      { name: 'negative scale', B: 1, H: 2, Hkv: 2, Tq: 40, Tk: 40, Dk: 8, Dv: 8, causal: true, scale: -0.3 },
       {
         name: 'bias broadcast over B and H',
         B: 2,
@@ -205,7 +230,7 @@ for (const { key } of factories) {
           Tk: cs.Tk!,
           Dk: cs.Dk!,
           Dv: cs.Dv!,
-          scale: 1 / Math.sqrt(cs.Dk!),
+          scale: cs.scale ?? 1 / Math.sqrt(cs.Dk!),
           causal: !!cs.causal,
           window: cs.window ?? 0,
           kvLen: null,
@@ -252,6 +277,10 @@ for (const { key } of factories) {
         ref.attentionBackward(q, k, v, o2, l2, dout, g2[0]!, g2[1]!, g2[2]!, p);
         for (let i = 0; i < 3; i++)
           close(ctx.arr(g1[i]!), ctx.arr(g2[i]!), 1e-4, `attention backward ${['dq', 'dk', 'dv'][i]}`);
+        // the backward pass as training runs it: fed the fast forward's own out and lse
+        ctx.k.attentionBackward(q, k, v, o1, l1, dout, g1[0]!, g1[1]!, g1[2]!, p);
+        for (let i = 0; i < 3; i++)
+          close(ctx.arr(g1[i]!), ctx.arr(g2[i]!), 1e-4, `attention backward from fast lse ${['dq', 'dk', 'dv'][i]}`);
         ctx.done();
       });
     }
@@ -590,6 +619,13 @@ for (const { key } of factories) {
       }
       ctx.done();
     });
+
+    test('pagedAttention: random block layouts, ragged steps, GQA, sliding windows, odd sizes', () =>
+      pagedAttentionCases(new Ctx(B())));
+    for (const kvDtype of ['float16', 'bfloat16'] as const)
+      test(`pagedAttention over a ${kvDtype} KV pool`, () => pagedAttentionCases(new Ctx(B()), kvDtype));
+    test('pagedAttention: a missing block inside a window is an error', () => pagedAttentionBadTable(new Ctx(B())));
+    test('quantMatmul q8_0 / q4_0: GEMV and GEMM paths', () => quantMatmulCases(new Ctx(B())));
 
     test('gather / scatterAdd (repeated indices)', () => {
       const ctx = new Ctx(B());

@@ -120,4 +120,19 @@ test('bench gemm / attention print the JSON fields other tooling reads', () => {
   ]);
   assert.ok((a.gflops as number) > 0);
   assert.ok(typeof a.peakBytes === 'number');
+  assert.equal(a.backward, false);
+  const ab = json([
+    'bench',
+    'attention',
+    '--batch-heads',
+    '2',
+    '--seq',
+    '64',
+    '--head-dim',
+    '16',
+    '--backward',
+    '--json',
+  ]);
+  assert.equal(ab.backward, true);
+  assert.ok((ab.gflops as number) > 0);
 });

@@ -13,6 +13,8 @@ export interface NativeInfo {
   avx512vnni: boolean;
   avx512bf16: boolean;
   f16c: boolean;
+  /** the quantized GEMV runs the AVX-512 VNNI build (vpdpbusd) */
+  quantVnni: boolean;
 }
 
 export interface NativeAddon {
@@ -131,6 +133,10 @@ export interface NativeAddon {
     m: number,
     nth: number,
   ): void;
+  /** q, k, v, out, tables, seq, pos, T, H, Hkv, Dk, Dv, blockSize, S, maxBlocks, window, scale, nth */
+  pagedAttention(...args: number[]): void;
+  /** out [M, N] = x [M, K] @ dequant(W)^T; bits 8 = q8_0, 4 = q4_0 blocks at address w */
+  quantMatmul(bits: number, x: number, w: number, out: number, M: number, N: number, K: number, nth: number): void;
   /** kind: 0 f32->f16, 1 f16->f32, 2 f32->bf16, 3 bf16->f32 (contiguous) */
   convert(kind: number, src: number, dst: number, n: number, nth: number): void;
   copyStrided(

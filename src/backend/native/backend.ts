@@ -18,6 +18,8 @@ import type {
   KernelName,
   MatmulParams,
   NormParams,
+  PagedAttentionParams,
+  QuantMatmulParams,
   UnaryOp,
   View,
 } from '../backend.js';
@@ -76,6 +78,8 @@ const NATIVE_BINARY: Partial<Record<BinaryOp, number>> = { add: 0, sub: 1, mul: 
 
 /** Work sizes below which a kernel stays on the calling thread (a pool wake-up costs a few microseconds). */
 const PAR_FLOPS = 2e6;
+/** KV pool dtypes the native paged kernel reads, by its kvType code (native/common.h PagedArgs) */
+const PAGED_KV_TYPE: Partial<Record<DType, number>> = { float32: 0, float16: 1, bfloat16: 2 };
 const PAR_ELEMS = 1 << 16;
 const PAR_ROW_ELEMS = 1 << 15;
 
@@ -111,6 +115,9 @@ function newTyped(dtype: DType, src: number | ArrayBuffer, length?: number): Any
   }
 }
 
+/** the target each addon's kernel table is switched to (setTarget is process-wide) */
+const activeTarget = new WeakMap<NativeAddon, string>();
+
 const f32 = (...vs: (View | null)[]): boolean => vs.every((v) => v === null || v.buf.dtype === 'float32');
 
 
@@ -127,7 +134,7 @@ export class NativeBackend implements Backend {
     readonly addon: NativeAddon,
     opts: NativeBackendOptions = {},
   ) {
-    if (opts.target) addon.setTarget(opts.target);
+    if (opts.target) activeTarget.set(addon, addon.setTarget(opts.target));
     const current = addon.info().threads;
     const threads = opts.threads ?? current;
     if (!Number.isInteger(threads) || threads < 1)
@@ -138,7 +145,23 @@ export class NativeBackend implements Backend {
     this.info = addon.info();
     this.name = `native-${this.info.target}`;
     this.forceParallel = !!opts.forceParallel;
-    this.kernels = this.makeKernels();
+    this.kernels = this.onOwnTarget(this.makeKernels());
+  }
+
+  /**
+   * The addon has one active kernel table per process; backends made for different targets (the tests
+   * make one per target) switch it back to their own before each kernel, else the last one made wins.
+   */
+  private onOwnTarget(table: FastKernels): FastKernels {
+    const target = this.info.target;
+    const wrapped: Record<string, (...a: never[]) => void | false> = {};
+    for (const [name, fn] of Object.entries(table) as [string, (...a: never[]) => void | false][]) {
+      wrapped[name] = (...a) => {
+        if (activeTarget.get(this.addon) !== target) activeTarget.set(this.addon, this.addon.setTarget(target));
+        return fn(...a);
+      };
+    }
+    return wrapped as FastKernels;
   }
 
   allocate(dtype: DType, length: number, zero = true): Buf {
@@ -214,6 +237,12 @@ export class NativeBackend implements Backend {
       return dtypes.every((d) => d === 'float32' || d === 'int32');
     if (name === 'attention' || name === 'attentionBackward')
       return dtypes.every((d) => d === 'float32' || d === 'int32');
+    // (q, k, v, tables, seq, pos, out): K and V pools of one dtype, float32, float16 or bfloat16
+    if (name === 'pagedAttention')
+      return dtypes.every((d, i) =>
+        i === 1 || i === 2 ? d === dtypes[1] && d in PAGED_KV_TYPE : d === (i >= 3 && i <= 5 ? 'int32' : 'float32'),
+      );
+    if (name === 'quantMatmul') return dtypes.every((d, i) => d === (i === 1 ? 'int32' : 'float32'));
     return dtypes.every((d) => d === 'float32');
   }
 
@@ -355,6 +384,8 @@ export class NativeBackend implements Backend {
           this.nth(flops, PAR_FLOPS),
         );
       },
+      pagedAttention: (q, k, v, tables, seq, pos, out, p) => this.pagedAttention(q, k, v, tables, seq, pos, out, p),
+      quantMatmul: (x, w, out, p) => this.quantMatmul(x, w, out, p),
       crossEntropy: (logits, targets, loss, lse, p) => {
         if (!f32(logits, loss, lse) || targets.buf.dtype !== 'int32')
           return false;
@@ -493,6 +524,100 @@ export class NativeBackend implements Backend {
       p.strideA,
       p.strideB,
       this.nth(2 * batch * M * N * K, PAR_FLOPS),
+    );
+  }
+
+  /**
+   * The engine's paged attention over a KV pool held in this backend's buffers (float32, float16 or
+   * bfloat16, K and V alike). Declines (reference) GQA groups over 64 heads (the kernel's per-token head
+   * arrays) and mixed K / V dtypes. The caller (src/infer/engine) has checked that every visible position
+   * has a block; here only the extents are checked.
+   */
+  private pagedAttention(
+    q: View,
+    k: View,
+    v: View,
+    tables: View,
+    seq: View,
+    pos: View,
+    out: View,
+    p: PagedAttentionParams,
+  ): void | false {
+    const { T, H, Hkv, Dk, Dv, blockSize, S, maxBlocks } = p;
+    if (Hkv < 1 || H % Hkv !== 0 || H / Hkv > 64 || Dk < 1 || Dv < 1) return false;
+    const kvType = PAGED_KV_TYPE[k.buf.dtype];
+    if (kvType === undefined || v.buf.dtype !== k.buf.dtype) return false;
+    if (T * H === 0) return;
+    const kn = 'pagedAttention';
+    const slotsK = Math.floor(((k.buf.length - k.offset) / (Hkv * Dk)) | 0);
+    const slotsV = Math.floor(((v.buf.length - v.offset) / (Hkv * Dv)) | 0);
+    this.checkPaged(tables, seq, pos, p, Math.min(slotsK, slotsV));
+    const work = 2 * T * H * (Dk + Dv) * Math.max(1, Math.min(p.window || Infinity, this.maxPos(pos, T) + 1));
+    this.addon.pagedAttention(
+      this.addr(q, kn, H * T * Dk),
+      this.addr(k, kn, slotsK * Hkv * Dk),
+      this.addr(v, kn, slotsV * Hkv * Dv),
+      this.addr(out, kn, H * T * Dv),
+      this.addr(tables, kn, S * maxBlocks),
+      this.addr(seq, kn, T),
+      this.addr(pos, kn, T),
+      T,
+      H,
+      Hkv,
+      Dk,
+      Dv,
+      blockSize,
+      S,
+      maxBlocks,
+      p.window,
+      p.scale,
+      this.nth(work, PAR_FLOPS),
+      kvType,
+    );
+  }
+
+  private maxPos(pos: View, T: number): number {
+    const a = this.view(pos.buf) as Int32Array;
+    let m = 0;
+    for (let t = 0; t < T; t++) m = Math.max(m, a[pos.offset + t]!);
+    return m;
+  }
+
+  /** every block a token reads must be a slot range inside the pools: C++ would read out of bounds */
+  private checkPaged(tables: View, seq: View, pos: View, p: PagedAttentionParams, slots: number): void {
+    const [tab, sa, pa] = [tables, seq, pos].map((x) => this.view(x.buf) as Int32Array) as [Int32Array, Int32Array, Int32Array];
+    const bs = p.blockSize;
+    const blocks = Math.floor(slots / bs);
+    for (let t = 0; t < p.T; t++) {
+      const s = sa[seq.offset + t]!;
+      const P = pa[pos.offset + t]!;
+      if (s < 0 || s >= p.S || P < 0 || Math.floor(P / bs) >= p.maxBlocks)
+        throw new Error(`${this.name}.pagedAttention: token ${t} (sequence ${s}, position ${P}) is outside the block tables [${p.S}, ${p.maxBlocks}]`);
+      const lo = p.window > 0 ? Math.max(0, P - p.window + 1) : 0;
+      for (let b = Math.floor(lo / bs); b <= Math.floor(P / bs); b++) {
+        const id = tab[tables.offset + s * p.maxBlocks + b]!;
+        if (id < 0 || id >= blocks)
+          throw new Error(`${this.name}.pagedAttention: token ${t} (position ${P}) reads block ${id} (table entry ${b}), outside the pool of ${blocks} blocks`);
+      }
+    }
+  }
+
+  /** weight-only quantized x @ dequant(W)^T (native/quant.inc): integer block dots for few rows, dequantized panels else */
+  private quantMatmul(x: View, w: View, out: View, p: QuantMatmulParams): void | false {
+    const { M, N, K, bits } = p;
+    if (K % 32 !== 0 || (bits !== 8 && bits !== 4)) return false;
+    if (M * N === 0) return;
+    const kn = 'quantMatmul';
+    const words = Math.ceil((N * (K / 32) * (bits === 8 ? 34 : 18)) / 4);
+    this.addon.quantMatmul(
+      bits,
+      this.addr(x, kn, M * K),
+      this.addr(w, kn, words),
+      this.addr(out, kn, M * N),
+      M,
+      N,
+      K,
+      this.nth(2 * M * N * K, PAR_FLOPS),
     );
   }
 

@@ -18,6 +18,7 @@ import type {
 import { encodeAs, f16ToF32, readAs } from '../dtype.js';
 import { erf } from './math.js';
 import { quantMatmul } from './quant.js';
+import { pagedAttention } from './paged.js';
 
 function arr(v: View): AnyArray {
   const a = v.buf.backend.view(v.buf);
@@ -973,6 +974,7 @@ export const referenceKernels: KernelTable = {
   rmsNormBackward,
   attention,
   attentionBackward,
+  pagedAttention,
   crossEntropy,
   crossEntropyBackward,
   gather,

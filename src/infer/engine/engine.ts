@@ -220,7 +220,7 @@ export class Engine {
           layerSpecs(cfg),
           opts.blockSize ?? 16,
           opts.kvMemoryBytes ?? 64 * 1024 * 1024,
-          'wasm',
+          'auto',
           checkKvDtype(opts.kvDtype ?? 'float32', 'engine: kvDtype'),
         ),
       );

@@ -17,7 +17,7 @@ export const KV_DTYPES: readonly KvDtype[] = ['float32', 'float16', 'bfloat16', 
 /** storage of one K or V pool */
 export type KvArray = Float32Array | Uint16Array | Int8Array;
 
-interface DtypeInfo {
+export interface KvDtypeInfo {
   /** bytes per element */
   bytes: number;
   /** the kernel's code for it */
@@ -26,7 +26,7 @@ interface DtypeInfo {
   make: (n: number, buffer?: ArrayBufferLike, byteOffset?: number) => KvArray;
 }
 
-export const KV_DTYPE_INFO: { readonly [D in KvDtype]: DtypeInfo } = {
+export const KV_DTYPE_INFO: { readonly [D in KvDtype]: KvDtypeInfo } = {
   float32: { bytes: 4, code: 0, make: (n, b, o) => (b ? new Float32Array(b, o, n) : new Float32Array(n)) },
   float16: { bytes: 2, code: 1, make: (n, b, o) => (b ? new Uint16Array(b, o, n) : new Uint16Array(n)) },
   bfloat16: { bytes: 2, code: 2, make: (n, b, o) => (b ? new Uint16Array(b, o, n) : new Uint16Array(n)) },

@@ -11,6 +11,7 @@ import type { DecoderConfig } from '../../models/config.js';
 import { layerWindow } from '../../models/config.js';
 import { WasmPagedKernel } from './paged-wasm.js';
 import { bytesPerTokenLayer, KV_DTYPE_INFO, type KvArray, type KvDtype } from './kv-dtype.js';
+import { BackendPagedKernel, type PagedKernel } from './paged-backend.js';
 
 /** storage of one layer */
 export interface LayerSpec {
@@ -56,14 +57,17 @@ export class KvPool {
   readonly layers: LayerStore[];
   readonly numBlocks: number;
 
-  /** the WebAssembly paged-attention kernel whose memory holds the pool (null: host arrays, host kernel) */
-  readonly kernel: WasmPagedKernel | null;
+  /**
+   * the paged-attention kernel whose memory holds the pool (null: host arrays, host kernel). 'auto': the
+   * current backend's fast kernel (native) when it has one, else the WebAssembly one, else the host kernel
+   */
+  readonly kernel: PagedKernel | null;
 
   constructor(
     specs: readonly LayerSpec[],
     readonly blockSize: number,
     kvMemoryBytes: number,
-    kernel: 'wasm' | 'host' = 'wasm',
+    kernel: 'auto' | 'backend' | 'wasm' | 'host' = 'auto',
     readonly dtype: KvDtype = 'float32',
   ) {
     if (!Number.isInteger(blockSize) || blockSize < 1)
@@ -76,7 +80,15 @@ export class KvPool {
       );
     }
     const slots = this.numBlocks * blockSize;
-    this.kernel = kernel === 'wasm' ? WasmPagedKernel.create(this.numBlocks * per + 64 * 4 * specs.length) : null;
+    // the backend's kernel (native) takes float32 pools here; the WebAssembly kernel reads every KV dtype
+    const fromBackend =
+      (kernel === 'auto' || kernel === 'backend') && dtype === 'float32' ? BackendPagedKernel.create() : null;
+    if (kernel === 'backend' && !fromBackend)
+      throw new Error(
+        `engine: the current backend has no fast paged-attention kernel for a ${dtype} pool (kernel: "backend")`,
+      );
+    const wasm = () => WasmPagedKernel.create(this.numBlocks * per + 64 * 4 * specs.length);
+    this.kernel = fromBackend ?? (kernel === 'auto' || kernel === 'wasm' ? wasm() : null);
     const info = KV_DTYPE_INFO[dtype];
     const alloc = (n: number): KvArray => (this.kernel ? this.kernel.alloc(n, info) : info.make(n));
     const scales = (n: number): Float32Array | null =>

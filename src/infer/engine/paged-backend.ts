@@ -1,0 +1,99 @@
+// Paged attention through the current backend's kernel contract (`pagedAttention` in
+// src/backend/backend.ts): the native backend's multi-threaded C++ kernel under Node. The KV pool is
+// allocated as backend buffers and handed to the engine as zero-copy typed-array views (writes of new
+// keys/values land in place); per call only the queries, block tables and positions are copied in and
+// the output copied out. create() returns null where the backend has no fast kernel for a float32 pool
+// (the engine then uses the wasm kernel or the host one). The pool's dtype travels on its buffers, so a
+// float16 / bfloat16 pool would reach the same kernel, which declines what it does not read.
+import type { Backend, Buf, DType, View } from '../../backend/backend.js';
+import { kernelFor } from '../../backend/dispatch.js';
+import { referenceKernels } from '../../backend/reference/kernels.js';
+import { getBackend } from '../../tensor/engine.js';
+import type { LayerStore } from './kv-pool.js';
+import { pagedAttention as hostPaged, type BatchLayout } from './paged-attention.js';
+import { KV_DTYPE_INFO, type KvArray, type KvDtypeInfo } from './kv-dtype.js';
+
+/** what the KV pool needs of a paged-attention kernel that owns the pool's memory */
+export interface PagedKernel {
+  /** a zeroed array of n elements of a KV dtype that lives as long as the kernel (pool storage) */
+  alloc(n: number, info: KvDtypeInfo): KvArray;
+  /** q [nh, T, dk] -> out [nh, T, dv], K/V read in place from `store` */
+  run(store: LayerStore, layout: BatchLayout, q: Float32Array, nh: number, scale: number): Float32Array;
+}
+
+const POOL_DTYPES: DType[] = ['float32', 'float32', 'float32', 'int32', 'int32', 'int32', 'float32'];
+
+const view = (buf: Buf, shape: number[]): View => ({
+  buf,
+  shape,
+  strides: shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1)),
+  offset: 0,
+});
+
+export class BackendPagedKernel implements PagedKernel {
+  /** the pool's buffers by the typed array handed out for them */
+  private readonly owned = new WeakMap<KvArray, Buf>();
+
+  private constructor(private readonly backend: Backend) {}
+
+  /** a kernel on `backend` (default: the current one), or null where it has no fast float32 paged kernel */
+  static create(backend: Backend = getBackend()): BackendPagedKernel | null {
+    const fast = backend.kernels.pagedAttention;
+    if (!fast || fast === referenceKernels.pagedAttention) return null;
+    if (backend.supports && !backend.supports('pagedAttention', POOL_DTYPES)) return null;
+    return new BackendPagedKernel(backend);
+  }
+
+  alloc(floats: number, info: KvDtypeInfo): KvArray {
+    if (info !== KV_DTYPE_INFO.float32) throw new Error('engine: the backend paged kernel holds float32 pools only');
+    const buf = this.backend.allocate('float32', floats);
+    const arr = this.backend.view(buf) as Float32Array | null;
+    if (!arr) {
+      this.backend.free(buf);
+      throw new Error(`engine: backend ${this.backend.name} has no host-visible view for the KV pool`);
+    }
+    this.owned.set(arr, buf);
+    return arr;
+  }
+
+  run(store: LayerStore, layout: BatchLayout, q: Float32Array, nh: number, scale: number): Float32Array {
+    const [kb, vb] = [this.owned.get(store.k), this.owned.get(store.v)];
+    if (!kb || !vb) return hostPaged(store, layout, q, nh, scale); // a pool this kernel did not allocate
+    const T = layout.pos.length;
+    const S = layout.tables.length;
+    const maxBlocks = layout.tables.reduce((m, t) => Math.max(m, t.length), 1);
+    const { kvHeads: Hkv, kDim: Dk, vDim: Dv, window } = store;
+    const be = this.backend;
+    const tab = new Int32Array(S * maxBlocks).fill(-1);
+    layout.tables.forEach((t, i) => tab.set(t, i * maxBlocks));
+    const scratch = [
+      this.upload('float32', q),
+      this.upload('int32', tab),
+      this.upload('int32', layout.seq),
+      this.upload('int32', layout.pos),
+      be.allocate('float32', nh * T * Dv, false),
+    ];
+    const [qb, tb, sb, pb, ob] = scratch as [Buf, Buf, Buf, Buf, Buf];
+    try {
+      kernelFor(be, 'pagedAttention')(
+        view(qb, [nh, T, Dk]),
+        view(kb, [kb.length / (Hkv * Dk), Hkv, Dk]),
+        view(vb, [vb.length / (Hkv * Dv), Hkv, Dv]),
+        view(tb, [S, maxBlocks]),
+        view(sb, [T]),
+        view(pb, [T]),
+        view(ob, [nh, T, Dv]),
+        { T, H: nh, Hkv, Dk, Dv, blockSize: layout.blockSize, S, maxBlocks, window: window ?? 0, scale },
+      );
+      return be.read(ob) as Float32Array;
+    } finally {
+      for (const b of scratch) be.free(b);
+    }
+  }
+
+  private upload(dtype: 'float32' | 'int32', data: Float32Array | Int32Array): Buf {
+    const buf = this.backend.allocate(dtype, Math.max(1, data.length), false);
+    this.backend.write(buf, data);
+    return buf;
+  }
+}
