@@ -127,11 +127,13 @@ async function engineGenerate(
   const engineFlags = ENGINE_FLAGS.filter((n) => f.values.has(n) || f.bools.has(n));
   const maxTokens = flagNumber(f, 'max-tokens', { int: true, min: 0 }) ?? 200;
   const c = model.config;
-  const usable = c.arch === 'decoder' && !(c.positions.kind === 'alibi') && maxTokens > 0;
+  // encoder-decoder models (T5, BART) run on the engine when an engine flag asks for it
+  const seq2seq = c.arch === 'encoder-decoder' && engineFlags.length > 0;
+  const usable = ((c.arch === 'decoder' && !(c.positions.kind === 'alibi')) || seq2seq) && maxTokens > 0;
   if (!usable || (engineFlags.length === 0 && promptTokens + maxTokens > c.maxContext)) {
     if (engineFlags.length)
       throw new Error(
-        `--${engineFlags[0]}: needs a decoder-only model run by the inference engine (${c.family} is not one)`,
+        `--${engineFlags[0]}: needs a decoder or encoder-decoder model run by the inference engine (${c.family} is not one)`,
       );
     return false;
   }

@@ -31,6 +31,7 @@ import { Drafter } from './drafter.js';
 import { constraintProcessor } from './constrained.js';
 import type { ConstraintSpec } from '../constrain/index.js';
 import { StateRunner } from './state-runner.js';
+import { Seq2SeqRunner } from './seq2seq-runner.js';
 import { probsOf, verifyDraft } from './speculative.js';
 import { BeamSearch, logSoftmax, type BeamChoice, type EarlyStopping, type Hypothesis } from './beam.js';
 import type { BeamGroup } from './sequence.js';
@@ -182,6 +183,9 @@ export class Engine {
   draftAccepted = 0;
   private readonly drafter: Drafter | null;
   private readonly recurrent: boolean;
+  /** one slot per sequence instead of paged blocks (recurrent and encoder-decoder families) */
+  private readonly slotted: boolean;
+  private readonly seq2seq: boolean;
 
   constructor(
     readonly model: LanguageModel,
@@ -190,11 +194,22 @@ export class Engine {
     const cfg = model.config as DecoderConfig;
     const limits = { maxBatchedTokens: opts.maxBatchedTokens ?? 512, maxRunningSeqs: opts.maxRunningSeqs ?? 64 };
     const recurrent = model.config.arch === 'rnn' || model.config.arch === 'mamba';
+    const seq2seq = model.config.arch === 'encoder-decoder';
     if (recurrent && (opts.draftModel || opts.promptLookup))
       throw new Error(
         `engine: speculative decoding needs a transformer target (${model.config.family} keeps a recurrent state)`,
       );
-    if (recurrent) {
+    if (seq2seq && (opts.draftModel || opts.promptLookup))
+      throw new Error(
+        `engine: speculative decoding needs a decoder-only target (${model.config.family} is encoder-decoder)`,
+      );
+    if (seq2seq && (opts.kvDtype ?? 'float32') !== 'float32')
+      throw new Error(`engine: kvDtype ${opts.kvDtype}: encoder-decoder slots hold float32 K/V`);
+    if (seq2seq) {
+      // one slot per running sequence (encoder output, cross K/V, decoder self K/V), like the recurrent states
+      const slots = new Seq2SeqRunner(model, limits.maxRunningSeqs, 2 ** 30);
+      [this.runner, this.pool] = [slots, slots];
+    } else if (recurrent) {
       // one slot per running sequence; a "block" as long as any sequence, so each holds exactly one
       const states = new StateRunner(model, limits.maxRunningSeqs, 2 ** 30);
       [this.runner, this.pool] = [states, states];
@@ -212,10 +227,12 @@ export class Engine {
       [this.runner, this.pool] = [paged, paged.pool];
     }
     this.recurrent = recurrent;
+    this.slotted = recurrent || seq2seq;
+    this.seq2seq = seq2seq;
     this.blocks = new BlockManager(
       this.pool.numBlocks,
       this.pool.blockSize,
-      !recurrent && (opts.prefixCaching ?? true),
+      !this.slotted && (opts.prefixCaching ?? true),
     );
     for (const [k, v] of Object.entries(limits))
       if (!Number.isInteger(v) || v < 1) throw new Error(`engine: ${k} must be a positive integer, got ${v}`);
@@ -287,7 +304,8 @@ export class Engine {
       if (!Number.isInteger(t) || t < 0 || t >= V)
         throw new Error(`request: prompt token ${i} is ${t}, outside the vocabulary [0, ${V})`);
     });
-    if (prompt.length >= this.maxContext)
+    // an encoder-decoder's source has the whole context to itself (the decoder counts only its own steps)
+    if (prompt.length >= this.maxContext + (this.seq2seq ? 1 : 0))
       throw new Error(`request: the prompt has ${prompt.length} tokens; the model's context is ${this.maxContext}`);
     const need = Math.ceil(Math.min(prompt.length + maxTokens, this.maxContext) / this.pool.blockSize);
     if (need > this.pool.numBlocks)
@@ -355,6 +373,8 @@ export class Engine {
 
   /** one iteration: schedule, run one flattened batch, sample; false when there was nothing to do */
   step(): boolean {
+    // encoder-decoder slots given back since the last step free their tensors
+    if (this.runner instanceof Seq2SeqRunner) this.runner.dropFree((b) => this.blocks.refCount(b));
     if (this.drafter) this.propose();
     let chunks = this.scheduler.schedule();
     if (chunks.length === 0 && this.unstickBeams()) chunks = this.scheduler.schedule();
@@ -363,7 +383,8 @@ export class Engine {
     const items: RunItem[] = chunks.map(({ seq, count }) => {
       const ids = [...seq.tokens.slice(seq.computed), ...seq.draft].slice(0, count);
       const samples = seq.computed + count >= seq.tokens.length;
-      return { ids, start: seq.computed, blocks: seq.table.blocks, logits: samples ? 1 + seq.draft.length : 0 };
+      const logits = samples ? 1 + seq.draft.length : 0;
+      return { ids, start: seq.computed, blocks: seq.table.blocks, logits, promptLength: seq.promptLength };
     });
     const logits = this.runner.run(items);
     this.afterRun(chunks, items, logits);
@@ -473,9 +494,14 @@ export class Engine {
     seq.emit({ id: seq.requestId, index: seq.index, token: id, text, logprobs, finishReason: null });
   }
 
+  /** positions the next step would need: the whole stream, or an encoder-decoder's decoder steps */
+  private decodeLength(seq: Sequence): number {
+    return this.seq2seq ? seq.outputLength : seq.tokens.length;
+  }
+
   private finishReason(seq: Sequence, stopped: boolean): FinishReason | null {
     if (stopped) return 'stop';
-    if (seq.outputLength >= seq.opts.maxTokens || seq.tokens.length >= this.maxContext) return 'length';
+    if (seq.outputLength >= seq.opts.maxTokens || this.decodeLength(seq) >= this.maxContext) return 'length';
     return null;
   }
 
@@ -577,7 +603,7 @@ export class Engine {
       width,
       lengthPenalty: req.lengthPenalty ?? 1,
       earlyStopping: req.earlyStopping ?? false,
-      maxTokens: Math.min(first.opts.maxTokens, this.maxContext - promptLength),
+      maxTokens: Math.min(first.opts.maxTokens, this.maxContext - (this.seq2seq ? 0 : promptLength)),
       minTokens: first.opts.minTokens,
       eos: first.opts.stopIds,
     });
@@ -688,7 +714,7 @@ export class Engine {
     if (used < this.peakBlocks) return;
     this.peakBlocks = used;
     const filled = this.scheduler.running.reduce((s, q) => s + q.tokens.length, 0);
-    this.peakWasteSlots = this.recurrent ? 0 : Math.max(0, used * this.pool.blockSize - filled);
+    this.peakWasteSlots = this.slotted ? 0 : Math.max(0, used * this.pool.blockSize - filled);
   }
 
   /** runs steps until no request is left (synchronously) */

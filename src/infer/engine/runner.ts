@@ -18,6 +18,8 @@ export interface RunItem {
   blocks: readonly number[];
   /** logits wanted for the last `logits` positions of this item (0 = none, e.g. a mid-prompt chunk) */
   logits: number;
+  /** the sequence's prompt length (encoder-decoder models: where the source ends and the decoder starts) */
+  promptLength?: number;
 }
 
 export class ModelRunner {
