@@ -1,6 +1,6 @@
 // TRL's dataset formats, one JSON object per line, validated with errors that name the file, the line
 // and the field, then encoded into (prompt, completion) token rows.
-//   sft         {"messages": [{"role", "content"}, ...]}  or  {"prompt", "completion"}
+//   sft         {"messages": [{"role", "content"}, ...], "tools"?: [...]}  or  {"prompt", "completion"}
 //   preference  {"prompt", "chosen", "rejected"}          (strings, or message lists)
 //   unpaired    {"prompt", "completion", "label": bool}   (KTO)
 //   prompt-only {"prompt"} (+ "answer" for verifiable rewards)                (PPO, GRPO)
