@@ -1,6 +1,8 @@
 // `lineage chat`: an interactive terminal chat. The conversation is rendered with the model's chat
 // template (or the documented default), replies stream token by token from the inference engine, and
 // each reply ends with its speed. Lines read from stdin, so it also runs piped (`echo hi | lineage chat`).
+// `--tools calculator` runs the agent loop: a reply that is a tool call runs the tool (shown with its result),
+// the result joins the conversation as a `tool` turn and the model replies again (docs/TOOLS.md).
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Engine } from '../../infer/engine/engine.js';
