@@ -79,8 +79,19 @@ const OPS = ['+', '-', '*', '/'];
 const op = (rand) => OPS[Math.floor(rand() * 4)];
 const pick = (rand, list) => list[Math.floor(rand() * list.length)];
 
-/** an arithmetic question: {question, expression (what the tool gets), answer} */
+/** an arithmetic question: {question, expression (what the tool gets), answer}; a draw that divides by zero
+ * (`a / (b - c)` with b = c) is drawn again */
 function question(rand) {
+  for (;;) {
+    try {
+      return draw(rand);
+    } catch (e) {
+      if (!/division by zero/.test(e.message)) throw e;
+    }
+  }
+}
+
+function draw(rand) {
   const a = operand(rand),
     b = operand(rand),
     c = operand(rand);
@@ -149,6 +160,14 @@ function writeAtomic(path, text) {
 }
 const jsonl = (rows) => rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
 
+/** the expressions (spaces removed) of the 200 held-out questions of `data` with this seed */
+function heldOutKeys(seed) {
+  const rand = rng(seed);
+  const keys = new Set();
+  while (keys.size < 200) keys.add(key(question(rand)));
+  return keys;
+}
+
 function data(out, seed, nTrain) {
   const rand = rng(seed);
   const held = [];
@@ -173,6 +192,37 @@ function data(out, seed, nTrain) {
   console.log(`wrote ${out}/train.jsonl (${rows.length} conversations) and heldout.jsonl (${held.length} questions)`);
 }
 
+// A copying warm-up: "Repeat: X" → "X" for expressions and numbers like those of the calculator rows. A tiny
+// model learns the calculator conversations' fixed parts in a few hundred steps but copying the question's
+// expression into the call (and the tool's result into the answer) only after an induction-like mechanism
+// forms; these short rows (a quarter of a calculator row's length, a third of their tokens to copy) form it
+// for far less compute. The held-out expressions are skipped here too.
+function copyRows(out, seed, n) {
+  const heldKeys = heldOutKeys(seed);
+  // rows come from a stream of their own (seed + 1) that also skips its own first 200 questions' expressions:
+  // the file the shipped model was trained on was drawn that way (docs/TOOLS.md); a row whose text is a
+  // held-out expression is dropped
+  const rand = rng(seed + 1);
+  const skip = new Set();
+  while (skip.size < 200) skip.add(key(question(rand)));
+  const rows = [];
+  while (rows.length < n) {
+    const q = question(rand);
+    if (skip.has(key(q))) continue;
+    const text = rand() < 0.6 ? (q.question.match(/[\d(][\d() +\-*/.]*[\d)]|\d/) ?? [q.expression])[0] : q.answer;
+    if (heldKeys.has(key({ expression: text }))) continue;
+    rows.push({
+      messages: [
+        { role: 'user', content: `Repeat: ${text}` },
+        { role: 'assistant', content: text },
+      ],
+    });
+  }
+  mkdirSync(out, { recursive: true });
+  writeAtomic(join(out, 'copy.jsonl'), jsonl(rows));
+  console.log(`wrote ${out}/copy.jsonl (${rows.length} copying rows)`);
+}
+
 function tokenizer(out) {
   const tok = bytesTokenizer()
     .withAddedTokens(['<|im_start|>', '<|im_end|>'], { roles: { eos: '<|im_end|>' } })
@@ -194,8 +244,11 @@ const flag = (name, dflt) => {
   return v;
 };
 if (cmd === 'data' && out) data(out, flag('seed', 7), flag('train', 6000));
+else if (cmd === 'copy' && out) copyRows(out, flag('seed', 7), flag('rows', 20000));
 else if (cmd === 'tokenizer' && out) tokenizer(out);
 else {
-  console.error('usage: node scripts/calculator-data.mjs data OUT [--seed S] [--train N] | tokenizer OUT');
+  console.error(
+    'usage: node scripts/calculator-data.mjs data OUT [--seed S] [--train N] | copy OUT [--seed S] [--rows N] | tokenizer OUT',
+  );
   process.exit(2);
 }

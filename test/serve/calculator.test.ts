@@ -190,3 +190,37 @@ test('scripts/calculator-data.mjs: deterministic, held-out expressions never in 
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   }
 });
+
+test('scripts/calculator-data.mjs copy: "Repeat: X" → X rows, deterministic, no held-out expression', () => {
+  const d = mkdtempSync(join(tmpdir(), 'calc-copy-'));
+  try {
+    execFileSync(process.execPath, ['scripts/calculator-data.mjs', 'data', d, '--train', '1'], { stdio: 'ignore' });
+    // 3000 rows of seed 8 include draws that divide by zero (a / (b - c), b = c): those are drawn again
+    for (const f of ['a', 'b'])
+      execFileSync(process.execPath, ['scripts/calculator-data.mjs', 'copy', join(d, f), '--rows', '3000'], {
+        stdio: 'ignore',
+      });
+    const read = (f: string) => readFileSync(join(d, f), 'utf8');
+    assert.equal(read('a/copy.jsonl'), read('b/copy.jsonl'));
+    const key = (e: string) => e.replace(/\s+/g, '');
+    const held = new Set(
+      read('heldout.jsonl')
+        .trim()
+        .split('\n')
+        .map((l) => key(JSON.parse(l).expression)),
+    );
+    const rows = read('a/copy.jsonl')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.equal(rows.length, 3000);
+    for (const r of rows) {
+      const [u, a] = r.messages;
+      assert.equal(u.content, `Repeat: ${a.content}`);
+      assert.match(a.content, /^[-\d(][\d() +\-*/.]*$/);
+      assert.ok(!held.has(key(a.content)), `held-out expression ${a.content} in copy.jsonl`);
+    }
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+});
