@@ -1,6 +1,6 @@
 // TRL's dataset formats, one JSON object per line, validated with errors that name the file, the line
 // and the field, then encoded into (prompt, completion) token rows.
-//   sft         {"messages": [{"role", "content"}, ...]}  or  {"prompt", "completion"}
+//   sft         {"messages": [{"role", "content"}, ...], "tools"?: [...]}  or  {"prompt", "completion"}
 //   preference  {"prompt", "chosen", "rejected"}          (strings, or message lists)
 //   unpaired    {"prompt", "completion", "label": bool}   (KTO)
 //   prompt-only {"prompt"} (+ "answer" for verifiable rewards)                (PPO, GRPO)
@@ -12,6 +12,11 @@ import type { Sequence } from './logprobs.js';
 export interface Message {
   role: string;
   content: string;
+  /** an assistant turn that calls tools (OpenAI / TRL shape: [{type, function: {name, arguments}}]) */
+  tool_calls?: unknown[];
+  /** a `tool` turn: which call it answers */
+  tool_call_id?: string;
+  name?: string;
 }
 type Text = string | Message[];
 
@@ -21,6 +26,8 @@ export interface SftRecord {
   kind: 'sft';
   line: number;
   messages?: Message[];
+  /** TRL's `tools` column: the tool definitions the chat template renders for this conversation */
+  tools?: unknown[];
   prompt?: string;
   completion?: string;
 }
@@ -74,9 +81,22 @@ function message(m: unknown, where: string, file: string, line: number): Message
   const o = m as Record<string, unknown>;
   if (typeof o !== 'object' || o === null) fail(file, line, `${where} must be an object {"role", "content"}`);
   if (typeof o.role !== 'string' || !o.role) fail(file, line, `${where}.role is missing`);
-  if (typeof o.content !== 'string') fail(file, line, `${where}.content is missing`);
-  if (o.role === 'assistant' && o.content.trim() === '') fail(file, line, `${where}.content is an empty response`);
-  return { role: o.role, content: o.content };
+  const calls = o.tool_calls;
+  if (calls !== undefined && calls !== null && (!Array.isArray(calls) || calls.length === 0))
+    fail(file, line, `${where}.tool_calls must be a non-empty list`);
+  const hasCalls = Array.isArray(calls) && calls.length > 0;
+  // a turn that only calls tools has no text (null or '' in OpenAI's and TRL's rows)
+  const content = hasCalls && (o.content === null || o.content === undefined) ? '' : o.content;
+  if (typeof content !== 'string') fail(file, line, `${where}.content is missing`);
+  if (o.role === 'assistant' && !hasCalls && content.trim() === '')
+    fail(file, line, `${where}.content is an empty response`);
+  return {
+    role: o.role,
+    content,
+    ...(hasCalls ? { tool_calls: calls as unknown[] } : {}),
+    ...(typeof o.tool_call_id === 'string' ? { tool_call_id: o.tool_call_id } : {}),
+    ...(typeof o.name === 'string' ? { name: o.name } : {}),
+  };
 }
 
 function record(kind: DataKind, o: Record<string, unknown>, file: string, line: number): AlignRecord {
@@ -86,7 +106,9 @@ function record(kind: DataKind, o: Record<string, unknown>, file: string, line: 
         const messages = text(o, 'messages', file, line) as Message[];
         if (!Array.isArray(messages) || !messages.some((m) => m.role === 'assistant'))
           fail(file, line, "field 'messages' has no assistant turn to learn from");
-        return { kind, line, messages };
+        if (o.tools !== undefined && o.tools !== null && !Array.isArray(o.tools))
+          fail(file, line, "field 'tools' must be a list of tool definitions");
+        return { kind, line, messages, ...(Array.isArray(o.tools) && o.tools.length ? { tools: o.tools } : {}) };
       }
       if (o.prompt === undefined) fail(file, line, "missing field 'messages' (or 'prompt' + 'completion')");
       return {
@@ -158,11 +180,12 @@ export class Encoder {
     return this.tok.encode(s, { addSpecialTokens: false });
   }
 
-  chat(messages: Message[], addGenerationPrompt = false): string {
+  chat(messages: Message[], addGenerationPrompt = false, tools?: unknown[]): string {
     const own = this.tok.chatTemplate;
     return this.tok.applyChatTemplate(messages as unknown as ChatMessage[], {
       addGenerationPrompt,
       ...(own ? {} : { chatTemplate: PLAIN_CHAT_TEMPLATE }),
+      ...(tools ? { tools } : {}),
     });
   }
 
@@ -192,8 +215,9 @@ export class Encoder {
   sft(r: SftRecord): Sequence {
     if (!r.messages) return this.pair(r.prompt!, r.completion!);
     const ms = r.messages;
+    const chat = (upto: Message[], gen = false) => this.chat(upto, gen, r.tools);
     const first = ms.findIndex((m) => m.role === 'assistant');
-    let done = this.chat(ms.slice(0, first), true);
+    let done = chat(ms.slice(0, first), true);
     const prompt = this.ids(done);
     const completion: number[] = [];
     const mask: number[] = [];
@@ -206,8 +230,8 @@ export class Encoder {
       done = upto;
     };
     for (let i = first; i < ms.length; i++) {
-      if (ms[i]!.role === 'assistant') append(this.chat(ms.slice(0, i), true), 0, i); // the generation prompt
-      append(this.chat(ms.slice(0, i + 1)), ms[i]!.role === 'assistant' ? 1 : 0, i);
+      if (ms[i]!.role === 'assistant') append(chat(ms.slice(0, i), true), 0, i); // the generation prompt
+      append(chat(ms.slice(0, i + 1)), ms[i]!.role === 'assistant' ? 1 : 0, i);
     }
     return { prompt, completion, mask };
   }

@@ -1,22 +1,38 @@
 // `lineage chat`: an interactive terminal chat. The conversation is rendered with the model's chat
 // template (or the documented default), replies stream token by token from the inference engine, and
 // each reply ends with its speed. Lines read from stdin, so it also runs piped (`echo hi | lineage chat`).
+// `--tools calculator` runs the agent loop: a reply that is a tool call runs the tool (shown with its result),
+// the result joins the conversation as a `tool` turn and the model replies again (docs/TOOLS.md).
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Engine } from '../../infer/engine/engine.js';
 import { loadModelDir } from '../../infer/model-dir-node.js';
 import type { ChatMessage, Tokenizer } from '../../tokenizers/tokenizer.js';
 import { DEFAULT_CHAT_TEMPLATE } from '../../serve/models.js';
+import { CALCULATOR_TOOL, parseToolCallText, runCalculator, type ParsedToolCall } from '../../serve/calculator.js';
 import { flagNumber, parseFlags } from '../flags.js';
 
 const HELP = `usage: lineage chat [--model DIR] [--system TEXT] [--max-tokens N] [--temperature T] [--top-p P] [--seed S]
+                   [--tools calculator]
 
 Interactive chat in the terminal (default model: the bundled models/shakespeare-char). Type a message
-and press Enter; /reset starts a new conversation, /exit (or Ctrl-D) quits.`;
+and press Enter; /reset starts a new conversation, /exit (or Ctrl-D) quits.
+
+  --tools calculator   offer the model tools (rendered by its chat template): a reply that is a tool call
+                       runs the tool, its result is added to the conversation and the model answers again
+                       (try: lineage chat --model models/calculator-chat --tools calculator --temperature 0)`;
+
+/** the tools `--tools` can offer: the OpenAI definition the template renders, and the code that runs a call */
+const TOOLS: Record<string, { definition: { function: { name: string } }; run: (args: string) => string }> = {
+  calculator: { definition: CALCULATOR_TOOL, run: runCalculator },
+};
+/** tool calls answered in one turn before the model must reply in words (a model looping on calls stops) */
+const MAX_TOOL_ROUNDS = 4;
 
 export async function chatCommand(argv: string[]): Promise<void> {
   if (argv.includes('--help') || argv.includes('-h')) return void console.log(HELP);
-  const f = parseFlags('chat', argv, ['model', 'system', 'max-tokens', 'temperature', 'top-p', 'seed'], []);
+  const f = parseFlags('chat', argv, ['model', 'system', 'max-tokens', 'temperature', 'top-p', 'seed', 'tools'], []);
+  const tools = toolList(f.values.get('tools') ?? []);
   const dir =
     f.values.get('model')?.at(-1) ?? fileURLToPath(new URL('../../../../models/shakespeare-char', import.meta.url));
   const { model, tokenizer: loaded, config } = await loadModelDir(dir);
@@ -32,7 +48,10 @@ export async function chatCommand(argv: string[]): Promise<void> {
   const fresh = (): ChatMessage[] => (system ? [{ role: 'system', content: system }] : []);
   let history = fresh();
   const tty = process.stdin.isTTY;
-  if (tty) console.log(`lineage chat: ${dir} (${config.family}); /reset, /exit`);
+  if (tty)
+    console.log(
+      `lineage chat: ${dir} (${config.family})${tools.length ? `, tools: ${tools.join(', ')}` : ''}; /reset, /exit`,
+    );
   const rl = createInterface({
     input: process.stdin,
     output: tty ? process.stdout : undefined,
@@ -43,14 +62,17 @@ export async function chatCommand(argv: string[]): Promise<void> {
     const text = line.trim();
     if (text === '/exit') break;
     if (text === '/reset') history = fresh();
-    else if (text)
-      history = await reply(
-        engine,
-        tokenizer,
-        [...history, { role: 'user', content: text }],
-        { maxTokens, temperature, topP, seed: seed++ },
-        config.maxContext,
-      );
+    else if (text) {
+      history = [...history, { role: 'user', content: text }];
+      // model → tool call → tool result → model, until a reply in words (or the round limit)
+      for (let round = 0; ; round++) {
+        const o = { maxTokens, temperature, topP, seed: seed++, tools: round < MAX_TOOL_ROUNDS ? tools : [] };
+        const r = await reply(engine, tokenizer, history, o, config.maxContext);
+        history = r.history;
+        if (!r.calls) break;
+        history = [...history, ...runTools(r.calls, round)];
+      }
+    }
     rl.prompt();
   }
   rl.close();
@@ -61,13 +83,18 @@ async function reply(
   engine: Engine,
   tok: Tokenizer,
   history: ChatMessage[],
-  o: { maxTokens: number; temperature: number; topP: number; seed: number },
+  o: { maxTokens: number; temperature: number; topP: number; seed: number; tools: string[] },
   context: number,
-): Promise<ChatMessage[]> {
-  let prompt = tok.encodeChat(history, { addGenerationPrompt: true });
+): Promise<{ history: ChatMessage[]; calls: ParsedToolCall[] | null }> {
+  const render = (h: ChatMessage[]) =>
+    tok.encodeChat(h, {
+      addGenerationPrompt: true,
+      ...(o.tools.length ? { tools: o.tools.map((t) => TOOLS[t]!.definition) } : {}),
+    });
+  let prompt = render(history);
   while (prompt.length + 1 >= context && history.length > 1) {
     history = history.slice(history[0]!.role === 'system' ? 2 : 1); // forget the oldest turn
-    prompt = tok.encodeChat(history, { addGenerationPrompt: true });
+    prompt = render(history);
   }
   const room = Math.max(1, Math.min(o.maxTokens, context - prompt.length - 1));
   const t0 = performance.now();
@@ -92,5 +119,28 @@ async function reply(
   process.stdout.write(
     `\n  [${n} tokens, ${(n > 1 ? (n - 1) / secs : 0).toFixed(1)} tokens/s, first token ${((first || t0) - t0).toFixed(0)} ms]\n`,
   );
-  return [...history, { role: 'assistant', content: text.trim() }];
+  const calls = o.tools.length ? parseToolCallText(text, o.tools) : null;
+  if (!calls) return { history: [...history, { role: 'assistant', content: text.trim() }], calls: null };
+  const toolCalls = calls.map((c, i) => ({ id: `call_${i}`, type: 'function', function: c }));
+  return { history: [...history, { role: 'assistant', content: '', tool_calls: toolCalls }], calls };
+}
+
+/** runs each call, shows it and its result, and returns the `tool` messages that answer them */
+function runTools(calls: ParsedToolCall[], round: number): ChatMessage[] {
+  return calls.map((c, i) => {
+    const result = TOOLS[c.name]!.run(c.arguments);
+    process.stdout.write(`  [tool call ${round + 1}] ${c.name}(${c.arguments})\n  [tool result] ${result}\n`);
+    return { role: 'tool', tool_call_id: `call_${i}`, name: c.name, content: result };
+  });
+}
+
+/** the names given to --tools (repeatable, or comma-separated), each one Lineage knows */
+function toolList(values: string[]): string[] {
+  const names = values
+    .flatMap((v) => v.split(','))
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const n of names)
+    if (!(n in TOOLS)) throw new Error(`--tools: unknown tool '${n}' (known: ${Object.keys(TOOLS).join(', ')})`);
+  return [...new Set(names)];
 }
