@@ -81,18 +81,27 @@ interface LlamaCppRunner {
   close(): Promise<void>;
 }
 
-/** node-llama-cpp (a devDependency): null and the reason when it is missing or does not load */
+/**
+ * node-llama-cpp, installed by the user (`npm install --no-save node-llama-cpp`): it is not in package.json
+ * because its per-platform binary packages (win-*, mac-*) are missing from some npm mirrors, which breaks
+ * `npm ci` everywhere. Imported by a computed name and typed loosely, so the build never needs it.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type LlamaCppModule = any;
+const LLAMA_CPP = 'node-llama-cpp';
+
+/** node-llama-cpp: null and the reason when it is missing or does not load */
 async function loadLlamaCpp(path: string, threads: number[]): Promise<LlamaCppRunner | string> {
-  let mod: typeof import('node-llama-cpp');
+  let mod: LlamaCppModule;
   try {
-    mod = await import('node-llama-cpp');
+    mod = await import(LLAMA_CPP);
   } catch (e) {
-    return `node-llama-cpp is not installed (npm install --save-dev node-llama-cpp): ${(e as Error).message}`;
+    return `node-llama-cpp is not installed (npm install --no-save node-llama-cpp): ${(e as Error).message}`;
   }
   try {
     const llama = await mod.getLlama({ gpu: false, build: 'never', maxThreads: 0, logLevel: mod.LlamaLogLevel.error });
     const model = await llama.loadModel({ modelPath: path, gpuLayers: 0 });
-    const contexts = new Map<number, Awaited<ReturnType<typeof model.createContext>>>();
+    const contexts = new Map<number, LlamaCppModule>();
     for (const t of threads)
       contexts.set(t, await model.createContext({ contextSize: 512, batchSize: 512, threads: { ideal: t, min: t } }));
     return {
@@ -102,8 +111,7 @@ async function loadLlamaCpp(path: string, threads: number[]): Promise<LlamaCppRu
         try {
           const t0 = performance.now();
           let n = 0;
-          for await (const _ of seq.evaluate(prompt as unknown as import('node-llama-cpp').Token[], { temperature: 0 }))
-            if (++n >= maxTokens) break;
+          for await (const _ of seq.evaluate(prompt, { temperature: 0 })) if (++n >= maxTokens) break;
           return n / ((performance.now() - t0) / 1000);
         } finally {
           seq.dispose();
