@@ -11,11 +11,7 @@ import type { TokenEvent } from '../../../src/infer/engine/sequence.js';
 import { bytesPerBlock, layerSpecs } from '../../../src/infer/engine/kv-pool.js';
 import type { DecoderConfig } from '../../../src/models/config.js';
 import { tinyConfig } from '../../models/decoder-helpers.js';
-
-interface RefHyp {
-  tokens: number[];
-  score: number;
-}
+import { referenceBeams as beamsOver, type RefBeamOptions } from './beam-reference.js';
 
 /** log-softmax of the last position's logits of ids, by a full forward pass */
 function lastLogprobs(model: LanguageModel, ids: number[]): number[] {
@@ -29,56 +25,9 @@ function lastLogprobs(model: LanguageModel, ids: number[]): number[] {
   return row.map((x) => x - lse);
 }
 
-/** HF generate(num_beams=B, length_penalty, early_stopping, max_new_tokens, eos_token_id), transcribed */
-function referenceBeams(
-  model: LanguageModel,
-  prompt: number[],
-  o: { B: number; lp: number; early: boolean | 'never'; maxNew: number; eos: number[]; minNew?: number },
-): RefHyp[] {
-  const hyps: RefHyp[] = [];
-  let worst = 1e9;
-  let done = false;
-  const add = (tokens: number[], sum: number, len: number) => {
-    const score = sum / len ** o.lp;
-    if (hyps.length < o.B || score > worst) {
-      hyps.push({ tokens, score });
-      if (hyps.length > o.B) {
-        const sorted = hyps.map((h, i) => [h.score, i] as const).sort((a, b) => a[0] - b[0]);
-        hyps.splice(sorted[0]![1], 1);
-        worst = sorted[1]![0];
-      } else worst = Math.min(score, worst);
-    }
-  };
-  // B copies of the prompt; all but the first start at -1e9 so the first step expands one beam
-  let beams = Array.from({ length: o.B }, (_, i) => ({ out: [] as number[], score: i === 0 ? 0 : -1e9 }));
-  for (let len = 1; len <= o.maxNew; len++) {
-    const cands = beams.flatMap((b, bi) =>
-      lastLogprobs(model, [...prompt, ...b.out]).map((lp, t) => ({
-        // min_new_tokens: end tokens at -inf (after the log-softmax) until minNew tokens exist
-        s: b.score + (len - 1 < (o.minNew ?? 0) && o.eos.includes(t) ? -Infinity : lp),
-        bi,
-        t,
-      })),
-    );
-    cands.sort((a, b) => b.s - a.s);
-    const top = cands.slice(0, Math.max(2, 1 + o.eos.length) * o.B);
-    const next: typeof beams = [];
-    for (let rank = 0; rank < top.length && next.length < o.B; rank++) {
-      const c = top[rank]!;
-      if (o.eos.includes(c.t)) {
-        if (rank < o.B) add([...beams[c.bi]!.out], c.s, len);
-      } else next.push({ out: [...beams[c.bi]!.out, c.t], score: c.s });
-    }
-    if (hyps.length >= o.B) {
-      const denom = o.early === 'never' && o.lp > 0 ? o.maxNew : len;
-      done = o.early === true || worst >= top[0]!.s / denom ** o.lp;
-    }
-    beams = next;
-    if (done) break;
-  }
-  if (!done) for (const b of beams) add(b.out, b.score, b.out.length);
-  return hyps.sort((a, b) => b.score - a.score);
-}
+/** the reference beam search over full forward passes of a decoder after `prompt` */
+const referenceBeams = (model: LanguageModel, prompt: number[], o: RefBeamOptions) =>
+  beamsOver((out) => lastLogprobs(model, [...prompt, ...out]), o);
 
 async function engineBeams(
   engine: Engine,

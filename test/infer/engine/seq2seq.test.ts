@@ -16,6 +16,7 @@ import { generate } from '../../../src/infer/generate.js';
 import { Engine, type EngineRequest } from '../../../src/infer/engine/engine.js';
 import type { TokenEvent } from '../../../src/infer/engine/sequence.js';
 import type { Seq2SeqRunner } from '../../../src/infer/engine/seq2seq-runner.js';
+import { referenceBeams as beamsOver, type RefBeamOptions } from './beam-reference.js';
 
 const ids = (n: number, seed: number, V = 256) => {
   const r = new Rng(seed);
@@ -142,56 +143,9 @@ test('engine encoder-decoder: speculative decoding and a narrow KV dtype are ref
 
 // ---- beam search against a reference over full forward passes ----
 
-interface RefHyp {
-  tokens: number[];
-  score: number;
-}
-
-/** HF generate(num_beams=B, length_penalty, early_stopping, max_new_tokens, eos_token_id) for an
- * encoder-decoder, transcribed as in beam.test.ts (full forward passes, one beam at a time) */
-function referenceBeams(
-  model: LanguageModel,
-  src: number[],
-  o: { B: number; lp: number; early: boolean | 'never'; maxNew: number; eos: number[] },
-): RefHyp[] {
-  const hyps: RefHyp[] = [];
-  let worst = 1e9;
-  let done = false;
-  const add = (tokens: number[], sum: number, len: number) => {
-    const score = sum / len ** o.lp;
-    if (hyps.length < o.B || score > worst) {
-      hyps.push({ tokens, score });
-      if (hyps.length > o.B) {
-        const sorted = hyps.map((h, i) => [h.score, i] as const).sort((a, b) => a[0] - b[0]);
-        hyps.splice(sorted[0]![1], 1);
-        worst = sorted[1]![0];
-      } else worst = Math.min(score, worst);
-    }
-  };
-  let beams = Array.from({ length: o.B }, (_, i) => ({ out: [] as number[], score: i === 0 ? 0 : -1e9 }));
-  for (let len = 1; len <= o.maxNew; len++) {
-    const cands = beams.flatMap((b, bi) =>
-      lastLogprobs(model, src, b.out).map((lp, t) => ({ s: b.score + lp, bi, t })),
-    );
-    cands.sort((a, b) => b.s - a.s);
-    const top = cands.slice(0, Math.max(2, 1 + o.eos.length) * o.B);
-    const next: typeof beams = [];
-    for (let rank = 0; rank < top.length && next.length < o.B; rank++) {
-      const c = top[rank]!;
-      if (o.eos.includes(c.t)) {
-        if (rank < o.B) add([...beams[c.bi]!.out], c.s, len);
-      } else next.push({ out: [...beams[c.bi]!.out, c.t], score: c.s });
-    }
-    if (hyps.length >= o.B) {
-      const denom = o.early === 'never' && o.lp > 0 ? o.maxNew : len;
-      done = o.early === true || worst >= top[0]!.s / denom ** o.lp;
-    }
-    beams = next;
-    if (done) break;
-  }
-  if (!done) for (const b of beams) add(b.out, b.score, b.out.length);
-  return hyps.sort((a, b) => b.score - a.score);
-}
+/** the reference beam search (beam-reference.ts) over full encoder-decoder forward passes */
+const referenceBeams = (model: LanguageModel, src: number[], o: RefBeamOptions) =>
+  beamsOver((out) => lastLogprobs(model, src, out), o);
 
 for (const preset of ['tiny-t5', 'tiny-bart']) {
   test(`engine ${preset}: beam search equals the reference beam search (widths, penalties, EOS)`, async () => {
