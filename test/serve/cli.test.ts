@@ -179,6 +179,27 @@ test('lineage serve --lora: the adapter applies in the engine worker (same greed
       });
     const [plain, adapted] = [await gen([]), await gen(['--lora', dir])];
     assert.notEqual(adapted, plain, 'the adapter changes the output');
+    const chat = (extra: string[]) =>
+      new Promise<string>((res) => {
+        const p = spawn(process.execPath, [
+          '--experimental-wasm-relaxed-simd',
+          'bin/lineage.js',
+          'chat',
+          '--max-tokens',
+          '20',
+          '--temperature',
+          '0',
+          ...extra,
+        ]);
+        let out = '';
+        p.stdout.on('data', (d) => (out += d));
+        p.on('exit', () => res(out));
+        p.stdin.end('ROMEO:\n');
+      });
+    const reply = (out: string) => out.split('\n').find((l) => l.startsWith('assistant>'));
+    const [chatPlain, chatAdapted] = [await chat([]), await chat(['--lora', dir])];
+    assert.ok(reply(chatPlain) && reply(chatAdapted), `chat replied: ${chatPlain} / ${chatAdapted}`);
+    assert.notEqual(reply(chatAdapted), reply(chatPlain), 'lineage chat --lora applies the adapter');
     const s = await startServe(['--model', 'models/shakespeare-char', '--lora', dir]);
     try {
       const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'x', maxRetries: 0 });

@@ -10,17 +10,19 @@ import { loadModelDir } from '../../infer/model-dir-node.js';
 import type { ChatMessage, Tokenizer } from '../../tokenizers/tokenizer.js';
 import { DEFAULT_CHAT_TEMPLATE } from '../../serve/models.js';
 import { CALCULATOR_TOOL, parseToolCallText, runCalculator, type ParsedToolCall } from '../../serve/calculator.js';
+import { loadAdapterDir } from '../../align/lora-node.js';
 import { flagNumber, parseFlags } from '../flags.js';
 
 const HELP = `usage: lineage chat [--model DIR] [--system TEXT] [--max-tokens N] [--temperature T] [--top-p P] [--seed S]
-                   [--tools calculator]
+                   [--tools calculator] [--lora DIR]
 
 Interactive chat in the terminal (default model: the bundled models/shakespeare-char). Type a message
 and press Enter; /reset starts a new conversation, /exit (or Ctrl-D) quits.
 
   --tools calculator   offer the model tools (rendered by its chat template): a reply that is a tool call
                        runs the tool, its result is added to the conversation and the model answers again
-                       (try: lineage chat --model models/calculator-chat --tools calculator --temperature 0)`;
+                       (try: lineage chat --model models/calculator-chat --tools calculator --temperature 0)
+  --lora DIR           apply a PEFT LoRA adapter directory (lineage align --lora-r ...) on top of --model`;
 
 /** the tools `--tools` can offer: the OpenAI definition the template renders, and the code that runs a call */
 const TOOLS: Record<string, { definition: { function: { name: string } }; run: (args: string) => string }> = {
@@ -31,13 +33,20 @@ const MAX_TOOL_ROUNDS = 4;
 
 export async function chatCommand(argv: string[]): Promise<void> {
   if (argv.includes('--help') || argv.includes('-h')) return void console.log(HELP);
-  const f = parseFlags('chat', argv, ['model', 'system', 'max-tokens', 'temperature', 'top-p', 'seed', 'tools'], []);
+  const f = parseFlags(
+    'chat',
+    argv,
+    ['model', 'system', 'max-tokens', 'temperature', 'top-p', 'seed', 'tools', 'lora'],
+    [],
+  );
   const tools = toolList(f.values.get('tools') ?? []);
   const dir =
     f.values.get('model')?.at(-1) ?? fileURLToPath(new URL('../../../../models/shakespeare-char', import.meta.url));
   const { model, tokenizer: loaded, config } = await loadModelDir(dir);
   if (!loaded) throw new Error(`--model ${dir}: no tokenizer.json in the directory`);
   if (config.arch !== 'decoder') throw new Error(`--model ${dir}: ${config.family} is not a decoder-only model`);
+  const lora = f.values.get('lora')?.at(-1);
+  if (lora) loadAdapterDir(model, lora);
   const tokenizer: Tokenizer = loaded.chatTemplate ? loaded : loaded.withChatTemplate(DEFAULT_CHAT_TEMPLATE);
   const engine = new Engine(model, { tokenizer, kvMemoryBytes: 64 << 20, maxRunningSeqs: 1 });
   const maxTokens = flagNumber(f, 'max-tokens', { int: true, min: 1 }) ?? 200;
