@@ -192,25 +192,28 @@ function data(out, seed, nTrain) {
   console.log(`wrote ${out}/train.jsonl (${rows.length} conversations) and heldout.jsonl (${held.length} questions)`);
 }
 
-// A copying warm-up: "Repeat: X" → "X" for expressions and numbers like those of the calculator rows. A tiny
-// model learns the calculator conversations' fixed parts in a few hundred steps but copying the question's
-// expression into the call (and the tool's result into the answer) only after an induction-like mechanism
-// forms; these short rows (a quarter of a calculator row's length, a third of their tokens to copy) form it
-// for far less compute. The held-out expressions are skipped here too.
+// A copying warm-up: "Repeat: X" → "X". A tiny model learns the calculator conversations' fixed parts in a few
+// hundred steps, but copying the question's expression into the call (and the tool's result into the answer)
+// needs an induction-style attention circuit (find the earlier copy of the current character, emit the one after
+// it), which forms only after a plateau. Rows dense in copying make it form: half are random strings of 6-24
+// characters (letters make the "find the earlier copy" step unambiguous, so the circuit forms within a few
+// hundred steps at lr 1e-3), half are expressions and results like the calculator rows'. Held-out expressions
+// are skipped.
+const COPY_ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 +-*/().';
 function copyRows(out, seed, n) {
   const heldKeys = heldOutKeys(seed);
-  // rows come from a stream of their own (seed + 1) that also skips its own first 200 questions' expressions:
-  // the file the shipped model was trained on was drawn that way (docs/TOOLS.md); a row whose text is a
-  // held-out expression is dropped
   const rand = rng(seed + 1);
-  const skip = new Set();
-  while (skip.size < 200) skip.add(key(question(rand)));
   const rows = [];
   while (rows.length < n) {
-    const q = question(rand);
-    if (skip.has(key(q))) continue;
-    const text = rand() < 0.6 ? (q.question.match(/[\d(][\d() +\-*/.]*[\d)]|\d/) ?? [q.expression])[0] : q.answer;
-    if (heldKeys.has(key({ expression: text }))) continue;
+    let text;
+    if (rand() < 0.5) {
+      const len = 6 + Math.floor(rand() * 19);
+      text = Array.from({ length: len }, () => pick(rand, COPY_ALPHABET)).join('');
+    } else {
+      const q = question(rand);
+      text = rand() < 0.75 ? q.expression : q.answer;
+    }
+    if (heldKeys.has(key({ expression: text })) || text.trim() !== text) continue;
     rows.push({
       messages: [
         { role: 'user', content: `Repeat: ${text}` },

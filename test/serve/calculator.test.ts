@@ -214,10 +214,12 @@ test('scripts/calculator-data.mjs copy: "Repeat: X" → X rows, deterministic, n
       .split('\n')
       .map((l) => JSON.parse(l));
     assert.equal(rows.length, 3000);
+    const arithmetic = rows.filter((r) => /^[-\d(][\d() +\-*/.]*$/.test(r.messages[1].content)).length;
+    assert.ok(arithmetic > 1000 && arithmetic < 2000, `about half the rows are arithmetic: ${arithmetic}`);
     for (const r of rows) {
       const [u, a] = r.messages;
       assert.equal(u.content, `Repeat: ${a.content}`);
-      assert.match(a.content, /^[-\d(][\d() +\-*/.]*$/);
+      assert.match(a.content, /^[A-Za-z\d() +\-*/.]+$/);
       assert.ok(!held.has(key(a.content)), `held-out expression ${a.content} in copy.jsonl`);
     }
   } finally {
