@@ -1,0 +1,164 @@
+// Speculative decoding with the target's own MTP depths (DeepSeek-V3): the first drafts are the argmax of
+// mtpForward's depth logits on the same prefix; greedy output equals plain decoding over ragged batches
+// (chunked prompts, forks, rejected drafts rolled back); sampled output keeps the target distribution;
+// both KV pools are empty after finish and abort; a model without MTP is refused clearly.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { noGrad, tidy } from '../../../src/tensor/engine.js';
+import { tensor } from '../../../src/ops/index.js';
+import { createModel } from '../../../src/models/registry.js';
+import type { DecoderLM } from '../../../src/models/decoder.js';
+import { generate } from '../../../src/infer/generate.js';
+import { Engine } from '../../../src/infer/engine/engine.js';
+import type { MtpDrafter } from '../../../src/infer/engine/mtp-drafter.js';
+import type { Sequence, TokenEvent } from '../../../src/infer/engine/sequence.js';
+import { argmax } from '../../../src/infer/engine/sampler.js';
+import { probsOf } from '../../../src/infer/engine/speculative.js';
+import { tinyConfig } from '../../models/decoder-helpers.js';
+
+const V = 48;
+const v3 = (depth: number, seed = depth === 1 ? 4 : 5) =>
+  createModel(
+    tinyConfig('deepseek_v3', (c) => (c.mtp = { ...c.mtp!, depth })),
+    { seed },
+  ) as DecoderLM;
+
+/** the engine's MTP drafter (private field) and its propose step, for white-box checks */
+const internals = (e: Engine) =>
+  e as unknown as { drafter: { mtp: MtpDrafter } | null; propose(): void; scheduler: { running: Sequence[] } };
+
+async function tokensOf(h: AsyncIterable<TokenEvent>): Promise<number[]> {
+  const out: number[] = [];
+  for await (const e of h) if (e.token >= 0) out.push(e.token);
+  return out;
+}
+
+/** each sample's tokens of an n > 1 request (their events interleave) */
+async function samplesOf(h: AsyncIterable<TokenEvent>): Promise<number[][]> {
+  const out: number[][] = [];
+  for await (const e of h) if (e.token >= 0) (out[e.index] ??= []).push(e.token);
+  return out;
+}
+
+const prompts = [[2, 3, 4, 5, 6, 2, 3, 4], [7, 8, 9], [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23], [30]];
+
+/** depth logits [T-k, V] of mtpForward over `ids` (full-sequence path, the training one) */
+function mtpLogits(model: DecoderLM, ids: number[]): Float32Array[] {
+  return noGrad(() =>
+    tidy(() => {
+      const x = tensor(Int32Array.from(ids), { shape: [1, ids.length], dtype: 'int32' });
+      const out = model.forward({ inputIds: x });
+      return model.mtpForward(x, out.lastHiddenState!).map((t) => t.data() as Float32Array);
+    }),
+  );
+}
+
+for (const depth of [1, 2]) {
+  test(`MTP draft (depth ${depth}): the proposals are argmax of mtpForward's depth logits on the same prefix`, () => {
+    const model = v3(depth).eval();
+    const engine = new Engine(model, { mtpDraft: true, speculativeTokens: depth, autoRun: false, blockSize: 4 });
+    engine.add({ prompt: prompts[2]!, maxTokens: 10, temperature: 0, ignoreEos: true });
+    engine.step(); // the prompt; samples t_N-1
+    const e = internals(engine);
+    e.propose();
+    const seq = e.scheduler.running[0]!;
+    const N = seq.tokens.length;
+    assert.equal(seq.draft.length, depth);
+    // depth d's row N-2 joins position N-2 with the token d ahead: the prefix extended by the earlier drafts
+    const all = mtpLogits(model, [...seq.tokens, ...seq.draft.slice(0, depth - 1)]);
+    for (let d = 1; d <= depth; d++) {
+      const rows = all[d - 1]!;
+      assert.equal(seq.draft[d - 1], argmax(rows.subarray((N - 2) * V, (N - 1) * V)), `depth ${d}`);
+    }
+  });
+
+  test(`MTP draft (depth ${depth}): greedy output equals plain decoding; ragged, chunked, forked; pools empty`, async () => {
+    const model = v3(depth);
+    const want = prompts.map((p) => generate(model, p, { maxTokens: 20, temperature: 0 }));
+    for (const k of [1, 3]) {
+      const engine = new Engine(model, { mtpDraft: true, speculativeTokens: k, blockSize: 4, maxBatchedTokens: 9 });
+      const got = await Promise.all(
+        prompts.map((p, i) =>
+          samplesOf(engine.add({ prompt: p, maxTokens: 20, temperature: 0, ignoreEos: true, n: i === 1 ? 2 : 1 })),
+        ),
+      );
+      // request 1 forks two samples after its prompt: both greedy, both the plain output
+      assert.deepEqual(got, [[want[0]], [want[1], want[1]], [want[2]], [want[3]]]);
+      const s = engine.stats();
+      assert.ok(
+        s.acceptanceRate > 0 && s.acceptanceRate < 1,
+        `some drafts accepted, some rolled back: ${s.acceptanceRate}`,
+      );
+      assert.equal(s.kvBlocksUsed, 0);
+      assert.equal(internals(engine).drafter!.mtp.blocks.numUsed, 0);
+    }
+  });
+}
+
+test('MTP draft: aborted requests give back the MTP blocks too', () => {
+  const model = v3(1);
+  const engine = new Engine(model, { mtpDraft: true, speculativeTokens: 3, autoRun: false, blockSize: 4 });
+  const ids = prompts.map((p) => engine.add({ prompt: p, maxTokens: 30, temperature: 0, ignoreEos: true }).id);
+  for (let i = 0; i < 4; i++) engine.step();
+  const mtp = internals(engine).drafter!.mtp;
+  assert.ok(mtp.blocks.numUsed > 0);
+  for (const id of ids) engine.abort(id);
+  engine.runToCompletion();
+  assert.equal(engine.stats().kvBlocksUsed, 0);
+  assert.equal(mtp.blocks.numUsed, 0);
+});
+
+test('MTP draft with sampling: seeded, in-vocabulary, exact lengths', async () => {
+  const model = v3(2);
+  const run = async () => {
+    const engine = new Engine(model, { mtpDraft: true, speculativeTokens: 4 });
+    return tokensOf(
+      engine.add({ prompt: prompts[0]!, maxTokens: 17, temperature: 0.8, topK: 10, seed: 3, ignoreEos: true }),
+    );
+  };
+  const a = await run();
+  assert.equal(a.length, 17);
+  assert.ok(a.every((t) => t >= 0 && t < V));
+  assert.deepEqual(await run(), a);
+});
+
+test('MTP draft with sampling: the token decided by verification follows the target marginal', async () => {
+  const model = v3(1, 9).eval();
+  const prompt = [5, 6, 7, 8];
+  // exact marginal of the second new token: sum over t1 of p(t1 | prompt) p(t2 | prompt, t1)
+  const next = (ids: number[]) =>
+    noGrad(() =>
+      tidy(() => {
+        const x = tensor(Int32Array.from(ids), { shape: [1, ids.length], dtype: 'int32' });
+        const l = model.forward({ inputIds: x }).logits.data() as Float32Array;
+        return probsOf(l.slice((ids.length - 1) * V, ids.length * V), { temperature: 1 });
+      }),
+    );
+  const p1 = next(prompt);
+  const marginal = new Float64Array(V);
+  for (let t = 0; t < V; t++) {
+    const p2 = next([...prompt, t]);
+    for (let u = 0; u < V; u++) marginal[u]! += p1[t]! * p2[u]!;
+  }
+  const engine = new Engine(model, { mtpDraft: true, speculativeTokens: 1, autoRun: false, maxRunningSeqs: 64 });
+  const N = 2000;
+  const second = new Float64Array(V);
+  const handles = Array.from({ length: N }, (_, i) =>
+    engine.add({ prompt, maxTokens: 3, temperature: 1, seed: 1000 + i, ignoreEos: true }),
+  );
+  engine.runToCompletion();
+  const outs = await Promise.all(handles.map(tokensOf));
+  for (const o of outs) second[o[1]!]!++;
+  assert.ok(engine.stats().acceptanceRate > 0 && engine.stats().acceptanceRate < 1);
+  for (let v = 0; v < V; v++) {
+    const [f, w] = [second[v]! / N, marginal[v]!];
+    assert.ok(Math.abs(f - w) < 4 * Math.sqrt((w * (1 - w)) / N) + 2e-3, `token ${v}: ${f} vs ${w}`);
+  }
+});
+
+test('MTP draft: a model without MTP depths and conflicting drafters are refused clearly', () => {
+  const plain = createModel(tinyConfig('llama'), { seed: 1 });
+  assert.throws(() => new Engine(plain, { mtpDraft: true }), /MTP drafting needs a model with multi-token-prediction/);
+  const model = v3(1);
+  assert.throws(() => new Engine(model, { mtpDraft: true, promptLookup: true }), /choose one drafter/);
+});
