@@ -38,6 +38,7 @@ export async function decodeCommand(
     maxTokens: int('max-tokens'),
     draftModel,
     mtpDraft,
+    ...(flags.has('speculative-tokens') ? { speculativeTokens: int('speculative-tokens') } : {}),
     corpus,
     kvDtype: checkKvDtype(flags.get('kv-dtype') ?? 'float32', 'bench decode: --kv-dtype'),
     ...(flags.has('single-requests') ? { singleRequests: int('single-requests') } : {}),

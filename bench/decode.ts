@@ -16,6 +16,8 @@ export interface DecodeBenchOptions {
   draftModel?: LanguageModel | null;
   /** speculative decoding with the model's own MTP depths (DeepSeek-V3) instead of a draft model */
   mtpDraft?: boolean;
+  /** draft tokens per step (default: the engine's, 4) */
+  speculativeTokens?: number;
   /** element type of the KV cache (default float32) */
   kvDtype?: KvDtype;
   /** requests of the single-stream pass (default: all `concurrency` of them) */
@@ -103,6 +105,7 @@ export async function benchDecode(model: LanguageModel, o: DecodeBenchOptions): 
     maxBatchedTokens: Math.max(512, o.concurrency * 8),
     draftModel: o.draftModel ?? null,
     mtpDraft: o.mtpDraft ?? false,
+    ...(o.speculativeTokens !== undefined ? { speculativeTokens: o.speculativeTokens } : {}),
     prefixCaching: false,
     kvDtype: o.kvDtype ?? 'float32',
   };

@@ -3,7 +3,7 @@
 // without MTP depths and a wrong flag value are clear errors.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,7 +28,36 @@ function json(args: string[]): Record<string, unknown> {
   return JSON.parse(r.out.trim().split('\n').at(-1)!) as Record<string, unknown>;
 }
 
-test('generate / bench decode --speculative mtp on a tiny DeepSeek-V3', () => {
+/** one greedy completion from `lineage serve --speculative mtp` (a real process, stopped with SIGTERM) */
+async function serveCompletion(model: string, prompt: string, maxTokens: number): Promise<string> {
+  const args = [bin, 'serve', '--port', '0', '--model', `v3=${model}`, '--speculative', 'mtp'];
+  const proc = spawn(process.execPath, args, { env: { ...process.env, LINEAGE_THREADS: '1' } });
+  let out = '';
+  proc.stdout.on('data', (d) => (out += d));
+  proc.stderr.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((res) => proc.on('exit', res));
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setInterval(() => {
+        const m = /on (http:\/\/[^ ]+) /.exec(out);
+        if (m) resolve((clearInterval(timer), m[1]!));
+      }, 50);
+      proc.on('exit', (code) => (clearInterval(timer), reject(new Error(`serve exited ${code}: ${out}`))));
+    });
+    const r = await fetch(`${url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'v3', prompt, max_tokens: maxTokens, temperature: 0 }),
+    });
+    assert.equal(r.status, 200, out);
+    return ((await r.json()) as { choices: { text: string }[] }).choices[0]!.text;
+  } finally {
+    proc.kill('SIGTERM');
+    await exited;
+  }
+}
+
+test('generate / serve / bench decode --speculative mtp on a tiny DeepSeek-V3', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'lineage-mtp-'));
   try {
     const model = join(dir, 'v3');
@@ -52,6 +81,8 @@ test('generate / bench decode --speculative mtp on a tiny DeepSeek-V3', () => {
     };
     assert.deepEqual(spec.ids, plain.ids);
     assert.ok(spec.acceptanceRate >= 0 && spec.acceptanceRate <= 1);
+    const served = await serveCompletion(model, 'To be, or', 24);
+    assert.equal(served, (json([...base, '--json']) as { text: string }).text);
     const bench = json([
       'bench',
       'decode',

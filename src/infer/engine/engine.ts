@@ -28,6 +28,7 @@ import {
   type SamplingParams,
 } from './sampler.js';
 import { Drafter } from './drafter.js';
+import { mtpKvBytes } from './mtp-drafter.js';
 import { constraintProcessor } from './constrained.js';
 import type { ConstraintSpec } from '../constrain/index.js';
 import { StateRunner } from './state-runner.js';
@@ -60,7 +61,7 @@ export interface EngineOptions {
   /** speculative decoding with prompt lookup (n-gram) drafts, when there is no draft model */
   promptLookup?: boolean;
   /** speculative decoding with the target's own multi-token-prediction depths (DeepSeek-V3 MTP) as the
-   * drafter; their KV pool takes draftKvMemoryBytes. Prefix caching defaults to off with it (the MTP keys
+   * drafter; their KV pool takes draftKvMemoryBytes (default: as many blocks as the target's pool). Prefix caching defaults to off with it (the MTP keys
    * need the target's state at every position; a prompt served from the cache would not draft) */
   mtpDraft?: boolean;
   /** draft tokens per step (default 4) */
@@ -258,7 +259,8 @@ export class Engine {
     if (opts.mtpDraft) {
       if (opts.draftModel || opts.promptLookup)
         throw new Error('engine: choose one drafter: mtpDraft, draftModel or promptLookup');
-      const bytes = opts.draftKvMemoryBytes ?? (opts.kvMemoryBytes ?? 64 * 1024 * 1024) / 4;
+      const blocks = this.pool.numBlocks + this.scheduler.limits.maxRunningSeqs;
+      const bytes = opts.draftKvMemoryBytes ?? mtpKvBytes(this.model, blocks, bs);
       return new Drafter({ kind: 'mtp', model: this.model, kvMemoryBytes: bytes }, k, bs, V);
     }
     if (opts.draftModel) {

@@ -27,7 +27,7 @@ import { DecoderLM } from '../../models/decoder.js';
 import type { LanguageModel, PagedBatch } from '../../models/model.js';
 import type { PagedLayer } from '../../nn/attention.js';
 import { BlockManager } from './block-manager.js';
-import { KvPool, layerSpecs } from './kv-pool.js';
+import { bytesPerBlock, KvPool, layerSpecs, type LayerSpec } from './kv-pool.js';
 import { pagedAttention, writeKv, type BatchLayout } from './paged-attention.js';
 import type { RunItem } from './runner.js';
 import type { Sequence } from './sequence.js';
@@ -54,6 +54,19 @@ interface MtpItem {
   /** the previous depth's states at those positions, [D] each */
   prev: Float32Array[];
   blocks: readonly number[];
+}
+
+/** the KV storage of the MTP depths: one layer each, of the main stack's kind, with the last main layer's
+ * window (as mtpForward masks them) */
+function mtpSpecs(model: DecoderLM): LayerSpec[] {
+  const last = layerSpecs(model.config).at(-1)!;
+  return model.mtpLayers.map(() => ({ ...last }));
+}
+
+/** bytes of an MTP pool of `blocks` blocks (the engine's default: as many blocks as the target's pool, plus
+ * one per running sequence — an MTP table never covers more positions than the target's) */
+export function mtpKvBytes(model: LanguageModel, blocks: number, blockSize: number): number {
+  return blocks * bytesPerBlock(mtpSpecs(mtpModel(model)), blockSize);
 }
 
 /** the model's MTP depths, or a clear error */
@@ -85,13 +98,7 @@ export class MtpDrafter {
     const cfg = this.model.config;
     this.depth = this.model.mtpLayers.length;
     this.width = cfg.hidden;
-    // every depth is a layer of the main stack's kind, with the last main layer's window (as mtpForward masks)
-    const last = layerSpecs(cfg).at(-1)!;
-    this.pool = new KvPool(
-      Array.from({ length: this.depth }, () => ({ ...last })),
-      blockSize,
-      kvMemoryBytes,
-    );
+    this.pool = new KvPool(mtpSpecs(this.model), blockSize, kvMemoryBytes);
     this.blocks = new BlockManager(this.pool.numBlocks, blockSize, false);
   }
 
