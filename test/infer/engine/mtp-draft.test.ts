@@ -56,19 +56,25 @@ function mtpLogits(model: DecoderLM, ids: number[]): Float32Array[] {
 for (const depth of [1, 2]) {
   test(`MTP draft (depth ${depth}): the proposals are argmax of mtpForward's depth logits on the same prefix`, () => {
     const model = v3(depth).eval();
-    const engine = new Engine(model, { mtpDraft: true, speculativeTokens: depth, autoRun: false, blockSize: 4 });
-    engine.add({ prompt: prompts[2]!, maxTokens: 10, temperature: 0, ignoreEos: true });
-    engine.step(); // the prompt; samples t_N-1
-    const e = internals(engine);
-    e.propose();
-    const seq = e.scheduler.running[0]!;
-    const N = seq.tokens.length;
-    assert.equal(seq.draft.length, depth);
-    // depth d's row N-2 joins position N-2 with the token d ahead: the prefix extended by the earlier drafts
-    const all = mtpLogits(model, [...seq.tokens, ...seq.draft.slice(0, depth - 1)]);
-    for (let d = 1; d <= depth; d++) {
-      const rows = all[d - 1]!;
-      assert.equal(seq.draft[d - 1], argmax(rows.subarray((N - 2) * V, (N - 1) * V)), `depth ${d}`);
+    for (const temperature of [0, 1]) {
+      const engine = new Engine(model, { mtpDraft: true, speculativeTokens: depth, autoRun: false, blockSize: 4 });
+      engine.add({ prompt: prompts[2]!, maxTokens: 10, temperature, seed: 5, ignoreEos: true });
+      engine.step(); // the prompt; samples t_{N-1}
+      const e = internals(engine);
+      e.propose();
+      const seq = e.scheduler.running[0]!;
+      const N = seq.tokens.length;
+      assert.equal(seq.draft.length, depth);
+      // depth d's row N-2 joins position N-2 with the token d ahead: the prefix extended by the earlier drafts
+      const all = mtpLogits(model, [...seq.tokens, ...seq.draft.slice(0, depth - 1)]);
+      for (let d = 1; d <= depth; d++) {
+        const row = all[d - 1]!.slice((N - 2) * V, (N - 1) * V);
+        if (temperature === 0) assert.equal(seq.draft[d - 1], argmax(row), `depth ${d}`);
+        // the whole draft distribution q is the full-sequence path's
+        const want = probsOf(row, { temperature });
+        const err = Math.max(...want.map((w, i) => Math.abs(w - seq.draftQ[d - 1]![i]!)));
+        assert.ok(err < 1e-4, `depth ${d}, temperature ${temperature}: q differs by ${err}`);
+      }
     }
   });
 
@@ -94,6 +100,35 @@ for (const depth of [1, 2]) {
     }
   });
 }
+
+test('MTP draft: preemption (recompute) and prefix-cache hits keep greedy output exact', async () => {
+  const model = v3(1);
+  const want = prompts.map((p) => generate(model, p, { maxTokens: 16, temperature: 0 }));
+  const probe = new Engine(model, { blockSize: 4, kvMemoryBytes: 1 << 20 });
+  const perBlock = (1 << 20) / probe.pool.numBlocks;
+  // 12 target blocks of 4 tokens: not enough for all four sequences at once
+  const tight = new Engine(model, {
+    mtpDraft: true,
+    speculativeTokens: 2,
+    blockSize: 4,
+    kvMemoryBytes: Math.ceil(12 * perBlock),
+  });
+  const got = await Promise.all(
+    prompts.map((p) => tokensOf(tight.add({ prompt: p, maxTokens: 16, temperature: 0, ignoreEos: true }))),
+  );
+  assert.deepEqual(got, want);
+  assert.ok(tight.stats().preemptions > 0, 'expected preemptions');
+  assert.equal(internals(tight).drafter!.mtp.blocks.numUsed, 0);
+  // an explicit prefix cache: the second request of a prompt skips its cached positions and decodes plainly
+  const cached = new Engine(model, { mtpDraft: true, prefixCaching: true, blockSize: 4 });
+  for (let r = 0; r < 2; r++)
+    assert.deepEqual(
+      await tokensOf(cached.add({ prompt: prompts[2]!, maxTokens: 16, temperature: 0, ignoreEos: true })),
+      want[2],
+    );
+  assert.ok(cached.stats().prefixCacheHits > 0);
+  assert.equal(internals(cached).drafter!.mtp.blocks.numUsed, 0);
+});
 
 test('MTP draft: aborted requests give back the MTP blocks too', () => {
   const model = v3(1);
