@@ -5,7 +5,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { noGrad, tidy } from '../../../src/tensor/engine.js';
-import { tensor } from '../../../src/ops/index.js';
+import { concat, linear, slice, tensor } from '../../../src/ops/index.js';
+import { ropeTables } from '../../../src/nn/positions.js';
+import { layerWindow } from '../../../src/models/config.js';
+import type { Tensor } from '../../../src/tensor/tensor.js';
 import { createModel } from '../../../src/models/registry.js';
 import type { DecoderLM } from '../../../src/models/decoder.js';
 import { generate } from '../../../src/infer/generate.js';
@@ -100,6 +103,71 @@ for (const depth of [1, 2]) {
     }
   });
 }
+
+/**
+ * Chained drafts j > D by the full-sequence path, independently of the paged drafter: depth D runs over every
+ * position at once, its inputs the real states up to N-2 followed by its own output states, its tokens the
+ * real ones followed by the drafts. Returns q of drafts D+1..k at temperature 1.
+ */
+function chainedReference(model: DecoderLM, tokens: number[], draft: number[]): Float32Array[] {
+  const c = model.config;
+  const a = c.decoder.block.attention;
+  if (c.mtp!.depth !== 1 || a.kind !== 'mla' || c.positions.kind !== 'rope')
+    throw new Error('reference: depth 1, MLA, RoPE');
+  const spec = {
+    theta: c.positions.theta,
+    dim: a.qkRopeHeadDim,
+    scaling: c.positions.scaling,
+    maxContext: c.maxContext,
+  };
+  const layer = model.mtpLayers[0]!;
+  const N = tokens.length;
+  const ids = (xs: number[]) => tensor(Int32Array.from(xs), { shape: [1, xs.length], dtype: 'int32' });
+  return noGrad(() =>
+    tidy(() => {
+      const h = model.forward({ inputIds: ids(tokens) }).lastHiddenState!; // (1, N, D)
+      let prev = slice(h, 1, 0, N - 1); // target states at 0..N-2
+      let next = tokens.slice(1); // tokens one ahead of each position
+      const qs: Float32Array[] = [];
+      for (let j = 1; j < draft.length; j++) {
+        next = [...next, draft[j - 1]!];
+        const T = next.length;
+        // depth 1 over positions 0..T-1: states of all but the newest position first, to get its `prev`
+        const run = (p: Tensor, t: number[]) =>
+          layer.forward(layer.combine(p, model.stack.embed.forward(ids(t))), {
+            mask: { causal: true, window: layerWindow(a.window, c.decoder.layers - 1), padding: null },
+            qStart: 0,
+            rope: ropeTables(spec, 0, t.length),
+            positionBias: null,
+            cache: null,
+          }).x;
+        const before = run(prev, next.slice(0, T - 1)); // (1, T-1, D)
+        prev = concat([prev, slice(before, 1, T - 2, T - 1)], 1); // + the output state at T-2
+        const out = run(prev, next); // (1, T, D)
+        const normed = layer.shared_head.norm.forward(slice(out, 1, T - 1, T));
+        const logits = model.lmHead ? model.lmHead.forward(normed) : linear(normed, model.stack.embed.weight);
+        qs.push(probsOf(logits.data() as Float32Array, { temperature: 1 }));
+      }
+      return qs;
+    }),
+  );
+}
+
+test('MTP draft: chained drafts (k > depth) equal the full-sequence chaining', () => {
+  const model = v3(1).eval();
+  const engine = new Engine(model, { mtpDraft: true, speculativeTokens: 3, autoRun: false, blockSize: 4 });
+  engine.add({ prompt: prompts[2]!, maxTokens: 10, temperature: 1, seed: 2, ignoreEos: true });
+  engine.step();
+  const e = internals(engine);
+  e.propose();
+  const seq = e.scheduler.running[0]!;
+  assert.equal(seq.draft.length, 3);
+  const want = chainedReference(model, seq.tokens, seq.draft);
+  want.forEach((w, i) => {
+    const err = Math.max(...w.map((x, v) => Math.abs(x - seq.draftQ[i + 1]![v]!)));
+    assert.ok(err < 1e-4, `chained draft ${i + 2}: q differs by ${err}`);
+  });
+});
 
 test('MTP draft: preemption (recompute) and prefix-cache hits keep greedy output exact', async () => {
   const model = v3(1);
