@@ -61,8 +61,9 @@ export interface EngineOptions {
   /** speculative decoding with prompt lookup (n-gram) drafts, when there is no draft model */
   promptLookup?: boolean;
   /** speculative decoding with the target's own multi-token-prediction depths (DeepSeek-V3 MTP) as the
-   * drafter; their KV pool takes draftKvMemoryBytes (default: as many blocks as the target's pool). Prefix caching defaults to off with it (the MTP keys
-   * need the target's state at every position; a prompt served from the cache would not draft) */
+   * drafter; their KV pool takes draftKvMemoryBytes (default: as many blocks as the target's pool). Prefix
+   * caching defaults to off with it (the MTP keys need the target's state at every position; a prompt
+   * served from the cache would decode without drafts) */
   mtpDraft?: boolean;
   /** draft tokens per step (default 4) */
   speculativeTokens?: number;
