@@ -4,6 +4,7 @@ import { loadModelDir } from '../src/infer/model-dir-node.js';
 import { shutdownBackend, useFastBackend } from '../src/cli/backend-node.js';
 import { bundledModelDir } from '../src/cli/commands/generate.js';
 import { benchDecode } from './decode.js';
+import { parseSpeculative } from '../src/cli/commands/speculative-flag.js';
 import { checkKvDtype } from '../src/infer/engine/kv-dtype.js';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -30,11 +31,14 @@ export async function decodeCommand(
   const corpus = text ? tokenizer!.encode(text, { addSpecialTokens: false }) : null;
   const draftDir = flags.get('draft-model');
   const draftModel = draftDir ? (await loadModelDir(draftDir)).model : null;
+  const mtpDraft = parseSpeculative(flags.get('speculative'));
   const r = await benchDecode(model, {
     concurrency: int('concurrency'),
     promptTokens: int('prompt-tokens'),
     maxTokens: int('max-tokens'),
     draftModel,
+    mtpDraft,
+    ...(flags.has('speculative-tokens') ? { speculativeTokens: int('speculative-tokens') } : {}),
     corpus,
     kvDtype: checkKvDtype(flags.get('kv-dtype') ?? 'float32', 'bench decode: --kv-dtype'),
     ...(flags.has('single-requests') ? { singleRequests: int('single-requests') } : {}),
@@ -43,6 +47,9 @@ export async function decodeCommand(
   console.log(
     `decode N=${r.concurrency} P=${r.promptTokens} T=${r.maxTokens} threads=${threads}: ${r.tokensPerSecond.toFixed(1)} tok/s ` +
       `(single stream ${r.singleStreamTokensPerSecond.toFixed(1)}, x${r.speedup.toFixed(2)}), TTFT p50 ${r.ttftMsP50.toFixed(1)} ms, ` +
-      `ITL p50 ${r.itlMsP50.toFixed(1)} ms, KV (${r.kvDtype}, ${r.kvBytesPerToken} B/token) blocks peak ${r.kvBlocksPeak}/${r.kvBlocksTotal}, waste ${r.kvWastePercent.toFixed(1)}%`,
+      `ITL p50 ${r.itlMsP50.toFixed(1)} ms, KV (${r.kvDtype}, ${r.kvBytesPerToken} B/token) blocks peak ${r.kvBlocksPeak}/${r.kvBlocksTotal}, waste ${r.kvWastePercent.toFixed(1)}%` +
+      (r.speculative
+        ? `; speculative: acceptance ${r.acceptanceRate.toFixed(3)}, single stream x${r.speculativeSpeedup!.toFixed(2)} vs plain (${r.plainSingleStreamTokensPerSecond!.toFixed(1)} tok/s)`
+        : ''),
   );
 }

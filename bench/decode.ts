@@ -14,6 +14,10 @@ export interface DecodeBenchOptions {
   promptTokens: number;
   maxTokens: number;
   draftModel?: LanguageModel | null;
+  /** speculative decoding with the model's own MTP depths (DeepSeek-V3) instead of a draft model */
+  mtpDraft?: boolean;
+  /** draft tokens per step (default: the engine's, 4) */
+  speculativeTokens?: number;
   /** element type of the KV cache (default float32) */
   kvDtype?: KvDtype;
   /** requests of the single-stream pass (default: all `concurrency` of them) */
@@ -41,7 +45,7 @@ export interface DecodeBenchResult {
   kvDtype: KvDtype;
   /** KV bytes per token (all layers, K and V, int8 scales included) */
   kvBytesPerToken: number;
-  /** with a draft model: single-stream tokens/s without it, and the ratio */
+  /** with a draft model or MTP drafts: single-stream tokens/s without them, and the ratio */
   plainSingleStreamTokensPerSecond?: number;
   speculativeSpeedup?: number;
 }
@@ -100,16 +104,19 @@ export async function benchDecode(model: LanguageModel, o: DecodeBenchOptions): 
     maxRunningSeqs: Math.max(o.concurrency, 1),
     maxBatchedTokens: Math.max(512, o.concurrency * 8),
     draftModel: o.draftModel ?? null,
+    mtpDraft: o.mtpDraft ?? false,
+    ...(o.speculativeTokens !== undefined ? { speculativeTokens: o.speculativeTokens } : {}),
     prefixCaching: false,
     kvDtype: o.kvDtype ?? 'float32',
   };
   // enough blocks for every sequence at once (the bench measures batching, not preemption)
-  const probe = new Engine(model, { ...opts, kvMemoryBytes: 1 << 30, draftModel: null });
+  const probe = new Engine(model, { ...opts, kvMemoryBytes: 1 << 30, draftModel: null, mtpDraft: false });
   const bytesPerBlock = (1 << 30) / probe.pool.numBlocks;
   opts.kvMemoryBytes = Math.ceil(bytesPerBlock * perSeq * o.concurrency);
   // the draft's own pool (default: a quarter of the target's) must hold every sequence too, or the
   // drafter finds no blocks and never proposes
-  if (o.draftModel) opts.draftKvMemoryBytes = 64 << 20;
+  const speculative = !!o.draftModel || !!o.mtpDraft;
+  if (speculative) opts.draftKvMemoryBytes = 64 << 20;
   await pass(new Engine(model, opts), prompts.slice(0, 1), 4, false); // warm-up
   const engine = new Engine(model, opts);
   const batched = await pass(engine, prompts, o.maxTokens, true);
@@ -120,9 +127,9 @@ export async function benchDecode(model: LanguageModel, o: DecodeBenchOptions): 
     false,
   );
   // with a draft model: the same single-stream pass decoding plainly, for the speculative speed-up
-  const plain = o.draftModel
+  const plain = speculative
     ? await pass(
-        new Engine(model, { ...opts, draftModel: null }),
+        new Engine(model, { ...opts, draftModel: null, mtpDraft: false }),
         prompts.slice(0, o.singleRequests ?? o.concurrency),
         o.maxTokens,
         false,
@@ -144,7 +151,7 @@ export async function benchDecode(model: LanguageModel, o: DecodeBenchOptions): 
     kvBlocksTotal: engine.pool.numBlocks,
     kvWastePercent: slots === 0 ? 0 : (100 * engine.peakWasteSlots) / slots,
     acceptanceRate: engine.stats().acceptanceRate,
-    speculative: !!o.draftModel,
+    speculative,
     kvDtype: opts.kvDtype!,
     kvBytesPerToken: bytesPerBlock / engine.pool.blockSize,
     ...(plain

@@ -20,7 +20,7 @@ const USAGE = `usage (global: lineage --backend native|wasm bench ...; default n
   lineage bench gemm --m M --n N --k K [--threads T] [--variant auto|relaxed|simd] [--json]
   lineage bench attention --batch-heads BH --seq T --head-dim D [--causal] [--backward] [--threads T] [--json]
   lineage bench elementwise --op add|exp [--size N] [--threads T] [--json]
-  lineage bench decode [--model DIR] --concurrency N --prompt-tokens P --max-tokens T [--draft-model DIR] [--kv-dtype float32|float16|bfloat16|int8] [--single-requests K] [--prompts text|random] [--threads T] [--json]
+  lineage bench decode [--model DIR] --concurrency N --prompt-tokens P --max-tokens T [--draft-model DIR | --speculative mtp] [--speculative-tokens K] [--kv-dtype float32|float16|bfloat16|int8] [--single-requests K] [--prompts text|random] [--threads T] [--json]
   lineage bench serve [--model DIR | --url URL] [--concurrency 64] [--duration 60] [--max-tokens 64] [--threads T] [--json]
   lineage bench llamacpp [--hidden 512 --layers 8 --heads 8 --kv-heads 4 --ffn 1408 --vocab 512] [--max-tokens 128] [--prompt-tokens 16] [--rounds 3] [--threads 1,2] [--backends native,wasm] [--json]
   lineage bench all [--threads 1,2] [--sweep 512,1024,2048,4096] [--rounds 2] [--no-torch] [--json]
@@ -46,6 +46,8 @@ const VALUED = [
   // decode and serve
   'model',
   'draft-model',
+  'speculative',
+  'speculative-tokens',
   'kv-dtype',
   'concurrency',
   'prompt-tokens',

@@ -364,10 +364,35 @@ export class DecoderLM extends Module implements LanguageModel {
       const mask = { causal: true, window: layerWindow(c.decoder.block.attention.window, i), padding: null };
       x = layer.forward(x, { mask, qStart: 0, rope, paged: paged.layer(i) }).x;
     });
+    if (paged.allHidden) {
+      // the norm is per row, so norming every row and then selecting equals selecting then norming
+      const all = this.stack.finalNorm ? this.stack.finalNorm.forward(x) : x; // (1, T, D)
+      const rows = paged.logitRows ? indexSelect(all, 1, indexTensor(paged.logitRows, T, { what: 'paged.logitRows' })) : all;
+      return { logits: headLogits(c, rows, this.lmHead, this.stack.embed.weight), lastHiddenState: all };
+    }
     if (paged.logitRows) x = indexSelect(x, 1, indexTensor(paged.logitRows, x.shape[1]!, { what: 'paged.logitRows' })); // (1, R, D)
     if (this.stack.finalNorm) x = this.stack.finalNorm.forward(x);
     const logits = headLogits(c, x, this.lmHead, this.stack.embed.weight);
     return { logits, lastHiddenState: x };
+  }
+
+  /**
+   * MTP depth j (0-based) over a paged ragged batch, as mtpForward runs it over a full sequence: prev [1, T, D]
+   * the previous depth's states (the main model's final states for j = 0), ids [1, T] the tokens j + 1 ahead
+   * -> the depth's states [1, T, D] (the next depth's / a chained step's `prev`) and the logits of
+   * `paged.logitRows` [1, R, V]. Attention goes through `paged.layer(j)` (the drafter's own pool).
+   */
+  mtpPaged(j: number, prev: Tensor, ids: Tensor, paged: PagedBatch): { hidden: Tensor; logits: Tensor } {
+    const c = this.config;
+    const layer = this.mtpLayers[j];
+    if (!layer) throw new Error(`DecoderLM(${c.family}).mtpPaged: no MTP depth ${j + 1} (config.mtp.depth ${c.mtp?.depth ?? 0})`);
+    const T = ids.shape[1]!;
+    const x = layer.combine(prev, this.stack.embed.forward(ids)); // (1, T, D)
+    const mask = { causal: true, window: layerWindow(c.decoder.block.attention.window, c.decoder.layers - 1), padding: null };
+    const h = layer.forward(x, { mask, qStart: 0, rope: this.ropeAt(paged), paged: paged.layer(j) }).x; // (1, T, D)
+    const rows = paged.logitRows ? indexSelect(h, 1, indexTensor(paged.logitRows, T, { what: 'paged.logitRows' })) : h;
+    const normed = layer.shared_head.norm.forward(rows); // (1, R, D)
+    return { hidden: h, logits: this.lmHead ? this.lmHead.forward(normed) : linear(normed, this.stack.embed.weight) };
   }
 
   /** token embeddings plus position embeddings of arbitrary positions: [1, T, D] */

@@ -59,6 +59,9 @@ export interface PagedBatch {
   layer(i: number): PagedLayer;
   /** rows whose logits are wanted (the last token of each sampling sequence); logits become [1, R, V] */
   logitRows?: Int32Array | null;
+  /** also return the final (normed) hidden states of EVERY row as `lastHiddenState` [1, T, D] (an MTP drafter
+   * reads them); logits still cover only `logitRows` */
+  allHidden?: boolean;
 }
 
 export interface ModelOutputs {

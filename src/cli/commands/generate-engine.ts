@@ -10,6 +10,8 @@ export interface EngineGenerateOptions {
   request: EngineRequest;
   draftModel: LanguageModel | null;
   promptLookup: boolean;
+  /** the model's own MTP depths draft (--speculative mtp) */
+  mtpDraft?: boolean;
   speculativeTokens: number;
   json: boolean;
   kvDtype?: KvDtype;
@@ -34,6 +36,7 @@ export const ENGINE_FLAGS = [
   'draft-model',
   'speculative-tokens',
   'prompt-lookup',
+  'speculative',
   'kv-dtype',
   'beams',
   'length-penalty',
@@ -53,6 +56,7 @@ export async function generateWithEngine(
     kvMemoryBytes: Math.max(16 << 20, Math.max(n, o.request.beams ?? 1) * need * 4096),
     draftModel: o.draftModel,
     promptLookup: o.promptLookup,
+    mtpDraft: o.mtpDraft ?? false,
     speculativeTokens: o.speculativeTokens,
     kvDtype: o.kvDtype ?? 'float32',
   });
@@ -76,7 +80,7 @@ export async function generateWithEngine(
       ...(o.request.logprobs !== undefined ? { logprobs: c.logprobs } : {}),
       ...(c.score !== undefined ? { score: c.score } : {}),
     });
-    const spec = o.draftModel || o.promptLookup ? { acceptanceRate: stats.acceptanceRate } : {};
+    const spec = o.draftModel || o.promptLookup || o.mtpDraft ? { acceptanceRate: stats.acceptanceRate } : {};
     console.log(JSON.stringify(n === 1 ? { ...out(choices[0]!), ...spec } : { choices: choices.map(out), ...spec }));
     return;
   }

@@ -10,6 +10,7 @@ import type { LanguageModel } from '../../models/model.js';
 import type { Tokenizer } from '../../tokenizers/tokenizer.js';
 import type { EngineRequest } from '../../infer/engine/engine.js';
 import { ENGINE_FLAGS, generateWithEngine } from './generate-engine.js';
+import { checkMtpModel, parseSpeculative } from './speculative-flag.js';
 import { checkKvDtype } from '../../infer/engine/kv-dtype.js';
 import { CONSTRAIN_FLAGS, CONSTRAIN_HELP, constraintFromFlags } from './constrain-flags.js';
 import { loadAdapterDir } from '../../align/lora-node.js';
@@ -43,6 +44,8 @@ when one of these is given:
   --draft-model DIR        speculative decoding with this smaller model (same tokenizer) as drafter
   --speculative-tokens K   draft tokens per step (default 4)
   --prompt-lookup          speculative decoding with n-gram drafts from the text so far
+  --speculative mtp        speculative decoding with the model's own multi-token-prediction depths
+                           (DeepSeek-V3 MTP) as drafter: no second model
   --beams B                beam search with B beams (deterministic; --n K returns the K best of them)
   --length-penalty L       beam search: score = sum of logprobs / length^L (default 1)
   --kv-dtype D             KV cache element type: float32 (default), float16, bfloat16, int8`;
@@ -63,6 +66,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
     'logprobs',
     'draft-model',
     'speculative-tokens',
+    'speculative',
     'kv-dtype',
     'beams',
     'length-penalty',
@@ -139,6 +143,8 @@ async function engineGenerate(
   }
   const draftDir = flagString(f, 'draft-model');
   const draftModel = draftDir ? (await loadModelDir(draftDir)).model : null;
+  const mtpDraft = parseSpeculative(flagString(f, 'speculative'));
+  if (mtpDraft) checkMtpModel(c, flagString(f, 'model') ?? 'the model');
   const request: EngineRequest = {
     prompt,
     maxTokens,
@@ -171,6 +177,7 @@ async function engineGenerate(
     draftModel,
     json,
     promptLookup: f.bools.has('prompt-lookup'),
+    mtpDraft,
     speculativeTokens: flagNumber(f, 'speculative-tokens', { int: true, min: 1 }) ?? 4,
     kvDtype: checkKvDtype(flagString(f, 'kv-dtype') ?? 'float32', '--kv-dtype'),
   });

@@ -10,6 +10,7 @@ import { createServer } from '../../serve/app.js';
 import type { ServedModel } from '../../serve/models.js';
 import { flagNumber, parseFlags } from '../flags.js';
 import { checkKvDtype } from '../../infer/engine/kv-dtype.js';
+import { checkMtpModel, parseSpeculative } from './speculative-flag.js';
 
 const HELP = `usage: lineage serve --model DIR [--model NAME=DIR ...] [options]
 
@@ -24,6 +25,8 @@ const HELP = `usage: lineage serve --model DIR [--model NAME=DIR ...] [options]
   --kv-dtype D             KV cache element type: float32 (default), float16, bfloat16, int8 (2x / ~4x
                            the tokens in the same --kv-memory)
   --draft-model DIR        speculative decoding with this smaller model (same tokenizer)
+  --speculative mtp        speculative decoding with each model's own multi-token-prediction depths
+                           (DeepSeek-V3 MTP) as drafter
   --lora DIR               apply a PEFT LoRA adapter (lineage align --lora-r ...) on top of the model
   --pooling cls|mean|last  how /v1/embeddings pools hidden states (default: the directory's
                            sentence-transformers 1_Pooling/config.json, else cls for encoders
@@ -54,6 +57,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       'kv-memory',
       'kv-dtype',
       'draft-model',
+      'speculative',
       'max-tokens',
       'lora',
       'pooling',
@@ -66,6 +70,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const kvDtype = checkKvDtype(f.values.get('kv-dtype')?.at(-1) ?? 'float32', '--kv-dtype');
   const maxRunning = flagNumber(f, 'max-running', { int: true, min: 1 }) ?? 64;
   const draftDir = f.values.get('draft-model')?.at(-1);
+  const mtpDraft = parseSpeculative(f.values.get('speculative')?.at(-1));
+  if (mtpDraft && draftDir) throw new Error('--speculative mtp and --draft-model: choose one drafter');
   const threads = Number(process.env.LINEAGE_THREADS) || availableParallelism();
   const lora = f.values.get('lora')?.at(-1);
   if (lora && specs.length > 1) throw new Error('--lora applies to one model: give a single --model with it');
@@ -90,9 +96,11 @@ export async function serveCommand(argv: string[]): Promise<void> {
         `--model ${dir}: ${config.family} is ${config.arch}; the server serves decoders (generation and ` +
           'embeddings) and encoders (embeddings)',
       );
+    if (mtpDraft) checkMtpModel(config, dir);
     const engine = await EngineWorker.start({
       modelDir: dir,
       draftModelDir: draftDir,
+      ...(mtpDraft ? { mtpDraft } : {}),
       loraDir: lora,
       kvMemoryBytes: kvBytes,
       kvDtype,

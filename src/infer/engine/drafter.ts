@@ -1,7 +1,8 @@
 // Draft proposals for speculative decoding, batched over every decoding sequence: a draft model runs
 // ragged steps over its own paged cache (first a catch-up chunk of the tokens it has not seen, then one
 // token per step), or prompt lookup copies what followed an earlier n-gram match. Draft distributions use
-// the request's own sampling parameters, so q matches what the drafter actually sampled from.
+// the request's own sampling parameters, so q matches what the drafter actually sampled from. The target's
+// own multi-token-prediction depths (DeepSeek-V3) draft through MtpDrafter (mtp-drafter.ts).
 import type { LanguageModel } from '../../models/model.js';
 import type { DecoderConfig } from '../../models/config.js';
 import { BlockManager } from './block-manager.js';
@@ -9,13 +10,19 @@ import { KvPool, layerSpecs } from './kv-pool.js';
 import { ModelRunner, type RunItem } from './runner.js';
 import type { Sequence } from './sequence.js';
 import { drawFrom, probsOf, promptLookup } from './speculative.js';
+import { MtpDrafter } from './mtp-drafter.js';
 
 export type DraftSource =
-  { kind: 'model'; model: LanguageModel; kvMemoryBytes: number } | { kind: 'prompt-lookup'; maxNgram: number };
+  | { kind: 'model'; model: LanguageModel; kvMemoryBytes: number }
+  | { kind: 'prompt-lookup'; maxNgram: number }
+  /** the target's own MTP depths (`model` is the target); kvMemoryBytes sizes their KV pool */
+  | { kind: 'mtp'; model: LanguageModel; kvMemoryBytes: number };
 
 export class Drafter {
   private readonly runner: ModelRunner | null = null;
   private readonly blocks: BlockManager | null = null;
+  /** set for { kind: 'mtp' }: it needs the target's final states of every run (`observe`) */
+  readonly mtp: MtpDrafter | null = null;
 
   constructor(
     source: DraftSource,
@@ -27,6 +34,10 @@ export class Drafter {
     if (!Number.isInteger(k) || k < 1) throw new Error(`engine: speculativeTokens must be an integer >= 1, got ${k}`);
     if (source.kind === 'prompt-lookup') {
       this.maxNgram = source.maxNgram;
+      return;
+    }
+    if (source.kind === 'mtp') {
+      this.mtp = new MtpDrafter(source.model, k, blockSize, source.kvMemoryBytes);
       return;
     }
     const cfg = source.model.config as DecoderConfig;
@@ -41,6 +52,7 @@ export class Drafter {
 
   /** fills seq.draft / seq.draftQ for each sequence (at most `room(seq)` tokens each) */
   propose(seqs: readonly Sequence[], room: (s: Sequence) => number): void {
+    if (this.mtp) return this.mtp.propose(seqs, room);
     const want = seqs.map((s) => Math.min(this.k, room(s)));
     if (!this.runner) {
       seqs.forEach((s, i) => {
@@ -85,15 +97,27 @@ export class Drafter {
 
   /** after verification: the draft cache keeps only positions that are still the sequence's tokens */
   rollback(s: Sequence, validTokens: number): void {
+    if (this.mtp) return this.mtp.rollback(s, validTokens);
     if (!this.blocks) return;
     s.draftComputed = Math.min(s.draftComputed, validTokens);
     this.blocks.truncate(s.draftTable, s.draftComputed);
   }
 
   release(s: Sequence): void {
+    if (this.mtp) return this.mtp.release(s);
     [s.draft, s.draftQ] = [[], []];
     if (!this.blocks) return;
     this.blocks.freeTable(s.draftTable);
     s.draftComputed = 0;
+  }
+
+  /** MTP: the target's final states of the rows it just ran ([T * D], items in order) */
+  observe(seqs: readonly Sequence[], items: readonly RunItem[], hidden: Float32Array): void {
+    this.mtp?.observe(seqs, items, hidden);
+  }
+
+  /** MTP: a sibling forked after the prompt inherits the parent's states */
+  fork(parent: Sequence, child: Sequence): void {
+    this.mtp?.fork(parent, child);
   }
 }

@@ -28,6 +28,7 @@ import {
   type SamplingParams,
 } from './sampler.js';
 import { Drafter } from './drafter.js';
+import { mtpKvBytes } from './mtp-drafter.js';
 import { constraintProcessor } from './constrained.js';
 import type { ConstraintSpec } from '../constrain/index.js';
 import { StateRunner } from './state-runner.js';
@@ -59,6 +60,11 @@ export interface EngineOptions {
   draftKvMemoryBytes?: number;
   /** speculative decoding with prompt lookup (n-gram) drafts, when there is no draft model */
   promptLookup?: boolean;
+  /** speculative decoding with the target's own multi-token-prediction depths (DeepSeek-V3 MTP) as the
+   * drafter; their KV pool takes draftKvMemoryBytes (default: as many blocks as the target's pool). Prefix
+   * caching defaults to off with it (the MTP keys need the target's state at every position; a prompt
+   * served from the cache would decode without drafts) */
+  mtpDraft?: boolean;
   /** draft tokens per step (default 4) */
   speculativeTokens?: number;
 }
@@ -195,11 +201,11 @@ export class Engine {
     const limits = { maxBatchedTokens: opts.maxBatchedTokens ?? 512, maxRunningSeqs: opts.maxRunningSeqs ?? 64 };
     const recurrent = model.config.arch === 'rnn' || model.config.arch === 'mamba';
     const seq2seq = model.config.arch === 'encoder-decoder';
-    if (recurrent && (opts.draftModel || opts.promptLookup))
+    if (recurrent && (opts.draftModel || opts.promptLookup || opts.mtpDraft))
       throw new Error(
         `engine: speculative decoding needs a transformer target (${model.config.family} keeps a recurrent state)`,
       );
-    if (seq2seq && (opts.draftModel || opts.promptLookup))
+    if (seq2seq && (opts.draftModel || opts.promptLookup || opts.mtpDraft))
       throw new Error(
         `engine: speculative decoding needs a decoder-only target (${model.config.family} is encoder-decoder)`,
       );
@@ -232,7 +238,7 @@ export class Engine {
     this.blocks = new BlockManager(
       this.pool.numBlocks,
       this.pool.blockSize,
-      !this.slotted && (opts.prefixCaching ?? true),
+      !this.slotted && (opts.prefixCaching ?? !opts.mtpDraft),
     );
     for (const [k, v] of Object.entries(limits))
       if (!Number.isInteger(v) || v < 1) throw new Error(`engine: ${k} must be a positive integer, got ${v}`);
@@ -243,6 +249,7 @@ export class Engine {
     this.window = windows.length > 0 && windows.every((w) => w !== null && w === windows[0]) ? windows[0]! : null;
     this.maxContext = 'maxContext' in cfg ? cfg.maxContext : Infinity;
     this.drafter = this.makeDrafter(opts);
+    if (this.drafter?.mtp) (this.runner as ModelRunner).captureHidden = true;
     this.scheduler.onRelease = (seq) => this.drafter?.release(seq);
     model.eval();
   }
@@ -250,6 +257,13 @@ export class Engine {
   private makeDrafter(opts: EngineOptions): Drafter | null {
     const k = opts.speculativeTokens ?? 4;
     const [bs, V] = [this.pool.blockSize, this.model.config.vocabSize];
+    if (opts.mtpDraft) {
+      if (opts.draftModel || opts.promptLookup)
+        throw new Error('engine: choose one drafter: mtpDraft, draftModel or promptLookup');
+      const blocks = this.pool.numBlocks + this.scheduler.limits.maxRunningSeqs;
+      const bytes = opts.draftKvMemoryBytes ?? mtpKvBytes(this.model, blocks, bs);
+      return new Drafter({ kind: 'mtp', model: this.model, kvMemoryBytes: bytes }, k, bs, V);
+    }
     if (opts.draftModel) {
       const bytes = opts.draftKvMemoryBytes ?? (opts.kvMemoryBytes ?? 64 * 1024 * 1024) / 4;
       return new Drafter({ kind: 'model', model: opts.draftModel, kvMemoryBytes: bytes }, k, bs, V);
@@ -387,6 +401,12 @@ export class Engine {
       return { ids, start: seq.computed, blocks: seq.table.blocks, logits, promptLength: seq.promptLength };
     });
     const logits = this.runner.run(items);
+    if (this.drafter?.mtp)
+      this.drafter.observe(
+        chunks.map((c) => c.seq),
+        items,
+        (this.runner as ModelRunner).lastHidden!,
+      );
     this.afterRun(chunks, items, logits);
     return true;
   }
@@ -463,6 +483,7 @@ export class Engine {
     child.table = this.blocks.fork(seq.table);
     child.computed = seq.computed;
     child.status = 'running';
+    this.drafter?.fork(seq, child);
     this.scheduler.running.push(child);
     this.seqs.get(seq.requestId)!.push(child);
     return child;

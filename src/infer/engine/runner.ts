@@ -23,6 +23,11 @@ export interface RunItem {
 }
 
 export class ModelRunner {
+  /** keep the final hidden states of every fed position of each run in `lastHidden` (the MTP drafter's input) */
+  captureHidden = false;
+  /** [T * D] final (normed) hidden states of the last run's rows, in item order (when captureHidden) */
+  lastHidden: Float32Array | null = null;
+
   constructor(
     readonly model: LanguageModel,
     readonly pool: KvPool,
@@ -63,7 +68,14 @@ export class ModelRunner {
       layer: (i) => this.pagedLayer(i, layout),
     };
     if (rows.length === 0) paged.logitRows = Int32Array.of(T - 1); // the head still needs a row
-    const out = noGrad(() => tidy(() => this.model.forward({ inputIds: this.idsTensor(ids), paged }).logits.data()));
+    if (this.captureHidden) paged.allHidden = true;
+    const out = noGrad(() =>
+      tidy(() => {
+        const o = this.model.forward({ inputIds: this.idsTensor(ids), paged });
+        if (this.captureHidden) this.lastHidden = o.lastHiddenState!.data() as Float32Array; // (1, T, D)
+        return o.logits.data();
+      }),
+    );
     return rows.length === 0 ? new Float32Array(0) : (out as Float32Array);
   }
 
