@@ -61,6 +61,9 @@ export interface EngineOptions {
   promptLookup?: boolean;
   /** draft tokens per step (default 4) */
   speculativeTokens?: number;
+  /** plain decoders: the tensor-free fast path (src/infer/fast-decoder.ts) where it applies (default true;
+   * false runs `model.forward`, the reference path) */
+  fastPath?: boolean;
 }
 
 export interface EngineRequest extends SamplingParams {
@@ -223,6 +226,7 @@ export class Engine {
           'auto',
           checkKvDtype(opts.kvDtype ?? 'float32', 'engine: kvDtype'),
         ),
+        { fast: opts.fastPath },
       );
       [this.runner, this.pool] = [paged, paged.pool];
     }
