@@ -306,10 +306,12 @@ export class FastDecoder {
     const all = this.project('qkv', L.qkv, hn, T).host; // (T, (nh + 2 nkv) hs)
     const W = (nh + 2 * nkv) * hs;
     const [q, k, v] = [new Float32Array(T * nh * hs), new Float32Array(T * nkv * hs), new Float32Array(T * nkv * hs)];
+    const [Q, KV] = [nh * hs, nkv * hs];
     for (let t = 0; t < T; t++) {
-      q.set(all.subarray(t * W, t * W + nh * hs), t * nh * hs);
-      k.set(all.subarray(t * W + nh * hs, t * W + (nh + nkv) * hs), t * nkv * hs);
-      v.set(all.subarray(t * W + (nh + nkv) * hs, (t + 1) * W), t * nkv * hs);
+      const o = t * W;
+      for (let d = 0; d < Q; d++) q[t * Q + d] = all[o + d]!;
+      for (let d = 0; d < KV; d++) k[t * KV + d] = all[o + Q + d]!;
+      for (let d = 0; d < KV; d++) v[t * KV + d] = all[o + Q + KV + d]!;
     }
     return [q, k, v];
   }
@@ -475,29 +477,33 @@ function applyRope(
     for (let j = 0; j < h; j++) {
       const o = (t * h + j) * hs;
       for (let i = 0; i < half; i++) {
-        const [c, s] = [r.cos[t * half + i]!, r.sin[t * half + i]!];
-        const [x1, x2] = [x[o + i]!, x[o + half + i]!];
+        const c = r.cos[t * half + i]!;
+        const s = r.sin[t * half + i]!;
+        const x1 = x[o + i]!;
+        const x2 = x[o + half + i]!;
         x[o + i] = Math.fround(x1 * c) - Math.fround(x2 * s);
         x[o + half + i] = Math.fround(x2 * c) + Math.fround(x1 * s);
       }
     }
 }
 
-/** (T, h*hs) -> (h, T, hs); T = 1 is the same memory */
+/** (T, h*hs) -> (h, T, hs); T = 1 is the same memory (index loops: no subarray objects per row) */
 function headsFirst(x: Float32Array, T: number, h: number, hs: number): Float32Array {
   if (T === 1) return x;
   const out = new Float32Array(T * h * hs);
   for (let t = 0; t < T; t++)
-    for (let j = 0; j < h; j++) out.set(x.subarray((t * h + j) * hs, (t * h + j + 1) * hs), (j * T + t) * hs);
+    for (let j = 0; j < h; j++) {
+      const [src, dst] = [(t * h + j) * hs, (j * T + t) * hs];
+      for (let d = 0; d < hs; d++) out[dst + d] = x[src + d]!;
+    }
   return out;
 }
 
 /** (h, T, hs) -> (T, h*hs) into out */
 function tokensFirst(x: Float32Array, T: number, h: number, hs: number, out: Float32Array): void {
-  if (T === 1) {
-    out.set(x.subarray(0, h * hs));
-    return;
-  }
   for (let j = 0; j < h; j++)
-    for (let t = 0; t < T; t++) out.set(x.subarray((j * T + t) * hs, (j * T + t + 1) * hs), (t * h + j) * hs);
+    for (let t = 0; t < T; t++) {
+      const [src, dst] = [(j * T + t) * hs, (t * h + j) * hs];
+      for (let d = 0; d < hs; d++) out[dst + d] = x[src + d]!;
+    }
 }
