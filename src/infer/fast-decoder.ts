@@ -90,6 +90,8 @@ export class FastDecoder {
   static why = '';
 
   private readonly scratch = new Map<string, Scratch>();
+  /** the parameters read in place (a replaced parameter is disposed: `stale` then says so) */
+  private sources: Tensor[] = [];
   private readonly matmul: (a: View, b: View, out: View, p: MatmulParams) => void;
   private readonly k: {
     [K in 'rmsNorm' | 'layerNorm' | 'unary' | 'binary']: (...a: Parameters<KernelTable[K]>) => void;
@@ -227,10 +229,18 @@ export class FastDecoder {
         ? { view: embedT.view(), transB: true, N: c.vocabSize, K: c.hidden, bias: null }
         : weight('lm_head', false, false);
       if (params.size > 0) return fail(`parameters it does not know: ${[...params.keys()].slice(0, 3).join(', ')}`);
-      return new FastDecoder(c, backend, layers, embed, positions, finalNorm, head);
+      const fast = new FastDecoder(c, backend, layers, embed, positions, finalNorm, head);
+      fast.sources = model.parameters();
+      return fast;
     } catch (e) {
       return fail((e as Error).message);
     }
+  }
+
+  /** true once a parameter it reads was disposed (replaced by loadStateDict / setParameter, or the model
+   * disposed): make a new one */
+  get stale(): boolean {
+    return this.sources.some((t) => t.isDisposed);
   }
 
   /** frees the step buffers (the weights stay the model's) */
@@ -243,6 +253,8 @@ export class FastDecoder {
   /** logits [R, V] of the wanted rows, after running the step's tokens through every layer */
   forward(step: FastStep, attend: FastAttend): Float32Array {
     if (this.disposed) throw new Error('FastDecoder: used after dispose()');
+    if (this.stale)
+      throw new Error('FastDecoder: a parameter it reads was disposed (weights replaced); make a new one');
     const c = this.config;
     const a = c.decoder.block.attention as { heads: number; kvHeads: number; headDim: number; scale: number | null };
     const T = step.ids.length;

@@ -118,6 +118,26 @@ function checks(label: string): void {
 describe('fast decoder on the reference backend', () => {
   checks('reference');
 
+  test('the engine runner rebuilds its fast path when the weights are replaced (loadStateDict)', () => {
+    const model = tinyModel('llama', 8);
+    const other = tinyModel('llama', 9);
+    const cfg = model.config as DecoderConfig;
+    const runners = [true, false].map(
+      (fast) => new ModelRunner(model, new KvPool(layerSpecs(cfg), 4, 1 << 20), { fast }),
+    );
+    const items = (k: number): RunItem[] => [
+      { ids: [1, 2, 3, 4].map((i) => (i * 7 + k) % cfg.vocabSize), start: 0, blocks: [k], logits: 1 },
+    ];
+    const before = runners[0]!.run(items(0));
+    near(before, runners[1]!.run(items(0)), 2e-4, 'before');
+    model.loadStateDict(new Map(other.namedParameters()));
+    const [got, want] = runners.map((r) => r.run(items(1)));
+    near(got!, want!, 2e-4, 'after loadStateDict');
+    assert.notDeepEqual(Array.from(want!), Array.from(before), 'the new weights change the logits');
+    model.dispose();
+    other.dispose();
+  });
+
   test('declines what it does not cover exactly, with the reason', () => {
     const cases: [DecoderFamily, RegExp][] = [
       ['mixtral', /FFN "moe"/],

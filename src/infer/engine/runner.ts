@@ -81,6 +81,11 @@ export class ModelRunner {
   /** the fast path when it applies to the model (in eval mode: dropout would need the reference path) */
   get fast(): FastDecoder | null {
     if (this.fastPath === null || this.model.training) return null;
+    if (this.fastPath?.stale) {
+      // weights replaced since it was made (loadStateDict): rebuild it over the new ones
+      this.fastPath.dispose();
+      this.fastPath = undefined;
+    }
     return (this.fastPath ??= FastDecoder.create(this.model));
   }
 
