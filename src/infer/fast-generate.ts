@@ -80,6 +80,7 @@ export class FastSequence {
       this.kernel?.free(s.k);
       this.kernel?.free(s.v);
     }
+    this.kernel?.releaseScratch();
     this.decoder.dispose();
   }
 }

@@ -79,6 +79,9 @@ function checks(label: string): void {
       const prompt = ids.slice(0, 5);
       const greedy = (fast: boolean) => generate(model, prompt, { maxTokens: 10, temperature: 0, fast });
       assert.deepEqual(greedy(true), greedy(false), `${family}: greedy tokens`);
+      const inUse = getBackend().bytesInUse();
+      greedy(true);
+      assert.equal(getBackend().bytesInUse(), inUse, `${family}: generate frees its fast cache and scratch`);
       model.dispose();
     });
   }

@@ -33,6 +33,8 @@ const view = (buf: Buf, shape: number[]): View => ({
 export class BackendPagedKernel implements PagedKernel {
   /** the pool's buffers by the typed array handed out for them */
   private readonly owned = new WeakMap<KvArray, Buf>();
+  /** per-call inputs and output (queries, tables, positions), kept and grown between calls */
+  private readonly scratch = new Map<string, Buf>();
 
   private constructor(private readonly backend: Backend) {}
 
@@ -62,6 +64,12 @@ export class BackendPagedKernel implements PagedKernel {
     if (!buf) return;
     this.owned.delete(arr);
     this.backend.free(buf);
+  }
+
+  /** frees the per-call scratch buffers (the pool arrays are freed one by one with free()) */
+  releaseScratch(): void {
+    for (const b of this.scratch.values()) this.backend.free(b);
+    this.scratch.clear();
   }
 
   run(store: LayerStore, layout: BatchLayout, q: Float32Array, nh: number, scale: number): Float32Array {
@@ -94,8 +102,6 @@ export class BackendPagedKernel implements PagedKernel {
     );
     return (this.hostOf(ob, nh * T * Dv) as Float32Array).slice();
   }
-
-  private readonly scratch = new Map<string, Buf>();
 
   /** scratch buffer `name` of at least n elements (grown by doubling), holding `data` when given */
   private scratchOf(name: string, dtype: 'float32' | 'int32', n: number, data?: Float32Array | Int32Array): Buf {
