@@ -7,6 +7,7 @@ import { Rng } from '../tensor/random.js';
 import { indexTensor } from '../ops/index.js';
 import type { Cache, LanguageModel, ModelInputs } from '../models/model.js';
 import type { ModelConfig } from '../models/config.js';
+import { FastSequence } from './fast-generate.js';
 import { checkSampling, sampleToken, type SamplingOptions } from './sampling.js';
 
 export interface GenerateOptions extends SamplingOptions {
@@ -20,6 +21,9 @@ export interface GenerateOptions extends SamplingOptions {
   useCache?: boolean;
   /** constrained decoding (infer/constrain): masks each step's logits; generation ends when it is finished */
   constraint?: StepConstraint;
+  /** plain decoders: the fast decode path (src/infer/fast-decoder.ts) where it applies (default true;
+   * false runs `model.forward`, the reference the tests compare it with) */
+  fast?: boolean;
 }
 
 /** What generate needs of a constraint (infer/constrain's Constraint has it). */
@@ -79,10 +83,22 @@ export function generate(model: LanguageModel, prompt: readonly number[], o: Gen
   const wasTraining = model.training;
   model.eval();
   let cache: Cache | null = null;
+  const capacity = prompt.length + o.maxTokens;
+  const fast = useCache && (o.fast ?? true) && capacity <= limit ? FastSequence.create(model, capacity) : null;
   try {
     noGrad(() => {
       for (let i = 0; i < o.maxTokens; i++) {
         if (o.constraint?.isFinished()) break;
+        if (fast) {
+          const logits = fast.step(i === 0 ? seq : seq.slice(-1));
+          const id = sampleToken(constrained(logits, o, i), o, rng);
+          o.constraint?.advance(id);
+          seq.push(id);
+          out.push(id);
+          o.onToken?.(id);
+          if (o.stopIds?.includes(id)) break;
+          continue;
+        }
         let feed: number[];
         if (!useCache) feed = seq.slice(-limit);
         else if (cache && cache.length + 1 <= limit && cache.length === seq.length - 1) feed = seq.slice(-1);
@@ -103,6 +119,7 @@ export function generate(model: LanguageModel, prompt: readonly number[], o: Gen
       }
     });
   } finally {
+    fast?.dispose();
     (cache as Cache | null)?.dispose();
     model.train(wasTraining);
   }

@@ -67,6 +67,9 @@ export interface EngineOptions {
   mtpDraft?: boolean;
   /** draft tokens per step (default 4) */
   speculativeTokens?: number;
+  /** plain decoders: the tensor-free fast path (src/infer/fast-decoder.ts) where it applies (default true;
+   * false runs `model.forward`, the reference path) */
+  fastPath?: boolean;
 }
 
 export interface EngineRequest extends SamplingParams {
@@ -229,6 +232,7 @@ export class Engine {
           'auto',
           checkKvDtype(opts.kvDtype ?? 'float32', 'engine: kvDtype'),
         ),
+        { fast: opts.fastPath },
       );
       [this.runner, this.pool] = [paged, paged.pool];
     }

@@ -33,6 +33,8 @@ const view = (buf: Buf, shape: number[]): View => ({
 export class BackendPagedKernel implements PagedKernel {
   /** the pool's buffers by the typed array handed out for them */
   private readonly owned = new WeakMap<KvArray, Buf>();
+  /** per-call inputs and output (queries, tables, positions), kept and grown between calls */
+  private readonly scratch = new Map<string, Buf>();
 
   private constructor(private readonly backend: Backend) {}
 
@@ -56,6 +58,20 @@ export class BackendPagedKernel implements PagedKernel {
     return arr;
   }
 
+  /** returns a pool array made by alloc() to the backend (a no-op for arrays it did not make) */
+  free(arr: KvArray): void {
+    const buf = this.owned.get(arr);
+    if (!buf) return;
+    this.owned.delete(arr);
+    this.backend.free(buf);
+  }
+
+  /** frees the per-call scratch buffers (the pool arrays are freed one by one with free()) */
+  releaseScratch(): void {
+    for (const b of this.scratch.values()) this.backend.free(b);
+    this.scratch.clear();
+  }
+
   run(store: LayerStore, layout: BatchLayout, q: Float32Array, nh: number, scale: number): Float32Array {
     const [kb, vb] = [this.owned.get(store.k), this.owned.get(store.v)];
     if (!kb || !vb) return hostPaged(store, layout, q, nh, scale); // a pool this kernel did not allocate
@@ -64,36 +80,46 @@ export class BackendPagedKernel implements PagedKernel {
     const maxBlocks = layout.tables.reduce((m, t) => Math.max(m, t.length), 1);
     const { kvHeads: Hkv, kDim: Dk, vDim: Dv, window } = store;
     const be = this.backend;
-    const tab = new Int32Array(S * maxBlocks).fill(-1);
+    // per-call inputs go into buffers kept between calls (written through their host views: no
+    // allocation, upload or free per layer of every step)
+    const qb = this.scratchOf('q', 'float32', q.length, q);
+    const tb = this.scratchOf('tables', 'int32', S * maxBlocks);
+    const tab = this.hostOf(tb, S * maxBlocks) as Int32Array;
+    tab.fill(-1);
     layout.tables.forEach((t, i) => tab.set(t, i * maxBlocks));
-    const scratch = [
-      this.upload('float32', q),
-      this.upload('int32', tab),
-      this.upload('int32', layout.seq),
-      this.upload('int32', layout.pos),
-      be.allocate('float32', nh * T * Dv, false),
-    ];
-    const [qb, tb, sb, pb, ob] = scratch as [Buf, Buf, Buf, Buf, Buf];
-    try {
-      kernelFor(be, 'pagedAttention')(
-        view(qb, [nh, T, Dk]),
-        view(kb, [kb.length / (Hkv * Dk), Hkv, Dk]),
-        view(vb, [vb.length / (Hkv * Dv), Hkv, Dv]),
-        view(tb, [S, maxBlocks]),
-        view(sb, [T]),
-        view(pb, [T]),
-        view(ob, [nh, T, Dv]),
-        { T, H: nh, Hkv, Dk, Dv, blockSize: layout.blockSize, S, maxBlocks, window: window ?? 0, scale },
-      );
-      return be.read(ob) as Float32Array;
-    } finally {
-      for (const b of scratch) be.free(b);
-    }
+    const sb = this.scratchOf('seq', 'int32', T, layout.seq);
+    const pb = this.scratchOf('pos', 'int32', T, layout.pos);
+    const ob = this.scratchOf('out', 'float32', nh * T * Dv);
+    kernelFor(be, 'pagedAttention')(
+      view(qb, [nh, T, Dk]),
+      view(kb, [kb.length / (Hkv * Dk), Hkv, Dk]),
+      view(vb, [vb.length / (Hkv * Dv), Hkv, Dv]),
+      view(tb, [S, maxBlocks]),
+      view(sb, [T]),
+      view(pb, [T]),
+      view(ob, [nh, T, Dv]),
+      { T, H: nh, Hkv, Dk, Dv, blockSize: layout.blockSize, S, maxBlocks, window: window ?? 0, scale },
+    );
+    return (this.hostOf(ob, nh * T * Dv) as Float32Array).slice();
   }
 
-  private upload(dtype: 'float32' | 'int32', data: Float32Array | Int32Array): Buf {
-    const buf = this.backend.allocate(dtype, Math.max(1, data.length), false);
-    this.backend.write(buf, data);
+  /** scratch buffer `name` of at least n elements (grown by doubling), holding `data` when given */
+  private scratchOf(name: string, dtype: 'float32' | 'int32', n: number, data?: Float32Array | Int32Array): Buf {
+    let buf = this.scratch.get(name);
+    if (!buf || buf.length < n) {
+      if (buf) this.backend.free(buf);
+      buf = this.backend.allocate(dtype, Math.max(1, n, 2 * (buf?.length ?? 0)), false);
+      this.scratch.set(name, buf);
+    }
+    if (data) this.hostOf(buf, data.length).set(data);
     return buf;
+  }
+
+  /** the first n elements of a scratch buffer's host view */
+  private hostOf(buf: Buf, n: number): Float32Array | Int32Array {
+    const arr = this.backend.view(buf) as Float32Array | Int32Array | null;
+    if (!arr)
+      throw new Error(`engine: backend ${this.backend.name} has no host-visible view for paged-attention scratch`);
+    return arr.subarray(0, n);
   }
 }

@@ -6,6 +6,7 @@ import { indexTensor, tensor } from '../../ops/index.js';
 import type { LanguageModel, PagedBatch } from '../../models/model.js';
 import type { PagedLayer } from '../../nn/attention.js';
 import type { KvPool } from './kv-pool.js';
+import { FastDecoder } from '../fast-decoder.js';
 import { pagedAttention, writeKv, type BatchLayout } from './paged-attention.js';
 
 /** one sequence's part of a step */
@@ -27,13 +28,17 @@ export class ModelRunner {
   captureHidden = false;
   /** [T * D] final (normed) hidden states of the last run's rows, in item order (when captureHidden) */
   lastHidden: Float32Array | null = null;
+  /** the tensor-free decode path, made on the first step in eval mode (null: it does not apply, or is off) */
+  private fastPath: FastDecoder | null | undefined;
 
   constructor(
     readonly model: LanguageModel,
     readonly pool: KvPool,
+    opts: { fast?: boolean } = {},
   ) {
     if (model.config.arch !== 'decoder')
       throw new Error(`engine: ${model.config.family} is not a decoder-only model (the paged engine runs decoders)`);
+    this.fastPath = (opts.fast ?? true) ? undefined : null;
   }
 
   /** layout of the flattened batch: per token its sequence and position */
@@ -61,6 +66,11 @@ export class ModelRunner {
   run(items: readonly RunItem[]): Float32Array {
     const { layout, ids, seqLens, rows } = this.layout(items);
     const T = ids.length;
+    const fast = this.captureHidden ? null : this.fast; // the fast path hands back logits only
+    if (fast) {
+      const step = { ids, positions: layout.pos, seqLen: (t: number) => seqLens[t]!, rows };
+      return fast.forward(step, (i, q, k, v, scale) => this.attendHost(i, layout, q, k, v, scale, 0));
+    }
     const paged: PagedBatch = {
       positions: layout.pos,
       seqLens,
@@ -79,6 +89,17 @@ export class ModelRunner {
     return rows.length === 0 ? new Float32Array(0) : (out as Float32Array);
   }
 
+  /** the fast path when it applies to the model (in eval mode: dropout would need the reference path) */
+  get fast(): FastDecoder | null {
+    if (this.fastPath === null || this.model.training) return null;
+    if (this.fastPath?.stale) {
+      // weights replaced since it was made (loadStateDict): rebuild it over the new ones
+      this.fastPath.dispose();
+      this.fastPath = undefined;
+    }
+    return (this.fastPath ??= FastDecoder.create(this.model));
+  }
+
   /** the step's token ids, checked here on the host (the embedding then skips reading them back) */
   private idsTensor(ids: Int32Array) {
     return indexTensor(ids, this.model.config.vocabSize, { shape: [1, ids.length], what: 'engine: token ids' });
@@ -88,14 +109,28 @@ export class ModelRunner {
     const store = this.pool.layers[i]!;
     return {
       attend: (q, k, v, scale, softcap = 0) => {
-        writeKv(store, layout, k.data() as Float32Array, v.data() as Float32Array);
-        const nh = q.shape[1]!;
         const qd = q.data() as Float32Array;
-        // the wasm paged kernel has no soft-cap: soft-capped layers (Gemma 2) run the host kernel
-        const fast = softcap > 0 ? null : this.pool.kernel;
-        const o = fast ? fast.run(store, layout, qd, nh, scale) : pagedAttention(store, layout, qd, nh, scale, softcap); // (nh, T, dv)
-        return tensor(o, { shape: [1, nh, layout.pos.length, store.vDim] });
+        const o = this.attendHost(i, layout, qd, k.data() as Float32Array, v.data() as Float32Array, scale, softcap);
+        return tensor(o, { shape: [1, q.shape[1]!, layout.pos.length, store.vDim] });
       },
     };
+  }
+
+  /** writes layer i's new keys / values into the pool and attends: q [nh, T, dk] -> [nh, T, dv] */
+  private attendHost(
+    i: number,
+    layout: BatchLayout,
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    scale: number,
+    softcap: number,
+  ): Float32Array {
+    const store = this.pool.layers[i]!;
+    writeKv(store, layout, k, v);
+    const nh = q.length / (layout.pos.length * store.kDim);
+    // the wasm paged kernel has no soft-cap: soft-capped layers (Gemma 2) run the host kernel
+    const fast = softcap > 0 ? null : this.pool.kernel;
+    return fast ? fast.run(store, layout, q, nh, scale) : pagedAttention(store, layout, q, nh, scale, softcap);
   }
 }
