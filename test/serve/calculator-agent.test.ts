@@ -48,6 +48,13 @@ test('lineage chat --tools calculator: piped questions run model â†’ tool call â
   assert.match(replies[0]!, /^\{"name":"calculator","arguments":/);
   assert.doesNotMatch(replies[1]!, /calculator/);
   assert.ok(r.out.indexOf('[tool result]') < r.out.lastIndexOf('assistant>'), 'the answer comes after the result');
+  // the shipped model computes (88.5% of held-out questions, docs/TOOLS.md): these two it gets right
+  assert.deepEqual(
+    calls.map((c) => c.result),
+    ['19', '69104'],
+  );
+  assert.match(replies[1]!, /\b19\b/);
+  assert.match(replies[3]!, /\b69104\b/);
 });
 
 test('lineage chat --tools: an unknown tool is a clear error', async () => {
@@ -75,7 +82,8 @@ test('in-process loop: with the tool the model calls it and answers after the re
     ['user', 'assistant', 'tool', 'assistant'],
   );
   assert.equal(withTool.messages[2]!.content, withTool.calls[0]!.result);
-  assert.ok(withTool.answer.length > 0);
+  assert.equal(withTool.calls[0]!.arguments, '{"expression":"4321 - 123"}', 'the question copied into the call');
+  assert.match(withTool.answer, /\b4198\b/, 'the result stated in the answer');
   const direct = await ask([]);
   assert.equal(direct.calls.length, 0);
   assert.deepEqual(
@@ -123,7 +131,8 @@ test('examples/calculator-agent.mjs: the loop through the openai client against 
     const c = r.calls[0];
     assert.equal(c.name, 'calculator');
     assert.equal(c.result, runCalculator(c.arguments));
-    assert.equal(typeof r.answer, 'string');
+    assert.equal(c.result, '19');
+    assert.match(r.answer, /\b19\b/);
     assert.equal(log.join('\n'), `tool call: calculator(${c.arguments}) -> ${c.result}\nassistant: ${r.answer}`);
     // the server answered the first request with OpenAI's tool_calls shape and finish_reason
     assert.equal(r.messages[1].tool_calls[0].type, 'function');
