@@ -323,5 +323,5 @@ test('vectorised exp / log / tanh / erf error bounds (docs/FUSION.md)', { skip: 
   assert.ok(maxErr('log', 1e-30, 1e30, Math.log, true) < 1.5e-7, 'log relative over 60 decades');
   assert.ok(maxErr('log', 0.5, 2, Math.log, false) < 1e-7, 'log absolute near 1');
   assert.ok(maxErr('tanh', -10, 10, Math.tanh, false) < 3e-7, 'tanh absolute');
-  assert.ok(maxErr('erf', -6, 6, erfRef, false) < 3e-7, 'erf absolute');
+  assert.ok(maxErr('erf', -6, 6, erfRef, false) < 5e-7, 'erf absolute');
 });
