@@ -244,7 +244,8 @@ export function benchElementwise(
     const tmp = view(be, [path === 'kernels' && (op === 'swiglu' || op === 'bias-gelu') ? size : 1], null);
     const prog = ELEMENTWISE_PROGRAMS[op];
     const ins = prog.some((n) => n.op === 'input' && n.index === 1) ? [a, b] : [a];
-    if (path === 'fused' && !be.kernels.fused) throw new Error(`elementwise --path fused: backend ${be.variant} has no fused kernel`);
+    if (path === 'fused' && !be.kernels.fused)
+      throw new Error(`elementwise --path fused: backend ${be.variant} has no fused kernel`);
     const f = path === 'fused' ? () => be.kernels.fused!(prog, ins, out) : elementwiseKernels(be, op, a, b, tmp, out);
     const t = timeIt(f, { minSeconds: o.minSeconds });
     return {

@@ -5,9 +5,9 @@
 // the reference program), non-float32 inputs, or `setFusion(false)` run the composed ops instead.
 import type { FusedNode, FusedProgram, FusedUnaryOp } from '../backend/fused.js';
 import { FUSED_MAX_INPUTS, validateProgram } from '../backend/fused.js';
-import { broadcastShapes, fmt, numel, type Shape } from '../tensor/shape.js';
+import { broadcastShapes, contiguousStrides, fmt, numel, type Shape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { allocOut, broadcastView, contig, kernel, record, sameBackend } from './core.js';
+import { aliasView, allocOut, broadcastView, contig, kernel, record, sameBackend } from './core.js';
 import { add, mul, unary } from './elementwise.js';
 import { sumTo } from './reduce.js';
 
@@ -53,6 +53,8 @@ function runProgram(program: FusedProgram, inputs: readonly Tensor[], shape: Sha
 
 /** t itself when the kernel reads it in place, else a contiguous (and, if needed, expanded) copy */
 function readable(t: Tensor, shape: Shape): Tensor {
+  const block = repeatedBlock(t);
+  if (block) return block;
   const n = t.size;
   let k = t.ndim;
   while (k > 0 && t.shape[t.ndim - k] === 1) k--; // the shape without its leading 1s
@@ -61,6 +63,23 @@ function readable(t: Tensor, shape: Shape): Tensor {
   const out = allocOut(shape, t.dtype, t); // e.g. [B, 1, C] against [B, T, C]
   kernel(t, 'copy')(broadcastView(t, shape), out.view());
   return out;
+}
+
+/**
+ * An expanded view (stride 0 on leading axes, e.g. the ones-gradient of a sum, or a bias broadcast by
+ * expand) as an alias of the block it repeats, so the kernel reads the block instead of a full copy.
+ */
+function repeatedBlock(t: Tensor): Tensor | null {
+  let k = 0;
+  while (k < t.ndim && (t.strides[k] === 0 || t.shape[k] === 1)) k++;
+  if (k === 0) return null;
+  const tail = t.shape.slice(k);
+  let s = 1;
+  for (let d = t.ndim - 1; d >= k; d--) {
+    if (t.shape[d] !== 1 && t.strides[d] !== s) return null;
+    s *= t.shape[d]!;
+  }
+  return tail.length ? aliasView(t, tail, contiguousStrides(tail), t.offset) : aliasView(t, [1], [1], t.offset);
 }
 
 // ---- programs ------------------------------------------------------------------------------------------
