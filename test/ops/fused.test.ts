@@ -130,6 +130,25 @@ test(
           const c2 = run((a, c) => O.unary(act, O.add(xt(a), c)), [x, b], 2);
           closeLists(f2, c2, 2e-5, `bias ${act} threads=${threads}`);
         }
+        // expanded views read as their repeated block: the ones-gradient of a plain sum, an expanded bias
+        const [gg, uu, bb] = [leafN([6, 33]), leafN([6, 33]), leafN([33])];
+        const sumGrads = (f: (a: Tensor, c: Tensor) => Tensor) => {
+          for (const t of [gg, uu]) t.zeroGrad();
+          O.sum(f(gg, uu)).backward();
+          return [gg.grad!.toList() as number[], uu.grad!.toList() as number[]];
+        };
+        closeLists(
+          sumGrads((a, c) => gluActivation(a, c, 'silu')),
+          sumGrads((a, c) => O.mul(O.silu(a), c)),
+          2e-5,
+          'sum-gradient',
+        );
+        closeLists(
+          [addN(gg, O.expand(bb, [6, 33]), O.expand(O.reshape(bb, [1, 1, 33]), [2, 6, 33])).toList() as number[]],
+          [O.add(O.add(gg, bb), O.expand(O.reshape(bb, [1, 1, 33]), [2, 6, 33])).toList() as number[]],
+          1e-6,
+          'expanded inputs',
+        );
         const xs = [leafN([2, 5, 300]), leafN([2, 1, 300]), leafN([300]), leafN([1])];
         closeLists(
           run((...t) => addN(...t), xs, 3),
