@@ -1,8 +1,8 @@
 // Fused elementwise ops: the model's hot elementwise chains (SwiGLU / GeGLU, bias + activation,
 // residual sums) as one pass of the `fused` kernel (src/backend/fused.ts) forward, and their
 // backward passes as fused programs too. Each op keeps its composed form beside it (MLX style): a
-// backend without a `fused` kernel (WebAssembly: its separate unary / binary kernels are faster than
-// the reference program), non-float32 inputs, or `setFusion(false)` run the composed ops instead.
+// backend without a `fused` kernel (its separate fast unary / binary kernels would beat the reference
+// program), non-float32 inputs, or `setFusion(false)` run the composed ops instead.
 import type { FusedNode, FusedProgram, FusedUnaryOp } from '../backend/fused.js';
 import { FUSED_MAX_INPUTS, validateProgram } from '../backend/fused.js';
 import { broadcastShapes, contiguousStrides, fmt, numel, type Shape } from '../tensor/shape.js';
