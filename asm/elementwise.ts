@@ -77,7 +77,7 @@ const NEG = 0, ABS = 1, EXP = 2, SQRT = 3, RSQRT = 4, RELU = 5, SQUARE = 6, RECI
   }
 }
 
-function unaryRange(op: i32, x: usize, out: usize, i0: i32, i1: i32): void {
+export function unaryRange(op: i32, x: usize, out: usize, i0: i32, i1: i32): void {
   let i = i0;
   for (; i + 4 <= i1; i += 4) {
     const o = <usize>i << 2;
@@ -90,7 +90,7 @@ function unaryRange(op: i32, x: usize, out: usize, i0: i32, i1: i32): void {
 }
 
 /** exp with the constants loaded once (faster than the generic path) */
-function expRange(x: usize, out: usize, i0: i32, i1: i32): void {
+export function expRange(x: usize, out: usize, i0: i32, i1: i32): void {
   const lo = v128.load32_splat(EXPC);
   const hi = v128.load32_splat(EXPC, 4);
   const log2e = v128.load32_splat(EXPC, 8);
@@ -150,7 +150,7 @@ const ADD = 0, SUB = 1, MUL = 2, DIV = 3, MAX = 4, MIN = 5;
 }
 
 // modes: 0 same shape, 1 b scalar, 2 a scalar, 3 b is one row of rowLen repeated, 4 a is that row
-function binRange(op: i32, mode: i32, a: usize, b: usize, out: usize, i0: i32, i1: i32): void {
+export function binRange(op: i32, mode: i32, a: usize, b: usize, out: usize, i0: i32, i1: i32): void {
   let i = i0;
   if (mode == 0) {
     for (; i + 4 <= i1; i += 4) {

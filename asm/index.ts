@@ -4,6 +4,7 @@ export { heapBase } from './common';
 export { gemm, gemmScratchBytes, gemmSmallM, gemv } from './gemm';
 export { attention, attentionBackward, attentionScratchBytes } from './attention';
 export { unary, unaryBackward, binary } from './elementwise';
+export { fused, fusedScratchBytes } from './fused';
 export { copyStrided, reduce, gather, scatterAdd } from './layout';
 export { softmax, softmaxBackward, norm, normBackward, sumPartials, crossEntropy, crossEntropyBackward, adamw } from './rows';
 export { pagedAttention } from './paged';

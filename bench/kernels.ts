@@ -1,6 +1,7 @@
 // The Lineage side of the benchmarks: GEMM, fused attention, elementwise, on the wasm backend or
 // the native one (`backend: 'native'`).
 import type { Backend, View } from '../src/backend/backend.js';
+import type { FusedProgram } from '../src/backend/fused.js';
 import { createWasmBackend, type WasmBackendOptions } from '../src/backend/wasm/backend.js';
 import { fillRandom, timeIt, type Timing } from './harness.js';
 
@@ -38,9 +39,18 @@ export interface AttentionResult {
   /** what a composed implementation materialises for the scores: BH*T^2*4 bytes */
   scoresBytes: number;
 }
+/** single ops, and the chains the fused kernel exists for: silu(a) * b, gelu(x + bias[ROW]) */
+export const ELEMENTWISE_OPS = ['add', 'exp', 'gelu', 'swiglu', 'bias-gelu'] as const;
+export type ElementwiseOp = (typeof ELEMENTWISE_OPS)[number];
+/** 'kernels': one unary / binary kernel per op (a chain writes and re-reads a temporary); 'fused': one program */
+export type ElementwisePath = 'kernels' | 'fused';
+/** the bias row of bias-gelu (an FFN width), as in bench/torch_ref.py */
+export const BIAS_ROW = 4096;
+
 export interface ElementwiseResult {
   bench: 'elementwise';
-  op: 'add' | 'exp';
+  op: ElementwiseOp;
+  path: ElementwisePath;
   size: number;
   threads: number;
   variant: string;
@@ -184,21 +194,68 @@ export function benchAttention(
   });
 }
 
-export function benchElementwise(op: 'add' | 'exp', size: number, o: BenchOpts): Promise<ElementwiseResult> {
+/** bytes of each op's inputs + output per element (a chain's temporaries not counted: the work, not the traffic) */
+const ELEMENTWISE_BYTES: { [O in ElementwiseOp]: number } = { add: 12, exp: 8, gelu: 8, swiglu: 12, 'bias-gelu': 8 };
+
+const input = (index: number) => ({ op: 'input' as const, index });
+/** each op as one fused program over (a, b) */
+const ELEMENTWISE_PROGRAMS: { [O in ElementwiseOp]: FusedProgram } = {
+  add: [input(0), input(1), { op: 'add', a: 0, b: 1 }],
+  exp: [input(0), { op: 'exp', a: 0 }],
+  gelu: [input(0), { op: 'gelu', a: 0 }],
+  swiglu: [input(0), input(1), { op: 'silu', a: 0 }, { op: 'mul', a: 2, b: 1 }],
+  'bias-gelu': [input(0), input(1), { op: 'add', a: 0, b: 1 }, { op: 'gelu', a: 2 }],
+};
+
+/** each op as separate backend kernels; tmp holds a chain's intermediate */
+function elementwiseKernels(be: Backend, op: ElementwiseOp, a: View, b: View, tmp: View, out: View): () => void {
+  const k = be.kernels;
+  const rows = a.shape[0]! / BIAS_ROW;
+  const row: View = { buf: b.buf, shape: [rows, BIAS_ROW], strides: [0, 1], offset: 0 };
+  const as2 = (v: View): View => ({ ...v, shape: [rows, BIAS_ROW], strides: [BIAS_ROW, 1] });
+  const table: { [O in ElementwiseOp]: () => void } = {
+    add: () => k.binary!('add', a, b, out),
+    exp: () => k.unary!('exp', a, out),
+    gelu: () => k.unary!('gelu', a, out),
+    swiglu: () => {
+      k.unary!('silu', a, tmp);
+      k.binary!('mul', tmp, b, out);
+    },
+    'bias-gelu': () => {
+      k.binary!('add', as2(a), row, as2(tmp));
+      k.unary!('gelu', tmp, out);
+    },
+  };
+  return table[op];
+}
+
+export function benchElementwise(
+  op: ElementwiseOp,
+  size: number,
+  o: BenchOpts,
+  path: ElementwisePath = 'kernels',
+): Promise<ElementwiseResult> {
+  if (op === 'bias-gelu' && size % BIAS_ROW !== 0)
+    throw new Error(`elementwise bias-gelu: --size ${size} must be a multiple of the bias row ${BIAS_ROW}`);
   return withBackend(o, (be) => {
     const a = view(be, [size], 1);
-    const b = view(be, [size], 2);
+    const b = op === 'bias-gelu' ? view(be, [BIAS_ROW], 2) : view(be, [size], 2);
     const out = view(be, [size], null);
-    const f = op === 'add' ? () => be.kernels.binary!('add', a, b, out) : () => be.kernels.unary!('exp', a, out);
+    const tmp = view(be, [path === 'kernels' && (op === 'swiglu' || op === 'bias-gelu') ? size : 1], null);
+    const prog = ELEMENTWISE_PROGRAMS[op];
+    const ins = prog.some((n) => n.op === 'input' && n.index === 1) ? [a, b] : [a];
+    if (path === 'fused' && !be.kernels.fused)
+      throw new Error(`elementwise --path fused: backend ${be.variant} has no fused kernel`);
+    const f = path === 'fused' ? () => be.kernels.fused!(prog, ins, out) : elementwiseKernels(be, op, a, b, tmp, out);
     const t = timeIt(f, { minSeconds: o.minSeconds });
-    const bytes = (op === 'add' ? 3 : 2) * 4 * size;
     return {
       bench: 'elementwise',
       op,
+      path,
       size,
       threads: be.threads,
       variant: be.variant,
-      gbps: +(bytes / t.seconds / 1e9).toFixed(2),
+      gbps: +((ELEMENTWISE_BYTES[op] * size) / t.seconds / 1e9).toFixed(2),
       medianMs: ms(t),
       reps: t.reps,
       cpuMs: +(t.cpuSeconds * 1000).toFixed(3),

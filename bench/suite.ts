@@ -8,6 +8,8 @@ import {
   benchElementwise,
   benchGemm,
   type AttentionResult,
+  type ElementwiseOp,
+  type ElementwisePath,
   type ElementwiseResult,
   type GemmResult,
 } from './kernels.js';
@@ -17,7 +19,7 @@ type Result = GemmResult | AttentionResult | ElementwiseResult;
 export type Case =
   | { bench: 'gemm'; m: number; n: number; k: number; threads: number }
   | { bench: 'attention'; batchHeads: number; seq: number; headDim: number; causal: boolean; threads: number }
-  | { bench: 'elementwise'; op: 'add' | 'exp'; size: number; threads: number };
+  | { bench: 'elementwise'; op: ElementwiseOp; path: ElementwisePath; size: number; threads: number };
 
 export interface SuiteOptions {
   threads: number[];
@@ -38,7 +40,11 @@ export function suiteCases(o: SuiteOptions): { main: Case[]; sweep: Case[] } {
     main.push({ bench: 'gemm', m: 512, n: 768, k: 3072, threads: t });
     for (const causal of [false, true])
       main.push({ bench: 'attention', batchHeads: 12, seq: 512, headDim: 64, causal, threads: t });
-    for (const op of ['add', 'exp'] as const) main.push({ bench: 'elementwise', op, size: 16 << 20, threads: t });
+    for (const op of ['add', 'exp', 'gelu'] as const)
+      main.push({ bench: 'elementwise', op, path: 'kernels', size: 16 << 20, threads: t });
+    // chains: Lineage's fused kernel against PyTorch's eager ops
+    for (const op of ['swiglu', 'bias-gelu'] as const)
+      main.push({ bench: 'elementwise', op, path: 'fused', size: 16 << 20, threads: t });
   }
   const tmax = Math.max(...o.threads);
   const sweep: Case[] = o.sweep.map((seq) => ({
@@ -56,13 +62,13 @@ async function runCase(c: Case, minSeconds?: number, backend?: 'native' | 'wasm'
   const o = { threads: c.threads, minSeconds, backend };
   if (c.bench === 'gemm') return benchGemm(c.m, c.n, c.k, o);
   if (c.bench === 'attention') return benchAttention(c.batchHeads, c.seq, c.headDim, c.causal, o);
-  return benchElementwise(c.op, c.size, o);
+  return benchElementwise(c.op, c.size, o, c.path);
 }
 
 function label(c: Case): string {
   if (c.bench === 'gemm') return `gemm ${c.m}x${c.n}x${c.k}`;
   if (c.bench === 'attention') return `attention ${c.batchHeads}x${c.seq}x${c.headDim}${c.causal ? ' causal' : ''}`;
-  return `${c.op} ${c.size / (1 << 20)}M f32`;
+  return `${c.op}${c.path === 'fused' ? ' (fused)' : ''} ${c.size / (1 << 20)}M f32`;
 }
 
 function metric(r: { gflops?: number; gbps?: number }): string {

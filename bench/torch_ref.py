@@ -6,13 +6,16 @@ Reads a JSON list of cases on stdin, prints one JSON list of results on stdout.
       composed attention: matmul, softmax, matmul (what a framework without a fused kernel runs)
                                                               -> gflops (4*BH*T^2*D / median seconds)
       with "backward": true, forward + autograd backward      -> gflops (12*BH*T^2*D / median seconds)
-  {"bench": "elementwise", "op": "add"|"exp", "size", "threads"} -> gbps (bytes read+written / s)
+  {"bench": "elementwise", "op": "add"|"exp"|"gelu"|"swiglu"|"bias-gelu", "size", "threads"}
+      -> gbps (bytes of the chain's inputs + output / s; swiglu = silu(a) * b, bias-gelu = gelu(x + bias[ROW]))
 """
 import json
 import sys
 import time
 
 import torch
+
+ROW = 4096  # bias-gelu: the bias row (an FFN width; divides the 16M-float size)
 
 
 def timeit(fn, warmup=2, reps=5, min_seconds=0.3, max_reps=50):
@@ -107,12 +110,23 @@ def run(case):
         a = torch.rand(n, generator=g) - 0.5
         bb = torch.rand(n, generator=g) - 0.5
         out = torch.empty(n)
-        if case["op"] == "add":
-            sec, reps, cpu = timeit(lambda: torch.add(a, bb, out=out))
-            nbytes = 12 * n
-        else:
-            sec, reps, cpu = timeit(lambda: torch.exp(a, out=out))
-            nbytes = 8 * n
+        tmp = torch.empty(n)
+        bias = torch.rand(ROW if n % ROW == 0 else 1, generator=g) - 0.5
+        x2 = a.view(-1, bias.numel())
+        op = case["op"]
+        # eager PyTorch: one kernel per op, into preallocated outputs (no allocation timed)
+        fns = {
+            "add": (lambda: torch.add(a, bb, out=out), 12),
+            "exp": (lambda: torch.exp(a, out=out), 8),
+            "gelu": (lambda: torch._C._nn.gelu(a, out=out), 8),
+            "swiglu": (lambda: torch.mul(torch._C._nn.silu(a, out=tmp), bb, out=out), 12),
+            "bias-gelu": (lambda: torch._C._nn.gelu(torch.add(x2, bias, out=tmp.view_as(x2)), out=out.view_as(x2)), 8),
+        }
+        if op not in fns:
+            raise ValueError("unknown elementwise op " + str(op))
+        fn, per = fns[op]
+        sec, reps, cpu = timeit(fn)
+        nbytes = per * n
         return {**case, "gbps": nbytes / sec / 1e9, "medianMs": sec * 1e3, "reps": reps, "cpuMs": cpu * 1e3}
     raise ValueError("unknown bench " + str(b))
 

@@ -472,6 +472,41 @@ Napi::Value CopyStrided(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+/**
+ * fused(code Int32Array [op, a, b per node], consts Float32Array, inputs Float64Array (addresses),
+ * lens Float64Array (elements of each input), out, n, nth): the program is checked again here (the TS
+ * side validates it first) so a bad one throws instead of reading out of bounds.
+ */
+Napi::Value Fused(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Int32Array code = info[0].As<Napi::Int32Array>();
+  Napi::Float32Array consts = info[1].As<Napi::Float32Array>();
+  Napi::Float64Array ins = info[2].As<Napi::Float64Array>(), lens = info[3].As<Napi::Float64Array>();
+  FusedArgs a{};
+  a.nodes = static_cast<int>(code.ElementLength() / 3);
+  int nin = static_cast<int>(ins.ElementLength());
+  a.n = I(info, 5);
+  if (a.nodes < 1 || a.nodes > FUSED_MAX_NODES || nin > FUSED_MAX_INPUTS || lens.ElementLength() != ins.ElementLength())
+    throw Napi::RangeError::New(env, "native.fused: bad program size");
+  for (int i = 0; i < nin; i++) {
+    a.in[i] = reinterpret_cast<const float*>(static_cast<uintptr_t>(ins[i]));
+    a.inLen[i] = static_cast<int64_t>(lens[i]);
+    if (a.inLen[i] < 1 || a.n % a.inLen[i] != 0) throw Napi::RangeError::New(env, "native.fused: bad input length");
+  }
+  for (int k = 0; k < a.nodes; k++) {
+    int32_t op = code[3 * k], x = code[3 * k + 1], y = code[3 * k + 2];
+    bool ok = op == 0 ? x >= 0 && x < nin
+              : op == 1 ? x >= 0 && static_cast<size_t>(x) < consts.ElementLength()
+              : op <= 21 && x >= 0 && x < k && (op < 17 /* F_ADD: binary from here to F_MAX = 21 */ || (y >= 0 && y < k));
+    if (!ok) throw Napi::RangeError::New(env, "native.fused: bad node " + std::to_string(k));
+  }
+  a.code = code.Data();
+  a.consts = consts.Data();
+  a.out = P(info, 4);
+  K->fused(a, static_cast<int>(I(info, 6)));
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   const char* forced = std::getenv("LINEAGE_NATIVE_TARGET");
   K = pick(forced ? forced : "");
@@ -505,6 +540,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("quantMatmul", QuantMatmul);
   fn("convert", Convert);
   fn("copyStrided", CopyStrided);
+  fn("fused", Fused);
   return exports;
 }
 

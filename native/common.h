@@ -51,6 +51,19 @@ struct PagedArgs {
   int kvType = 0;  // K and V pools: 0 float32, 1 float16, 2 bfloat16
 };
 
+/** fused elementwise chain (native/fused.inc): code holds [op, a, b] per node, validated by the addon */
+constexpr int FUSED_MAX_NODES = 32;
+constexpr int FUSED_MAX_INPUTS = 8;
+struct FusedArgs {
+  int nodes;
+  const int32_t* code;
+  const float* consts;
+  const float* in[FUSED_MAX_INPUTS];
+  int64_t inLen[FUSED_MAX_INPUTS];  // n (elementwise), 1 (scalar) or R dividing n (trailing block repeated)
+  float* out;
+  int64_t n;
+};
+
 struct Kernels {
   const char* name;
   void (*gemm)(const float* A, const float* B, float* C, int64_t batch, int64_t M, int64_t N, int64_t K, bool transA,
@@ -82,6 +95,7 @@ struct Kernels {
   void (*quantMatmul)(int bits, const float* x, const uint8_t* w, float* out, int64_t M, int64_t N, int64_t K, int nth);
   /** the same with AVX-512 VNNI (null where the target has no VNNI build; the addon checks cpuid) */
   void (*quantMatmulVnni)(int bits, const float* x, const uint8_t* w, float* out, int64_t M, int64_t N, int64_t K, int nth);
+  void (*fused)(const FusedArgs& a, int nth);
 };
 
 const Kernels* kernelsPortable();

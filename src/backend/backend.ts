@@ -16,6 +16,8 @@
 // Notation used in kernel comments: B batch, H query heads, Hkv key/value heads, Tq/Tk query and
 // key lengths, Dk/Dv head dims, R rows, N row length, V vocabulary.
 
+import type { FusedProgram } from './fused.js';
+
 export type DType = 'float32' | 'float16' | 'bfloat16' | 'int32' | 'bool';
 
 /** Typed array used to hold each dtype. float16/bfloat16 are stored as raw 16-bit patterns. */
@@ -337,6 +339,11 @@ export interface KernelTable {
   ): void;
   /** in-place AdamW on float32 param/m/v with float32 grad */
   adamw(param: View, grad: View, m: View, v: View, p: AdamWParams): void;
+  /**
+   * fused elementwise chain (src/backend/fused.ts): out = program(inputs) in one pass; inputs float32
+   * contiguous, each of out's numel, 1 element (scalar) or a trailing block repeated; out float32
+   */
+  fused(program: FusedProgram, inputs: readonly View[], out: View): void;
 }
 
 export type KernelName = keyof KernelTable;

@@ -1,7 +1,7 @@
 // `lineage bench ...`: argument parsing only; the benchmarks live in bench/ (compiled to dist/bench).
 //   lineage [--backend native|wasm] bench gemm --m M --n N --k K [--threads T] [--no-torch] [--json]
 //   lineage bench attention --batch-heads BH --seq T --head-dim D [--causal] [--backward] [--threads T] [--json]
-//   lineage bench elementwise --op add|exp [--size N] [--threads T] [--json]
+//   lineage bench elementwise --op add|exp|gelu|swiglu|bias-gelu [--path kernels|fused] [--size N] [--threads T] [--json]
 //   lineage bench decode [--model DIR] --concurrency N --prompt-tokens P --max-tokens T [--draft-model DIR] [--threads T] [--json]
 //   lineage bench serve [--model DIR | --url URL] [--concurrency 64] [--duration 60] [--max-tokens 64] [--threads T] [--json]
 //   lineage bench llamacpp [--hidden 512 --layers 8 --heads 8 --kv-heads 4 --ffn 1408] [--threads 1,2] [--backends native,wasm] [--json]
@@ -10,7 +10,15 @@
 // line names the backend that ran. Single benchmarks also run PyTorch on the same case in the same
 // run (interleaved, best of 2 round medians each) and print the ratio, unless --no-torch.
 import os from 'node:os';
-import { benchAttention, benchElementwise, benchGemm, type BenchOpts } from '../../bench/kernels.js';
+import {
+  ELEMENTWISE_OPS,
+  benchAttention,
+  benchElementwise,
+  benchGemm,
+  type BenchOpts,
+  type ElementwiseOp,
+  type ElementwisePath,
+} from '../../bench/kernels.js';
 import { runSuite } from '../../bench/suite.js';
 import { TorchServer, torchAvailable } from '../../bench/torch-node.js';
 import { requested } from './backend-node.js';
@@ -19,7 +27,9 @@ import { parseFlags, parseNumber } from './flags.js';
 const USAGE = `usage (global: lineage --backend native|wasm bench ...; default native when built, else wasm):
   lineage bench gemm --m M --n N --k K [--threads T] [--variant auto|relaxed|simd] [--json]
   lineage bench attention --batch-heads BH --seq T --head-dim D [--causal] [--backward] [--threads T] [--json]
-  lineage bench elementwise --op add|exp [--size N] [--threads T] [--json]
+  lineage bench elementwise --op add|exp|gelu|swiglu|bias-gelu [--path kernels|fused] [--size N] [--threads T] [--json]
+    (swiglu = silu(a) * b, bias-gelu = gelu(x + bias[4096]); chains default to --path fused, one kernel, and
+    also print the unfused kernels' figure)
   lineage bench decode [--model DIR] --concurrency N --prompt-tokens P --max-tokens T [--draft-model DIR | --speculative mtp] [--speculative-tokens K] [--kv-dtype float32|float16|bfloat16|int8] [--single-requests K] [--prompts text|random] [--threads T] [--json]
   lineage bench serve [--model DIR | --url URL] [--concurrency 64] [--duration 60] [--max-tokens 64] [--threads T] [--json]
   lineage bench llamacpp [--hidden 512 --layers 8 --heads 8 --kv-heads 4 --ffn 1408 --vocab 512] [--max-tokens 128] [--prompt-tokens 16] [--rounds 3] [--threads 1,2] [--backends native,wasm] [--json]
@@ -39,6 +49,7 @@ const VALUED = [
   'seq',
   'head-dim',
   'op',
+  'path',
   'size',
   'sweep',
   'rounds',
@@ -53,6 +64,7 @@ const VALUED = [
   'prompt-tokens',
   'max-tokens',
   'single-requests',
+  'prompts',
   'url',
   'duration',
   'prompt',
@@ -145,20 +157,32 @@ export async function benchCommand(argv: string[]): Promise<void> {
         return report(json, r, t, line, r.gflops, 'GFLOP/s');
       }
       case 'elementwise': {
-        const op = flags.get('op') ?? 'add';
-        if (op !== 'add' && op !== 'exp') throw new Error(`elementwise: --op must be add or exp (got '${op}')`);
+        const op = (flags.get('op') ?? 'add') as ElementwiseOp;
+        if (!ELEMENTWISE_OPS.includes(op))
+          throw new Error(`elementwise: --op must be one of ${ELEMENTWISE_OPS.join(', ')} (got '${op}')`);
+        const chain = op === 'swiglu' || op === 'bias-gelu';
+        const path = (flags.get('path') ?? (chain ? 'fused' : 'kernels')) as ElementwisePath;
+        if (path !== 'fused' && path !== 'kernels')
+          throw new Error(`elementwise: --path must be fused or kernels (got '${path}')`);
         const size = int(flags, 'size', 16 << 20);
         const c = { bench: 'elementwise', op, size, threads };
         const { r, t } = await interleave(
-          () => benchElementwise(op, size, o),
+          () => benchElementwise(op, size, o, path),
           (x) => x.gbps,
           torch,
           c,
           'gbps',
         );
         const line =
-          `${r.op} ${r.size} floats threads=${r.threads} backend=${backendName(r.variant)}: ${r.gbps.toFixed(1)} GB/s, ` +
+          `${r.op} (${r.path}) ${r.size} floats threads=${r.threads} backend=${backendName(r.variant)}: ${r.gbps.toFixed(1)} GB/s, ` +
           `${r.medianMs.toFixed(2)} ms median of ${r.reps}`;
+        if (chain && path === 'fused' && !json) {
+          // the same chain as separate kernels, in the same run: what fusing saves
+          const k = await benchElementwise(op, size, o, 'kernels');
+          console.log(
+            `${op} (kernels, unfused) ${size} floats threads=${k.threads}: ${k.gbps.toFixed(1)} GB/s, ${k.medianMs.toFixed(2)} ms; fused / unfused ${(r.gbps / k.gbps).toFixed(2)}x`,
+          );
+        }
         return report(json, r, t, line, r.gbps, 'GB/s');
       }
       default:

@@ -4,7 +4,7 @@
 // Child names come from the family (GPT `ln_1`/`attn`/`ln_2`/`mlp`; Llama `input_layernorm`/`self_attn`/
 // `post_attention_layernorm`/`mlp`; Mixtral `block_sparse_moe`).
 import type { Tensor } from '../tensor/tensor.js';
-import { add, dropout, mul } from '../ops/index.js';
+import { add, addN, dropout, mul } from '../ops/index.js';
 import type { ResidualKind } from './config.js';
 import { Module } from './module.js';
 import type { Norm } from './norm.js';
@@ -97,7 +97,7 @@ export class TransformerLayer extends Module {
       case 'parallel': {
         const a = this.drop(this.attn.forward(this.norm1.forward(x), ctx));
         const f = this.runFfn(this.norm2.forward(x));
-        return { x: add(add(x, a), this.drop(f.y)), routerLogits: f.routerLogits };
+        return { x: addN(x, a, this.drop(f.y)), routerLogits: f.routerLogits }; // one fused pass
       }
       default:
         return this.residual satisfies never;

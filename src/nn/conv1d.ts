@@ -20,6 +20,10 @@ export class Conv1D extends Module {
   forward(x: Tensor): Tensor {
     return linear(x, transpose(this.p('weight')), this.pOpt('bias'));
   }
+  /** the projection without its bias, and the bias (null if none), like Linear.unbiased */
+  unbiased(x: Tensor): [Tensor, Tensor | null] {
+    return [linear(x, transpose(this.p('weight')), null), this.pOpt('bias')];
+  }
 }
 
 /** Anything mapping [..., in] -> [..., out] (Linear or Conv1D). */

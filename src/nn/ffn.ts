@@ -3,7 +3,7 @@
 // w1/w3/w2, GPT c_fc/c_proj (Conv1D, weights [in, out]).
 import type { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../tensor/random.js';
-import { dropout, mul, split } from '../ops/index.js';
+import { biasActivation, dropout, gluActivation, mul, split } from '../ops/index.js';
 import type { Activation } from './config.js';
 import { Linear } from './layers.js';
 import { Module } from './module.js';
@@ -46,8 +46,16 @@ export class Mlp extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const h = dropout(activate(this.up.forward(x), this.act), this.opts.actDropout ?? 0, this.training);
+    const h = dropout(this.upActivated(x), this.opts.actDropout ?? 0, this.training);
     return this.down.forward(h);
+  }
+
+  /** act(up(x)); the up bias and the activation in one fused pass when up exposes its bias (Linear, Conv1D) */
+  private upActivated(x: Tensor): Tensor {
+    const up = this.up as Projection & Partial<Unbiased>;
+    if (this.act === 'relu' || !up.unbiased) return activate(this.up.forward(x), this.act);
+    const [h, bias] = up.unbiased(x); // (B, T, F) before the bias
+    return biasActivation(h, bias, this.act);
   }
 }
 
@@ -94,9 +102,14 @@ export class Glu extends Module {
 
   forward(x: Tensor): Tensor {
     const [g, u] = this.gateAndUp(x);
-    const h = mul(activate(g, this.act), u);
+    const h = this.act === 'relu' ? mul(activate(g, this.act), u) : gluActivation(g, u, this.act); // one fused pass
     return this.down.forward(dropout(h, this.opts.actDropout ?? 0, this.training));
   }
+}
+
+/** a projection that can hand out its bias separately (Linear, Conv1D; not a LoRA wrapper) */
+interface Unbiased {
+  unbiased(x: Tensor): [Tensor, Tensor | null];
 }
 
 /** A dense FFN of either kind. */

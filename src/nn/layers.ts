@@ -27,6 +27,10 @@ export class Linear extends Module {
   forward(x: Tensor): Tensor {
     return linear(x, this.p('weight'), this.pOpt('bias'));
   }
+  /** x Wᵀ without the bias, and the bias (null if none): lets a caller fuse the bias into what follows */
+  unbiased(x: Tensor): [Tensor, Tensor | null] {
+    return [linear(x, this.p('weight'), null), this.pOpt('bias')];
+  }
   /** the current [out, in] weight (read at call time, like every parameter) */
   get weight(): Tensor {
     return this.p('weight');

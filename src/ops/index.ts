@@ -10,3 +10,4 @@ import './methods.js'; // installs the Tensor methods (x.add(y), ...)
 export { alloc, kernel, record } from './core.js';
 export type { TensorLike } from './core.js';
 export * from './quant.js';
+export * from './fused.js';

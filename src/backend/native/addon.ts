@@ -148,4 +148,14 @@ export interface NativeAddon {
     dstStrides: readonly number[],
     nth: number,
   ): void;
+  /** fused elementwise chain (src/backend/native/fused.ts encodes the program); absent in older builds */
+  fused?(
+    code: Int32Array,
+    consts: Float32Array,
+    inputs: Float64Array,
+    lens: Float64Array,
+    out: number,
+    n: number,
+    nth: number,
+  ): void;
 }

@@ -25,6 +25,8 @@ import type {
 } from '../backend.js';
 import { bytesPerElement } from '../backend.js';
 import type { NativeAddon, NativeInfo } from './addon.js';
+import type { FusedProgram } from '../fused.js';
+import { encodeProgram, nativeFusedLens } from './fused.js';
 
 export interface NativeBackendOptions {
   /** threads including the caller (default: the addon pool's current size) */
@@ -386,6 +388,7 @@ export class NativeBackend implements Backend {
       },
       pagedAttention: (q, k, v, tables, seq, pos, out, p) => this.pagedAttention(q, k, v, tables, seq, pos, out, p),
       quantMatmul: (x, w, out, p) => this.quantMatmul(x, w, out, p),
+      fused: (program, inputs, out) => this.fused(program, inputs, out),
       crossEntropy: (logits, targets, loss, lse, p) => {
         if (!f32(logits, loss, lse) || targets.buf.dtype !== 'int32')
           return false;
@@ -603,6 +606,18 @@ export class NativeBackend implements Backend {
   }
 
   /** weight-only quantized x @ dequant(W)^T (native/quant.inc): integer block dots for few rows, dequantized panels else */
+  /** fused elementwise chain; declines what the reference must reject (non-contiguous, other dtypes) */
+  private fused(program: FusedProgram, inputs: readonly View[], out: View): void | false {
+    const lens = this.addon.fused ? nativeFusedLens(inputs, out) : null;
+    if (!lens) return false;
+    const { code, consts } = encodeProgram(program, inputs.length);
+    const n = numel(out.shape);
+    if (n === 0) return;
+    const k = 'fused';
+    const addrs = Float64Array.from(inputs, (v, i) => this.addr(v, k, lens[i]!));
+    this.addon.fused!(code, consts, addrs, Float64Array.from(lens), this.addr(out, k, n), n, this.nth(n, PAR_ELEMS));
+  }
+
   private quantMatmul(x: View, w: View, out: View, p: QuantMatmulParams): void | false {
     const { M, N, K, bits } = p;
     if (K % 32 !== 0 || (bits !== 8 && bits !== 4)) return false;

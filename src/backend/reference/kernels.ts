@@ -19,6 +19,7 @@ import { encodeAs, f16ToF32, readAs } from '../dtype.js';
 import { erf } from './math.js';
 import { quantMatmul } from './quant.js';
 import { pagedAttention } from './paged.js';
+import { makeFusedKernel } from './fused.js';
 
 function arr(v: View): AnyArray {
   const a = v.buf.backend.view(v.buf);
@@ -987,4 +988,5 @@ export const referenceKernels: KernelTable = {
   scanBackward,
   adamw,
   quantMatmul,
+  fused: makeFusedKernel(UNARY_FNS, BINARY_FNS),
 };

@@ -3,6 +3,8 @@
 // paths. Other dtypes (declared by `supports`) and layouts a kernel declines (it returns false:
 // non-contiguous views, unusual broadcasts) run the reference kernels through view(), which reads
 // this memory directly; the op layer does that (src/backend/dispatch.ts), not this file.
+import type { FusedProgram } from '../fused.js';
+import { encodeWasmProgram, wasmFusedLens } from './fused.js';
 import { isContiguous, isRowBroadcast, isScalarBroadcast, numel } from '../views.js';
 import type {
   AdamWParams,
@@ -82,6 +84,7 @@ const FNS = [
   'scatterAdd',
   'qgemv',
   'qgemm',
+  'fused',
 ] as const;
 type Fn = (typeof FNS)[number];
 
@@ -148,6 +151,7 @@ const WASM_DTYPES: { [K in KernelName]?: (d: readonly DType[]) => boolean } = {
   gather: (d) => d[1] === 'int32' && sameWord([d[0]!, d[2]!]),
   scatterAdd: f32Index(1),
   adamw: allF32,
+  fused: allF32,
   quantMatmul: f32Index(1),
 };
 
@@ -170,6 +174,7 @@ interface Exports {
   gemmScratchBytes(): number;
   qgemmScratchBytes(): number;
   attentionScratchBytes(Tk: number, Dk: number, Dv: number, bwd: number): number;
+  fusedScratchBytes(nodes: number): number;
   sumPartials(partials: number, nth: number, stride: number, n: number, dst: number): void;
 }
 
@@ -381,6 +386,7 @@ class WasmBackendImpl implements WasmBackend {
     return {
       matmul: (a, b, out, p) => this.matmul(a, b, out, p),
       quantMatmul: (x, w, out, p) => this.quantMatmul(x, w, out, p),
+      fused: (program, inputs, out) => this.fused(program, inputs, out),
       unary: (op, x, out) => {
         const code = UNARY_CODES[op];
         if (code === undefined || !isContiguous(x)) return false;
@@ -593,6 +599,44 @@ class WasmBackendImpl implements WasmBackend {
       );
     } finally {
       this.alloc.release(meta, 'copy shape');
+    }
+  }
+
+  /** fused elementwise chain (asm/fused.ts); the program and input table are copied into wasm memory */
+  private fused(program: FusedProgram, inputs: readonly View[], out: View): void | false {
+    const lens = wasmFusedLens(inputs, out);
+    if (!lens) return false;
+    const { code, consts } = encodeWasmProgram(program, inputs.length);
+    const n = numel(out.shape);
+    if (n === 0) return;
+    const k = 'fused';
+    const addrs = inputs.map((v) => this.addr(v, k));
+    const words = code.length + consts.length + 2 * inputs.length;
+    const meta = this.alloc.alloc(4 * words, false, 'fused program');
+    try {
+      const i32 = new Int32Array(this.memory.buffer, meta, words);
+      i32.set(code);
+      new Float32Array(this.memory.buffer, meta + 4 * code.length, consts.length).set(consts);
+      const insAt = code.length + consts.length;
+      i32.set(addrs, insAt);
+      i32.set(lens, insAt + inputs.length);
+      this.run(
+        'fused',
+        this.nth(n, PAR_ELEMS),
+        [
+          program.length,
+          meta,
+          meta + 4 * code.length,
+          meta + 4 * insAt,
+          meta + 4 * (insAt + inputs.length),
+          this.addr(out, k),
+          n,
+        ],
+        this.ex.fusedScratchBytes(program.length),
+        () => `${program.length} nodes, ${inputs.length} inputs, out ${shapeStr(out)}`,
+      );
+    } finally {
+      this.alloc.release(meta, 'fused program');
     }
   }
 
