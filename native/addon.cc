@@ -4,10 +4,14 @@
 #include <napi.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "common.h"
 
@@ -86,7 +90,63 @@ inline T* P(const Napi::CallbackInfo& info, size_t i) {
 // ---- memory ----------------------------------------------------------------------------------------
 constexpr size_t MMAP_MIN = size_t(1) << 20;
 
-/** alloc(bytes, zero) -> address: 64-byte aligned; large blocks straight from mmap (zeroed pages, returned on free) */
+// Large blocks come from mmap. Freed ones are kept for reuse, by size class, instead of going back to the OS
+// at once: a training step frees and allocates the same activation sizes every step, and fresh mmap pages
+// fault on first touch. Measured (perf stat, 200 steps of shakespeare-char-cpu, 1 thread): 3.07 million page
+// faults without this cache, against PyTorch's 60 thousand for the same run. The cache is bounded
+// (LINEAGE_NATIVE_CACHE_MB, default 512): past the bound a freed block is unmapped as before. Alloc and free
+// may come from several JS threads (engine workers load the addon too), hence the lock.
+std::mutex block_cache_mu;
+std::unordered_map<size_t, std::vector<void*>> block_cache;  // class bytes -> free blocks
+size_t block_cache_bytes = 0;
+
+size_t blockCacheLimit() {
+  static const size_t limit = [] {
+    const char* e = std::getenv("LINEAGE_NATIVE_CACHE_MB");
+    long mb = e ? std::strtol(e, nullptr, 10) : 512;
+    return static_cast<size_t>(mb < 0 ? 0 : mb) << 20;
+  }();
+  return limit;
+}
+
+/** the mapped size for a request: 8 classes per power of two (at most 12.5% over), whole pages */
+size_t sizeClass(size_t bytes) {
+  size_t top = size_t(1) << (63 - __builtin_clzll(bytes));
+  size_t step = std::max<size_t>(4096, top / 8);
+  return (bytes + step - 1) / step * step;
+}
+
+void* mapBlock(size_t bytes, bool zero) {
+  size_t cls = sizeClass(bytes);
+  {
+    std::lock_guard<std::mutex> g(block_cache_mu);
+    auto it = block_cache.find(cls);
+    if (it != block_cache.end() && !it->second.empty()) {
+      void* p = it->second.back();
+      it->second.pop_back();
+      block_cache_bytes -= cls;
+      if (zero) std::memset(p, 0, bytes);
+      return p;
+    }
+  }
+  void* p = mmap(nullptr, cls, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;  // fresh pages are zero
+}
+
+void unmapBlock(void* p, size_t bytes) {
+  size_t cls = sizeClass(bytes);
+  {
+    std::lock_guard<std::mutex> g(block_cache_mu);
+    if (block_cache_bytes + cls <= blockCacheLimit()) {
+      block_cache[cls].push_back(p);
+      block_cache_bytes += cls;
+      return;
+    }
+  }
+  munmap(p, cls);
+}
+
+/** alloc(bytes, zero) -> address: 64-byte aligned; large blocks from mmap (through the reuse cache above) */
 Napi::Value Alloc(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   double req = D(info, 0);
@@ -98,14 +158,30 @@ Napi::Value Alloc(const Napi::CallbackInfo& info) {
   if (bytes == 0) bytes = 64;
   void* p;
   if (bytes >= MMAP_MIN) {
-    p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED) p = nullptr;
+    p = mapBlock(bytes, zero);
   } else {
     p = std::aligned_alloc(64, bytes);
     if (p && zero) std::memset(p, 0, bytes);
   }
   if (!p) throw Napi::Error::New(env, "native.alloc: out of memory allocating " + std::to_string(bytes) + " bytes");
   return Napi::Number::New(env, static_cast<double>(reinterpret_cast<uintptr_t>(p)));
+}
+
+/** trimCache() -> bytes released: unmaps every cached block (memory back to the OS) */
+Napi::Value TrimCache(const Napi::CallbackInfo& info) {
+  std::lock_guard<std::mutex> g(block_cache_mu);
+  size_t released = block_cache_bytes;
+  for (auto& [cls, blocks] : block_cache)
+    for (void* p : blocks) munmap(p, cls);
+  block_cache.clear();
+  block_cache_bytes = 0;
+  return Napi::Number::New(info.Env(), static_cast<double>(released));
+}
+
+/** cachedBytes() -> bytes held by the reuse cache */
+Napi::Value CachedBytes(const Napi::CallbackInfo& info) {
+  std::lock_guard<std::mutex> g(block_cache_mu);
+  return Napi::Number::New(info.Env(), static_cast<double>(block_cache_bytes));
 }
 
 /**
@@ -134,7 +210,7 @@ Napi::Value Free(const Napi::CallbackInfo& info) {
   }
   size_t bytes = (req + 63) / 64 * 64;
   if (bytes == 0) bytes = 64;
-  if (bytes >= MMAP_MIN) munmap(p, bytes);
+  if (bytes >= MMAP_MIN) unmapBlock(p, bytes);
   else std::free(p);
   return info.Env().Undefined();
 }
@@ -515,6 +591,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("alloc", Alloc);
   fn("wrap", Wrap);
   fn("free", Free);
+  fn("trimCache", TrimCache);
+  fn("cachedBytes", CachedBytes);
   fn("copyIn", CopyIn);
   fn("copyOut", CopyOut);
   fn("info", Info);

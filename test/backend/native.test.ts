@@ -41,6 +41,31 @@ test('allocation: 64-byte aligned, zeroed, bytesInUse, free detaches every view'
   be.free(y.buf);
 });
 
+test(
+  'large blocks: a freed one is reused for the next allocation of its size class, zeroed when asked',
+  { skip },
+  () => {
+    const be = createNativeBackend(addon!, { threads: 1 });
+    addon!.trimCache!();
+    const n = (3 << 20) / 4; // 3 MiB of float32: an mmap'd block
+    const a = be.allocate('float32', n);
+    (be.view(a) as Float32Array).fill(9);
+    const at = a.ptr;
+    be.free(a);
+    assert.ok(addon!.cachedBytes!() >= n * 4, 'the freed block is cached, not unmapped');
+    const b = be.allocate('float32', n - 100); // same size class
+    assert.equal(b.ptr, at, 'the cached block is reused');
+    const v = be.view(b) as Float32Array;
+    assert.equal(v.length, n - 100);
+    assert.equal(Math.max(...v.subarray(0, 1000)), 0, 'zeroed on reuse');
+    assert.equal(v[n - 101], 0);
+    assert.equal(addon!.cachedBytes!(), 0);
+    be.free(b);
+    assert.ok(addon!.trimCache!() > 0);
+    assert.equal(addon!.cachedBytes!(), 0);
+  },
+);
+
 test('a buffer larger than 4 GiB (pages are mapped lazily, only the touched ones are used)', { skip }, () => {
   const be = createNativeBackend(addon!, { threads: 1 });
   const n = 2 ** 30 + 1024; // 4 GiB + 4 KiB of float32

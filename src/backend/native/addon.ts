@@ -24,6 +24,10 @@ export interface NativeAddon {
   wrap(ptr: number, bytes: number): ArrayBuffer;
   /** detaches the ArrayBuffer if given (all its views become empty), then releases the memory */
   free(ptr: number, bytes: number, ab?: ArrayBuffer | null): void;
+  /** bytes of freed large blocks kept for reuse (bounded by LINEAGE_NATIVE_CACHE_MB); absent in older builds */
+  cachedBytes?(): number;
+  /** unmaps every cached block; returns the bytes released */
+  trimCache?(): number;
   /** memcpy from the address into the typed array (its whole length) */
   copyOut(ptr: number, dst: ArrayBufferView): void;
   /** memcpy from the typed array into the address */
