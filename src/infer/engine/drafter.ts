@@ -23,6 +23,9 @@ export class Drafter {
   private readonly blocks: BlockManager | null = null;
   /** set for { kind: 'mtp' }: it needs the target's final states of every run (`observe`) */
   readonly mtp: MtpDrafter | null = null;
+  /** the draft model's context: past it (a learned position table may be shorter than the target's) the
+   * sequence decodes plainly */
+  private readonly draftContext: number = Infinity;
 
   constructor(
     source: DraftSource,
@@ -45,6 +48,7 @@ export class Drafter {
       throw new Error(
         `engine: the draft model's vocabulary (${cfg.vocabSize}) differs from the target's (${vocabSize})`,
       );
+    if ('maxContext' in cfg) this.draftContext = cfg.maxContext;
     source.model.eval();
     this.runner = new ModelRunner(source.model, new KvPool(layerSpecs(cfg), blockSize, source.kvMemoryBytes));
     this.blocks = new BlockManager(this.runner.pool.numBlocks, blockSize, true);
@@ -53,7 +57,9 @@ export class Drafter {
   /** fills seq.draft / seq.draftQ for each sequence (at most `room(seq)` tokens each) */
   propose(seqs: readonly Sequence[], room: (s: Sequence) => number): void {
     if (this.mtp) return this.mtp.propose(seqs, room);
-    const want = seqs.map((s) => Math.min(this.k, room(s)));
+    // the draft feeds positions up to tokens + want - 2: keep them inside its own context
+    const want = seqs.map((s) => Math.max(0, Math.min(this.k, room(s), this.draftContext - s.tokens.length)));
+    for (const s of seqs) if (this.blocks && s.tokens.length >= this.draftContext) this.release(s); // never again
     if (!this.runner) {
       seqs.forEach((s, i) => {
         s.draft = want[i]! > 0 ? promptLookup(s.tokens, want[i]!, this.maxNgram) : [];

@@ -89,6 +89,21 @@ test('speculative decoding (draft model, prompt lookup): greedy output equals pl
   }
 });
 
+test('a draft model with a shorter context drafts while it can, then the sequence decodes plainly', async () => {
+  const model = createModel(tinyConfig('llama'), { seed: 2 });
+  // GPT-2's learned position table: 16 positions, where the target runs to 8 + 30
+  const draft = createModel(
+    tinyConfig('gpt2', (c) => ((c.vocabSize = model.config.vocabSize), (c.maxContext = 16))),
+    { seed: 3 },
+  );
+  const prompt = [1, 2, 3, 4, 5, 6, 7, 8];
+  const want = generate(model, prompt, { maxTokens: 30, temperature: 0 });
+  const engine = new Engine(model, { blockSize: 4, speculativeTokens: 4, draftModel: draft });
+  const got = await tokensOf(engine.add({ prompt, maxTokens: 30, temperature: 0, ignoreEos: true }));
+  assert.deepEqual(got, want);
+  assert.equal(engine.stats().kvBlocksUsed, 0);
+});
+
 test('speculative decoding with sampling: seeded, in-vocabulary, exact lengths', async () => {
   const model = createModel(tinyConfig('llama'), { seed: 2 });
   const draft = createModel(
