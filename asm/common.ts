@@ -222,7 +222,7 @@ export function packB(dst: usize, src: usize, sk: i32, sj: i32, kc: i32, nc: i32
 // Constants live in memory and are loaded once per call: V8 re-materialises v128.const inside loops.
 export const EXPC: usize = memory.data<f32>([
   -87.0, // 0  below: exp -> 0
-  88.0, // 1  above: exp -> +inf
+  88.72283172607421875, // 1  above: exp -> +inf (the largest float32 whose exp is below FLT_MAX)
   1.44269504088896341, // 2  log2(e)
   12582912.0, // 3  1.5 * 2^23: adding it rounds to an integer kept in the low mantissa bits
   0.693359375, // 4  ln2 high part
@@ -266,7 +266,11 @@ export const EXPC: usize = memory.data<f32>([
   return v128.andnot(y, f32x4.lt(x, lo));
 }
 
-/** exp(x) lanewise; inputs below -87 give 0, above 88 give +inf, NaN stays NaN. */
+/**
+ * exp(x) lanewise; inputs below -87 give 0, above ln(FLT_MAX) = 88.7228 give +inf, NaN stays NaN. The scale
+ * 2^n is applied as 2^(n >> 1) * 2^(n - (n >> 1)): n reaches 128 near the top of the range, where 2^n itself
+ * is not a float32 (a single exponent add overflowed from 88.38 on).
+ */
 @inline export function vexp(x: v128): v128 {
   const lo = v128.load32_splat(EXPC);
   const hi = v128.load32_splat(EXPC, 4);
@@ -282,7 +286,11 @@ export const EXPC: usize = memory.data<f32>([
   p = vfma(p, r, v128.load32_splat(EXPC, 88));
   const r2 = f32x4.mul(r, r);
   let y = f32x4.add(vfma(p, r2, r), v128.load32_splat(EXPC, 48));
-  y = i32x4.add(y, i32x4.shl(i32x4.sub(t, magic), 23));
+  const ni = i32x4.sub(t, magic); // n as int32 (the magic add left it in the low mantissa bits)
+  const half = i32x4.shr_s(ni, 1);
+  const bias = i32x4.splat(127);
+  y = f32x4.mul(y, i32x4.shl(i32x4.add(half, bias), 23)); // * 2^(n >> 1)
+  y = f32x4.mul(y, i32x4.shl(i32x4.add(i32x4.sub(ni, half), bias), 23)); // * 2^(n - (n >> 1))
   y = v128.andnot(y, f32x4.lt(x, lo));
   return v128.bitselect(v128.load32_splat(EXPC, 52), y, f32x4.gt(x, hi));
 }
