@@ -96,6 +96,17 @@ export function validateProgram(program: FusedProgram, inputs: number): void {
 /** how an input is read: 'full' (elementwise), 'scalar', or 'row' (block of R repeated) */
 export type FusedRead = 'full' | 'scalar' | 'row';
 
+/** each input's element count (n, 1 or a divisor of n), or null when a fast kernel must decline: the
+ * reference kernel then raises the error fusedReads names */
+export function fusedLens(inputs: readonly View[], out: View): number[] | null {
+  try {
+    fusedReads(inputs, out);
+  } catch {
+    return null;
+  }
+  return inputs.map((v) => numel(v.shape));
+}
+
 /** Checks inputs against out (float32, contiguous, element counts) and says how each is read. */
 export function fusedReads(inputs: readonly View[], out: View): FusedRead[] {
   const n = numel(out.shape);

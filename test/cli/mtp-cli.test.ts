@@ -3,11 +3,12 @@
 // without MTP depths and a wrong flag value are clear errors.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startServe } from '../helpers/serve-process.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url)); // dist/test/cli -> package root
 const bin = join(root, 'bin', 'lineage.js');
@@ -30,29 +31,18 @@ function json(args: string[]): Record<string, unknown> {
 
 /** one greedy completion from `lineage serve --speculative mtp` (a real process, stopped with SIGTERM) */
 async function serveCompletion(model: string, prompt: string, maxTokens: number): Promise<string> {
-  const args = [bin, 'serve', '--port', '0', '--model', `v3=${model}`, '--speculative', 'mtp'];
-  const proc = spawn(process.execPath, args, { env: { ...process.env, LINEAGE_THREADS: '1' } });
-  let out = '';
-  proc.stdout.on('data', (d) => (out += d));
-  proc.stderr.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((res) => proc.on('exit', res));
+  const s = await startServe(['--model', `v3=${model}`, '--speculative', 'mtp']);
+  const exited = new Promise<number | null>((res) => s.proc.on('exit', res));
   try {
-    const url = await new Promise<string>((resolve, reject) => {
-      const timer = setInterval(() => {
-        const m = /on (http:\/\/[^ ]+) /.exec(out);
-        if (m) resolve((clearInterval(timer), m[1]!));
-      }, 50);
-      proc.on('exit', (code) => (clearInterval(timer), reject(new Error(`serve exited ${code}: ${out}`))));
-    });
-    const r = await fetch(`${url}/v1/completions`, {
+    const r = await fetch(`${s.url}/v1/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ model: 'v3', prompt, max_tokens: maxTokens, temperature: 0 }),
     });
-    assert.equal(r.status, 200, out);
+    assert.equal(r.status, 200, s.out());
     return ((await r.json()) as { choices: { text: string }[] }).choices[0]!.text;
   } finally {
-    proc.kill('SIGTERM');
+    s.proc.kill('SIGTERM');
     await exited;
   }
 }

@@ -10,6 +10,7 @@ import { loadModelDir } from '../../src/infer/model-dir-node.js';
 import { Engine } from '../../src/infer/engine/engine.js';
 import { CALCULATOR_TOOL, runCalculator } from '../../src/serve/calculator.js';
 import { runToolLoop } from '../../src/serve/tool-loop.js';
+import { startServe } from '../helpers/serve-process.js';
 
 const MODEL = 'models/calculator-chat';
 
@@ -92,30 +93,6 @@ test('in-process loop: with the tool the model calls it and answers after the re
   );
   assert.doesNotMatch(direct.answer, /calculator/);
 });
-
-function startServe(args: string[]): Promise<{ url: string; proc: ReturnType<typeof spawn>; out: () => string }> {
-  const proc = spawn(
-    process.execPath,
-    ['--experimental-wasm-relaxed-simd', 'bin/lineage.js', 'serve', '--port', '0', ...args],
-    { env: { ...process.env, LINEAGE_THREADS: '1' } },
-  );
-  let out = '';
-  proc.stdout.on('data', (d) => (out += d));
-  proc.stderr.on('data', (d) => (out += d));
-  return new Promise((resolve, reject) => {
-    const timer = setInterval(() => {
-      const m = /on (http:\/\/[^ ]+) /.exec(out);
-      if (m) {
-        clearInterval(timer);
-        resolve({ url: m[1]!, proc, out: () => out });
-      }
-    }, 50);
-    proc.on('exit', (code) => {
-      clearInterval(timer);
-      reject(new Error(`lineage serve exited ${code}:\n${out}`));
-    });
-  });
-}
 
 test('examples/calculator-agent.mjs: the loop through the openai client against lineage serve', async () => {
   const s = await startServe(['--model', MODEL]);

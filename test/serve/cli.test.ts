@@ -4,30 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import OpenAI from 'openai';
-
-function startServe(args: string[]): Promise<{ url: string; proc: ReturnType<typeof spawn>; out: () => string }> {
-  const proc = spawn(
-    process.execPath,
-    ['--experimental-wasm-relaxed-simd', 'bin/lineage.js', 'serve', '--port', '0', ...args],
-    { env: { ...process.env, LINEAGE_THREADS: '1' } },
-  );
-  let out = '';
-  proc.stdout.on('data', (d) => (out += d));
-  proc.stderr.on('data', (d) => (out += d));
-  return new Promise((resolve, reject) => {
-    const timer = setInterval(() => {
-      const m = /on (http:\/\/[^ ]+) /.exec(out);
-      if (m) {
-        clearInterval(timer);
-        resolve({ url: m[1]!, proc, out: () => out });
-      }
-    }, 50);
-    proc.on('exit', (code) => {
-      clearInterval(timer);
-      reject(new Error(`lineage serve exited ${code}:\n${out}`));
-    });
-  });
-}
+import { startServe } from '../helpers/serve-process.js';
 
 test('lineage serve: chat through the openai client, health answers during generation, SIGTERM drains and exits 0', async () => {
   const s = await startServe(['--model', 'bard=models/shakespeare-char', '--api-key', 'k1']);

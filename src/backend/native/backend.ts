@@ -25,8 +25,8 @@ import type {
 } from '../backend.js';
 import { bytesPerElement } from '../backend.js';
 import type { NativeAddon, NativeInfo } from './addon.js';
-import type { FusedProgram } from '../fused.js';
-import { encodeProgram, nativeFusedLens } from './fused.js';
+import { fusedLens, type FusedProgram } from '../fused.js';
+import { encodeProgram } from './fused.js';
 
 export interface NativeBackendOptions {
   /** threads including the caller (default: the addon pool's current size) */
@@ -608,7 +608,7 @@ export class NativeBackend implements Backend {
   /** weight-only quantized x @ dequant(W)^T (native/quant.inc): integer block dots for few rows, dequantized panels else */
   /** fused elementwise chain; declines what the reference must reject (non-contiguous, other dtypes) */
   private fused(program: FusedProgram, inputs: readonly View[], out: View): void | false {
-    const lens = this.addon.fused ? nativeFusedLens(inputs, out) : null;
+    const lens = this.addon.fused ? fusedLens(inputs, out) : null;
     if (!lens) return false;
     const { code, consts } = encodeProgram(program, inputs.length);
     const n = numel(out.shape);

@@ -1,7 +1,7 @@
 // The native backend's side of the fused elementwise primitive (src/backend/fused.ts): op codes of
 // native/fused.inc and the encoding the addon takes ([op, a, b] per node, constants apart).
 import type { View } from '../backend.js';
-import { FUSED_ARITY, fusedReads, validateProgram, type FusedOp, type FusedProgram } from '../fused.js';
+import { FUSED_ARITY, validateProgram, type FusedOp, type FusedProgram } from '../fused.js';
 
 /** enum FusedCode in native/fused.inc; binary ops are the codes from `add` on */
 export const FUSED_CODES: { [K in FusedOp]: number } = {
@@ -56,12 +56,3 @@ export function encodeProgram(program: FusedProgram, inputs: number): EncodedPro
   return enc;
 }
 
-/** the element count of each input (n, 1 or a divisor), or null when the kernel must decline */
-export function nativeFusedLens(inputs: readonly View[], out: View): number[] | null {
-  try {
-    fusedReads(inputs, out);
-  } catch {
-    return null; // the reference kernel raises the same error with its message
-  }
-  return inputs.map((v) => v.shape.reduce((a, b) => a * b, 1));
-}

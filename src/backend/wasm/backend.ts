@@ -3,8 +3,9 @@
 // paths. Other dtypes (declared by `supports`) and layouts a kernel declines (it returns false:
 // non-contiguous views, unusual broadcasts) run the reference kernels through view(), which reads
 // this memory directly; the op layer does that (src/backend/dispatch.ts), not this file.
-import type { FusedProgram } from '../fused.js';
-import { encodeWasmProgram, wasmFusedLens } from './fused.js';
+import { fusedLens, type FusedProgram } from '../fused.js';
+import { encodeWasmProgram } from './fused.js';
+import { BINARY_CODES as BINARY_TABLE, UNARY_CODES as UNARY_TABLE } from './codes.js';
 import { isContiguous, isRowBroadcast, isScalarBroadcast, numel } from '../views.js';
 import type {
   AdamWParams,
@@ -88,23 +89,6 @@ const FNS = [
 ] as const;
 type Fn = (typeof FNS)[number];
 
-export const UNARY_CODES: Partial<Record<UnaryOp, number>> = {
-  neg: 0,
-  abs: 1,
-  exp: 2,
-  sqrt: 3,
-  rsqrt: 4,
-  relu: 5,
-  square: 6,
-  reciprocal: 7,
-  sigmoid: 8,
-  silu: 9,
-  tanh: 10,
-  gelu_tanh: 11,
-  log: 12,
-  gelu: 13,
-  erf: 14,
-};
 /** ops with a fast derivative kernel (unaryBackward) */
 const UNARY_GRAD_CODES: Partial<Record<UnaryOp, number>> = {
   neg: 0,
@@ -121,7 +105,8 @@ const UNARY_GRAD_CODES: Partial<Record<UnaryOp, number>> = {
   log: 12,
   gelu: 13,
 };
-const BINARY_CODES: Partial<Record<BinaryOp, number>> = { add: 0, sub: 1, mul: 2, div: 3, maximum: 4, minimum: 5 };
+const UNARY_CODES: Partial<Record<UnaryOp, number>> = UNARY_TABLE;
+const BINARY_CODES: Partial<Record<BinaryOp, number>> = BINARY_TABLE;
 const REDUCE_CODES: Partial<Record<ReduceOp, number>> = { sum: 0, max: 1, min: 2 };
 
 /** Work sizes below which a kernel stays on the calling thread (dispatch costs ~10-50 us). */
@@ -604,7 +589,7 @@ class WasmBackendImpl implements WasmBackend {
 
   /** fused elementwise chain (asm/fused.ts); the program and input table are copied into wasm memory */
   private fused(program: FusedProgram, inputs: readonly View[], out: View): void | false {
-    const lens = wasmFusedLens(inputs, out);
+    const lens = fusedLens(inputs, out);
     if (!lens) return false;
     const { code, consts } = encodeWasmProgram(program, inputs.length);
     const n = numel(out.shape);

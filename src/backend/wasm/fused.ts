@@ -1,30 +1,8 @@
 // The WebAssembly backend's side of the fused elementwise primitive (src/backend/fused.ts): the node
 // encoding asm/fused.ts interprets, 4 int32 per node [kind, op, a, b], with the unary / binary op codes
 // of asm/elementwise.ts (the same kernels the separate unary / binary calls run).
-import type { View } from '../backend.js';
-import { fusedReads, validateProgram, type FusedBinaryOp, type FusedProgram, type FusedUnaryOp } from '../fused.js';
-import { numel } from '../views.js';
-
-/** asm/elementwise.ts unary codes */
-const UNARY: { [K in FusedUnaryOp]: number } = {
-  neg: 0,
-  abs: 1,
-  exp: 2,
-  sqrt: 3,
-  rsqrt: 4,
-  relu: 5,
-  square: 6,
-  reciprocal: 7,
-  sigmoid: 8,
-  silu: 9,
-  tanh: 10,
-  gelu_tanh: 11,
-  log: 12,
-  gelu: 13,
-  erf: 14,
-};
-/** asm/elementwise.ts binary codes */
-const BINARY: { [K in FusedBinaryOp]: number } = { add: 0, sub: 1, mul: 2, div: 3, maximum: 4 };
+import { validateProgram, type FusedProgram } from '../fused.js';
+import { BINARY_CODES as BINARY, UNARY_CODES as UNARY } from './codes.js';
 
 export interface WasmProgram {
   code: Int32Array;
@@ -53,14 +31,4 @@ export function encodeWasmProgram(program: FusedProgram, inputs: number): WasmPr
   const enc = { code, consts: new Float32Array(consts) };
   cache.set(program, enc);
   return enc;
-}
-
-/** each input's element count, or null when the kernel declines (the reference then reports the error) */
-export function wasmFusedLens(inputs: readonly View[], out: View): number[] | null {
-  try {
-    fusedReads(inputs, out);
-  } catch {
-    return null;
-  }
-  return inputs.map((v) => numel(v.shape));
 }
