@@ -15,7 +15,7 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { keep } from '../tensor/engine.js';
 import { Rng } from '../tensor/random.js';
-import { add, arange, dropout, linear, mul, zeros } from '../ops/index.js';
+import { add, arange, dropout, embedding, indexSelect, indexTensor, linear, mul, zeros } from '../ops/index.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { Embedding, LayerNorm, Linear } from '../nn/layers.js';
 import { Attention, type AttentionContext } from '../nn/attention.js';
@@ -25,6 +25,7 @@ import { sinusoidalTable } from '../nn/positions.js';
 import { activate } from '../nn/activations.js';
 import type { EncoderDecoderConfig, StandardAttention, TransformerStack } from './config.js';
 import type { Cache, CacheOptions, CreateOptions, LanguageModel, ModelInputs, ModelOutputs } from './model.js';
+import { checkPagedRow, logitRowsOf, maxPosition, type PagedEncoderDecoder, type Seq2SeqPagedBatch } from './seq2seq-paged.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Shared by the encoder-decoder families
@@ -163,6 +164,19 @@ class BartStack extends Module {
   }
 }
 
+/** embed() for a paged ragged row: token embeddings [1, T, D] at per-token positions -> scaled + positions (+ LN) */
+function embedAt(stack: BartStack, tok: Tensor, positions: Int32Array): Tensor {
+  const cfg = stack.cfg;
+  const top = maxPosition(positions);
+  if (top >= cfg.maxContext) throw new Error(`${cfg.family}: position ${top} exceeds max_position_embeddings ${cfg.maxContext}`);
+  const scaled = cfg.embedScale === 'sqrt-hidden' ? mul(tok, Math.sqrt(cfg.hidden)) : tok;
+  const pos = stack.embed_positions
+    ? embedding(stack.embed_positions.weight, indexTensor(positions.map((p) => p + (cfg.positions as { offset: number }).offset), stack.embed_positions.weight.shape[0]!, { what: 'positions' })) // (T, D)
+    : indexSelect(sinusoidalTable(top + 1, cfg.hidden, 'halves'), 0, indexTensor(positions, top + 1, { what: 'positions' })); // (T, D)
+  const x = add(scaled, pos);
+  return stack.layernorm_embedding ? stack.layernorm_embedding.forward(x) : x;
+}
+
 class BartModel extends Module {
   readonly shared: Embedding;
   readonly encoder: BartStack;
@@ -178,7 +192,7 @@ class BartModel extends Module {
 const FULL = { kind: 'full' } as const;
 
 /** BartForConditionalGeneration / MarianMTModel */
-export class Bart extends Module implements LanguageModel {
+export class Bart extends Module implements LanguageModel, PagedEncoderDecoder {
   readonly model: BartModel;
   readonly lm_head: Linear | null;
 
@@ -224,6 +238,28 @@ export class Bart extends Module implements LanguageModel {
     const head = this.lm_head ? this.lm_head.forward(y) : linear(y, this.model.shared.weight);
     const logits = add(head, this.p('final_logits_bias')); // (B, T, V)
     return { logits, lastHiddenState: y, encoderLastHiddenState: enc, ...(cache ? { cache } : {}) };
+  }
+
+  /** paged engine: the encoder once over a padded batch of sources -> each decoder layer's cross K/V [B, nkv, S, hs] */
+  pagedEncode(ids: Tensor, mask: Tensor | null): { k: Tensor; v: Tensor }[] {
+    const enc = this.encode(ids, mask); // (B, S, D)
+    return this.model.decoder.layers.items.map((l) => l.encoder_attn!.projectKv(enc));
+  }
+
+  /** paged engine: one flattened ragged decoder row [1, T] (learned / sinusoidal positions per token) -> logits
+   * [1, R, V] of batch.logitRows */
+  pagedDecode(ids: Tensor, batch: Seq2SeqPagedBatch): Tensor {
+    checkPagedRow(this.config.family, ids, batch);
+    const dec = this.model.decoder;
+    let y = embedAt(dec, this.model.shared.forward(ids), batch.positions); // (1, T, D)
+    const selfMask: MaskSpec = { causal: true, window: FULL, padding: null };
+    const crossMask: MaskSpec = { causal: false, window: FULL, padding: null };
+    dec.layers.items.forEach((layer, l) => {
+      y = layer.forward(y, { mask: selfMask, qStart: 0, paged: batch.self(l, null) }, { mask: crossMask, qStart: 0, paged: batch.cross(l) });
+    });
+    const rows = logitRowsOf(y, batch); // (1, R, D)
+    const head = this.lm_head ? this.lm_head.forward(rows) : linear(rows, this.model.shared.weight);
+    return add(head, this.p('final_logits_bias')); // (1, R, V)
   }
 
   /**

@@ -19,9 +19,10 @@ import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
 import { Attention, type AttentionContext, type AttentionSpec } from '../nn/attention.js';
 import type { MaskSpec } from '../nn/masks.js';
 import { Glu, Mlp, type DenseFfn } from '../nn/ffn.js';
-import { t5PositionBias, type T5BucketSpec } from '../nn/t5-bias.js';
+import { relativePositionBucket, t5PositionBias, type T5BucketSpec } from '../nn/t5-bias.js';
 import type { EncoderDecoderConfig, StandardAttention, TransformerStack } from './config.js';
 import type { CacheOptions, CreateOptions, LanguageModel, ModelInputs, ModelOutputs } from './model.js';
+import { checkPagedRow, logitRowsOf, maxPosition, type PagedEncoderDecoder, type Seq2SeqPagedBatch } from './seq2seq-paged.js';
 import { Seq2SeqCache, decoderIds, encoderStates, seq2seqCache } from './bart.js';
 
 /** T5Attention: the shared attention block plus, in block 0, the relative position bias table */
@@ -123,6 +124,19 @@ class T5Stack extends Module {
     };
   }
 
+  /** the bias table of the paged engine: [nh, top + 1], the logit bias of a key r positions before its query
+   * at [h, r] (a causal stack sees no later key), read from block 0's table with transformers' buckets */
+  pagedBiasTable(top: number): Float32Array {
+    const w = this.block.at(0).self.attn.relative_attention_bias!.weight.data() as Float32Array; // (buckets, nh)
+    const nh = w.length / this.buckets.buckets;
+    const out = new Float32Array(nh * (top + 1));
+    for (let r = 0; r <= top; r++) {
+      const b = relativePositionBucket(-r, this.buckets);
+      for (let h = 0; h < nh; h++) out[h * (top + 1) + r] = w[b * nh + h]!;
+    }
+    return out;
+  }
+
   /** embedded x [B, T, D] through every block and the final norm */
   forward(x: Tensor, self: AttentionContext, cross: ((l: number) => AttentionContext) | null, selfCache: (l: number) => AttentionContext['cache']): Tensor {
     const p = this.cfg.dropout;
@@ -137,7 +151,7 @@ class T5Stack extends Module {
 const FULL = { kind: 'full' } as const;
 
 /** T5ForConditionalGeneration */
-export class T5 extends Module implements LanguageModel {
+export class T5 extends Module implements LanguageModel, PagedEncoderDecoder {
   readonly shared: Embedding;
   readonly encoder: T5Stack;
   readonly decoder: T5Stack;
@@ -178,6 +192,29 @@ export class T5 extends Module implements LanguageModel {
       ? this.lm_head.forward(y)
       : linear(this.config.headScale === 'rsqrt-hidden' ? mul(y, this.config.hidden ** -0.5) : y, this.shared.weight); // (B, T, V)
     return { logits, lastHiddenState: y, encoderLastHiddenState: enc, ...(cache ? { cache } : {}) };
+  }
+
+  /** paged engine: the encoder once over a padded batch of sources -> each decoder layer's cross K/V [B, nkv, S, hs] */
+  pagedEncode(ids: Tensor, mask: Tensor | null): { k: Tensor; v: Tensor }[] {
+    const enc = this.encode(ids, mask); // (B, S, D)
+    return this.decoder.block.items.map((b) => b.cross!.attn.projectKv(enc));
+  }
+
+  /** paged engine: one flattened ragged decoder row [1, T] -> logits [1, R, V] of batch.logitRows. The self-attention
+   * takes the relative position bias per token (its own position against its sequence's keys) */
+  pagedDecode(ids: Tensor, batch: Seq2SeqPagedBatch): Tensor {
+    checkPagedRow('t5', ids, batch);
+    const bias = this.decoder.pagedBiasTable(maxPosition(batch.positions));
+    const selfMask: MaskSpec = { causal: true, window: FULL, padding: null };
+    const crossMask: MaskSpec = { causal: false, window: FULL, padding: null };
+    let h = this.shared.forward(ids); // (1, T, D)
+    this.decoder.block.items.forEach((b, l) => {
+      h = b.forward(h, { mask: selfMask, qStart: 0, paged: batch.self(l, bias) }, { mask: crossMask, qStart: 0, paged: batch.cross(l) });
+    });
+    const y = this.decoder.final_layer_norm.forward(logitRowsOf(h, batch)); // (1, R, D): the norm is per row
+    return this.lm_head
+      ? this.lm_head.forward(y)
+      : linear(this.config.headScale === 'rsqrt-hidden' ? mul(y, this.config.hidden ** -0.5) : y, this.shared.weight); // (1, R, V)
   }
 
   /** drops the tied copies some T5 checkpoints store (`{encoder,decoder}.embed_tokens`, a tied lm_head) */

@@ -112,6 +112,9 @@ export interface PagedLayer {
   /** q [1, nh, T, dk], k [1, nkv, T, dk], v [1, nkv, T, dv] -> [1, nh, T, dv]; `softcap` > 0 caps the
    * scores as cap * tanh(s / cap) before the softmax (Gemma 2), 0 or absent = none */
   attend(q: Tensor, k: Tensor, v: Tensor, scale: number, softcap?: number): Tensor;
+  /** cross-attention whose keys/values are already in the cache (an encoder-decoder's encoder K/V, written
+   * once per request): q [1, nh, T, dk] -> [1, nh, T, dv]. When set, the layer projects only the queries */
+  attendCross?(q: Tensor, scale: number): Tensor;
 }
 
 export class Attention extends Module {
@@ -189,10 +192,28 @@ export class Attention extends Module {
     return { q, k, v: this.heads(this.proj(s.names.v, src), s.kvHeads) };
   }
 
+  /** keys and values of a cross-attention source [B, S, kvDim] -> k, v [B, nkv, S, hs] (a paged cache stores them) */
+  projectKv(src: Tensor): { k: Tensor; v: Tensor } {
+    const s = this.spec;
+    if (s.names.fused) throw new Error('Attention.projectKv: a fused q|k|v projection has no separate keys');
+    const k = this.normHeads(this.kNorm, this.heads(this.proj(s.names.k, src), s.kvHeads)); // (B, nkv, S, hs)
+    return { k, v: this.heads(this.proj(s.names.v, src), s.kvHeads) };
+  }
+
+  /** cross-attention through a paged cache that holds the keys/values: only the queries are projected */
+  private pagedCross(x: Tensor, attendCross: (q: Tensor, scale: number) => Tensor): Tensor {
+    const s = this.spec;
+    const [B, T] = x.shape as [number, number];
+    const q = this.normHeads(this.qNorm, this.heads(this.proj(s.names.q, x), s.heads)); // (1, nh, T, hs)
+    const o = attendCross(q, s.scale ?? 1 / Math.sqrt(s.headDim)); // (1, nh, T, hs)
+    return this.proj(s.names.o, reshape(transpose(o, 1, 2), [B, T, s.heads * s.headDim])); // (1, T, D)
+  }
+
   /** x [B, T, D] -> [B, T, D] */
   forward(x: Tensor, ctx: AttentionContext): Tensor {
     const s = this.spec;
     const [B, T] = x.shape as [number, number];
+    if (ctx.paged?.attendCross) return this.pagedCross(x, (q, scale) => ctx.paged!.attendCross!(q, scale));
     let { q, k, v } = this.project(x, ctx);
     if (ctx.rope && !ctx.kv) {
       q = applyRope(q, ctx.rope, s.interleavedRope);

@@ -192,7 +192,7 @@ export class Engine {
   draftAccepted = 0;
   private readonly drafter: Drafter | null;
   private readonly recurrent: boolean;
-  /** one slot per sequence instead of paged blocks (recurrent and encoder-decoder families) */
+  /** one state slot per sequence instead of paged blocks (recurrent families) */
   private readonly slotted: boolean;
   private readonly seq2seq: boolean;
 
@@ -212,12 +212,14 @@ export class Engine {
       throw new Error(
         `engine: speculative decoding needs a decoder-only target (${model.config.family} is encoder-decoder)`,
       );
-    if (seq2seq && (opts.kvDtype ?? 'float32') !== 'float32')
-      throw new Error(`engine: kvDtype ${opts.kvDtype}: encoder-decoder slots hold float32 K/V`);
     if (seq2seq) {
-      // one slot per running sequence (encoder output, cross K/V, decoder self K/V), like the recurrent states
-      const slots = new Seq2SeqRunner(model, limits.maxRunningSeqs, 2 ** 30);
-      [this.runner, this.pool] = [slots, slots];
+      // the encoder's cross K/V and the decoder's self K/V in one paged pool, one decoder forward per step
+      const s2s = new Seq2SeqRunner(model, {
+        blockSize: opts.blockSize ?? 16,
+        kvMemoryBytes: opts.kvMemoryBytes ?? 64 * 1024 * 1024,
+        kvDtype: checkKvDtype(opts.kvDtype ?? 'float32', 'engine: kvDtype'),
+      });
+      [this.runner, this.pool] = [s2s, s2s];
     } else if (recurrent) {
       // one slot per running sequence; a "block" as long as any sequence, so each holds exactly one
       const states = new StateRunner(model, limits.maxRunningSeqs, 2 ** 30);
@@ -237,12 +239,13 @@ export class Engine {
       [this.runner, this.pool] = [paged, paged.pool];
     }
     this.recurrent = recurrent;
-    this.slotted = recurrent || seq2seq;
+    this.slotted = recurrent;
     this.seq2seq = seq2seq;
     this.blocks = new BlockManager(
       this.pool.numBlocks,
       this.pool.blockSize,
-      !this.slotted && (opts.prefixCaching ?? !opts.mtpDraft),
+      // not for encoder-decoders: a source token's encoder K/V depend on the whole source, not its prefix
+      !this.slotted && !seq2seq && (opts.prefixCaching ?? !opts.mtpDraft),
     );
     for (const [k, v] of Object.entries(limits))
       if (!Number.isInteger(v) || v < 1) throw new Error(`engine: ${k} must be a positive integer, got ${v}`);
@@ -325,7 +328,7 @@ export class Engine {
     // an encoder-decoder's source has the whole context to itself (the decoder counts only its own steps)
     if (prompt.length >= this.maxContext + (this.seq2seq ? 1 : 0))
       throw new Error(`request: the prompt has ${prompt.length} tokens; the model's context is ${this.maxContext}`);
-    const need = Math.ceil(Math.min(prompt.length + maxTokens, this.maxContext) / this.pool.blockSize);
+    const need = Math.ceil(this.streamLength(prompt.length, maxTokens) / this.pool.blockSize);
     if (need > this.pool.numBlocks)
       throw new Error(
         `request: prompt + maxTokens need ${need} KV blocks; the pool has ${this.pool.numBlocks} (raise kvMemoryBytes)`,
@@ -345,6 +348,14 @@ export class Engine {
       req.logitsProcessor ??
       (req.constraint ? constraintProcessor(req.constraint, this.tokenizer, eos, maxTokens) : null);
     return { params: req, maxTokens, minTokens, stopIds, logitsProcessor: processor };
+  }
+
+  /** the longest token stream (prompt, then output) a request can reach: the context bounds the whole stream
+   * of a decoder, only the decoder steps of an encoder-decoder */
+  private streamLength(promptLength: number, maxTokens: number): number {
+    return this.seq2seq
+      ? promptLength + Math.min(maxTokens, this.maxContext)
+      : Math.min(promptLength + maxTokens, this.maxContext);
   }
 
   private newSequence(
@@ -391,8 +402,6 @@ export class Engine {
 
   /** one iteration: schedule, run one flattened batch, sample; false when there was nothing to do */
   step(): boolean {
-    // encoder-decoder slots given back since the last step free their tensors
-    if (this.runner instanceof Seq2SeqRunner) this.runner.dropFree((b) => this.blocks.refCount(b));
     if (this.drafter) this.propose();
     let chunks = this.scheduler.schedule();
     if (chunks.length === 0 && this.unstickBeams()) chunks = this.scheduler.schedule();
@@ -592,7 +601,7 @@ export class Engine {
       if (v) throw new Error(`request: ${k} is not supported with beam search (beams = ${beams})`);
     // every beam of one request must fit the pool at once (no prefix sharing assumed: a preempted beam
     // recomputes alone), so that the oldest beam request can always make progress (see unstickBeams)
-    const need = beams * Math.ceil(Math.min(promptLength + maxTokens, this.maxContext) / this.pool.blockSize);
+    const need = beams * Math.ceil(this.streamLength(promptLength, maxTokens) / this.pool.blockSize);
     if (need > this.pool.numBlocks)
       throw new Error(
         `request: ${beams} beams of prompt + maxTokens need ${need} KV blocks; the pool has ${this.pool.numBlocks} (raise kvMemoryBytes)`,

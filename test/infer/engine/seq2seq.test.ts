@@ -1,7 +1,7 @@
 // Encoder-decoder families (T5, BART) in the engine, on tiny random models: greedy output and the
 // log-probabilities of every step equal the single-sequence generate() / a full forward pass, for ragged
-// requests (different source lengths, chunked prompts, fewer slots than requests, different lengths);
-// n > 1 forks share a slot and copy it on write; abort and finishing give every slot back; beam search
+// requests (different source lengths, chunked prompts, fewer seats than requests, different lengths);
+// n > 1 forks share blocks and copy the partial one on write; abort and finishing give every block back; beam search
 // equals a reference beam search over full forward passes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -80,7 +80,7 @@ for (const preset of ['tiny-t5', 'tiny-bart']) {
     assert.equal(engine.stats().kvBlocksUsed, 0);
   });
 
-  test(`engine ${preset}: n = 2 forks copy the shared slot on write; seeded samples do not depend on the batch`, async () => {
+  test(`engine ${preset}: n = 2 forks copy the shared partial block on write; seeded samples do not depend on the batch`, async () => {
     const engine = new Engine(model, { maxRunningSeqs: 4 });
     const slots = engine.pool as Seq2SeqRunner;
     let copies = 0;
@@ -94,9 +94,8 @@ for (const preset of ['tiny-t5', 'tiny-bart']) {
     const both = await collect(
       engine.add({ prompt: src, maxTokens: 6, temperature: 0, ignoreEos: true, n: 2, logprobs: 3 }),
     );
-    assert.equal(copies, 1, 'one sibling copies the shared slot before its first own step');
-    engine.runToCompletion(); // its next step frees the returned slots
-    assert.equal(slots.liveSlots, 0);
+    assert.equal(copies, 1, 'one sibling copies the shared partial block before its first own step');
+    assert.equal(engine.blocks.numUsed, 0);
     for (const i of [0, 1]) {
       assert.deepEqual(tokensOf(both.get(i)!), greedy);
       both.get(i)!.forEach((e, j) => {
@@ -131,14 +130,12 @@ for (const preset of ['tiny-t5', 'tiny-bart']) {
     assert.deepEqual(tokensOf((await collect(keep)).get(0)!), want);
     for (const h of [a, b]) assert.equal([...(await collect(h)).get(0)!].at(-1)!.finishReason, 'abort');
     assert.equal(engine.blocks.numBlocks - engine.blocks.numUsed, free0);
-    assert.equal((engine.pool as Seq2SeqRunner).liveSlots, 0, 'the slots returned hold no tensors');
   });
 }
 
-test('engine encoder-decoder: speculative decoding and a narrow KV dtype are refused with a clear error', () => {
+test('engine encoder-decoder: speculative decoding is refused with a clear error', () => {
   const model = createModel(getPreset('tiny-t5'), { seed: 4 });
   assert.throws(() => new Engine(model, { promptLookup: true }), /speculative decoding needs a decoder-only target/);
-  assert.throws(() => new Engine(model, { kvDtype: 'int8' }), /kvDtype int8: encoder-decoder slots hold float32/);
 });
 
 // ---- beam search against a reference over full forward passes ----
