@@ -86,9 +86,14 @@ async function pass(engine: Engine, prompts: number[][], maxTokens: number, para
 
 export async function benchDecode(model: LanguageModel, o: DecodeBenchOptions): Promise<DecodeBenchResult> {
   const V = model.config.vocabSize;
-  if (o.promptTokens + o.maxTokens > (model.config as DecoderConfig).maxContext) {
+  const ctx = (model.config as DecoderConfig).maxContext;
+  if (model.config.arch === 'encoder-decoder') {
+    // the prompt is the encoder's source; source and decoder each have the whole context
+    if (Math.max(o.promptTokens, o.maxTokens) > ctx)
+      throw new Error(`bench decode: --prompt-tokens and --max-tokens must each be at most the model's context ${ctx}`);
+  } else if (o.promptTokens + o.maxTokens > ctx) {
     throw new Error(
-      `bench decode: --prompt-tokens + --max-tokens = ${o.promptTokens + o.maxTokens} exceeds the model's context ${(model.config as DecoderConfig).maxContext}`,
+      `bench decode: --prompt-tokens + --max-tokens = ${o.promptTokens + o.maxTokens} exceeds the model's context ${ctx}`,
     );
   }
   const rng = new Rng(o.seed ?? 0);
