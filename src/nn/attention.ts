@@ -201,11 +201,11 @@ export class Attention extends Module {
   }
 
   /** cross-attention through a paged cache that holds the keys/values: only the queries are projected */
-  private pagedCross(x: Tensor, attendCross: (q: Tensor, scale: number) => Tensor): Tensor {
+  private pagedCross(x: Tensor, paged: PagedLayer): Tensor {
     const s = this.spec;
     const [B, T] = x.shape as [number, number];
     const q = this.normHeads(this.qNorm, this.heads(this.proj(s.names.q, x), s.heads)); // (1, nh, T, hs)
-    const o = attendCross(q, s.scale ?? 1 / Math.sqrt(s.headDim)); // (1, nh, T, hs)
+    const o = paged.attendCross!(q, s.scale ?? 1 / Math.sqrt(s.headDim)); // (1, nh, T, hs)
     return this.proj(s.names.o, reshape(transpose(o, 1, 2), [B, T, s.heads * s.headDim])); // (1, T, D)
   }
 
@@ -213,7 +213,7 @@ export class Attention extends Module {
   forward(x: Tensor, ctx: AttentionContext): Tensor {
     const s = this.spec;
     const [B, T] = x.shape as [number, number];
-    if (ctx.paged?.attendCross) return this.pagedCross(x, (q, scale) => ctx.paged!.attendCross!(q, scale));
+    if (ctx.paged?.attendCross) return this.pagedCross(x, ctx.paged);
     let { q, k, v } = this.project(x, ctx);
     if (ctx.rope && !ctx.kv) {
       q = applyRope(q, ctx.rope, s.interleavedRope);
