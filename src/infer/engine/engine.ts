@@ -32,6 +32,7 @@ import { mtpKvBytes } from './mtp-drafter.js';
 import { constraintProcessor } from './constrained.js';
 import type { ConstraintSpec } from '../constrain/index.js';
 import { StateRunner } from './state-runner.js';
+import { macrotask } from './macrotask.js';
 import { Seq2SeqRunner } from './seq2seq-runner.js';
 import { probsOf, verifyDraft } from './speculative.js';
 import { BeamSearch, logSoftmax, type BeamChoice, type EarlyStopping, type Hypothesis } from './beam.js';
@@ -753,13 +754,13 @@ export class Engine {
     this.looping = true;
     const tick = () => {
       try {
-        if (this.step()) return void setTimeout(tick, 0);
+        if (this.step()) return macrotask(tick);
       } catch (e) {
         this.failAll(e as Error);
       }
       this.looping = false;
     };
-    setTimeout(tick, 0);
+    macrotask(tick);
   }
 
   /** a model error fails every open request (the engine state is unknown afterwards) */
