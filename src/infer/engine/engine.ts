@@ -34,7 +34,7 @@ import type { ConstraintSpec } from '../constrain/index.js';
 import { StateRunner } from './state-runner.js';
 import { macrotask } from './macrotask.js';
 import { Seq2SeqRunner } from './seq2seq-runner.js';
-import { probsOf, verifyDraft } from './speculative.js';
+import { probsOf, verifyDraft, verifyGreedy } from './speculative.js';
 import { BeamSearch, logSoftmax, type BeamChoice, type EarlyStopping, type Hypothesis } from './beam.js';
 import type { BeamGroup } from './sequence.js';
 
@@ -468,8 +468,15 @@ export class Engine {
       applyPenalties(row, seq.opts.params, seq.penalties); // logit bias only (penalised requests never draft)
       return row;
     });
-    const p = processed.map((row) => probsOf(row, seq.opts.params));
-    const { tokens, accepted } = verifyDraft(p, seq.draft, seq.draftQ, seq.rng);
+    const { tokens, accepted } =
+      (seq.opts.params.temperature ?? 1) === 0
+        ? verifyGreedy(processed, seq.draft)
+        : verifyDraft(
+            processed.map((row) => probsOf(row, seq.opts.params)),
+            seq.draft,
+            seq.draftQ,
+            seq.rng,
+          );
     this.draftProposed += k;
     this.draftAccepted += accepted;
     seq.computed = L + accepted;
