@@ -54,7 +54,7 @@ export async function decodeCommand(
       `(single stream ${r.singleStreamTokensPerSecond.toFixed(1)}, x${r.speedup.toFixed(2)}), TTFT p50 ${r.ttftMsP50.toFixed(1)} ms, ` +
       `ITL p50 ${r.itlMsP50.toFixed(1)} ms, KV (${r.kvDtype}, ${r.kvBytesPerToken} B/token) blocks peak ${r.kvBlocksPeak}/${r.kvBlocksTotal}, waste ${r.kvWastePercent.toFixed(1)}%` +
       (r.speculative
-        ? `; speculative: acceptance ${r.acceptanceRate.toFixed(3)}, single stream x${r.speculativeSpeedup!.toFixed(2)} vs plain (${r.plainSingleStreamTokensPerSecond!.toFixed(1)} tok/s; ` +
+        ? `; speculative: acceptance ${r.acceptanceRate.toFixed(3)} (single stream ${r.singleStreamAcceptanceRate!.toFixed(3)}), single stream x${r.speculativeSpeedup!.toFixed(2)} vs plain (${r.plainSingleStreamTokensPerSecond!.toFixed(1)} tok/s; ` +
           `median of ${r.rounds} rounds [${r.speculativeSpeedupRounds!.map((x) => x.toFixed(2)).join(', ')}], CPU time x${r.speculativeSpeedupCpu?.toFixed(2) ?? '-'}), ` +
           `output ${r.identicalOutput ? 'identical' : 'DIFFERENT'}`
         : ''),

@@ -26,7 +26,7 @@ export interface DecodeBenchOptions {
   speculativeTokens?: number;
   /** element type of the KV cache (default float32) */
   kvDtype?: KvDtype;
-  /** requests of the single-stream pass (default: all `concurrency` of them) */
+  /** requests of the single-stream pass (default: `concurrency`; may exceed it) */
   singleRequests?: number;
   seed?: number;
   /** single-stream rounds (default 5 with a drafter, else 1); the figures are their medians */
@@ -65,6 +65,10 @@ export interface DecodeBenchResult {
   speculativeSpeedupCpu?: number;
   /** greedy output with the drafter equalled plain decoding's, request by request, in every round */
   identicalOutput?: boolean;
+  /** acceptanceRate over the single-stream requests (acceptanceRate itself is the batched pass's) */
+  singleStreamAcceptanceRate?: number;
+  /** requests in each single-stream pass */
+  singleRequests: number;
   /** single-stream rounds run */
   rounds: number;
 }
@@ -121,6 +125,8 @@ interface SingleRounds {
   ratios: number[];
   cpuRatios: number[];
   identical: boolean;
+  /** accepted / proposed draft tokens over a round's single-stream requests (the same every round) */
+  acceptance: number;
 }
 
 /**
@@ -137,7 +143,7 @@ async function singleRounds(
   speculative: boolean,
   cpuMs: (() => number) | null,
 ): Promise<SingleRounds> {
-  const r: SingleRounds = { tps: [], plainTps: [], ratios: [], cpuRatios: [], identical: true };
+  const r: SingleRounds = { tps: [], plainTps: [], ratios: [], cpuRatios: [], identical: true, acceptance: 0 };
   for (let i = 0; i < rounds; i++) {
     if (!speculative) {
       const a = await pass(new Engine(model, opts), prompts, maxTokens, false);
@@ -163,6 +169,7 @@ async function singleRounds(
     r.ratios.push(spec.tokens / spec.seconds / (plain.tokens / plain.seconds));
     if (cpuMs) r.cpuRatios.push(spec.tokens / spec.cpuSeconds / (plain.tokens / plain.cpuSeconds));
     r.identical &&= spec.outputs.every((o, j) => o.join() === plain.outputs[j]!.join());
+    r.acceptance = engines[0]!.stats().acceptanceRate;
   }
   return r;
 }
@@ -176,7 +183,12 @@ export async function benchDecode(model: LanguageModel, o: DecodeBenchOptions): 
   }
   const rng = new Rng(o.seed ?? 0);
   const corpus = o.corpus && o.corpus.length > o.promptTokens ? o.corpus : null;
-  const prompts = Array.from({ length: o.concurrency }, () => {
+  // the batched pass takes the first `concurrency` prompts, the single-stream pass the first
+  // `singleRequests` (more than concurrency is allowed: it used to be capped at concurrency silently)
+  const single = o.singleRequests ?? o.concurrency;
+  if (!Number.isInteger(single) || single < 1)
+    throw new Error(`bench decode: --single-requests must be >= 1, got ${single}`);
+  const all = Array.from({ length: Math.max(o.concurrency, single) }, () => {
     if (!corpus) return Array.from({ length: o.promptTokens }, () => rng.int(V));
     const at = rng.int(corpus.length - o.promptTokens);
     return corpus.slice(at, at + o.promptTokens);
@@ -200,7 +212,7 @@ export async function benchDecode(model: LanguageModel, o: DecodeBenchOptions): 
   // drafter finds no blocks and never proposes
   const speculative = !!o.draftModel || !!o.mtpDraft;
   if (speculative) opts.draftKvMemoryBytes = 64 << 20;
-  const singlePrompts = prompts.slice(0, o.singleRequests ?? o.concurrency);
+  const singlePrompts = all.slice(0, single);
   const rounds = o.rounds ?? (speculative ? 5 : 1);
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`bench decode: --rounds must be >= 1, got ${rounds}`);
   // warm-up at full length, with and without the drafter (a short one left the first timed round slow)
@@ -209,10 +221,10 @@ export async function benchDecode(model: LanguageModel, o: DecodeBenchOptions): 
   if (speculative)
     await pass(new Engine(model, { ...opts, draftModel: null, mtpDraft: false }), warm, o.maxTokens, false);
   const engine = new Engine(model, opts);
-  const batched = await pass(engine, prompts, o.maxTokens, true);
-  const single = await singleRounds(model, opts, singlePrompts, o.maxTokens, rounds, speculative, o.cpuMs ?? null);
+  const batched = await pass(engine, all.slice(0, o.concurrency), o.maxTokens, true);
+  const singles = await singleRounds(model, opts, singlePrompts, o.maxTokens, rounds, speculative, o.cpuMs ?? null);
   const tps = batched.tokens / batched.seconds;
-  const sps = median(single.tps);
+  const sps = median(singles.tps);
   const slots = engine.peakBlocks * engine.pool.blockSize;
   return {
     concurrency: o.concurrency,
@@ -230,14 +242,16 @@ export async function benchDecode(model: LanguageModel, o: DecodeBenchOptions): 
     speculative,
     kvDtype: opts.kvDtype!,
     kvBytesPerToken: bytesPerBlock / engine.pool.blockSize,
+    singleRequests: single,
     rounds,
     ...(speculative
       ? {
-          plainSingleStreamTokensPerSecond: median(single.plainTps),
-          speculativeSpeedup: median(single.ratios),
-          speculativeSpeedupRounds: single.ratios,
-          ...(single.cpuRatios.length > 0 ? { speculativeSpeedupCpu: median(single.cpuRatios) } : {}),
-          identicalOutput: single.identical,
+          plainSingleStreamTokensPerSecond: median(singles.plainTps),
+          speculativeSpeedup: median(singles.ratios),
+          speculativeSpeedupRounds: singles.ratios,
+          ...(singles.cpuRatios.length > 0 ? { speculativeSpeedupCpu: median(singles.cpuRatios) } : {}),
+          identicalOutput: singles.identical,
+          singleStreamAcceptanceRate: singles.acceptance,
         }
       : {}),
   };
