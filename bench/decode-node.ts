@@ -23,6 +23,7 @@ export async function decodeCommand(
   json: boolean,
   int: (name: string, def?: number) => number,
 ): Promise<void> {
+  const rounds = flags.has('rounds') ? int('rounds') : undefined; // a bad value fails before any model loads
   await shutdownBackend();
   await useFastBackend({ threads });
   const { model, tokenizer } = await loadModelDir(flags.get('model') ?? bundledModelDir());
@@ -42,7 +43,7 @@ export async function decodeCommand(
     corpus,
     kvDtype: checkKvDtype(flags.get('kv-dtype') ?? 'float32', 'bench decode: --kv-dtype'),
     ...(flags.has('single-requests') ? { singleRequests: int('single-requests') } : {}),
-    ...(flags.has('rounds') ? { rounds: int('rounds') } : {}),
+    ...(rounds !== undefined ? { rounds } : {}),
     cpuMs: () => {
       const c = process.cpuUsage();
       return (c.user + c.system) / 1000;

@@ -62,7 +62,7 @@ test('bench decode without a drafter: one round by default, no speculative field
       '--rounds',
       '0',
     ],
-    { encoding: 'utf8', env: { ...process.env, LINEAGE_THREADS: '1' }, timeout: 60_000 },
+    { encoding: 'utf8', env: { ...process.env, LINEAGE_THREADS: '1' }, timeout: 120_000 },
   );
   assert.notEqual(bad.status, 0);
   assert.match(bad.stderr, /rounds/);
