@@ -172,9 +172,10 @@ const MAX_STOPS = 16;
 
 /**
  * Default draft length with a draft model. Measured on the bundled pair (shakespeare-char drafting for
- * shakespeare-llama, greedy, 16 prompts x 40 tokens, CPU time, interleaved with plain decoding): 5 beat 4
- * in every run (+3 to +14%) and 6 (~halfway between); adaptive lengths (+2 / -1 per round, Hugging Face's
- * heuristic) and stopping at a low draft confidence (0.3-0.7) both did worse than a fixed 5.
+ * shakespeare-llama, greedy, 16 prompts x 40 tokens, CPU time, interleaved with plain decoding): on the
+ * loaded machine 5 beat 4 in every run (+3 to +14%), 6 fell between; with less load 4, 5 and 6 tied.
+ * Adaptive lengths (+2 / -1 per round, Hugging Face's heuristic) and stopping at a low draft confidence
+ * (0.3-0.7) both did worse than a fixed 5.
  */
 export const DRAFT_MODEL_TOKENS = 5;
 
