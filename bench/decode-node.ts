@@ -23,6 +23,7 @@ export async function decodeCommand(
   json: boolean,
   int: (name: string, def?: number) => number,
 ): Promise<void> {
+  const rounds = flags.has('rounds') ? int('rounds') : undefined; // a bad value fails before any model loads
   await shutdownBackend();
   await useFastBackend({ threads });
   const { model, tokenizer } = await loadModelDir(flags.get('model') ?? bundledModelDir());
@@ -42,6 +43,11 @@ export async function decodeCommand(
     corpus,
     kvDtype: checkKvDtype(flags.get('kv-dtype') ?? 'float32', 'bench decode: --kv-dtype'),
     ...(flags.has('single-requests') ? { singleRequests: int('single-requests') } : {}),
+    ...(rounds !== undefined ? { rounds } : {}),
+    cpuMs: () => {
+      const c = process.cpuUsage();
+      return (c.user + c.system) / 1000;
+    },
   });
   if (json) return void console.log(JSON.stringify({ ...r, threads, prompts: corpus ? 'text' : 'random' }));
   console.log(
@@ -49,7 +55,9 @@ export async function decodeCommand(
       `(single stream ${r.singleStreamTokensPerSecond.toFixed(1)}, x${r.speedup.toFixed(2)}), TTFT p50 ${r.ttftMsP50.toFixed(1)} ms, ` +
       `ITL p50 ${r.itlMsP50.toFixed(1)} ms, KV (${r.kvDtype}, ${r.kvBytesPerToken} B/token) blocks peak ${r.kvBlocksPeak}/${r.kvBlocksTotal}, waste ${r.kvWastePercent.toFixed(1)}%` +
       (r.speculative
-        ? `; speculative: acceptance ${r.acceptanceRate.toFixed(3)}, single stream x${r.speculativeSpeedup!.toFixed(2)} vs plain (${r.plainSingleStreamTokensPerSecond!.toFixed(1)} tok/s)`
+        ? `; speculative: acceptance ${r.acceptanceRate.toFixed(3)} (single stream ${r.singleStreamAcceptanceRate!.toFixed(3)}), single stream x${r.speculativeSpeedup!.toFixed(2)} vs plain (${r.plainSingleStreamTokensPerSecond!.toFixed(1)} tok/s; ` +
+          `median of ${r.rounds} rounds [${r.speculativeSpeedupRounds!.map((x) => x.toFixed(2)).join(', ')}], CPU time x${r.speculativeSpeedupCpu?.toFixed(2) ?? '-'}), ` +
+          `output ${r.identicalOutput ? 'identical' : 'DIFFERENT'}`
         : ''),
   );
 }

@@ -3,6 +3,12 @@
 // one Engine; the same requests then run one at a time in the same process, so the ratio of the two is
 // measured under the same machine load. Reports aggregate and single-stream tokens/s, time to first
 // token and inter-token latency medians, the KV blocks in use at the peak and the unfilled share of them.
+//
+// With a drafter, the single-stream pass runs `rounds` times (default 5), each request with and without
+// the drafter back to back (alternating which goes first; fresh engines each round, after a full-length
+// warm-up of both), and the speed-up is the median of the per-round ratios: on a shared machine a load
+// spike then hits both sides of a pair and moves one round, not the figure. The single-stream figures are
+// the medians of the rounds; CPU time gives a second, less load-sensitive ratio.
 import { Rng } from '../src/tensor/random.js';
 import type { LanguageModel } from '../src/models/model.js';
 import type { DecoderConfig } from '../src/models/config.js';
@@ -20,9 +26,13 @@ export interface DecodeBenchOptions {
   speculativeTokens?: number;
   /** element type of the KV cache (default float32) */
   kvDtype?: KvDtype;
-  /** requests of the single-stream pass (default: all `concurrency` of them) */
+  /** requests of the single-stream pass (default: `concurrency`; may exceed it) */
   singleRequests?: number;
   seed?: number;
+  /** single-stream rounds (default 5 with a drafter, else 1); the figures are their medians */
+  rounds?: number;
+  /** the process's CPU time in ms (Node: process.cpuUsage), for the CPU-time speed-up beside the wall one */
+  cpuMs?: (() => number) | null;
   /** token ids of a text to cut the prompts from (seeded offsets); random token ids when absent. Real
    * text matters for speculative decoding: on random ids a draft and its target never agree */
   corpus?: readonly number[] | null;
@@ -47,7 +57,20 @@ export interface DecodeBenchResult {
   kvBytesPerToken: number;
   /** with a draft model or MTP drafts: single-stream tokens/s without them, and the ratio */
   plainSingleStreamTokensPerSecond?: number;
+  /** median over the rounds of (speculative / plain) single-stream tokens/s, each round's pair back to back */
   speculativeSpeedup?: number;
+  /** the per-round ratios behind speculativeSpeedup, in round order */
+  speculativeSpeedupRounds?: number[];
+  /** the same median ratio in process CPU time (less distorted by other jobs on a shared machine) */
+  speculativeSpeedupCpu?: number;
+  /** greedy output with the drafter equalled plain decoding's, request by request, in every round */
+  identicalOutput?: boolean;
+  /** acceptanceRate over the single-stream requests (acceptanceRate itself is the batched pass's) */
+  singleStreamAcceptanceRate?: number;
+  /** requests in each single-stream pass */
+  singleRequests: number;
+  /** single-stream rounds run */
+  rounds: number;
 }
 
 const median = (xs: number[]) => {
@@ -59,28 +82,95 @@ const median = (xs: number[]) => {
 interface PassResult {
   tokens: number;
   seconds: number;
+  /** process CPU seconds (0 without a CPU clock) */
+  cpuSeconds: number;
   ttft: number[];
   itl: number[];
+  /** each request's generated token ids, in prompt order */
+  outputs: number[][];
 }
 
-/** runs the prompts through the engine, `parallel` at a time; token timestamps taken as events arrive */
+const emptyPass = (): PassResult => ({ tokens: 0, seconds: 0, cpuSeconds: 0, ttft: [], itl: [], outputs: [] });
+
+/** one request through the engine, its tokens and timestamps (taken as events arrive) added to r */
+async function request(engine: Engine, prompt: number[], maxTokens: number, r: PassResult, i: number): Promise<void> {
+  const out: number[] = (r.outputs[i] = []);
+  const t0 = performance.now();
+  let last = t0;
+  for await (const e of engine.add({ prompt, maxTokens, temperature: 0, ignoreEos: true })) {
+    if (e.token < 0) continue;
+    const now = performance.now();
+    (last === t0 ? r.ttft : r.itl).push(now - last);
+    last = now;
+    r.tokens++;
+    out.push(e.token);
+  }
+}
+
+/** runs the prompts through the engine, all at once or one after another */
 async function pass(engine: Engine, prompts: number[][], maxTokens: number, parallel: boolean): Promise<PassResult> {
-  const r: PassResult = { tokens: 0, seconds: 0, ttft: [], itl: [] };
-  const one = async (prompt: number[]) => {
-    const t0 = performance.now();
-    let last = t0;
-    for await (const e of engine.add({ prompt, maxTokens, temperature: 0, ignoreEos: true })) {
-      if (e.token < 0) continue;
-      const now = performance.now();
-      (last === t0 ? r.ttft : r.itl).push(now - last);
-      last = now;
-      r.tokens++;
-    }
-  };
+  const r = emptyPass();
   const start = performance.now();
-  if (parallel) await Promise.all(prompts.map(one));
-  else for (const p of prompts) await one(p);
+  if (parallel) await Promise.all(prompts.map((p, i) => request(engine, p, maxTokens, r, i)));
+  else for (const [i, p] of prompts.entries()) await request(engine, p, maxTokens, r, i);
   r.seconds = (performance.now() - start) / 1000;
+  return r;
+}
+
+interface SingleRounds {
+  /** tokens/s of each round's pass with the engine's options (with the drafter, if any) */
+  tps: number[];
+  /** with a drafter: the same without it, and the per-round wall and CPU ratios */
+  plainTps: number[];
+  ratios: number[];
+  cpuRatios: number[];
+  identical: boolean;
+  /** accepted / proposed draft tokens over a round's single-stream requests (the same every round) */
+  acceptance: number;
+}
+
+/**
+ * The single-stream pass, `rounds` times. With a drafter each round runs every request twice, with and
+ * without it, the two back to back in alternating order, on two engines made for the round: a load spike
+ * on a shared machine then lands on both sides of a pair, and neither side always runs first.
+ */
+async function singleRounds(
+  model: LanguageModel,
+  opts: EngineOptions,
+  prompts: number[][],
+  maxTokens: number,
+  rounds: number,
+  speculative: boolean,
+  cpuMs: (() => number) | null,
+): Promise<SingleRounds> {
+  const r: SingleRounds = { tps: [], plainTps: [], ratios: [], cpuRatios: [], identical: true, acceptance: 0 };
+  for (let i = 0; i < rounds; i++) {
+    if (!speculative) {
+      const a = await pass(new Engine(model, opts), prompts, maxTokens, false);
+      r.tps.push(a.tokens / a.seconds);
+      continue;
+    }
+    const engines = [new Engine(model, opts), new Engine(model, { ...opts, draftModel: null, mtpDraft: false })];
+    const [spec, plain] = [emptyPass(), emptyPass()];
+    const timed = async (side: 0 | 1, j: number) => {
+      const res = side === 0 ? spec : plain;
+      const [t0, c0] = [performance.now(), cpuMs?.() ?? 0];
+      await request(engines[side]!, prompts[j]!, maxTokens, res, j);
+      res.seconds += (performance.now() - t0) / 1000;
+      res.cpuSeconds += cpuMs ? (cpuMs() - c0) / 1000 : 0;
+    };
+    for (let j = 0; j < prompts.length; j++) {
+      const first = (i + j) % 2 === 0 ? 0 : 1;
+      await timed(first, j);
+      await timed(first === 0 ? 1 : 0, j);
+    }
+    r.tps.push(spec.tokens / spec.seconds);
+    r.plainTps.push(plain.tokens / plain.seconds);
+    r.ratios.push(spec.tokens / spec.seconds / (plain.tokens / plain.seconds));
+    if (cpuMs) r.cpuRatios.push(spec.tokens / spec.cpuSeconds / (plain.tokens / plain.cpuSeconds));
+    r.identical &&= spec.outputs.every((o, j) => o.join() === plain.outputs[j]!.join());
+    r.acceptance = engines[0]!.stats().acceptanceRate;
+  }
   return r;
 }
 
@@ -98,7 +188,12 @@ export async function benchDecode(model: LanguageModel, o: DecodeBenchOptions): 
   }
   const rng = new Rng(o.seed ?? 0);
   const corpus = o.corpus && o.corpus.length > o.promptTokens ? o.corpus : null;
-  const prompts = Array.from({ length: o.concurrency }, () => {
+  // the batched pass takes the first `concurrency` prompts, the single-stream pass the first
+  // `singleRequests` (more than concurrency is allowed: it used to be capped at concurrency silently)
+  const single = o.singleRequests ?? o.concurrency;
+  if (!Number.isInteger(single) || single < 1)
+    throw new Error(`bench decode: --single-requests must be >= 1, got ${single}`);
+  const all = Array.from({ length: Math.max(o.concurrency, single) }, () => {
     if (!corpus) return Array.from({ length: o.promptTokens }, () => rng.int(V));
     const at = rng.int(corpus.length - o.promptTokens);
     return corpus.slice(at, at + o.promptTokens);
@@ -122,26 +217,19 @@ export async function benchDecode(model: LanguageModel, o: DecodeBenchOptions): 
   // drafter finds no blocks and never proposes
   const speculative = !!o.draftModel || !!o.mtpDraft;
   if (speculative) opts.draftKvMemoryBytes = 64 << 20;
-  await pass(new Engine(model, opts), prompts.slice(0, 1), 4, false); // warm-up
+  const singlePrompts = all.slice(0, single);
+  const rounds = o.rounds ?? (speculative ? 5 : 1);
+  if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`bench decode: --rounds must be >= 1, got ${rounds}`);
+  // warm-up at full length, with and without the drafter (a short one left the first timed round slow)
+  const warm = singlePrompts.slice(0, Math.min(4, singlePrompts.length));
+  await pass(new Engine(model, opts), warm, o.maxTokens, false);
+  if (speculative)
+    await pass(new Engine(model, { ...opts, draftModel: null, mtpDraft: false }), warm, o.maxTokens, false);
   const engine = new Engine(model, opts);
-  const batched = await pass(engine, prompts, o.maxTokens, true);
-  const single = await pass(
-    new Engine(model, opts),
-    prompts.slice(0, o.singleRequests ?? o.concurrency),
-    o.maxTokens,
-    false,
-  );
-  // with a draft model: the same single-stream pass decoding plainly, for the speculative speed-up
-  const plain = speculative
-    ? await pass(
-        new Engine(model, { ...opts, draftModel: null, mtpDraft: false }),
-        prompts.slice(0, o.singleRequests ?? o.concurrency),
-        o.maxTokens,
-        false,
-      )
-    : null;
+  const batched = await pass(engine, all.slice(0, o.concurrency), o.maxTokens, true);
+  const singles = await singleRounds(model, opts, singlePrompts, o.maxTokens, rounds, speculative, o.cpuMs ?? null);
   const tps = batched.tokens / batched.seconds;
-  const sps = single.tokens / single.seconds;
+  const sps = median(singles.tps);
   const slots = engine.peakBlocks * engine.pool.blockSize;
   return {
     concurrency: o.concurrency,
@@ -159,10 +247,16 @@ export async function benchDecode(model: LanguageModel, o: DecodeBenchOptions): 
     speculative,
     kvDtype: opts.kvDtype!,
     kvBytesPerToken: bytesPerBlock / engine.pool.blockSize,
-    ...(plain
+    singleRequests: single,
+    rounds,
+    ...(speculative
       ? {
-          plainSingleStreamTokensPerSecond: plain.tokens / plain.seconds,
-          speculativeSpeedup: sps / (plain.tokens / plain.seconds),
+          plainSingleStreamTokensPerSecond: median(singles.plainTps),
+          speculativeSpeedup: median(singles.ratios),
+          speculativeSpeedupRounds: singles.ratios,
+          ...(singles.cpuRatios.length > 0 ? { speculativeSpeedupCpu: median(singles.cpuRatios) } : {}),
+          identicalOutput: singles.identical,
+          singleStreamAcceptanceRate: singles.acceptance,
         }
       : {}),
   };

@@ -30,7 +30,7 @@ const USAGE = `usage (global: lineage --backend native|wasm bench ...; default n
   lineage bench elementwise --op add|exp|gelu|swiglu|bias-gelu [--path kernels|fused] [--size N] [--threads T] [--json]
     (swiglu = silu(a) * b, bias-gelu = gelu(x + bias[4096]); chains default to --path fused, one kernel, and
     also print the unfused kernels' figure)
-  lineage bench decode [--model DIR] --concurrency N --prompt-tokens P --max-tokens T [--draft-model DIR | --speculative mtp] [--speculative-tokens K] [--kv-dtype float32|float16|bfloat16|int8] [--single-requests K] [--prompts text|random] [--threads T] [--json]
+  lineage bench decode [--model DIR] --concurrency N --prompt-tokens P --max-tokens T [--draft-model DIR | --speculative mtp] [--speculative-tokens K] [--kv-dtype float32|float16|bfloat16|int8] [--single-requests K] [--rounds R] [--prompts text|random] [--threads T] [--json]
   lineage bench serve [--model DIR | --url URL] [--concurrency 64] [--duration 60] [--max-tokens 64] [--threads T] [--json]
   lineage bench llamacpp [--hidden 512 --layers 8 --heads 8 --kv-heads 4 --ffn 1408 --vocab 512] [--max-tokens 128] [--prompt-tokens 16] [--rounds 3] [--threads 1,2] [--backends native,wasm] [--json]
   lineage bench all [--threads 1,2] [--sweep 512,1024,2048,4096] [--rounds 2] [--no-torch] [--json]

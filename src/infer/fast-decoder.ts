@@ -90,6 +90,9 @@ export class FastDecoder {
   static why = '';
 
   private readonly scratch = new Map<string, Scratch>();
+  /** host-only step arrays (the fused q|k|v split, the head transposes), grown on demand: a fresh typed
+   * array per layer per step cost more than the copies themselves at decoding sizes */
+  private readonly hostScratch = new Map<string, Float32Array>();
   /** the parameters read in place (a replaced parameter is disposed: `stale` then says so) */
   private sources: Tensor[] = [];
   private readonly matmul: (a: View, b: View, out: View, p: MatmulParams) => void;
@@ -247,6 +250,7 @@ export class FastDecoder {
   dispose(): void {
     for (const s of this.scratch.values()) this.backend.free(s.buf);
     this.scratch.clear();
+    this.hostScratch.clear();
     this.disposed = true;
   }
 
@@ -273,7 +277,13 @@ export class FastDecoder {
         applyRope(q, T, nh, hs, rope);
         applyRope(k, T, nkv, hs, rope);
       }
-      const o = attend(i, headsFirst(q, T, nh, hs), headsFirst(k, T, nkv, hs), headsFirst(v, T, nkv, hs), scale); // (nh, T, hs)
+      const o = attend(
+        i,
+        this.heads(q, T, nh, hs, 'qh'),
+        this.heads(k, T, nkv, hs, 'kh'),
+        this.heads(v, T, nkv, hs, 'vh'),
+        scale,
+      ); // (nh, T, hs)
       tokensFirst(o, T, nh, hs, att.host); // (T, nh*hs)
       this.addInto(x, this.project('o', L.o, att, T), T * D);
       this.norm(L.norm2, x, hn, T);
@@ -317,7 +327,15 @@ export class FastDecoder {
       );
     const all = this.project('qkv', L.qkv, hn, T).host; // (T, (nh + 2 nkv) hs)
     const W = (nh + 2 * nkv) * hs;
-    const [q, k, v] = [new Float32Array(T * nh * hs), new Float32Array(T * nkv * hs), new Float32Array(T * nkv * hs)];
+    const [Q1, KV1] = [nh * hs, nkv * hs];
+    // one token: q | k | v are already contiguous runs of the row (attend copies them before the next
+    // projection reuses the buffer)
+    if (T === 1) return [all.subarray(0, Q1), all.subarray(Q1, Q1 + KV1), all.subarray(Q1 + KV1, W)];
+    const [q, k, v] = [
+      this.hostBuf('q', T * nh * hs),
+      this.hostBuf('k', T * nkv * hs),
+      this.hostBuf('v', T * nkv * hs),
+    ];
     const [Q, KV] = [nh * hs, nkv * hs];
     for (let t = 0; t < T; t++) {
       const o = t * W;
@@ -425,6 +443,19 @@ export class FastDecoder {
     return { buf: out.buf, host: y };
   }
 
+  /** (T, h*hs) -> (h, T, hs) in host array `name` (T = 1: x itself) */
+  private heads(x: Float32Array, T: number, h: number, hs: number, name: string): Float32Array {
+    return T === 1 ? x : headsFirst(x, T, h, hs, this.hostBuf(name, x.length));
+  }
+
+  /** the first n floats of host array `name` (grown by doubling, kept between steps; valid until the next
+   * request for the same name, i.e. within one layer) */
+  private hostBuf(name: string, n: number): Float32Array {
+    let a = this.hostScratch.get(name);
+    if (!a || a.length < n) this.hostScratch.set(name, (a = new Float32Array(Math.max(n, 2 * (a?.length ?? 0)))));
+    return a.subarray(0, n);
+  }
+
   /** a step buffer of at least n floats (grown by doubling, kept between steps) */
   private buf(name: string, n: number): Scratch {
     let s = this.scratch.get(name);
@@ -499,13 +530,14 @@ function applyRope(
     }
 }
 
-/** (T, h*hs) -> (h, T, hs); T = 1 is the same memory (index loops: no subarray objects per row) */
-function headsFirst(x: Float32Array, T: number, h: number, hs: number): Float32Array {
+/** (T, h*hs) -> (h, T, hs) into out; T = 1 is the same memory, x itself (index loops: no subarray objects
+ * per row) */
+function headsFirst(x: Float32Array, T: number, h: number, hs: number, out: Float32Array): Float32Array {
   if (T === 1) return x;
-  const out = new Float32Array(T * h * hs);
   for (let t = 0; t < T; t++)
     for (let j = 0; j < h; j++) {
-      const [src, dst] = [(t * h + j) * hs, (j * T + t) * hs];
+      const src = (t * h + j) * hs;
+      const dst = (j * T + t) * hs;
       for (let d = 0; d < hs; d++) out[dst + d] = x[src + d]!;
     }
   return out;

@@ -12,7 +12,7 @@ export interface EngineGenerateOptions {
   promptLookup: boolean;
   /** the model's own MTP depths draft (--speculative mtp) */
   mtpDraft?: boolean;
-  speculativeTokens: number;
+  speculativeTokens?: number;
   json: boolean;
   kvDtype?: KvDtype;
 }

@@ -42,7 +42,7 @@ when one of these is given:
   --stop TEXT              stop before TEXT (repeatable)
   --logprobs K             with --json: log-probabilities of each token and its K top alternatives
   --draft-model DIR        speculative decoding with this smaller model (same tokenizer) as drafter
-  --speculative-tokens K   draft tokens per step (default 4)
+  --speculative-tokens K   draft tokens per step (default 5 with --draft-model, else 4)
   --prompt-lookup          speculative decoding with n-gram drafts from the text so far
   --speculative mtp        speculative decoding with the model's own multi-token-prediction depths
                            (DeepSeek-V3 MTP) as drafter: no second model
@@ -178,7 +178,7 @@ async function engineGenerate(
     json,
     promptLookup: f.bools.has('prompt-lookup'),
     mtpDraft,
-    speculativeTokens: flagNumber(f, 'speculative-tokens', { int: true, min: 1 }) ?? 4,
+    speculativeTokens: flagNumber(f, 'speculative-tokens', { int: true, min: 1 }), // undefined: the engine's default
     kvDtype: checkKvDtype(flagString(f, 'kv-dtype') ?? 'float32', '--kv-dtype'),
   });
   draftModel?.dispose();

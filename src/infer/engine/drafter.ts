@@ -10,6 +10,7 @@ import { KvPool, layerSpecs } from './kv-pool.js';
 import { ModelRunner, type RunItem } from './runner.js';
 import type { Sequence } from './sequence.js';
 import { drawFrom, probsOf, promptLookup } from './speculative.js';
+import { argmax } from './sampler.js';
 import { MtpDrafter } from './mtp-drafter.js';
 
 export type DraftSource =
@@ -80,15 +81,24 @@ export class Drafter {
   /** one draft token for each sequence: feed what the draft cache lacks, sample from q */
   private draftStep(seqs: Sequence[]): void {
     const items: RunItem[] = seqs.map((s) => {
-      const known = [...s.tokens, ...s.draft];
-      return { ids: known.slice(s.draftComputed), start: s.draftComputed, blocks: s.draftTable.blocks, logits: 1 };
+      // what the draft cache lacks of tokens ++ draft (1 token, or a few after a round or the prompt)
+      const [L, ids] = [s.tokens.length, [] as number[]];
+      for (let j = s.draftComputed; j < L + s.draft.length; j++) ids.push(j < L ? s.tokens[j]! : s.draft[j - L]!);
+      return { ids, start: s.draftComputed, blocks: s.draftTable.blocks, logits: 1 };
     });
     const logits = this.runner!.run(items);
     const V = logits.length / seqs.length;
     seqs.forEach((s, i) => {
       s.draftComputed += items[i]!.ids.length;
       this.blocks!.commit(s.draftTable, s.tokens, Math.min(s.draftComputed, s.tokens.length));
-      const q = probsOf(logits.subarray(i * V, (i + 1) * V).slice(), s.opts.params);
+      const row = logits.subarray(i * V, (i + 1) * V);
+      if ((s.opts.params.temperature ?? 1) === 0) {
+        // greedy: the draft's argmax, no distribution (verification compares it with the target's argmax)
+        s.draft.push(argmax(row));
+        s.draftQ.push(null);
+        return;
+      }
+      const q = probsOf(row.slice(), s.opts.params);
       s.draft.push(drawFrom(q, s.rng));
       s.draftQ.push(q);
     });

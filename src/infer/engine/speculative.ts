@@ -91,6 +91,21 @@ export function verifyDraft(
 }
 
 /**
+ * verifyDraft at temperature 0, without building distributions: every p is one-hot at its row's argmax
+ * (sampler.ts `argmax`, the token plain greedy decoding picks), so a draft token is accepted exactly when
+ * it equals that argmax, and the first mismatch (or the bonus row) yields the target's own argmax.
+ * `rows`: the target's processed logits at the k + 1 positions.
+ */
+export function verifyGreedy(
+  rows: readonly Float32Array[],
+  draft: readonly number[],
+): { tokens: number[]; accepted: number } {
+  let i = 0;
+  while (i < draft.length && argmax(rows[i]!) === draft[i]) i++;
+  return { tokens: [...draft.slice(0, i), argmax(rows[i]!)], accepted: i };
+}
+
+/**
  * Prompt lookup: the k tokens that followed the latest earlier occurrence of the sequence's last n
  * tokens (n from maxNgram down to 1); [] when nothing matches.
  */

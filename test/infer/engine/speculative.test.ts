@@ -8,7 +8,7 @@ import { createModel } from '../../../src/models/registry.js';
 import { generate } from '../../../src/infer/generate.js';
 import { Engine } from '../../../src/infer/engine/engine.js';
 import type { TokenEvent } from '../../../src/infer/engine/sequence.js';
-import { drawFrom, probsOf, promptLookup, verifyDraft } from '../../../src/infer/engine/speculative.js';
+import { drawFrom, probsOf, promptLookup, verifyDraft, verifyGreedy } from '../../../src/infer/engine/speculative.js';
 import { tinyConfig } from '../../models/decoder-helpers.js';
 
 const dist = (V: number, rng: Rng, sharp = 1) =>
@@ -48,6 +48,35 @@ test('verifyDraft: the first token follows p, and the next follows p[1] after an
   const one = new Float64Array(V);
   for (let i = 0; i < N; i++) one[verifyDraft(p, [2], [null], rng).tokens[0]!]!++;
   for (let v = 0; v < V; v++) assert.ok(Math.abs(one[v]! / N - p[0]![v]!) < 4 * Math.sqrt(p[0]![v]! / N) + 1e-3);
+});
+
+test('verifyGreedy equals verifyDraft at temperature 0 (argmax prefix accepted, then the target token)', () => {
+  const rng = new Rng(7);
+  const V = 9;
+  let full = 0;
+  let early = 0;
+  for (let trial = 0; trial < 300; trial++) {
+    const k = 1 + rng.int(5);
+    const rows = Array.from({ length: k + 1 }, () => Float32Array.from({ length: V }, () => rng.normal()));
+    const top = rows.map((r) => r.indexOf(Math.max(...r)));
+    // drafts that follow the argmax for a random prefix, then (maybe) diverge
+    const agree = rng.int(k + 1);
+    const draft = top.slice(0, k).map((t, i) => (i < agree ? t : (t + 1 + rng.int(V - 1)) % V));
+    const want = verifyDraft(
+      rows.map((r) => probsOf(r, { temperature: 0 })),
+      draft,
+      draft.map(() => null),
+      rng,
+    );
+    const got = verifyGreedy(rows, draft);
+    assert.deepEqual(got, want, `trial ${trial}`);
+    assert.equal(got.accepted, agree);
+    assert.equal(got.tokens.length, agree + 1);
+    assert.equal(got.tokens[agree], top[agree]);
+    if (agree === k) full++;
+    else early++;
+  }
+  assert.ok(full > 20 && early > 20, `both outcomes exercised (${full} full, ${early} early)`);
 });
 
 test('promptLookup proposes what followed the latest earlier n-gram', () => {
