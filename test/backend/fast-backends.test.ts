@@ -170,6 +170,20 @@ for (const { key } of factories) {
         Dv: 8,
         causal: true,
       },
+      // head dim 64 (whole register tiles and 8 x 8 transposes of the native kernel), keys over three
+      // 128-key chunks: the running max rises across chunks (lazy rescale of O)
+      { name: 'head dim 64, keys over several chunks', B: 1, H: 2, Hkv: 2, Tq: 100, Tk: 300, Dk: 64, Dv: 64 },
+      {
+        name: 'head dim 64, causal GQA over several chunks',
+        B: 1,
+        H: 2,
+        Hkv: 1,
+        Tq: 290,
+        Tk: 290,
+        Dk: 64,
+        Dv: 64,
+        causal: true,
+      },
       {
         name: 'long non-causal rows, odd Tk over one GEMM depth block',
         B: 1,
