@@ -273,17 +273,11 @@ export class FastDecoder {
       const L = this.layers[i]!;
       this.norm(L.norm1, x, hn, T);
       const [q, k, v] = this.qkv(L, hn, T, nh, nkv, hs); // (T, nh*hs), (T, nkv*hs) x2
-      if (rope) {
-        applyRope(q, T, nh, hs, rope);
-        applyRope(k, T, nkv, hs, rope);
-      }
-      const o = attend(
-        i,
-        this.heads(q, T, nh, hs, 'qh'),
-        this.heads(k, T, nkv, hs, 'kh'),
-        this.heads(v, T, nkv, hs, 'vh'),
-        scale,
-      ); // (nh, T, hs)
+      // rotated and made head-major in one pass, into step buffers the attention only reads
+      const hq = headsFirst(q, T, nh, hs, rope, this.buf('hq', T * nh * hs).host); // (nh, T, hs)
+      const hk = headsFirst(k, T, nkv, hs, rope, this.buf('hk', T * nkv * hs).host); // (nkv, T, hs)
+      const hv = headsFirst(v, T, nkv, hs, null, this.buf('hv', T * nkv * hs).host);
+      const o = attend(i, hq, hk, hv, scale); // (nh, T, hs)
       tokensFirst(o, T, nh, hs, att.host); // (T, nh*hs)
       this.addInto(x, this.project('o', L.o, att, T), T * D);
       this.norm(L.norm2, x, hn, T);
@@ -443,11 +437,6 @@ export class FastDecoder {
     return { buf: out.buf, host: y };
   }
 
-  /** (T, h*hs) -> (h, T, hs) in host array `name` (T = 1: x itself) */
-  private heads(x: Float32Array, T: number, h: number, hs: number, name: string): Float32Array {
-    return T === 1 ? x : headsFirst(x, T, h, hs, this.hostBuf(name, x.length));
-  }
-
   /** the first n floats of host array `name` (grown by doubling, kept between steps; valid until the next
    * request for the same name, i.e. within one layer) */
   private hostBuf(name: string, n: number): Float32Array {
@@ -507,40 +496,38 @@ function ropeCosSin(spec: RopeSpec, step: FastStep): { cos: Float32Array; sin: F
   return { cos, sin, half };
 }
 
-/** rotate_half RoPE in place on the first 2*half dims of every head of x (T, h*hs) */
-function applyRope(
+/**
+ * (T, h*hs) -> (h, T, hs), with rotate_half RoPE applied on the way to the first 2*half dims of every head
+ * when `r` is given (rounded as the reference rope op rounds: each product to float32, then the sum). T = 1
+ * is the same memory: rotated in place and returned. Otherwise written into the front of `out` (a step
+ * buffer, overwritten by the next call) and that part returned. Index loops: no subarray objects per row.
+ */
+function headsFirst(
   x: Float32Array,
   T: number,
   h: number,
   hs: number,
-  r: { cos: Float32Array; sin: Float32Array; half: number },
-): void {
-  const half = r.half;
-  for (let t = 0; t < T; t++)
+  r: { cos: Float32Array; sin: Float32Array; half: number } | null,
+  out: Float32Array,
+): Float32Array {
+  const half = r ? r.half : 0;
+  const dst = T === 1 ? x : out.subarray(0, T * h * hs);
+  for (let t = 0; t < T; t++) {
+    const cs = t * half;
     for (let j = 0; j < h; j++) {
-      const o = (t * h + j) * hs;
+      const [src, o] = [(t * h + j) * hs, (j * T + t) * hs];
       for (let i = 0; i < half; i++) {
-        const c = r.cos[t * half + i]!;
-        const s = r.sin[t * half + i]!;
-        const x1 = x[o + i]!;
-        const x2 = x[o + half + i]!;
-        x[o + i] = Math.fround(x1 * c) - Math.fround(x2 * s);
-        x[o + half + i] = Math.fround(x2 * c) + Math.fround(x1 * s);
+        const c = r!.cos[cs + i]!;
+        const s = r!.sin[cs + i]!;
+        const x1 = x[src + i]!;
+        const x2 = x[src + half + i]!;
+        dst[o + i] = Math.fround(x1 * c) - Math.fround(x2 * s);
+        dst[o + half + i] = Math.fround(x2 * c) + Math.fround(x1 * s);
       }
+      if (T > 1) for (let d = 2 * half; d < hs; d++) dst[o + d] = x[src + d]!;
     }
-}
-
-/** (T, h*hs) -> (h, T, hs) into out; T = 1 is the same memory, x itself (index loops: no subarray objects
- * per row) */
-function headsFirst(x: Float32Array, T: number, h: number, hs: number, out: Float32Array): Float32Array {
-  if (T === 1) return x;
-  for (let t = 0; t < T; t++)
-    for (let j = 0; j < h; j++) {
-      const src = (t * h + j) * hs;
-      const dst = (j * T + t) * hs;
-      for (let d = 0; d < hs; d++) out[dst + d] = x[src + d]!;
-    }
-  return out;
+  }
+  return dst;
 }
 
 /** (h, T, hs) -> (T, h*hs) into out */
