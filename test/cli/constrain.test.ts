@@ -1,21 +1,13 @@
 // `lineage generate --regex / --json-schema` end to end.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ajv } from '../infer/constrain-helpers.js';
+import { runLineage } from '../helpers/cli.js';
 
-const root = fileURLToPath(new URL('../../../', import.meta.url)); // dist/test/cli -> package root
-const bin = join(root, 'bin', 'lineage.js');
-
-function lineage(args: string[]) {
-  const env = { ...process.env, LINEAGE_THREADS: '1' };
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env, timeout: 120_000 });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+const lineage = (args: string[]) => runLineage(args);
 
 test('generate --regex with the bundled model; --json-schema it cannot spell is a clear error', () => {
   const pattern = '(ROMEO|JULIET): [a-z ]{3,20}[.!]';

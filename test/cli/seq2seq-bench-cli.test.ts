@@ -3,20 +3,12 @@
 // the batched and single-stream throughput and the KV figures of the paged pool.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { runLineage } from '../helpers/cli.js';
 
-const root = fileURLToPath(new URL('../../../', import.meta.url)); // dist/test/cli -> package root
-const bin = join(root, 'bin', 'lineage.js');
-
-function lineage(args: string[]) {
-  const env = { ...process.env, LINEAGE_THREADS: '1' };
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env, timeout: 120_000 });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+const lineage = (args: string[]) => runLineage(args);
 
 test('bench decode runs a T5 model directory through the batched engine', () => {
   const dir = mkdtempSync(join(tmpdir(), 'lineage-s2s-bench-'));
