@@ -321,16 +321,15 @@ export class FastDecoder {
       );
     const all = this.project('qkv', L.qkv, hn, T).host; // (T, (nh + 2 nkv) hs)
     const W = (nh + 2 * nkv) * hs;
-    const [Q1, KV1] = [nh * hs, nkv * hs];
+    const [Q, KV] = [nh * hs, nkv * hs];
     // one token: q | k | v are already contiguous runs of the row (attend copies them before the next
     // projection reuses the buffer)
-    if (T === 1) return [all.subarray(0, Q1), all.subarray(Q1, Q1 + KV1), all.subarray(Q1 + KV1, W)];
+    if (T === 1) return [all.subarray(0, Q), all.subarray(Q, Q + KV), all.subarray(Q + KV, W)];
     const [q, k, v] = [
       this.hostBuf('q', T * nh * hs),
       this.hostBuf('k', T * nkv * hs),
       this.hostBuf('v', T * nkv * hs),
     ];
-    const [Q, KV] = [nh * hs, nkv * hs];
     for (let t = 0; t < T; t++) {
       const o = t * W;
       for (let d = 0; d < Q; d++) q[t * Q + d] = all[o + d]!;

@@ -86,30 +86,24 @@ export function generate(model: LanguageModel, prompt: readonly number[], o: Gen
   const capacity = prompt.length + o.maxTokens;
   const fast = useCache && (o.fast ?? true) && capacity <= limit ? FastSequence.create(model, capacity) : null;
   try {
+    // the model's own forward over the cache (or the whole window without one): last-position logits
+    const referenceStep = () => {
+      let feed: number[];
+      if (!useCache) feed = seq.slice(-limit);
+      else if (cache && cache.length + 1 <= limit && cache.length === seq.length - 1) feed = seq.slice(-1);
+      else {
+        // (re)fill: the first step, or the context is full and the window slides
+        cache?.dispose();
+        cache = model.newCache!(1, { maxLength: limit === Infinity ? seq.length + o.maxTokens : limit });
+        feed = seq.slice(-Math.max(1, Math.min(seq.length, limit - 1)));
+      }
+      const c = cache;
+      return tidy(() => lastLogits(model, { inputIds: row(feed, model.config.vocabSize), cache: c }));
+    };
     noGrad(() => {
       for (let i = 0; i < o.maxTokens; i++) {
         if (o.constraint?.isFinished()) break;
-        if (fast) {
-          const logits = fast.step(i === 0 ? seq : seq.slice(-1));
-          const id = sampleToken(constrained(logits, o, i), o, rng);
-          o.constraint?.advance(id);
-          seq.push(id);
-          out.push(id);
-          o.onToken?.(id);
-          if (o.stopIds?.includes(id)) break;
-          continue;
-        }
-        let feed: number[];
-        if (!useCache) feed = seq.slice(-limit);
-        else if (cache && cache.length + 1 <= limit && cache.length === seq.length - 1) feed = seq.slice(-1);
-        else {
-          // (re)fill: the first step, or the context is full and the window slides
-          cache?.dispose();
-          cache = model.newCache!(1, { maxLength: limit === Infinity ? seq.length + o.maxTokens : limit });
-          feed = seq.slice(-Math.max(1, Math.min(seq.length, limit - 1)));
-        }
-        const c = cache;
-        const logits = tidy(() => lastLogits(model, { inputIds: row(feed, model.config.vocabSize), cache: c }));
+        const logits = fast ? fast.step(i === 0 ? seq : seq.slice(-1)) : referenceStep();
         const id = sampleToken(constrained(logits, o, i), o, rng);
         o.constraint?.advance(id);
         seq.push(id);

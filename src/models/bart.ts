@@ -25,7 +25,7 @@ import { sinusoidalTable } from '../nn/positions.js';
 import { activate } from '../nn/activations.js';
 import type { EncoderDecoderConfig, StandardAttention, TransformerStack } from './config.js';
 import type { Cache, CacheOptions, CreateOptions, LanguageModel, ModelInputs, ModelOutputs } from './model.js';
-import { checkPagedRow, logitRowsOf, maxPosition, type PagedEncoderDecoder, type Seq2SeqPagedBatch } from './seq2seq-paged.js';
+import { PAGED_CROSS_MASK, PAGED_SELF_MASK, checkPagedRow, logitRowsOf, maxPosition, type PagedEncoderDecoder, type Seq2SeqPagedBatch } from './seq2seq-paged.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Shared by the encoder-decoder families
@@ -154,27 +154,35 @@ class BartStack extends Module {
   embed(tok: Tensor, start: number): Tensor {
     const [, T, D] = tok.shape as [number, number, number];
     if (start + T > this.cfg.maxContext) throw new Error(`${this.cfg.family}: ${start + T} positions exceed max_position_embeddings ${this.cfg.maxContext}`);
-    const scaled = this.cfg.embedScale === 'sqrt-hidden' ? mul(tok, Math.sqrt(D)) : tok;
     const pos = this.embed_positions
-      ? this.embed_positions.forward(add(arange(T), start + (this.cfg.positions as { offset: number }).offset)) // (T, D)
+      ? this.embed_positions.forward(add(arange(T), start + this.positionOffset())) // (T, D)
       : sinusoidalTable(T, D, 'halves', start); // (T, D)
-    const x = add(scaled, pos);
-    const normed = this.layernorm_embedding ? this.layernorm_embedding.forward(x) : x;
-    return dropout(normed, this.cfg.dropout.embedding, this.training);
+    return dropout(this.withPositions(tok, pos), this.cfg.dropout.embedding, this.training);
   }
-}
 
-/** embed() for a paged ragged row: token embeddings [1, T, D] at per-token positions -> scaled + positions (+ LN) */
-function embedAt(stack: BartStack, tok: Tensor, positions: Int32Array): Tensor {
-  const cfg = stack.cfg;
-  const top = maxPosition(positions);
-  if (top >= cfg.maxContext) throw new Error(`${cfg.family}: position ${top} exceeds max_position_embeddings ${cfg.maxContext}`);
-  const scaled = cfg.embedScale === 'sqrt-hidden' ? mul(tok, Math.sqrt(cfg.hidden)) : tok;
-  const pos = stack.embed_positions
-    ? embedding(stack.embed_positions.weight, indexTensor(positions.map((p) => p + (cfg.positions as { offset: number }).offset), stack.embed_positions.weight.shape[0]!, { what: 'positions' })) // (T, D)
-    : indexSelect(sinusoidalTable(top + 1, cfg.hidden, 'halves'), 0, indexTensor(positions, top + 1, { what: 'positions' })); // (T, D)
-  const x = add(scaled, pos);
-  return stack.layernorm_embedding ? stack.layernorm_embedding.forward(x) : x;
+  /** embed() for the paged engine's ragged row: token embeddings [1, T, D] at per-token positions [T] */
+  embedAt(tok: Tensor, positions: Int32Array): Tensor {
+    const top = maxPosition(positions);
+    if (top >= this.cfg.maxContext)
+      throw new Error(`${this.cfg.family}: position ${top} exceeds max_position_embeddings ${this.cfg.maxContext}`);
+    const pos = this.embed_positions
+      ? embedding(this.embed_positions.weight, indexTensor(positions.map((p) => p + this.positionOffset()), this.embed_positions.weight.shape[0]!, { what: 'positions' })) // (T, D)
+      : indexSelect(sinusoidalTable(top + 1, this.cfg.hidden, 'halves'), 0, indexTensor(positions, top + 1, { what: 'positions' })); // (T, D)
+    return this.withPositions(tok, pos);
+  }
+
+  /** learned position rows start at this offset (BART: 2) */
+  private positionOffset(): number {
+    return (this.cfg.positions as { offset: number }).offset;
+  }
+
+  /** token embeddings scaled (sqrt(D) where the config says) plus position rows pos [T, D], then the
+   * embedding LayerNorm if any */
+  private withPositions(tok: Tensor, pos: Tensor): Tensor {
+    const scaled = this.cfg.embedScale === 'sqrt-hidden' ? mul(tok, Math.sqrt(this.cfg.hidden)) : tok;
+    const x = add(scaled, pos);
+    return this.layernorm_embedding ? this.layernorm_embedding.forward(x) : x;
+  }
 }
 
 class BartModel extends Module {
@@ -235,8 +243,7 @@ export class Bart extends Module implements LanguageModel, PagedEncoderDecoder {
       y = layer.forward(y, self, cross);
     });
     cache?.self.advance(ids.shape[1]!);
-    const head = this.lm_head ? this.lm_head.forward(y) : linear(y, this.model.shared.weight);
-    const logits = add(head, this.p('final_logits_bias')); // (B, T, V)
+    const logits = this.logitsOf(y); // (B, T, V)
     return { logits, lastHiddenState: y, encoderLastHiddenState: enc, ...(cache ? { cache } : {}) };
   }
 
@@ -251,15 +258,17 @@ export class Bart extends Module implements LanguageModel, PagedEncoderDecoder {
   pagedDecode(ids: Tensor, batch: Seq2SeqPagedBatch): Tensor {
     checkPagedRow(this.config.family, ids, batch);
     const dec = this.model.decoder;
-    let y = embedAt(dec, this.model.shared.forward(ids), batch.positions); // (1, T, D)
-    const selfMask: MaskSpec = { causal: true, window: FULL, padding: null };
-    const crossMask: MaskSpec = { causal: false, window: FULL, padding: null };
+    let y = dec.embedAt(this.model.shared.forward(ids), batch.positions); // (1, T, D)
     dec.layers.items.forEach((layer, l) => {
-      y = layer.forward(y, { mask: selfMask, qStart: 0, paged: batch.self(l, null) }, { mask: crossMask, qStart: 0, paged: batch.cross(l) });
+      y = layer.forward(y, { mask: PAGED_SELF_MASK, qStart: 0, paged: batch.self(l, null) }, { mask: PAGED_CROSS_MASK, qStart: 0, paged: batch.cross(l) });
     });
-    const rows = logitRowsOf(y, batch); // (1, R, D)
-    const head = this.lm_head ? this.lm_head.forward(rows) : linear(rows, this.model.shared.weight);
-    return add(head, this.p('final_logits_bias')); // (1, R, V)
+    return this.logitsOf(logitRowsOf(y, batch)); // (1, R, V)
+  }
+
+  /** final decoder states [B, T, D] -> logits [B, T, V] (tied or own head, plus final_logits_bias) */
+  private logitsOf(y: Tensor): Tensor {
+    const head = this.lm_head ? this.lm_head.forward(y) : linear(y, this.model.shared.weight);
+    return add(head, this.p('final_logits_bias'));
   }
 
   /**

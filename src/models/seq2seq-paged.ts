@@ -8,6 +8,11 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { indexSelect, indexTensor } from '../ops/index.js';
 import type { PagedLayer } from '../nn/attention.js';
+import type { MaskSpec } from '../nn/masks.js';
+
+/** the masks of a paged decoder step: the pool's block tables bound what each token sees, so no padding */
+export const PAGED_SELF_MASK: MaskSpec = { causal: true, window: { kind: 'full' }, padding: null };
+export const PAGED_CROSS_MASK: MaskSpec = { causal: false, window: { kind: 'full' }, padding: null };
 
 /** what the engine hands the decoder for one flattened ragged step */
 export interface Seq2SeqPagedBatch {

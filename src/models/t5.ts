@@ -22,7 +22,7 @@ import { Glu, Mlp, type DenseFfn } from '../nn/ffn.js';
 import { relativePositionBucket, t5PositionBias, type T5BucketSpec } from '../nn/t5-bias.js';
 import type { EncoderDecoderConfig, StandardAttention, TransformerStack } from './config.js';
 import type { CacheOptions, CreateOptions, LanguageModel, ModelInputs, ModelOutputs } from './model.js';
-import { checkPagedRow, logitRowsOf, maxPosition, type PagedEncoderDecoder, type Seq2SeqPagedBatch } from './seq2seq-paged.js';
+import { PAGED_CROSS_MASK, PAGED_SELF_MASK, checkPagedRow, logitRowsOf, maxPosition, type PagedEncoderDecoder, type Seq2SeqPagedBatch } from './seq2seq-paged.js';
 import { Seq2SeqCache, decoderIds, encoderStates, seq2seqCache } from './bart.js';
 
 /** T5Attention: the shared attention block plus, in block 0, the relative position bias table */
@@ -188,9 +188,7 @@ export class T5 extends Module implements LanguageModel, PagedEncoderDecoder {
     const cross = (l: number): AttentionContext => ({ mask: crossMask, qStart: start, kv: enc, cache: cache?.cross.layer(l) ?? null });
     const y = this.decoder.forward(this.shared.forward(ids), self, cross, (l) => cache?.self.layer(l) ?? null); // (B, T, D)
     cache?.self.advance(ids.shape[1]!);
-    const logits = this.lm_head
-      ? this.lm_head.forward(y)
-      : linear(this.config.headScale === 'rsqrt-hidden' ? mul(y, this.config.hidden ** -0.5) : y, this.shared.weight); // (B, T, V)
+    const logits = this.logitsOf(y); // (B, T, V)
     return { logits, lastHiddenState: y, encoderLastHiddenState: enc, ...(cache ? { cache } : {}) };
   }
 
@@ -205,16 +203,18 @@ export class T5 extends Module implements LanguageModel, PagedEncoderDecoder {
   pagedDecode(ids: Tensor, batch: Seq2SeqPagedBatch): Tensor {
     checkPagedRow('t5', ids, batch);
     const bias = this.decoder.pagedBiasTable(maxPosition(batch.positions));
-    const selfMask: MaskSpec = { causal: true, window: FULL, padding: null };
-    const crossMask: MaskSpec = { causal: false, window: FULL, padding: null };
     let h = this.shared.forward(ids); // (1, T, D)
     this.decoder.block.items.forEach((b, l) => {
-      h = b.forward(h, { mask: selfMask, qStart: 0, paged: batch.self(l, bias) }, { mask: crossMask, qStart: 0, paged: batch.cross(l) });
+      h = b.forward(h, { mask: PAGED_SELF_MASK, qStart: 0, paged: batch.self(l, bias) }, { mask: PAGED_CROSS_MASK, qStart: 0, paged: batch.cross(l) });
     });
     const y = this.decoder.final_layer_norm.forward(logitRowsOf(h, batch)); // (1, R, D): the norm is per row
-    return this.lm_head
-      ? this.lm_head.forward(y)
-      : linear(this.config.headScale === 'rsqrt-hidden' ? mul(y, this.config.hidden ** -0.5) : y, this.shared.weight); // (1, R, V)
+    return this.logitsOf(y); // (1, R, V)
+  }
+
+  /** final decoder states [B, T, D] -> logits [B, T, V] (a tied head scales by 1/sqrt(D) where the config says) */
+  private logitsOf(y: Tensor): Tensor {
+    if (this.lm_head) return this.lm_head.forward(y);
+    return linear(this.config.headScale === 'rsqrt-hidden' ? mul(y, this.config.hidden ** -0.5) : y, this.shared.weight);
   }
 
   /** drops the tied copies some T5 checkpoints store (`{encoder,decoder}.embed_tokens`, a tied lm_head) */

@@ -184,12 +184,15 @@ export class Attention extends Module {
       );
       return { q: this.heads(q!, s.heads), k: this.heads(k!, s.kvHeads), v: this.heads(v!, s.kvHeads) };
     }
-    const src = ctx.kv ?? x;
-    const q = this.normHeads(this.qNorm, this.heads(this.proj(s.names.q, x), s.heads)); // (B, nh, T, hs)
+    const q = this.queries(x); // (B, nh, T, hs)
     const cached = ctx.kv && ctx.cache?.get('k');
     if (cached) return { q, k: cached, v: ctx.cache!.get('v')! };
-    const k = this.normHeads(this.kNorm, this.heads(this.proj(s.names.k, src), s.kvHeads)); // (B, nkv, Tk, hs)
-    return { q, k, v: this.heads(this.proj(s.names.v, src), s.kvHeads) };
+    return { q, ...this.projectKv(ctx.kv ?? x) }; // k, v (B, nkv, Tk, hs)
+  }
+
+  /** x [B, T, D] -> queries [B, nh, T, hs] (separate q projection, q-norm applied) */
+  private queries(x: Tensor): Tensor {
+    return this.normHeads(this.qNorm, this.heads(this.proj(this.spec.names.q, x), this.spec.heads));
   }
 
   /** keys and values of a cross-attention source [B, S, kvDim] -> k, v [B, nkv, S, hs] (a paged cache stores them) */
@@ -204,7 +207,7 @@ export class Attention extends Module {
   private pagedCross(x: Tensor, paged: PagedLayer): Tensor {
     const s = this.spec;
     const [B, T] = x.shape as [number, number];
-    const q = this.normHeads(this.qNorm, this.heads(this.proj(s.names.q, x), s.heads)); // (1, nh, T, hs)
+    const q = this.queries(x); // (1, nh, T, hs)
     const o = paged.attendCross!(q, s.scale ?? 1 / Math.sqrt(s.headDim)); // (1, nh, T, hs)
     return this.proj(s.names.o, reshape(transpose(o, 1, 2), [B, T, s.heads * s.headDim])); // (1, T, D)
   }

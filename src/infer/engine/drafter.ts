@@ -10,7 +10,7 @@ import { KvPool, layerSpecs } from './kv-pool.js';
 import { ModelRunner, type RunItem } from './runner.js';
 import type { Sequence } from './sequence.js';
 import { drawFrom, probsOf, promptLookup } from './speculative.js';
-import { argmax } from './sampler.js';
+import { argmax, isGreedy } from './sampler.js';
 import { MtpDrafter } from './mtp-drafter.js';
 
 export type DraftSource =
@@ -92,7 +92,7 @@ export class Drafter {
       s.draftComputed += items[i]!.ids.length;
       this.blocks!.commit(s.draftTable, s.tokens, Math.min(s.draftComputed, s.tokens.length));
       const row = logits.subarray(i * V, (i + 1) * V);
-      if ((s.opts.params.temperature ?? 1) === 0) {
+      if (isGreedy(s.opts.params)) {
         // greedy: the draft's argmax, no distribution (verification compares it with the target's argmax)
         s.draft.push(argmax(row));
         s.draftQ.push(null);

@@ -23,6 +23,7 @@ import {
   applyPenalties,
   checkSamplingParams,
   drawToken,
+  isGreedy,
   logprobsOf,
   sequenceRng,
   type SamplingParams,
@@ -486,15 +487,14 @@ export class Engine {
       applyPenalties(row, seq.opts.params, seq.penalties); // logit bias only (penalised requests never draft)
       return row;
     });
-    const { tokens, accepted } =
-      (seq.opts.params.temperature ?? 1) === 0
-        ? verifyGreedy(processed, seq.draft)
-        : verifyDraft(
-            processed.map((row) => probsOf(row, seq.opts.params)),
-            seq.draft,
-            seq.draftQ,
-            seq.rng,
-          );
+    const { tokens, accepted } = isGreedy(seq.opts.params)
+      ? verifyGreedy(processed, seq.draft)
+      : verifyDraft(
+          processed.map((row) => probsOf(row, seq.opts.params)),
+          seq.draft,
+          seq.draftQ,
+          seq.rng,
+        );
     this.draftProposed += k;
     this.draftAccepted += accepted;
     seq.computed = L + accepted;

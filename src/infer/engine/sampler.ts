@@ -116,6 +116,11 @@ export function topIndices(row: ArrayLike<number>, k: number): number[] {
   return heap.sort((a, b) => row[b]! - row[a]! || a - b);
 }
 
+/** temperature 0: the argmax, no distribution (sampling, drafting and verification agree on it) */
+export function isGreedy(p: SamplingParams): boolean {
+  return (p.temperature ?? 1) === 0;
+}
+
 export function argmax(row: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < row.length; i++) if (row[i]! > row[best]!) best = i;
