@@ -387,3 +387,18 @@ export function bytesPerElement(dtype: DType): number {
       return dtype satisfies never;
   }
 }
+
+/** the sub-table of a kernel op-code table for `ops` (e.g. the ops that also have a derivative kernel);
+ * an op the table lacks is a programming error, caught when the backend module loads */
+export function codesOf<K extends string>(
+  table: Partial<Record<K, number>>,
+  ops: readonly K[],
+): Partial<Record<K, number>> {
+  const out: Partial<Record<K, number>> = {};
+  for (const op of ops) {
+    const code = table[op];
+    if (code === undefined) throw new Error(`codesOf: op '${op}' has no code in the table`);
+    out[op] = code;
+  }
+  return out;
+}

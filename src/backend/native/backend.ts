@@ -23,7 +23,7 @@ import type {
   UnaryOp,
   View,
 } from '../backend.js';
-import { bytesPerElement } from '../backend.js';
+import { bytesPerElement, codesOf } from '../backend.js';
 import type { NativeAddon, NativeInfo } from './addon.js';
 import { fusedLens, type FusedProgram } from '../fused.js';
 import { encodeProgram } from './fused.js';
@@ -59,23 +59,10 @@ export const NATIVE_UNARY: Partial<Record<UnaryOp, number>> = {
   cos: 17,
   log1p: 18,
 };
-const NATIVE_UNARY_GRAD: Partial<Record<UnaryOp, number>> = {
-  neg: 0,
-  abs: 1,
-  exp: 2,
-  sqrt: 3,
-  rsqrt: 4,
-  relu: 5,
-  square: 6,
-  reciprocal: 7,
-  sigmoid: 8,
-  silu: 9,
-  tanh: 10,
-  gelu_tanh: 11,
-  log: 12,
-  gelu: 13,
-  erf: 14,
-};
+/** ops with a derivative kernel (unaryBackward), under their forward codes */
+const NATIVE_UNARY_GRAD = codesOf<UnaryOp>(NATIVE_UNARY, [
+  'neg', 'abs', 'exp', 'sqrt', 'rsqrt', 'relu', 'square', 'reciprocal', 'sigmoid', 'silu', 'tanh', 'gelu_tanh', 'log', 'gelu', 'erf',
+]);
 const NATIVE_BINARY: Partial<Record<BinaryOp, number>> = { add: 0, sub: 1, mul: 2, div: 3, maximum: 4, minimum: 5 };
 
 /** Work sizes below which a kernel stays on the calling thread (a pool wake-up costs a few microseconds). */

@@ -25,7 +25,7 @@ import type {
   UnaryOp,
   View,
 } from '../backend.js';
-import { bytesPerElement } from '../backend.js';
+import { bytesPerElement, codesOf } from '../backend.js';
 import { WasmAllocator } from './allocator.js';
 import { loadKernelModule, type WasmVariant } from './module.js';
 import { Pool, type SpawnWorker } from './pool.js';
@@ -89,22 +89,22 @@ const FNS = [
 ] as const;
 type Fn = (typeof FNS)[number];
 
-/** ops with a fast derivative kernel (unaryBackward) */
-const UNARY_GRAD_CODES: Partial<Record<UnaryOp, number>> = {
-  neg: 0,
-  exp: 2,
-  sqrt: 3,
-  rsqrt: 4,
-  relu: 5,
-  square: 6,
-  reciprocal: 7,
-  sigmoid: 8,
-  silu: 9,
-  tanh: 10,
-  gelu_tanh: 11,
-  log: 12,
-  gelu: 13,
-};
+/** ops with a fast derivative kernel (unaryBackward), under their forward codes */
+const UNARY_GRAD_CODES = codesOf<UnaryOp>(UNARY_TABLE, [
+  'neg',
+  'exp',
+  'sqrt',
+  'rsqrt',
+  'relu',
+  'square',
+  'reciprocal',
+  'sigmoid',
+  'silu',
+  'tanh',
+  'gelu_tanh',
+  'log',
+  'gelu',
+]);
 const UNARY_CODES: Partial<Record<UnaryOp, number>> = UNARY_TABLE;
 const BINARY_CODES: Partial<Record<BinaryOp, number>> = BINARY_TABLE;
 const REDUCE_CODES: Partial<Record<ReduceOp, number>> = { sum: 0, max: 1, min: 2 };
