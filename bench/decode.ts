@@ -210,8 +210,10 @@ export async function benchDecode(model: LanguageModel, o: DecodeBenchOptions): 
     kvDtype: o.kvDtype ?? 'float32',
   };
   // enough blocks for every sequence at once (the bench measures batching, not preemption)
-  const probe = new Engine(model, { ...opts, kvMemoryBytes: 1 << 30, draftModel: null, mtpDraft: false });
-  const bytesPerBlock = (1 << 30) / probe.pool.numBlocks;
+  // (a small probe: the pool is touched when it is made; probeBytes / numBlocks is at least a block's size)
+  const probeBytes = 64 << 20;
+  const probe = new Engine(model, { ...opts, kvMemoryBytes: probeBytes, draftModel: null, mtpDraft: false });
+  const bytesPerBlock = probeBytes / probe.pool.numBlocks;
   opts.kvMemoryBytes = Math.ceil(bytesPerBlock * perSeq * o.concurrency);
   // the draft's own pool (default: a quarter of the target's) must hold every sequence too, or the
   // drafter finds no blocks and never proposes
