@@ -208,11 +208,18 @@ export async function benchDecode(model: LanguageModel, o: DecodeBenchOptions): 
     ...(o.speculativeTokens !== undefined ? { speculativeTokens: o.speculativeTokens } : {}),
     prefixCaching: false,
     kvDtype: o.kvDtype ?? 'float32',
+    prefaultKv: true, // as a server runs: first-touch page faults of a fresh pool are not in the timings
   };
   // enough blocks for every sequence at once (the bench measures batching, not preemption)
-  // (a small probe: the pool is touched when it is made; probeBytes / numBlocks is at least a block's size)
+  // (probeBytes / numBlocks is at least a block's size)
   const probeBytes = 64 << 20;
-  const probe = new Engine(model, { ...opts, kvMemoryBytes: probeBytes, draftModel: null, mtpDraft: false });
+  const probe = new Engine(model, {
+    ...opts,
+    kvMemoryBytes: probeBytes,
+    draftModel: null,
+    mtpDraft: false,
+    prefaultKv: false,
+  });
   const bytesPerBlock = probeBytes / probe.pool.numBlocks;
   opts.kvMemoryBytes = Math.ceil(bytesPerBlock * perSeq * o.concurrency);
   // the draft's own pool (default: a quarter of the target's) must hold every sequence too, or the

@@ -76,6 +76,7 @@ async function main(): Promise<void> {
     maxBatchedTokens: 512,
     prefixCaching: false,
     draftKvMemoryBytes: 64 << 20,
+    prefaultKv: true,
   };
   const spec = () => new Engine(model, { ...opts, draftModel: draft });
   const plain = () => new Engine(model, { ...opts, draftModel: null });

@@ -106,6 +106,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       kvDtype,
       maxRunningSeqs: maxRunning,
       threads,
+      prefaultKv: true, // a server's pool is resident from the start: no page faults inside its steps
     });
     workers.push(engine);
     const limit = contextLimitOf(config);

@@ -14,7 +14,7 @@ import { argmax, isGreedy } from './sampler.js';
 import { MtpDrafter } from './mtp-drafter.js';
 
 export type DraftSource =
-  | { kind: 'model'; model: LanguageModel; kvMemoryBytes: number }
+  | { kind: 'model'; model: LanguageModel; kvMemoryBytes: number; prefault?: boolean }
   | { kind: 'prompt-lookup'; maxNgram: number }
   /** the target's own MTP depths (`model` is the target); kvMemoryBytes sizes their KV pool */
   | { kind: 'mtp'; model: LanguageModel; kvMemoryBytes: number };
@@ -51,7 +51,8 @@ export class Drafter {
       );
     if ('maxContext' in cfg) this.draftContext = cfg.maxContext;
     source.model.eval();
-    this.runner = new ModelRunner(source.model, new KvPool(layerSpecs(cfg), blockSize, source.kvMemoryBytes));
+    const pool = new KvPool(layerSpecs(cfg), blockSize, source.kvMemoryBytes, 'auto', 'float32', source.prefault);
+    this.runner = new ModelRunner(source.model, pool);
     this.blocks = new BlockManager(this.runner.pool.numBlocks, blockSize, true);
   }
 

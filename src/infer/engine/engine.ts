@@ -58,6 +58,10 @@ export interface EngineOptions {
   autoRun?: boolean;
   /** speculative decoding with this smaller model (same vocabulary) as the drafter */
   draftModel?: LanguageModel | null;
+  /** write every page of the KV pools when the engine is made (default false): no first-touch page faults
+   * inside steps (up to ms each with huge pages), at the cost of the whole pool being resident at once.
+   * `lineage serve` and `lineage bench decode` turn it on */
+  prefaultKv?: boolean;
   /** bytes of the draft model's KV pool (default kvMemoryBytes / 4) */
   draftKvMemoryBytes?: number;
   /** speculative decoding with prompt lookup (n-gram) drafts, when there is no draft model */
@@ -244,6 +248,7 @@ export class Engine {
           opts.kvMemoryBytes ?? 64 * 1024 * 1024,
           'auto',
           checkKvDtype(opts.kvDtype ?? 'float32', 'engine: kvDtype'),
+          opts.prefaultKv ?? false,
         ),
         { fast: opts.fastPath },
       );
@@ -284,7 +289,13 @@ export class Engine {
     }
     if (opts.draftModel) {
       const bytes = opts.draftKvMemoryBytes ?? (opts.kvMemoryBytes ?? 64 * 1024 * 1024) / 4;
-      return new Drafter({ kind: 'model', model: opts.draftModel, kvMemoryBytes: bytes }, k, bs, V);
+      const source = {
+        kind: 'model',
+        model: opts.draftModel,
+        kvMemoryBytes: bytes,
+        prefault: opts.prefaultKv,
+      } as const;
+      return new Drafter(source, k, bs, V);
     }
     return opts.promptLookup ? new Drafter({ kind: 'prompt-lookup', maxNgram: 3 }, k, bs, V) : null;
   }

@@ -69,6 +69,7 @@ export class KvPool {
     kvMemoryBytes: number,
     kernel: 'auto' | 'backend' | 'wasm' | 'host' = 'auto',
     readonly dtype: KvDtype = 'float32',
+    prefault = false,
   ) {
     if (!Number.isInteger(blockSize) || blockSize < 1)
       throw new Error(`engine: blockSize must be a positive integer, got ${blockSize}`);
@@ -90,15 +91,17 @@ export class KvPool {
     const wasm = () => WasmPagedKernel.create(this.numBlocks * per + 64 * 4 * specs.length);
     this.kernel = fromBackend ?? (kernel === 'auto' || kernel === 'wasm' ? wasm() : null);
     const info = KV_DTYPE_INFO[dtype];
-    // touched now (written once): a preallocated pool should be resident before the first request. Left to
-    // the first writes, each first touch of a (transparent huge) page faulted inside a step: prefill writes
-    // measured up to 13 ms at p99 in a speculative pass (engines made per pass)
-    const alloc = (n: number): KvArray => (this.kernel ? this.kernel.alloc(n, info) : info.make(n)).fill(0);
+    // prefault: every page written once now, so the pool is resident before the first request. Left to the
+    // first writes, each first touch of a fresh (transparent huge) page faults inside a step: prefill KV
+    // writes measured up to 13 ms at p99 in a speculative pass. Off by default (a library user's or a test's
+    // short-lived engine would make its whole pool resident); servers and benchmarks turn it on.
+    const touch = <A extends KvArray>(a: A): A => (prefault ? (a.fill(0) as A) : a);
+    const alloc = (n: number): KvArray => touch(this.kernel ? this.kernel.alloc(n, info) : info.make(n));
     const scales = (n: number): Float32Array | null =>
       dtype !== 'int8'
         ? null
         : this.kernel
-          ? (this.kernel.alloc(n, KV_DTYPE_INFO.float32) as Float32Array).fill(0)
+          ? touch(this.kernel.alloc(n, KV_DTYPE_INFO.float32) as Float32Array)
           : new Float32Array(n);
     this.layers = specs.map((s) => ({
       ...s,
