@@ -108,6 +108,15 @@ async function request(engine: Engine, prompt: number[], maxTokens: number, r: P
 }
 
 /** runs the prompts through the engine, all at once or one after another */
+/** a pass on an engine made for it, disposed after (its KV pools are native memory) */
+async function passOn(engine: Engine, prompts: number[][], maxTokens: number): Promise<PassResult> {
+  try {
+    return await pass(engine, prompts, maxTokens, false);
+  } finally {
+    engine.dispose();
+  }
+}
+
 async function pass(engine: Engine, prompts: number[][], maxTokens: number, parallel: boolean): Promise<PassResult> {
   const r = emptyPass();
   const start = performance.now();
@@ -146,7 +155,7 @@ async function singleRounds(
   const r: SingleRounds = { tps: [], plainTps: [], ratios: [], cpuRatios: [], identical: true, acceptance: 0 };
   for (let i = 0; i < rounds; i++) {
     if (!speculative) {
-      const a = await pass(new Engine(model, opts), prompts, maxTokens, false);
+      const a = await passOn(new Engine(model, opts), prompts, maxTokens);
       r.tps.push(a.tokens / a.seconds);
       continue;
     }
@@ -170,6 +179,7 @@ async function singleRounds(
     if (cpuMs) r.cpuRatios.push(spec.tokens / spec.cpuSeconds / (plain.tokens / plain.cpuSeconds));
     r.identical &&= spec.outputs.every((o, j) => o.join() === plain.outputs[j]!.join());
     r.acceptance = engines[0]!.stats().acceptanceRate;
+    for (const e of engines) e.dispose();
   }
   return r;
 }
@@ -221,6 +231,7 @@ export async function benchDecode(model: LanguageModel, o: DecodeBenchOptions): 
     prefaultKv: false,
   });
   const bytesPerBlock = probeBytes / probe.pool.numBlocks;
+  probe.dispose();
   opts.kvMemoryBytes = Math.ceil(bytesPerBlock * perSeq * o.concurrency);
   // the draft's own pool (default: a quarter of the target's) must hold every sequence too, or the
   // drafter finds no blocks and never proposes
@@ -231,11 +242,11 @@ export async function benchDecode(model: LanguageModel, o: DecodeBenchOptions): 
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`bench decode: --rounds must be >= 1, got ${rounds}`);
   // warm-up at full length, with and without the drafter (a short one left the first timed round slow)
   const warm = singlePrompts.slice(0, Math.min(4, singlePrompts.length));
-  await pass(new Engine(model, opts), warm, o.maxTokens, false);
-  if (speculative)
-    await pass(new Engine(model, { ...opts, draftModel: null, mtpDraft: false }), warm, o.maxTokens, false);
+  await passOn(new Engine(model, opts), warm, o.maxTokens);
+  if (speculative) await passOn(new Engine(model, { ...opts, draftModel: null, mtpDraft: false }), warm, o.maxTokens);
   const engine = new Engine(model, opts);
   const batched = await pass(engine, all.slice(0, o.concurrency), o.maxTokens, true);
+  engine.dispose(); // its counters stay readable below
   const singles = await singleRounds(model, opts, singlePrompts, o.maxTokens, rounds, speculative, o.cpuMs ?? null);
   const tps = batched.tokens / batched.seconds;
   const sps = median(singles.tps);

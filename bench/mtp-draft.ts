@@ -37,7 +37,9 @@ function pass(engine: Engine, prompts: number[][], maxTokens: number, temperatur
     while (engine.step()) steps++;
     tokens += maxTokens;
   }
-  return { tokens, steps, cpu: cpuSeconds() - c0, acceptance: engine.stats().acceptanceRate };
+  const r = { tokens, steps, cpu: cpuSeconds() - c0, acceptance: engine.stats().acceptanceRate };
+  engine.dispose(); // one engine per pass: its pools are native memory
+  return r;
 }
 
 /** teacher-forced accuracy over windows of held-out ids: main head (t+1) and MTP depth 1 (t+2) */

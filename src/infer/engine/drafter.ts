@@ -120,6 +120,12 @@ export class Drafter {
     this.blocks.truncate(s.draftTable, s.draftComputed);
   }
 
+  /** frees the draft model's (or MTP depths') KV pool */
+  dispose(): void {
+    this.runner?.dispose();
+    this.mtp?.pool.dispose();
+  }
+
   release(s: Sequence): void {
     if (this.mtp) return this.mtp.release(s);
     [s.draft, s.draftQ] = [[], []];

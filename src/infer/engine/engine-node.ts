@@ -164,7 +164,7 @@ async function serve(opts: EngineWorkerOptions): Promise<void> {
     // encoders only embed; every generating family gets an engine
     const engine = model.config.arch === 'encoder' ? null : new Engine(model, { ...engineOpts, tokenizer, draftModel });
     port.on('message', (m: ToWorker) => {
-      if (m.type === 'close') return send({ type: 'closed' });
+      if (m.type === 'close') return (engine?.dispose(), send({ type: 'closed' }));
       if (m.type === 'embed') return void send(embedMessage(model, m.rid, m.inputs, m.pooling));
       if (m.type === 'abort') return void engine?.abort(m.id);
       try {

@@ -189,13 +189,14 @@ export class Engine {
   readonly pool: BlockStore;
   readonly blocks: BlockManager;
   readonly scheduler: Scheduler;
-  readonly runner: { run(items: readonly RunItem[]): Float32Array };
+  readonly runner: { run(items: readonly RunItem[]): Float32Array; dispose?(): void };
   readonly tokenizer: Tokenizer | null;
   private readonly seqs = new Map<string, Sequence[]>();
   private readonly handles = new Map<string, RequestHandle>();
   private nextId = 0;
   private arrivals = 0;
   private looping = false;
+  private disposed = false;
   private readonly autoRun: boolean;
   /** the sliding window every layer shares (blocks before it are freed), or null */
   private readonly window: number | null;
@@ -304,6 +305,7 @@ export class Engine {
 
   /** validates and queues a request; throws a clear error for a bad one (nothing else is touched) */
   add(req: EngineRequest): RequestHandle {
+    if (this.disposed) throw new Error('engine: add() after dispose()');
     const id = req.id ?? `req-${this.nextId++}`;
     if (this.seqs.has(id)) throw new Error(`engine: request id "${id}" is already in use`);
     const prompt = this.promptIds(req);
@@ -395,6 +397,19 @@ export class Engine {
     );
   }
 
+  /**
+   * Ends every open request (finishReason 'abort') and frees the KV pools now: their native memory is not
+   * garbage collected, so an engine that is dropped without this holds its pool until the process exits.
+   * add() and step() throw afterwards. The model is the caller's and stays usable.
+   */
+  dispose(): void {
+    if (this.disposed) return;
+    for (const id of [...this.seqs.keys()]) this.abort(id);
+    this.disposed = true;
+    this.runner.dispose?.();
+    this.drafter?.dispose();
+  }
+
   /** stops a request now: its blocks are freed and each open sequence ends with finishReason 'abort' */
   abort(id: string): boolean {
     const list = this.seqs.get(id);
@@ -424,6 +439,7 @@ export class Engine {
 
   /** one iteration: schedule, run one flattened batch, sample; false when there was nothing to do */
   step(): boolean {
+    if (this.disposed) throw new Error('engine: step() after dispose()');
     if (this.drafter) this.propose();
     let chunks = this.scheduler.schedule();
     if (chunks.length === 0 && this.unstickBeams()) chunks = this.scheduler.schedule();
@@ -790,7 +806,7 @@ export class Engine {
     this.looping = true;
     const tick = () => {
       try {
-        if (this.step()) return macrotask(tick);
+        if (!this.disposed && this.step()) return macrotask(tick);
       } catch (e) {
         this.failAll(e as Error);
       }

@@ -113,6 +113,22 @@ export class KvPool {
     }));
   }
 
+  /**
+   * Returns the pool's memory now where the kernel owns it (native buffers are not reclaimed by the garbage
+   * collector: an engine made and dropped per request would otherwise hold its whole pool until exit). The
+   * layers' arrays are detached (zero length) afterwards; the engine refuses to step a disposed pool.
+   */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    const k = this.kernel;
+    if (!k?.free) return;
+    for (const l of this.layers) for (const a of [l.k, l.v, l.kScale, l.vScale]) if (a) k.free(a);
+    k.releaseScratch?.();
+  }
+
+  disposed = false;
+
   /** copies every layer's slots of block `from` into block `to` (copy-on-write) */
   copyBlock(from: number, to: number): void {
     for (const l of this.layers) {

@@ -19,6 +19,10 @@ export interface PagedKernel {
   alloc(n: number, info: KvDtypeInfo): KvArray;
   /** q [nh, T, dk] -> out [nh, T, dv], K/V read in place from `store` */
   run(store: LayerStore, layout: BatchLayout, q: Float32Array, nh: number, scale: number): Float32Array;
+  /** returns a pool array made by alloc() (kernels whose memory the garbage collector does not reclaim) */
+  free?(arr: KvArray): void;
+  /** frees per-call scratch */
+  releaseScratch?(): void;
 }
 
 const POOL_DTYPES: DType[] = ['float32', 'float32', 'float32', 'int32', 'int32', 'int32', 'float32'];

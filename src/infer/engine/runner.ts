@@ -28,6 +28,13 @@ export class ModelRunner {
   captureHidden = false;
   /** [T * D] final (normed) hidden states of the last run's rows, in item order (when captureHidden) */
   lastHidden: Float32Array | null = null;
+  /** frees the KV pool and the fast path's step buffers (the model's weights stay) */
+  dispose(): void {
+    this.fastPath?.dispose();
+    this.fastPath = null;
+    this.pool.dispose();
+  }
+
   /** the tensor-free decode path, made on the first step in eval mode (null: it does not apply, or is off) */
   private fastPath: FastDecoder | null | undefined;
 

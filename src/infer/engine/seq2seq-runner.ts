@@ -61,6 +61,10 @@ interface DecoderRow {
 export class Seq2SeqRunner {
   readonly pool: KvPool;
   readonly decoderStart: number;
+  /** frees the paged pool (self and cross K/V) */
+  dispose(): void {
+    this.pool.dispose();
+  }
   /** the source token held by every slot (gathered over prefill chunks; read when the source is complete) */
   private readonly src: Int32Array;
   private readonly L: number;
