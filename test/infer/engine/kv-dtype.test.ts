@@ -174,26 +174,45 @@ test('the pool is sized in bytes: the same memory holds 2x the blocks in 16 bits
 test('engine greedy output with float16 / bfloat16 / int8 KV on shakespeare-llama vs float32', async (t) => {
   const { model, tokenizer } = await loadModelDir('models/shakespeare-llama');
   const prompts = ['ROMEO:\n', 'First Citizen:\nBefore we proceed', 'KING'];
+  /** per prompt: the greedy tokens and, per token, float32's margin between its top two log-probabilities */
   const run = async (kvDtype: KvDtype) => {
     const engine = new Engine(model, { tokenizer, kvDtype, kvMemoryBytes: 2 << 20 });
-    const hs = prompts.map((prompt) => engine.add({ prompt, maxTokens: 48, temperature: 0, ignoreEos: true }));
-    const outs: number[][] = [];
+    const req = { maxTokens: 48, temperature: 0, ignoreEos: true, logprobs: 2 };
+    const hs = prompts.map((prompt) => engine.add({ prompt, ...req }));
+    const outs: { ids: number[]; margin: number[] }[] = [];
     for (const h of hs) {
-      const ids: number[] = [];
-      for await (const e of h) if (e.token >= 0) ids.push(e.token);
-      outs.push(ids);
+      const o = { ids: [] as number[], margin: [] as number[] };
+      for await (const e of h) {
+        if (e.token < 0) continue;
+        o.ids.push(e.token);
+        const top = e.logprobs!.top;
+        o.margin.push(top[0]!.logprob - top[1]!.logprob);
+      }
+      outs.push(o);
     }
+    engine.dispose();
     return outs;
   };
   const base = await run('float32');
-  // tokens until the first divergence, per prompt (a greedy argmax can flip on a near tie)
-  const agree = (a: number[][]) => a.map((ids, i) => ids.findIndex((t, j) => t !== base[i]![j]));
-  const f16 = agree(await run('float16'));
-  const bf16 = agree(await run('bfloat16'));
-  const i8 = agree(await run('int8'));
-  t.diagnostic(`first divergence from float32 (-1: none in 48 tokens): f16 ${f16}, bf16 ${bf16}, int8 ${i8}`);
-  assert.deepEqual(f16, [-1, -1, -1], `float16 KV diverges from float32 at ${f16}`);
-  assert.deepEqual(bf16, [-1, -1, -1], `bfloat16 KV diverges from float32 at ${bf16}`);
-  // int8 is the coarsest: the first tokens at least agree
-  for (const d of i8) assert.ok(d === -1 || d >= 8, `int8 KV diverges from float32 early, at token ${d}`);
+  // A lower-precision cache may flip a greedy argmax only where float32's top two are nearly tied: the first
+  // divergence of each prompt must sit at such a near tie (a broken cache diverges where the choice is clear)
+  const check = async (d: KvDtype, tie: number) => {
+    const got = await run(d);
+    const first = got.map((o, i) => o.ids.findIndex((x, j) => x !== base[i]!.ids[j]));
+    t.diagnostic(
+      `${d}: first divergence from float32 per prompt (-1: none in 48 tokens) ${first}; float32 margin there ` +
+        first.map((f, i) => (f < 0 ? '-' : base[i]!.margin[f]!.toFixed(4))).join(','),
+    );
+    first.forEach((f, i) => {
+      if (f < 0) return;
+      const m = base[i]!.margin[f]!;
+      assert.ok(m < tie, `${d} KV diverges from float32 at token ${f} of prompt ${i}, where float32's margin is ${m}`);
+    });
+    return first;
+  };
+  const f16 = await check('float16', 0.05);
+  const bf16 = await check('bfloat16', 0.2);
+  await check('int8', 0.5);
+  // and the 16-bit caches agree with float32 on most of the output
+  assert.ok([...f16, ...bf16].filter((f) => f < 0 || f >= 8).length >= 5, `16-bit KV diverges early: ${f16} ${bf16}`);
 });
