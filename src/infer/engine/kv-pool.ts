@@ -56,6 +56,8 @@ export function bytesPerBlock(specs: readonly LayerSpec[], blockSize: number, dt
 export class KvPool {
   readonly layers: LayerStore[];
   readonly numBlocks: number;
+  /** set by dispose(): the layers' arrays are gone */
+  disposed = false;
 
   /**
    * the paged-attention kernel whose memory holds the pool (null: host arrays, host kernel). 'auto': the
@@ -126,8 +128,6 @@ export class KvPool {
     for (const l of this.layers) for (const a of [l.k, l.v, l.kScale, l.vScale]) if (a) k.free(a);
     k.releaseScratch?.();
   }
-
-  disposed = false;
 
   /** copies every layer's slots of block `from` into block `to` (copy-on-write) */
   copyBlock(from: number, to: number): void {
