@@ -34,32 +34,11 @@ export function slotOf(layout: BatchLayout, t: number): number {
 export function writeKv(store: LayerStore, layout: BatchLayout, k: Float32Array, v: Float32Array): void {
   const T = layout.pos.length;
   const { kvHeads: H, kDim, vDim, dtype } = store;
-  if (dtype === 'float32') return writeKvF32(store, layout, k, v);
   for (let t = 0; t < T; t++) {
     const slot = slotOf(layout, t);
     for (let h = 0; h < H; h++) {
       encodeRow(dtype, store.k, store.kScale, slot * H + h, k, (h * T + t) * kDim, kDim);
       encodeRow(dtype, store.v, store.vScale, slot * H + h, v, (h * T + t) * vDim, vDim);
-    }
-  }
-}
-
-/**
- * writeKv for a float32 pool: element loops over monomorphic Float32Arrays. Measured: encodeRow's
- * `set(subarray(...))` per (token, head) row made an object and a builtin call per 32 floats, ~17% of a
- * speculative pass's CPU time (the draft and target write every row of every layer).
- */
-function writeKvF32(store: LayerStore, layout: BatchLayout, k: Float32Array, v: Float32Array): void {
-  const T = layout.pos.length;
-  const { kvHeads: H, kDim, vDim } = store;
-  const [K, V] = [store.k as Float32Array, store.v as Float32Array];
-  for (let t = 0; t < T; t++) {
-    const slot = slotOf(layout, t);
-    for (let h = 0; h < H; h++) {
-      const [ko, ks] = [(slot * H + h) * kDim, (h * T + t) * kDim];
-      for (let i = 0; i < kDim; i++) K[ko + i] = k[ks + i]!;
-      const [vo, vs] = [(slot * H + h) * vDim, (h * T + t) * vDim];
-      for (let i = 0; i < vDim; i++) V[vo + i] = v[vs + i]!;
     }
   }
 }

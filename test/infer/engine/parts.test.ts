@@ -1,6 +1,7 @@
 // The engine's parts alone: partial top-k selection and the sampler chain against full-sort references,
 // the block manager (ref counts, copy-on-write, prefix hashes, LRU eviction), stop-string hold-back, and
 // the paged attention kernel against the reference attention op on random block layouts.
+import { KvPool, bytesPerBlock } from '../../../src/infer/engine/kv-pool.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../../../src/tensor/random.js';
@@ -140,17 +141,9 @@ test('paged attention equals the reference attention on random block layouts (GQ
   for (const window of [null, 5]) {
     const lens = [9, 1, 14];
     const numBlocks = 16;
-    const store = {
-      kvHeads: nkv,
-      kDim: dk,
-      vDim: dv,
-      window,
-      dtype: 'float32' as const,
-      k: new Float32Array(numBlocks * bs * nkv * dk),
-      v: new Float32Array(numBlocks * bs * nkv * dv),
-      kScale: null,
-      vScale: null,
-    };
+    // a float32 pool on host arrays, the host kernel's storage
+    const kvSpec = { kvHeads: nkv, kDim: dk, vDim: dv, window: window };
+    const store = new KvPool([kvSpec], bs, numBlocks * bytesPerBlock([kvSpec], bs), 'host').layers[0]!;
     const free = rng.shuffle(Array.from({ length: numBlocks }, (_, i) => i));
     const tables = lens.map((n) => Int32Array.from({ length: Math.ceil(n / bs) }, () => free.pop()!));
     const T = lens.reduce((s, n) => s + n, 0);

@@ -6,6 +6,7 @@
 // logits of a full forward pass (1e-4); the engine decodes ragged requests (different source and output
 // lengths, some joining later) with exactly one decoder forward per step and the tokens of generate(),
 // under preemption too, and every block comes back after finish and abort.
+import { KvPool, bytesPerBlock } from '../../../src/infer/engine/kv-pool.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../../../src/tensor/random.js';
@@ -91,17 +92,9 @@ test('paged span attention (per-token first key, T5 relative bias) equals the re
   ];
   for (const withBias of [false, true]) {
     const numBlocks = 24;
-    const store = {
-      kvHeads: nkv,
-      kDim: dk,
-      vDim: dv,
-      window: null,
-      dtype: 'float32' as const,
-      k: new Float32Array(numBlocks * bs * nkv * dk),
-      v: new Float32Array(numBlocks * bs * nkv * dv),
-      kScale: null,
-      vScale: null,
-    };
+    // a float32 pool on host arrays, the host kernel's storage
+    const kvSpec = { kvHeads: nkv, kDim: dk, vDim: dv, window: null };
+    const store = new KvPool([kvSpec], bs, numBlocks * bytesPerBlock([kvSpec], bs), 'host').layers[0]!;
     const free = rng.shuffle(Array.from({ length: numBlocks }, (_, i) => i));
     const tables = seqs.map((s) => Int32Array.from({ length: Math.ceil(s.end / bs) }, () => free.pop()!));
     // every key written (positions lo .. end-1 of each sequence)
