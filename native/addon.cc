@@ -470,6 +470,19 @@ Napi::Value PagedAttention(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+/** pagedWrite(src, slots, pool, T, Hkv, D, kvType, nth): src [Hkv, T, D] float32 -> pool rows slots[t] * Hkv + h */
+Napi::Value PagedWrite(const Napi::CallbackInfo& info) {
+  int kvType = static_cast<int>(I(info, 6));
+  if (kvType < 0 || kvType > 2) {
+    Napi::TypeError::New(info.Env(), "pagedWrite: kvType must be 0 (float32), 1 (float16) or 2 (bfloat16)")
+        .ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  K->pagedWrite(P(info, 0), P<int32_t>(info, 1), P<void>(info, 2), I(info, 3), I(info, 4), I(info, 5), kvType,
+                static_cast<int>(I(info, 7)));
+  return info.Env().Undefined();
+}
+
 /** quantMatmul(bits, x, w, out, M, N, K, nth): VNNI where the target has it and cpuid reports it */
 Napi::Value QuantMatmul(const Napi::CallbackInfo& info) {
   auto f = K->quantMatmulVnni && features().avx512vnni ? K->quantMatmulVnni : K->quantMatmul;
@@ -671,6 +684,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("gather", Gather);
   fn("scatterAdd", ScatterAdd);
   fn("pagedAttention", PagedAttention);
+  fn("pagedWrite", PagedWrite);
   fn("quantMatmul", QuantMatmul);
   fn("convert", Convert);
   fn("copyStrided", CopyStrided);

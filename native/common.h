@@ -91,6 +91,10 @@ struct Kernels {
   void (*scatterAdd)(const float* src, const int32_t* idx, float* out, int64_t outer, int64_t n, int64_t inner, int64_t m,
                      int nth);
   void (*pagedAttention)(const PagedArgs& a, int nth);
+  /** the step's new keys or values, src [Hkv, T, D] float32, into pool rows [slots[t] * Hkv + h] of kvType
+   * (float16 saturating finite overflow to +-65504, bfloat16; both round to nearest even) */
+  void (*pagedWrite)(const float* src, const int32_t* slots, void* pool, int64_t T, int64_t Hkv, int64_t D, int kvType,
+                     int nth);
   /** x [M, K] @ dequant(W [N, K] in q8_0 / q4_0 blocks)^T -> out [M, N] (native/quant.inc) */
   void (*quantMatmul)(int bits, const float* x, const uint8_t* w, float* out, int64_t M, int64_t N, int64_t K, int nth);
   /** the same with AVX-512 VNNI (null where the target has no VNNI build; the addon checks cpuid) */

@@ -171,6 +171,12 @@ export interface PagedAttentionParams {
   scale: number;
 }
 
+export interface PagedWriteParams {
+  T: number;
+  Hkv: number;
+  D: number;
+}
+
 export interface NormParams {
   rows: number;
   n: number;
@@ -260,6 +266,13 @@ export interface KernelTable {
     out: View,
     p: PagedAttentionParams,
   ): void;
+  /**
+   * the new keys (or values) of a step into a paged pool: src float32 [Hkv, T, D] -> pool [slots, Hkv, D]
+   * (float32, float16 or bfloat16) at rows slots[t] (int32 [T], checked by the engine). float16 rounds to
+   * nearest even and saturates finite overflow to +-65504 (a cache holds no infinity the model did not
+   * make); bfloat16 rounds to nearest even
+   */
+  pagedWrite(src: View, slots: View, pool: View, p: PagedWriteParams): void;
   /** out [B, H, Tq, Dv]; lse [B, H, Tq] (log-sum-exp of scaled scores, saved for backward) */
   attention(q: View, k: View, v: View, out: View, lse: View, p: AttentionParams): void;
   /** dq [B,H,Tq,Dk], dk [B,Hkv,Tk,Dk], dv [B,Hkv,Tk,Dv] written fresh */

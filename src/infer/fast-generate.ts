@@ -6,8 +6,8 @@ import type { LanguageModel } from '../models/model.js';
 import type { DecoderConfig } from '../models/config.js';
 import { FastDecoder } from './fast-decoder.js';
 import { layerSpecs, type LayerStore } from './engine/kv-pool.js';
-import { BackendPagedKernel } from './engine/paged-backend.js';
-import { pagedAttention, writeKv, type BatchLayout } from './engine/paged-attention.js';
+import { BackendPagedKernel, writeStep } from './engine/paged-backend.js';
+import { pagedAttention, type BatchLayout } from './engine/paged-attention.js';
 import { KV_DTYPE_INFO } from './engine/kv-dtype.js';
 
 const BLOCK = 16;
@@ -66,7 +66,7 @@ export class FastSequence {
       { ids: Int32Array.from(ids), positions: pos, seqLen: () => start + T, rows: Int32Array.of(T - 1) },
       (i, q, k, v, scale) => {
         const store = this.stores[i]!;
-        writeKv(store, layout, k, v);
+        writeStep(this.kernel, store, layout, k, v);
         const nh = q.length / (T * store.kDim);
         return this.kernel ? this.kernel.run(store, layout, q, nh, scale) : pagedAttention(store, layout, q, nh, scale);
       },

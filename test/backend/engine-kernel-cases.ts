@@ -99,6 +99,72 @@ export function pagedAttentionCases(ctx: Ctx, kvDtype: DType = 'float32'): void 
   ctx.done();
 }
 
+/**
+ * A step's new keys into a pool of `dtype` at shuffled slots, equal bit for bit to the reference: odd and
+ * vector-sized row lengths, a pool view with an offset, and the values whose encoding has edges (float16
+ * subnormals and underflow, ties, finite overflow saturating to +-65504, infinities, NaN, -0).
+ */
+export function pagedWriteCases(ctx: Ctx, dtype: DType): void {
+  if (ctx.be.name.startsWith('native')) {
+    const dt: DType[] = ['float32', 'int32', dtype];
+    assert.ok(ctx.be.supports?.('pagedWrite', dt), `${ctx.be.name} runs pagedWrite into a ${dtype} pool`);
+  }
+  const r = rng(5);
+  const edges = [
+    0,
+    -0,
+    1e-6,
+    -3e-8,
+    1e-9,
+    65504,
+    65519,
+    65520,
+    7e4,
+    -7e4,
+    1e38,
+    Infinity,
+    -Infinity,
+    NaN,
+    1 + 2 ** -11,
+    1 + 3 * 2 ** -11,
+    1 + 2 ** -8,
+    5.96e-8,
+  ];
+  for (const [T, Hkv, D] of [
+    [1, 1, 7],
+    [5, 2, 16],
+    [32, 4, 32],
+    [13, 3, 33],
+    [40, 2, 64],
+  ] as const) {
+    const slots = 2 * T + 3;
+    const order = shuffle(
+      Array.from({ length: slots }, (_, i) => i),
+      r,
+    ).slice(0, T);
+    let e = 0;
+    const src = ctx.t([Hkv, T, D], () => (r() < 0.1 ? edges[e++ % edges.length]! : r() * 8));
+    const sl = ctx.ints([T], order);
+    const pools = [0, 1].map(() => ctx.t([slots, Hkv, D], () => 0, dtype, 1));
+    const p = { T, Hkv, D };
+    ctx.k.pagedWrite(src, sl, pools[0]!, p);
+    ref.pagedWrite(src, sl, pools[1]!, p);
+    const [got, want] = pools.map((v) => Array.from(ctx.be.view(v.buf)));
+    for (let i = 0; i < want.length; i++)
+      if (!Object.is(got[i], want[i]))
+        assert.fail(`pagedWrite ${dtype} T=${T} Hkv=${Hkv} D=${D} element ${i - 1}: got ${got[i]}, want ${want[i]}`);
+  }
+  // a slot outside the pool is an error naming the token, never a write out of bounds
+  const src = ctx.t([1, 2, 4], () => 1);
+  const pool = ctx.t([3, 1, 4], () => 0, dtype);
+  if (ctx.be.name.startsWith('native'))
+    assert.throws(
+      () => ctx.k.pagedWrite(src, ctx.ints([2], [0, 3]), pool, { T: 2, Hkv: 1, D: 4 }),
+      /token 1 writes slot 3/,
+    );
+  ctx.done();
+}
+
 /** a table entry of -1 inside a token's window is an error naming the token, never a read out of bounds */
 export function pagedAttentionBadTable(ctx: Ctx): void {
   const q = ctx.t([1, 1, 4], () => 1);

@@ -13,7 +13,12 @@ import { createNativeBackend } from '../../src/backend/native/backend.js';
 import { loadNativeAddon } from '../../src/backend/native/addon-node.js';
 
 import { Ctx, close, numel, rng, strides, type FastBackend } from './kernel-helpers.js';
-import { pagedAttentionBadTable, pagedAttentionCases, quantMatmulCases } from './engine-kernel-cases.js';
+import {
+  pagedAttentionBadTable,
+  pagedAttentionCases,
+  pagedWriteCases,
+  quantMatmulCases,
+} from './engine-kernel-cases.js';
 
 // ---- backends ---------------------------------------------------------------------------------------
 const { addon, error: addonError } = loadNativeAddon();
@@ -638,6 +643,9 @@ for (const { key } of factories) {
       pagedAttentionCases(new Ctx(B())));
     for (const kvDtype of ['float16', 'bfloat16'] as const)
       test(`pagedAttention over a ${kvDtype} KV pool`, () => pagedAttentionCases(new Ctx(B()), kvDtype));
+    for (const kvDtype of ['float32', 'float16', 'bfloat16'] as const)
+      test(`pagedWrite into a ${kvDtype} KV pool: bits equal the reference's`, () =>
+        pagedWriteCases(new Ctx(B()), kvDtype));
     test('pagedAttention: a missing block inside a window is an error', () => pagedAttentionBadTable(new Ctx(B())));
     test('quantMatmul q8_0 / q4_0: GEMV and GEMM paths', () => quantMatmulCases(new Ctx(B())));
 

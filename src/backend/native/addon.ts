@@ -139,6 +139,8 @@ export interface NativeAddon {
   ): void;
   /** q, k, v, out, tables, seq, pos, T, H, Hkv, Dk, Dv, blockSize, S, maxBlocks, window, scale, nth */
   pagedAttention(...args: number[]): void;
+  /** src [Hkv, T, D] float32 -> pool rows slots[t] * Hkv + h of kvType (0 f32, 1 f16, 2 bf16) */
+  pagedWrite(src: number, slots: number, pool: number, T: number, Hkv: number, D: number, kvType: number, nth: number): void;
   /** out [M, N] = x [M, K] @ dequant(W)^T; bits 8 = q8_0, 4 = q4_0 blocks at address w */
   quantMatmul(bits: number, x: number, w: number, out: number, M: number, N: number, K: number, nth: number): void;
   /** kind: 0 f32->f16, 1 f16->f32, 2 f32->bf16, 3 bf16->f32 (contiguous) */

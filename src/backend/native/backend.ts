@@ -19,6 +19,7 @@ import type {
   MatmulParams,
   NormParams,
   PagedAttentionParams,
+  PagedWriteParams,
   QuantMatmulParams,
   UnaryOp,
   View,
@@ -231,6 +232,8 @@ export class NativeBackend implements Backend {
       return dtypes.every((d, i) =>
         i === 1 || i === 2 ? d === dtypes[1] && d in PAGED_KV_TYPE : d === (i >= 3 && i <= 5 ? 'int32' : 'float32'),
       );
+    // (src, slots, pool): a float32 source into a float32, float16 or bfloat16 pool
+    if (name === 'pagedWrite') return dtypes.every((d, i) => (i === 2 ? d in PAGED_KV_TYPE : d === (i === 1 ? 'int32' : 'float32')));
     if (name === 'quantMatmul') return dtypes.every((d, i) => d === (i === 1 ? 'int32' : 'float32'));
     return dtypes.every((d) => d === 'float32');
   }
@@ -374,6 +377,7 @@ export class NativeBackend implements Backend {
         );
       },
       pagedAttention: (q, k, v, tables, seq, pos, out, p) => this.pagedAttention(q, k, v, tables, seq, pos, out, p),
+      pagedWrite: (src, slots, pool, p) => this.pagedWrite(src, slots, pool, p),
       quantMatmul: (x, w, out, p) => this.quantMatmul(x, w, out, p),
       fused: (program, inputs, out) => this.fused(program, inputs, out),
       crossEntropy: (logits, targets, loss, lse, p) => {
@@ -563,6 +567,32 @@ export class NativeBackend implements Backend {
       p.scale,
       this.nth(work, PAR_FLOPS),
       kvType,
+    );
+  }
+
+  /** the step's new keys or values into the pool, converted to its dtype; every slot is checked against the pool first */
+  private pagedWrite(src: View, slots: View, pool: View, p: PagedWriteParams): void | false {
+    const kvType = PAGED_KV_TYPE[pool.buf.dtype];
+    if (kvType === undefined || !isContiguous(src) || !isContiguous(pool)) return false;
+    const { T, Hkv, D } = p;
+    if (T * Hkv * D === 0) return;
+    const rows = Math.floor((pool.buf.length - pool.offset) / (Hkv * D));
+    const sl = this.view(slots.buf) as Int32Array;
+    for (let t = 0; t < T; t++) {
+      const s = sl[slots.offset + t]!;
+      if (!(s >= 0 && s < rows))
+        throw new Error(`${this.name}.pagedWrite: token ${t} writes slot ${s}, outside the pool of ${rows} slots`);
+    }
+    const kn = 'pagedWrite';
+    this.addon.pagedWrite(
+      this.addr(src, kn, Hkv * T * D),
+      this.addr(slots, kn, T),
+      this.addr(pool, kn, rows * Hkv * D),
+      T,
+      Hkv,
+      D,
+      kvType,
+      this.nth(T * Hkv * D * 64, PAR_FLOPS),
     );
   }
 

@@ -18,7 +18,7 @@ import type {
 import { encodeAs, f16ToF32, readAs } from '../dtype.js';
 import { erf } from './math.js';
 import { quantMatmul } from './quant.js';
-import { pagedAttention } from './paged.js';
+import { pagedAttention, pagedWrite } from './paged.js';
 import { makeFusedKernel } from './fused.js';
 
 function arr(v: View): AnyArray {
@@ -976,6 +976,7 @@ export const referenceKernels: KernelTable = {
   attention,
   attentionBackward,
   pagedAttention,
+  pagedWrite,
   crossEntropy,
   crossEntropyBackward,
   gather,

@@ -2,8 +2,8 @@
 // visible keys read through the block table, a max-subtracted softmax and the weighted sum of values,
 // the same two-pass algorithm as the engine's host kernel (src/infer/engine/paged-attention.ts), over
 // backend views. K/V may be float32, float16 or bfloat16 (read through readAs).
-import type { PagedAttentionParams, View } from '../backend.js';
-import { readAs } from '../dtype.js';
+import type { PagedAttentionParams, PagedWriteParams, View } from '../backend.js';
+import { encodeAs, readAs } from '../dtype.js';
 
 const host = (v: View) => v.buf.backend.view(v.buf) ?? v.buf.backend.read(v.buf);
 
@@ -53,4 +53,26 @@ export function pagedAttention(
     }
   }
   out.buf.backend.write(out.buf, res, out.offset);
+}
+
+/** float16 bits of the cache: IEEE round to nearest even, with finite overflow (and infinities) saturated */
+const SAT = 65504;
+function cacheEncode(dtype: View['buf']['dtype'], x: number): number {
+  return encodeAs(dtype, dtype === 'float16' && !Number.isNaN(x) ? Math.min(SAT, Math.max(-SAT, x)) : x);
+}
+
+/** src [Hkv, T, D] float32 -> pool rows slots[t] * Hkv + h (the kernel contract's pagedWrite) */
+export function pagedWrite(src: View, slots: View, pool: View, p: PagedWriteParams): void {
+  const { T, Hkv, D } = p;
+  const [sa, sl] = [host(src) as Float32Array, host(slots) as Int32Array];
+  const dtype = pool.buf.dtype;
+  const out = pool.buf.backend.view(pool.buf);
+  const rows = out ?? pool.buf.backend.read(pool.buf);
+  for (let t = 0; t < T; t++)
+    for (let h = 0; h < Hkv; h++) {
+      const so = src.offset + (h * T + t) * D;
+      const po = pool.offset + (sl[slots.offset + t]! * Hkv + h) * D;
+      for (let d = 0; d < D; d++) rows[po + d] = dtype === 'float32' ? sa[so + d]! : cacheEncode(dtype, sa[so + d]!);
+    }
+  if (!out) pool.buf.backend.write(pool.buf, rows);
 }

@@ -83,12 +83,11 @@ export class KvPool {
       );
     }
     const slots = this.numBlocks * blockSize;
-    // the backend's kernel (native) takes float32 pools here; the WebAssembly kernel reads every KV dtype
-    const fromBackend =
-      (kernel === 'auto' || kernel === 'backend') && dtype === 'float32' ? BackendPagedKernel.create() : null;
+    // the backend's kernel (native) reads float32, float16 and bfloat16 pools; the WebAssembly kernel every KV dtype
+    const fromBackend = kernel === 'auto' || kernel === 'backend' ? BackendPagedKernel.create(undefined, dtype) : null;
     if (kernel === 'backend' && !fromBackend)
       throw new Error(
-        `engine: the current backend has no fast paged-attention kernel for a ${dtype} pool (kernel: "backend")`,
+        `engine: the current backend has no fast paged-attention kernel for ${dtype} pools (kernel: "backend")`,
       );
     const wasm = () => WasmPagedKernel.create(this.numBlocks * per + 64 * 4 * specs.length);
     this.kernel = fromBackend ?? (kernel === 'auto' || kernel === 'wasm' ? wasm() : null);

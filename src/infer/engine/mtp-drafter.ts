@@ -28,7 +28,8 @@ import type { LanguageModel, PagedBatch } from '../../models/model.js';
 import type { PagedLayer } from '../../nn/attention.js';
 import { BlockManager } from './block-manager.js';
 import { bytesPerBlock, KvPool, layerSpecs, type LayerSpec } from './kv-pool.js';
-import { pagedAttention, writeKv, type BatchLayout } from './paged-attention.js';
+import { pagedAttention, type BatchLayout } from './paged-attention.js';
+import { writeStep } from './paged-backend.js';
 import type { RunItem } from './runner.js';
 import type { Sequence } from './sequence.js';
 import { drawFrom, probsOf } from './speculative.js';
@@ -271,7 +272,7 @@ export class MtpDrafter {
     const store = this.pool.layers[l]!;
     return {
       attend: (q: Tensor, k: Tensor, v: Tensor, scale: number, softcap = 0) => {
-        writeKv(store, layout, k.data() as Float32Array, v.data() as Float32Array);
+        writeStep(this.pool.kernel, store, layout, k.data() as Float32Array, v.data() as Float32Array);
         const nh = q.shape[1]!;
         const qd = q.data() as Float32Array;
         const fast = softcap > 0 ? null : this.pool.kernel;

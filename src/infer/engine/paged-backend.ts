@@ -2,16 +2,17 @@
 // src/backend/backend.ts): the native backend's multi-threaded C++ kernel under Node. The KV pool is
 // allocated as backend buffers and handed to the engine as zero-copy typed-array views (writes of new
 // keys/values land in place); per call only the queries, block tables and positions are copied in and
-// the output copied out. create() returns null where the backend has no fast kernel for a float32 pool
-// (the engine then uses the wasm kernel or the host one). The pool's dtype travels on its buffers, so a
-// float16 / bfloat16 pool would reach the same kernel, which declines what it does not read.
+// the output copied out. create(dtype) returns null where the backend has no fast kernel for a pool of that
+// dtype (the engine then uses the wasm kernel or the host one): the native kernel reads float32, float16
+// and bfloat16 pools (int8, with its per-row scales, goes to the wasm kernel). The pool's dtype travels on
+// its buffers.
 import type { Backend, Buf, DType, View } from '../../backend/backend.js';
 import { kernelFor } from '../../backend/dispatch.js';
 import { referenceKernels } from '../../backend/reference/kernels.js';
 import { getBackend } from '../../tensor/engine.js';
 import type { LayerStore } from './kv-pool.js';
-import { pagedAttention as hostPaged, type BatchLayout } from './paged-attention.js';
-import { KV_DTYPE_INFO, type KvArray, type KvDtypeInfo } from './kv-dtype.js';
+import { pagedAttention as hostPaged, slotOf, writeKv, type BatchLayout } from './paged-attention.js';
+import { KV_DTYPE_INFO, type KvArray, type KvDtype, type KvDtypeInfo } from './kv-dtype.js';
 
 /** what the KV pool needs of a paged-attention kernel that owns the pool's memory */
 export interface PagedKernel {
@@ -19,13 +20,37 @@ export interface PagedKernel {
   alloc(n: number, info: KvDtypeInfo): KvArray;
   /** q [nh, T, dk] -> out [nh, T, dv], K/V read in place from `store` */
   run(store: LayerStore, layout: BatchLayout, q: Float32Array, nh: number, scale: number): Float32Array;
+  /**
+   * writes k [nkv, T, dk], v [nkv, T, dv] into the store's slots in its dtype, as `writeKv` does; false where
+   * this kernel does not hold the store (the caller then writes on the host)
+   */
+  write?(store: LayerStore, layout: BatchLayout, k: Float32Array, v: Float32Array): boolean;
   /** returns a pool array made by alloc() (kernels whose memory the garbage collector does not reclaim) */
   free?(arr: KvArray): void;
   /** frees per-call scratch */
   releaseScratch?(): void;
 }
 
-const POOL_DTYPES: DType[] = ['float32', 'float32', 'float32', 'int32', 'int32', 'int32', 'float32'];
+/** the backend buffer dtype of each KV dtype a backend kernel may hold (int8 has per-row scales: none) */
+/** a step's new keys / values into the store: by the kernel that holds it where it can, else on the host */
+export function writeStep(
+  kernel: PagedKernel | null,
+  store: LayerStore,
+  layout: BatchLayout,
+  k: Float32Array,
+  v: Float32Array,
+): void {
+  if (!kernel?.write?.(store, layout, k, v)) writeKv(store, layout, k, v);
+}
+
+const POOL_DTYPE: { readonly [D in KvDtype]: DType | null } = {
+  float32: 'float32',
+  float16: 'float16',
+  bfloat16: 'bfloat16',
+  int8: null,
+};
+/** pagedAttention's operand dtypes (q, k, v, tables, seq, pos, out) over a pool of dtype d */
+const operands = (d: DType): DType[] => ['float32', d, d, 'int32', 'int32', 'int32', 'float32'];
 
 const view = (buf: Buf, shape: number[]): View => ({
   buf,
@@ -40,20 +65,31 @@ export class BackendPagedKernel implements PagedKernel {
   /** per-call inputs and output (queries, tables, positions), kept and grown between calls */
   private readonly scratch = new Map<string, Buf>();
 
-  private constructor(private readonly backend: Backend) {}
-
-  /** a kernel on `backend` (default: the current one), or null where it has no fast float32 paged kernel */
-  static create(backend: Backend = getBackend()): BackendPagedKernel | null {
+  /**
+   * a kernel on `backend` (default: the current one) for pools of `dtype` (default float32), or null where
+   * the backend has no fast paged kernel that reads them
+   */
+  static create(backend: Backend = getBackend(), dtype: KvDtype = 'float32'): BackendPagedKernel | null {
     const fast = backend.kernels.pagedAttention;
-    if (!fast || fast === referenceKernels.pagedAttention) return null;
-    if (backend.supports && !backend.supports('pagedAttention', POOL_DTYPES)) return null;
-    return new BackendPagedKernel(backend);
+    const pool = POOL_DTYPE[dtype];
+    if (!fast || fast === referenceKernels.pagedAttention || pool === null) return null;
+    if (backend.supports && !backend.supports('pagedAttention', operands(pool))) return null;
+    // float32 also holds int8's scales; the pool itself is one dtype
+    return new BackendPagedKernel(backend, pool);
   }
 
-  alloc(floats: number, info: KvDtypeInfo): KvArray {
-    if (info !== KV_DTYPE_INFO.float32) throw new Error('engine: the backend paged kernel holds float32 pools only');
-    const buf = this.backend.allocate('float32', floats);
-    const arr = this.backend.view(buf) as Float32Array | null;
+  private constructor(
+    private readonly backend: Backend,
+    private readonly pool: DType,
+  ) {}
+
+  /** n elements of the pool's dtype (or float32) as a backend buffer's host view */
+  alloc(n: number, info: KvDtypeInfo): KvArray {
+    const dtype =
+      info === KV_DTYPE_INFO.float32 ? 'float32' : info === KV_DTYPE_INFO[this.pool as KvDtype] ? this.pool : null;
+    if (dtype === null) throw new Error(`engine: this backend paged kernel holds ${this.pool} pools only`);
+    const buf = this.backend.allocate(dtype, n);
+    const arr = this.backend.view(buf) as KvArray | null;
     if (!arr) {
       this.backend.free(buf);
       throw new Error(`engine: backend ${this.backend.name} has no host-visible view for the KV pool`);
@@ -74,6 +110,30 @@ export class BackendPagedKernel implements PagedKernel {
   releaseScratch(): void {
     for (const b of this.scratch.values()) this.backend.free(b);
     this.scratch.clear();
+  }
+
+  write(store: LayerStore, layout: BatchLayout, k: Float32Array, v: Float32Array): boolean {
+    const [kb, vb] = [this.owned.get(store.k), this.owned.get(store.v)];
+    if (!kb || !vb) return false;
+    const T = layout.pos.length;
+    if (T === 0) return true;
+    const { kvHeads: Hkv, kDim: Dk, vDim: Dv } = store;
+    const sb = this.scratchOf('slots', 'int32', T);
+    const slots = this.hostOf(sb, T) as Int32Array;
+    for (let t = 0; t < T; t++) slots[t] = slotOf(layout, t);
+    const put = kernelFor(this.backend, 'pagedWrite');
+    const slotView = view(sb, [T]);
+    put(view(this.scratchOf('k', 'float32', k.length, k), [Hkv, T, Dk]), slotView, view(kb, [kb.length]), {
+      T,
+      Hkv,
+      D: Dk,
+    });
+    put(view(this.scratchOf('v', 'float32', v.length, v), [Hkv, T, Dv]), slotView, view(vb, [vb.length]), {
+      T,
+      Hkv,
+      D: Dv,
+    });
+    return true;
   }
 
   run(store: LayerStore, layout: BatchLayout, q: Float32Array, nh: number, scale: number): Float32Array {

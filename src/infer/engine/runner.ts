@@ -7,7 +7,8 @@ import type { LanguageModel, PagedBatch } from '../../models/model.js';
 import type { PagedLayer } from '../../nn/attention.js';
 import type { KvPool } from './kv-pool.js';
 import { FastDecoder } from '../fast-decoder.js';
-import { pagedAttention, writeKv, type BatchLayout } from './paged-attention.js';
+import { pagedAttention, type BatchLayout } from './paged-attention.js';
+import { writeStep } from './paged-backend.js';
 
 /** one sequence's part of a step */
 export interface RunItem {
@@ -134,7 +135,7 @@ export class ModelRunner {
     softcap: number,
   ): Float32Array {
     const store = this.pool.layers[i]!;
-    writeKv(store, layout, k, v);
+    writeStep(this.pool.kernel, store, layout, k, v);
     const nh = q.length / (layout.pos.length * store.kDim);
     // the wasm paged kernel has no soft-cap: soft-capped layers (Gemma 2) run the host kernel
     const fast = softcap > 0 ? null : this.pool.kernel;

@@ -114,19 +114,69 @@ describe('native paged attention', { skip: addon ? false : error }, () => {
   const prev = getBackend();
   after(() => setBackend(prev));
 
-  for (const threads of [1, 2]) {
-    test(`C++ kernel equals the host kernel, ${threads} thread(s): GQA, MQA, odd dims, sliding windows`, () => {
-      setBackend(createNativeBackend(addon!, { threads, forceParallel: threads > 1 }));
-      const rng = new Rng(8 + threads);
-      for (const [nh, spec] of SPECS) {
-        const pool = new KvPool([spec], 4, 1 << 18);
-        assert.ok(pool.kernel instanceof BackendPagedKernel, 'the pool uses the backend kernel under native');
-        const { layout, q } = randomStep(pool, rng, nh);
-        const want = pagedAttention(pool.layers[0]!, layout, q, nh, 0.4);
-        near(pool.kernel.run(pool.layers[0]!, layout, q, nh, 0.4), want, 2e-5, `${nh} heads ${JSON.stringify(spec)}`);
+  for (const threads of [1, 2])
+    for (const dtype of ['float32', 'float16', 'bfloat16'] as const) {
+      // blocks of 4 run the kernel's key-by-key path, blocks of 16 its eight-keys-at-a-time one (on float16 /
+      // bfloat16 pools over the block converted once); the host kernel reads the same stored elements
+      test(`C++ kernel equals the host kernel over a ${dtype} pool, ${threads} thread(s): GQA, MQA, odd dims, sliding windows`, () => {
+        setBackend(createNativeBackend(addon!, { threads, forceParallel: threads > 1 }));
+        const rng = new Rng(8 + threads);
+        for (const bs of [4, 16])
+          for (const [nh, spec] of SPECS) {
+            const pool = new KvPool([spec], bs, 1 << 18, 'auto', dtype);
+            assert.ok(
+              pool.kernel instanceof BackendPagedKernel,
+              `a ${dtype} pool uses the backend kernel under native`,
+            );
+            const { layout, q } = randomStep(pool, rng, nh);
+            const want = pagedAttention(pool.layers[0]!, layout, q, nh, 0.4);
+            const what = `${dtype}, blocks of ${bs}, ${nh} heads ${JSON.stringify(spec)}`;
+            near(pool.kernel.run(pool.layers[0]!, layout, q, nh, 0.4), want, 2e-5, what);
+            pool.dispose();
+          }
+      });
+    }
+
+  for (const dtype of ['float32', 'float16', 'bfloat16'] as const)
+    test(`the kernel's ${dtype} KV write stores the host encoder's bits (writeKv), saturation and NaN included`, () => {
+      setBackend(createNativeBackend(addon!, { threads: 2, forceParallel: true }));
+      const spec: LayerSpec = { kvHeads: 2, kDim: 33, vDim: 16, window: null };
+      const [native, host] = [
+        new KvPool([spec], 4, 1 << 16, 'auto', dtype),
+        new KvPool([spec], 4, 1 << 16, 'host', dtype),
+      ];
+      const rng = new Rng(4);
+      const edges = [7e4, -1e9, Infinity, -Infinity, NaN, 65519, 3e-8, -0, 1 + 2 ** -11];
+      const rnd = (n: number) =>
+        Float32Array.from({ length: n }, (_, i) => (i % 7 === 0 ? edges[i % edges.length]! : rng.normal()));
+      const T = 9;
+      const layout: BatchLayout = {
+        blockSize: 4,
+        seq: Int32Array.from({ length: T }, (_, t) => t % 2),
+        pos: Int32Array.from({ length: T }, (_, t) => t >> 1),
+        tables: [Int32Array.of(5, 1), Int32Array.of(0, 7)],
+      };
+      const [k, v] = [rnd(2 * T * 33), rnd(2 * T * 16)];
+      assert.equal(native.kernel!.write!(native.layers[0]!, layout, k, v), true);
+      writeKv(host.layers[0]!, layout, k, v);
+      for (const side of ['k', 'v'] as const) {
+        const [a, b] = [native.layers[0]![side], host.layers[0]![side]];
+        for (let i = 0; i < b.length; i++)
+          assert.ok(Object.is(a[i], b[i]), `${dtype} ${side}[${i}]: ${a[i]} vs ${b[i]}`);
       }
+      native.dispose();
     });
-  }
+
+  test('an int8 pool (per-row scales) is not held by the backend kernel: the WebAssembly one reads it', () => {
+    setBackend(createNativeBackend(addon!, { threads: 2 }));
+    const pool = new KvPool([SPECS[0]![1]], 16, 1 << 18, 'auto', 'int8');
+    assert.ok(pool.kernel !== null && !(pool.kernel instanceof BackendPagedKernel));
+    assert.throws(
+      () => new KvPool([SPECS[0]![1]], 16, 1 << 18, 'backend', 'int8'),
+      /no fast paged-attention kernel for int8 pools/,
+    );
+    pool.dispose();
+  });
 
   const FAMILIES: DecoderFamily[] = ['llama', 'mistral', 'deepseek_v2'];
   for (const family of FAMILIES) {
