@@ -6,6 +6,7 @@ import { bundledModelDir } from '../src/cli/commands/generate.js';
 import { benchDecode } from './decode.js';
 import { parseSpeculative } from '../src/cli/commands/speculative-flag.js';
 import { checkKvDtype } from '../src/infer/engine/kv-dtype.js';
+import { draftContextNotice } from '../src/infer/engine/drafter.js';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
@@ -32,6 +33,10 @@ export async function decodeCommand(
   const corpus = text ? tokenizer!.encode(text, { addSpecialTokens: false }) : null;
   const draftDir = flags.get('draft-model');
   const draftModel = draftDir ? (await loadModelDir(draftDir)).model : null;
+  // a draft shorter than the runs' sequences speculates only over its own positions: say so before timing
+  const length = int('prompt-tokens') + int('max-tokens');
+  const short = draftModel ? draftContextNotice(model.config, draftModel.config, length) : null;
+  if (short) console.error(`lineage bench decode: note: --draft-model ${draftDir}: ${short}`);
   const mtpDraft = parseSpeculative(flags.get('speculative'));
   const r = await benchDecode(model, {
     concurrency: int('concurrency'),

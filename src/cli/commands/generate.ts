@@ -9,6 +9,7 @@ import { requireModelDir } from '../files.js';
 import type { LanguageModel } from '../../models/model.js';
 import type { Tokenizer } from '../../tokenizers/tokenizer.js';
 import type { EngineRequest } from '../../infer/engine/engine.js';
+import { draftContextNotice } from '../../infer/engine/drafter.js';
 import { ENGINE_FLAGS, generateWithEngine } from './generate-engine.js';
 import { checkMtpModel, parseSpeculative } from './speculative-flag.js';
 import { checkKvDtype } from '../../infer/engine/kv-dtype.js';
@@ -143,6 +144,8 @@ async function engineGenerate(
   }
   const draftDir = flagString(f, 'draft-model');
   const draftModel = draftDir ? (await loadModelDir(draftDir)).model : null;
+  const short = draftModel ? draftContextNotice(c, draftModel.config, promptTokens + maxTokens) : null;
+  if (short) console.error(`lineage generate: note: ${short}`);
   const mtpDraft = parseSpeculative(flagString(f, 'speculative'));
   if (mtpDraft) checkMtpModel(c, flagString(f, 'model') ?? 'the model');
   const request: EngineRequest = {

@@ -11,6 +11,7 @@ import type { ServedModel } from '../../serve/models.js';
 import { flagNumber, parseFlags } from '../flags.js';
 import { checkKvDtype } from '../../infer/engine/kv-dtype.js';
 import { checkMtpModel, parseSpeculative } from './speculative-flag.js';
+import { draftContextNotice } from '../../infer/engine/drafter.js';
 
 const HELP = `usage: lineage serve --model DIR [--model NAME=DIR ...] [options]
 
@@ -97,6 +98,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
           'embeddings) and encoders (embeddings)',
       );
     if (mtpDraft) checkMtpModel(config, dir);
+    const short = draftDir ? draftContextNotice(config, loadModelInfo(draftDir).config) : null;
+    if (short) console.error(`lineage serve: note: --draft-model ${draftDir}: ${short}`);
     const engine = await EngineWorker.start({
       modelDir: dir,
       draftModelDir: draftDir,

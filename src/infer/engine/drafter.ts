@@ -4,7 +4,7 @@
 // the request's own sampling parameters, so q matches what the drafter actually sampled from. The target's
 // own multi-token-prediction depths (DeepSeek-V3) draft through MtpDrafter (mtp-drafter.ts).
 import type { LanguageModel } from '../../models/model.js';
-import type { DecoderConfig } from '../../models/config.js';
+import type { DecoderConfig, ModelConfig } from '../../models/config.js';
 import { BlockManager } from './block-manager.js';
 import { KvPool, layerSpecs } from './kv-pool.js';
 import { ModelRunner, type RunItem } from './runner.js';
@@ -12,6 +12,20 @@ import type { Sequence } from './sequence.js';
 import { drawFrom, probsOf, promptLookup } from './speculative.js';
 import { argmax, isGreedy } from './sampler.js';
 import { MtpDrafter } from './mtp-drafter.js';
+
+/**
+ * A notice for the user when a draft model's context is shorter than the target's: a sequence past the
+ * draft's last position decodes without drafts (its learned position table, or its trained length, ends
+ * there). Null when the draft covers the target's context, or sequences of `length` tokens.
+ */
+export function draftContextNotice(target: ModelConfig, draft: ModelConfig, length = Infinity): string | null {
+  const [t, d] = [target, draft].map((c) => ('maxContext' in c ? c.maxContext : Infinity));
+  if (!(d! < t!) || length <= d!) return null;
+  return (
+    `the draft model's context is ${d} positions (the target's ${Number.isFinite(t) ? t : 'unbounded'}): ` +
+    `tokens past position ${d} decode without speculation`
+  );
+}
 
 export type DraftSource =
   | { kind: 'model'; model: LanguageModel; kvMemoryBytes: number; prefault?: boolean }

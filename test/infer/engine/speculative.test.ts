@@ -7,6 +7,7 @@ import { Rng } from '../../../src/tensor/random.js';
 import { createModel } from '../../../src/models/registry.js';
 import { generate } from '../../../src/infer/generate.js';
 import { Engine } from '../../../src/infer/engine/engine.js';
+import { draftContextNotice } from '../../../src/infer/engine/drafter.js';
 import type { TokenEvent } from '../../../src/infer/engine/sequence.js';
 import { drawFrom, probsOf, promptLookup, verifyDraft, verifyGreedy } from '../../../src/infer/engine/speculative.js';
 import { tinyConfig } from '../../models/decoder-helpers.js';
@@ -149,4 +150,17 @@ test('speculative decoding with sampling: seeded, in-vocabulary, exact lengths',
   assert.equal(a.length, 17);
   assert.ok(a.every((t) => t >= 0 && t < 48));
   assert.deepEqual(await run(), a);
+});
+
+test('a draft model with a shorter context than the target is named, with where speculation stops', () => {
+  const target = { ...tinyConfig('llama'), maxContext: 256 };
+  const draft = { ...tinyConfig('gpt2'), maxContext: 64 };
+  assert.match(
+    draftContextNotice(target, draft) ?? '',
+    /draft model's context is 64 positions \(the target's 256\): tokens past position 64 decode without speculation/,
+  );
+  assert.equal(draftContextNotice(target, draft, 64), null, 'sequences that fit the draft need no notice');
+  assert.ok(draftContextNotice(target, draft, 65));
+  assert.equal(draftContextNotice(target, { ...draft, maxContext: 256 }), null);
+  assert.equal(draftContextNotice(draft, target), null, 'a longer draft is fine');
 });
