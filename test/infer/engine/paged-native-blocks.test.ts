@@ -3,7 +3,7 @@
 // the engine's host kernel, on shuffled blocks of 16 with ragged sequences, GQA and sliding windows. Groups of
 // 1, 2, 3, 4 and 8 query heads per kv head cover the value accumulators that share each value row among
 // 8 / (value vectors) heads (runs of 8, 4, 2, 1); a lone decoding token covers the kv heads split over threads.
-// Skipped (naming why) where the addon was not built.
+// Pools of float32, float16 and bfloat16. Skipped (naming why) where the addon was not built.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createNativeBackend } from '../../../src/backend/native/backend.js';
@@ -38,40 +38,47 @@ const { addon, error } = loadNativeAddon();
 describe('native paged attention on blocks of 16', { skip: addon ? false : error }, () => {
   const prev = getBackend();
   after(() => setBackend(prev));
-  for (const threads of [1, 2]) {
-    test(`equals the host kernel, ${threads} thread(s)`, () => {
-      setBackend(createNativeBackend(addon!, { threads, forceParallel: threads > 1 }));
-      const rng = new Rng(21 + threads);
-      for (const [nh, spec] of SPECS) {
-        const pool = new KvPool([spec], 16, 1 << 20);
-        assert.ok(pool.kernel instanceof BackendPagedKernel);
-        const store = pool.layers[0]!;
-        const lens = [1, 37, 9, 64, 20];
-        const free = rng.shuffle(Array.from({ length: pool.numBlocks }, (_, i) => i));
-        const tables = lens.map((n) => Int32Array.from({ length: Math.ceil(n / 16) }, () => free.pop()!));
-        const T = lens.reduce((s, n) => s + n, 0);
-        const [seq, pos] = [new Int32Array(T), new Int32Array(T)];
-        let t = 0;
-        lens.forEach((n, i) => {
-          for (let p = 0; p < n; p++, t++) [seq[t], pos[t]] = [i, p];
-        });
-        const layout: BatchLayout = { blockSize: 16, seq, pos, tables };
-        const rnd = (n: number) => Float32Array.from({ length: n }, () => rng.normal());
-        writeKv(store, layout, rnd(spec.kvHeads * T * spec.kDim), rnd(spec.kvHeads * T * spec.vDim));
-        const q = rnd(nh * T * spec.kDim);
-        const want = pagedAttention(store, layout, q, nh, 0.3);
-        const got = pool.kernel.run(store, layout, q, nh, 0.3);
-        near(got, want, `${nh} heads ${JSON.stringify(spec)}`);
-        // one decoding token of the longest sequence: too few tokens to go round the threads, so its kv
-        // heads are split between them
-        const one: BatchLayout = { blockSize: 16, seq: Int32Array.of(0), pos: Int32Array.of(40), tables: [tables[3]!] };
-        const q1 = rnd(nh * spec.kDim);
-        near(
-          pool.kernel.run(store, one, q1, nh, 0.3),
-          pagedAttention(store, one, q1, nh, 0.3),
-          `${nh} heads, one token`,
-        );
-      }
-    });
-  }
+  // float16 / bfloat16 pools: each block's rows of the item's kv heads converted once, then the same paths
+  for (const dtype of ['float32', 'float16', 'bfloat16'] as const)
+    for (const threads of [1, 2]) {
+      test(`equals the host kernel over a ${dtype} pool, ${threads} thread(s)`, () => {
+        setBackend(createNativeBackend(addon!, { threads, forceParallel: threads > 1 }));
+        const rng = new Rng(21 + threads);
+        for (const [nh, spec] of SPECS) {
+          const pool = new KvPool([spec], 16, 1 << 20, 'auto', dtype);
+          assert.ok(pool.kernel instanceof BackendPagedKernel);
+          const store = pool.layers[0]!;
+          const lens = [1, 37, 9, 64, 20];
+          const free = rng.shuffle(Array.from({ length: pool.numBlocks }, (_, i) => i));
+          const tables = lens.map((n) => Int32Array.from({ length: Math.ceil(n / 16) }, () => free.pop()!));
+          const T = lens.reduce((s, n) => s + n, 0);
+          const [seq, pos] = [new Int32Array(T), new Int32Array(T)];
+          let t = 0;
+          lens.forEach((n, i) => {
+            for (let p = 0; p < n; p++, t++) [seq[t], pos[t]] = [i, p];
+          });
+          const layout: BatchLayout = { blockSize: 16, seq, pos, tables };
+          const rnd = (n: number) => Float32Array.from({ length: n }, () => rng.normal());
+          writeKv(store, layout, rnd(spec.kvHeads * T * spec.kDim), rnd(spec.kvHeads * T * spec.vDim));
+          const q = rnd(nh * T * spec.kDim);
+          const want = pagedAttention(store, layout, q, nh, 0.3);
+          const got = pool.kernel.run(store, layout, q, nh, 0.3);
+          near(got, want, `${dtype}, ${nh} heads ${JSON.stringify(spec)}`);
+          // one decoding token of the longest sequence: too few tokens to go round the threads, so its kv
+          // heads are split between them
+          const one: BatchLayout = {
+            blockSize: 16,
+            seq: Int32Array.of(0),
+            pos: Int32Array.of(40),
+            tables: [tables[3]!],
+          };
+          const q1 = rnd(nh * spec.kDim);
+          near(
+            pool.kernel.run(store, one, q1, nh, 0.3),
+            pagedAttention(store, one, q1, nh, 0.3),
+            `${dtype}, ${nh} heads, one token`,
+          );
+        }
+      });
+    }
 });
