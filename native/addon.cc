@@ -483,6 +483,13 @@ Napi::Value PagedWrite(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+/** ropeHeads(x, cos, sin, out, T, H, D, half, nth) */
+Napi::Value RopeHeads(const Napi::CallbackInfo& info) {
+  K->ropeHeads(P(info, 0), P(info, 1), P(info, 2), P(info, 3), I(info, 4), I(info, 5), I(info, 6), I(info, 7),
+               static_cast<int>(I(info, 8)));
+  return info.Env().Undefined();
+}
+
 /** quantMatmul(bits, x, w, out, M, N, K, nth): VNNI where the target has it and cpuid reports it */
 Napi::Value QuantMatmul(const Napi::CallbackInfo& info) {
   auto f = K->quantMatmulVnni && features().avx512vnni ? K->quantMatmulVnni : K->quantMatmul;
@@ -685,6 +692,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("scatterAdd", ScatterAdd);
   fn("pagedAttention", PagedAttention);
   fn("pagedWrite", PagedWrite);
+  fn("ropeHeads", RopeHeads);
   fn("quantMatmul", QuantMatmul);
   fn("convert", Convert);
   fn("copyStrided", CopyStrided);

@@ -95,6 +95,9 @@ struct Kernels {
    * (float16 saturating finite overflow to +-65504, bfloat16; both round to nearest even) */
   void (*pagedWrite)(const float* src, const int32_t* slots, void* pool, int64_t T, int64_t Hkv, int64_t D, int kvType,
                      int nth);
+  /** x [T, H, D] -> out [H, T, D] with rotate_half RoPE on the first 2 * half dims (cos / sin [T, half]) */
+  void (*ropeHeads)(const float* x, const float* cos, const float* sin, float* out, int64_t T, int64_t H, int64_t D,
+                    int64_t half, int nth);
   /** x [M, K] @ dequant(W [N, K] in q8_0 / q4_0 blocks)^T -> out [M, N] (native/quant.inc) */
   void (*quantMatmul)(int bits, const float* x, const uint8_t* w, float* out, int64_t M, int64_t N, int64_t K, int nth);
   /** the same with AVX-512 VNNI (null where the target has no VNNI build; the addon checks cpuid) */

@@ -171,6 +171,13 @@ export interface PagedAttentionParams {
   scale: number;
 }
 
+export interface RopeHeadsParams {
+  T: number;
+  H: number;
+  D: number;
+  half: number;
+}
+
 export interface PagedWriteParams {
   T: number;
   Hkv: number;
@@ -273,6 +280,13 @@ export interface KernelTable {
    * make); bfloat16 rounds to nearest even
    */
   pagedWrite(src: View, slots: View, pool: View, p: PagedWriteParams): void;
+  /**
+   * x [T, H, D] (token-major rows, as a projection writes them) -> out [H, T, D] (head-major, as attention
+   * reads them), with rotate_half RoPE on the first 2 * half dims of every head: o[i] = x[i] cos - x[i + half]
+   * sin, o[i + half] = x[i + half] cos + x[i] sin (cos / sin [T, half]; each product rounded to float32, then
+   * the sum, as the reference rope op rounds); dims past 2 * half are copied. half = 0 only transposes.
+   */
+  ropeHeads(x: View, cos: View, sin: View, out: View, p: RopeHeadsParams): void;
   /** out [B, H, Tq, Dv]; lse [B, H, Tq] (log-sum-exp of scaled scores, saved for backward) */
   attention(q: View, k: View, v: View, out: View, lse: View, p: AttentionParams): void;
   /** dq [B,H,Tq,Dk], dk [B,Hkv,Tk,Dk], dv [B,Hkv,Tk,Dv] written fresh */

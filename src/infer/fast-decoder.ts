@@ -81,6 +81,12 @@ interface Scratch {
 }
 /** a step result: its backend buffer and the host view of exactly its elements */
 type Step = Scratch;
+/** a step's RoPE tables [T, half] as backend buffers */
+interface RopeTables {
+  cos: Scratch;
+  sin: Scratch;
+  half: number;
+}
 
 /** backends whose buffers' host views never move (wasm memory can grow and detach them) */
 const stableViews = (be: Backend) => be.name.startsWith('native') || be.name.startsWith('reference');
@@ -96,6 +102,7 @@ export class FastDecoder {
   /** the parameters read in place (a replaced parameter is disposed: `stale` then says so) */
   private sources: Tensor[] = [];
   private readonly matmul: (a: View, b: View, out: View, p: MatmulParams) => void;
+  private readonly ropeHeads: (...a: Parameters<KernelTable['ropeHeads']>) => void;
   private readonly k: {
     [K in 'rmsNorm' | 'layerNorm' | 'unary' | 'binary']: (...a: Parameters<KernelTable[K]>) => void;
   };
@@ -112,6 +119,7 @@ export class FastDecoder {
     private readonly head: Weight,
   ) {
     this.matmul = kernelFor(backend, 'matmul');
+    this.ropeHeads = kernelFor(backend, 'ropeHeads');
     this.k = {
       rmsNorm: kernelFor(backend, 'rmsNorm'),
       layerNorm: kernelFor(backend, 'layerNorm'),
@@ -267,16 +275,25 @@ export class FastDecoder {
     const scale = a.scale ?? 1 / Math.sqrt(hs);
     const x = this.embedRows(step); // (T, D) residual stream
     const rope = this.rope ? ropeCosSin(this.rope, step) : null;
+    const cs = rope ? this.ropeTables(rope, T) : null;
     const hn = this.buf('hn', T * D);
     const att = this.buf('att', T * nh * hs);
     for (let i = 0; i < this.layers.length; i++) {
       const L = this.layers[i]!;
       this.norm(L.norm1, x, hn, T);
-      const [q, k, v] = this.qkv(L, hn, T, nh, nkv, hs); // (T, nh*hs), (T, nkv*hs) x2
-      // rotated and made head-major in one pass, into step buffers the attention only reads
-      const hq = headsFirst(q, T, nh, hs, rope, this.buf('hq', T * nh * hs).host); // (nh, T, hs)
-      const hk = headsFirst(k, T, nkv, hs, rope, this.buf('hk', T * nkv * hs).host); // (nkv, T, hs)
-      const hv = headsFirst(v, T, nkv, hs, null, this.buf('hv', T * nkv * hs).host);
+      // q, k, v rotated and made head-major in one pass, into step buffers the attention only reads: by the
+      // backend's ropeHeads where the projections are backend buffers, else on the host (fused q|k|v split)
+      let hq: Float32Array, hk: Float32Array, hv: Float32Array;
+      if (!L.qkv) {
+        hq = this.heads('hq', this.project('q', L.q!, hn, T), T, nh, hs, cs); // (nh, T, hs)
+        hk = this.heads('hk', this.project('k', L.k!, hn, T), T, nkv, hs, cs); // (nkv, T, hs)
+        hv = this.heads('hv', this.project('v', L.v!, hn, T), T, nkv, hs, null);
+      } else {
+        const [q, k, v] = this.qkv(L, hn, T, nh, nkv, hs); // (T, nh*hs), (T, nkv*hs) x2
+        hq = headsFirst(q, T, nh, hs, rope, this.buf('hq', T * nh * hs).host);
+        hk = headsFirst(k, T, nkv, hs, rope, this.buf('hk', T * nkv * hs).host);
+        hv = headsFirst(v, T, nkv, hs, null, this.buf('hv', T * nkv * hs).host);
+      }
       const o = attend(i, hq, hk, hv, scale); // (nh, T, hs)
       tokensFirst(o, T, nh, hs, att.host); // (T, nh*hs)
       this.addInto(x, this.project('o', L.o, att, T), T * D);
@@ -313,13 +330,32 @@ export class FastDecoder {
     return xs;
   }
 
-  /** q, k, v rows of the normed input: (T, nh*hs), (T, nkv*hs), (T, nkv*hs) host arrays */
+  /** the step's RoPE cos / sin [T, half] in backend buffers (the ropeHeads kernel reads them) */
+  private ropeTables(r: { cos: Float32Array; sin: Float32Array; half: number }, T: number): RopeTables {
+    const [cos, sin] = [this.buf('ropeCos', T * r.half), this.buf('ropeSin', T * r.half)];
+    cos.host.set(r.cos);
+    sin.host.set(r.sin);
+    return { cos, sin, half: r.half };
+  }
+
+  /** a projection's rows (T, h*hs) -> (h, T, hs) in step buffer `name`, rotated where `cs` is given */
+  private heads(name: string, x: Step, T: number, h: number, hs: number, cs: RopeTables | null): Float32Array {
+    const out = this.buf(name, h * T * hs);
+    const half = cs ? cs.half : 0;
+    const tab = (s: Scratch | undefined) => flat((s ?? out).buf, T * half);
+    this.ropeHeads(
+      { buf: x.buf, shape: [T, h, hs], strides: [h * hs, hs, 1], offset: 0 },
+      tab(cs?.cos),
+      tab(cs?.sin),
+      { buf: out.buf, shape: [h, T, hs], strides: [T * hs, hs, 1], offset: 0 },
+      { T, H: h, D: hs, half },
+    );
+    return out.host.subarray(0, h * T * hs);
+  }
+
+  /** q, k, v rows of the normed input through a fused q|k|v weight: (T, nh*hs), (T, nkv*hs), (T, nkv*hs) host arrays */
   private qkv(L: FastLayer, hn: Scratch, T: number, nh: number, nkv: number, hs: number): Float32Array[] {
-    if (!L.qkv)
-      return [this.project('q', L.q!, hn, T), this.project('k', L.k!, hn, T), this.project('v', L.v!, hn, T)].map(
-        (o) => o.host,
-      );
-    const all = this.project('qkv', L.qkv, hn, T).host; // (T, (nh + 2 nkv) hs)
+    const all = this.project('qkv', L.qkv!, hn, T).host; // (T, (nh + 2 nkv) hs)
     const W = (nh + 2 * nkv) * hs;
     const [Q, KV] = [nh * hs, nkv * hs];
     // one token: q | k | v are already contiguous runs of the row (attend copies them before the next

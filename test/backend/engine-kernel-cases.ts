@@ -165,6 +165,36 @@ export function pagedWriteCases(ctx: Ctx, dtype: DType): void {
   ctx.done();
 }
 
+/**
+ * Token-major rows to head-major with rotate_half RoPE, bit for bit the reference's (its products rounded to
+ * float32 before the sum): full and partial rotary dims, no rotation (a transpose), one token, views with
+ * offsets, sizes with vector tails.
+ */
+export function ropeHeadsCases(ctx: Ctx): void {
+  const r = rng(12);
+  for (const [T, H, D, half] of [
+    [1, 8, 32, 16],
+    [5, 3, 10, 5],
+    [7, 2, 12, 4],
+    [3, 4, 8, 0],
+    [33, 4, 64, 32],
+    [130, 8, 32, 16],
+  ] as const) {
+    const x = ctx.t([T, H, D], r, 'float32', 3);
+    const cos = ctx.t([T, half], r, 'float32', 1);
+    const sin = ctx.t([T, half], r, 'float32', 2);
+    const outs = [0, 1].map(() => ctx.t([H, T, D], null));
+    const p = { T, H, D, half };
+    ctx.k.ropeHeads(x, cos, sin, outs[0]!, p);
+    ref.ropeHeads(x, cos, sin, outs[1]!, p);
+    const [got, want] = outs.map((o) => ctx.arr(o));
+    for (let i = 0; i < want!.length; i++)
+      if (!Object.is(got![i], want![i]))
+        assert.fail(`ropeHeads T=${T} H=${H} D=${D} half=${half} at ${i}: ${got![i]} vs ${want![i]}`);
+  }
+  ctx.done();
+}
+
 /** a table entry of -1 inside a token's window is an error naming the token, never a read out of bounds */
 export function pagedAttentionBadTable(ctx: Ctx): void {
   const q = ctx.t([1, 1, 4], () => 1);

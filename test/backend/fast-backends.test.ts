@@ -18,6 +18,7 @@ import {
   pagedAttentionCases,
   pagedWriteCases,
   quantMatmulCases,
+  ropeHeadsCases,
 } from './engine-kernel-cases.js';
 
 // ---- backends ---------------------------------------------------------------------------------------
@@ -646,6 +647,7 @@ for (const { key } of factories) {
     for (const kvDtype of ['float32', 'float16', 'bfloat16'] as const)
       test(`pagedWrite into a ${kvDtype} KV pool: bits equal the reference's`, () =>
         pagedWriteCases(new Ctx(B()), kvDtype));
+    test('ropeHeads: bits equal the reference (full / partial / no rotation)', () => ropeHeadsCases(new Ctx(B())));
     test('pagedAttention: a missing block inside a window is an error', () => pagedAttentionBadTable(new Ctx(B())));
     test('quantMatmul q8_0 / q4_0: GEMV and GEMM paths', () => quantMatmulCases(new Ctx(B())));
 

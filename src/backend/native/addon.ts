@@ -141,6 +141,8 @@ export interface NativeAddon {
   pagedAttention(...args: number[]): void;
   /** src [Hkv, T, D] float32 -> pool rows slots[t] * Hkv + h of kvType (0 f32, 1 f16, 2 bf16) */
   pagedWrite(src: number, slots: number, pool: number, T: number, Hkv: number, D: number, kvType: number, nth: number): void;
+  /** x [T, H, D] -> out [H, T, D] with rotate_half RoPE on the first 2 * half dims */
+  ropeHeads(x: number, cos: number, sin: number, out: number, T: number, H: number, D: number, half: number, nth: number): void;
   /** out [M, N] = x [M, K] @ dequant(W)^T; bits 8 = q8_0, 4 = q4_0 blocks at address w */
   quantMatmul(bits: number, x: number, w: number, out: number, M: number, N: number, K: number, nth: number): void;
   /** kind: 0 f32->f16, 1 f16->f32, 2 f32->bf16, 3 bf16->f32 (contiguous) */

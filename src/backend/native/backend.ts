@@ -378,6 +378,24 @@ export class NativeBackend implements Backend {
       },
       pagedAttention: (q, k, v, tables, seq, pos, out, p) => this.pagedAttention(q, k, v, tables, seq, pos, out, p),
       pagedWrite: (src, slots, pool, p) => this.pagedWrite(src, slots, pool, p),
+      ropeHeads: (x, cos, sin, out, p) => {
+        if (!f32(x, cos, sin, out) || ![x, cos, sin, out].every(isContiguous)) return false;
+        const { T, H, D, half } = p;
+        if (T * H * D === 0) return;
+        if (!(half >= 0 && 2 * half <= D)) throw new Error(`${this.name}.ropeHeads: half ${half} outside [0, D / 2 = ${D / 2}]`);
+        const kn = 'ropeHeads';
+        this.addon.ropeHeads(
+          this.addr(x, kn, T * H * D),
+          this.addr(cos, kn, T * half),
+          this.addr(sin, kn, T * half),
+          this.addr(out, kn, H * T * D),
+          T,
+          H,
+          D,
+          half,
+          this.nth(T * H * D * 8, PAR_FLOPS),
+        );
+      },
       quantMatmul: (x, w, out, p) => this.quantMatmul(x, w, out, p),
       fused: (program, inputs, out) => this.fused(program, inputs, out),
       crossEntropy: (logits, targets, loss, lse, p) => {

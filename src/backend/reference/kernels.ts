@@ -19,6 +19,7 @@ import { encodeAs, f16ToF32, readAs } from '../dtype.js';
 import { erf } from './math.js';
 import { quantMatmul } from './quant.js';
 import { pagedAttention, pagedWrite } from './paged.js';
+import { ropeHeads } from './rope.js';
 import { makeFusedKernel } from './fused.js';
 
 function arr(v: View): AnyArray {
@@ -977,6 +978,7 @@ export const referenceKernels: KernelTable = {
   attentionBackward,
   pagedAttention,
   pagedWrite,
+  ropeHeads,
   crossEntropy,
   crossEntropyBackward,
   gather,
