@@ -103,6 +103,7 @@ export class FastDecoder {
   private sources: Tensor[] = [];
   private readonly matmul: (a: View, b: View, out: View, p: MatmulParams) => void;
   private readonly ropeHeads: (...a: Parameters<KernelTable['ropeHeads']>) => void;
+  private readonly copy: (...a: Parameters<KernelTable['copy']>) => void;
   private readonly k: {
     [K in 'rmsNorm' | 'layerNorm' | 'unary' | 'binary']: (...a: Parameters<KernelTable[K]>) => void;
   };
@@ -120,6 +121,7 @@ export class FastDecoder {
   ) {
     this.matmul = kernelFor(backend, 'matmul');
     this.ropeHeads = kernelFor(backend, 'ropeHeads');
+    this.copy = kernelFor(backend, 'copy');
     this.k = {
       rmsNorm: kernelFor(backend, 'rmsNorm'),
       layerNorm: kernelFor(backend, 'layerNorm'),
@@ -295,7 +297,7 @@ export class FastDecoder {
         hv = headsFirst(v, T, nkv, hs, null, this.buf('hv', T * nkv * hs).host);
       }
       const o = attend(i, hq, hk, hv, scale); // (nh, T, hs)
-      tokensFirst(o, T, nh, hs, att.host); // (T, nh*hs)
+      this.tokensFirst(o, T, nh, hs, att); // (T, nh*hs)
       this.addInto(x, this.project('o', L.o, att, T), T * D);
       this.norm(L.norm2, x, hn, T);
       this.addInto(x, this.ffn(L, hn, T), T * D);
@@ -328,6 +330,18 @@ export class FastDecoder {
       for (let d = 0; d < D; d++) x[t * D + d] = Math.fround(x[t * D + d]! + P[p + d]!);
     }
     return xs;
+  }
+
+  /** (h, T, hs) -> (T, h*hs) into out: the backend's strided copy from a step buffer (one memcpy in) for
+   * prefill-sized steps, a host loop for a few tokens (where the call costs more than the copy) */
+  private tokensFirst(o: Float32Array, T: number, h: number, hs: number, out: Scratch): void {
+    if (T < 16) return tokensFirst(o, T, h, hs, out.host);
+    const src = this.buf('heads', h * T * hs);
+    src.host.set(o.subarray(0, h * T * hs));
+    this.copy(
+      { buf: src.buf, shape: [T, h, hs], strides: [hs, T * hs, 1], offset: 0 },
+      { buf: out.buf, shape: [T, h, hs], strides: [h * hs, hs, 1], offset: 0 },
+    );
   }
 
   /** the step's RoPE cos / sin [T, half] in backend buffers (the ropeHeads kernel reads them) */
