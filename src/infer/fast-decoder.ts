@@ -81,12 +81,16 @@ interface Scratch {
 }
 /** a step result: its backend buffer and the host view of exactly its elements */
 type Step = Scratch;
-/** a step's RoPE tables [T, half] as backend buffers */
+/** a step's RoPE tables [T, half]: as backend buffers (null below HOST_ROWS tokens) and on the host */
 interface RopeTables {
-  cos: Scratch;
-  sin: Scratch;
+  cos: Scratch | null;
+  sin: Scratch | null;
   half: number;
+  host: { cos: Float32Array; sin: Float32Array; half: number };
 }
+/** steps of fewer tokens rotate and transpose on the host: a kernel call costs more than the copies there
+ * (measured with bench/fast-step.ts) */
+const HOST_ROWS = 16;
 
 /** backends whose buffers' host views never move (wasm memory can grow and detach them) */
 const stableViews = (be: Backend) => be.name.startsWith('native') || be.name.startsWith('reference');
@@ -335,7 +339,7 @@ export class FastDecoder {
   /** (h, T, hs) -> (T, h*hs) into out: the backend's strided copy from a step buffer (one memcpy in) for
    * prefill-sized steps, a host loop for a few tokens (where the call costs more than the copy) */
   private tokensFirst(o: Float32Array, T: number, h: number, hs: number, out: Scratch): void {
-    if (T < 16) return tokensFirst(o, T, h, hs, out.host);
+    if (T < HOST_ROWS) return tokensFirst(o, T, h, hs, out.host);
     const src = this.buf('heads', h * T * hs);
     src.host.set(o.subarray(0, h * T * hs));
     this.copy(
@@ -346,17 +350,20 @@ export class FastDecoder {
 
   /** the step's RoPE cos / sin [T, half] in backend buffers (the ropeHeads kernel reads them) */
   private ropeTables(r: { cos: Float32Array; sin: Float32Array; half: number }, T: number): RopeTables {
+    if (T < HOST_ROWS) return { cos: null, sin: null, half: r.half, host: r };
     const [cos, sin] = [this.buf('ropeCos', T * r.half), this.buf('ropeSin', T * r.half)];
     cos.host.set(r.cos);
     sin.host.set(r.sin);
-    return { cos, sin, half: r.half };
+    return { cos, sin, half: r.half, host: r };
   }
 
-  /** a projection's rows (T, h*hs) -> (h, T, hs) in step buffer `name`, rotated where `cs` is given */
+  /** a projection's rows (T, h*hs) -> (h, T, hs) in step buffer `name`, rotated where `cs` is given: by
+   * the backend's ropeHeads, or on the host for a few tokens (where the call costs more than the work) */
   private heads(name: string, x: Step, T: number, h: number, hs: number, cs: RopeTables | null): Float32Array {
     const out = this.buf(name, h * T * hs);
+    if (T < HOST_ROWS) return headsFirst(x.host, T, h, hs, cs ? cs.host : null, out.host);
     const half = cs ? cs.half : 0;
-    const tab = (s: Scratch | undefined) => flat((s ?? out).buf, T * half);
+    const tab = (s: Scratch | null | undefined) => flat((s ?? out).buf, T * half);
     this.ropeHeads(
       { buf: x.buf, shape: [T, h, hs], strides: [h * hs, hs, 1], offset: 0 },
       tab(cs?.cos),
