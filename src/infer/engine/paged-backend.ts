@@ -74,20 +74,19 @@ export class BackendPagedKernel implements PagedKernel {
     const pool = POOL_DTYPE[dtype];
     if (!fast || fast === referenceKernels.pagedAttention || pool === null) return null;
     if (backend.supports && !backend.supports('pagedAttention', operands(pool))) return null;
-    // float32 also holds int8's scales; the pool itself is one dtype
-    return new BackendPagedKernel(backend, pool);
+    return new BackendPagedKernel(backend, dtype);
   }
 
   private constructor(
     private readonly backend: Backend,
-    private readonly pool: DType,
+    /** the KV dtype of the pools it holds */
+    private readonly kv: KvDtype,
   ) {}
 
-  /** n elements of the pool's dtype (or float32) as a backend buffer's host view */
+  /** n elements of the pool's KV dtype as a backend buffer's host view */
   alloc(n: number, info: KvDtypeInfo): KvArray {
-    const dtype =
-      info === KV_DTYPE_INFO.float32 ? 'float32' : info === KV_DTYPE_INFO[this.pool as KvDtype] ? this.pool : null;
-    if (dtype === null) throw new Error(`engine: this backend paged kernel holds ${this.pool} pools only`);
+    const dtype = info === KV_DTYPE_INFO[this.kv] ? POOL_DTYPE[this.kv] : null;
+    if (dtype === null) throw new Error(`engine: this backend paged kernel holds ${this.kv} pools only`);
     const buf = this.backend.allocate(dtype, n);
     const arr = this.backend.view(buf) as KvArray | null;
     if (!arr) {
