@@ -81,12 +81,11 @@ interface Scratch {
 }
 /** a step result: its backend buffer and the host view of exactly its elements */
 type Step = Scratch;
-/** a step's RoPE tables [T, half]: as backend buffers (null below HOST_ROWS tokens) and on the host */
+/** a step's RoPE tables [T, half] on the host, and as backend buffers (null below HOST_ROWS tokens) */
 interface RopeTables {
+  host: { cos: Float32Array; sin: Float32Array; half: number };
   cos: Scratch | null;
   sin: Scratch | null;
-  half: number;
-  host: { cos: Float32Array; sin: Float32Array; half: number };
 }
 /** steps of fewer tokens rotate and transpose on the host: a kernel call costs more than the copies there
  * (measured with bench/fast-step.ts) */
@@ -287,8 +286,8 @@ export class FastDecoder {
     for (let i = 0; i < this.layers.length; i++) {
       const L = this.layers[i]!;
       this.norm(L.norm1, x, hn, T);
-      // q, k, v rotated and made head-major in one pass, into step buffers the attention only reads: by the
-      // backend's ropeHeads where the projections are backend buffers, else on the host (fused q|k|v split)
+      // q, k, v rotated and made head-major in one pass, into step buffers the attention only reads (heads():
+      // the backend's ropeHeads, or the host for short steps; a fused q|k|v weight is split on the host)
       let hq: Float32Array, hk: Float32Array, hv: Float32Array;
       if (!L.qkv) {
         hq = this.heads('hq', this.project('q', L.q!, hn, T), T, nh, hs, cs); // (nh, T, hs)
@@ -350,11 +349,11 @@ export class FastDecoder {
 
   /** the step's RoPE cos / sin [T, half] in backend buffers (the ropeHeads kernel reads them) */
   private ropeTables(r: { cos: Float32Array; sin: Float32Array; half: number }, T: number): RopeTables {
-    if (T < HOST_ROWS) return { cos: null, sin: null, half: r.half, host: r };
+    if (T < HOST_ROWS) return { host: r, cos: null, sin: null };
     const [cos, sin] = [this.buf('ropeCos', T * r.half), this.buf('ropeSin', T * r.half)];
     cos.host.set(r.cos);
     sin.host.set(r.sin);
-    return { cos, sin, half: r.half, host: r };
+    return { host: r, cos, sin };
   }
 
   /** a projection's rows (T, h*hs) -> (h, T, hs) in step buffer `name`, rotated where `cs` is given: by
@@ -362,7 +361,8 @@ export class FastDecoder {
   private heads(name: string, x: Step, T: number, h: number, hs: number, cs: RopeTables | null): Float32Array {
     const out = this.buf(name, h * T * hs);
     if (T < HOST_ROWS) return headsFirst(x.host, T, h, hs, cs ? cs.host : null, out.host);
-    const half = cs ? cs.half : 0;
+    const half = cs ? cs.host.half : 0;
+    // no rotation (half = 0): the tables are empty views, of any buffer
     const tab = (s: Scratch | null | undefined) => flat((s ?? out).buf, T * half);
     this.ropeHeads(
       { buf: x.buf, shape: [T, h, hs], strides: [h * hs, hs, 1], offset: 0 },

@@ -72,7 +72,7 @@ export function pagedWrite(src: View, slots: View, pool: View, p: PagedWritePara
     for (let h = 0; h < Hkv; h++) {
       const so = src.offset + (h * T + t) * D;
       const po = pool.offset + (sl[slots.offset + t]! * Hkv + h) * D;
-      for (let d = 0; d < D; d++) rows[po + d] = dtype === 'float32' ? sa[so + d]! : cacheEncode(dtype, sa[so + d]!);
+      for (let d = 0; d < D; d++) rows[po + d] = cacheEncode(dtype, sa[so + d]!);
     }
   if (!out) pool.buf.backend.write(pool.buf, rows);
 }

@@ -31,7 +31,6 @@ export interface PagedKernel {
   releaseScratch?(): void;
 }
 
-/** the backend buffer dtype of each KV dtype a backend kernel may hold (int8 has per-row scales: none) */
 /** a step's new keys / values into the store: by the kernel that holds it where it can, else on the host */
 export function writeStep(
   kernel: PagedKernel | null,
@@ -43,6 +42,7 @@ export function writeStep(
   if (!kernel?.write?.(store, layout, k, v)) writeKv(store, layout, k, v);
 }
 
+/** the backend buffer dtype of each KV dtype a backend kernel may hold (int8 has per-row scales: none) */
 const POOL_DTYPE: { readonly [D in KvDtype]: DType | null } = {
   float32: 'float32',
   float16: 'float16',
