@@ -440,7 +440,8 @@ Napi::Value ScatterAdd(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-/** pagedAttention(q, k, v, out, tables, seq, pos, T, H, Hkv, Dk, Dv, bs, S, maxBlocks, window, scale, nth[, kvType]) */
+/** pagedAttention(q, k, v, out, tables, seq, pos, T, H, Hkv, Dk, Dv, bs, S, maxBlocks, window, scale, nth[, kvType[,
+ * kScale, vScale]]): the scales (float32, one per pool row) with kvType 3 (int8) only */
 Napi::Value PagedAttention(const Napi::CallbackInfo& info) {
   PagedArgs a;
   a.q = P(info, 0);
@@ -461,25 +462,38 @@ Napi::Value PagedAttention(const Napi::CallbackInfo& info) {
   a.window = I(info, 15);
   a.scale = static_cast<float>(D(info, 16));
   a.kvType = info.Length() > 18 ? static_cast<int>(I(info, 18)) : 0;
-  if (a.kvType < 0 || a.kvType > 2) {
-    Napi::TypeError::New(info.Env(), "pagedAttention: kvType must be 0 (float32), 1 (float16) or 2 (bfloat16)")
+  if (a.kvType < 0 || a.kvType > 3) {
+    Napi::TypeError::New(info.Env(), "pagedAttention: kvType must be 0 (float32), 1 (float16), 2 (bfloat16) or 3 (int8)")
         .ThrowAsJavaScriptException();
     return info.Env().Undefined();
+  }
+  if (a.kvType == 3) {
+    if (info.Length() < 21) {
+      Napi::TypeError::New(info.Env(), "pagedAttention: an int8 pool needs its K and V scales").ThrowAsJavaScriptException();
+      return info.Env().Undefined();
+    }
+    a.kScale = P(info, 19);
+    a.vScale = P(info, 20);
   }
   K->pagedAttention(a, static_cast<int>(I(info, 17)));
   return info.Env().Undefined();
 }
 
-/** pagedWrite(src, slots, pool, T, Hkv, D, kvType, nth): src [Hkv, T, D] float32 -> pool rows slots[t] * Hkv + h */
+/** pagedWrite(src, slots, pool, T, Hkv, D, kvType, nth[, scale]): src [Hkv, T, D] float32 -> pool rows slots[t] * Hkv + h;
+ * scale (float32, one per pool row) with kvType 3 (int8) only */
 Napi::Value PagedWrite(const Napi::CallbackInfo& info) {
   int kvType = static_cast<int>(I(info, 6));
-  if (kvType < 0 || kvType > 2) {
-    Napi::TypeError::New(info.Env(), "pagedWrite: kvType must be 0 (float32), 1 (float16) or 2 (bfloat16)")
+  if (kvType < 0 || kvType > 3) {
+    Napi::TypeError::New(info.Env(), "pagedWrite: kvType must be 0 (float32), 1 (float16), 2 (bfloat16) or 3 (int8)")
         .ThrowAsJavaScriptException();
     return info.Env().Undefined();
   }
+  if (kvType == 3 && info.Length() < 9) {
+    Napi::TypeError::New(info.Env(), "pagedWrite: an int8 pool needs its scales").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
   K->pagedWrite(P(info, 0), P<int32_t>(info, 1), P<void>(info, 2), I(info, 3), I(info, 4), I(info, 5), kvType,
-                static_cast<int>(I(info, 7)));
+                kvType == 3 ? P(info, 8) : nullptr, static_cast<int>(I(info, 7)));
   return info.Env().Undefined();
 }
 

@@ -48,7 +48,8 @@ struct PagedArgs {
   const int32_t *tables, *seq, *pos;
   int64_t T, H, Hkv, Dk, Dv, bs, S, maxBlocks, window;
   float scale;
-  int kvType = 0;  // K and V pools: 0 float32, 1 float16, 2 bfloat16
+  int kvType = 0;  // K and V pools: 0 float32, 1 float16, 2 bfloat16, 3 int8 (with kScale / vScale)
+  const float *kScale = nullptr, *vScale = nullptr;  // int8: one scale per pool row (slot, kv head)
 };
 
 /** fused elementwise chain (native/fused.inc): code holds [op, a, b] per node, validated by the addon */
@@ -92,9 +93,10 @@ struct Kernels {
                      int nth);
   void (*pagedAttention)(const PagedArgs& a, int nth);
   /** the step's new keys or values, src [Hkv, T, D] float32, into pool rows [slots[t] * Hkv + h] of kvType
-   * (float16 saturating finite overflow to +-65504, bfloat16; both round to nearest even) */
+   * (float16 saturating finite overflow to +-65504, bfloat16; both round to nearest even; int8 with the row's
+   * scale into scale[row]) */
   void (*pagedWrite)(const float* src, const int32_t* slots, void* pool, int64_t T, int64_t Hkv, int64_t D, int kvType,
-                     int nth);
+                     float* scale, int nth);
   /** x [T, H, D] -> out [H, T, D] with rotate_half RoPE on the first 2 * half dims (cos / sin [T, half]) */
   void (*ropeHeads)(const float* x, const float* cos, const float* sin, float* out, int64_t T, int64_t H, int64_t D,
                     int64_t half, int nth);

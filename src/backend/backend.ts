@@ -18,7 +18,9 @@
 
 import type { FusedProgram } from './fused.js';
 
-export type DType = 'float32' | 'float16' | 'bfloat16' | 'int32' | 'bool';
+/** Buffer element types. int8 is a storage type of backend buffers only (the engine's quantized KV pools,
+ * with float32 scales beside them): no tensor has it (src/backend/dtype.ts DTYPES lists the tensor dtypes). */
+export type DType = 'float32' | 'float16' | 'bfloat16' | 'int32' | 'bool' | 'int8';
 
 /** Typed array used to hold each dtype. float16/bfloat16 are stored as raw 16-bit patterns. */
 export type StorageArray<D extends DType = DType> = D extends 'float32'
@@ -27,9 +29,11 @@ export type StorageArray<D extends DType = DType> = D extends 'float32'
     ? Int32Array
     : D extends 'bool'
       ? Uint8Array
-      : Uint16Array;
+      : D extends 'int8'
+        ? Int8Array
+        : Uint16Array;
 
-export type AnyArray = Float32Array | Int32Array | Uint8Array | Uint16Array;
+export type AnyArray = Float32Array | Int32Array | Uint8Array | Uint16Array | Int8Array;
 
 /** An opaque buffer handle. `ptr` is meaningful to the owning backend only (byte offset in wasm memory). */
 export interface Buf {
@@ -153,7 +157,8 @@ export interface AttentionParams {
  * max(0, pos - window + 1) .. pos, read in place from a KV block pool through the sequence's block table
  * (slot of position i = tables[seq, i / blockSize] * blockSize + i % blockSize). The pool views' dtype
  * tags the KV storage (a fast backend declines what it does not read; the reference reads float32,
- * float16 and bfloat16).
+ * float16, bfloat16 and int8). An int8 pool comes with its scales (PagedScales): element x of row r (the
+ * row of one slot and kv head) stands for fround(x * scale[r]).
  */
 export interface PagedAttentionParams {
   T: number;
@@ -169,6 +174,12 @@ export interface PagedAttentionParams {
   /** 0 = every past key visible */
   window: number;
   scale: number;
+}
+
+/** the float32 scales of int8 K and V pools, one per row: k [slots, Hkv], v [slots, Hkv] */
+export interface PagedScales {
+  k: View;
+  v: View;
 }
 
 export interface RopeHeadsParams {
@@ -261,7 +272,8 @@ export interface KernelTable {
   rmsNormBackward(x: View, w: View | null, rstd: View, dy: View, dx: View, dw: View | null, p: NormParams): void;
   /**
    * q [H, T, Dk] -> out [H, T, Dv] over the pools k [slots, Hkv, Dk], v [slots, Hkv, Dv]; tables int32
-   * [S, maxBlocks], seq / pos int32 [T] (PagedAttentionParams; the engine validates them first)
+   * [S, maxBlocks], seq / pos int32 [T] (PagedAttentionParams; the engine validates them first); scales
+   * with int8 pools (and only with them)
    */
   pagedAttention(
     q: View,
@@ -272,14 +284,18 @@ export interface KernelTable {
     pos: View,
     out: View,
     p: PagedAttentionParams,
+    scales?: PagedScales,
   ): void;
   /**
    * the new keys (or values) of a step into a paged pool: src float32 [Hkv, T, D] -> pool [slots, Hkv, D]
-   * (float32, float16 or bfloat16) at rows slots[t] (int32 [T], checked by the engine). float16 rounds to
+   * (float32, float16, bfloat16 or int8) at rows slots[t] (int32 [T], checked by the engine). float16 rounds to
    * nearest even and saturates finite overflow to +-65504 (a cache holds no infinity the model did not
-   * make); bfloat16 rounds to nearest even
+   * make); bfloat16 rounds to nearest even. An int8 pool also takes its scales (float32 [slots, Hkv]): per
+   * row s = max|x| / 127 and q = round(x * (1 / s)) (ties up, as Math.round), in float64, s stored as float32
+   * (a row of zeros: s = 0, q = 0; a row holding NaN or an infinity stores that s and q = 0, so it reads back
+   * as NaN)
    */
-  pagedWrite(src: View, slots: View, pool: View, p: PagedWriteParams): void;
+  pagedWrite(src: View, slots: View, pool: View, p: PagedWriteParams, scale?: View): void;
   /**
    * x [T, H, D] (token-major rows, as a projection writes them) -> out [H, T, D] (head-major, as attention
    * reads them), with rotate_half RoPE on the first 2 * half dims of every head: o[i] = x[i] cos - x[i + half]
@@ -409,6 +425,7 @@ export function bytesPerElement(dtype: DType): number {
     case 'bfloat16':
       return 2;
     case 'bool':
+    case 'int8':
       return 1;
     default:
       return dtype satisfies never;

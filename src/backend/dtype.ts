@@ -1,8 +1,10 @@
 // Dtypes: float32 is the compute type; float16/bfloat16 are storage types (converted on the way
-// in and out of kernels); int32 holds indices; bool holds masks (one byte per element).
+// in and out of kernels); int32 holds indices; bool holds masks (one byte per element); int8 is a buffer
+// storage type only (quantized KV pools), never a tensor's.
 import type { AnyArray, DType } from './backend.js';
 
 export type { DType } from './backend.js';
+/** the tensor dtypes (every DType but int8) */
 export const DTYPES: readonly DType[] = ['float32', 'float16', 'bfloat16', 'int32', 'bool'];
 
 export function isFloat(d: DType): boolean {
@@ -24,6 +26,8 @@ export function newArray(dtype: DType, n: number): AnyArray {
       return new Int32Array(n);
     case 'bool':
       return new Uint8Array(n);
+    case 'int8':
+      return new Int8Array(n);
     case 'float16':
     case 'bfloat16':
       return new Uint16Array(n);
@@ -101,6 +105,8 @@ export function encodeAs(dtype: DType, x: number): number {
       return Math.trunc(x) | 0;
     case 'bool':
       return x ? 1 : 0;
+    case 'int8':
+      return Math.max(-128, Math.min(127, Math.round(x))) | 0;
     case 'float32':
       return x;
     default:

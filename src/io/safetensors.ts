@@ -12,7 +12,7 @@
 
 import type { DType } from '../backend/backend.js';
 
-export type RawArray = Float32Array | Uint16Array | Int32Array | Uint8Array;
+export type RawArray = Float32Array | Uint16Array | Int32Array | Uint8Array | Int8Array;
 
 /** A tensor as it travels between files and the tensor layer. float16/bfloat16 are raw 16-bit patterns. */
 export interface RawTensor {
@@ -57,6 +57,7 @@ export const SAFETENSORS_DTYPE_OF: { [D in DType]: SafetensorsDType } = {
   bfloat16: 'BF16',
   int32: 'I32',
   bool: 'BOOL',
+  int8: 'I8',
 };
 
 /** Headers larger than this are refused (the reference implementation's limit). */
@@ -286,6 +287,7 @@ const ARRAY_OF: { [D in DType]: new (n: number) => RawArray } = {
   bfloat16: Uint16Array,
   int32: Int32Array,
   bool: Uint8Array,
+  int8: Int8Array,
 };
 
 function checkTensor(t: RawTensor, seen: Set<string>): void {

@@ -2,7 +2,7 @@
 // over random block layouts, and the weight-only quantized matmul. Each runs the kernel as the op layer
 // dispatches it on the backend under test and compares with the reference kernel on the same buffers.
 import assert from 'node:assert/strict';
-import type { DType, PagedAttentionParams, View } from '../../src/backend/backend.js';
+import type { DType, PagedAttentionParams, PagedScales, View } from '../../src/backend/backend.js';
 import { f32ToBf16, f32ToF16 } from '../../src/backend/dtype.js';
 import { referenceKernels as ref } from '../../src/backend/reference/kernels.js';
 import { dequantizeRows, quantizeRows } from '../../src/backend/reference/quant.js';
@@ -17,9 +17,10 @@ function shuffle<T>(xs: T[], r: () => number): T[] {
   return xs;
 }
 
-/** a contiguous KV pool of `dtype` holding r()'s values (rounded to the dtype) */
+/** a contiguous KV pool of `dtype` holding r()'s values (rounded to the dtype; int8: random codes, see scalesOf) */
 function pool(ctx: Ctx, shape: number[], r: () => number, dtype: DType): View {
   if (dtype === 'float32') return ctx.t(shape, r, 'float32', 1);
+  if (dtype === 'int8') return ctx.t(shape, () => Math.round(127 * Math.max(-1, Math.min(1, r()))), 'int8', 1);
   const t = ctx.t(shape, null, dtype, 1);
   const a = ctx.be.view(t.buf) as Uint16Array;
   const enc = dtype === 'float16' ? f32ToF16 : f32ToBf16;
@@ -80,6 +81,15 @@ export function pagedAttentionCases(ctx: Ctx, kvDtype: DType = 'float32'): void 
     const q = ctx.t([H, T, Dk], r, 'float32', 2);
     const k = pool(ctx, [slots, Hkv, Dk], () => 2 * r(), kvDtype);
     const v = pool(ctx, [slots, Hkv, Dv], () => vScale * r(), kvDtype);
+    // int8: per-row scales around 1/64 (one row at 0: an all-zero row), in views with an offset
+    const scales: PagedScales | undefined =
+      kvDtype === 'int8'
+        ? {
+            k: ctx.t([slots, Hkv], () => (1 + r()) / 64, 'float32', 3),
+            v: ctx.t([slots, Hkv], () => (1 + r()) / 64, 'float32', 2),
+          }
+        : undefined;
+    if (scales) (ctx.be.view(scales.v.buf) as Float32Array)[2] = 0;
     const tables = ctx.ints([seqs.length, maxBlocks], tab);
     const seq = ctx.ints(
       [T],
@@ -91,8 +101,8 @@ export function pagedAttentionCases(ctx: Ctx, kvDtype: DType = 'float32'): void 
     );
     const o = [ctx.t([H, T, Dv], null), ctx.t([H, T, Dv], null)] as [View, View];
     const p: PagedAttentionParams = { T, H, Hkv, Dk, Dv, blockSize: bs, S: seqs.length, maxBlocks, window, scale: 0.3 };
-    ctx.k.pagedAttention(q, k, v, tables, seq, pos, o[0], p);
-    ref.pagedAttention(q, k, v, tables, seq, pos, o[1], p);
+    ctx.k.pagedAttention(q, k, v, tables, seq, pos, o[0], p, scales);
+    ref.pagedAttention(q, k, v, tables, seq, pos, o[1], p, scales);
     const up = (a: Float32Array) => a.map((x) => x / vScale);
     close(up(ctx.arr(o[0])), up(ctx.arr(o[1])), 2e-5, `pagedAttention ${kvDtype} ${JSON.stringify(p)}`);
   }
@@ -143,25 +153,53 @@ export function pagedWriteCases(ctx: Ctx, dtype: DType): void {
       r,
     ).slice(0, T);
     let e = 0;
-    const src = ctx.t([Hkv, T, D], () => (r() < 0.1 ? edges[e++ % edges.length]! : r() * 8));
+    // int8: edge values only in a few rows (one NaN or infinity zeroes its whole row), ties at x / s = k + 1/2
+    const edgeP = dtype === 'int8' ? 0.004 : 0.1;
+    const src = ctx.t([Hkv, T, D], () => (r() < edgeP ? edges[e++ % edges.length]! : r() * 8));
+    if (dtype === 'int8') {
+      // a row whose scale is 1 / 127 * 127 / 127... : max 127 makes s = 1, and x = 2.5, -2.5 are exact ties
+      const a = ctx.be.view(src.buf) as Float32Array;
+      a.set([127, 2.5, -2.5, 0.5, -0.5, 126.5], 0);
+      a.fill(0, D, Math.min(2 * D, a.length)); // an all-zero row
+    }
     const sl = ctx.ints([T], order);
     const pools = [0, 1].map(() => ctx.t([slots, Hkv, D], () => 0, dtype, 1));
+    const scales = dtype === 'int8' ? [0, 1].map(() => ctx.t([slots, Hkv], () => -1, 'float32', 2)) : [];
     const p = { T, Hkv, D };
-    ctx.k.pagedWrite(src, sl, pools[0]!, p);
-    ref.pagedWrite(src, sl, pools[1]!, p);
-    const [got, want] = pools.map((v) => Array.from(ctx.be.view(v.buf)));
-    for (let i = 0; i < want.length; i++)
-      if (!Object.is(got[i], want[i]))
-        assert.fail(`pagedWrite ${dtype} T=${T} Hkv=${Hkv} D=${D} element ${i - 1}: got ${got[i]}, want ${want[i]}`);
+    ctx.k.pagedWrite(src, sl, pools[0]!, p, scales[0]);
+    ref.pagedWrite(src, sl, pools[1]!, p, scales[1]);
+    for (const [what, pair] of [
+      ['element', pools],
+      ['scale', scales],
+    ] as const) {
+      if (pair.length === 0) continue;
+      const [got, want] = pair.map((v) => Array.from(ctx.be.view(v.buf)));
+      for (let i = 0; i < want!.length; i++)
+        if (!Object.is(got![i], want![i]))
+          assert.fail(`pagedWrite ${dtype} T=${T} Hkv=${Hkv} D=${D} ${what} ${i}: got ${got![i]}, want ${want![i]}`);
+    }
   }
   // a slot outside the pool is an error naming the token, never a write out of bounds
   const src = ctx.t([1, 2, 4], () => 1);
   const pool = ctx.t([3, 1, 4], () => 0, dtype);
+  const scale = dtype === 'int8' ? ctx.t([3, 1], null) : undefined;
   if (ctx.be.name.startsWith('native'))
     assert.throws(
-      () => ctx.k.pagedWrite(src, ctx.ints([2], [0, 3]), pool, { T: 2, Hkv: 1, D: 4 }),
+      () => ctx.k.pagedWrite(src, ctx.ints([2], [0, 3]), pool, { T: 2, Hkv: 1, D: 4 }, scale),
       /token 1 writes slot 3/,
     );
+  // an int8 pool without its scales (or scales with a float pool) is an error, not a silent write
+  assert.throws(
+    () =>
+      ctx.k.pagedWrite(
+        src,
+        ctx.ints([2], [0, 1]),
+        pool,
+        { T: 2, Hkv: 1, D: 4 },
+        dtype === 'int8' ? undefined : ctx.t([3, 1], null),
+      ),
+    /needs its scales|has no scales/,
+  );
   ctx.done();
 }
 

@@ -642,9 +642,9 @@ for (const { key } of factories) {
 
     test('pagedAttention: random block layouts, ragged steps, GQA, sliding windows, odd sizes', () =>
       pagedAttentionCases(new Ctx(B())));
-    for (const kvDtype of ['float16', 'bfloat16'] as const)
+    for (const kvDtype of ['float16', 'bfloat16', 'int8'] as const)
       test(`pagedAttention over a ${kvDtype} KV pool`, () => pagedAttentionCases(new Ctx(B()), kvDtype));
-    for (const kvDtype of ['float32', 'float16', 'bfloat16'] as const)
+    for (const kvDtype of ['float32', 'float16', 'bfloat16', 'int8'] as const)
       test(`pagedWrite into a ${kvDtype} KV pool: bits equal the reference's`, () =>
         pagedWriteCases(new Ctx(B()), kvDtype));
     test('ropeHeads: bits equal the reference (full / partial / no rotation)', () => ropeHeadsCases(new Ctx(B())));

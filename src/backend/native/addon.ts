@@ -140,7 +140,17 @@ export interface NativeAddon {
   /** q, k, v, out, tables, seq, pos, T, H, Hkv, Dk, Dv, blockSize, S, maxBlocks, window, scale, nth */
   pagedAttention(...args: number[]): void;
   /** src [Hkv, T, D] float32 -> pool rows slots[t] * Hkv + h of kvType (0 f32, 1 f16, 2 bf16) */
-  pagedWrite(src: number, slots: number, pool: number, T: number, Hkv: number, D: number, kvType: number, nth: number): void;
+  pagedWrite(
+    src: number,
+    slots: number,
+    pool: number,
+    T: number,
+    Hkv: number,
+    D: number,
+    kvType: number,
+    nth: number,
+    scale?: number,
+  ): void;
   /** x [T, H, D] -> out [H, T, D] with rotate_half RoPE on the first 2 * half dims */
   ropeHeads(x: number, cos: number, sin: number, out: number, T: number, H: number, D: number, half: number, nth: number): void;
   /** out [M, N] = x [M, K] @ dequant(W)^T; bits 8 = q8_0, 4 = q4_0 blocks at address w */

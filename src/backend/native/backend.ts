@@ -19,6 +19,7 @@ import type {
   MatmulParams,
   NormParams,
   PagedAttentionParams,
+  PagedScales,
   PagedWriteParams,
   QuantMatmulParams,
   UnaryOp,
@@ -69,7 +70,7 @@ const NATIVE_BINARY: Partial<Record<BinaryOp, number>> = { add: 0, sub: 1, mul: 
 /** Work sizes below which a kernel stays on the calling thread (a pool wake-up costs a few microseconds). */
 const PAR_FLOPS = 2e6;
 /** KV pool dtypes the native paged kernel reads, by its kvType code (native/common.h PagedArgs) */
-const PAGED_KV_TYPE: Partial<Record<DType, number>> = { float32: 0, float16: 1, bfloat16: 2 };
+const PAGED_KV_TYPE: Partial<Record<DType, number>> = { float32: 0, float16: 1, bfloat16: 2, int8: 3 };
 const PAR_ELEMS = 1 << 16;
 const PAR_ROW_ELEMS = 1 << 15;
 
@@ -100,8 +101,13 @@ function newTyped(dtype: DType, src: number | ArrayBuffer, length?: number): Any
       return typeof src === 'number' ? new Int32Array(src) : new Int32Array(a, 0, length);
     case 'bool':
       return typeof src === 'number' ? new Uint8Array(src) : new Uint8Array(a, 0, length);
-    default:
+    case 'int8':
+      return typeof src === 'number' ? new Int8Array(src) : new Int8Array(a, 0, length);
+    case 'float16':
+    case 'bfloat16':
       return typeof src === 'number' ? new Uint16Array(src) : new Uint16Array(a, 0, length);
+    default:
+      return dtype satisfies never;
   }
 }
 
@@ -227,12 +233,12 @@ export class NativeBackend implements Backend {
       return dtypes.every((d) => d === 'float32' || d === 'int32');
     if (name === 'attention' || name === 'attentionBackward')
       return dtypes.every((d) => d === 'float32' || d === 'int32');
-    // (q, k, v, tables, seq, pos, out): K and V pools of one dtype, float32, float16 or bfloat16
+    // (q, k, v, tables, seq, pos, out): K and V pools of one dtype, float32, float16, bfloat16 or int8 (with scales)
     if (name === 'pagedAttention')
       return dtypes.every((d, i) =>
         i === 1 || i === 2 ? d === dtypes[1] && d in PAGED_KV_TYPE : d === (i >= 3 && i <= 5 ? 'int32' : 'float32'),
       );
-    // (src, slots, pool): a float32 source into a float32, float16 or bfloat16 pool
+    // (src, slots, pool): a float32 source into a float32, float16, bfloat16 or int8 pool
     if (name === 'pagedWrite') return dtypes.every((d, i) => (i === 2 ? d in PAGED_KV_TYPE : d === (i === 1 ? 'int32' : 'float32')));
     if (name === 'quantMatmul') return dtypes.every((d, i) => d === (i === 1 ? 'int32' : 'float32'));
     return dtypes.every((d) => d === 'float32');
@@ -376,8 +382,9 @@ export class NativeBackend implements Backend {
           this.nth(flops, PAR_FLOPS),
         );
       },
-      pagedAttention: (q, k, v, tables, seq, pos, out, p) => this.pagedAttention(q, k, v, tables, seq, pos, out, p),
-      pagedWrite: (src, slots, pool, p) => this.pagedWrite(src, slots, pool, p),
+      pagedAttention: (q, k, v, tables, seq, pos, out, p, scales) =>
+        this.pagedAttention(q, k, v, tables, seq, pos, out, p, scales),
+      pagedWrite: (src, slots, pool, p, scale) => this.pagedWrite(src, slots, pool, p, scale),
       ropeHeads: (x, cos, sin, out, p) => {
         if (!f32(x, cos, sin, out) || ![x, cos, sin, out].every(isContiguous)) return false;
         const { T, H, D, half } = p;
@@ -540,8 +547,8 @@ export class NativeBackend implements Backend {
   }
 
   /**
-   * The engine's paged attention over a KV pool held in this backend's buffers (float32, float16 or
-   * bfloat16, K and V alike). Declines (reference) GQA groups over 64 heads (the kernel's per-token head
+   * The engine's paged attention over a KV pool held in this backend's buffers (float32, float16, bfloat16
+   * or int8 with its float32 row scales, K and V alike). Declines (reference) GQA groups over 64 heads (the kernel's per-token head
    * arrays) and mixed K / V dtypes. The caller (src/infer/engine) has checked that every visible position
    * has a block; here only the extents are checked.
    */
@@ -554,15 +561,23 @@ export class NativeBackend implements Backend {
     pos: View,
     out: View,
     p: PagedAttentionParams,
+    scales?: PagedScales,
   ): void | false {
     const { T, H, Hkv, Dk, Dv, blockSize, S, maxBlocks } = p;
     if (Hkv < 1 || H % Hkv !== 0 || H / Hkv > 64 || Dk < 1 || Dv < 1) return false;
     const kvType = PAGED_KV_TYPE[k.buf.dtype];
     if (kvType === undefined || v.buf.dtype !== k.buf.dtype) return false;
+    if ((kvType === 3) !== (scales !== undefined)) return false; // the reference names what is missing
+    if (scales && !f32(scales.k, scales.v)) return false;
     if (T * H === 0) return;
     const kn = 'pagedAttention';
-    const slotsK = Math.floor(((k.buf.length - k.offset) / (Hkv * Dk)) | 0);
-    const slotsV = Math.floor(((v.buf.length - v.offset) / (Hkv * Dv)) | 0);
+    let slotsK = Math.floor(((k.buf.length - k.offset) / (Hkv * Dk)) | 0);
+    let slotsV = Math.floor(((v.buf.length - v.offset) / (Hkv * Dv)) | 0);
+    if (scales) {
+      // a row's scale must exist for every slot read
+      slotsK = Math.min(slotsK, Math.floor((scales.k.buf.length - scales.k.offset) / Hkv));
+      slotsV = Math.min(slotsV, Math.floor((scales.v.buf.length - scales.v.offset) / Hkv));
+    }
     this.checkPaged(tables, seq, pos, p, Math.min(slotsK, slotsV));
     const work = 2 * T * H * (Dk + Dv) * Math.max(1, Math.min(p.window || Infinity, this.maxPos(pos, T) + 1));
     this.addon.pagedAttention(
@@ -585,16 +600,19 @@ export class NativeBackend implements Backend {
       p.scale,
       this.nth(work, PAR_FLOPS),
       kvType,
+      ...(scales ? [this.addr(scales.k, kn, slotsK * Hkv), this.addr(scales.v, kn, slotsV * Hkv)] : []),
     );
   }
 
   /** the step's new keys or values into the pool, converted to its dtype; every slot is checked against the pool first */
-  private pagedWrite(src: View, slots: View, pool: View, p: PagedWriteParams): void | false {
+  private pagedWrite(src: View, slots: View, pool: View, p: PagedWriteParams, scale?: View): void | false {
     const kvType = PAGED_KV_TYPE[pool.buf.dtype];
     if (kvType === undefined || !isContiguous(src) || !isContiguous(pool)) return false;
+    if ((kvType === 3) !== (scale !== undefined) || (scale && !f32(scale))) return false; // the reference names it
     const { T, Hkv, D } = p;
     if (T * Hkv * D === 0) return;
-    const rows = Math.floor((pool.buf.length - pool.offset) / (Hkv * D));
+    let rows = Math.floor((pool.buf.length - pool.offset) / (Hkv * D));
+    if (scale) rows = Math.min(rows, Math.floor((scale.buf.length - scale.offset) / Hkv));
     const sl = this.view(slots.buf) as Int32Array;
     for (let t = 0; t < T; t++) {
       const s = sl[slots.offset + t]!;
@@ -611,6 +629,7 @@ export class NativeBackend implements Backend {
       D,
       kvType,
       this.nth(T * Hkv * D * 64, PAR_FLOPS),
+      ...(scale ? [this.addr(scale, kn, rows * Hkv)] : []),
     );
   }
 

@@ -305,8 +305,13 @@ class WasmBackendImpl implements WasmBackend {
         return new Int32Array(buf, ptr, length);
       case 'bool':
         return new Uint8Array(buf, ptr, length);
-      default:
+      case 'int8':
+        return new Int8Array(buf, ptr, length);
+      case 'float16':
+      case 'bfloat16':
         return new Uint16Array(buf, ptr, length);
+      default:
+        return dtype satisfies never;
     }
   }
 

@@ -10,6 +10,8 @@
 //
 // Codes are shared with the WebAssembly kernel (asm/paged.ts): 0 float32, 1 float16, 2 bfloat16, 3 int8.
 
+import { quantizeKvRow } from '../../backend/reference/paged.js';
+
 export type KvDtype = 'float32' | 'float16' | 'bfloat16' | 'int8';
 
 export const KV_DTYPES: readonly KvDtype[] = ['float32', 'float16', 'bfloat16', 'int8'];
@@ -135,15 +137,9 @@ export function encodeRow(
     case 'bfloat16':
       for (let i = 0; i < n; i++) dst[o + i] = toBf16(src[so + i]!);
       return;
-    case 'int8': {
-      let amax = 0;
-      for (let i = 0; i < n; i++) amax = Math.max(amax, Math.abs(src[so + i]!));
-      const scale = amax / 127;
-      const inv = scale > 0 ? 1 / scale : 0;
-      for (let i = 0; i < n; i++) dst[o + i] = Math.round(src[so + i]! * inv);
-      scales![row] = scale;
+    case 'int8':
+      scales![row] = quantizeKvRow(src, so, n, dst as Int8Array, o);
       return;
-    }
     default:
       d satisfies never;
   }

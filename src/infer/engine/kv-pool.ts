@@ -83,7 +83,7 @@ export class KvPool {
       );
     }
     const slots = this.numBlocks * blockSize;
-    // the backend's kernel (native) reads float32, float16 and bfloat16 pools; the WebAssembly kernel every KV dtype
+    // the backend's kernel (native) and the WebAssembly one read every KV dtype
     const fromBackend = kernel === 'auto' || kernel === 'backend' ? BackendPagedKernel.create(undefined, dtype) : null;
     if (kernel === 'backend' && !fromBackend)
       throw new Error(

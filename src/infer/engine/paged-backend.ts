@@ -3,10 +3,10 @@
 // allocated as backend buffers and handed to the engine as zero-copy typed-array views (writes of new
 // keys/values land in place); per call only the queries, block tables and positions are copied in and
 // the output copied out. create(dtype) returns null where the backend has no fast kernel for a pool of that
-// dtype (the engine then uses the wasm kernel or the host one): the native kernel reads float32, float16
-// and bfloat16 pools (int8, with its per-row scales, goes to the wasm kernel). The pool's dtype travels on
-// its buffers.
-import type { Backend, Buf, DType, View } from '../../backend/backend.js';
+// dtype (the engine then uses the wasm kernel or the host one): the native kernel reads float32, float16,
+// bfloat16 and int8 pools (int8 with a float32 buffer of per-row scales beside each pool, allocated here
+// too). The pool's dtype travels on its buffers.
+import type { Backend, Buf, DType, PagedScales, View } from '../../backend/backend.js';
 import { kernelFor } from '../../backend/dispatch.js';
 import { referenceKernels } from '../../backend/reference/kernels.js';
 import { getBackend } from '../../tensor/engine.js';
@@ -42,12 +42,12 @@ export function writeStep(
   if (!kernel?.write?.(store, layout, k, v)) writeKv(store, layout, k, v);
 }
 
-/** the backend buffer dtype of each KV dtype a backend kernel may hold (int8 has per-row scales: none) */
+/** the backend buffer dtype of each KV dtype a backend kernel may hold (int8 pools also hold float32 scales) */
 const POOL_DTYPE: { readonly [D in KvDtype]: DType | null } = {
   float32: 'float32',
   float16: 'float16',
   bfloat16: 'bfloat16',
-  int8: null,
+  int8: 'int8',
 };
 /** pagedAttention's operand dtypes (q, k, v, tables, seq, pos, out) over a pool of dtype d */
 const operands = (d: DType): DType[] => ['float32', d, d, 'int32', 'int32', 'int32', 'float32'];
@@ -83,9 +83,10 @@ export class BackendPagedKernel implements PagedKernel {
     private readonly kv: KvDtype,
   ) {}
 
-  /** n elements of the pool's KV dtype as a backend buffer's host view */
+  /** n elements of the pool's KV dtype (or, for an int8 pool, of float32: its scales) as a backend buffer's host view */
   alloc(n: number, info: KvDtypeInfo): KvArray {
-    const dtype = info === KV_DTYPE_INFO[this.kv] ? POOL_DTYPE[this.kv] : null;
+    const scales = this.kv === 'int8' && info === KV_DTYPE_INFO.float32;
+    const dtype = scales ? 'float32' : info === KV_DTYPE_INFO[this.kv] ? POOL_DTYPE[this.kv] : null;
     if (dtype === null) throw new Error(`engine: this backend paged kernel holds ${this.kv} pools only`);
     const buf = this.backend.allocate(dtype, n);
     const arr = this.backend.view(buf) as KvArray | null;
@@ -113,7 +114,8 @@ export class BackendPagedKernel implements PagedKernel {
 
   write(store: LayerStore, layout: BatchLayout, k: Float32Array, v: Float32Array): boolean {
     const [kb, vb] = [this.owned.get(store.k), this.owned.get(store.v)];
-    if (!kb || !vb) return false;
+    const sc = this.scalesOf(store);
+    if (!kb || !vb || sc === false) return false;
     const T = layout.pos.length;
     if (T === 0) return true;
     const { kvHeads: Hkv, kDim: Dk, vDim: Dv } = store;
@@ -122,22 +124,17 @@ export class BackendPagedKernel implements PagedKernel {
     for (let t = 0; t < T; t++) slots[t] = slotOf(layout, t);
     const put = kernelFor(this.backend, 'pagedWrite');
     const slotView = view(sb, [T]);
-    put(view(this.scratchOf('k', 'float32', k.length, k), [Hkv, T, Dk]), slotView, view(kb, [kb.length]), {
-      T,
-      Hkv,
-      D: Dk,
-    });
-    put(view(this.scratchOf('v', 'float32', v.length, v), [Hkv, T, Dv]), slotView, view(vb, [vb.length]), {
-      T,
-      Hkv,
-      D: Dv,
-    });
+    const kSrc = view(this.scratchOf('k', 'float32', k.length, k), [Hkv, T, Dk]);
+    put(kSrc, slotView, view(kb, [kb.length]), { T, Hkv, D: Dk }, sc?.k);
+    const vSrc = view(this.scratchOf('v', 'float32', v.length, v), [Hkv, T, Dv]);
+    put(vSrc, slotView, view(vb, [vb.length]), { T, Hkv, D: Dv }, sc?.v);
     return true;
   }
 
   run(store: LayerStore, layout: BatchLayout, q: Float32Array, nh: number, scale: number): Float32Array {
     const [kb, vb] = [this.owned.get(store.k), this.owned.get(store.v)];
-    if (!kb || !vb) return hostPaged(store, layout, q, nh, scale); // a pool this kernel did not allocate
+    const sc = this.scalesOf(store);
+    if (!kb || !vb || sc === false) return hostPaged(store, layout, q, nh, scale); // a pool this kernel did not allocate
     const T = layout.pos.length;
     const S = layout.tables.length;
     const maxBlocks = layout.tables.reduce((m, t) => Math.max(m, t.length), 1);
@@ -162,8 +159,16 @@ export class BackendPagedKernel implements PagedKernel {
       view(pb, [T]),
       view(ob, [nh, T, Dv]),
       { T, H: nh, Hkv, Dk, Dv, blockSize: layout.blockSize, S, maxBlocks, window: window ?? 0, scale },
+      sc,
     );
     return (this.hostOf(ob, nh * T * Dv) as Float32Array).slice();
+  }
+
+  /** an int8 store's scale buffers as views (undefined for float pools; false where this kernel did not allocate them) */
+  private scalesOf(store: LayerStore): PagedScales | undefined | false {
+    if (!store.kScale || !store.vScale) return store.dtype === 'int8' ? false : undefined;
+    const [k, v] = [this.owned.get(store.kScale), this.owned.get(store.vScale)];
+    return k && v ? { k: view(k, [k.length]), v: view(v, [v.length]) } : false;
   }
 
   /** scratch buffer `name` of at least n elements (grown by doubling), holding `data` when given */

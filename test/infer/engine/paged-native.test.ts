@@ -115,9 +115,9 @@ describe('native paged attention', { skip: addon ? false : error }, () => {
   after(() => setBackend(prev));
 
   for (const threads of [1, 2])
-    for (const dtype of ['float32', 'float16', 'bfloat16'] as const) {
+    for (const dtype of ['float32', 'float16', 'bfloat16', 'int8'] as const) {
       // blocks of 4 run the kernel's key-by-key path, blocks of 16 its eight-keys-at-a-time one (on float16 /
-      // bfloat16 pools over the block converted once); the host kernel reads the same stored elements
+      // bfloat16 / int8 pools over the block converted once); the host kernel reads the same stored elements
       test(`C++ kernel equals the host kernel over a ${dtype} pool, ${threads} thread(s): GQA, MQA, odd dims, sliding windows`, () => {
         setBackend(createNativeBackend(addon!, { threads, forceParallel: threads > 1 }));
         const rng = new Rng(8 + threads);
@@ -137,7 +137,7 @@ describe('native paged attention', { skip: addon ? false : error }, () => {
       });
     }
 
-  for (const dtype of ['float32', 'float16', 'bfloat16'] as const)
+  for (const dtype of ['float32', 'float16', 'bfloat16', 'int8'] as const)
     test(`the kernel's ${dtype} KV write stores the host encoder's bits (writeKv), saturation and NaN included`, () => {
       setBackend(createNativeBackend(addon!, { threads: 2, forceParallel: true }));
       const spec: LayerSpec = { kvHeads: 2, kDim: 33, vDim: 16, window: null };
@@ -159,21 +159,32 @@ describe('native paged attention', { skip: addon ? false : error }, () => {
       const [k, v] = [rnd(2 * T * 33), rnd(2 * T * 16)];
       assert.equal(native.kernel!.write!(native.layers[0]!, layout, k, v), true);
       writeKv(host.layers[0]!, layout, k, v);
-      for (const side of ['k', 'v'] as const) {
+      for (const side of ['k', 'v', 'kScale', 'vScale'] as const) {
         const [a, b] = [native.layers[0]![side], host.layers[0]![side]];
+        if (side.endsWith('Scale')) assert.equal(a === null, dtype !== 'int8', `${side} exists for int8 pools only`);
+        if (!a || !b) continue;
         for (let i = 0; i < b.length; i++)
           assert.ok(Object.is(a[i], b[i]), `${dtype} ${side}[${i}]: ${a[i]} vs ${b[i]}`);
       }
       native.dispose();
     });
 
-  test('an int8 pool (per-row scales) is not held by the backend kernel: the WebAssembly one reads it', () => {
+  test('an int8 pool and its per-row scales live in native buffers, read by the C++ kernel', () => {
     setBackend(createNativeBackend(addon!, { threads: 2 }));
-    const pool = new KvPool([SPECS[0]![1]], 16, 1 << 18, 'auto', 'int8');
-    assert.ok(pool.kernel !== null && !(pool.kernel instanceof BackendPagedKernel));
-    assert.throws(
-      () => new KvPool([SPECS[0]![1]], 16, 1 << 18, 'backend', 'int8'),
-      /no fast paged-attention kernel for int8 pools/,
+    const pool = new KvPool([SPECS[0]![1]], 16, 1 << 18, 'backend', 'int8');
+    assert.ok(pool.kernel instanceof BackendPagedKernel);
+    const store = pool.layers[0]!;
+    assert.ok(store.k instanceof Int8Array && store.kScale instanceof Float32Array);
+    // the kernel reads the scales from the pool's buffers: changing one row's scale changes that head's output
+    const { layout, q } = randomStep(pool, new Rng(3), SPECS[0]![0]);
+    const before = pool.kernel.run(store, layout, q, SPECS[0]![0], 0.4);
+    store.vScale![layout.tables[1]![0]! * pool.blockSize * store.kvHeads] *= 2; // sequence 1's first value row
+    const after = pool.kernel.run(store, layout, q, SPECS[0]![0], 0.4);
+    const want = pagedAttention(store, layout, q, SPECS[0]![0], 0.4);
+    near(after, want, 2e-5, 'after a scale change');
+    assert.ok(
+      after.some((x, i) => x !== before[i]),
+      'a changed scale reaches the kernel',
     );
     pool.dispose();
   });
