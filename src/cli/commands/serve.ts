@@ -24,8 +24,8 @@ const HELP = `usage: lineage serve --model DIR [--model NAME=DIR ...] [options]
   --max-queue N            waiting requests per model before 429 (default 256)
   --kv-memory SIZE         KV-cache pool per model, e.g. 512MB, 2GB (default 256MB)
   --kv-dtype D             KV cache element type: float32 (default), float16, bfloat16, int8 (2x / ~4x
-                           the tokens in the same --kv-memory; float16 / bfloat16 also decode many
-                           sequences faster on the native backend; int8 runs the WebAssembly kernel)
+                           the tokens in the same --kv-memory; the narrower types also read fewer bytes
+                           per step, which pays with many concurrent sequences)
   --draft-model DIR        speculative decoding with this smaller model (same tokenizer)
   --speculative mtp        speculative decoding with each model's own multi-token-prediction depths
                            (DeepSeek-V3 MTP) as drafter

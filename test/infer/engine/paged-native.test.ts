@@ -221,4 +221,36 @@ describe('native paged attention', { skip: addon ? false : error }, () => {
       model.dispose();
     });
   }
+
+  test("a ragged paged forward over an int8 pool: the native kernel and writer give the host path's logits", () => {
+    setBackend(createNativeBackend(addon!, { threads: 2, forceParallel: true }));
+    const model = createModel(tinyConfig('llama'), { seed: 6 }).eval();
+    const cfg = model.config as DecoderConfig;
+    const rng = new Rng(12);
+    const ids = [Array.from({ length: 21 }, () => rng.int(48)), Array.from({ length: 9 }, () => rng.int(48))];
+    const blocks = [
+      [9, 2, 5, 11, 4, 1],
+      [0, 7, 3],
+    ];
+    // the same steps on a native int8 pool and on a host-held one (the host encoder and kernel)
+    const logits = (['backend', 'host'] as const).map((kernel) => {
+      const pool = new KvPool(layerSpecs(cfg), 4, 16 * 1024 * 1024, kernel, 'int8');
+      assert.equal(pool.kernel instanceof BackendPagedKernel, kernel === 'backend');
+      const runner = new ModelRunner(model, pool);
+      runner.run(ids.map((s, i) => ({ ids: s.slice(0, -2), start: 0, blocks: blocks[i]!, logits: 0 })));
+      runner.run(ids.map((s, i) => ({ ids: s.slice(-2, -1), start: s.length - 2, blocks: blocks[i]!, logits: 1 })));
+      const out = runner.run(
+        ids.map((s, i) => ({ ids: s.slice(-1), start: s.length - 1, blocks: blocks[i]!, logits: 1 })),
+      );
+      for (const side of ['k', 'v'] as const)
+        assert.ok(
+          pool.layers[0]![side].some((x) => x !== 0),
+          `the ${kernel} path wrote the ${side} pool`,
+        );
+      pool.dispose();
+      return out;
+    });
+    near(logits[0]!, logits[1]!, 1e-4, 'int8 pool, native against host');
+    model.dispose();
+  });
 });
