@@ -10,9 +10,10 @@
 //
 // It is an optional fast path beside the reference one (`model.forward`): `FastDecoder.create` returns
 // null (with the reason in `FastDecoder.why`) for anything it does not cover exactly: another block
-// wiring, MoE, MLA, qk-norm, soft-caps, µP scalars, extra parameters (LoRA, quantized weights), a
-// training-mode model, non-float32 weights, or a backend whose buffers are not stably host-visible
-// (wasm memory can move when it grows). The tests compare its logits with the reference path's.
+// wiring, MoE, MLA, qk-norm, soft-caps, µP scalars, extra parameters (LoRA), a training-mode model,
+// non-float32 weights, or a backend whose buffers are not stably host-visible (wasm memory can move when it
+// grows). Quantized projections (QuantLinear, q8_0 / q4_0 blocks) run the same `quantMatmul` kernel as
+// their forward does. The tests compare its logits with the reference path's.
 //
 // Notation: T tokens of the step, D width, nh / nkv query / key-value heads, hs head size, F FFN width,
 // V vocabulary, R logit rows wanted.
@@ -24,6 +25,8 @@ import { DecoderLM } from '../models/decoder.js';
 import type { LanguageModel } from '../models/model.js';
 import { layerFfn, type Activation, type DecoderConfig, type NormConfig } from '../models/config.js';
 import { ropeInvFreq, type RopeSpec } from '../nn/positions.js';
+import { QuantLinear } from '../nn/quant.js';
+import type { QuantBits } from '../ops/index.js';
 
 /** the attention of one layer over the caller's KV store: q [nh, T, hs], k/v [nkv, T, hs] -> [nh, T, hs] */
 export type FastAttend = (
@@ -46,11 +49,14 @@ export interface FastStep {
 
 /** a weight as the matmul kernel reads it: W [N, K] (Linear, transB) or [K, N] (Conv1D) */
 interface Weight {
+  /** float32 [N, K] (transB) or [K, N]; a quantized weight's packed blocks (int32 words) */
   view: View;
   transB: boolean;
   N: number;
   K: number;
   bias: Float32Array | null;
+  /** q8_0 / q4_0 blocks, run by quantMatmul */
+  bits: QuantBits | null;
 }
 
 interface HostNorm {
@@ -105,6 +111,7 @@ export class FastDecoder {
   /** the parameters read in place (a replaced parameter is disposed: `stale` then says so) */
   private sources: Tensor[] = [];
   private readonly matmul: (a: View, b: View, out: View, p: MatmulParams) => void;
+  private readonly quantMatmul: KernelTable['quantMatmul'];
   private readonly ropeHeads: (...a: Parameters<KernelTable['ropeHeads']>) => void;
   private readonly copy: (...a: Parameters<KernelTable['copy']>) => void;
   private readonly k: {
@@ -123,6 +130,7 @@ export class FastDecoder {
     private readonly head: Weight,
   ) {
     this.matmul = kernelFor(backend, 'matmul');
+    this.quantMatmul = kernelFor(backend, 'quantMatmul');
     this.ropeHeads = kernelFor(backend, 'ropeHeads');
     this.copy = kernelFor(backend, 'copy');
     this.k = {
@@ -165,6 +173,21 @@ export class FastDecoder {
     try {
       const host = (name: string): Float32Array => hostOf(backend, need(take(name), name));
       const weight = (path: string, conv1d: boolean, bias: boolean): Weight => {
+        const q = quantAt(model, path);
+        if (q) {
+          // [N, K] blocks whatever layer it replaced (a Conv1D's weight was transposed before quantizing)
+          const words = q.q.packed;
+          if (words.storage.buf.backend !== backend || !words.isContiguous)
+            throw new Error('quantized blocks on another backend');
+          return {
+            view: words.view(),
+            transB: true,
+            N: q.outFeatures,
+            K: q.inFeatures,
+            bias: bias ? host(`${path}.bias`) : null,
+            bits: q.bits,
+          };
+        }
         const w = need(take(`${path}.weight`), `${path}.weight`);
         hostOf(backend, w); // checks dtype, layout and backend
         const [d0, d1] = w.shape as [number, number];
@@ -174,6 +197,7 @@ export class FastDecoder {
           N: conv1d ? d1 : d0,
           K: conv1d ? d0 : d1,
           bias: bias ? host(`${path}.bias`) : null,
+          bits: null,
         };
       };
       const param = (name: string): View => {
@@ -242,7 +266,7 @@ export class FastDecoder {
       const positions = c.positions.kind === 'learned' ? host(`${root}.${n.positions}.weight`) : null;
       const finalNorm = c.decoder.finalNorm ? norm(`${root}.${n.finalNorm}`, c.decoder.finalNorm) : null;
       const head: Weight = c.tieEmbeddings
-        ? { view: embedT.view(), transB: true, N: c.vocabSize, K: c.hidden, bias: null }
+        ? { view: embedT.view(), transB: true, N: c.vocabSize, K: c.hidden, bias: null, bits: null }
         : weight('lm_head', false, false);
       if (params.size > 0) return fail(`parameters it does not know: ${[...params.keys()].slice(0, 3).join(', ')}`);
       const fast = new FastDecoder(c, backend, layers, embed, positions, finalNorm, head);
@@ -478,16 +502,19 @@ export class FastDecoder {
   /** out (M, N) = in (M, K) @ W (+ bias): the backend's matmul into a step buffer, returned as its host view */
   private project(name: string, w: Weight, input: Scratch, M: number): Step {
     const out = this.buf(`out:${name}`, M * w.N);
-    this.matmul(mk(input.buf, [M, w.K]), w.view, mk(out.buf, [M, w.N]), {
-      batch: 1,
-      M,
-      N: w.N,
-      K: w.K,
-      transA: false,
-      transB: w.transB,
-      strideA: 0,
-      strideB: 0,
-    });
+    if (w.bits !== null)
+      this.quantMatmul(mk(input.buf, [M, w.K]), w.view, mk(out.buf, [M, w.N]), { M, N: w.N, K: w.K, bits: w.bits });
+    else
+      this.matmul(mk(input.buf, [M, w.K]), w.view, mk(out.buf, [M, w.N]), {
+        batch: 1,
+        M,
+        N: w.N,
+        K: w.K,
+        transA: false,
+        transB: w.transB,
+        strideA: 0,
+        strideB: 0,
+      });
     const y = out.host.subarray(0, M * w.N);
     if (w.bias) for (let m = 0; m < M; m++) for (let j = 0; j < w.N; j++) y[m * w.N + j] += w.bias[j]!;
     return { buf: out.buf, host: y };
@@ -522,6 +549,16 @@ function need(t: Tensor | null, name: string): Tensor {
 }
 
 /** the zero-copy host view of a contiguous float32 parameter on `backend` */
+/** the QuantLinear at `path` of the model, or null (no module there, or a float one) */
+function quantAt(model: LanguageModel, path: string): QuantLinear | null {
+  try {
+    const m = model.getModule(path);
+    return m instanceof QuantLinear ? m : null;
+  } catch {
+    return null; // no module at that path: the float parameter lookup names what is missing
+  }
+}
+
 function hostOf(backend: Backend, t: Tensor): Float32Array {
   if (t.dtype !== 'float32' || !t.isContiguous) throw new Error(`a ${t.dtype} or strided parameter`);
   const buf = t.storage.buf;

@@ -18,6 +18,8 @@ import { generate } from '../../src/infer/generate.js';
 import { KvPool, layerSpecs } from '../../src/infer/engine/kv-pool.js';
 import { ModelRunner, type RunItem } from '../../src/infer/engine/runner.js';
 import { tinyConfig } from '../models/decoder-helpers.js';
+import { getPreset } from '../../src/models/presets.js';
+import { QuantLinear, quantizeModel } from '../../src/nn/quant.js';
 
 const FAMILIES: DecoderFamily[] = ['llama', 'mistral', 'qwen2', 'gpt2', 'phi3', 'gpt3'];
 
@@ -119,7 +121,51 @@ function checks(label: string): void {
   });
 }
 
+/** q8_0 / q4_0 projections (QuantLinear) run quantMatmul on the fast path: the reference path's logits at the same
+ * step sizes (its kernel takes the int8-activation path for M <= 4, the dequantizing GEMM above: the fast path
+ * must choose alike), in a ragged engine batch and in generate's greedy tokens; GPT-2's Conv1D layers included */
+function quantChecks(label: string): void {
+  for (const preset of ['tiny-llama', 'tiny-gpt2'])
+    for (const bits of [8, 4] as const)
+      test(`${label}: ${preset} with q${bits}_0 weights runs the fast path and gives the reference logits`, () => {
+        const model = createModel(getPreset(preset), { seed: 2 }).eval();
+        quantizeModel(model, { bits });
+        assert.ok(
+          model.namedModules().some(([, m]) => m instanceof QuantLinear),
+          'the model has quantized layers',
+        );
+        assert.ok(FastDecoder.create(model), `fast path: ${FastDecoder.why}`);
+        const cfg = model.config as DecoderConfig;
+        const runners = [true, false].map(
+          (fast) => new ModelRunner(model, new KvPool(layerSpecs(cfg), 4, 1 << 20), { fast }),
+        );
+        assert.ok(runners[0]!.fast && !runners[1]!.fast);
+        const rng = new Rng(13);
+        const ids = [
+          Array.from({ length: 12 }, () => rng.int(cfg.vocabSize)),
+          Array.from({ length: 8 }, () => rng.int(cfg.vocabSize)),
+        ];
+        const blocks = [
+          [9, 2, 5],
+          [0, 7],
+        ];
+        const steps: RunItem[][] = [
+          ids.map((s, i) => ({ ids: s.slice(0, 6), start: 0, blocks: blocks[i]!, logits: 1 })),
+          ids.map((s, i) => ({ ids: s.slice(6, -1), start: 6, blocks: blocks[i]!, logits: 1 })),
+          ids.map((s, i) => ({ ids: s.slice(-1), start: s.length - 1, blocks: blocks[i]!, logits: 1 })),
+        ];
+        for (const [k, items] of steps.entries()) {
+          const [got, want] = runners.map((r) => r.run(items));
+          near(got!, want!, 2e-4, `q${bits} ${preset} step ${k}`);
+        }
+        const greedy = (fast: boolean) => generate(model, ids[0]!.slice(0, 5), { maxTokens: 8, temperature: 0, fast });
+        assert.deepEqual(greedy(true), greedy(false), 'greedy tokens');
+        model.dispose();
+      });
+}
+
 describe('fast decoder on the reference backend', () => {
+  quantChecks('reference');
   checks('reference');
 
   test('the engine runner rebuilds its fast path when the weights are replaced (loadStateDict)', () => {
@@ -167,5 +213,6 @@ describe('fast decoder on the native backend', { skip: addon ? false : error }, 
   const prev = getBackend();
   test('setup', () => setBackend(createNativeBackend(addon!, { threads: 2, forceParallel: true })));
   checks('native');
+  quantChecks('native');
   test('teardown', () => setBackend(prev));
 });
