@@ -10,10 +10,12 @@
 //
 // It is an optional fast path beside the reference one (`model.forward`): `FastDecoder.create` returns
 // null (with the reason in `FastDecoder.why`) for anything it does not cover exactly: another block
-// wiring, MoE, MLA, qk-norm, soft-caps, µP scalars, extra parameters (LoRA), a training-mode model,
+// wiring, MoE, MLA, qk-norm, soft-caps, µP scalars, parameters it does not know, a training-mode model,
 // non-float32 weights, or a backend whose buffers are not stably host-visible (wasm memory can move when it
 // grows). Quantized projections (QuantLinear, q8_0 / q4_0 blocks) run the same `quantMatmul` kernel as
-// their forward does. The tests compare its logits with the reference path's.
+// their forward does; a LoRA adapter (LoraLinear, on a float or quantized base) adds scaling * B (A x) after
+// its base, as its forward does, unless it is merged into the base weight. The tests compare its logits with
+// the reference path's.
 //
 // Notation: T tokens of the step, D width, nh / nkv query / key-value heads, hs head size, F FFN width,
 // V vocabulary, R logit rows wanted.
@@ -26,6 +28,7 @@ import type { LanguageModel } from '../models/model.js';
 import { layerFfn, type Activation, type DecoderConfig, type NormConfig } from '../models/config.js';
 import { ropeInvFreq, type RopeSpec } from '../nn/positions.js';
 import { QuantLinear } from '../nn/quant.js';
+import { LoraLinear } from '../nn/lora.js';
 import type { QuantBits } from '../ops/index.js';
 
 /** the attention of one layer over the caller's KV store: q [nh, T, hs], k/v [nkv, T, hs] -> [nh, T, hs] */
@@ -57,6 +60,8 @@ interface Weight {
   bias: Float32Array | null;
   /** q8_0 / q4_0 blocks, run by quantMatmul */
   bits: QuantBits | null;
+  /** an unmerged LoRA adapter on this projection: y += scaling * B (A x), A [r, K], B [N, r] */
+  lora: { a: Weight; b: Weight; scaling: number } | null;
 }
 
 interface HostNorm {
@@ -172,9 +177,19 @@ export class FastDecoder {
     };
     try {
       const host = (name: string): Float32Array => hostOf(backend, need(take(name), name));
+      const quantSources: Tensor[] = [];
       const weight = (path: string, conv1d: boolean, bias: boolean): Weight => {
-        const q = quantAt(model, path);
+        const m = moduleAt(model, path);
+        if (m instanceof LoraLinear) {
+          // the base's parameters live under base_layer; a merged adapter is already in the base weight
+          const base = weight(`${path}.base_layer`, conv1d, bias);
+          const a = weight(`${path}.lora_A`, false, false);
+          const b = weight(`${path}.lora_B`, false, false);
+          return { ...base, lora: m.merged ? null : { a, b, scaling: m.scaling } };
+        }
+        const q = m instanceof QuantLinear ? m : null;
         if (q) {
+          quantSources.push(q.q.packed);
           // [N, K] blocks whatever layer it replaced (a Conv1D's weight was transposed before quantizing)
           const words = q.q.packed;
           if (words.storage.buf.backend !== backend || !words.isContiguous)
@@ -186,6 +201,7 @@ export class FastDecoder {
             K: q.inFeatures,
             bias: bias ? host(`${path}.bias`) : null,
             bits: q.bits,
+            lora: null,
           };
         }
         const w = need(take(`${path}.weight`), `${path}.weight`);
@@ -198,6 +214,7 @@ export class FastDecoder {
           K: conv1d ? d0 : d1,
           bias: bias ? host(`${path}.bias`) : null,
           bits: null,
+          lora: null,
         };
       };
       const param = (name: string): View => {
@@ -266,11 +283,11 @@ export class FastDecoder {
       const positions = c.positions.kind === 'learned' ? host(`${root}.${n.positions}.weight`) : null;
       const finalNorm = c.decoder.finalNorm ? norm(`${root}.${n.finalNorm}`, c.decoder.finalNorm) : null;
       const head: Weight = c.tieEmbeddings
-        ? { view: embedT.view(), transB: true, N: c.vocabSize, K: c.hidden, bias: null, bits: null }
+        ? { view: embedT.view(), transB: true, N: c.vocabSize, K: c.hidden, bias: null, bits: null, lora: null }
         : weight('lm_head', false, false);
       if (params.size > 0) return fail(`parameters it does not know: ${[...params.keys()].slice(0, 3).join(', ')}`);
       const fast = new FastDecoder(c, backend, layers, embed, positions, finalNorm, head);
-      fast.sources = model.parameters();
+      fast.sources = [...model.parameters(), ...quantSources];
       return fast;
     } catch (e) {
       return fail((e as Error).message);
@@ -517,6 +534,13 @@ export class FastDecoder {
       });
     const y = out.host.subarray(0, M * w.N);
     if (w.bias) for (let m = 0; m < M; m++) for (let j = 0; j < w.N; j++) y[m * w.N + j] += w.bias[j]!;
+    if (w.lora) {
+      // the adapter after the base (bias included), as LoraLinear.forward: y + fround(scaling * B (A x))
+      const h = this.project(`${name}.lora_A`, w.lora.a, input, M); // (M, r)
+      const d = this.project(`${name}.lora_B`, w.lora.b, h, M).host; // (M, N)
+      const s = w.lora.scaling;
+      for (let i = 0; i < M * w.N; i++) y[i] += Math.fround(d[i]! * s);
+    }
     return { buf: out.buf, host: y };
   }
 
@@ -549,13 +573,12 @@ function need(t: Tensor | null, name: string): Tensor {
 }
 
 /** the zero-copy host view of a contiguous float32 parameter on `backend` */
-/** the QuantLinear at `path` of the model, or null (no module there, or a float one) */
-function quantAt(model: LanguageModel, path: string): QuantLinear | null {
+/** the module at `path` of the model, or null */
+function moduleAt(model: LanguageModel, path: string): unknown {
   try {
-    const m = model.getModule(path);
-    return m instanceof QuantLinear ? m : null;
+    return model.getModule(path);
   } catch {
-    return null; // no module at that path: the float parameter lookup names what is missing
+    return null; // no module at that path: the parameter lookup names what is missing
   }
 }
 

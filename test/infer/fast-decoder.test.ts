@@ -20,6 +20,8 @@ import { ModelRunner, type RunItem } from '../../src/infer/engine/runner.js';
 import { tinyConfig } from '../models/decoder-helpers.js';
 import { getPreset } from '../../src/models/presets.js';
 import { QuantLinear, quantizeModel } from '../../src/nn/quant.js';
+import { LoraLinear } from '../../src/nn/lora.js';
+import { applyLora, loraLayers, mergeLora } from '../../src/align/lora.js';
 
 const FAMILIES: DecoderFamily[] = ['llama', 'mistral', 'qwen2', 'gpt2', 'phi3', 'gpt3'];
 
@@ -121,51 +123,89 @@ function checks(label: string): void {
   });
 }
 
-/** q8_0 / q4_0 projections (QuantLinear) run quantMatmul on the fast path: the reference path's logits at the same
- * step sizes (its kernel takes the int8-activation path for M <= 4, the dequantizing GEMM above: the fast path
- * must choose alike), in a ragged engine batch and in generate's greedy tokens; GPT-2's Conv1D layers included */
-function quantChecks(label: string): void {
-  for (const preset of ['tiny-llama', 'tiny-gpt2'])
-    for (const bits of [8, 4] as const)
-      test(`${label}: ${preset} with q${bits}_0 weights runs the fast path and gives the reference logits`, () => {
-        const model = createModel(getPreset(preset), { seed: 2 }).eval();
-        quantizeModel(model, { bits });
-        assert.ok(
-          model.namedModules().some(([, m]) => m instanceof QuantLinear),
-          'the model has quantized layers',
-        );
-        assert.ok(FastDecoder.create(model), `fast path: ${FastDecoder.why}`);
-        const cfg = model.config as DecoderConfig;
-        const runners = [true, false].map(
-          (fast) => new ModelRunner(model, new KvPool(layerSpecs(cfg), 4, 1 << 20), { fast }),
-        );
-        assert.ok(runners[0]!.fast && !runners[1]!.fast);
-        const rng = new Rng(13);
-        const ids = [
-          Array.from({ length: 12 }, () => rng.int(cfg.vocabSize)),
-          Array.from({ length: 8 }, () => rng.int(cfg.vocabSize)),
-        ];
-        const blocks = [
-          [9, 2, 5],
-          [0, 7],
-        ];
-        const steps: RunItem[][] = [
-          ids.map((s, i) => ({ ids: s.slice(0, 6), start: 0, blocks: blocks[i]!, logits: 1 })),
-          ids.map((s, i) => ({ ids: s.slice(6, -1), start: 6, blocks: blocks[i]!, logits: 1 })),
-          ids.map((s, i) => ({ ids: s.slice(-1), start: s.length - 1, blocks: blocks[i]!, logits: 1 })),
-        ];
-        for (const [k, items] of steps.entries()) {
-          const [got, want] = runners.map((r) => r.run(items));
-          near(got!, want!, 2e-4, `q${bits} ${preset} step ${k}`);
-        }
-        const greedy = (fast: boolean) => generate(model, ids[0]!.slice(0, 5), { maxTokens: 8, temperature: 0, fast });
-        assert.deepEqual(greedy(true), greedy(false), 'greedy tokens');
-        model.dispose();
-      });
+/** LoRA adapters on the projections named, B made non-zero (a fresh adapter's B is zero: no effect to test) */
+function withLora(model: LanguageModel, targets: string[]): void {
+  applyLora(model, { r: 4, alpha: 8, dropout: 0, targets });
+  model.eval();
+  const rng = new Rng(21);
+  for (const [, l] of loraLayers(model)) {
+    const w = l.loraB.namedParameters()[0]![1];
+    const host = getBackend().view(w.storage.buf) as Float32Array;
+    for (let i = w.offset; i < w.offset + w.size; i++) host[i] = 0.3 * rng.normal();
+  }
+}
+
+/**
+ * Quantized projections (QuantLinear: q8_0 / q4_0 blocks, run by quantMatmul) and LoRA adapters (unmerged, on a
+ * float or a quantized base, or merged) on the fast path: the reference path's logits at the same step sizes
+ * (the quantized kernel takes its int8-activation path for M <= 4 and the dequantizing GEMM above: the fast path
+ * must choose alike), in a ragged engine batch and in generate's greedy tokens; GPT-2's Conv1D layers included
+ */
+function variantChecks(label: string): void {
+  const variants: [name: string, preset: string, prepare: (m: LanguageModel) => void][] = [
+    ['q8_0', 'tiny-llama', (m) => quantizeModel(m, { bits: 8 })],
+    ['q4_0', 'tiny-llama', (m) => quantizeModel(m, { bits: 4 })],
+    ['q8_0', 'tiny-gpt2', (m) => quantizeModel(m, { bits: 8 })],
+    ['q4_0', 'tiny-gpt2', (m) => quantizeModel(m, { bits: 4 })],
+    ['LoRA', 'tiny-llama', (m) => withLora(m, ['q_proj', 'v_proj', 'down_proj'])],
+    ['LoRA on Conv1D', 'tiny-gpt2', (m) => withLora(m, ['c_attn', 'c_fc'])],
+    [
+      'QLoRA (q4_0 base)',
+      'tiny-llama',
+      (m) => {
+        quantizeModel(m, { bits: 4 });
+        withLora(m, ['q_proj', 'o_proj', 'up_proj']);
+      },
+    ],
+    [
+      'merged LoRA',
+      'tiny-llama',
+      (m) => {
+        withLora(m, ['k_proj', 'gate_proj']);
+        mergeLora(m);
+      },
+    ],
+  ];
+  for (const [variant, preset, prepare] of variants)
+    test(`${label}: ${preset} with ${variant} runs the fast path and gives the reference logits`, () => {
+      const model = createModel(getPreset(preset), { seed: 2 }).eval();
+      prepare(model);
+      assert.ok(
+        model.namedModules().some(([, m]) => m instanceof QuantLinear || m instanceof LoraLinear),
+        'the model has quantized or adapted layers',
+      );
+      assert.ok(FastDecoder.create(model), `fast path: ${FastDecoder.why}`);
+      const cfg = model.config as DecoderConfig;
+      const runners = [true, false].map(
+        (fast) => new ModelRunner(model, new KvPool(layerSpecs(cfg), 4, 1 << 20), { fast }),
+      );
+      assert.ok(runners[0]!.fast && !runners[1]!.fast);
+      const rng = new Rng(13);
+      const ids = [
+        Array.from({ length: 12 }, () => rng.int(cfg.vocabSize)),
+        Array.from({ length: 8 }, () => rng.int(cfg.vocabSize)),
+      ];
+      const blocks = [
+        [9, 2, 5],
+        [0, 7],
+      ];
+      const steps: RunItem[][] = [
+        ids.map((s, i) => ({ ids: s.slice(0, 6), start: 0, blocks: blocks[i]!, logits: 1 })),
+        ids.map((s, i) => ({ ids: s.slice(6, -1), start: 6, blocks: blocks[i]!, logits: 1 })),
+        ids.map((s, i) => ({ ids: s.slice(-1), start: s.length - 1, blocks: blocks[i]!, logits: 1 })),
+      ];
+      for (const [k, items] of steps.entries()) {
+        const [got, want] = runners.map((r) => r.run(items));
+        near(got!, want!, 2e-4, `${variant} ${preset} step ${k}`);
+      }
+      const greedy = (fast: boolean) => generate(model, ids[0]!.slice(0, 5), { maxTokens: 8, temperature: 0, fast });
+      assert.deepEqual(greedy(true), greedy(false), 'greedy tokens');
+      model.dispose();
+    });
 }
 
 describe('fast decoder on the reference backend', () => {
-  quantChecks('reference');
+  variantChecks('reference');
   checks('reference');
 
   test('the engine runner rebuilds its fast path when the weights are replaced (loadStateDict)', () => {
@@ -213,6 +253,6 @@ describe('fast decoder on the native backend', { skip: addon ? false : error }, 
   const prev = getBackend();
   test('setup', () => setBackend(createNativeBackend(addon!, { threads: 2, forceParallel: true })));
   checks('native');
-  quantChecks('native');
+  variantChecks('native');
   test('teardown', () => setBackend(prev));
 });
