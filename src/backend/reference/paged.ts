@@ -43,7 +43,7 @@ export function pagedAttention(
         const ks = rowScale.k(row);
         let s = 0;
         for (let d = 0; d < Dk; d++)
-          s += qa[qo + d]! * (ks === 1 ? readAs(kd, ka, ko + d) : Math.fround(ka[ko + d]! * ks));
+          s += qa[qo + d]! * (kd === 'int8' ? Math.fround(ka[ko + d]! * ks) : readAs(kd, ka, ko + d));
         scores[j - lo] = s * scale;
         max = Math.max(max, s * scale);
       }
@@ -56,7 +56,7 @@ export function pagedAttention(
         const vo = v.offset + row * Dv;
         const vs = rowScale.v(row);
         for (let d = 0; d < Dv; d++)
-          res[oo + d]! += w * (vs === 1 ? readAs(vd, va, vo + d) : Math.fround(va[vo + d]! * vs));
+          res[oo + d]! += w * (vd === 'int8' ? Math.fround(va[vo + d]! * vs) : readAs(vd, va, vo + d));
       }
       for (let d = 0; d < Dv; d++) res[oo + d]! /= sum;
     }

@@ -42,8 +42,8 @@ export function writeStep(
   if (!kernel?.write?.(store, layout, k, v)) writeKv(store, layout, k, v);
 }
 
-/** the backend buffer dtype of each KV dtype a backend kernel may hold (int8 pools also hold float32 scales) */
-const POOL_DTYPE: { readonly [D in KvDtype]: DType | null } = {
+/** the backend buffer dtype of each KV dtype (int8 pools also hold float32 scales) */
+const POOL_DTYPE: { readonly [D in KvDtype]: DType } = {
   float32: 'float32',
   float16: 'float16',
   bfloat16: 'bfloat16',
@@ -72,7 +72,7 @@ export class BackendPagedKernel implements PagedKernel {
   static create(backend: Backend = getBackend(), dtype: KvDtype = 'float32'): BackendPagedKernel | null {
     const fast = backend.kernels.pagedAttention;
     const pool = POOL_DTYPE[dtype];
-    if (!fast || fast === referenceKernels.pagedAttention || pool === null) return null;
+    if (!fast || fast === referenceKernels.pagedAttention) return null;
     if (backend.supports && !backend.supports('pagedAttention', operands(pool))) return null;
     return new BackendPagedKernel(backend, dtype);
   }
