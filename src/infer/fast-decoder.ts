@@ -181,26 +181,26 @@ export class FastDecoder {
       const weight = (path: string, conv1d: boolean, bias: boolean): Weight => {
         const m = moduleAt(model, path);
         if (m instanceof LoraLinear) {
-          // the base's parameters live under base_layer; a merged adapter is already in the base weight
+          // the base's parameters live under base_layer; a merged adapter is already in the base weight (its
+          // A and B are still read: every parameter must be accounted for)
           const base = weight(`${path}.base_layer`, conv1d, bias);
           const a = weight(`${path}.lora_A`, false, false);
           const b = weight(`${path}.lora_B`, false, false);
           return { ...base, lora: m.merged ? null : { a, b, scaling: m.scaling } };
         }
-        const q = m instanceof QuantLinear ? m : null;
-        if (q) {
-          quantSources.push(q.q.packed);
+        if (m instanceof QuantLinear) {
           // [N, K] blocks whatever layer it replaced (a Conv1D's weight was transposed before quantizing)
-          const words = q.q.packed;
+          const words = m.q.packed;
           if (words.storage.buf.backend !== backend || !words.isContiguous)
             throw new Error('quantized blocks on another backend');
+          quantSources.push(words);
           return {
             view: words.view(),
             transB: true,
-            N: q.outFeatures,
-            K: q.inFeatures,
+            N: m.outFeatures,
+            K: m.inFeatures,
             bias: bias ? host(`${path}.bias`) : null,
-            bits: q.bits,
+            bits: m.bits,
             lora: null,
           };
         }
@@ -572,7 +572,6 @@ function need(t: Tensor | null, name: string): Tensor {
   return t;
 }
 
-/** the zero-copy host view of a contiguous float32 parameter on `backend` */
 /** the module at `path` of the model, or null */
 function moduleAt(model: LanguageModel, path: string): unknown {
   try {
@@ -582,6 +581,7 @@ function moduleAt(model: LanguageModel, path: string): unknown {
   }
 }
 
+/** the zero-copy host view of a contiguous float32 parameter on `backend` */
 function hostOf(backend: Backend, t: Tensor): Float32Array {
   if (t.dtype !== 'float32' || !t.isContiguous) throw new Error(`a ${t.dtype} or strided parameter`);
   const buf = t.storage.buf;

@@ -548,8 +548,8 @@ export class NativeBackend implements Backend {
 
   /**
    * The engine's paged attention over a KV pool held in this backend's buffers (float32, float16, bfloat16
-   * or int8 with its float32 row scales, K and V alike). Declines (reference) GQA groups over 64 heads (the kernel's per-token head
-   * arrays) and mixed K / V dtypes. The caller (src/infer/engine) has checked that every visible position
+   * or int8 with its float32 row scales, K and V alike). Declines (reference) GQA groups over 64 heads (the
+   * kernel's per-token head arrays) and mixed K / V dtypes. The caller (src/infer/engine) has checked that every visible position
    * has a block; here only the extents are checked.
    */
   private pagedAttention(
@@ -567,7 +567,7 @@ export class NativeBackend implements Backend {
     if (Hkv < 1 || H % Hkv !== 0 || H / Hkv > 64 || Dk < 1 || Dv < 1) return false;
     const kvType = PAGED_KV_TYPE[k.buf.dtype];
     if (kvType === undefined || v.buf.dtype !== k.buf.dtype) return false;
-    if ((kvType === 3) !== (scales !== undefined)) return false; // the reference names what is missing
+    if ((k.buf.dtype === 'int8') !== (scales !== undefined)) return false; // the reference names what is missing
     if (scales && !f32(scales.k, scales.v)) return false;
     if (T * H === 0) return;
     const kn = 'pagedAttention';
@@ -608,7 +608,7 @@ export class NativeBackend implements Backend {
   private pagedWrite(src: View, slots: View, pool: View, p: PagedWriteParams, scale?: View): void | false {
     const kvType = PAGED_KV_TYPE[pool.buf.dtype];
     if (kvType === undefined || !isContiguous(src) || !isContiguous(pool)) return false;
-    if ((kvType === 3) !== (scale !== undefined) || (scale && !f32(scale))) return false; // the reference names it
+    if ((pool.buf.dtype === 'int8') !== (scale !== undefined) || (scale && !f32(scale))) return false; // the reference names it
     const { T, Hkv, D } = p;
     if (T * Hkv * D === 0) return;
     let rows = Math.floor((pool.buf.length - pool.offset) / (Hkv * D));
