@@ -52,6 +52,12 @@ Features detect() {
   if (__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) f.avx512bf16 = zmm && (a1 & (1u << 5));
   if (!f.fma) f.avx2 = false;
 #endif
+#if defined(LINEAGE_EMULATE_AVX512)
+  // the emulated build (tests only, scripts/build-native-emu.mjs): its avx512 target is AVX2 + FMA + F16C code
+  // with SIMDe's vpdpbusd, so it runs wherever those do
+  bool emu = f.avx2 && f.fma && f.f16c;
+  f.avx512f = f.avx512bw = f.avx512vl = f.avx512dq = f.avx512vnni = emu;
+#endif
   return f;
 }
 
@@ -299,6 +305,11 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("avx512bf16", f.avx512bf16);
   o.Set("quantVnni", K->quantMatmulVnni != nullptr && f.avx512vnni);
   o.Set("f16c", f.f16c);
+#if defined(LINEAGE_EMULATE_AVX512)
+  o.Set("emulated", true);
+#else
+  o.Set("emulated", false);
+#endif
   return o;
 }
 

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const notice = (why) => console.log(`lineage: native backend not built (${why}); using the WebAssembly backend`);
@@ -36,7 +36,7 @@ function findNodeGyp() {
 }
 
 /** a Node install prefix holding include/node/node_api.h for the running version, so node-gyp downloads nothing */
-function findNodeDir() {
+export function findNodeDir() {
   const prefix = path.resolve(path.dirname(process.execPath), '..');
   const header = path.join(prefix, 'include', 'node', 'node_version.h');
   if (!existsSync(header)) return null;
@@ -67,9 +67,12 @@ function main() {
   console.log('lineage: native backend built (build/Release/lineage_native.node)');
 }
 
-try {
-  main();
-} catch (e) {
-  notice(e instanceof Error ? e.message : String(e));
+// run as a script (npm install); imported (scripts/build-native-emu.mjs) for findNodeDir only
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+  try {
+    main();
+  } catch (e) {
+    notice(e instanceof Error ? e.message : String(e));
+  }
+  process.exit(0);
 }
-process.exit(0);

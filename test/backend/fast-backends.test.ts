@@ -1,7 +1,8 @@
 // Every fast backend, kernel by kernel, against the reference kernels (run on the same buffers
 // through view()): random shapes, odd sizes, non-contiguous views, 1 and 2 threads. The backends
 // under test are a list of factories: the native addon per CPU target it can run (when it was
-// built) and the WebAssembly backend. test/backend/wasm.test.ts keeps the wasm-only pool and
+// built; the avx512 target through its emulated build where the CPU has no AVX-512: native-targets.ts)
+// and the WebAssembly backend. test/backend/wasm.test.ts keeps the wasm-only pool and
 // allocator tests and both wasm builds.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,8 +10,8 @@ import type { AttentionParams, MatmulParams, View } from '../../src/backend/back
 import { referenceKernels as ref } from '../../src/backend/reference/kernels.js';
 import { createWasmBackend } from '../../src/backend/wasm/backend.js';
 import { relaxedSimdSupported } from '../../src/backend/wasm/module.js';
-import { createNativeBackend } from '../../src/backend/native/backend.js';
 import { loadNativeAddon } from '../../src/backend/native/addon-node.js';
+import { loadEmulatedAddon, nativeBackend, nativeTargets } from './native-targets.js';
 
 import { Ctx, close, numel, rng, strides, type FastBackend } from './kernel-helpers.js';
 import {
@@ -23,27 +24,15 @@ import {
 
 // ---- backends ---------------------------------------------------------------------------------------
 const { addon, error: addonError } = loadNativeAddon();
-/** CPU targets the addon can run here; the portable one always */
-function nativeTargets(): string[] {
-  if (!addon) return [];
-  const i = addon.info();
-  const t = ['portable'];
-  if (i.avx2) t.push('avx2');
-  if (i.avx512f) t.push('avx512');
-  return t;
-}
 
-// the best native target on 1 and 2 threads, every other target on 2 (forceParallel: even the small test
-// shapes are split over the threads); both WebAssembly builds (relaxed SIMD, plain SIMD) on 1 and 2 threads
+// the addon's own target (the best this CPU runs) and an emulated avx512 on 1 and 2 threads, every other
+// target on 2 (forceParallel: even the small test shapes are split over the threads); both WebAssembly builds
+// (relaxed SIMD, plain SIMD) on 1 and 2 threads
 const factories: { key: string; make: () => Promise<FastBackend> }[] = [];
-const targets = nativeTargets();
-for (const target of targets) {
-  for (const threads of target === targets[targets.length - 1] ? [1, 2] : [2]) {
-    factories.push({
-      key: `native-${target}/${threads}`,
-      make: async () => createNativeBackend(addon!, { target, threads, forceParallel: threads > 1 }),
-    });
-  }
+for (const t of nativeTargets()) {
+  const both = t.name === 'avx512-emulated' || t.target === addon!.info().target;
+  for (const threads of both ? [1, 2] : [2])
+    factories.push({ key: `native-${t.name}/${threads}`, make: async () => nativeBackend(t, threads) });
 }
 for (const variant of ['relaxed', 'simd'] as const) {
   if (variant === 'relaxed' && !relaxedSimdSupported()) continue;
@@ -69,6 +58,23 @@ test(
   () => {
     assert.ok(addon);
     assert.ok(['avx512', 'avx2', 'portable'].includes(addon.info().target));
+  },
+);
+
+// Where the CPU has no AVX-512 (this project's machines), the avx512 source runs through its emulated build.
+// Under CI it must: .ci/run installs SIMDe and `npm test` builds it (scripts/build-native-emu.mjs).
+const emulated = addon && !addon.info().avx512f ? loadEmulatedAddon() : null;
+test(
+  'the avx512 target runs here: on the CPU, or through the emulated build (VNNI included)',
+  { skip: !addon || (!emulated?.addon && process.env.CI !== 'true') ? (emulated?.why ?? 'no addon') : false },
+  () => {
+    const real = addon!.info().avx512f;
+    assert.ok(real || emulated?.addon, emulated?.why);
+    assert.ok(factories.some((f) => f.key.startsWith(real ? 'native-avx512/' : 'native-avx512-emulated/')));
+    if (!real) {
+      const i = emulated!.addon!.info();
+      assert.deepEqual([i.target, i.emulated, i.avx512vnni, i.quantVnni], ['avx512', true, true, true]);
+    }
   },
 );
 

@@ -20,6 +20,7 @@ import { createWasmBackend } from '../../src/backend/wasm/backend.js';
 import { relaxedSimdSupported } from '../../src/backend/wasm/module.js';
 import { createNativeBackend } from '../../src/backend/native/backend.js';
 import { loadNativeAddon } from '../../src/backend/native/addon-node.js';
+import { nativeBackend, nativeTargets } from './native-targets.js';
 import { Ctx, close, numel, rng, strides, type FastBackend } from './kernel-helpers.js';
 
 const { addon } = loadNativeAddon();
@@ -34,16 +35,9 @@ for (const variant of ['relaxed', 'simd'] as const) {
       make: () => createWasmBackend({ variant, threads, forceParallel: threads > 1 }),
     });
 }
-if (addon) {
-  const i = addon.info();
-  const targets = ['portable', ...(i.avx2 ? ['avx2'] : []), ...(i.avx512f ? ['avx512'] : [])];
-  for (const target of targets)
-    for (const threads of [1, 2])
-      factories.push({
-        key: `native-${target}/${threads}`,
-        make: async () => createNativeBackend(addon, { target, threads, forceParallel: threads > 1 }),
-      });
-}
+for (const t of nativeTargets())
+  for (const threads of [1, 2])
+    factories.push({ key: `native-${t.name}/${threads}`, make: async () => nativeBackend(t, threads) });
 const backends = new Map<string, FastBackend>();
 before(async () => {
   for (const f of factories) backends.set(f.key, await f.make());

@@ -6,24 +6,20 @@
 import { after, before, describe, test } from 'node:test';
 import type { MatmulParams } from '../../src/backend/backend.js';
 import { referenceKernels as ref } from '../../src/backend/reference/kernels.js';
-import { createNativeBackend } from '../../src/backend/native/backend.js';
 import { loadNativeAddon } from '../../src/backend/native/addon-node.js';
+import { nativeBackend, nativeTargets, type NativeTarget } from './native-targets.js';
 
 import { Ctx, close, rng, type FastBackend } from './kernel-helpers.js';
 
 const { addon, error } = loadNativeAddon();
-const keys: { key: string; target: string; threads: number }[] = [];
-if (addon) {
-  const i = addon.info();
-  for (const target of ['portable', ...(i.avx2 ? ['avx2'] : []), ...(i.avx512f ? ['avx512'] : [])])
-    for (const threads of [1, 2]) keys.push({ key: `native-${target}/${threads}`, target, threads });
-}
+const keys: { key: string; target: NativeTarget; threads: number }[] = [];
+for (const target of nativeTargets())
+  for (const threads of [1, 2]) keys.push({ key: `native-${target.name}/${threads}`, target, threads });
 
 describe('native mid-M matmul', { skip: addon ? false : error }, () => {
   const backends = new Map<string, FastBackend>();
   before(() => {
-    for (const k of keys)
-      backends.set(k.key, createNativeBackend(addon!, { target: k.target, threads: k.threads, forceParallel: true }));
+    for (const k of keys) backends.set(k.key, nativeBackend(k.target, k.threads, true));
   });
   after(async () => {
     for (const be of backends.values()) await be.dispose?.();

@@ -10,25 +10,14 @@ import type { MatmulParams } from '../../src/backend/backend.js';
 import { referenceKernels as ref } from '../../src/backend/reference/kernels.js';
 import { createWasmBackend } from '../../src/backend/wasm/backend.js';
 import { relaxedSimdSupported } from '../../src/backend/wasm/module.js';
-import { createNativeBackend } from '../../src/backend/native/backend.js';
-import { loadNativeAddon } from '../../src/backend/native/addon-node.js';
+import { nativeBackend, nativeTargets } from './native-targets.js';
 
 import { Ctx, close, rng, type FastBackend } from './kernel-helpers.js';
 
-const { addon } = loadNativeAddon();
 const factories: { key: string; make: () => Promise<FastBackend> }[] = [];
-if (addon) {
-  const i = addon.info();
-  const targets = ['portable', ...(i.avx2 ? ['avx2'] : []), ...(i.avx512f ? ['avx512'] : [])];
-  for (const target of targets) {
-    for (const threads of [1, 2]) {
-      factories.push({
-        key: `native-${target}/${threads}`,
-        make: async () => createNativeBackend(addon, { target, threads, forceParallel: threads > 1 }),
-      });
-    }
-  }
-}
+for (const t of nativeTargets())
+  for (const threads of [1, 2])
+    factories.push({ key: `native-${t.name}/${threads}`, make: async () => nativeBackend(t, threads) });
 for (const variant of ['relaxed', 'simd'] as const) {
   if (variant === 'relaxed' && !relaxedSimdSupported()) continue;
   for (const threads of [1, 2]) {

@@ -15,6 +15,11 @@ export interface NativeInfo {
   f16c: boolean;
   /** the quantized GEMV runs the AVX-512 VNNI build (vpdpbusd) */
   quantVnni: boolean;
+  /**
+   * the test-only build (scripts/build-native-emu.mjs) whose avx512 target is the same source compiled for AVX2,
+   * with SIMDe's vpdpbusd: it reports AVX-512 and VNNI wherever AVX2, FMA and F16C run. Never what npm install builds
+   */
+  emulated: boolean;
 }
 
 export interface NativeAddon {
