@@ -7,8 +7,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { randomUUID } from 'node:crypto';
 import type { EngineRequest, RequestHandle } from '../infer/engine/engine.js';
 import { toolCallSchema, type ConstraintSpec, type ToolChoice, type ToolDefinition } from '../infer/constrain/index.js';
-import type { TokenEvent } from '../infer/engine/sequence.js';
-import type { ChatMessage } from '../tokenizers/tokenizer.js';
+import type { ChatMessage, Tokenizer } from '../tokenizers/tokenizer.js';
 import { ApiError, badRequest, fromEngineError } from './errors.js';
 import { Metrics } from './metrics.js';
 import { DEFAULT_CHAT_TEMPLATE, type ServedModel } from './models.js';
@@ -21,6 +20,7 @@ import {
   usage,
   type ChoiceState,
   type SamplingBody,
+  type TrackedToken,
 } from './openai.js';
 import { chatSchema, completionSchema, detokenizeSchema, embeddingSchema, tokenizeSchema } from './schemas.js';
 
@@ -56,8 +56,12 @@ export function createServer(o: ServerOptions): FastifyInstance {
   app.addHook('onRequest', async (req) => {
     const path = req.url.split('?')[0];
     if (keys.size === 0 || path === '/health' || (path === '/metrics' && !o.metricsAuth)) return;
-    const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
-    if (!m) throw new ApiError(401, 'missing API key: send "Authorization: Bearer <key>"', null, 'missing_api_key');
+    const header = req.headers.authorization;
+    if (header === undefined)
+      throw new ApiError(401, 'missing API key: send "Authorization: Bearer <key>"', null, 'missing_api_key');
+    // the auth scheme is case-insensitive (RFC 7235 section 2.1)
+    const m = /^bearer +(\S+) *$/i.exec(header);
+    if (!m) throw new ApiError(401, 'invalid Authorization header: send "Bearer <key>"', null, 'invalid_api_key');
     if (!keys.has(m[1]!)) throw new ApiError(401, 'incorrect API key', null, 'invalid_api_key');
   });
 
@@ -93,11 +97,17 @@ export function createServer(o: ServerOptions): FastifyInstance {
       );
     return m;
   };
-  const admit = (m: ServedModel) => {
-    if (m.engine.stats().waiting >= maxQueue)
+  /**
+   * Back-pressure: `sequences` (prompts x n) join the queue only while it has room. A request bigger than
+   * the whole queue still runs when nothing waits, so that no valid request is refused forever.
+   * (A worker engine's `waiting` includes the requests posted but not yet acknowledged: see EngineWorker.)
+   */
+  const admit = (m: ServedModel, sequences: number) => {
+    const waiting = m.engine.stats().waiting;
+    if (waiting >= maxQueue || (waiting > 0 && waiting + sequences > maxQueue))
       throw new ApiError(
         429,
-        `the server's queue for '${m.name}' is full (${maxQueue} waiting); retry shortly`,
+        `the server's queue for '${m.name}' is full (${waiting} of ${maxQueue} sequences waiting); retry shortly`,
         null,
         'queue_full',
       );
@@ -134,7 +144,7 @@ export function createServer(o: ServerOptions): FastifyInstance {
   app.post('/v1/embeddings', { schema: { body: embeddingSchema } }, async (req) => {
     const b = req.body as { model: string; input: unknown; encoding_format?: 'float' | 'base64'; dimensions?: number };
     const m = served(b.model);
-    const inputs = completionPrompts(m, b.input, 'input');
+    const inputs = completionPrompts(m, b.input, 'input', false);
     const vectors = await m.engine.embed(inputs, m.pooling).catch((e: Error) => {
       throw new ApiError(400, `embeddings: ${e.message}`, 'input', 'invalid_request_error');
     });
@@ -160,7 +170,7 @@ export function createServer(o: ServerOptions): FastifyInstance {
       throw badRequest('prompt', 'give exactly one of prompt or messages');
     const tokens = b.messages
       ? renderChat(m, b.messages, null)
-      : m.tokenizer.encode(b.prompt!, { addSpecialTokens: b.add_special_tokens ?? true });
+      : encodeText(m, b.prompt!, 'prompt', b.add_special_tokens ?? true);
     return { tokens, count: tokens.length, max_model_len: m.contextLength };
   });
 
@@ -182,18 +192,30 @@ export function createServer(o: ServerOptions): FastifyInstance {
     b: SamplingBody,
     tools: ToolUse | null = null,
   ): Promise<void> {
-    admit(m);
+    const n = fields.n ?? 1;
+    admit(m, prompts.length * n);
     const id = `${object === 'chat.completion' ? 'chatcmpl' : 'cmpl'}-${randomUUID().replace(/-/g, '')}`;
     const created = Math.floor(Date.now() / 1000);
-    const n = fields.n ?? 1;
     const handles: RequestHandle[] = [];
+    const chat = object === 'chat.completion';
+    const names = {
+      prompt: chat ? 'messages' : prompts.length > 1 ? 'prompt[0]' : 'prompt',
+      maxTokens: b.max_completion_tokens != null ? 'max_completion_tokens' : b.max_tokens != null ? 'max_tokens' : null,
+    };
+    const engineError = (e: unknown) => {
+      const err = e instanceof ApiError ? e : fromEngineError(e as Error, names);
+      if (err.status >= 500) req.log.error(e);
+      return err;
+    };
     try {
       for (const [p, prompt] of prompts.entries()) handles.push(m.engine.add({ ...fields, prompt, id: `${id}-${p}` }));
     } catch (e) {
       for (const h of handles) m.engine.abort(h.id);
-      throw e instanceof ApiError ? e : fromEngineError(e as Error);
+      throw engineError(e);
     }
-    const choices = prompts.flatMap(() => Array.from({ length: n }, newChoice));
+    const eos = m.config.tokens.eos;
+    const stopIds = new Set<number>(eos === null ? [] : [eos]);
+    const choices = prompts.flatMap(() => Array.from({ length: n }, () => newChoice(m.tokenizer, stopIds)));
     const promptTokens = prompts.reduce((s, p) => s + p.length, 0) * 1;
     let finished = false;
     reply.raw.on('close', () => {
@@ -209,22 +231,21 @@ export function createServer(o: ServerOptions): FastifyInstance {
       timing.set(idx, now);
     };
     const stream = !!b.stream;
-    const chat = object === 'chat.completion';
     // the SSE response starts with the first event, so that a request the engine refuses (a worker
     // engine validates asynchronously) still gets a plain 4xx JSON answer
     const live: { sse: ReturnType<typeof startStream> | null } = { sse: null };
     const open = () => (live.sse ??= startStream(reply));
     const send = stream ? Object.assign((obj: unknown) => open()(obj), { done: () => open().done() }) : null;
-    const chunk = (choiceIdx: number, e: TokenEvent, delta: string, first: boolean) => {
+    const logprobsOf = (toks: readonly TrackedToken[]) =>
+      fields.logprobs === undefined
+        ? null
+        : chat
+          ? chatLogprobs(m.tokenizer, toks)
+          : completionLogprobs(m.tokenizer, toks);
+    // a chunk's logprobs are those of the tokens whose text is now shown (held-back tokens come later)
+    const chunk = (choiceIdx: number, delta: string, released: readonly TrackedToken[], first: boolean) => {
       const c = choices[choiceIdx]!;
-      const lps = e.token >= 0 && e.logprobs ? [e.logprobs] : [];
-      const ids = e.token >= 0 ? [e.token] : [];
-      const logprobs =
-        fields.logprobs === undefined
-          ? null
-          : chat
-            ? chatLogprobs(m.tokenizer, ids, lps)
-            : completionLogprobs(m.tokenizer, ids, lps, c.text.length - delta.length);
+      const logprobs = logprobsOf(released);
       const choice = chat
         ? {
             index: choiceIdx,
@@ -254,7 +275,7 @@ export function createServer(o: ServerOptions): FastifyInstance {
         object: 'chat.completion.chunk',
         created,
         model: m.name,
-        choices: [{ index: ci, delta, logprobs: null, finish_reason: finish }],
+        choices: [{ index: ci, delta, logprobs: logprobsOf(c.track.kept), finish_reason: finish }],
         ...(b.stream_options?.include_usage ? { usage: null } : {}),
       });
     };
@@ -265,16 +286,16 @@ export function createServer(o: ServerOptions): FastifyInstance {
           for await (const e of h) {
             const ci = p * n + e.index;
             observe(ci);
-            const delta = applyEvent(choices[ci]!, e);
+            const { delta, released } = applyEvent(choices[ci]!, e);
             // with tools the reply may turn out to be a call: it is sent whole when the sequence ends
-            if (send && !tools) chunk(ci, e, delta, !seen.has(ci));
+            if (send && !tools) chunk(ci, delta, released, !seen.has(ci));
             else if (send && e.finishReason !== null) toolChunks(ci);
             seen.add(ci);
           }
         }),
       );
     } catch (e) {
-      const err = e instanceof ApiError ? e : fromEngineError(e as Error);
+      const err = engineError(e);
       for (const h of handles) m.engine.abort(h.id);
       if (live.sse) return void live.sse.fail(err);
       throw err;
@@ -307,7 +328,8 @@ export function createServer(o: ServerOptions): FastifyInstance {
     });
   }
 
-  function completionPrompts(m: ServedModel, p: unknown, param = 'prompt'): number[][] {
+  /** token ids of each prompt (or embeddings input); `generates`: room must be left for one new token */
+  function completionPrompts(m: ServedModel, p: unknown, param = 'prompt', generates = true): number[][] {
     const list: unknown[] =
       typeof p === 'string'
         ? [p]
@@ -315,14 +337,16 @@ export function createServer(o: ServerOptions): FastifyInstance {
           ? [p]
           : (p as unknown[]);
     return list.map((x, i) => {
-      const ids = typeof x === 'string' ? m.tokenizer.encode(x, { addSpecialTokens: false }) : (x as number[]);
       const where = list.length > 1 ? `${param}[${i}]` : param;
+      const ids = typeof x === 'string' ? encodeText(m, x, where, false) : (x as number[]);
       if (ids.length === 0) throw badRequest(where, `${where}: the prompt is empty (it encodes to no tokens)`);
       checkIds(m, ids, where);
-      if (ids.length >= m.contextLength) {
+      // a generated token needs a position after the prompt; an embedding only needs the input's
+      if (ids.length > m.contextLength - (generates ? 1 : 0)) {
         throw new ApiError(
           400,
-          `${where}: ${ids.length} tokens, but the model's context length is ${m.contextLength}`,
+          `${where}: ${ids.length} tokens, but the model's context length is ${m.contextLength}` +
+            (generates ? ' (and one position is needed for the first generated token)' : ''),
           where,
           'context_length_exceeded',
         );
@@ -337,6 +361,7 @@ export function createServer(o: ServerOptions): FastifyInstance {
       role: msg.role === 'developer' ? 'system' : msg.role,
       content: messageText(msg.content, i),
     }));
+    checkTextFits(m, msgs.map((x) => x.content).join(''), 'messages');
     const tok = m.tokenizer.chatTemplate ? m.tokenizer : m.tokenizer.withChatTemplate(DEFAULT_CHAT_TEMPLATE);
     let ids: number[];
     try {
@@ -356,6 +381,50 @@ export function createServer(o: ServerOptions): FastifyInstance {
   }
 
   return app;
+}
+
+/**
+ * Text that is too long to fit the context whatever its tokens is refused before it is tokenized: encoding
+ * megabytes on the server's thread stalls every stream. The bound is cheap and only ever refuses text that
+ * cannot fit: each token spells at most `maxTokenChars` characters, characters that a normaliser or
+ * pre-tokenizer may drop (spaces, controls, combining marks) are not counted, a factor 2 covers normalisers
+ * that fuse characters, and a vocabulary with an unknown token (one token for a whole unknown word) is
+ * allowed 128 characters a token.
+ */
+function checkTextFits(m: ServedModel, text: string, where: string): void {
+  const limit = 2 * m.contextLength * charsPerTokenBound(m.tokenizer);
+  if (text.length <= limit) return;
+  const counted = text.replace(/[^\p{L}\p{N}\p{P}\p{S}]/gu, '').length;
+  if (counted > limit)
+    throw new ApiError(
+      400,
+      `${where}: ${text.length} characters cannot fit the model's context length of ${m.contextLength} tokens`,
+      where,
+      'context_length_exceeded',
+    );
+}
+
+const charsPerToken = new WeakMap<Tokenizer, number>();
+
+/** the most characters one token can stand for in this tokenizer's input (cached per tokenizer) */
+function charsPerTokenBound(tok: Tokenizer): number {
+  let most = charsPerToken.get(tok);
+  if (most !== undefined) return most;
+  most = 1;
+  for (let id = 0; id < tok.vocabSize; id++) most = Math.max(most, tok.idToToken(id)?.length ?? 0);
+  if (tok.model.unkToken !== null) most = Math.max(most, 128);
+  charsPerToken.set(tok, most);
+  return most;
+}
+
+/** a text's token ids; text the tokenizer cannot encode (characters outside its vocabulary) is a 400 */
+function encodeText(m: ServedModel, text: string, where: string, special: boolean): number[] {
+  checkTextFits(m, text, where);
+  try {
+    return m.tokenizer.encode(text, { addSpecialTokens: special });
+  } catch (e) {
+    throw badRequest(where, `${where}: cannot be tokenized for '${m.name}': ${(e as Error).message}`, 'invalid_value');
+  }
 }
 
 /** the tools a chat request offers, and whether the reply is forced to be a call */
@@ -417,13 +486,7 @@ function parseToolCalls(
   const names = new Set(tools.list.map((t) => t.function.name));
   const ok =
     calls.length > 0 &&
-    calls.every(
-      (c) =>
-        c &&
-        typeof c === 'object' &&
-        names.has((c as { name: string }).name) &&
-        typeof (c as { arguments: unknown }).arguments === 'object',
-    );
+    calls.every((c) => isObject(c) && names.has((c as { name: string }).name) && isObject(c.arguments));
   if (!ok) return null;
   return (calls as { name: string; arguments: unknown }[]).map((c) => ({
     id: `call_${randomUUID().replace(/-/g, '').slice(0, 24)}`,
@@ -432,16 +495,19 @@ function parseToolCalls(
   }));
 }
 
+/** a JSON object (tool-call arguments are one): not null, not an array */
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
 function messageText(content: unknown, i: number): string {
   if (content == null) return '';
   if (typeof content === 'string') return content;
   return (content as { type: string; text?: string }[])
     .map((part, j) => {
-      if (part.type !== 'text' || typeof part.text !== 'string')
-        throw badRequest(
-          `messages[${i}].content[${j}]`,
-          `messages[${i}].content[${j}]: only text parts are supported (got type "${part.type}")`,
-        );
+      const where = `messages[${i}].content[${j}]`;
+      if (part.type !== 'text')
+        throw badRequest(where, `${where}: only text parts are supported (got type "${part.type}")`);
+      if (typeof part.text !== 'string')
+        throw badRequest(`${where}.text`, `${where}: a text part needs a string "text"`);
       return part.text;
     })
     .join('');
@@ -462,7 +528,7 @@ function finalChoice(
   tools: ToolUse | null,
 ) {
   if (chat) {
-    const logprobs = withLogprobs ? chatLogprobs(m.tokenizer, c.ids, c.logprobs) : null;
+    const logprobs = withLogprobs ? chatLogprobs(m.tokenizer, c.track.kept) : null;
     const calls = tools ? parseToolCalls(c.text, tools) : null;
     if (calls)
       return {
@@ -478,7 +544,7 @@ function finalChoice(
       finish_reason: c.finish ?? 'stop',
     };
   }
-  const logprobs = withLogprobs ? completionLogprobs(m.tokenizer, c.ids, c.logprobs, 0) : null;
+  const logprobs = withLogprobs ? completionLogprobs(m.tokenizer, c.track.kept) : null;
   return { index, text: c.text, logprobs, finish_reason: c.finish ?? 'stop' };
 }
 

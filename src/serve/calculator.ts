@@ -149,7 +149,8 @@ export function parseToolCallText(text: string, names: readonly string[]): Parse
     c !== null &&
     names.includes((c as { name: string }).name) &&
     typeof (c as { arguments: unknown }).arguments === 'object' &&
-    (c as { arguments: unknown }).arguments !== null;
+    (c as { arguments: unknown }).arguments !== null &&
+    !Array.isArray((c as { arguments: unknown }).arguments); // arguments are a JSON object, never a list
   if (!calls.length || !calls.every(ok)) return null;
   return calls.map((c) => ({ name: c.name, arguments: JSON.stringify(c.arguments) }));
 }

@@ -1,6 +1,7 @@
 // Errors in OpenAI's shape: {"error": {"message", "type", "param", "code"}}. Every failure the server
 // can foresee becomes an ApiError with the HTTP status, the field at fault and a stable code; anything
-// else is a bug, answered as 500 in the same shape (and logged), never a dropped connection.
+// else is a bug, answered as 500 in the same shape (and logged), never a dropped connection. No input may
+// reach a 500: what the engine would fail on is refused up front.
 export type ErrorType =
   'invalid_request_error' | 'authentication_error' | 'not_found_error' | 'rate_limit_error' | 'server_error';
 
@@ -51,11 +52,49 @@ const ENGINE_PARAMS: Record<string, string> = {
   constraint: 'response_format',
 };
 
-/** an engine validation error ("request: topP must be ...") as a 400 naming the OpenAI field */
-export function fromEngineError(e: Error): ApiError {
-  const msg = e.message.replace(/^(request|engine|sampling): /, '');
-  if (/context is \d+/.test(msg)) return new ApiError(400, msg, 'messages', 'context_length_exceeded');
+/** how the request at hand names the fields an engine error may be about */
+export interface EngineErrorNames {
+  /** the prompt's field: 'prompt', 'prompt[0]' or 'messages' */
+  prompt: string;
+  /** the field that set the output budget, or null when the server's default was used */
+  maxTokens: string | null;
+}
+
+/**
+ * An engine error as an OpenAI error. Validation errors ("request: ...", "sampling: ...": the request's own
+ * values) are 400s naming the OpenAI field, with the engine's field names translated. A request that fits
+ * the model but not this server's KV cache is a 400 in OpenAI's terms (no internal option names). A failure
+ * during generation ("generation: ...") is the server's fault, never the client's: requests are validated
+ * when they are added, so no input reaches it, and it is reported as such (a server_error, logged).
+ */
+export function fromEngineError(e: Error, names: EngineErrorNames = { prompt: 'prompt', maxTokens: null }): ApiError {
+  if (/^generation: /.test(e.message))
+    return new ApiError(500, `the server failed while generating: ${e.message.slice(12)}`, null, 'generation_failed');
+  if (!/^(request|sampling): /.test(e.message))
+    return new ApiError(500, `internal error: ${e.message}`, null, 'internal_error');
+  const msg = e.message.replace(/^(request|sampling): /, '');
+  const kv = /need (\d+) KV blocks; the pool has (\d+)/.exec(msg);
+  if (kv) {
+    const what = names.maxTokens
+      ? `the prompt plus ${names.maxTokens}`
+      : "the prompt plus the server's default max_tokens";
+    return new ApiError(
+      400,
+      `${what} need ${kv[1]} blocks of the server's KV cache, which holds ${kv[2]}: ` +
+        `lower ${names.maxTokens ?? 'max_tokens'} or shorten the prompt`,
+      names.maxTokens ?? names.prompt,
+      'context_length_exceeded',
+    );
+  }
+  if (/context is \d+/.test(msg)) return new ApiError(400, msg, names.prompt, 'context_length_exceeded');
+  if (/^every stop string/.test(msg))
+    return new ApiError(400, msg.replace(/^every stop/, 'stop: every'), 'stop', 'invalid_value');
   const field = /^(\w+)/.exec(msg)?.[1] ?? '';
-  const param = ENGINE_PARAMS[field] ?? null;
-  return new ApiError(400, param ? msg.replace(field, param) : msg, param, 'invalid_value');
+  const param = field === 'prompt' ? names.prompt : (ENGINE_PARAMS[field] ?? null);
+  return new ApiError(400, translate(msg), param, 'invalid_value');
+}
+
+/** engine field names in a message as the OpenAI request names them */
+function translate(msg: string): string {
+  return msg.replace(/\b[a-z]+[A-Z]\w*\b/g, (w) => ENGINE_PARAMS[w] ?? w);
 }

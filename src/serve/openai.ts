@@ -3,6 +3,7 @@
 import type { EngineRequest } from '../infer/engine/engine.js';
 import type { TokenEvent } from '../infer/engine/sequence.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import { tokenVocab } from '../infer/constrain/index.js';
 import { badRequest } from './errors.js';
 
 /** the sampling fields shared by /v1/completions and /v1/chat/completions */
@@ -65,69 +66,146 @@ export function finishReason(r: TokenEvent['finishReason']): FinishReason | null
   return r === null ? null : r === 'length' ? 'length' : 'stop';
 }
 
+/** a generated token as logprobs list it: its id, its log-probabilities, and where its text starts */
+export interface TrackedToken {
+  id: number;
+  lp: TokenEvent['logprobs'];
+  /** offset of the token's text in the generated text (partial UTF-8 tokens share the character's offset) */
+  start: number;
+  end: number;
+  /** a stop token: it ends the sequence and shows no text */
+  stop: boolean;
+}
+
+/**
+ * The tokens behind the text a choice returns. The engine holds back text that may begin a stop string
+ * and drops it when the stop string matches, while its tokens were already sampled: a token is listed in
+ * logprobs once all of its text is shown, and at the end only if its text starts inside the final text,
+ * so logprobs describe exactly the returned text, streamed or not (the same tokens, the same offsets).
+ * Offsets come from the tokenizer's streaming decoder, as the engine's text does.
+ */
+export class TokenTrack {
+  private readonly decoder: { push(id: number): string };
+  private pos = 0;
+  private queue: TrackedToken[] = [];
+  /** every token released so far, in order */
+  readonly kept: TrackedToken[] = [];
+
+  constructor(
+    tok: Tokenizer,
+    private readonly stopIds: ReadonlySet<number>,
+  ) {
+    this.decoder = tok.decodeStream();
+  }
+
+  push(id: number, lp: TokenEvent['logprobs']): void {
+    const stop = this.stopIds.has(id);
+    const start = this.pos;
+    this.pos += stop ? 0 : this.decoder.push(id).length;
+    this.queue.push({ id, lp, start, end: this.pos, stop });
+  }
+
+  /** the tokens whose text is now all shown (`shown` characters); `final`: the sequence ended */
+  release(shown: number, final: boolean): TrackedToken[] {
+    let k = 0;
+    while (k < this.queue.length && this.queue[k]!.end <= shown && !this.queue[k]!.stop) k++;
+    let out = this.queue.splice(0, k);
+    if (final) {
+      out = out.concat(this.queue.filter((t) => t.start < shown || t.stop));
+      this.queue = [];
+    }
+    this.kept.push(...out);
+    return out;
+  }
+}
+
 /** what one of a request's n sequences produced */
 export interface ChoiceState {
   text: string;
+  /** tokens generated (usage counts them all, also those cut with a stop string) */
   tokens: number;
   finish: FinishReason | null;
-  logprobs: TokenEvent['logprobs'][];
-  ids: number[];
+  track: TokenTrack;
 }
 
-export const newChoice = (): ChoiceState => ({ text: '', tokens: 0, finish: null, logprobs: [], ids: [] });
+export const newChoice = (tok: Tokenizer, stopIds: ReadonlySet<number>): ChoiceState => ({
+  text: '',
+  tokens: 0,
+  finish: null,
+  track: new TokenTrack(tok, stopIds),
+});
 
-/** folds one engine event into its choice; returns the text delta */
-export function applyEvent(c: ChoiceState, e: TokenEvent): string {
+/** folds one engine event into its choice; returns the text delta and the tokens it releases to logprobs */
+export function applyEvent(c: ChoiceState, e: TokenEvent): { delta: string; released: TrackedToken[] } {
   if (e.token >= 0) {
     c.tokens++;
-    c.ids.push(e.token);
-    c.logprobs.push(e.logprobs);
+    c.track.push(e.token, e.logprobs);
   }
   c.text += e.text;
   c.finish = finishReason(e.finishReason);
-  return e.text;
+  return { delta: e.text, released: c.track.release(c.text.length, e.finishReason !== null) };
 }
 
-const bytesOf = (s: string) => Array.from(new TextEncoder().encode(s));
+const rawBytesCache = new WeakMap<Tokenizer, (Uint8Array | null)[] | null>();
+
+/** the bytes each token id adds to the output (null: unknown for this tokenizer's decoder, or special) */
+function rawBytes(tok: Tokenizer, id: number): Uint8Array | null {
+  let table = rawBytesCache.get(tok);
+  if (table === undefined) {
+    try {
+      table = tokenVocab(tok).bytes;
+    } catch {
+      table = null; // a decoder the byte view does not model: fall back to the decoded text
+    }
+    rawBytesCache.set(tok, table);
+  }
+  return table?.[id] ?? null;
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A token as logprobs name it: `bytes` are its own bytes (a byte-level token that is part of a UTF-8
+ * character keeps its byte, so clients can rebuild the character); its string is their text, or, when the
+ * bytes are not whole UTF-8 on their own, OpenAI's `bytes:\xNN` escape (distinct keys, unlike U+FFFD).
+ */
+export function tokenView(tok: Tokenizer, id: number): { token: string; bytes: number[] } {
+  const raw = rawBytes(tok, id);
+  if (!raw) {
+    const token = tok.decode([id]);
+    return { token, bytes: Array.from(new TextEncoder().encode(token)) };
+  }
+  const bytes = Array.from(raw);
+  try {
+    return { token: strictUtf8.decode(raw), bytes };
+  } catch {
+    return { token: 'bytes:' + bytes.map((b) => `\\x${b.toString(16).padStart(2, '0')}`).join(''), bytes };
+  }
+}
 
 /** chat logprobs: {content: [{token, logprob, bytes, top_logprobs: [...]}]} for these tokens */
-export function chatLogprobs(tok: Tokenizer, ids: readonly number[], lps: readonly TokenEvent['logprobs'][]) {
+export function chatLogprobs(tok: Tokenizer, toks: readonly TrackedToken[]) {
   return {
-    content: ids.map((id, i) => {
-      const token = tok.decode([id]);
-      const lp = lps[i];
-      return {
-        token,
-        logprob: lp?.logprob ?? 0,
-        bytes: bytesOf(token),
-        top_logprobs: (lp?.top ?? []).map((t) => {
-          const s = tok.decode([t.id]);
-          return { token: s, logprob: t.logprob, bytes: bytesOf(s) };
-        }),
-      };
-    }),
+    content: toks.map(({ id, lp }) => ({
+      ...tokenView(tok, id),
+      logprob: lp?.logprob ?? 0,
+      top_logprobs: (lp?.top ?? []).map((t) => {
+        const v = tokenView(tok, t.id);
+        return { token: v.token, logprob: t.logprob, bytes: v.bytes };
+      }),
+    })),
   };
 }
 
 /** legacy completions logprobs: {tokens, token_logprobs, top_logprobs: [{token: logprob}], text_offset} */
-export function completionLogprobs(
-  tok: Tokenizer,
-  ids: readonly number[],
-  lps: readonly TokenEvent['logprobs'][],
-  offset0: number,
-) {
-  const tokens = ids.map((id) => tok.decode([id]));
-  let off = offset0;
-  const text_offset = tokens.map((t) => {
-    const o = off;
-    off += t.length;
-    return o;
-  });
+export function completionLogprobs(tok: Tokenizer, toks: readonly TrackedToken[]) {
   return {
-    tokens,
-    token_logprobs: lps.map((lp) => lp?.logprob ?? 0),
-    top_logprobs: lps.map((lp) => Object.fromEntries((lp?.top ?? []).map((t) => [tok.decode([t.id]), t.logprob]))),
-    text_offset,
+    tokens: toks.map((t) => tokenView(tok, t.id).token),
+    token_logprobs: toks.map((t) => t.lp?.logprob ?? 0),
+    top_logprobs: toks.map((t) =>
+      Object.fromEntries((t.lp?.top ?? []).map((a) => [tokenView(tok, a.id).token, a.logprob])),
+    ),
+    text_offset: toks.map((t) => t.start),
   };
 }
 

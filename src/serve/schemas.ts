@@ -1,7 +1,11 @@
 // JSON Schemas of the request bodies, checked by fastify (ajv) before a handler runs: wrong types,
 // missing fields and out-of-range numbers become 400s naming the field. Value checks that need the
 // model (token ids in the vocabulary, context length) happen in the handlers and the engine.
+import { LOGIT_BIAS_MAX, REPETITION_PENALTY_MAX, REPETITION_PENALTY_MIN } from '../infer/engine/sampler.js';
+
 const int = { type: ['integer', 'null'] };
+/** prompts in one completions request, and inputs in one embeddings request */
+export const MAX_PROMPTS = 256;
 const stringOrList = {
   anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' }, maxItems: 16 }, { type: 'null' }],
 };
@@ -17,11 +21,15 @@ const sampling = {
   min_p: { type: ['number', 'null'], minimum: 0, maximum: 1 },
   n: { type: ['integer', 'null'], minimum: 1, maximum: 16 },
   stop: stringOrList,
-  seed: int,
+  // every seed in the range gives its own stream (sequenceRng uses all 53 bits and the sign)
+  seed: { type: ['integer', 'null'], minimum: -Number.MAX_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER },
   presence_penalty: { type: ['number', 'null'], minimum: -2, maximum: 2 },
   frequency_penalty: { type: ['number', 'null'], minimum: -2, maximum: 2 },
-  repetition_penalty: { type: ['number', 'null'], exclusiveMinimum: 0 },
-  logit_bias: { type: ['object', 'null'], additionalProperties: { type: 'number' } },
+  repetition_penalty: { type: ['number', 'null'], minimum: REPETITION_PENALTY_MIN, maximum: REPETITION_PENALTY_MAX },
+  logit_bias: {
+    type: ['object', 'null'],
+    additionalProperties: { type: 'number', minimum: -LOGIT_BIAS_MAX, maximum: LOGIT_BIAS_MAX },
+  },
   stream: { type: ['boolean', 'null'] },
   stream_options: { type: ['object', 'null'], properties: { include_usage: { type: 'boolean' } } },
   user: { type: 'string' },
@@ -35,9 +43,9 @@ export const completionSchema = {
     prompt: {
       anyOf: [
         { type: 'string' },
-        { type: 'array', items: { type: 'string' }, minItems: 1 },
+        { type: 'array', items: { type: 'string' }, minItems: 1, maxItems: MAX_PROMPTS },
         { ...tokenIds, minItems: 1 },
-        { type: 'array', items: { ...tokenIds, minItems: 1 }, minItems: 1 },
+        { type: 'array', items: { ...tokenIds, minItems: 1 }, minItems: 1, maxItems: MAX_PROMPTS },
       ],
     },
     logprobs: { type: ['integer', 'null'], minimum: 0, maximum: 20 },
@@ -119,9 +127,9 @@ export const embeddingSchema = {
     input: {
       anyOf: [
         { type: 'string' },
-        { type: 'array', items: { type: 'string' }, minItems: 1, maxItems: 256 },
+        { type: 'array', items: { type: 'string' }, minItems: 1, maxItems: MAX_PROMPTS },
         { ...tokenIds, minItems: 1 },
-        { type: 'array', items: { ...tokenIds, minItems: 1 }, minItems: 1, maxItems: 256 },
+        { type: 'array', items: { ...tokenIds, minItems: 1 }, minItems: 1, maxItems: MAX_PROMPTS },
       ],
     },
     encoding_format: { enum: ['float', 'base64'] },

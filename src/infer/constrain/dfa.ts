@@ -46,6 +46,13 @@ export class LazyDfa {
   get stateCount(): number {
     return this.states.length;
   }
+
+  /** estimated heap bytes of the built states: a 256-entry transition row and the configurations each */
+  get approxBytes(): number {
+    let b = 0;
+    for (const st of this.states) b += 1024 + 64 + st.configs.byteLength;
+    return b;
+  }
   isAccepting(s: number): boolean {
     return this.states[s].accept;
   }

@@ -1,5 +1,11 @@
 // Constrained decoding: JSON Schema / JSON object / regex -> per-step token masks (see constraint.ts).
-export { compileConstraint, createConstraint, CompiledConstraint, Constraint } from './constraint.js';
+export {
+  cachedConstraintBytes,
+  compileConstraint,
+  createConstraint,
+  CompiledConstraint,
+  Constraint,
+} from './constraint.js';
 export type { ConstraintOptions, ConstraintSpec } from './constraint.js';
 export { parseRegex } from './regex.js';
 export type { RegexNode, RegexMode } from './regex.js';

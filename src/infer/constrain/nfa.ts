@@ -30,12 +30,14 @@ export class ByteNfa {
   constructor(
     readonly alphabet: Ranges,
     private where: string,
+    /** node budget: building stops with an error beyond it (compile time and memory grow with it) */
+    private readonly maxNodes = MAX_NODES,
   ) {}
 
   node(): number {
-    if (this.eps.length >= MAX_NODES) {
+    if (this.eps.length >= this.maxNodes) {
       const hint = 'lower maxLength / maxItems / repetition counts';
-      throw new Error(`${this.where}: the automaton exceeds ${MAX_NODES} states (${hint})`);
+      throw new Error(`${this.where}: the automaton exceeds ${this.maxNodes} states (${hint})`);
     }
     this.eps.push([]);
     this.edges.push([]);

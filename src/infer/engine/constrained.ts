@@ -12,13 +12,14 @@ export function constraintProcessor(
   tokenizer: Tokenizer | null,
   eos: number | null,
   maxTokens: number,
+  maxStates?: number,
 ): LogitsProcessor {
   if (!tokenizer) throw new Error('request: constraint needs an engine tokenizer');
   let compiled;
   try {
-    compiled = compileConstraint(spec, tokenizer, { eosIds: eos === null ? [] : [eos] });
+    compiled = compileConstraint(spec, tokenizer, { eosIds: eos === null ? [] : [eos], maxStates });
   } catch (e) {
-    throw new Error(`request: constraint: ${(e as Error).message.replace(/^constrain: /, '')}`);
+    throw new Error(`request: constraint: ${(e as Error).message.replace(/^constrain( \([^)]*\))?: /, '')}`);
   }
   const start = compiled.start();
   const need = start.tokensToComplete();

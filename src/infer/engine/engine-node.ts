@@ -32,6 +32,7 @@ type ToWorker =
   | { type: 'close' };
 type FromWorker =
   | { type: 'ready'; stats: EngineStats }
+  | { type: 'added'; id: string; stats: EngineStats }
   | { type: 'event'; event: TokenEvent; stats: EngineStats }
   | { type: 'error'; id: string | null; message: string }
   | { type: 'embedded'; rid: number; vectors: Float32Array[] | null; message?: string }
@@ -50,6 +51,8 @@ const EMPTY: EngineStats = {
 export class EngineWorker {
   private readonly handles = new Map<string, RequestHandle>();
   private snapshot: EngineStats = EMPTY;
+  /** sequences (n per request) posted to the worker and not yet acknowledged: not in any snapshot yet */
+  private readonly unacked = new Map<string, number>();
   private nextId = 0;
   private closed: (() => void) | null = null;
   private readonly embeds = new Map<number, { ok: (v: Float32Array[]) => void; fail: (e: Error) => void }>();
@@ -87,6 +90,7 @@ export class EngineWorker {
     if (this.handles.has(id)) throw new Error(`engine: request id "${id}" is already in use`);
     const h = new RequestHandle(id, req.n ?? 1, () => {});
     this.handles.set(id, h);
+    this.unacked.set(id, req.n ?? 1);
     this.post({ type: 'add', req: { ...req, id } });
     return h;
   }
@@ -106,9 +110,12 @@ export class EngineWorker {
     return true;
   }
 
-  /** the latest snapshot the worker sent */
+  /** the latest snapshot the worker sent; `waiting` also counts the requests posted since that the worker
+   * has not acknowledged yet (so that a burst of requests cannot all pass a queue limit in between) */
   stats(): EngineStats {
-    return { ...this.snapshot };
+    let pending = 0;
+    for (const n of this.unacked.values()) pending += n;
+    return { ...this.snapshot, waiting: this.snapshot.waiting + pending };
   }
 
   async close(): Promise<void> {
@@ -123,12 +130,16 @@ export class EngineWorker {
   }
 
   private receive(m: FromWorker): void {
-    if (m.type === 'event') {
+    if (m.type === 'added') {
+      this.unacked.delete(m.id);
+      this.snapshot = m.stats;
+    } else if (m.type === 'event') {
       this.snapshot = m.stats;
       const h = this.handles.get(m.event.id);
       h?.push(m.event);
       if (h?.done) this.handles.delete(m.event.id);
     } else if (m.type === 'error' && m.id !== null) {
+      this.unacked.delete(m.id);
       this.handles.get(m.id)?.fail(new Error(m.message));
       this.handles.delete(m.id);
     } else if (m.type === 'embedded') {
@@ -142,6 +153,7 @@ export class EngineWorker {
   private failAll(e: Error): void {
     for (const h of this.handles.values()) h.fail(e);
     this.handles.clear();
+    this.unacked.clear();
     for (const p of this.embeds.values()) p.fail(e);
     this.embeds.clear();
   }
@@ -170,6 +182,7 @@ async function serve(opts: EngineWorkerOptions): Promise<void> {
       try {
         if (!engine) throw new Error(`${model.config.family} is an encoder: it serves embeddings, not generation`);
         const h = engine.add(m.req);
+        send({ type: 'added', id: h.id, stats: engine.stats() });
         void (async () => {
           for await (const event of h) send({ type: 'event', event, stats: engine.stats() });
         })().catch((e: Error) => send({ type: 'error', id: h.id, message: e.message }));

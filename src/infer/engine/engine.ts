@@ -20,6 +20,7 @@ import { Scheduler, type ScheduledChunk } from './scheduler.js';
 import { Sequence, type FinishReason, type LogitsProcessor, type TokenEvent } from './sequence.js';
 import { StopText } from './stop-text.js';
 import {
+  anyAllowed,
   applyPenalties,
   checkSamplingParams,
   drawToken,
@@ -73,6 +74,9 @@ export interface EngineOptions {
   mtpDraft?: boolean;
   /** draft tokens per step (default 5 with a draft model, else 4: see DRAFT_MODEL_TOKENS) */
   speculativeTokens?: number;
+  /** NFA node budget of a request's constraint (default CONSTRAINT_MAX_STATES): a bigger schema is refused
+   * at add() instead of compiling for seconds on the thread that decodes every other request */
+  constraintMaxStates?: number;
   /** plain decoders: the tensor-free fast path (src/infer/fast-decoder.ts) where it applies (default true;
    * false runs `model.forward`, the reference path) */
   fastPath?: boolean;
@@ -184,6 +188,10 @@ const MAX_STOPS = 16;
  */
 export const DRAFT_MODEL_TOKENS = 5;
 
+/** Default constraint budget: ~0.3 s of compiling and ~40 MB on the machine it was measured on (a 2-core VM;
+ * about 3 µs and 400 bytes per node), where the library default (2M nodes) took seconds and GBs. */
+export const CONSTRAINT_MAX_STATES = 100_000;
+
 export class Engine {
   /** the paged KV pool (transformers) or the state slots (recurrent families) */
   readonly pool: BlockStore;
@@ -211,6 +219,7 @@ export class Engine {
   /** one state slot per sequence instead of paged blocks (recurrent families) */
   private readonly slotted: boolean;
   private readonly seq2seq: boolean;
+  private readonly constraintMaxStates: number;
 
   constructor(
     readonly model: LanguageModel,
@@ -269,6 +278,7 @@ export class Engine {
     this.scheduler = new Scheduler(this.blocks, limits, (a, b) => this.pool.copyBlock(a, b));
     this.tokenizer = opts.tokenizer ?? null;
     this.autoRun = opts.autoRun ?? true;
+    this.constraintMaxStates = opts.constraintMaxStates ?? CONSTRAINT_MAX_STATES;
     const windows = this.pool.layers.map((l) => l.window);
     this.window = windows.length > 0 && windows.every((w) => w !== null && w === windows[0]) ? windows[0]! : null;
     this.maxContext = 'maxContext' in cfg ? cfg.maxContext : Infinity;
@@ -370,7 +380,9 @@ export class Engine {
     this.checkBeams(req, prompt.length, maxTokens);
     const processor =
       req.logitsProcessor ??
-      (req.constraint ? constraintProcessor(req.constraint, this.tokenizer, eos, maxTokens) : null);
+      (req.constraint
+        ? constraintProcessor(req.constraint, this.tokenizer, eos, maxTokens, this.constraintMaxStates)
+        : null);
     return { params: req, maxTokens, minTokens, stopIds, logitsProcessor: processor };
   }
 
@@ -422,7 +434,8 @@ export class Engine {
   stats(): EngineStats {
     return {
       running: this.scheduler.running.length,
-      waiting: this.scheduler.waiting.length,
+      // a waiting request with n > 1 holds n sequences' worth of work (its siblings fork after the prompt)
+      waiting: this.scheduler.waiting.reduce((s, q) => s + 1 + q.pendingForks, 0),
       kvBlocksUsed: this.blocks.numUsed,
       kvBlocksTotal: this.blocks.numBlocks,
       prefixCacheHits: this.blocks.prefixHits,
@@ -486,17 +499,47 @@ export class Engine {
       const rows = items[i]!.logits;
       const out = logits.subarray(r * V, (r + rows) * V);
       r += rows;
-      if (seq.draft.length > 0) return this.verify(seq, out);
-      seq.computed += count;
-      this.commit(seq);
-      if (rows === 0 || seq.status !== 'running') return;
-      if (seq.beam) return this.beamRow(seq, seq.beam, out.slice());
-      const row = out.slice();
-      const forks = seq.pendingForks;
-      seq.pendingForks = 0;
-      for (let f = 1; f <= forks; f++) this.sample(this.fork(seq, f), row.slice());
-      this.sample(seq, row);
+      if (seq.status === 'finished') return; // its request failed earlier in this step
+      // what goes wrong in one request's own sampling (its mask, its constraint) ends that request only:
+      // the batch's other requests are not its hostages
+      try {
+        this.afterChunk(seq, count, rows, out);
+      } catch (e) {
+        this.failRequest(seq.requestId, e as Error);
+      }
     });
+  }
+
+  private afterChunk(seq: Sequence, count: number, rows: number, out: Float32Array): void {
+    if (seq.draft.length > 0) return this.verify(seq, out);
+    seq.computed += count;
+    this.commit(seq);
+    if (rows === 0 || seq.status !== 'running') return;
+    if (seq.beam) return this.beamRow(seq, seq.beam, out.slice());
+    const row = out.slice();
+    const forks = seq.pendingForks;
+    seq.pendingForks = 0;
+    for (let f = 1; f <= forks; f++) this.sample(this.fork(seq, f), row.slice());
+    this.sample(seq, row);
+  }
+
+  /**
+   * Ends one request whose generation failed (every sequence leaves the scheduler, its blocks go back) and
+   * makes its handle throw. The message starts with "generation:": the request was valid when it was added,
+   * so this is the engine's failure, not the caller's input (a server must not answer it as a bad request).
+   */
+  private failRequest(id: string, e: Error): void {
+    const list = this.seqs.get(id) ?? [];
+    const beam = list[0]?.beam;
+    for (const s of beam ? beam.live : list) {
+      if (s.status === 'finished') continue;
+      this.scheduler.remove(s);
+      s.status = 'finished';
+    }
+    this.seqs.delete(id);
+    const h = this.handles.get(id);
+    this.handles.delete(id);
+    h?.fail(new Error(`generation: ${e.message.replace(/^generation: /, '')}`));
   }
 
   private commit(seq: Sequence): void {
@@ -553,6 +596,8 @@ export class Engine {
     if (mask === 'finished') return this.finish(seq, 'stop', -1, '');
     if (mask) for (let i = 0; i < row.length; i++) if (!mask[i]) row[i] = -Infinity;
     if (seq.outputLength < o.minTokens) for (const s of o.stopIds) row[s] = -Infinity;
+    // greedy decoding would take token 0 of an all -Infinity row and feed it to the constraint
+    if (!anyAllowed(row)) throw new Error('sampling: every token is masked out');
     this.emitToken(seq, drawToken(row, o.params, seq.rng), row);
   }
 
@@ -808,7 +853,7 @@ export class Engine {
       try {
         if (!this.disposed && this.step()) return macrotask(tick);
       } catch (e) {
-        this.failAll(e as Error);
+        this.failAll(new Error(`generation: the engine failed: ${(e as Error).message}`));
       }
       this.looping = false;
     };

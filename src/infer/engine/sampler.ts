@@ -16,15 +16,16 @@ export interface SamplingParams {
   topP?: number;
   /** drop tokens less likely than minP × the top token's probability, in [0, 1] (0 = off) */
   minP?: number;
-  /** CTRL-style penalty > 0 on every token seen (prompt and output): logit / p if positive, × p if not */
+  /** CTRL-style penalty in [REPETITION_PENALTY_MIN, REPETITION_PENALTY_MAX] on every token seen (prompt and
+   * output): logit / p if positive, × p if not */
   repetitionPenalty?: number;
   /** OpenAI-style: minus this once for every token that appeared in the output */
   presencePenalty?: number;
   /** OpenAI-style: minus this × the token's count in the output */
   frequencyPenalty?: number;
-  /** added to the logits of these token ids */
+  /** added to the logits of these token ids, each in [-LOGIT_BIAS_MAX, LOGIT_BIAS_MAX] */
   logitBias?: Readonly<Record<number, number>>;
-  /** seed of this request's draws (default: random) */
+  /** seed of this request's draws, a safe integer (|seed| < 2^53; default: random) */
   seed?: number;
   /** return the log-probability of each chosen token and of this many top alternatives (0..20) */
   logprobs?: number;
@@ -48,6 +49,18 @@ export interface PenaltyState {
   counts: Map<number, number>;
 }
 
+/**
+ * The accepted repetition penalty. vLLM and Hugging Face only require > 0, which lets 1e-308 or 1e308 turn
+ * a logit into ±Infinity (and the row into NaN); llama.cpp's users stay in about [1, 1.5]. Two decades
+ * either side of 1 cover every use seen in practice and keep |logit| x 100 far inside float32.
+ */
+export const REPETITION_PENALTY_MIN = 0.01;
+export const REPETITION_PENALTY_MAX = 100;
+/** OpenAI's logit_bias range */
+export const LOGIT_BIAS_MAX = 100;
+/** processed logits are kept inside +-this (float32's max is 3.4e38), so that differences of them stay finite */
+const LOGIT_LIMIT = 1e30;
+
 export function checkSamplingParams(p: SamplingParams, vocabSize: number, where = 'request'): void {
   const bad = (field: string, want: string, got: unknown) =>
     new Error(`${where}: ${field} must be ${want}, got ${JSON.stringify(got)}`);
@@ -65,20 +78,21 @@ export function checkSamplingParams(p: SamplingParams, vocabSize: number, where 
   if (!Number.isInteger(topK) || topK < 0) throw bad('topK', 'an integer >= 0', topK);
   if (!(topP > 0 && topP <= 1)) throw bad('topP', 'in (0, 1]', topP);
   if (!(minP >= 0 && minP <= 1)) throw bad('minP', 'in [0, 1]', minP);
-  if (!(repetitionPenalty > 0) || !Number.isFinite(repetitionPenalty))
-    throw bad('repetitionPenalty', 'a finite number > 0', repetitionPenalty);
+  if (!(repetitionPenalty >= REPETITION_PENALTY_MIN && repetitionPenalty <= REPETITION_PENALTY_MAX))
+    throw bad('repetitionPenalty', `in [${REPETITION_PENALTY_MIN}, ${REPETITION_PENALTY_MAX}]`, repetitionPenalty);
   if (!Number.isFinite(presencePenalty) || Math.abs(presencePenalty) > 2)
     throw bad('presencePenalty', 'in [-2, 2]', presencePenalty);
   if (!Number.isFinite(frequencyPenalty) || Math.abs(frequencyPenalty) > 2)
     throw bad('frequencyPenalty', 'in [-2, 2]', frequencyPenalty);
-  if (p.seed !== undefined && !Number.isInteger(p.seed)) throw bad('seed', 'an integer', p.seed);
+  if (p.seed !== undefined && !Number.isSafeInteger(p.seed))
+    throw bad('seed', 'an integer with |seed| <= 2^53 - 1', p.seed);
   if (p.logprobs !== undefined && (!Number.isInteger(p.logprobs) || p.logprobs < 0 || p.logprobs > 20))
     throw bad('logprobs', 'an integer in [0, 20]', p.logprobs);
   for (const [k, v] of Object.entries(p.logitBias ?? {})) {
     const id = Number(k);
     if (!Number.isInteger(id) || id < 0 || id >= vocabSize)
       throw bad(`logitBias key ${k}`, `a token id in [0, ${vocabSize})`, k);
-    if (!Number.isFinite(v)) throw bad(`logitBias[${k}]`, 'a finite number', v);
+    if (!(Math.abs(v) <= LOGIT_BIAS_MAX)) throw bad(`logitBias[${k}]`, `in [-${LOGIT_BIAS_MAX}, ${LOGIT_BIAS_MAX}]`, v);
   }
 }
 
@@ -127,13 +141,27 @@ export function argmax(row: ArrayLike<number>): number {
   return best;
 }
 
-/** bias and penalties, in place */
+/** bias and penalties, in place; finite logits stay finite whatever the parameters (no ±Infinity, no NaN) */
 export function applyPenalties(row: Float32Array, p: SamplingParams, st: PenaltyState): void {
-  for (const [k, v] of Object.entries(p.logitBias ?? {})) row[Number(k)]! += v;
+  for (const [k, v] of Object.entries(p.logitBias ?? {}))
+    row[Number(k)] = bounded(row[Number(k)]!, row[Number(k)]! + v);
   const rep = p.repetitionPenalty ?? 1;
-  if (rep !== 1) for (const id of st.seen) row[id] = row[id]! > 0 ? row[id]! / rep : row[id]! * rep;
+  if (rep !== 1) for (const id of st.seen) row[id] = bounded(row[id]!, row[id]! > 0 ? row[id]! / rep : row[id]! * rep);
   const [pres, freq] = [p.presencePenalty ?? 0, p.frequencyPenalty ?? 0];
-  if (pres !== 0 || freq !== 0) for (const [id, c] of st.counts) row[id]! -= pres + freq * c;
+  if (pres !== 0 || freq !== 0)
+    for (const [id, c] of st.counts) row[id] = bounded(row[id]!, row[id]! - (pres + freq * c));
+}
+
+/** a penalised logit clamped into ±LOGIT_LIMIT when the logit it came from was finite (a mask's -Infinity stays) */
+function bounded(before: number, after: number): number {
+  if (!Number.isFinite(before)) return before;
+  return after > LOGIT_LIMIT ? LOGIT_LIMIT : after < -LOGIT_LIMIT ? -LOGIT_LIMIT : after;
+}
+
+/** true when some token of the row can still be chosen (not every logit is -Infinity or NaN) */
+export function anyAllowed(row: ArrayLike<number>): boolean {
+  for (let i = 0; i < row.length; i++) if (row[i]! > -Infinity) return true;
+  return false;
 }
 
 /** log-sum-exp of a row */
@@ -210,8 +238,53 @@ export function logprobsOf(row: Float32Array, id: number, top: number): Pick<Sam
   return out;
 }
 
-/** a fresh per-sequence generator: the request's seed (index > 0 for the n > 1 siblings), else random */
+/**
+ * A fresh per-sequence generator: the request's seed (index > 0 for the n > 1 siblings), else random.
+ * (seed, index) fill the whole 128-bit xoshiro state through a bijection, so distinct seeds (all 53 bits and
+ * the sign) and distinct siblings start from distinct states by construction: no two collide, and sibling
+ * i of one seed is never sibling 0 of another.
+ */
 export function sequenceRng(seed: number | undefined, index: number): Rng {
-  const s = seed ?? Math.floor(Math.random() * 2 ** 31);
-  return new Rng((s + Math.imul(index, 0x9e3779b1)) | 0);
+  const s = seed ?? Math.floor((Math.random() * 2 - 1) * Number.MAX_SAFE_INTEGER);
+  if (!Number.isSafeInteger(s)) throw new Error(`sampling: seed must be a safe integer, got ${s}`);
+  const mag = Math.abs(s);
+  const hi = Math.floor(mag / 2 ** 32) | (s < 0 ? 1 << 21 : 0); // 21 bits of magnitude, then the sign
+  return new StreamRng(mixState([mag >>> 0, hi, index >>> 0, 0x9e3779b9]));
+}
+
+/** murmur3's 32-bit finaliser: a bijection on uint32 */
+function fmix32(h: number): number {
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/** a bijection on 128-bit states: each word is replaced by fmix32(word ^ another word), four rounds */
+function mixState(w: number[]): Uint32Array {
+  for (let r = 0; r < 4; r++) for (let i = 0; i < 4; i++) w[i] = fmix32((w[i]! ^ w[(i + 3) % 4]!) >>> 0);
+  const st = Uint32Array.from(w);
+  if (st.every((x) => x === 0)) st[0] = 1; // xoshiro's one forbidden state
+  return st;
+}
+
+const rotl = (x: number, k: number) => (x << k) | (x >>> (32 - k));
+
+/** xoshiro128** (as Rng) started from a full 128-bit state instead of a 32-bit seed */
+class StreamRng extends Rng {
+  constructor(private readonly st: Uint32Array) {
+    super(0);
+  }
+
+  override nextU32(): number {
+    const s = this.st;
+    const result = Math.imul(rotl(Math.imul(s[1]!, 5), 7), 9) >>> 0;
+    const t = s[1]! << 9;
+    s[2]! ^= s[0]!;
+    s[3]! ^= s[1]!;
+    s[1]! ^= s[2]!;
+    s[0]! ^= s[3]!;
+    s[2]! ^= t;
+    s[3] = rotl(s[3]!, 11);
+    return result;
+  }
 }

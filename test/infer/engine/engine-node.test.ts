@@ -38,3 +38,19 @@ test('EngineWorker proxies the engine from a worker thread', async () => {
     await w.close();
   }
 });
+
+test('EngineWorker stats count the requests posted but not yet acknowledged (n each)', async () => {
+  const w = await EngineWorker.start({ modelDir: 'models/shakespeare-char', kvMemoryBytes: 8 << 20, threads: 0 });
+  try {
+    assert.equal(w.stats().waiting, 0);
+    const hs = [1, 2, 3].map((n) => w.add({ prompt: 'ROMEO:', maxTokens: 3, temperature: 0, n }));
+    // posted this tick: no snapshot from the worker can know them yet, the queue limit must
+    assert.equal(w.stats().waiting, 6);
+    await Promise.all(hs.map((h) => collect(h)));
+    assert.equal(w.stats().waiting, 0);
+    await assert.rejects(collect(w.add({ prompt: 'x', maxTokens: 5, topP: 2, n: 4 })), /topP/);
+    assert.equal(w.stats().waiting, 0, 'a refused request leaves the count');
+  } finally {
+    await w.close();
+  }
+});
