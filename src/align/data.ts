@@ -77,17 +77,24 @@ function text(o: Record<string, unknown>, field: string, file: string, line: num
   return v.map((m, i) => message(m, `${field}[${i}]`, file, line));
 }
 
+/** the roles chat templates render (OpenAI's and TRL's); another role would be trained on unnoticed */
+const ROLES = ['system', 'developer', 'user', 'assistant', 'tool'];
+
 function message(m: unknown, where: string, file: string, line: number): Message {
   const o = m as Record<string, unknown>;
   if (typeof o !== 'object' || o === null) fail(file, line, `${where} must be an object {"role", "content"}`);
-  if (typeof o.role !== 'string' || !o.role) fail(file, line, `${where}.role is missing`);
+  if (o.role === undefined || o.role === null || o.role === '') fail(file, line, `${where}.role is missing`);
+  if (typeof o.role !== 'string') fail(file, line, `${where}.role must be a string, got ${typeof o.role}`);
+  if (!ROLES.includes(o.role))
+    fail(file, line, `${where}.role ${JSON.stringify(o.role)} is not one of ${ROLES.join(', ')}`);
   const calls = o.tool_calls;
   if (calls !== undefined && calls !== null && (!Array.isArray(calls) || calls.length === 0))
     fail(file, line, `${where}.tool_calls must be a non-empty list`);
   const hasCalls = Array.isArray(calls) && calls.length > 0;
   // a turn that only calls tools has no text (null or '' in OpenAI's and TRL's rows)
   const content = hasCalls && (o.content === null || o.content === undefined) ? '' : o.content;
-  if (typeof content !== 'string') fail(file, line, `${where}.content is missing`);
+  if (content === undefined || content === null) fail(file, line, `${where}.content is missing`);
+  if (typeof content !== 'string') fail(file, line, `${where}.content must be a string, got ${typeof content}`);
   if (o.role === 'assistant' && !hasCalls && content.trim() === '')
     fail(file, line, `${where}.content is an empty response`);
   return {
@@ -223,7 +230,7 @@ export class Encoder {
     const mask: number[] = [];
     const append = (upto: string, learn: number, turn: number) => {
       if (!upto.startsWith(done))
-        throw new Error(`line ${r.line}: the chat template renders turn ${turn} inconsistently (not a prefix)`);
+        throw new Error(`the chat template renders turn ${turn} inconsistently (not a prefix)`);
       const seg = this.ids(upto.slice(done.length));
       completion.push(...seg);
       mask.push(...seg.map(() => learn));

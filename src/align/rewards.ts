@@ -1,7 +1,7 @@
 // Verifiable rewards for GRPO / PPO as plug-in functions of (completion text, example): each returns a
 // number, the total reward is their sum. Answers are read from the completion's first line (a model
 // that keeps talking after the answer line is not penalised by exact-match; `format` checks the shape).
-import type { PromptRecord } from './data.js';
+import type { AlignRecord, PromptRecord } from './data.js';
 
 export type RewardFn = (completion: string, example: PromptRecord) => number;
 
@@ -28,4 +28,14 @@ export function parseRewards(spec: string): { names: string[]; fn: RewardFn } {
   if (names.length === 0) throw new Error('--reward: give at least one reward function');
   const fns = names.map((n) => REWARDS[n]!);
   return { names, fn: (c, ex) => fns.reduce((s, f) => s + f(c, ex), 0) };
+}
+
+/** rewards that read a field of the example: checked over the whole file before any rollout, by file:line */
+export function checkRewardData(names: readonly string[], records: readonly AlignRecord[], file: string): void {
+  if (!names.includes('exact-match')) return;
+  const r = records.find((x) => x.kind === 'prompt' && x.answer === undefined);
+  if (r)
+    throw new Error(
+      `${file}:${r.line}: the exact-match reward needs an 'answer' field (add one, or pass --reward format)`,
+    );
 }

@@ -113,17 +113,12 @@ export interface Example {
   record: AlignRecord;
 }
 
-export function encodeExamples(records: readonly AlignRecord[], enc: Encoder): Example[] {
+export function encodeExamples(records: readonly AlignRecord[], enc: Encoder, file = '<data>'): Example[] {
   const out = records.map((r): Example => {
-    switch (r.kind) {
-      case 'sft':
-        return { a: enc.sft(r), record: r };
-      case 'preference':
-        return { a: enc.pair(r.prompt, r.chosen), b: enc.pair(r.prompt, r.rejected), record: r };
-      case 'unpaired':
-        return { a: enc.pair(r.prompt, r.completion), label: r.label, record: r };
-      case 'prompt':
-        return { a: { prompt: enc.ids(enc.promptText(r.prompt)), completion: [] }, record: r };
+    try {
+      return encodeOne(r, enc);
+    } catch (e) {
+      throw new Error(`${file}:${r.line}: ${failingField(r, enc)}${(e as Error).message}`);
     }
   });
   // KTO's KL rows pair each prompt with the next example's completion (TRL shifts completions in the batch)
@@ -133,6 +128,35 @@ export function encodeExamples(records: readonly AlignRecord[], enc: Encoder): E
       (e.kl = { prompt: e.a.prompt, completion: out[(i + 1) % out.length]!.a.completion }),
   );
   return out;
+}
+
+/** "field 'completion': " when that text alone fails to encode (the usual cause: a character outside the vocabulary) */
+function failingField(r: AlignRecord, enc: Encoder): string {
+  const texts: [string, unknown][] = Object.entries(r).flatMap(([k, v]): [string, unknown][] =>
+    Array.isArray(v) ? v.map((m, i) => [`${k}[${i}].content`, (m as { content?: unknown }).content]) : [[k, v]],
+  );
+  for (const [field, v] of texts) {
+    if (typeof v !== 'string' || field === 'kind') continue;
+    try {
+      enc.ids(v);
+    } catch {
+      return `field '${field}': `;
+    }
+  }
+  return '';
+}
+
+function encodeOne(r: AlignRecord, enc: Encoder): Example {
+  switch (r.kind) {
+    case 'sft':
+      return { a: enc.sft(r), record: r };
+    case 'preference':
+      return { a: enc.pair(r.prompt, r.chosen), b: enc.pair(r.prompt, r.rejected), record: r };
+    case 'unpaired':
+      return { a: enc.pair(r.prompt, r.completion), label: r.label, record: r };
+    case 'prompt':
+      return { a: { prompt: enc.ids(enc.promptText(r.prompt)), completion: [] }, record: r };
+  }
 }
 
 /** every 10th example is held out (at least one when there are two or more) */

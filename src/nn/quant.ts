@@ -112,6 +112,17 @@ function defaultSkip(path: string, m: Linear | Conv1D, opts: QuantizeOptions): s
   return null;
 }
 
+/** an exclude entry that matches no layer is a typo: the layer meant to stay in float would be quantized */
+function checkExcludes(exclude: readonly (string | RegExp)[], paths: readonly string[]): void {
+  const unused = exclude.filter((e) => !paths.some((p) => (typeof e === 'string' ? e === p : e.test(p))));
+  if (!unused.length) return;
+  const example = paths.find((p) => !/(^|\.)lm_head$/.test(p)) ?? paths[0] ?? 'none';
+  throw new Error(
+    `quantizeModel: exclude ${unused.map((e) => JSON.stringify(String(e))).join(', ')} matches no Linear / Conv1D ` +
+      `layer (paths look like ${example})`,
+  );
+}
+
 /** Replaces every eligible Linear / Conv1D of `model` by a QuantLinear (in place) and reports what it did. */
 export function quantizeModel(model: Module, opts: QuantizeOptions): QuantizeReport {
   const bits = checkQuantBits(opts.bits, 'bits');
@@ -126,6 +137,10 @@ export function quantizeModel(model: Module, opts: QuantizeOptions): QuantizeRep
     string,
     Linear | Conv1D,
   ][];
+  checkExcludes(
+    opts.exclude ?? [],
+    targets.map(([p]) => p),
+  );
   for (const [path, m] of targets) {
     const why = defaultSkip(path, m, opts);
     if (why) {

@@ -20,6 +20,7 @@ export type {
 } from './tokenizer.js';
 export { charTokenizer, bytesTokenizer } from './simple.js';
 export type { CharTokenizerOptions } from './simple.js';
+export { vocabularyDifference } from './compare.js';
 export { trainBPE, trainWordPiece, mergeLoop, countWords } from './train-bpe.js';
 export type { ProgressFn, TrainOptionsBase, TrainBPEOptions, TrainWordPieceOptions } from './train-bpe.js';
 export { trainUnigram, digamma } from './train-unigram.js';

@@ -114,9 +114,14 @@ export interface TrainTask {
 const i32 = (a: { data: Int32Array; shape: [number, number] }) => tensor(a.data, { shape: a.shape, dtype: 'int32' });
 const mixSeed = (seed: number, k: number) => (Math.imul(seed ^ 0x5bd1e995, 31) + k * 0x9e3779b1) >>> 0;
 
-/** logits vs labels (ignore -100) plus the model's auxiliary loss (MoE balancing) */
-function lmLoss(out: { logits: Tensor; auxLoss?: Tensor }, labels: Tensor): Tensor {
-  const ce = crossEntropy(out.logits, labels, { ignoreIndex: IGNORE_INDEX });
+/**
+ * logits vs labels (ignore -100) plus the model's auxiliary loss (MoE balancing). A batch with no target
+ * (`targets` 0: MLM masked nothing) has loss 0 and zero gradients, not the 0/0 = NaN of a mean over
+ * nothing (which Hugging Face returns, and which would read as an overflow).
+ */
+function lmLoss(out: { logits: Tensor; auxLoss?: Tensor }, labels: Tensor, targets?: number): Tensor {
+  const reduction = targets === 0 ? 'sum' : 'mean';
+  const ce = crossEntropy(out.logits, labels, { ignoreIndex: IGNORE_INDEX, reduction });
   return out.auxLoss ? add(ce, out.auxLoss) : ce;
 }
 
@@ -322,6 +327,8 @@ function setPath(obj: object, path: string[], value: Tensor): void {
 /** what specialIds reads from a Tokenizer */
 export interface SpecialSource {
   specialTokens: Partial<Record<string, { id: number }>>;
+  /** lets createTask tell a free control-byte id from a real text character */
+  decode?(ids: number[]): string;
 }
 
 export interface SpecialIds {
@@ -438,7 +445,7 @@ export class MlmTask extends IndexedTask {
       tokenTypeIds: i32(a.tokenTypeIds!),
       attentionMask: i32(a.attentionMask!),
     });
-    let loss = lmLoss(out, i32(a.labels!));
+    let loss = lmLoss(out, i32(a.labels!), b.tokens);
     if (this.objective === 'mlm-nsp') {
       if (!out.nspLogits)
         throw new Error(
@@ -487,7 +494,7 @@ export class WindowMlmTask extends IndexedTask {
 
   loss(model: LanguageModel, b: HostBatch): LossResult {
     const out = model.forward({ inputIds: i32(b.arrays.inputIds!) });
-    return { loss: lmLoss(out, i32(b.arrays.labels!)), tokens: b.tokens };
+    return { loss: lmLoss(out, i32(b.arrays.labels!), b.tokens), tokens: b.tokens };
   }
 }
 
@@ -499,7 +506,7 @@ function seq2seqLoss(model: LanguageModel, b: HostBatch): LossResult {
   const inputs: ModelInputs = { inputIds: i32(a.inputIds!), decoderInputIds: i32(a.decoderInputIds!) };
   if (a.attentionMask) inputs.attentionMask = i32(a.attentionMask);
   if (a.decoderAttentionMask) inputs.decoderAttentionMask = i32(a.decoderAttentionMask);
-  return { loss: lmLoss(model.forward(inputs), i32(a.labels!)), tokens: b.tokens };
+  return { loss: lmLoss(model.forward(inputs), i32(a.labels!), b.tokens), tokens: b.tokens };
 }
 
 function seq2seqHost(
@@ -609,6 +616,68 @@ export class SyntheticSeq2SeqTask extends IndexedTask {
   }
 }
 
+/** the model architectures each objective can train (the others fail deep in a kernel) */
+const OBJECTIVE_ARCHS: Partial<Record<ObjectiveName, { archs: string[]; what: string }>> = {
+  'causal-lm': { archs: ['decoder', 'mamba', 'rnn'], what: 'a causal model (decoder, Mamba or RNN)' },
+  mlm: { archs: ['encoder'], what: 'an encoder model (BERT, RoBERTa, ...)' },
+  'mlm-nsp': { archs: ['encoder'], what: 'an encoder model (BERT)' },
+  'span-corruption': { archs: ['encoder-decoder'], what: 'an encoder-decoder model (T5, BART, ...)' },
+  denoising: { archs: ['encoder-decoder'], what: 'an encoder-decoder model (T5, BART, ...)' },
+  seq2seq: { archs: ['encoder-decoder'], what: 'an encoder-decoder model (T5, BART, ...)' },
+};
+
+/** the special roles an objective puts into its inputs (each needs an id no text character has) */
+export const OBJECTIVE_SPECIALS: Partial<Record<ObjectiveName, (keyof SpecialIds)[]>> = {
+  mlm: ['pad', 'cls', 'sep', 'mask'],
+  'mlm-nsp': ['pad', 'cls', 'sep', 'mask'],
+  denoising: ['pad', 'bos', 'eos', 'mask'],
+  'span-corruption': ['pad', 'eos'],
+};
+
+const ROLE_TOKEN: Record<keyof SpecialIds, string> = {
+  pad: '[PAD]',
+  cls: '[CLS]',
+  sep: '[SEP]',
+  mask: '[MASK]',
+  bos: '<s>',
+  eos: '</s>',
+};
+
+/** the special tokens a character-level tokenizer needs added for `objective` (real ids, not stolen characters) */
+export function specialTokensFor(objective: ObjectiveName): string[] {
+  return (OBJECTIVE_SPECIALS[objective] ?? []).map((r) => ROLE_TOKEN[r]);
+}
+
+/**
+ * Refuses an objective the model cannot run, and special ids that fell back to a real text character
+ * (a char vocabulary's id 3 is "'": it would be masked as [MASK] and never predicted). The bytes
+ * tokenizer's fallback ids 0..3 are control bytes, free in text: that convention stays.
+ */
+export function checkObjective(objective: ObjectiveName, cfg: ModelConfig, tok?: SpecialSource): void {
+  const need = OBJECTIVE_ARCHS[objective];
+  if (need && !need.archs.includes(cfg.arch))
+    throw new Error(`objective '${objective}' needs ${need.what}; ${cfg.family} is a ${cfg.arch} model`);
+  if (!tok?.decode) return;
+  const ids = specialIds(cfg, tok);
+  const cfgIds: Partial<Record<keyof SpecialIds, number | null>> = {
+    pad: cfg.tokens.pad,
+    cls: cfg.tokens.bos,
+    sep: cfg.tokens.eos,
+    eos: cfg.tokens.eos,
+    bos: cfg.tokens.bos,
+  };
+  for (const role of OBJECTIVE_SPECIALS[objective] ?? []) {
+    if ((cfgIds[role] ?? null) !== null || tok.specialTokens[role]) continue;
+    const text = tok.decode([ids[role]]);
+    if (/^[\x00-\x08\x0e-\x1f]$/.test(text)) continue; // a control byte: no text uses it
+    throw new Error(
+      `objective '${objective}': the tokenizer has no ${ROLE_TOKEN[role]} token (role ${role}), and the fallback ` +
+        `id ${ids[role]} is the text character ${JSON.stringify(text)}; use a tokenizer with the special tokens ` +
+        `${specialTokensFor(objective).join(' ')} ('--tokenizer char' adds them for this objective)`,
+    );
+  }
+}
+
 /** Builds the task for an objective (default: the family's). */
 export function createTask(
   objective: ObjectiveName,
@@ -617,6 +686,7 @@ export function createTask(
   o: TaskOptions,
   tok?: SpecialSource,
 ): TrainTask {
+  checkObjective(objective, cfg, tok);
   const ids = specialIds(cfg, tok);
   switch (objective) {
     case 'causal-lm':

@@ -203,7 +203,24 @@ export function validateTrainConfig(c: TrainConfig): void {
   if (!(c.valFraction > 0 && c.valFraction < 1))
     throw new Error(`train config: valFraction must be in (0, 1), got ${c.valFraction}`);
   if (!(c.gradClip >= 0)) throw new Error(`train config: gradClip must be >= 0, got ${c.gradClip}`);
+  validateOptimizer(c.optimizer);
   if (!c.data)
     throw new Error('train: --data FILE is required (a text file, or a directory with train.bin and val.bin)');
   if (!c.out) throw new Error('train: --out DIR is required');
+}
+
+/** optimizer hyper-parameters in the ranges the update rules need (a config file bypasses the flag checks) */
+function validateOptimizer(o: TrainConfig['optimizer']): void {
+  const bad = (field: string, v: unknown, want: string) =>
+    new Error(`train config: optimizer.${field} must be ${want}, got ${JSON.stringify(v)}`);
+  if (!(typeof o.lr === 'number' && o.lr >= 0)) throw bad('lr', o.lr, 'a number >= 0');
+  for (const k of ['beta1', 'beta2', 'momentum'] as const) {
+    const v = o[k];
+    if (v !== undefined && !(typeof v === 'number' && v >= 0 && v < 1)) throw bad(k, v, 'in [0, 1)');
+  }
+  const d = o.dampening;
+  if (d !== undefined && !(typeof d === 'number' && d >= 0 && d <= 1)) throw bad('dampening', d, 'in [0, 1]');
+  if (o.eps !== undefined && !(typeof o.eps === 'number' && o.eps > 0)) throw bad('eps', o.eps, '> 0');
+  if (o.weightDecay !== undefined && !(typeof o.weightDecay === 'number' && o.weightDecay >= 0))
+    throw bad('weightDecay', o.weightDecay, '>= 0');
 }

@@ -236,8 +236,15 @@ export class Trainer {
     try {
       const batches = { train: 0, val: 0 };
       const mean = (split: 'train' | 'val') => {
-        const bs = this.task.evalBatches(split, k, this.o.evalBatches);
-        batches[split] = bs.length;
+        const all = this.task.evalBatches(split, k, this.o.evalBatches);
+        batches[split] = all.length;
+        // a batch without targets (MLM masked no token) has no loss to average
+        const bs = all.filter((b) => b.tokens > 0);
+        if (all.length > 0 && bs.length === 0)
+          throw new Error(
+            `eval: none of the ${all.length} ${split}-split eval batches has a target token (objective ` +
+              `${this.task.objective}: nothing was masked or predicted); raise --eval-batches, --batch-size or --block-size`,
+          );
         return (
           bs.reduce((s, b) => s + noGrad(() => tidy(() => this.task.loss(this.model, b).loss.item())), 0) / bs.length
         );
@@ -259,13 +266,23 @@ export class Trainer {
     const missing = this.mp.masters.filter(([n]) => !weights.has(n)).map(([n]) => n);
     if (missing.length)
       throw new Error(`trainer: checkpoint lacks ${missing.length} weight(s): ${missing.slice(0, 5).join(', ')}`);
+    // a weight the model has no place for means the checkpoint is of another architecture (e.g. more layers)
+    const known = new Set(this.model.namedParameters().map(([n]) => n));
+    const unused = [...weights.keys()].filter((n) => !known.has(n));
+    if (unused.length)
+      throw new Error(
+        `trainer: checkpoint has ${unused.length} weight(s) the model does not: ${unused.slice(0, 5).join(', ')}` +
+          `${unused.length > 5 ? ', ...' : ''} (it was saved from a different model config)`,
+      );
+    const shape = (t: Tensor) => `[${t.shape.join(', ')}]`;
+    for (const [name, m] of this.mp.masters) {
+      const w = weights.get(name)!;
+      // equal sizes are not enough: a transposed [in, out] weight has the size of [out, in]
+      if (shape(w) !== shape(m))
+        throw new Error(`trainer: checkpoint weight '${name}' has shape ${shape(w)}, the model ${shape(m)}`);
+    }
     noGrad(() => {
-      for (const [name, m] of this.mp.masters) {
-        const w = weights.get(name)!;
-        if (w.size !== m.size)
-          throw new Error(`trainer: checkpoint weight '${name}' has ${w.size} values, the model ${m.size}`);
-        assign(m, w);
-      }
+      for (const [name, m] of this.mp.masters) assign(m, weights.get(name)!);
     });
     this.mp.copyMastersToModel();
   }

@@ -68,7 +68,7 @@ test('generate: stop strings, logprobs, n samples, speculative decoding with the
 test('generate: a bad engine flag value is a clear error', () => {
   const r = lineage([...base, '--top-p', '1.5', '--n', '2']);
   assert.notEqual(r.code, 0);
-  assert.match(r.err, /topP/);
+  assert.match(r.err, /--top-p/);
 });
 
 test('bench decode prints one JSON object with the throughput and KV figures', () => {

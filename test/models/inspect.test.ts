@@ -209,7 +209,7 @@ test('inspect CLI on a model directory with weights reports what the checkpoint 
   assert.equal(out.checkpoint.values, out.params);
   assert.equal(out.checkpoint.files, 1);
   assert.deepEqual(Object.keys(out.checkpoint.dtypes), ['F32']);
-  assert.match(await capture([fixture]), /checkpoint\s+\d+ tensors in 1 file\(s\), [\d,]+ values \(F32, .*\), matches the config/);
+  assert.match(await capture([fixture]), /checkpoint\s+\d+ tensors in 1 file\(s\), [\d,]+ parameters \(F32, .*\), matches the config/);
 });
 
 test('inspect CLI on the BERT task-head fixtures: the config counts exactly what the checkpoint stores', async () => {

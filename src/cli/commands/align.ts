@@ -7,20 +7,21 @@
 //   reward_head.safetensors                          reward: the scalar head (score.weight)
 //   metrics.jsonl, loss-curve.svg, <method>-metrics.svg, align_config.json, align_summary.json
 //   checkpoint/                                      the last checkpoint (weights, optimizer, trainer state)
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { manualSeed } from '../../tensor/random.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import type { LanguageModel } from '../../models/model.js';
 import type { ModelConfig } from '../../models/config.js';
 import type { Tokenizer } from '../../tokenizers/tokenizer.js';
+import { vocabularyDifference } from '../../tokenizers/compare.js';
 import { contextLimit } from '../../infer/generate.js';
 import { loadModelDir, saveModelDir } from '../../infer/model-dir-node.js';
 import { fromRaw, toRaw } from '../../models/load-node.js';
 import { readSafetensorsFile } from '../../io/checkpoint-node.js';
 import { noGrad } from '../../tensor/engine.js';
 import { serializeSafetensors } from '../../io/safetensors.js';
-import { checkpointDir, writeFileAtomic, writeJSONAtomic } from '../../train/atomic-node.js';
+import { checkpointDir, recoverCheckpointDir, writeFileAtomic, writeJSONAtomic } from '../../train/atomic-node.js';
 import { MetricsLogger, seriesOf, type MetricRecord } from '../../train/metrics.js';
 import { jsonlFileSink } from '../../train/metrics-node.js';
 import { lineChart, lossChart } from '../../train/plot.js';
@@ -31,7 +32,7 @@ import { applyLora, quantizedBits, type LoraConfig } from '../../align/lora.js';
 import { klControl } from '../../align/kl-controller.js';
 import { saveAdapterDir } from '../../align/lora-node.js';
 import { ScalarHeadModel } from '../../align/heads.js';
-import { parseRewards } from '../../align/rewards.js';
+import { checkRewardData, parseRewards } from '../../align/rewards.js';
 import {
   ALIGN_METHODS,
   AlignTask,
@@ -77,7 +78,7 @@ const VALUED = [
   'kl-target',
   'kl-horizon',
 ];
-const BOOLS = ['json', 'resume', 'rloo', 'quiet'];
+const BOOLS = ['json', 'resume', 'overwrite', 'rloo', 'quiet'];
 
 const HELP = `usage: lineage align <method> --model DIR --data FILE.jsonl --out DIR [options]
 
@@ -96,7 +97,8 @@ methods: ${ALIGN_METHODS.join(', ')}   (data formats: TRL's, see docs/ALIGNMENT.
   --kl-target KL --kl-horizon H (10000)   ppo: adaptive KL coefficient from --beta (Ziegler et al.; TRL)
   --precision fp32|bf16|fp16  --grad-accum K  --grad-clip C (1)  --warmup N  --seed S
   --checkpoint-interval N  --eval-interval N
-  --resume                 continue from OUT/checkpoint
+  --resume                 continue from OUT/checkpoint (the same method, model, data and LoRA settings)
+  --overwrite              replace the earlier run in OUT (without it, a non-empty OUT is refused)
   --json                   last stdout line: one JSON object of final metrics
   --quiet                  no progress bar`;
 
@@ -137,17 +139,33 @@ export function resolveAlignConfig(argv: readonly string[]): {
   c: AlignConfig;
   json: boolean;
   resume: boolean;
+  overwrite: boolean;
   quiet: boolean;
   help: boolean;
 } {
   const [method, ...rest] = argv;
   if (!method || method === '--help')
-    return { c: null as unknown as AlignConfig, json: false, resume: false, quiet: false, help: true };
+    return {
+      c: null as unknown as AlignConfig,
+      json: false,
+      resume: false,
+      overwrite: false,
+      quiet: false,
+      help: true,
+    };
   if (!(ALIGN_METHODS as readonly string[]).includes(method))
     throw new Error(`unknown method ${JSON.stringify(method)} (methods: ${ALIGN_METHODS.join(', ')})`);
   const m = method as AlignMethod;
   const f = parseFlags('align', rest, VALUED, BOOLS);
-  if (f.help) return { c: null as unknown as AlignConfig, json: false, resume: false, quiet: false, help: true };
+  if (f.help)
+    return {
+      c: null as unknown as AlignConfig,
+      json: false,
+      resume: false,
+      overwrite: false,
+      quiet: false,
+      help: true,
+    };
   const need = (n: string) => flagString(f, n) ?? fail(`--${n} is required (see 'lineage align --help')`);
   const num = (n: string, d: number, o: { int?: boolean; min?: number } = {}) => flagNumber(f, n, o) ?? d;
   const lossType = flagString(f, 'loss-type') ?? 'sigmoid';
@@ -185,9 +203,122 @@ export function resolveAlignConfig(argv: readonly string[]): {
     evalInterval: num('eval-interval', 0, { int: true, min: 0 }),
   };
   if (c.labelSmoothing >= 0.5) fail(`--label-smoothing must be below 0.5, got ${c.labelSmoothing}`);
-  if ((c.klTarget !== null || c.klHorizon !== null) && m !== 'ppo') fail('--kl-target / --kl-horizon are ppo options');
+  checkMethodFlags(m, f, c);
   klControl(c.beta, c.klTarget ?? undefined, c.klHorizon ?? undefined); // validates the flags up front
-  return { c, json: f.bools.has('json'), resume: f.bools.has('resume'), quiet: f.bools.has('quiet'), help: false };
+  const resume = f.bools.has('resume');
+  const overwrite = f.bools.has('overwrite');
+  if (resume && overwrite) fail('--resume continues the run in --out and --overwrite replaces it: give one of them');
+  return { c, json: f.bools.has('json'), resume, overwrite, quiet: f.bools.has('quiet'), help: false };
+}
+
+/** the methods each method-specific flag applies to: anything else would be silently ignored, so it is refused */
+const METHOD_FLAGS: Record<string, readonly AlignMethod[]> = {
+  beta: ['dpo', 'ipo', 'kto', 'orpo', 'simpo', 'ppo', 'grpo'],
+  'ref-model': ['dpo', 'ipo', 'kto', 'ppo', 'grpo'],
+  'label-smoothing': ['dpo', 'simpo'],
+  'loss-type': ['dpo'],
+  'simpo-gamma': ['simpo'],
+  'group-size': ['grpo', 'ppo'],
+  'max-new-tokens': ['grpo', 'ppo'],
+  temperature: ['grpo', 'ppo'],
+  reward: ['grpo', 'ppo'],
+  rloo: ['grpo'],
+  'reward-model': ['ppo'],
+  'ppo-epochs': ['ppo'],
+  'kl-target': ['ppo'],
+  'kl-horizon': ['ppo'],
+};
+
+function checkMethodFlags(m: AlignMethod, f: ReturnType<typeof parseFlags>, c: AlignConfig): void {
+  for (const [flag, methods] of Object.entries(METHOD_FLAGS)) {
+    if (!(f.values.has(flag) || f.bools.has(flag)) || methods.includes(m)) continue;
+    fail(`--${flag} does not apply to ${m} (it is used by ${methods.join(', ')})`);
+  }
+  if (m === 'dpo' && c.lossType === 'hinge' && f.values.has('label-smoothing'))
+    fail('--label-smoothing applies to the sigmoid DPO loss, not --loss-type hinge');
+  if (m === 'grpo' && c.refModel && c.beta === 0)
+    fail('--ref-model: grpo uses a reference only for its KL term; give --beta > 0 (e.g. 0.04)');
+  if (m === 'ppo' && c.rewardModel && f.values.has('reward'))
+    fail('--reward and --reward-model are alternatives: give one of them');
+}
+
+/** files an earlier align or train run (or a model) leaves in OUT; --overwrite removes them */
+const RUN_FILES = [
+  'checkpoint',
+  'metrics.jsonl',
+  'align_config.json',
+  'align_summary.json',
+  'train_config.json',
+  'train_summary.json',
+  'config.json',
+  'model.safetensors',
+  'model.safetensors.index.json',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'generation_config.json',
+  'adapter_config.json',
+  'adapter_model.safetensors',
+  'reward_head.safetensors',
+  'loss-curve.svg',
+  'reward-vs-kl.svg',
+  ...ALIGN_METHODS.map((m) => `${m}-metrics.svg`),
+];
+
+const same = (a: string, b: string) => resolve(a) === resolve(b);
+
+/**
+ * --out must not be an input (the base model would be overwritten while it is still read), and a non-empty
+ * --out is refused unless --resume continues it or --overwrite replaces it. --overwrite clears the earlier
+ * run's files, its checkpoint above all: a fresh run killed before its first checkpoint must not leave the
+ * old one for a later --resume.
+ */
+export function checkAlignOut(c: AlignConfig, resume: boolean, overwrite: boolean): void {
+  const inputs: [string, string | null][] = [
+    ['--model', c.model],
+    ['--ref-model', c.refModel],
+    ['--reward-model', c.rewardModel],
+  ];
+  for (const [flag, dir] of inputs)
+    if (dir !== null && same(dir, c.out)) fail(`--out ${c.out} is the ${flag} directory: choose another --out`);
+  if (!existsSync(c.out)) return;
+  if (!statSync(c.out).isDirectory()) fail(`--out ${c.out}: exists and is not a directory`);
+  const entries = readdirSync(c.out);
+  if (entries.length === 0 || resume) return;
+  if (!overwrite)
+    fail(
+      `--out ${c.out} is not empty (${entries.slice(0, 5).join(', ')}${entries.length > 5 ? ', ...' : ''}): ` +
+        'pass --resume to continue the run in it, --overwrite to replace it, or choose another --out',
+    );
+  recoverCheckpointDir(join(c.out, CKPT));
+  for (const name of RUN_FILES) rmSync(join(c.out, name), { recursive: true, force: true });
+}
+
+/** fields of align_config.json a resumed run must share with the run it continues */
+const RESUME_FIELDS: (keyof AlignConfig)[] = ['method', 'model', 'data', 'refModel', 'rewardModel', 'lora', 'reward'];
+
+/** --resume: refuses a command that differs from the checkpointed run in what the checkpoint depends on */
+export function checkAlignResume(c: AlignConfig): void {
+  recoverCheckpointDir(join(c.out, CKPT));
+  const file = join(c.out, 'align_config.json');
+  if (!existsSync(join(c.out, CKPT, 'trainer_state.json')) || !existsSync(file)) return;
+  let saved: Partial<AlignConfig>;
+  try {
+    saved = JSON.parse(readFileSync(file, 'utf8')) as Partial<AlignConfig>;
+  } catch (e) {
+    return fail(`--resume: ${file} is not valid JSON (${(e as Error).message})`);
+  }
+  const norm = (k: keyof AlignConfig, v: unknown) =>
+    (k === 'model' || k === 'data' || k === 'refModel' || k === 'rewardModel') && typeof v === 'string'
+      ? resolve(v)
+      : v;
+  const diffs = RESUME_FIELDS.filter(
+    (k) => k in saved && JSON.stringify(norm(k, saved[k])) !== JSON.stringify(norm(k, c[k])),
+  ).map((k) => `${k}: ${JSON.stringify(saved[k])} in the checkpointed run, ${JSON.stringify(c[k])} now`);
+  if (diffs.length)
+    fail(
+      `--resume: the command differs from the run in ${c.out}:\n  ${diffs.join('\n  ')}\n` +
+        'give the same settings, or --overwrite to start a new run',
+    );
 }
 
 function resolveLora(f: ReturnType<typeof parseFlags>): LoraConfig | null {
@@ -239,7 +370,9 @@ async function setup(c: AlignConfig): Promise<Setup> {
     );
   const enc = new Encoder(tokenizer);
   const records = parseAlignData(readFileSync(c.data, 'utf8'), DATA_KIND[c.method], c.data);
-  const examples = encodeExamples(records, enc);
+  const examples = encodeExamples(records, enc, c.data);
+  if (c.method === 'grpo' || (c.method === 'ppo' && !c.rewardModel))
+    checkRewardData(parseRewards(c.reward).names, records, c.data);
   const eos = config.tokens.eos;
   const newline = tokenizer.encode('\n', { addSpecialTokens: false });
   const stopIds = eos !== null ? [eos] : newline.length === 1 ? newline : [];
@@ -269,7 +402,7 @@ async function setup(c: AlignConfig): Promise<Setup> {
   task.decode = (ids) => tokenizer.decode(ids);
   const online = c.method === 'grpo' || c.method === 'ppo';
   const needsRef = METHOD_DEFAULTS[c.method].reference || (c.method === 'grpo' && c.beta > 0);
-  const ref = needsRef && c.refModel ? (await loadModelDir(c.refModel, { seed: c.seed })).model : null;
+  const ref = needsRef && c.refModel ? await loadPaired('--ref-model', c.refModel, config, tokenizer, c.seed) : null;
   if (needsRef && !online) {
     task.computeReferences(ref ?? policy); // once, before the policy changes
     ref?.dispose();
@@ -284,18 +417,51 @@ async function setup(c: AlignConfig): Promise<Setup> {
         : policy;
   if (c.method === 'ppo') {
     task.valueModel = trained as ScalarHeadModel;
-    if (c.rewardModel) task.rewardModel = await loadRewardModel(c.rewardModel, c.seed);
+    if (c.rewardModel) task.rewardModel = await loadRewardModel(c.rewardModel, c.seed, { config, tokenizer });
   }
   if (c.lora) applyLora(policy, c.lora, c.seed); // after the references: they come from the untouched model
   return { policy, trained, config, tokenizer, task, ref: task.ref };
 }
 
-/** a 'lineage align reward' output: the decoder plus reward_head.safetensors */
-export async function loadRewardModel(dir: string, seed: number): Promise<ScalarHeadModel> {
+/**
+ * A model that reads the policy's token ids (the reference, a reward model): it must share the policy's
+ * vocabulary, or every log-probability or score it gives is of different text.
+ */
+async function loadPaired(
+  flag: string,
+  dir: string,
+  policy: ModelConfig,
+  policyTok: Tokenizer,
+  seed: number,
+): Promise<LanguageModel> {
+  const { model, config, tokenizer } = await loadModelDir(dir, { seed });
+  const why =
+    config.vocabSize !== policy.vocabSize
+      ? `its vocabulary (${config.vocabSize}) differs from the policy's (${policy.vocabSize})`
+      : tokenizer
+        ? vocabularyDifference(policyTok, tokenizer) &&
+          `its tokenizer differs from the policy's (${vocabularyDifference(policyTok, tokenizer)}, policy first)`
+        : null;
+  if (why) {
+    model.dispose();
+    fail(`${flag} ${dir}: ${why}; it must use the policy's tokenizer (--model)`);
+  }
+  return model;
+}
+
+/** a 'lineage align reward' output: the decoder plus reward_head.safetensors; `policy` checks its vocabulary */
+export async function loadRewardModel(
+  dir: string,
+  seed: number,
+  policy?: { config: ModelConfig; tokenizer: Tokenizer },
+): Promise<ScalarHeadModel> {
   const head = join(dir, 'reward_head.safetensors');
   if (!existsSync(head))
     fail(`--reward-model ${dir}: no reward_head.safetensors (train one with 'lineage align reward')`);
-  const rm = new ScalarHeadModel((await loadModelDir(dir, { seed })).model, 'score', seed);
+  const base = policy
+    ? await loadPaired('--reward-model', dir, policy.config, policy.tokenizer, seed)
+    : (await loadModelDir(dir, { seed })).model;
+  const rm = new ScalarHeadModel(base, 'score', seed);
   const w = (await readSafetensorsFile(head)).tensors.find((t) => t.name === 'score.weight');
   if (!w) fail(`${head}: no tensor 'score.weight'`);
   noGrad(() => rm.loadStateDict(new Map([['score.weight', fromRaw(w)]]), { strict: false }));
@@ -404,8 +570,10 @@ function writePlots(out: string, method: AlignMethod, records: MetricRecord[]): 
 // ---- the command ----
 
 export async function alignCommand(argv: string[]): Promise<void> {
-  const { c, json, resume, quiet, help } = resolveAlignConfig(argv);
+  const { c, json, resume, overwrite, quiet, help } = resolveAlignConfig(argv);
   if (help) return void console.log(HELP);
+  checkAlignOut(c, resume, overwrite);
+  if (resume) checkAlignResume(c);
   manualSeed(c.seed);
   const s = await setup(c);
   const trainer = new Trainer(s.trained, s.task, {
@@ -444,7 +612,8 @@ async function run(c: AlignConfig, s: Setup, trainer: Trainer, json: boolean, qu
   const start = trainer.step;
   writeJSONAtomic(join(c.out, 'align_config.json'), c);
   const logger = new MetricsLogger({ sink: jsonlFileSink(metricsFile) });
-  const before = start === 0 ? heldOut(s) : {};
+  // a resumed run takes the step-0 held-out record its first part logged (metrics.jsonl keeps it)
+  const before = start === 0 ? heldOut(s) : earlierHeldOut(previous);
   if (start === 0 && Object.keys(before).length) logger.log(0, { kind: 'heldout', ...before });
   const trainable = s.trained
     .namedParameters()
@@ -504,6 +673,14 @@ async function run(c: AlignConfig, s: Setup, trainer: Trainer, json: boolean, qu
         (after.accuracy !== undefined ? `, held-out accuracy ${(100 * after.accuracy).toFixed(1)}%` : '') +
         `; written to ${c.out}`,
     );
+}
+
+function earlierHeldOut(previous: readonly MetricRecord[]): Metrics {
+  const r = previous.find((x) => x.kind === 'heldout' && x.step === 0);
+  if (!r) return {};
+  return Object.fromEntries(
+    Object.entries(r).filter(([k, v]) => typeof v === 'number' && k !== 'step' && k !== 'time'),
+  ) as Metrics;
 }
 
 const pick = (m: Metrics): Record<string, number> =>

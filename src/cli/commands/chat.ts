@@ -40,6 +40,12 @@ export async function chatCommand(argv: string[]): Promise<void> {
     [],
   );
   const tools = toolList(f.values.get('tools') ?? []);
+  // sampling flags are checked before the model loads, not on the first message
+  const maxTokens = flagNumber(f, 'max-tokens', { int: true, min: 1 }) ?? 200;
+  const temperature = flagNumber(f, 'temperature', { min: 0 }) ?? 0.8;
+  const topP = flagNumber(f, 'top-p', { min: 0, max: 1 }) ?? 1;
+  if (topP === 0) throw new Error('--top-p: expected a number in (0, 1], got 0');
+  let seed = flagNumber(f, 'seed', { int: true }) ?? 0;
   const dir =
     f.values.get('model')?.at(-1) ?? fileURLToPath(new URL('../../../../models/shakespeare-char', import.meta.url));
   const { model, tokenizer: loaded, config } = await loadModelDir(dir);
@@ -49,10 +55,6 @@ export async function chatCommand(argv: string[]): Promise<void> {
   if (lora) loadAdapterDir(model, lora);
   const tokenizer: Tokenizer = loaded.chatTemplate ? loaded : loaded.withChatTemplate(DEFAULT_CHAT_TEMPLATE);
   const engine = new Engine(model, { tokenizer, kvMemoryBytes: 64 << 20, maxRunningSeqs: 1 });
-  const maxTokens = flagNumber(f, 'max-tokens', { int: true, min: 1 }) ?? 200;
-  const temperature = flagNumber(f, 'temperature', { min: 0 }) ?? 0.8;
-  const topP = flagNumber(f, 'top-p') ?? 1;
-  let seed = flagNumber(f, 'seed', { int: true }) ?? 0;
   const system = f.values.get('system')?.at(-1);
   const fresh = (): ChatMessage[] => (system ? [{ role: 'system', content: system }] : []);
   let history = fresh();
@@ -72,11 +74,21 @@ export async function chatCommand(argv: string[]): Promise<void> {
     if (text === '/exit') break;
     if (text === '/reset') history = fresh();
     else if (text) {
+      const before = history;
       history = [...history, { role: 'user', content: text }];
       // model → tool call → tool result → model, until a reply in words (or the round limit)
       for (let round = 0; ; round++) {
         const o = { maxTokens, temperature, topP, seed: seed++, tools: round < MAX_TOOL_ROUNDS ? tools : [] };
-        const r = await reply(engine, tokenizer, history, o, config.maxContext);
+        const r = await reply(engine, tokenizer, history, o, config.maxContext).catch((e: Error) => {
+          // e.g. a character outside the vocabulary: this message fails, the session does not
+          console.error(`lineage chat: ${e.message}`);
+          return null;
+        });
+        if (!r) {
+          // the message cannot be answered; the session goes on without it
+          if (round === 0) history = before;
+          break;
+        }
         history = r.history;
         if (!r.calls) break;
         history = [...history, ...runTools(r.calls, round)];
@@ -94,17 +106,17 @@ async function reply(
   history: ChatMessage[],
   o: { maxTokens: number; temperature: number; topP: number; seed: number; tools: string[] },
   context: number,
-): Promise<{ history: ChatMessage[]; calls: ParsedToolCall[] | null }> {
+): Promise<{ history: ChatMessage[]; calls: ParsedToolCall[] | null } | null> {
   const render = (h: ChatMessage[]) =>
     tok.encodeChat(h, {
       addGenerationPrompt: true,
       ...(o.tools.length ? { tools: o.tools.map((t) => TOOLS[t]!.definition) } : {}),
     });
-  let prompt = render(history);
-  while (prompt.length + 1 >= context && history.length > 1) {
-    history = history.slice(history[0]!.role === 'system' ? 2 : 1); // forget the oldest turn
-    prompt = render(history);
-  }
+  const fit = fitHistory(history, render, context, (m) => console.error(`lineage chat: ${m}`));
+  if (!fit) return null;
+  // the conversation kept for the next turn: the system prompt stays even when this prompt had no room for it
+  history = fit.kept;
+  const prompt = render(fit.sent);
   const room = Math.max(1, Math.min(o.maxTokens, context - prompt.length - 1));
   const t0 = performance.now();
   let first = 0;
@@ -132,6 +144,48 @@ async function reply(
   if (!calls) return { history: [...history, { role: 'assistant', content: text.trim() }], calls: null };
   const toolCalls = calls.map((c, i) => ({ id: `call_${i}`, type: 'function', function: c }));
   return { history: [...history, { role: 'assistant', content: '', tool_calls: toolCalls }], calls };
+}
+
+/**
+ * The conversation cut to fit the context with room for one new token. The current user turn (the last
+ * user message and the tool turns after it) is never dropped; whole earlier exchanges go first, oldest
+ * first, then the system prompt. Each drop is reported through `say`. null when the current turn alone
+ * does not fit (reported too). `sent` is what to render now, `kept` the history to carry on with.
+ */
+export function fitHistory(
+  history: ChatMessage[],
+  render: (h: ChatMessage[]) => number[],
+  context: number,
+  say: (message: string) => void,
+): { sent: ChatMessage[]; kept: ChatMessage[] } | null {
+  const fits = (h: ChatMessage[]) => render(h).length + 1 < context;
+  if (fits(history)) return { sent: history, kept: history };
+  const sys = history[0]?.role === 'system' ? [history[0]] : [];
+  const lastUser = history.map((m) => m.role).lastIndexOf('user');
+  const current = history.slice(Math.max(lastUser, sys.length));
+  let earlier = history.slice(sys.length, Math.max(lastUser, sys.length));
+  const total = earlier.length;
+  while (earlier.length && !fits([...sys, ...earlier, ...current])) {
+    // drop the oldest exchange: up to the next user message, so no tool result loses its call
+    const next = earlier.findIndex((m, i) => i > 0 && m.role === 'user');
+    earlier = next < 0 ? [] : earlier.slice(next);
+  }
+  if (earlier.length < total)
+    say(`dropped the ${total - earlier.length} oldest message(s) to fit the model's context of ${context} tokens`);
+  if (fits([...sys, ...earlier, ...current]))
+    return { sent: [...sys, ...earlier, ...current], kept: [...sys, ...earlier, ...current] };
+  if (sys.length && fits(current)) {
+    say(
+      `the system prompt does not fit beside this message in the context of ${context} tokens; left out of this reply`,
+    );
+    return { sent: current, kept: [...sys, ...current] };
+  }
+  const n = render(current).length;
+  say(
+    `this message does not fit: with the chat template it is ${n} tokens, and the model's context is ${context}; ` +
+      'send a shorter one',
+  );
+  return null;
 }
 
 /** runs each call, shows it and its result, and returns the `tool` messages that answer them */

@@ -2,6 +2,7 @@
 // checks that belong to the command line (readable file, valid JSON, one constraint at a time).
 import { readFileSync } from 'node:fs';
 import { createConstraint, type Constraint, type ConstraintSpec } from '../../infer/constrain/index.js';
+import type { LogitsProcessor } from '../../infer/engine/sequence.js';
 import type { Tokenizer } from '../../tokenizers/tokenizer.js';
 import { flagString, type ParsedFlags } from '../flags.js';
 
@@ -47,4 +48,16 @@ export function constraintFromFlags(
     throw new Error(`--max-tokens ${maxTokens}: the shortest valid output needs up to ${c.tokensToComplete()} tokens`);
   }
   return c;
+}
+
+/**
+ * The engine's per-request form of a compiled constraint: each step replays the sequence's own output from
+ * the start state (so the n samples of a request, which share the processor, each follow their own path).
+ */
+export function constraintProcessor(start: Constraint, maxTokens: number): LogitsProcessor {
+  return (ids) => {
+    const c = start.clone();
+    for (const id of ids) c.advance(id);
+    return c.isFinished() ? 'finished' : c.mask(maxTokens - ids.length);
+  };
 }

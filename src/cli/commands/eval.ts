@@ -12,6 +12,8 @@ import { createTask, defaultObjective } from '../../train/family-objectives.js';
 import { loadModelDir } from '../../infer/model-dir-node.js';
 import type { Tokenizer } from '../../tokenizers/tokenizer.js';
 import { loadTokenizer } from '../../tokenizers/load-node.js';
+import { vocabularyDifference } from '../../tokenizers/compare.js';
+import { checkTokenizer } from '../../models/load.js';
 import { flagNumber, flagRequired, flagString, parseFlags } from '../flags.js';
 import { readTextFile, requireModelDir } from '../files.js';
 import { ProgressBar } from '../progress.js';
@@ -97,7 +99,28 @@ function objectiveEval(
     onProgress?.(i + 1, batches.length);
   }
   task.dispose?.();
+  if (count === 0)
+    throw new Error(
+      `eval: the ${batches.length} ${task.objective} batches of ${text.length} characters hold no target token ` +
+        '(nothing was masked); use more text, a larger --batch-size or --seq-len',
+    );
   return { loss: total / count, tokens: count, perplexity: Math.exp(total / count) };
+}
+
+/**
+ * --tokenizer must read text into the ids the model was trained on: ids within its vocabulary, and the same
+ * tokens as the model's own tokenizer.json when it has one (otherwise the loss is of other text).
+ */
+export function pairedTokenizer(spec: string, cfg: ModelConfig, own: Tokenizer | null, dir: string): Tokenizer {
+  const tok = loadTokenizer(spec);
+  checkTokenizer(tok, cfg, `--tokenizer ${spec}`);
+  const diff = own ? vocabularyDifference(own, tok) : null;
+  if (diff)
+    throw new Error(
+      `--tokenizer ${spec}: its vocabulary differs from ${dir}'s tokenizer.json (${diff}, the model's first), ` +
+        "so the model would read other tokens; leave out --tokenizer to use the model's own",
+    );
+  return tok;
 }
 
 export async function evalCommand(argv: string[]): Promise<void> {
@@ -119,7 +142,7 @@ export async function evalCommand(argv: string[]): Promise<void> {
   const lora = flagString(f, 'lora');
   if (lora) loadAdapterDir(model, lora); // a PEFT adapter on top of --model
   const tokSpec = flagString(f, 'tokenizer');
-  const tok = tokSpec ? loadTokenizer(tokSpec) : tokenizer;
+  const tok = tokSpec ? pairedTokenizer(tokSpec, config, tokenizer, dir) : tokenizer;
   if (!tok) throw new Error(`${dir}: no tokenizer.json; pass --tokenizer`);
   const seqLen = seqLenFlag ?? evalWindow(config);
   if ('maxContext' in config && config.positions.kind === 'learned' && seqLen > config.maxContext)

@@ -15,6 +15,10 @@ export interface EngineGenerateOptions {
   speculativeTokens?: number;
   json: boolean;
   kvDtype?: KvDtype;
+  /** printed once the engine has accepted the request (the prompt, before its streamed continuation) */
+  echo?: string;
+  /** rewrites a request error (e.g. to name the CLI flag instead of the request field) */
+  mapError?: (e: unknown) => Error;
 }
 
 interface Choice {
@@ -62,7 +66,14 @@ export async function generateWithEngine(
   });
   const choices: Choice[] = Array.from({ length: n }, () => ({ text: '', ids: [], finishReason: null, logprobs: [] }));
   const stream = !o.json && n === 1;
-  for await (const e of engine.add(o.request)) {
+  let handle: ReturnType<Engine['add']>;
+  try {
+    handle = engine.add(o.request); // validates the request: nothing is printed before it is accepted
+  } catch (e) {
+    throw o.mapError ? o.mapError(e) : e;
+  }
+  if (o.echo !== undefined) process.stdout.write(o.echo);
+  for await (const e of handle) {
     const c = choices[e.index]!;
     if (e.token >= 0) c.ids.push(e.token);
     c.text += e.text;

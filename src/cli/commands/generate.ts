@@ -13,7 +13,8 @@ import { draftContextNotice } from '../../infer/engine/drafter.js';
 import { ENGINE_FLAGS, generateWithEngine } from './generate-engine.js';
 import { checkMtpModel, parseSpeculative } from './speculative-flag.js';
 import { checkKvDtype } from '../../infer/engine/kv-dtype.js';
-import { CONSTRAIN_FLAGS, CONSTRAIN_HELP, constraintFromFlags } from './constrain-flags.js';
+import { CONSTRAIN_FLAGS, CONSTRAIN_HELP, constraintFromFlags, constraintProcessor } from './constrain-flags.js';
+import type { Constraint } from '../../infer/constrain/index.js';
 import { loadAdapterDir } from '../../align/lora-node.js';
 
 /** models/shakespeare-char beside dist/ (this file is dist/src/cli/commands/generate.js) */
@@ -88,23 +89,25 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const promptIds = tokenizer.encode(prompt, { addSpecialTokens: false });
   if (promptIds.length === 0) throw new Error('--prompt: encodes to no tokens');
   const json = f.bools.has('json');
-  // constrained decoding (--json-schema / --regex) runs on the single-sequence path below
-  const constrained = CONSTRAIN_FLAGS.some((n) => f.values.has(n));
-  if (!constrained && (await engineGenerate(f, model, tokenizer, prompt, promptIds.length)))
-    return void model.dispose();
   const eos = model.config.tokens.eos;
   const maxTokens = flagNumber(f, 'max-tokens', { int: true, min: 0 }) ?? 200;
+  checkFlagCombinations(f);
+  // compiled here, so that a schema the vocabulary cannot spell is reported before anything runs
   const constraint = constraintFromFlags(f, tokenizer, eos, maxTokens);
+  if (await engineGenerate(f, model, tokenizer, prompt, promptIds.length, constraint)) return void model.dispose();
+  const sampling = {
+    temperature: flagNumber(f, 'temperature', { min: 0 }) ?? 0.8,
+    topK: flagNumber(f, 'top-k', { int: true, min: 0 }) ?? 0,
+    topP: topPFlag(f),
+    seed: flagNumber(f, 'seed', { int: true }) ?? 0,
+  };
   let shown = '';
   const ids: number[] = [];
   if (!json) process.stdout.write(prompt);
   const out = generate(model, promptIds, {
     maxTokens,
     constraint: constraint ?? undefined,
-    temperature: flagNumber(f, 'temperature', { min: 0 }) ?? 0.8,
-    topK: flagNumber(f, 'top-k', { int: true, min: 0 }) ?? 0,
-    topP: flagNumber(f, 'top-p', { min: 0 }) ?? 1,
-    seed: flagNumber(f, 'seed', { int: true }) ?? 0,
+    ...sampling,
     stopIds: eos !== null ? [eos] : [],
     onToken: (id) => {
       ids.push(id);
@@ -121,6 +124,53 @@ export async function generateCommand(argv: string[]): Promise<void> {
   else process.stdout.write(text.slice(shown.length) + '\n');
 }
 
+/** --top-p in (0, 1] (checked here, so that the error names the flag and comes before any output) */
+function topPFlag(f: ParsedFlags): number {
+  const p = flagNumber(f, 'top-p', { min: 0, max: 1 }) ?? 1;
+  if (p === 0) throw new Error('--top-p: expected a number in (0, 1], got 0');
+  return p;
+}
+
+/** flags that cannot take effect together (or alone) are refused rather than silently ignored */
+function checkFlagCombinations(f: ParsedFlags): void {
+  const has = (n: string) => f.values.has(n) || f.bools.has(n);
+  const constraint = CONSTRAIN_FLAGS.find(has);
+  const beams = (flagNumber(f, 'beams', { int: true, min: 1 }) ?? 1) > 1;
+  const drafter = ['draft-model', 'prompt-lookup', 'speculative'].filter(has);
+  if (has('logprobs') && !f.bools.has('json'))
+    throw new Error('--logprobs needs --json (the log-probabilities are part of the JSON output only)');
+  if (beams && constraint)
+    throw new Error(`--beams cannot be combined with --${constraint}: beam search does not take a constraint`);
+  if (beams && drafter.length)
+    throw new Error(`--beams cannot be combined with --${drafter[0]}: beam search does not use speculative decoding`);
+  if (has('speculative-tokens') && drafter.length === 0)
+    throw new Error('--speculative-tokens needs a drafter: --draft-model DIR, --prompt-lookup or --speculative mtp');
+}
+
+/** the CLI flag of a request field, so that an engine error names what the user typed */
+const REQUEST_FLAGS: Record<string, string> = {
+  topP: '--top-p',
+  topK: '--top-k',
+  minP: '--min-p',
+  temperature: '--temperature',
+  repetitionPenalty: '--repetition-penalty',
+  maxTokens: '--max-tokens',
+  n: '--n',
+  beams: '--beams',
+  lengthPenalty: '--length-penalty',
+  stop: '--stop',
+  logprobs: '--logprobs',
+  seed: '--seed',
+  prompt: '--prompt',
+};
+
+export function flagError(e: unknown): Error {
+  const msg = (e as Error).message ?? String(e);
+  const m = /^request: (\w+)(.*)$/s.exec(msg);
+  if (m && REQUEST_FLAGS[m[1]!]) return new Error(`${REQUEST_FLAGS[m[1]!]}${m[2]}`);
+  return e instanceof Error ? e : new Error(msg);
+}
+
 /** the engine path (decoder models; every new flag); false when the plain loop should run instead */
 async function engineGenerate(
   f: ParsedFlags,
@@ -128,6 +178,7 @@ async function engineGenerate(
   tokenizer: Tokenizer,
   prompt: string,
   promptTokens: number,
+  constraint: Constraint | null,
 ): Promise<boolean> {
   const engineFlags = ENGINE_FLAGS.filter((n) => f.values.has(n) || f.bools.has(n));
   const maxTokens = flagNumber(f, 'max-tokens', { int: true, min: 0 }) ?? 200;
@@ -153,13 +204,15 @@ async function engineGenerate(
     maxTokens,
     temperature: flagNumber(f, 'temperature', { min: 0 }) ?? 0.8,
     topK: flagNumber(f, 'top-k', { int: true, min: 0 }) ?? 0,
-    topP: flagNumber(f, 'top-p', { min: 0 }) ?? 1,
+    topP: topPFlag(f),
     minP: flagNumber(f, 'min-p', { min: 0 }) ?? 0,
     repetitionPenalty: flagNumber(f, 'repetition-penalty', { min: 0 }) ?? 1,
     seed: flagNumber(f, 'seed', { int: true }) ?? 0,
     n: flagNumber(f, 'n', { int: true, min: 1 }) ?? 1,
     stop: f.values.get('stop') ?? [],
   };
+  // the constraint compiled above, as the engine's per-request logits processor (applies to every --n sample)
+  if (constraint) request.logitsProcessor = constraintProcessor(constraint, maxTokens);
   const logprobs = flagNumber(f, 'logprobs', { int: true, min: 0 });
   if (logprobs !== undefined) request.logprobs = logprobs;
   const beams = flagNumber(f, 'beams', { int: true, min: 1 });
@@ -174,9 +227,10 @@ async function engineGenerate(
   const lengthPenalty = flagNumber(f, 'length-penalty');
   if (lengthPenalty !== undefined) request.lengthPenalty = lengthPenalty;
   const json = f.bools.has('json');
-  if (!json && request.n === 1) process.stdout.write(prompt);
   await generateWithEngine(model, tokenizer, {
     request,
+    echo: !json && request.n === 1 ? prompt : undefined,
+    mapError: flagError,
     draftModel,
     json,
     promptLookup: f.bools.has('prompt-lookup'),

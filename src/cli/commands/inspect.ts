@@ -8,6 +8,7 @@ import { type HfJson, applyOverrides, fromHFConfig } from '../../models/hf-confi
 import { CACHE_DTYPES, type CacheDType, formatInspect, humanBytes, inspectConfig } from '../../models/inspect.js';
 import { getPresetInfo, isPreset, presetNames } from '../../models/presets.js';
 import { CONFIG_FILE, listCheckpointTensors, readConfigJson } from '../../io/checkpoint-node.js';
+import { readQuantizationConfig, type QuantizationConfig } from '../../models/quantized.js';
 import { flagChoice, flagNumber, parseFlags } from '../flags.js';
 
 const USAGE =
@@ -46,34 +47,59 @@ interface StoredSummary {
   values: number;
   bytes: number;
   dtypes: Record<string, number>;
+  /** a quantized checkpoint: its format, and the bytes of its packed weight blocks */
+  quantized?: { format: string; bits: number; layers: number; blockBytes: number };
 }
 
-async function storedSummary(dir: string): Promise<StoredSummary | null> {
+/** bytes per 32-weight GGUF block: 32 int8 + an f16 scale (q8_0), 16 bytes of nibbles + the scale (q4_0) */
+const BLOCK_BYTES: Record<string, number> = { q8_0: 34, q4_0: 18 };
+
+async function storedSummary(dir: string, qc: QuantizationConfig | null): Promise<StoredSummary | null> {
   const list = await listCheckpointTensors(dir);
   if (list.length === 0) return null;
+  const packed = new Set((qc?.modules ?? []).map((m) => `${m}.weight`));
   const dtypes: Record<string, number> = {};
   let values = 0;
   let bytes = 0;
+  let blockBytes = 0;
   for (const t of list) {
-    const n = t.shape.reduce((a, b) => a * b, 1);
+    let n = t.shape.reduce((a, b) => a * b, 1);
+    // a packed U8 [out, rowBytes] weight holds out x (rowBytes / blockBytes x 32) parameters, not its bytes
+    if (qc && packed.has(t.name) && t.shape.length === 2) {
+      n = t.shape[0]! * (t.shape[1]! / BLOCK_BYTES[qc.format]!) * 32;
+      blockBytes += t.end - t.begin;
+    }
     values += n;
     bytes += t.end - t.begin;
-    dtypes[t.dtype] = (dtypes[t.dtype] ?? 0) + n;
+    const key = qc && packed.has(t.name) ? qc.format : t.dtype;
+    dtypes[key] = (dtypes[key] ?? 0) + n;
   }
-  return { files: new Set(list.map((t) => t.file)).size, tensors: list.length, values, bytes, dtypes };
+  const quantized = qc ? { format: qc.format, bits: qc.bits, layers: qc.modules.length, blockBytes } : undefined;
+  return { files: new Set(list.map((t) => t.file)).size, tensors: list.length, values, bytes, dtypes, quantized };
 }
 
-function storedRow(s: StoredSummary, params: number): [string, string] {
+function storedRow(s: StoredSummary, params: number): [string, string][] {
   const dtypes = Object.keys(s.dtypes).join('/');
   const diff = s.values - params;
+  const count = `${Math.abs(diff).toLocaleString('en-US')}`;
   const match =
     diff === 0
       ? 'matches the config'
-      : `${diff > 0 ? '+' : ''}${diff.toLocaleString('en-US')} vs the config (buffers or task heads)`;
-  return [
-    'checkpoint',
-    `${s.tensors} tensors in ${s.files} file(s), ${s.values.toLocaleString('en-US')} values (${dtypes}, ${humanBytes(s.bytes)}), ${match}`,
+      : diff < 0
+        ? `${count} fewer than the config's parameters: the weights do not match the config's shapes (a model saved for another config?)`
+        : `${count} more than the config's parameters: extra tensors (buffers, task heads) or weights for a larger config`;
+  const rows: [string, string][] = [
+    [
+      'checkpoint',
+      `${s.tensors} tensors in ${s.files} file(s), ${s.values.toLocaleString('en-US')} parameters (${dtypes}, ${humanBytes(s.bytes)}), ${match}`,
+    ],
   ];
+  if (s.quantized)
+    rows.push([
+      'quantized',
+      `${s.quantized.format} (int${s.quantized.bits}): ${s.quantized.layers} layers, ${humanBytes(s.quantized.blockBytes)} of weight blocks`,
+    ]);
+  return rows;
 }
 
 /** config.json of a preset, a model directory, or a config.json path. */
@@ -103,7 +129,8 @@ export async function inspectCommand(argv: string[]): Promise<void> {
   const hf = applyOverrides(await loadHfConfig(args.target), args.sets);
   const report = inspectConfig(fromHFConfig(hf), { context: args.context, dtype: args.dtype });
   const isDir = !isPreset(args.target) && (await stat(args.target)).isDirectory();
-  const stored = isDir ? await storedSummary(args.target) : null;
+  const qc = readQuantizationConfig(hf, `${args.target}/config.json`);
+  const stored = isDir ? await storedSummary(args.target, qc) : null;
   // a preset says where its numbers come from (the config.json it transcribes, or the paper)
   const source: [string, string][] = isPreset(args.target) ? [['config from', getPresetInfo(args.target).source]] : [];
   if (args.json) {
@@ -115,6 +142,6 @@ export async function inspectCommand(argv: string[]): Promise<void> {
     return;
   }
   process.stdout.write(
-    formatInspect(report, args.target, [...source, ...(stored ? [storedRow(stored, report.params)] : [])]) + '\n',
+    formatInspect(report, args.target, [...source, ...(stored ? storedRow(stored, report.params) : [])]) + '\n',
   );
 }

@@ -38,6 +38,8 @@ export async function quantizeCommand(argv: string[]): Promise<void> {
     groupSize: 32,
     includeHead: f.bools.has('include-head'),
     exclude: f.values.get('exclude') ?? [],
+  }).catch((e: Error) => {
+    throw new Error(e.message.replace(/^quantizeModel: exclude /, '--exclude '));
   });
   const summary = {
     out: r.out,

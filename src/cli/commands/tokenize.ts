@@ -62,7 +62,7 @@ export async function tokenizerTrainCommand(argv: string[]): Promise<void> {
   const out = flagRequired(f, 'out', 'FILE', TRAIN_HELP);
   const minFrequency = flagNumber(f, 'min-frequency', { int: true, min: 1 });
   const special = flagString(f, 'special-tokens');
-  const specialTokens = special !== undefined ? special.split(',').filter(Boolean) : undefined;
+  const specialTokens = special !== undefined ? specialTokenList(special) : undefined;
   const text = readTextFile('--data', data);
   if (text.length === 0) throw new Error(`--data ${data}: the file is empty`);
 
@@ -90,4 +90,15 @@ export async function tokenizerTrainCommand(argv: string[]): Promise<void> {
   process.stderr.write(
     `wrote ${out}: ${type} tokenizer, vocab ${tok.vocabSize}, trained on ${text.length} chars in ${secs}s\n`,
   );
+}
+
+/** --special-tokens: comma-separated, each once (a repeat would give one token two ids, the first unreachable) */
+export function specialTokenList(spec: string): string[] {
+  const list = spec.split(',').filter(Boolean);
+  const seen = new Set<string>();
+  for (const t of list) {
+    if (seen.has(t)) throw new Error(`--special-tokens: ${JSON.stringify(t)} is given twice`);
+    seen.add(t);
+  }
+  return list;
 }

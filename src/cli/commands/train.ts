@@ -7,8 +7,19 @@
 //   config.json, model.safetensors, tokenizer.json, tokenizer_config.json   final model (HF layout)
 //   metrics.jsonl, loss-curve.svg, train_config.json, train_summary.json
 //   checkpoint/   the last checkpoint: a model dir + optimizer.safetensors + trainer_state.json
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join, resolve } from 'node:path';
 import { noGrad } from '../../tensor/engine.js';
 import { manualSeed } from '../../tensor/random.js';
 import type { Tensor } from '../../tensor/tensor.js';
@@ -23,6 +34,7 @@ import { serializeSafetensors } from '../../io/safetensors.js';
 import { bytesTokenizer, charTokenizer } from '../../tokenizers/simple.js';
 import { loadTokenizer } from '../../tokenizers/load-node.js';
 import type { Tokenizer } from '../../tokenizers/tokenizer.js';
+import { vocabularyDifference } from '../../tokenizers/compare.js';
 import { MemoryTokenFile, type TokenSource } from '../../train/data/index.js';
 import { NodeTokenFile } from '../../train/data/token-file-node.js';
 import { checkpointDir, recoverCheckpointDir, writeFileAtomic, writeJSONAtomic } from '../../train/atomic-node.js';
@@ -32,6 +44,7 @@ import { lossChart } from '../../train/plot.js';
 import {
   createTask,
   defaultObjective,
+  specialTokensFor,
   OBJECTIVES,
   type ObjectiveName,
   type TaskData,
@@ -174,10 +187,16 @@ function applyOptimizerFlags(c: TrainConfig, f: ParsedFlags): void {
     c.optimizer = { ...c.optimizer, kind: kind as OptimizerKind };
   }
   const o = c.optimizer;
+  // a decay rate of 1 never forgets (beta2 = 1: the second moment stays 0 and the step divides by eps)
+  const rate = (name: string) => {
+    const v = n(name);
+    if (v !== undefined && !(v < 1)) throw new Error(`--${name}: expected a number in [0, 1), got ${v}`);
+    return v;
+  };
   if (n('weight-decay') !== undefined) o.weightDecay = n('weight-decay');
-  if (n('beta1') !== undefined) o.beta1 = n('beta1');
-  if (n('beta2') !== undefined) o.beta2 = n('beta2');
-  if (n('momentum') !== undefined) o.momentum = n('momentum');
+  if (rate('beta1') !== undefined) o.beta1 = rate('beta1');
+  if (rate('beta2') !== undefined) o.beta2 = rate('beta2');
+  if (rate('momentum') !== undefined) o.momentum = rate('momentum');
   const sched = flagString(f, 'schedule');
   const lr = n('lr') ?? ('lr' in c.schedule ? c.schedule.lr : c.optimizer.lr);
   const minLr = n('min-lr') ?? ('minLr' in c.schedule ? (c.schedule.minLr ?? lr / 10) : lr / 10);
@@ -234,11 +253,12 @@ interface Prepared {
 }
 
 /** text file: tokenizer (char: built from the whole text, as nanoGPT's prepare.py) and a 90/10 character split */
-export function prepareData(c: TrainConfig, dirTokenizer: Tokenizer | null): Prepared {
+export function prepareData(c: TrainConfig, dirTokenizer: Tokenizer | null, objective?: ObjectiveName): Prepared {
   if (!existsSync(c.data)) throw new Error(`--data ${c.data}: no such file or directory`);
   if (statSync(c.data).isDirectory()) return prepareBinDir(c, dirTokenizer);
   const text = readTextFile('--data', c.data);
-  const tokenizer = c.tokenizer === 'char' ? charTokenizer(text) : pickTokenizer(c.tokenizer, dirTokenizer);
+  const tokenizer =
+    c.tokenizer === 'char' ? charWithSpecials(text, objective) : pickTokenizer(c.tokenizer, dirTokenizer);
   const cut = Math.floor(text.length * (1 - c.valFraction));
   const [trainText, valText] = [text.slice(0, cut), text.slice(cut)];
   const encode = (s: string) => tokenizer.encode(s, { addSpecialTokens: false });
@@ -252,6 +272,25 @@ export function prepareData(c: TrainConfig, dirTokenizer: Tokenizer | null): Pre
       encode,
     },
   };
+}
+
+/** a char tokenizer, plus real special tokens after the characters when the objective needs [MASK] & co. */
+function charWithSpecials(text: string, objective?: ObjectiveName): Tokenizer {
+  const tok = charTokenizer(text);
+  const specials = objective ? specialTokensFor(objective) : [];
+  return specials.length ? tok.withAddedTokens(specials) : tok;
+}
+
+/** the objective the run will use, known before the tokenizer is built (the family does not depend on it) */
+function plannedObjective(c: TrainConfig, dirConfig: ModelConfig | null): ObjectiveName | undefined {
+  if (c.objective) return c.objective;
+  if (dirConfig) return defaultObjective(dirConfig);
+  if (!isPreset(c.model)) return undefined;
+  try {
+    return defaultObjective(fromHFConfig(applyOverrides(getPresetInfo(c.model).hf, c.set)));
+  } catch {
+    return undefined; // a bad --set is reported by buildModelConfig
+  }
 }
 
 function pickTokenizer(spec: string, dirTokenizer: Tokenizer | null): Tokenizer {
@@ -302,6 +341,16 @@ export function buildModelConfig(c: TrainConfig, tok: Tokenizer, dirConfig: Mode
 
 const isModelDir = (p: string) => existsSync(join(p, 'config.json'));
 
+/** fine-tuning a model directory: its embedding rows belong to its own tokenizer's ids */
+function checkSameVocabulary(c: TrainConfig, own: Tokenizer, chosen: Tokenizer): void {
+  const diff = vocabularyDifference(own, chosen);
+  if (diff)
+    throw new Error(
+      `--tokenizer ${c.tokenizer}: its vocabulary differs from ${c.model}'s tokenizer.json (${diff}, the model's ` +
+        "first), so the model's weights would read other tokens; pass --tokenizer model to keep its own",
+    );
+}
+
 // ---- checkpoints ----
 
 const CKPT = 'checkpoint';
@@ -312,6 +361,7 @@ async function writeTrainCheckpoint(
   cfg: ModelConfig,
   tok: Tokenizer,
   c: TrainConfig,
+  dataId: string,
 ): Promise<void> {
   const { json, buffers } = trainer.state();
   await checkpointDir(join(out, CKPT), async (tmp) => {
@@ -324,7 +374,8 @@ async function writeTrainCheckpoint(
     }));
     writeFileSync(join(tmp, 'optimizer.safetensors'), serializeSafetensors(raw));
     writeFileSync(join(tmp, 'trainer_state.json'), JSON.stringify(json, null, 2) + '\n');
-    writeFileSync(join(tmp, 'train_config.json'), JSON.stringify(c, null, 2) + '\n');
+    // the data's fingerprint lets --resume tell a changed file from a moved one
+    writeFileSync(join(tmp, 'train_config.json'), JSON.stringify({ ...c, dataId }, null, 2) + '\n');
   });
 }
 
@@ -490,6 +541,74 @@ function checkOutDir(c: TrainConfig, f: ParsedFlags): void {
 
 // ---- resuming ----
 
+/** size and SHA-256 of a file (of its first and last 8 MiB when larger: enough to tell corpora apart) */
+function fileFingerprint(file: string): string {
+  const size = statSync(file).size;
+  const h = createHash('sha256');
+  const span = 8 << 20;
+  const fd = openSync(file, 'r');
+  try {
+    const starts = size <= 2 * span ? [0] : [0, size - span];
+    for (const start of starts) {
+      const buf = Buffer.alloc(Math.min(size <= 2 * span ? size : span, size - start));
+      readSync(fd, buf, 0, buf.length, start);
+      h.update(buf);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return `${size}:${h.digest('hex').slice(0, 16)}`;
+}
+
+/** --data's fingerprint: the text file, or a bin directory's train.bin and val.bin */
+export function dataFingerprint(data: string): string {
+  if (!statSync(data).isDirectory()) return fileFingerprint(data);
+  return ['train.bin', 'val.bin'].map((n) => fileFingerprint(join(data, n))).join(',');
+}
+
+const tokenizerSpec = (t: string) => (['char', 'bytes', 'model', ''].includes(t) ? t : resolve(t));
+
+/**
+ * --resume continues the checkpoint's run: a command whose model config, tokenizer, data or objective
+ * differs would load the weights into another model (dropping layers) or read its ids through another
+ * vocabulary. Every difference is named; the command is refused.
+ */
+export function resumeDifferences(
+  dir: string,
+  now: { cfg: ModelConfig; tokenizer: Tokenizer; c: TrainConfig; objective: string; dataId: string },
+  state: TrainerState,
+): string[] {
+  const out: string[] = [];
+  const readJson = (f: string) =>
+    existsSync(join(dir, f)) ? (JSON.parse(readFileSync(join(dir, f), 'utf8')) as Record<string, unknown>) : null;
+  const savedCfg = readJson('config.json');
+  if (savedCfg) {
+    const cur = configToJson(now.cfg) as Record<string, unknown>;
+    for (const k of new Set([...Object.keys(savedCfg), ...Object.keys(cur)]))
+      if (JSON.stringify(savedCfg[k]) !== JSON.stringify(cur[k]))
+        out.push(`config.json ${k}: ${JSON.stringify(savedCfg[k])} in the checkpoint, ${JSON.stringify(cur[k])} now`);
+  }
+  if (existsSync(join(dir, 'tokenizer.json'))) {
+    const diff = vocabularyDifference(loadTokenizer(join(dir, 'tokenizer.json')), now.tokenizer);
+    if (diff) out.push(`tokenizer: ${diff} (the checkpoint's first)`);
+  }
+  const saved = readJson('train_config.json') as (Partial<TrainConfig> & { dataId?: string }) | null;
+  if (saved) {
+    if (saved.tokenizer !== undefined && tokenizerSpec(saved.tokenizer) !== tokenizerSpec(now.c.tokenizer))
+      out.push(
+        `--tokenizer: ${JSON.stringify(saved.tokenizer)} in the checkpoint, ${JSON.stringify(now.c.tokenizer)} now`,
+      );
+    if (saved.dataId !== undefined ? saved.dataId !== now.dataId : resolve(saved.data ?? '') !== resolve(now.c.data))
+      out.push(
+        `--data: ${JSON.stringify(saved.data)} in the checkpoint, ${JSON.stringify(now.c.data)} now` +
+          (saved.dataId !== undefined ? ' (the contents differ)' : ''),
+      );
+  }
+  if (state.objective !== now.objective)
+    out.push(`--objective: ${state.objective} in the checkpoint, ${now.objective} now`);
+  return out;
+}
+
 const SCHEDULE_FLAGS = ['lr', 'min-lr', 'warmup', 'decay-steps', 'schedule'];
 
 const describeSchedule = (s: Schedule): string =>
@@ -587,8 +706,13 @@ export async function trainCommand(argv: string[]): Promise<void> {
   manualSeed(c.seed); // dropout draws from the global tensor RNG: same command + seed, same curve
   if (isModelDir(c.model)) checkModelFiles('--model', c.model);
   const fromDir = isModelDir(c.model) ? await loadModelDir(c.model, { seed: c.seed }) : null;
-  const { tokenizer, data } = prepareData(c, fromDir?.tokenizer ?? null);
+  const { tokenizer, data } = prepareData(
+    c,
+    fromDir?.tokenizer ?? null,
+    plannedObjective(c, fromDir ? fromDir.config : null),
+  );
   const cfg = buildModelConfig(c, tokenizer, fromDir ? fromDir.config : null);
+  if (fromDir?.tokenizer && tokenizer !== fromDir.tokenizer) checkSameVocabulary(c, fromDir.tokenizer, tokenizer);
   configToJson(cfg); // fail before training when the config cannot be saved
   if (f.bools.has('memory-report')) {
     fromDir?.model.dispose();
@@ -607,9 +731,22 @@ export async function trainCommand(argv: string[]): Promise<void> {
   if (f.bools.has('resume') && !resume && !json)
     console.error(`--resume: no checkpoint in ${join(c.out, CKPT)}; starting from step 0`);
   const saved = resume ? await readTrainCheckpoint(c.out) : null;
-  if (saved) c.schedule = resumeSchedule(c, f, saved.json, (m) => console.error(m));
+  const dataId = dataFingerprint(c.data);
+  const objective = c.objective ?? defaultObjective(cfg);
+  if (saved) {
+    const diffs = resumeDifferences(join(c.out, CKPT), { cfg, tokenizer, c, objective, dataId }, saved.json);
+    if (diffs.length) {
+      for (const t of saved.weights.values()) t.dispose();
+      model.dispose();
+      throw new Error(
+        `--resume: the command differs from the checkpoint in ${join(c.out, CKPT)}:\n  ${diffs.join('\n  ')}\n` +
+          'give the settings of the run it continues, or --overwrite to start a new run',
+      );
+    }
+    c.schedule = resumeSchedule(c, f, saved.json, (m) => console.error(m));
+  }
   const task = createTask(
-    c.objective ?? defaultObjective(cfg),
+    objective,
     cfg,
     data,
     { batchSize: c.batchSize, blockSize: c.blockSize, seed: c.seed },
@@ -632,7 +769,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     trainer.loadState(saved.json, saved.buffers);
   }
   try {
-    await runCommand(c, trainer, cfg, tokenizer, f, json, argv);
+    await runCommand(c, trainer, cfg, tokenizer, f, json, argv, dataId);
   } finally {
     trainer.dispose();
     model.dispose();
@@ -647,6 +784,7 @@ async function runCommand(
   f: ParsedFlags,
   json: boolean,
   argv: readonly string[],
+  dataId: string,
 ): Promise<void> {
   mkdirSync(c.out, { recursive: true });
   const metricsFile = join(c.out, 'metrics.jsonl');
@@ -702,7 +840,7 @@ async function runCommand(
       },
       checkpointInterval: c.checkpointInterval,
       checkpoint: async (step) => {
-        await writeTrainCheckpoint(c.out, trainer, cfg, tok, c);
+        await writeTrainCheckpoint(c.out, trainer, cfg, tok, c, dataId);
         logger.log(step, { kind: 'checkpoint' });
       },
       shouldStop: () => signal !== null,
