@@ -8,4 +8,4 @@ export { fused, fusedScratchBytes } from './fused';
 export { copyStrided, reduce, gather, scatterAdd } from './layout';
 export { softmax, softmaxBackward, norm, normBackward, sumPartials, crossEntropy, crossEntropyBackward, adamw } from './rows';
 export { pagedAttention } from './paged';
-export { qgemv, qgemm, qgemmScratchBytes } from './quant';
+export { qgemv } from './quant';

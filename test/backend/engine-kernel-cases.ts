@@ -310,14 +310,14 @@ export function quantMatmulCases(ctx: Ctx): void {
             bound += (sw * ax) / 254;
           }
           const err = Math.abs(got[m * N + j]! - want[m * N + j]!);
-          const tol = (M <= 4 ? bound * 1.001 : 0) + 2e-6 * mag + 1e-6;
+          // the int8 activation rounding (native AVX2 / AVX-512 targets, every M) is within `bound`
+          const tol = bound * 1.001 + 2e-6 * mag + 1e-6;
           assert.ok(
             err <= tol,
             `quantMatmul q${bits} M=${M} N=${N} K=${K} at (${m}, ${j}): |${got[m * N + j]} - ${want[m * N + j]}| > ${tol}`,
           );
         }
       }
-      if (M > 4) close(got, want, 2e-5, `quantMatmul q${bits} ${M}x${N}x${K} (GEMM path)`);
     }
   }
   ctx.done();

@@ -29,7 +29,7 @@ export function quantRowBytes(K: number, bits: QuantBits): number {
   return (K / QUANT_BLOCK) * quantBlockBytes(bits);
 }
 
-/** C's roundf: halves away from zero */
+/** C's roundf: halves away from zero (exact for the float32 values it is given) */
 function roundAway(x: number): number {
   return x < 0 ? -Math.floor(-x + 0.5) : Math.floor(x + 0.5);
 }
@@ -39,7 +39,13 @@ function writeHalf(out: Uint8Array, at: number, h: number): void {
   out[at + 1] = h >> 8;
 }
 
-/** W [N, K] float32 (row-major) -> N * K/32 blocks */
+const f32 = Math.fround;
+
+/**
+ * W [N, K] float32 (row-major) -> N * K/32 blocks, byte for byte what ggml's reference quantizers
+ * (quantize_row_q8_0_ref / quantize_row_q4_0_ref) write: every step they compute in float32 is rounded to float32
+ * here (d, 1/d, x * id, x * id + 8.5), so values whose quotient lands exactly on .5 round as they do in ggml.
+ */
 export function quantizeRows(w: Float32Array, N: number, K: number, bits: QuantBits): Uint8Array {
   if (w.length !== N * K) throw new Error(`quantizeRows: ${w.length} values for a [${N}, ${K}] matrix`);
   const bb = quantBlockBytes(bits);
@@ -51,10 +57,10 @@ export function quantizeRows(w: Float32Array, N: number, K: number, bits: QuantB
     if (bits === 8) {
       let amax = 0;
       for (let i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(w[x + i]!));
-      const d = amax / 127;
-      const id = d ? 1 / d : 0;
+      const d = f32(amax / 127);
+      const id = d ? f32(1 / d) : 0;
       writeHalf(out, o, f32ToF16(d));
-      for (let i = 0; i < 32; i++) out[o + 2 + i] = roundAway(w[x + i]! * id) & 255;
+      for (let i = 0; i < 32; i++) out[o + 2 + i] = roundAway(f32(w[x + i]! * id)) & 255;
     } else {
       let amax = 0;
       let max = 0;
@@ -62,12 +68,12 @@ export function quantizeRows(w: Float32Array, N: number, K: number, bits: QuantB
         const v = w[x + i]!;
         if (Math.abs(v) > amax) [amax, max] = [Math.abs(v), v];
       }
-      const d = max / -8;
-      const id = d ? 1 / d : 0;
+      const d = f32(max / -8);
+      const id = d ? f32(1 / d) : 0;
       writeHalf(out, o, f32ToF16(d));
       for (let i = 0; i < 16; i++) {
-        const q0 = Math.min(15, Math.trunc(w[x + i]! * id + 8.5));
-        const q1 = Math.min(15, Math.trunc(w[x + i + 16]! * id + 8.5));
+        const q0 = Math.min(15, Math.trunc(f32(f32(w[x + i]! * id) + 8.5)));
+        const q1 = Math.min(15, Math.trunc(f32(f32(w[x + i + 16]! * id) + 8.5)));
         out[o + 2 + i] = q0 | (q1 << 4);
       }
     }

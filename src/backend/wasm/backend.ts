@@ -84,7 +84,6 @@ const FNS = [
   'gather',
   'scatterAdd',
   'qgemv',
-  'qgemm',
   'fused',
 ] as const;
 type Fn = (typeof FNS)[number];
@@ -157,7 +156,6 @@ class WasmBuf implements Buf {
 interface Exports {
   heapBase(): number;
   gemmScratchBytes(): number;
-  qgemmScratchBytes(): number;
   attentionScratchBytes(Tk: number, Dk: number, Dv: number, bwd: number): number;
   fusedScratchBytes(nodes: number): number;
   sumPartials(partials: number, nth: number, stride: number, n: number, dst: number): void;
@@ -494,7 +492,10 @@ class WasmBackendImpl implements WasmBackend {
     };
   }
 
-  /** weight-only quantized x @ dequant(W)^T (asm/quant.ts): qgemv for a few rows, qgemm (dequantized panels) else */
+  /**
+   * weight-only quantized x @ dequant(W)^T (asm/quant.ts): qgemv for every M, so that a row's result is the same
+   * whatever else is in the call (the engine's batch composition, prefill chunking, speculative verify rows)
+   */
   private quantMatmul(x: View, w: View, out: View, p: QuantMatmulParams): void | false {
     const { M, N, K, bits } = p;
     if (M * N === 0) return;
@@ -502,9 +503,7 @@ class WasmBackendImpl implements WasmBackend {
     const k = 'quantMatmul';
     const nth = this.nth(2 * M * N * K, PAR_FLOPS);
     const describe = () => `q${bits}: M=${M}, N=${N}, K=${K}`;
-    const args = [bits, this.addr(x, k), this.addr(w, k), this.addr(out, k), M, N, K];
-    if (M <= 4) return this.run('qgemv', nth, args, 0, describe);
-    this.run('qgemm', nth, [...args, this.workCounter()], this.ex.qgemmScratchBytes(), describe);
+    return this.run('qgemv', nth, [bits, this.addr(x, k), this.addr(w, k), this.addr(out, k), M, N, K], 0, describe);
   }
 
   private matmul(a: View, b: View, out: View, p: MatmulParams): void | false {
