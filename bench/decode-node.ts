@@ -25,11 +25,17 @@ export async function decodeCommand(
   int: (name: string, def?: number) => number,
 ): Promise<void> {
   const rounds = flags.has('rounds') ? int('rounds') : undefined; // a bad value fails before any model loads
+  const prompts = flags.get('prompts') ?? 'text';
+  if (prompts !== 'text' && prompts !== 'random')
+    throw new Error(`--prompts: expected text or random, got '${prompts}'`);
+  const mtpDraft = parseSpeculative(flags.get('speculative'));
+  if (flags.has('speculative-tokens') && !flags.has('draft-model') && !mtpDraft)
+    throw new Error('--speculative-tokens needs a drafter: --draft-model DIR or --speculative mtp');
   await shutdownBackend();
   await useFastBackend({ threads });
   const { model, tokenizer } = await loadModelDir(flags.get('model') ?? bundledModelDir());
   // prompts are slices of the shipped corpus when the model has a tokenizer (--prompts random: random ids)
-  const text = flags.get('prompts') !== 'random' && tokenizer ? corpusText() : null;
+  const text = prompts === 'text' && tokenizer ? corpusText() : null;
   const corpus = text ? tokenizer!.encode(text, { addSpecialTokens: false }) : null;
   const draftDir = flags.get('draft-model');
   const draftModel = draftDir ? (await loadModelDir(draftDir)).model : null;
@@ -37,7 +43,6 @@ export async function decodeCommand(
   const length = int('prompt-tokens') + int('max-tokens');
   const short = draftModel ? draftContextNotice(model.config, draftModel.config, length) : null;
   if (short) console.error(`lineage bench decode: note: --draft-model ${draftDir}: ${short}`);
-  const mtpDraft = parseSpeculative(flags.get('speculative'));
   const r = await benchDecode(model, {
     concurrency: int('concurrency'),
     promptTokens: int('prompt-tokens'),
@@ -58,7 +63,7 @@ export async function decodeCommand(
   console.log(
     `decode N=${r.concurrency} P=${r.promptTokens} T=${r.maxTokens} threads=${threads}: ${r.tokensPerSecond.toFixed(1)} tok/s ` +
       `(single stream ${r.singleStreamTokensPerSecond.toFixed(1)}, x${r.speedup.toFixed(2)}), TTFT p50 ${r.ttftMsP50.toFixed(1)} ms, ` +
-      `ITL p50 ${r.itlMsP50.toFixed(1)} ms, KV (${r.kvDtype}, ${r.kvBytesPerToken} B/token) blocks peak ${r.kvBlocksPeak}/${r.kvBlocksTotal}, waste ${r.kvWastePercent.toFixed(1)}%` +
+      `ITL p50 ${r.itlMsP50 === null ? '-' : r.itlMsP50.toFixed(2)} ms/token, KV (${r.kvDtype}, ${r.kvBytesPerToken} B/token) blocks peak ${r.kvBlocksPeak}/${r.kvBlocksTotal}, waste ${r.kvWastePercent.toFixed(1)}%` +
       (r.speculative
         ? `; speculative: acceptance ${r.acceptanceRate.toFixed(3)} (single stream ${r.singleStreamAcceptanceRate!.toFixed(3)}), single stream x${r.speculativeSpeedup!.toFixed(2)} vs plain (${r.plainSingleStreamTokensPerSecond!.toFixed(1)} tok/s; ` +
           `median of ${r.rounds} rounds [${r.speculativeSpeedupRounds!.map((x) => x.toFixed(2)).join(', ')}], CPU time x${r.speculativeSpeedupCpu?.toFixed(2) ?? '-'}), ` +

@@ -13,6 +13,7 @@ import { Rng } from '../src/tensor/random.js';
 import type { LanguageModel } from '../src/models/model.js';
 import type { DecoderConfig } from '../src/models/config.js';
 import { Engine, type EngineOptions } from '../src/infer/engine/engine.js';
+import { bytesPerBlock, KvPool } from '../src/infer/engine/kv-pool.js';
 import type { KvDtype } from '../src/infer/engine/kv-dtype.js';
 
 export interface DecodeBenchOptions {
@@ -46,14 +47,25 @@ export interface DecodeBenchResult {
   singleStreamTokensPerSecond: number;
   speedup: number;
   ttftMsP50: number;
-  itlMsP50: number;
+  /**
+   * inter-token latency, ms per token: the median over every request's emissions after its first of (time
+   * since the request's previous emission) / (tokens in this emission). An emission is what one engine step
+   * gives a request: one token, or several with speculative decoding (an accepted draft arrives at once).
+   * Without speculation this is vLLM's ITL; with it, vLLM's per-chunk ITL divided by the chunk's tokens,
+   * so it stays comparable with plain decoding. null when no request emitted twice (--max-tokens 1)
+   */
+  itlMsP50: number | null;
+  /** vLLM's TPOT: the median over requests of (last token time - first token time) / (tokens - 1); null
+   * when every request has a single token */
+  tpotMsP50: number | null;
   kvBlocksPeak: number;
   kvBlocksTotal: number;
   kvWastePercent: number;
   acceptanceRate: number;
   speculative: boolean;
   kvDtype: KvDtype;
-  /** KV bytes per token (all layers, K and V, int8 scales included) */
+  /** KV bytes per token, exact: all layers, K and V, int8 scales included (an encoder-decoder counts its
+   * self- and cross-attention layers; 0 for recurrent families, whose state does not grow per token) */
   kvBytesPerToken: number;
   /** with a draft model or MTP drafts: single-stream tokens/s without them, and the ratio */
   plainSingleStreamTokensPerSecond?: number;
@@ -73,11 +85,13 @@ export interface DecodeBenchResult {
   rounds: number;
 }
 
-const median = (xs: number[]) => {
-  if (xs.length === 0) return 0;
+function median(xs: number[]): number;
+function median(xs: number[], empty: null): number | null;
+function median(xs: number[], empty: number | null = 0): number | null {
+  if (xs.length === 0) return empty;
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
+}
 
 interface PassResult {
   tokens: number;
@@ -85,26 +99,43 @@ interface PassResult {
   /** process CPU seconds (0 without a CPU clock) */
   cpuSeconds: number;
   ttft: number[];
+  /** per emission after a request's first: ms since its previous emission / tokens in it */
   itl: number[];
+  /** per request with more than one token: (last - first token time) / (tokens - 1), ms */
+  tpot: number[];
   /** each request's generated token ids, in prompt order */
   outputs: number[][];
 }
 
-const emptyPass = (): PassResult => ({ tokens: 0, seconds: 0, cpuSeconds: 0, ttft: [], itl: [], outputs: [] });
+const emptyPass = (): PassResult => ({
+  tokens: 0,
+  seconds: 0,
+  cpuSeconds: 0,
+  ttft: [],
+  itl: [],
+  tpot: [],
+  outputs: [],
+});
 
 /** one request through the engine, its tokens and timestamps (taken as events arrive) added to r */
 async function request(engine: Engine, prompt: number[], maxTokens: number, r: PassResult, i: number): Promise<void> {
   const out: number[] = (r.outputs[i] = []);
   const t0 = performance.now();
-  let last = t0;
+  // emissions: the tokens one engine step gave this request (they arrive together), with the time of the first
+  const emissions: { at: number; step: number; tokens: number }[] = [];
   for await (const e of engine.add({ prompt, maxTokens, temperature: 0, ignoreEos: true })) {
     if (e.token < 0) continue;
-    const now = performance.now();
-    (last === t0 ? r.ttft : r.itl).push(now - last);
-    last = now;
+    const last = emissions.at(-1);
+    if (last && last.step === engine.stepCount) last.tokens++;
+    else emissions.push({ at: performance.now(), step: engine.stepCount, tokens: 1 });
     r.tokens++;
     out.push(e.token);
   }
+  if (emissions.length === 0) return;
+  r.ttft.push(emissions[0]!.at - t0);
+  for (let j = 1; j < emissions.length; j++)
+    r.itl.push((emissions[j]!.at - emissions[j - 1]!.at) / emissions[j]!.tokens);
+  if (out.length > 1) r.tpot.push((emissions.at(-1)!.at - emissions[0]!.at) / (out.length - 1));
 }
 
 /** runs the prompts through the engine, all at once or one after another */
@@ -184,6 +215,13 @@ async function singleRounds(
   return r;
 }
 
+/** the exact KV bytes of one token: every layer's K and V rows (and int8 scales) in the pool's dtype; the
+ * pool's own rounding to whole blocks is not in it. 0 without a paged pool (recurrent state slots) */
+export function kvBytesPerToken(engine: Engine): number {
+  const pool = engine.pool instanceof KvPool ? engine.pool : (engine.pool as { pool?: unknown }).pool;
+  return pool instanceof KvPool ? bytesPerBlock(pool.layers, 1, pool.dtype) : 0;
+}
+
 export async function benchDecode(model: LanguageModel, o: DecodeBenchOptions): Promise<DecodeBenchResult> {
   const V = model.config.vocabSize;
   const ctx = (model.config as DecoderConfig).maxContext;
@@ -230,9 +268,9 @@ export async function benchDecode(model: LanguageModel, o: DecodeBenchOptions): 
     mtpDraft: false,
     prefaultKv: false,
   });
-  const bytesPerBlock = probeBytes / probe.pool.numBlocks;
+  const perBlock = probeBytes / probe.pool.numBlocks;
   probe.dispose();
-  opts.kvMemoryBytes = Math.ceil(bytesPerBlock * perSeq * o.concurrency);
+  opts.kvMemoryBytes = Math.ceil(perBlock * perSeq * o.concurrency);
   // the draft's own pool (default: a quarter of the target's) must hold every sequence too, or the
   // drafter finds no blocks and never proposes
   const speculative = !!o.draftModel || !!o.mtpDraft;
@@ -259,14 +297,15 @@ export async function benchDecode(model: LanguageModel, o: DecodeBenchOptions): 
     singleStreamTokensPerSecond: sps,
     speedup: tps / sps,
     ttftMsP50: median(batched.ttft),
-    itlMsP50: median(batched.itl),
+    itlMsP50: median(batched.itl, null),
+    tpotMsP50: median(batched.tpot, null),
     kvBlocksPeak: engine.peakBlocks,
     kvBlocksTotal: engine.pool.numBlocks,
     kvWastePercent: slots === 0 ? 0 : (100 * engine.peakWasteSlots) / slots,
     acceptanceRate: engine.stats().acceptanceRate,
     speculative,
     kvDtype: opts.kvDtype!,
-    kvBytesPerToken: bytesPerBlock / engine.pool.blockSize,
+    kvBytesPerToken: kvBytesPerToken(engine),
     singleRequests: single,
     rounds,
     ...(speculative

@@ -109,6 +109,8 @@ export async function benchCommand(argv: string[]): Promise<void> {
   }
   const json = flags.has('json');
   const threads = sub === 'all' || sub === 'llamacpp' ? 0 : int(flags, 'threads', cores());
+  // more threads than cores only time the OS scheduler (--threads 999 ran 100x slower, silently)
+  if (threads > cores()) throw new Error(`--threads: at most this machine's ${cores()} cores, got ${threads}`);
   const variant = (flags.get('variant') ?? 'auto') as 'auto' | 'relaxed' | 'simd';
   if (!['auto', 'relaxed', 'simd'].includes(variant))
     throw new Error(`--variant must be auto, relaxed or simd (got '${variant}')`);

@@ -21,6 +21,9 @@ export interface GenerateOptions extends SamplingOptions {
   useCache?: boolean;
   /** constrained decoding (infer/constrain): masks each step's logits; generation ends when it is finished */
   constraint?: StepConstraint;
+  /** picks each token from its (constrained) logits row instead of temperature / topK / topP with the seed's
+   * Rng: `lineage generate` passes the engine's sampler, so both paths draw the same sample for a seed */
+  sample?: (row: Float32Array) => number;
   /** plain decoders: the fast decode path (src/infer/fast-decoder.ts) where it applies (default true;
    * false runs `model.forward`, the reference the tests compare it with) */
   fast?: boolean;
@@ -66,9 +69,20 @@ function lastLogits(model: LanguageModel, inputs: ModelInputs): Float32Array {
     .data() as Float32Array; // (V)
 }
 
+/** generate's numeric options, named in errors (the Engine checks its requests the same way) */
+function checkGenerateOptions(o: GenerateOptions | undefined): void {
+  if (o === null || typeof o !== 'object') throw new Error('generate: options { maxTokens, ... } are required');
+  const show = (v: unknown) => (typeof v === 'string' ? JSON.stringify(v) : String(v));
+  if (!(Number.isInteger(o.maxTokens) && o.maxTokens >= 0))
+    throw new Error(`generate: maxTokens must be a non-negative integer, got ${show(o.maxTokens)}`);
+  if (o.seed !== undefined && !Number.isSafeInteger(o.seed))
+    throw new Error(`generate: seed must be a safe integer, got ${show(o.seed)}`);
+  checkSampling(o);
+}
+
 /** Generates up to maxTokens ids after `prompt` (decoder-only and recurrent families). */
 export function generate(model: LanguageModel, prompt: readonly number[], o: GenerateOptions): number[] {
-  checkSampling(o);
+  checkGenerateOptions(o);
   if (model.config.arch === 'encoder-decoder') return generateSeq2Seq(model, prompt, o);
   if (model.config.arch === 'encoder')
     throw new Error(
@@ -104,7 +118,9 @@ export function generate(model: LanguageModel, prompt: readonly number[], o: Gen
       for (let i = 0; i < o.maxTokens; i++) {
         if (o.constraint?.isFinished()) break;
         const logits = fast ? fast.step(i === 0 ? seq : seq.slice(-1)) : referenceStep();
-        const id = sampleToken(constrained(logits, o, i), o, rng);
+        const id = o.sample
+          ? o.sample(Float32Array.from(constrained(logits, o, i)))
+          : sampleToken(constrained(logits, o, i), o, rng);
         o.constraint?.advance(id);
         seq.push(id);
         out.push(id);

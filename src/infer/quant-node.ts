@@ -4,7 +4,8 @@
 //                         { "quant_method": "lineage-gguf", "format": "q8_0" | "q4_0", "bits": 8 | 4,
 //                           "group_size": 32, "modules": [paths], "conv1d": [paths] }
 //   model.safetensors   each quantized module's "<path>.weight" as U8 [out, in/32 * blockBytes]: the GGUF blocks,
-//                       row after row, byte for byte; every other tensor as in the source (float)
+//                       row after row, byte for byte; every other tensor as in the source (its dtype and
+//                       bytes: a BF16 embedding stays BF16)
 //
 // `takeQuantizedWeights` is the loader hook: it swaps a QuantLinear in for each listed module and returns
 // the tensors that remain for the ordinary float load.
@@ -22,7 +23,8 @@ import {
   type RawTensor,
   type SafetensorsDType,
 } from '../io/safetensors.js';
-import { readConfigJson } from '../io/checkpoint-node.js';
+import { listCheckpointTensors, readConfigJson, readSafetensorsFile } from '../io/checkpoint-node.js';
+import { toHalf } from './engine/kv-dtype.js';
 import { toRaw } from '../models/load-node.js';
 import { loadModelDir } from './model-dir-node.js';
 
@@ -69,8 +71,47 @@ function writeAtomic(path: string, data: Uint8Array | string): void {
   renameSync(tmp, path);
 }
 
-/** the tensors of a quantized model: U8 blocks for QuantLinears, the model's own float parameters otherwise */
-export function quantizedTensors(model: Module): Entry[] {
+/** the source tensors (F32 / F16 / BF16) that the quantized directory keeps as they are: every stored tensor
+ * whose name is a parameter of the quantized model (the quantized weights are no longer parameters) */
+async function sourceTensors(src: string, model: Module): Promise<Map<string, RawTensor>> {
+  const names = new Set([...model.namedParameters()].map(([name]) => name));
+  const byFile = new Map<string, Set<string>>();
+  for (const e of await listCheckpointTensors(src)) {
+    if (!names.has(e.name) || !['F32', 'F16', 'BF16'].includes(e.dtype)) continue;
+    byFile.set(e.file, (byFile.get(e.file) ?? new Set()).add(e.name));
+  }
+  const out = new Map<string, RawTensor>();
+  for (const [file, only] of byFile)
+    for (const t of (await readSafetensorsFile(join(src, file), only)).tensors) out.set(t.name, t);
+  return out;
+}
+
+/** true when the stored tensor holds exactly the parameter's values (its bytes can then be copied) */
+function sameValues(stored: RawTensor, param: RawTensor): boolean {
+  if (stored.shape.join() !== param.shape.join() || param.dtype !== 'float32') return false;
+  const [a, b] = [stored.data, param.data as Float32Array];
+  if (a.length !== b.length) return false;
+  const f = new Float32Array(1);
+  const u = new Uint32Array(f.buffer);
+  for (let i = 0; i < b.length; i++) {
+    f[0] = b[i]!;
+    const ok =
+      stored.dtype === 'float32'
+        ? Object.is(a[i], b[i]) || a[i] === b[i]
+        : stored.dtype === 'bfloat16'
+          ? (u[0]! & 0xffff) === 0 && u[0]! >>> 16 === a[i]
+          : stored.dtype === 'float16' && toHalf(b[i]!) === a[i];
+    if (!ok) return false;
+  }
+  return true;
+}
+
+/**
+ * the tensors of a quantized model: U8 blocks for QuantLinears, the model's own parameters otherwise. A
+ * parameter the source stores (`source`, by name) with exactly these values keeps the source's bytes and
+ * dtype: loading widens BF16 / F16 to float32, and writing that would double embeddings and head
+ */
+export function quantizedTensors(model: Module, source: ReadonlyMap<string, RawTensor> = new Map()): Entry[] {
   const entries: Entry[] = [];
   for (const [path, m] of model.namedModules()) {
     if (!(m instanceof QuantLinear)) continue;
@@ -82,7 +123,9 @@ export function quantizedTensors(model: Module): Entry[] {
     });
   }
   for (const [name, t] of model.namedParameters()) {
-    const raw = toRaw(name, t);
+    const stored = source.get(name);
+    const own = toRaw(name, t);
+    const raw = stored && sameValues(stored, own) ? { ...stored, name } : own;
     entries.push({ name, dtype: SAFETENSORS_DTYPE_OF[raw.dtype], shape: raw.shape, bytes: tensorBytes(raw) });
   }
   return entries;
@@ -104,6 +147,7 @@ export async function quantizeModelDir(src: string, out: string, opts: QuantizeO
   const { model } = await loadModelDir(src);
   try {
     const report = quantizeModel(model, opts);
+    const source = report.quantized.length > 0 ? await sourceTensors(src, model) : new Map<string, RawTensor>();
     if (report.quantized.length === 0)
       throw new Error(
         `--model ${src}: no layer can be quantized (${report.skipped.map((s) => `${s.path}: ${s.reason}`).join('; ') || 'no Linear layers'})`,
@@ -117,7 +161,7 @@ export async function quantizeModelDir(src: string, out: string, opts: QuantizeO
       modules: report.quantized,
       conv1d: report.conv1d,
     };
-    const bytes = serialize(quantizedTensors(model));
+    const bytes = serialize(quantizedTensors(model, source));
     parseSafetensors(bytes, { file: 'quantized model.safetensors' }); // the reader accepts what we wrote
     mkdirSync(out, { recursive: true });
     writeAtomic(join(out, 'model.safetensors'), bytes);

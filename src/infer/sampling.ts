@@ -13,11 +13,13 @@ export interface SamplingOptions {
 
 export function checkSampling(o: SamplingOptions): void {
   const { temperature = 1, topK = 0, topP = 1 } = o;
-  if (!(temperature >= 0) || !Number.isFinite(temperature))
-    throw new Error(`sampling: temperature must be >= 0, got ${temperature}`);
+  const show = (v: unknown) => (typeof v === 'string' ? JSON.stringify(v) : String(v));
+  if (!(typeof temperature === 'number' && temperature >= 0 && Number.isFinite(temperature)))
+    throw new Error(`sampling: temperature must be >= 0 (a finite number), got ${show(temperature)}`);
   if (!Number.isInteger(topK) || topK < 0)
-    throw new Error(`sampling: topK must be a non-negative integer, got ${topK}`);
-  if (!(topP > 0 && topP <= 1)) throw new Error(`sampling: topP must be in (0, 1], got ${topP}`);
+    throw new Error(`sampling: topK must be a non-negative integer, got ${show(topK)}`);
+  if (!(typeof topP === 'number' && topP > 0 && topP <= 1))
+    throw new Error(`sampling: topP must be in (0, 1], got ${show(topP)}`);
 }
 
 export function argmax(row: ArrayLike<number>): number {

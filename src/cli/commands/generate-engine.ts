@@ -3,7 +3,7 @@
 import type { LanguageModel } from '../../models/model.js';
 import type { Tokenizer } from '../../tokenizers/tokenizer.js';
 import { Engine, type EngineRequest } from '../../infer/engine/engine.js';
-import type { TokenEvent } from '../../infer/engine/sequence.js';
+import { TokenTrack } from '../../serve/openai.js';
 import type { KvDtype } from '../../infer/engine/kv-dtype.js';
 
 export interface EngineGenerateOptions {
@@ -23,9 +23,9 @@ export interface EngineGenerateOptions {
 
 interface Choice {
   text: string;
-  ids: number[];
+  /** the tokens behind `text` (those cut with a stop string are dropped, as serve does), their logprobs */
+  track: TokenTrack;
   finishReason: string | null;
-  logprobs: TokenEvent['logprobs'][];
   /** beam search: the hypothesis' length-penalised score */
   score?: number;
 }
@@ -46,6 +46,26 @@ export const ENGINE_FLAGS = [
   'length-penalty',
 ];
 
+/** adds the request and streams its events into the choices */
+async function run(engine: Engine, o: EngineGenerateOptions, choices: Choice[], stream: boolean): Promise<void> {
+  let handle: ReturnType<Engine['add']>;
+  try {
+    handle = engine.add(o.request); // validates the request: nothing is printed before it is accepted
+  } catch (e) {
+    throw o.mapError ? o.mapError(e) : e;
+  }
+  if (o.echo !== undefined) process.stdout.write(o.echo);
+  for await (const e of handle) {
+    const c = choices[e.index]!;
+    if (e.token >= 0) c.track.push(e.token, e.logprobs);
+    c.text += e.text;
+    c.track.release(c.text.length, e.finishReason !== null);
+    if (e.finishReason) c.finishReason = e.finishReason;
+    if (e.beamScore !== undefined) c.score = e.beamScore;
+    if (stream) process.stdout.write(e.text);
+  }
+}
+
 export async function generateWithEngine(
   model: LanguageModel,
   tokenizer: Tokenizer,
@@ -64,31 +84,30 @@ export async function generateWithEngine(
     speculativeTokens: o.speculativeTokens,
     kvDtype: o.kvDtype ?? 'float32',
   });
-  const choices: Choice[] = Array.from({ length: n }, () => ({ text: '', ids: [], finishReason: null, logprobs: [] }));
+  const eos = model.config.tokens.eos;
+  const stopIds = new Set([...(o.request.stopTokenIds ?? []), ...(eos !== null && !o.request.ignoreEos ? [eos] : [])]);
+  const choices: Choice[] = Array.from({ length: n }, () => ({
+    text: '',
+    track: new TokenTrack(tokenizer, stopIds),
+    finishReason: null,
+  }));
   const stream = !o.json && n === 1;
-  let handle: ReturnType<Engine['add']>;
   try {
-    handle = engine.add(o.request); // validates the request: nothing is printed before it is accepted
-  } catch (e) {
-    throw o.mapError ? o.mapError(e) : e;
-  }
-  if (o.echo !== undefined) process.stdout.write(o.echo);
-  for await (const e of handle) {
-    const c = choices[e.index]!;
-    if (e.token >= 0) c.ids.push(e.token);
-    c.text += e.text;
-    if (e.logprobs) c.logprobs.push(e.logprobs);
-    if (e.finishReason) c.finishReason = e.finishReason;
-    if (e.beamScore !== undefined) c.score = e.beamScore;
-    if (stream) process.stdout.write(e.text);
+    // --max-tokens 0: nothing to generate (the engine takes requests of at least one token)
+    if (o.request.maxTokens === 0) {
+      for (const c of choices) c.finishReason = 'length';
+      if (o.echo !== undefined) process.stdout.write(o.echo);
+    } else await run(engine, o, choices, stream);
+  } finally {
+    engine.dispose();
   }
   const stats = engine.stats();
   if (o.json) {
     const out = (c: Choice) => ({
       text: c.text,
-      ids: c.ids,
+      ids: c.track.kept.map((t) => t.id),
       finishReason: c.finishReason,
-      ...(o.request.logprobs !== undefined ? { logprobs: c.logprobs } : {}),
+      ...(o.request.logprobs !== undefined ? { logprobs: c.track.kept.map((t) => t.lp).filter((lp) => !!lp) } : {}),
       ...(c.score !== undefined ? { score: c.score } : {}),
     });
     const spec = o.draftModel || o.promptLookup || o.mtpDraft ? { acceptanceRate: stats.acceptanceRate } : {};

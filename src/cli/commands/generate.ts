@@ -9,6 +9,8 @@ import { requireModelDir } from '../files.js';
 import type { LanguageModel } from '../../models/model.js';
 import type { Tokenizer } from '../../tokenizers/tokenizer.js';
 import type { EngineRequest } from '../../infer/engine/engine.js';
+import { checkSamplingParams, drawToken, sequenceRng } from '../../infer/engine/sampler.js';
+import type { ModelConfig } from '../../models/config.js';
 import { draftContextNotice } from '../../infer/engine/drafter.js';
 import { ENGINE_FLAGS, generateWithEngine } from './generate-engine.js';
 import { checkMtpModel, parseSpeculative } from './speculative-flag.js';
@@ -34,10 +36,14 @@ const HELP = `usage: lineage generate [--model DIR] --prompt TEXT [options]
   --seed S           sampling seed (default 0)
 ${CONSTRAIN_HELP}
   --lora DIR         apply a PEFT LoRA adapter directory (adapter_config.json) on top of --model
-  --json             print {"text","ids"} instead of streaming the text
+  --json             print {"text","ids","finishReason"} instead of streaming the text (with --stop, ids and
+                     logprobs are the tokens behind the text)
 
-decoder models run through the inference engine (paged KV cache) when the text fits their context, or
-when one of these is given:
+every model the inference engine serves (decoders other than ALiBi, T5/BART, Mamba, RNN/LSTM/GRU) runs
+through it and stops at its context (a note on stderr says so up front when --max-tokens would pass
+it); a learned-position decoder (GPT-2) given none of the flags below slides its window past the
+context instead. Both paths draw the same sample for a --seed. Engine flags (recurrent models: all but
+speculative decoding and --beams):
   --n N                    N independent samples of the prompt (sharing its KV blocks)
   --min-p P                drop tokens less likely than P x the top token
   --repetition-penalty R   divide the logits of tokens already seen by R (> 1 discourages repeats)
@@ -94,21 +100,35 @@ export async function generateCommand(argv: string[]): Promise<void> {
   checkFlagCombinations(f);
   // compiled here, so that a schema the vocabulary cannot spell is reported before anything runs
   const constraint = constraintFromFlags(f, tokenizer, eos, maxTokens);
-  if (await engineGenerate(f, model, tokenizer, prompt, promptIds.length, constraint)) return void model.dispose();
+  const route = chooseRoute(f, model.config, promptIds.length, maxTokens);
+  if (route.note) console.error(`lineage generate: note: ${route.note}`);
+  if (route.engine) {
+    await engineGenerate(f, model, tokenizer, prompt, promptIds.length, maxTokens, constraint);
+    return void model.dispose();
+  }
   const sampling = {
     temperature: flagNumber(f, 'temperature', { min: 0 }) ?? 0.8,
     topK: flagNumber(f, 'top-k', { int: true, min: 0 }) ?? 0,
     topP: topPFlag(f),
     seed: flagNumber(f, 'seed', { int: true }) ?? 0,
   };
+  try {
+    checkSamplingParams(sampling, model.config.vocabSize, 'request');
+  } catch (e) {
+    throw flagError(e);
+  }
+  // the engine's sampler and per-sequence generator: a seed draws the same sample on either path
+  const rng = sequenceRng(sampling.seed, 0);
   let shown = '';
   const ids: number[] = [];
   if (!json) process.stdout.write(prompt);
+  const stopIds = eos !== null ? [eos] : [];
   const out = generate(model, promptIds, {
     maxTokens,
     constraint: constraint ?? undefined,
     ...sampling,
-    stopIds: eos !== null ? [eos] : [],
+    sample: (row) => drawToken(row, sampling, rng),
+    stopIds,
     onToken: (id) => {
       ids.push(id);
       if (json) return;
@@ -120,8 +140,77 @@ export async function generateCommand(argv: string[]): Promise<void> {
   });
   model.dispose();
   const text = tokenizer.decode(out);
-  if (json) console.log(JSON.stringify({ text, ids: out }));
+  // the engine path's finish reasons: a stop token (or a finished constraint) is 'stop', else 'length'
+  const stopped = (out.length > 0 && stopIds.includes(out.at(-1)!)) || (constraint?.isFinished() ?? false);
+  if (json) console.log(JSON.stringify({ text, ids: out, finishReason: stopped ? 'stop' : 'length' }));
   else process.stdout.write(text.slice(shown.length) + '\n');
+}
+
+/** flags that need the engine, given with a value that changes anything (`--n 1` or `--kv-dtype float32`
+ * alone must not change the output, so they do not count) */
+function engineFlagsGiven(f: ParsedFlags): string[] {
+  const has = (n: string) => f.values.has(n) || f.bools.has(n);
+  const neutral: Record<string, () => boolean> = {
+    n: () => flagNumber(f, 'n', { int: true, min: 1 }) === 1,
+    'min-p': () => flagNumber(f, 'min-p', { min: 0 }) === 0,
+    'repetition-penalty': () => flagNumber(f, 'repetition-penalty', { min: 0 }) === 1,
+    'kv-dtype': () => flagString(f, 'kv-dtype') === 'float32',
+    beams: () => flagNumber(f, 'beams', { int: true, min: 1 }) === 1,
+  };
+  return ENGINE_FLAGS.filter((n) => has(n) && !neutral[n]?.());
+}
+
+/** which path runs a request, and what to say about the context first */
+interface Route {
+  engine: boolean;
+  note: string | null;
+}
+
+/**
+ * One rule for every model. The inference engine runs each family it serves (decoders other than ALiBi,
+ * encoder-decoders, Mamba and RNN/LSTM/GRU), with or without engine flags; it stops at the model's context
+ * (finishReason "length"), and when prompt + --max-tokens would pass it a note on stderr says so up front.
+ * The one exception: a decoder with learned positions (GPT-2, nanoGPT) and no engine flag runs the plain
+ * loop when the request exceeds its context, which slides the window over the last context - 1 tokens
+ * (nanoGPT's sampling) instead of stopping. Both paths draw with the engine's sampler and seed stream,
+ * so a seed gives the same sample whatever --max-tokens. ALiBi decoders run the plain loop (no engine
+ * flags) and may extrapolate past their trained length, with a note.
+ */
+function chooseRoute(f: ParsedFlags, c: ModelConfig, promptTokens: number, maxTokens: number): Route {
+  const flags = engineFlagsGiven(f);
+  const ctx = 'maxContext' in c ? c.maxContext : Infinity;
+  const positions = 'positions' in c ? c.positions.kind : null;
+  const served =
+    (c.arch === 'decoder' && positions !== 'alibi') || ['encoder-decoder', 'rnn', 'mamba'].includes(c.arch);
+  const recurrent = c.arch === 'rnn' || c.arch === 'mamba';
+  const drafter = ['draft-model', 'prompt-lookup', 'speculative', 'speculative-tokens'].find((n) => flags.includes(n));
+  if (!served) {
+    if (flags.length)
+      throw new Error(
+        `--${flags[0]}: needs the inference engine, which does not run ${c.family} (${positions === 'alibi' ? 'ALiBi positions' : c.arch}); leave out --${flags.join(', --')}`,
+      );
+    const past = c.arch === 'decoder' && promptTokens + maxTokens > ctx;
+    const note = past
+      ? `${c.family}'s trained context is ${ctx} positions; prompt (${promptTokens}) + --max-tokens (${maxTokens}) go past it (ALiBi extrapolates, quality may drop)`
+      : null;
+    return { engine: false, note };
+  }
+  if (drafter && (recurrent || c.arch === 'encoder-decoder'))
+    throw new Error(
+      `--${drafter}: speculative decoding needs a decoder-only transformer target (${c.family} ${recurrent ? 'keeps a recurrent state' : 'is encoder-decoder'})`,
+    );
+  if (maxTokens === 0) return { engine: true, note: null };
+  if (c.arch === 'decoder' && positions === 'learned' && flags.length === 0 && promptTokens + maxTokens > ctx)
+    return { engine: false, note: null }; // the window slides (see above)
+  let note: string | null = null;
+  if (c.arch === 'encoder-decoder' && maxTokens > ctx)
+    note = `${c.family}'s decoder context is ${ctx} positions: generation stops after at most ${ctx} tokens (--max-tokens ${maxTokens})`;
+  else if (c.arch === 'decoder' && promptTokens <= ctx && promptTokens + maxTokens > ctx)
+    note =
+      `${c.family}'s context is ${ctx} positions: generation stops after at most ${Math.max(1, ctx - promptTokens)} new tokens ` +
+      `(the prompt has ${promptTokens}, --max-tokens asks for ${maxTokens})` +
+      (positions === 'learned' ? `; without --${flags.join(', --')} the window would slide past it instead` : '');
+  return { engine: true, note };
 }
 
 /** --top-p in (0, 1] (checked here, so that the error names the flag and comes before any output) */
@@ -164,35 +253,41 @@ const REQUEST_FLAGS: Record<string, string> = {
   prompt: '--prompt',
 };
 
+/** request errors whose first word is not a field: [pattern, flag] (the message keeps its wording) */
+const REQUEST_MESSAGES: [RegExp, string][] = [
+  [/^every stop string/, '--stop'],
+  [/^the prompt has/, '--prompt'],
+  [/^prompt \+ maxTokens need/, '--max-tokens'],
+  [/^beam search/, '--beams'],
+  [/^\d+ beams of/, '--beams'],
+];
+
+/** request field names inside a message, as their flags ("prompt + maxTokens" -> "prompt + --max-tokens") */
+const fieldsToFlags = (s: string) =>
+  s.replace(/\b(maxTokens|minP|topK|topP|repetitionPenalty|lengthPenalty)\b/g, (k) => REQUEST_FLAGS[k]!);
+
+/** an engine `request: ...` error as the CLI flag it is about */
 export function flagError(e: unknown): Error {
   const msg = (e as Error).message ?? String(e);
-  const m = /^request: (\w+)(.*)$/s.exec(msg);
-  if (m && REQUEST_FLAGS[m[1]!]) return new Error(`${REQUEST_FLAGS[m[1]!]}${m[2]}`);
-  return e instanceof Error ? e : new Error(msg);
+  const body = /^request: (.*)$/s.exec(msg)?.[1];
+  if (body === undefined) return e instanceof Error ? e : new Error(msg);
+  const field = /^(\w+)(.*)$/s.exec(body);
+  if (field && REQUEST_FLAGS[field[1]!]) return new Error(`${REQUEST_FLAGS[field[1]!]}${fieldsToFlags(field[2]!)}`);
+  const known = REQUEST_MESSAGES.find(([re]) => re.test(body));
+  return new Error(`${known ? known[1] : '--prompt'}: ${fieldsToFlags(body)}`);
 }
 
-/** the engine path (decoder models; every new flag); false when the plain loop should run instead */
+/** the engine path (every family the engine serves; see chooseRoute) */
 async function engineGenerate(
   f: ParsedFlags,
   model: LanguageModel,
   tokenizer: Tokenizer,
   prompt: string,
   promptTokens: number,
+  maxTokens: number,
   constraint: Constraint | null,
-): Promise<boolean> {
-  const engineFlags = ENGINE_FLAGS.filter((n) => f.values.has(n) || f.bools.has(n));
-  const maxTokens = flagNumber(f, 'max-tokens', { int: true, min: 0 }) ?? 200;
+): Promise<void> {
   const c = model.config;
-  // encoder-decoder models (T5, BART) run on the engine when an engine flag asks for it
-  const seq2seq = c.arch === 'encoder-decoder' && engineFlags.length > 0;
-  const usable = ((c.arch === 'decoder' && !(c.positions.kind === 'alibi')) || seq2seq) && maxTokens > 0;
-  if (!usable || (engineFlags.length === 0 && promptTokens + maxTokens > c.maxContext)) {
-    if (engineFlags.length)
-      throw new Error(
-        `--${engineFlags[0]}: needs a decoder or encoder-decoder model run by the inference engine (${c.family} is not one)`,
-      );
-    return false;
-  }
   const draftDir = flagString(f, 'draft-model');
   const draftModel = draftDir ? (await loadModelDir(draftDir)).model : null;
   const short = draftModel ? draftContextNotice(c, draftModel.config, promptTokens + maxTokens) : null;
@@ -239,5 +334,4 @@ async function engineGenerate(
     kvDtype: checkKvDtype(flagString(f, 'kv-dtype') ?? 'float32', '--kv-dtype'),
   });
   draftModel?.dispose();
-  return true;
 }

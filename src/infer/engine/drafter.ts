@@ -66,7 +66,12 @@ export class Drafter {
     if ('maxContext' in cfg) this.draftContext = cfg.maxContext;
     source.model.eval();
     const pool = new KvPool(layerSpecs(cfg), blockSize, source.kvMemoryBytes, 'auto', 'float32', source.prefault);
-    this.runner = new ModelRunner(source.model, pool);
+    try {
+      this.runner = new ModelRunner(source.model, pool);
+    } catch (e) {
+      pool.dispose(); // native memory: not left behind by a constructor that throws
+      throw e;
+    }
     this.blocks = new BlockManager(this.runner.pool.numBlocks, blockSize, true);
   }
 

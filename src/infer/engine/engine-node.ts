@@ -55,6 +55,8 @@ export class EngineWorker {
   private readonly unacked = new Map<string, number>();
   private nextId = 0;
   private closed: (() => void) | null = null;
+  /** set by the first close(): later calls get the same promise, add() refuses */
+  private closing: Promise<void> | null = null;
   private readonly embeds = new Map<number, { ok: (v: Float32Array[]) => void; fail: (e: Error) => void }>();
   private nextEmbed = 0;
 
@@ -84,11 +86,18 @@ export class EngineWorker {
 
   /** queues a request in the worker; a bad request makes the handle's iterator throw its error */
   add(req: EngineRequest): RequestHandle {
+    if (this.closing) throw new Error('EngineWorker: add() after close()');
     if (req.logitsProcessor)
       throw new Error('EngineWorker: a logitsProcessor function cannot cross to the worker thread');
     const id = req.id ?? `w-${this.nextId++}`;
     if (this.handles.has(id)) throw new Error(`engine: request id "${id}" is already in use`);
-    const h = new RequestHandle(id, req.n ?? 1, () => {});
+    // leaving its `for await` early aborts the request in the worker, as with Engine
+    const h = new RequestHandle(
+      id,
+      req.n ?? 1,
+      () => {},
+      () => void this.abort(id),
+    );
     this.handles.set(id, h);
     this.unacked.set(id, req.n ?? 1);
     this.post({ type: 'add', req: { ...req, id } });
@@ -105,7 +114,7 @@ export class EngineWorker {
   }
 
   abort(id: string): boolean {
-    if (!this.handles.has(id)) return false;
+    if (!this.handles.has(id) || this.closing) return false;
     this.post({ type: 'abort', id });
     return true;
   }
@@ -118,11 +127,15 @@ export class EngineWorker {
     return { ...this.snapshot, waiting: this.snapshot.waiting + pending };
   }
 
-  async close(): Promise<void> {
-    const done = new Promise<void>((r) => (this.closed = r));
-    this.post({ type: 'close' });
-    await done;
-    await this.worker.terminate();
+  /** disposes the worker's engine and ends the thread; safe to call again (the same promise) */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      const done = new Promise<void>((r) => (this.closed = r));
+      this.post({ type: 'close' });
+      await done;
+      await this.worker.terminate();
+    })();
+    return this.closing;
   }
 
   private post(m: ToWorker): void {

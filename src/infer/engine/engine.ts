@@ -133,7 +133,11 @@ export interface EngineStats {
   preemptions: number;
 }
 
-/** async iterable of a request's token events (all n sequences interleaved), with its id */
+/**
+ * async iterable of a request's token events (all n sequences interleaved), with its id. Leaving the
+ * `for await` early (break, return, a throw in the loop body) aborts the request: its sequences end and
+ * their KV blocks go back at once, instead of decoding on to maxTokens for nobody
+ */
 export class RequestHandle implements AsyncIterable<TokenEvent> {
   private readonly queue: TokenEvent[] = [];
   private wake: (() => void) | null = null;
@@ -144,6 +148,8 @@ export class RequestHandle implements AsyncIterable<TokenEvent> {
     readonly id: string,
     n: number,
     private readonly kick: () => void,
+    /** called when the consumer stops iterating before the request ended (the engine aborts it) */
+    private readonly abandon: () => void = () => {},
   ) {
     this.open = n;
   }
@@ -166,13 +172,18 @@ export class RequestHandle implements AsyncIterable<TokenEvent> {
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<TokenEvent> {
-    for (;;) {
-      while (this.queue.length > 0) yield this.queue.shift()!;
-      if (this.error) throw this.error;
-      if (this.open <= 0) return;
-      this.kick();
-      await new Promise<void>((r) => (this.wake = r));
-      this.wake = null;
+    try {
+      for (;;) {
+        while (this.queue.length > 0) yield this.queue.shift()!;
+        if (this.error) throw this.error;
+        if (this.open <= 0) return;
+        this.kick();
+        await new Promise<void>((r) => (this.wake = r));
+        this.wake = null;
+      }
+    } finally {
+      // the consumer left early (the generator's return()): nobody reads the rest, so stop producing it
+      if (this.open > 0 && !this.error) this.abandon();
     }
   }
 }
@@ -211,6 +222,9 @@ export class Engine {
   private readonly maxContext: number;
   /** blocks in use at the busiest step, and their unfilled slots then (benchmarks) */
   peakBlocks = 0;
+  /** steps that ran a batch so far: the tokens a request gets in one step arrive together (benchmarks tell
+   * one emission of several speculative tokens from several emissions by it) */
+  stepCount = 0;
   peakWasteSlots = 0;
   draftProposed = 0;
   draftAccepted = 0;
@@ -227,6 +241,20 @@ export class Engine {
   ) {
     const cfg = model.config as DecoderConfig;
     const limits = { maxBatchedTokens: opts.maxBatchedTokens ?? 512, maxRunningSeqs: opts.maxRunningSeqs ?? 64 };
+    // every option is checked before a pool is allocated: a constructor that throws leaves nothing behind
+    // (a native KV pool is not garbage collected)
+    for (const [k, v] of Object.entries(limits))
+      if (!Number.isInteger(v) || v < 1) throw new Error(`engine: ${k} must be a positive integer, got ${v}`);
+    for (const k of ['kvMemoryBytes', 'draftKvMemoryBytes'] as const) {
+      const v = opts[k];
+      if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v <= 0))
+        throw new Error(`engine: ${k} must be a positive number of bytes, got ${String(v)}`);
+    }
+    const k = opts.speculativeTokens;
+    if (k !== undefined && (!Number.isInteger(k) || k < 1))
+      throw new Error(`engine: speculativeTokens must be an integer >= 1, got ${String(k)}`);
+    if (opts.mtpDraft && (opts.draftModel || opts.promptLookup))
+      throw new Error('engine: choose one drafter: mtpDraft, draftModel or promptLookup');
     const recurrent = model.config.arch === 'rnn' || model.config.arch === 'mamba';
     const seq2seq = model.config.arch === 'encoder-decoder';
     if (recurrent && (opts.draftModel || opts.promptLookup || opts.mtpDraft))
@@ -264,25 +292,28 @@ export class Engine {
       );
       [this.runner, this.pool] = [paged, paged.pool];
     }
-    this.recurrent = recurrent;
-    this.slotted = recurrent;
-    this.seq2seq = seq2seq;
-    this.blocks = new BlockManager(
-      this.pool.numBlocks,
-      this.pool.blockSize,
-      // not for encoder-decoders: a source token's encoder K/V depend on the whole source, not its prefix
-      !this.slotted && !seq2seq && (opts.prefixCaching ?? !opts.mtpDraft),
-    );
-    for (const [k, v] of Object.entries(limits))
-      if (!Number.isInteger(v) || v < 1) throw new Error(`engine: ${k} must be a positive integer, got ${v}`);
-    this.scheduler = new Scheduler(this.blocks, limits, (a, b) => this.pool.copyBlock(a, b));
-    this.tokenizer = opts.tokenizer ?? null;
-    this.autoRun = opts.autoRun ?? true;
-    this.constraintMaxStates = opts.constraintMaxStates ?? CONSTRAINT_MAX_STATES;
-    const windows = this.pool.layers.map((l) => l.window);
-    this.window = windows.length > 0 && windows.every((w) => w !== null && w === windows[0]) ? windows[0]! : null;
-    this.maxContext = 'maxContext' in cfg ? cfg.maxContext : Infinity;
-    this.drafter = this.makeDrafter(opts);
+    try {
+      this.recurrent = recurrent;
+      this.slotted = recurrent;
+      this.seq2seq = seq2seq;
+      this.blocks = new BlockManager(
+        this.pool.numBlocks,
+        this.pool.blockSize,
+        // not for encoder-decoders: a source token's encoder K/V depend on the whole source, not its prefix
+        !this.slotted && !seq2seq && (opts.prefixCaching ?? !opts.mtpDraft),
+      );
+      this.scheduler = new Scheduler(this.blocks, limits, (a, b) => this.pool.copyBlock(a, b));
+      this.tokenizer = opts.tokenizer ?? null;
+      this.autoRun = opts.autoRun ?? true;
+      this.constraintMaxStates = opts.constraintMaxStates ?? CONSTRAINT_MAX_STATES;
+      const windows = this.pool.layers.map((l) => l.window);
+      this.window = windows.length > 0 && windows.every((w) => w !== null && w === windows[0]) ? windows[0]! : null;
+      this.maxContext = 'maxContext' in cfg ? cfg.maxContext : Infinity;
+      this.drafter = this.makeDrafter(opts);
+    } catch (e) {
+      this.runner.dispose?.(); // the pool allocated above (a drafter that fails frees its own)
+      throw e;
+    }
     if (this.drafter?.mtp) (this.runner as ModelRunner).captureHidden = true;
     this.scheduler.onRelease = (seq) => this.drafter?.release(seq);
     model.eval();
@@ -321,7 +352,12 @@ export class Engine {
     const prompt = this.promptIds(req);
     const o = this.checkRequest(req, prompt);
     const n = req.n ?? 1;
-    const handle = new RequestHandle(id, n, () => this.kick());
+    const handle = new RequestHandle(
+      id,
+      n,
+      () => this.kick(),
+      () => void (this.disposed || this.abort(id)),
+    );
     const first = this.newSequence(id, 0, prompt, prompt.length, o, req, handle);
     first.pendingForks = n - 1;
     if ((req.beams ?? 1) > 1) first.beam = this.beamGroup(first, req, prompt.length);
@@ -359,8 +395,9 @@ export class Engine {
       if (!Number.isInteger(t) || t < 0 || t >= V)
         throw new Error(`request: prompt token ${i} is ${t}, outside the vocabulary [0, ${V})`);
     });
-    // an encoder-decoder's source has the whole context to itself (the decoder counts only its own steps)
-    if (prompt.length >= this.maxContext + (this.seq2seq ? 1 : 0))
+    // a decoder's prompt may fill the context (its last position still gives the next token's logits); an
+    // encoder-decoder's source has the whole context to itself (the decoder counts only its own steps)
+    if (prompt.length > this.maxContext)
       throw new Error(`request: the prompt has ${prompt.length} tokens; the model's context is ${this.maxContext}`);
     const need = Math.ceil(this.streamLength(prompt.length, maxTokens) / this.pool.blockSize);
     if (need > this.pool.numBlocks)
@@ -457,6 +494,7 @@ export class Engine {
     let chunks = this.scheduler.schedule();
     if (chunks.length === 0 && this.unstickBeams()) chunks = this.scheduler.schedule();
     if (chunks.length === 0) return false;
+    this.stepCount++;
     this.notePeak();
     const items: RunItem[] = chunks.map(({ seq, count }) => {
       const ids = [...seq.tokens.slice(seq.computed), ...seq.draft].slice(0, count);
@@ -580,12 +618,19 @@ export class Engine {
     const req = seq.opts.params as EngineRequest;
     const h = this.handles.get(seq.requestId)!;
     const child = this.newSequence(seq.requestId, index, seq.tokens, seq.promptLength, seq.opts, req, h);
+    this.seqs.get(seq.requestId)!.push(child);
+    if (this.slotted) {
+      // a recurrent state cannot be shared or copied block-wise: the sibling takes its own slot and
+      // recomputes the prompt there (O(prompt) for these families), first in the queue
+      child.status = 'waiting';
+      this.scheduler.waiting.unshift(child);
+      return child;
+    }
     child.table = this.blocks.fork(seq.table);
     child.computed = seq.computed;
     child.status = 'running';
     this.drafter?.fork(seq, child);
     this.scheduler.running.push(child);
-    this.seqs.get(seq.requestId)!.push(child);
     return child;
   }
 
@@ -611,7 +656,8 @@ export class Engine {
     seq.lastTokenAt = now;
     const logprobs = lp ? { logprob: lp.logprob!, top: lp.top ?? [] } : undefined;
     if (o.stopIds.has(id)) return this.finish(seq, 'stop', id, '', logprobs, true); // a stop token shows no text
-    const { text, stopped } = seq.text.push(id);
+    // below minTokens no stop string may end the sequence (stop ids are masked in sample())
+    const { text, stopped } = seq.text.push(id, seq.outputLength >= o.minTokens);
     const reason = this.finishReason(seq, stopped);
     if (reason) return this.finish(seq, reason, id, text, logprobs, !stopped);
     seq.emit({ id: seq.requestId, index: seq.index, token: id, text, logprobs, finishReason: null });
@@ -637,7 +683,7 @@ export class Engine {
     logprobs?: TokenEvent['logprobs'],
     flush = true,
   ): void {
-    const rest = flush ? seq.text.finish() : '';
+    const rest = flush ? seq.text.finish(seq.outputLength >= seq.opts.minTokens) : '';
     this.scheduler.remove(seq);
     seq.status = 'finished';
     seq.emit({ id: seq.requestId, index: seq.index, token: id, text: text + rest, logprobs, finishReason: reason });

@@ -75,6 +75,8 @@ export class KvPool {
   ) {
     if (!Number.isInteger(blockSize) || blockSize < 1)
       throw new Error(`engine: blockSize must be a positive integer, got ${blockSize}`);
+    if (typeof kvMemoryBytes !== 'number' || !Number.isFinite(kvMemoryBytes))
+      throw new Error(`engine: kvMemoryBytes must be a finite number of bytes, got ${String(kvMemoryBytes)}`);
     const per = bytesPerBlock(specs, blockSize, dtype);
     this.numBlocks = Math.floor(kvMemoryBytes / per);
     if (this.numBlocks < 1) {

@@ -18,27 +18,33 @@ export class StopText {
     this.longest = stops.reduce((m, s) => Math.max(m, s.length), 0);
   }
 
-  /** adds a token; returns the text safe to show and whether a stop string ended the sequence */
-  push(id: number): { text: string; stopped: boolean } {
+  /**
+   * adds a token; returns the text safe to show and whether a stop string ended the sequence. `armed`
+   * false (fewer than minTokens new tokens so far): no stop string may end it yet, and text that already
+   * holds one is shown as it is (vLLM's min_tokens); a tail that may start a stop string is still held
+   * back, so a stop string completed by a later, armed token is caught
+   */
+  push(id: number, armed = true): { text: string; stopped: boolean } {
     if (!this.stream) return { text: '', stopped: false };
-    return this.scan(this.held + this.stream.push(id));
+    return this.scan(this.held + this.stream.push(id), armed);
   }
 
   /** the rest of the text at the end of the sequence */
-  finish(): string {
+  finish(armed = true): string {
     if (!this.stream) return '';
-    const r = this.scan(this.held + this.stream.flush());
+    const r = this.scan(this.held + this.stream.flush(), armed);
     const out = r.stopped ? r.text : r.text + this.held;
     this.held = '';
     return out;
   }
 
-  private scan(text: string): { text: string; stopped: boolean } {
+  private scan(text: string, armed: boolean): { text: string; stopped: boolean } {
     let cut = -1;
-    for (const s of this.stops) {
-      const i = text.indexOf(s);
-      if (i >= 0 && (cut < 0 || i < cut)) cut = i;
-    }
+    if (armed)
+      for (const s of this.stops) {
+        const i = text.indexOf(s);
+        if (i >= 0 && (cut < 0 || i < cut)) cut = i;
+      }
     if (cut >= 0) {
       this.held = '';
       return { text: text.slice(0, cut), stopped: true };

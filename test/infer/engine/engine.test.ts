@@ -140,7 +140,7 @@ test('engine: bad requests get a clear error and leave the running ones alone', 
     [{ prompt: ids(3, 1), topP: 0 }, /topP/],
     [{ prompt: ids(3, 1), topP: 1.5 }, /topP/],
     [{ prompt: ids(3, 1), stop: Array.from({ length: 17 }, () => 'x') }, /stop/],
-    [{ prompt: ids(64, 1) }, /context/],
+    [{ prompt: ids(65, 1) }, /context/],
     [{ prompt: [1, 99] }, /vocabulary/],
     [{ prompt: ids(3, 1), logitBias: { 500: 1 } }, /logitBias/],
   ];
