@@ -49,7 +49,19 @@ export {
   type RunResult,
   type StepResult,
 } from './train/trainer.js';
-export { createTask } from './train/family-objectives.js';
+export {
+  createTask,
+  defaultObjective,
+  OBJECTIVES,
+  type ObjectiveName,
+  type TaskData,
+  type TaskOptions,
+  type TrainTask,
+  type HostBatch,
+  type LossResult,
+} from './train/family-objectives.js';
+// training data: implement TokenSource (or use MemoryTokenFile) for createTask's { train, val }
+export { MemoryTokenFile, type TokenSource, type TokenDType } from './train/data/token-file.js';
 export {
   SGD,
   Adam,

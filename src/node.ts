@@ -7,6 +7,15 @@ export { loadModel, saveModel, loadModelDir } from './models/load-node.js';
 export { saveModelDir, type LoadedModel } from './infer/model-dir-node.js';
 export { loadTokenizer, saveTokenizer } from './tokenizers/load-node.js';
 export { readCheckpoint, writeCheckpoint } from './io/checkpoint-node.js';
+export {
+  NodeTokenFile,
+  openTokenSplits,
+  prepareTokenFiles,
+  writeTokenFile,
+  type OpenTokenFileOptions,
+  type PrepareOptions,
+  type PrepareResult,
+} from './train/data/token-file-node.js';
 export { useFastBackend, shutdownBackend } from './cli/backend-node.js';
 export { EngineWorker } from './infer/engine/engine-node.js';
 export { createNativeBackend } from './backend/native/backend.js';

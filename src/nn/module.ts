@@ -165,13 +165,12 @@ export abstract class Module {
 
   /** cast every parameter to dtype (e.g. bfloat16 storage) */
   toDType(dtype: DType): this {
-    for (const [name, t] of this.namedParameters())
-      if (t.dtype !== dtype)
-        this.setParameter(
-          name,
-          noGrad(() => t.to(dtype)),
-          false,
-        );
+    for (const [name, t] of this.namedParameters()) {
+      if (t.dtype === dtype) continue;
+      const cast = noGrad(() => t.to(dtype));
+      this.setParameter(name, cast, false); // keeps a view of `cast`'s storage
+      cast.dispose(); // (leaked one model's worth of storage per call before)
+    }
     return this;
   }
 

@@ -2,11 +2,32 @@
 // reference fallback, autograd recording, broadcasting views and gradient reduction.
 import type { DType, KernelName, KernelTable, View } from '../backend/backend.js';
 import { kernelFor } from '../backend/dispatch.js';
+import { DTYPES } from '../backend/dtype.js';
 import { Storage, getBackend, isGradEnabled } from '../tensor/engine.js';
 import { broadcastShapes, fmt, numel, type Shape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 
 export type TensorLike = Tensor | number;
+
+/**
+ * A dtype given by the user (creation functions, casts), checked before any backend sees it: every
+ * backend then fails the same way (an unknown string used to reach the allocator, or on the reference
+ * backend give a tensor of that "dtype").
+ */
+export function checkDTypeName(op: string, d: unknown): DType {
+  if (typeof d === 'string' && (DTYPES as readonly string[]).includes(d)) return d as DType;
+  const list = DTYPES.join(', ');
+  if (d === 'int8') throw new Error(`${op}: dtype "int8" is a storage type, not a tensor dtype (${list})`);
+  if (typeof d === 'string') throw new Error(`${op}: unknown dtype ${JSON.stringify(d)} (${list})`);
+  throw new Error(`${op}: dtype must be one of ${list}, got ${describeValue(d)}`);
+}
+
+export function describeValue(v: unknown): string {
+  if (v === null || v === undefined || typeof v === 'number' || typeof v === 'boolean') return String(v);
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (Array.isArray(v)) return 'an array';
+  return typeof v === 'object' ? 'an object' : typeof v;
+}
 
 /** output on the same backend as `like` (or the current backend); zero-filled unless `zero` is false */
 export function alloc(shape: Shape, dtype: DType, like?: Tensor, zero = true): Tensor {

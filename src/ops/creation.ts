@@ -1,10 +1,10 @@
 // Creating tensors: from data, constants, ranges and seeded random numbers.
 import type { AnyArray, DType } from '../backend/backend.js';
-import { encodeAs, isFloat } from '../backend/dtype.js';
+import { DTYPES, encodeAs, isFloat } from '../backend/dtype.js';
 import { defaultRng, type Rng } from '../tensor/random.js';
 import { checkShape, fmt, numel, type Shape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { alloc } from './core.js';
+import { alloc, checkDTypeName, describeValue } from './core.js';
 
 type Nested = number | boolean | Nested[];
 
@@ -65,17 +65,49 @@ function arrayCtor(dtype: DType): new (n: number) => AnyArray {
         : Uint16Array;
 }
 
-export interface TensorOptions {
+/**
+ * Options of the creation functions (zeros, ones, full, arange, tensor, rand, randn). Each takes a dtype
+ * string in their place too: `zeros([2], 'int32')` and `zeros([2], { dtype: 'int32' })` are the same.
+ */
+export interface CreationOptions {
   dtype?: DType;
-  shape?: Shape;
+  /** a leaf whose gradient is wanted (floating-point dtypes only) */
   requiresGrad?: boolean;
+}
+
+export interface TensorOptions extends CreationOptions {
+  shape?: Shape;
+}
+
+/** a dtype string or an options object, checked: the options object with its dtype validated */
+function creationOptions<O extends CreationOptions>(op: string, arg: DType | O | undefined, argNo: number): O {
+  if (arg === undefined || arg === null) return {} as O;
+  if (typeof arg === 'string') return { dtype: checkDTypeName(op, arg) } as O;
+  if (typeof arg === 'object' && !Array.isArray(arg) && !ArrayBuffer.isView(arg)) {
+    if (arg.dtype !== undefined) checkDTypeName(op, arg.dtype);
+    return arg;
+  }
+  throw new Error(
+    `${op}: argument ${argNo} must be a dtype (${DTYPES.join(', ')}) or options { dtype, requiresGrad }, got ${describeValue(arg)}`,
+  );
+}
+
+function withGrad(op: string, t: Tensor, on?: boolean): Tensor {
+  if (!on) return t;
+  if (!isFloat(t.dtype)) {
+    t.dispose();
+    throw new Error(`${op}: only floating-point tensors can require gradients (dtype ${t.dtype})`);
+  }
+  t.requiresGrad = true;
+  return t;
 }
 
 /** Create a tensor from nested arrays, a typed array (with `shape`) or a scalar. */
 export function tensor(
   data: Nested | Float32Array | Int32Array | Uint8Array | Float64Array,
-  opts: TensorOptions = {},
+  options: TensorOptions | DType = {},
 ): Tensor {
+  const opts = creationOptions('tensor', options, 2);
   let values: ArrayLike<number>;
   let shape: number[];
   let dtype = opts.dtype;
@@ -89,26 +121,32 @@ export function tensor(
     if (opts.shape) shape = [...opts.shape];
     dtype ??= typeof firstLeaf(data) === 'boolean' ? 'bool' : 'float32';
   }
-  const t = fromValues(values, shape, dtype);
-  if (opts.requiresGrad) {
-    if (!isFloat(dtype)) throw new Error(`tensor: only floating-point tensors can require gradients (dtype ${dtype})`);
-    t.requiresGrad = true;
-  }
-  return t;
+  if (opts.requiresGrad && !isFloat(dtype))
+    throw new Error(`tensor: only floating-point tensors can require gradients (dtype ${dtype})`);
+  return withGrad('tensor', fromValues(values, shape, dtype), opts.requiresGrad);
 }
 
-export function zeros(shape: Shape, dtype: DType = 'float32'): Tensor {
-  return alloc(checkShape(shape, 'zeros'), dtype);
+/** zero-filled (float32 unless a dtype is given) */
+export function zeros(shape: Shape, dtype?: DType | CreationOptions): Tensor {
+  const o = creationOptions('zeros', dtype, 2);
+  return withGrad('zeros', alloc(checkShape(shape, 'zeros'), o.dtype ?? 'float32'), o.requiresGrad);
 }
 
-export function full(shape: Shape, value: number, dtype: DType = 'float32'): Tensor {
-  const n = numel(checkShape(shape, 'full'));
+function filled(op: string, shape: Shape, value: number, dtype: DType | CreationOptions | undefined): Tensor {
+  const o = creationOptions(op, dtype, op === 'full' ? 3 : 2);
+  if (typeof value !== 'number') throw new Error(`${op}: value must be a number, got ${describeValue(value)}`);
+  const n = numel(checkShape(shape, op));
   const vals = new Float64Array(n).fill(value);
-  return fromValues(vals, shape, dtype);
+  return withGrad(op, fromValues(vals, shape, o.dtype ?? 'float32'), o.requiresGrad);
 }
 
-export function ones(shape: Shape, dtype: DType = 'float32'): Tensor {
-  return full(shape, 1, dtype);
+/** every element `value` (float32 unless a dtype is given) */
+export function full(shape: Shape, value: number, dtype?: DType | CreationOptions): Tensor {
+  return filled('full', shape, value, dtype);
+}
+
+export function ones(shape: Shape, dtype?: DType | CreationOptions): Tensor {
+  return filled('ones', shape, 1, dtype);
 }
 
 export function zerosLike(t: Tensor): Tensor {
@@ -129,37 +167,48 @@ export function fullLike(t: Tensor, value: number): Tensor {
 }
 
 /** [start, end) with step; one argument means [0, n) */
-export function arange(start: number, end?: number, step = 1, dtype: DType = 'int32'): Tensor {
+export function arange(start: number, end?: number, step = 1, dtype?: DType | CreationOptions): Tensor {
+  const o = creationOptions('arange', dtype, 4);
   if (end === undefined) [start, end] = [0, start];
   if (step === 0) throw new Error('arange: step must not be 0');
   const n = Math.max(0, Math.ceil((end - start) / step));
   const vals = new Float64Array(n);
   for (let i = 0; i < n; i++) vals[i] = start + i * step;
-  return fromValues(vals, [n], dtype);
+  return withGrad('arange', fromValues(vals, [n], o.dtype ?? 'int32'), o.requiresGrad);
 }
 
-export interface RandomOptions {
+export interface RandomOptions extends CreationOptions {
   rng?: Rng;
-  dtype?: DType;
-  requiresGrad?: boolean;
 }
 
-/** uniform in [low, high) */
-export function rand(shape: Shape, opts: RandomOptions & { low?: number; high?: number } = {}): Tensor {
+/** a floating-point dtype for random samples (integers: randint) */
+function randomDType(op: string, o: CreationOptions, what: string): DType {
+  const d = o.dtype ?? 'float32';
+  if (!isFloat(d))
+    throw new Error(`${op}: dtype ${d} is not floating-point (${what} are not integers; use randint for integers)`);
+  return d;
+}
+
+/** uniform in [low, high), float32 unless a floating-point dtype is given */
+export function rand(shape: Shape, options: (RandomOptions & { low?: number; high?: number }) | DType = {}): Tensor {
+  const opts = creationOptions('rand', options, 2);
+  const dtype = randomDType('rand', opts, 'uniform samples');
   const rng = opts.rng ?? defaultRng();
   const { low = 0, high = 1 } = opts;
   const vals = new Float64Array(numel(checkShape(shape, 'rand')));
   for (let i = 0; i < vals.length; i++) vals[i] = low + (high - low) * rng.uniform();
-  return withGrad(fromValues(vals, shape, opts.dtype ?? 'float32'), opts.requiresGrad);
+  return withGrad('rand', fromValues(vals, shape, dtype), opts.requiresGrad);
 }
 
-/** normal with the given mean and std */
-export function randn(shape: Shape, opts: RandomOptions & { mean?: number; std?: number } = {}): Tensor {
+/** normal with the given mean and std, float32 unless a floating-point dtype is given */
+export function randn(shape: Shape, options: (RandomOptions & { mean?: number; std?: number }) | DType = {}): Tensor {
+  const opts = creationOptions('randn', options, 2);
+  const dtype = randomDType('randn', opts, 'normal samples');
   const rng = opts.rng ?? defaultRng();
   const { mean = 0, std = 1 } = opts;
   const vals = new Float64Array(numel(checkShape(shape, 'randn')));
   for (let i = 0; i < vals.length; i++) vals[i] = mean + std * rng.normal();
-  return withGrad(fromValues(vals, shape, opts.dtype ?? 'float32'), opts.requiresGrad);
+  return withGrad('randn', fromValues(vals, shape, dtype), opts.requiresGrad);
 }
 
 /** uniform integers in [low, high) as int32 */
@@ -167,9 +216,4 @@ export function randint(low: number, high: number, shape: Shape, rng: Rng = defa
   const vals = new Float64Array(numel(checkShape(shape, 'randint')));
   for (let i = 0; i < vals.length; i++) vals[i] = low + rng.int(high - low);
   return fromValues(vals, shape, 'int32');
-}
-
-function withGrad(t: Tensor, on?: boolean): Tensor {
-  if (on) t.requiresGrad = true;
-  return t;
 }

@@ -4,7 +4,7 @@ import type { DType, View } from '../backend/backend.js';
 import { isFloat } from '../backend/dtype.js';
 import { contiguousStrides, fmt, normAxis, resolveReshape, viewStrides, type Shape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { alloc, allocOut, aliasView, copyTo, kernel, record, sameBackend } from './core.js';
+import { alloc, allocOut, aliasView, checkDTypeName, copyTo, kernel, record, sameBackend } from './core.js';
 import { zeros } from './creation.js';
 import { sumTo } from './reduce.js';
 
@@ -128,6 +128,7 @@ export function clone(x: Tensor): Tensor {
 }
 
 export function cast(x: Tensor, dtype: DType): Tensor {
+  checkDTypeName('cast', dtype);
   if (x.dtype === dtype) return aliasView(x, x.shape, x.strides, x.offset);
   const out = copyTo(x, dtype);
   if (!isFloat(dtype) || !isFloat(x.dtype)) return out;

@@ -15,6 +15,15 @@ export interface GradNode {
   backward: (g: Tensor) => (Tensor | null)[];
 }
 
+// `[Symbol.dispose]` (below) needs TypeScript's lib esnext.disposable. Declared here as well, the way
+// @types/node does, so the published declarations compile in a project without it (lib es2022 + dom);
+// the declaration is identical to the lib's, so the two merge.
+declare global {
+  interface SymbolConstructor {
+    readonly dispose: unique symbol;
+  }
+}
+
 let nextId = 0;
 
 export class Tensor {

@@ -13,7 +13,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { add, crossEntropy, tensor } from '../ops/index.js';
 import type { ModelConfig } from '../models/config.js';
 import type { Cache, LanguageModel, ModelInputs } from '../models/model.js';
-import { RandomBatcher, type TokenSource } from './data/index.js';
+import { RandomBatcher, readTokens, type TokenSource } from './data/index.js';
 import { Rng } from './rng.js';
 import {
   BpttBatcher,
@@ -479,7 +479,7 @@ export class WindowMlmTask extends IndexedTask {
     const src = split === 'train' ? this.data.train : this.data.val;
     const T = Math.min(this.o.blockSize - 2, src.length);
     const ex = Array.from({ length: this.o.batchSize }, () => {
-      const w = [this.ids.cls, ...src.read(rng.int(src.length - T + 1), T), this.ids.sep];
+      const w = [this.ids.cls, ...readTokens(src, rng.int(src.length - T + 1), T), this.ids.sep];
       return maskTokens(w, rng, {
         vocabSize: this.cfg.vocabSize,
         maskId: this.ids.mask,
@@ -545,7 +545,7 @@ export class SpanCorruptionTask extends IndexedTask {
   protected draw(split: 'train' | 'val', rng: Rng): HostBatch {
     const src = split === 'train' ? this.data.train : this.data.val;
     const pairs = Array.from({ length: this.o.batchSize }, () => {
-      const w = src.read(rng.int(src.length - this.raw), this.raw);
+      const w = readTokens(src, rng.int(src.length - this.raw), this.raw);
       const ex = spanCorruption(w, rng, { vocabSize: this.cfg.vocabSize, eosId: this.ids.eos });
       return { source: ex.inputs, target: ex.targets };
     });
@@ -571,7 +571,7 @@ export class DenoisingTask extends IndexedTask {
     const src = split === 'train' ? this.data.train : this.data.val;
     const T = this.o.blockSize - 2;
     const pairs = Array.from({ length: this.o.batchSize }, () => {
-      const w = [this.ids.bos, ...src.read(rng.int(src.length - T), T), this.ids.eos];
+      const w = [this.ids.bos, ...readTokens(src, rng.int(src.length - T), T), this.ids.eos];
       const ex = bartDenoising(w, rng, {
         maskId: this.ids.mask,
         maskRatio: 0.3,

@@ -77,6 +77,8 @@ function resolveGroups(groups: readonly ParamGroupSpec[], defaultWd: number): Pa
   return groups.map((g, gi) => {
     if (g.names.length !== g.params.length)
       throw new Error(`optimizer: group ${gi} has ${g.params.length} params but ${g.names.length} names`);
+    if (g.weightDecay !== undefined) checkOption(`optimizer: group ${gi}`, 'weightDecay', g.weightDecay, NON_NEGATIVE);
+    if (g.lrScale !== undefined) checkOption(`optimizer: group ${gi}`, 'lrScale', g.lrScale, NON_NEGATIVE);
     for (const [i, p] of g.params.entries()) {
       if (seen.has(p)) throw new Error(`optimizer: parameter '${g.names[i]}' appears in more than one group`);
       seen.add(p);
@@ -88,6 +90,26 @@ function resolveGroups(groups: readonly ParamGroupSpec[], defaultWd: number): Pa
       lrScale: g.lrScale ?? 1,
     };
   });
+}
+
+// ---- option checks ----
+
+interface Range {
+  ok: (v: number) => boolean;
+  want: string;
+}
+const NON_NEGATIVE: Range = { ok: (v) => Number.isFinite(v) && v >= 0, want: 'a finite number >= 0' };
+const POSITIVE: Range = { ok: (v) => Number.isFinite(v) && v > 0, want: 'a finite number > 0' };
+/** decay rates: 1 never forgets (beta2 = 1 leaves the second moment 0 and the step divides by eps) */
+const RATE: Range = { ok: (v) => v >= 0 && v < 1, want: 'a number in [0, 1)' };
+const FRACTION: Range = { ok: (v) => v >= 0 && v <= 1, want: 'a number in [0, 1]' };
+
+/** Throws `${who}: ${name} must be <want>, got <v>` unless v is a number in range (the ranges validateTrainConfig uses). */
+function checkOption(who: string, name: string, v: unknown, r: Range): void {
+  if (!(typeof v === 'number' && r.ok(v))) {
+    const got = typeof v === 'number' ? String(v) : (JSON.stringify(v) ?? String(v));
+    throw new Error(`${who}: ${name} must be ${r.want}, got ${got}`);
+  }
 }
 
 // ---- in-place helpers ----
@@ -161,11 +183,24 @@ export abstract class Optimizer {
   /** steps taken (1-based inside step(), as torch's `state['step']`) */
   stepCount = 0;
   protected readonly state = new Map<Tensor, Record<string, Tensor>>();
+  private disposed = false;
 
-  constructor(groups: readonly ParamGroupSpec[] | readonly [string, Tensor][], lr: number, defaultWd: number) {
+  /** `who` names the optimizer in option errors (e.g. 'AdamW') */
+  constructor(
+    groups: readonly ParamGroupSpec[] | readonly [string, Tensor][],
+    lr: number,
+    defaultWd: number,
+    protected readonly who: string,
+  ) {
+    checkOption(who, 'lr', lr, NON_NEGATIVE);
+    checkOption(who, 'weightDecay', defaultWd, NON_NEGATIVE);
     const specs = isNamedList(groups) ? [{ params: groups.map(([, t]) => t), names: groups.map(([n]) => n) }] : groups;
     this.groups = resolveGroups(specs, defaultWd);
     this.lr = lr;
+  }
+
+  private assertAlive(op: string): void {
+    if (this.disposed) throw new Error(`${this.who}: ${op}() after dispose()`);
   }
 
   get params(): Tensor[] {
@@ -185,6 +220,9 @@ export abstract class Optimizer {
 
   /** One update of every parameter that has a gradient. Parameters without `.grad` are skipped. */
   step(): void {
+    this.assertAlive('step');
+    // `lr` is a public field (the trainer sets it from the schedule): a NaN here would reach every weight
+    checkOption(this.who, 'lr', this.lr, NON_NEGATIVE);
     this.stepCount++;
     noGrad(() => {
       for (const group of this.groups) {
@@ -217,6 +255,7 @@ export abstract class Optimizer {
   protected abstract hyper(): Record<string, number | boolean>;
 
   stateDict(): OptimizerState {
+    this.assertAlive('stateDict');
     const buffers: OptimizerState['buffers'] = {};
     for (const g of this.groups) {
       g.params.forEach((p, i) => {
@@ -230,6 +269,7 @@ export abstract class Optimizer {
   }
 
   loadStateDict(s: OptimizerState): void {
+    this.assertAlive('loadStateDict');
     if (s.kind !== this.kind)
       throw new Error(`loadStateDict: state is for optimizer '${s.kind}', this is '${this.kind}'`);
     this.stepCount = s.step;
@@ -249,9 +289,15 @@ export abstract class Optimizer {
     }
   }
 
+  /** Frees the moment buffers; the optimizer cannot step afterwards (it would restart from zero moments). */
   dispose(): void {
     for (const b of this.state.values()) for (const t of Object.values(b)) t.dispose();
     this.state.clear();
+    this.disposed = true;
+  }
+
+  get isDisposed(): boolean {
+    return this.disposed;
   }
 }
 
@@ -289,10 +335,12 @@ export class SGD extends Optimizer {
   readonly nesterov: boolean;
 
   constructor(groups: readonly ParamGroupSpec[] | readonly [string, Tensor][], o: SGDOptions) {
-    super(groups, o.lr, o.weightDecay ?? 0);
+    super(groups, o.lr, o.weightDecay ?? 0, 'SGD');
     this.momentum = o.momentum ?? 0;
     this.dampening = o.dampening ?? 0;
     this.nesterov = o.nesterov ?? false;
+    checkOption('SGD', 'momentum', this.momentum, RATE);
+    checkOption('SGD', 'dampening', this.dampening, FRACTION);
     if (this.nesterov && (this.momentum <= 0 || this.dampening !== 0))
       throw new Error('SGD: nesterov needs momentum > 0 and dampening 0');
   }
@@ -332,11 +380,19 @@ abstract class AdamBase extends Optimizer {
   readonly beta2: number;
   readonly eps: number;
 
-  constructor(groups: readonly ParamGroupSpec[] | readonly [string, Tensor][], o: AdamOptions, defaultWd: number) {
-    super(groups, o.lr, o.weightDecay ?? defaultWd);
+  constructor(
+    groups: readonly ParamGroupSpec[] | readonly [string, Tensor][],
+    o: AdamOptions,
+    defaultWd: number,
+    who: string,
+  ) {
+    super(groups, o.lr, o.weightDecay ?? defaultWd, who);
     this.beta1 = o.beta1 ?? 0.9;
     this.beta2 = o.beta2 ?? 0.999;
     this.eps = o.eps ?? 1e-8;
+    checkOption(who, 'beta1', this.beta1, RATE);
+    checkOption(who, 'beta2', this.beta2, RATE);
+    checkOption(who, 'eps', this.eps, POSITIVE);
   }
 
   protected bufferNames(): string[] {
@@ -364,7 +420,7 @@ abstract class AdamBase extends Optimizer {
 export class AdamW extends AdamBase {
   readonly kind = 'adamw';
   constructor(groups: readonly ParamGroupSpec[] | readonly [string, Tensor][], o: AdamOptions) {
-    super(groups, o, 0.01);
+    super(groups, o, 0.01, 'AdamW');
   }
   protected update(p: Tensor, g: Tensor, group: ParamGroup, b: Record<string, Tensor>): void {
     this.fused(p, g, b, this.lr * group.lrScale, group.weightDecay);
@@ -375,7 +431,7 @@ export class AdamW extends AdamBase {
 export class Adam extends AdamBase {
   readonly kind = 'adam';
   constructor(groups: readonly ParamGroupSpec[] | readonly [string, Tensor][], o: AdamOptions) {
-    super(groups, o, 0);
+    super(groups, o, 0, 'Adam');
   }
   protected update(p: Tensor, g: Tensor, group: ParamGroup, b: Record<string, Tensor>): void {
     const gd = group.weightDecay ? add(g, mul(p, group.weightDecay)) : g;
@@ -402,6 +458,7 @@ export interface OptimizerConfig {
 /** Builds an optimizer over a module's named parameters with the decay/no-decay grouping. */
 export function createOptimizer(named: readonly [string, Tensor][], c: OptimizerConfig): Optimizer {
   const wd = c.weightDecay ?? (c.kind === 'adamw' ? 0.01 : 0);
+  checkOption(`createOptimizer(${c.kind})`, 'weightDecay', wd, NON_NEGATIVE); // before paramGroups drops a NaN
   const groups = paramGroups(named, wd, c.decay ?? 'no-norm-bias-embed');
   switch (c.kind) {
     case 'sgd':

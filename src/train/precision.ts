@@ -186,8 +186,13 @@ export class MixedPrecision {
     return { model, masters: this.lowPrecision ? bytes(this.masters.map(([, t]) => t)) : 0 };
   }
 
+  /** Frees the master copies (and their gradients) of a bf16/fp16 run; fp32 masters are the model's own. */
   dispose(): void {
-    if (this.lowPrecision) for (const [, t] of this.masters) t.dispose();
+    if (!this.lowPrecision) return;
+    for (const [, t] of this.masters) {
+      t.zeroGrad();
+      t.dispose();
+    }
   }
 }
 

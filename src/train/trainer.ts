@@ -130,6 +130,7 @@ export class Trainer {
   private readonly started = performance.now();
   /** fp16 steps skipped in a row (inf/nan gradients) */
   private skippedInARow = 0;
+  private disposed = false;
 
   constructor(
     readonly model: LanguageModel,
@@ -160,6 +161,7 @@ export class Trainer {
 
   /** One optimizer step over gradAccum micro-batches drawn from the task. */
   trainStep(): StepResult {
+    this.assertAlive('trainStep');
     const t0 = performance.now();
     const lr = lrAt(this.o.schedule, this.step);
     this.optimizer.lr = lr;
@@ -221,6 +223,7 @@ export class Trainer {
 
   /** forward + backward of one micro-batch; gradients accumulate on the (model) parameters */
   microStep(batch: HostBatch): { loss: number; tokens: number } {
+    this.assertAlive('microStep');
     return tidy(() => {
       const { loss, tokens } = this.task.loss(this.model, batch);
       const scaled = this.mp.scaleLoss(this.o.gradAccum === 1 ? loss : mul(loss, 1 / this.o.gradAccum));
@@ -231,6 +234,7 @@ export class Trainer {
 
   /** mean loss over `evalBatches` batches of each split (nanoGPT estimate_loss), in eval mode */
   evaluate(): EvalResult {
+    this.assertAlive('evaluate');
     const k = this.o.evalInterval > 0 ? Math.floor(this.step / this.o.evalInterval) : this.step;
     this.model.eval();
     try {
@@ -257,12 +261,14 @@ export class Trainer {
 
   /** the weights to save: float32 masters of trainable parameters, frozen ones as the model holds them */
   weights(): [string, Tensor][] {
+    this.assertAlive('weights');
     const masters = new Map(this.mp.masters);
     return this.model.namedParameters().map(([n, p]) => [n, masters.get(n) ?? p]);
   }
 
   /** loads full-precision weights (e.g. a checkpoint's) into the masters and the model copy */
   loadWeights(weights: ReadonlyMap<string, Tensor>): void {
+    this.assertAlive('loadWeights');
     const missing = this.mp.masters.filter(([n]) => !weights.has(n)).map(([n]) => n);
     if (missing.length)
       throw new Error(`trainer: checkpoint lacks ${missing.length} weight(s): ${missing.slice(0, 5).join(', ')}`);
@@ -289,6 +295,7 @@ export class Trainer {
 
   /** the step state; `buffers` holds optimizer moments and, under `task.*`, the task's carried tensors */
   state(): { json: TrainerState; buffers: OptimizerState['buffers'] } {
+    this.assertAlive('state');
     const { buffers, ...opt } = this.optimizer.stateDict();
     for (const [path, t] of this.task.carriedState?.() ?? [])
       buffers[`task.${path}`] = { shape: [...t.shape], data: Float32Array.from(t.data()) };
@@ -310,6 +317,7 @@ export class Trainer {
 
   /** restores a checkpoint written by state(); the weights must already be loaded into the model */
   loadState(json: TrainerState, buffers: OptimizerState['buffers']): void {
+    this.assertAlive('loadState');
     if (json.version !== 1) throw new Error(`trainer: checkpoint state version ${json.version} is not supported`);
     if (json.objective !== this.task.objective)
       throw new Error(
@@ -338,9 +346,26 @@ export class Trainer {
     }
   }
 
+  /**
+   * Frees what the trainer allocated: optimizer moments, the float32 master weights of a bf16/fp16 run,
+   * gradients left on the parameters, and the task's carried state. The model itself stays usable (in
+   * the training precision); the trainer does not: its methods throw afterwards. Idempotent.
+   */
   dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
     this.optimizer.dispose();
     this.task.dispose?.();
+    this.mp.zeroGrad();
+    this.mp.dispose();
+  }
+
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  private assertAlive(op: string): void {
+    if (this.disposed) throw new Error(`trainer: ${op}() after dispose()`);
   }
 }
 

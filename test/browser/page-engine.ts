@@ -3,18 +3,18 @@
 // worker): it loads the bundled Shakespeare model, generates text, and trains a tiny model.
 import {
   createModel,
+  createTask,
   createWasmBackend,
+  generate,
   getPreset,
   manualSeed,
+  MemoryTokenFile,
   noGrad,
   setBackend,
   tidy,
+  Trainer,
   type WasmBackend,
 } from '../../src/index.js';
-import { generate } from '../../src/infer/generate.js';
-import { MemoryTokenFile } from '../../src/train/data/index.js';
-import { CausalLMTask } from '../../src/train/family-objectives.js';
-import { Trainer } from '../../src/train/trainer.js';
 import { fetchModelFiles, modelFromFiles } from './page-model.js';
 import { lastLogits, SAMPLING, type EngineReport, type EngineRequest } from './page-shared.js';
 
@@ -45,7 +45,7 @@ async function trainTiny(be: WasmBackend, steps: number): Promise<EngineReport['
   const ids = Int32Array.from(new TextEncoder().encode(TEXT));
   const data = { train: new MemoryTokenFile(ids), val: new MemoryTokenFile(ids.slice(0, 800)) };
   // (8, 32) batches: the block's matmuls are above the pool's parallel threshold, so both threads work
-  const task = new CausalLMTask(data, { batchSize: 8, blockSize: 32, seed: 3 });
+  const task = createTask('causal-lm', model.config, data, { batchSize: 8, blockSize: 32, seed: 3 });
   const trainer = new Trainer(model, task, {
     steps,
     schedule: { kind: 'constant', lr: 3e-3 },

@@ -1,7 +1,7 @@
 // Batches of (x, y) windows over a token source. Everything is flat row-major Int32Array (B*T) so it
 // can become a (B, T) tensor without copying.
 import { Rng } from '../rng.js';
-import type { TokenSource } from './token-file.js';
+import { readTokens, type TokenSource } from './token-file.js';
 
 export interface Batch {
   /** Rows actually filled (the last sequential batch may be short). */
@@ -23,7 +23,7 @@ export function windowsAt(src: TokenSource, starts: ArrayLike<number>, blockSize
   const y = new Int32Array(B * T);
   const w = new Int32Array(T + 1);
   for (let r = 0; r < B; r++) {
-    src.read(starts[r], T + 1, w);
+    readTokens(src, starts[r], T + 1, w); // fills w whether read() fills `out` or returns a fresh array
     x.set(w.subarray(0, T), r * T);
     y.set(w.subarray(1, T + 1), r * T);
   }

@@ -14,12 +14,44 @@ export interface TokenFileMeta {
   tokenizer?: string;
 }
 
-/** Random-access token storage: disk-backed in Node, in-memory in browsers and tests. */
+/**
+ * Random-access token storage: disk-backed in Node (NodeTokenFile), in-memory in browsers and tests
+ * (MemoryTokenFile). Implement it to feed `createTask` from anywhere else.
+ */
 export interface TokenSource {
   /** Number of tokens. */
   readonly length: number;
-  /** Tokens [start, start+count) as int32 (a fresh array, or `out` when given and large enough). */
+  /**
+   * Tokens [start, start+count) as int32: either `out` filled (when given and large enough) or a fresh
+   * array of exactly `count` tokens. Callers use the returned array.
+   */
   read(start: number, count: number, out?: Int32Array): Int32Array;
+}
+
+function sourceName(src: TokenSource): string {
+  const name = (src as { constructor?: { name?: unknown } }).constructor?.name;
+  return typeof name === 'string' && name !== '' && name !== 'Object' ? `token source ${name}` : 'token source';
+}
+
+/**
+ * `src.read(start, count, out)` with its result checked: a source may fill `out` or return a fresh array
+ * (the interface allows both), and a result of another length is an error naming the source and range.
+ * With `out`, the tokens end up in out[0, count) and `out` is returned; without, the source's array.
+ */
+export function readTokens(src: TokenSource, start: number, count: number, out?: Int32Array): Int32Array {
+  const got: unknown = src.read(start, count, out);
+  if (out !== undefined && got === out) return out;
+  const where = `${sourceName(src)}: read(${start}, ${count}) (tokens [${start}, ${start + count}) of ${src.length})`;
+  if (got === null || typeof got !== 'object' || typeof (got as ArrayLike<number>).length !== 'number') {
+    throw new Error(`${where} returned ${got === null ? 'null' : typeof got}, expected an Int32Array of ${count} tokens`);
+  }
+  const arr = got as ArrayLike<number>;
+  if (arr.length !== count) throw new Error(`${where} returned ${arr.length} tokens, expected ${count}`);
+  if (out !== undefined) {
+    out.set(arr);
+    return out;
+  }
+  return arr instanceof Int32Array ? arr : Int32Array.from(arr);
 }
 
 export const SIDECAR_SUFFIX = '.json';
@@ -126,7 +158,7 @@ export class MemoryTokenFile implements TokenSource {
 export function* iterateChunks(src: TokenSource, chunkTokens = 1 << 20): Generator<Int32Array> {
   if (!(chunkTokens > 0)) throw new Error(`iterateChunks: chunkTokens must be > 0, got ${chunkTokens}`);
   for (let start = 0; start < src.length; start += chunkTokens) {
-    yield src.read(start, Math.min(chunkTokens, src.length - start));
+    yield readTokens(src, start, Math.min(chunkTokens, src.length - start));
   }
 }
 

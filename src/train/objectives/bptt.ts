@@ -1,7 +1,7 @@
 // Truncated backpropagation through time for RNN/LSTM/GRU language models (PyTorch word_language_model
 // style): the stream is cut into B contiguous rows, and consecutive chunks of each row continue where
 // the previous chunk stopped, so the trainer can carry (detached) hidden state across chunks.
-import type { TokenSource } from '../data/token-file.js';
+import { readTokens, type TokenSource } from '../data/token-file.js';
 
 export interface BpttChunk {
   /** (B, T) inputs; T may be shorter for the last chunk of a pass. */
@@ -55,7 +55,7 @@ export class BpttBatcher {
     const w = new Int32Array(T + 1);
     for (let b = 0; b < B; b++) {
       // Row b's targets may read one token into row b+1's range: the stream is continuous there.
-      this.src.read(b * this.rowLength + this.offset, T + 1, w);
+      readTokens(this.src, b * this.rowLength + this.offset, T + 1, w);
       x.set(w.subarray(0, T), b * T);
       y.set(w.subarray(1), b * T);
     }
