@@ -18,6 +18,15 @@ export class Rng {
     this.s = new Uint32Array([splitmix32(st), splitmix32(st), splitmix32(st), splitmix32(st)]);
   }
 
+  /** a generator started from a full 128-bit xoshiro128** state (not all zero) instead of a 32-bit seed */
+  static fromState(state: Uint32Array): Rng {
+    if (state.length !== 4 || state.every((x) => x === 0))
+      throw new Error('Rng.fromState: the state must be 4 uint32 words, not all zero');
+    const r = new Rng(0);
+    r.s.set(state);
+    return r;
+  }
+
   /** uniform uint32 */
   nextU32(): number {
     const s = this.s;

@@ -144,28 +144,20 @@ export function resolveAlignConfig(argv: readonly string[]): {
   help: boolean;
 } {
   const [method, ...rest] = argv;
-  if (!method || method === '--help')
-    return {
-      c: null as unknown as AlignConfig,
-      json: false,
-      resume: false,
-      overwrite: false,
-      quiet: false,
-      help: true,
-    };
+  const help = {
+    c: null as unknown as AlignConfig,
+    json: false,
+    resume: false,
+    overwrite: false,
+    quiet: false,
+    help: true,
+  };
+  if (!method || method === '--help') return help;
   if (!(ALIGN_METHODS as readonly string[]).includes(method))
     throw new Error(`unknown method ${JSON.stringify(method)} (methods: ${ALIGN_METHODS.join(', ')})`);
   const m = method as AlignMethod;
   const f = parseFlags('align', rest, VALUED, BOOLS);
-  if (f.help)
-    return {
-      c: null as unknown as AlignConfig,
-      json: false,
-      resume: false,
-      overwrite: false,
-      quiet: false,
-      help: true,
-    };
+  if (f.help) return help;
   const need = (n: string) => flagString(f, n) ?? fail(`--${n} is required (see 'lineage align --help')`);
   const num = (n: string, d: number, o: { int?: boolean; min?: number } = {}) => flagNumber(f, n, o) ?? d;
   const lossType = flagString(f, 'loss-type') ?? 'sigmoid';

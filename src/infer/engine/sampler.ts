@@ -249,7 +249,7 @@ export function sequenceRng(seed: number | undefined, index: number): Rng {
   if (!Number.isSafeInteger(s)) throw new Error(`sampling: seed must be a safe integer, got ${s}`);
   const mag = Math.abs(s);
   const hi = Math.floor(mag / 2 ** 32) | (s < 0 ? 1 << 21 : 0); // 21 bits of magnitude, then the sign
-  return new StreamRng(mixState([mag >>> 0, hi, index >>> 0, 0x9e3779b9]));
+  return Rng.fromState(mixState([mag >>> 0, hi, index >>> 0, 0x9e3779b9]));
 }
 
 /** murmur3's 32-bit finaliser: a bijection on uint32 */
@@ -265,26 +265,4 @@ function mixState(w: number[]): Uint32Array {
   const st = Uint32Array.from(w);
   if (st.every((x) => x === 0)) st[0] = 1; // xoshiro's one forbidden state
   return st;
-}
-
-const rotl = (x: number, k: number) => (x << k) | (x >>> (32 - k));
-
-/** xoshiro128** (as Rng) started from a full 128-bit state instead of a 32-bit seed */
-class StreamRng extends Rng {
-  constructor(private readonly st: Uint32Array) {
-    super(0);
-  }
-
-  override nextU32(): number {
-    const s = this.st;
-    const result = Math.imul(rotl(Math.imul(s[1]!, 5), 7), 9) >>> 0;
-    const t = s[1]! << 9;
-    s[2]! ^= s[0]!;
-    s[3]! ^= s[1]!;
-    s[1]! ^= s[2]!;
-    s[0]! ^= s[3]!;
-    s[2]! ^= t;
-    s[3] = rotl(s[3]!, 11);
-    return result;
-  }
 }
