@@ -163,9 +163,16 @@ export function parsePeftConfig(json: unknown, file = 'adapter_config.json'): Lo
   if (!Array.isArray(targets) || !targets.every((t) => typeof t === 'string'))
     throw new Error(`${file}: field 'target_modules' must be a list of names`);
   if (o.use_dora === true) throw new Error(`${file}: DoRA adapters are not supported`);
+  // per-module ranks / alphas would need a scaling per layer; refused rather than applied with the global one
+  for (const k of ['rank_pattern', 'alpha_pattern'])
+    if (o[k] && typeof o[k] === 'object' && Object.keys(o[k] as object).length > 0)
+      throw new Error(`${file}: field '${k}' (a rank or alpha per module) is not supported`);
+  const r = num('r');
+  // rsLoRA (use_rslora) scales by alpha / sqrt(r) instead of alpha / r: the same scaling as alpha * sqrt(r) / r
+  const alpha = o.use_rslora === true ? num('lora_alpha') * Math.sqrt(r) : num('lora_alpha');
   return {
-    r: num('r'),
-    alpha: num('lora_alpha'),
+    r,
+    alpha,
     dropout: typeof o.lora_dropout === 'number' ? o.lora_dropout : 0,
     targets: targets as string[],
   };

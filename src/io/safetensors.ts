@@ -241,7 +241,8 @@ function typed<T extends Float32Array | Uint16Array | Int32Array>(
     const view = new Ctor(bytes.buffer, bytes.byteOffset, n);
     return copy ? (view.slice() as T) : view;
   }
-  if (LITTLE_ENDIAN) return new Ctor(bytes.slice().buffer, 0, n); // unaligned: one copy realigns it
+  // unaligned: one copy realigns it (`new Uint8Array(bytes)`, not `bytes.slice()`: a Node Buffer's slice is a view)
+  if (LITTLE_ENDIAN) return new Ctor(new Uint8Array(bytes).buffer, 0, n);
   const out = new Ctor(n);
   for (let i = 0; i < n; i++) out[i] = get(i);
   return out;

@@ -32,10 +32,20 @@ export type Section = { text: string; id?: undefined } | { text: string; id: num
 export class AddedTokenMatcher {
   private re: RegExp | null;
   private byContent = new Map<string, AddedToken>();
-  constructor(tokens: AddedToken[]) {
-    const sorted = [...tokens].filter((t) => t.content.length > 0).sort((a, b) => b.content.length - a.content.length);
-    for (const t of sorted) this.byContent.set(t.content, t);
-    this.re = sorted.length ? new RegExp(sorted.map((t) => escapeRegex(t.content)).join('|'), 'gu') : null;
+  /**
+   * `normalize` maps each token's content to the text it is matched as: HF matches `normalized` added tokens
+   * in the normalized input by their normalized content (e.g. "NewWord" as "newword" under Lowercase).
+   */
+  constructor(tokens: AddedToken[], normalize: (s: string) => string = (s) => s) {
+    const patterns: [string, AddedToken][] = [];
+    for (const t of tokens) {
+      const p = normalize(t.content);
+      if (p.length > 0) patterns.push([p, t]);
+    }
+    patterns.sort((a, b) => b[0].length - a[0].length);
+    // the first token (lowest id, as the caller passes them sorted) wins when two normalize alike
+    for (const [p, t] of patterns) if (!this.byContent.has(p)) this.byContent.set(p, t);
+    this.re = patterns.length ? new RegExp(patterns.map(([p]) => escapeRegex(p)).join('|'), 'gu') : null;
   }
   get empty() {
     return this.re === null;

@@ -26,9 +26,19 @@ class Unicode implements Normalizer {
     return { type: this.form };
   }
 }
+/**
+ * Rust's per-char `char::to_lowercase`, as HF's NormalizedString::lowercase applies it: unlike JavaScript's
+ * String#toLowerCase there is no context rule, so a word-final capital sigma becomes σ, never ς.
+ */
+export function lowercase(t: string): string {
+  if (!t.includes('\u03a3')) return t.toLowerCase(); // Σ is the only context-dependent mapping
+  let out = '';
+  for (const c of t) out += c.toLowerCase();
+  return out;
+}
 class Lowercase implements Normalizer {
   normalize(t: string) {
-    return t.toLowerCase();
+    return lowercase(t);
   }
   toJSON() {
     return { type: 'Lowercase' };
@@ -118,7 +128,7 @@ export class BertNormalizer implements Normalizer {
       out += c;
     }
     if (this.stripAccents ?? this.lowercase) out = out.normalize('NFD').replace(/\p{Mn}/gu, '');
-    if (this.lowercase) out = out.toLowerCase();
+    if (this.lowercase) out = lowercase(out);
     return out;
   }
   toJSON() {

@@ -50,8 +50,14 @@ export class TemplateProcessing implements PostProcessor {
   }
   process(a: number[], b: number[] | null, add: boolean): number[] {
     if (!add) return b ? [...a, ...b] : a;
+    const template = b ? this.pair : this.single;
+    // an empty template would drop the text itself: say so instead of returning no ids
+    if (!template.length)
+      throw new Error(
+        `tokenizer.json: post_processor TemplateProcessing has no "${b ? 'pair' : 'single'}" template to encode ${b ? 'a pair' : 'a sequence'} with`,
+      );
     const out: number[] = [];
-    for (const p of b ? this.pair : this.single) {
+    for (const p of template) {
       // loops, not push(...x): sequences can be longer than the engine's argument limit
       const src = p.kind === 'seq' ? (p.seq === 'A' ? a : (b ?? [])) : this.specialTokens[p.token].ids;
       for (let i = 0; i < src.length; i++) out.push(src[i]);

@@ -100,7 +100,13 @@ export class Tokenizer {
       this.addedByContent.set(t.content, t);
     }
     this.rawMatcher = new AddedTokenMatcher(this.addedTokens.filter((t) => !t.normalized || !this.normalizer));
-    this.normMatcher = new AddedTokenMatcher(this.normalizer ? this.addedTokens.filter((t) => t.normalized) : []);
+    const norm = this.normalizer;
+    this.normMatcher = norm
+      ? new AddedTokenMatcher(
+          this.addedTokens.filter((t) => t.normalized),
+          (s) => norm.normalize(s),
+        )
+      : new AddedTokenMatcher([]);
     this.config = { ...(p.config ?? {}) };
     const ct = p.chatTemplate ?? null;
     this.chatTemplates = typeof ct === 'string' ? { default: ct } : { ...(ct ?? {}) };

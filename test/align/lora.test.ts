@@ -151,3 +151,19 @@ test('LoRA SFT step: only adapters change; no optimizer state or bf16 masters fo
   mp.dispose();
   opt.dispose();
 });
+
+test('PEFT adapter_config: rsLoRA scales by alpha / sqrt(r); per-module rank / alpha patterns are refused', async () => {
+  const { parsePeftConfig } = await import('../../src/align/lora.js');
+  const base = { peft_type: 'LORA', r: 16, lora_alpha: 8, target_modules: ['q_proj'] };
+  const plain = parsePeftConfig(base);
+  assert.equal(plain.alpha / plain.r, 8 / 16);
+  const rs = parsePeftConfig({ ...base, use_rslora: true });
+  assert.ok(Math.abs(rs.alpha / rs.r - 8 / Math.sqrt(16)) < 1e-12, `scaling ${rs.alpha / rs.r}`);
+  // the scaling reaches the layers
+  const model = createModel(tinyConfig('llama'), { seed: 1 });
+  applyLora(model, rs);
+  for (const [, l] of loraLayers(model)) assert.ok(Math.abs(l.scaling - 2) < 1e-12);
+  assert.throws(() => parsePeftConfig({ ...base, rank_pattern: { q_proj: 4 } }), /rank_pattern/);
+  assert.throws(() => parsePeftConfig({ ...base, alpha_pattern: { q_proj: 4 } }), /alpha_pattern/);
+  assert.doesNotThrow(() => parsePeftConfig({ ...base, rank_pattern: {}, alpha_pattern: {} }));
+});
