@@ -101,6 +101,12 @@ export interface TrainTask {
   seek(position: number): void;
   /** the loss of one batch (call inside a scope) */
   loss(model: LanguageModel, b: HostBatch): LossResult;
+  /**
+   * the loss is a mean over the batch's `tokens` target tokens, which vary from batch to batch (MLM,
+   * seq2seq): gradient accumulation then weights each micro-batch by its token count, not 1/gradAccum,
+   * and draws the step's micro-batches before the first backward
+   */
+  readonly tokenMeanLoss?: boolean;
   /** fixed evaluation batches for the eval with index `k` (nanoGPT draws fresh random windows each time) */
   evalBatches(split: 'train' | 'val', k: number, count: number): HostBatch[];
   /** tensors carried from step to step (TBPTT hidden state) by path, for checkpoints */
@@ -373,6 +379,7 @@ function documents(text: string, encode: (s: string) => number[]): number[][][] 
 
 export class MlmTask extends IndexedTask {
   readonly objective: ObjectiveName;
+  readonly tokenMeanLoss = true;
   private docs: Record<'train' | 'val', number[][][]>;
 
   constructor(
@@ -465,6 +472,7 @@ export class MlmTask extends IndexedTask {
  */
 export class WindowMlmTask extends IndexedTask {
   readonly objective = 'mlm';
+  readonly tokenMeanLoss = true;
   constructor(
     private readonly data: TaskData,
     o: TaskOptions,
@@ -532,6 +540,7 @@ function seq2seqHost(
 /** T5 span corruption over random windows sized so encoder inputs fit blockSize */
 export class SpanCorruptionTask extends IndexedTask {
   readonly objective = 'span-corruption';
+  readonly tokenMeanLoss = true;
   private readonly raw: number;
   constructor(
     private readonly data: TaskData,
@@ -559,6 +568,7 @@ export class SpanCorruptionTask extends IndexedTask {
 /** BART text infilling: the decoder reconstructs the original window */
 export class DenoisingTask extends IndexedTask {
   readonly objective = 'denoising';
+  readonly tokenMeanLoss = true;
   constructor(
     private readonly data: TaskData,
     o: TaskOptions,
@@ -589,6 +599,7 @@ export class DenoisingTask extends IndexedTask {
 /** Vaswani 2017 / Marian on a synthetic translation task (string reversal): data needs no corpus */
 export class SyntheticSeq2SeqTask extends IndexedTask {
   readonly objective = 'seq2seq';
+  readonly tokenMeanLoss = true;
   readonly dataset: SyntheticDataset;
   constructor(
     o: TaskOptions,

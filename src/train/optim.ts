@@ -27,16 +27,24 @@ export type ParamGroupSpec = Pick<ParamGroup, 'params' | 'names'> &
 /**
  * Which parameters get weight decay.
  * - 'matrices': every parameter with ≥ 2 dims (nanoGPT's configure_optimizers: embeddings decay too).
- * - 'no-norm-bias-embed': ≥ 2-D weights except embeddings (the common "no decay on norms, biases
- *   and embeddings" rule; the default).
+ * - 'no-norm-bias-embed': ≥ 2-D weights except embeddings and ≥ 2-D biases (`final_logits_bias`) and
+ *   Mamba's `A_log` (the common "no decay on norms, biases and embeddings" rule; the default).
  * - 'all' / 'none'.
  * - a predicate on (name, tensor).
  */
 export type DecayRule = 'matrices' | 'no-norm-bias-embed' | 'all' | 'none' | ((name: string, p: Tensor) => boolean);
 
-/** embedding tables by their checkpoint names (GPT wte/wpe, Llama/BART embed_*, BERT *_embeddings, T5 shared + relative_attention_bias) */
+/**
+ * embedding tables by their checkpoint names (GPT-2 wte/wpe, GPT-1 tokens_embed/positions_embed, Llama/BART
+ * embed_*, BERT *_embeddings, Mamba `backbone.embeddings`, T5 shared + relative_attention_bias)
+ */
 const EMBEDDING_NAME =
-  /(^|\.)(wte|wpe|embed_tokens|embed_positions|word_embeddings|position_embeddings|token_type_embeddings|shared|embedding|relative_attention_bias)(\.|$)/;
+  /(^|\.)(wte|wpe|tokens_embed|positions_embed|embed_tokens|embed_positions|word_embeddings|position_embeddings|token_type_embeddings|shared|embedding|embeddings|relative_attention_bias)(\.|$)/;
+/**
+ * ≥ 2-D parameters that are still biases or norms by role: BART/Marian's `final_logits_bias` (1, V), and
+ * Mamba's `A_log` (the SSM decay rates, which the reference implementation excludes from weight decay)
+ */
+const NO_DECAY_NAME = /(^|\.|_)bias$|(^|\.)A_log$/;
 
 export function decays(rule: DecayRule, name: string, p: Tensor): boolean {
   if (typeof rule === 'function') return rule(name, p);
@@ -48,7 +56,7 @@ export function decays(rule: DecayRule, name: string, p: Tensor): boolean {
     case 'matrices':
       return p.ndim >= 2;
     case 'no-norm-bias-embed':
-      return p.ndim >= 2 && !EMBEDDING_NAME.test(name);
+      return p.ndim >= 2 && !EMBEDDING_NAME.test(name) && !NO_DECAY_NAME.test(name);
   }
 }
 

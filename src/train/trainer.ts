@@ -3,8 +3,9 @@
 //
 // One optimizer step (nanoGPT's loop):
 //   lr = schedule(step)
-//   for each of gradAccum micro-batches: loss/gradAccum (· loss scale) → backward   (grads accumulate)
-//   grads → fp32 masters (unscaled); skip the step if any is inf/nan (fp16)
+//   for each of gradAccum micro-batches: loss·w (· loss scale) → backward → fp32 masters (grads accumulate)
+//     w = 1/gradAccum, or the micro-batch's share of the step's target tokens (token-mean objectives)
+//   skip the step if any gradient is inf/nan (fp16)
 //   clip by global norm; optimizer step on the masters; masters → model (bf16/fp16 rounding)
 // Each micro-step runs inside `tidy`, so memory is flat across steps: only parameters, masters, grads
 // (between backward and step) and optimizer moments live outside scopes.
@@ -168,13 +169,24 @@ export class Trainer {
     let loss = 0;
     let tokens = 0;
     let badLoss: number | null = null;
-    for (let i = 0; i < this.o.gradAccum; i++) {
-      const r = this.microStep(this.task.next());
+    const K = this.o.gradAccum;
+    // token-mean objectives with ragged targets (MLM, seq2seq): each micro-batch's mean loss is weighted by
+    // its share of the step's target tokens, so the gradient is that of one K-times larger batch (a plain
+    // 1/K would weight a token of a sparsely masked micro-batch more than one of a dense micro-batch)
+    const drawn = K > 1 && this.task.tokenMeanLoss ? Array.from({ length: K }, () => this.task.next()) : null;
+    const total = drawn?.reduce((s, b) => s + b.tokens, 0) ?? 0;
+    let gradsFinite = true;
+    for (let i = 0; i < K; i++) {
+      const batch = drawn ? drawn[i]! : this.task.next();
+      const r = this.microStep(batch, drawn && total > 0 ? batch.tokens / total : 1 / K);
       loss = r.loss; // nanoGPT logs the last micro-batch's loss
       if (!Number.isFinite(r.loss)) badLoss = r.loss;
       tokens += r.tokens;
+      // bf16/fp16: sum the micro-batches' gradients in the float32 masters, not in the low-precision
+      // parameters' gradients (where every addition would round to 8 or 11 mantissa bits)
+      if (i < K - 1 && this.mp.lowPrecision) gradsFinite = this.mp.unscaleToMasters() && gradsFinite;
     }
-    const gradsFinite = this.mp.unscaleToMasters();
+    gradsFinite = this.mp.unscaleToMasters() && gradsFinite;
     const params = this.optimizer.params;
     const norm = this.o.gradClip > 0 ? clipGradNorm(params, this.o.gradClip) : gradNorm(params);
     const finite = gradsFinite && Number.isFinite(norm) && badLoss === null;
@@ -221,12 +233,16 @@ export class Trainer {
     return this.elapsedBefore + (performance.now() - this.started) / 1000;
   }
 
-  /** forward + backward of one micro-batch; gradients accumulate on the (model) parameters */
-  microStep(batch: HostBatch): { loss: number; tokens: number } {
+  /**
+   * forward + backward of one micro-batch; gradients accumulate on the (model) parameters. `weight`
+   * multiplies the loss before backward (default 1/gradAccum; trainStep passes the micro-batch's share of
+   * the step's target tokens for token-mean objectives).
+   */
+  microStep(batch: HostBatch, weight = 1 / this.o.gradAccum): { loss: number; tokens: number } {
     this.assertAlive('microStep');
     return tidy(() => {
       const { loss, tokens } = this.task.loss(this.model, batch);
-      const scaled = this.mp.scaleLoss(this.o.gradAccum === 1 ? loss : mul(loss, 1 / this.o.gradAccum));
+      const scaled = this.mp.scaleLoss(weight === 1 ? loss : mul(loss, weight));
       scaled.backward();
       return { loss: loss.item(), tokens };
     });
