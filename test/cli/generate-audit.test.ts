@@ -5,26 +5,16 @@
 // and quantize keeping unquantized tensors in their source dtype.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseSafetensorsHeader, readHeaderLength } from '../../src/io/safetensors.js';
+import { packageRoot as root, runLineage } from '../helpers/cli.js';
 
-const root = fileURLToPath(new URL('../../../', import.meta.url)); // dist/test/cli -> package root
-const bin = join(root, 'bin', 'lineage.js');
 const CHAR = join(root, 'models', 'shakespeare-char');
 const LLAMA = join(root, 'models', 'shakespeare-llama');
 
-function lineage(args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], {
-    encoding: 'utf8',
-    env: { ...process.env, LINEAGE_THREADS: '1' },
-    timeout: 180_000,
-  });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+const lineage = (args: string[]) => runLineage(args, {}, 180_000);
 
 function json(args: string[]): Record<string, unknown> & { err: string } {
   const r = lineage(args);
