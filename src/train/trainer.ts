@@ -265,9 +265,12 @@ export class Trainer {
             `eval: none of the ${all.length} ${split}-split eval batches has a target token (objective ` +
               `${this.task.objective}: nothing was masked or predicted); raise --eval-batches, --batch-size or --block-size`,
           );
-        return (
-          bs.reduce((s, b) => s + noGrad(() => tidy(() => this.task.loss(this.model, b).loss.item())), 0) / bs.length
-        );
+        const losses = bs.map((b) => noGrad(() => tidy(() => this.task.loss(this.model, b).loss.item())));
+        // token-mean objectives with ragged targets (MLM, seq2seq): the mean over the split's target tokens, as
+        // one batch of all of them would give; equal-sized causal windows keep nanoGPT's mean of batch means
+        if (!this.task.tokenMeanLoss) return losses.reduce((s, l) => s + l, 0) / bs.length;
+        const total = bs.reduce((s, b) => s + b.tokens, 0);
+        return losses.reduce((s, l, i) => s + (l * bs[i]!.tokens) / total, 0);
       };
       return { step: this.step, train: mean('train'), val: mean('val'), batches };
     } finally {

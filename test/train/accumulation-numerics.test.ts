@@ -74,6 +74,30 @@ test('gradient accumulation over micro-batches with different target counts equa
   acc.dispose();
 });
 
+test('evaluation of a token-mean objective is the mean over target tokens, not over batches', () => {
+  const src = new CausalLMTask(data(), { batchSize: 2, blockSize: 8, seed: 3 }).next();
+  const x = src.arrays.inputIds!.data;
+  const y = src.arrays.labels!.data;
+  const lab0 = y.slice(0, 8).fill(-100, 1); // 1 target token
+  const lab1 = y.slice(8, 16); // 8 target tokens
+  const row = (r: number, lab: Int32Array): HostBatch => ({
+    arrays: { inputIds: { data: x.slice(r * 8, r * 8 + 8), shape: [1, 8] }, labels: { data: lab, shape: [1, 8] } },
+    tokens: lab.filter((v) => v !== -100).length,
+  });
+  const rows = [row(0, lab0), row(1, lab1)];
+  const task = { ...fixedTask(rows), evalBatches: () => rows };
+  const t = trainer(task, { evalBatches: 2 });
+  const each = rows.map((b) => task.loss(t.model, b).loss.item());
+  const want = (each[0]! * 1 + each[1]! * 8) / 9;
+  const got = t.evaluate();
+  t.model.eval();
+  assert.ok(
+    Math.abs(got.val - want) < 1e-5,
+    `val ${got.val}, token mean ${want}, batch mean ${(each[0]! + each[1]!) / 2}`,
+  );
+  t.dispose();
+});
+
 test('the ragged-target objectives declare a token-mean loss', () => {
   const cfg = createModel(getPreset('tiny-t5'), { seed: 1 }).config;
   const t5 = createTask('span-corruption', cfg, data(), { batchSize: 2, blockSize: 32, seed: 1 });
