@@ -121,14 +121,21 @@ const i32 = (a: { data: Int32Array; shape: [number, number] }) => tensor(a.data,
 const mixSeed = (seed: number, k: number) => (Math.imul(seed ^ 0x5bd1e995, 31) + k * 0x9e3779b1) >>> 0;
 
 /**
- * logits vs labels (ignore -100) plus the model's auxiliary loss (MoE balancing). A batch with no target
- * (`targets` 0: MLM masked nothing) has loss 0 and zero gradients, not the 0/0 = NaN of a mean over
- * nothing (which Hugging Face returns, and which would read as an overflow).
+ * logits vs labels (ignore -100), plus the model's auxiliary loss (MoE balancing) while it trains: an
+ * evaluation (eval mode) reports the cross-entropy alone, so a validation loss or perplexity is comparable
+ * across dense and MoE models. A batch with no target (`targets` 0: MLM masked nothing) has loss 0 and zero
+ * gradients, not the 0/0 = NaN of a mean over nothing (which Hugging Face returns, and which would read as
+ * an overflow).
  */
-function lmLoss(out: { logits: Tensor; auxLoss?: Tensor }, labels: Tensor, targets?: number): Tensor {
+function lmLoss(
+  model: LanguageModel,
+  out: { logits: Tensor; auxLoss?: Tensor },
+  labels: Tensor,
+  targets?: number,
+): Tensor {
   const reduction = targets === 0 ? 'sum' : 'mean';
   const ce = crossEntropy(out.logits, labels, { ignoreIndex: IGNORE_INDEX, reduction });
-  return out.auxLoss ? add(ce, out.auxLoss) : ce;
+  return out.auxLoss && model.training ? add(ce, out.auxLoss) : ce;
 }
 
 function countTargets(labels: Int32Array): number {
@@ -190,7 +197,7 @@ export class CausalLMTask implements TrainTask {
   }
   loss(model: LanguageModel, b: HostBatch): LossResult {
     const out = model.forward({ inputIds: i32(b.arrays.inputIds!) });
-    return { loss: lmLoss(out, i32(b.arrays.labels!)), tokens: b.tokens };
+    return { loss: lmLoss(model, out, i32(b.arrays.labels!)), tokens: b.tokens };
   }
   evalBatches(split: 'train' | 'val', k: number, count: number): HostBatch[] {
     const src = split === 'train' ? this.data.train : this.data.val;
@@ -251,11 +258,11 @@ export class BpttTask implements TrainTask {
     if (b.standalone) {
       const cache = model.newCache?.(b.arrays.inputIds!.shape[0]) ?? null;
       const out = model.forward({ inputIds: i32(b.arrays.inputIds!), cache });
-      return { loss: lmLoss(out, i32(b.arrays.labels!)), tokens: b.tokens };
+      return { loss: lmLoss(model, out, i32(b.arrays.labels!)), tokens: b.tokens };
     }
     if (b.reset || !this.cache) this.resetState(model);
     const out = model.forward({ inputIds: i32(b.arrays.inputIds!), cache: this.cache });
-    const loss = lmLoss(out, i32(b.arrays.labels!));
+    const loss = lmLoss(model, out, i32(b.arrays.labels!));
     this.carry();
     return { loss, tokens: b.tokens };
   }
@@ -452,7 +459,7 @@ export class MlmTask extends IndexedTask {
       tokenTypeIds: i32(a.tokenTypeIds!),
       attentionMask: i32(a.attentionMask!),
     });
-    let loss = lmLoss(out, i32(a.labels!), b.tokens);
+    let loss = lmLoss(model, out, i32(a.labels!), b.tokens);
     if (this.objective === 'mlm-nsp') {
       if (!out.nspLogits)
         throw new Error(
@@ -502,7 +509,7 @@ export class WindowMlmTask extends IndexedTask {
 
   loss(model: LanguageModel, b: HostBatch): LossResult {
     const out = model.forward({ inputIds: i32(b.arrays.inputIds!) });
-    return { loss: lmLoss(out, i32(b.arrays.labels!), b.tokens), tokens: b.tokens };
+    return { loss: lmLoss(model, out, i32(b.arrays.labels!), b.tokens), tokens: b.tokens };
   }
 }
 
@@ -514,7 +521,7 @@ function seq2seqLoss(model: LanguageModel, b: HostBatch): LossResult {
   const inputs: ModelInputs = { inputIds: i32(a.inputIds!), decoderInputIds: i32(a.decoderInputIds!) };
   if (a.attentionMask) inputs.attentionMask = i32(a.attentionMask);
   if (a.decoderAttentionMask) inputs.decoderAttentionMask = i32(a.decoderAttentionMask);
-  return { loss: lmLoss(model.forward(inputs), i32(a.labels!), b.tokens), tokens: b.tokens };
+  return { loss: lmLoss(model, model.forward(inputs), i32(a.labels!), b.tokens), tokens: b.tokens };
 }
 
 function seq2seqHost(

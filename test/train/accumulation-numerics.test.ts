@@ -8,6 +8,7 @@ import { getPreset } from '../../src/models/presets.js';
 import { MemoryTokenFile } from '../../src/train/data/index.js';
 import { CausalLMTask, createTask, type HostBatch, type TrainTask } from '../../src/train/family-objectives.js';
 import { decays } from '../../src/train/optim.js';
+import { tensor } from '../../src/ops/index.js';
 import { Trainer, type TrainerOptions } from '../../src/train/trainer.js';
 
 const TEXT = 'ROMEO: But soft, what light through yonder window breaks? It is the east.\n'.repeat(30);
@@ -160,4 +161,21 @@ test("default decay rule: no decay on GPT-1's embeddings, Mamba's embeddings and
   assert.ok(noDecay('tiny-bart').includes('final_logits_bias'));
   // weight matrices still decay
   assert.ok(decays('no-norm-bias-embed', 'model.layers.0.mlp.down_proj.weight', { ndim: 2 } as never));
+});
+
+test('MoE: the balancing loss is added while training, not to an evaluation (validation loss is cross-entropy)', () => {
+  const model = createModel(getPreset('tiny-mixtral'), { seed: 1 });
+  const task = new CausalLMTask(data(), { batchSize: 2, blockSize: 8, seed: 3 });
+  const b = task.next();
+  const out = model.forward({
+    inputIds: tensor(b.arrays.inputIds!.data, { shape: b.arrays.inputIds!.shape, dtype: 'int32' }),
+  });
+  const aux = out.auxLoss!.item();
+  assert.ok(aux > 0);
+  model.train();
+  const trainLoss = task.loss(model, b).loss.item();
+  model.eval();
+  const evalLoss = task.loss(model, b).loss.item();
+  assert.ok(Math.abs(trainLoss - evalLoss - aux) < 1e-5, `train ${trainLoss}, eval ${evalLoss}, aux ${aux}`);
+  model.dispose();
 });
