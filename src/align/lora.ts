@@ -13,6 +13,7 @@ import { noGrad } from '../tensor/engine.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { tensor } from '../ops/index.js';
 import { parseSafetensors, serializeSafetensors, type RawTensor } from '../io/safetensors.js';
+import { bf16ToF32, f16ToF32 } from '../backend/dtype.js';
 
 export interface LoraConfig {
   r: number;
@@ -178,6 +179,15 @@ export function parsePeftConfig(json: unknown, file = 'adapter_config.json'): Lo
   };
 }
 
+/** an adapter tensor's values as float32: PEFT saves float32, or the base model's float16 / bfloat16 */
+function adapterValues(r: RawTensor, file: string): Float32Array {
+  if (r.dtype === 'float32') return r.data as Float32Array;
+  const bits = r.data as Uint16Array;
+  if (r.dtype === 'float16') return Float32Array.from(bits, f16ToF32);
+  if (r.dtype === 'bfloat16') return Float32Array.from(bits, bf16ToF32);
+  throw new Error(`${file}: '${r.name}' is ${r.dtype}; adapters are float32, float16 or bfloat16`);
+}
+
 /** applies a PEFT adapter (config + safetensors bytes) to `model`: wraps the targets, loads A and B exactly */
 export function loadAdapter(
   model: Module,
@@ -198,8 +208,7 @@ export function loadAdapter(
         throw new Error(`${file}: tensor '${r.name}' matches no LoRA parameter of this model`);
       if (r.shape.join() !== p.shape.join())
         throw new Error(`${file}: '${r.name}' has shape [${r.shape}], the model expects [${p.shape}]`);
-      if (r.dtype !== 'float32') throw new Error(`${file}: '${r.name}' is ${r.dtype}; float32 adapters only`);
-      model.setParameter(name, tensor(r.data as Float32Array, { shape: r.shape }));
+      model.setParameter(name, tensor(adapterValues(r, file), { shape: r.shape }));
       seen.add(name);
     }
   });

@@ -167,3 +167,37 @@ test('PEFT adapter_config: rsLoRA scales by alpha / sqrt(r); per-module rank / a
   assert.throws(() => parsePeftConfig({ ...base, alpha_pattern: { q_proj: 4 } }), /alpha_pattern/);
   assert.doesNotThrow(() => parsePeftConfig({ ...base, rank_pattern: {}, alpha_pattern: {} }));
 });
+
+test('PEFT adapters saved in float16 or bfloat16 load as their float32 values', async () => {
+  const { f32ToF16, f16ToF32, f32ToBf16, bf16ToF32 } = await import('../../src/backend/dtype.js');
+  const { serializeSafetensors } = await import('../../src/io/safetensors.js');
+  const { loadAdapter } = await import('../../src/align/lora.js');
+  const c = { r: 2, alpha: 16, dropout: 0, targets: ['q_proj', 'v_proj'] };
+  const model = createModel(tinyConfig('llama'), { seed: 1 });
+  applyLora(model, c);
+  randomizeB(model);
+  const dir = mkdtempSync(join(tmpdir(), 'lineage-lora16-'));
+  try {
+    saveAdapterDir(dir, model, c, 'tiny-llama');
+    const saved = parseSafetensors(new Uint8Array(readFileSync(join(dir, 'adapter_model.safetensors'))), {
+      copy: true,
+    });
+    for (const [dtype, enc, dec] of [
+      ['float16', f32ToF16, f16ToF32],
+      ['bfloat16', f32ToBf16, bf16ToF32],
+    ] as const) {
+      const bytes = serializeSafetensors(
+        saved.tensors.map((t) => ({ ...t, dtype, data: Uint16Array.from(t.data as Float32Array, enc) })),
+      );
+      const again = createModel(tinyConfig('llama'), { seed: 1 });
+      loadAdapter(again, c, bytes);
+      const want = new Map(adapterTensors(model).map(([n, w]) => [n, w.data() as Float32Array]));
+      for (const [n, t] of adapterTensors(again)) {
+        const w = Array.from(want.get(n)!, (x) => dec(enc(x)));
+        assert.deepEqual(Array.from(t.data() as Float32Array), w, `${dtype} ${n}`);
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
