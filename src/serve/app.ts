@@ -215,7 +215,9 @@ export function createServer(o: ServerOptions): FastifyInstance {
     }
     const eos = m.config.tokens.eos;
     const stopIds = new Set<number>(eos === null ? [] : [eos]);
-    const choices = prompts.flatMap(() => Array.from({ length: n }, () => newChoice(m.tokenizer, stopIds)));
+    const choices = prompts.flatMap(() =>
+      Array.from({ length: n }, () => newChoice(m.tokenizer, stopIds, fields.logprobs !== undefined)),
+    );
     const promptTokens = prompts.reduce((s, p) => s + p.length, 0) * 1;
     let finished = false;
     reply.raw.on('close', () => {
@@ -275,7 +277,7 @@ export function createServer(o: ServerOptions): FastifyInstance {
         object: 'chat.completion.chunk',
         created,
         model: m.name,
-        choices: [{ index: ci, delta, logprobs: logprobsOf(c.track.kept), finish_reason: finish }],
+        choices: [{ index: ci, delta, logprobs: logprobsOf(c.track?.kept ?? []), finish_reason: finish }],
         ...(b.stream_options?.include_usage ? { usage: null } : {}),
       });
     };
@@ -528,7 +530,7 @@ function finalChoice(
   tools: ToolUse | null,
 ) {
   if (chat) {
-    const logprobs = withLogprobs ? chatLogprobs(m.tokenizer, c.track.kept) : null;
+    const logprobs = withLogprobs ? chatLogprobs(m.tokenizer, c.track?.kept ?? []) : null;
     const calls = tools ? parseToolCalls(c.text, tools) : null;
     if (calls)
       return {
@@ -544,7 +546,7 @@ function finalChoice(
       finish_reason: c.finish ?? 'stop',
     };
   }
-  const logprobs = withLogprobs ? completionLogprobs(m.tokenizer, c.track.kept) : null;
+  const logprobs = withLogprobs ? completionLogprobs(m.tokenizer, c.track?.kept ?? []) : null;
   return { index, text: c.text, logprobs, finish_reason: c.finish ?? 'stop' };
 }
 

@@ -125,25 +125,26 @@ export interface ChoiceState {
   /** tokens generated (usage counts them all, also those cut with a stop string) */
   tokens: number;
   finish: FinishReason | null;
-  track: TokenTrack;
+  /** the tokens behind the returned text, tracked only when the request asked for logprobs */
+  track: TokenTrack | null;
 }
 
-export const newChoice = (tok: Tokenizer, stopIds: ReadonlySet<number>): ChoiceState => ({
+export const newChoice = (tok: Tokenizer, stopIds: ReadonlySet<number>, logprobs: boolean): ChoiceState => ({
   text: '',
   tokens: 0,
   finish: null,
-  track: new TokenTrack(tok, stopIds),
+  track: logprobs ? new TokenTrack(tok, stopIds) : null,
 });
 
 /** folds one engine event into its choice; returns the text delta and the tokens it releases to logprobs */
 export function applyEvent(c: ChoiceState, e: TokenEvent): { delta: string; released: TrackedToken[] } {
   if (e.token >= 0) {
     c.tokens++;
-    c.track.push(e.token, e.logprobs);
+    c.track?.push(e.token, e.logprobs);
   }
   c.text += e.text;
   c.finish = finishReason(e.finishReason);
-  return { delta: e.text, released: c.track.release(c.text.length, e.finishReason !== null) };
+  return { delta: e.text, released: c.track?.release(c.text.length, e.finishReason !== null) ?? [] };
 }
 
 const rawBytesCache = new WeakMap<Tokenizer, (Uint8Array | null)[] | null>();

@@ -1,12 +1,16 @@
 // Seeded, reproducible random numbers (xoshiro128**, seeded with splitmix32). Same seed, same
 // stream, in every runtime.
 
+/** murmur3's 32-bit finaliser: a bijection on uint32 */
+function fmix32(h: number): number {
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
 function splitmix32(state: { s: number }): number {
   state.s = (state.s + 0x9e3779b9) | 0;
-  let z = state.s;
-  z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-  z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-  return (z ^ (z >>> 16)) >>> 0;
+  return fmix32(state.s);
 }
 
 export class Rng {
@@ -18,13 +22,18 @@ export class Rng {
     this.s = new Uint32Array([splitmix32(st), splitmix32(st), splitmix32(st), splitmix32(st)]);
   }
 
-  /** a generator started from a full 128-bit xoshiro128** state (not all zero) instead of a 32-bit seed */
-  static fromState(state: Uint32Array): Rng {
-    if (state.length !== 4 || state.every((x) => x === 0))
-      throw new Error('Rng.fromState: the state must be 4 uint32 words, not all zero');
-    const r = new Rng(0);
-    r.s.set(state);
-    return r;
+  /**
+   * A generator whose whole 128-bit state is a bijection of four uint32 key words (four rounds of murmur3's
+   * finaliser, each word mixed with its neighbour): distinct keys start distinct streams, which a 32-bit seed
+   * cannot promise for keys wider than 32 bits.
+   */
+  static fromKey(key: readonly [number, number, number, number]): Rng {
+    const w = key.map((x) => x >>> 0);
+    for (let r = 0; r < 4; r++) for (let i = 0; i < 4; i++) w[i] = fmix32((w[i]! ^ w[(i + 3) % 4]!) >>> 0);
+    const rng = new Rng(0);
+    rng.s.set(w);
+    if (rng.s.every((x) => x === 0)) rng.s[0] = 1; // xoshiro's one forbidden state
+    return rng;
   }
 
   /** uniform uint32 */

@@ -43,18 +43,24 @@ function fixedTask(batches: HostBatch[]): TrainTask {
   };
 }
 
-const masters = (t: Trainer) => t.mp.masters.map(([, p]) => Float64Array.from(p.data() as Float32Array));
-
-test('gradient accumulation over micro-batches with different target counts equals one large batch', () => {
+/** two rows of one causal batch as micro-batches with 1 and 8 target tokens, and the inputs / labels they cut */
+function raggedRows(): { rows: HostBatch[]; x: Int32Array; labels: Int32Array[] } {
   const src = new CausalLMTask(data(), { batchSize: 2, blockSize: 8, seed: 3 }).next();
   const x = src.arrays.inputIds!.data;
   const y = src.arrays.labels!.data;
-  const lab0 = y.slice(0, 8).fill(-100, 1); // 1 target token
-  const lab1 = y.slice(8, 16); // 8 target tokens
-  const row = (r: number, lab: Int32Array): HostBatch => ({
+  const labels = [y.slice(0, 8).fill(-100, 1), y.slice(8, 16)]; // 1 and 8 target tokens
+  const rows = labels.map((lab, r): HostBatch => ({
     arrays: { inputIds: { data: x.slice(r * 8, r * 8 + 8), shape: [1, 8] }, labels: { data: lab, shape: [1, 8] } },
     tokens: lab.filter((v) => v !== -100).length,
-  });
+  }));
+  return { rows, x, labels };
+}
+
+const masters = (t: Trainer) => t.mp.masters.map(([, p]) => Float64Array.from(p.data() as Float32Array));
+
+test('gradient accumulation over micro-batches with different target counts equals one large batch', () => {
+  const { rows, x, labels } = raggedRows();
+  const [lab0, lab1] = labels as [Int32Array, Int32Array];
   const big: HostBatch = {
     arrays: {
       inputIds: { data: x.slice(0, 16), shape: [2, 8] },
@@ -63,7 +69,7 @@ test('gradient accumulation over micro-batches with different target counts equa
     tokens: 9,
   };
   const full = trainer(fixedTask([big]), { gradAccum: 1 });
-  const acc = trainer(fixedTask([row(0, lab0), row(1, lab1)]), { gradAccum: 2 });
+  const acc = trainer(fixedTask(rows), { gradAccum: 2 });
   full.trainStep();
   acc.trainStep();
   const [a, b] = [masters(full), masters(acc)];
@@ -76,16 +82,7 @@ test('gradient accumulation over micro-batches with different target counts equa
 });
 
 test('evaluation of a token-mean objective is the mean over target tokens, not over batches', () => {
-  const src = new CausalLMTask(data(), { batchSize: 2, blockSize: 8, seed: 3 }).next();
-  const x = src.arrays.inputIds!.data;
-  const y = src.arrays.labels!.data;
-  const lab0 = y.slice(0, 8).fill(-100, 1); // 1 target token
-  const lab1 = y.slice(8, 16); // 8 target tokens
-  const row = (r: number, lab: Int32Array): HostBatch => ({
-    arrays: { inputIds: { data: x.slice(r * 8, r * 8 + 8), shape: [1, 8] }, labels: { data: lab, shape: [1, 8] } },
-    tokens: lab.filter((v) => v !== -100).length,
-  });
-  const rows = [row(0, lab0), row(1, lab1)];
+  const { rows } = raggedRows();
   const task = { ...fixedTask(rows), evalBatches: () => rows };
   const t = trainer(task, { evalBatches: 2 });
   const each = rows.map((b) => task.loss(t.model, b).loss.item());

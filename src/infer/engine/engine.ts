@@ -568,16 +568,20 @@ export class Engine {
    */
   private failRequest(id: string, e: Error): void {
     const list = this.seqs.get(id) ?? [];
-    const beam = list[0]?.beam;
-    for (const s of beam ? beam.live : list) {
+    const h = this.handles.get(id);
+    this.release(id, list[0]?.beam ? list[0].beam.live : list);
+    h?.fail(new Error(`generation: ${e.message.replace(/^generation: /, '')}`));
+  }
+
+  /** every unfinished sequence of a request leaves the scheduler and gives its blocks back; the request is forgotten */
+  private release(id: string, seqs: readonly Sequence[]): void {
+    for (const s of seqs) {
       if (s.status === 'finished') continue;
       this.scheduler.remove(s);
       s.status = 'finished';
     }
     this.seqs.delete(id);
-    const h = this.handles.get(id);
     this.handles.delete(id);
-    h?.fail(new Error(`generation: ${e.message.replace(/^generation: /, '')}`));
   }
 
   private commit(seq: Sequence): void {
@@ -837,7 +841,7 @@ export class Engine {
   private beamFinish(g: BeamGroup): void {
     const id = g.live[0]!.requestId;
     const h = this.handles.get(id)!;
-    this.beamRelease(g, id);
+    this.release(id, g.live);
     const hyps = g.search.result(g.n);
     hyps.forEach((hyp, i) => this.emitHypothesis(h, id, i, hyp));
     for (let i = hyps.length; i < g.n; i++) h.push({ id, index: i, token: -1, text: '', finishReason: 'stop' });
@@ -864,18 +868,8 @@ export class Engine {
 
   private beamAbort(g: BeamGroup, id: string): void {
     const h = this.handles.get(id)!;
-    this.beamRelease(g, id);
+    this.release(id, g.live);
     for (let i = 0; i < g.n; i++) h.push({ id, index: i, token: -1, text: '', finishReason: 'abort' });
-  }
-
-  /** every beam of the request leaves the scheduler and gives its blocks back */
-  private beamRelease(g: BeamGroup, id: string): void {
-    for (const s of g.live) {
-      this.scheduler.remove(s);
-      s.status = 'finished';
-    }
-    this.seqs.delete(id);
-    this.handles.delete(id);
   }
 
   private notePeak(): void {

@@ -143,8 +143,10 @@ export function argmax(row: ArrayLike<number>): number {
 
 /** bias and penalties, in place; finite logits stay finite whatever the parameters (no ±Infinity, no NaN) */
 export function applyPenalties(row: Float32Array, p: SamplingParams, st: PenaltyState): void {
-  for (const [k, v] of Object.entries(p.logitBias ?? {}))
-    row[Number(k)] = bounded(row[Number(k)]!, row[Number(k)]! + v);
+  for (const [k, v] of Object.entries(p.logitBias ?? {})) {
+    const id = Number(k);
+    row[id] = bounded(row[id]!, row[id]! + v);
+  }
   const rep = p.repetitionPenalty ?? 1;
   if (rep !== 1) for (const id of st.seen) row[id] = bounded(row[id]!, row[id]! > 0 ? row[id]! / rep : row[id]! * rep);
   const [pres, freq] = [p.presencePenalty ?? 0, p.frequencyPenalty ?? 0];
@@ -249,20 +251,5 @@ export function sequenceRng(seed: number | undefined, index: number): Rng {
   if (!Number.isSafeInteger(s)) throw new Error(`sampling: seed must be a safe integer, got ${s}`);
   const mag = Math.abs(s);
   const hi = Math.floor(mag / 2 ** 32) | (s < 0 ? 1 << 21 : 0); // 21 bits of magnitude, then the sign
-  return Rng.fromState(mixState([mag >>> 0, hi, index >>> 0, 0x9e3779b9]));
-}
-
-/** murmur3's 32-bit finaliser: a bijection on uint32 */
-function fmix32(h: number): number {
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0;
-}
-
-/** a bijection on 128-bit states: each word is replaced by fmix32(word ^ another word), four rounds */
-function mixState(w: number[]): Uint32Array {
-  for (let r = 0; r < 4; r++) for (let i = 0; i < 4; i++) w[i] = fmix32((w[i]! ^ w[(i + 3) % 4]!) >>> 0);
-  const st = Uint32Array.from(w);
-  if (st.every((x) => x === 0)) st[0] = 1; // xoshiro's one forbidden state
-  return st;
+  return Rng.fromKey([mag >>> 0, hi, index >>> 0, 0x9e3779b9]);
 }
